@@ -1,0 +1,127 @@
+//! Addressing: the three forms a request's `To` can take (TS-0001 clause 7.2) and the
+//! identifiers the CSE generates.
+
+use crate::error::{Error, Result};
+use rand::Rng;
+
+/// Where a `To` points, before it is resolved against the store.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Address {
+    /// CSE-relative: `cse-in/ae1/cnt` (structured) or `cnt123` (unstructured).
+    CseRelative(String),
+    /// SP-relative: `/id-in/cse-in/ae1`.
+    SpRelative {
+        /// The CSE-ID without its leading slash.
+        cse_id: String,
+        /// What follows the CSE-ID, CSE-relative.
+        rest: String,
+    },
+    /// Absolute: `//sp.example/id-in/cse-in/ae1`.
+    Absolute {
+        /// The M2M Service Provider ID.
+        sp_id: String,
+        /// The CSE-ID without slashes.
+        cse_id: String,
+        /// What follows the CSE-ID, CSE-relative.
+        rest: String,
+    },
+}
+
+impl Address {
+    /// Parses a primitive `To` value. Empty segments (`a//b`) are refused.
+    pub fn parse(to: &str) -> Result<Self> {
+        let bad = || Error::bad_request(format!("invalid target address '{to}'"));
+        if to.is_empty() || to.len() > 2048 {
+            return Err(bad());
+        }
+        let addr = if let Some(abs) = to.strip_prefix("//") {
+            let mut parts = abs.splitn(3, '/');
+            let sp_id = parts.next().filter(|s| !s.is_empty()).ok_or_else(bad)?;
+            let cse_id = parts.next().filter(|s| !s.is_empty()).ok_or_else(bad)?;
+            Self::Absolute {
+                sp_id: sp_id.to_owned(),
+                cse_id: cse_id.to_owned(),
+                rest: parts.next().unwrap_or("").to_owned(),
+            }
+        } else if let Some(sp) = to.strip_prefix('/') {
+            let mut parts = sp.splitn(2, '/');
+            let cse_id = parts.next().filter(|s| !s.is_empty()).ok_or_else(bad)?;
+            Self::SpRelative { cse_id: cse_id.to_owned(), rest: parts.next().unwrap_or("").to_owned() }
+        } else {
+            Self::CseRelative(to.to_owned())
+        };
+        let rest = match &addr {
+            Self::CseRelative(r) => r,
+            Self::SpRelative { rest, .. } | Self::Absolute { rest, .. } => rest,
+        };
+        let rest = rest.strip_suffix('/').unwrap_or(rest);
+        if !rest.is_empty() && rest.split('/').any(str::is_empty) {
+            return Err(bad());
+        }
+        Ok(addr)
+    }
+}
+
+/// A valid resource name: printable, no `/`, not a reserved virtual-resource name.
+pub fn validate_resource_name(rn: &str) -> Result<()> {
+    let ok = !rn.is_empty()
+        && rn.len() <= 255
+        && !rn.contains('/')
+        && rn.chars().all(|c| !c.is_control() && !c.is_whitespace())
+        && !matches!(rn, "la" | "ol" | "fopt" | "." | ".." | "-");
+    if ok {
+        Ok(())
+    } else {
+        Err(Error::bad_request(format!("invalid resource name '{rn}'")))
+    }
+}
+
+const ALPHABET: &[u8] = b"abcdefghijklmnopqrstuvwxyz0123456789";
+
+/// A random identifier of `len` lowercase alphanumerics. Random, not sequential, so that an
+/// identifier says nothing about when or by whom it was made.
+pub fn random_token(len: usize) -> String {
+    let mut rng = rand::thread_rng();
+    (0..len).map(|_| ALPHABET[rng.gen_range(0..ALPHABET.len())] as char).collect()
+}
+
+/// A fresh resource identifier for a type, e.g. `cnt` + random.
+pub fn new_resource_id(short_name: &str) -> String {
+    format!("{short_name}{}", random_token(16))
+}
+
+/// A fresh CSE-assigned AE-ID stem: `C` followed by random characters (a pseudonym).
+pub fn new_ae_id() -> String {
+    format!("C{}", random_token(20))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_each_form() {
+        assert_eq!(Address::parse("cse-in/ae").ok(), Some(Address::CseRelative("cse-in/ae".into())));
+        assert_eq!(
+            Address::parse("/id-in/cse-in").ok(),
+            Some(Address::SpRelative { cse_id: "id-in".into(), rest: "cse-in".into() })
+        );
+        assert_eq!(
+            Address::parse("//sp/id-in").ok(),
+            Some(Address::Absolute { sp_id: "sp".into(), cse_id: "id-in".into(), rest: String::new() })
+        );
+        assert!(Address::parse("").is_err());
+        assert!(Address::parse("cse-in//x").is_err());
+        assert!(Address::parse("//").is_err());
+    }
+
+    #[test]
+    fn ids_are_random_and_prefixed() {
+        let a = new_ae_id();
+        assert!(a.starts_with('C') && a.len() == 21);
+        assert_ne!(a, new_ae_id());
+        assert!(validate_resource_name("la").is_err());
+        assert!(validate_resource_name("a b").is_err());
+        assert!(validate_resource_name("sensor-1").is_ok());
+    }
+}

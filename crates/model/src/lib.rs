@@ -1,0 +1,25 @@
+//! The oneM2M data model of secure-cse: resource types, attribute tables, request and
+//! response primitives, status codes, filter criteria and the JSON/CBOR codecs.
+//!
+//! This crate is pure (no I/O, no async) so that every rule it encodes can be tested alone
+//! and reused by every binding and by the client.
+#![forbid(unsafe_code)]
+
+pub mod attributes;
+pub mod codec;
+pub mod error;
+pub mod filter;
+pub mod id;
+pub mod primitive;
+pub mod resource;
+pub mod resources;
+pub mod rsc;
+pub mod time;
+pub mod types;
+
+pub use error::{Error, Result};
+pub use filter::FilterCriteria;
+pub use resource::Resource;
+pub use primitive::{Request, Response, ResultContent};
+pub use rsc::ResponseStatusCode;
+pub use types::{AccessOperation, Operation, ResourceType};

@@ -1,0 +1,202 @@
+//! Request and response primitives (TS-0004 clause 8.2.1): what every binding produces and
+//! consumes, independent of HTTP, CoAP or MQTT.
+
+use crate::error::{Error, Result};
+use crate::filter::FilterCriteria;
+use crate::rsc::ResponseStatusCode;
+use crate::types::{Operation, ResourceType};
+use serde_json::Value;
+
+/// Release versions this CSE accepts in `rvi`.
+pub const SUPPORTED_RELEASES: &[&str] = &["2a", "3", "4", "5"];
+
+/// What the response should contain (`rcn`, TS-0004 clause 6.3.4.2.18 / 7.3.1.2).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ResultContent {
+    /// 0: nothing.
+    Nothing,
+    /// 1: the resource's attributes.
+    Attributes,
+    /// 2: the hierarchical address of the (created) resource.
+    HierarchicalAddress,
+    /// 3: hierarchical address and attributes.
+    HierarchicalAddressAndAttributes,
+    /// 4: attributes and the child resources.
+    AttributesAndChildResources,
+    /// 5: attributes and references to the children.
+    AttributesAndChildResourceReferences,
+    /// 6: references to the children only.
+    ChildResourceReferences,
+    /// 8: the child resources only.
+    ChildResources,
+    /// 9: only the attributes an UPDATE changed.
+    ModifiedAttributes,
+    /// 11: discovery result references (the default for `fu=1`).
+    DiscoveryResultReferences,
+}
+
+impl ResultContent {
+    /// Parses a wire number.
+    pub fn from_code(n: u64) -> Result<Self> {
+        Ok(match n {
+            0 => Self::Nothing,
+            1 => Self::Attributes,
+            2 => Self::HierarchicalAddress,
+            3 => Self::HierarchicalAddressAndAttributes,
+            4 => Self::AttributesAndChildResources,
+            5 => Self::AttributesAndChildResourceReferences,
+            6 => Self::ChildResourceReferences,
+            8 => Self::ChildResources,
+            9 => Self::ModifiedAttributes,
+            11 => Self::DiscoveryResultReferences,
+            _ => return Err(Error::bad_request(format!("unsupported result content {n}"))),
+        })
+    }
+
+    /// Whether this value is defined for an operation (TS-0004 clause 8.1.2).
+    pub fn allowed_for(self, op: Operation, discovery: bool) -> bool {
+        use ResultContent::*;
+        match op {
+            Operation::Create => {
+                matches!(self, Nothing | Attributes | HierarchicalAddress | HierarchicalAddressAndAttributes)
+            }
+            Operation::Retrieve if discovery => matches!(
+                self,
+                DiscoveryResultReferences
+                    | Attributes
+                    | AttributesAndChildResources
+                    | AttributesAndChildResourceReferences
+                    | ChildResourceReferences
+                    | ChildResources
+            ),
+            Operation::Retrieve => matches!(
+                self,
+                Attributes
+                    | AttributesAndChildResources
+                    | AttributesAndChildResourceReferences
+                    | ChildResourceReferences
+                    | ChildResources
+            ),
+            Operation::Update => matches!(self, Nothing | Attributes | ModifiedAttributes),
+            Operation::Delete => matches!(self, Nothing | Attributes),
+            Operation::Notify => matches!(self, Nothing),
+        }
+    }
+}
+
+/// A request primitive. Bindings fill it in; the CSE never sees transport details.
+#[derive(Debug, Clone)]
+pub struct Request {
+    /// The operation.
+    pub op: Operation,
+    /// The target address as given (`To`).
+    pub to: String,
+    /// The originator (`From`), if any.
+    pub fr: Option<String>,
+    /// Request identifier, echoed in the response.
+    pub rqi: String,
+    /// Release version indicator.
+    pub rvi: Option<String>,
+    /// Resource type to create (CREATE only).
+    pub ty: Option<ResourceType>,
+    /// The content (`pc`), already decoded.
+    pub pc: Option<Value>,
+    /// Result content wanted.
+    pub rcn: Option<ResultContent>,
+    /// Filter criteria (`fc`), including `fu`.
+    pub fc: FilterCriteria,
+    /// Discovery result type: 1 structured (default), 2 unstructured.
+    pub drt: Option<u8>,
+    /// Partial retrieve: the attribute names wanted.
+    pub atrl: Vec<String>,
+    /// Originating timestamp, if sent.
+    pub ot: Option<String>,
+    /// Request expiration timestamp, if sent.
+    pub rqet: Option<String>,
+    /// Response type: only blocking requests (1) are served.
+    pub rt: Option<u8>,
+    /// Vendor information, passed through.
+    pub vsi: Option<String>,
+}
+
+impl Request {
+    /// A request with only the mandatory parts set; handy for internal and test requests.
+    pub fn new(op: Operation, to: impl Into<String>, fr: Option<String>) -> Self {
+        Self {
+            op,
+            to: to.into(),
+            fr,
+            rqi: crate::id::random_token(12),
+            rvi: Some("3".to_owned()),
+            ty: None,
+            pc: None,
+            rcn: None,
+            fc: FilterCriteria::default(),
+            drt: None,
+            atrl: Vec::new(),
+            ot: None,
+            rqet: None,
+            rt: None,
+            vsi: None,
+        }
+    }
+
+    /// True when this RETRIEVE is a discovery (`fu=1`).
+    pub fn is_discovery(&self) -> bool {
+        self.op == Operation::Retrieve && self.fc.fu == Some(1)
+    }
+
+    /// Checks the parts that do not depend on the CSE's state: `rvi`, `rcn` for the operation.
+    pub fn validate(&self) -> Result<()> {
+        if let Some(rvi) = &self.rvi {
+            if !SUPPORTED_RELEASES.contains(&rvi.as_str()) {
+                return Err(Error::new(
+                    ResponseStatusCode::ReleaseVersionNotSupported,
+                    format!("release version '{rvi}' not supported"),
+                ));
+            }
+        }
+        if let Some(rcn) = self.rcn {
+            if !rcn.allowed_for(self.op, self.is_discovery()) {
+                return Err(Error::bad_request(format!("rcn {rcn:?} not allowed for {:?}", self.op)));
+            }
+        }
+        if self.op == Operation::Create && self.ty.is_none() {
+            return Err(Error::bad_request("CREATE needs a resource type"));
+        }
+        if matches!(self.rt, Some(r) if r != 1) {
+            return Err(Error::new(
+                ResponseStatusCode::NotImplemented,
+                "only blocking requests (rt=1) are supported",
+            ));
+        }
+        self.fc.validate()
+    }
+}
+
+/// A response primitive.
+#[derive(Debug, Clone)]
+pub struct Response {
+    /// The status.
+    pub rsc: ResponseStatusCode,
+    /// The request's identifier.
+    pub rqi: String,
+    /// Content, if any.
+    pub pc: Option<Value>,
+    /// For CREATE: the address of the new resource (HTTP `Content-Location`).
+    pub location: Option<String>,
+    /// Originating timestamp of the response.
+    pub ot: Option<String>,
+}
+
+impl Response {
+    /// A response with a status and optional content.
+    pub fn new(rsc: ResponseStatusCode, rqi: impl Into<String>, pc: Option<Value>) -> Self {
+        Self { rsc, rqi: rqi.into(), pc, location: None, ot: None }
+    }
+
+    /// The response for a failed request: the status and a debug message (`m2m:dbg`).
+    pub fn error(err: &Error, rqi: impl Into<String>) -> Self {
+        Self::new(err.rsc, rqi, Some(serde_json::json!({ "m2m:dbg": err.message })))
+    }
+}

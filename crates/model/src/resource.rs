@@ -1,0 +1,69 @@
+//! A stored resource: its type, its structured name and its attributes as they are
+//! represented on the wire (short names).
+
+use crate::types::ResourceType;
+use serde_json::{Map, Value};
+
+/// One resource of the tree. Attributes are kept in their JSON form because that is what
+/// every serialization and every filter works on; typed accessors cover the universal ones.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Resource {
+    /// The resource type.
+    pub ty: ResourceType,
+    /// Structured (hierarchical) name from the CSEBase down, e.g. `cse-in/ae1/cnt`.
+    pub srn: String,
+    /// Attributes by short name, including `ri`, `pi`, `rn`, `ty`, `ct`, `lt`.
+    pub attrs: Map<String, Value>,
+}
+
+impl Resource {
+    fn str_attr(&self, name: &str) -> &str {
+        self.attrs.get(name).and_then(Value::as_str).unwrap_or("")
+    }
+
+    /// Resource ID (`ri`).
+    pub fn ri(&self) -> &str {
+        self.str_attr("ri")
+    }
+
+    /// Parent's resource ID (`pi`); empty for the CSEBase.
+    pub fn pi(&self) -> &str {
+        self.str_attr("pi")
+    }
+
+    /// Resource name (`rn`).
+    pub fn rn(&self) -> &str {
+        self.str_attr("rn")
+    }
+
+    /// Expiration time (`et`), if any.
+    pub fn et(&self) -> Option<&str> {
+        self.attrs.get("et").and_then(Value::as_str)
+    }
+
+    /// A numeric attribute, if present.
+    pub fn u64_attr(&self, name: &str) -> Option<u64> {
+        self.attrs.get(name).and_then(Value::as_u64)
+    }
+
+    /// A list-of-strings attribute (empty when absent).
+    pub fn str_list(&self, name: &str) -> Vec<String> {
+        self.attrs
+            .get(name)
+            .and_then(Value::as_array)
+            .map(|a| a.iter().filter_map(Value::as_str).map(str::to_owned).collect())
+            .unwrap_or_default()
+    }
+
+    /// The creator (`cr`), if recorded.
+    pub fn creator(&self) -> Option<&str> {
+        self.attrs.get("cr").and_then(Value::as_str)
+    }
+
+    /// The representation wrapped in its type's key, e.g. `{"m2m:cnt": {...}}`.
+    pub fn wrapped(&self) -> Value {
+        let mut m = Map::new();
+        m.insert(self.ty.wrapper().to_owned(), Value::Object(self.attrs.clone()));
+        Value::Object(m)
+    }
+}

@@ -1,0 +1,23 @@
+//! `<contentInstance>` (ty 4): one immutable data item in a container.
+
+use crate::attributes::{attr, Attr, Kind, Presence::*};
+use serde_json::Value;
+
+/// Attribute table. A content instance cannot be updated at all.
+pub const ATTRIBUTES: &[Attr] = &[
+    attr("st", Kind::Int, NotPresent, NotPresent),
+    attr("cr", Kind::NullOnly, Optional, NotPresent),
+    attr("cnf", Kind::Str, Optional, NotPresent),
+    attr("cs", Kind::Int, NotPresent, NotPresent),
+    attr("conr", Kind::Str, Optional, NotPresent),
+    attr("or", Kind::Str, Optional, NotPresent),
+    attr("con", Kind::Any, Mandatory, NotPresent),
+];
+
+/// The content size (`cs`): the length of `con` as it would be serialized as a string.
+pub fn content_size(con: &Value) -> u64 {
+    match con {
+        Value::String(s) => s.len() as u64,
+        other => serde_json::to_string(other).map_or(0, |s| s.len() as u64),
+    }
+}

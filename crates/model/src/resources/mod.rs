@@ -1,0 +1,10 @@
+//! One module per resource type, named by its short name: its attribute table and the
+//! checks that belong to the type alone.
+
+pub mod acp;
+pub mod ae;
+pub mod cb;
+pub mod cin;
+pub mod cnt;
+pub mod grp;
+pub mod sub;

@@ -1,0 +1,58 @@
+//! oneM2M timestamps: ISO 8601 basic format `YYYYMMDDTHHMMSS[,ffffff]`, always UTC.
+
+use crate::error::{Error, Result};
+use chrono::{DateTime, NaiveDateTime, TimeZone, Utc};
+
+/// A point in time as the CSE stores and compares it.
+pub type Timestamp = DateTime<Utc>;
+
+/// The current time.
+pub fn now() -> Timestamp {
+    Utc::now()
+}
+
+/// Formats a timestamp the way it goes on the wire, with microseconds so that
+/// resources created in the same second still order correctly.
+pub fn format(t: Timestamp) -> String {
+    t.format("%Y%m%dT%H%M%S,%6f").to_string()
+}
+
+/// Parses `YYYYMMDDTHHMMSS` with an optional `,fraction` (or `.fraction`) and optional `Z`.
+pub fn parse(s: &str) -> Result<Timestamp> {
+    let bad = || Error::bad_request(format!("invalid timestamp '{s}'"));
+    let s = s.strip_suffix('Z').unwrap_or(s);
+    let (main, frac) = match s.find([',', '.']) {
+        Some(i) => (&s[..i], Some(&s[i + 1..])),
+        None => (s, None),
+    };
+    if main.len() != 15 {
+        return Err(bad());
+    }
+    let naive = NaiveDateTime::parse_from_str(main, "%Y%m%dT%H%M%S").map_err(|_| bad())?;
+    let mut t = Utc.from_utc_datetime(&naive);
+    if let Some(f) = frac {
+        if f.is_empty() || f.len() > 9 || !f.bytes().all(|b| b.is_ascii_digit()) {
+            return Err(bad());
+        }
+        let nanos: u32 = format!("{f:0<9}").parse().map_err(|_| bad())?;
+        t += chrono::Duration::nanoseconds(i64::from(nanos));
+    }
+    Ok(t)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn round_trip_and_rejects() {
+        let t = parse("20261127T101112,5").expect("valid");
+        assert_eq!(format(t), "20261127T101112,500000");
+        assert_eq!(parse(&format(t)).ok(), Some(t));
+        assert!(parse("20261127T1011").is_err());
+        assert!(parse("2026-11-27T10:11:12").is_err());
+        assert!(parse("20261327T101112").is_err());
+        assert!(parse("20261127T101112,x").is_err());
+        assert!(parse("20261127T101112Z").is_ok());
+    }
+}

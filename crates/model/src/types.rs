@@ -1,0 +1,191 @@
+//! Operations and resource types: the small enums the whole CSE speaks in.
+
+use crate::error::{Error, Result};
+
+/// A oneM2M operation (`op`, TS-0004 clause 6.3.4.2.5).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Operation {
+    /// 1: create a child of the target.
+    Create,
+    /// 2: read the target (or discover below it).
+    Retrieve,
+    /// 3: change attributes of the target.
+    Update,
+    /// 4: remove the target and its subtree.
+    Delete,
+    /// 5: deliver a notification to the target.
+    Notify,
+}
+
+impl Operation {
+    /// The wire number of the operation.
+    pub fn code(self) -> u8 {
+        match self {
+            Self::Create => 1,
+            Self::Retrieve => 2,
+            Self::Update => 3,
+            Self::Delete => 4,
+            Self::Notify => 5,
+        }
+    }
+
+    /// The operation for a wire number.
+    pub fn from_code(n: u64) -> Result<Self> {
+        Ok(match n {
+            1 => Self::Create,
+            2 => Self::Retrieve,
+            3 => Self::Update,
+            4 => Self::Delete,
+            5 => Self::Notify,
+            _ => return Err(Error::bad_request(format!("unknown operation {n}"))),
+        })
+    }
+}
+
+/// The `acop` bit for an operation; discovery is a RETRIEVE with `fu=1` and has its own bit.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct AccessOperation(pub u8);
+
+impl AccessOperation {
+    /// CREATE bit.
+    pub const CREATE: Self = Self(1);
+    /// RETRIEVE bit.
+    pub const RETRIEVE: Self = Self(2);
+    /// UPDATE bit.
+    pub const UPDATE: Self = Self(4);
+    /// DELETE bit.
+    pub const DELETE: Self = Self(8);
+    /// NOTIFY bit.
+    pub const NOTIFY: Self = Self(16);
+    /// DISCOVERY bit.
+    pub const DISCOVERY: Self = Self(32);
+    /// Every bit: what the creator gets under the default policy.
+    pub const ALL: Self = Self(63);
+
+    /// True when `acop` (a bitmask) grants this operation.
+    pub fn granted_by(self, acop: u64) -> bool {
+        acop & u64::from(self.0) == u64::from(self.0)
+    }
+}
+
+/// The resource types this CSE hosts (TS-0004 clause 6.3.4.2.1).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum ResourceType {
+    /// 1 `acp`: access control policy.
+    AccessControlPolicy,
+    /// 2 `ae`: application entity.
+    Ae,
+    /// 3 `cnt`: container.
+    Container,
+    /// 4 `cin`: content instance.
+    ContentInstance,
+    /// 5 `cb`: the CSE's root.
+    CseBase,
+    /// 9 `grp`: group.
+    Group,
+    /// 23 `sub`: subscription.
+    Subscription,
+}
+
+impl ResourceType {
+    /// Every type, for tables and tests.
+    pub const ALL: [Self; 7] = [
+        Self::AccessControlPolicy,
+        Self::Ae,
+        Self::Container,
+        Self::ContentInstance,
+        Self::CseBase,
+        Self::Group,
+        Self::Subscription,
+    ];
+
+    /// The `ty` number.
+    pub fn code(self) -> u16 {
+        match self {
+            Self::AccessControlPolicy => 1,
+            Self::Ae => 2,
+            Self::Container => 3,
+            Self::ContentInstance => 4,
+            Self::CseBase => 5,
+            Self::Group => 9,
+            Self::Subscription => 23,
+        }
+    }
+
+    /// The type for a `ty` number; unknown numbers are a bad request.
+    pub fn from_code(n: u64) -> Result<Self> {
+        Self::ALL
+            .into_iter()
+            .find(|t| u64::from(t.code()) == n)
+            .ok_or_else(|| Error::bad_request(format!("unsupported resource type {n}")))
+    }
+
+    /// The short name used as JSON key without the `m2m:` prefix (`cnt`, `cin`, ...).
+    pub fn short_name(self) -> &'static str {
+        match self {
+            Self::AccessControlPolicy => "acp",
+            Self::Ae => "ae",
+            Self::Container => "cnt",
+            Self::ContentInstance => "cin",
+            Self::CseBase => "cb",
+            Self::Group => "grp",
+            Self::Subscription => "sub",
+        }
+    }
+
+    /// The JSON wrapper key of a resource representation (`m2m:cnt`).
+    pub fn wrapper(self) -> &'static str {
+        match self {
+            Self::AccessControlPolicy => "m2m:acp",
+            Self::Ae => "m2m:ae",
+            Self::Container => "m2m:cnt",
+            Self::ContentInstance => "m2m:cin",
+            Self::CseBase => "m2m:cb",
+            Self::Group => "m2m:grp",
+            Self::Subscription => "m2m:sub",
+        }
+    }
+
+    /// The type for a wrapper key.
+    pub fn from_wrapper(key: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|t| t.wrapper() == key)
+    }
+
+    /// Which child types may be created under this type (TS-0004 resource definitions).
+    pub fn allowed_children(self) -> &'static [ResourceType] {
+        use ResourceType::*;
+        match self {
+            CseBase => &[AccessControlPolicy, Ae, Container, Group, Subscription],
+            Ae => &[AccessControlPolicy, Container, Group, Subscription],
+            Container => &[Container, ContentInstance, Subscription],
+            Group => &[Subscription],
+            AccessControlPolicy => &[Subscription],
+            ContentInstance | Subscription => &[],
+        }
+    }
+
+    /// True when resources of this type carry their own `acpi`.
+    pub fn has_acpi(self) -> bool {
+        !matches!(self, Self::ContentInstance | Self::AccessControlPolicy)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn types_round_trip() {
+        for t in ResourceType::ALL {
+            assert_eq!(ResourceType::from_code(u64::from(t.code())).ok(), Some(t));
+            assert_eq!(ResourceType::from_wrapper(t.wrapper()), Some(t));
+        }
+        assert!(ResourceType::from_code(77).is_err());
+    }
+
+    #[test]
+    fn acop_bits() {
+        assert!(AccessOperation::RETRIEVE.granted_by(63));
+        assert!(!AccessOperation::DELETE.granted_by(2 | 4));
+    }
+}

@@ -1,0 +1,82 @@
+//! Durable storage of the resource tree.
+//!
+//! The [`Store`] trait is what the CSE sees: quick reads of committed state, and writes as
+//! closures that run one after another inside a transaction ([`Txn`]). Running writes as
+//! closures on the store's side gives two things at once: every read-modify-write (a
+//! container's `cni`, `cbs` and `st`) is serialized without locks in the CSE, and many
+//! concurrent writes share one fsync (group commit). A write's future resolves only after its
+//! transaction is durable on disk, so an acknowledged request survives `kill -9`.
+//!
+//! [`SqliteStore`] is the embedded default; a PostgreSQL backend can implement the same trait.
+#![forbid(unsafe_code)]
+
+mod sqlite;
+
+pub use sqlite::{SqliteOptions, SqliteStore};
+
+use model::{Resource, ResourceType, Result};
+use tokio::sync::oneshot;
+
+/// The schema version this build reads and writes.
+pub const SCHEMA_VERSION: u32 = 1;
+
+/// Reads and writes inside one write transaction. Reads see the writes made earlier in the
+/// same transaction, including those of other requests committed in the same group.
+pub trait Txn {
+    /// A resource by `ri`.
+    fn get(&mut self, ri: &str) -> Result<Option<Resource>>;
+    /// A resource by structured name.
+    fn get_by_srn(&mut self, srn: &str) -> Result<Option<Resource>>;
+    /// Direct children in creation order, optionally of one type.
+    fn children(&mut self, pi: &str, ty: Option<ResourceType>) -> Result<Vec<Resource>>;
+    /// The oldest direct child of a type.
+    fn oldest_child(&mut self, pi: &str, ty: ResourceType) -> Result<Option<Resource>>;
+    /// Inserts a new resource; a taken `ri` or structured name is a 4105 CONFLICT.
+    fn insert(&mut self, r: &Resource) -> Result<()>;
+    /// Replaces a resource's attributes (same `ri`).
+    fn update(&mut self, r: &Resource) -> Result<()>;
+    /// Deletes a resource and its whole subtree; returns what was deleted, parents first.
+    fn delete_subtree(&mut self, ri: &str) -> Result<Vec<Resource>>;
+}
+
+/// One unit of work for the writer: runs inside the group transaction.
+pub type WriteJob = Box<dyn FnOnce(&mut dyn Txn) -> Result<()> + Send>;
+
+/// The resource store.
+pub trait Store: Send + Sync + std::fmt::Debug + 'static {
+    /// A resource by `ri` (committed state).
+    fn get(&self, ri: &str) -> Result<Option<Resource>>;
+    /// A resource by structured name (committed state).
+    fn get_by_srn(&self, srn: &str) -> Result<Option<Resource>>;
+    /// Direct children in creation order, optionally of one type.
+    fn children(&self, pi: &str, ty: Option<ResourceType>) -> Result<Vec<Resource>>;
+    /// The newest direct child of a type (for `la`).
+    fn newest_child(&self, pi: &str, ty: ResourceType) -> Result<Option<Resource>>;
+    /// The oldest direct child of a type (for `ol`).
+    fn oldest_child(&self, pi: &str, ty: ResourceType) -> Result<Option<Resource>>;
+    /// Every resource below `srn` (not itself) in creation order, at most `max_depth`
+    /// levels down when given.
+    fn descendants(&self, srn: &str, max_depth: Option<u64>) -> Result<Vec<Resource>>;
+    /// `ri`s of resources whose `et` is before `now` (formatted timestamp), oldest first.
+    fn expired(&self, now: &str, limit: usize) -> Result<Vec<String>>;
+    /// Runs a write job in the next group transaction; the receiver yields once the job's
+    /// outcome is durable (or failed).
+    fn submit(&self, job: WriteJob) -> oneshot::Receiver<Result<()>>;
+}
+
+/// Runs `f` as a write and returns its value once it is durable on disk.
+pub async fn write<T, F>(store: &dyn Store, f: F) -> Result<T>
+where
+    T: Send + 'static,
+    F: FnOnce(&mut dyn Txn) -> Result<T> + Send + 'static,
+{
+    let (tx, rx) = std::sync::mpsc::sync_channel::<T>(1);
+    let done = store.submit(Box::new(move |txn| {
+        let v = f(txn)?;
+        // The receiver lives until after the ack, so this cannot fail.
+        let _ = tx.send(v);
+        Ok(())
+    }));
+    done.await.map_err(|_| model::Error::internal("store writer stopped"))??;
+    rx.try_recv().map_err(|_| model::Error::internal("write produced no value"))
+}

@@ -1,0 +1,341 @@
+//! The embedded SQLite backend: one writer thread that group-commits, a small pool of
+//! read connections (WAL lets them read while the writer writes).
+
+use crate::{Store, Txn, WriteJob, SCHEMA_VERSION};
+use model::{Error, Resource, ResourceType, Result};
+use rusqlite::{params, Connection, OpenFlags, OptionalExtension};
+use serde_json::{Map, Value};
+use std::path::{Path, PathBuf};
+use std::sync::mpsc::{self, Receiver, SyncSender};
+use std::sync::Mutex;
+use tokio::sync::oneshot;
+
+/// Tuning of the SQLite store.
+#[derive(Debug, Clone)]
+pub struct SqliteOptions {
+    /// Most write jobs committed in one transaction.
+    pub max_batch: usize,
+    /// Jobs that may wait for the writer before `submit` applies back-pressure.
+    pub queue: usize,
+    /// Read connections kept open.
+    pub readers: usize,
+}
+
+impl Default for SqliteOptions {
+    fn default() -> Self {
+        Self { max_batch: 1024, queue: 65536, readers: 4 }
+    }
+}
+
+type Ack = oneshot::Sender<Result<()>>;
+
+/// The SQLite store. Dropping it stops the writer after the queued jobs are committed.
+#[derive(Debug)]
+pub struct SqliteStore {
+    path: PathBuf,
+    jobs: SyncSender<(WriteJob, Ack)>,
+    readers: Mutex<Vec<Connection>>,
+}
+
+fn db_err(e: rusqlite::Error) -> Error {
+    Error::internal(format!("store: {e}"))
+}
+
+const SCHEMA: &str = "
+CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS resources (
+    seq  INTEGER PRIMARY KEY AUTOINCREMENT,
+    ri   TEXT NOT NULL UNIQUE,
+    pi   TEXT NOT NULL,
+    ty   INTEGER NOT NULL,
+    srn  TEXT NOT NULL UNIQUE,
+    et   TEXT,
+    body TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS resources_parent ON resources(pi, ty, seq);
+CREATE INDEX IF NOT EXISTS resources_expiry ON resources(et) WHERE et IS NOT NULL;
+";
+
+impl SqliteStore {
+    /// Opens (or creates) the database in `dir`, checks the schema version and starts the writer.
+    pub fn open(dir: &Path, options: SqliteOptions) -> Result<Self> {
+        std::fs::create_dir_all(dir).map_err(|e| Error::internal(format!("cannot create {}: {e}", dir.display())))?;
+        let path = dir.join("cse.db");
+        let conn = Connection::open(&path).map_err(db_err)?;
+        conn.pragma_update(None, "journal_mode", "WAL").map_err(db_err)?;
+        conn.pragma_update(None, "synchronous", "FULL").map_err(db_err)?;
+        conn.pragma_update(None, "foreign_keys", "OFF").map_err(db_err)?;
+        conn.execute_batch(SCHEMA).map_err(db_err)?;
+        let version: Option<String> = conn
+            .query_row("SELECT value FROM meta WHERE key = 'schema_version'", [], |r| r.get(0))
+            .optional()
+            .map_err(db_err)?;
+        match version {
+            None => {
+                conn.execute("INSERT INTO meta (key, value) VALUES ('schema_version', ?1)", [SCHEMA_VERSION.to_string()])
+                    .map_err(db_err)?;
+            }
+            Some(v) if v == SCHEMA_VERSION.to_string() => {}
+            Some(v) => {
+                return Err(Error::internal(format!(
+                    "database {} has schema version {v}, this build needs {SCHEMA_VERSION}",
+                    path.display()
+                )))
+            }
+        }
+        let mut readers = Vec::with_capacity(options.readers);
+        for _ in 0..options.readers.max(1) {
+            let r = Connection::open_with_flags(&path, OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX)
+                .map_err(db_err)?;
+            readers.push(r);
+        }
+        let (jobs, rx) = mpsc::sync_channel(options.queue);
+        let max_batch = options.max_batch.max(1);
+        std::thread::Builder::new()
+            .name("store-writer".to_owned())
+            .spawn(move || writer_loop(conn, rx, max_batch))
+            .map_err(|e| Error::internal(format!("cannot start store writer: {e}")))?;
+        Ok(Self { path, jobs, readers: Mutex::new(readers) })
+    }
+
+    /// The database file.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    fn with_reader<T>(&self, f: impl FnOnce(&Connection) -> Result<T>) -> Result<T> {
+        let conn = self.readers.lock().map_err(|_| Error::internal("reader pool poisoned"))?.pop();
+        let conn = match conn {
+            Some(c) => c,
+            None => Connection::open_with_flags(&self.path, OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX)
+                .map_err(db_err)?,
+        };
+        let out = f(&conn);
+        if let Ok(mut pool) = self.readers.lock() {
+            pool.push(conn);
+        }
+        out
+    }
+}
+
+fn writer_loop(mut conn: Connection, rx: Receiver<(WriteJob, Ack)>, max_batch: usize) {
+    while let Ok(first) = rx.recv() {
+        let mut batch = vec![first];
+        while batch.len() < max_batch {
+            match rx.try_recv() {
+                Ok(job) => batch.push(job),
+                Err(_) => break,
+            }
+        }
+        let mut outcomes = Vec::with_capacity(batch.len());
+        let mut acks = Vec::with_capacity(batch.len());
+        let committed = (|| -> rusqlite::Result<()> {
+            let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+            for (job, ack) in batch {
+                tx.execute_batch("SAVEPOINT job")?;
+                let outcome = job(&mut SqlTxn { conn: &tx });
+                if outcome.is_ok() {
+                    tx.execute_batch("RELEASE job")?;
+                } else {
+                    tx.execute_batch("ROLLBACK TO job; RELEASE job")?;
+                }
+                outcomes.push(outcome);
+                acks.push(ack);
+            }
+            tx.commit()
+        })();
+        match committed {
+            Ok(()) => {
+                for (ack, outcome) in acks.into_iter().zip(outcomes) {
+                    let _ = ack.send(outcome);
+                }
+            }
+            Err(e) => {
+                tracing::error!(error = %e, "store: group commit failed");
+                for ack in acks {
+                    let _ = ack.send(Err(Error::internal(format!("store: commit failed: {e}"))));
+                }
+            }
+        }
+    }
+}
+
+fn row_to_resource(ty: i64, srn: String, body: String) -> Result<Resource> {
+    let ty = ResourceType::from_code(ty as u64).map_err(|_| Error::internal(format!("store: unknown type {ty}")))?;
+    let attrs: Map<String, Value> =
+        serde_json::from_str(&body).map_err(|e| Error::internal(format!("store: corrupt resource {srn}: {e}")))?;
+    Ok(Resource { ty, srn, attrs })
+}
+
+const COLS: &str = "ty, srn, body";
+
+fn query_one(conn: &Connection, sql: &str, p: impl rusqlite::Params) -> Result<Option<Resource>> {
+    let mut stmt = conn.prepare_cached(sql).map_err(db_err)?;
+    let row = stmt
+        .query_row(p, |r| Ok((r.get::<_, i64>(0)?, r.get::<_, String>(1)?, r.get::<_, String>(2)?)))
+        .optional()
+        .map_err(db_err)?;
+    row.map(|(ty, srn, body)| row_to_resource(ty, srn, body)).transpose()
+}
+
+fn query_many(conn: &Connection, sql: &str, p: impl rusqlite::Params) -> Result<Vec<Resource>> {
+    let mut stmt = conn.prepare_cached(sql).map_err(db_err)?;
+    let rows = stmt
+        .query_map(p, |r| Ok((r.get::<_, i64>(0)?, r.get::<_, String>(1)?, r.get::<_, String>(2)?)))
+        .map_err(db_err)?;
+    let mut out = Vec::new();
+    for row in rows {
+        let (ty, srn, body) = row.map_err(db_err)?;
+        out.push(row_to_resource(ty, srn, body)?);
+    }
+    Ok(out)
+}
+
+fn get(conn: &Connection, ri: &str) -> Result<Option<Resource>> {
+    query_one(conn, &format!("SELECT {COLS} FROM resources WHERE ri = ?1"), [ri])
+}
+
+fn get_by_srn(conn: &Connection, srn: &str) -> Result<Option<Resource>> {
+    query_one(conn, &format!("SELECT {COLS} FROM resources WHERE srn = ?1"), [srn])
+}
+
+fn children(conn: &Connection, pi: &str, ty: Option<ResourceType>) -> Result<Vec<Resource>> {
+    match ty {
+        Some(ty) => query_many(
+            conn,
+            &format!("SELECT {COLS} FROM resources WHERE pi = ?1 AND ty = ?2 ORDER BY seq"),
+            params![pi, ty.code()],
+        ),
+        None => query_many(conn, &format!("SELECT {COLS} FROM resources WHERE pi = ?1 ORDER BY seq"), [pi]),
+    }
+}
+
+fn edge_child(conn: &Connection, pi: &str, ty: ResourceType, newest: bool) -> Result<Option<Resource>> {
+    let order = if newest { "DESC" } else { "ASC" };
+    query_one(
+        conn,
+        &format!("SELECT {COLS} FROM resources WHERE pi = ?1 AND ty = ?2 ORDER BY seq {order} LIMIT 1"),
+        params![pi, ty.code()],
+    )
+}
+
+/// Everything strictly below `srn`: names that start with `srn/`. `0` is the character after
+/// `/`, so the range `[srn/, srn0)` is exactly that prefix and uses the unique index.
+fn subtree(conn: &Connection, srn: &str) -> Result<Vec<Resource>> {
+    query_many(
+        conn,
+        &format!("SELECT {COLS} FROM resources WHERE srn > ?1 AND srn < ?2 ORDER BY seq"),
+        params![format!("{srn}/"), format!("{srn}0")],
+    )
+}
+
+fn depth_below(root: &str, srn: &str) -> u64 {
+    srn[root.len()..].matches('/').count() as u64
+}
+
+struct SqlTxn<'a> {
+    conn: &'a Connection,
+}
+
+impl Txn for SqlTxn<'_> {
+    fn get(&mut self, ri: &str) -> Result<Option<Resource>> {
+        get(self.conn, ri)
+    }
+
+    fn get_by_srn(&mut self, srn: &str) -> Result<Option<Resource>> {
+        get_by_srn(self.conn, srn)
+    }
+
+    fn children(&mut self, pi: &str, ty: Option<ResourceType>) -> Result<Vec<Resource>> {
+        children(self.conn, pi, ty)
+    }
+
+    fn oldest_child(&mut self, pi: &str, ty: ResourceType) -> Result<Option<Resource>> {
+        edge_child(self.conn, pi, ty, false)
+    }
+
+    fn insert(&mut self, r: &Resource) -> Result<()> {
+        let body = serde_json::to_string(&r.attrs).map_err(|e| Error::internal(e.to_string()))?;
+        let mut stmt = self
+            .conn
+            .prepare_cached("INSERT INTO resources (ri, pi, ty, srn, et, body) VALUES (?1, ?2, ?3, ?4, ?5, ?6)")
+            .map_err(db_err)?;
+        match stmt.execute(params![r.ri(), r.pi(), r.ty.code(), r.srn, r.et(), body]) {
+            Ok(_) => Ok(()),
+            Err(rusqlite::Error::SqliteFailure(e, _)) if e.code == rusqlite::ErrorCode::ConstraintViolation => {
+                Err(Error::conflict(format!("a resource named '{}' already exists", r.rn())))
+            }
+            Err(e) => Err(db_err(e)),
+        }
+    }
+
+    fn update(&mut self, r: &Resource) -> Result<()> {
+        let body = serde_json::to_string(&r.attrs).map_err(|e| Error::internal(e.to_string()))?;
+        let mut stmt = self.conn.prepare_cached("UPDATE resources SET et = ?2, body = ?3 WHERE ri = ?1").map_err(db_err)?;
+        match stmt.execute(params![r.ri(), r.et(), body]).map_err(db_err)? {
+            1 => Ok(()),
+            _ => Err(Error::not_found(format!("resource {} vanished", r.ri()))),
+        }
+    }
+
+    fn delete_subtree(&mut self, ri: &str) -> Result<Vec<Resource>> {
+        let Some(root) = get(self.conn, ri)? else { return Ok(Vec::new()) };
+        let mut gone = subtree(self.conn, &root.srn)?;
+        gone.sort_by_key(|r| r.srn.matches('/').count());
+        let mut stmt = self.conn.prepare_cached("DELETE FROM resources WHERE srn = ?1 OR (srn > ?2 AND srn < ?3)").map_err(db_err)?;
+        stmt.execute(params![root.srn, format!("{}/", root.srn), format!("{}0", root.srn)]).map_err(db_err)?;
+        gone.insert(0, root);
+        Ok(gone)
+    }
+}
+
+impl Store for SqliteStore {
+    fn get(&self, ri: &str) -> Result<Option<Resource>> {
+        self.with_reader(|c| get(c, ri))
+    }
+
+    fn get_by_srn(&self, srn: &str) -> Result<Option<Resource>> {
+        self.with_reader(|c| get_by_srn(c, srn))
+    }
+
+    fn children(&self, pi: &str, ty: Option<ResourceType>) -> Result<Vec<Resource>> {
+        self.with_reader(|c| children(c, pi, ty))
+    }
+
+    fn newest_child(&self, pi: &str, ty: ResourceType) -> Result<Option<Resource>> {
+        self.with_reader(|c| edge_child(c, pi, ty, true))
+    }
+
+    fn oldest_child(&self, pi: &str, ty: ResourceType) -> Result<Option<Resource>> {
+        self.with_reader(|c| edge_child(c, pi, ty, false))
+    }
+
+    fn descendants(&self, srn: &str, max_depth: Option<u64>) -> Result<Vec<Resource>> {
+        let mut all = self.with_reader(|c| subtree(c, srn))?;
+        if let Some(max) = max_depth {
+            all.retain(|r| depth_below(srn, &r.srn) <= max);
+        }
+        Ok(all)
+    }
+
+    fn expired(&self, now: &str, limit: usize) -> Result<Vec<String>> {
+        self.with_reader(|c| {
+            let mut stmt = c
+                .prepare_cached("SELECT ri FROM resources WHERE et IS NOT NULL AND et < ?1 ORDER BY et LIMIT ?2")
+                .map_err(db_err)?;
+            let rows = stmt.query_map(params![now, limit as i64], |r| r.get::<_, String>(0)).map_err(db_err)?;
+            rows.collect::<rusqlite::Result<Vec<_>>>().map_err(db_err)
+        })
+    }
+
+    fn submit(&self, job: WriteJob) -> oneshot::Receiver<Result<()>> {
+        let (ack, rx) = oneshot::channel();
+        if let Err(mpsc::SendError((_, ack))) = self.jobs.send((job, ack)) {
+            let _ = ack.send(Err(Error::internal("store writer stopped")));
+        }
+        rx
+    }
+}
+
+#[cfg(test)]
+mod tests;
