@@ -60,7 +60,12 @@ pub struct Attr {
 
 /// Shorthand for a table row.
 pub const fn attr(name: &'static str, kind: Kind, create: Presence, update: Presence) -> Attr {
-    Attr { name, kind, create, update }
+    Attr {
+        name,
+        kind,
+        create,
+        update,
+    }
 }
 
 /// Attributes every resource type has (TS-0004 clause 9.6.1.3 universal/common).
@@ -98,10 +103,21 @@ pub fn find(ty: ResourceType, name: &str) -> Option<&'static Attr> {
 /// all 4000. `null` on UPDATE means "remove" and is allowed for optional attributes only.
 pub fn validate(ty: ResourceType, op: Operation, attrs: &Map<String, Value>) -> Result<()> {
     for (name, value) in attrs {
-        let a = find(ty, name).ok_or_else(|| Error::bad_request(format!("unknown attribute '{name}' for {}", ty.short_name())))?;
-        let presence = if op == Operation::Create { a.create } else { a.update };
+        let a = find(ty, name).ok_or_else(|| {
+            Error::bad_request(format!(
+                "unknown attribute '{name}' for {}",
+                ty.short_name()
+            ))
+        })?;
+        let presence = if op == Operation::Create {
+            a.create
+        } else {
+            a.update
+        };
         if presence == NP {
-            return Err(Error::bad_request(format!("attribute '{name}' cannot be set on {op:?}")));
+            return Err(Error::bad_request(format!(
+                "attribute '{name}' cannot be set on {op:?}"
+            )));
         }
         if value.is_null() {
             if op == Operation::Update && presence == O {
@@ -110,14 +126,19 @@ pub fn validate(ty: ResourceType, op: Operation, attrs: &Map<String, Value>) -> 
             if a.kind == Kind::NullOnly {
                 continue;
             }
-            return Err(Error::bad_request(format!("attribute '{name}' cannot be null")));
+            return Err(Error::bad_request(format!(
+                "attribute '{name}' cannot be null"
+            )));
         }
         check_kind(name, a.kind, value)?;
     }
     if op == Operation::Create {
         for a in UNIVERSAL.iter().chain(table(ty)) {
             if a.create == M && !attrs.contains_key(a.name) {
-                return Err(Error::bad_request(format!("missing mandatory attribute '{}'", a.name)));
+                return Err(Error::bad_request(format!(
+                    "missing mandatory attribute '{}'",
+                    a.name
+                )));
             }
         }
     }
@@ -143,7 +164,9 @@ fn check_kind(name: &str, kind: Kind, v: &Value) -> Result<()> {
     if ok {
         Ok(())
     } else {
-        Err(Error::bad_request(format!("attribute '{name}' has the wrong type (expected {kind:?})")))
+        Err(Error::bad_request(format!(
+            "attribute '{name}' has the wrong type (expected {kind:?})"
+        )))
     }
 }
 
@@ -185,11 +208,36 @@ mod tests {
     fn wrong_types_unknown_and_missing() {
         let ok = map(json!({"mni": 3, "lbl": ["a"]}));
         assert!(validate(ResourceType::Container, Operation::Create, &ok).is_ok());
-        assert!(validate(ResourceType::Container, Operation::Create, &map(json!({"mni": "3"}))).is_err());
-        assert!(validate(ResourceType::Container, Operation::Create, &map(json!({"mni": -1}))).is_err());
-        assert!(validate(ResourceType::Container, Operation::Create, &map(json!({"zzz": 1}))).is_err());
-        assert!(validate(ResourceType::ContentInstance, Operation::Create, &map(json!({"cnf": "text/plain:0"}))).is_err());
-        assert!(validate(ResourceType::Container, Operation::Update, &map(json!({"mni": null}))).is_ok());
+        assert!(validate(
+            ResourceType::Container,
+            Operation::Create,
+            &map(json!({"mni": "3"}))
+        )
+        .is_err());
+        assert!(validate(
+            ResourceType::Container,
+            Operation::Create,
+            &map(json!({"mni": -1}))
+        )
+        .is_err());
+        assert!(validate(
+            ResourceType::Container,
+            Operation::Create,
+            &map(json!({"zzz": 1}))
+        )
+        .is_err());
+        assert!(validate(
+            ResourceType::ContentInstance,
+            Operation::Create,
+            &map(json!({"cnf": "text/plain:0"}))
+        )
+        .is_err());
+        assert!(validate(
+            ResourceType::Container,
+            Operation::Update,
+            &map(json!({"mni": null}))
+        )
+        .is_ok());
         assert!(validate(ResourceType::Container, Operation::Update, &map(json!({}))).is_err());
     }
 }

@@ -17,13 +17,27 @@ pub enum Format {
 impl Format {
     /// The format named by a media type (parameters such as `ty=` are ignored here).
     pub fn from_media_type(mt: &str) -> Result<Self> {
-        let essence = mt.split(';').next().unwrap_or("").trim().to_ascii_lowercase();
+        let essence = mt
+            .split(';')
+            .next()
+            .unwrap_or("")
+            .trim()
+            .to_ascii_lowercase();
         match essence.as_str() {
-            "application/json" | "application/vnd.onem2m-res+json" | "application/vnd.onem2m-ntfy+json"
-            | "application/vnd.onem2m-preq+json" | "application/vnd.onem2m-prsp+json" => Ok(Self::Json),
-            "application/cbor" | "application/vnd.onem2m-res+cbor" | "application/vnd.onem2m-ntfy+cbor"
-            | "application/vnd.onem2m-preq+cbor" | "application/vnd.onem2m-prsp+cbor" => Ok(Self::Cbor),
-            _ => Err(Error::new(ResponseStatusCode::UnsupportedMediaType, format!("unsupported media type '{mt}'"))),
+            "application/json"
+            | "application/vnd.onem2m-res+json"
+            | "application/vnd.onem2m-ntfy+json"
+            | "application/vnd.onem2m-preq+json"
+            | "application/vnd.onem2m-prsp+json" => Ok(Self::Json),
+            "application/cbor"
+            | "application/vnd.onem2m-res+cbor"
+            | "application/vnd.onem2m-ntfy+cbor"
+            | "application/vnd.onem2m-preq+cbor"
+            | "application/vnd.onem2m-prsp+cbor" => Ok(Self::Cbor),
+            _ => Err(Error::new(
+                ResponseStatusCode::UnsupportedMediaType,
+                format!("unsupported media type '{mt}'"),
+            )),
         }
     }
 
@@ -39,11 +53,12 @@ impl Format {
 /// Decodes content; anything malformed or with trailing data is a 4000.
 pub fn decode(bytes: &[u8], format: Format) -> Result<Value> {
     match format {
-        Format::Json => serde_json::from_slice(bytes).map_err(|e| Error::bad_request(format!("malformed JSON: {e}"))),
+        Format::Json => serde_json::from_slice(bytes)
+            .map_err(|e| Error::bad_request(format!("malformed JSON: {e}"))),
         Format::Cbor => {
             let mut reader = bytes;
-            let v: Value =
-                ciborium::de::from_reader(&mut reader).map_err(|e| Error::bad_request(format!("malformed CBOR: {e}")))?;
+            let v: Value = ciborium::de::from_reader(&mut reader)
+                .map_err(|e| Error::bad_request(format!("malformed CBOR: {e}")))?;
             if !reader.is_empty() {
                 return Err(Error::bad_request("trailing data after CBOR content"));
             }
@@ -80,8 +95,14 @@ mod tests {
 
     #[test]
     fn malformed_is_bad_request() {
-        assert_eq!(decode(b"{\"a\":", Format::Json).map_err(|e| e.rsc), Err(ResponseStatusCode::BadRequest));
-        assert_eq!(decode(&[0xff, 0x00], Format::Cbor).map_err(|e| e.rsc), Err(ResponseStatusCode::BadRequest));
+        assert_eq!(
+            decode(b"{\"a\":", Format::Json).map_err(|e| e.rsc),
+            Err(ResponseStatusCode::BadRequest)
+        );
+        assert_eq!(
+            decode(&[0xff, 0x00], Format::Cbor).map_err(|e| e.rsc),
+            Err(ResponseStatusCode::BadRequest)
+        );
         let mut two = encode(&json!(1), Format::Cbor);
         two.extend(encode(&json!(2), Format::Cbor));
         assert!(decode(&two, Format::Cbor).is_err());
@@ -89,6 +110,9 @@ mod tests {
             Format::from_media_type("text/plain").map_err(|e| e.rsc),
             Err(ResponseStatusCode::UnsupportedMediaType)
         );
-        assert_eq!(Format::from_media_type("application/vnd.onem2m-res+json; ty=3").ok(), Some(Format::Json));
+        assert_eq!(
+            Format::from_media_type("application/vnd.onem2m-res+json; ty=3").ok(),
+            Some(Format::Json)
+        );
     }
 }

@@ -53,7 +53,10 @@ constructors! {
 impl Error {
     /// An error with an explicit status code.
     pub fn new(rsc: ResponseStatusCode, message: impl Into<String>) -> Self {
-        Self { rsc, message: message.into() }
+        Self {
+            rsc,
+            message: message.into(),
+        }
     }
 }
 

@@ -51,10 +51,12 @@ pub struct FilterCriteria {
 }
 
 /// Query parameters that are request parameters rather than filter criteria.
-pub const NON_FILTER_PARAMS: &[&str] = &["rcn", "rt", "rp", "da", "drt", "atrl", "rvi", "rqi", "ec"];
+pub const NON_FILTER_PARAMS: &[&str] =
+    &["rcn", "rt", "rp", "da", "drt", "atrl", "rvi", "rqi", "ec"];
 
 fn int(key: &str, v: &str) -> Result<u64> {
-    v.parse::<u64>().map_err(|_| Error::bad_request(format!("filter '{key}' needs a non-negative integer")))
+    v.parse::<u64>()
+        .map_err(|_| Error::bad_request(format!("filter '{key}' needs a non-negative integer")))
 }
 
 impl FilterCriteria {
@@ -86,22 +88,38 @@ impl FilterCriteria {
                     _ => return Err(Error::bad_request("fo must be 1 or 2")),
                 })
             }
-            "lbl" => self.lbl.extend(value.split('+').filter(|s| !s.is_empty()).map(str::to_owned)),
-            "cty" => self.cty.extend(value.split('+').filter(|s| !s.is_empty()).map(str::to_owned)),
+            "lbl" => self.lbl.extend(
+                value
+                    .split('+')
+                    .filter(|s| !s.is_empty())
+                    .map(str::to_owned),
+            ),
+            "cty" => self.cty.extend(
+                value
+                    .split('+')
+                    .filter(|s| !s.is_empty())
+                    .map(str::to_owned),
+            ),
             "rn" => self.rn.push(value.to_owned()),
             "ty" => {
                 for t in value.split('+') {
                     self.ty.push(ResourceType::from_code(int(key, t)?)?);
                 }
             }
-            _ => return Err(Error::bad_request(format!("unknown filter criterion '{key}'"))),
+            _ => {
+                return Err(Error::bad_request(format!(
+                    "unknown filter criterion '{key}'"
+                )))
+            }
         }
         Ok(())
     }
 
     /// Parses the JSON form of `fc` (as carried by non-HTTP bindings).
     pub fn from_json(v: &Value) -> Result<Self> {
-        let obj = v.as_object().ok_or_else(|| Error::bad_request("fc must be an object"))?;
+        let obj = v
+            .as_object()
+            .ok_or_else(|| Error::bad_request("fc must be an object"))?;
         let mut fc = Self::default();
         for (k, v) in obj {
             let items: Vec<String> = match v {
@@ -143,7 +161,12 @@ impl FilterCriteria {
 
     /// Whether a resource (its attribute map) matches the conditions.
     pub fn matches(&self, ty: ResourceType, attrs: &Map<String, Value>) -> bool {
-        let ts = |k: &str| attrs.get(k).and_then(Value::as_str).and_then(|s| time::parse(s).ok());
+        let ts = |k: &str| {
+            attrs
+                .get(k)
+                .and_then(Value::as_str)
+                .and_then(|s| time::parse(s).ok())
+        };
         let num = |k: &str| attrs.get(k).and_then(Value::as_u64);
         let mut results: Vec<bool> = Vec::new();
         let mut check = |present: bool, ok: bool| {
@@ -151,23 +174,59 @@ impl FilterCriteria {
                 results.push(ok);
             }
         };
-        check(self.crb.is_some(), matches!((ts("ct"), self.crb), (Some(c), Some(b)) if c < b));
-        check(self.cra.is_some(), matches!((ts("ct"), self.cra), (Some(c), Some(a)) if c > a));
-        check(self.ms.is_some(), matches!((ts("lt"), self.ms), (Some(l), Some(m)) if l > m));
-        check(self.us.is_some(), matches!((ts("lt"), self.us), (Some(l), Some(u)) if l < u));
-        check(self.sts.is_some(), matches!((num("st"), self.sts), (Some(s), Some(x)) if s < x));
-        check(self.stb.is_some(), matches!((num("st"), self.stb), (Some(s), Some(x)) if s > x));
-        check(self.exb.is_some(), matches!((ts("et"), self.exb), (Some(e), Some(x)) if e < x));
-        check(self.exa.is_some(), matches!((ts("et"), self.exa), (Some(e), Some(x)) if e > x));
+        check(
+            self.crb.is_some(),
+            matches!((ts("ct"), self.crb), (Some(c), Some(b)) if c < b),
+        );
+        check(
+            self.cra.is_some(),
+            matches!((ts("ct"), self.cra), (Some(c), Some(a)) if c > a),
+        );
+        check(
+            self.ms.is_some(),
+            matches!((ts("lt"), self.ms), (Some(l), Some(m)) if l > m),
+        );
+        check(
+            self.us.is_some(),
+            matches!((ts("lt"), self.us), (Some(l), Some(u)) if l < u),
+        );
+        check(
+            self.sts.is_some(),
+            matches!((num("st"), self.sts), (Some(s), Some(x)) if s < x),
+        );
+        check(
+            self.stb.is_some(),
+            matches!((num("st"), self.stb), (Some(s), Some(x)) if s > x),
+        );
+        check(
+            self.exb.is_some(),
+            matches!((ts("et"), self.exb), (Some(e), Some(x)) if e < x),
+        );
+        check(
+            self.exa.is_some(),
+            matches!((ts("et"), self.exa), (Some(e), Some(x)) if e > x),
+        );
         check(!self.lbl.is_empty(), {
             let labels = attrs.get("lbl").and_then(Value::as_array);
-            labels.is_some_and(|l| l.iter().any(|v| v.as_str().is_some_and(|s| self.lbl.iter().any(|x| x == s))))
+            labels.is_some_and(|l| {
+                l.iter()
+                    .any(|v| v.as_str().is_some_and(|s| self.lbl.iter().any(|x| x == s)))
+            })
         });
         check(!self.ty.is_empty(), self.ty.contains(&ty));
-        check(self.sza.is_some(), matches!((num("cs"), self.sza), (Some(s), Some(x)) if s >= x));
-        check(self.szb.is_some(), matches!((num("cs"), self.szb), (Some(s), Some(x)) if s < x));
+        check(
+            self.sza.is_some(),
+            matches!((num("cs"), self.sza), (Some(s), Some(x)) if s >= x),
+        );
+        check(
+            self.szb.is_some(),
+            matches!((num("cs"), self.szb), (Some(s), Some(x)) if s < x),
+        );
         check(!self.cty.is_empty(), {
-            let cnf = attrs.get("cnf").and_then(Value::as_str).map(|c| c.split(':').next().unwrap_or(c));
+            let cnf = attrs
+                .get("cnf")
+                .and_then(Value::as_str)
+                .map(|c| c.split(':').next().unwrap_or(c));
             cnf.is_some_and(|c| self.cty.iter().any(|x| x == c))
         });
         check(!self.rn.is_empty(), {
@@ -189,7 +248,9 @@ fn scalar(v: &Value) -> Result<String> {
     match v {
         Value::String(s) => Ok(s.clone()),
         Value::Number(n) => Ok(n.to_string()),
-        _ => Err(Error::bad_request("filter criteria values must be strings or numbers")),
+        _ => Err(Error::bad_request(
+            "filter criteria values must be strings or numbers",
+        )),
     }
 }
 
@@ -206,7 +267,10 @@ mod tests {
     fn parses_and_refuses() {
         let mut fc = FilterCriteria::default();
         assert!(fc.add("ty", "3+4").is_ok());
-        assert_eq!(fc.ty, vec![ResourceType::Container, ResourceType::ContentInstance]);
+        assert_eq!(
+            fc.ty,
+            vec![ResourceType::Container, ResourceType::ContentInstance]
+        );
         assert!(fc.add("ty", "999").is_err());
         assert!(fc.add("lim", "-1").is_err());
         assert!(fc.add("bogus", "1").is_err());

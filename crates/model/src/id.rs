@@ -46,7 +46,10 @@ impl Address {
         } else if let Some(sp) = to.strip_prefix('/') {
             let mut parts = sp.splitn(2, '/');
             let cse_id = parts.next().filter(|s| !s.is_empty()).ok_or_else(bad)?;
-            Self::SpRelative { cse_id: cse_id.to_owned(), rest: parts.next().unwrap_or("").to_owned() }
+            Self::SpRelative {
+                cse_id: cse_id.to_owned(),
+                rest: parts.next().unwrap_or("").to_owned(),
+            }
         } else {
             Self::CseRelative(to.to_owned())
         };
@@ -82,7 +85,9 @@ const ALPHABET: &[u8] = b"abcdefghijklmnopqrstuvwxyz0123456789";
 /// identifier says nothing about when or by whom it was made.
 pub fn random_token(len: usize) -> String {
     let mut rng = rand::thread_rng();
-    (0..len).map(|_| ALPHABET[rng.gen_range(0..ALPHABET.len())] as char).collect()
+    (0..len)
+        .map(|_| ALPHABET[rng.gen_range(0..ALPHABET.len())] as char)
+        .collect()
 }
 
 /// A fresh resource identifier for a type, e.g. `cnt` + random.
@@ -101,14 +106,24 @@ mod tests {
 
     #[test]
     fn parses_each_form() {
-        assert_eq!(Address::parse("cse-in/ae").ok(), Some(Address::CseRelative("cse-in/ae".into())));
+        assert_eq!(
+            Address::parse("cse-in/ae").ok(),
+            Some(Address::CseRelative("cse-in/ae".into()))
+        );
         assert_eq!(
             Address::parse("/id-in/cse-in").ok(),
-            Some(Address::SpRelative { cse_id: "id-in".into(), rest: "cse-in".into() })
+            Some(Address::SpRelative {
+                cse_id: "id-in".into(),
+                rest: "cse-in".into()
+            })
         );
         assert_eq!(
             Address::parse("//sp/id-in").ok(),
-            Some(Address::Absolute { sp_id: "sp".into(), cse_id: "id-in".into(), rest: String::new() })
+            Some(Address::Absolute {
+                sp_id: "sp".into(),
+                cse_id: "id-in".into(),
+                rest: String::new()
+            })
         );
         assert!(Address::parse("").is_err());
         assert!(Address::parse("cse-in//x").is_err());

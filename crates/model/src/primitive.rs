@@ -49,7 +49,11 @@ impl ResultContent {
             8 => Self::ChildResources,
             9 => Self::ModifiedAttributes,
             11 => Self::DiscoveryResultReferences,
-            _ => return Err(Error::bad_request(format!("unsupported result content {n}"))),
+            _ => {
+                return Err(Error::bad_request(format!(
+                    "unsupported result content {n}"
+                )))
+            }
         })
     }
 
@@ -58,7 +62,10 @@ impl ResultContent {
         use ResultContent::*;
         match op {
             Operation::Create => {
-                matches!(self, Nothing | Attributes | HierarchicalAddress | HierarchicalAddressAndAttributes)
+                matches!(
+                    self,
+                    Nothing | Attributes | HierarchicalAddress | HierarchicalAddressAndAttributes
+                )
             }
             Operation::Retrieve if discovery => matches!(
                 self,
@@ -158,7 +165,10 @@ impl Request {
         }
         if let Some(rcn) = self.rcn {
             if !rcn.allowed_for(self.op, self.is_discovery()) {
-                return Err(Error::bad_request(format!("rcn {rcn:?} not allowed for {:?}", self.op)));
+                return Err(Error::bad_request(format!(
+                    "rcn {rcn:?} not allowed for {:?}",
+                    self.op
+                )));
             }
         }
         if self.op == Operation::Create && self.ty.is_none() {
@@ -192,11 +202,21 @@ pub struct Response {
 impl Response {
     /// A response with a status and optional content.
     pub fn new(rsc: ResponseStatusCode, rqi: impl Into<String>, pc: Option<Value>) -> Self {
-        Self { rsc, rqi: rqi.into(), pc, location: None, ot: None }
+        Self {
+            rsc,
+            rqi: rqi.into(),
+            pc,
+            location: None,
+            ot: None,
+        }
     }
 
     /// The response for a failed request: the status and a debug message (`m2m:dbg`).
     pub fn error(err: &Error, rqi: impl Into<String>) -> Self {
-        Self::new(err.rsc, rqi, Some(serde_json::json!({ "m2m:dbg": err.message })))
+        Self::new(
+            err.rsc,
+            rqi,
+            Some(serde_json::json!({ "m2m:dbg": err.message })),
+        )
     }
 }

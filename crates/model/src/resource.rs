@@ -51,7 +51,12 @@ impl Resource {
         self.attrs
             .get(name)
             .and_then(Value::as_array)
-            .map(|a| a.iter().filter_map(Value::as_str).map(str::to_owned).collect())
+            .map(|a| {
+                a.iter()
+                    .filter_map(Value::as_str)
+                    .map(str::to_owned)
+                    .collect()
+            })
             .unwrap_or_default()
     }
 
@@ -63,7 +68,10 @@ impl Resource {
     /// The representation wrapped in its type's key, e.g. `{"m2m:cnt": {...}}`.
     pub fn wrapped(&self) -> Value {
         let mut m = Map::new();
-        m.insert(self.ty.wrapper().to_owned(), Value::Object(self.attrs.clone()));
+        m.insert(
+            self.ty.wrapper().to_owned(),
+            Value::Object(self.attrs.clone()),
+        );
         Value::Object(m)
     }
 }

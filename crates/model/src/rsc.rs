@@ -82,39 +82,98 @@ pub const ALL_CODES: &[(ResponseStatusCode, u16, &str)] = &[
     (R::Deleted, 2002, "DELETED"),
     (R::Updated, 2004, "UPDATED"),
     (R::BadRequest, 4000, "BAD_REQUEST"),
-    (R::ReleaseVersionNotSupported, 4001, "RELEASE_VERSION_NOT_SUPPORTED"),
+    (
+        R::ReleaseVersionNotSupported,
+        4001,
+        "RELEASE_VERSION_NOT_SUPPORTED",
+    ),
     (R::NotFound, 4004, "NOT_FOUND"),
     (R::OperationNotAllowed, 4005, "OPERATION_NOT_ALLOWED"),
     (R::RequestTimeout, 4008, "REQUEST_TIMEOUT"),
     (R::UnsupportedMediaType, 4015, "UNSUPPORTED_MEDIA_TYPE"),
-    (R::SubscriptionCreatorHasNoPrivilege, 4101, "SUBSCRIPTION_CREATOR_HAS_NO_PRIVILEGE"),
+    (
+        R::SubscriptionCreatorHasNoPrivilege,
+        4101,
+        "SUBSCRIPTION_CREATOR_HAS_NO_PRIVILEGE",
+    ),
     (R::ContentsUnacceptable, 4102, "CONTENTS_UNACCEPTABLE"),
-    (R::OriginatorHasNoPrivilege, 4103, "ORIGINATOR_HAS_NO_PRIVILEGE"),
-    (R::GroupRequestIdentifierExists, 4104, "GROUP_REQUEST_IDENTIFIER_EXISTS"),
+    (
+        R::OriginatorHasNoPrivilege,
+        4103,
+        "ORIGINATOR_HAS_NO_PRIVILEGE",
+    ),
+    (
+        R::GroupRequestIdentifierExists,
+        4104,
+        "GROUP_REQUEST_IDENTIFIER_EXISTS",
+    ),
     (R::Conflict, 4105, "CONFLICT"),
-    (R::OriginatorNotAuthenticated, 4106, "ORIGINATOR_NOT_AUTHENTICATED"),
-    (R::SecurityAssociationRequired, 4107, "SECURITY_ASSOCIATION_REQUIRED"),
-    (R::InvalidChildResourceType, 4108, "INVALID_CHILD_RESOURCE_TYPE"),
+    (
+        R::OriginatorNotAuthenticated,
+        4106,
+        "ORIGINATOR_NOT_AUTHENTICATED",
+    ),
+    (
+        R::SecurityAssociationRequired,
+        4107,
+        "SECURITY_ASSOCIATION_REQUIRED",
+    ),
+    (
+        R::InvalidChildResourceType,
+        4108,
+        "INVALID_CHILD_RESOURCE_TYPE",
+    ),
     (R::NoMembers, 4109, "NO_MEMBERS"),
-    (R::GroupMemberTypeInconsistent, 4110, "GROUP_MEMBER_TYPE_INCONSISTENT"),
-    (R::OriginatorHasAlreadyRegistered, 4117, "ORIGINATOR_HAS_ALREADY_REGISTERED"),
-    (R::AppRuleValidationFailed, 4126, "APP_RULE_VALIDATION_FAILED"),
-    (R::OperationDeniedByRemoteEntity, 4127, "OPERATION_DENIED_BY_REMOTE_ENTITY"),
+    (
+        R::GroupMemberTypeInconsistent,
+        4110,
+        "GROUP_MEMBER_TYPE_INCONSISTENT",
+    ),
+    (
+        R::OriginatorHasAlreadyRegistered,
+        4117,
+        "ORIGINATOR_HAS_ALREADY_REGISTERED",
+    ),
+    (
+        R::AppRuleValidationFailed,
+        4126,
+        "APP_RULE_VALIDATION_FAILED",
+    ),
+    (
+        R::OperationDeniedByRemoteEntity,
+        4127,
+        "OPERATION_DENIED_BY_REMOTE_ENTITY",
+    ),
     (R::InternalServerError, 5000, "INTERNAL_SERVER_ERROR"),
     (R::NotImplemented, 5001, "NOT_IMPLEMENTED"),
     (R::TargetNotReachable, 5103, "TARGET_NOT_REACHABLE"),
     (R::AlreadyExists, 5106, "ALREADY_EXISTS"),
     (R::TargetNotSubscribable, 5203, "TARGET_NOT_SUBSCRIBABLE"),
-    (R::SubscriptionVerificationInitiationFailed, 5204, "SUBSCRIPTION_VERIFICATION_INITIATION_FAILED"),
+    (
+        R::SubscriptionVerificationInitiationFailed,
+        5204,
+        "SUBSCRIPTION_VERIFICATION_INITIATION_FAILED",
+    ),
     (R::NotAcceptable, 5207, "NOT_ACCEPTABLE"),
-    (R::GroupMembersNotResponded, 5209, "GROUP_MEMBERS_NOT_RESPONDED"),
-    (R::ExternalObjectNotReachable, 6003, "EXTERNAL_OBJECT_NOT_REACHABLE"),
+    (
+        R::GroupMembersNotResponded,
+        5209,
+        "GROUP_MEMBERS_NOT_RESPONDED",
+    ),
+    (
+        R::ExternalObjectNotReachable,
+        6003,
+        "EXTERNAL_OBJECT_NOT_REACHABLE",
+    ),
 ];
 
 impl ResponseStatusCode {
     /// The numeric code carried in `rsc` / `X-M2M-RSC`.
     pub fn code(self) -> u16 {
-        ALL_CODES.iter().find(|(c, ..)| *c == self).map_or(5000, |(_, n, _)| *n)
+        ALL_CODES
+            .iter()
+            .find(|(c, ..)| *c == self)
+            .map_or(5000, |(_, n, _)| *n)
     }
 
     /// The code for a number, if this CSE knows it.
@@ -124,7 +183,10 @@ impl ResponseStatusCode {
 
     /// The spec's upper-case name, for logs and debug messages.
     pub fn name(self) -> &'static str {
-        ALL_CODES.iter().find(|(c, ..)| *c == self).map_or("UNKNOWN", |(.., s)| *s)
+        ALL_CODES
+            .iter()
+            .find(|(c, ..)| *c == self)
+            .map_or("UNKNOWN", |(.., s)| *s)
     }
 
     /// True for 2xxx codes.

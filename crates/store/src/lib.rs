@@ -77,6 +77,8 @@ where
         let _ = tx.send(v);
         Ok(())
     }));
-    done.await.map_err(|_| model::Error::internal("store writer stopped"))??;
-    rx.try_recv().map_err(|_| model::Error::internal("write produced no value"))
+    done.await
+        .map_err(|_| model::Error::internal("store writer stopped"))??;
+    rx.try_recv()
+        .map_err(|_| model::Error::internal("write produced no value"))
 }

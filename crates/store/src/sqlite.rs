@@ -23,7 +23,11 @@ pub struct SqliteOptions {
 
 impl Default for SqliteOptions {
     fn default() -> Self {
-        Self { max_batch: 1024, queue: 65536, readers: 4 }
+        Self {
+            max_batch: 1024,
+            queue: 65536,
+            readers: 4,
+        }
     }
 }
 
@@ -59,21 +63,32 @@ CREATE INDEX IF NOT EXISTS resources_expiry ON resources(et) WHERE et IS NOT NUL
 impl SqliteStore {
     /// Opens (or creates) the database in `dir`, checks the schema version and starts the writer.
     pub fn open(dir: &Path, options: SqliteOptions) -> Result<Self> {
-        std::fs::create_dir_all(dir).map_err(|e| Error::internal(format!("cannot create {}: {e}", dir.display())))?;
+        std::fs::create_dir_all(dir)
+            .map_err(|e| Error::internal(format!("cannot create {}: {e}", dir.display())))?;
         let path = dir.join("cse.db");
         let conn = Connection::open(&path).map_err(db_err)?;
-        conn.pragma_update(None, "journal_mode", "WAL").map_err(db_err)?;
-        conn.pragma_update(None, "synchronous", "FULL").map_err(db_err)?;
-        conn.pragma_update(None, "foreign_keys", "OFF").map_err(db_err)?;
+        conn.pragma_update(None, "journal_mode", "WAL")
+            .map_err(db_err)?;
+        conn.pragma_update(None, "synchronous", "FULL")
+            .map_err(db_err)?;
+        conn.pragma_update(None, "foreign_keys", "OFF")
+            .map_err(db_err)?;
         conn.execute_batch(SCHEMA).map_err(db_err)?;
         let version: Option<String> = conn
-            .query_row("SELECT value FROM meta WHERE key = 'schema_version'", [], |r| r.get(0))
+            .query_row(
+                "SELECT value FROM meta WHERE key = 'schema_version'",
+                [],
+                |r| r.get(0),
+            )
             .optional()
             .map_err(db_err)?;
         match version {
             None => {
-                conn.execute("INSERT INTO meta (key, value) VALUES ('schema_version', ?1)", [SCHEMA_VERSION.to_string()])
-                    .map_err(db_err)?;
+                conn.execute(
+                    "INSERT INTO meta (key, value) VALUES ('schema_version', ?1)",
+                    [SCHEMA_VERSION.to_string()],
+                )
+                .map_err(db_err)?;
             }
             Some(v) if v == SCHEMA_VERSION.to_string() => {}
             Some(v) => {
@@ -85,8 +100,11 @@ impl SqliteStore {
         }
         let mut readers = Vec::with_capacity(options.readers);
         for _ in 0..options.readers.max(1) {
-            let r = Connection::open_with_flags(&path, OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX)
-                .map_err(db_err)?;
+            let r = Connection::open_with_flags(
+                &path,
+                OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+            )
+            .map_err(db_err)?;
             readers.push(r);
         }
         let (jobs, rx) = mpsc::sync_channel(options.queue);
@@ -95,7 +113,11 @@ impl SqliteStore {
             .name("store-writer".to_owned())
             .spawn(move || writer_loop(conn, rx, max_batch))
             .map_err(|e| Error::internal(format!("cannot start store writer: {e}")))?;
-        Ok(Self { path, jobs, readers: Mutex::new(readers) })
+        Ok(Self {
+            path,
+            jobs,
+            readers: Mutex::new(readers),
+        })
     }
 
     /// The database file.
@@ -104,11 +126,18 @@ impl SqliteStore {
     }
 
     fn with_reader<T>(&self, f: impl FnOnce(&Connection) -> Result<T>) -> Result<T> {
-        let conn = self.readers.lock().map_err(|_| Error::internal("reader pool poisoned"))?.pop();
+        let conn = self
+            .readers
+            .lock()
+            .map_err(|_| Error::internal("reader pool poisoned"))?
+            .pop();
         let conn = match conn {
             Some(c) => c,
-            None => Connection::open_with_flags(&self.path, OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX)
-                .map_err(db_err)?,
+            None => Connection::open_with_flags(
+                &self.path,
+                OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+            )
+            .map_err(db_err)?,
         };
         let out = f(&conn);
         if let Ok(mut pool) = self.readers.lock() {
@@ -161,9 +190,10 @@ fn writer_loop(mut conn: Connection, rx: Receiver<(WriteJob, Ack)>, max_batch: u
 }
 
 fn row_to_resource(ty: i64, srn: String, body: String) -> Result<Resource> {
-    let ty = ResourceType::from_code(ty as u64).map_err(|_| Error::internal(format!("store: unknown type {ty}")))?;
-    let attrs: Map<String, Value> =
-        serde_json::from_str(&body).map_err(|e| Error::internal(format!("store: corrupt resource {srn}: {e}")))?;
+    let ty = ResourceType::from_code(ty as u64)
+        .map_err(|_| Error::internal(format!("store: unknown type {ty}")))?;
+    let attrs: Map<String, Value> = serde_json::from_str(&body)
+        .map_err(|e| Error::internal(format!("store: corrupt resource {srn}: {e}")))?;
     Ok(Resource { ty, srn, attrs })
 }
 
@@ -172,16 +202,29 @@ const COLS: &str = "ty, srn, body";
 fn query_one(conn: &Connection, sql: &str, p: impl rusqlite::Params) -> Result<Option<Resource>> {
     let mut stmt = conn.prepare_cached(sql).map_err(db_err)?;
     let row = stmt
-        .query_row(p, |r| Ok((r.get::<_, i64>(0)?, r.get::<_, String>(1)?, r.get::<_, String>(2)?)))
+        .query_row(p, |r| {
+            Ok((
+                r.get::<_, i64>(0)?,
+                r.get::<_, String>(1)?,
+                r.get::<_, String>(2)?,
+            ))
+        })
         .optional()
         .map_err(db_err)?;
-    row.map(|(ty, srn, body)| row_to_resource(ty, srn, body)).transpose()
+    row.map(|(ty, srn, body)| row_to_resource(ty, srn, body))
+        .transpose()
 }
 
 fn query_many(conn: &Connection, sql: &str, p: impl rusqlite::Params) -> Result<Vec<Resource>> {
     let mut stmt = conn.prepare_cached(sql).map_err(db_err)?;
     let rows = stmt
-        .query_map(p, |r| Ok((r.get::<_, i64>(0)?, r.get::<_, String>(1)?, r.get::<_, String>(2)?)))
+        .query_map(p, |r| {
+            Ok((
+                r.get::<_, i64>(0)?,
+                r.get::<_, String>(1)?,
+                r.get::<_, String>(2)?,
+            ))
+        })
         .map_err(db_err)?;
     let mut out = Vec::new();
     for row in rows {
@@ -192,11 +235,19 @@ fn query_many(conn: &Connection, sql: &str, p: impl rusqlite::Params) -> Result<
 }
 
 fn get(conn: &Connection, ri: &str) -> Result<Option<Resource>> {
-    query_one(conn, &format!("SELECT {COLS} FROM resources WHERE ri = ?1"), [ri])
+    query_one(
+        conn,
+        &format!("SELECT {COLS} FROM resources WHERE ri = ?1"),
+        [ri],
+    )
 }
 
 fn get_by_srn(conn: &Connection, srn: &str) -> Result<Option<Resource>> {
-    query_one(conn, &format!("SELECT {COLS} FROM resources WHERE srn = ?1"), [srn])
+    query_one(
+        conn,
+        &format!("SELECT {COLS} FROM resources WHERE srn = ?1"),
+        [srn],
+    )
 }
 
 fn children(conn: &Connection, pi: &str, ty: Option<ResourceType>) -> Result<Vec<Resource>> {
@@ -206,15 +257,26 @@ fn children(conn: &Connection, pi: &str, ty: Option<ResourceType>) -> Result<Vec
             &format!("SELECT {COLS} FROM resources WHERE pi = ?1 AND ty = ?2 ORDER BY seq"),
             params![pi, ty.code()],
         ),
-        None => query_many(conn, &format!("SELECT {COLS} FROM resources WHERE pi = ?1 ORDER BY seq"), [pi]),
+        None => query_many(
+            conn,
+            &format!("SELECT {COLS} FROM resources WHERE pi = ?1 ORDER BY seq"),
+            [pi],
+        ),
     }
 }
 
-fn edge_child(conn: &Connection, pi: &str, ty: ResourceType, newest: bool) -> Result<Option<Resource>> {
+fn edge_child(
+    conn: &Connection,
+    pi: &str,
+    ty: ResourceType,
+    newest: bool,
+) -> Result<Option<Resource>> {
     let order = if newest { "DESC" } else { "ASC" };
     query_one(
         conn,
-        &format!("SELECT {COLS} FROM resources WHERE pi = ?1 AND ty = ?2 ORDER BY seq {order} LIMIT 1"),
+        &format!(
+            "SELECT {COLS} FROM resources WHERE pi = ?1 AND ty = ?2 ORDER BY seq {order} LIMIT 1"
+        ),
         params![pi, ty.code()],
     )
 }
@@ -258,12 +320,19 @@ impl Txn for SqlTxn<'_> {
         let body = serde_json::to_string(&r.attrs).map_err(|e| Error::internal(e.to_string()))?;
         let mut stmt = self
             .conn
-            .prepare_cached("INSERT INTO resources (ri, pi, ty, srn, et, body) VALUES (?1, ?2, ?3, ?4, ?5, ?6)")
+            .prepare_cached(
+                "INSERT INTO resources (ri, pi, ty, srn, et, body) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+            )
             .map_err(db_err)?;
         match stmt.execute(params![r.ri(), r.pi(), r.ty.code(), r.srn, r.et(), body]) {
             Ok(_) => Ok(()),
-            Err(rusqlite::Error::SqliteFailure(e, _)) if e.code == rusqlite::ErrorCode::ConstraintViolation => {
-                Err(Error::conflict(format!("a resource named '{}' already exists", r.rn())))
+            Err(rusqlite::Error::SqliteFailure(e, _))
+                if e.code == rusqlite::ErrorCode::ConstraintViolation =>
+            {
+                Err(Error::conflict(format!(
+                    "a resource named '{}' already exists",
+                    r.rn()
+                )))
             }
             Err(e) => Err(db_err(e)),
         }
@@ -271,19 +340,35 @@ impl Txn for SqlTxn<'_> {
 
     fn update(&mut self, r: &Resource) -> Result<()> {
         let body = serde_json::to_string(&r.attrs).map_err(|e| Error::internal(e.to_string()))?;
-        let mut stmt = self.conn.prepare_cached("UPDATE resources SET et = ?2, body = ?3 WHERE ri = ?1").map_err(db_err)?;
-        match stmt.execute(params![r.ri(), r.et(), body]).map_err(db_err)? {
+        let mut stmt = self
+            .conn
+            .prepare_cached("UPDATE resources SET et = ?2, body = ?3 WHERE ri = ?1")
+            .map_err(db_err)?;
+        match stmt
+            .execute(params![r.ri(), r.et(), body])
+            .map_err(db_err)?
+        {
             1 => Ok(()),
             _ => Err(Error::not_found(format!("resource {} vanished", r.ri()))),
         }
     }
 
     fn delete_subtree(&mut self, ri: &str) -> Result<Vec<Resource>> {
-        let Some(root) = get(self.conn, ri)? else { return Ok(Vec::new()) };
+        let Some(root) = get(self.conn, ri)? else {
+            return Ok(Vec::new());
+        };
         let mut gone = subtree(self.conn, &root.srn)?;
         gone.sort_by_key(|r| r.srn.matches('/').count());
-        let mut stmt = self.conn.prepare_cached("DELETE FROM resources WHERE srn = ?1 OR (srn > ?2 AND srn < ?3)").map_err(db_err)?;
-        stmt.execute(params![root.srn, format!("{}/", root.srn), format!("{}0", root.srn)]).map_err(db_err)?;
+        let mut stmt = self
+            .conn
+            .prepare_cached("DELETE FROM resources WHERE srn = ?1 OR (srn > ?2 AND srn < ?3)")
+            .map_err(db_err)?;
+        stmt.execute(params![
+            root.srn,
+            format!("{}/", root.srn),
+            format!("{}0", root.srn)
+        ])
+        .map_err(db_err)?;
         gone.insert(0, root);
         Ok(gone)
     }

@@ -14,17 +14,25 @@ pub const ATTRIBUTES: &[Attr] = &[
 /// Checks an `m2m:setOfAcrs`: `{"acr": [{"acor": [..], "acop": n, ...}]}`.
 pub fn validate_acrs(name: &str, v: &Value) -> Result<()> {
     let bad = |why: &str| Err(Error::bad_request(format!("invalid '{name}': {why}")));
-    let Some(obj) = v.as_object() else { return bad("not an object") };
+    let Some(obj) = v.as_object() else {
+        return bad("not an object");
+    };
     if let Some(k) = obj.keys().find(|k| *k != "acr") {
         return bad(&format!("unknown member '{k}'"));
     }
-    let Some(rules) = obj.get("acr").and_then(Value::as_array) else { return bad("acr must be a list") };
+    let Some(rules) = obj.get("acr").and_then(Value::as_array) else {
+        return bad("acr must be a list");
+    };
     for rule in rules {
-        let Some(rule) = rule.as_object() else { return bad("a rule must be an object") };
+        let Some(rule) = rule.as_object() else {
+            return bad("a rule must be an object");
+        };
         for (k, val) in rule {
             match k.as_str() {
                 "acor" => {
-                    let ok = val.as_array().is_some_and(|a| !a.is_empty() && a.iter().all(|o| o.as_str().is_some_and(|s| !s.is_empty())));
+                    let ok = val.as_array().is_some_and(|a| {
+                        !a.is_empty() && a.iter().all(|o| o.as_str().is_some_and(|s| !s.is_empty()))
+                    });
                     if !ok {
                         return bad("acor must be a non-empty list of strings");
                     }
@@ -35,7 +43,10 @@ pub fn validate_acrs(name: &str, v: &Value) -> Result<()> {
                     }
                 }
                 "acco" => {
-                    if !val.as_array().is_some_and(|a| a.iter().all(Value::is_object)) {
+                    if !val
+                        .as_array()
+                        .is_some_and(|a| a.iter().all(Value::is_object))
+                    {
                         return bad("acco must be a list of objects");
                     }
                 }
@@ -45,7 +56,10 @@ pub fn validate_acrs(name: &str, v: &Value) -> Result<()> {
                     }
                 }
                 "acod" => {
-                    if !val.as_array().is_some_and(|a| a.iter().all(Value::is_object)) {
+                    if !val
+                        .as_array()
+                        .is_some_and(|a| a.iter().all(Value::is_object))
+                    {
                         return bad("acod must be a list of objects");
                     }
                 }

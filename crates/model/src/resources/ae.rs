@@ -26,6 +26,8 @@ pub fn validate_app_id(api: &str) -> Result<()> {
     if api.len() > 1 && (api.starts_with('R') || api.starts_with('N')) && !api.contains('/') {
         Ok(())
     } else {
-        Err(Error::bad_request(format!("invalid App-ID '{api}': must start with R or N")))
+        Err(Error::bad_request(format!(
+            "invalid App-ID '{api}': must start with R or N"
+        )))
     }
 }

@@ -39,26 +39,42 @@ pub mod net {
 /// Checks the parts of a subscription the generic table cannot: `enc`, `nct`, `nu`.
 pub fn validate(attrs: &serde_json::Map<String, Value>) -> Result<()> {
     if let Some(enc) = attrs.get("enc").filter(|v| !v.is_null()) {
-        let obj = enc.as_object().ok_or_else(|| Error::bad_request("enc must be an object"))?;
+        let obj = enc
+            .as_object()
+            .ok_or_else(|| Error::bad_request("enc must be an object"))?;
         for (k, v) in obj {
             match k.as_str() {
                 "net" => {
-                    let ok = v.as_array().is_some_and(|a| !a.is_empty() && a.iter().all(|n| n.as_u64().is_some_and(|n| (1..=4).contains(&n))));
+                    let ok = v.as_array().is_some_and(|a| {
+                        !a.is_empty()
+                            && a.iter()
+                                .all(|n| n.as_u64().is_some_and(|n| (1..=4).contains(&n)))
+                    });
                     if !ok {
-                        return Err(Error::bad_request("enc/net must be a list of event types 1-4"));
+                        return Err(Error::bad_request(
+                            "enc/net must be a list of event types 1-4",
+                        ));
                     }
                 }
                 "chty" => {
                     if !v.as_array().is_some_and(|a| a.iter().all(Value::is_u64)) {
-                        return Err(Error::bad_request("enc/chty must be a list of resource types"));
+                        return Err(Error::bad_request(
+                            "enc/chty must be a list of resource types",
+                        ));
                     }
                 }
                 "atr" => {
                     if !v.as_array().is_some_and(|a| a.iter().all(Value::is_string)) {
-                        return Err(Error::bad_request("enc/atr must be a list of attribute names"));
+                        return Err(Error::bad_request(
+                            "enc/atr must be a list of attribute names",
+                        ));
                     }
                 }
-                other => return Err(Error::bad_request(format!("unsupported enc member '{other}'"))),
+                other => {
+                    return Err(Error::bad_request(format!(
+                        "unsupported enc member '{other}'"
+                    )))
+                }
             }
         }
     }

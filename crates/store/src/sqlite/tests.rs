@@ -13,7 +13,11 @@ fn res(ty: ResourceType, ri: &str, pi: &str, srn: &str, extra: Value) -> Resourc
     if let Value::Object(m) = extra {
         attrs.extend(m);
     }
-    Resource { ty, srn: srn.into(), attrs }
+    Resource {
+        ty,
+        srn: srn.into(),
+        attrs,
+    }
 }
 
 fn open(dir: &Path) -> Arc<SqliteStore> {
@@ -22,10 +26,34 @@ fn open(dir: &Path) -> Arc<SqliteStore> {
 
 async fn seed(store: &SqliteStore) {
     write(store, |t| {
-        t.insert(&res(ResourceType::CseBase, "id-in", "", "cse-in", json!({})))?;
-        t.insert(&res(ResourceType::Ae, "Cae", "id-in", "cse-in/ae", json!({})))?;
-        t.insert(&res(ResourceType::Container, "cnt1", "Cae", "cse-in/ae/cnt", json!({"cni": 0})))?;
-        t.insert(&res(ResourceType::Container, "cnt2", "Cae", "cse-in/ae-x", json!({})))
+        t.insert(&res(
+            ResourceType::CseBase,
+            "id-in",
+            "",
+            "cse-in",
+            json!({}),
+        ))?;
+        t.insert(&res(
+            ResourceType::Ae,
+            "Cae",
+            "id-in",
+            "cse-in/ae",
+            json!({}),
+        ))?;
+        t.insert(&res(
+            ResourceType::Container,
+            "cnt1",
+            "Cae",
+            "cse-in/ae/cnt",
+            json!({"cni": 0}),
+        ))?;
+        t.insert(&res(
+            ResourceType::Container,
+            "cnt2",
+            "Cae",
+            "cse-in/ae-x",
+            json!({}),
+        ))
     })
     .await
     .expect("seed");
@@ -36,14 +64,34 @@ async fn insert_read_children_and_subtree() {
     let dir = tempfile::tempdir().expect("tmp");
     let store = open(dir.path());
     seed(&store).await;
-    assert_eq!(store.get("cnt1").ok().flatten().map(|r| r.srn), Some("cse-in/ae/cnt".into()));
-    assert_eq!(store.get_by_srn("cse-in/ae").ok().flatten().map(|r| r.ty), Some(ResourceType::Ae));
+    assert_eq!(
+        store.get("cnt1").ok().flatten().map(|r| r.srn),
+        Some("cse-in/ae/cnt".into())
+    );
+    assert_eq!(
+        store.get_by_srn("cse-in/ae").ok().flatten().map(|r| r.ty),
+        Some(ResourceType::Ae)
+    );
     assert_eq!(store.children("Cae", None).map(|v| v.len()).ok(), Some(2));
-    assert_eq!(store.children("Cae", Some(ResourceType::Ae)).map(|v| v.len()).ok(), Some(0));
+    assert_eq!(
+        store
+            .children("Cae", Some(ResourceType::Ae))
+            .map(|v| v.len())
+            .ok(),
+        Some(0)
+    );
     // `cse-in/ae-x` shares a prefix with `cse-in/ae` but is not below it.
-    let below: Vec<String> = store.descendants("cse-in/ae", None).unwrap_or_default().into_iter().map(|r| r.srn).collect();
+    let below: Vec<String> = store
+        .descendants("cse-in/ae", None)
+        .unwrap_or_default()
+        .into_iter()
+        .map(|r| r.srn)
+        .collect();
     assert_eq!(below, vec!["cse-in/ae/cnt".to_string()]);
-    assert_eq!(store.descendants("cse-in", Some(1)).map(|v| v.len()).ok(), Some(2));
+    assert_eq!(
+        store.descendants("cse-in", Some(1)).map(|v| v.len()).ok(),
+        Some(2)
+    );
 }
 
 #[tokio::test]
@@ -51,18 +99,42 @@ async fn conflicts_and_failed_jobs_change_nothing() {
     let dir = tempfile::tempdir().expect("tmp");
     let store = open(dir.path());
     seed(&store).await;
-    let dup = write(&*store, |t| t.insert(&res(ResourceType::Container, "cnt9", "Cae", "cse-in/ae/cnt", json!({})))).await;
+    let dup = write(&*store, |t| {
+        t.insert(&res(
+            ResourceType::Container,
+            "cnt9",
+            "Cae",
+            "cse-in/ae/cnt",
+            json!({}),
+        ))
+    })
+    .await;
     assert_eq!(dup.map_err(|e| e.rsc), Err(ResponseStatusCode::Conflict));
     // A job that writes then fails leaves no trace, and does not disturb a job in the same batch.
     let s1 = store.clone();
     let failing = tokio::spawn(async move {
         write(&*s1, |t| {
-            t.insert(&res(ResourceType::Container, "tmp", "Cae", "cse-in/ae/tmp", json!({})))?;
+            t.insert(&res(
+                ResourceType::Container,
+                "tmp",
+                "Cae",
+                "cse-in/ae/tmp",
+                json!({}),
+            ))?;
             Err::<(), _>(model::Error::bad_request("no"))
         })
         .await
     });
-    let ok = write(&*store, |t| t.insert(&res(ResourceType::Container, "ok", "Cae", "cse-in/ae/ok", json!({})))).await;
+    let ok = write(&*store, |t| {
+        t.insert(&res(
+            ResourceType::Container,
+            "ok",
+            "Cae",
+            "cse-in/ae/ok",
+            json!({}),
+        ))
+    })
+    .await;
     assert!(failing.await.map(|r| r.is_err()).unwrap_or(false));
     assert!(ok.is_ok());
     assert!(store.get("tmp").ok().flatten().is_none());
@@ -74,7 +146,9 @@ async fn delete_subtree_removes_descendants_only() {
     let dir = tempfile::tempdir().expect("tmp");
     let store = open(dir.path());
     seed(&store).await;
-    let gone = write(&*store, |t| t.delete_subtree("Cae")).await.unwrap_or_default();
+    let gone = write(&*store, |t| t.delete_subtree("Cae"))
+        .await
+        .unwrap_or_default();
     let names: Vec<_> = gone.iter().map(|r| r.srn.as_str()).collect();
     assert_eq!(names.first().copied(), Some("cse-in/ae"));
     assert_eq!(gone.len(), 2);
@@ -93,11 +167,19 @@ async fn concurrent_read_modify_write_is_serialized_and_durable() {
             let s = store.clone();
             tasks.push(tokio::spawn(async move {
                 write(&*s, move |t| {
-                    let mut cnt = t.get("cnt1")?.ok_or_else(|| model::Error::not_found("cnt1"))?;
+                    let mut cnt = t
+                        .get("cnt1")?
+                        .ok_or_else(|| model::Error::not_found("cnt1"))?;
                     let n = cnt.u64_attr("cni").unwrap_or(0) + 1;
                     cnt.attrs.insert("cni".into(), json!(n));
                     t.update(&cnt)?;
-                    t.insert(&res(ResourceType::ContentInstance, &format!("cin{i}"), "cnt1", &format!("cse-in/ae/cnt/c{i}"), json!({})))
+                    t.insert(&res(
+                        ResourceType::ContentInstance,
+                        &format!("cin{i}"),
+                        "cnt1",
+                        &format!("cse-in/ae/cnt/c{i}"),
+                        json!({}),
+                    ))
                 })
                 .await
             }));
@@ -108,9 +190,23 @@ async fn concurrent_read_modify_write_is_serialized_and_durable() {
     }
     // Reopen: everything acknowledged is there.
     let store = open(dir.path());
-    assert_eq!(store.get("cnt1").ok().flatten().and_then(|r| r.u64_attr("cni")), Some(200));
-    assert_eq!(store.children("cnt1", Some(ResourceType::ContentInstance)).map(|v| v.len()).ok(), Some(200));
-    assert_eq!(store.oldest_child("cnt1", ResourceType::ContentInstance).ok().flatten().map(|r| r.ri().to_owned()).is_some(), true);
+    assert_eq!(
+        store
+            .get("cnt1")
+            .ok()
+            .flatten()
+            .and_then(|r| r.u64_attr("cni")),
+        Some(200)
+    );
+    assert_eq!(
+        store
+            .children("cnt1", Some(ResourceType::ContentInstance))
+            .map(|v| v.len())
+            .ok(),
+        Some(200)
+    );
+    let oldest = store.oldest_child("cnt1", ResourceType::ContentInstance).ok().flatten();
+    assert_eq!(oldest.map(|r| r.ri().to_owned()), Some("cin0".to_owned()));
 }
 
 #[tokio::test]
@@ -119,16 +215,37 @@ async fn expiry_index_and_schema_version() {
     {
         let store = open(dir.path());
         write(&*store, |t| {
-            t.insert(&res(ResourceType::Container, "old", "x", "cse-in/old", json!({"et": "20200101T000000,000000"})))?;
-            t.insert(&res(ResourceType::Container, "new", "x", "cse-in/new", json!({"et": "20991231T000000,000000"})))
+            t.insert(&res(
+                ResourceType::Container,
+                "old",
+                "x",
+                "cse-in/old",
+                json!({"et": "20200101T000000,000000"}),
+            ))?;
+            t.insert(&res(
+                ResourceType::Container,
+                "new",
+                "x",
+                "cse-in/new",
+                json!({"et": "20991231T000000,000000"}),
+            ))
         })
         .await
         .expect("write");
-        assert_eq!(store.expired("20261127T000000,000000", 10).ok(), Some(vec!["old".to_string()]));
+        assert_eq!(
+            store.expired("20261127T000000,000000", 10).ok(),
+            Some(vec!["old".to_string()])
+        );
     }
     let conn = Connection::open(dir.path().join("cse.db")).expect("raw");
-    conn.execute("UPDATE meta SET value = '999' WHERE key = 'schema_version'", []).expect("tamper");
+    conn.execute(
+        "UPDATE meta SET value = '999' WHERE key = 'schema_version'",
+        [],
+    )
+    .expect("tamper");
     drop(conn);
-    let err = SqliteStore::open(dir.path(), SqliteOptions::default()).map(|_| ()).map_err(|e| e.message);
+    let err = SqliteStore::open(dir.path(), SqliteOptions::default())
+        .map(|_| ())
+        .map_err(|e| e.message);
     assert!(err.is_err_and(|m| m.contains("schema version 999")));
 }

@@ -1,0 +1,223 @@
+//! The closed-loop load generator: N keep-alive connections, each sending its next request as
+//! soon as the previous answer is read.
+//!
+//! It is deliberately small (hyper's connection-level client, no pool, no retries) because it
+//! shares the CPU with the server under test.
+
+use crate::client::{Conn, Request, Response};
+use crate::stats::Latency;
+use http::StatusCode;
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+/// A request that takes longer than this counts as an error (and its connection is reopened).
+const REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Source of request identifiers, unique within one run of the benchmark.
+static NEXT_RI: AtomicU64 = AtomicU64::new(1);
+
+/// A fresh number for `X-M2M-RI`.
+pub(crate) fn next_ri() -> u64 {
+    NEXT_RI.fetch_add(1, Ordering::Relaxed)
+}
+
+/// Builds request number `ri` of a scenario.
+pub(crate) type MakeRequest = Arc<dyn Fn(u64) -> Request + Send + Sync>;
+
+/// What one scenario sends and what counts as success.
+#[derive(Clone)]
+pub(crate) struct Workload {
+    /// Builds each request from its request identifier.
+    pub(crate) make: MakeRequest,
+    /// The HTTP status of a successful answer.
+    pub(crate) status: StatusCode,
+    /// The `X-M2M-RSC` of a successful answer, if the server sends one.
+    pub(crate) rsc: Option<&'static str>,
+}
+
+impl std::fmt::Debug for Workload {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Workload")
+            .field("status", &self.status)
+            .field("rsc", &self.rsc)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Workload {
+    /// Why `resp` is not a success, or `None` when it is one.
+    fn check(&self, resp: &Response) -> Option<String> {
+        let rsc = resp.header("x-m2m-rsc");
+        if resp.status == self.status && (self.rsc.is_none() || rsc == self.rsc) {
+            return None;
+        }
+        Some(format!(
+            "HTTP {} X-M2M-RSC {}",
+            resp.status.as_u16(),
+            rsc.unwrap_or("-")
+        ))
+    }
+}
+
+/// The outcome of one scenario.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct LoadResult {
+    /// Successful answers within the measured window.
+    pub(crate) ok: u64,
+    /// Failed requests within the measured window (wrong status, transport error, timeout).
+    pub(crate) errors: u64,
+    /// Successful answers during the warm-up (not in any figure; creates still count).
+    pub(crate) warmup_ok: u64,
+    /// From the end of the warm-up to the last answer.
+    pub(crate) elapsed: Duration,
+    /// Latency of the successful requests.
+    pub(crate) latency: Latency,
+    /// Failures by kind, with how often each occurred.
+    pub(crate) error_kinds: BTreeMap<String, u64>,
+    /// The body of the first failed answer, for a post-mortem.
+    pub(crate) first_error_body: Option<String>,
+}
+
+impl LoadResult {
+    /// Successful requests per second.
+    pub(crate) fn rate(&self) -> f64 {
+        let secs = self.elapsed.as_secs_f64();
+        if secs > 0.0 {
+            self.ok as f64 / secs
+        } else {
+            0.0
+        }
+    }
+}
+
+/// What one connection saw.
+#[derive(Debug, Default)]
+struct ConnResult {
+    ok: u64,
+    errors: u64,
+    warmup_ok: u64,
+    samples: Vec<u64>,
+    error_kinds: BTreeMap<String, u64>,
+    first_error_body: Option<String>,
+    last_end: Option<Instant>,
+}
+
+impl ConnResult {
+    fn fail(&mut self, kind: String, body: Option<String>) {
+        self.errors += 1;
+        *self.error_kinds.entry(kind).or_default() += 1;
+        if self.first_error_body.is_none() {
+            self.first_error_body = body;
+        }
+    }
+}
+
+/// Runs `workload` over `conns` connections: `warmup` unmeasured, then `measure` measured.
+/// Requests started before the end of the window are awaited and counted.
+pub(crate) async fn run(
+    addr: SocketAddr,
+    conns: usize,
+    warmup: Duration,
+    measure: Duration,
+    workload: &Workload,
+) -> anyhow::Result<LoadResult> {
+    let mut opened = Vec::with_capacity(conns);
+    for _ in 0..conns {
+        opened.push(Conn::open(addr).await?);
+    }
+    let start = Instant::now() + warmup;
+    let deadline = start + measure;
+    let tasks: Vec<_> = opened
+        .into_iter()
+        .map(|conn| tokio::spawn(drive(addr, conn, workload.clone(), start, deadline)))
+        .collect();
+    let mut total = LoadResult::default();
+    let mut samples = Vec::new();
+    let mut last_end = start;
+    for task in tasks {
+        let r = task.await?;
+        total.ok += r.ok;
+        total.errors += r.errors;
+        total.warmup_ok += r.warmup_ok;
+        samples.extend_from_slice(&r.samples);
+        for (kind, n) in r.error_kinds {
+            *total.error_kinds.entry(kind).or_default() += n;
+        }
+        if total.first_error_body.is_none() {
+            total.first_error_body = r.first_error_body;
+        }
+        last_end = last_end.max(r.last_end.unwrap_or(start));
+    }
+    total.elapsed = last_end.saturating_duration_since(start);
+    total.latency = Latency::from_nanos(&mut samples);
+    Ok(total)
+}
+
+/// One connection's closed loop.
+async fn drive(
+    addr: SocketAddr,
+    conn: Conn,
+    work: Workload,
+    start: Instant,
+    deadline: Instant,
+) -> ConnResult {
+    let mut out = ConnResult {
+        samples: Vec::with_capacity(1 << 16),
+        ..ConnResult::default()
+    };
+    let mut conn = Some(conn);
+    loop {
+        let sent = Instant::now();
+        if sent >= deadline {
+            break;
+        }
+        let counted = sent >= start;
+        let Some(c) = conn.as_mut() else {
+            match Conn::open(addr).await {
+                Ok(c) => conn = Some(c),
+                Err(e) => {
+                    if counted {
+                        out.fail(format!("reconnect: {e:#}"), None);
+                    }
+                    tokio::time::sleep(Duration::from_millis(10)).await;
+                }
+            }
+            continue;
+        };
+        let outcome = tokio::time::timeout(REQUEST_TIMEOUT, c.send((work.make)(next_ri()))).await;
+        let done = Instant::now();
+        if !counted {
+            match outcome {
+                Ok(Ok(resp)) if work.check(&resp).is_none() => out.warmup_ok += 1,
+                Ok(Ok(_)) => {}
+                _ => conn = None,
+            }
+            continue;
+        }
+        out.last_end = Some(done);
+        match outcome {
+            Ok(Ok(resp)) => match work.check(&resp) {
+                None => {
+                    out.ok += 1;
+                    out.samples
+                        .push(u64::try_from((done - sent).as_nanos()).unwrap_or(u64::MAX));
+                }
+                Some(kind) => {
+                    out.fail(kind, Some(String::from_utf8_lossy(&resp.body).into_owned()))
+                }
+            },
+            Ok(Err(e)) => {
+                out.fail(format!("transport: {e:#}"), None);
+                conn = None;
+            }
+            Err(_) => {
+                out.fail(format!("no answer within {REQUEST_TIMEOUT:?}"), None);
+                conn = None;
+            }
+        }
+    }
+    out
+}

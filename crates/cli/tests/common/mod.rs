@@ -1,0 +1,85 @@
+//! Starts the real `cse` binary on an ephemeral port with its own data folder.
+#![allow(dead_code, unreachable_pub, missing_docs)]
+
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+
+pub struct Server {
+    child: Child,
+    pub addr: String,
+    pub data: PathBuf,
+}
+
+impl Server {
+    /// Starts `cse --http 127.0.0.1:0 --data DIR` and waits for it to listen.
+    pub fn start(data: &Path) -> Self {
+        Self::start_with(data, &[])
+    }
+
+    pub fn start_with(data: &Path, extra: &[&str]) -> Self {
+        std::fs::create_dir_all(data).expect("data dir");
+        let log = std::fs::OpenOptions::new().create(true).append(true).open(data.join("cse.log")).expect("log file");
+        let mut child = Command::new(env!("CARGO_BIN_EXE_cse"))
+            .args(["--http", "127.0.0.1:0", "--data"])
+            .arg(data)
+            .args(extra)
+            .stdout(Stdio::piped())
+            .stderr(log)
+            .spawn()
+            .expect("start cse");
+        let stdout = child.stdout.take().expect("stdout");
+        let mut line = String::new();
+        BufReader::new(stdout).read_line(&mut line).expect("read the listening line");
+        let addr = line
+            .trim()
+            .strip_prefix("listening on http://")
+            .unwrap_or_else(|| panic!("unexpected first line {line:?}; log: {}", log_of(data)))
+            .to_owned();
+        Self { child, addr, data: data.to_owned() }
+    }
+
+    pub fn url(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+
+    pub fn client(&self) -> client::Client {
+        client::Client::new(&self.url()).expect("client")
+    }
+
+    /// SIGKILL: no shutdown, no flush.
+    pub fn kill9(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+
+    pub fn log(&self) -> String {
+        log_of(&self.data)
+    }
+}
+
+fn log_of(data: &Path) -> String {
+    std::fs::read_to_string(data.join("cse.log")).unwrap_or_default()
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        self.kill9();
+    }
+}
+
+/// Runs curl with the given arguments; returns (headers+body) as text.
+pub fn curl(args: &[&str]) -> String {
+    let out = Command::new("curl").arg("-s").arg("-i").args(args).output().expect("curl is installed");
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// Whether curl exists; CI installs it, a laptop may not have it.
+pub fn have_curl() -> bool {
+    let ok = Command::new("curl").arg("--version").output().is_ok_and(|o| o.status.success());
+    if !ok {
+        assert!(std::env::var_os("SECURE_CSE_REQUIRE_SERVICES").is_none(), "curl is required (SECURE_CSE_REQUIRE_SERVICES is set)");
+        eprintln!("skipping: curl is not installed");
+    }
+    ok
+}

@@ -1,0 +1,361 @@
+//! The client: one pooled hyper client, a base URL, a serialization and a timeout.
+
+use crate::encode::{encode_query, path_for};
+use crate::error::ClientError;
+use bytes::Bytes;
+use http::header::{HeaderMap, HeaderName, HeaderValue, ACCEPT, CONTENT_LOCATION, CONTENT_TYPE};
+use http::{Method, Uri};
+use http_body_util::{BodyExt, Full, Limited};
+use hyper_util::client::legacy::connect::HttpConnector;
+use hyper_util::rt::TokioExecutor;
+use model::codec::{self, Format};
+use model::{Operation, Request, Response, ResponseStatusCode};
+use std::time::Duration;
+
+const ORIGIN: HeaderName = HeaderName::from_static("x-m2m-origin");
+const RI: HeaderName = HeaderName::from_static("x-m2m-ri");
+const RVI: HeaderName = HeaderName::from_static("x-m2m-rvi");
+const RSC: HeaderName = HeaderName::from_static("x-m2m-rsc");
+const OT: HeaderName = HeaderName::from_static("x-m2m-ot");
+const RET: HeaderName = HeaderName::from_static("x-m2m-ret");
+const VSI: HeaderName = HeaderName::from_static("x-m2m-vsi");
+
+/// A oneM2M HTTP client bound to one CSE's base URL; [`Client::send_to_url`] reaches any
+/// other URL (notification targets) through the same connection pool.
+///
+/// Cloning is cheap and shares the pool.
+#[derive(Debug, Clone)]
+pub struct Client {
+    http: hyper_util::client::legacy::Client<HttpConnector, Full<Bytes>>,
+    base: BaseUrl,
+    format: Format,
+    timeout: Duration,
+    max_body_bytes: usize,
+}
+
+/// `http://authority` plus an optional path prefix, checked once.
+#[derive(Debug, Clone)]
+struct BaseUrl {
+    authority: String,
+    /// Path prefix without trailing slash (`""` or `/prefix`).
+    prefix: String,
+}
+
+impl BaseUrl {
+    fn parse(url: &str) -> Result<(Self, Option<String>), ClientError> {
+        let invalid = |reason| ClientError::InvalidUrl {
+            url: url.to_owned(),
+            reason,
+        };
+        let uri: Uri = url.parse().map_err(|_| invalid("not a URL"))?;
+        if uri.scheme_str() != Some("http") {
+            return Err(invalid("only http:// URLs are supported"));
+        }
+        let authority = uri
+            .authority()
+            .ok_or_else(|| invalid("no host"))?
+            .to_string();
+        if authority.contains('@') {
+            return Err(invalid("user information in URLs is not supported"));
+        }
+        let prefix = uri.path().trim_end_matches('/').to_owned();
+        Ok((Self { authority, prefix }, uri.query().map(str::to_owned)))
+    }
+}
+
+impl Client {
+    /// Default time to wait for a complete response.
+    pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(10);
+    /// Default largest accepted response body.
+    pub const DEFAULT_MAX_BODY_BYTES: usize = 16 * 1024 * 1024;
+
+    /// A client for the CSE at `base_url` (`http://host:port`, optionally with a path
+    /// prefix), speaking JSON with a [`Client::DEFAULT_TIMEOUT`] per request.
+    pub fn new(base_url: &str) -> Result<Self, ClientError> {
+        let (base, query) = BaseUrl::parse(base_url)?;
+        if query.is_some() {
+            return Err(ClientError::InvalidUrl {
+                url: base_url.to_owned(),
+                reason: "a base URL has no query",
+            });
+        }
+        let mut connector = HttpConnector::new();
+        connector.set_nodelay(true);
+        connector.set_connect_timeout(Some(Self::DEFAULT_TIMEOUT));
+        let http = hyper_util::client::legacy::Client::builder(TokioExecutor::new())
+            .pool_idle_timeout(Duration::from_secs(30))
+            .build(connector);
+        Ok(Self {
+            http,
+            base,
+            format: Format::Json,
+            timeout: Self::DEFAULT_TIMEOUT,
+            max_body_bytes: Self::DEFAULT_MAX_BODY_BYTES,
+        })
+    }
+
+    /// Uses `format` for request content and asks for it in responses.
+    pub fn with_format(mut self, format: Format) -> Self {
+        self.format = format;
+        self
+    }
+
+    /// Waits at most `timeout` for each complete response.
+    pub fn with_timeout(mut self, timeout: Duration) -> Self {
+        self.timeout = timeout;
+        self
+    }
+
+    /// Refuses response bodies larger than `bytes`.
+    pub fn with_max_body_bytes(mut self, bytes: usize) -> Self {
+        self.max_body_bytes = bytes;
+        self
+    }
+
+    /// Sends a request to the CSE at the base URL, addressed by its `to`.
+    pub async fn send(&self, req: &Request) -> Result<Response, ClientError> {
+        let path = format!("{}{}", self.base.prefix, path_for(&req.to));
+        self.exchange(&self.base, path, None, req).await
+    }
+
+    /// Sends a request to an absolute `http://` URL such as a notification target
+    /// (`http://127.0.0.1:9000/notify?x=1`). The URL's path and query are used as given,
+    /// with the request's own query parameters appended; `to` travels only in the primitive
+    /// the receiver reconstructs from the URL, as TS-0009 clause 6.2.2 intends.
+    pub async fn send_to_url(&self, url: &str, req: &Request) -> Result<Response, ClientError> {
+        let (base, query) = BaseUrl::parse(url)?;
+        let path = if base.prefix.is_empty() {
+            "/".to_owned()
+        } else {
+            base.prefix.clone()
+        };
+        self.exchange(&base, path, query, req).await
+    }
+
+    async fn exchange(
+        &self,
+        base: &BaseUrl,
+        path: String,
+        url_query: Option<String>,
+        req: &Request,
+    ) -> Result<Response, ClientError> {
+        let http_req = self.build(base, path, url_query, req)?;
+        let exchange = async {
+            let resp = self.http.request(http_req).await?;
+            let (parts, body) = resp.into_parts();
+            let body = Limited::new(body, self.max_body_bytes)
+                .collect()
+                .await
+                .map_err(|e| ClientError::Body(e.to_string()))?
+                .to_bytes();
+            parse_response(
+                parts.status.as_u16(),
+                &parts.headers,
+                &body,
+                self.format,
+                &req.rqi,
+            )
+        };
+        tokio::time::timeout(self.timeout, exchange)
+            .await
+            .map_err(|_| ClientError::Timeout(self.timeout))?
+    }
+
+    fn build(
+        &self,
+        base: &BaseUrl,
+        path: String,
+        url_query: Option<String>,
+        req: &Request,
+    ) -> Result<http::Request<Full<Bytes>>, ClientError> {
+        let query = [url_query.unwrap_or_default(), encode_query(req)]
+            .into_iter()
+            .filter(|q| !q.is_empty());
+        let query = query.collect::<Vec<_>>().join("&");
+        let uri = if query.is_empty() {
+            format!("http://{}{path}", base.authority)
+        } else {
+            format!("http://{}{path}?{query}", base.authority)
+        };
+        let uri: Uri = uri.parse().map_err(|_| ClientError::InvalidUrl {
+            url: uri,
+            reason: "not a valid request URI",
+        })?;
+        let method = match req.op {
+            Operation::Create | Operation::Notify => Method::POST,
+            Operation::Retrieve => Method::GET,
+            Operation::Update => Method::PUT,
+            Operation::Delete => Method::DELETE,
+        };
+        let mut http_req = http::Request::new(Full::new(Bytes::new()));
+        *http_req.method_mut() = method;
+        *http_req.uri_mut() = uri;
+        let h = http_req.headers_mut();
+        put(h, ORIGIN, "fr", req.fr.as_deref())?;
+        put(h, RI, "rqi", Some(&req.rqi))?;
+        put(h, RVI, "rvi", req.rvi.as_deref())?;
+        put(h, OT, "ot", req.ot.as_deref())?;
+        put(h, RET, "rqet", req.rqet.as_deref())?;
+        put(h, VSI, "vsi", req.vsi.as_deref())?;
+        h.insert(ACCEPT, HeaderValue::from_static(self.format.media_type()));
+        let ty = req.ty.filter(|_| req.op == Operation::Create);
+        if req.pc.is_some() || ty.is_some() {
+            let content_type = match ty {
+                Some(ty) => format!("{};ty={}", self.format.media_type(), ty.code()),
+                None => self.format.media_type().to_owned(),
+            };
+            put(h, CONTENT_TYPE, "ty", Some(&content_type))?;
+        }
+        if let Some(pc) = &req.pc {
+            *http_req.body_mut() = Full::new(Bytes::from(codec::encode(pc, self.format)));
+        }
+        Ok(http_req)
+    }
+}
+
+fn put(
+    h: &mut HeaderMap,
+    name: HeaderName,
+    param: &'static str,
+    value: Option<&str>,
+) -> Result<(), ClientError> {
+    if let Some(v) = value {
+        h.insert(
+            name,
+            HeaderValue::from_str(v).map_err(|_| ClientError::InvalidHeader(param))?,
+        );
+    }
+    Ok(())
+}
+
+/// Reads a response primitive from an HTTP response (TS-0009 clause 6.3 and 6.4, reversed).
+fn parse_response(
+    status: u16,
+    headers: &HeaderMap,
+    body: &[u8],
+    asked: Format,
+    request_rqi: &str,
+) -> Result<Response, ClientError> {
+    let text = |name: &HeaderName| {
+        headers
+            .get(name)
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_owned)
+    };
+    let rsc_text = text(&RSC).ok_or(ClientError::MissingRsc { status })?;
+    let rsc = rsc_text
+        .trim()
+        .parse::<u16>()
+        .ok()
+        .and_then(ResponseStatusCode::from_code)
+        .ok_or(ClientError::UnknownRsc(rsc_text))?;
+    let pc = if body.is_empty() {
+        None
+    } else {
+        let format = match text(&CONTENT_TYPE) {
+            Some(ct) => Format::from_media_type(&ct).map_err(ClientError::Content)?,
+            None => asked,
+        };
+        Some(codec::decode(body, format).map_err(ClientError::Content)?)
+    };
+    let mut resp = Response::new(rsc, text(&RI).unwrap_or_else(|| request_rqi.to_owned()), pc);
+    resp.location = text(&CONTENT_LOCATION);
+    resp.ot = text(&OT);
+    Ok(resp)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use model::ResourceType;
+    use serde_json::json;
+
+    fn header<'a>(r: &'a http::Request<Full<Bytes>>, name: &str) -> Option<&'a str> {
+        r.headers().get(name).and_then(|v| v.to_str().ok())
+    }
+
+    #[test]
+    fn base_urls() {
+        assert!(Client::new("http://127.0.0.1:8080").is_ok());
+        assert!(Client::new("http://localhost:8080/prefix/").is_ok());
+        assert!(Client::new("https://localhost").is_err());
+        assert!(Client::new("localhost:8080").is_err());
+        assert!(Client::new("http://u:p@localhost").is_err());
+        assert!(Client::new("http://localhost/?q=1").is_err());
+    }
+
+    #[test]
+    fn create_request_mapping() {
+        let client = Client::new("http://127.0.0.1:1/base").expect("valid");
+        let mut req = Request::new(Operation::Create, "/id-in/cse-in", Some(String::new()));
+        req.ty = Some(ResourceType::Container);
+        req.pc = Some(json!({"m2m:cnt": {"rn": "c"}}));
+        req.rcn = Some(model::ResultContent::Nothing);
+        let r = client
+            .build(
+                &client.base,
+                format!("{}{}", client.base.prefix, path_for(&req.to)),
+                None,
+                &req,
+            )
+            .expect("valid");
+        assert_eq!(r.method(), Method::POST);
+        assert_eq!(
+            r.uri().to_string(),
+            "http://127.0.0.1:1/base/~/id-in/cse-in?rcn=0"
+        );
+        assert_eq!(header(&r, "x-m2m-origin"), Some(""));
+        assert_eq!(header(&r, "x-m2m-ri"), Some(req.rqi.as_str()));
+        assert_eq!(header(&r, "x-m2m-rvi"), Some("3"));
+        assert_eq!(header(&r, "content-type"), Some("application/json;ty=3"));
+        assert_eq!(header(&r, "accept"), Some("application/json"));
+    }
+
+    #[test]
+    fn notify_to_url_keeps_its_path_and_query() {
+        let client = Client::new("http://127.0.0.1:1")
+            .expect("valid")
+            .with_format(Format::Cbor);
+        let mut req = Request::new(Operation::Notify, "CAe1", None);
+        req.pc = Some(json!({"m2m:sgn": {"vrq": true}}));
+        let (base, q) = BaseUrl::parse("http://10.0.0.1:9000/notify?token=x").expect("valid");
+        let r = client
+            .build(&base, base.prefix.clone(), q, &req)
+            .expect("valid");
+        assert_eq!(r.uri().to_string(), "http://10.0.0.1:9000/notify?token=x");
+        assert_eq!(header(&r, "content-type"), Some("application/cbor"));
+        assert_eq!(header(&r, "x-m2m-origin"), None);
+        req.fr = Some("bad\nvalue".into());
+        assert!(matches!(
+            client.build(&base, "/".into(), None, &req),
+            Err(ClientError::InvalidHeader("fr"))
+        ));
+    }
+
+    #[test]
+    fn response_parsing() {
+        let mut h = HeaderMap::new();
+        assert!(matches!(
+            parse_response(200, &h, b"", Format::Json, "r"),
+            Err(ClientError::MissingRsc { status: 200 })
+        ));
+        h.insert(RSC, HeaderValue::from_static("9999"));
+        assert!(matches!(
+            parse_response(200, &h, b"", Format::Json, "r"),
+            Err(ClientError::UnknownRsc(_))
+        ));
+        h.insert(RSC, HeaderValue::from_static("2001"));
+        h.insert(CONTENT_LOCATION, HeaderValue::from_static("cse-in/c"));
+        h.insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
+        let r = parse_response(201, &h, b"{\"m2m:cnt\":{}}", Format::Json, "r").expect("valid");
+        assert_eq!(r.rsc, ResponseStatusCode::Created);
+        assert_eq!(r.rqi, "r");
+        assert_eq!(r.location.as_deref(), Some("cse-in/c"));
+        assert_eq!(r.pc, Some(json!({"m2m:cnt": {}})));
+        h.insert(CONTENT_TYPE, HeaderValue::from_static("text/html"));
+        assert!(matches!(
+            parse_response(201, &h, b"<p>", Format::Json, "r"),
+            Err(ClientError::Content(_))
+        ));
+    }
+}

@@ -1,0 +1,133 @@
+//! Resolving a request's `To` to a resource of this CSE, including the virtual resources
+//! `la` (latest), `ol` (oldest) and `fopt` (group fan-out).
+
+use crate::config::CseConfig;
+use model::id::Address;
+use model::{time, Error, Resource, ResourceType, ResponseStatusCode, Result};
+use store::Store;
+
+/// What a request targets.
+#[derive(Debug, Clone)]
+pub enum Target {
+    /// A real resource.
+    Resource(Resource),
+    /// `<container>/la` or `/ol`: the newest or oldest content instance (may not exist).
+    Edge {
+        /// The container.
+        container: Resource,
+        /// The content instance it stands for, if the container has any.
+        instance: Option<Resource>,
+    },
+    /// `<group>/fopt[/suffix]`: the request fans out to each member (+ suffix).
+    FanOut {
+        /// The group.
+        group: Resource,
+        /// Path appended to each member's address.
+        suffix: String,
+    },
+}
+
+/// Turns `To` into a CSE-relative path: structured (`cse-in/...`) or unstructured (`ri/...`).
+fn local_path(to: &str, config: &CseConfig) -> Result<String> {
+    let unreachable = |id: &str| {
+        Error::new(
+            ResponseStatusCode::TargetNotReachable,
+            format!("'{id}' is not this CSE; remote CSEs are not connected"),
+        )
+    };
+    Ok(match Address::parse(to)? {
+        Address::CseRelative(p) => p,
+        Address::SpRelative { cse_id, rest } => {
+            if cse_id != config.cse_id {
+                return Err(unreachable(&cse_id));
+            }
+            rest
+        }
+        Address::Absolute {
+            sp_id,
+            cse_id,
+            rest,
+        } => {
+            if sp_id != config.sp_id || cse_id != config.cse_id {
+                return Err(unreachable(&format!("//{sp_id}/{cse_id}")));
+            }
+            rest
+        }
+    })
+}
+
+/// Resolves `To` against the store. Expired resources that the sweeper has not removed yet
+/// are already treated as gone.
+pub fn resolve(to: &str, config: &CseConfig, store: &dyn Store) -> Result<Target> {
+    let path = local_path(to, config)?;
+    let path = path.trim_end_matches('/');
+    let mut segments: Vec<&str> = if path.is_empty() {
+        vec![]
+    } else {
+        path.split('/').collect()
+    };
+    // The CSEBase itself: empty path, its name, its ri, or "-".
+    if segments.is_empty() {
+        segments.push(&config.cse_name);
+    }
+    if segments[0] == "-" || segments[0] == config.cse_id {
+        segments[0] = &config.cse_name;
+    }
+    let srn_of_first = if segments[0] == config.cse_name {
+        config.cse_name.clone()
+    } else {
+        // Unstructured: the first segment is a resource ID.
+        let r = live(store.get(segments[0])?).ok_or_else(|| not_found(to))?;
+        r.srn
+    };
+    let mut srn = srn_of_first;
+    let mut current: Option<Resource> = None;
+    for (i, seg) in segments.iter().enumerate().skip(1) {
+        let parent = match current.take() {
+            Some(r) => r,
+            None => live(store.get_by_srn(&srn)?).ok_or_else(|| not_found(to))?,
+        };
+        match *seg {
+            "la" | "ol" if i == segments.len() - 1 && parent.ty == ResourceType::Container => {
+                let instance = if *seg == "la" {
+                    store.newest_child(parent.ri(), ResourceType::ContentInstance)?
+                } else {
+                    store.oldest_child(parent.ri(), ResourceType::ContentInstance)?
+                };
+                return Ok(Target::Edge {
+                    container: parent,
+                    instance: live(instance),
+                });
+            }
+            "fopt" if parent.ty == ResourceType::Group => {
+                let suffix = segments[i + 1..].join("/");
+                return Ok(Target::FanOut {
+                    group: parent,
+                    suffix,
+                });
+            }
+            _ => {
+                srn = format!("{srn}/{seg}");
+                current = Some(live(store.get_by_srn(&srn)?).ok_or_else(|| not_found(to))?);
+            }
+        }
+    }
+    match current {
+        Some(r) => Ok(Target::Resource(r)),
+        None => live(store.get_by_srn(&srn)?)
+            .map(Target::Resource)
+            .ok_or_else(|| not_found(to)),
+    }
+}
+
+fn not_found(to: &str) -> Error {
+    Error::not_found(format!("no resource at '{to}'"))
+}
+
+/// Drops a resource whose expiration time has passed.
+fn live(r: Option<Resource>) -> Option<Resource> {
+    r.filter(|r| {
+        r.et()
+            .is_none_or(|et| et > time::format(time::now()).as_str())
+    })
+}

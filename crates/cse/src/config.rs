@@ -1,0 +1,50 @@
+//! The CSE's identity and limits, resolved from the configuration file and command line.
+
+/// Settings the request pipeline needs. Defaults are the documented defaults of
+/// `docs/configuration.md`.
+#[derive(Debug, Clone)]
+pub struct CseConfig {
+    /// The CSE-ID without leading slash (`id-in`); also the CSEBase `ri`.
+    pub cse_id: String,
+    /// The CSEBase resource name (`cse-in`).
+    pub cse_name: String,
+    /// The M2M Service Provider ID (`//<sp_id>` in absolute addresses).
+    pub sp_id: String,
+    /// The admin originator, which has full access in the default profile.
+    pub admin: String,
+    /// Point of access advertised in the CSEBase (`poa`).
+    pub poa: Vec<String>,
+    /// Lifetime given to resources created without `et`, in seconds.
+    pub default_expiration_secs: u64,
+    /// Largest accepted content size of one content instance, in bytes.
+    pub max_content_size: u64,
+    /// Maximum number of results one discovery returns when the request sets no `lim`.
+    pub discovery_limit: u64,
+    /// How often expired resources are looked for, in milliseconds.
+    pub expiry_check_ms: u64,
+    /// Notification delivery: queue size per target.
+    pub notification_queue: usize,
+    /// Notification delivery: attempts before a notification is dropped.
+    pub notification_attempts: u32,
+    /// Notification delivery: timeout of one attempt, in milliseconds.
+    pub notification_timeout_ms: u64,
+}
+
+impl Default for CseConfig {
+    fn default() -> Self {
+        Self {
+            cse_id: "id-in".to_owned(),
+            cse_name: "cse-in".to_owned(),
+            sp_id: "secure-cse.example".to_owned(),
+            admin: "CAdmin".to_owned(),
+            poa: vec!["http://127.0.0.1:8080".to_owned()],
+            default_expiration_secs: 5 * 365 * 24 * 3600,
+            max_content_size: 1024 * 1024,
+            discovery_limit: 1000,
+            expiry_check_ms: 1000,
+            notification_queue: 1024,
+            notification_attempts: 5,
+            notification_timeout_ms: 2000,
+        }
+    }
+}

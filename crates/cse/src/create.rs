@@ -1,0 +1,149 @@
+//! CREATE: the steps every resource type shares; type-specific rules live in `resources`.
+
+use crate::addressing::Target;
+use crate::content::for_create;
+use crate::originator::Originator;
+use crate::resources;
+use crate::subscription::Event;
+use crate::{Caller, Cse};
+use model::{
+    time, AccessOperation, Error, Request, Resource, ResourceType, Response, ResponseStatusCode,
+    Result,
+};
+use serde_json::{json, Map, Value};
+
+/// The attributes inside `{"m2m:xxx": {...}}`, which must name exactly the type being created.
+pub(crate) fn content_of(req: &Request, ty: ResourceType) -> Result<Map<String, Value>> {
+    let pc = req
+        .pc
+        .as_ref()
+        .ok_or_else(|| Error::bad_request("missing content"))?;
+    let obj = pc
+        .as_object()
+        .ok_or_else(|| Error::bad_request("content must be an object"))?;
+    let mut entries = obj.iter();
+    match (entries.next(), entries.next()) {
+        (Some((key, Value::Object(attrs))), None) if key == ty.wrapper() => Ok(attrs.clone()),
+        (Some((key, _)), None) if key == ty.wrapper() => {
+            Err(Error::bad_request(format!("{key} must be an object")))
+        }
+        (Some((key, _)), None) => Err(Error::bad_request(format!(
+            "content '{key}' does not match resource type {}",
+            ty.code()
+        ))),
+        _ => Err(Error::bad_request(format!(
+            "content must hold exactly one '{}'",
+            ty.wrapper()
+        ))),
+    }
+}
+
+impl Cse {
+    pub(crate) async fn create(
+        &self,
+        caller: &Caller<'_>,
+        req: &Request,
+        target: Target,
+    ) -> Result<Response> {
+        let Target::Resource(parent) = target else {
+            return Err(Error::operation_not_allowed(
+                "cannot create under a virtual resource",
+            ));
+        };
+        let ty = req
+            .ty
+            .ok_or_else(|| Error::bad_request("CREATE needs a resource type"))?;
+        if !parent.ty.allowed_children().contains(&ty) {
+            return Err(Error::invalid_child_type(format!(
+                "a {} cannot be created under a {}",
+                ty.short_name(),
+                parent.ty.short_name()
+            )));
+        }
+        let mut attrs = content_of(req, ty)?;
+        model::attributes::validate(ty, model::Operation::Create, &attrs)?;
+        if let Some(rn) = attrs.get("rn").and_then(Value::as_str) {
+            model::id::validate_resource_name(rn)?;
+        }
+        let now = time::now();
+        if let Some(et) = attrs.get("et").and_then(Value::as_str) {
+            if time::parse(et)? <= now {
+                return Err(Error::bad_request("expiration time is in the past"));
+            }
+        }
+        let registering = matches!(caller.originator, Originator::Registering(_));
+        if registering != (ty == ResourceType::Ae) {
+            return Err(if registering {
+                Error::bad_request("missing originator")
+            } else {
+                Error::operation_not_allowed(
+                    "an AE is created by registration, with the AE's own originator",
+                )
+            });
+        }
+        if !registering {
+            self.authorize(caller, &parent, AccessOperation::CREATE, Some(ty))?;
+        }
+
+        // Attributes every type gets.
+        let ri = if ty == ResourceType::Ae {
+            resources::ae::assign_id(self, &caller.originator)?
+        } else {
+            model::id::new_resource_id(ty.short_name())
+        };
+        let rn = attrs
+            .get("rn")
+            .and_then(Value::as_str)
+            .map_or_else(|| ri.clone(), str::to_owned);
+        let stamp = time::format(now);
+        attrs.insert("ri".into(), json!(ri));
+        attrs.insert("rn".into(), json!(rn));
+        attrs.insert("pi".into(), json!(parent.ri()));
+        attrs.insert("ty".into(), json!(ty.code()));
+        attrs.insert("ct".into(), json!(stamp));
+        attrs.insert("lt".into(), json!(stamp));
+        if !attrs.contains_key("et") {
+            let et = now + chrono::Duration::seconds(self.config.default_expiration_secs as i64);
+            attrs.insert("et".into(), json!(time::format(et)));
+        }
+        if model::attributes::find(ty, "cr").is_some() {
+            attrs.insert("cr".into(), json!(caller.originator.id(&self.config)));
+        }
+        let mut resource = Resource {
+            ty,
+            srn: format!("{}/{rn}", parent.srn),
+            attrs,
+        };
+
+        match ty {
+            ResourceType::Ae => resources::ae::prepare(self, &mut resource)?,
+            ResourceType::Container => resources::cnt::prepare(&mut resource),
+            ResourceType::ContentInstance => resources::cin::prepare(self, &parent, &mut resource)?,
+            ResourceType::Subscription => {
+                resources::sub::prepare(self, caller, &parent, &mut resource).await?
+            }
+            ResourceType::Group => resources::grp::prepare(self, &mut resource)?,
+            ResourceType::AccessControlPolicy | ResourceType::CseBase => {}
+        }
+
+        let (created, evicted) = if ty == ResourceType::ContentInstance {
+            resources::cin::insert(self, resource).await?
+        } else {
+            let r = resource.clone();
+            store::write(self.store.as_ref(), move |t| t.insert(&r)).await?;
+            (resource, Vec::new())
+        };
+        tracing::debug!(ri = created.ri(), ty = ty.code(), "created");
+        self.fire(&parent, Event::ChildCreated(&created));
+        for gone in &evicted {
+            self.fire(&parent, Event::ChildDeleted(gone));
+        }
+        let mut resp = Response::new(
+            ResponseStatusCode::Created,
+            &req.rqi,
+            for_create(&created, req.rcn),
+        );
+        resp.location = Some(created.srn.clone());
+        Ok(resp)
+    }
+}

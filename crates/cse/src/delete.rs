@@ -1,0 +1,83 @@
+//! DELETE: the target and its subtree go in one durable write; the parent container's
+//! counters follow; subscribers of everything deleted are told.
+
+use crate::addressing::Target;
+use crate::subscription::Event;
+use crate::{real_target, Caller, Cse};
+use model::{
+    AccessOperation, Error, Request, Resource, ResourceType, Response, ResponseStatusCode, Result,
+    ResultContent,
+};
+use serde_json::json;
+
+impl Cse {
+    pub(crate) async fn delete(
+        &self,
+        caller: &Caller<'_>,
+        req: &Request,
+        target: Target,
+    ) -> Result<Response> {
+        let r = real_target(target)?;
+        if r.ty == ResourceType::CseBase {
+            return Err(Error::operation_not_allowed(
+                "the CSEBase cannot be deleted",
+            ));
+        }
+        self.authorize(caller, &r, AccessOperation::DELETE, None)?;
+        let gone = self.remove(&r).await?;
+        let root = gone.into_iter().next().unwrap_or(r);
+        let pc = match req.rcn.unwrap_or(ResultContent::Nothing) {
+            ResultContent::Attributes => Some(root.wrapped()),
+            _ => None,
+        };
+        Ok(Response::new(ResponseStatusCode::Deleted, &req.rqi, pc))
+    }
+
+    /// Deletes a resource and its subtree (no access check: callers decide), keeps the
+    /// parent container's counters exact, and sends every deletion notification.
+    pub(crate) async fn remove(&self, r: &Resource) -> Result<Vec<Resource>> {
+        let ri = r.ri().to_owned();
+        let gone = store::write(self.store.as_ref(), move |t| {
+            let gone = t.delete_subtree(&ri)?;
+            if let Some(root) = gone
+                .first()
+                .filter(|g| g.ty == ResourceType::ContentInstance)
+            {
+                if let Some(mut cnt) = t.get(root.pi())? {
+                    let cs = root.u64_attr("cs").unwrap_or(0);
+                    cnt.attrs.insert(
+                        "cni".into(),
+                        json!(cnt.u64_attr("cni").unwrap_or(1).saturating_sub(1)),
+                    );
+                    cnt.attrs.insert(
+                        "cbs".into(),
+                        json!(cnt.u64_attr("cbs").unwrap_or(cs).saturating_sub(cs)),
+                    );
+                    t.update(&cnt)?;
+                }
+            }
+            Ok(gone)
+        })
+        .await?;
+        let Some(root) = gone.first() else {
+            return Ok(gone);
+        };
+        tracing::debug!(ri = root.ri(), count = gone.len(), "deleted");
+        for res in &gone {
+            let subs: Vec<&Resource> = gone
+                .iter()
+                .filter(|s| s.ty == ResourceType::Subscription && s.pi() == res.ri())
+                .collect();
+            if !subs.is_empty() {
+                self.fire_deleted(res, &subs);
+            }
+            if res.ty == ResourceType::Subscription {
+                self.subscription_deleted(res);
+            }
+        }
+        if let Some(parent) = self.store.get(root.pi())? {
+            self.fire(&parent, Event::ChildDeleted(root));
+        }
+        Ok(gone)
+    }
+}

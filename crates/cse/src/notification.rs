@@ -1,0 +1,160 @@
+//! Notification delivery: each target has a bounded queue served by its own task, which
+//! delivers in order and retries with exponential backoff. Enqueuing never waits, so a slow
+//! or dead notification target can never slow down the request path.
+
+use crate::config::CseConfig;
+use bytes::Bytes;
+use http_body_util::{BodyExt, Full};
+use hyper_util::client::legacy::{connect::HttpConnector, Client};
+use hyper_util::rt::TokioExecutor;
+use model::{Error, ResponseStatusCode, Result};
+use serde_json::Value;
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+use tokio::sync::mpsc;
+
+/// One notification to one target URL.
+#[derive(Debug, Clone)]
+pub struct Notification {
+    /// Where to send it (`http://host:port/path`).
+    pub url: String,
+    /// The `m2m:sgn` content.
+    pub body: Value,
+}
+
+/// Delivers notifications over HTTP.
+#[derive(Debug, Clone)]
+pub struct Notifier {
+    inner: Arc<Inner>,
+}
+
+#[derive(Debug)]
+struct Inner {
+    client: Client<HttpConnector, Full<Bytes>>,
+    queues: Mutex<HashMap<String, mpsc::Sender<Notification>>>,
+    origin: String,
+    queue_size: usize,
+    attempts: u32,
+    timeout: Duration,
+}
+
+impl Notifier {
+    /// A notifier that sends as the CSE (`X-M2M-Origin: /<cse-id>`).
+    pub fn new(config: &CseConfig) -> Self {
+        let mut connector = HttpConnector::new();
+        connector.set_nodelay(true);
+        connector.set_connect_timeout(Some(Duration::from_millis(config.notification_timeout_ms)));
+        let client = Client::builder(TokioExecutor::new())
+            .pool_idle_timeout(Duration::from_secs(30))
+            .build(connector);
+        Self {
+            inner: Arc::new(Inner {
+                client,
+                queues: Mutex::new(HashMap::new()),
+                origin: format!("/{}", config.cse_id),
+                queue_size: config.notification_queue.max(1),
+                attempts: config.notification_attempts.max(1),
+                timeout: Duration::from_millis(config.notification_timeout_ms.max(1)),
+            }),
+        }
+    }
+
+    /// Sends one notification and waits for the answer (used for verification requests).
+    pub async fn send_now(&self, url: &str, body: &Value) -> Result<ResponseStatusCode> {
+        self.inner.post(url, body).await
+    }
+
+    /// Queues a notification for asynchronous delivery. A full queue drops the notification
+    /// with a warning rather than blocking.
+    pub fn enqueue(&self, n: Notification) {
+        let Ok(mut queues) = self.inner.queues.lock() else {
+            return;
+        };
+        let sender = queues.entry(n.url.clone()).or_insert_with(|| {
+            let (tx, rx) = mpsc::channel(self.inner.queue_size);
+            tokio::spawn(deliver_loop(self.inner.clone(), n.url.clone(), rx));
+            tx
+        });
+        match sender.try_send(n) {
+            Ok(()) => {}
+            Err(mpsc::error::TrySendError::Full(n)) => {
+                tracing::warn!(target_url = %n.url, "notification queue full; notification dropped")
+            }
+            Err(mpsc::error::TrySendError::Closed(n)) => {
+                queues.remove(&n.url);
+                drop(queues);
+                self.enqueue(n);
+            }
+        }
+    }
+}
+
+async fn deliver_loop(inner: Arc<Inner>, url: String, mut rx: mpsc::Receiver<Notification>) {
+    // An idle queue ends its task after a while; the next notification starts a new one.
+    while let Ok(Some(n)) = tokio::time::timeout(Duration::from_secs(60), rx.recv()).await {
+        let mut backoff = Duration::from_millis(100);
+        for attempt in 1..=inner.attempts {
+            match inner.post(&n.url, &n.body).await {
+                Ok(rsc) if rsc.is_success() => break,
+                outcome => {
+                    tracing::debug!(target_url = %n.url, attempt, ?outcome, "notification not accepted");
+                    if attempt == inner.attempts {
+                        tracing::warn!(target_url = %n.url, "notification dropped after {attempt} attempts");
+                    } else {
+                        tokio::time::sleep(backoff).await;
+                        backoff = (backoff * 2).min(Duration::from_secs(10));
+                    }
+                }
+            }
+        }
+    }
+    if let Ok(mut queues) = inner.queues.lock() {
+        if queues
+            .get(&url)
+            .is_some_and(|s| s.is_closed() || s.capacity() == s.max_capacity())
+        {
+            queues.remove(&url);
+        }
+    }
+}
+
+impl Inner {
+    async fn post(&self, url: &str, body: &Value) -> Result<ResponseStatusCode> {
+        let unreachable = |why: String| Error::new(ResponseStatusCode::TargetNotReachable, why);
+        if !url.starts_with("http://") {
+            return Err(unreachable(format!(
+                "unsupported notification target '{url}'"
+            )));
+        }
+        let uri: http::Uri = url
+            .parse()
+            .map_err(|_| unreachable(format!("invalid notification URL '{url}'")))?;
+        let bytes = serde_json::to_vec(body).map_err(|e| Error::internal(e.to_string()))?;
+        let request = http::Request::post(uri)
+            .header("X-M2M-Origin", &self.origin)
+            .header("X-M2M-RI", model::id::random_token(16))
+            .header("X-M2M-RVI", "3")
+            .header("Content-Type", "application/json")
+            .body(Full::new(Bytes::from(bytes)))
+            .map_err(|e| Error::internal(e.to_string()))?;
+        let response = tokio::time::timeout(self.timeout, self.client.request(request))
+            .await
+            .map_err(|_| unreachable(format!("notification to {url} timed out")))?
+            .map_err(|e| unreachable(format!("notification to {url} failed: {e}")))?;
+        let status = response.status();
+        let rsc = response
+            .headers()
+            .get("X-M2M-RSC")
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.parse::<u16>().ok())
+            .and_then(ResponseStatusCode::from_code);
+        // Drain the body so the connection can be reused.
+        let _ = response.into_body().collect().await;
+        Ok(rsc.unwrap_or(if status.is_success() {
+            ResponseStatusCode::Ok
+        } else {
+            ResponseStatusCode::TargetNotReachable
+        }))
+    }
+}

@@ -1,0 +1,38 @@
+//! NOTIFY addressed to a resource of this CSE: to an AE it is relayed to the AE's points of
+//! access; to the CSEBase it is accepted.
+
+use crate::addressing::Target;
+use crate::subscription::notification_urls;
+use crate::{real_target, Caller, Cse};
+use model::{AccessOperation, Error, Request, ResourceType, Response, ResponseStatusCode, Result};
+use serde_json::Value;
+
+impl Cse {
+    pub(crate) async fn notify(
+        &self,
+        caller: &Caller<'_>,
+        req: &Request,
+        target: Target,
+    ) -> Result<Response> {
+        let r = real_target(target)?;
+        self.authorize(caller, &r, AccessOperation::NOTIFY, None)?;
+        match r.ty {
+            ResourceType::CseBase => Ok(Response::new(ResponseStatusCode::Ok, &req.rqi, None)),
+            ResourceType::Ae => {
+                let urls = notification_urls(self, r.ri())?;
+                let url = urls.first().ok_or_else(|| {
+                    Error::new(
+                        ResponseStatusCode::TargetNotReachable,
+                        "the AE has no reachable point of access",
+                    )
+                })?;
+                let body = req.pc.clone().unwrap_or(Value::Null);
+                let rsc = self.notifier.send_now(url, &body).await?;
+                Ok(Response::new(rsc, &req.rqi, None))
+            }
+            _ => Err(Error::operation_not_allowed(
+                "NOTIFY is accepted by an AE or the CSEBase only",
+            )),
+        }
+    }
+}

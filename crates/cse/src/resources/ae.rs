@@ -1,0 +1,45 @@
+//! `<AE>`: registration (TS-0001 clause 10.2.2.2). The AE-ID is the `ri`; a CSE-assigned
+//! AE-ID is random, so it says nothing about the device behind it.
+
+use crate::originator::Originator;
+use crate::Cse;
+use model::{Error, Resource, ResponseStatusCode, Result};
+use serde_json::{json, Value};
+
+/// Picks the AE-ID for a registration from what the originator asked for.
+pub(crate) fn assign_id(cse: &Cse, originator: &Originator) -> Result<String> {
+    let asked = match originator {
+        Originator::Registering(asked) => asked.as_deref(),
+        _ => return Err(Error::bad_request("not a registration")),
+    };
+    let id = match asked {
+        None | Some("C") => model::id::new_ae_id(),
+        Some("S") => format!("S{}", model::id::random_token(20)),
+        Some(stem) => stem.to_owned(),
+    };
+    if id == cse.config.admin {
+        return Err(Error::new(
+            ResponseStatusCode::OriginatorHasAlreadyRegistered,
+            "that AE-ID is reserved",
+        ));
+    }
+    if cse.store.get(&id)?.is_some() {
+        return Err(Error::new(
+            ResponseStatusCode::OriginatorHasAlreadyRegistered,
+            format!("AE-ID '{id}' is already registered"),
+        ));
+    }
+    Ok(id)
+}
+
+/// Checks the App-ID and fills in `aei`.
+pub(crate) fn prepare(_cse: &Cse, r: &mut Resource) -> Result<()> {
+    let api = r.attrs.get("api").and_then(Value::as_str).unwrap_or("");
+    model::resources::ae::validate_app_id(api)?;
+    let id = r.ri().to_owned();
+    r.attrs.insert("aei".into(), json!(id));
+    if !r.attrs.contains_key("srv") {
+        r.attrs.insert("srv".into(), json!(["3"]));
+    }
+    Ok(())
+}

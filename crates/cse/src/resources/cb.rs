@@ -1,0 +1,41 @@
+//! `<CSEBase>`: created once, at first start, from the configuration.
+
+use crate::Cse;
+use model::{time, Resource, ResourceType, Result};
+use serde_json::{json, Map};
+
+/// Creates the CSEBase if the store has none yet.
+pub(crate) async fn ensure(cse: &Cse) -> Result<()> {
+    let c = &cse.config;
+    if cse.store.get_by_srn(&c.cse_name)?.is_some() {
+        return Ok(());
+    }
+    let now = time::format(time::now());
+    let srt: Vec<u16> = ResourceType::ALL.iter().map(|t| t.code()).collect();
+    let mut attrs = Map::new();
+    for (k, v) in [
+        ("ri", json!(c.cse_id)),
+        ("rn", json!(c.cse_name)),
+        ("pi", json!("")),
+        ("ty", json!(5)),
+        ("ct", json!(now)),
+        ("lt", json!(now)),
+        ("cst", json!(1)),
+        ("csi", json!(format!("/{}", c.cse_id))),
+        ("srt", json!(srt)),
+        ("poa", json!(c.poa)),
+        ("srv", json!(model::primitive::SUPPORTED_RELEASES)),
+        ("rr", json!(true)),
+        ("csz", json!(["application/json", "application/cbor"])),
+    ] {
+        attrs.insert(k.to_owned(), v);
+    }
+    let cb = Resource {
+        ty: ResourceType::CseBase,
+        srn: c.cse_name.clone(),
+        attrs,
+    };
+    store::write(cse.store.as_ref(), move |t| t.insert(&cb)).await?;
+    tracing::info!(cse_id = %c.cse_id, "created CSEBase {}", c.cse_name);
+    Ok(())
+}

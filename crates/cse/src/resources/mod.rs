@@ -1,0 +1,9 @@
+//! What is special about each resource type when it is created, updated or deleted. One
+//! module per type; the shared steps are in `create`, `update` and `delete`.
+
+pub(crate) mod ae;
+pub(crate) mod cb;
+pub(crate) mod cin;
+pub(crate) mod cnt;
+pub(crate) mod grp;
+pub(crate) mod sub;

@@ -1,0 +1,56 @@
+//! `<subscription>`: checked, then verified with each notification target before it exists
+//! (TS-0004 clause 7.3.8.2.1).
+
+use crate::subscription::notification_urls;
+use crate::{Caller, Cse};
+use model::{AccessOperation, Error, Resource, ResponseStatusCode, Result};
+use serde_json::json;
+
+/// Validates the subscription, checks that its creator may read what it subscribes to, and
+/// sends the verification request to every target that is not the creator itself.
+pub(crate) async fn prepare(
+    cse: &Cse,
+    caller: &Caller<'_>,
+    parent: &Resource,
+    r: &mut Resource,
+) -> Result<()> {
+    model::resources::sub::validate(&r.attrs)?;
+    cse.authorize(caller, parent, AccessOperation::RETRIEVE, None)
+        .map_err(|_| {
+            Error::new(
+                ResponseStatusCode::SubscriptionCreatorHasNoPrivilege,
+                "the subscriber may not retrieve the subscribed-to resource",
+            )
+        })?;
+    let creator = caller.originator.id(&cse.config).to_owned();
+    for nu in r.str_list("nu") {
+        if nu == creator {
+            continue;
+        }
+        let urls = notification_urls(cse, &nu)?;
+        if urls.is_empty() {
+            return Err(verification_failed(&nu, "no reachable point of access"));
+        }
+        let body = json!({ "m2m:sgn": { "vrq": true, "sur": r.srn, "cr": creator } });
+        for url in urls {
+            match cse.notifier.send_now(&url, &body).await {
+                Ok(rsc) if rsc.is_success() => {}
+                Ok(rsc) => {
+                    return Err(verification_failed(
+                        &nu,
+                        &format!("target answered {}", rsc.code()),
+                    ))
+                }
+                Err(e) => return Err(verification_failed(&nu, &e.message)),
+            }
+        }
+    }
+    Ok(())
+}
+
+fn verification_failed(nu: &str, why: &str) -> Error {
+    Error::new(
+        ResponseStatusCode::SubscriptionVerificationInitiationFailed,
+        format!("verification of '{nu}' failed: {why}"),
+    )
+}

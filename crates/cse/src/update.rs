@@ -1,0 +1,137 @@
+//! UPDATE: attribute changes checked against the type's table, `acpi` changes checked
+//! against `pvs`, container limits re-applied, subscribers told what changed.
+
+use crate::addressing::Target;
+use crate::create::content_of;
+use crate::resources;
+use crate::subscription::Event;
+use crate::{Caller, Cse};
+use model::{
+    time, AccessOperation, Error, Operation, Request, Resource, ResourceType, Response,
+    ResponseStatusCode, Result, ResultContent,
+};
+use serde_json::{json, Map, Value};
+
+impl Cse {
+    pub(crate) async fn update(
+        &self,
+        caller: &Caller<'_>,
+        req: &Request,
+        target: Target,
+    ) -> Result<Response> {
+        let Target::Resource(current) = target else {
+            return Err(Error::operation_not_allowed(
+                "virtual resources cannot be updated",
+            ));
+        };
+        if current.ty == ResourceType::ContentInstance {
+            return Err(Error::operation_not_allowed(
+                "a content instance cannot be updated",
+            ));
+        }
+        let changes = content_of(req, current.ty)?;
+        model::attributes::validate(current.ty, Operation::Update, &changes)?;
+        if let Some(et) = changes.get("et").and_then(Value::as_str) {
+            if time::parse(et)? <= time::now() {
+                return Err(Error::bad_request("expiration time is in the past"));
+            }
+        }
+        if changes.contains_key("acpi") {
+            if changes.len() != 1 {
+                return Err(Error::bad_request("acpi must be updated alone"));
+            }
+            crate::access::authorize_acpi_update(
+                self.store.as_ref(),
+                &self.config,
+                &caller.originator,
+                self.authenticated(caller),
+                &current,
+            )?;
+            let wanted: Vec<String> =
+                changes
+                    .get("acpi")
+                    .and_then(Value::as_array)
+                    .map_or_else(Vec::new, |a| {
+                        a.iter()
+                            .filter_map(Value::as_str)
+                            .map(str::to_owned)
+                            .collect()
+                    });
+            let found = crate::access::load_policies(self.store.as_ref(), &wanted)?;
+            if found.len() != wanted.len() {
+                return Err(Error::bad_request(
+                    "acpi names a resource that is not an access control policy",
+                ));
+            }
+        } else {
+            self.authorize(caller, &current, AccessOperation::UPDATE, None)?;
+        }
+
+        let mut preview = current.clone();
+        apply(&mut preview, &changes);
+        match current.ty {
+            ResourceType::Subscription => model::resources::sub::validate(&preview.attrs)?,
+            ResourceType::Group => resources::grp::check_members(self, &mut preview)?,
+            _ => {}
+        }
+        let derived: Map<String, Value> = ["cnm", "mtv"]
+            .iter()
+            .filter_map(|k| preview.attrs.get(*k).map(|v| ((*k).to_owned(), v.clone())))
+            .collect();
+
+        let ri = current.ri().to_owned();
+        let changes_for_write = changes.clone();
+        let (updated, evicted) = store::write(self.store.as_ref(), move |t| {
+            let mut r = t
+                .get(&ri)?
+                .ok_or_else(|| Error::not_found("the resource was deleted"))?;
+            apply(&mut r, &changes_for_write);
+            if r.ty == ResourceType::Group {
+                r.attrs.extend(derived);
+            }
+            r.attrs
+                .insert("lt".into(), json!(time::format(time::now())));
+            if let Some(st) = r.u64_attr("st") {
+                r.attrs.insert("st".into(), json!(st + 1));
+            }
+            let evicted = if r.ty == ResourceType::Container {
+                resources::cnt::enforce_limits(t, &mut r)?
+            } else {
+                Vec::new()
+            };
+            t.update(&r)?;
+            Ok((r, evicted))
+        })
+        .await?;
+
+        let mut modified = changes.clone();
+        for k in ["lt", "st", "cni", "cbs", "cnm"] {
+            if updated.attrs.get(k) != current.attrs.get(k) {
+                if let Some(v) = updated.attrs.get(k) {
+                    modified.insert(k.to_owned(), v.clone());
+                }
+            }
+        }
+        self.fire(&updated, Event::Updated(&updated, &modified));
+        for gone in &evicted {
+            self.fire(&updated, Event::ChildDeleted(gone));
+        }
+        let pc = match req.rcn.unwrap_or(ResultContent::Attributes) {
+            ResultContent::Nothing => None,
+            ResultContent::ModifiedAttributes => Some(json!({ updated.ty.wrapper(): modified })),
+            _ => Some(updated.wrapped()),
+        };
+        Ok(Response::new(ResponseStatusCode::Updated, &req.rqi, pc))
+    }
+}
+
+/// Applies an UPDATE's attributes: `null` removes an attribute, anything else replaces it.
+fn apply(r: &mut Resource, changes: &Map<String, Value>) {
+    for (k, v) in changes {
+        if v.is_null() {
+            r.attrs.remove(k);
+        } else {
+            r.attrs.insert(k.clone(), v.clone());
+        }
+    }
+}

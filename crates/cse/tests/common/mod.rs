@@ -1,0 +1,159 @@
+//! An in-process CSE over a temporary store, and a notification receiver.
+#![allow(dead_code, unreachable_pub, missing_docs)]
+
+use bytes::Bytes;
+use cse::{Cse, CseConfig, SecurityContext};
+use http_body_util::{BodyExt, Full};
+use hyper::service::service_fn;
+use model::{Operation, Request, ResourceType, Response, ResponseStatusCode};
+use serde_json::{json, Value};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+pub struct TestCse {
+    pub cse: Arc<Cse>,
+    pub dir: tempfile::TempDir,
+}
+
+pub const ADMIN: &str = "CAdmin";
+
+impl TestCse {
+    pub async fn new() -> Self {
+        Self::with_config(CseConfig::default()).await
+    }
+
+    pub async fn with_config(config: CseConfig) -> Self {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let store =
+            store::SqliteStore::open(dir.path(), store::SqliteOptions::default()).expect("store");
+        let cse = Cse::open(config, Arc::new(store)).await.expect("cse");
+        Self { cse, dir }
+    }
+
+    pub async fn send(&self, req: Request) -> Response {
+        let ctx =
+            SecurityContext::plaintext("test", Some("127.0.0.1:40000".parse().expect("addr")));
+        self.cse.handle(&ctx, req).await
+    }
+
+    pub async fn op(
+        &self,
+        op: Operation,
+        fr: &str,
+        to: &str,
+        ty: Option<ResourceType>,
+        pc: Option<Value>,
+    ) -> Response {
+        let mut req = Request::new(op, to, Some(fr.to_owned()).filter(|f| !f.is_empty()));
+        req.ty = ty;
+        req.pc = pc;
+        self.send(req).await
+    }
+
+    pub async fn create(&self, fr: &str, to: &str, ty: ResourceType, pc: Value) -> Response {
+        self.op(Operation::Create, fr, to, Some(ty), Some(pc)).await
+    }
+
+    pub async fn retrieve(&self, fr: &str, to: &str) -> Response {
+        self.op(Operation::Retrieve, fr, to, None, None).await
+    }
+
+    pub async fn update(&self, fr: &str, to: &str, pc: Value) -> Response {
+        self.op(Operation::Update, fr, to, None, Some(pc)).await
+    }
+
+    pub async fn delete(&self, fr: &str, to: &str) -> Response {
+        self.op(Operation::Delete, fr, to, None, None).await
+    }
+
+    /// Registers an AE named `rn` with `From: C` and returns its AE-ID.
+    pub async fn register(&self, rn: &str) -> String {
+        self.register_with(rn, json!({})).await
+    }
+
+    pub async fn register_with(&self, rn: &str, extra: Value) -> String {
+        let mut ae = json!({"rn": rn, "api": "Ntest", "rr": true, "srv": ["3"]});
+        if let (Some(a), Some(e)) = (ae.as_object_mut(), extra.as_object()) {
+            a.extend(e.clone());
+        }
+        let r = self
+            .create("C", "cse-in", ResourceType::Ae, json!({ "m2m:ae": ae }))
+            .await;
+        assert_eq!(r.rsc, ResponseStatusCode::Created, "{:?}", r.pc);
+        attr(&r, "aei").as_str().expect("aei").to_owned()
+    }
+}
+
+/// An attribute of the single resource in a response.
+pub fn attr(r: &Response, name: &str) -> Value {
+    r.pc.as_ref()
+        .and_then(|pc| pc.as_object())
+        .and_then(|m| m.values().next())
+        .and_then(|res| res.get(name))
+        .cloned()
+        .unwrap_or(Value::Null)
+}
+
+/// A local HTTP server that records every notification and answers with `rsc`.
+pub struct Receiver {
+    pub url: String,
+    pub got: Arc<Mutex<Vec<Value>>>,
+}
+
+impl Receiver {
+    pub async fn start(rsc: u16) -> Self {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind");
+        let url = format!("http://{}/notify", listener.local_addr().expect("addr"));
+        let got = Arc::new(Mutex::new(Vec::new()));
+        let sink = got.clone();
+        tokio::spawn(async move {
+            while let Ok((stream, _)) = listener.accept().await {
+                let sink = sink.clone();
+                tokio::spawn(async move {
+                    let svc = service_fn(move |req: hyper::Request<hyper::body::Incoming>| {
+                        let sink = sink.clone();
+                        async move {
+                            let body = req
+                                .into_body()
+                                .collect()
+                                .await
+                                .map(|b| b.to_bytes())
+                                .unwrap_or_default();
+                            if let Ok(v) = serde_json::from_slice::<Value>(&body) {
+                                sink.lock().expect("lock").push(v);
+                            }
+                            let status = if rsc < 3000 { 200 } else { 400 };
+                            hyper::Response::builder()
+                                .status(status)
+                                .header("X-M2M-RSC", rsc.to_string())
+                                .body(Full::new(Bytes::new()))
+                        }
+                    });
+                    let io = hyper_util::rt::TokioIo::new(stream);
+                    let _ = hyper::server::conn::http1::Builder::new()
+                        .serve_connection(io, svc)
+                        .await;
+                });
+            }
+        });
+        Self { url, got }
+    }
+
+    /// Waits until at least `n` notifications (verification requests included) arrived.
+    pub async fn wait_for(&self, n: usize) -> Vec<Value> {
+        for _ in 0..200 {
+            let got = self.got.lock().expect("lock").clone();
+            if got.len() >= n {
+                return got;
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        self.got.lock().expect("lock").clone()
+    }
+
+    pub fn count(&self) -> usize {
+        self.got.lock().expect("lock").len()
+    }
+}

@@ -1,0 +1,267 @@
+//! Subscriptions: verification, events, notification content, counters, deletion.
+mod common;
+
+use common::*;
+use model::{ResourceType as T, ResponseStatusCode as R};
+use serde_json::json;
+use std::time::{Duration, Instant};
+
+async fn setup() -> (TestCse, String) {
+    let t = TestCse::new().await;
+    let id = t.register("ae").await;
+    t.create(
+        &id,
+        "cse-in/ae",
+        T::Container,
+        json!({"m2m:cnt": {"rn": "c"}}),
+    )
+    .await;
+    (t, id)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn verification_then_child_created_notifications() {
+    let (t, id) = setup().await;
+    let rx = Receiver::start(2000).await;
+    let r = t
+        .create(
+            &id,
+            "cse-in/ae/c",
+            T::Subscription,
+            json!({"m2m:sub": {"rn": "s", "nu": [rx.url], "enc": {"net": [3]}}}),
+        )
+        .await;
+    assert_eq!(r.rsc, R::Created, "{:?}", r.pc);
+    let got = rx.wait_for(1).await;
+    assert_eq!(got[0]["m2m:sgn"]["vrq"], json!(true));
+    assert_eq!(got[0]["m2m:sgn"]["sur"], json!("cse-in/ae/c/s"));
+    let start = Instant::now();
+    t.create(
+        &id,
+        "cse-in/ae/c",
+        T::ContentInstance,
+        json!({"m2m:cin": {"con": "42"}}),
+    )
+    .await;
+    let got = rx.wait_for(2).await;
+    let elapsed = start.elapsed();
+    let sgn = &got[1]["m2m:sgn"];
+    assert_eq!(sgn["nev"]["net"], json!(3));
+    assert_eq!(sgn["nev"]["rep"]["m2m:cin"]["con"], json!("42"));
+    assert!(elapsed < Duration::from_secs(5));
+    // An update of the container is not an event this subscription asked for.
+    t.update(&id, "cse-in/ae/c", json!({"m2m:cnt": {"lbl": ["x"]}}))
+        .await;
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    assert_eq!(rx.count(), 2);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn failed_verification_creates_nothing() {
+    let (t, id) = setup().await;
+    let refusing = Receiver::start(4103).await;
+    let r = t
+        .create(
+            &id,
+            "cse-in/ae/c",
+            T::Subscription,
+            json!({"m2m:sub": {"nu": [refusing.url]}}),
+        )
+        .await;
+    assert_eq!(r.rsc, R::SubscriptionVerificationInitiationFailed);
+    let closed = t
+        .create(
+            &id,
+            "cse-in/ae/c",
+            T::Subscription,
+            json!({"m2m:sub": {"nu": ["http://127.0.0.1:9/none"]}}),
+        )
+        .await;
+    assert_eq!(closed.rsc, R::SubscriptionVerificationInitiationFailed);
+    let unknown_ae = t
+        .create(
+            &id,
+            "cse-in/ae/c",
+            T::Subscription,
+            json!({"m2m:sub": {"nu": ["Cnobody"]}}),
+        )
+        .await;
+    assert_eq!(unknown_ae.rsc, R::SubscriptionVerificationInitiationFailed);
+    assert!(t
+        .cse
+        .store()
+        .children(
+            attr(&t.retrieve(&id, "cse-in/ae/c").await, "ri")
+                .as_str()
+                .unwrap_or(""),
+            Some(T::Subscription)
+        )
+        .expect("q")
+        .is_empty());
+    for bad in [
+        json!({"nu": []}),
+        json!({"nu": ["x"], "nct": 9}),
+        json!({"nu": ["x"], "enc": {"net": [7]}}),
+        json!({"nu": ["x"], "enc": {"bogus": 1}}),
+        json!({"nu": ["x"], "exc": 0}),
+    ] {
+        let r = t
+            .create(
+                &id,
+                "cse-in/ae/c",
+                T::Subscription,
+                json!({ "m2m:sub": bad }),
+            )
+            .await;
+        assert_eq!(r.rsc, R::BadRequest, "{bad}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn update_notifications_with_modified_attributes_and_resource_ids() {
+    let (t, id) = setup().await;
+    let rx = Receiver::start(2000).await;
+    t.create(
+        &id,
+        "cse-in/ae/c",
+        T::Subscription,
+        json!({"m2m:sub": {"nu": [rx.url], "nct": 2}}),
+    )
+    .await;
+    t.update(&id, "cse-in/ae/c", json!({"m2m:cnt": {"lbl": ["a"]}}))
+        .await;
+    let got = rx.wait_for(2).await;
+    let rep = &got[1]["m2m:sgn"]["nev"]["rep"]["m2m:cnt"];
+    assert_eq!(rep["lbl"], json!(["a"]));
+    assert!(rep.get("ri").is_none(), "only modified attributes: {rep}");
+    let ids = Receiver::start(2000).await;
+    t.create(
+        &id,
+        "cse-in/ae/c",
+        T::Subscription,
+        json!({"m2m:sub": {"nu": [ids.url], "nct": 3, "enc": {"net": [3]}}}),
+    )
+    .await;
+    let cin = t
+        .create(
+            &id,
+            "cse-in/ae/c",
+            T::ContentInstance,
+            json!({"m2m:cin": {"con": "1"}}),
+        )
+        .await;
+    let got = ids.wait_for(2).await;
+    assert_eq!(got[1]["m2m:sgn"]["nev"]["rep"], attr(&cin, "ri"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn expiration_counter_and_deletion_notices() {
+    let (t, id) = setup().await;
+    let rx = Receiver::start(2000).await;
+    let subscriber = Receiver::start(2000).await;
+    t.create(&id, "cse-in/ae/c", T::Subscription, json!({"m2m:sub": {"rn": "twice", "nu": [rx.url], "enc": {"net": [3]}, "exc": 2, "su": subscriber.url}})).await;
+    for i in 0..3 {
+        t.create(
+            &id,
+            "cse-in/ae/c",
+            T::ContentInstance,
+            json!({"m2m:cin": {"con": i.to_string()}}),
+        )
+        .await;
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let got = rx.wait_for(3).await;
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    assert_eq!(got.len(), 3, "verification + exactly two notifications");
+    assert_eq!(t.retrieve(&id, "cse-in/ae/c/twice").await.rsc, R::NotFound);
+    let notice = subscriber.wait_for(1).await;
+    assert_eq!(notice[0]["m2m:sgn"]["sud"], json!(true));
+
+    // Deleting a subscribed resource: net 2 to its subscribers.
+    let del = Receiver::start(2000).await;
+    t.create(
+        &id,
+        "cse-in/ae/c",
+        T::Subscription,
+        json!({"m2m:sub": {"nu": [del.url], "enc": {"net": [2]}}}),
+    )
+    .await;
+    assert_eq!(t.delete(&id, "cse-in/ae/c").await.rsc, R::Deleted);
+    let got = del.wait_for(2).await;
+    assert_eq!(got[1]["m2m:sgn"]["nev"]["net"], json!(2));
+    assert_eq!(got[1]["m2m:sgn"]["nev"]["rep"]["m2m:cnt"]["rn"], json!("c"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ae_targets_and_privileges() {
+    let t = TestCse::new().await;
+    let rx = Receiver::start(2000).await;
+    let listener = t.register_with("listener", json!({"poa": [rx.url]})).await;
+    let owner = t.register("owner").await;
+    t.create(
+        &owner,
+        "cse-in/owner",
+        T::Container,
+        json!({"m2m:cnt": {"rn": "c"}}),
+    )
+    .await;
+    // Without CREATE on the container the listener cannot subscribe; with CREATE but no
+    // RETRIEVE it may not either (4101).
+    let r = t
+        .create(
+            &listener,
+            "cse-in/owner/c",
+            T::Subscription,
+            json!({"m2m:sub": {"nu": [listener]}}),
+        )
+        .await;
+    assert_eq!(r.rsc, R::OriginatorHasNoPrivilege);
+    let acp = json!({"m2m:acp": {"rn": "p", "pv": {"acr": [{"acor": [listener], "acop": 1}, {"acor": [owner], "acop": 63}]}, "pvs": {"acr": [{"acor": [owner], "acop": 63}]}}});
+    let acp_ri = attr(
+        &t.create(&owner, "cse-in/owner", T::AccessControlPolicy, acp)
+            .await,
+        "ri",
+    );
+    assert_eq!(
+        t.update(
+            &owner,
+            "cse-in/owner/c",
+            json!({"m2m:cnt": {"acpi": [acp_ri]}})
+        )
+        .await
+        .rsc,
+        R::Updated
+    );
+    let r = t
+        .create(
+            &listener,
+            "cse-in/owner/c",
+            T::Subscription,
+            json!({"m2m:sub": {"nu": [listener]}}),
+        )
+        .await;
+    assert_eq!(r.rsc, R::SubscriptionCreatorHasNoPrivilege);
+    // The owner subscribes the listener by AE-ID: verified through the listener's poa.
+    let r = t
+        .create(
+            &owner,
+            "cse-in/owner/c",
+            T::Subscription,
+            json!({"m2m:sub": {"nu": [listener], "enc": {"net": [3]}}}),
+        )
+        .await;
+    assert_eq!(r.rsc, R::Created, "{:?}", r.pc);
+    t.create(
+        &owner,
+        "cse-in/owner/c",
+        T::ContentInstance,
+        json!({"m2m:cin": {"con": "hi"}}),
+    )
+    .await;
+    let got = rx.wait_for(2).await;
+    assert_eq!(got.len(), 2);
+    assert_eq!(
+        got[1]["m2m:sgn"]["nev"]["rep"]["m2m:cin"]["con"],
+        json!("hi")
+    );
+}

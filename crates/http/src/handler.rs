@@ -1,0 +1,20 @@
+//! The one thing the binding needs from the CSE: a function from request primitive to
+//! response primitive. Keeping it a trait lets the binding be tested with a fake handler
+//! that records what it received, without a store or a running CSE.
+
+use cse::SecurityContext;
+use model::{Request, Response};
+use std::future::Future;
+
+/// Answers request primitives. The binding calls it once per HTTP request, on its own task,
+/// so a client that disconnects does not cancel an operation half way.
+pub trait Handler: Send + Sync + 'static {
+    /// Handles one request; must always produce a response (errors are responses too).
+    fn handle(&self, ctx: SecurityContext, req: Request) -> impl Future<Output = Response> + Send;
+}
+
+impl Handler for cse::Cse {
+    async fn handle(&self, ctx: SecurityContext, req: Request) -> Response {
+        cse::Cse::handle(self, &ctx, req).await
+    }
+}

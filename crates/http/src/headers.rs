@@ -1,0 +1,83 @@
+//! The oneM2M header names (TS-0009 clause 6.4) and strict access to single-valued headers.
+
+use http::header::{HeaderMap, HeaderName};
+use model::{Error, Result};
+
+/// `From`.
+pub(crate) const ORIGIN: HeaderName = HeaderName::from_static("x-m2m-origin");
+/// Request Identifier, both ways.
+pub(crate) const RI: HeaderName = HeaderName::from_static("x-m2m-ri");
+/// Release Version Indicator.
+pub(crate) const RVI: HeaderName = HeaderName::from_static("x-m2m-rvi");
+/// Response Status Code.
+pub(crate) const RSC: HeaderName = HeaderName::from_static("x-m2m-rsc");
+/// Originating Timestamp.
+pub(crate) const OT: HeaderName = HeaderName::from_static("x-m2m-ot");
+/// Request Expiration Timestamp.
+pub(crate) const RET: HeaderName = HeaderName::from_static("x-m2m-ret");
+/// Vendor Information.
+pub(crate) const VSI: HeaderName = HeaderName::from_static("x-m2m-vsi");
+
+/// Longest accepted `X-M2M-RI`. The identifier is echoed and logged, so it is bounded well
+/// below the header limit.
+pub(crate) const MAX_RQI_LEN: usize = 256;
+
+/// The value of a header that may appear at most once.
+///
+/// A repeated header is 4000 rather than "first wins": two different `X-M2M-Origin` values
+/// must not be resolved differently by a proxy and by us. Values must be visible ASCII.
+pub(crate) fn single<'a>(headers: &'a HeaderMap, name: &HeaderName) -> Result<Option<&'a str>> {
+    let mut values = headers.get_all(name).iter();
+    let Some(first) = values.next() else {
+        return Ok(None);
+    };
+    if values.next().is_some() {
+        return Err(Error::bad_request(format!(
+            "header {name} appears more than once"
+        )));
+    }
+    first
+        .to_str()
+        .map(Some)
+        .map_err(|_| Error::bad_request(format!("header {name} is not visible ASCII")))
+}
+
+/// The mandatory `X-M2M-RI`: present once, 1 to [`MAX_RQI_LEN`] visible characters.
+pub(crate) fn request_id(headers: &HeaderMap) -> Result<String> {
+    match single(headers, &RI)? {
+        None => Err(Error::bad_request("missing X-M2M-RI header")),
+        Some("") => Err(Error::bad_request("empty X-M2M-RI header")),
+        Some(ri) if ri.len() > MAX_RQI_LEN => Err(Error::bad_request(format!(
+            "X-M2M-RI longer than {MAX_RQI_LEN} characters"
+        ))),
+        Some(ri) => Ok(ri.to_owned()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use http::HeaderValue;
+
+    #[test]
+    fn request_id_rules() {
+        let mut h = HeaderMap::new();
+        assert!(request_id(&h).is_err());
+        h.insert(RI, HeaderValue::from_static(""));
+        assert!(request_id(&h).is_err());
+        h.insert(RI, HeaderValue::from_static("abc-1"));
+        assert_eq!(request_id(&h).ok().as_deref(), Some("abc-1"));
+        h.append(RI, HeaderValue::from_static("abc-2"));
+        assert!(request_id(&h).is_err());
+        h.insert(
+            RI,
+            HeaderValue::from_str(&"x".repeat(MAX_RQI_LEN + 1)).expect("ascii"),
+        );
+        assert!(request_id(&h).is_err());
+        h.insert(
+            RI,
+            HeaderValue::from_bytes(b"caf\xc3\xa9").expect("obs-text"),
+        );
+        assert!(request_id(&h).is_err());
+    }
+}

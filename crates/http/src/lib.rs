@@ -1,0 +1,40 @@
+//! The oneM2M HTTP binding (TS-0009 v3.9.1): turns HTTP/1.1 requests into request
+//! primitives, hands them to a [`Handler`] (the CSE), and turns the response primitive back
+//! into an HTTP response.
+//!
+//! ```no_run
+//! # async fn run(cse: std::sync::Arc<cse::Cse>) -> std::io::Result<()> {
+//! let listener = tokio::net::TcpListener::bind("127.0.0.1:8080").await?;
+//! let shutdown = async { let _ = tokio::signal::ctrl_c().await; };
+//! http_binding::serve(listener, cse, http_binding::HttpLimits::default(), "http".to_owned(), shutdown).await
+//! # }
+//! ```
+//!
+//! How the binding is laid out, one job per module:
+//!
+//! * `request`: method, path, headers and query to a [`model::Request`] (pure functions);
+//! * `media`: `Content-Type` (format and `ty=`) and `Accept` negotiation;
+//! * `response`: a [`model::Response`] to HTTP status, `X-M2M-*` headers and body;
+//! * [`status`]: the one table from response status code to HTTP status;
+//! * `wire_case`: makes the `X-M2M-*` header names leave in the spec's capitalisation;
+//! * `server`: the accept loop, connection settings, size limits and graceful shutdown.
+//!
+//! Every failure in the binding itself (a missing `X-M2M-RI`, a bad query, a body over the
+//! limit) is answered with a response that carries `X-M2M-RSC` and an `m2m:dbg` message:
+//! a request is never dropped without an answer, and client mistakes are never a 5000.
+#![forbid(unsafe_code)]
+
+mod handler;
+mod headers;
+mod limits;
+mod media;
+mod request;
+mod response;
+mod server;
+pub mod status;
+mod wire_case;
+
+pub use handler::Handler;
+pub use limits::HttpLimits;
+pub use server::serve;
+pub use status::http_status;

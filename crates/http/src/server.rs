@@ -1,0 +1,236 @@
+//! The listener: accepts connections, serves HTTP/1.1 with keep-alive on each, and runs one
+//! request through read, map, handle and answer.
+
+use crate::handler::Handler;
+use crate::headers;
+use crate::limits::HttpLimits;
+use crate::media;
+use crate::request;
+use crate::response::{self, Echo};
+use crate::wire_case;
+use bytes::Bytes;
+use cse::SecurityContext;
+use http::header::CONTENT_LENGTH;
+use http::{Extensions, StatusCode};
+use http_body_util::{BodyExt, Full, Limited};
+use hyper::body::Incoming;
+use hyper::server::conn::http1;
+use hyper::service::service_fn;
+use hyper_util::rt::{TokioIo, TokioTimer};
+use hyper_util::server::graceful::GracefulShutdown;
+use model::{Error, Response};
+use std::convert::Infallible;
+use std::future::Future;
+use std::io;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::net::TcpListener;
+use tokio::sync::Semaphore;
+
+/// Serves the oneM2M HTTP binding on `listener` until `shutdown` completes.
+///
+/// Each request becomes a [`model::Request`] with the security context
+/// [`SecurityContext::plaintext`]`(listener_name, peer)`, and is handed to `handler` (the
+/// [`cse::Cse`] in production). On shutdown the listener stops accepting, in-flight
+/// requests get [`HttpLimits::shutdown_grace`] to finish, and then the function returns.
+///
+/// Accept errors (such as running out of file descriptors) are logged and retried after a
+/// short pause rather than ending the listener; the `io::Result` is kept for errors that
+/// future transports (TLS configuration) can hit before serving.
+pub async fn serve<H: Handler>(
+    listener: TcpListener,
+    handler: Arc<H>,
+    limits: HttpLimits,
+    listener_name: String,
+    shutdown: impl Future<Output = ()>,
+) -> io::Result<()> {
+    let shared = Arc::new(Shared {
+        handler,
+        limits,
+        listener: listener_name,
+        case: wire_case::template().await,
+    });
+    let builder = connection_builder(&limits);
+    let graceful = GracefulShutdown::new();
+    let permits = Arc::new(Semaphore::new(limits.max_connections.max(1)));
+    tokio::pin!(shutdown);
+    loop {
+        let permit = tokio::select! {
+            () = &mut shutdown => break,
+            permit = permits.clone().acquire_owned() => match permit {
+                Ok(p) => p,
+                Err(_) => break, // The semaphore is never closed; treat it as shutdown.
+            },
+        };
+        let (stream, peer) = tokio::select! {
+            () = &mut shutdown => break,
+            accepted = listener.accept() => match accepted {
+                Ok(a) => a,
+                Err(e) => {
+                    tracing::warn!(listener = %shared.listener, error = %e, "accept failed");
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                    continue;
+                }
+            },
+        };
+        if let Err(e) = stream.set_nodelay(true) {
+            tracing::debug!(%peer, error = %e, "could not set TCP_NODELAY");
+        }
+        let shared_conn = shared.clone();
+        let service = service_fn(move |req| {
+            let shared = shared_conn.clone();
+            async move {
+                let mut resp = answer(&shared, peer, req).await;
+                *resp.extensions_mut() = shared.case.clone();
+                Ok::<_, Infallible>(resp)
+            }
+        });
+        let conn = builder.serve_connection(TokioIo::new(stream), service);
+        let conn = graceful.watch(conn);
+        tokio::spawn(async move {
+            if let Err(e) = conn.await {
+                tracing::debug!(%peer, error = %e, "connection ended with an error");
+            }
+            drop(permit);
+        });
+    }
+    drop(listener);
+    if tokio::time::timeout(limits.shutdown_grace, graceful.shutdown())
+        .await
+        .is_err()
+    {
+        tracing::warn!(listener = %shared.listener, "connections still open after the shutdown grace period");
+    }
+    Ok(())
+}
+
+/// What every request on this listener needs.
+struct Shared<H> {
+    handler: Arc<H>,
+    limits: HttpLimits,
+    listener: String,
+    case: Extensions,
+}
+
+fn connection_builder(limits: &HttpLimits) -> http1::Builder {
+    let mut b = http1::Builder::new();
+    b.timer(TokioTimer::new())
+        .keep_alive(true)
+        .title_case_headers(true)
+        .max_headers(limits.max_headers)
+        .max_header_size(limits.max_header_bytes)
+        .header_read_timeout(limits.header_read_timeout);
+    b
+}
+
+type HttpResponse = http::Response<Full<Bytes>>;
+
+/// Runs one HTTP request through the binding. Cannot fail: every error is a response.
+async fn answer<H: Handler>(
+    shared: &Shared<H>,
+    peer: SocketAddr,
+    req: hyper::Request<Incoming>,
+) -> HttpResponse {
+    let (parts, body) = req.into_parts();
+    let rqi = headers::request_id(&parts.headers);
+    let accept = media::negotiate(&parts.headers);
+    let echo = Echo {
+        rqi: rqi.as_ref().ok().cloned(),
+        rvi: headers::single(&parts.headers, &headers::RVI)
+            .ok()
+            .flatten()
+            .map(str::to_owned),
+        format: accept.as_ref().map_or(model::codec::Format::Json, |f| *f),
+    };
+    let primitive = async {
+        let rqi = rqi?;
+        accept?;
+        let (mut primitive, format) = request::from_head(&parts, rqi)?;
+        let bytes = read_body(&parts.headers, body, &shared.limits).await?;
+        primitive.pc = request::content(&bytes, format)?;
+        Ok::<_, Rejection>(primitive)
+    };
+    match primitive.await {
+        Ok(primitive) => {
+            let ctx = SecurityContext::plaintext(shared.listener.clone(), Some(peer));
+            let resp = run_handler(shared.handler.clone(), ctx, primitive).await;
+            response::to_http(&resp, &echo, None)
+        }
+        Err(rejection) => {
+            tracing::debug!(%peer, rsc = %rejection.error.rsc, reason = %rejection.error.message, "request rejected by the HTTP binding");
+            let resp = Response::error(&rejection.error, echo.rqi.clone().unwrap_or_default());
+            response::to_http(&resp, &echo, rejection.status)
+        }
+    }
+}
+
+/// Runs the handler on its own task. A client that disconnects then cannot cancel an
+/// operation between two of its steps, and a panic in the handler becomes a 5000 answer
+/// instead of a dropped connection.
+async fn run_handler<H: Handler>(
+    handler: Arc<H>,
+    ctx: SecurityContext,
+    req: model::Request,
+) -> Response {
+    let rqi = req.rqi.clone();
+    match tokio::spawn(async move { handler.handle(ctx, req).await }).await {
+        Ok(resp) => resp,
+        Err(e) => {
+            tracing::error!(error = %e, "request handler failed");
+            Response::error(&Error::internal("internal error"), rqi)
+        }
+    }
+}
+
+/// A request refused by the binding: the error to answer with, and an HTTP status when
+/// the table's is less precise.
+struct Rejection {
+    error: Error,
+    status: Option<StatusCode>,
+}
+
+impl From<Error> for Rejection {
+    fn from(error: Error) -> Self {
+        Self {
+            error,
+            status: None,
+        }
+    }
+}
+
+impl Rejection {
+    fn too_large(limit: usize) -> Self {
+        Self {
+            error: Error::bad_request(format!("request body larger than {limit} bytes")),
+            status: Some(StatusCode::PAYLOAD_TOO_LARGE),
+        }
+    }
+}
+
+/// Reads the body, never holding more than the limit: a declared `Content-Length` over the
+/// limit is refused before reading, and a chunked body is cut off at the limit.
+async fn read_body(
+    headers: &http::HeaderMap,
+    body: Incoming,
+    limits: &HttpLimits,
+) -> Result<Bytes, Rejection> {
+    let declared = headers
+        .get(CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok());
+    if declared.is_some_and(|n| n > limits.max_body_bytes as u64) {
+        return Err(Rejection::too_large(limits.max_body_bytes));
+    }
+    let collect = Limited::new(body, limits.max_body_bytes).collect();
+    match tokio::time::timeout(limits.body_read_timeout, collect).await {
+        Err(_) => Err(Error::bad_request("request body not received in time").into()),
+        Ok(Ok(collected)) => Ok(collected.to_bytes()),
+        Ok(Err(e)) if e.is::<http_body_util::LengthLimitError>() => {
+            Err(Rejection::too_large(limits.max_body_bytes))
+        }
+        Ok(Err(e)) => {
+            Err(Error::bad_request(format!("could not read the request body: {e}")).into())
+        }
+    }
+}
