@@ -208,7 +208,8 @@ impl FileConfig {
         let listen = listen
             .or(self.http.listen)
             .unwrap_or_else(|| SocketAddr::from(([127, 0, 0, 1], 8080)));
-        c.poa = s.poa.unwrap_or_else(|| vec![format!("http://{listen}")]);
+        // Without a configured poa, the binary advertises the address it really bound.
+        c.poa = s.poa.unwrap_or_default();
         let n = self.notifications;
         set!(c.notification_queue, n.queue);
         set!(c.notification_attempts, n.attempts);

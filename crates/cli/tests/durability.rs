@@ -8,7 +8,14 @@ use serde_json::json;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 
-async fn send(c: &client::Client, op: Operation, fr: &str, to: &str, ty: Option<ResourceType>, pc: Option<serde_json::Value>) -> Option<Response> {
+async fn send(
+    c: &client::Client,
+    op: Operation,
+    fr: &str,
+    to: &str,
+    ty: Option<ResourceType>,
+    pc: Option<serde_json::Value>,
+) -> Option<Response> {
     let mut r = Request::new(op, to, Some(fr.to_owned()));
     r.ty = ty;
     r.pc = pc;
@@ -16,15 +23,39 @@ async fn send(c: &client::Client, op: Operation, fr: &str, to: &str, ty: Option<
 }
 
 async fn setup(c: &client::Client) -> String {
-    let r = send(c, Operation::Create, "C", "cse-in", Some(ResourceType::Ae), Some(json!({"m2m:ae": {"rn": "w", "api": "Nw", "rr": false, "srv": ["3"]}}))).await.expect("register");
-    let id = r.pc.as_ref().and_then(|p| p["m2m:ae"]["aei"].as_str()).expect("aei").to_owned();
-    let r = send(c, Operation::Create, &id, "cse-in/w", Some(ResourceType::Container), Some(json!({"m2m:cnt": {"rn": "c"}}))).await.expect("cnt");
+    let r = send(
+        c,
+        Operation::Create,
+        "C",
+        "cse-in",
+        Some(ResourceType::Ae),
+        Some(json!({"m2m:ae": {"rn": "w", "api": "Nw", "rr": false, "srv": ["3"]}})),
+    )
+    .await
+    .expect("register");
+    let id =
+        r.pc.as_ref()
+            .and_then(|p| p["m2m:ae"]["aei"].as_str())
+            .expect("aei")
+            .to_owned();
+    let r = send(
+        c,
+        Operation::Create,
+        &id,
+        "cse-in/w",
+        Some(ResourceType::Container),
+        Some(json!({"m2m:cnt": {"rn": "c"}})),
+    )
+    .await
+    .expect("cnt");
     assert_eq!(r.rsc, R::Created);
     id
 }
 
 fn cni(r: &Response) -> u64 {
-    r.pc.as_ref().and_then(|p| p["m2m:cnt"]["cni"].as_u64()).unwrap_or(u64::MAX)
+    r.pc.as_ref()
+        .and_then(|p| p["m2m:cnt"]["cni"].as_u64())
+        .unwrap_or(u64::MAX)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -40,7 +71,16 @@ async fn sixteen_writers_cni_equals_acknowledged_creates() {
             let mut acked = 0u64;
             for i in 0..40 {
                 let pc = json!({"m2m:cin": {"con": format!("{w}-{i}")}});
-                if let Some(r) = send(&c, Operation::Create, &id, "cse-in/w/c", Some(ResourceType::ContentInstance), Some(pc)).await {
+                if let Some(r) = send(
+                    &c,
+                    Operation::Create,
+                    &id,
+                    "cse-in/w/c",
+                    Some(ResourceType::ContentInstance),
+                    Some(pc),
+                )
+                .await
+                {
                     if r.rsc == R::Created {
                         acked += 1;
                     }
@@ -53,7 +93,9 @@ async fn sixteen_writers_cni_equals_acknowledged_creates() {
     for t in tasks {
         acked += t.await.expect("writer");
     }
-    let cnt = send(&c, Operation::Retrieve, &id, "cse-in/w/c", None, None).await.expect("retrieve");
+    let cnt = send(&c, Operation::Retrieve, &id, "cse-in/w/c", None, None)
+        .await
+        .expect("retrieve");
     assert_eq!(acked, 640);
     assert_eq!(cni(&cnt), acked);
 }
@@ -73,8 +115,20 @@ async fn sigkill_under_write_load_loses_no_acknowledged_write() {
             let mut i = 0;
             while !stop.load(Ordering::Relaxed) {
                 let pc = json!({"m2m:cin": {"rn": format!("w{w}-{i}"), "con": "payload"}});
-                match send(&c, Operation::Create, &id, "cse-in/w/c", Some(ResourceType::ContentInstance), Some(pc)).await {
-                    Some(r) if r.rsc == R::Created => acked.lock().expect("lock").push(r.location.unwrap_or_default()),
+                match send(
+                    &c,
+                    Operation::Create,
+                    &id,
+                    "cse-in/w/c",
+                    Some(ResourceType::ContentInstance),
+                    Some(pc),
+                )
+                .await
+                {
+                    Some(r) if r.rsc == R::Created => acked
+                        .lock()
+                        .expect("lock")
+                        .push(r.location.unwrap_or_default()),
                     Some(_) => {}
                     None => break, // the server is gone
                 }
@@ -94,16 +148,24 @@ async fn sigkill_under_write_load_loses_no_acknowledged_write() {
     let server = Server::start(dir.path());
     let c = server.client();
     for location in &acked {
-        let r = send(&c, Operation::Retrieve, &id, location, None, None).await.expect("retrieve");
+        let r = send(&c, Operation::Retrieve, &id, location, None, None)
+            .await
+            .expect("retrieve");
         assert_eq!(r.rsc, R::Ok, "acknowledged {location} lost");
     }
-    let cnt = send(&c, Operation::Retrieve, &id, "cse-in/w/c", None, None).await.expect("cnt");
+    let cnt = send(&c, Operation::Retrieve, &id, "cse-in/w/c", None, None)
+        .await
+        .expect("cnt");
     assert!(cni(&cnt) >= acked.len() as u64);
     // The counter matches what is really there (including writes durable but not yet acked).
     let mut list = Request::new(Operation::Retrieve, "cse-in/w/c", Some(id.clone()));
     list.rcn = Some(model::ResultContent::ChildResourceReferences);
     let refs = c.send(&list).await.expect("list");
-    let n = refs.pc.as_ref().and_then(|p| p["m2m:rrl"]["rrf"].as_array().map(Vec::len)).unwrap_or(0);
+    let n = refs
+        .pc
+        .as_ref()
+        .and_then(|p| p["m2m:rrl"]["rrf"].as_array().map(Vec::len))
+        .unwrap_or(0);
     assert_eq!(n as u64, cni(&cnt));
 }
 
@@ -112,7 +174,11 @@ fn bad_configuration_exits_64_before_listening() {
     let dir = tempfile::tempdir().expect("tmp");
     let cfg = dir.path().join("bad.toml");
     std::fs::write(&cfg, "[cse]\nnot_an_option = 1\n").expect("write");
-    let out = std::process::Command::new(env!("CARGO_BIN_EXE_cse")).arg("--config").arg(&cfg).output().expect("run");
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_cse"))
+        .arg("--config")
+        .arg(&cfg)
+        .output()
+        .expect("run");
     assert_eq!(out.status.code(), Some(64));
     assert!(String::from_utf8_lossy(&out.stderr).contains("not_an_option"));
     assert!(out.stdout.is_empty(), "no listener was started");

@@ -83,7 +83,9 @@ impl Client {
         connector.set_nodelay(true);
         connector.set_connect_timeout(Some(Self::DEFAULT_TIMEOUT));
         let http = hyper_util::client::legacy::Client::builder(TokioExecutor::new())
-            .pool_idle_timeout(Duration::from_secs(30))
+            // Below the binding's 10 s idle limit, so a pooled connection is not reused
+            // just as the server closes it.
+            .pool_idle_timeout(Duration::from_secs(5))
             .build(connector);
         Ok(Self {
             http,

@@ -54,7 +54,7 @@ pub fn path_for(to: &str) -> String {
 pub fn encode_query(req: &Request) -> String {
     let mut q = Query::default();
     if let Some(rcn) = req.rcn {
-        q.value("rcn", rcn_code(rcn));
+        q.value("rcn", ResultContent::code(rcn));
     }
     if let Some(rt) = req.rt {
         q.value("rt", rt);
@@ -103,23 +103,6 @@ fn filter_into(fc: &FilterCriteria, q: &mut Query) {
     q.opt("lvl", fc.lvl);
     q.opt("ofst", fc.ofst);
     q.opt("fo", fc.fo);
-}
-
-/// The wire number of a result content value. `ResultContent` is exhaustive, so a new
-/// variant in the model breaks this match and cannot be sent wrong.
-fn rcn_code(rcn: ResultContent) -> u8 {
-    match rcn {
-        ResultContent::Nothing => 0,
-        ResultContent::Attributes => 1,
-        ResultContent::HierarchicalAddress => 2,
-        ResultContent::HierarchicalAddressAndAttributes => 3,
-        ResultContent::AttributesAndChildResources => 4,
-        ResultContent::AttributesAndChildResourceReferences => 5,
-        ResultContent::ChildResourceReferences => 6,
-        ResultContent::ChildResources => 8,
-        ResultContent::ModifiedAttributes => 9,
-        ResultContent::DiscoveryResultReferences => 11,
-    }
 }
 
 /// A query string under construction.
@@ -240,7 +223,7 @@ mod tests {
     fn every_rcn_code_parses_back() {
         for n in 0..=20u64 {
             if let Ok(rcn) = ResultContent::from_code(n) {
-                assert_eq!(u64::from(rcn_code(rcn)), n);
+                assert_eq!(u64::from(ResultContent::code(rcn)), n);
             }
         }
     }

@@ -20,8 +20,11 @@ pub enum ClientError {
     #[error("request parameter '{0}' cannot be sent as an HTTP header value")]
     InvalidHeader(&'static str),
     /// Connecting, sending or receiving failed; the peer may be down. Retrying may help.
+    ///
+    /// The message includes hyper's whole cause chain, so the error is not also returned
+    /// as `source()` (reports would print every cause twice).
     #[error("transport error: {}", chain(.0))]
-    Transport(#[from] hyper_util::client::legacy::Error),
+    Transport(hyper_util::client::legacy::Error),
     /// The response body could not be read or was larger than the client accepts.
     #[error("could not read the response body: {0}")]
     Body(String),
@@ -42,7 +45,13 @@ pub enum ClientError {
     /// The response content could not be decoded (bad JSON/CBOR or unsupported
     /// `Content-Type`).
     #[error("undecodable response content: {0}")]
-    Content(#[source] model::Error),
+    Content(model::Error),
+}
+
+impl From<hyper_util::client::legacy::Error> for ClientError {
+    fn from(e: hyper_util::client::legacy::Error) -> Self {
+        Self::Transport(e)
+    }
 }
 
 /// The error and its sources on one line: hyper's top-level messages ("client error

@@ -78,8 +78,25 @@ pub fn resolve(to: &str, config: &CseConfig, store: &dyn Store) -> Result<Target
     } else {
         // Unstructured: the first segment is a resource ID.
         let r = live(store.get(segments[0])?).ok_or_else(|| not_found(to))?;
+        if segments.len() == 1 {
+            return Ok(Target::Resource(r));
+        }
         r.srn
     };
+    // Fast path: no virtual resource named, so the structured name is the whole answer.
+    if !segments[1..]
+        .iter()
+        .any(|s| matches!(*s, "la" | "ol" | "fopt"))
+    {
+        let mut srn = srn_of_first;
+        for seg in &segments[1..] {
+            srn.push('/');
+            srn.push_str(seg);
+        }
+        return live(store.get_by_srn(&srn)?)
+            .map(Target::Resource)
+            .ok_or_else(|| not_found(to));
+    }
     let mut srn = srn_of_first;
     let mut current: Option<Resource> = None;
     for (i, seg) in segments.iter().enumerate().skip(1) {

@@ -59,7 +59,7 @@ type BoxedResponse<'a> = Pin<Box<dyn Future<Output = Result<Response>> + Send + 
 impl Cse {
     /// Opens the CSE over a store, creating the `<CSEBase>` on first start.
     pub async fn open(config: CseConfig, store: Arc<dyn Store>) -> Result<Arc<Self>> {
-        let notifier = Notifier::new(&config);
+        let notifier = Notifier::new(&config)?;
         let cse = Arc::new(Self {
             config,
             store,

@@ -3,11 +3,8 @@
 //! or dead notification target can never slow down the request path.
 
 use crate::config::CseConfig;
-use bytes::Bytes;
-use http_body_util::{BodyExt, Full};
-use hyper_util::client::legacy::{connect::HttpConnector, Client};
-use hyper_util::rt::TokioExecutor;
-use model::{Error, ResponseStatusCode, Result};
+use client::{Client, ClientError};
+use model::{Error, Operation, Request, ResponseStatusCode, Result};
 use serde_json::Value;
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -31,33 +28,30 @@ pub struct Notifier {
 
 #[derive(Debug)]
 struct Inner {
-    client: Client<HttpConnector, Full<Bytes>>,
+    client: Client,
     queues: Mutex<HashMap<String, mpsc::Sender<Notification>>>,
     origin: String,
     queue_size: usize,
     attempts: u32,
-    timeout: Duration,
 }
 
 impl Notifier {
     /// A notifier that sends as the CSE (`X-M2M-Origin: /<cse-id>`).
-    pub fn new(config: &CseConfig) -> Self {
-        let mut connector = HttpConnector::new();
-        connector.set_nodelay(true);
-        connector.set_connect_timeout(Some(Duration::from_millis(config.notification_timeout_ms)));
-        let client = Client::builder(TokioExecutor::new())
-            .pool_idle_timeout(Duration::from_secs(30))
-            .build(connector);
-        Self {
+    pub fn new(config: &CseConfig) -> Result<Self> {
+        let timeout = Duration::from_millis(config.notification_timeout_ms.max(1));
+        // The base URL is never used: notifications go to absolute URLs (`send_to_url`).
+        let client = Client::new("http://127.0.0.1")
+            .map_err(|e| Error::internal(e.to_string()))?
+            .with_timeout(timeout);
+        Ok(Self {
             inner: Arc::new(Inner {
                 client,
                 queues: Mutex::new(HashMap::new()),
                 origin: format!("/{}", config.cse_id),
                 queue_size: config.notification_queue.max(1),
                 attempts: config.notification_attempts.max(1),
-                timeout: Duration::from_millis(config.notification_timeout_ms.max(1)),
             }),
-        }
+        })
     }
 
     /// Sends one notification and waits for the answer (used for verification requests).
@@ -120,41 +114,20 @@ async fn deliver_loop(inner: Arc<Inner>, url: String, mut rx: mpsc::Receiver<Not
 }
 
 impl Inner {
+    /// Sends one NOTIFY as the CSE. A receiver that answers a plain 2xx without `X-M2M-RSC`
+    /// (a simple webhook) counts as having accepted it.
     async fn post(&self, url: &str, body: &Value) -> Result<ResponseStatusCode> {
-        let unreachable = |why: String| Error::new(ResponseStatusCode::TargetNotReachable, why);
-        if !url.starts_with("http://") {
-            return Err(unreachable(format!(
-                "unsupported notification target '{url}'"
-            )));
+        let mut req = Request::new(Operation::Notify, "", Some(self.origin.clone()));
+        req.pc = Some(body.clone());
+        match self.client.send_to_url(url, &req).await {
+            Ok(resp) => Ok(resp.rsc),
+            Err(ClientError::MissingRsc { status }) if (200..300).contains(&status) => {
+                Ok(ResponseStatusCode::Ok)
+            }
+            Err(e) => Err(Error::new(
+                ResponseStatusCode::TargetNotReachable,
+                format!("notification to {url} failed: {e}"),
+            )),
         }
-        let uri: http::Uri = url
-            .parse()
-            .map_err(|_| unreachable(format!("invalid notification URL '{url}'")))?;
-        let bytes = serde_json::to_vec(body).map_err(|e| Error::internal(e.to_string()))?;
-        let request = http::Request::post(uri)
-            .header("X-M2M-Origin", &self.origin)
-            .header("X-M2M-RI", model::id::random_token(16))
-            .header("X-M2M-RVI", "3")
-            .header("Content-Type", "application/json")
-            .body(Full::new(Bytes::from(bytes)))
-            .map_err(|e| Error::internal(e.to_string()))?;
-        let response = tokio::time::timeout(self.timeout, self.client.request(request))
-            .await
-            .map_err(|_| unreachable(format!("notification to {url} timed out")))?
-            .map_err(|e| unreachable(format!("notification to {url} failed: {e}")))?;
-        let status = response.status();
-        let rsc = response
-            .headers()
-            .get("X-M2M-RSC")
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.parse::<u16>().ok())
-            .and_then(ResponseStatusCode::from_code);
-        // Drain the body so the connection can be reused.
-        let _ = response.into_body().collect().await;
-        Ok(rsc.unwrap_or(if status.is_success() {
-            ResponseStatusCode::Ok
-        } else {
-            ResponseStatusCode::TargetNotReachable
-        }))
     }
 }

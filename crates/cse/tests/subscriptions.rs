@@ -265,3 +265,62 @@ async fn ae_targets_and_privileges() {
         json!("hi")
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn notify_is_relayed_to_an_ae() {
+    let t = TestCse::new().await;
+    let rx = Receiver::start(2000).await;
+    let target = t.register_with("target", json!({"poa": [rx.url]})).await;
+    let body = json!({"m2m:sgn": {"nev": {"rep": {"m2m:cin": {"con": "relayed"}}, "net": 3}}});
+    // Only originators the AE's policy admits may notify it: the AE itself here.
+    let sender = t.register("sender").await;
+    let denied = t
+        .op(
+            model::Operation::Notify,
+            &sender,
+            "cse-in/target",
+            None,
+            Some(body.clone()),
+        )
+        .await;
+    assert_eq!(denied.rsc, R::OriginatorHasNoPrivilege);
+    let ok = t
+        .op(
+            model::Operation::Notify,
+            &target,
+            "cse-in/target",
+            None,
+            Some(body.clone()),
+        )
+        .await;
+    assert_eq!(ok.rsc, R::Ok);
+    assert_eq!(rx.wait_for(1).await[0], body);
+    t.create(
+        &target,
+        "cse-in/target",
+        T::Container,
+        json!({"m2m:cnt": {"rn": "c"}}),
+    )
+    .await;
+    let wrong = t
+        .op(
+            model::Operation::Notify,
+            &target,
+            "cse-in/target/c",
+            None,
+            Some(body),
+        )
+        .await;
+    assert_eq!(wrong.rsc, R::OperationNotAllowed);
+    let no_poa = t.register("silent").await;
+    let r = t
+        .op(
+            model::Operation::Notify,
+            &no_poa,
+            "cse-in/silent",
+            None,
+            Some(json!({})),
+        )
+        .await;
+    assert_eq!(r.rsc, R::TargetNotReachable);
+}

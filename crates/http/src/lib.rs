@@ -15,7 +15,7 @@
 //! * `request`: method, path, headers and query to a [`model::Request`] (pure functions);
 //! * `media`: `Content-Type` (format and `ty=`) and `Accept` negotiation;
 //! * `response`: a [`model::Response`] to HTTP status, `X-M2M-*` headers and body;
-//! * [`status`]: the one table from response status code to HTTP status;
+//! * `status`: the one table from response status code to HTTP status;
 //! * `wire_case`: makes the `X-M2M-*` header names leave in the spec's capitalisation;
 //! * `server`: the accept loop, connection settings, size limits and graceful shutdown.
 //!
@@ -31,7 +31,7 @@ mod media;
 mod request;
 mod response;
 mod server;
-pub mod status;
+mod status;
 mod wire_case;
 
 pub use handler::Handler;

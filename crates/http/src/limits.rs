@@ -18,8 +18,9 @@ pub struct HttpLimits {
     pub max_header_bytes: usize,
     /// Most header fields in one request (431 above it). Default 64.
     pub max_headers: usize,
-    /// Time a client has to send a complete request head once it has started one.
-    /// Default 10 s.
+    /// Time a client has to send a complete request head. The clock starts as soon as the
+    /// connection is ready for a request, so this is also how long a kept-alive connection
+    /// may sit idle between requests. Default 10 s.
     pub header_read_timeout: Duration,
     /// Time a client has to send a complete request body. Default 30 s.
     pub body_read_timeout: Duration,

@@ -1,4 +1,9 @@
 //! Response primitive to HTTP response (TS-0009 clauses 6.3 and 6.4).
+//!
+//! One deliberate difference from the letter of TS-0009 clause 6.3.3 ("the Reason-Phrase
+//! shall be omitted"): hyper writes the standard reason phrase. Many HTTP parsers expect
+//! one, and RFC 9112 clause 4 tells clients to ignore its content, so sending it costs no
+//! oneM2M client anything while omitting it breaks some generic ones.
 
 use crate::headers;
 use crate::status::http_status;

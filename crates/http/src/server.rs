@@ -53,7 +53,10 @@ pub async fn serve<H: Handler>(
     });
     let builder = connection_builder(&limits);
     let graceful = GracefulShutdown::new();
-    let permits = Arc::new(Semaphore::new(limits.max_connections.max(1)));
+    // Clamped: `Semaphore::new` panics above `MAX_PERMITS`, and 0 would serve nobody.
+    let permits = Arc::new(Semaphore::new(
+        limits.max_connections.clamp(1, Semaphore::MAX_PERMITS),
+    ));
     tokio::pin!(shutdown);
     loop {
         let permit = tokio::select! {
@@ -144,6 +147,8 @@ async fn answer<H: Handler>(
         format: accept.as_ref().map_or(model::codec::Format::Json, |f| *f),
     };
     let primitive = async {
+        // An unmapped method is refused first: it is 4005 whatever else is wrong.
+        request::operation(&parts.method, false)?;
         let rqi = rqi?;
         accept?;
         let (mut primitive, format) = request::from_head(&parts, rqi)?;

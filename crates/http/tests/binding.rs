@@ -16,14 +16,33 @@ use tokio::net::TcpStream;
 async fn methods_map_to_operations() {
     let s = Server::start().await;
     let cases = [
-        ("POST", "Content-Type: application/json;ty=3\r\n", Operation::Create, Some(ResourceType::Container)),
-        ("POST", "Content-Type: application/vnd.onem2m-ntfy+json\r\n", Operation::Notify, None),
+        (
+            "POST",
+            "Content-Type: application/json;ty=3\r\n",
+            Operation::Create,
+            Some(ResourceType::Container),
+        ),
+        (
+            "POST",
+            "Content-Type: application/vnd.onem2m-ntfy+json\r\n",
+            Operation::Notify,
+            None,
+        ),
         ("GET", "", Operation::Retrieve, None),
-        ("PUT", "Content-Type: application/json\r\n", Operation::Update, None),
+        (
+            "PUT",
+            "Content-Type: application/json\r\n",
+            Operation::Update,
+            None,
+        ),
         ("DELETE", "", Operation::Delete, None),
     ];
     for (method, extra, op, ty) in cases {
-        let body = if extra.is_empty() { "" } else { "{\"m2m:cnt\":{}}" };
+        let body = if extra.is_empty() {
+            ""
+        } else {
+            "{\"m2m:cnt\":{}}"
+        };
         let req = format!(
             "{method} /cse-in HTTP/1.1\r\nHost: x\r\nX-M2M-Origin: CAdmin\r\nX-M2M-RI: r\r\n{extra}Content-Length: {}\r\n\r\n{body}",
             body.len()
@@ -33,7 +52,13 @@ async fn methods_map_to_operations() {
         let (_, p) = s.fake.last();
         assert_eq!((p.op, p.ty), (op, ty), "{method} {extra}");
     }
-    let r = once(s.addr, "PATCH /cse-in HTTP/1.1\r\nHost: x\r\nX-M2M-RI: r\r\n\r\n").await;
+    let r = once(
+        s.addr,
+        "PATCH /cse-in HTTP/1.1\r\nHost: x\r\nX-M2M-RI: r\r\n\r\n",
+    )
+    .await;
+    assert_eq!((r.status, r.rsc()), (405, Some(4005)));
+    let r = once(s.addr, "OPTIONS /cse-in HTTP/1.1\r\nHost: x\r\n\r\n").await;
     assert_eq!((r.status, r.rsc()), (405, Some(4005)));
     assert_eq!(s.fake.count(), 5);
 }
@@ -61,7 +86,10 @@ async fn path_forms_and_headers_reach_the_primitive() {
     assert_eq!(r.header("X-M2M-RVI"), Some("4"));
     let (ctx, p) = s.fake.last();
     assert_eq!(ctx.listener, "http-test");
-    assert_eq!(ctx.peer.map(|a| a.ip()), Some(std::net::Ipv4Addr::LOCALHOST.into()));
+    assert_eq!(
+        ctx.peer.map(|a| a.ip()),
+        Some(std::net::Ipv4Addr::LOCALHOST.into())
+    );
     assert!(!ctx.authenticated());
     assert_eq!(p.fr.as_deref(), Some("Cae"));
     assert_eq!(p.rqi, "abc");
@@ -70,9 +98,17 @@ async fn path_forms_and_headers_reach_the_primitive() {
     assert_eq!(p.rqet.as_deref(), Some("20990101T000000"));
     assert_eq!(p.vsi.as_deref(), Some("vendor"));
 
-    once(s.addr, "GET /cse-in HTTP/1.1\r\nHost: x\r\nX-M2M-RI: r\r\n\r\n").await;
+    once(
+        s.addr,
+        "GET /cse-in HTTP/1.1\r\nHost: x\r\nX-M2M-RI: r\r\n\r\n",
+    )
+    .await;
     assert_eq!(s.fake.last().1.fr, None);
-    once(s.addr, "GET /cse-in HTTP/1.1\r\nHost: x\r\nX-M2M-Origin:\r\nX-M2M-RI: r\r\n\r\n").await;
+    once(
+        s.addr,
+        "GET /cse-in HTTP/1.1\r\nHost: x\r\nX-M2M-Origin:\r\nX-M2M-RI: r\r\n\r\n",
+    )
+    .await;
     assert_eq!(s.fake.last().1.fr.as_deref(), Some(""));
 
     let r = once(s.addr, &get("/")).await;
@@ -82,11 +118,18 @@ async fn path_forms_and_headers_reach_the_primitive() {
 #[tokio::test]
 async fn query_reaches_the_primitive() {
     let s = Server::start().await;
-    let r = once(s.addr, &get("/cse-in?fu=1&ty=3+4&lbl=a&lbl=b+c&rcn=8&drt=2&atrl=ri+lbl&lim=3&rp=P1D")).await;
+    let r = once(
+        s.addr,
+        &get("/cse-in?fu=1&ty=3+4&lbl=a&lbl=b+c&rcn=8&drt=2&atrl=ri+lbl&lim=3&rp=P1D"),
+    )
+    .await;
     assert_eq!(r.rsc(), Some(2000), "{}", r.head);
     let p = s.fake.last().1;
     assert!(p.is_discovery());
-    assert_eq!(p.fc.ty, vec![ResourceType::Container, ResourceType::ContentInstance]);
+    assert_eq!(
+        p.fc.ty,
+        vec![ResourceType::Container, ResourceType::ContentInstance]
+    );
     assert_eq!(p.fc.lbl, vec!["a", "b", "c"]);
     assert_eq!(p.fc.lim, Some(3));
     assert_eq!(p.rcn, Some(ResultContent::ChildResources));
@@ -129,11 +172,23 @@ async fn binding_errors_are_answered_with_rsc_and_dbg() {
     ];
     for (req, status, rsc) in cases {
         let r = once(s.addr, &req).await;
-        assert_eq!((r.status, r.rsc()), (status, Some(rsc)), "{req:?} -> {}", r.head);
+        assert_eq!(
+            (r.status, r.rsc()),
+            (status, Some(rsc)),
+            "{req:?} -> {}",
+            r.head
+        );
         assert_eq!(r.header("content-type"), Some("application/json"));
-        assert!(r.json()["m2m:dbg"].as_str().is_some_and(|m| !m.is_empty()), "{req:?}");
+        assert!(
+            r.json()["m2m:dbg"].as_str().is_some_and(|m| !m.is_empty()),
+            "{req:?}"
+        );
     }
-    assert_eq!(s.fake.count(), 0, "no rejected request may reach the handler");
+    assert_eq!(
+        s.fake.count(),
+        0,
+        "no rejected request may reach the handler"
+    );
     // The request identifier is echoed even when the request is rejected.
     let r = once(s.addr, &get("/cse-in?bogus=1")).await;
     assert_eq!(r.header("X-M2M-RI"), Some("r1"));
@@ -154,9 +209,19 @@ async fn json_and_cbor_content_and_accept() {
     let r = exchange(&mut stream, &req).await;
     assert_eq!(r.rsc(), Some(2000));
     let p = s.fake.last().1;
-    assert_eq!((p.op, p.ty, p.pc.as_ref()), (Operation::Create, Some(ResourceType::ContentInstance), Some(&content)));
+    assert_eq!(
+        (p.op, p.ty, p.pc.as_ref()),
+        (
+            Operation::Create,
+            Some(ResourceType::ContentInstance),
+            Some(&content)
+        )
+    );
     assert_eq!(r.header("content-type"), Some("application/cbor"));
-    assert_eq!(codec::decode(&r.body, Format::Cbor).ok(), Some(content.clone()));
+    assert_eq!(
+        codec::decode(&r.body, Format::Cbor).ok(),
+        Some(content.clone())
+    );
 
     let body = content.to_string();
     let req = format!(
@@ -204,7 +269,10 @@ async fn oversized_headers_are_refused_by_hyper() {
     let mut limits = HttpLimits::default();
     limits.max_header_bytes = 1024;
     let s = Server::with_limits(limits).await;
-    let req = format!("GET /cse-in HTTP/1.1\r\nHost: x\r\nX-M2M-RI: r\r\nX-Big: {}\r\n\r\n", "y".repeat(2000));
+    let req = format!(
+        "GET /cse-in HTTP/1.1\r\nHost: x\r\nX-M2M-RI: r\r\nX-Big: {}\r\n\r\n",
+        "y".repeat(2000)
+    );
     let r = once(s.addr, &req).await;
     assert_eq!(r.status, 431);
     assert_eq!(s.fake.count(), 0);
@@ -225,7 +293,11 @@ async fn header_names_leave_in_the_spec_spelling() {
         "\r\nContent-Type: application/json\r\n",
         "\r\nContent-Length: ",
     ] {
-        assert!(format!("{}\r\n", r.head).contains(line), "missing {line:?} in\n{}", r.head);
+        assert!(
+            format!("{}\r\n", r.head).contains(line),
+            "missing {line:?} in\n{}",
+            r.head
+        );
     }
     // A rejected request is spelled the same way.
     let r = once(s.addr, "GET /cse-in HTTP/1.1\r\nHost: x\r\n\r\n").await;
@@ -248,7 +320,10 @@ async fn keep_alive_serves_several_requests_on_one_connection() {
     let seen = s.fake.seen.lock().unwrap();
     let peers: Vec<_> = seen.iter().map(|(ctx, _)| ctx.peer).collect();
     assert_eq!(peers.len(), 4);
-    assert!(peers.windows(2).all(|w| w[0] == w[1]), "all on one connection: {peers:?}");
+    assert!(
+        peers.windows(2).all(|w| w[0] == w[1]),
+        "all on one connection: {peers:?}"
+    );
 }
 
 #[tokio::test]
@@ -272,5 +347,8 @@ async fn shutdown_lets_in_flight_requests_finish() {
     let r = read_response(&mut stream).await;
     assert_eq!(r.rsc(), Some(2000));
     stopped.await.unwrap().unwrap();
-    assert!(TcpStream::connect(addr).await.is_err(), "the listener is closed after shutdown");
+    assert!(
+        TcpStream::connect(addr).await.is_err(),
+        "the listener is closed after shutdown"
+    );
 }

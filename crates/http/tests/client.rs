@@ -16,7 +16,11 @@ async fn primitives_round_trip_through_client_and_binding() {
     let s = Server::start().await;
     for format in [Format::Json, Format::Cbor] {
         let c = Client::new(&s.url()).unwrap().with_format(format);
-        let mut req = Request::new(Operation::Create, "/id-in/cse-in/my ae", Some("Cae1".into()));
+        let mut req = Request::new(
+            Operation::Create,
+            "/id-in/cse-in/my ae",
+            Some("Cae1".into()),
+        );
         req.ty = Some(ResourceType::Container);
         req.pc = Some(json!({"m2m:cnt": {"rn": "c", "lbl": ["x"], "mni": 10}}));
         req.rcn = Some(ResultContent::Attributes);
@@ -37,7 +41,10 @@ async fn primitives_round_trip_through_client_and_binding() {
         assert_eq!(got.ty, req.ty);
         assert_eq!(got.pc, req.pc);
         assert_eq!(got.rcn, req.rcn);
-        assert_eq!((got.rvi, got.ot, got.rqet, got.vsi), (req.rvi, req.ot, req.rqet, req.vsi));
+        assert_eq!(
+            (got.rvi, got.ot, got.rqet, got.vsi),
+            (req.rvi, req.ot, req.rqet, req.vsi)
+        );
     }
 }
 
@@ -45,8 +52,18 @@ async fn primitives_round_trip_through_client_and_binding() {
 async fn every_operation_and_address_form() {
     let s = Server::start().await;
     let c = Client::new(&s.url()).unwrap();
-    for op in [Operation::Retrieve, Operation::Update, Operation::Delete, Operation::Notify] {
-        for to in ["cse-in/a", "/id-in/cse-in/a", "//sp.example/id-in/cse-in/a", "cin123"] {
+    for op in [
+        Operation::Retrieve,
+        Operation::Update,
+        Operation::Delete,
+        Operation::Notify,
+    ] {
+        for to in [
+            "cse-in/a",
+            "/id-in/cse-in/a",
+            "//sp.example/id-in/cse-in/a",
+            "cin123",
+        ] {
             let mut req = Request::new(op, to, Some(String::new()));
             if matches!(op, Operation::Update | Operation::Notify) {
                 req.pc = Some(json!({"m2m:cnt": {"lbl": ["x"]}}));
@@ -54,7 +71,10 @@ async fn every_operation_and_address_form() {
             let resp = c.send(&req).await.unwrap();
             assert_eq!(resp.rsc, ResponseStatusCode::Ok);
             let got = s.fake.last().1;
-            assert_eq!((got.op, got.to.as_str(), got.fr.as_deref(), got.ty), (op, to, Some(""), None));
+            assert_eq!(
+                (got.op, got.to.as_str(), got.fr.as_deref(), got.ty),
+                (op, to, Some(""), None)
+            );
         }
     }
 }
@@ -109,7 +129,11 @@ async fn created_location_and_errors() {
     let resp = c.send(&req).await.unwrap();
     assert_eq!(resp.rsc, ResponseStatusCode::BadRequest);
     assert_eq!(resp.rqi, req.rqi);
-    assert!(resp.pc.as_ref().and_then(|pc| pc["m2m:dbg"].as_str()).is_some());
+    assert!(resp
+        .pc
+        .as_ref()
+        .and_then(|pc| pc["m2m:dbg"].as_str())
+        .is_some());
 }
 
 #[tokio::test]
@@ -118,22 +142,43 @@ async fn send_to_url_reaches_a_notification_target() {
     let c = Client::new("http://127.0.0.1:9").unwrap();
     let mut req = Request::new(Operation::Notify, "CAe1", Some("/id-in".into()));
     req.pc = Some(json!({"m2m:sgn": {"vrq": true, "sur": "/id-in/sub1"}}));
-    let resp = c.send_to_url(&format!("{}/~/id-in/CAe1/inbox", s.url()), &req).await.unwrap();
+    let resp = c
+        .send_to_url(&format!("{}/~/id-in/CAe1/inbox", s.url()), &req)
+        .await
+        .unwrap();
     assert_eq!(resp.rsc, ResponseStatusCode::Ok);
     let got = s.fake.last().1;
-    assert_eq!((got.op, got.to.as_str()), (Operation::Notify, "/id-in/CAe1/inbox"));
+    assert_eq!(
+        (got.op, got.to.as_str()),
+        (Operation::Notify, "/id-in/CAe1/inbox")
+    );
     assert_eq!(got.pc, req.pc);
 }
 
 #[tokio::test]
 async fn timeouts_and_unreachable_peers_are_client_errors() {
     let s = Server::start().await;
-    let c = Client::new(&s.url()).unwrap().with_timeout(Duration::from_millis(50));
-    let err = c.send(&Request::new(Operation::Retrieve, "slow", None)).await.unwrap_err();
+    let c = Client::new(&s.url())
+        .unwrap()
+        .with_timeout(Duration::from_millis(50));
+    let err = c
+        .send(&Request::new(Operation::Retrieve, "slow", None))
+        .await
+        .unwrap_err();
     assert!(matches!(err, ClientError::Timeout(_)), "{err}");
-    let closed = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap().local_addr().unwrap();
+    let closed = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .unwrap()
+        .local_addr()
+        .unwrap();
     let c = Client::new(&format!("http://{closed}")).unwrap();
-    let err = c.send(&Request::new(Operation::Retrieve, "cse-in", None)).await.unwrap_err();
+    let err = c
+        .send(&Request::new(Operation::Retrieve, "cse-in", None))
+        .await
+        .unwrap_err();
     assert!(matches!(err, ClientError::Transport(_)), "{err}");
-    assert!(err.to_string().contains("onnect"), "the cause is in the message: {err}");
+    assert!(
+        err.to_string().contains("onnect"),
+        "the cause is in the message: {err}"
+    );
 }

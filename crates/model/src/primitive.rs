@@ -35,26 +35,36 @@ pub enum ResultContent {
     DiscoveryResultReferences,
 }
 
+/// Every result content value with its wire number, in one table.
+const RCN_CODES: &[(ResultContent, u8)] = &[
+    (ResultContent::Nothing, 0),
+    (ResultContent::Attributes, 1),
+    (ResultContent::HierarchicalAddress, 2),
+    (ResultContent::HierarchicalAddressAndAttributes, 3),
+    (ResultContent::AttributesAndChildResources, 4),
+    (ResultContent::AttributesAndChildResourceReferences, 5),
+    (ResultContent::ChildResourceReferences, 6),
+    (ResultContent::ChildResources, 8),
+    (ResultContent::ModifiedAttributes, 9),
+    (ResultContent::DiscoveryResultReferences, 11),
+];
+
 impl ResultContent {
     /// Parses a wire number.
     pub fn from_code(n: u64) -> Result<Self> {
-        Ok(match n {
-            0 => Self::Nothing,
-            1 => Self::Attributes,
-            2 => Self::HierarchicalAddress,
-            3 => Self::HierarchicalAddressAndAttributes,
-            4 => Self::AttributesAndChildResources,
-            5 => Self::AttributesAndChildResourceReferences,
-            6 => Self::ChildResourceReferences,
-            8 => Self::ChildResources,
-            9 => Self::ModifiedAttributes,
-            11 => Self::DiscoveryResultReferences,
-            _ => {
-                return Err(Error::bad_request(format!(
-                    "unsupported result content {n}"
-                )))
-            }
-        })
+        RCN_CODES
+            .iter()
+            .find(|(_, c)| u64::from(*c) == n)
+            .map(|(r, _)| *r)
+            .ok_or_else(|| Error::bad_request(format!("unsupported result content {n}")))
+    }
+
+    /// The wire number.
+    pub fn code(self) -> u8 {
+        RCN_CODES
+            .iter()
+            .find(|(r, _)| *r == self)
+            .map_or(1, |(_, c)| *c)
     }
 
     /// Whether this value is defined for an operation (TS-0004 clause 8.1.2).
@@ -218,5 +228,40 @@ impl Response {
             rqi,
             Some(serde_json::json!({ "m2m:dbg": err.message })),
         )
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn result_content_codes_round_trip() {
+        for (rcn, n) in RCN_CODES {
+            assert_eq!(rcn.code(), *n);
+            assert_eq!(ResultContent::from_code(u64::from(*n)).ok(), Some(*rcn));
+        }
+        assert!(ResultContent::from_code(7).is_err());
+        assert!(ResultContent::from_code(12).is_err());
+    }
+
+    #[test]
+    fn validation_of_static_parts() {
+        let mut r = Request::new(Operation::Create, "cse-in", Some("C".into()));
+        assert_eq!(
+            r.validate().map_err(|e| e.rsc),
+            Err(ResponseStatusCode::BadRequest),
+            "CREATE without ty"
+        );
+        r.ty = Some(ResourceType::Container);
+        assert!(r.validate().is_ok());
+        r.rt = Some(2);
+        assert_eq!(
+            r.validate().map_err(|e| e.rsc),
+            Err(ResponseStatusCode::NotImplemented)
+        );
+        let mut d = Request::new(Operation::Delete, "x", None);
+        d.rcn = Some(ResultContent::ChildResources);
+        assert!(d.validate().is_err());
     }
 }

@@ -66,17 +66,20 @@ fn fail_config(e: &dyn std::fmt::Display) -> ! {
     std::process::exit(EXIT_CONFIG)
 }
 
-async fn run(settings: cli::config::Settings) -> anyhow::Result<()> {
+async fn run(mut settings: cli::config::Settings) -> anyhow::Result<()> {
+    let listener = tokio::net::TcpListener::bind(settings.listen)
+        .await
+        .with_context(|| format!("cannot listen on {}", settings.listen))?;
+    let local = listener.local_addr()?;
+    if settings.cse.poa.is_empty() {
+        settings.cse.poa = vec![format!("http://{local}")];
+    }
     let store = store::SqliteStore::open(&settings.data, settings.store.clone())
         .with_context(|| format!("cannot open the store in {}", settings.data.display()))?;
     let cse = cse::Cse::open(settings.cse.clone(), Arc::new(store))
         .await
         .context("cannot initialise the CSE")?;
     cse::expiry::spawn(cse.clone());
-    let listener = tokio::net::TcpListener::bind(settings.listen)
-        .await
-        .with_context(|| format!("cannot listen on {}", settings.listen))?;
-    let local = listener.local_addr()?;
     tracing::info!(
         cse_id = %settings.cse.cse_id,
         data = %settings.data.display(),

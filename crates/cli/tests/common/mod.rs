@@ -19,7 +19,11 @@ impl Server {
 
     pub fn start_with(data: &Path, extra: &[&str]) -> Self {
         std::fs::create_dir_all(data).expect("data dir");
-        let log = std::fs::OpenOptions::new().create(true).append(true).open(data.join("cse.log")).expect("log file");
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(data.join("cse.log"))
+            .expect("log file");
         let mut child = Command::new(env!("CARGO_BIN_EXE_cse"))
             .args(["--http", "127.0.0.1:0", "--data"])
             .arg(data)
@@ -30,13 +34,19 @@ impl Server {
             .expect("start cse");
         let stdout = child.stdout.take().expect("stdout");
         let mut line = String::new();
-        BufReader::new(stdout).read_line(&mut line).expect("read the listening line");
+        BufReader::new(stdout)
+            .read_line(&mut line)
+            .expect("read the listening line");
         let addr = line
             .trim()
             .strip_prefix("listening on http://")
             .unwrap_or_else(|| panic!("unexpected first line {line:?}; log: {}", log_of(data)))
             .to_owned();
-        Self { child, addr, data: data.to_owned() }
+        Self {
+            child,
+            addr,
+            data: data.to_owned(),
+        }
     }
 
     pub fn url(&self) -> String {
@@ -70,15 +80,26 @@ impl Drop for Server {
 
 /// Runs curl with the given arguments; returns (headers+body) as text.
 pub fn curl(args: &[&str]) -> String {
-    let out = Command::new("curl").arg("-s").arg("-i").args(args).output().expect("curl is installed");
+    let out = Command::new("curl")
+        .arg("-s")
+        .arg("-i")
+        .args(args)
+        .output()
+        .expect("curl is installed");
     String::from_utf8_lossy(&out.stdout).into_owned()
 }
 
 /// Whether curl exists; CI installs it, a laptop may not have it.
 pub fn have_curl() -> bool {
-    let ok = Command::new("curl").arg("--version").output().is_ok_and(|o| o.status.success());
+    let ok = Command::new("curl")
+        .arg("--version")
+        .output()
+        .is_ok_and(|o| o.status.success());
     if !ok {
-        assert!(std::env::var_os("SECURE_CSE_REQUIRE_SERVICES").is_none(), "curl is required (SECURE_CSE_REQUIRE_SERVICES is set)");
+        assert!(
+            std::env::var_os("SECURE_CSE_REQUIRE_SERVICES").is_none(),
+            "curl is required (SECURE_CSE_REQUIRE_SERVICES is set)"
+        );
         eprintln!("skipping: curl is not installed");
     }
     ok

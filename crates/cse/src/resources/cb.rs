@@ -7,7 +7,12 @@ use serde_json::{json, Map};
 /// Creates the CSEBase if the store has none yet.
 pub(crate) async fn ensure(cse: &Cse) -> Result<()> {
     let c = &cse.config;
-    if cse.store.get_by_srn(&c.cse_name)?.is_some() {
+    if let Some(mut cb) = cse.store.get_by_srn(&c.cse_name)? {
+        // Points of access follow the configuration of this start.
+        if cb.str_list("poa") != c.poa {
+            cb.attrs.insert("poa".into(), json!(c.poa));
+            store::write(cse.store.as_ref(), move |t| t.update(&cb)).await?;
+        }
         return Ok(());
     }
     let now = time::format(time::now());

@@ -24,7 +24,12 @@ pub struct Fake {
 
 impl Fake {
     pub fn last(&self) -> (SecurityContext, Request) {
-        self.seen.lock().unwrap().last().cloned().expect("the handler saw a request")
+        self.seen
+            .lock()
+            .unwrap()
+            .last()
+            .cloned()
+            .expect("the handler saw a request")
     }
 
     pub fn count(&self) -> usize {
@@ -37,7 +42,11 @@ impl Handler for Fake {
         self.seen.lock().unwrap().push((ctx, req.clone()));
         match req.to.as_str() {
             "created" => {
-                let mut r = Response::new(ResponseStatusCode::Created, req.rqi, Some(json!({"m2m:cnt": {"rn": "c"}})));
+                let mut r = Response::new(
+                    ResponseStatusCode::Created,
+                    req.rqi,
+                    Some(json!({"m2m:cnt": {"rn": "c"}})),
+                );
                 r.location = Some("cse-in/ae1/c".to_owned());
                 r
             }
@@ -69,10 +78,21 @@ impl Server {
         let addr = listener.local_addr().unwrap();
         let fake = Arc::new(Fake::default());
         let (stop, stopped) = oneshot::channel::<()>();
-        let task = tokio::spawn(serve(listener, fake.clone(), limits, "http-test".to_owned(), async {
-            let _ = stopped.await;
-        }));
-        Self { addr, fake, stop: Some(stop), task: Some(task) }
+        let task = tokio::spawn(serve(
+            listener,
+            fake.clone(),
+            limits,
+            "http-test".to_owned(),
+            async {
+                let _ = stopped.await;
+            },
+        ));
+        Self {
+            addr,
+            fake,
+            stop: Some(stop),
+            task: Some(task),
+        }
     }
 
     pub fn url(&self) -> String {
@@ -131,18 +151,34 @@ pub async fn read_response(stream: &mut TcpStream) -> Raw {
             break i;
         }
         let mut chunk = [0u8; 4096];
-        let n = tokio::time::timeout(Duration::from_secs(5), stream.read(&mut chunk)).await.unwrap().unwrap();
-        assert!(n > 0, "connection closed before a full response head: {:?}", String::from_utf8_lossy(&buf));
+        let n = tokio::time::timeout(Duration::from_secs(5), stream.read(&mut chunk))
+            .await
+            .unwrap()
+            .unwrap();
+        assert!(
+            n > 0,
+            "connection closed before a full response head: {:?}",
+            String::from_utf8_lossy(&buf)
+        );
         buf.extend_from_slice(&chunk[..n]);
     };
     let head = String::from_utf8(buf[..head_end].to_vec()).unwrap();
     let status = head.split(' ').nth(1).unwrap().parse().unwrap();
     let mut body = buf[head_end + 4..].to_vec();
-    let raw = Raw { head, status, body: Vec::new() };
-    let len: usize = raw.header("content-length").map_or(0, |v| v.parse().unwrap());
+    let raw = Raw {
+        head,
+        status,
+        body: Vec::new(),
+    };
+    let len: usize = raw
+        .header("content-length")
+        .map_or(0, |v| v.parse().unwrap());
     while body.len() < len {
         let mut chunk = vec![0u8; len - body.len()];
-        let n = tokio::time::timeout(Duration::from_secs(5), stream.read(&mut chunk)).await.unwrap().unwrap();
+        let n = tokio::time::timeout(Duration::from_secs(5), stream.read(&mut chunk))
+            .await
+            .unwrap()
+            .unwrap();
         assert!(n > 0, "connection closed inside the body");
         body.extend_from_slice(&chunk[..n]);
     }

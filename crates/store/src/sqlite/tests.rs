@@ -205,7 +205,10 @@ async fn concurrent_read_modify_write_is_serialized_and_durable() {
             .ok(),
         Some(200)
     );
-    let oldest = store.oldest_child("cnt1", ResourceType::ContentInstance).ok().flatten();
+    let oldest = store
+        .oldest_child("cnt1", ResourceType::ContentInstance)
+        .ok()
+        .flatten();
     assert_eq!(oldest.map(|r| r.ri().to_owned()), Some("cin0".to_owned()));
 }
 
