@@ -34,6 +34,10 @@ struct Args {
     /// Unmeasured seconds before each scenario (connections warm up, caches fill).
     #[arg(long, default_value_t = 1.0)]
     warmup: f64,
+    /// Rounds: every scenario is measured this many times, interleaved with the others, and
+    /// the table shows the median round.
+    #[arg(long, default_value_t = 3)]
+    rounds: usize,
     /// Connection counts to measure, comma-separated. The targets use 1 and 16.
     #[arg(long, value_delimiter = ',', default_values_t = [1, 16])]
     conns: Vec<usize>,
@@ -70,6 +74,7 @@ fn main() -> anyhow::Result<()> {
 /// Runs the whole benchmark and prints the report.
 fn bench(args: &Args) -> anyhow::Result<()> {
     anyhow::ensure!(args.seconds > 0.0, "--seconds must be positive");
+    anyhow::ensure!(args.rounds > 0, "--rounds must be at least 1");
     anyhow::ensure!(args.warmup >= 0.0, "--warmup must not be negative");
     anyhow::ensure!(
         !args.conns.is_empty() && !args.conns.contains(&0),
@@ -90,6 +95,7 @@ fn bench(args: &Args) -> anyhow::Result<()> {
         conns: args.conns.clone(),
         measure: Duration::from_secs_f64(args.seconds),
         warmup: Duration::from_secs_f64(args.warmup),
+        rounds: args.rounds,
     };
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(args.client_threads.max(1))

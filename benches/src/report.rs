@@ -1,7 +1,9 @@
 //! The printed report: one table, the targets from the issue, memory, and remarks.
 
+use crate::load::LoadResult;
 use crate::scenarios::{Outcome, Row, Scenario};
 use crate::stats::fmt_duration;
+use std::collections::BTreeMap;
 use std::fmt::Write;
 
 /// Table flavour.
@@ -13,10 +15,14 @@ pub(crate) enum Style {
     Markdown,
 }
 
-const HEADER: [&str; 8] = [
+/// Columns of the table.
+const COLS: usize = 9;
+
+const HEADER: [&str; COLS] = [
     "scenario",
     "conns",
     "req/s",
+    "min-max req/s",
     "p50",
     "p99",
     "max",
@@ -24,20 +30,30 @@ const HEADER: [&str; 8] = [
     "vs hello-world",
 ];
 
-/// Renders the whole report.
+/// Renders the whole report. `write!` into a `String` cannot fail, hence the ignored results.
 pub(crate) fn render(o: &Outcome, style: Style) -> String {
-    let rows: Vec<[String; 8]> = o.rows.iter().map(|r| cells(o, r)).collect();
+    let rows: Vec<[String; COLS]> = o.rows.iter().map(|r| cells(o, r)).collect();
+    let bullet = if style == Style::Markdown { "- " } else { "" };
     let mut s = String::new();
     let _ = writeln!(
         s,
-        "{} s measured per row; latency of successful requests only.",
+        "{bullet}{} round(s) of {} s per row, interleaved; each row shows the median round \
+         (min-max over all rounds); latency of successful requests only.",
+        o.rounds,
         o.measure.as_secs_f64()
+    );
+    let _ = writeln!(
+        s,
+        "{bullet}Load average before: {}, after: {} (on {} CPUs).",
+        o.load.0,
+        o.load.1,
+        std::thread::available_parallelism().map_or(0, usize::from)
     );
     s.push('\n');
     s.push_str(&table(&rows, style));
     s.push('\n');
-    let bullet = if style == Style::Markdown { "- " } else { "  " };
     let _ = writeln!(s, "Targets (informational):");
+    let bullet = if style == Style::Markdown { "- " } else { "  " };
     for t in targets(o) {
         let _ = writeln!(s, "{bullet}{t}");
     }
@@ -49,60 +65,69 @@ pub(crate) fn render(o: &Outcome, style: Style) -> String {
         fmt_kib(o.hello_rss_kib)
     );
     let _ = writeln!(s, "{bullet}cse: {}", fmt_kib(o.cse_rss_kib));
-    let errors: Vec<String> = o
-        .rows
-        .iter()
-        .flat_map(|r| {
-            r.result
-                .error_kinds
-                .iter()
-                .map(move |(k, n)| format!("{} @{}: {n} x {k}", r.scenario.name(), r.conns))
-        })
-        .collect();
-    if !o.notes.is_empty() || !errors.is_empty() {
-        s.push('\n');
-        let _ = writeln!(s, "Checks and errors:");
-        for line in o.notes.iter().chain(errors.iter()) {
-            let _ = writeln!(s, "{bullet}{line}");
-        }
-        for r in &o.rows {
-            if let Some(body) = &r.result.first_error_body {
-                let body: String = body.chars().take(300).collect();
-                let _ = writeln!(
-                    s,
-                    "{bullet}first failed answer, {} @{}: {body}",
-                    r.scenario.name(),
-                    r.conns
-                );
-            }
-        }
+    s.push('\n');
+    let _ = writeln!(s, "Checks and errors:");
+    for line in o.notes.iter().chain(error_lines(o).iter()) {
+        let _ = writeln!(s, "{bullet}{line}");
     }
     s
 }
 
-fn cells(o: &Outcome, r: &Row) -> [String; 8] {
-    let ratio = baseline(o, r.conns).filter(|b| *b > 0.0).map_or_else(
-        || "-".to_owned(),
-        |b| format!("{:.2}x", r.result.rate() / b),
-    );
+/// One line per kind of failure and row, plus the first failed answer of each row.
+fn error_lines(o: &Outcome) -> Vec<String> {
+    let mut out = Vec::new();
+    for r in &o.rows {
+        let mut kinds: BTreeMap<&str, u64> = BTreeMap::new();
+        for run in &r.runs {
+            for (k, n) in &run.error_kinds {
+                *kinds.entry(k).or_default() += n;
+            }
+        }
+        let name = format!("{} @{}", r.scenario.name(), r.conns);
+        for (k, n) in kinds {
+            out.push(format!("{name}: {n} x {k}"));
+        }
+        if let Some(body) = r.runs.iter().find_map(|run| run.first_error_body.as_ref()) {
+            let body: String = body.chars().take(300).collect();
+            out.push(format!("{name}: first failed answer: {body}"));
+        }
+    }
+    if out.is_empty() {
+        out.push("no failed requests".to_owned());
+    }
+    out
+}
+
+fn cells(o: &Outcome, r: &Row) -> [String; COLS] {
+    let Some(m) = r.median() else {
+        let mut c = HEADER.map(|_| "-".to_owned());
+        c[0] = r.scenario.name().to_owned();
+        c[1] = r.conns.to_string();
+        return c;
+    };
+    let ratio = baseline(o, r.conns)
+        .filter(|b| *b > 0.0)
+        .map_or_else(|| "-".to_owned(), |b| format!("{:.2}x", m.rate() / b));
+    let (lo, hi) = r.spread();
     [
         r.scenario.name().to_owned(),
         r.conns.to_string(),
-        thousands(r.result.rate()),
-        fmt_duration(r.result.latency.p50),
-        fmt_duration(r.result.latency.p99),
-        fmt_duration(r.result.latency.max),
-        r.result.errors.to_string(),
+        thousands(m.rate()),
+        format!("{}-{}", thousands(lo), thousands(hi)),
+        fmt_duration(m.latency.p50),
+        fmt_duration(m.latency.p99),
+        fmt_duration(m.latency.max),
+        r.errors().to_string(),
         ratio,
     ]
 }
 
-fn table(rows: &[[String; 8]], style: Style) -> String {
+fn table(rows: &[[String; COLS]], style: Style) -> String {
     let mut s = String::new();
     match style {
         Style::Markdown => {
             let _ = writeln!(s, "| {} |", HEADER.join(" | "));
-            let _ = writeln!(s, "|---|---:|---:|---:|---:|---:|---:|---:|");
+            let _ = writeln!(s, "|---|{}", "---:|".repeat(COLS - 1));
             for r in rows {
                 let _ = writeln!(s, "| {} |", r.join(" | "));
             }
@@ -114,7 +139,7 @@ fn table(rows: &[[String; 8]], style: Style) -> String {
                     *w = (*w).max(c.chars().count());
                 }
             }
-            let line = |cells: [&str; 8]| {
+            let line = |cells: Vec<&str>| {
                 let parts: Vec<String> = cells
                     .iter()
                     .zip(width)
@@ -129,24 +154,17 @@ fn table(rows: &[[String; 8]], style: Style) -> String {
                     .collect();
                 parts.join(" | ")
             };
-            let _ = writeln!(s, "{}", line(HEADER));
+            let _ = writeln!(s, "{}", line(HEADER.to_vec()));
             let _ = writeln!(s, "{}", width.map(|w| "-".repeat(w)).join("-+-"));
             for r in rows {
-                let _ = writeln!(
-                    s,
-                    "{}",
-                    line(
-                        [&r[0], &r[1], &r[2], &r[3], &r[4], &r[5], &r[6], &r[7]]
-                            .map(String::as_str)
-                    )
-                );
+                let _ = writeln!(s, "{}", line(r.iter().map(String::as_str).collect()));
             }
         }
     }
     s
 }
 
-/// The hello-world rate at `conns` connections.
+/// The hello-world rate at `conns` connections (median round).
 fn baseline(o: &Outcome, conns: usize) -> Option<f64> {
     rate(o, Scenario::Hello, conns)
 }
@@ -155,7 +173,8 @@ fn rate(o: &Outcome, scenario: Scenario, conns: usize) -> Option<f64> {
     o.rows
         .iter()
         .find(|r| r.scenario == scenario && r.conns == conns)
-        .map(|r| r.result.rate())
+        .and_then(Row::median)
+        .map(LoadResult::rate)
 }
 
 /// The three targets of the issue, each with PASS, MISS or "not measured".
@@ -164,7 +183,7 @@ fn targets(o: &Outcome) -> Vec<String> {
     let mut out = Vec::new();
     match (rate(o, Scenario::Retrieve, 16), baseline(o, 16)) {
         (Some(r), Some(b)) if b > 0.0 => out.push(format!(
-            "RETRIEVE@16 >= 0.5x hello-world@16: {:.2}x ({} vs {}/s) {}",
+            "RETRIEVE@16 >= 0.5x hello-world@16: {:.2}x ({}/s vs {}/s) {}",
             r / b,
             thousands(r),
             thousands(b),
@@ -214,5 +233,28 @@ mod tests {
         assert_eq!(thousands(999.0), "999");
         assert_eq!(thousands(12_345.6), "12,346");
         assert_eq!(thousands(1_234_567.0), "1,234,567");
+    }
+
+    #[test]
+    fn median_round_is_shown() {
+        use std::time::Duration;
+        let run = |ok| LoadResult {
+            ok,
+            elapsed: Duration::from_secs(1),
+            ..LoadResult::default()
+        };
+        let row = Row {
+            scenario: Scenario::Hello,
+            conns: 1,
+            runs: vec![run(30), run(10), run(20)],
+        };
+        assert_eq!(row.median().map(|r| r.ok), Some(20));
+        assert_eq!(row.spread(), (10.0, 30.0));
+        let empty = Row {
+            scenario: Scenario::Hello,
+            conns: 1,
+            runs: vec![],
+        };
+        assert!(empty.median().is_none());
     }
 }

@@ -26,6 +26,8 @@ pub(crate) struct Plan {
     pub(crate) measure: Duration,
     /// Unmeasured time before each scenario.
     pub(crate) warmup: Duration,
+    /// How many times every scenario is measured, interleaved.
+    pub(crate) rounds: usize,
 }
 
 /// Which workload a row measured.
@@ -44,126 +46,166 @@ impl Scenario {
     pub(crate) fn name(self) -> &'static str {
         match self {
             Scenario::Hello => "hello-world GET /",
-            Scenario::Retrieve => "CSE RETRIEVE <cin>",
-            Scenario::Create => "CSE CREATE <cin>",
+            Scenario::Retrieve => "CSE RETRIEVE cin",
+            Scenario::Create => "CSE CREATE cin",
         }
     }
 }
 
-/// One measured row.
+/// One row of the table: a scenario at one connection count, measured once per round.
 #[derive(Debug)]
 pub(crate) struct Row {
     /// What was measured.
     pub(crate) scenario: Scenario,
     /// Concurrent connections.
     pub(crate) conns: usize,
-    /// The measurement.
-    pub(crate) result: LoadResult,
+    /// One measurement per round, in the order they ran.
+    pub(crate) runs: Vec<LoadResult>,
+}
+
+impl Row {
+    /// The run with the median rate (the lower median for an even count), which the table
+    /// shows: it is robust against a round that another process disturbed.
+    pub(crate) fn median(&self) -> Option<&LoadResult> {
+        let mut by_rate: Vec<&LoadResult> = self.runs.iter().collect();
+        by_rate.sort_by(|a, b| a.rate().total_cmp(&b.rate()));
+        by_rate.get(by_rate.len().saturating_sub(1) / 2).copied()
+    }
+
+    /// Slowest and fastest rate over the rounds.
+    pub(crate) fn spread(&self) -> (f64, f64) {
+        let rates = self.runs.iter().map(LoadResult::rate);
+        let lo = rates.clone().fold(f64::INFINITY, f64::min);
+        let hi = rates.fold(0.0, f64::max);
+        (if lo.is_finite() { lo } else { 0.0 }, hi)
+    }
+
+    /// Failed requests over all rounds.
+    pub(crate) fn errors(&self) -> u64 {
+        self.runs.iter().map(|r| r.errors).sum()
+    }
 }
 
 /// Everything the report needs.
 #[derive(Debug)]
 pub(crate) struct Outcome {
-    /// Measured seconds per scenario.
+    /// Measured seconds per scenario and round.
     pub(crate) measure: Duration,
-    /// All rows, in the order they ran.
+    /// Rounds run.
+    pub(crate) rounds: usize,
+    /// All rows, in the order they first ran.
     pub(crate) rows: Vec<Row>,
     /// Peak RSS of the hello-world server, KiB.
     pub(crate) hello_rss_kib: Option<u64>,
     /// Peak RSS of the CSE, KiB.
     pub(crate) cse_rss_kib: Option<u64>,
+    /// `/proc/loadavg` before and after: how busy the machine was with other work.
+    pub(crate) load: (String, String),
     /// Consistency checks and other remarks.
     pub(crate) notes: Vec<String>,
 }
 
-/// Runs every scenario in turn.
+/// Starts both servers, then runs every scenario once per round, interleaved, so that a slow
+/// spell of the machine hits the baseline and the CSE alike.
 pub(crate) async fn run(plan: &Plan) -> anyhow::Result<Outcome> {
     let tmp = tempfile::Builder::new()
         .prefix("cse-bench-")
         .tempdir()
         .context("cannot create a temp folder")?;
-    let mut out = Outcome {
-        measure: plan.measure,
-        rows: Vec::new(),
-        hello_rss_kib: None,
-        cse_rss_kib: None,
-        notes: Vec::new(),
-    };
-
-    eprintln!("bench: starting the hello-world server");
+    let load_before = loadavg();
+    eprintln!(
+        "bench: starting the hello-world server and {}",
+        plan.cse.display()
+    );
     let hello = Server::start(
         &plan.me,
         &["hello", "--listen", "127.0.0.1:0"],
         tmp.path().join("hello.log"),
     )
     .await?;
-    let get = hello_workload(hello.addr)?;
-    for &n in &plan.conns {
-        out.rows
-            .push(measure(plan, hello.addr, Scenario::Hello, n, &get).await?);
-    }
-    out.hello_rss_kib = hello.peak_rss_kib().ok();
-    hello.stop().await?;
-
-    eprintln!("bench: starting {}", plan.cse.display());
     let data = tmp.path().join("data");
     let data_arg = data
         .to_str()
         .context("the temp folder's path is not UTF-8")?;
-    let log = tmp.path().join("cse.log");
     let cse = Server::start(
         &plan.cse,
         &["--http", "127.0.0.1:0", "--data", data_arg],
-        log,
+        tmp.path().join("cse.log"),
     )
     .await?;
-    let result = cse_scenarios(plan, &cse, &mut out).await;
-    out.cse_rss_kib = cse.peak_rss_kib().ok();
-    if let Err(e) = result {
-        let log = crate::process::tail(&cse.log);
-        cse.stop().await?;
-        return Err(e.context(format!("CSE log {log}")));
-    }
+    let result = rounds(plan, &hello, &cse).await;
+    let hello_rss_kib = hello.peak_rss_kib().ok();
+    let cse_rss_kib = cse.peak_rss_kib().ok();
+    let cse_log = crate::process::tail(&cse.log);
+    hello.stop().await?;
     cse.stop().await?;
-    Ok(out)
-}
-
-/// Setup, RETRIEVE and CREATE against a running CSE.
-async fn cse_scenarios(plan: &Plan, cse: &Server, out: &mut Outcome) -> anyhow::Result<()> {
-    let target = setup(cse.addr).await?;
-    let retrieve = retrieve_workload(&target)?;
-    for &n in &plan.conns {
-        out.rows
-            .push(measure(plan, cse.addr, Scenario::Retrieve, n, &retrieve).await?);
-    }
-    let create = create_workload(&target)?;
-    let mut created = 1; // The instance made by the setup.
-    for &n in &plan.conns {
-        let row = measure(plan, cse.addr, Scenario::Create, n, &create).await?;
-        created += row.result.ok + row.result.warmup_ok;
-        out.rows.push(row);
-    }
-    out.notes.push(check_count(&target, created).await);
-    Ok(())
-}
-
-/// Runs one row, with progress on stderr.
-async fn measure(
-    plan: &Plan,
-    addr: SocketAddr,
-    scenario: Scenario,
-    conns: usize,
-    work: &Workload,
-) -> anyhow::Result<Row> {
-    eprintln!("bench: {} with {conns} connection(s)", scenario.name());
-    let result = load::run(addr, conns, plan.warmup, plan.measure, work)
-        .await
-        .with_context(|| format!("{} with {conns} connection(s)", scenario.name()))?;
-    Ok(Row {
-        scenario,
-        conns,
-        result,
+    let (rows, notes) = result.with_context(|| format!("CSE log {cse_log}"))?;
+    Ok(Outcome {
+        measure: plan.measure,
+        rounds: plan.rounds,
+        rows,
+        hello_rss_kib,
+        cse_rss_kib,
+        load: (load_before, loadavg()),
+        notes,
     })
+}
+
+/// The CSE setup, then the measured rounds, then the consistency check.
+async fn rounds(
+    plan: &Plan,
+    hello: &Server,
+    cse: &Server,
+) -> anyhow::Result<(Vec<Row>, Vec<String>)> {
+    let target = setup(cse.addr).await?;
+    let kinds = [
+        (Scenario::Hello, hello.addr, hello_workload(hello.addr)?),
+        (Scenario::Retrieve, cse.addr, retrieve_workload(&target)),
+        (Scenario::Create, cse.addr, create_workload(&target)),
+    ];
+    let mut rows: Vec<Row> = kinds
+        .iter()
+        .flat_map(|(scenario, _, _)| {
+            plan.conns.iter().map(|&conns| Row {
+                scenario: *scenario,
+                conns,
+                runs: Vec::new(),
+            })
+        })
+        .collect();
+    let mut created = 1; // The instance made by the setup.
+    for round in 1..=plan.rounds {
+        for &conns in &plan.conns {
+            for (scenario, addr, work) in &kinds {
+                eprintln!(
+                    "bench: round {round}/{}: {} with {conns} connection(s)",
+                    plan.rounds,
+                    scenario.name()
+                );
+                let result = load::run(*addr, conns, plan.warmup, plan.measure, work)
+                    .await
+                    .with_context(|| format!("{} with {conns} connection(s)", scenario.name()))?;
+                if *scenario == Scenario::Create {
+                    created += result.ok + result.warmup_ok;
+                }
+                if let Some(row) = rows
+                    .iter_mut()
+                    .find(|r| r.scenario == *scenario && r.conns == conns)
+                {
+                    row.runs.push(result);
+                }
+            }
+        }
+    }
+    let notes = vec![check_count(&target, created).await];
+    Ok((rows, notes))
+}
+
+/// The system load averages, as the kernel prints them.
+fn loadavg() -> String {
+    std::fs::read_to_string("/proc/loadavg")
+        .map(|s| s.split_whitespace().take(3).collect::<Vec<_>>().join(" "))
+        .unwrap_or_else(|_| "unknown".to_owned())
 }
 
 // === Requests ===
@@ -235,18 +277,18 @@ fn hello_workload(addr: SocketAddr) -> anyhow::Result<Workload> {
     })
 }
 
-fn retrieve_workload(t: &Target) -> anyhow::Result<Workload> {
+fn retrieve_workload(t: &Target) -> Workload {
     let t = t.clone();
-    Ok(Workload {
+    Workload {
         make: Arc::new(move |ri| t.request(Method::GET, &t.instance, ri, None, Bytes::new())),
         status: StatusCode::OK,
         rsc: Some("2000"),
-    })
+    }
 }
 
-fn create_workload(t: &Target) -> anyhow::Result<Workload> {
+fn create_workload(t: &Target) -> Workload {
     let t = t.clone();
-    Ok(Workload {
+    Workload {
         make: Arc::new(move |ri| {
             t.request(
                 Method::POST,
@@ -258,7 +300,7 @@ fn create_workload(t: &Target) -> anyhow::Result<Workload> {
         }),
         status: StatusCode::CREATED,
         rsc: Some("2001"),
-    })
+    }
 }
 
 // === Setup ===

@@ -26,6 +26,52 @@ pub struct FileConfig {
     /// Logging.
     #[serde(default)]
     pub log: LogSection,
+    /// Credentials and the admin rule.
+    #[serde(default)]
+    pub security: SecuritySection,
+    /// TLS listeners (security associations), any number.
+    #[serde(default)]
+    pub tls: Vec<TlsSection>,
+}
+
+/// `[security]`
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SecuritySection {
+    /// Credential file: PSKs and certificate bindings (mode 600).
+    pub credentials: Option<PathBuf>,
+    /// Honour the admin originator only over an admin credential's association.
+    pub admin_requires_association: Option<bool>,
+}
+
+/// `[[tls]]`
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TlsSection {
+    /// Listener name (unique).
+    pub name: Option<String>,
+    /// Listen address.
+    pub listen: Option<SocketAddr>,
+    /// Frameworks accepted: "certificate", "psk".
+    pub frameworks: Option<Vec<String>>,
+    /// Lowest TLS version: "1.2" or "1.3".
+    pub min_version: Option<String>,
+    /// PEM certificate chain of the CSE, leaf first.
+    pub certificate: Option<PathBuf>,
+    /// PEM private key of the CSE.
+    pub private_key: Option<PathBuf>,
+    /// PEM trust anchors for client certificates.
+    pub trust_anchors: Option<Vec<PathBuf>>,
+    /// Certificate revocation lists.
+    pub crls: Option<Vec<PathBuf>>,
+    /// Handshake timeout, milliseconds.
+    pub handshake_timeout_ms: Option<u64>,
+    /// Concurrent handshakes, all peers.
+    pub max_handshakes: Option<usize>,
+    /// Concurrent handshakes from one IP address.
+    pub max_handshakes_per_ip: Option<usize>,
+    /// Session resumption (tickets and cache).
+    pub session_resumption: Option<bool>,
 }
 
 /// `[cse]`
@@ -70,6 +116,10 @@ pub struct HttpSection {
     pub body_timeout_secs: Option<u64>,
     /// Most concurrent connections.
     pub max_connections: Option<usize>,
+    /// Whether the plaintext listener runs at all.
+    pub enabled: Option<bool>,
+    /// Declares a non-loopback plaintext interface trusted (trust scenario 3).
+    pub trusted: Option<bool>,
 }
 
 /// `[store]`
@@ -119,6 +169,23 @@ pub struct Settings {
     pub store: store::SqliteOptions,
     /// Log filter.
     pub log: String,
+    /// Whether the plaintext listener runs.
+    pub http_enabled: bool,
+    /// The credential file, if any.
+    pub credentials: Option<PathBuf>,
+    /// TLS listeners.
+    pub tls: Vec<TlsListener>,
+}
+
+/// One resolved TLS listener.
+#[derive(Debug)]
+pub struct TlsListener {
+    /// Its name.
+    pub name: String,
+    /// Where it binds.
+    pub listen: SocketAddr,
+    /// Its security policy.
+    pub policy: security::tls::TlsPolicy,
 }
 
 /// Why a configuration cannot be used.
@@ -236,6 +303,38 @@ impl FileConfig {
             ));
         }
 
+        let http_enabled = h.enabled.unwrap_or(true);
+        if http_enabled && !listen.ip().is_loopback() && !h.trusted.unwrap_or(false) {
+            return Err(ConfigError::Invalid(format!(
+                "the plaintext HTTP listener {listen} is not on loopback: requests on it would have no \
+                 security association. Use a [[tls]] listener, keep http.listen on 127.0.0.1/::1, or declare \
+                 the interface trusted with http.trusted = true"
+            )));
+        }
+        let tls = self
+            .tls
+            .into_iter()
+            .enumerate()
+            .map(|(i, t)| t.resolve(i))
+            .collect::<Result<Vec<_>, _>>()?;
+        let mut names: Vec<&str> = tls.iter().map(|t| t.name.as_str()).collect();
+        names.push("http");
+        names.sort_unstable();
+        if names.windows(2).any(|w| w[0] == w[1]) {
+            return Err(ConfigError::Invalid(
+                "listener names must be unique (\"http\" is the plaintext one)".into(),
+            ));
+        }
+        c.admin_requires_association = self
+            .security
+            .admin_requires_association
+            .unwrap_or(!tls.is_empty());
+        if !http_enabled && tls.is_empty() {
+            return Err(ConfigError::Invalid(
+                "no listener: enable [http] or configure a [[tls]] listener".into(),
+            ));
+        }
+
         let mut store = store::SqliteOptions::default();
         set!(store.max_batch, self.store.max_batch);
         set!(store.readers, self.store.readers);
@@ -250,6 +349,88 @@ impl FileConfig {
             data,
             store,
             log,
+            http_enabled,
+            credentials: self.security.credentials,
+            tls,
+        })
+    }
+}
+
+impl TlsSection {
+    fn resolve(self, index: usize) -> Result<TlsListener, ConfigError> {
+        use security::tls::{CertificateConfig, TlsPolicy, TlsVersion};
+        let name = self.name.unwrap_or_else(|| {
+            if index == 0 {
+                "https".to_owned()
+            } else {
+                format!("https{index}")
+            }
+        });
+        let bad = |why: String| ConfigError::Invalid(format!("[[tls]] {name}: {why}"));
+        let listen = self
+            .listen
+            .ok_or_else(|| bad("listen is required".into()))?;
+        let frameworks = self
+            .frameworks
+            .unwrap_or_else(|| vec!["certificate".into(), "psk".into()]);
+        if let Some(f) = frameworks
+            .iter()
+            .find(|f| !matches!(f.as_str(), "certificate" | "psk"))
+        {
+            return Err(bad(format!("unknown framework '{f}' (certificate, psk)")));
+        }
+        let mut policy = TlsPolicy {
+            psk: frameworks.iter().any(|f| f == "psk"),
+            ..TlsPolicy::default()
+        };
+        if frameworks.iter().any(|f| f == "certificate") {
+            let chain = self
+                .certificate
+                .ok_or_else(|| bad("the certificate framework needs certificate".into()))?;
+            let key = self
+                .private_key
+                .ok_or_else(|| bad("the certificate framework needs private_key".into()))?;
+            let trust_anchors = self.trust_anchors.unwrap_or_default();
+            if trust_anchors.is_empty() {
+                return Err(bad(
+                    "the certificate framework needs trust_anchors to verify clients".into(),
+                ));
+            }
+            policy.certificate = Some(CertificateConfig {
+                chain,
+                key,
+                trust_anchors,
+                crls: self.crls.unwrap_or_default(),
+            });
+        }
+        if !policy.psk && policy.certificate.is_none() {
+            return Err(bad("no framework enabled".into()));
+        }
+        policy.min_version = match self.min_version.as_deref() {
+            None | Some("1.2") => TlsVersion::Tls12,
+            Some("1.3") => TlsVersion::Tls13,
+            Some(v) => {
+                return Err(bad(format!(
+                    "min_version '{v}' is not 1.2 or 1.3 (older versions are never accepted)"
+                )))
+            }
+        };
+        if let Some(ms) = self.handshake_timeout_ms {
+            policy.handshake_timeout = Duration::from_millis(ms.max(1));
+        }
+        if let Some(n) = self.max_handshakes {
+            policy.max_handshakes = n.max(1);
+        }
+        if let Some(n) = self.max_handshakes_per_ip {
+            policy.max_handshakes_per_ip = n.max(1);
+        }
+        if let Some(r) = self.session_resumption {
+            policy.session_resumption = r;
+        }
+        Ok(TlsListener {
+            name,
+            listen,
+            policy,
         })
     }
 }
@@ -280,6 +461,44 @@ mod tests {
         let bad = FileConfig::parse("[cse]\nadmin = \"root\"", Path::new("x"))
             .and_then(|f| f.resolve(None, None));
         assert!(matches!(bad, Err(ConfigError::Invalid(_))));
+    }
+
+    fn resolve(text: &str) -> Result<Settings, ConfigError> {
+        FileConfig::parse(text, Path::new("x")).and_then(|f| f.resolve(None, None))
+    }
+
+    #[test]
+    fn plaintext_off_loopback_needs_to_be_declared_trusted() {
+        let open = resolve("[http]\nlisten = \"0.0.0.0:8080\"");
+        assert!(matches!(open, Err(ConfigError::Invalid(m)) if m.contains("not on loopback")));
+        assert!(resolve("[http]\nlisten = \"0.0.0.0:8080\"\ntrusted = true").is_ok());
+        assert!(resolve("[http]\nlisten = \"[::1]:8080\"").is_ok());
+        assert!(
+            matches!(resolve("[http]\nenabled = false"), Err(ConfigError::Invalid(m)) if m.contains("no listener"))
+        );
+    }
+
+    #[test]
+    fn tls_listeners_are_checked_and_make_the_admin_need_an_association() {
+        let ok = resolve("[[tls]]\nlisten = \"127.0.0.1:8443\"\nframeworks = [\"psk\"]")
+            .expect("psk only");
+        assert!(ok.cse.admin_requires_association);
+        assert_eq!(ok.tls[0].name, "https");
+        assert!(ok.tls[0].policy.psk && ok.tls[0].policy.certificate.is_none());
+        assert!(!resolve("").expect("plain").cse.admin_requires_association);
+        for bad in [
+            "[[tls]]\nframeworks = [\"psk\"]",
+            "[[tls]]\nlisten = \"127.0.0.1:1\"\nframeworks = [\"kerberos\"]",
+            "[[tls]]\nlisten = \"127.0.0.1:1\"\nframeworks = []",
+            "[[tls]]\nlisten = \"127.0.0.1:1\"\nframeworks = [\"certificate\"]",
+            "[[tls]]\nlisten = \"127.0.0.1:1\"\nframeworks = [\"psk\"]\nmin_version = \"1.1\"",
+            "[[tls]]\nname = \"http\"\nlisten = \"127.0.0.1:1\"\nframeworks = [\"psk\"]",
+        ] {
+            assert!(
+                matches!(resolve(bad), Err(ConfigError::Invalid(_))),
+                "{bad}"
+            );
+        }
     }
 
     #[test]
@@ -319,8 +538,16 @@ mod tests {
         let table: toml::Table = toml::from_str(sample).expect("toml");
         let mut documented = 0;
         for (_, section) in table {
-            documented += section.as_table().map_or(0, |t| t.len());
+            documented += match section {
+                toml::Value::Table(t) => t.len(),
+                toml::Value::Array(a) => a
+                    .iter()
+                    .filter_map(toml::Value::as_table)
+                    .map(toml::Table::len)
+                    .sum(),
+                _ => 0,
+            };
         }
-        assert_eq!(documented, 23, "every option is in the documented sample");
+        assert_eq!(documented, 39, "every option is in the documented sample");
     }
 }

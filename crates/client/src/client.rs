@@ -1,12 +1,13 @@
 //! The client: one pooled hyper client, a base URL, a serialization and a timeout.
 
+use crate::connector::Connector;
 use crate::encode::{encode_query, path_for};
 use crate::error::ClientError;
+use crate::tls::TlsOptions;
 use bytes::Bytes;
 use http::header::{HeaderMap, HeaderName, HeaderValue, ACCEPT, CONTENT_LOCATION, CONTENT_TYPE};
 use http::{Method, Uri};
 use http_body_util::{BodyExt, Full, Limited};
-use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::TokioExecutor;
 use model::codec::{self, Format};
 use model::{Operation, Request, Response, ResponseStatusCode};
@@ -23,19 +24,27 @@ const VSI: HeaderName = HeaderName::from_static("x-m2m-vsi");
 /// A oneM2M HTTP client bound to one CSE's base URL; [`Client::send_to_url`] reaches any
 /// other URL (notification targets) through the same connection pool.
 ///
+/// A client made with [`Client::with_tls`] also speaks `https://`, with one TLS
+/// configuration for all its connections; TLS connections are pooled and kept alive like
+/// plain ones.
+///
 /// Cloning is cheap and shares the pool.
 #[derive(Debug, Clone)]
 pub struct Client {
-    http: hyper_util::client::legacy::Client<HttpConnector, Full<Bytes>>,
+    http: hyper_util::client::legacy::Client<Connector, Full<Bytes>>,
+    /// Whether the connector can reach `https://` URLs.
+    has_tls: bool,
     base: BaseUrl,
     format: Format,
     timeout: Duration,
     max_body_bytes: usize,
 }
 
-/// `http://authority` plus an optional path prefix, checked once.
+/// `http[s]://authority` plus an optional path prefix, checked once.
 #[derive(Debug, Clone)]
 struct BaseUrl {
+    /// `http` or `https`.
+    scheme: &'static str,
     authority: String,
     /// Path prefix without trailing slash (`""` or `/prefix`).
     prefix: String,
@@ -48,9 +57,11 @@ impl BaseUrl {
             reason,
         };
         let uri: Uri = url.parse().map_err(|_| invalid("not a URL"))?;
-        if uri.scheme_str() != Some("http") {
-            return Err(invalid("only http:// URLs are supported"));
-        }
+        let scheme = match uri.scheme_str() {
+            Some(s) if s.eq_ignore_ascii_case("http") => "http",
+            Some(s) if s.eq_ignore_ascii_case("https") => "https",
+            _ => return Err(invalid("only http:// and https:// URLs are supported")),
+        };
         let authority = uri
             .authority()
             .ok_or_else(|| invalid("no host"))?
@@ -59,7 +70,14 @@ impl BaseUrl {
             return Err(invalid("user information in URLs is not supported"));
         }
         let prefix = uri.path().trim_end_matches('/').to_owned();
-        Ok((Self { authority, prefix }, uri.query().map(str::to_owned)))
+        Ok((
+            Self {
+                scheme,
+                authority,
+                prefix,
+            },
+            uri.query().map(str::to_owned),
+        ))
     }
 }
 
@@ -70,8 +88,21 @@ impl Client {
     pub const DEFAULT_MAX_BODY_BYTES: usize = 16 * 1024 * 1024;
 
     /// A client for the CSE at `base_url` (`http://host:port`, optionally with a path
-    /// prefix), speaking JSON with a [`Client::DEFAULT_TIMEOUT`] per request.
+    /// prefix), speaking JSON with a [`Client::DEFAULT_TIMEOUT`] per request. It has no
+    /// TLS: for `https://` use [`Client::with_tls`].
     pub fn new(base_url: &str) -> Result<Self, ClientError> {
+        Self::build_client(base_url, None)
+    }
+
+    /// A client for the CSE at `base_url` (`https://` or `http://`) that reaches
+    /// `https://` URLs with `tls`: its own base URL and any URL given to
+    /// [`Client::send_to_url`]. The options' files are read now; a
+    /// [`ClientError::Tls`] says what is wrong with them.
+    pub fn with_tls(base_url: &str, tls: TlsOptions) -> Result<Self, ClientError> {
+        Self::build_client(base_url, Some(tls))
+    }
+
+    fn build_client(base_url: &str, tls: Option<TlsOptions>) -> Result<Self, ClientError> {
         let (base, query) = BaseUrl::parse(base_url)?;
         if query.is_some() {
             return Err(ClientError::InvalidUrl {
@@ -79,9 +110,10 @@ impl Client {
                 reason: "a base URL has no query",
             });
         }
-        let mut connector = HttpConnector::new();
-        connector.set_nodelay(true);
-        connector.set_connect_timeout(Some(Self::DEFAULT_TIMEOUT));
+        let tls = tls.map(TlsOptions::build).transpose()?;
+        let connector = Connector::new(tls, base.authority.clone(), Self::DEFAULT_TIMEOUT);
+        let has_tls = connector.has_tls();
+        check_scheme(has_tls, &base, base_url)?;
         let http = hyper_util::client::legacy::Client::builder(TokioExecutor::new())
             // Below the binding's 10 s idle limit, so a pooled connection is not reused
             // just as the server closes it.
@@ -89,6 +121,7 @@ impl Client {
             .build(connector);
         Ok(Self {
             http,
+            has_tls,
             base,
             format: Format::Json,
             timeout: Self::DEFAULT_TIMEOUT,
@@ -121,17 +154,50 @@ impl Client {
     }
 
     /// Sends a request to an absolute `http://` URL such as a notification target
-    /// (`http://127.0.0.1:9000/notify?x=1`). The URL's path and query are used as given,
-    /// with the request's own query parameters appended; `to` travels only in the primitive
-    /// the receiver reconstructs from the URL, as TS-0009 clause 6.2.2 intends.
+    /// (`http://127.0.0.1:9000/notify?x=1`), or an `https://` URL when the client has TLS
+    /// options. The URL's path and query are used as given, with the request's own query
+    /// parameters appended; `to` travels only in the primitive the receiver reconstructs
+    /// from the URL, as TS-0009 clause 6.2.2 intends.
     pub async fn send_to_url(&self, url: &str, req: &Request) -> Result<Response, ClientError> {
         let (base, query) = BaseUrl::parse(url)?;
+        check_scheme(self.has_tls, &base, url)?;
         let path = if base.prefix.is_empty() {
             "/".to_owned()
         } else {
             base.prefix.clone()
         };
         self.exchange(&base, path, query, req).await
+    }
+
+    /// Sends the administration request `command` (`GET {base}/.admin/{command}`, e.g.
+    /// `associations`) as `origin`, which the CSE accepts only from its admin originator.
+    /// The response's `pc` is the JSON the CSE answered, such as
+    /// `{"associations": [...]}`, or its error content.
+    pub async fn admin(&self, command: &str, origin: &str) -> Result<Response, ClientError> {
+        let valid = !command.is_empty()
+            && command
+                .bytes()
+                .all(|c| c.is_ascii_alphanumeric() || c == b'-' || c == b'_');
+        if !valid {
+            return Err(ClientError::InvalidAdminCommand(command.to_owned()));
+        }
+        let rqi = model::id::random_token(12);
+        let uri = format!(
+            "{}://{}{}/.admin/{command}",
+            self.base.scheme, self.base.authority, self.base.prefix
+        );
+        let uri: Uri = uri.parse().map_err(|_| ClientError::InvalidUrl {
+            url: uri,
+            reason: "not a valid request URI",
+        })?;
+        let mut http_req = http::Request::new(Full::new(Bytes::new()));
+        *http_req.uri_mut() = uri;
+        let h = http_req.headers_mut();
+        put(h, ORIGIN, "fr", Some(origin))?;
+        put(h, RI, "rqi", Some(&rqi))?;
+        put(h, RVI, "rvi", Some("3"))?;
+        h.insert(ACCEPT, HeaderValue::from_static(self.format.media_type()));
+        self.round_trip(http_req, &rqi).await
     }
 
     async fn exchange(
@@ -142,6 +208,16 @@ impl Client {
         req: &Request,
     ) -> Result<Response, ClientError> {
         let http_req = self.build(base, path, url_query, req)?;
+        self.round_trip(http_req, &req.rqi).await
+    }
+
+    /// Sends an HTTP request and reads its answer as a response primitive, all within the
+    /// timeout.
+    async fn round_trip(
+        &self,
+        http_req: http::Request<Full<Bytes>>,
+        rqi: &str,
+    ) -> Result<Response, ClientError> {
         let exchange = async {
             let resp = self.http.request(http_req).await?;
             let (parts, body) = resp.into_parts();
@@ -155,7 +231,7 @@ impl Client {
                 &parts.headers,
                 &body,
                 self.format,
-                &req.rqi,
+                rqi,
             )
         };
         tokio::time::timeout(self.timeout, exchange)
@@ -175,9 +251,9 @@ impl Client {
             .filter(|q| !q.is_empty());
         let query = query.collect::<Vec<_>>().join("&");
         let uri = if query.is_empty() {
-            format!("http://{}{path}", base.authority)
+            format!("{}://{}{path}", base.scheme, base.authority)
         } else {
-            format!("http://{}{path}?{query}", base.authority)
+            format!("{}://{}{path}?{query}", base.scheme, base.authority)
         };
         let uri: Uri = uri.parse().map_err(|_| ClientError::InvalidUrl {
             url: uri,
@@ -213,6 +289,17 @@ impl Client {
         }
         Ok(http_req)
     }
+}
+
+/// Refuses an `https://` URL on a client without TLS options before anything is sent.
+fn check_scheme(has_tls: bool, base: &BaseUrl, url: &str) -> Result<(), ClientError> {
+    if base.scheme == "https" && !has_tls {
+        return Err(ClientError::InvalidUrl {
+            url: url.to_owned(),
+            reason: "https:// needs TLS options (Client::with_tls)",
+        });
+    }
+    Ok(())
 }
 
 fn put(
@@ -284,6 +371,34 @@ mod tests {
         assert!(Client::new("localhost:8080").is_err());
         assert!(Client::new("http://u:p@localhost").is_err());
         assert!(Client::new("http://localhost/?q=1").is_err());
+        let tls = || {
+            let psk = crate::Psk::from_hex("dev1", "00112233445566778899aabbccddeeff");
+            TlsOptions::new().psk(psk.expect("valid"))
+        };
+        assert!(Client::with_tls("https://localhost:8443", tls()).is_ok());
+        assert!(Client::with_tls("http://localhost:8080", tls()).is_ok());
+        assert!(Client::with_tls("ftp://localhost", tls()).is_err());
+        assert!(matches!(
+            Client::with_tls("https://localhost", TlsOptions::new()),
+            Err(ClientError::Tls(crate::TlsError::NoTrustAnchors))
+        ));
+    }
+
+    #[test]
+    fn https_request_uri() {
+        let psk = crate::Psk::from_hex("dev1", "00112233445566778899aabbccddeeff").expect("valid");
+        let client = Client::with_tls("https://cse.example:8443/p", TlsOptions::new().psk(psk))
+            .expect("valid");
+        let req = Request::new(Operation::Retrieve, "cse-in", Some("CAdmin".into()));
+        let r = client
+            .build(
+                &client.base,
+                format!("{}{}", client.base.prefix, path_for(&req.to)),
+                None,
+                &req,
+            )
+            .expect("valid");
+        assert_eq!(r.uri().to_string(), "https://cse.example:8443/p/cse-in");
     }
 
     #[test]

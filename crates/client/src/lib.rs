@@ -14,13 +14,22 @@
 //! # Ok(()) }
 //! ```
 //!
-//! Only plain `http://` is supported; TLS arrives with the secure listeners.
+//! `https://` needs [`Client::with_tls`] and [`TlsOptions`], which choose one of the two
+//! security association frameworks of TS-0003 clause 8.2: a pre-shared key ([`Psk`]), or
+//! certificates (trust anchors for the server, optionally a client certificate). TLS runs
+//! on OpenSSL, the stack with external-PSK support for both TLS 1.2 and TLS 1.3.
 #![forbid(unsafe_code)]
 
 mod client;
+mod connector;
 mod encode;
 mod error;
+mod psk;
+mod tls;
 
 pub use client::Client;
 pub use encode::{encode_filter, encode_query, path_for};
-pub use error::ClientError;
+pub use error::{ClientError, TlsError};
+pub use psk::Psk;
+pub use tls::TlsOptions;
+pub use zeroize::Zeroizing;

@@ -12,6 +12,9 @@ pub struct CseConfig {
     pub sp_id: String,
     /// The admin originator, which has full access in the default profile.
     pub admin: String,
+    /// Whether the admin originator is honoured only over a security association whose
+    /// credential is an admin credential (true in a secure deployment).
+    pub admin_requires_association: bool,
     /// Point of access advertised in the CSEBase (`poa`).
     pub poa: Vec<String>,
     /// Lifetime given to resources created without `et`, in seconds.
@@ -37,6 +40,7 @@ impl Default for CseConfig {
             cse_name: "cse-in".to_owned(),
             sp_id: "secure-cse.example".to_owned(),
             admin: "CAdmin".to_owned(),
+            admin_requires_association: false,
             poa: vec!["http://127.0.0.1:8080".to_owned()],
             default_expiration_secs: 5 * 365 * 24 * 3600,
             max_content_size: 1024 * 1024,

@@ -116,7 +116,7 @@ impl Cse {
         };
 
         match ty {
-            ResourceType::Ae => resources::ae::prepare(self, &mut resource)?,
+            ResourceType::Ae => resources::ae::prepare(&caller.originator, &mut resource)?,
             ResourceType::Container => resources::cnt::prepare(&mut resource),
             ResourceType::ContentInstance => resources::cin::prepare(self, &parent, &mut resource)?,
             ResourceType::Subscription => {
@@ -130,7 +130,18 @@ impl Cse {
             resources::cin::insert(self, resource).await?
         } else {
             let r = resource.clone();
-            store::write(self.store.as_ref(), move |t| t.insert(&r)).await?;
+            let remember = match &caller.originator {
+                Originator::Registering(reg) => reg.remember_for.clone(),
+                _ => None,
+            };
+            store::write(self.store.as_ref(), move |t| {
+                t.insert(&r)?;
+                if let Some(credential) = remember {
+                    t.remember_credential_ae(&credential, r.ri())?;
+                }
+                Ok(())
+            })
+            .await?;
             (resource, Vec::new())
         };
         tracing::debug!(ri = created.ri(), ty = ty.code(), "created");

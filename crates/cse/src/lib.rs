@@ -11,6 +11,7 @@
 
 pub mod access;
 pub mod addressing;
+pub mod admin;
 pub mod config;
 mod content;
 mod create;
@@ -45,6 +46,7 @@ pub struct Cse {
     config: CseConfig,
     store: Arc<dyn Store>,
     notifier: Notifier,
+    associations: Arc<security::association::Registry>,
 }
 
 /// What one handler needs to know about the request beyond the primitive.
@@ -64,6 +66,7 @@ impl Cse {
             config,
             store,
             notifier,
+            associations: Arc::default(),
         });
         resources::cb::ensure(&cse).await?;
         Ok(cse)
@@ -74,6 +77,11 @@ impl Cse {
         &self.config
     }
 
+    /// The live security associations; TLS listeners register theirs here.
+    pub fn associations(&self) -> &Arc<security::association::Registry> {
+        &self.associations
+    }
+
     /// The store (for administration and tests).
     pub fn store(&self) -> &Arc<dyn Store> {
         &self.store
@@ -81,6 +89,9 @@ impl Cse {
 
     /// Handles one request primitive and always answers with a response primitive.
     pub async fn handle(&self, ctx: &SecurityContext, req: Request) -> Response {
+        if let Some(sa) = ctx.security_association() {
+            sa.count_request();
+        }
         let rqi = req.rqi.clone();
         let op = req.op;
         let to = req.to.clone();
@@ -130,7 +141,11 @@ impl Cse {
 
     /// Whether a request's originator is treated as authenticated (`rq_authn`).
     pub(crate) fn authenticated(&self, caller: &Caller<'_>) -> bool {
-        caller.ctx.authenticated()
+        // The originator check has already held `From` to the association's identity.
+        matches!(
+            caller.ctx.association,
+            Association::Established(_) | Association::Internal
+        )
     }
 
     /// Access check for `op` on `target`.

@@ -7,6 +7,7 @@
 use crate::config::CseConfig;
 use crate::security_context::{Association, SecurityContext};
 use model::{Error, Operation, Request, ResourceType, Result};
+use security::association::{Framework, PeerIdentity, SecurityAssociation};
 use store::Store;
 
 /// The originator of a request after the check: evidence that [`check`] ran.
@@ -18,18 +19,32 @@ pub enum Originator {
     Admin,
     /// The CSE itself (internal requests).
     Cse,
-    /// An AE registering: the `From` it asked for (`None`, `C`, `S` or a stem).
-    Registering(Option<String>),
+    /// A CSE peer authenticated by a security association, or an entity behind it, by the
+    /// `From` it sent.
+    RemoteCse(String),
+    /// An AE registering.
+    Registering(AeRegistration),
+}
+
+/// What an AE registration asked for and what its credential allows.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct AeRegistration {
+    /// The AE-ID asked for: `None` or `C` (the CSE assigns a `C` ID), `S` (an `S` ID), or a stem.
+    pub asked: Option<String>,
+    /// The credential whose first assigned AE-ID is to be remembered.
+    pub remember_for: Option<String>,
+    /// App-IDs the credential allows (empty: any).
+    pub allowed_apps: Vec<String>,
 }
 
 impl Originator {
     /// The identifier used for ACP matching and for `cr`.
     pub fn id<'a>(&'a self, config: &'a CseConfig) -> &'a str {
         match self {
-            Self::Ae(id) => id,
+            Self::Ae(id) | Self::RemoteCse(id) => id,
             Self::Admin => &config.admin,
             Self::Cse => &config.cse_id,
-            Self::Registering(id) => id.as_deref().unwrap_or(""),
+            Self::Registering(r) => r.asked.as_deref().unwrap_or(""),
         }
     }
 
@@ -84,9 +99,12 @@ fn is_stem(s: &str) -> bool {
             .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.' | '~'))
 }
 
-/// Applies the originator rules to a request that arrived without a security association,
-/// or internally. Failing rules give 4000 (missing or malformed `From`), 4107 (a CSE-ID
-/// outside an association) or 4106 (an AE-ID that is not registered here).
+/// Applies the originator rules of TS-0004 clause 7.3.2.1 and TS-0003 clause 7.2.1.
+///
+/// Without a security association: 4000 for a missing or malformed `From`, 4107 for a CSE-ID
+/// (or anything behind another CSE or SP), 4106 for an AE-ID that is not registered here.
+/// Over an association, `From` must be what the association is bound to (4106 otherwise),
+/// and an AE registering gets, or is held to, the AE-ID its credential allows.
 pub fn check(
     ctx: &SecurityContext,
     req: &Request,
@@ -97,28 +115,195 @@ pub fn check(
         return Ok(Originator::Cse);
     }
     let registering = req.op == Operation::Create && req.ty == Some(ResourceType::Ae);
-    let fr = match req.fr.as_deref() {
-        None | Some("") if registering => return Ok(Originator::Registering(None)),
-        None | Some("") => return Err(Error::bad_request("missing originator (X-M2M-Origin)")),
-        Some(fr) => fr,
+    let fr = req.fr.as_deref().filter(|f| !f.is_empty());
+    if fr.is_none() && !registering {
+        return Err(Error::bad_request("missing originator (X-M2M-Origin)"));
+    }
+    match &ctx.association {
+        Association::Established(reg) => {
+            over_association(&reg.association, fr, registering, config, store)
+        }
+        _ => without_association(fr, registering, config, store),
+    }
+}
+
+fn without_association(
+    fr: Option<&str>,
+    registering: bool,
+    config: &CseConfig,
+    store: &dyn Store,
+) -> Result<Originator> {
+    let Some(fr) = fr else {
+        return Ok(Originator::Registering(AeRegistration::default()));
     };
     if fr == config.admin {
+        if config.admin_requires_association {
+            return Err(Error::not_authenticated(
+                "the admin originator needs an admin credential over a security association",
+            ));
+        }
         return Ok(Originator::Admin);
     }
     if registering && (fr == "C" || fr == "S") {
-        return Ok(Originator::Registering(Some(fr.to_owned())));
+        return Ok(Originator::Registering(AeRegistration {
+            asked: Some(fr.to_owned()),
+            ..Default::default()
+        }));
     }
     match normalize(fr, config)? {
         Claimed::CseOrRemote(id) => Err(Error::security_association_required(format!(
             "originator '{id}' names a CSE or a remote entity; that needs a security association"
         ))),
-        Claimed::AeId(id) if registering => Ok(Originator::Registering(Some(id))),
-        Claimed::AeId(id) => match store.get(&id)? {
-            Some(r) if r.ty == ResourceType::Ae => Ok(Originator::Ae(id)),
-            _ => Err(Error::not_authenticated(format!(
-                "originator '{id}' is not a registered AE"
-            ))),
-        },
+        Claimed::AeId(id) if registering => Ok(Originator::Registering(AeRegistration {
+            asked: Some(id),
+            ..Default::default()
+        })),
+        Claimed::AeId(id) => registered(id, store),
+    }
+}
+
+fn registered(id: String, store: &dyn Store) -> Result<Originator> {
+    match store.get(&id)? {
+        Some(r) if r.ty == ResourceType::Ae => Ok(Originator::Ae(id)),
+        _ => Err(Error::not_authenticated(format!(
+            "originator '{id}' is not a registered AE"
+        ))),
+    }
+}
+
+fn mismatch(fr: &str, sa: &SecurityAssociation) -> Error {
+    Error::not_authenticated(format!(
+        "originator '{fr}' does not match the identity of security association {} ({})",
+        sa.id, sa.established.credential_id
+    ))
+}
+
+fn over_association(
+    sa: &SecurityAssociation,
+    fr: Option<&str>,
+    registering: bool,
+    config: &CseConfig,
+    store: &dyn Store,
+) -> Result<Originator> {
+    let binding = &sa.established.binding;
+    let claimed = fr
+        .map(|f| {
+            if f == "C" || f == "S" {
+                Ok(Claimed::AeId(f.to_owned()))
+            } else {
+                normalize(f, config)
+            }
+        })
+        .transpose()?;
+    match &binding.identity {
+        PeerIdentity::Cse(cse_id) => {
+            let fr = fr.unwrap_or("");
+            if cse_id.trim_start_matches('/') == config.cse_id {
+                return Err(Error::not_authenticated(
+                    "a peer cannot hold this CSE's own CSE-ID",
+                ));
+            }
+            // A CSE peer speaks for itself or for entities behind it; never as this CSE, as
+            // another CSE, or with a bare C-type AE-ID (which would be one of ours).
+            let own = |id: &str| id == cse_id || id.starts_with(&format!("{cse_id}/"));
+            let sp_relative = match fr.strip_prefix("//") {
+                Some(abs) => abs
+                    .split_once('/')
+                    .filter(|(sp, _)| *sp == config.sp_id)
+                    .map(|(_, rest)| format!("/{rest}")),
+                None => Some(fr.to_owned()),
+            };
+            match sp_relative {
+                Some(id) if own(&id) && !registering => Ok(Originator::RemoteCse(id)),
+                _ => Err(mismatch(fr, sa)),
+            }
+        }
+        PeerIdentity::Ae(bound) => {
+            let Ok(Claimed::AeId(bound)) = normalize(bound, config) else {
+                return Err(Error::not_authenticated(format!(
+                    "the credential's AE-ID '{bound}' is not an AE of this CSE"
+                )));
+            };
+            let claimed_id = match &claimed {
+                Some(Claimed::AeId(id)) => Some(id.as_str()),
+                Some(Claimed::CseOrRemote(_)) => return Err(mismatch(fr.unwrap_or(""), sa)),
+                None => None,
+            };
+            if bound == config.admin {
+                // The admin credential: a certificate naming the admin AE-ID (only the trusted
+                // CA can issue one), or a pre-shared key marked `admin`.
+                let admin_credential =
+                    binding.admin || sa.established.framework == Framework::Certificate;
+                return match claimed_id {
+                    Some(id) if id == bound && admin_credential && !registering => {
+                        Ok(Originator::Admin)
+                    }
+                    _ => Err(mismatch(fr.unwrap_or(""), sa)),
+                };
+            }
+            if registering {
+                return match claimed_id {
+                    None | Some("C") | Some("S") => Ok(()),
+                    Some(id) if id == bound => Ok(()),
+                    Some(_) => Err(mismatch(fr.unwrap_or(""), sa)),
+                }
+                .map(|()| {
+                    Originator::Registering(AeRegistration {
+                        asked: Some(bound),
+                        remember_for: None,
+                        allowed_apps: binding.allowed_apps.clone(),
+                    })
+                });
+            }
+            match claimed_id {
+                Some(id) if id == bound => registered(bound, store),
+                _ => Err(mismatch(fr.unwrap_or(""), sa)),
+            }
+        }
+        PeerIdentity::AllowedAes(patterns) => {
+            let credential = &sa.established.credential_id;
+            let remembered = store.credential_ae(credential)?;
+            let assigned_pattern = patterns.iter().any(|p| p == "C*");
+            let allowed = |id: &str| {
+                remembered.as_deref() == Some(id)
+                    || patterns.iter().any(|p| p != "C*" && model::id::glob(p, id))
+            };
+            if let Some(Claimed::AeId(id)) = &claimed {
+                if *id == config.admin {
+                    return if binding.admin {
+                        Ok(Originator::Admin)
+                    } else {
+                        Err(mismatch(id, sa))
+                    };
+                }
+            }
+            if registering {
+                let asked = match claimed.as_ref() {
+                    None => None,
+                    Some(Claimed::AeId(id)) if id == "C" => None,
+                    Some(Claimed::AeId(id)) if id == "S" && patterns.iter().any(|p| p == "S*") => {
+                        Some("S".to_owned())
+                    }
+                    Some(Claimed::AeId(id)) if allowed(id) => Some(id.clone()),
+                    _ => return Err(mismatch(fr.unwrap_or(""), sa)),
+                };
+                let (asked, remember_for) = match (asked, &remembered) {
+                    (Some(a), _) => (Some(a), None),
+                    (None, Some(r)) => (Some(r.clone()), None),
+                    (None, None) if assigned_pattern => (None, Some(credential.clone())),
+                    (None, None) => return Err(mismatch(fr.unwrap_or("C"), sa)),
+                };
+                return Ok(Originator::Registering(AeRegistration {
+                    asked,
+                    remember_for,
+                    allowed_apps: binding.allowed_apps.clone(),
+                }));
+            }
+            match claimed {
+                Some(Claimed::AeId(id)) if allowed(&id) => registered(id, store),
+                _ => Err(mismatch(fr.unwrap_or(""), sa)),
+            }
+        }
     }
 }
 

@@ -1,10 +1,12 @@
 //! Who is on the other end of a request and how that was proven. Every request carries one;
 //! the originator check and access control read it, and nothing else decides identity.
 
+use security::association::{Registration, SecurityAssociation};
 use std::net::SocketAddr;
+use std::sync::Arc;
 
 /// The security context of one request, built by the binding that received it.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone)]
 pub struct SecurityContext {
     /// Name of the listener the request arrived on (as configured, e.g. `http`).
     pub listener: String,
@@ -15,12 +17,15 @@ pub struct SecurityContext {
 }
 
 /// The security association behind a request.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone)]
 #[non_exhaustive]
 pub enum Association {
     /// No security association: the originator is only what it claims, so the strict
     /// rules of TS-0004 clause 7.3.2.1 for unauthenticated requests apply.
     None(NoAssociation),
+    /// A TLS session whose credential is bound to an identity (TS-0003 clause 8.2.1). The
+    /// registration keeps the association listed for as long as its connection lives.
+    Established(Arc<Registration>),
     /// A request the CSE makes to itself (expiry, internal housekeeping).
     Internal,
 }
@@ -42,6 +47,16 @@ impl SecurityContext {
         }
     }
 
+    /// The context of a request over an established security association.
+    pub fn established(registration: Arc<Registration>) -> Self {
+        let sa = &registration.association;
+        Self {
+            listener: sa.listener.clone(),
+            peer: Some(sa.peer),
+            association: Association::Established(registration),
+        }
+    }
+
     /// The context of the CSE acting on its own behalf.
     pub fn internal() -> Self {
         Self {
@@ -51,8 +66,11 @@ impl SecurityContext {
         }
     }
 
-    /// Whether the originator was authenticated by a security association (`rq_authn`).
-    pub fn authenticated(&self) -> bool {
-        matches!(self.association, Association::Internal)
+    /// The association, when the request travelled over one.
+    pub fn security_association(&self) -> Option<&SecurityAssociation> {
+        match &self.association {
+            Association::Established(r) => Some(&r.association),
+            _ => None,
+        }
     }
 }

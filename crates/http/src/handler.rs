@@ -11,10 +11,38 @@ use std::future::Future;
 pub trait Handler: Send + Sync + 'static {
     /// Handles one request; must always produce a response (errors are responses too).
     fn handle(&self, ctx: SecurityContext, req: Request) -> impl Future<Output = Response> + Send;
+
+    /// Handles an administration request (`GET /.admin/<command>`); none by default.
+    fn admin(
+        &self,
+        ctx: SecurityContext,
+        fr: Option<String>,
+        rqi: String,
+        command: String,
+    ) -> impl Future<Output = Response> + Send {
+        let _ = (ctx, fr, command);
+        async move { Response::error(&model::Error::not_found("no administration interface"), rqi) }
+    }
 }
 
 impl Handler for cse::Cse {
     async fn handle(&self, ctx: SecurityContext, req: Request) -> Response {
         cse::Cse::handle(self, &ctx, req).await
+    }
+
+    async fn admin(
+        &self,
+        ctx: SecurityContext,
+        fr: Option<String>,
+        rqi: String,
+        command: String,
+    ) -> Response {
+        match cse::admin::AdminCommand::from_name(&command) {
+            Some(c) => cse::Cse::admin(self, &ctx, fr, &rqi, c).await,
+            None => Response::error(
+                &model::Error::not_found(format!("no admin command '{command}'")),
+                rqi,
+            ),
+        }
     }
 }

@@ -32,9 +32,11 @@ mod request;
 mod response;
 mod server;
 mod status;
+mod transport;
 mod wire_case;
 
 pub use handler::Handler;
 pub use limits::HttpLimits;
-pub use server::serve;
+pub use server::{serve, serve_with};
 pub use status::http_status;
+pub use transport::{Plaintext, Tls, Transport};

@@ -7,6 +7,7 @@ use crate::limits::HttpLimits;
 use crate::media;
 use crate::request;
 use crate::response::{self, Echo};
+use crate::transport::{Plaintext, Transport};
 use crate::wire_case;
 use bytes::Bytes;
 use cse::SecurityContext;
@@ -22,7 +23,6 @@ use model::{Error, Response};
 use std::convert::Infallible;
 use std::future::Future;
 use std::io;
-use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::net::TcpListener;
@@ -45,10 +45,26 @@ pub async fn serve<H: Handler>(
     listener_name: String,
     shutdown: impl Future<Output = ()>,
 ) -> io::Result<()> {
+    let transport = Plaintext {
+        listener: listener_name,
+    };
+    serve_with(listener, handler, limits, transport, shutdown).await
+}
+
+/// Serves the binding on `listener`, securing each accepted connection with `transport`
+/// (plain TCP, or TLS with the association bound to every request of the connection).
+pub async fn serve_with<H: Handler, T: Transport>(
+    listener: TcpListener,
+    handler: Arc<H>,
+    limits: HttpLimits,
+    transport: T,
+    shutdown: impl Future<Output = ()>,
+) -> io::Result<()> {
+    let transport = Arc::new(transport);
     let shared = Arc::new(Shared {
         handler,
         limits,
-        listener: listener_name,
+        listener: transport.name().to_owned(),
         case: wire_case::template().await,
     });
     let builder = connection_builder(&limits);
@@ -81,17 +97,25 @@ pub async fn serve<H: Handler>(
             tracing::debug!(%peer, error = %e, "could not set TCP_NODELAY");
         }
         let shared_conn = shared.clone();
-        let service = service_fn(move |req| {
-            let shared = shared_conn.clone();
-            async move {
-                let mut resp = answer(&shared, peer, req).await;
-                *resp.extensions_mut() = shared.case.clone();
-                Ok::<_, Infallible>(resp)
-            }
-        });
-        let conn = builder.serve_connection(TokioIo::new(stream), service);
-        let conn = graceful.watch(conn);
+        let transport = transport.clone();
+        let builder = builder.clone();
+        let watcher = graceful.watcher();
+        // The handshake (if any) runs on the connection's own task, never in the accept loop.
         tokio::spawn(async move {
+            let Some((io, ctx)) = transport.secure(stream, peer).await else {
+                drop(permit);
+                return;
+            };
+            let service = service_fn(move |req| {
+                let shared = shared_conn.clone();
+                let ctx = ctx.clone();
+                async move {
+                    let mut resp = answer(&shared, ctx, req).await;
+                    *resp.extensions_mut() = shared.case.clone();
+                    Ok::<_, Infallible>(resp)
+                }
+            });
+            let conn = watcher.watch(builder.serve_connection(TokioIo::new(io), service));
             if let Err(e) = conn.await {
                 tracing::debug!(%peer, error = %e, "connection ended with an error");
             }
@@ -129,12 +153,18 @@ fn connection_builder(limits: &HttpLimits) -> http1::Builder {
 
 type HttpResponse = http::Response<Full<Bytes>>;
 
+/// Path prefix of the administration interface (`GET /.admin/associations`). It cannot
+/// collide with a resource: no resource name starts with a dot followed by `admin/` under
+/// the root, and every request to it is held to the admin originator by the CSE.
+const ADMIN_PREFIX: &str = "/.admin/";
+
 /// Runs one HTTP request through the binding. Cannot fail: every error is a response.
 async fn answer<H: Handler>(
     shared: &Shared<H>,
-    peer: SocketAddr,
+    ctx: SecurityContext,
     req: hyper::Request<Incoming>,
 ) -> HttpResponse {
+    let peer = ctx.peer;
     let (parts, body) = req.into_parts();
     let rqi = headers::request_id(&parts.headers);
     let accept = media::negotiate(&parts.headers);
@@ -146,6 +176,21 @@ async fn answer<H: Handler>(
             .map(str::to_owned),
         format: accept.as_ref().map_or(model::codec::Format::Json, |f| *f),
     };
+    if let Some(command) = parts.uri.path().strip_prefix(ADMIN_PREFIX) {
+        if parts.method == http::Method::GET {
+            if let Ok(rqi) = &rqi {
+                let fr = headers::single(&parts.headers, &headers::ORIGIN)
+                    .ok()
+                    .flatten()
+                    .map(str::to_owned);
+                let resp = shared
+                    .handler
+                    .admin(ctx, fr, rqi.clone(), command.to_owned())
+                    .await;
+                return response::to_http(&resp, &echo, None);
+            }
+        }
+    }
     let primitive = async {
         // An unmapped method is refused first: it is 4005 whatever else is wrong.
         request::operation(&parts.method, false)?;
@@ -158,12 +203,11 @@ async fn answer<H: Handler>(
     };
     match primitive.await {
         Ok(primitive) => {
-            let ctx = SecurityContext::plaintext(shared.listener.clone(), Some(peer));
             let resp = run_handler(shared.handler.clone(), ctx, primitive).await;
             response::to_http(&resp, &echo, None)
         }
         Err(rejection) => {
-            tracing::debug!(%peer, rsc = %rejection.error.rsc, reason = %rejection.error.message, "request rejected by the HTTP binding");
+            tracing::debug!(?peer, listener = %shared.listener, rsc = %rejection.error.rsc, reason = %rejection.error.message, "request rejected by the HTTP binding");
             let resp = Response::error(&rejection.error, echo.rqi.clone().unwrap_or_default());
             response::to_http(&resp, &echo, rejection.status)
         }

@@ -90,7 +90,7 @@ async fn path_forms_and_headers_reach_the_primitive() {
         ctx.peer.map(|a| a.ip()),
         Some(std::net::Ipv4Addr::LOCALHOST.into())
     );
-    assert!(!ctx.authenticated());
+    assert!(ctx.security_association().is_none());
     assert_eq!(p.fr.as_deref(), Some("Cae"));
     assert_eq!(p.rqi, "abc");
     assert_eq!(p.rvi.as_deref(), Some("4"));

@@ -79,6 +79,41 @@ pub fn validate_resource_name(rn: &str) -> Result<()> {
     }
 }
 
+/// `*` matches any run of characters except `/`; everything else literally. Runs in
+/// linear time per segment, so a hostile pattern cannot make matching slow.
+pub fn glob(pattern: &str, s: &str) -> bool {
+    let mut p = pattern.split('/');
+    let mut t = s.split('/');
+    loop {
+        match (p.next(), t.next()) {
+            (None, None) => return true,
+            (Some(ps), Some(ts)) if segment_glob(ps.as_bytes(), ts.as_bytes()) => {}
+            _ => return false,
+        }
+    }
+}
+
+fn segment_glob(p: &[u8], t: &[u8]) -> bool {
+    let (mut pi, mut ti) = (0, 0);
+    let mut star: Option<(usize, usize)> = None;
+    while ti < t.len() {
+        if pi < p.len() && p[pi] == b'*' {
+            star = Some((pi, ti));
+            pi += 1;
+        } else if pi < p.len() && p[pi] == t[ti] {
+            pi += 1;
+            ti += 1;
+        } else if let Some((sp, st)) = star {
+            pi = sp + 1;
+            ti = st + 1;
+            star = Some((sp, st + 1));
+        } else {
+            return false;
+        }
+    }
+    p[pi..].iter().all(|b| *b == b'*')
+}
+
 const ALPHABET: &[u8] = b"abcdefghijklmnopqrstuvwxyz0123456789";
 
 /// A random identifier of `len` lowercase alphanumerics. Random, not sequential, so that an
@@ -128,6 +163,21 @@ mod tests {
         assert!(Address::parse("").is_err());
         assert!(Address::parse("cse-in//x").is_err());
         assert!(Address::parse("//").is_err());
+    }
+
+    #[test]
+    fn wildcards_stay_within_a_segment() {
+        assert!(glob("C*", "Cabc"));
+        assert!(glob("C*x", "Cabx"));
+        assert!(!glob("C*", "Cab/c"));
+        assert!(!glob("C*", "Sabc"));
+        assert!(glob("*", "anything"));
+        assert!(!glob("Cab", "Cabc"));
+        assert!(glob("/id-in/C*", "/id-in/Cx"));
+        assert!(glob("*a*b", "xxaxxb") && !glob("*a*b", "xxaxxc"));
+        assert!(glob("Cé*", "Céx"));
+        let hostile = "*a".repeat(100);
+        assert!(!glob(&hostile, &"a".repeat(99)));
     }
 
     #[test]

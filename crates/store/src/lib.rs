@@ -37,6 +37,9 @@ pub trait Txn {
     fn update(&mut self, r: &Resource) -> Result<()>;
     /// Deletes a resource and its whole subtree; returns what was deleted, parents first.
     fn delete_subtree(&mut self, ri: &str) -> Result<Vec<Resource>>;
+    /// Remembers the AE-ID the CSE assigned to a credential at its first registration, so
+    /// that the credential keeps that AE-ID (TS-0003 clause 8.2.1).
+    fn remember_credential_ae(&mut self, credential_id: &str, ae_id: &str) -> Result<()>;
 }
 
 /// One unit of work for the writer: runs inside the group transaction.
@@ -57,6 +60,8 @@ pub trait Store: Send + Sync + std::fmt::Debug + 'static {
     /// Every resource below `srn` (not itself) in creation order, at most `max_depth`
     /// levels down when given.
     fn descendants(&self, srn: &str, max_depth: Option<u64>) -> Result<Vec<Resource>>;
+    /// The AE-ID remembered for a credential, if any.
+    fn credential_ae(&self, credential_id: &str) -> Result<Option<String>>;
     /// `ri`s of resources whose `et` is before `now` (formatted timestamp), oldest first.
     fn expired(&self, now: &str, limit: usize) -> Result<Vec<String>>;
     /// Runs a write job in the next group transaction; the receiver yields once the job's

@@ -7,8 +7,11 @@ use rusqlite::{params, Connection, OpenFlags, OptionalExtension};
 use serde_json::{Map, Value};
 use std::path::{Path, PathBuf};
 use std::sync::mpsc::{self, Receiver, SyncSender};
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex, RwLock};
 use tokio::sync::oneshot;
+
+mod cache;
+use cache::{cached, Overlay, Tree};
 
 /// Tuning of the SQLite store.
 #[derive(Debug, Clone)]
@@ -39,6 +42,7 @@ pub struct SqliteStore {
     path: PathBuf,
     jobs: SyncSender<(WriteJob, Ack)>,
     readers: Mutex<Vec<Connection>>,
+    tree: Arc<RwLock<Tree>>,
 }
 
 fn db_err(e: rusqlite::Error) -> Error {
@@ -58,6 +62,7 @@ CREATE TABLE IF NOT EXISTS resources (
 );
 CREATE INDEX IF NOT EXISTS resources_parent ON resources(pi, ty, seq);
 CREATE INDEX IF NOT EXISTS resources_expiry ON resources(et) WHERE et IS NOT NULL;
+CREATE TABLE IF NOT EXISTS credential_aes (credential_id TEXT PRIMARY KEY, ae_id TEXT NOT NULL);
 ";
 
 impl SqliteStore {
@@ -107,16 +112,38 @@ impl SqliteStore {
             .map_err(db_err)?;
             readers.push(r);
         }
+        let mut tree = Tree::default();
+        for r in query_many(
+            &conn,
+            &format!("SELECT {COLS} FROM resources WHERE ty != ?1 ORDER BY seq"),
+            [ResourceType::ContentInstance.code()],
+        )? {
+            tree.put(r);
+        }
+        let tree = Arc::new(RwLock::new(tree));
+        // Checkpoints run on their own connection, so the writer never stalls on one.
+        conn.pragma_update(None, "wal_autocheckpoint", 0)
+            .map_err(db_err)?;
+        let checkpointer = Connection::open(&path).map_err(db_err)?;
+        std::thread::Builder::new()
+            .name("store-checkpoint".to_owned())
+            .spawn({
+                let alive = Arc::downgrade(&tree);
+                move || checkpoint_loop(checkpointer, alive)
+            })
+            .map_err(|e| Error::internal(format!("cannot start store checkpointer: {e}")))?;
         let (jobs, rx) = mpsc::sync_channel(options.queue);
         let max_batch = options.max_batch.max(1);
+        let writer_tree = tree.clone();
         std::thread::Builder::new()
             .name("store-writer".to_owned())
-            .spawn(move || writer_loop(conn, rx, max_batch))
+            .spawn(move || writer_loop(conn, rx, max_batch, writer_tree))
             .map_err(|e| Error::internal(format!("cannot start store writer: {e}")))?;
         Ok(Self {
             path,
             jobs,
             readers: Mutex::new(readers),
+            tree,
         })
     }
 
@@ -147,7 +174,30 @@ impl SqliteStore {
     }
 }
 
-fn writer_loop(mut conn: Connection, rx: Receiver<(WriteJob, Ack)>, max_batch: usize) {
+/// Checkpoints the WAL into the database file in the background (PASSIVE: never blocks the
+/// writer or readers). Stops when the store is gone.
+fn checkpoint_loop(conn: Connection, alive: std::sync::Weak<RwLock<Tree>>) {
+    loop {
+        std::thread::sleep(std::time::Duration::from_millis(500));
+        if alive.strong_count() == 0 {
+            return;
+        }
+        match conn.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |r| r.get::<_, i64>(0)) {
+            Ok(_) => {}
+            Err(e) => {
+                tracing::warn!(error = %e, "store: checkpoint failed");
+                return;
+            }
+        }
+    }
+}
+
+fn writer_loop(
+    mut conn: Connection,
+    rx: Receiver<(WriteJob, Ack)>,
+    max_batch: usize,
+    tree: Arc<RwLock<Tree>>,
+) {
     while let Ok(first) = rx.recv() {
         let mut batch = vec![first];
         while batch.len() < max_batch {
@@ -158,23 +208,40 @@ fn writer_loop(mut conn: Connection, rx: Receiver<(WriteJob, Ack)>, max_batch: u
         }
         let mut outcomes = Vec::with_capacity(batch.len());
         let mut acks = Vec::with_capacity(batch.len());
+        let mut changes = Overlay::default();
         let committed = (|| -> rusqlite::Result<()> {
             let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+            let Ok(view) = tree.read() else {
+                return Err(rusqlite::Error::InvalidQuery);
+            };
             for (job, ack) in batch {
                 tx.execute_batch("SAVEPOINT job")?;
-                let outcome = job(&mut SqlTxn { conn: &tx });
+                let mut txn = SqlTxn {
+                    conn: &tx,
+                    tree: &view,
+                    batch: &changes,
+                    job: Overlay::default(),
+                };
+                let outcome = job(&mut txn);
+                let job_changes = txn.job;
                 if outcome.is_ok() {
                     tx.execute_batch("RELEASE job")?;
+                    changes.absorb(job_changes);
                 } else {
                     tx.execute_batch("ROLLBACK TO job; RELEASE job")?;
                 }
                 outcomes.push(outcome);
                 acks.push(ack);
             }
+            drop(view);
             tx.commit()
         })();
         match committed {
             Ok(()) => {
+                // Readers see the batch in memory before anyone is told it is done.
+                if let Ok(mut t) = tree.write() {
+                    changes.apply(&mut t);
+                }
                 for (ack, outcome) in acks.into_iter().zip(outcomes) {
                     let _ = ack.send(outcome);
                 }
@@ -295,12 +362,23 @@ fn depth_below(root: &str, srn: &str) -> u64 {
     srn[root.len()..].matches('/').count() as u64
 }
 
+/// A write job's view: SQL inside the group transaction, plus the in-memory state of the
+/// cached resources (committed tree, then this batch's changes, then this job's).
 struct SqlTxn<'a> {
     conn: &'a Connection,
+    tree: &'a Tree,
+    batch: &'a Overlay,
+    job: Overlay,
 }
 
 impl Txn for SqlTxn<'_> {
     fn get(&mut self, ri: &str) -> Result<Option<Resource>> {
+        if let Some(state) = self.job.get(ri).or_else(|| self.batch.get(ri)) {
+            return Ok(state.clone());
+        }
+        if let Some(r) = self.tree.get(ri) {
+            return Ok(Some(Resource::clone(r)));
+        }
         get(self.conn, ri)
     }
 
@@ -325,7 +403,10 @@ impl Txn for SqlTxn<'_> {
             )
             .map_err(db_err)?;
         match stmt.execute(params![r.ri(), r.pi(), r.ty.code(), r.srn, r.et(), body]) {
-            Ok(_) => Ok(()),
+            Ok(_) => {
+                self.job.record(r.ri(), Some(r.clone()));
+                Ok(())
+            }
             Err(rusqlite::Error::SqliteFailure(e, _))
                 if e.code == rusqlite::ErrorCode::ConstraintViolation =>
             {
@@ -348,7 +429,10 @@ impl Txn for SqlTxn<'_> {
             .execute(params![r.ri(), r.et(), body])
             .map_err(db_err)?
         {
-            1 => Ok(()),
+            1 => {
+                self.job.record(r.ri(), Some(r.clone()));
+                Ok(())
+            }
             _ => Err(Error::not_found(format!("resource {} vanished", r.ri()))),
         }
     }
@@ -370,21 +454,55 @@ impl Txn for SqlTxn<'_> {
         ])
         .map_err(db_err)?;
         gone.insert(0, root);
+        for g in &gone {
+            self.job.record(g.ri(), None);
+        }
         Ok(gone)
+    }
+
+    fn remember_credential_ae(&mut self, credential_id: &str, ae_id: &str) -> Result<()> {
+        let mut stmt = self
+            .conn
+            .prepare_cached(
+                "INSERT OR REPLACE INTO credential_aes (credential_id, ae_id) VALUES (?1, ?2)",
+            )
+            .map_err(db_err)?;
+        stmt.execute(params![credential_id, ae_id])
+            .map_err(db_err)?;
+        Ok(())
+    }
+}
+
+impl SqliteStore {
+    fn cached_read<T>(&self, f: impl FnOnce(&Tree) -> Option<T>) -> Option<T> {
+        self.tree.read().ok().and_then(|t| f(&t))
     }
 }
 
 impl Store for SqliteStore {
     fn get(&self, ri: &str) -> Result<Option<Resource>> {
+        if let Some(r) = self.cached_read(|t| t.get(ri).map(|r| Resource::clone(r))) {
+            return Ok(Some(r));
+        }
         self.with_reader(|c| get(c, ri))
     }
 
     fn get_by_srn(&self, srn: &str) -> Result<Option<Resource>> {
+        if let Some(r) = self.cached_read(|t| t.get_by_srn(srn).map(|r| Resource::clone(r))) {
+            return Ok(Some(r));
+        }
         self.with_reader(|c| get_by_srn(c, srn))
     }
 
     fn children(&self, pi: &str, ty: Option<ResourceType>) -> Result<Vec<Resource>> {
-        self.with_reader(|c| children(c, pi, ty))
+        match ty {
+            Some(ty) if cached(ty) => self
+                .tree
+                .read()
+                .map(|t| t.children(pi, ty))
+                .map_err(|_| Error::internal("store cache poisoned")),
+            _ => self.with_reader(|c| children(c, pi, ty)),
+        }
     }
 
     fn newest_child(&self, pi: &str, ty: ResourceType) -> Result<Option<Resource>> {
@@ -401,6 +519,17 @@ impl Store for SqliteStore {
             all.retain(|r| depth_below(srn, &r.srn) <= max);
         }
         Ok(all)
+    }
+
+    fn credential_ae(&self, credential_id: &str) -> Result<Option<String>> {
+        self.with_reader(|c| {
+            let mut stmt = c
+                .prepare_cached("SELECT ae_id FROM credential_aes WHERE credential_id = ?1")
+                .map_err(db_err)?;
+            stmt.query_row([credential_id], |r| r.get::<_, String>(0))
+                .optional()
+                .map_err(db_err)
+        })
     }
 
     fn expired(&self, now: &str, limit: usize) -> Result<Vec<String>> {

@@ -1,18 +1,22 @@
-//! `cse`: the secure-cse server. Reads the configuration, opens the store, starts the HTTP
-//! listener, and runs until Ctrl-C or SIGTERM.
+//! `cse`: the secure-cse server. Reads the configuration, loads credentials and TLS
+//! settings, opens the store, starts the listeners, and runs until Ctrl-C or SIGTERM.
 
 use anyhow::Context;
 use clap::Parser;
-use cli::config::FileConfig;
+use cli::config::{FileConfig, Settings};
+use security::credentials::{CredentialStore, FileCredentials};
+use security::tls::{LocalIdentity, TlsAcceptor};
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
+use tokio::net::TcpListener;
+use tokio::sync::watch;
 
 /// A oneM2M Common Services Entity built around the oneM2M security architecture.
 #[derive(Debug, Parser)]
 #[command(version, about)]
 struct Args {
-    /// Address of the HTTP listener (default 127.0.0.1:8080).
+    /// Address of the plaintext HTTP listener (default 127.0.0.1:8080).
     #[arg(long)]
     http: Option<SocketAddr>,
     /// Data folder of the embedded store (default ./data).
@@ -44,6 +48,11 @@ fn main() {
         .with_writer(std::io::stderr)
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .init();
+    // Credentials and TLS material are checked before anything listens.
+    let acceptors = match tls_acceptors(&settings) {
+        Ok(a) => a,
+        Err(e) => fail_config(&format!("{e:#}")),
+    };
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -54,7 +63,7 @@ fn main() {
             std::process::exit(1);
         }
     };
-    if let Err(e) = runtime.block_on(run(settings)) {
+    if let Err(e) = runtime.block_on(run(settings, acceptors)) {
         tracing::error!("{e:#}");
         eprintln!("cse: {e:#}");
         std::process::exit(1);
@@ -66,45 +75,117 @@ fn fail_config(e: &dyn std::fmt::Display) -> ! {
     std::process::exit(EXIT_CONFIG)
 }
 
-async fn run(mut settings: cli::config::Settings) -> anyhow::Result<()> {
-    let listener = tokio::net::TcpListener::bind(settings.listen)
-        .await
-        .with_context(|| format!("cannot listen on {}", settings.listen))?;
-    let local = listener.local_addr()?;
-    if settings.cse.poa.is_empty() {
-        settings.cse.poa = vec![format!("http://{local}")];
+/// Loads the credential file and builds one TLS acceptor per `[[tls]]` listener.
+fn tls_acceptors(settings: &Settings) -> anyhow::Result<Vec<Arc<TlsAcceptor>>> {
+    let credentials: Arc<dyn CredentialStore> = match &settings.credentials {
+        Some(path) => Arc::new(FileCredentials::load(path)?),
+        None => Arc::new(FileCredentials::default()),
+    };
+    let local = LocalIdentity {
+        sp_id: settings.cse.sp_id.clone(),
+        cse_id: settings.cse.cse_id.clone(),
+    };
+    settings
+        .tls
+        .iter()
+        .map(|t| {
+            TlsAcceptor::new(&t.policy, credentials.clone(), local.clone())
+                .map(Arc::new)
+                .with_context(|| format!("[[tls]] {}", t.name))
+        })
+        .collect()
+}
+
+async fn run(mut settings: Settings, acceptors: Vec<Arc<TlsAcceptor>>) -> anyhow::Result<()> {
+    let plain = match settings.http_enabled {
+        true => Some(bind(settings.listen).await?),
+        false => None,
+    };
+    let mut secure = Vec::new();
+    for (t, acceptor) in settings.tls.iter().zip(acceptors) {
+        secure.push((t.name.clone(), bind(t.listen).await?, acceptor));
     }
+    let mut advertised = Vec::new();
+    if let Some(l) = &plain {
+        advertised.push(format!("http://{}", l.local_addr()?));
+    }
+    for (_, l, _) in &secure {
+        advertised.push(format!("https://{}", l.local_addr()?));
+    }
+    if settings.cse.poa.is_empty() {
+        settings.cse.poa = advertised.clone();
+    }
+
     let store = store::SqliteStore::open(&settings.data, settings.store.clone())
         .with_context(|| format!("cannot open the store in {}", settings.data.display()))?;
     let cse = cse::Cse::open(settings.cse.clone(), Arc::new(store))
         .await
         .context("cannot initialise the CSE")?;
     cse::expiry::spawn(cse.clone());
-    tracing::info!(
-        cse_id = %settings.cse.cse_id,
-        data = %settings.data.display(),
-        "CSE {} listening on http://{local}",
-        settings.cse.cse_name
-    );
-    // Scripts and tests read this line to learn the port when binding to port 0.
-    println!("listening on http://{local}");
-    let shutdown = async {
-        let ctrl_c = tokio::signal::ctrl_c();
-        #[cfg(unix)]
-        {
-            let mut term =
-                match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-                    Ok(s) => s,
-                    Err(_) => return std::future::pending().await,
-                };
-            tokio::select! { _ = ctrl_c => {}, _ = term.recv() => {} }
+
+    let (stop_tx, stop_rx) = watch::channel(false);
+    let stopped = move || {
+        let mut rx = stop_rx.clone();
+        async move {
+            let _ = rx.wait_for(|s| *s).await;
         }
-        #[cfg(not(unix))]
-        {
-            let _ = ctrl_c.await;
-        }
-        tracing::info!("shutting down");
     };
-    http_binding::serve(listener, cse, settings.http, "http".to_owned(), shutdown).await?;
+    let mut servers = tokio::task::JoinSet::new();
+    if let Some(listener) = plain {
+        let (cse, limits, stop) = (cse.clone(), settings.http, stopped());
+        servers.spawn(async move {
+            http_binding::serve(listener, cse, limits, "http".to_owned(), stop).await
+        });
+    }
+    for (name, listener, acceptor) in secure {
+        let transport = http_binding::Tls {
+            listener: name,
+            acceptor,
+            registry: cse.associations().clone(),
+        };
+        let (cse, limits, stop) = (cse.clone(), settings.http, stopped());
+        servers.spawn(async move {
+            http_binding::serve_with(listener, cse, limits, transport, stop).await
+        });
+    }
+    tracing::info!(cse_id = %settings.cse.cse_id, data = %settings.data.display(), "CSE {} started", settings.cse.cse_name);
+    // Scripts and tests read these lines to learn the ports when binding to port 0.
+    for url in &advertised {
+        println!("listening on {url}");
+    }
+    tokio::spawn(async move {
+        shutdown_signal().await;
+        tracing::info!("shutting down");
+        let _ = stop_tx.send(true);
+    });
+    while let Some(done) = servers.join_next().await {
+        done.context("a listener task failed")?
+            .context("a listener failed")?;
+    }
     Ok(())
+}
+
+async fn bind(addr: SocketAddr) -> anyhow::Result<TcpListener> {
+    TcpListener::bind(addr)
+        .await
+        .with_context(|| format!("cannot listen on {addr}"))
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut term) => {
+                tokio::select! { _ = ctrl_c => {}, _ = term.recv() => {} }
+            }
+            Err(_) => {
+                let _ = ctrl_c.await;
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = ctrl_c.await;
+    }
 }

@@ -4,21 +4,27 @@
 //! It sends one request primitive and prints the response status code (on standard error)
 //! and the content as pretty JSON (on standard output), so `m2m retrieve cse-in | jq` works.
 //!
+//! `https://` URLs use one of the TS-0003 security association frameworks: certificates
+//! (`--cacert`, optionally `--cert`/`--key`) or a pre-shared key (`--psk-identity` with
+//! `--psk-key-file`). `m2m associations` asks the CSE's admin interface for its live
+//! associations.
+//!
 //! Exit codes: 0 when the CSE answered 2xxx, 1 when it answered any other status, 2 for a
 //! usage error, 3 when no response arrived (connection, timeout, unreadable response).
 #![forbid(unsafe_code)]
 
 use anyhow::{anyhow, bail, Context};
 use clap::{Args, Parser, Subcommand};
-use client::Client;
+use client::{Client, ClientError, Psk, TlsError, TlsOptions};
 use model::codec::Format;
 use model::{FilterCriteria, Operation, Request, ResourceType, Response, ResultContent};
 use serde_json::{json, Value};
 use std::io::Read;
+use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Duration;
 
-/// Send oneM2M requests to a CSE over HTTP.
+/// Send oneM2M requests to a CSE over HTTP or HTTPS.
 #[derive(Debug, Parser)]
 #[command(
     name = "m2m",
@@ -47,8 +53,47 @@ struct Cli {
     /// Seconds to wait for the response.
     #[arg(long, global = true, default_value_t = 10)]
     timeout: u64,
+    #[command(flatten)]
+    tls: TlsArgs,
     #[command(subcommand)]
     command: Command,
+}
+
+/// How to secure an `https://` URL, as typed. clap checks that the flags fit together;
+/// [`TlsArgs::options`] reads the files.
+#[derive(Debug, Args)]
+#[command(next_help_heading = "TLS (https:// URLs)")]
+struct TlsArgs {
+    /// CA certificates (PEM) trusted to issue the CSE's certificate, repeatable
+    /// (certificate framework; the system trust store is not used).
+    #[arg(
+        long,
+        global = true,
+        value_name = "FILE",
+        conflicts_with = "psk_identity"
+    )]
+    cacert: Vec<PathBuf>,
+    /// Client certificate chain (PEM, leaf first), sent when the CSE asks for one.
+    #[arg(
+        long,
+        global = true,
+        value_name = "FILE",
+        requires = "key",
+        conflicts_with = "psk_identity"
+    )]
+    cert: Option<PathBuf>,
+    /// Private key (PEM) of --cert; the file must not be accessible by group or others.
+    #[arg(long, global = true, value_name = "FILE", requires = "cert")]
+    key: Option<PathBuf>,
+    /// PSK identity (KpsaID), e.g. dev1@sp.example (PSK framework; no certificates).
+    #[arg(long, global = true, value_name = "ID", requires = "psk_key_file")]
+    psk_identity: Option<String>,
+    /// File holding the PSK as hex digits; it must not be accessible by group or others.
+    #[arg(long, global = true, value_name = "FILE", requires = "psk_identity")]
+    psk_key_file: Option<PathBuf>,
+    /// Server name for SNI and certificate verification instead of the URL's host.
+    #[arg(long, global = true, value_name = "NAME")]
+    servername: Option<String>,
 }
 
 #[derive(Debug, Subcommand)]
@@ -121,8 +166,25 @@ enum Command {
         #[arg(long)]
         poa: Vec<String>,
     },
-    // Administration subcommands (later issues) go here, e.g. `Admin(AdminCommand)` with
-    // its own enum, built into a request in `request_for` like the others.
+    /// List the CSE's live security associations (admin: GET /.admin/associations; the
+    /// origin defaults to CAdmin).
+    Associations,
+    // Further administration subcommands go here, each mapped to an `Action::Admin` in
+    // `action_for`.
+}
+
+/// What a subcommand sends.
+#[derive(Debug)]
+enum Action {
+    /// A request primitive.
+    Request(Box<Request>),
+    /// An administration request (`GET /.admin/<command>`).
+    Admin {
+        /// The admin command, e.g. `associations`.
+        command: &'static str,
+        /// The originator.
+        origin: String,
+    },
 }
 
 /// Filter criteria given as `--filter KEY=VALUE`.
@@ -168,22 +230,77 @@ enum Failure {
 
 async fn run(cli: Cli) -> Result<Response, Failure> {
     let format = if cli.cbor { Format::Cbor } else { Format::Json };
-    let client = Client::new(&cli.url)
-        .map_err(|e| Failure::Usage(e.into()))?
+    let client = client_for(&cli.url, &cli.tls)
+        .map_err(Failure::Usage)?
         .with_format(format)
         .with_timeout(Duration::from_secs(cli.timeout));
-    let mut req = request_for(cli.command, cli.origin).map_err(Failure::Usage)?;
-    req.rvi = Some(cli.rvi);
-    client
-        .send(&req)
-        .await
-        .map_err(|e| Failure::NoResponse(e.into()))
+    let sent = match action_for(cli.command, cli.origin).map_err(Failure::Usage)? {
+        Action::Request(mut req) => {
+            req.rvi = Some(cli.rvi);
+            client.send(&req).await
+        }
+        Action::Admin { command, origin } => client.admin(command, &origin).await,
+    };
+    sent.map_err(|e| Failure::NoResponse(e.into()))
 }
 
-/// Builds the request primitive for a subcommand.
-fn request_for(command: Command, origin: Option<String>) -> anyhow::Result<Request> {
+/// The client for `--url`: plain for `http://`, with the TLS flags for `https://`.
+fn client_for(url: &str, tls: &TlsArgs) -> anyhow::Result<Client> {
+    let https = url
+        .get(..8)
+        .is_some_and(|scheme| scheme.eq_ignore_ascii_case("https://"));
+    if !https {
+        if tls.any() {
+            bail!("the TLS flags (--cacert, --cert, --key, --psk-identity, --psk-key-file, --servername) apply only to https:// URLs, and --url is {url}");
+        }
+        return Ok(Client::new(url)?);
+    }
+    if tls.cacert.is_empty() && tls.psk_identity.is_none() {
+        bail!("an https:// URL needs --cacert FILE (certificate framework) or --psk-identity ID with --psk-key-file FILE (PSK framework)");
+    }
+    Ok(Client::with_tls(url, tls.options()?)?)
+}
+
+impl TlsArgs {
+    /// Whether any TLS flag was given.
+    fn any(&self) -> bool {
+        !self.cacert.is_empty()
+            || self.cert.is_some()
+            || self.key.is_some()
+            || self.psk_identity.is_some()
+            || self.psk_key_file.is_some()
+            || self.servername.is_some()
+    }
+
+    /// The TLS options the flags describe. Reads the PSK file now; the certificate files
+    /// are read by [`Client::with_tls`].
+    fn options(&self) -> anyhow::Result<TlsOptions> {
+        let mut options = TlsOptions::new();
+        for ca in &self.cacert {
+            options = options.trust_anchor_file(ca);
+        }
+        if let (Some(cert), Some(key)) = (&self.cert, &self.key) {
+            options = options.client_cert_files(cert, key);
+        }
+        if let (Some(identity), Some(path)) = (&self.psk_identity, &self.psk_key_file) {
+            let psk = Psk::from_hex_file(identity.as_str(), path).map_err(|e| match e {
+                // The other errors name the file themselves.
+                TlsError::InvalidPsk(_) => anyhow!("--psk-key-file {}: {e}", path.display()),
+                e => ClientError::Tls(e).into(),
+            })?;
+            options = options.psk(psk);
+        }
+        if let Some(name) = &self.servername {
+            options = options.server_name(name);
+        }
+        Ok(options)
+    }
+}
+
+/// What to send for a subcommand: usually a request primitive.
+fn action_for(command: Command, origin: Option<String>) -> anyhow::Result<Action> {
     let admin = || Some(origin.clone().unwrap_or_else(|| "CAdmin".to_owned()));
-    Ok(match command {
+    let req = match command {
         Command::Retrieve {
             to,
             rcn,
@@ -234,7 +351,14 @@ fn request_for(command: Command, origin: Option<String>) -> anyhow::Result<Reque
             req.pc = Some(json!({ "m2m:ae": ae }));
             req
         }
-    })
+        Command::Associations => {
+            return Ok(Action::Admin {
+                command: "associations",
+                origin: origin.unwrap_or_else(|| "CAdmin".to_owned()),
+            })
+        }
+    };
+    Ok(Action::Request(Box::new(req)))
 }
 
 impl FilterArgs {
@@ -310,7 +434,10 @@ mod tests {
 
     fn request(args: &[&str]) -> anyhow::Result<Request> {
         let cli = parse(args);
-        request_for(cli.command, cli.origin)
+        match action_for(cli.command, cli.origin)? {
+            Action::Request(req) => Ok(*req),
+            Action::Admin { .. } => Err(anyhow!("not a request primitive")),
+        }
     }
 
     #[test]
@@ -427,5 +554,157 @@ mod tests {
             req.pc.as_ref().and_then(|p| p.pointer("/m2m:ae/rr")),
             Some(&json!(true))
         );
+    }
+
+    #[test]
+    fn associations_is_an_admin_request() {
+        let cli = parse(&["m2m", "associations"]);
+        assert!(matches!(
+            action_for(cli.command, cli.origin).expect("valid"),
+            Action::Admin { command: "associations", origin } if origin == "CAdmin"
+        ));
+        let cli = parse(&["m2m", "associations", "--origin", "CRoot"]);
+        assert!(matches!(
+            action_for(cli.command, cli.origin).expect("valid"),
+            Action::Admin { origin, .. } if origin == "CRoot"
+        ));
+    }
+
+    #[test]
+    fn tls_flags() {
+        let cli = parse(&[
+            "m2m",
+            "--url",
+            "https://127.0.0.1:8443",
+            "--cacert",
+            "ca.pem",
+            "--cacert",
+            "ca2.pem",
+            "--cert",
+            "admin.pem",
+            "--key",
+            "admin.key",
+            "retrieve",
+            "cse-in",
+            "--servername",
+            "cse.example",
+        ]);
+        let tls = &cli.tls;
+        assert_eq!(
+            tls.cacert,
+            vec![PathBuf::from("ca.pem"), PathBuf::from("ca2.pem")]
+        );
+        assert_eq!(
+            (tls.cert.as_deref(), tls.key.as_deref()),
+            (Some("admin.pem".as_ref()), Some("admin.key".as_ref()))
+        );
+        assert_eq!(tls.servername.as_deref(), Some("cse.example"));
+        assert!(tls.psk_identity.is_none() && tls.any());
+        // Flags are global: they may follow the subcommand.
+        let cli = parse(&[
+            "m2m",
+            "associations",
+            "--psk-identity",
+            "dev1@sp.example",
+            "--psk-key-file",
+            "dev1.psk",
+        ]);
+        assert_eq!(cli.tls.psk_identity.as_deref(), Some("dev1@sp.example"));
+        assert_eq!(cli.tls.psk_key_file.as_deref(), Some("dev1.psk".as_ref()));
+        assert!(!parse(&["m2m", "delete", "x"]).tls.any());
+    }
+
+    #[test]
+    fn tls_flags_that_do_not_fit_together() {
+        let bad: &[&[&str]] = &[
+            &["m2m", "--cert", "c.pem", "delete", "x"],
+            &["m2m", "--key", "c.key", "delete", "x"],
+            &["m2m", "--psk-identity", "dev1", "delete", "x"],
+            &["m2m", "delete", "x", "--psk-key-file", "k"],
+            &[
+                "m2m",
+                "--psk-identity",
+                "dev1",
+                "--psk-key-file",
+                "k",
+                "--cacert",
+                "ca.pem",
+                "delete",
+                "x",
+            ],
+            &[
+                "m2m",
+                "--psk-identity",
+                "dev1",
+                "--psk-key-file",
+                "k",
+                "--cert",
+                "c.pem",
+                "--key",
+                "c.key",
+                "delete",
+                "x",
+            ],
+        ];
+        for args in bad {
+            assert!(Cli::try_parse_from(*args).is_err(), "{args:?}");
+        }
+    }
+
+    fn client(args: &[&str]) -> anyhow::Result<Client> {
+        let cli = parse(args);
+        client_for(&cli.url, &cli.tls)
+    }
+
+    #[test]
+    fn tls_flags_need_an_https_url_and_the_other_way_round() {
+        let err = client(&["m2m", "--cacert", "ca.pem", "delete", "x"]).expect_err("http");
+        assert!(err.to_string().contains("only to https://"), "{err}");
+        let err = client(&["m2m", "--url", "https://h", "delete", "x"]).expect_err("no flags");
+        assert!(err.to_string().contains("--cacert"), "{err}");
+        let err = client(&[
+            "m2m",
+            "--url",
+            "https://h",
+            "--cacert",
+            "/nonexistent.pem",
+            "delete",
+            "x",
+        ])
+        .expect_err("missing file");
+        assert!(err.to_string().contains("/nonexistent.pem"), "{err}");
+        assert!(client(&["m2m", "delete", "x"]).is_ok());
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn psk_key_file_must_be_private() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("dev1.psk");
+        let path_text = path.to_str().expect("utf-8 path");
+        std::fs::write(&path, "00112233445566778899aabbccddeeff\n").expect("write");
+        let args = [
+            "m2m",
+            "--url",
+            "https://127.0.0.1:8443",
+            "--psk-identity",
+            "dev1@sp.example",
+            "--psk-key-file",
+            path_text,
+            "associations",
+        ];
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o644)).expect("chmod");
+        let err = client(&args).expect_err("readable by others");
+        let text = format!("{err:#}");
+        assert!(
+            text.contains(path_text) && text.contains("chmod 600") && text.contains("0644"),
+            "{text}"
+        );
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600)).expect("chmod");
+        assert!(client(&args).is_ok());
+        std::fs::write(&path, "not hex").expect("write");
+        let err = client(&args).expect_err("not hex");
+        assert!(err.to_string().contains("--psk-key-file"), "{err}");
     }
 }

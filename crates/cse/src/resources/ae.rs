@@ -9,7 +9,7 @@ use serde_json::{json, Value};
 /// Picks the AE-ID for a registration from what the originator asked for.
 pub(crate) fn assign_id(cse: &Cse, originator: &Originator) -> Result<String> {
     let asked = match originator {
-        Originator::Registering(asked) => asked.as_deref(),
+        Originator::Registering(r) => r.asked.as_deref(),
         _ => return Err(Error::bad_request("not a registration")),
     };
     let id = match asked {
@@ -32,10 +32,19 @@ pub(crate) fn assign_id(cse: &Cse, originator: &Originator) -> Result<String> {
     Ok(id)
 }
 
-/// Checks the App-ID and fills in `aei`.
-pub(crate) fn prepare(_cse: &Cse, r: &mut Resource) -> Result<()> {
+/// Checks the App-ID (and that the registering credential allows it) and fills in `aei`.
+pub(crate) fn prepare(originator: &Originator, r: &mut Resource) -> Result<()> {
     let api = r.attrs.get("api").and_then(Value::as_str).unwrap_or("");
     model::resources::ae::validate_app_id(api)?;
+    if let Originator::Registering(reg) = originator {
+        if !reg.allowed_apps.is_empty() && !reg.allowed_apps.iter().any(|a| model::id::glob(a, api))
+        {
+            return Err(Error::new(
+                ResponseStatusCode::AppRuleValidationFailed,
+                format!("the credential does not allow App-ID '{api}'"),
+            ));
+        }
+    }
     let id = r.ri().to_owned();
     r.attrs.insert("aei".into(), json!(id));
     if !r.attrs.contains_key("srv") {

@@ -36,6 +36,10 @@ impl TestCse {
         self.cse.handle(&ctx, req).await
     }
 
+    pub async fn send_ctx(&self, ctx: &SecurityContext, req: Request) -> Response {
+        self.cse.handle(ctx, req).await
+    }
+
     pub async fn op(
         &self,
         op: Operation,

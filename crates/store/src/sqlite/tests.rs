@@ -252,3 +252,20 @@ async fn expiry_index_and_schema_version() {
         .map_err(|e| e.message);
     assert!(err.is_err_and(|m| m.contains("schema version 999")));
 }
+
+#[tokio::test]
+async fn credential_ae_mapping_survives_restart() {
+    let dir = tempfile::tempdir().expect("tmp");
+    {
+        let store = open(dir.path());
+        assert_eq!(store.credential_ae("12-a@b").ok(), Some(None));
+        write(&*store, |t| t.remember_credential_ae("12-a@b", "Cfirst"))
+            .await
+            .expect("write");
+    }
+    let store = open(dir.path());
+    assert_eq!(
+        store.credential_ae("12-a@b").ok(),
+        Some(Some("Cfirst".to_owned()))
+    );
+}

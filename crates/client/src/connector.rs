@@ -1,0 +1,263 @@
+//! The connector under the client's keep-alive pool: hyper-util's `HttpConnector` for TCP
+//! (DNS, connect timeout, `TCP_NODELAY`) and, for `https://`, an OpenSSL handshake on top.
+//! hyper-util keys its pool by scheme and authority, so plain and TLS connections to the
+//! same host never mix.
+
+use crate::tls::TlsConfig;
+use hyper_util::client::legacy::connect::{Connected, Connection, HttpConnector};
+use hyper_util::rt::TokioIo;
+use openssl::x509::X509VerifyResult;
+use std::fmt;
+use std::future::Future;
+use std::io;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+use std::time::Duration;
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+use tokio::net::TcpStream;
+use tokio_openssl::SslStream;
+use tower_service::Service;
+
+type BoxError = Box<dyn std::error::Error + Send + Sync>;
+
+/// Opens plain or TLS connections for the pool (a `tower_service::Service<Uri>`, which
+/// hyper-util accepts as a connector).
+#[derive(Clone)]
+pub(crate) struct Connector {
+    tcp: HttpConnector,
+    tls: Option<Arc<TlsConfig>>,
+    /// The base URL's authority as it appears in request URIs: connections to it use
+    /// [`TlsConfig::server_name`].
+    base_authority: String,
+    handshake_timeout: Duration,
+}
+
+impl Connector {
+    /// A connector with `timeout` for the TCP connect and, separately, the TLS handshake.
+    pub(crate) fn new(tls: Option<TlsConfig>, base_authority: String, timeout: Duration) -> Self {
+        let mut tcp = HttpConnector::new();
+        tcp.set_nodelay(true);
+        tcp.set_connect_timeout(Some(timeout));
+        // This connector checks the scheme itself (below); `HttpConnector` only does TCP.
+        tcp.enforce_http(false);
+        Self {
+            tcp,
+            tls: tls.map(Arc::new),
+            base_authority,
+            handshake_timeout: timeout,
+        }
+    }
+
+    /// Whether `https://` URLs can be reached.
+    pub(crate) fn has_tls(&self) -> bool {
+        self.tls.is_some()
+    }
+
+    /// The name for SNI and certificate verification on a connection to `dst`.
+    fn server_name(&self, tls: &TlsConfig, dst: &http::Uri) -> Option<String> {
+        let authority = dst.authority()?;
+        if let Some(name) = &tls.server_name {
+            if authority
+                .as_str()
+                .eq_ignore_ascii_case(&self.base_authority)
+            {
+                return Some(name.clone());
+            }
+        }
+        // `Uri::host` keeps the brackets of an IPv6 literal.
+        let host = authority.host();
+        Some(
+            host.strip_prefix('[')
+                .and_then(|h| h.strip_suffix(']'))
+                .unwrap_or(host)
+                .to_owned(),
+        )
+    }
+}
+
+impl fmt::Debug for Connector {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Connector")
+            .field("tls", &self.tls)
+            .field("base_authority", &self.base_authority)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Service<http::Uri> for Connector {
+    type Response = TokioIo<Stream>;
+    type Error = BoxError;
+    type Future = Pin<Box<dyn Future<Output = Result<Self::Response, BoxError>> + Send>>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), BoxError>> {
+        Service::<http::Uri>::poll_ready(&mut self.tcp, cx).map_err(Into::into)
+    }
+
+    fn call(&mut self, dst: http::Uri) -> Self::Future {
+        let tls = match dst.scheme_str() {
+            Some("http") => None,
+            Some("https") => match &self.tls {
+                Some(tls) => Some(tls.clone()),
+                None => return fail("https:// needs TLS options (Client::with_tls)"),
+            },
+            _ => return fail("only http:// and https:// URLs are supported"),
+        };
+        let tcp = self.tcp.call(dst.clone());
+        let Some(tls) = tls else {
+            return Box::pin(
+                async move { Ok(TokioIo::new(Stream::Plain(tcp.await?.into_inner()))) },
+            );
+        };
+        let Some(name) = self.server_name(&tls, &dst) else {
+            return fail("the URL has no host");
+        };
+        let timeout = self.handshake_timeout;
+        Box::pin(async move {
+            let tcp = tcp.await?.into_inner();
+            // NOTE(nodelay): `HttpConnector` already set it; repeated here because TLS
+            // depends on it: tokio-openssl writes each handshake record separately, and
+            // without TCP_NODELAY Nagle plus delayed ACKs stall TLS 1.3 handshakes (about
+            // 20 per second instead of 400).
+            tcp.set_nodelay(true)?;
+            let ssl = tls.connector.configure()?.into_ssl(&name)?;
+            let mut stream = SslStream::new(ssl, tcp)?;
+            match tokio::time::timeout(timeout, Pin::new(&mut stream).connect()).await {
+                Ok(Ok(())) => Ok(TokioIo::new(Stream::Tls(stream))),
+                Ok(Err(e)) => Err(HandshakeError::failed(name, e, &stream).into()),
+                Err(_) => Err(HandshakeError {
+                    server: name,
+                    reason: format!("no handshake within {timeout:?}"),
+                }
+                .into()),
+            }
+        })
+    }
+}
+
+fn fail(
+    reason: &'static str,
+) -> Pin<Box<dyn Future<Output = Result<TokioIo<Stream>, BoxError>> + Send>> {
+    Box::pin(async move { Err(reason.into()) })
+}
+
+/// A TLS handshake that did not complete, with OpenSSL's reason and, when the server
+/// certificate was the problem, the verification result.
+#[derive(Debug)]
+struct HandshakeError {
+    server: String,
+    reason: String,
+}
+
+impl HandshakeError {
+    fn failed(server: String, e: openssl::ssl::Error, stream: &SslStream<TcpStream>) -> Self {
+        let mut reason = match (e.ssl_error(), e.io_error()) {
+            (Some(stack), _) => stack.to_string(),
+            (None, Some(io)) => io.to_string(),
+            (None, None)
+                if e.code() == openssl::ssl::ErrorCode::ZERO_RETURN
+                    || e.code() == openssl::ssl::ErrorCode::SYSCALL =>
+            {
+                "the server closed the connection".to_owned()
+            }
+            (None, None) => e.to_string(),
+        };
+        let verify = stream.ssl().verify_result();
+        if verify == X509VerifyResult::APPLICATION_VERIFICATION {
+            // Set only by the PSK configuration's verify callback.
+            reason.push_str(
+                " (the server answered with a certificate instead of accepting the PSK; \
+                 a PSK client accepts no certificate)",
+            );
+        } else if verify != X509VerifyResult::OK {
+            reason.push_str(&format!(" (server certificate: {})", verify.error_string()));
+        }
+        Self { server, reason }
+    }
+}
+
+impl fmt::Display for HandshakeError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "TLS handshake with '{}' failed: {}",
+            self.server, self.reason
+        )
+    }
+}
+
+impl std::error::Error for HandshakeError {}
+
+/// A pooled connection: plain TCP or TLS over TCP.
+#[derive(Debug)]
+pub(crate) enum Stream {
+    Plain(TcpStream),
+    Tls(SslStream<TcpStream>),
+}
+
+impl Connection for Stream {
+    fn connected(&self) -> Connected {
+        match self {
+            Self::Plain(tcp) => tcp.connected(),
+            Self::Tls(tls) => tls.get_ref().connected(),
+        }
+    }
+}
+
+impl AsyncRead for Stream {
+    fn poll_read(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        match self.get_mut() {
+            Self::Plain(s) => Pin::new(s).poll_read(cx, buf),
+            Self::Tls(s) => Pin::new(s).poll_read(cx, buf),
+        }
+    }
+}
+
+impl AsyncWrite for Stream {
+    fn poll_write(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        match self.get_mut() {
+            Self::Plain(s) => Pin::new(s).poll_write(cx, buf),
+            Self::Tls(s) => Pin::new(s).poll_write(cx, buf),
+        }
+    }
+
+    fn poll_write_vectored(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[io::IoSlice<'_>],
+    ) -> Poll<io::Result<usize>> {
+        match self.get_mut() {
+            Self::Plain(s) => Pin::new(s).poll_write_vectored(cx, bufs),
+            Self::Tls(s) => Pin::new(s).poll_write_vectored(cx, bufs),
+        }
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        match self {
+            Self::Plain(s) => s.is_write_vectored(),
+            Self::Tls(s) => s.is_write_vectored(),
+        }
+    }
+
+    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        match self.get_mut() {
+            Self::Plain(s) => Pin::new(s).poll_flush(cx),
+            Self::Tls(s) => Pin::new(s).poll_flush(cx),
+        }
+    }
+
+    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        match self.get_mut() {
+            Self::Plain(s) => Pin::new(s).poll_shutdown(cx),
+            Self::Tls(s) => Pin::new(s).poll_shutdown(cx),
+        }
+    }
+}

@@ -1,0 +1,490 @@
+//! The originator rules over a security association (TS-0004 7.3.2.1, TS-0003 7.2.1/8.2.1).
+mod common;
+
+use common::*;
+use cse::{CseConfig, SecurityContext};
+use model::{Operation, Request, ResourceType as T, ResponseStatusCode as R};
+use security::association::{CredentialBinding, Established, Framework, PeerIdentity, Registry};
+use serde_json::json;
+use std::sync::Arc;
+
+fn sa(
+    registry: &Arc<Registry>,
+    framework: Framework,
+    credential: &str,
+    identity: PeerIdentity,
+    admin: bool,
+    apps: &[&str],
+) -> SecurityContext {
+    let established = Established {
+        framework,
+        credential_id: credential.to_owned(),
+        binding: CredentialBinding {
+            identity,
+            admin,
+            allowed_apps: apps.iter().map(|a| (*a).to_owned()).collect(),
+        },
+        protocol: "TLSv1.3".into(),
+        cipher: "TLS_AES_128_GCM_SHA256".into(),
+        server_name: None,
+        resumed: false,
+    };
+    SecurityContext::established(Arc::new(registry.open(
+        "https",
+        "127.0.0.1:5000".parse().expect("addr"),
+        established,
+    )))
+}
+
+fn req(
+    op: Operation,
+    to: &str,
+    fr: Option<&str>,
+    ty: Option<T>,
+    pc: Option<serde_json::Value>,
+) -> Request {
+    let mut r = Request::new(op, to, fr.map(str::to_owned));
+    r.ty = ty;
+    r.pc = pc;
+    r
+}
+
+fn ae_body(rn: &str, api: &str) -> Option<serde_json::Value> {
+    Some(json!({"m2m:ae": {"rn": rn, "api": api, "rr": false, "srv": ["3"]}}))
+}
+
+#[tokio::test]
+async fn a_certificate_bound_ae_is_held_to_its_id() {
+    let t = TestCse::new().await;
+    let reg = Arc::new(Registry::default());
+    let ctx = sa(
+        &reg,
+        Framework::Certificate,
+        "33-abc",
+        PeerIdentity::Ae("//secure-cse.example/id-in/Cdev1".into()),
+        false,
+        &[],
+    );
+    // Registering with another stem is refused; with `C` the AE gets the certificate's AE-ID.
+    let r = t
+        .send_ctx(
+            &ctx,
+            req(
+                Operation::Create,
+                "cse-in",
+                Some("Cother"),
+                Some(T::Ae),
+                ae_body("d", "Napp"),
+            ),
+        )
+        .await;
+    assert_eq!(r.rsc, R::OriginatorNotAuthenticated);
+    let r = t
+        .send_ctx(
+            &ctx,
+            req(
+                Operation::Create,
+                "cse-in",
+                Some("C"),
+                Some(T::Ae),
+                ae_body("d", "Napp"),
+            ),
+        )
+        .await;
+    assert_eq!((r.rsc, attr(&r, "aei")), (R::Created, json!("Cdev1")));
+    // Its own requests pass; a spoofed From over the same association does not.
+    assert_eq!(
+        t.send_ctx(
+            &ctx,
+            req(Operation::Retrieve, "cse-in/d", Some("Cdev1"), None, None)
+        )
+        .await
+        .rsc,
+        R::Ok
+    );
+    assert_eq!(
+        t.send_ctx(
+            &ctx,
+            req(
+                Operation::Retrieve,
+                "cse-in/d",
+                Some("/id-in/Cdev1"),
+                None,
+                None
+            )
+        )
+        .await
+        .rsc,
+        R::Ok
+    );
+    let other = t.register("victim").await;
+    for spoof in [other.as_str(), "CAdmin", "/id-in", "/id-mn", "Cdev2"] {
+        let r = t
+            .send_ctx(
+                &ctx,
+                req(Operation::Retrieve, "cse-in", Some(spoof), None, None),
+            )
+            .await;
+        assert_eq!(r.rsc, R::OriginatorNotAuthenticated, "{spoof}");
+    }
+    let counted = reg.list().first().map(|a| a.requests()).unwrap_or(0);
+    assert_eq!(counted, 9);
+}
+
+#[tokio::test]
+async fn acaf_rules_match_only_over_an_association() {
+    let t = TestCse::new().await;
+    let reg = Arc::new(Registry::default());
+    let ctx = sa(
+        &reg,
+        Framework::Psk,
+        "12-dev@sp.example",
+        PeerIdentity::Ae("Cdev".into()),
+        false,
+        &[],
+    );
+    t.send_ctx(
+        &ctx,
+        req(
+            Operation::Create,
+            "cse-in",
+            None,
+            Some(T::Ae),
+            ae_body("dev", "Napp"),
+        ),
+    )
+    .await;
+    let acp = json!({"m2m:acp": {"rn": "p", "pv": {"acr": [{"acor": ["Cdev"], "acop": 63, "acaf": true}]}, "pvs": {"acr": [{"acor": ["Cdev"], "acop": 63, "acaf": true}]}}});
+    let r = t
+        .send_ctx(
+            &ctx,
+            req(
+                Operation::Create,
+                "cse-in/dev",
+                Some("Cdev"),
+                Some(T::AccessControlPolicy),
+                Some(acp),
+            ),
+        )
+        .await;
+    assert_eq!(r.rsc, R::Created);
+    let cnt = json!({"m2m:cnt": {"rn": "c", "acpi": [attr(&r, "ri")]}});
+    assert_eq!(
+        t.send_ctx(
+            &ctx,
+            req(
+                Operation::Create,
+                "cse-in/dev",
+                Some("Cdev"),
+                Some(T::Container),
+                Some(cnt)
+            )
+        )
+        .await
+        .rsc,
+        R::Created
+    );
+    assert_eq!(
+        t.send_ctx(
+            &ctx,
+            req(
+                Operation::Retrieve,
+                "cse-in/dev/c",
+                Some("Cdev"),
+                None,
+                None
+            )
+        )
+        .await
+        .rsc,
+        R::Ok
+    );
+    // The same AE over plain HTTP is not authenticated, so the acaf rule does not grant.
+    assert_eq!(
+        t.retrieve("Cdev", "cse-in/dev/c").await.rsc,
+        R::OriginatorHasNoPrivilege
+    );
+}
+
+#[tokio::test]
+async fn a_c_star_credential_keeps_its_first_assigned_ae_id() {
+    let t = TestCse::new().await;
+    let reg = Arc::new(Registry::default());
+    let ctx = sa(
+        &reg,
+        Framework::Psk,
+        "12-sensor@sp.example",
+        PeerIdentity::AllowedAes(vec!["C*".into()]),
+        false,
+        &["Nsensor*"],
+    );
+    let r = t
+        .send_ctx(
+            &ctx,
+            req(
+                Operation::Create,
+                "cse-in",
+                Some("Cchosen"),
+                Some(T::Ae),
+                ae_body("s", "Nsensor"),
+            ),
+        )
+        .await;
+    assert_eq!(
+        r.rsc,
+        R::OriginatorNotAuthenticated,
+        "C* allows a CSE-assigned ID only"
+    );
+    let r = t
+        .send_ctx(
+            &ctx,
+            req(
+                Operation::Create,
+                "cse-in",
+                Some("C"),
+                Some(T::Ae),
+                ae_body("s", "Nother"),
+            ),
+        )
+        .await;
+    assert_eq!(r.rsc, R::AppRuleValidationFailed);
+    let r = t
+        .send_ctx(
+            &ctx,
+            req(
+                Operation::Create,
+                "cse-in",
+                Some("C"),
+                Some(T::Ae),
+                ae_body("s", "Nsensor-1"),
+            ),
+        )
+        .await;
+    assert_eq!(r.rsc, R::Created);
+    let first = attr(&r, "aei").as_str().expect("aei").to_owned();
+    assert!(first.starts_with('C'));
+    assert_eq!(
+        t.send_ctx(
+            &ctx,
+            req(Operation::Retrieve, "cse-in/s", Some(&first), None, None)
+        )
+        .await
+        .rsc,
+        R::Ok
+    );
+    assert_eq!(
+        t.send_ctx(
+            &ctx,
+            req(Operation::Delete, "cse-in/s", Some(&first), None, None)
+        )
+        .await
+        .rsc,
+        R::Deleted
+    );
+    // Registering again over the same credential gives the same AE-ID.
+    let r = t
+        .send_ctx(
+            &ctx,
+            req(
+                Operation::Create,
+                "cse-in",
+                None,
+                Some(T::Ae),
+                ae_body("s2", "Nsensor"),
+            ),
+        )
+        .await;
+    assert_eq!((r.rsc, attr(&r, "aei")), (R::Created, json!(first)));
+    // Another AE's ID is not usable over this credential.
+    let victim = t.register("victim").await;
+    assert_eq!(
+        t.send_ctx(
+            &ctx,
+            req(Operation::Retrieve, "cse-in", Some(&victim), None, None)
+        )
+        .await
+        .rsc,
+        R::OriginatorNotAuthenticated
+    );
+}
+
+#[tokio::test]
+async fn the_admin_needs_an_admin_credential_in_a_secure_deployment() {
+    let config = CseConfig {
+        admin_requires_association: true,
+        ..CseConfig::default()
+    };
+    let t = TestCse::with_config(config).await;
+    let reg = Arc::new(Registry::default());
+    assert_eq!(
+        t.retrieve(ADMIN, "cse-in").await.rsc,
+        R::OriginatorNotAuthenticated
+    );
+    let admin_psk = sa(
+        &reg,
+        Framework::Psk,
+        "12-admin@sp.example",
+        PeerIdentity::Ae("CAdmin".into()),
+        true,
+        &[],
+    );
+    assert_eq!(
+        t.send_ctx(
+            &admin_psk,
+            req(Operation::Retrieve, "cse-in", Some(ADMIN), None, None)
+        )
+        .await
+        .rsc,
+        R::Ok
+    );
+    let not_admin = sa(
+        &reg,
+        Framework::Psk,
+        "12-x@sp.example",
+        PeerIdentity::Ae("CAdmin".into()),
+        false,
+        &[],
+    );
+    assert_eq!(
+        t.send_ctx(
+            &not_admin,
+            req(Operation::Retrieve, "cse-in", Some(ADMIN), None, None)
+        )
+        .await
+        .rsc,
+        R::OriginatorNotAuthenticated
+    );
+    let other = sa(
+        &reg,
+        Framework::Psk,
+        "12-y@sp.example",
+        PeerIdentity::AllowedAes(vec!["C*".into()]),
+        false,
+        &[],
+    );
+    assert_eq!(
+        t.send_ctx(
+            &other,
+            req(Operation::Retrieve, "cse-in", Some(ADMIN), None, None)
+        )
+        .await
+        .rsc,
+        R::OriginatorNotAuthenticated
+    );
+    let admin_cert = sa(
+        &reg,
+        Framework::Certificate,
+        "33-ff",
+        PeerIdentity::Ae("//secure-cse.example/id-in/CAdmin".into()),
+        false,
+        &[],
+    );
+    assert_eq!(
+        t.send_ctx(
+            &admin_cert,
+            req(Operation::Retrieve, "cse-in", Some(ADMIN), None, None)
+        )
+        .await
+        .rsc,
+        R::Ok
+    );
+    // The admin credential cannot register an AE either.
+    let r = t
+        .send_ctx(
+            &admin_cert,
+            req(
+                Operation::Create,
+                "cse-in",
+                Some("C"),
+                Some(T::Ae),
+                ae_body("x", "Nx"),
+            ),
+        )
+        .await;
+    assert_eq!(r.rsc, R::OriginatorNotAuthenticated);
+}
+
+#[tokio::test]
+async fn a_cse_peer_speaks_only_for_itself() {
+    let t = TestCse::new().await;
+    let reg = Arc::new(Registry::default());
+    let ctx = sa(
+        &reg,
+        Framework::Certificate,
+        "32-aa",
+        PeerIdentity::Cse("/id-mn".into()),
+        false,
+        &[],
+    );
+    // Authenticated: it may read the CSEBase, but no policy grants it an AE's resources.
+    let ae = t.register("local").await;
+    assert_eq!(
+        t.send_ctx(
+            &ctx,
+            req(Operation::Retrieve, "cse-in", Some("/id-mn"), None, None)
+        )
+        .await
+        .rsc,
+        R::Ok
+    );
+    assert_eq!(
+        t.send_ctx(
+            &ctx,
+            req(
+                Operation::Retrieve,
+                "cse-in/local",
+                Some("/id-mn"),
+                None,
+                None
+            )
+        )
+        .await
+        .rsc,
+        R::OriginatorHasNoPrivilege
+    );
+    let behind = req(
+        Operation::Retrieve,
+        "cse-in/local",
+        Some("//secure-cse.example/id-mn/Cbehind"),
+        None,
+        None,
+    );
+    assert_eq!(
+        t.send_ctx(&ctx, behind).await.rsc,
+        R::OriginatorHasNoPrivilege
+    );
+    assert_eq!(
+        t.send_ctx(
+            &ctx,
+            req(Operation::Retrieve, "cse-in/local", Some(&ae), None, None)
+        )
+        .await
+        .rsc,
+        R::OriginatorNotAuthenticated
+    );
+    for spoof in ["/id-other", "/id-in", "Cxyz", "/id-mnx", "//other.sp/id-mn"] {
+        assert_eq!(
+            t.send_ctx(
+                &ctx,
+                req(Operation::Retrieve, "cse-in", Some(spoof), None, None)
+            )
+            .await
+            .rsc,
+            R::OriginatorNotAuthenticated,
+            "{spoof}"
+        );
+    }
+    let r = t
+        .send_ctx(
+            &ctx,
+            req(
+                Operation::Create,
+                "cse-in",
+                Some("/id-mn"),
+                Some(T::Ae),
+                ae_body("x", "Nx"),
+            ),
+        )
+        .await;
+    assert_eq!(r.rsc, R::OriginatorNotAuthenticated);
+}

@@ -1,0 +1,245 @@
+//! TLS for the security association establishment frameworks of TS-0003 clause 8.2, on
+//! OpenSSL: one stack for both the certificate-based framework (mutual TLS, clause 8.2.2.2)
+//! and the provisioned symmetric key framework (TLS-PSK, clause 8.2.2.1), on one listener
+//! when both are enabled.
+//!
+//! A [`TlsAcceptor`] is built once from a [`TlsPolicy`]: every file is read and checked then,
+//! and a bad one stops start-up with a [`TlsError`] naming it. [`TlsAcceptor::accept`] runs
+//! one handshake and returns the stream with the [`Established`] association: the framework,
+//! the Credential-ID (TS-0003 clause 10.4) and the [`CredentialBinding`](crate::association::CredentialBinding)
+//! the CSE checks every request's `From` against. Anything else is a [`HandshakeError`].
+//!
+//! # Design
+//!
+//! * **Versions and suites.** TLS 1.2 (TS-0003 clause 10.2.1) and TLS 1.3; never older.
+//!   The suites are listed, with a reason each, in one file (`suites.rs`); both mandatory
+//!   suites of clause 10.2 are offered. Server preference, no compression, no
+//!   renegotiation, `TCP_NODELAY` before the handshake (OpenSSL writes each handshake record
+//!   separately; with Nagle a TLS 1.3 handshake stalls about 40 ms).
+//! * **Identity checks happen inside the handshake.** The verify callback, at depth 0 after
+//!   OpenSSL accepted the chain (trust anchors, validity, CRLs for the whole chain when CRLs
+//!   are configured, purpose), checks keyUsage/extendedKeyUsage and derives the identity from
+//!   the subjectAltName (AE-ID URI, CSE-ID FQDN) or from the credential store. A refusal
+//!   there fails the handshake with an alert; no unbound connection reaches the CSE.
+//! * **PSK.** The PSK callback looks the `psk_identity` (KpsaID) up in the
+//!   [`CredentialStore`], copies the key into OpenSSL's buffer (the store's copy is zeroized
+//!   on drop) and notes the binding. Credential-ID `12-<KpsaID>`. TLS 1.2 PSK suites and
+//!   TLS 1.3 external PSKs (SHA-256 suites only, see `suites::TLS13`).
+//! * **Per-connection state** lives in the `Ssl`'s ex_data (the callbacks are per context);
+//!   after the handshake the negotiated version, suite and session decide which framework
+//!   was used, never merely which callback ran.
+//! * **Resumption keeps the identity** because the identity is re-derived from what OpenSSL
+//!   stores in the session itself: the client certificate (certificate framework, TLS 1.2 and
+//!   1.3) or the `psk_identity` (TLS 1.2 PSK, looked up again in the store, so a withdrawn PSK
+//!   cannot be resumed). This works for the session cache and for stateless tickets alike.
+//!   TLS 1.3 sessions of external PSKs keep no identity, so they are given no tickets.
+//!   Session id context: a hash of the trust configuration.
+//! * **Flood protection.** A listener-wide and a per-address cap on handshakes in progress,
+//!   checked without waiting; `handshake_timeout` bounds the whole handshake.
+//! * **Secrets** never appear in errors, logs or `Debug` output.
+//!
+//! # Talking to a listener with OpenSSL and curl
+//!
+//! ```text
+//! # PSK, TLS 1.2 with the mandatory suite
+//! openssl s_client -connect HOST:PORT -tls1_2 -cipher PSK-AES128-CBC-SHA256 \
+//!     -psk 00112233445566778899aabbccddeeff -psk_identity sensor-1@secure-cse.example
+//! # PSK, TLS 1.3
+//! openssl s_client -connect HOST:PORT -tls1_3 -ciphersuites TLS_AES_128_GCM_SHA256 \
+//!     -psk 00112233445566778899aabbccddeeff -psk_identity sensor-1@secure-cse.example
+//! # certificate, TLS 1.2 with the mandatory suite (TLS 1.3: -tls1_3 instead)
+//! openssl s_client -connect HOST:PORT -tls1_2 -cipher ECDHE-ECDSA-AES128-SHA256 \
+//!     -cert ae1.pem -key ae1.key -CAfile ca.pem -servername id-in.secure-cse.example
+//! # certificate, HTTPS
+//! curl --cert ae1.pem --key ae1.key --cacert ca.pem https://localhost:PORT/
+//! ```
+
+mod callbacks;
+mod context;
+mod error;
+mod failure;
+mod files;
+mod identity;
+mod limits;
+mod policy;
+mod state;
+mod suites;
+
+pub use error::{HandshakeCap, HandshakeError, TlsError};
+pub use policy::{CertificateConfig, LocalIdentity, TlsPolicy, TlsVersion};
+
+use crate::association::Established;
+use crate::credentials::CredentialStore;
+use limits::Limits;
+use openssl::ex_data::Index;
+use openssl::ssl::{Ssl, SslContext};
+use state::ConnState;
+use std::fmt;
+use std::net::SocketAddr;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::io::AsyncWriteExt;
+use tokio::net::TcpStream;
+use tokio_openssl::SslStream;
+
+/// The server side of TLS security associations for one listener. Cheap to clone; clones
+/// share the OpenSSL context, the session cache and the handshake caps.
+#[derive(Clone)]
+pub struct TlsAcceptor {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    context: SslContext,
+    index: Index<Ssl, ConnState>,
+    credentials: Arc<dyn CredentialStore>,
+    local: LocalIdentity,
+    limits: Limits,
+    policy: TlsPolicy,
+}
+
+impl fmt::Debug for TlsAcceptor {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let p = &self.inner.policy;
+        f.debug_struct("TlsAcceptor")
+            .field("certificate", &p.certificate.is_some())
+            .field("psk", &p.psk)
+            .field("min_version", &p.min_version)
+            .field("handshake_timeout", &p.handshake_timeout)
+            .field("max_handshakes", &p.max_handshakes)
+            .field("max_handshakes_per_ip", &p.max_handshakes_per_ip)
+            .field("session_resumption", &p.session_resumption)
+            .field("local", &self.inner.local)
+            .field("in_progress", &self.inner.limits.in_progress())
+            .finish_non_exhaustive()
+    }
+}
+
+impl TlsAcceptor {
+    /// Builds the acceptor: checks the policy, reads and checks every file (chain order,
+    /// validity, key type, key match, key file permissions, trust anchors, CRLs) and sets up
+    /// OpenSSL. Fails when the policy enables no framework.
+    pub fn new(
+        policy: &TlsPolicy,
+        credentials: Arc<dyn CredentialStore>,
+        local_names: LocalIdentity,
+    ) -> Result<Self, TlsError> {
+        if policy.certificate.is_none() && !policy.psk {
+            return Err(TlsError::NoFramework);
+        }
+        if policy.max_handshakes == 0 || policy.max_handshakes_per_ip == 0 {
+            return Err(TlsError::InvalidPolicy(
+                "max_handshakes and max_handshakes_per_ip must be at least 1".into(),
+            ));
+        }
+        if policy.handshake_timeout.is_zero() {
+            return Err(TlsError::InvalidPolicy(
+                "handshake_timeout must not be zero".into(),
+            ));
+        }
+        if local_names.sp().is_empty() || local_names.cse().is_empty() {
+            return Err(TlsError::InvalidPolicy(
+                "the local SP-ID and CSE-ID must not be empty".into(),
+            ));
+        }
+        let index = state::index().map_err(TlsError::library("a per-connection data slot"))?;
+        let context = context::build(policy, &credentials, &local_names, index)?;
+        Ok(Self {
+            inner: Arc::new(Inner {
+                context,
+                index,
+                credentials,
+                local: local_names,
+                limits: Limits::new(policy.max_handshakes, policy.max_handshakes_per_ip),
+                policy: policy.clone(),
+            }),
+        })
+    }
+
+    /// Runs the server handshake on an accepted connection from `peer`.
+    ///
+    /// Refuses at once, without touching the socket, when a handshake cap is reached. Sets
+    /// `TCP_NODELAY`. The whole handshake, including the identity checks, is bounded by
+    /// `handshake_timeout`. On error the connection is dropped (closed).
+    pub async fn accept(
+        &self,
+        tcp: TcpStream,
+        peer: SocketAddr,
+    ) -> Result<(SslStream<TcpStream>, Established), HandshakeError> {
+        let _admission = self.inner.limits.admit(peer.ip())?;
+        let timeout: Duration = self.inner.policy.handshake_timeout;
+        match tokio::time::timeout(timeout, self.handshake(tcp)).await {
+            Ok(result) => result,
+            Err(_) => Err(HandshakeError::Timeout),
+        }
+    }
+
+    /// The cipher suites offered, IANA names, in server preference order: TLS 1.2 suites of
+    /// the enabled frameworks, then TLS 1.3 suites (unless the policy's minimum is TLS 1.3).
+    pub fn cipher_suites(&self) -> Vec<&'static str> {
+        let p = &self.inner.policy;
+        let tls12 = suites::tls12(p.certificate.is_some(), p.psk)
+            .filter(|_| p.min_version == TlsVersion::Tls12)
+            .map(|s| s.iana);
+        tls12.chain(suites::TLS13.split(':')).collect()
+    }
+
+    /// Handshakes in progress on this listener (for metrics and tests).
+    pub fn handshakes_in_progress(&self) -> usize {
+        self.inner.limits.in_progress()
+    }
+
+    async fn handshake(
+        &self,
+        tcp: TcpStream,
+    ) -> Result<(SslStream<TcpStream>, Established), HandshakeError> {
+        let inner = &*self.inner;
+        tcp.set_nodelay(true).map_err(HandshakeError::Io)?;
+        let mut ssl = Ssl::new(&inner.context).map_err(openssl_failure)?;
+        ssl.set_ex_data(inner.index, ConnState::default());
+        let mut stream = SslStream::new(ssl, tcp).map_err(openssl_failure)?;
+        if let Err(error) = Pin::new(&mut stream).accept().await {
+            return Err(failure::classify(
+                error,
+                stream.ssl().ex_data(inner.index),
+                inner.policy.psk,
+            ));
+        }
+        match state::establish(stream.ssl(), inner.index, &inner.local, &*inner.credentials) {
+            Ok(established) => Ok((stream, established)),
+            Err(reason) => {
+                // Only on resumption or an internal inconsistency: full handshakes are
+                // refused inside the handshake. Close cleanly; the client sees close_notify.
+                let _ = stream.shutdown().await;
+                Err(HandshakeError::refused(reason))
+            }
+        }
+    }
+}
+
+/// OpenSSL failing to set up a connection (memory, mostly): not the client's fault.
+fn openssl_failure(e: openssl::error::ErrorStack) -> HandshakeError {
+    HandshakeError::Io(std::io::Error::other(format!(
+        "OpenSSL could not set up the connection: {e}"
+    )))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn assert_send<T: Send>(_: &T) {}
+
+    /// Listeners run `accept` inside `Send` futures.
+    #[allow(dead_code)]
+    fn accept_is_send(acceptor: &TlsAcceptor, tcp: TcpStream, peer: SocketAddr) {
+        assert_send(&acceptor.accept(tcp, peer));
+    }
+
+    #[test]
+    fn acceptor_is_shareable() {
+        fn shareable<T: Send + Sync + Clone + fmt::Debug>() {}
+        shareable::<TlsAcceptor>();
+    }
+}

@@ -1,0 +1,157 @@
+//! The tree cache: every resource except content instances, in memory.
+//!
+//! Nearly every request reads a few of these (the originator's `<AE>`, the target's parent
+//! container, the policies of `acpi`, the subscriptions to notify), while content instances
+//! are the bulk of the data and are read one at a time. So the structural part of the tree is
+//! served from memory and content instances from SQLite. The writer applies each committed
+//! batch to the cache before it acknowledges the batch, so a reader never misses an
+//! acknowledged write.
+
+use model::{Resource, ResourceType};
+use std::collections::HashMap;
+use std::sync::Arc;
+
+/// Whether resources of a type live in the cache.
+pub(super) fn cached(ty: ResourceType) -> bool {
+    ty != ResourceType::ContentInstance
+}
+
+/// The cached part of the tree.
+#[derive(Debug, Default)]
+pub(super) struct Tree {
+    by_ri: HashMap<String, Arc<Resource>>,
+    ri_by_srn: HashMap<String, String>,
+    /// Cached children of each parent, in creation order.
+    children: HashMap<String, Vec<String>>,
+}
+
+impl Tree {
+    pub(super) fn get(&self, ri: &str) -> Option<&Arc<Resource>> {
+        self.by_ri.get(ri)
+    }
+
+    pub(super) fn get_by_srn(&self, srn: &str) -> Option<&Arc<Resource>> {
+        self.ri_by_srn.get(srn).and_then(|ri| self.by_ri.get(ri))
+    }
+
+    /// Cached children of `pi` of type `ty` (a cached type), in creation order.
+    pub(super) fn children(&self, pi: &str, ty: ResourceType) -> Vec<Resource> {
+        self.children
+            .get(pi)
+            .into_iter()
+            .flatten()
+            .filter_map(|ri| self.by_ri.get(ri))
+            .filter(|r| r.ty == ty)
+            .map(|r| Resource::clone(r))
+            .collect()
+    }
+
+    /// Adds or replaces a resource.
+    pub(super) fn put(&mut self, r: Resource) {
+        if !cached(r.ty) {
+            return;
+        }
+        let ri = r.ri().to_owned();
+        if !self.by_ri.contains_key(&ri) {
+            self.children
+                .entry(r.pi().to_owned())
+                .or_default()
+                .push(ri.clone());
+        }
+        self.ri_by_srn.insert(r.srn.clone(), ri.clone());
+        self.by_ri.insert(ri, Arc::new(r));
+    }
+
+    /// Removes a resource (its descendants are removed by their own entries).
+    pub(super) fn remove(&mut self, ri: &str) {
+        if let Some(r) = self.by_ri.remove(ri) {
+            self.ri_by_srn.remove(&r.srn);
+            if let Some(siblings) = self.children.get_mut(r.pi()) {
+                siblings.retain(|s| s != ri);
+            }
+            self.children.remove(ri);
+        }
+    }
+}
+
+/// Changes made by write jobs that are not committed yet: the latest state of every touched
+/// resource (`None`: deleted), in the order they were first touched.
+#[derive(Debug, Default)]
+pub(super) struct Overlay {
+    state: HashMap<String, Option<Resource>>,
+    order: Vec<String>,
+}
+
+impl Overlay {
+    pub(super) fn get(&self, ri: &str) -> Option<&Option<Resource>> {
+        self.state.get(ri)
+    }
+
+    pub(super) fn record(&mut self, ri: &str, r: Option<Resource>) {
+        if self.state.insert(ri.to_owned(), r).is_none() {
+            self.order.push(ri.to_owned());
+        }
+    }
+
+    /// Moves a finished job's changes into the batch.
+    pub(super) fn absorb(&mut self, job: Overlay) {
+        for ri in job.order {
+            if let Some(r) = job.state.get(&ri) {
+                self.record(&ri, r.clone());
+            }
+        }
+    }
+
+    /// Applies committed changes to the tree.
+    pub(super) fn apply(self, tree: &mut Tree) {
+        let Overlay { mut state, order } = self;
+        for ri in order {
+            match state.remove(&ri) {
+                Some(Some(r)) => tree.put(r),
+                Some(None) => tree.remove(&ri),
+                None => {}
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn r(ty: ResourceType, ri: &str, pi: &str, srn: &str) -> Resource {
+        let attrs = json!({"ri": ri, "pi": pi, "rn": srn})
+            .as_object()
+            .cloned()
+            .unwrap_or_default();
+        Resource {
+            ty,
+            srn: srn.into(),
+            attrs,
+        }
+    }
+
+    #[test]
+    fn overlay_latest_state_wins_and_order_is_kept() {
+        let mut tree = Tree::default();
+        let mut batch = Overlay::default();
+        let mut job = Overlay::default();
+        job.record("a", Some(r(ResourceType::Container, "a", "p", "p/a")));
+        job.record("b", Some(r(ResourceType::Container, "b", "p", "p/b")));
+        job.record("a", None);
+        batch.absorb(job);
+        batch.record(
+            "c",
+            Some(r(ResourceType::ContentInstance, "c", "b", "p/b/c")),
+        );
+        batch.apply(&mut tree);
+        assert!(tree.get("a").is_none());
+        assert!(tree.get_by_srn("p/b").is_some());
+        assert!(tree.get("c").is_none(), "content instances are not cached");
+        assert_eq!(tree.children("p", ResourceType::Container).len(), 1);
+        tree.remove("b");
+        assert!(tree.children("p", ResourceType::Container).is_empty());
+        assert!(tree.get_by_srn("p/b").is_none());
+    }
+}
