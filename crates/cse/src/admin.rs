@@ -52,6 +52,9 @@ impl Cse {
         fr: Option<String>,
         command: AdminCommand,
     ) -> Result<Value> {
+        if let Some(sa) = ctx.security_association() {
+            sa.count_request();
+        }
         let probe = Request::new(Operation::Retrieve, self.config.cse_name.clone(), fr);
         if originator::check(ctx, &probe, &self.config, self.store.as_ref())? != Originator::Admin {
             return Err(Error::no_privilege(
@@ -84,7 +87,7 @@ impl Cse {
                             "peer": sa.peer.to_string(),
                             "boundTo": kind,
                             "identity": identity,
-                            "admin": e.binding.admin,
+                            "admin": originator::is_admin_credential(sa, &self.config),
                             "credentialId": e.credential_id,
                             "framework": e.framework.name(),
                             "protocol": e.protocol,

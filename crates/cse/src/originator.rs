@@ -171,6 +171,23 @@ fn registered(id: String, store: &dyn Store) -> Result<Originator> {
     }
 }
 
+/// Whether an association's credential is an admin credential: a certificate naming the
+/// admin AE-ID (only the trusted CA can issue one), or a pre-shared key marked `admin` and
+/// bound to the admin AE-ID.
+pub fn is_admin_credential(sa: &SecurityAssociation, config: &CseConfig) -> bool {
+    let names_admin =
+        |id: &str| matches!(normalize(id, config), Ok(Claimed::AeId(a)) if a == config.admin);
+    match &sa.established.binding.identity {
+        PeerIdentity::Ae(id) => {
+            names_admin(id)
+                && (sa.established.binding.admin
+                    || sa.established.framework == Framework::Certificate)
+        }
+        PeerIdentity::AllowedAes(_) => sa.established.binding.admin,
+        PeerIdentity::Cse(_) => false,
+    }
+}
+
 fn mismatch(fr: &str, sa: &SecurityAssociation) -> Error {
     Error::not_authenticated(format!(
         "originator '{fr}' does not match the identity of security association {} ({})",

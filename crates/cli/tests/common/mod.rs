@@ -8,6 +8,8 @@ use std::process::{Child, Command, Stdio};
 pub struct Server {
     child: Child,
     pub addr: String,
+    /// Every `listening on URL` line, in order (plaintext first, then TLS listeners).
+    pub urls: Vec<String>,
     pub data: PathBuf,
 }
 
@@ -18,6 +20,11 @@ impl Server {
     }
 
     pub fn start_with(data: &Path, extra: &[&str]) -> Self {
+        Self::start_listeners(data, extra, 1)
+    }
+
+    /// Starts the binary and waits for `listeners` `listening on` lines.
+    pub fn start_listeners(data: &Path, extra: &[&str], listeners: usize) -> Self {
         std::fs::create_dir_all(data).expect("data dir");
         let log = std::fs::OpenOptions::new()
             .create(true)
@@ -33,18 +40,25 @@ impl Server {
             .spawn()
             .expect("start cse");
         let stdout = child.stdout.take().expect("stdout");
-        let mut line = String::new();
-        BufReader::new(stdout)
-            .read_line(&mut line)
-            .expect("read the listening line");
-        let addr = line
-            .trim()
-            .strip_prefix("listening on http://")
-            .unwrap_or_else(|| panic!("unexpected first line {line:?}; log: {}", log_of(data)))
-            .to_owned();
+        let mut reader = BufReader::new(stdout);
+        let mut urls = Vec::new();
+        for _ in 0..listeners {
+            let mut line = String::new();
+            reader
+                .read_line(&mut line)
+                .expect("read the listening line");
+            let url = line
+                .trim()
+                .strip_prefix("listening on ")
+                .unwrap_or_else(|| panic!("unexpected line {line:?}; log: {}", log_of(data)))
+                .to_owned();
+            urls.push(url);
+        }
+        let addr = urls[0].split("://").nth(1).unwrap_or_default().to_owned();
         Self {
             child,
             addr,
+            urls,
             data: data.to_owned(),
         }
     }
