@@ -481,3 +481,60 @@ fn a_missing_tls_file_stops_the_start_with_exit_64() {
     assert!(err.contains("/nonexistent/"), "{err}");
     assert!(out.stdout.is_empty());
 }
+
+#[test]
+fn the_connecting_securely_guide_works_as_written() {
+    if !have_openssl() {
+        return;
+    }
+    let s = Secure::start();
+    let guide = std::fs::read_to_string(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../../docs/security.md"
+    ))
+    .expect("guide");
+    let block = guide
+        .split("In another shell, from the same folder:")
+        .nth(1)
+        .and_then(|rest| rest.split("```sh").nth(1))
+        .and_then(|b| b.split("```").next())
+        .expect("the guide's command block");
+    let m2m = env!("CARGO_BIN_EXE_m2m");
+    let script = format!("set -e\n{block}")
+        .replace("cargo run -q --release --bin m2m --", m2m)
+        .replace("cargo run --release --bin m2m --", m2m)
+        .replace(":8443", &format!(":{}", s.tls_port()));
+    let parent = s.pki.parent().expect("parent").to_owned();
+    let out = Command::new("bash")
+        .arg("-c")
+        .arg(script)
+        .current_dir(parent)
+        .output()
+        .expect("bash");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        stdout.contains("\"aei\":\"Cae1\""),
+        "certificate registration: {stdout}"
+    );
+    assert!(
+        stdout.contains("X-M2M-RSC: 4106"),
+        "spoofed originator: {stdout}"
+    );
+    assert!(
+        stdout.contains("refused (curl exit"),
+        "revoked certificate: {stdout}"
+    );
+    assert!(
+        stdout.contains("X-M2M-RSC: 2000") && stdout.contains("\"rn\":\"s1\""),
+        "PSK read-back: {stdout}"
+    );
+    assert!(
+        stdout.contains("\"associations\"") && stdout.contains("\"admin\": true"),
+        "admin listing: {stdout}"
+    );
+}

@@ -125,9 +125,24 @@ pub fn random_token(len: usize) -> String {
         .collect()
 }
 
-/// A fresh resource identifier for a type, e.g. `cnt` + random.
+/// A fresh resource identifier for a type: the short name, the creation time in
+/// milliseconds (base 36, so identifiers sort by creation and the store's indexes grow at
+/// their end instead of at random pages), then random characters. The time is no secret:
+/// every resource carries it in `ct` anyway.
 pub fn new_resource_id(short_name: &str) -> String {
-    format!("{short_name}{}", random_token(16))
+    let millis = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis());
+    format!("{short_name}{}{}", base36(millis, 9), random_token(8))
+}
+
+fn base36(mut n: u128, width: usize) -> String {
+    let mut digits = vec![b'0'; width];
+    for d in digits.iter_mut().rev() {
+        *d = b"0123456789abcdefghijklmnopqrstuvwxyz"[(n % 36) as usize];
+        n /= 36;
+    }
+    String::from_utf8(digits).unwrap_or_default()
 }
 
 /// A fresh CSE-assigned AE-ID stem: `C` followed by random characters (a pseudonym).
@@ -178,6 +193,16 @@ mod tests {
         assert!(glob("Cé*", "Céx"));
         let hostile = "*a".repeat(100);
         assert!(!glob(&hostile, &"a".repeat(99)));
+    }
+
+    #[test]
+    fn resource_ids_sort_by_creation() {
+        assert_eq!(base36(35, 3), "00z");
+        assert_eq!(base36(36, 3), "010");
+        let a = new_resource_id("cin");
+        std::thread::sleep(std::time::Duration::from_millis(2));
+        let b = new_resource_id("cin");
+        assert!(a < b && a.len() == 20 && a.starts_with("cin"), "{a} {b}");
     }
 
     #[test]
