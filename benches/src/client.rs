@@ -1,4 +1,5 @@
-//! One persistent HTTP/1.1 connection: hyper's low-level client, one request at a time.
+//! One persistent HTTP/1.1 connection: hyper's low-level client, one request at a time, over
+//! plain TCP or TLS.
 
 use anyhow::Context;
 use bytes::Bytes;
@@ -6,7 +7,9 @@ use http::{HeaderMap, StatusCode};
 use http_body_util::{BodyExt, Full};
 use hyper::client::conn::http1::{self, SendRequest};
 use hyper_util::rt::TokioIo;
+use openssl::ssl::SslContext;
 use std::net::SocketAddr;
+use std::pin::Pin;
 
 /// A request as the load generator sends it.
 pub(crate) type Request = hyper::Request<Full<Bytes>>;
@@ -29,6 +32,25 @@ impl Response {
     }
 }
 
+/// How a connection reaches the server.
+#[derive(Clone)]
+pub(crate) enum Connector {
+    /// Plain TCP.
+    Plain,
+    /// TLS over TCP with this client context (credential, version and suites), one full
+    /// handshake per connection.
+    Tls(SslContext),
+}
+
+impl std::fmt::Debug for Connector {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Connector::Plain => "Plain",
+            Connector::Tls(_) => "Tls",
+        })
+    }
+}
+
 /// A keep-alive connection that sends requests one after the other.
 #[derive(Debug)]
 pub(crate) struct Conn {
@@ -38,10 +60,35 @@ pub(crate) struct Conn {
 impl Conn {
     /// Opens a TCP connection (with `TCP_NODELAY`) and does the HTTP/1.1 handshake.
     pub(crate) async fn open(addr: SocketAddr) -> anyhow::Result<Self> {
+        Self::open_with(addr, &Connector::Plain).await
+    }
+
+    /// Opens a connection the way `connector` says (TCP with `TCP_NODELAY`, then the TLS
+    /// handshake if any) and does the HTTP/1.1 handshake.
+    pub(crate) async fn open_with(addr: SocketAddr, connector: &Connector) -> anyhow::Result<Self> {
         let stream = tokio::net::TcpStream::connect(addr)
             .await
             .with_context(|| format!("cannot connect to {addr}"))?;
         stream.set_nodelay(true).context("cannot set TCP_NODELAY")?;
+        match connector {
+            Connector::Plain => Self::handshake(stream).await,
+            Connector::Tls(context) => {
+                let ssl = crate::tls_client::new_ssl(context, None)?;
+                let mut tls = tokio_openssl::SslStream::new(ssl, stream)
+                    .context("cannot set up the TLS connection")?;
+                Pin::new(&mut tls)
+                    .connect()
+                    .await
+                    .map_err(|e| anyhow::anyhow!("TLS handshake failed: {e}"))?;
+                Self::handshake(tls).await
+            }
+        }
+    }
+
+    async fn handshake<S>(stream: S) -> anyhow::Result<Self>
+    where
+        S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+    {
         let (sender, conn) = http1::handshake(TokioIo::new(stream))
             .await
             .context("HTTP/1.1 handshake failed")?;

@@ -4,7 +4,8 @@
 //! It is deliberately small (hyper's connection-level client, no pool, no retries) because it
 //! shares the CPU with the server under test.
 
-use crate::client::{Conn, Request, Response};
+use crate::client::{Conn, Connector, Request, Response};
+use crate::process::Server;
 use crate::stats::Latency;
 use http::StatusCode;
 use std::collections::BTreeMap;
@@ -79,7 +80,66 @@ pub(crate) struct LoadResult {
     pub(crate) error_kinds: BTreeMap<String, u64>,
     /// The body of the first failed answer, for a post-mortem.
     pub(crate) first_error_body: Option<String>,
+    /// CPU time used from the end of the warm-up until every connection finished, when it
+    /// was asked for (see [`Watch`]).
+    pub(crate) cpu: Option<CpuUse>,
 }
+
+/// CPU time of the server and of the load generator over a measured window.
+#[derive(Debug, Clone, Copy, Default)]
+pub(crate) struct CpuUse {
+    /// The server process.
+    pub(crate) server: Duration,
+    /// This process (the load generator).
+    pub(crate) client: Duration,
+}
+
+impl CpuUse {
+    /// Server CPU time per unit of work.
+    pub(crate) fn server_per(&self, n: u64) -> Option<Duration> {
+        (n > 0).then(|| self.server / u32::try_from(n).unwrap_or(u32::MAX))
+    }
+
+    /// Client CPU time per unit of work.
+    pub(crate) fn client_per(&self, n: u64) -> Option<Duration> {
+        (n > 0).then(|| self.client / u32::try_from(n).unwrap_or(u32::MAX))
+    }
+}
+
+/// Reads the CPU time of a server and of this process at the start and the end of a window.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Watch<'a> {
+    server: Option<&'a Server>,
+}
+
+impl<'a> Watch<'a> {
+    /// Measures nothing.
+    pub(crate) fn none() -> Self {
+        Watch { server: None }
+    }
+
+    /// Measures `server` and this process.
+    pub(crate) fn server(server: &'a Server) -> Self {
+        Watch {
+            server: Some(server),
+        }
+    }
+
+    /// The current readings (server, client), if watching.
+    pub(crate) fn read(&self) -> Option<(Duration, Duration)> {
+        let server = self.server?;
+        Some((server.cpu_time()?, crate::process::own_cpu_time()?))
+    }
+
+    /// The CPU used since `before`.
+    pub(crate) fn since(&self, before: Option<(Duration, Duration)>) -> Option<CpuUse> {
+        let (s0, c0) = before?;
+        let (s1, c1) = self.read()?;
+        Some(CpuUse {
+            server: s1.saturating_sub(s0),
+            client: c1.saturating_sub(c0),
+        })
+    }
 
 impl LoadResult {
     /// Successful requests per second.
@@ -119,21 +179,34 @@ impl ConnResult {
 /// Requests started before the end of the window are awaited and counted.
 pub(crate) async fn run(
     addr: SocketAddr,
+    connector: &Connector,
     conns: usize,
     warmup: Duration,
     measure: Duration,
     workload: &Workload,
+    watch: Watch<'_>,
 ) -> anyhow::Result<LoadResult> {
     let mut opened = Vec::with_capacity(conns);
     for _ in 0..conns {
-        opened.push(Conn::open(addr).await?);
+        opened.push(Conn::open_with(addr, connector).await?);
     }
     let start = Instant::now() + warmup;
     let deadline = start + measure;
     let tasks: Vec<_> = opened
         .into_iter()
-        .map(|conn| tokio::spawn(drive(addr, conn, workload.clone(), start, deadline)))
+        .map(|conn| {
+            tokio::spawn(drive(
+                addr,
+                connector.clone(),
+                conn,
+                workload.clone(),
+                start,
+                deadline,
+            ))
+        })
         .collect();
+    tokio::time::sleep_until(start.into()).await;
+    let cpu_before = watch.read();
     let mut total = LoadResult::default();
     let mut samples = Vec::new();
     let mut last_end = start;
@@ -151,6 +224,7 @@ pub(crate) async fn run(
         }
         last_end = last_end.max(r.last_end.unwrap_or(start));
     }
+    total.cpu = watch.since(cpu_before);
     total.elapsed = last_end.saturating_duration_since(start);
     total.latency = Latency::from_nanos(&mut samples);
     Ok(total)
@@ -159,6 +233,7 @@ pub(crate) async fn run(
 /// One connection's closed loop.
 async fn drive(
     addr: SocketAddr,
+    connector: Connector,
     conn: Conn,
     work: Workload,
     start: Instant,
@@ -176,7 +251,7 @@ async fn drive(
         }
         let counted = sent >= start;
         let Some(c) = conn.as_mut() else {
-            match Conn::open(addr).await {
+            match Conn::open_with(addr, &connector).await {
                 Ok(c) => conn = Some(c),
                 Err(e) => {
                     if counted {

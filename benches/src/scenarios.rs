@@ -1,7 +1,7 @@
 //! The scenarios: the hello-world baseline, then RETRIEVE and CREATE on a real `cse` process.
 
-use crate::client::{Conn, Request, Response};
-use crate::load::{self, LoadResult, Workload};
+use crate::client::{Conn, Connector, Request, Response};
+use crate::load::{self, LoadResult, Watch, Workload};
 use crate::process::Server;
 use anyhow::Context;
 use bytes::Bytes;
@@ -157,7 +157,7 @@ async fn rounds(
     hello: &Server,
     cse: &Server,
 ) -> anyhow::Result<(Vec<Row>, Vec<String>)> {
-    let target = setup(cse.addr).await?;
+    let target = setup(cse.addr, &Connector::Plain, "bench").await?;
     let kinds = [
         (Scenario::Hello, hello.addr, hello_workload(hello.addr)?),
         (Scenario::Retrieve, cse.addr, retrieve_workload(&target)),
@@ -182,8 +182,16 @@ async fn rounds(
                     plan.rounds,
                     scenario.name()
                 );
-                let result = load::run(*addr, conns, plan.warmup, plan.measure, work)
-                    .await
+                let result = load::run(
+                    *addr,
+                    &Connector::Plain,
+                    conns,
+                    plan.warmup,
+                    plan.measure,
+                    work,
+                    Watch::none(),
+                )
+                .await
                     .with_context(|| format!("{} with {conns} connection(s)", scenario.name()))?;
                 if *scenario == Scenario::Create {
                     created += result.ok + result.warmup_ok;
@@ -202,7 +210,7 @@ async fn rounds(
 }
 
 /// The system load averages, as the kernel prints them.
-fn loadavg() -> String {
+pub(crate) fn loadavg() -> String {
     std::fs::read_to_string("/proc/loadavg")
         .map(|s| s.split_whitespace().take(3).collect::<Vec<_>>().join(" "))
         .unwrap_or_else(|_| "unknown".to_owned())
@@ -212,8 +220,10 @@ fn loadavg() -> String {
 
 /// Fixed parts of every request to one server.
 #[derive(Debug, Clone)]
-struct Target {
+pub(crate) struct Target {
     addr: SocketAddr,
+    /// Plain TCP or TLS with some credential.
+    connector: Connector,
     host: HeaderValue,
     /// The AE-ID, used as `X-M2M-Origin` once the AE is registered.
     origin: HeaderValue,
@@ -224,14 +234,24 @@ struct Target {
 }
 
 impl Target {
-    fn new(addr: SocketAddr) -> anyhow::Result<Self> {
+    /// The AE will be `/cse-in/{rn}`, its container `/cse-in/{rn}/data`.
+    fn new(addr: SocketAddr, connector: &Connector, rn: &str) -> anyhow::Result<Self> {
+        let container: Uri = format!("/cse-in/{rn}/data")
+            .parse()
+            .with_context(|| format!("bad resource name {rn:?}"))?;
         Ok(Target {
             addr,
+            connector: connector.clone(),
             host: HeaderValue::from_str(&addr.to_string())?,
             origin: HeaderValue::from_static("C"),
-            container: Uri::from_static("/cse-in/bench/data"),
-            instance: Uri::from_static("/cse-in/bench/data"),
+            instance: container.clone(),
+            container,
         })
+    }
+
+    /// The AE-ID the CSE assigned (the originator of every request after the registration).
+    pub(crate) fn origin(&self) -> &str {
+        self.origin.to_str().unwrap_or("?")
     }
 
     /// A oneM2M request; `ty` set means CREATE of that resource type.
@@ -260,7 +280,6 @@ fn content_type(ty: u8) -> HeaderValue {
     }
 }
 
-const AE_BODY: &str = r#"{"m2m:ae":{"rn":"bench","api":"Nbench","rr":false,"srv":["3"]}}"#;
 const CNT_BODY: &str = r#"{"m2m:cnt":{"rn":"data"}}"#;
 const CIN_BODY: &str = r#"{"m2m:cin":{"con":"21.5","cnf":"text/plain:0"}}"#;
 
@@ -277,7 +296,7 @@ fn hello_workload(addr: SocketAddr) -> anyhow::Result<Workload> {
     })
 }
 
-fn retrieve_workload(t: &Target) -> Workload {
+pub(crate) fn retrieve_workload(t: &Target) -> Workload {
     let t = t.clone();
     Workload {
         make: Arc::new(move |ri| t.request(Method::GET, &t.instance, ri, None, Bytes::new())),
@@ -305,17 +324,24 @@ fn create_workload(t: &Target) -> Workload {
 
 // === Setup ===
 
-/// Registers the AE, creates the container and one contentInstance.
-async fn setup(addr: SocketAddr) -> anyhow::Result<Target> {
-    let mut t = Target::new(addr)?;
-    let mut conn = Conn::open(addr).await?;
+/// Registers the AE `/cse-in/{rn}` (originator `C`: the CSE assigns the AE-ID, or takes it
+/// from the connection's credential), creates the container `data` and one contentInstance,
+/// all over one connection made by `connector`.
+pub(crate) async fn setup(
+    addr: SocketAddr,
+    connector: &Connector,
+    rn: &str,
+) -> anyhow::Result<Target> {
+    let mut t = Target::new(addr, connector, rn)?;
+    let mut conn = Conn::open_with(addr, connector).await?;
     let base = Uri::from_static("/cse-in");
+    let ae_body = format!(r#"{{"m2m:ae":{{"rn":"{rn}","api":"Nbench","rr":false,"srv":["3"]}}}}"#);
     let ae = t.request(
         Method::POST,
         &base,
         load::next_ri(),
         Some(2),
-        Bytes::from_static(AE_BODY.as_bytes()),
+        Bytes::from(ae_body),
     );
     let ae = expect(conn.send(ae).await?, StatusCode::CREATED, "register the AE")?;
     let json: serde_json::Value =
@@ -326,7 +352,7 @@ async fn setup(addr: SocketAddr) -> anyhow::Result<Target> {
         .context("the AE answer has no m2m:ae.aei")?;
     t.origin = HeaderValue::from_str(aei).context("the AE-ID is not a valid header value")?;
 
-    let ae_uri = Uri::from_static("/cse-in/bench");
+    let ae_uri: Uri = format!("/cse-in/{rn}").parse()?;
     let cnt = t.request(
         Method::POST,
         &ae_uri,
@@ -395,7 +421,7 @@ fn expect(resp: Response, status: StatusCode, step: &str) -> anyhow::Result<Resp
 /// Compares the container's `cni` with the number of acknowledged creates.
 async fn check_count(t: &Target, created: u64) -> String {
     let got = async {
-        let mut conn = Conn::open(t.addr).await?;
+        let mut conn = Conn::open_with(t.addr, &t.connector).await?;
         let req = t.request(
             Method::GET,
             &t.container,

@@ -145,13 +145,39 @@ fn connection_builder(limits: &HttpLimits) -> http1::Builder {
     b.timer(TokioTimer::new())
         .keep_alive(true)
         .title_case_headers(true)
-        .max_headers(limits.max_headers)
-        .max_header_size(limits.max_header_bytes)
+        // hyper's own limits are a last-resort backstop (it answers a bare 431 beyond them);
+        // the configured limits are enforced in `answer`, which can say X-M2M-RSC: 4000.
+        .max_headers(limits.max_headers.saturating_mul(HARD_LIMIT_FACTOR))
+        .max_header_size(limits.max_header_bytes.saturating_mul(HARD_LIMIT_FACTOR))
         .header_read_timeout(limits.header_read_timeout);
     b
 }
 
 type HttpResponse = http::Response<Full<Bytes>>;
+
+/// How far above the configured header limits hyper itself stops reading a request head.
+const HARD_LIMIT_FACTOR: usize = 4;
+
+/// Refuses a request head over the configured limits with 431 and `X-M2M-RSC: 4000`.
+fn check_head(parts: &http::request::Parts, limits: &HttpLimits) -> Result<(), Rejection> {
+    let count = parts.headers.len();
+    let bytes: usize = parts.uri.to_string().len()
+        + parts
+            .headers
+            .iter()
+            .map(|(n, v)| n.as_str().len() + v.len() + 4)
+            .sum::<usize>();
+    if count > limits.max_headers || bytes > limits.max_header_bytes {
+        return Err(Rejection {
+            error: Error::bad_request(format!(
+                "request head of {count} fields and {bytes} bytes exceeds the limits ({} fields, {} bytes)",
+                limits.max_headers, limits.max_header_bytes
+            )),
+            status: Some(StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE),
+        });
+    }
+    Ok(())
+}
 
 /// Path prefix of the administration interface (`GET /.admin/associations`). It cannot
 /// collide with a resource: no resource name starts with a dot followed by `admin/` under
@@ -192,6 +218,7 @@ async fn answer<H: Handler>(
         }
     }
     let primitive = async {
+        check_head(&parts, &shared.limits)?;
         // An unmapped method is refused first: it is 4005 whatever else is wrong.
         request::operation(&parts.method, false)?;
         let rqi = rqi?;

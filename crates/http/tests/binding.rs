@@ -265,16 +265,30 @@ async fn oversized_bodies_get_413_and_4000() {
 }
 
 #[tokio::test]
-async fn oversized_headers_are_refused_by_hyper() {
+async fn oversized_headers_are_refused_with_an_rsc() {
     let mut limits = HttpLimits::default();
     limits.max_header_bytes = 1024;
+    limits.max_headers = 8;
     let s = Server::with_limits(limits).await;
     let req = format!(
         "GET /cse-in HTTP/1.1\r\nHost: x\r\nX-M2M-RI: r\r\nX-Big: {}\r\n\r\n",
         "y".repeat(2000)
     );
     let r = once(s.addr, &req).await;
-    assert_eq!(r.status, 431);
+    assert_eq!((r.status, r.rsc()), (431, Some(4000)));
+    let many: String = (0..10).map(|i| format!("X-H{i}: v\r\n")).collect();
+    let r = once(
+        s.addr,
+        &format!("GET /cse-in HTTP/1.1\r\nHost: x\r\nX-M2M-RI: r\r\n{many}\r\n"),
+    )
+    .await;
+    assert_eq!((r.status, r.rsc()), (431, Some(4000)));
+    // Far beyond the limit hyper stops reading and answers a bare 431 itself.
+    let huge = format!(
+        "GET /cse-in HTTP/1.1\r\nHost: x\r\nX-M2M-RI: r\r\nX-Big: {}\r\n\r\n",
+        "y".repeat(8000)
+    );
+    assert_eq!(once(s.addr, &huge).await.status, 431);
     assert_eq!(s.fake.count(), 0);
 }
 
