@@ -72,6 +72,8 @@ pub struct TlsSection {
     pub max_handshakes_per_ip: Option<usize>,
     /// Session resumption (tickets and cache).
     pub session_resumption: Option<bool>,
+    /// Restriction of the cipher suites offered (IANA names).
+    pub suites: Option<Vec<String>>,
 }
 
 /// `[cse]`
@@ -427,6 +429,7 @@ impl TlsSection {
         if let Some(r) = self.session_resumption {
             policy.session_resumption = r;
         }
+        policy.suites = self.suites;
         Ok(TlsListener {
             name,
             listen,
@@ -548,6 +551,6 @@ mod tests {
                 _ => 0,
             };
         }
-        assert_eq!(documented, 39, "every option is in the documented sample");
+        assert_eq!(documented, 40, "every option is in the documented sample");
     }
 }

@@ -60,9 +60,20 @@ pub(crate) fn build(
             "this OpenSSL does not support the mandatory suite {suite}"
         ))
     })?;
-    b.set_cipher_list(&suites::tls12_cipher_list(certificate, policy.psk))
+    let only = policy.suites.as_deref();
+    if let Some(only) = only {
+        suites::check_restriction(certificate, policy.psk, only)
+            .map_err(TlsError::InvalidPolicy)?;
+    }
+    let tls13 = suites::tls13_suites(only);
+    if tls13.is_empty() && policy.min_version == TlsVersion::Tls13 {
+        return Err(TlsError::InvalidPolicy(
+            "a TLS 1.3 minimum needs at least one TLS 1.3 suite".into(),
+        ));
+    }
+    b.set_cipher_list(&suites::tls12_cipher_list(certificate, policy.psk, only))
         .map_err(TlsError::library("the TLS 1.2 cipher list"))?;
-    b.set_ciphersuites(suites::TLS13)
+    b.set_ciphersuites(&tls13)
         .map_err(TlsError::library("the TLS 1.3 cipher suites"))?;
     if suites::needs_dh(certificate, policy.psk) {
         let dh = Dh::params_from_pem(suites::FFDHE2048_PEM)

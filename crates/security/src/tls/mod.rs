@@ -179,10 +179,15 @@ impl TlsAcceptor {
     /// the enabled frameworks, then TLS 1.3 suites (unless the policy's minimum is TLS 1.3).
     pub fn cipher_suites(&self) -> Vec<&'static str> {
         let p = &self.inner.policy;
+        let only = p.suites.as_deref();
+        let allowed = move |name: &str| only.is_none_or(|o| o.iter().any(|n| n == name));
         let tls12 = suites::tls12(p.certificate.is_some(), p.psk)
             .filter(|_| p.min_version == TlsVersion::Tls12)
-            .map(|s| s.iana);
-        tls12.chain(suites::TLS13.split(':')).collect()
+            .map(|s| s.iana)
+            .filter(move |n| allowed(n));
+        tls12
+            .chain(suites::TLS13.split(':').filter(move |n| allowed(n)))
+            .collect()
     }
 
     /// Handshakes in progress on this listener (for metrics and tests).

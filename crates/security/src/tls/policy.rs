@@ -53,6 +53,11 @@ pub struct TlsPolicy {
     /// Session resumption (server-side session cache and session tickets); default on, as
     /// constrained clients depend on it.
     pub session_resumption: bool,
+    /// Restricts the suites offered to these (IANA names, e.g.
+    /// `TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256`), kept in the server's preference order.
+    /// Only suites of the built-in list can be named, and the suites TS-0003 makes mandatory
+    /// for an enabled framework cannot be removed. `None`: every built-in suite.
+    pub suites: Option<Vec<String>>,
 }
 
 impl Default for TlsPolicy {
@@ -67,6 +72,7 @@ impl Default for TlsPolicy {
             max_handshakes: 256,
             max_handshakes_per_ip: 16,
             session_resumption: true,
+            suites: None,
         }
     }
 }

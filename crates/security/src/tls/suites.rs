@@ -119,12 +119,47 @@ pub(crate) fn tls12(certificate: bool, psk: bool) -> impl Iterator<Item = &'stat
     psk_suites.iter().chain(cert_suites)
 }
 
-/// The OpenSSL cipher string for the enabled frameworks.
-pub(crate) fn tls12_cipher_list(certificate: bool, psk: bool) -> String {
+/// The OpenSSL cipher string for the enabled frameworks, limited to `only` when given.
+pub(crate) fn tls12_cipher_list(certificate: bool, psk: bool, only: Option<&[String]>) -> String {
     tls12(certificate, psk)
+        .filter(|s| only.is_none_or(|o| o.iter().any(|n| n == s.iana)))
         .map(|s| s.openssl)
         .collect::<Vec<_>>()
         .join(":")
+}
+
+/// The TLS 1.3 suites, limited to `only` when given.
+pub(crate) fn tls13_suites(only: Option<&[String]>) -> String {
+    TLS13
+        .split(':')
+        .filter(|s| only.is_none_or(|o| o.iter().any(|n| n == s)))
+        .collect::<Vec<_>>()
+        .join(":")
+}
+
+/// Checks a policy's suite restriction: every name is a built-in suite of an enabled
+/// framework (or TLS 1.3), and no mandatory suite of an enabled framework is left out.
+pub(crate) fn check_restriction(
+    certificate: bool,
+    psk: bool,
+    only: &[String],
+) -> Result<(), String> {
+    for name in only {
+        let known =
+            tls12(certificate, psk).any(|s| s.iana == name) || TLS13.split(':').any(|s| s == name);
+        if !known {
+            return Err(format!("'{name}' is not a suite this listener can offer"));
+        }
+    }
+    if let Some(m) =
+        tls12(certificate, psk).find(|s| s.mandatory && !only.iter().any(|n| n == s.iana))
+    {
+        return Err(format!(
+            "{} is mandatory (TS-0003 clause 10.2) and cannot be removed",
+            m.iana
+        ));
+    }
+    Ok(())
 }
 
 /// Whether any enabled TLS 1.2 suite needs finite-field DH parameters.
@@ -186,11 +221,34 @@ mod tests {
         assert!(PSK_TLS12.iter().all(|s| is_psk(s.openssl)));
         assert!(CERTIFICATE_TLS12.iter().all(|s| !is_psk(s.openssl)));
         assert_eq!(
-            tls12_cipher_list(false, true).split(':').count(),
+            tls12_cipher_list(false, true, None).split(':').count(),
             PSK_TLS12.len()
         );
         assert!(needs_dh(false, true) && !needs_dh(true, false));
         assert!(TLS13.starts_with("TLS_AES_128_GCM_SHA256"));
+    }
+
+    #[test]
+    fn restrictions_keep_the_mandatory_suites() {
+        let only: Vec<String> = [
+            "TLS_PSK_WITH_AES_128_CBC_SHA256",
+            "TLS_PSK_WITH_AES_128_GCM_SHA256",
+            "TLS_AES_128_GCM_SHA256",
+        ]
+        .map(String::from)
+        .to_vec();
+        assert!(check_restriction(false, true, &only).is_ok());
+        assert_eq!(
+            tls12_cipher_list(false, true, Some(&only)),
+            "PSK-AES128-GCM-SHA256:PSK-AES128-CBC-SHA256"
+        );
+        assert_eq!(tls13_suites(Some(&only)), "TLS_AES_128_GCM_SHA256");
+        assert!(check_restriction(false, true, &only[1..]).is_err_and(|e| e.contains("mandatory")));
+        assert!(
+            check_restriction(true, true, &only).is_err(),
+            "the certificate framework's mandatory suite is missing"
+        );
+        assert!(check_restriction(false, true, &["TLS_RSA_WITH_RC4_128_MD5".into()]).is_err());
     }
 
     #[test]
