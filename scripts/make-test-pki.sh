@@ -5,7 +5,7 @@
 #   ae1.pem / ae1.key        an AE-ID certificate (URI SAN //<sp>/<cse>/Cae1)
 #   admin.pem / admin.key    an admin credential: the admin originator's AE-ID certificate
 #   revoked.pem / .key       an AE certificate that ca.crl revokes
-#   ca.crl                   the CRL
+#   ca.crl                   the CRL (the CSE publishes it at /.well-known/crl/ca.crl)
 #   credentials.toml         two pre-shared keys: sensor-1 (any CSE-assigned AE-ID) and admin
 #   sensor-1.psk             the hex key of sensor-1, for clients
 #   cse.toml                 a configuration with a TLS listener on 127.0.0.1:8443
@@ -45,6 +45,9 @@ newkey ca.key
 openssl req -x509 -new -key ca.key -sha256 -days 3650 -subj "/CN=secure-cse test CA" \
   -config openssl.cnf -extensions v3_ca -out ca.pem
 
+# The CSE publishes the CRLs of its TLS listeners on its plaintext listener.
+crl_url=${CRL_URL:-http://localhost:8080/.well-known/crl/ca.crl}
+
 # issue NAME CN EKU SAN...
 issue() {
   local name=$1 cn=$2 eku=$3
@@ -53,8 +56,8 @@ issue() {
   sans=$(IFS=,; echo "$*")
   newkey "$name.key"
   openssl req -new -key "$name.key" -subj "/CN=$cn" -out "$name.csr" -config openssl.cnf
-  printf 'basicConstraints = CA:false\nkeyUsage = critical, digitalSignature\nextendedKeyUsage = %s\nsubjectAltName = %s\nauthorityKeyIdentifier = keyid\n' \
-    "$eku" "$sans" > "$name.ext"
+  printf 'basicConstraints = CA:false\nkeyUsage = critical, digitalSignature\nextendedKeyUsage = %s\nsubjectAltName = %s\nauthorityKeyIdentifier = keyid\ncrlDistributionPoints = URI:%s\n' \
+    "$eku" "$sans" "$crl_url" > "$name.ext"
   openssl x509 -req -in "$name.csr" -CA ca.pem -CAkey ca.key -CAcreateserial -days 825 -sha256 \
     -extfile "$name.ext" -out "$name.pem" 2>/dev/null
   rm -f "$name.csr" "$name.ext"

@@ -298,6 +298,48 @@ fn bad_certificates_are_refused_in_the_handshake_and_logged() {
     );
     // The listener still serves good clients.
     assert!(s.curl_as("ae1", "/cse-in", "C", &[]).contains("X-M2M-RSC"));
+    // The CRL is published where the certificates' distribution point says.
+    let cdp = Command::new("openssl")
+        .args([
+            "x509",
+            "-noout",
+            "-ext",
+            "crlDistributionPoints",
+            "-in",
+            &s.file("cse.pem"),
+        ])
+        .output()
+        .expect("x509");
+    assert!(String::from_utf8_lossy(&cdp.stdout).contains("/.well-known/crl/ca.crl"));
+    let der = s.pki.join("downloaded.crl");
+    let got = Command::new("curl")
+        .args(["-s", "-f", "-o"])
+        .arg(&der)
+        .arg(format!("{}/.well-known/crl/ca.crl", s.server.urls[0]))
+        .status()
+        .expect("curl");
+    assert!(got.success());
+    let crl = Command::new("openssl")
+        .args(["crl", "-inform", "DER", "-noout", "-text", "-in"])
+        .arg(&der)
+        .output()
+        .expect("crl");
+    assert!(
+        String::from_utf8_lossy(&crl.stdout).contains("Revoked Certificates"),
+        "{}",
+        String::from_utf8_lossy(&crl.stderr)
+    );
+    let missing = curl(&[
+        &format!("{}/.well-known/crl/other.crl", s.server.urls[0]),
+        "-H",
+        "X-M2M-Origin: C",
+        "-H",
+        "X-M2M-RI: x",
+    ]);
+    assert!(
+        missing.contains("X-M2M-RSC: 4") && !missing.contains("pkix-crl"),
+        "{missing}"
+    );
 }
 
 #[test]

@@ -15,6 +15,9 @@ pub struct CseConfig {
     /// Whether the admin originator is honoured only over a security association whose
     /// credential is an admin credential (true in a secure deployment).
     pub admin_requires_association: bool,
+    /// Documents served to anyone at `/.well-known/crl/<name>`: the CRLs of the TLS
+    /// listeners, by file name, DER-encoded (their certificates' CRL distribution points).
+    pub published_crls: Vec<(String, Vec<u8>)>,
     /// Point of access advertised in the CSEBase (`poa`).
     pub poa: Vec<String>,
     /// Lifetime given to resources created without `et`, in seconds.
@@ -41,6 +44,7 @@ impl Default for CseConfig {
             sp_id: "secure-cse.example".to_owned(),
             admin: "CAdmin".to_owned(),
             admin_requires_association: false,
+            published_crls: Vec::new(),
             poa: vec!["http://127.0.0.1:8080".to_owned()],
             default_expiration_secs: 5 * 365 * 24 * 3600,
             max_content_size: 1024 * 1024,

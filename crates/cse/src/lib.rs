@@ -82,6 +82,15 @@ impl Cse {
         &self.associations
     }
 
+    /// A published CRL by file name (public, signed data: no access control).
+    pub fn published_crl(&self, name: &str) -> Option<&[u8]> {
+        self.config
+            .published_crls
+            .iter()
+            .find(|(n, _)| n == name)
+            .map(|(_, der)| der.as_slice())
+    }
+
     /// The store (for administration and tests).
     pub fn store(&self) -> &Arc<dyn Store> {
         &self.store

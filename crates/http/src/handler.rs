@@ -12,6 +12,12 @@ pub trait Handler: Send + Sync + 'static {
     /// Handles one request; must always produce a response (errors are responses too).
     fn handle(&self, ctx: SecurityContext, req: Request) -> impl Future<Output = Response> + Send;
 
+    /// A published CRL by name, DER-encoded (`GET /.well-known/crl/<name>`); none by default.
+    fn crl(&self, name: &str) -> Option<Vec<u8>> {
+        let _ = name;
+        None
+    }
+
     /// Handles an administration request (`GET /.admin/<command>`); none by default.
     fn admin(
         &self,
@@ -26,6 +32,10 @@ pub trait Handler: Send + Sync + 'static {
 }
 
 impl Handler for cse::Cse {
+    fn crl(&self, name: &str) -> Option<Vec<u8>> {
+        self.published_crl(name).map(<[u8]>::to_vec)
+    }
+
     async fn handle(&self, ctx: SecurityContext, req: Request) -> Response {
         cse::Cse::handle(self, &ctx, req).await
     }

@@ -184,6 +184,11 @@ fn check_head(parts: &http::request::Parts, limits: &HttpLimits) -> Result<(), R
 /// the root, and every request to it is held to the admin originator by the CSE.
 const ADMIN_PREFIX: &str = "/.admin/";
 
+/// Path prefix of published CRLs (the CRL distribution points of the CSE's certificates).
+/// CRLs are public signed documents, so they are served to anyone; an unknown name falls
+/// through to oneM2M addressing and gets its 4004 there.
+const CRL_PREFIX: &str = "/.well-known/crl/";
+
 /// Runs one HTTP request through the binding. Cannot fail: every error is a response.
 async fn answer<H: Handler>(
     shared: &Shared<H>,
@@ -202,6 +207,18 @@ async fn answer<H: Handler>(
             .map(str::to_owned),
         format: accept.as_ref().map_or(model::codec::Format::Json, |f| *f),
     };
+    if let Some(name) = parts.uri.path().strip_prefix(CRL_PREFIX) {
+        if parts.method == http::Method::GET {
+            if let Some(der) = shared.handler.crl(name) {
+                let mut resp = http::Response::new(Full::new(Bytes::from(der)));
+                resp.headers_mut().insert(
+                    http::header::CONTENT_TYPE,
+                    http::HeaderValue::from_static("application/pkix-crl"),
+                );
+                return resp;
+            }
+        }
+    }
     if let Some(command) = parts.uri.path().strip_prefix(ADMIN_PREFIX) {
         if parts.method == http::Method::GET {
             if let Ok(rqi) = &rqi {

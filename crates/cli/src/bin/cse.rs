@@ -53,6 +53,11 @@ fn main() {
         Ok(a) => a,
         Err(e) => fail_config(&format!("{e:#}")),
     };
+    let mut settings = settings;
+    match published_crls(&settings) {
+        Ok(crls) => settings.cse.published_crls = crls,
+        Err(e) => fail_config(&format!("{e:#}")),
+    }
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -73,6 +78,26 @@ fn main() {
 fn fail_config(e: &dyn std::fmt::Display) -> ! {
     eprintln!("cse: {e}");
     std::process::exit(EXIT_CONFIG)
+}
+
+/// The CRLs of every TLS listener, DER-encoded by file name, to publish.
+fn published_crls(settings: &Settings) -> anyhow::Result<Vec<(String, Vec<u8>)>> {
+    let mut out: Vec<(String, Vec<u8>)> = Vec::new();
+    for path in settings
+        .tls
+        .iter()
+        .filter_map(|t| t.policy.certificate.as_ref())
+        .flat_map(|c| &c.crls)
+    {
+        let name = path
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default();
+        if !out.iter().any(|(n, _)| *n == name) {
+            out.push((name, security::tls::crl_der(path)?));
+        }
+    }
+    Ok(out)
 }
 
 /// Loads the credential file and builds one TLS acceptor per `[[tls]]` listener.

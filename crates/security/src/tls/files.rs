@@ -207,6 +207,18 @@ fn check_private(_: &Path) -> Result<(), TlsError> {
     Ok(())
 }
 
+/// A CRL file's first CRL in DER, the form relying parties download from a CRL
+/// distribution point.
+pub fn crl_der(path: &Path) -> Result<Vec<u8>, TlsError> {
+    let (_, crls) = read_crls(path)?;
+    let first = crls
+        .first()
+        .ok_or_else(|| TlsError::crl(path, "holds no CRL"))?;
+    first
+        .to_der()
+        .map_err(|_| TlsError::crl(path, "cannot be encoded as DER"))
+}
+
 /// The CRLs of a file, PEM (one or more) or DER (one), and whether it is PEM.
 fn read_crls(path: &Path) -> Result<(bool, Vec<X509Crl>), TlsError> {
     let bytes = read(path)?;

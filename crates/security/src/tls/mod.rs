@@ -66,6 +66,7 @@ mod state;
 mod suites;
 
 pub use error::{HandshakeCap, HandshakeError, TlsError};
+pub use files::crl_der;
 pub use policy::{CertificateConfig, LocalIdentity, TlsPolicy, TlsVersion};
 
 use crate::association::Established;
