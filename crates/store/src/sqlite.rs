@@ -423,18 +423,19 @@ impl Txn for SqlTxn<'_> {
         let body = serde_json::to_string(&r.attrs).map_err(|e| Error::internal(e.to_string()))?;
         let mut stmt = self
             .conn
-            .prepare_cached("UPDATE resources SET et = ?2, body = ?3 WHERE ri = ?1")
+            .prepare_cached("UPDATE resources SET body = ?2 WHERE ri = ?1")
             .map_err(db_err)?;
-        match stmt
-            .execute(params![r.ri(), r.et(), body])
-            .map_err(db_err)?
-        {
-            1 => {
-                self.job.record(r.ri(), Some(r.clone()));
-                Ok(())
-            }
-            _ => Err(Error::not_found(format!("resource {} vanished", r.ri()))),
+        if stmt.execute(params![r.ri(), body]).map_err(db_err)? != 1 {
+            return Err(Error::not_found(format!("resource {} vanished", r.ri())));
         }
+        // The expiry index is only touched when `et` really changes (it rarely does).
+        let mut stmt = self
+            .conn
+            .prepare_cached("UPDATE resources SET et = ?2 WHERE ri = ?1 AND et IS NOT ?2")
+            .map_err(db_err)?;
+        stmt.execute(params![r.ri(), r.et()]).map_err(db_err)?;
+        self.job.record(r.ri(), Some(r.clone()));
+        Ok(())
     }
 
     fn delete_subtree(&mut self, ri: &str) -> Result<Vec<Resource>> {

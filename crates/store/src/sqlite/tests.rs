@@ -269,3 +269,47 @@ async fn credential_ae_mapping_survives_restart() {
         Some(Some("Cfirst".to_owned()))
     );
 }
+
+#[tokio::test]
+async fn updating_et_moves_the_resource_in_the_expiry_index() {
+    let dir = tempfile::tempdir().expect("tmp");
+    let store = open(dir.path());
+    write(&*store, |t| {
+        t.insert(&res(
+            ResourceType::Container,
+            "c",
+            "x",
+            "cse-in/c",
+            json!({"et": "20991231T000000,000000"}),
+        ))
+    })
+    .await
+    .expect("insert");
+    assert_eq!(
+        store.expired("20500101T000000,000000", 10).ok(),
+        Some(vec![])
+    );
+    write(&*store, |t| {
+        let mut c = t.get("c")?.ok_or_else(|| model::Error::not_found("c"))?;
+        c.attrs.insert("et".into(), json!("20300101T000000,000000"));
+        t.update(&c)
+    })
+    .await
+    .expect("update");
+    assert_eq!(
+        store.expired("20500101T000000,000000", 10).ok(),
+        Some(vec!["c".to_string()])
+    );
+    // And a body-only update keeps it there.
+    write(&*store, |t| {
+        let mut c = t.get("c")?.ok_or_else(|| model::Error::not_found("c"))?;
+        c.attrs.insert("lbl".into(), json!(["x"]));
+        t.update(&c)
+    })
+    .await
+    .expect("update");
+    assert_eq!(
+        store.expired("20500101T000000,000000", 10).ok(),
+        Some(vec!["c".to_string()])
+    );
+}
