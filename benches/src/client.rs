@@ -58,11 +58,6 @@ pub(crate) struct Conn {
 }
 
 impl Conn {
-    /// Opens a TCP connection (with `TCP_NODELAY`) and does the HTTP/1.1 handshake.
-    pub(crate) async fn open(addr: SocketAddr) -> anyhow::Result<Self> {
-        Self::open_with(addr, &Connector::Plain).await
-    }
-
     /// Opens a connection the way `connector` says (TCP with `TCP_NODELAY`, then the TLS
     /// handshake if any) and does the HTTP/1.1 handshake.
     pub(crate) async fn open_with(addr: SocketAddr, connector: &Connector) -> anyhow::Result<Self> {

@@ -140,6 +140,7 @@ impl<'a> Watch<'a> {
             client: c1.saturating_sub(c0),
         })
     }
+}
 
 impl LoadResult {
     /// Successful requests per second.

@@ -3,9 +3,12 @@
 //!
 //! `bench` (no subcommand) runs every scenario and prints one table; `bench hello --listen ADDR`
 //! is the baseline server, which the benchmark starts as a subprocess of itself so that both
-//! servers run the same way (their own process, their own tokio runtime). See
-//! `docs/benchmarks.md`.
-#![forbid(unsafe_code)]
+//! servers run the same way (their own process, their own tokio runtime). `bench tls` measures
+//! the CSE's TLS listener next to `openssl s_server` and plaintext. See `docs/benchmarks.md`.
+//!
+//! Unsafe code is denied, with one exception: offering a TLS session for resumption
+//! (`tls_client::offer_session`), which the `openssl` crate only has as an `unsafe fn`.
+#![deny(unsafe_code)]
 
 mod client;
 mod hello;
@@ -14,6 +17,9 @@ mod process;
 mod report;
 mod scenarios;
 mod stats;
+mod tls_bench;
+mod tls_client;
+mod tls_report;
 
 use anyhow::Context;
 use clap::{Parser, Subcommand};
@@ -29,26 +35,26 @@ struct Args {
     #[command(subcommand)]
     mode: Option<Mode>,
     /// Measured seconds of each scenario.
-    #[arg(long, default_value_t = 5.0)]
+    #[arg(long, global = true, default_value_t = 5.0)]
     seconds: f64,
     /// Unmeasured seconds before each scenario (connections warm up, caches fill).
-    #[arg(long, default_value_t = 1.0)]
+    #[arg(long, global = true, default_value_t = 1.0)]
     warmup: f64,
     /// Rounds: every scenario is measured this many times, interleaved with the others, and
     /// the table shows the median round.
-    #[arg(long, default_value_t = 3)]
+    #[arg(long, global = true, default_value_t = 3)]
     rounds: usize,
     /// Connection counts to measure, comma-separated. The targets use 1 and 16.
     #[arg(long, value_delimiter = ',', default_values_t = [1, 16])]
     conns: Vec<usize>,
     /// Worker threads of the load generator (it shares the CPU with the server).
-    #[arg(long, default_value_t = 1)]
+    #[arg(long, global = true, default_value_t = 1)]
     client_threads: usize,
     /// The `cse` binary (default: `cse` next to this program, i.e. `target/release/cse`).
-    #[arg(long)]
+    #[arg(long, global = true)]
     cse: Option<PathBuf>,
     /// Print Markdown tables (for docs/benchmarks.md) instead of plain text.
-    #[arg(long)]
+    #[arg(long, global = true)]
     markdown: bool,
 }
 
@@ -61,25 +67,52 @@ enum Mode {
         #[arg(long, default_value = "127.0.0.1:0")]
         listen: SocketAddr,
     },
+    /// TLS: handshakes/s of the CSE next to `openssl s_server`, and requests over TLS next to
+    /// plaintext.
+    Tls(TlsArgs),
+}
+
+/// Options of `bench tls` (besides the common ones: --seconds, --warmup, --rounds,
+/// --client-threads, --cse, --markdown).
+#[derive(Debug, clap::Args)]
+struct TlsArgs {
+    /// Concurrent handshake loops, comma-separated; every handshake mode is measured with each.
+    #[arg(long, value_delimiter = ',', default_values_t = [1, 4])]
+    loops: Vec<usize>,
+    /// Handshake modes, comma-separated (psk12, ecdhe-psk12, psk13, cert12, cert13, resume12,
+    /// resume13), or "none".
+    #[arg(long, value_delimiter = ',', default_value = "all")]
+    handshakes: Vec<String>,
+    /// Keep-alive connections of the request rows, comma-separated; 0 skips them.
+    #[arg(long, value_delimiter = ',', default_values_t = [16])]
+    request_conns: Vec<usize>,
+    /// `max_handshakes_per_ip` of the CSE's TLS listener (every handshake comes from
+    /// 127.0.0.1; the default cap of 16 would refuse handshakes beyond 16 loops).
+    #[arg(long, default_value_t = 64)]
+    handshakes_per_ip: usize,
+    /// The openssl command, for `s_server` and `speed`.
+    #[arg(long, default_value = "openssl")]
+    openssl: PathBuf,
+    /// The script that makes the test PKI (default: the workspace's
+    /// scripts/make-test-pki.sh).
+    #[arg(long)]
+    pki_script: Option<PathBuf>,
 }
 
 fn main() -> anyhow::Result<()> {
     let args = Args::parse();
-    match args.mode {
-        Some(Mode::Hello { listen }) => hello::serve(listen),
+    match &args.mode {
+        Some(Mode::Hello { listen }) => hello::serve(*listen),
+        Some(Mode::Tls(tls)) => bench_tls(&args, tls),
         None => bench(&args),
     }
 }
 
-/// Runs the whole benchmark and prints the report.
-fn bench(args: &Args) -> anyhow::Result<()> {
+/// Checks the options every benchmark shares and finds the `cse` binary.
+fn common(args: &Args) -> anyhow::Result<PathBuf> {
     anyhow::ensure!(args.seconds > 0.0, "--seconds must be positive");
     anyhow::ensure!(args.rounds > 0, "--rounds must be at least 1");
     anyhow::ensure!(args.warmup >= 0.0, "--warmup must not be negative");
-    anyhow::ensure!(
-        !args.conns.is_empty() && !args.conns.contains(&0),
-        "--conns needs counts above 0"
-    );
     let cse = match &args.cse {
         Some(p) => p.clone(),
         None => sibling("cse")?,
@@ -89,6 +122,89 @@ fn bench(args: &Args) -> anyhow::Result<()> {
         "{} not found: build it first with `cargo build --release -p cli` (or pass --cse PATH)",
         cse.display()
     );
+    Ok(cse)
+}
+
+/// The load generator's runtime.
+fn client_runtime(args: &Args) -> anyhow::Result<tokio::runtime::Runtime> {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(args.client_threads.max(1))
+        .enable_all()
+        .build()
+        .context("cannot start the load generator's runtime")
+}
+
+fn style(args: &Args) -> report::Style {
+    if args.markdown {
+        report::Style::Markdown
+    } else {
+        report::Style::Plain
+    }
+}
+
+/// Runs `bench tls` and prints its report.
+fn bench_tls(args: &Args, tls: &TlsArgs) -> anyhow::Result<()> {
+    let cse = common(args)?;
+    anyhow::ensure!(
+        !tls.loops.is_empty() && !tls.loops.contains(&0),
+        "--loops needs counts above 0"
+    );
+    let modes = if tls.handshakes.iter().any(|h| h == "all") {
+        tls_client::MODES.to_vec()
+    } else if tls.handshakes.iter().any(|h| h == "none") {
+        Vec::new()
+    } else {
+        tls.handshakes
+            .iter()
+            .map(|key| {
+                tls_client::MODES
+                    .iter()
+                    .find(|m| m.key == key)
+                    .copied()
+                    .with_context(|| format!("unknown handshake mode {key:?}"))
+            })
+            .collect::<anyhow::Result<_>>()?
+    };
+    let plan = tls_bench::TlsPlan {
+        cse,
+        openssl: tls.openssl.clone(),
+        pki_script: match &tls.pki_script {
+            Some(p) => p.clone(),
+            None => PathBuf::from(concat!(
+                env!("CARGO_MANIFEST_DIR"),
+                "/../scripts/make-test-pki.sh"
+            )),
+        },
+        modes,
+        loops: tls.loops.clone(),
+        request_conns: tls
+            .request_conns
+            .iter()
+            .copied()
+            .filter(|&n| n > 0)
+            .collect(),
+        handshakes_per_ip: tls.handshakes_per_ip.max(1),
+        measure: Duration::from_secs_f64(args.seconds),
+        warmup: Duration::from_secs_f64(args.warmup),
+        rounds: args.rounds,
+    };
+    anyhow::ensure!(
+        plan.pki_script.is_file(),
+        "{} not found (pass --pki-script PATH)",
+        plan.pki_script.display()
+    );
+    let outcome = client_runtime(args)?.block_on(tls_bench::run(&plan))?;
+    print!("{}", tls_report::render(&outcome, style(args)));
+    Ok(())
+}
+
+/// Runs the whole benchmark and prints the report.
+fn bench(args: &Args) -> anyhow::Result<()> {
+    let cse = common(args)?;
+    anyhow::ensure!(
+        !args.conns.is_empty() && !args.conns.contains(&0),
+        "--conns needs counts above 0"
+    );
     let plan = scenarios::Plan {
         me: std::env::current_exe().context("cannot locate the bench binary")?,
         cse,
@@ -97,18 +213,8 @@ fn bench(args: &Args) -> anyhow::Result<()> {
         warmup: Duration::from_secs_f64(args.warmup),
         rounds: args.rounds,
     };
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(args.client_threads.max(1))
-        .enable_all()
-        .build()
-        .context("cannot start the load generator's runtime")?;
-    let outcome = runtime.block_on(scenarios::run(&plan))?;
-    let style = if args.markdown {
-        report::Style::Markdown
-    } else {
-        report::Style::Plain
-    };
-    print!("{}", report::render(&outcome, style));
+    let outcome = client_runtime(args)?.block_on(scenarios::run(&plan))?;
+    print!("{}", report::render(&outcome, style(args)));
     Ok(())
 }
 

@@ -50,7 +50,7 @@ pub(crate) fn render(o: &Outcome, style: Style) -> String {
         std::thread::available_parallelism().map_or(0, usize::from)
     );
     s.push('\n');
-    s.push_str(&table(&rows, style));
+    s.push_str(&table(&HEADER, &rows, style));
     s.push('\n');
     let _ = writeln!(s, "Targets (informational):");
     let bullet = if style == Style::Markdown { "- " } else { "  " };
@@ -122,29 +122,30 @@ fn cells(o: &Outcome, r: &Row) -> [String; COLS] {
     ]
 }
 
-fn table(rows: &[[String; COLS]], style: Style) -> String {
+/// A table with a left-aligned first column and right-aligned others.
+pub(crate) fn table<R: AsRef<[String]>>(header: &[&str], rows: &[R], style: Style) -> String {
     let mut s = String::new();
     match style {
         Style::Markdown => {
-            let _ = writeln!(s, "| {} |", HEADER.join(" | "));
-            let _ = writeln!(s, "|---|{}", "---:|".repeat(COLS - 1));
+            let _ = writeln!(s, "| {} |", header.join(" | "));
+            let _ = writeln!(s, "|---|{}", "---:|".repeat(header.len() - 1));
             for r in rows {
-                let _ = writeln!(s, "| {} |", r.join(" | "));
+                let _ = writeln!(s, "| {} |", r.as_ref().join(" | "));
             }
         }
         Style::Plain => {
-            let mut width = HEADER.map(|h| h.chars().count());
+            let mut width: Vec<usize> = header.iter().map(|h| h.chars().count()).collect();
             for r in rows {
-                for (w, c) in width.iter_mut().zip(r) {
+                for (w, c) in width.iter_mut().zip(r.as_ref()) {
                     *w = (*w).max(c.chars().count());
                 }
             }
             let line = |cells: Vec<&str>| {
                 let parts: Vec<String> = cells
                     .iter()
-                    .zip(width)
+                    .zip(&width)
                     .enumerate()
-                    .map(|(i, (c, w))| {
+                    .map(|(i, (c, &w))| {
                         if i == 0 {
                             format!("{c:<w$}")
                         } else {
@@ -154,10 +155,15 @@ fn table(rows: &[[String; COLS]], style: Style) -> String {
                     .collect();
                 parts.join(" | ")
             };
-            let _ = writeln!(s, "{}", line(HEADER.to_vec()));
-            let _ = writeln!(s, "{}", width.map(|w| "-".repeat(w)).join("-+-"));
+            let _ = writeln!(s, "{}", line(header.to_vec()));
+            let rule: Vec<String> = width.iter().map(|w| "-".repeat(*w)).collect();
+            let _ = writeln!(s, "{}", rule.join("-+-"));
             for r in rows {
-                let _ = writeln!(s, "{}", line(r.iter().map(String::as_str).collect()));
+                let _ = writeln!(
+                    s,
+                    "{}",
+                    line(r.as_ref().iter().map(String::as_str).collect())
+                );
             }
         }
     }
@@ -204,7 +210,7 @@ fn targets(o: &Outcome) -> Vec<String> {
 }
 
 /// A rate rounded to a whole number, with thousands separators.
-fn thousands(x: f64) -> String {
+pub(crate) fn thousands(x: f64) -> String {
     let digits = format!("{:.0}", x.max(0.0));
     let mut out = String::new();
     for (i, ch) in digits.chars().enumerate() {
@@ -216,7 +222,8 @@ fn thousands(x: f64) -> String {
     out
 }
 
-fn fmt_kib(kib: Option<u64>) -> String {
+/// A size in KiB as MiB, or "unknown".
+pub(crate) fn fmt_kib(kib: Option<u64>) -> String {
     kib.map_or_else(
         || "unknown".to_owned(),
         |k| format!("{:.1} MiB", k as f64 / 1024.0),
