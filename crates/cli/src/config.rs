@@ -134,6 +134,8 @@ pub struct StoreSection {
     pub max_batch: Option<usize>,
     /// Read connections.
     pub readers: Option<usize>,
+    /// Content instances cached in memory.
+    pub cached_instances: Option<usize>,
 }
 
 /// `[notifications]`
@@ -340,6 +342,7 @@ impl FileConfig {
         let mut store = store::SqliteOptions::default();
         set!(store.max_batch, self.store.max_batch);
         set!(store.readers, self.store.readers);
+        set!(store.cached_instances, self.store.cached_instances);
         let data = data
             .or(self.store.data)
             .unwrap_or_else(|| PathBuf::from("data"));
@@ -551,6 +554,6 @@ mod tests {
                 _ => 0,
             };
         }
-        assert_eq!(documented, 40, "every option is in the documented sample");
+        assert_eq!(documented, 41, "every option is in the documented sample");
     }
 }

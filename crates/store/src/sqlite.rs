@@ -11,7 +11,7 @@ use std::sync::{Arc, Mutex, RwLock};
 use tokio::sync::oneshot;
 
 mod cache;
-use cache::{cached, Overlay, Tree};
+use cache::{cached, Instances, Overlay, Tree};
 
 /// Tuning of the SQLite store.
 #[derive(Debug, Clone)]
@@ -22,6 +22,8 @@ pub struct SqliteOptions {
     pub queue: usize,
     /// Read connections kept open.
     pub readers: usize,
+    /// Content instances kept in memory (the most recently written or read).
+    pub cached_instances: usize,
 }
 
 impl Default for SqliteOptions {
@@ -30,6 +32,7 @@ impl Default for SqliteOptions {
             max_batch: 1024,
             queue: 65536,
             readers: 4,
+            cached_instances: 10_000,
         }
     }
 }
@@ -43,6 +46,7 @@ pub struct SqliteStore {
     jobs: SyncSender<(WriteJob, Ack)>,
     readers: Mutex<Vec<Connection>>,
     tree: Arc<RwLock<Tree>>,
+    instances: Arc<Mutex<Instances>>,
 }
 
 fn db_err(e: rusqlite::Error) -> Error {
@@ -135,15 +139,18 @@ impl SqliteStore {
         let (jobs, rx) = mpsc::sync_channel(options.queue);
         let max_batch = options.max_batch.max(1);
         let writer_tree = tree.clone();
+        let instances = Arc::new(Mutex::new(Instances::new(options.cached_instances)));
+        let writer_instances = instances.clone();
         std::thread::Builder::new()
             .name("store-writer".to_owned())
-            .spawn(move || writer_loop(conn, rx, max_batch, writer_tree))
+            .spawn(move || writer_loop(conn, rx, max_batch, writer_tree, writer_instances))
             .map_err(|e| Error::internal(format!("cannot start store writer: {e}")))?;
         Ok(Self {
             path,
             jobs,
             readers: Mutex::new(readers),
             tree,
+            instances,
         })
     }
 
@@ -197,6 +204,7 @@ fn writer_loop(
     rx: Receiver<(WriteJob, Ack)>,
     max_batch: usize,
     tree: Arc<RwLock<Tree>>,
+    instances: Arc<Mutex<Instances>>,
 ) {
     while let Ok(first) = rx.recv() {
         let mut batch = vec![first];
@@ -239,8 +247,8 @@ fn writer_loop(
         match committed {
             Ok(()) => {
                 // Readers see the batch in memory before anyone is told it is done.
-                if let Ok(mut t) = tree.write() {
-                    changes.apply(&mut t);
+                if let (Ok(mut t), Ok(mut i)) = (tree.write(), instances.lock()) {
+                    changes.apply(&mut t, &mut i);
                 }
                 for (ack, outcome) in acks.into_iter().zip(outcomes) {
                     let _ = ack.send(outcome);
@@ -480,19 +488,46 @@ impl SqliteStore {
     }
 }
 
+impl SqliteStore {
+    /// Reads an instance (or anything not in the tree) from SQLite, remembering instances.
+    fn read_through(
+        &self,
+        lookup: impl Fn(&Instances) -> Option<Resource>,
+        read: impl FnOnce(&Connection) -> Result<Option<Resource>>,
+    ) -> Result<Option<Resource>> {
+        let generation = match self.instances.lock() {
+            Ok(i) => match lookup(&i) {
+                Some(r) => return Ok(Some(r)),
+                None => i.generation,
+            },
+            Err(_) => return Err(Error::internal("instance cache poisoned")),
+        };
+        let found = self.with_reader(read)?;
+        if let Some(r) = found.as_ref().filter(|r| !cached(r.ty)) {
+            if let Ok(mut i) = self.instances.lock() {
+                i.put_if_unchanged(Arc::new(r.clone()), generation);
+            }
+        }
+        Ok(found)
+    }
+}
+
 impl Store for SqliteStore {
     fn get(&self, ri: &str) -> Result<Option<Resource>> {
         if let Some(r) = self.cached_read(|t| t.get(ri).map(|r| Resource::clone(r))) {
             return Ok(Some(r));
         }
-        self.with_reader(|c| get(c, ri))
+        self.read_through(|i| i.get(ri).map(|r| Resource::clone(r)), |c| get(c, ri))
     }
 
     fn get_by_srn(&self, srn: &str) -> Result<Option<Resource>> {
         if let Some(r) = self.cached_read(|t| t.get_by_srn(srn).map(|r| Resource::clone(r))) {
             return Ok(Some(r));
         }
-        self.with_reader(|c| get_by_srn(c, srn))
+        self.read_through(
+            |i| i.get_by_srn(srn).map(|r| Resource::clone(r)),
+            |c| get_by_srn(c, srn),
+        )
     }
 
     fn children(&self, pi: &str, ty: Option<ResourceType>) -> Result<Vec<Resource>> {

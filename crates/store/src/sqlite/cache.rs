@@ -102,16 +102,90 @@ impl Overlay {
         }
     }
 
-    /// Applies committed changes to the tree.
-    pub(super) fn apply(self, tree: &mut Tree) {
+    /// Applies committed changes to the tree and to the recent instances.
+    pub(super) fn apply(self, tree: &mut Tree, instances: &mut Instances) {
         let Overlay { mut state, order } = self;
+        let mut deleted = false;
         for ri in order {
             match state.remove(&ri) {
-                Some(Some(r)) => tree.put(r),
-                Some(None) => tree.remove(&ri),
+                Some(Some(r)) if cached(r.ty) => tree.put(r),
+                Some(Some(r)) => instances.put(Arc::new(r)),
+                Some(None) => {
+                    tree.remove(&ri);
+                    instances.remove(&ri);
+                    deleted = true;
+                }
                 None => {}
             }
         }
+        if deleted {
+            instances.generation += 1;
+        }
+    }
+}
+
+/// Recently written or read content instances, by `ri` and by structured name, at most
+/// `capacity` of them (the oldest entry leaves first).
+///
+/// Instances never change, they are only deleted, so the one hazard is a reader putting back
+/// an instance that was deleted while it was reading SQLite. `generation` counts batches
+/// with deletions; a reader notes it before reading and caches what it read only if it has
+/// not moved ([`Instances::put_if_unchanged`]).
+#[derive(Debug)]
+pub(super) struct Instances {
+    by_ri: HashMap<String, Arc<Resource>>,
+    ri_by_srn: HashMap<String, String>,
+    order: std::collections::VecDeque<String>,
+    capacity: usize,
+    pub(super) generation: u64,
+}
+
+impl Instances {
+    pub(super) fn new(capacity: usize) -> Self {
+        Self {
+            by_ri: HashMap::new(),
+            ri_by_srn: HashMap::new(),
+            order: std::collections::VecDeque::new(),
+            capacity,
+            generation: 0,
+        }
+    }
+
+    pub(super) fn get(&self, ri: &str) -> Option<&Arc<Resource>> {
+        self.by_ri.get(ri)
+    }
+
+    pub(super) fn get_by_srn(&self, srn: &str) -> Option<&Arc<Resource>> {
+        self.ri_by_srn.get(srn).and_then(|ri| self.by_ri.get(ri))
+    }
+
+    pub(super) fn put(&mut self, r: Arc<Resource>) {
+        if self.capacity == 0 || self.by_ri.contains_key(r.ri()) {
+            return;
+        }
+        while self.by_ri.len() >= self.capacity {
+            match self.order.pop_front() {
+                Some(old) => self.remove(&old),
+                None => break,
+            }
+        }
+        self.ri_by_srn.insert(r.srn.clone(), r.ri().to_owned());
+        self.order.push_back(r.ri().to_owned());
+        self.by_ri.insert(r.ri().to_owned(), r);
+    }
+
+    /// Caches an instance a reader fetched, unless a deletion happened since `generation`.
+    pub(super) fn put_if_unchanged(&mut self, r: Arc<Resource>, generation: u64) {
+        if generation == self.generation {
+            self.put(r);
+        }
+    }
+
+    pub(super) fn remove(&mut self, ri: &str) {
+        if let Some(r) = self.by_ri.remove(ri) {
+            self.ri_by_srn.remove(&r.srn);
+        }
+        // `order` keeps the name until it reaches the front; popping an absent name is harmless.
     }
 }
 
@@ -145,7 +219,12 @@ mod tests {
             "c",
             Some(r(ResourceType::ContentInstance, "c", "b", "p/b/c")),
         );
-        batch.apply(&mut tree);
+        let mut instances = Instances::new(2);
+        batch.apply(&mut tree, &mut instances);
+        assert!(
+            instances.get_by_srn("p/b/c").is_some(),
+            "new instances are cached"
+        );
         assert!(tree.get("a").is_none());
         assert!(tree.get_by_srn("p/b").is_some());
         assert!(tree.get("c").is_none(), "content instances are not cached");
@@ -153,5 +232,34 @@ mod tests {
         tree.remove("b");
         assert!(tree.children("p", ResourceType::Container).is_empty());
         assert!(tree.get_by_srn("p/b").is_none());
+    }
+
+    #[test]
+    fn instances_are_bounded_and_deletions_win_over_readers() {
+        let mut i = Instances::new(2);
+        for n in ["a", "b", "c"] {
+            i.put(Arc::new(r(
+                ResourceType::ContentInstance,
+                n,
+                "p",
+                &format!("p/{n}"),
+            )));
+        }
+        assert!(i.get("a").is_none() && i.get("b").is_some() && i.get("c").is_some());
+        // A reader read "d" before a batch deleted it: its result is not cached.
+        let seen = i.generation;
+        let mut deletion = Overlay::default();
+        deletion.record("d", None);
+        deletion.apply(&mut Tree::default(), &mut i);
+        i.put_if_unchanged(
+            Arc::new(r(ResourceType::ContentInstance, "d", "p", "p/d")),
+            seen,
+        );
+        assert!(i.get("d").is_none());
+        i.put_if_unchanged(
+            Arc::new(r(ResourceType::ContentInstance, "d", "p", "p/d")),
+            i.generation,
+        );
+        assert!(i.get_by_srn("p/d").is_some());
     }
 }
