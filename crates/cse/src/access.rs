@@ -117,14 +117,16 @@ pub fn authorize(
             Err(denied())
         };
     }
+    let parent;
     let owner = if target.ty.has_acpi() {
-        target.clone()
+        target
     } else {
-        store.get(target.pi())?.ok_or_else(denied)?
+        parent = store.get_shared(target.pi())?.ok_or_else(denied)?;
+        &*parent
     };
     let acpi = owner.str_list("acpi");
     if acpi.is_empty() {
-        return if default_policy(&owner, id, op) {
+        return if default_policy(owner, id, op) {
             Ok(())
         } else {
             Err(denied())

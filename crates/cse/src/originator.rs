@@ -163,8 +163,8 @@ fn without_association(
 }
 
 fn registered(id: String, store: &dyn Store) -> Result<Originator> {
-    match store.get(&id)? {
-        Some(r) if r.ty == ResourceType::Ae => Ok(Originator::Ae(id)),
+    match store.resource_type(&id)? {
+        Some(ResourceType::Ae) => Ok(Originator::Ae(id)),
         _ => Err(Error::not_authenticated(format!(
             "originator '{id}' is not a registered AE"
         ))),

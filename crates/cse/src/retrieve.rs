@@ -16,6 +16,13 @@ impl Cse {
         let r = real_target(target)?;
         self.authorize(caller, &r, AccessOperation::RETRIEVE, None)?;
         let rcn = req.rcn.unwrap_or(ResultContent::Attributes);
+        if rcn == ResultContent::Attributes && req.atrl.is_empty() {
+            return Ok(Response::new(
+                ResponseStatusCode::Ok,
+                &req.rqi,
+                Some(r.into_wrapped()),
+            ));
+        }
         let children = || -> Result<Vec<model::Resource>> {
             let mut kids = self.store.children(r.ri(), None)?;
             kids.retain(|c| req.fc.matches(c.ty, &c.attrs));

@@ -65,6 +65,13 @@ impl Resource {
         self.attrs.get("cr").and_then(Value::as_str)
     }
 
+    /// The representation wrapped in its type's key, without copying the attributes.
+    pub fn into_wrapped(self) -> Value {
+        let mut m = Map::new();
+        m.insert(self.ty.wrapper().to_owned(), Value::Object(self.attrs));
+        Value::Object(m)
+    }
+
     /// The representation wrapped in its type's key, e.g. `{"m2m:cnt": {...}}`.
     pub fn wrapped(&self) -> Value {
         let mut m = Map::new();

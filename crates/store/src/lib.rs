@@ -49,6 +49,15 @@ pub type WriteJob = Box<dyn FnOnce(&mut dyn Txn) -> Result<()> + Send>;
 pub trait Store: Send + Sync + std::fmt::Debug + 'static {
     /// A resource by `ri` (committed state).
     fn get(&self, ri: &str) -> Result<Option<Resource>>;
+    /// A resource by `ri`, shared rather than copied (committed state). Hot paths that only
+    /// read use it; the default copies.
+    fn get_shared(&self, ri: &str) -> Result<Option<std::sync::Arc<Resource>>> {
+        Ok(self.get(ri)?.map(std::sync::Arc::new))
+    }
+    /// The type of a resource, if it exists (committed state).
+    fn resource_type(&self, ri: &str) -> Result<Option<ResourceType>> {
+        Ok(self.get_shared(ri)?.map(|r| r.ty))
+    }
     /// A resource by structured name (committed state).
     fn get_by_srn(&self, srn: &str) -> Result<Option<Resource>>;
     /// Direct children in creation order, optionally of one type.

@@ -513,6 +513,16 @@ impl SqliteStore {
 }
 
 impl Store for SqliteStore {
+    fn get_shared(&self, ri: &str) -> Result<Option<Arc<Resource>>> {
+        if let Some(r) = self.cached_read(|t| t.get(ri).cloned()) {
+            return Ok(Some(r));
+        }
+        if let Some(r) = self.instances.lock().ok().and_then(|i| i.get(ri).cloned()) {
+            return Ok(Some(r));
+        }
+        Ok(self.get(ri)?.map(Arc::new))
+    }
+
     fn get(&self, ri: &str) -> Result<Option<Resource>> {
         if let Some(r) = self.cached_read(|t| t.get(ri).map(|r| Resource::clone(r))) {
             return Ok(Some(r));
