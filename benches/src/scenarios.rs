@@ -192,7 +192,7 @@ async fn rounds(
                     Watch::none(),
                 )
                 .await
-                    .with_context(|| format!("{} with {conns} connection(s)", scenario.name()))?;
+                .with_context(|| format!("{} with {conns} connection(s)", scenario.name()))?;
                 if *scenario == Scenario::Create {
                     created += result.ok + result.warmup_ok;
                 }

@@ -201,7 +201,7 @@ impl Pki {
 }
 
 fn decode_hex(s: &str) -> Option<Vec<u8>> {
-    if s.len() % 2 != 0 {
+    if s.len() % 2 == 1 {
         return None;
     }
     (0..s.len())
@@ -265,7 +265,10 @@ pub(crate) fn context(mode: &Mode, pki: &Pki) -> anyhow::Result<SslContext> {
 
 /// A client connection of `context`, with SNI and the server name check, offering `session`
 /// for resumption if given.
-pub(crate) fn new_ssl(context: &SslContext, session: Option<&SslSessionRef>) -> anyhow::Result<Ssl> {
+pub(crate) fn new_ssl(
+    context: &SslContext,
+    session: Option<&SslSessionRef>,
+) -> anyhow::Result<Ssl> {
     let mut ssl = Ssl::new(context)?;
     ssl.set_hostname(SERVER_NAME)?;
     ssl.param_mut().set_host(SERVER_NAME)?;
@@ -515,9 +518,11 @@ async fn run_loop(
         }
         let counted = began >= start;
         let offered = session.is_some();
-        let outcome =
-            tokio::time::timeout(HANDSHAKE_TIMEOUT, handshake(addr, &context, session.as_deref()))
-                .await;
+        let outcome = tokio::time::timeout(
+            HANDSHAKE_TIMEOUT,
+            handshake(addr, &context, session.as_deref()),
+        )
+        .await;
         let done = match outcome {
             Ok(Ok(done)) => done,
             Ok(Err(e)) => {
@@ -527,7 +532,10 @@ async fn run_loop(
                 continue;
             }
             Err(_) => {
-                out.fail(counted, format!("no handshake within {HANDSHAKE_TIMEOUT:?}"));
+                out.fail(
+                    counted,
+                    format!("no handshake within {HANDSHAKE_TIMEOUT:?}"),
+                );
                 session = None;
                 continue;
             }
@@ -543,7 +551,9 @@ async fn run_loop(
         // OpenSSL calls a TLS 1.3 external PSK "reused"; only certificates say anything.
         let wrong = match (mode.credential, mode.resume, done.resumed) {
             (Credential::Certificate, true, false) => Some("session offered but not resumed"),
-            (Credential::Certificate, false, true) => Some("resumed although no session was offered"),
+            (Credential::Certificate, false, true) => {
+                Some("resumed although no session was offered")
+            }
             _ => None,
         };
         if let Some(kind) = wrong {
