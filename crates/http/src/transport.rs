@@ -65,7 +65,7 @@ pub struct Tls {
 }
 
 impl Transport for Tls {
-    type Io = tokio_openssl::SslStream<TcpStream>;
+    type Io = security::tls::TlsStream;
 
     fn name(&self) -> &str {
         &self.listener

@@ -124,6 +124,17 @@ impl SqliteStore {
         )? {
             tree.put(r);
         }
+        let mut remembered = conn
+            .prepare("SELECT credential_id, ae_id FROM credential_aes")
+            .map_err(db_err)?;
+        let rows = remembered
+            .query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?)))
+            .map_err(db_err)?;
+        for row in rows {
+            let (credential, ae) = row.map_err(db_err)?;
+            tree.remember(credential, ae);
+        }
+        drop(remembered);
         let tree = Arc::new(RwLock::new(tree));
         // Checkpoints run on their own connection, so the writer never stalls on one.
         conn.pragma_update(None, "wal_autocheckpoint", 0)
@@ -478,6 +489,7 @@ impl Txn for SqlTxn<'_> {
             .map_err(db_err)?;
         stmt.execute(params![credential_id, ae_id])
             .map_err(db_err)?;
+        self.job.remember(credential_id, ae_id);
         Ok(())
     }
 }
@@ -568,14 +580,11 @@ impl Store for SqliteStore {
     }
 
     fn credential_ae(&self, credential_id: &str) -> Result<Option<String>> {
-        self.with_reader(|c| {
-            let mut stmt = c
-                .prepare_cached("SELECT ae_id FROM credential_aes WHERE credential_id = ?1")
-                .map_err(db_err)?;
-            stmt.query_row([credential_id], |r| r.get::<_, String>(0))
-                .optional()
-                .map_err(db_err)
-        })
+        let tree = self
+            .tree
+            .read()
+            .map_err(|_| Error::internal("store cache poisoned"))?;
+        Ok(tree.credential_ae(credential_id).cloned())
     }
 
     fn expired(&self, now: &str, limit: usize) -> Result<Vec<String>> {

@@ -1,5 +1,11 @@
 //! Shared test fixtures: skip-or-fail for missing services, SoftHSM tokens, swtpm instances.
-#![allow(dead_code, unused_imports, unreachable_pub, missing_docs, clippy::unwrap_used)]
+#![allow(
+    dead_code,
+    unused_imports,
+    unreachable_pub,
+    missing_docs,
+    clippy::unwrap_used
+)]
 
 use std::net::{TcpListener, TcpStream};
 use std::os::unix::fs::PermissionsExt;

@@ -167,7 +167,7 @@ impl TlsAcceptor {
         &self,
         tcp: TcpStream,
         peer: SocketAddr,
-    ) -> Result<(SslStream<TcpStream>, Established), HandshakeError> {
+    ) -> Result<(TlsStream, Established), HandshakeError> {
         let _admission = self.inner.limits.admit(peer.ip())?;
         let timeout: Duration = self.inner.policy.handshake_timeout;
         match tokio::time::timeout(timeout, self.handshake(tcp)).await {
@@ -196,15 +196,15 @@ impl TlsAcceptor {
         self.inner.limits.in_progress()
     }
 
-    async fn handshake(
-        &self,
-        tcp: TcpStream,
-    ) -> Result<(SslStream<TcpStream>, Established), HandshakeError> {
+    async fn handshake(&self, tcp: TcpStream) -> Result<(TlsStream, Established), HandshakeError> {
         let inner = &*self.inner;
         tcp.set_nodelay(true).map_err(HandshakeError::Io)?;
         let mut ssl = Ssl::new(&inner.context).map_err(openssl_failure)?;
         ssl.set_ex_data(inner.index, ConnState::default());
-        let mut stream = SslStream::new(ssl, tcp).map_err(openssl_failure)?;
+        // Reads go through a buffer: one `recv` brings whole TLS records (often several),
+        // instead of one call for each record's header and another for its body.
+        let io = tokio::io::BufReader::with_capacity(READ_BUFFER, tcp);
+        let mut stream = SslStream::new(ssl, io).map_err(openssl_failure)?;
         if let Err(error) = Pin::new(&mut stream).accept().await {
             return Err(failure::classify(
                 error,
@@ -223,6 +223,12 @@ impl TlsAcceptor {
         }
     }
 }
+
+/// An established TLS connection, over a buffered reader.
+pub type TlsStream = SslStream<tokio::io::BufReader<TcpStream>>;
+
+/// Bytes read from the socket at once under TLS: a full 16 KiB record plus its header.
+const READ_BUFFER: usize = 16 * 1024 + 512;
 
 /// OpenSSL failing to set up a connection (memory, mostly): not the client's fault.
 fn openssl_failure(e: openssl::error::ErrorStack) -> HandshakeError {

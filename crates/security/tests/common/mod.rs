@@ -445,7 +445,7 @@ impl Server {
                 tokio::spawn(async move {
                     match a.accept(tcp, peer).await {
                         Ok((mut stream, established)) => {
-                            if !stream.get_ref().nodelay().unwrap_or(false) {
+                            if !stream.get_ref().get_ref().nodelay().unwrap_or(false) {
                                 let _ = tx.send(Err(HandshakeError::Refused {
                                     reason: "TEST: TCP_NODELAY is not set".into(),
                                 }));

@@ -23,6 +23,9 @@ pub(super) struct Tree {
     ri_by_srn: HashMap<String, String>,
     /// Cached children of each parent, in creation order.
     children: HashMap<String, Vec<String>>,
+    /// The AE-ID remembered for each credential (read on every request over a PSK with
+    /// `allowed_aes`).
+    credential_aes: HashMap<String, String>,
 }
 
 impl Tree {
@@ -44,6 +47,14 @@ impl Tree {
             .filter(|r| r.ty == ty)
             .map(|r| Resource::clone(r))
             .collect()
+    }
+
+    pub(super) fn credential_ae(&self, credential_id: &str) -> Option<&String> {
+        self.credential_aes.get(credential_id)
+    }
+
+    pub(super) fn remember(&mut self, credential_id: String, ae_id: String) {
+        self.credential_aes.insert(credential_id, ae_id);
     }
 
     /// Adds or replaces a resource.
@@ -80,6 +91,7 @@ impl Tree {
 pub(super) struct Overlay {
     state: HashMap<String, Option<Resource>>,
     order: Vec<String>,
+    credentials: Vec<(String, String)>,
 }
 
 impl Overlay {
@@ -93,8 +105,14 @@ impl Overlay {
         }
     }
 
+    pub(super) fn remember(&mut self, credential_id: &str, ae_id: &str) {
+        self.credentials
+            .push((credential_id.to_owned(), ae_id.to_owned()));
+    }
+
     /// Moves a finished job's changes into the batch.
     pub(super) fn absorb(&mut self, job: Overlay) {
+        self.credentials.extend(job.credentials);
         for ri in job.order {
             if let Some(r) = job.state.get(&ri) {
                 self.record(&ri, r.clone());
@@ -104,7 +122,14 @@ impl Overlay {
 
     /// Applies committed changes to the tree and to the recent instances.
     pub(super) fn apply(self, tree: &mut Tree, instances: &mut Instances) {
-        let Overlay { mut state, order } = self;
+        let Overlay {
+            mut state,
+            order,
+            credentials,
+        } = self;
+        for (credential, ae) in credentials {
+            tree.remember(credential, ae);
+        }
         let mut deleted = false;
         for ri in order {
             match state.remove(&ri) {
