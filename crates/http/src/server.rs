@@ -11,6 +11,7 @@ use crate::transport::{Plaintext, Transport};
 use crate::wire_case;
 use bytes::Bytes;
 use cse::SecurityContext;
+use futures_util::FutureExt;
 use http::header::CONTENT_LENGTH;
 use http::{Extensions, StatusCode};
 use http_body_util::{BodyExt, Full, Limited};
@@ -23,6 +24,7 @@ use model::{Error, Response};
 use std::convert::Infallible;
 use std::future::Future;
 use std::io;
+use std::panic::AssertUnwindSafe;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::net::TcpListener;
@@ -258,22 +260,32 @@ async fn answer<H: Handler>(
     }
 }
 
-/// Runs the handler on its own task. A client that disconnects then cannot cancel an
-/// operation between two of its steps, and a panic in the handler becomes a 5000 answer
-/// instead of a dropped connection.
+/// Runs the handler; a panic in it becomes a 5000 answer instead of a dropped connection.
+///
+/// Operations that change something run on their own task, so that a client that
+/// disconnects cannot cancel one between two of its steps (after its write, before its
+/// notifications). A RETRIEVE changes nothing, so it runs on the connection's task and saves
+/// the hand-over to another worker thread.
 async fn run_handler<H: Handler>(
     handler: Arc<H>,
     ctx: SecurityContext,
     req: model::Request,
 ) -> Response {
     let rqi = req.rqi.clone();
-    match tokio::spawn(async move { handler.handle(ctx, req).await }).await {
-        Ok(resp) => resp,
-        Err(e) => {
-            tracing::error!(error = %e, "request handler failed");
-            Response::error(&Error::internal("internal error"), rqi)
-        }
-    }
+    let outcome = if req.op == model::Operation::Retrieve {
+        AssertUnwindSafe(handler.handle(ctx, req))
+            .catch_unwind()
+            .await
+            .map_err(|_| "panicked".to_owned())
+    } else {
+        tokio::spawn(async move { handler.handle(ctx, req).await })
+            .await
+            .map_err(|e| e.to_string())
+    };
+    outcome.unwrap_or_else(|e| {
+        tracing::error!(error = %e, "request handler failed");
+        Response::error(&Error::internal("internal error"), rqi)
+    })
 }
 
 /// A request refused by the binding: the error to answer with, and an HTTP status when

@@ -27,6 +27,12 @@ struct Args {
     config: Option<PathBuf>,
 }
 
+/// mimalloc: the request path allocates and frees many small objects on two kinds of
+/// threads (tokio workers and the store writer), where glibc's allocator spends a
+/// noticeable share of the time consolidating and locking (measured: `docs/benchmarks.md`).
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 /// Exit code for an unusable configuration (EX_USAGE), before any socket opens.
 const EXIT_CONFIG: i32 = 64;
 

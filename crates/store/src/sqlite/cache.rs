@@ -92,6 +92,8 @@ pub(super) struct Overlay {
     state: HashMap<String, Option<Resource>>,
     order: Vec<String>,
     credentials: Vec<(String, String)>,
+    /// Resources whose new state is written to SQLite only at the end of the group.
+    deferred: Vec<String>,
 }
 
 impl Overlay {
@@ -105,6 +107,22 @@ impl Overlay {
         }
     }
 
+    /// Records an update whose SQL write waits for the end of the group.
+    pub(super) fn record_deferred(&mut self, ri: &str, r: Resource) {
+        self.record(ri, Some(r));
+        self.deferred.push(ri.to_owned());
+    }
+
+    /// The final state of every deferred update that still exists, once each.
+    pub(super) fn deferred(&self) -> Vec<&Resource> {
+        let mut seen = std::collections::HashSet::new();
+        self.deferred
+            .iter()
+            .filter(|ri| seen.insert(ri.as_str()))
+            .filter_map(|ri| self.state.get(ri).and_then(Option::as_ref))
+            .collect()
+    }
+
     pub(super) fn remember(&mut self, credential_id: &str, ae_id: &str) {
         self.credentials
             .push((credential_id.to_owned(), ae_id.to_owned()));
@@ -113,6 +131,7 @@ impl Overlay {
     /// Moves a finished job's changes into the batch.
     pub(super) fn absorb(&mut self, job: Overlay) {
         self.credentials.extend(job.credentials);
+        self.deferred.extend(job.deferred);
         for ri in job.order {
             if let Some(r) = job.state.get(&ri) {
                 self.record(&ri, r.clone());
@@ -126,6 +145,7 @@ impl Overlay {
             mut state,
             order,
             credentials,
+            ..
         } = self;
         for (credential, ae) in credentials {
             tree.remember(credential, ae);

@@ -313,3 +313,61 @@ async fn updating_et_moves_the_resource_in_the_expiry_index() {
         Some(vec!["c".to_string()])
     );
 }
+
+#[tokio::test]
+async fn updates_written_at_the_end_of_the_group_keep_only_successful_jobs() {
+    let dir = tempfile::tempdir().expect("tmp");
+    {
+        let store = open(dir.path());
+        seed(&store).await;
+        let set = |n: u64, fail: bool| {
+            let s = store.clone();
+            tokio::spawn(async move {
+                write(&*s, move |t| {
+                    let mut c = t
+                        .get("cnt1")?
+                        .ok_or_else(|| model::Error::not_found("cnt1"))?;
+                    c.attrs.insert("cni".into(), json!(n));
+                    t.update(&c)?;
+                    if fail {
+                        return Err(model::Error::bad_request("rolled back"));
+                    }
+                    Ok(())
+                })
+                .await
+            })
+        };
+        let (a, b, c) = (set(1, false), set(2, false), set(99, true));
+        assert!(a.await.map(|r| r.is_ok()).unwrap_or(false));
+        assert!(b.await.map(|r| r.is_ok()).unwrap_or(false));
+        assert!(c.await.map(|r| r.is_err()).unwrap_or(false));
+        assert_eq!(
+            store
+                .get("cnt1")
+                .ok()
+                .flatten()
+                .and_then(|r| r.u64_attr("cni")),
+            Some(2)
+        );
+        // Deleted in the same group as an update: nothing is resurrected.
+        write(&*store, |t| {
+            let c = t
+                .get("cnt2")?
+                .ok_or_else(|| model::Error::not_found("cnt2"))?;
+            t.update(&c)?;
+            t.delete_subtree("cnt2").map(|_| ())
+        })
+        .await
+        .expect("update then delete");
+    }
+    let store = open(dir.path());
+    assert_eq!(
+        store
+            .get("cnt1")
+            .ok()
+            .flatten()
+            .and_then(|r| r.u64_attr("cni")),
+        Some(2)
+    );
+    assert!(store.get("cnt2").ok().flatten().is_none());
+}
