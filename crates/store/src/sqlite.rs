@@ -88,10 +88,10 @@ impl SqliteStore {
         conn.pragma_update(None, "journal_mode", "WAL")
             .map_err(db_err)?;
         // Each write job runs in a savepoint: keep its statement journal in memory, and the
-        // writer's page cache large enough that index pages stay hot.
+        // writer's page cache (16 MiB) large enough that index pages stay hot.
         conn.pragma_update(None, "temp_store", "MEMORY")
             .map_err(db_err)?;
-        conn.pragma_update(None, "cache_size", -65536)
+        conn.pragma_update(None, "cache_size", -16384)
             .map_err(db_err)?;
         conn.pragma_update(None, "synchronous", "FULL")
             .map_err(db_err)?;
