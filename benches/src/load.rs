@@ -142,15 +142,20 @@ impl<'a> Watch<'a> {
     }
 }
 
+/// `count` per second over `elapsed` (0 for an empty window).
+pub(crate) fn per_second(count: u64, elapsed: std::time::Duration) -> f64 {
+    let secs = elapsed.as_secs_f64();
+    if secs > 0.0 {
+        count as f64 / secs
+    } else {
+        0.0
+    }
+}
+
 impl LoadResult {
     /// Successful requests per second.
     pub(crate) fn rate(&self) -> f64 {
-        let secs = self.elapsed.as_secs_f64();
-        if secs > 0.0 {
-            self.ok as f64 / secs
-        } else {
-            0.0
-        }
+        per_second(self.ok, self.elapsed)
     }
 }
 

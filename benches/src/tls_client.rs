@@ -418,12 +418,7 @@ pub(crate) struct HandshakeResult {
 impl HandshakeResult {
     /// Successful handshakes per second.
     pub(crate) fn rate(&self) -> f64 {
-        let secs = self.elapsed.as_secs_f64();
-        if secs > 0.0 {
-            self.ok as f64 / secs
-        } else {
-            0.0
-        }
+        crate::load::per_second(self.ok, self.elapsed)
     }
 }
 

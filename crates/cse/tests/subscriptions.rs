@@ -4,7 +4,7 @@ mod common;
 use common::*;
 use model::{ResourceType as T, ResponseStatusCode as R};
 use serde_json::json;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 async fn setup() -> (TestCse, String) {
     let t = TestCse::new().await;
@@ -35,7 +35,6 @@ async fn verification_then_child_created_notifications() {
     let got = rx.wait_for(1).await;
     assert_eq!(got[0]["m2m:sgn"]["vrq"], json!(true));
     assert_eq!(got[0]["m2m:sgn"]["sur"], json!("cse-in/ae/c/s"));
-    let start = Instant::now();
     t.create(
         &id,
         "cse-in/ae/c",
@@ -44,11 +43,9 @@ async fn verification_then_child_created_notifications() {
     )
     .await;
     let got = rx.wait_for(2).await;
-    let elapsed = start.elapsed();
     let sgn = &got[1]["m2m:sgn"];
     assert_eq!(sgn["nev"]["net"], json!(3));
     assert_eq!(sgn["nev"]["rep"]["m2m:cin"]["con"], json!("42"));
-    assert!(elapsed < Duration::from_secs(5));
     // An update of the container is not an event this subscription asked for.
     t.update(&id, "cse-in/ae/c", json!({"m2m:cnt": {"lbl": ["x"]}}))
         .await;

@@ -25,10 +25,6 @@ pub const SCHEMA_VERSION: u32 = 1;
 pub trait Txn {
     /// A resource by `ri`.
     fn get(&mut self, ri: &str) -> Result<Option<Resource>>;
-    /// A resource by structured name.
-    fn get_by_srn(&mut self, srn: &str) -> Result<Option<Resource>>;
-    /// Direct children in creation order, optionally of one type.
-    fn children(&mut self, pi: &str, ty: Option<ResourceType>) -> Result<Vec<Resource>>;
     /// The oldest direct child of a type.
     fn oldest_child(&mut self, pi: &str, ty: ResourceType) -> Result<Option<Resource>>;
     /// Inserts a new resource; a taken `ri` or structured name is a 4105 CONFLICT.

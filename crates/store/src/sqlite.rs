@@ -434,14 +434,6 @@ impl Txn for SqlTxn<'_> {
         get(self.conn, ri)
     }
 
-    fn get_by_srn(&mut self, srn: &str) -> Result<Option<Resource>> {
-        get_by_srn(self.conn, srn)
-    }
-
-    fn children(&mut self, pi: &str, ty: Option<ResourceType>) -> Result<Vec<Resource>> {
-        children(self.conn, pi, ty)
-    }
-
     fn oldest_child(&mut self, pi: &str, ty: ResourceType) -> Result<Option<Resource>> {
         edge_child(self.conn, pi, ty, false)
     }
