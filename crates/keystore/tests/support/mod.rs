@@ -192,7 +192,11 @@ pub fn swtpm() -> Option<Swtpm> {
             if let Ok(Some(_)) = child.try_wait() {
                 break; // exited: port taken, try again
             }
-            if TcpStream::connect(("127.0.0.1", port)).is_ok() {
+            // The TCTI opens both sockets; swtpm opens them one after the other, so ready
+            // means both answer.
+            if TcpStream::connect(("127.0.0.1", port)).is_ok()
+                && TcpStream::connect(("127.0.0.1", ctrl)).is_ok()
+            {
                 return Some(Swtpm { child, port, state });
             }
             std::thread::sleep(Duration::from_millis(20));
