@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # Makes everything needed to try secure-cse's TLS listener, with the openssl command line:
 #   ca.pem / ca.key          a CA (ECDSA P-256) whose name constraints cover the SP's domain
-#   cse.pem / cse.key        the CSE's certificate: its public domain name and localhost
+#   cse.pem / cse.key        the CSE's certificate: its public domain name and localhost (as a
+#                            server, and as a client towards https notification targets)
+#   target.pem / target.key  an https notification target on localhost
 #   ae1.pem / ae1.key        an AE-ID certificate (URI SAN //<sp>/<cse>/Cae1)
 #   admin.pem / admin.key    an admin credential: the admin originator's AE-ID certificate
 #   revoked.pem / .key       an AE certificate that ca.crl revokes
@@ -63,7 +65,8 @@ issue() {
   rm -f "$name.csr" "$name.ext"
 }
 
-issue cse "$cse" serverAuth "DNS:${cse}.${sp}" "DNS:localhost"
+issue cse "$cse" "serverAuth, clientAuth" "DNS:${cse}.${sp}" "DNS:localhost"
+issue target target serverAuth "DNS:localhost"
 issue ae1 Cae1 clientAuth "URI://${sp}/${cse}/Cae1"
 issue admin CAdmin clientAuth "URI://${sp}/${cse}/CAdmin"
 issue revoked Crevoked clientAuth "URI://${sp}/${cse}/Crevoked"

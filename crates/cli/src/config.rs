@@ -148,6 +148,41 @@ pub struct NotificationSection {
     pub attempts: Option<u32>,
     /// Timeout per attempt, milliseconds.
     pub timeout_ms: Option<u64>,
+    /// CAs that vouch for `https://` notification targets.
+    pub trust_anchors: Option<Vec<PathBuf>>,
+    /// The CSE's client certificate chain towards `https://` targets.
+    pub certificate: Option<PathBuf>,
+    /// Its private key.
+    pub private_key: Option<PathBuf>,
+}
+
+impl NotificationSection {
+    /// The TLS client settings for `https://` targets (the binary reads the files before
+    /// it listens).
+    fn tls(&self) -> Result<Option<cse::NotificationTls>, ConfigError> {
+        let client_certificate = match (&self.certificate, &self.private_key) {
+            (Some(c), Some(k)) => Some((c.clone(), k.clone())),
+            (None, None) => None,
+            _ => {
+                return Err(ConfigError::Invalid(
+                    "notifications.certificate and notifications.private_key go together".into(),
+                ))
+            }
+        };
+        let tls = match (&self.trust_anchors, client_certificate) {
+            (None, None) => return Ok(None),
+            (None, Some(_)) => {
+                return Err(ConfigError::Invalid(
+                    "notifications.certificate needs notifications.trust_anchors".into(),
+                ))
+            }
+            (Some(cas), client_certificate) => cse::NotificationTls {
+                trust_anchors: cas.clone(),
+                client_certificate,
+            },
+        };
+        Ok(Some(tls))
+    }
 }
 
 /// `[log]`
@@ -285,6 +320,7 @@ impl FileConfig {
         set!(c.notification_queue, n.queue);
         set!(c.notification_attempts, n.attempts);
         set!(c.notification_timeout_ms, n.timeout_ms);
+        c.notification_tls = n.tls()?;
         if c.discovery_limit == 0 || c.notification_queue == 0 || c.notification_attempts == 0 {
             return Err(ConfigError::Invalid("discovery_limit, notifications.queue and notifications.attempts must be at least 1".into()));
         }
@@ -554,6 +590,6 @@ mod tests {
                 _ => 0,
             };
         }
-        assert_eq!(documented, 41, "every option is in the documented sample");
+        assert_eq!(documented, 44, "every option is in the documented sample");
     }
 }

@@ -70,9 +70,8 @@ pub fn encode_query(req: &Request) -> String {
 /// The query string (without `?`) for filter criteria alone, in the form the server parses
 /// back into an equal [`FilterCriteria`].
 ///
-/// List items are joined with `+` (`ty=3+4`). An item that itself contains `+` is sent
-/// escaped, but the server splits `lbl` and `cty` on `+` after decoding, so such labels do
-/// not survive the trip.
+/// List items are joined with `+` (`ty=3+4`); an item that itself contains `+` is sent
+/// escaped (`%2B`), and the server splits before decoding, so it arrives whole.
 pub fn encode_filter(fc: &FilterCriteria) -> String {
     let mut q = Query::default();
     filter_into(fc, &mut q);
@@ -204,6 +203,9 @@ mod tests {
         ] {
             fc.add(k, v).expect("valid test criterion");
         }
+        fc.add_item("lbl", "c++").expect("a label with plus signs");
+        fc.add_item("cty", "application/x+json")
+            .expect("a type with a plus");
         assert_eq!(parse_filter(&encode_filter(&fc)), fc);
         assert_eq!(encode_filter(&FilterCriteria::default()), "");
     }

@@ -1,5 +1,7 @@
 //! The CSE's identity and limits, resolved from the configuration file and command line.
 
+use std::path::PathBuf;
+
 /// Settings the request pipeline needs. Defaults are the documented defaults of
 /// `docs/configuration.md`.
 #[derive(Debug, Clone)]
@@ -34,6 +36,19 @@ pub struct CseConfig {
     pub notification_attempts: u32,
     /// Notification delivery: timeout of one attempt, in milliseconds.
     pub notification_timeout_ms: u64,
+    /// How `https://` notification targets are authenticated (and the CSE to them); without
+    /// it, only `http://` targets can be reached.
+    pub notification_tls: Option<NotificationTls>,
+}
+
+/// The TLS client side of notification delivery.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NotificationTls {
+    /// CA certificates (PEM files) that vouch for notification targets.
+    pub trust_anchors: Vec<PathBuf>,
+    /// The CSE's own certificate chain and private key (PEM files), for targets that ask
+    /// for mutual authentication.
+    pub client_certificate: Option<(PathBuf, PathBuf)>,
 }
 
 impl Default for CseConfig {
@@ -53,6 +68,7 @@ impl Default for CseConfig {
             notification_queue: 1024,
             notification_attempts: 5,
             notification_timeout_ms: 2000,
+            notification_tls: None,
         }
     }
 }

@@ -28,7 +28,7 @@ pub mod security_context;
 pub mod subscription;
 mod update;
 
-pub use config::CseConfig;
+pub use config::{CseConfig, NotificationTls};
 pub use security_context::{Association, NoAssociation, SecurityContext};
 
 use addressing::Target;

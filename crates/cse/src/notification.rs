@@ -1,9 +1,9 @@
-//! Notification delivery: each target has a bounded queue served by its own task, which
-//! delivers in order and retries with exponential backoff. Enqueuing never waits, so a slow
+//! Notification delivery over HTTP or HTTPS: each target has a bounded queue served by its
+//! own task, which delivers in order and retries with exponential backoff. Enqueuing never waits, so a slow
 //! or dead notification target can never slow down the request path.
 
-use crate::config::CseConfig;
-use client::{Client, ClientError};
+use crate::config::{CseConfig, NotificationTls};
+use client::{Client, ClientError, TlsOptions};
 use model::{Error, Operation, Request, ResponseStatusCode, Result};
 use serde_json::Value;
 use std::collections::HashMap;
@@ -14,13 +14,13 @@ use tokio::sync::mpsc;
 /// One notification to one target URL.
 #[derive(Debug, Clone)]
 pub struct Notification {
-    /// Where to send it (`http://host:port/path`).
+    /// Where to send it (`http[s]://host:port/path`).
     pub url: String,
     /// The `m2m:sgn` content.
     pub body: Value,
 }
 
-/// Delivers notifications over HTTP.
+/// Delivers notifications over HTTP, and over HTTPS when [`CseConfig::notification_tls`] is set.
 #[derive(Debug, Clone)]
 pub struct Notifier {
     inner: Arc<Inner>,
@@ -40,9 +40,12 @@ impl Notifier {
     pub fn new(config: &CseConfig) -> Result<Self> {
         let timeout = Duration::from_millis(config.notification_timeout_ms.max(1));
         // The base URL is never used: notifications go to absolute URLs (`send_to_url`).
-        let client = Client::new("http://127.0.0.1")
-            .map_err(|e| Error::internal(e.to_string()))?
-            .with_timeout(timeout);
+        let client = match &config.notification_tls {
+            None => Client::new("http://127.0.0.1"),
+            Some(tls) => Client::with_tls("http://127.0.0.1", tls_options(tls)),
+        }
+        .map_err(|e| Error::internal(format!("notification client: {e}")))?
+        .with_timeout(timeout);
         Ok(Self {
             inner: Arc::new(Inner {
                 client,
@@ -82,6 +85,25 @@ impl Notifier {
             }
         }
     }
+}
+
+/// Reads the files of `tls` and builds the client configuration, so a configuration error
+/// shows at start-up rather than at the first notification.
+pub fn check_tls(tls: &NotificationTls) -> std::result::Result<(), ClientError> {
+    Client::with_tls("http://127.0.0.1", tls_options(tls)).map(drop)
+}
+
+/// The client TLS options for `https://` targets: only the configured CAs vouch for a
+/// target, whose host name must match its certificate.
+fn tls_options(tls: &NotificationTls) -> TlsOptions {
+    let mut options = TlsOptions::new();
+    for ca in &tls.trust_anchors {
+        options = options.trust_anchor_file(ca);
+    }
+    if let Some((chain, key)) = &tls.client_certificate {
+        options = options.client_cert_files(chain, key);
+    }
+    options
 }
 
 async fn deliver_loop(inner: Arc<Inner>, url: String, mut rx: mpsc::Receiver<Notification>) {

@@ -6,7 +6,7 @@ use crate::media;
 use http::request::Parts;
 use http::{header::CONTENT_TYPE, Method};
 use model::codec::{self, Format};
-use model::filter::NON_FILTER_PARAMS;
+use model::filter::{FilterCriteria, NON_FILTER_PARAMS};
 use model::{Error, Operation, Request, ResponseStatusCode, Result, ResultContent};
 use percent_encoding::percent_decode_str;
 use serde_json::Value;
@@ -110,6 +110,7 @@ pub(crate) fn target(path: &str) -> Result<String> {
 /// which refuses unknown names with 4000. Of the request parameters:
 ///
 /// * `rcn`, `rt`, `drt` (once each) and `atrl` (`+`-separated, may repeat) are mapped;
+///   list items (`atrl`, `lbl`, `cty`, `ty`) are split on `+` before percent-decoding;
 /// * `rp` (result persistence) is ignored: it only means something for non-blocking
 ///   requests, which the CSE refuses through `rt`;
 /// * `da` (delivery aggregation) is accepted when false and refused with 5001 when true;
@@ -117,9 +118,22 @@ pub(crate) fn target(path: &str) -> Result<String> {
 ///   places for one parameter invite disagreement.
 pub(crate) fn apply_query(req: &mut Request, query: &str) -> Result<()> {
     for pair in query.split('&').filter(|p| !p.is_empty()) {
-        let (key, value) = pair.split_once('=').unwrap_or((pair, ""));
+        let (key, raw) = pair.split_once('=').unwrap_or((pair, ""));
         let key = decode_query(key)?;
-        let value = decode_query(value)?;
+        // List items are split on the literal `+` before decoding, so an item may carry an
+        // escaped `%2B` of its own.
+        if key == "atrl" || FilterCriteria::is_list(&key) {
+            for item in raw.split('+').filter(|i| !i.is_empty()) {
+                let item = decode_query(item)?;
+                if key == "atrl" {
+                    req.atrl.push(item);
+                } else {
+                    req.fc.add_item(&key, &item)?;
+                }
+            }
+            continue;
+        }
+        let value = decode_query(raw)?;
         match key.as_str() {
             "rcn" => once(
                 &mut req.rcn,
@@ -131,12 +145,6 @@ pub(crate) fn apply_query(req: &mut Request, query: &str) -> Result<()> {
                 d @ (1 | 2) => once(&mut req.drt, &key, d)?,
                 _ => return Err(Error::bad_request("drt must be 1 or 2")),
             },
-            "atrl" => req.atrl.extend(
-                value
-                    .split('+')
-                    .filter(|a| !a.is_empty())
-                    .map(str::to_owned),
-            ),
             "rp" => {}
             "da" => match value.as_str() {
                 "false" | "0" => {}
@@ -364,6 +372,10 @@ mod tests {
         assert_eq!((r.drt, r.rt), (Some(2), Some(1)));
         let r = map(Method::GET, "/cse-in?lbl=key%3Dvalue&rn=a%26b", &[]).expect("valid");
         assert_eq!(r.fc.lbl, vec!["key=value"]);
+        // `+` separates items; an escaped `%2B` belongs to its item.
+        let r = map(Method::GET, "/cse-in?lbl=c%2B%2B+rust&atrl=a%2Bb+c", &[]).expect("valid");
+        assert_eq!(r.fc.lbl, vec!["c++", "rust"]);
+        assert_eq!(r.atrl, vec!["a+b", "c"]);
         assert_eq!(r.fc.rn, vec!["a&b"]);
         for bad in [
             "rcn=x",

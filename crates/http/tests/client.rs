@@ -103,6 +103,7 @@ async fn filters_and_query_parameters_round_trip() {
     ] {
         fc.add(k, v).unwrap();
     }
+    fc.add_item("lbl", "tariff+peak").unwrap();
     let mut req = Request::new(Operation::Retrieve, "cse-in", Some("CAdmin".into()));
     req.fc = fc.clone();
     req.drt = Some(2);

@@ -60,8 +60,27 @@ fn int(key: &str, v: &str) -> Result<u64> {
 }
 
 impl FilterCriteria {
-    /// Adds one `key=value` criterion (HTTP query form; repeated keys add to lists).
+    /// Whether a criterion is a list whose items the HTTP query form joins with `+`.
+    pub fn is_list(key: &str) -> bool {
+        matches!(key, "lbl" | "cty" | "ty")
+    }
+
+    /// Adds one `key=value` criterion in its decoded query form: list criteria are split on
+    /// `+` (`ty=3+4`); repeated keys add to lists. A list item containing `+` needs
+    /// [`add_item`](Self::add_item).
     pub fn add(&mut self, key: &str, value: &str) -> Result<()> {
+        if !Self::is_list(key) {
+            return self.add_item(key, value);
+        }
+        value
+            .split('+')
+            .filter(|item| key == "ty" || !item.is_empty())
+            .try_for_each(|item| self.add_item(key, item))
+    }
+
+    /// Adds one criterion whose value is a single item (a list criterion gets one more
+    /// entry, taken as it is).
+    pub fn add_item(&mut self, key: &str, value: &str) -> Result<()> {
         match key {
             "fu" => {
                 self.fu = Some(match int(key, value)? {
@@ -88,24 +107,10 @@ impl FilterCriteria {
                     _ => return Err(Error::bad_request("fo must be 1 or 2")),
                 })
             }
-            "lbl" => self.lbl.extend(
-                value
-                    .split('+')
-                    .filter(|s| !s.is_empty())
-                    .map(str::to_owned),
-            ),
-            "cty" => self.cty.extend(
-                value
-                    .split('+')
-                    .filter(|s| !s.is_empty())
-                    .map(str::to_owned),
-            ),
+            "lbl" => self.lbl.push(value.to_owned()),
+            "cty" => self.cty.push(value.to_owned()),
             "rn" => self.rn.push(value.to_owned()),
-            "ty" => {
-                for t in value.split('+') {
-                    self.ty.push(ResourceType::from_code(int(key, t)?)?);
-                }
-            }
+            "ty" => self.ty.push(ResourceType::from_code(int(key, value)?)?),
             _ => {
                 return Err(Error::bad_request(format!(
                     "unknown filter criterion '{key}'"
@@ -127,7 +132,7 @@ impl FilterCriteria {
                 other => vec![scalar(other)?],
             };
             for item in items {
-                fc.add(k, &item)?;
+                fc.add_item(k, &item)?;
             }
         }
         Ok(fc)

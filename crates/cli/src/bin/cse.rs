@@ -64,6 +64,11 @@ fn main() {
         Ok(crls) => settings.cse.published_crls = crls,
         Err(e) => fail_config(&format!("{e:#}")),
     }
+    if let Some(tls) = &settings.cse.notification_tls {
+        if let Err(e) = cse::notification::check_tls(tls) {
+            fail_config(&format!("[notifications] TLS: {e}"));
+        }
+    }
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()

@@ -1,0 +1,250 @@
+//! Notifications to `https://` targets, end to end: the real `cse` binary, a PKI made by
+//! `scripts/make-test-pki.sh`, and a notification target in Python (`ssl` module) that asks
+//! for the CSE's client certificate.
+mod common;
+
+use common::*;
+use model::{Operation, Request, ResourceType, ResponseStatusCode};
+use serde_json::{json, Value};
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, ChildStdout, Command, Stdio};
+use std::sync::mpsc;
+use std::time::Duration;
+
+fn have_tools() -> bool {
+    let ok = ["openssl", "python3"].iter().all(|tool| {
+        Command::new(tool)
+            .arg("--version")
+            .output()
+            .is_ok_and(|o| o.status.success())
+            || Command::new(tool)
+                .arg("version")
+                .output()
+                .is_ok_and(|o| o.status.success())
+    });
+    if !ok {
+        assert!(
+            std::env::var_os("SECURE_CSE_REQUIRE_SERVICES").is_none(),
+            "openssl and python3 are required (SECURE_CSE_REQUIRE_SERVICES is set)"
+        );
+        eprintln!("skipping: openssl or python3 is not installed");
+    }
+    ok
+}
+
+fn make_pki(dir: &Path) -> PathBuf {
+    let pki = dir.join("tls");
+    let script = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../../scripts/make-test-pki.sh"
+    );
+    let out = Command::new("bash")
+        .arg(script)
+        .arg(&pki)
+        .output()
+        .expect("run the PKI script");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    pki
+}
+
+/// The Python target: its port and one JSON value per request it received.
+struct Target {
+    child: Child,
+    port: u16,
+    received: mpsc::Receiver<Value>,
+}
+
+impl Target {
+    fn start(cert: &Path, key: &Path, client_ca: Option<&Path>) -> Self {
+        let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/support/https_target.py");
+        let mut child = Command::new("python3")
+            .arg(script)
+            .arg(cert)
+            .arg(key)
+            .args(client_ca)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("start the python target");
+        let mut lines = BufReader::new(child.stdout.take().expect("stdout")).lines();
+        let first = lines.next().and_then(Result::ok).unwrap_or_default();
+        let port = first
+            .strip_prefix("listening ")
+            .and_then(|p| p.parse().ok())
+            .unwrap_or_else(|| panic!("unexpected first line {first:?}"));
+        let (tx, received) = mpsc::channel();
+        std::thread::spawn(move || forward(lines, tx));
+        Self {
+            child,
+            port,
+            received,
+        }
+    }
+
+    fn url(&self) -> String {
+        format!("https://localhost:{}/notify", self.port)
+    }
+
+    fn next(&self) -> Value {
+        self.received
+            .recv_timeout(Duration::from_secs(20))
+            .expect("a request reaches the target")
+    }
+}
+
+fn forward(lines: std::io::Lines<BufReader<ChildStdout>>, tx: mpsc::Sender<Value>) {
+    for line in lines.map_while(Result::ok) {
+        if let Ok(v) = serde_json::from_str(&line) {
+            if tx.send(v).is_err() {
+                return;
+            }
+        }
+    }
+}
+
+impl Drop for Target {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn start_cse(dir: &Path, pki: &Path, client_cert: bool) -> Server {
+    let file = |name: &str| pki.join(name).to_string_lossy().into_owned();
+    let mut config = format!(
+        "[notifications]\ntimeout_ms = 5000\nattempts = 2\ntrust_anchors = [\"{}\"]\n",
+        file("ca.pem")
+    );
+    if client_cert {
+        config += &format!(
+            "certificate = \"{}\"\nprivate_key = \"{}\"\n",
+            file("cse.pem"),
+            file("cse.key")
+        );
+    }
+    let path = dir.join("cse.toml");
+    std::fs::write(&path, config).expect("config");
+    Server::start_with(
+        &dir.join("data"),
+        &["--config", path.to_str().expect("utf8")],
+    )
+}
+
+async fn create(server: &Server, to: &str, ty: ResourceType, pc: Value) -> ResponseStatusCode {
+    let mut req = Request::new(Operation::Create, to, Some("CAdmin".into()));
+    req.ty = Some(ty);
+    req.pc = Some(pc);
+    server.client().send(&req).await.expect("response").rsc
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn notifications_reach_an_https_target_with_mutual_authentication() {
+    if !have_tools() {
+        return;
+    }
+    let dir = tempfile::tempdir().expect("tmp");
+    let pki = make_pki(dir.path());
+    let target = Target::start(
+        &pki.join("target.pem"),
+        &pki.join("target.key"),
+        Some(&pki.join("ca.pem")),
+    );
+    let server = start_cse(dir.path(), &pki, true);
+
+    let cnt = json!({"m2m:cnt": {"rn": "meter"}});
+    assert_eq!(
+        create(&server, "cse-in", ResourceType::Container, cnt).await,
+        ResponseStatusCode::Created
+    );
+    let sub = json!({"m2m:sub": {"rn": "s", "nu": [target.url()], "enc": {"net": [3]}}});
+    assert_eq!(
+        create(&server, "cse-in/meter", ResourceType::Subscription, sub).await,
+        ResponseStatusCode::Created,
+        "{}",
+        server.log()
+    );
+    // The verification request came over TLS, from the CSE's certificate.
+    let verification = target.next();
+    assert_eq!(verification["peer_cn"], "id-in");
+    assert_eq!(verification["origin"], "/id-in");
+    assert_eq!(verification["body"]["m2m:sgn"]["vrq"], true);
+
+    let cin = json!({"m2m:cin": {"con": "42 kWh"}});
+    assert_eq!(
+        create(&server, "cse-in/meter", ResourceType::ContentInstance, cin).await,
+        ResponseStatusCode::Created
+    );
+    let notification = target.next();
+    assert_eq!(notification["path"], "/notify");
+    assert_eq!(notification["peer_cn"], "id-in");
+    assert_eq!(
+        notification["body"]["m2m:sgn"]["nev"]["rep"]["m2m:cin"]["con"],
+        "42 kWh"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_https_target_the_trust_anchors_do_not_vouch_for_is_refused() {
+    if !have_tools() {
+        return;
+    }
+    let dir = tempfile::tempdir().expect("tmp");
+    let pki = make_pki(dir.path());
+    // A second, unrelated PKI: its target certificate is not from the CSE's CA.
+    let other = make_pki(&dir.path().join("other"));
+    let target = Target::start(&other.join("target.pem"), &other.join("target.key"), None);
+    let server = start_cse(dir.path(), &pki, false);
+
+    assert_eq!(
+        create(
+            &server,
+            "cse-in",
+            ResourceType::Container,
+            json!({"m2m:cnt": {"rn": "meter"}})
+        )
+        .await,
+        ResponseStatusCode::Created
+    );
+    let sub = json!({"m2m:sub": {"rn": "s", "nu": [target.url()]}});
+    assert_eq!(
+        create(&server, "cse-in/meter", ResourceType::Subscription, sub).await,
+        ResponseStatusCode::SubscriptionVerificationInitiationFailed
+    );
+    assert!(
+        target.received.try_recv().is_err(),
+        "no request got through"
+    );
+    // Nothing was created.
+    let get = Request::new(Operation::Retrieve, "cse-in/meter/s", Some("CAdmin".into()));
+    assert_eq!(
+        server.client().send(&get).await.expect("response").rsc,
+        ResponseStatusCode::NotFound
+    );
+}
+
+#[test]
+fn unreadable_notification_tls_files_stop_the_cse_at_start() {
+    let dir = tempfile::tempdir().expect("tmp");
+    let path = dir.path().join("cse.toml");
+    std::fs::write(
+        &path,
+        "[notifications]\ntrust_anchors = [\"/nonexistent/ca.pem\"]\n",
+    )
+    .expect("config");
+    let out = Command::new(env!("CARGO_BIN_EXE_cse"))
+        .args(["--http", "127.0.0.1:0", "--data"])
+        .arg(dir.path().join("data"))
+        .arg("--config")
+        .arg(&path)
+        .output()
+        .expect("run cse");
+    assert_eq!(out.status.code(), Some(64));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("[notifications] TLS"), "{err}");
+    assert!(err.contains("/nonexistent/ca.pem"), "{err}");
+}
