@@ -110,25 +110,44 @@ impl CpuUse {
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct Watch<'a> {
     server: Option<&'a Server>,
+    /// Another process whose CPU counts as the server's (swtpm, which signs for the CSE).
+    helper: Option<u32>,
 }
 
 impl<'a> Watch<'a> {
     /// Measures nothing.
     pub(crate) fn none() -> Self {
-        Watch { server: None }
+        Watch {
+            server: None,
+            helper: None,
+        }
     }
 
     /// Measures `server` and this process.
     pub(crate) fn server(server: &'a Server) -> Self {
         Watch {
             server: Some(server),
+            helper: None,
+        }
+    }
+
+    /// Measures `server` plus the process `helper` (its CPU is added to the server's), and
+    /// this process.
+    pub(crate) fn server_with(server: &'a Server, helper: Option<u32>) -> Self {
+        Watch {
+            server: Some(server),
+            helper,
         }
     }
 
     /// The current readings (server, client), if watching.
     pub(crate) fn read(&self) -> Option<(Duration, Duration)> {
         let server = self.server?;
-        Some((server.cpu_time()?, crate::process::own_cpu_time()?))
+        let helper = match self.helper {
+            Some(pid) => crate::process::cpu_time_of(pid)?,
+            None => Duration::ZERO,
+        };
+        Some((server.cpu_time()? + helper, crate::process::own_cpu_time()?))
     }
 
     /// The CPU used since `before`.

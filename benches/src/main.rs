@@ -4,18 +4,25 @@
 //! `bench` (no subcommand) runs every scenario and prints one table; `bench hello --listen ADDR`
 //! is the baseline server, which the benchmark starts as a subprocess of itself so that both
 //! servers run the same way (their own process, their own tokio runtime). `bench tls` measures
-//! the CSE's TLS listener next to `openssl s_server` and plaintext. See `docs/benchmarks.md`.
+//! the CSE's TLS listener next to `openssl s_server` and plaintext; `bench tls-keyhome` its
+//! handshakes with the server key in each key home (levels 1-3) next to a key file, and each
+//! home's raw sign rate. See `docs/benchmarks.md`.
 //!
 //! Unsafe code is denied, with one exception: offering a TLS session for resumption
 //! (`tls_client::offer_session`), which the `openssl` crate only has as an `unsafe fn`.
 #![deny(unsafe_code)]
 
+mod acp_bench;
 mod client;
 mod hello;
+mod keyhome_bench;
+mod keyhome_report;
 mod load;
 mod process;
 mod report;
+mod revoke_bench;
 mod scenarios;
+mod sign_rate;
 mod stats;
 mod tls_bench;
 mod tls_client;
@@ -70,6 +77,58 @@ enum Mode {
     /// TLS: handshakes/s of the CSE next to `openssl s_server`, and requests over TLS next to
     /// plaintext.
     Tls(TlsArgs),
+    /// Access control: RETRIEVE by an AE admitted by the last of N ACP rules, next to the
+    /// same RETRIEVE by the admin originator (no access control), in one run.
+    Acp(AcpArgs),
+    /// TLS handshakes/s with the CSE's server key in each key home (levels 1-3) next to a
+    /// key file, and each home's raw sign rate, in one run.
+    TlsKeyhome(KeyhomeArgs),
+    /// Revocation: the time from an admin's revoke to the end of the last of N live
+    /// associations of the revoked credential, next to revoking an unused credential.
+    Revoke(RevokeArgs),
+    /// One home's ECDSA sign rate, raw and through the key store (run by tls-keyhome).
+    #[command(hide = true)]
+    SignRate(sign_rate::SignRateArgs),
+}
+
+/// Options of `bench tls-keyhome` (besides the common ones: --seconds, --warmup, --rounds,
+/// --client-threads, --cse, --markdown).
+#[derive(Debug, clap::Args)]
+struct KeyhomeArgs {
+    /// Concurrent handshake loops, comma-separated; every mode and key is measured with each.
+    #[arg(long, value_delimiter = ',', default_values_t = [1, 4])]
+    loops: Vec<usize>,
+    /// Handshake modes, comma-separated: cert12 (TLS 1.2 ECDHE-ECDSA), cert13 (TLS 1.3).
+    #[arg(long, value_delimiter = ',', default_values_t = ["cert12".to_owned(), "cert13".to_owned()])]
+    handshakes: Vec<String>,
+    /// Seconds of each raw and key-store sign rate.
+    #[arg(long, default_value_t = 2.0)]
+    sign_seconds: f64,
+    /// The `m2m` binary (default: `m2m` next to this program).
+    #[arg(long)]
+    m2m: Option<PathBuf>,
+    /// The openssl command (issues the homes' certificates).
+    #[arg(long, default_value = "openssl")]
+    openssl: PathBuf,
+}
+
+/// Options of `bench revoke` (besides the common ones: --rounds, --cse).
+#[derive(Debug, clap::Args)]
+struct RevokeArgs {
+    /// Live associations of the revoked credential.
+    #[arg(long, default_value_t = 100)]
+    associations: usize,
+}
+
+/// Options of `bench acp` (besides the common ones).
+#[derive(Debug, clap::Args)]
+struct AcpArgs {
+    /// Rules in the container's ACP; the reader is admitted by the last one.
+    #[arg(long, default_value_t = 10)]
+    rules: usize,
+    /// Connection counts, comma-separated.
+    #[arg(long = "conns", value_delimiter = ',', default_values_t = [1, 16])]
+    acp_conns: Vec<usize>,
 }
 
 /// Options of `bench tls` (besides the common ones: --seconds, --warmup, --rounds,
@@ -104,6 +163,10 @@ fn main() -> anyhow::Result<()> {
     match &args.mode {
         Some(Mode::Hello { listen }) => hello::serve(*listen),
         Some(Mode::Tls(tls)) => bench_tls(&args, tls),
+        Some(Mode::Acp(acp)) => bench_acp(&args, acp),
+        Some(Mode::Revoke(revoke)) => bench_revoke(&args, revoke),
+        Some(Mode::TlsKeyhome(kh)) => bench_tls_keyhome(&args, kh),
+        Some(Mode::SignRate(sr)) => sign_rate::run(sr),
         None => bench(&args),
     }
 }
@@ -195,6 +258,120 @@ fn bench_tls(args: &Args, tls: &TlsArgs) -> anyhow::Result<()> {
     );
     let outcome = client_runtime(args)?.block_on(tls_bench::run(&plan))?;
     print!("{}", tls_report::render(&outcome, style(args)));
+    Ok(())
+}
+
+/// Runs `bench tls-keyhome` and prints its report.
+fn bench_tls_keyhome(args: &Args, kh: &KeyhomeArgs) -> anyhow::Result<()> {
+    let cse = common(args)?;
+    anyhow::ensure!(
+        !kh.loops.is_empty() && !kh.loops.contains(&0),
+        "--loops needs counts above 0"
+    );
+    anyhow::ensure!(kh.sign_seconds > 0.0, "--sign-seconds must be positive");
+    let modes = kh
+        .handshakes
+        .iter()
+        .map(|key| {
+            tls_client::MODES
+                .iter()
+                .find(|m| {
+                    m.key == key && !m.resume && m.credential == tls_client::Credential::Certificate
+                })
+                .copied()
+                .with_context(|| format!("handshake mode {key:?} is not cert12 or cert13"))
+        })
+        .collect::<anyhow::Result<Vec<_>>>()?;
+    let m2m = match &kh.m2m {
+        Some(p) => p.clone(),
+        None => sibling("m2m")?,
+    };
+    anyhow::ensure!(
+        m2m.is_file(),
+        "{} not found: build it first with `cargo build --release -p cli` (or pass --m2m PATH)",
+        m2m.display()
+    );
+    let plan = keyhome_bench::KeyhomePlan {
+        cse,
+        m2m,
+        me: std::env::current_exe().context("cannot locate the bench binary")?,
+        openssl: kh.openssl.clone(),
+        pki_script: PathBuf::from(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/../scripts/make-test-pki.sh"
+        )),
+        modes,
+        loops: kh.loops.clone(),
+        handshakes_per_ip: 64,
+        measure: Duration::from_secs_f64(args.seconds),
+        warmup: Duration::from_secs_f64(args.warmup),
+        rounds: args.rounds,
+        sign_secs: kh.sign_seconds,
+    };
+    let outcome = client_runtime(args)?.block_on(keyhome_bench::run(&plan))?;
+    print!("{}", keyhome_report::render(&outcome, style(args)));
+    Ok(())
+}
+
+/// Runs `bench acp` and prints its report.
+fn bench_acp(args: &Args, acp: &AcpArgs) -> anyhow::Result<()> {
+    let cse = common(args)?;
+    anyhow::ensure!(acp.rules > 0, "--rules must be at least 1");
+    anyhow::ensure!(
+        !acp.acp_conns.is_empty() && !acp.acp_conns.contains(&0),
+        "--conns needs counts above 0"
+    );
+    let plan = acp_bench::AcpPlan {
+        cse,
+        conns: acp.acp_conns.clone(),
+        rules: acp.rules,
+        measure: Duration::from_secs_f64(args.seconds),
+        warmup: Duration::from_secs_f64(args.warmup),
+        rounds: args.rounds,
+    };
+    let report = client_runtime(args)?.block_on(acp_bench::run(&plan))?;
+    print!("{report}");
+    Ok(())
+}
+
+fn bench_revoke(args: &Args, revoke: &RevokeArgs) -> anyhow::Result<()> {
+    let cse = common(args)?;
+    anyhow::ensure!(revoke.associations > 0, "--associations must be at least 1");
+    let plan = revoke_bench::RevokePlan {
+        cse,
+        pki_script: PathBuf::from(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/../scripts/make-test-pki.sh"
+        )),
+        associations: revoke.associations,
+        rounds: args.rounds,
+    };
+    let rounds = client_runtime(args)?.block_on(revoke_bench::run(&plan))?;
+    let ms = |d: Duration| d.as_secs_f64() * 1e3;
+    println!(
+        "revocation with {} live associations, {} rounds (ms)",
+        plan.associations, plan.rounds
+    );
+    println!("| round | revoke unused credential: answer | revoke: answer | revoke: last association closed | closed |");
+    println!("|---:|---:|---:|---:|---:|");
+    for (i, r) in rounds.iter().enumerate() {
+        println!(
+            "| {} | {:.1} | {:.1} | {:.1} | {} |",
+            i + 1,
+            ms(r.idle_ack),
+            ms(r.ack),
+            ms(r.last_closed),
+            r.closed
+        );
+    }
+    let mut last: Vec<Duration> = rounds.iter().map(|r| r.last_closed).collect();
+    last.sort();
+    if let Some(median) = last.get(last.len() / 2) {
+        println!(
+            "median time to the last closed association: {:.1} ms (target: under 1000 ms)",
+            ms(*median)
+        );
+    }
     Ok(())
 }
 

@@ -22,6 +22,8 @@ pub(crate) struct Server {
     pub(crate) addr: SocketAddr,
     /// Its TLS listener, from a `listening on https://ADDR` line, when one was awaited.
     pub(crate) https: Option<SocketAddr>,
+    /// Every TLS listener awaited, in the order the server printed them.
+    pub(crate) https_all: Vec<SocketAddr>,
     /// The server's standard error, kept for a post-mortem.
     pub(crate) log: PathBuf,
     /// Standard input of a server that must never see it end (`openssl s_server`).
@@ -32,7 +34,7 @@ impl Server {
     /// Starts `program args...`, with standard error going to `log`, and waits for the
     /// `listening on http://ADDR` line on its standard output.
     pub(crate) async fn start(program: &Path, args: &[&str], log: PathBuf) -> anyhow::Result<Self> {
-        Self::start_listening(program, args, log, false).await
+        Self::start_listening(program, args, log, 0, &[]).await
     }
 
     /// Like [`Server::start`], and also waits for the `listening on https://ADDR` line of the
@@ -42,19 +44,33 @@ impl Server {
         args: &[&str],
         log: PathBuf,
     ) -> anyhow::Result<Self> {
-        Self::start_listening(program, args, log, true).await
+        Self::start_listening(program, args, log, 1, &[]).await
+    }
+
+    /// Like [`Server::start`], with `envs` added to the server's environment, and also waits
+    /// for the `listening on https://ADDR` lines of `tls_listeners` TLS listeners.
+    pub(crate) async fn start_with_env(
+        program: &Path,
+        args: &[&str],
+        log: PathBuf,
+        tls_listeners: usize,
+        envs: &[(&str, &Path)],
+    ) -> anyhow::Result<Self> {
+        Self::start_listening(program, args, log, tls_listeners, envs).await
     }
 
     async fn start_listening(
         program: &Path,
         args: &[&str],
         log: PathBuf,
-        want_https: bool,
+        want_https: usize,
+        envs: &[(&str, &Path)],
     ) -> anyhow::Result<Self> {
         let stderr = std::fs::File::create(&log)
             .with_context(|| format!("cannot create {}", log.display()))?;
         let mut child = Command::new(program)
             .args(args)
+            .envs(envs.iter().copied())
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(stderr)
@@ -65,16 +81,16 @@ impl Server {
         let stdout = child.stdout.take().context("no stdout pipe")?;
         let mut lines = BufReader::new(stdout).lines();
         let first = tokio::time::timeout(START_TIMEOUT, async {
-            let (mut http, mut https) = (None, None);
+            let (mut http, mut https) = (None, Vec::new());
             while let Some(line) = lines.next_line().await? {
                 let line = line.trim();
                 if let Some(addr) = line.strip_prefix("listening on http://") {
                     http = Some(addr.to_owned());
                 } else if let Some(addr) = line.strip_prefix("listening on https://") {
-                    https.get_or_insert_with(|| addr.to_owned());
+                    https.push(addr.to_owned());
                 }
                 if let Some(http) = &http {
-                    if !want_https || https.is_some() {
+                    if https.len() >= want_https {
                         return Ok(Some((http.clone(), https)));
                     }
                 }
@@ -98,12 +114,14 @@ impl Server {
         let addr: SocketAddr = addr
             .parse()
             .with_context(|| format!("bad listening address {addr:?}"))?;
-        let https: Option<SocketAddr> = https
+        let https_all: Vec<SocketAddr> = https
+            .iter()
             .map(|a| {
                 a.parse()
                     .with_context(|| format!("bad listening address {a:?}"))
             })
-            .transpose()?;
+            .collect::<anyhow::Result<_>>()?;
+        let https = https_all.first().copied();
         // Keep draining stdout so that a later print cannot block or fail in the server.
         tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
         Ok(Server {
@@ -111,6 +129,7 @@ impl Server {
             pid,
             addr,
             https,
+            https_all,
             log,
             _stdin: None,
         })
@@ -163,6 +182,7 @@ impl Server {
             pid,
             addr,
             https: None,
+            https_all: Vec::new(),
             log,
             _stdin: stdin,
         })
@@ -208,6 +228,11 @@ pub(crate) fn free_local_addr() -> anyhow::Result<SocketAddr> {
     let probe =
         std::net::TcpListener::bind("127.0.0.1:0").context("cannot find a free local port")?;
     Ok(probe.local_addr()?)
+}
+
+/// CPU time another process (by id) used so far.
+pub(crate) fn cpu_time_of(pid: u32) -> Option<Duration> {
+    cpu_time(&format!("/proc/{pid}/stat"))
 }
 
 /// CPU time this process (the load generator) used so far.

@@ -249,6 +249,18 @@ impl Target {
         })
     }
 
+    /// The same target, with requests sent as another originator.
+    pub(crate) fn with_origin(&self, origin: &str) -> anyhow::Result<Self> {
+        let mut t = self.clone();
+        t.origin = HeaderValue::from_str(origin).context("not a valid originator header")?;
+        Ok(t)
+    }
+
+    /// The contentInstance made by the setup.
+    pub(crate) fn instance(&self) -> &Uri {
+        &self.instance
+    }
+
     /// The AE-ID the CSE assigned (the originator of every request after the registration).
     pub(crate) fn origin(&self) -> &str {
         self.origin.to_str().unwrap_or("?")

@@ -475,7 +475,7 @@ async fn rounds(
 }
 
 /// Handshakes the CSE refused, from its log: how many, and the first distinct reasons.
-fn refusals(log: &Path) -> Vec<String> {
+pub(crate) fn refusals(log: &Path) -> Vec<String> {
     let Ok(file) = std::fs::File::open(log) else {
         return vec![format!("cannot read the CSE log {}", log.display())];
     };
@@ -512,7 +512,7 @@ fn refusals(log: &Path) -> Vec<String> {
 }
 
 /// Standard output of a short command.
-fn command_output(program: &Path, args: &[&str]) -> anyhow::Result<String> {
+pub(crate) fn command_output(program: &Path, args: &[&str]) -> anyhow::Result<String> {
     let out = std::process::Command::new(program)
         .args(args)
         .stdin(std::process::Stdio::null())

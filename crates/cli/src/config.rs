@@ -2,6 +2,7 @@
 //! checked without touching the system) and a resolved stage with the settings each crate
 //! takes. Every option is documented in `docs/configuration.md`; a test keeps the two equal.
 
+use crate::keyhomes::{KeyHomeError, KeyHomes, KeyRef, KeystoreSection};
 use serde::Deserialize;
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -32,6 +33,379 @@ pub struct FileConfig {
     /// TLS listeners (security associations), any number.
     #[serde(default)]
     pub tls: Vec<TlsSection>,
+    /// Key homes (levels 1-3) and the minimum level per key role.
+    #[serde(default)]
+    pub keystore: KeystoreSection,
+    /// The audit log of security events.
+    #[serde(default)]
+    pub audit: AuditSection,
+    /// Where the real identities behind pseudonyms are kept.
+    #[serde(default)]
+    pub privacy: PrivacySection,
+    /// The enrolment function (MEF) and its listener.
+    #[serde(default)]
+    pub enrolment: EnrolmentSection,
+    /// Network-provided keys: the BSF the CSE asks for GBA NAF keys (TS-0003 8.3.2.3).
+    #[serde(default)]
+    pub gba: GbaSection,
+    /// Tokens and DAS consultation (TS-0003 clause 7.3).
+    #[serde(default)]
+    pub dynamic_authorization: DynamicAuthorizationSection,
+    /// Token issuers the CSE trusts, any number.
+    #[serde(default)]
+    pub token_issuer: Vec<TokenIssuerSection>,
+    /// Supervision of credential use: anomaly rules, alerts, automatic suspension.
+    #[serde(default)]
+    pub supervision: SupervisionSection,
+    /// The key distribution function between applications (MAF).
+    #[serde(default)]
+    pub maf: MafSection,
+}
+
+/// `[maf]`: the CSE hosts a MAF that distributes symmetric keys between applications
+/// (TS-0003 clause 8.8; docs/security.md, "Keys between applications (MAF)").
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MafSection {
+    /// Whether the MAF answers (`/.maf/...`); default false.
+    pub enabled: Option<bool>,
+    /// Longest lifetime of a registered key, seconds (default one day).
+    pub max_lifetime_secs: Option<u64>,
+    /// Registrations kept in all (default 10000).
+    pub max_keys: Option<usize>,
+    /// Registrations kept per registering AE (default 64).
+    pub max_keys_per_source: Option<usize>,
+}
+
+/// The resolved `[maf]` section.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct MafSettings {
+    /// Longest lifetime of a registered key.
+    pub max_lifetime: Duration,
+    /// Memory bounds of the registrations.
+    pub limits: security::maf_store::Limits,
+}
+
+/// Default longest lifetime of a MAF key: one day.
+pub const DEFAULT_MAF_LIFETIME_SECS: u64 = 24 * 3600;
+
+impl MafSection {
+    fn resolve(self) -> Result<Option<MafSettings>, ConfigError> {
+        let bad = |why: &str| ConfigError::Invalid(format!("[maf] {why}"));
+        if !self.enabled.unwrap_or(false) {
+            return Ok(None);
+        }
+        let secs = self.max_lifetime_secs.unwrap_or(DEFAULT_MAF_LIFETIME_SECS);
+        if secs == 0 {
+            return Err(bad("max_lifetime_secs must be at least 1"));
+        }
+        let mut limits = security::maf_store::Limits::default();
+        for (name, value, target) in [
+            ("max_keys", self.max_keys, &mut limits.max_keys),
+            (
+                "max_keys_per_source",
+                self.max_keys_per_source,
+                &mut limits.max_per_source,
+            ),
+        ] {
+            match value {
+                None => {}
+                Some(v) if (1..=1 << 20).contains(&v) => *target = v,
+                Some(_) => return Err(bad(&format!("{name} must be between 1 and 1048576"))),
+            }
+        }
+        Ok(Some(MafSettings {
+            max_lifetime: Duration::from_secs(secs),
+            limits,
+        }))
+    }
+}
+
+/// `[supervision]` (docs/security.md, "Supervision").
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SupervisionSection {
+    /// Alert when one credential is live from two peer addresses at once.
+    pub concurrent_peers: Option<bool>,
+    /// Refused handshakes from one address within the window that alert; 0: off.
+    pub failed_handshakes: Option<u32>,
+    /// The window of `failed_handshakes`, seconds.
+    pub failed_handshakes_window_secs: Option<u64>,
+    /// At most one alert per rule and subject in this interval, seconds.
+    pub alert_interval_secs: Option<u64>,
+    /// Rules whose match also suspends the credential.
+    pub suspend_on: Option<Vec<String>>,
+    /// Distinct peer addresses remembered per credential.
+    pub usage_peers: Option<usize>,
+    /// Credentials whose usage is kept.
+    pub max_credentials: Option<usize>,
+    /// Addresses whose failed handshakes are counted.
+    pub max_addresses: Option<usize>,
+}
+
+impl SupervisionSection {
+    fn resolve(self) -> Result<cse::supervision::Settings, ConfigError> {
+        use cse::supervision::{Rule, Settings, MAX_FAILED_HANDSHAKES};
+        let bad = |why: String| ConfigError::Invalid(format!("[supervision] {why}"));
+        let mut s = Settings::default();
+        if let Some(on) = self.concurrent_peers {
+            s.concurrent_peers = on;
+        }
+        if let Some(n) = self.failed_handshakes {
+            if n > MAX_FAILED_HANDSHAKES {
+                return Err(bad(format!(
+                    "failed_handshakes must be at most {MAX_FAILED_HANDSHAKES}"
+                )));
+            }
+            s.failed_handshakes = n;
+        }
+        let secs = |name: &str, v: Option<u64>, default: Duration| match v {
+            None => Ok(default),
+            Some(0) => Err(bad(format!("{name} must be at least 1"))),
+            Some(v) => Ok(Duration::from_secs(v)),
+        };
+        s.failed_handshakes_window = secs(
+            "failed_handshakes_window_secs",
+            self.failed_handshakes_window_secs,
+            s.failed_handshakes_window,
+        )?;
+        s.alert_interval = secs(
+            "alert_interval_secs",
+            self.alert_interval_secs,
+            s.alert_interval,
+        )?;
+        for name in self.suspend_on.unwrap_or_default() {
+            let rule = Rule::from_name(&name).ok_or_else(|| {
+                let known: Vec<&str> = Rule::ALL.iter().map(|r| r.name()).collect();
+                bad(format!(
+                    "suspend_on: unknown rule '{name}' ({})",
+                    known.join(", ")
+                ))
+            })?;
+            if !s.suspend_on.contains(&rule) {
+                s.suspend_on.push(rule);
+            }
+        }
+        for (name, value, target, max) in [
+            ("usage_peers", self.usage_peers, &mut s.usage_peers, 64),
+            (
+                "max_credentials",
+                self.max_credentials,
+                &mut s.max_credentials,
+                1 << 20,
+            ),
+            (
+                "max_addresses",
+                self.max_addresses,
+                &mut s.max_addresses,
+                1 << 20,
+            ),
+        ] {
+            match value {
+                None => {}
+                Some(v) if (1..=max).contains(&v) => *target = v,
+                Some(_) => return Err(bad(format!("{name} must be between 1 and {max}"))),
+            }
+        }
+        Ok(s)
+    }
+}
+
+/// `[dynamic_authorization]`
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DynamicAuthorizationSection {
+    /// Timeout of one DAS consultation, milliseconds.
+    pub timeout_ms: Option<u64>,
+    /// Longest a DAS grant is kept, seconds.
+    pub max_grant_secs: Option<u64>,
+}
+
+/// `[[token_issuer]]`: one trusted issuer and its key, exactly one of the two.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TokenIssuerSection {
+    /// The issuer's name, as in the tokens' `iss`.
+    pub name: String,
+    /// ES256: its public key (PEM).
+    pub public_key: Option<PathBuf>,
+    /// HS256: a file with the shared secret (at least 32 bytes, mode 600).
+    pub secret_file: Option<PathBuf>,
+}
+
+impl TokenIssuerSection {
+    /// Reads the key into `issuers` (the binary does this before it listens).
+    pub fn load(&self, issuers: &mut security::token::Issuers) -> Result<(), ConfigError> {
+        let r = match (&self.public_key, &self.secret_file) {
+            (Some(pem), None) => issuers.load_es256_file(&self.name, pem),
+            (None, Some(secret)) => issuers.load_hs256_file(&self.name, secret),
+            _ => {
+                return Err(ConfigError::Invalid(format!(
+                    "token_issuer '{}' needs exactly one of public_key and secret_file",
+                    self.name
+                )))
+            }
+        };
+        r.map_err(|e| ConfigError::Invalid(e.to_string()))
+    }
+}
+
+/// `[enrolment]`: the CSE hosts a MEF (TS-0003 clause 8.3.2.1, pre-provisioned enrolee keys).
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct EnrolmentSection {
+    /// Listen address of the enrolment listener (TLS-PSK with the enrolee keys).
+    pub listen: Option<SocketAddr>,
+    /// The enrolee key file (`[[enrolee]]` entries, mode 600).
+    pub enrolees: Option<PathBuf>,
+    /// Lifetime of an enrolled pre-shared key, seconds (default 30 days).
+    pub lifetime_secs: Option<u64>,
+}
+
+/// The resolved `[enrolment]` section.
+#[derive(Debug, Clone)]
+pub struct EnrolmentSettings {
+    /// Where the enrolment listener binds.
+    pub listen: SocketAddr,
+    /// The enrolee key file.
+    pub enrolees: PathBuf,
+    /// Lifetime of an enrolled key (never beyond its enrolee key's expiry).
+    pub lifetime: Duration,
+}
+
+/// Default lifetime of an enrolled key: 30 days.
+pub const DEFAULT_ENROLLED_LIFETIME_SECS: u64 = 30 * 24 * 3600;
+
+impl EnrolmentSection {
+    fn resolve(self) -> Result<Option<EnrolmentSettings>, ConfigError> {
+        match (self.listen, self.enrolees) {
+            (None, None) if self.lifetime_secs.is_none() => Ok(None),
+            (Some(listen), Some(enrolees)) => {
+                let secs = self.lifetime_secs.unwrap_or(DEFAULT_ENROLLED_LIFETIME_SECS);
+                if secs == 0 {
+                    return Err(ConfigError::Invalid(
+                        "enrolment.lifetime_secs must be at least 1".into(),
+                    ));
+                }
+                Ok(Some(EnrolmentSettings {
+                    listen,
+                    enrolees,
+                    lifetime: Duration::from_secs(secs),
+                }))
+            }
+            _ => Err(ConfigError::Invalid(
+                "[enrolment] needs both listen and enrolees".into(),
+            )),
+        }
+    }
+}
+
+/// `[gba]`: network-provided keys (TS-0003 clause 8.3.2.3). A device presents its B-TID as
+/// the PSK identity on a PSK listener; the CSE, as the NAF, asks the BSF for the key.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct GbaSection {
+    /// The BSF's Zn URL (`http://` to a loopback address: the answer holds a key).
+    pub bsf_url: Option<String>,
+    /// The domain of the B-TIDs that BSF issues (`<base64 RAND>@<btid_domain>`).
+    pub btid_domain: Option<String>,
+    /// How long a Zn query may take, milliseconds (default 2000); then the handshake fails.
+    pub timeout_ms: Option<u64>,
+    /// Which NAF key is the Kpsa: `ks_naf` (default), `ks_ext_naf` or `ks_int_naf`.
+    pub key: Option<String>,
+    /// What an association is bound to when the BSF names no Enrolee-ID (default `["C*"]`).
+    pub allowed_aes: Option<Vec<String>>,
+    /// The most NAF keys cached at once (default 1024).
+    pub max_cached: Option<usize>,
+}
+
+/// The resolved `[gba]` section.
+#[derive(Debug, Clone)]
+pub struct GbaSettings {
+    /// The BSF's URL.
+    pub bsf_url: String,
+    /// The B-TID domain.
+    pub btid_domain: String,
+    /// The Zn timeout.
+    pub timeout: Duration,
+    /// The NAF key kind.
+    pub key: manager::kdf::GbaNafKeyKind,
+    /// The default binding's allowed AE-IDs.
+    pub allowed_aes: Vec<String>,
+    /// The cache bound.
+    pub max_cached: usize,
+}
+
+impl GbaSection {
+    fn resolve(self) -> Result<Option<GbaSettings>, ConfigError> {
+        let invalid = |m: String| ConfigError::Invalid(format!("[gba] {m}"));
+        let (bsf_url, btid_domain) = match (self.bsf_url, self.btid_domain) {
+            (None, None) => return Ok(None),
+            (Some(u), Some(d)) => (u, d),
+            _ => return Err(invalid("needs both bsf_url and btid_domain".into())),
+        };
+        security::gba::HttpZn::new(&bsf_url, Duration::from_secs(1))
+            .map_err(|m| invalid(format!("bsf_url: {m}")))?;
+        manager::kdf::Fqdn::new(&btid_domain).map_err(|e| invalid(format!("btid_domain: {e}")))?;
+        let timeout_ms = self.timeout_ms.unwrap_or(2000);
+        if timeout_ms == 0 {
+            return Err(invalid("timeout_ms must be at least 1".into()));
+        }
+        let key = self.key.as_deref().unwrap_or("ks_naf");
+        let key = security::gba::zn::key_kind(key).ok_or_else(|| {
+            invalid(format!(
+                "key = {key:?}: use ks_naf, ks_ext_naf or ks_int_naf"
+            ))
+        })?;
+        let allowed_aes = self.allowed_aes.unwrap_or_else(|| vec!["C*".into()]);
+        if allowed_aes.is_empty() {
+            return Err(invalid("allowed_aes must not be empty".into()));
+        }
+        let max_cached = self.max_cached.unwrap_or(security::gba::DEFAULT_MAX_CACHED);
+        if max_cached == 0 {
+            return Err(invalid("max_cached must be at least 1".into()));
+        }
+        Ok(Some(GbaSettings {
+            bsf_url,
+            btid_domain,
+            timeout: Duration::from_millis(timeout_ms),
+            key,
+            allowed_aes,
+            max_cached,
+        }))
+    }
+}
+
+/// `[privacy]`
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PrivacySection {
+    /// An HMAC key (role `pseudonym-mapping`) in a key home; default: a level-1 home in the
+    /// data folder, made at first start.
+    pub mapping_key: Option<KeyRef>,
+    /// Whether each notification target sees its own alias of every AE-ID.
+    pub per_target_pseudonyms: Option<bool>,
+}
+
+/// `[audit]`
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AuditSection {
+    /// Whether the CSE keeps an audit log.
+    pub enabled: Option<bool>,
+    /// Where (default: `audit.log` in the data folder).
+    pub file: Option<PathBuf>,
+    /// An ECDSA key (role `audit-log`) in a key home that signs every entry.
+    pub signing_key: Option<KeyRef>,
+}
+
+/// Where the audit log goes and who signs it.
+#[derive(Debug, Clone)]
+pub struct AuditSettings {
+    /// The log file.
+    pub file: PathBuf,
+    /// The signing key, if entries are signed.
+    pub signing_key: Option<KeyRef>,
 }
 
 /// `[security]`
@@ -60,6 +434,8 @@ pub struct TlsSection {
     pub certificate: Option<PathBuf>,
     /// PEM private key of the CSE.
     pub private_key: Option<PathBuf>,
+    /// Or the CSE's private key in a key home (`{ home = "pkcs11", id = "tls" }`).
+    pub key: Option<KeyRef>,
     /// PEM trust anchors for client certificates.
     pub trust_anchors: Option<Vec<PathBuf>>,
     /// Certificate revocation lists.
@@ -214,6 +590,22 @@ pub struct Settings {
     pub credentials: Option<PathBuf>,
     /// TLS listeners.
     pub tls: Vec<TlsListener>,
+    /// Key homes and policy (opened by the binary before anything listens).
+    pub keystore: KeystoreSection,
+    /// The audit log; `None` when disabled.
+    pub audit: Option<AuditSettings>,
+    /// The pseudonym mapping key; `None`: the default vault in the data folder.
+    pub mapping_key: Option<KeyRef>,
+    /// The enrolment function; `None` when not configured.
+    pub enrolment: Option<EnrolmentSettings>,
+    /// Network-provided keys (the BSF); `None` when not configured.
+    pub gba: Option<GbaSettings>,
+    /// Trusted token issuers (their keys are read by the binary before it listens).
+    pub token_issuers: Vec<TokenIssuerSection>,
+    /// The supervision's rules.
+    pub supervision: cse::supervision::Settings,
+    /// The MAF; `None` when not enabled.
+    pub maf: Option<MafSettings>,
 }
 
 /// One resolved TLS listener.
@@ -223,8 +615,65 @@ pub struct TlsListener {
     pub name: String,
     /// Where it binds.
     pub listen: SocketAddr,
-    /// Its security policy.
+    /// Its security policy, without the certificate framework's material: see
+    /// [`TlsListener::policy`].
     pub policy: security::tls::TlsPolicy,
+    /// The certificate framework's files and key, when it is enabled.
+    pub certificate: Option<ListenerCertificate>,
+}
+
+/// The certificate framework of a listener, before its key is opened.
+#[derive(Debug, Clone)]
+pub struct ListenerCertificate {
+    /// PEM chain, leaf first.
+    pub chain: PathBuf,
+    /// Where the private key is.
+    pub key: KeySource,
+    /// PEM trust anchors for client certificates.
+    pub trust_anchors: Vec<PathBuf>,
+    /// CRLs.
+    pub crls: Vec<PathBuf>,
+}
+
+/// Where a listener's private key is.
+#[derive(Debug, Clone)]
+pub enum KeySource {
+    /// A PEM file (`private_key`).
+    File(PathBuf),
+    /// A key of role `tls-server` in a key home (`key`).
+    Home(KeyRef),
+}
+
+impl TlsListener {
+    /// The complete policy: a key in a home is opened from `homes` (role `tls-server`, checked
+    /// against the key store's policy). Errors name the listener and the key.
+    pub fn policy(
+        &self,
+        homes: Option<&KeyHomes>,
+    ) -> Result<security::tls::TlsPolicy, KeyHomeError> {
+        use security::tls::{CertificateConfig, ServerKey};
+        let mut policy = self.policy.clone();
+        if let Some(c) = &self.certificate {
+            let what = format!("[[tls]] {}", self.name);
+            let key = match &c.key {
+                KeySource::File(path) => ServerKey::File(path.clone()),
+                KeySource::Home(key) => {
+                    let homes = homes.ok_or_else(|| KeyHomeError::NotConfigured {
+                        what: what.clone(),
+                        key: key.clone(),
+                    })?;
+                    ServerKey::Home(homes.signing_key(&what, key, keystore::KeyRole::TlsServer)?)
+                }
+            };
+            policy.certificate = Some(CertificateConfig {
+                chain: c.chain.clone(),
+                key,
+                trust_anchors: c.trust_anchors.clone(),
+                crls: c.crls.clone(),
+            });
+        }
+        Ok(policy)
+    }
 }
 
 /// Why a configuration cannot be used.
@@ -321,6 +770,17 @@ impl FileConfig {
         set!(c.notification_attempts, n.attempts);
         set!(c.notification_timeout_ms, n.timeout_ms);
         c.notification_tls = n.tls()?;
+        let d = self.dynamic_authorization;
+        set!(c.dynamic_authorization.timeout_ms, d.timeout_ms);
+        set!(c.dynamic_authorization.max_grant_secs, d.max_grant_secs);
+        for i in &self.token_issuer {
+            if i.name.is_empty() || i.public_key.is_some() == i.secret_file.is_some() {
+                return Err(ConfigError::Invalid(format!(
+                    "token_issuer '{}' needs a name and exactly one of public_key and secret_file",
+                    i.name
+                )));
+            }
+        }
         if c.discovery_limit == 0 || c.notification_queue == 0 || c.notification_attempts == 0 {
             return Err(ConfigError::Invalid("discovery_limit, notifications.queue and notifications.attempts must be at least 1".into()));
         }
@@ -351,12 +811,21 @@ impl FileConfig {
                  the interface trusted with http.trusted = true"
             )));
         }
+        let keystore = self.keystore;
         let tls = self
             .tls
             .into_iter()
             .enumerate()
-            .map(|(i, t)| t.resolve(i))
+            .map(|(i, t)| t.resolve(i, &keystore))
             .collect::<Result<Vec<_>, _>>()?;
+        if let Some(key) = &keystore.ca_key {
+            if !keystore.has(key.home) {
+                return Err(ConfigError::Invalid(format!(
+                    "keystore.ca_key: {key}, but there is no [keystore.{}] section",
+                    key.home
+                )));
+            }
+        }
         let mut names: Vec<&str> = tls.iter().map(|t| t.name.as_str()).collect();
         names.push("http");
         names.sort_unstable();
@@ -375,6 +844,31 @@ impl FileConfig {
             ));
         }
 
+        let enrolment = self.enrolment.resolve()?;
+        let maf = self.maf.resolve()?;
+        if maf.is_some() && tls.is_empty() {
+            return Err(ConfigError::Invalid(
+                "[maf] needs a [[tls]] listener: keys are handed out over security associations only"
+                    .into(),
+            ));
+        }
+        let gba = self.gba.resolve()?;
+        if gba.is_some() && !tls.iter().any(|t| t.policy.psk) {
+            return Err(ConfigError::Invalid(
+                "[gba] needs a [[tls]] listener with the psk framework (B-TIDs are PSK identities)"
+                    .into(),
+            ));
+        }
+        if let Some(e) = &enrolment {
+            let taken =
+                tls.iter().any(|t| t.listen == e.listen) || (http_enabled && e.listen == listen);
+            if e.listen.port() != 0 && taken {
+                return Err(ConfigError::Invalid(
+                    "enrolment.listen must differ from the other listeners".into(),
+                ));
+            }
+        }
+
         let mut store = store::SqliteOptions::default();
         set!(store.max_batch, self.store.max_batch);
         set!(store.readers, self.store.readers);
@@ -383,6 +877,32 @@ impl FileConfig {
             .or(self.store.data)
             .unwrap_or_else(|| PathBuf::from("data"));
         let log = self.log.level.unwrap_or_else(|| "info".to_owned());
+        c.per_target_pseudonyms = self.privacy.per_target_pseudonyms.unwrap_or(false);
+        if let Some(key) = &self.privacy.mapping_key {
+            if !keystore.has(key.home) {
+                return Err(ConfigError::Invalid(format!(
+                    "privacy.mapping_key: {key}, but there is no [keystore.{}] section",
+                    key.home
+                )));
+            }
+        }
+        let audit = match self.audit.enabled.unwrap_or(true) {
+            false => None,
+            true => {
+                if let Some(key) = &self.audit.signing_key {
+                    if !keystore.has(key.home) {
+                        return Err(ConfigError::Invalid(format!(
+                            "audit.signing_key: {key}, but there is no [keystore.{}] section",
+                            key.home
+                        )));
+                    }
+                }
+                Some(AuditSettings {
+                    file: self.audit.file.unwrap_or_else(|| data.join("audit.log")),
+                    signing_key: self.audit.signing_key,
+                })
+            }
+        };
         Ok(Settings {
             cse: c,
             listen,
@@ -393,13 +913,21 @@ impl FileConfig {
             http_enabled,
             credentials: self.security.credentials,
             tls,
+            keystore,
+            audit,
+            mapping_key: self.privacy.mapping_key,
+            enrolment,
+            gba,
+            token_issuers: self.token_issuer,
+            supervision: self.supervision.resolve()?,
+            maf,
         })
     }
 }
 
 impl TlsSection {
-    fn resolve(self, index: usize) -> Result<TlsListener, ConfigError> {
-        use security::tls::{CertificateConfig, TlsPolicy, TlsVersion};
+    fn resolve(self, index: usize, keystore: &KeystoreSection) -> Result<TlsListener, ConfigError> {
+        use security::tls::{TlsPolicy, TlsVersion};
         let name = self.name.unwrap_or_else(|| {
             if index == 0 {
                 "https".to_owned()
@@ -424,27 +952,45 @@ impl TlsSection {
             psk: frameworks.iter().any(|f| f == "psk"),
             ..TlsPolicy::default()
         };
+        let mut certificate = None;
         if frameworks.iter().any(|f| f == "certificate") {
             let chain = self
                 .certificate
                 .ok_or_else(|| bad("the certificate framework needs certificate".into()))?;
-            let key = self
-                .private_key
-                .ok_or_else(|| bad("the certificate framework needs private_key".into()))?;
+            let key = match (self.private_key, self.key) {
+                (Some(path), None) => KeySource::File(path),
+                (None, Some(key)) if keystore.has(key.home) => KeySource::Home(key),
+                (None, Some(key)) => {
+                    return Err(bad(format!(
+                        "key is {key}, but there is no [keystore.{}] section",
+                        key.home
+                    )))
+                }
+                (Some(_), Some(_)) => {
+                    return Err(bad(
+                        "give the private key either as private_key (a file) or as key (in a key home), not both".into(),
+                    ))
+                }
+                (None, None) => {
+                    return Err(bad(
+                        "the certificate framework needs private_key or key".into(),
+                    ))
+                }
+            };
             let trust_anchors = self.trust_anchors.unwrap_or_default();
             if trust_anchors.is_empty() {
                 return Err(bad(
                     "the certificate framework needs trust_anchors to verify clients".into(),
                 ));
             }
-            policy.certificate = Some(CertificateConfig {
+            certificate = Some(ListenerCertificate {
                 chain,
                 key,
                 trust_anchors,
                 crls: self.crls.unwrap_or_default(),
             });
         }
-        if !policy.psk && policy.certificate.is_none() {
+        if !policy.psk && certificate.is_none() {
             return Err(bad("no framework enabled".into()));
         }
         policy.min_version = match self.min_version.as_deref() {
@@ -473,6 +1019,7 @@ impl TlsSection {
             name,
             listen,
             policy,
+            certificate,
         })
     }
 }
@@ -560,6 +1107,67 @@ mod tests {
         assert_eq!(s.data, PathBuf::from("/b"));
     }
 
+    #[test]
+    fn gba_needs_a_psk_listener_a_loopback_bsf_and_a_known_key() {
+        let psk = "[[tls]]\nlisten = \"127.0.0.1:0\"\nframeworks = [\"psk\"]\n";
+        let gba = "[gba]\nbsf_url = \"http://127.0.0.1:8099\"\nbtid_domain = \"bsf.sp.example\"\n";
+        let ok = resolve(&format!("{psk}{gba}")).expect("valid");
+        let g = ok.gba.expect("configured");
+        assert_eq!(g.key, manager::kdf::GbaNafKeyKind::KsNaf);
+        assert_eq!(g.allowed_aes, vec!["C*".to_owned()]);
+        for (bad, needle) in [
+            (gba.to_owned(), "psk framework"),
+            (
+                format!("{psk}[gba]\nbsf_url = \"http://127.0.0.1:1\"\n"),
+                "both bsf_url and btid_domain",
+            ),
+            (
+                format!("{psk}{}", gba.replace("127.0.0.1", "bsf.example")),
+                "loopback",
+            ),
+            (format!("{psk}{gba}key = \"ks\"\n"), "ks_ext_naf"),
+            (format!("{psk}{gba}timeout_ms = 0\n"), "timeout_ms"),
+        ] {
+            let r = resolve(&bad);
+            assert!(
+                matches!(&r, Err(ConfigError::Invalid(m)) if m.contains(needle)),
+                "{bad}: {r:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn supervision_rules_are_checked() {
+        use cse::supervision::Rule;
+        let s = resolve("").expect("defaults").supervision;
+        assert_eq!(s, cse::supervision::Settings::default());
+        assert!(
+            s.suspend_on.is_empty(),
+            "no automatic suspension by default"
+        );
+        let s = resolve(
+            "[supervision]\nsuspend_on = [\"concurrent-peers\"]\nfailed_handshakes = 0\nalert_interval_secs = 5",
+        )
+        .expect("valid")
+        .supervision;
+        assert_eq!(s.suspend_on, vec![Rule::ConcurrentPeers]);
+        assert_eq!((s.failed_handshakes, s.alert_interval.as_secs()), (0, 5));
+        for (bad, needle) in [
+            ("suspend_on = [\"two-peers\"]", "unknown rule 'two-peers'"),
+            ("failed_handshakes = 1001", "at most 1000"),
+            ("failed_handshakes_window_secs = 0", "at least 1"),
+            ("alert_interval_secs = 0", "at least 1"),
+            ("usage_peers = 0", "between 1 and 64"),
+            ("max_addresses = 0", "between 1 and"),
+        ] {
+            let r = resolve(&format!("[supervision]\n{bad}"));
+            assert!(
+                matches!(&r, Err(ConfigError::Invalid(m)) if m.contains(needle)),
+                "{bad}: {r:?}"
+            );
+        }
+    }
+
     /// Every key of the file format appears in docs/configuration.md, and the doc names no
     /// key the format lacks.
     #[test]
@@ -590,6 +1198,78 @@ mod tests {
                 _ => 0,
             };
         }
-        assert_eq!(documented, 44, "every option is in the documented sample");
+        assert_eq!(documented, 87, "every option is in the documented sample");
+        // The key homes' own keys, one level further down.
+        let keystore = table_of(sample, "keystore");
+        let len = |name: &str| {
+            keystore
+                .get(name)
+                .and_then(toml::Value::as_table)
+                .map_or(0, toml::Table::len)
+        };
+        assert_eq!(len("policy"), keystore::KeyRole::ALL.len(), "every role");
+        assert_eq!((len("software"), len("tpm"), len("pkcs11")), (2, 2, 3));
+    }
+
+    fn table_of(text: &str, name: &str) -> toml::Table {
+        let table: toml::Table = toml::from_str(text).expect("toml");
+        table
+            .get(name)
+            .and_then(toml::Value::as_table)
+            .cloned()
+            .unwrap_or_default()
+    }
+
+    const HOMES: &str = "[keystore.software]\ndir = \"k\"\nkek = { key-file = \"kek\" }\n\
+        [keystore.pkcs11]\nmodule = \"/m.so\"\ntoken-label = \"t\"\npin = { env = \"P\" }\n";
+
+    #[test]
+    fn keystore_section_and_keys_in_homes() {
+        use crate::keyhomes::HomeKind;
+        let tls = |key: &str| {
+            format!(
+                "{HOMES}[[tls]]\nlisten = \"127.0.0.1:1\"\nframeworks = [\"certificate\"]\ncertificate = \"c.pem\"\ntrust_anchors = [\"ca.pem\"]\n{key}\n"
+            )
+        };
+        let ok = resolve(&tls("key = { home = \"pkcs11\", id = \"tls\" }")).expect("home key");
+        match &ok.tls[0].certificate.as_ref().expect("certificate").key {
+            KeySource::Home(k) => assert_eq!((k.home, k.id.as_str()), (HomeKind::Pkcs11, "tls")),
+            other => panic!("{other:?}"),
+        }
+        assert!(ok.keystore.has(HomeKind::Software) && !ok.keystore.has(HomeKind::Tpm));
+        for (bad, needle) in [
+            (
+                tls("key = { home = \"tpm\", id = \"tls\" }"),
+                "no [keystore.tpm] section",
+            ),
+            (
+                tls("key = { home = \"pkcs11\", id = \"tls\" }\nprivate_key = \"k.pem\""),
+                "not both",
+            ),
+            (tls(""), "needs private_key or key"),
+            (
+                format!("{HOMES}[keystore]\nca_key = {{ home = \"tpm\", id = \"ca\" }}\n"),
+                "no [keystore.tpm] section",
+            ),
+        ] {
+            assert!(
+                matches!(resolve(&bad), Err(ConfigError::Invalid(m)) if m.contains(needle)),
+                "{bad}"
+            );
+        }
+        for bad in [
+            tls("key = { home = \"hsm\", id = \"tls\" }"),
+            tls("key = { home = \"pkcs11\", id = \"../x\" }"),
+            "[keystore.pkcs11]\nmodule = \"/m.so\"\ntoken-label = \"t\"\npin = \"1234\"\n"
+                .to_owned(),
+            "[keystore.policy]\ntls-server = 4\n".to_owned(),
+            "[keystore.policy]\nroot = 1\n".to_owned(),
+            "[keystore.software]\ndir = \"k\"\n".to_owned(),
+        ] {
+            assert!(
+                matches!(resolve(&bad), Err(ConfigError::Parse { .. })),
+                "{bad}"
+            );
+        }
     }
 }

@@ -2,4 +2,13 @@
 //! tests can check the documented options against the real ones.
 #![forbid(unsafe_code)]
 
+pub mod audit_cmd;
+pub mod audit_lock;
+pub mod ca_cmd;
 pub mod config;
+pub mod enrol_cmd;
+pub mod gba_cmd;
+pub mod init_cmd;
+pub mod keyhomes;
+pub mod keys_cmd;
+pub mod maf_cmd;

@@ -248,3 +248,139 @@ fn unreadable_notification_tls_files_stop_the_cse_at_start() {
     assert!(err.contains("[notifications] TLS"), "{err}");
     assert!(err.contains("/nonexistent/ca.pem"), "{err}");
 }
+
+/// Per-target pseudonyms (seed 6.4): two notification targets subscribed to the same data
+/// see the same AE under two unrelated aliases, each stable; only the admin maps an alias
+/// back, naming the target.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn each_notification_target_sees_its_own_alias() {
+    if !have_tools() {
+        return;
+    }
+    let dir = tempfile::tempdir().expect("tmp");
+    let pki = make_pki(dir.path());
+    let one = Target::start(&pki.join("target.pem"), &pki.join("target.key"), None);
+    let two = Target::start(&pki.join("target.pem"), &pki.join("target.key"), None);
+    let config = format!(
+        "[notifications]\ntrust_anchors = [\"{}\"]\n[privacy]\nper_target_pseudonyms = true\n",
+        pki.join("ca.pem").display()
+    );
+    let path = dir.path().join("cse.toml");
+    std::fs::write(&path, config).expect("config");
+    let server = Server::start_with(
+        &dir.path().join("data"),
+        &["--config", path.to_str().expect("utf8")],
+    );
+    let send = |fr: &str, op: Operation, to: &str, ty: Option<ResourceType>, pc: Option<Value>| {
+        let mut req = Request::new(op, to, Some(fr.to_owned()));
+        req.ty = ty;
+        req.pc = pc;
+        let client = server.client();
+        async move { client.send(&req).await.expect("response") }
+    };
+    let ae = json!({"m2m:ae": {"rn": "meter", "api": "Nmeter", "rr": false, "srv": ["3"]}});
+    let reg = send(
+        "C",
+        Operation::Create,
+        "cse-in",
+        Some(ResourceType::Ae),
+        Some(ae),
+    )
+    .await;
+    assert_eq!(reg.rsc, ResponseStatusCode::Created);
+    let ae_id = reg
+        .pc
+        .as_ref()
+        .and_then(|pc| pc["m2m:ae"]["aei"].as_str())
+        .expect("aei")
+        .to_owned();
+    let cnt = json!({"m2m:cnt": {"rn": "kwh"}});
+    let r = send(
+        &ae_id,
+        Operation::Create,
+        "cse-in/meter",
+        Some(ResourceType::Container),
+        Some(cnt),
+    )
+    .await;
+    assert_eq!(r.rsc, ResponseStatusCode::Created);
+    for (name, target) in [("s1", &one), ("s2", &two)] {
+        let sub = json!({"m2m:sub": {"rn": name, "nu": [target.url()], "enc": {"net": [3], "chty": [4]}}});
+        let r = send(
+            &ae_id,
+            Operation::Create,
+            "cse-in/meter/kwh",
+            Some(ResourceType::Subscription),
+            Some(sub),
+        )
+        .await;
+        assert_eq!(r.rsc, ResponseStatusCode::Created, "{}", server.log());
+    }
+    // Verification requests already carry each target's alias of the creator.
+    let v1 = one.next()["body"]["m2m:sgn"]["cr"]
+        .as_str()
+        .unwrap_or_default()
+        .to_owned();
+    let v2 = two.next()["body"]["m2m:sgn"]["cr"]
+        .as_str()
+        .unwrap_or_default()
+        .to_owned();
+    for _ in 0..2 {
+        let cin = json!({"m2m:cin": {"con": "7"}});
+        let r = send(
+            &ae_id,
+            Operation::Create,
+            "cse-in/meter/kwh",
+            Some(ResourceType::ContentInstance),
+            Some(cin),
+        )
+        .await;
+        assert_eq!(r.rsc, ResponseStatusCode::Created);
+    }
+    let seen = |t: &Target| {
+        (0..2)
+            .map(|_| {
+                t.next()["body"]["m2m:sgn"]["nev"]["rep"]["m2m:cin"]["cr"]
+                    .as_str()
+                    .unwrap_or_default()
+                    .to_owned()
+            })
+            .collect::<Vec<_>>()
+    };
+    let (a1, a2) = (seen(&one), seen(&two));
+    assert!(a1[0].starts_with('C') && a1[0].len() > 10, "{a1:?}");
+    assert_eq!(a1[0], a1[1], "stable for one target");
+    assert_eq!(a2[0], a2[1], "stable for one target");
+    assert_ne!(a1[0], a2[0], "unrelated between targets");
+    assert_ne!(a1[0], ae_id);
+    assert_ne!(a2[0], ae_id);
+    assert_eq!((v1.as_str(), v2.as_str()), (a1[0].as_str(), a2[0].as_str()));
+
+    // The admin maps an alias back, given the target it was shown to.
+    let resolve = |alias: &str, target: &str| {
+        Command::new(env!("CARGO_BIN_EXE_m2m"))
+            .args([
+                "--url",
+                &server.url(),
+                "privacy",
+                "resolve",
+                alias,
+                "--purpose",
+                "billing dispute",
+                "--target",
+                target,
+            ])
+            .output()
+            .expect("m2m")
+    };
+    let out = resolve(&a1[0], &one.url());
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(
+        out.status.success(),
+        "{text}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(text.contains(&ae_id), "{text}");
+    // The other target's alias means nothing for this target.
+    assert!(!resolve(&a2[0], &one.url()).status.success());
+}

@@ -32,6 +32,11 @@ struct Secure {
 
 impl Secure {
     fn start() -> Self {
+        Self::start_after(|_| {})
+    }
+
+    /// Makes the PKI, lets `prepare` add to it, then starts the CSE.
+    fn start_after(prepare: impl FnOnce(&std::path::Path)) -> Self {
         let dir = tempfile::tempdir().expect("tmp");
         let pki = dir.path().join("tls");
         let script = concat!(
@@ -48,6 +53,7 @@ impl Secure {
             "{}",
             String::from_utf8_lossy(&out.stderr)
         );
+        prepare(&pki);
         // The script's configuration, on ephemeral ports and with a short handshake timeout.
         let config = std::fs::read_to_string(pki.join("cse.toml"))
             .expect("cse.toml")
@@ -286,16 +292,14 @@ fn bad_certificates_are_refused_in_the_handshake_and_logged() {
         .output()
         .expect("s_client");
     assert!(!old.status.success());
-    std::thread::sleep(Duration::from_millis(200));
-    let log = s.server.log();
+    let log = s.server.log_with("revoked");
     assert!(
         log.contains("revoked") && log.contains("security association refused"),
         "{log}"
     );
-    assert!(
-        log.matches("peer=127.0.0.1:").count() >= 4,
-        "refusals name the peer: {log}"
-    );
+    // Refusals name the peer by its pseudonymous tag, never by its address.
+    assert!(log.matches("peer=peer-").count() >= 4, "{log}");
+    assert!(!log.contains("peer=127.0.0.1"), "{log}");
     // The listener still serves good clients.
     assert!(s.curl_as("ae1", "/cse-in", "C", &[]).contains("X-M2M-RSC"));
     // The CRL is published where the certificates' distribution point says.
@@ -496,14 +500,8 @@ fn plaintext_and_stalled_clients_do_not_harm_the_listener() {
     let mut buf = [0u8; 64];
     let n = stalled.read(&mut buf).unwrap_or(0);
     assert!(n == 0 || buf[0] == 0x15, "closed or alerted, got {n} bytes");
-    std::thread::sleep(Duration::from_millis(100));
-    assert!(
-        s.server.log().contains("timed out")
-            || s.server.log().contains("Timeout")
-            || s.server.log().contains("timeout"),
-        "{}",
-        s.server.log()
-    );
+    let log = s.server.log_with("timed out");
+    assert!(log.contains("timed out"), "{log}");
 }
 
 #[test]
@@ -578,5 +576,586 @@ fn the_connecting_securely_guide_works_as_written() {
     assert!(
         stdout.contains("\"associations\"") && stdout.contains("\"admin\": true"),
         "admin listing: {stdout}"
+    );
+}
+
+/// Issues `name.pem`/`name.key` from the test CA with the given subject and URI SAN.
+fn issue_client_certificate(pki: &std::path::Path, name: &str, subject: &str, san: &str) {
+    let run = |args: &[&str]| {
+        let out = Command::new("openssl")
+            .current_dir(pki)
+            .args(args)
+            .output()
+            .expect("openssl");
+        assert!(
+            out.status.success(),
+            "openssl {args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    };
+    let (key, csr, pem, ext) = (
+        format!("{name}.key"),
+        format!("{name}.csr"),
+        format!("{name}.pem"),
+        format!("{name}.ext"),
+    );
+    run(&[
+        "genpkey",
+        "-algorithm",
+        "EC",
+        "-pkeyopt",
+        "ec_paramgen_curve:P-256",
+        "-out",
+        &key,
+    ]);
+    run(&[
+        "req",
+        "-new",
+        "-key",
+        &key,
+        "-subj",
+        subject,
+        "-out",
+        &csr,
+        "-config",
+        "openssl.cnf",
+    ]);
+    std::fs::write(
+        pki.join(&ext),
+        format!("basicConstraints = CA:false\nkeyUsage = critical, digitalSignature\nextendedKeyUsage = clientAuth\nsubjectAltName = {san}\n"),
+    )
+    .expect("ext");
+    run(&[
+        "x509",
+        "-req",
+        "-in",
+        &csr,
+        "-CA",
+        "ca.pem",
+        "-CAkey",
+        "ca.key",
+        "-CAcreateserial",
+        "-days",
+        "30",
+        "-sha256",
+        "-extfile",
+        &ext,
+        "-out",
+        &pem,
+    ]);
+}
+
+/// Privacy (seed 6.4): AEs whose credentials carry a recognisable real identity (a person's
+/// name and a device serial number in the certificate subject, a device identifier as the
+/// PSK identity) register and work; afterwards no resource and no log line contains any of
+/// those identities, the certificate's serial or fingerprint, or a peer's address.
+#[test]
+fn real_identities_behind_credentials_appear_in_no_resource_and_no_log() {
+    if !have_openssl() {
+        return;
+    }
+    let psk_identity = "alice-pacemaker-PM-0042@secure-cse.example";
+    let psk_key = "6b1f0e2d9c8a7b6a5f4e3d2c1b0a9988";
+    let s = Secure::start_after(|pki| {
+        issue_client_certificate(
+            pki,
+            "alice",
+            "/CN=Alice Example/serialNumber=PM-0042/O=Pacemaker Owners",
+            "URI://secure-cse.example/id-in/C7f3a9e10",
+        );
+        let credentials = pki.join("credentials.toml");
+        let mut text = std::fs::read_to_string(&credentials).expect("credentials");
+        text += &format!(
+            "\n[[psk]]\nidentity = \"{psk_identity}\"\nkey_hex = \"{psk_key}\"\nallowed_aes = [\"C*\"]\n"
+        );
+        std::fs::write(&credentials, text).expect("write credentials");
+    });
+
+    // The certificate's AE registers and writes data.
+    let ae = r#"{"m2m:ae":{"rn":"heart","api":"Nmonitor","rr":false,"srv":["3"]}}"#;
+    let reg = s.curl_as(
+        "alice",
+        "/cse-in",
+        "C7f3a9e10",
+        &[
+            "-X",
+            "POST",
+            "-H",
+            "Content-Type: application/json;ty=2",
+            "-d",
+            ae,
+        ],
+    );
+    assert!(reg.contains("X-M2M-RSC: 2001"), "{reg}");
+    let cnt = s.curl_as(
+        "alice",
+        "/cse-in/heart",
+        "C7f3a9e10",
+        &[
+            "-X",
+            "POST",
+            "-H",
+            "Content-Type: application/json;ty=3",
+            "-d",
+            r#"{"m2m:cnt":{"rn":"ecg"}}"#,
+        ],
+    );
+    assert!(cnt.contains("X-M2M-RSC: 2001"), "{cnt}");
+    let cin = s.curl_as(
+        "alice",
+        "/cse-in/heart/ecg",
+        "C7f3a9e10",
+        &[
+            "-X",
+            "POST",
+            "-H",
+            "Content-Type: application/json;ty=4",
+            "-d",
+            r#"{"m2m:cin":{"con":"72 bpm"}}"#,
+        ],
+    );
+    assert!(cin.contains("X-M2M-RSC: 2001"), "{cin}");
+    // A refused request, so the log has a refusal line about this peer too.
+    let spoof = s.curl_as("alice", "/cse-in/heart", "Cae1", &[]);
+    assert!(spoof.contains("X-M2M-RSC: 4106"), "{spoof}");
+
+    // The PSK's AE gets a CSE-assigned pseudonym.
+    let psk_ae = r#"{"m2m:ae":{"rn":"pump","api":"Ninsulin","rr":false,"srv":["3"]}}"#;
+    let (ok, first) = s.psk_request(
+        psk_identity,
+        psk_key,
+        "1.3",
+        &http_request("POST", "/cse-in", "C", Some(2), psk_ae),
+    );
+    assert!(ok && first.contains("X-M2M-RSC: 2001"), "{first}");
+    let pseudonym = aei(&first);
+    assert!(pseudonym.starts_with('C') && pseudonym.len() > 8, "{first}");
+    assert!(!pseudonym.to_lowercase().contains("alice"));
+
+    // Everything the CSE holds, as the admin sees it, and everything it logged.
+    let all: String = [
+        "/cse-in",
+        "/cse-in/heart",
+        "/cse-in/heart/ecg",
+        "/cse-in/pump",
+    ]
+    .iter()
+    .map(|path| s.curl_as("admin", &format!("{path}?rcn=4"), "CAdmin", &[]))
+    .collect();
+    assert!(
+        all.contains("X-M2M-RSC: 2000") && all.contains("72 bpm"),
+        "{all}"
+    );
+    assert!(all.contains(&pseudonym), "{all}");
+    let log = s.server.log();
+    assert!(log.contains("security association opened"), "{log}");
+    assert!(log.contains("request refused"), "{log}");
+
+    let fingerprint = {
+        let out = Command::new("openssl")
+            .args(["x509", "-noout", "-fingerprint", "-sha256", "-in"])
+            .arg(s.pki.join("alice.pem"))
+            .output()
+            .expect("openssl");
+        let text = String::from_utf8_lossy(&out.stdout).to_lowercase();
+        text.split('=')
+            .nth(1)
+            .unwrap_or_default()
+            .trim()
+            .replace(':', "")
+    };
+    let serial = {
+        let out = Command::new("openssl")
+            .args(["x509", "-noout", "-serial", "-in"])
+            .arg(s.pki.join("alice.pem"))
+            .output()
+            .expect("openssl");
+        let text = String::from_utf8_lossy(&out.stdout).to_lowercase();
+        text.split('=').nth(1).unwrap_or_default().trim().to_owned()
+    };
+    assert_eq!(fingerprint.len(), 64);
+    assert!(serial.len() >= 16, "{serial}");
+    for (what, text) in [
+        ("resources", all.to_lowercase()),
+        ("log", log.to_lowercase()),
+    ] {
+        for secret in [
+            "alice",
+            "pm-0042",
+            "pacemaker",
+            fingerprint.as_str(),
+            serial.as_str(),
+        ] {
+            assert!(!text.contains(secret), "{what} names '{secret}':\n{text}");
+        }
+    }
+    // The database keeps the credential binding only under the vault's keyed lookup and
+    // sealed: neither the PSK identity nor the device serial is in its files.
+    let mut db = Vec::new();
+    for entry in std::fs::read_dir(&s.server.data)
+        .expect("data folder")
+        .flatten()
+    {
+        if entry.file_name().to_string_lossy().starts_with("cse.db") {
+            db.extend(std::fs::read(entry.path()).expect("db file"));
+        }
+    }
+    assert!(!db.is_empty());
+    let db = String::from_utf8_lossy(&db).to_lowercase();
+    for secret in ["alice", "pm-0042", "pacemaker"] {
+        assert!(!db.contains(secret), "the database names '{secret}'");
+    }
+    // Only the admin resolves the pseudonym, stating why; the audit log keeps that.
+    let resolve = |who: &[&str]| {
+        Command::new(env!("CARGO_BIN_EXE_m2m"))
+            .args(["--url", s.https()])
+            .args(who)
+            .args(["privacy", "resolve", &pseudonym, "--purpose", "incident 42"])
+            .output()
+            .expect("m2m")
+    };
+    let admin_key = s.file("admin.psk");
+    let resolved = resolve(&[
+        "--psk-identity",
+        "admin@secure-cse.example",
+        "--psk-key-file",
+        &admin_key,
+    ]);
+    let text = String::from_utf8_lossy(&resolved.stdout).into_owned();
+    assert!(
+        resolved.status.success(),
+        "{text}{}",
+        String::from_utf8_lossy(&resolved.stderr)
+    );
+    assert!(text.contains(&format!("12-{psk_identity}")), "{text}");
+    let key_file = s.pki.join("alice.psk");
+    std::fs::write(&key_file, psk_key).expect("key file");
+    let mut perms = std::fs::metadata(&key_file).expect("meta").permissions();
+    std::os::unix::fs::PermissionsExt::set_mode(&mut perms, 0o600);
+    std::fs::set_permissions(&key_file, perms).expect("chmod");
+    let denied = resolve(&[
+        "--psk-identity",
+        psk_identity,
+        "--psk-key-file",
+        key_file.to_str().expect("utf8"),
+    ]);
+    assert!(!denied.status.success());
+    assert!(!String::from_utf8_lossy(&denied.stdout).contains(psk_identity));
+    let audit = std::fs::read_to_string(s.server.data.join("audit.log")).expect("audit");
+    let resolution = audit
+        .lines()
+        .find(|l| l.contains("pseudonym-resolved"))
+        .expect("an audit entry for the resolution");
+    assert!(
+        resolution.contains("incident 42") && resolution.contains(&pseudonym),
+        "{resolution}"
+    );
+    assert!(!resolution.contains("alice"), "{resolution}");
+    let log = s.server.log();
+    for secret in ["alice", "pm-0042", "pacemaker"] {
+        assert!(
+            !log.to_lowercase().contains(secret),
+            "the log names '{secret}' after resolution"
+        );
+    }
+
+    // Peers' addresses: the only 127.0.0.1:PORT in the log are the CSE's own listeners.
+    let own_ports: Vec<&str> = s
+        .server
+        .urls
+        .iter()
+        .filter_map(|u| u.rsplit(':').next())
+        .collect();
+    for (at, _) in log.match_indices("127.0.0.1:") {
+        let port: String = log[at + 10..]
+            .chars()
+            .take_while(char::is_ascii_digit)
+            .collect();
+        assert!(
+            own_ports.contains(&port.as_str()),
+            "a peer address in the log: 127.0.0.1:{port}\n{log}"
+        );
+    }
+}
+
+/// The security manager's supervision record: associations opened, refused and closed by the
+/// real listener land in the hash-chained audit log, which `m2m audit verify` accepts, and
+/// which a restart continues; an altered log stops the next start (exit 64).
+#[test]
+fn associations_are_audited_and_the_log_verifies() {
+    if !have_openssl() {
+        return;
+    }
+    let mut s = Secure::start();
+    let ok = s.curl_as("ae1", "/cse-in", "C", &[]);
+    assert!(ok.contains("X-M2M-RSC"), "{ok}");
+    let refused = s.curl_as("revoked", "/cse-in", "C", &[]);
+    assert!(!refused.contains("X-M2M-RSC"), "{refused}");
+
+    let audit = s.server.data.join("audit.log");
+    let m2m = |args: &[&str]| {
+        Command::new(env!("CARGO_BIN_EXE_m2m"))
+            .args(args)
+            .output()
+            .expect("m2m")
+    };
+    // The writer appends in the background: wait (bounded) for the three kinds of entry.
+    let kinds = [
+        "association-opened",
+        "association-closed",
+        "association-refused",
+    ];
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    let tail = loop {
+        let out = m2m(&[
+            "audit",
+            "tail",
+            audit.to_str().expect("utf8"),
+            "-n",
+            "50",
+            "--json",
+        ]);
+        let text = String::from_utf8_lossy(&out.stdout).into_owned();
+        if kinds.iter().all(|k| text.contains(k)) || std::time::Instant::now() > deadline {
+            break text;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    for kind in kinds {
+        assert!(tail.contains(kind), "{kind} in {tail}");
+    }
+    // The audit log is the authorised record: it names the credential and the peer.
+    assert!(tail.contains("\"credential\":\"33-"), "{tail}");
+    assert!(tail.contains("127.0.0.1:"), "{tail}");
+    let verify = m2m(&["audit", "verify", audit.to_str().expect("utf8")]);
+    assert!(
+        verify.status.success(),
+        "{}{}",
+        String::from_utf8_lossy(&verify.stdout),
+        String::from_utf8_lossy(&verify.stderr)
+    );
+
+    // Tampering with one entry: verification names it, and the CSE refuses to start on it.
+    s.server.kill9();
+    let text = std::fs::read_to_string(&audit).expect("audit log");
+    let altered = text.replacen("association-refused", "association-opened", 1);
+    assert_ne!(altered, text);
+    std::fs::write(&audit, altered).expect("write");
+    let verify = m2m(&["audit", "verify", audit.to_str().expect("utf8")]);
+    assert!(!verify.status.success());
+    let out = Command::new(env!("CARGO_BIN_EXE_cse"))
+        .args(["--http", "127.0.0.1:0", "--data"])
+        .arg(&s.server.data)
+        .output()
+        .expect("cse");
+    assert_eq!(out.status.code(), Some(64));
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("audit log"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// Withdrawing credentials (seed 3.1): a revoked PSK's live association is closed at once and
+/// its next handshake refused; a suspended certificate is refused until resumed; every
+/// change is in the audit log; state changes only by POST and only by the admin.
+#[test]
+fn revoked_and_suspended_credentials_are_cut_off() {
+    if !have_openssl() {
+        return;
+    }
+    let s = Secure::start();
+    let key = std::fs::read_to_string(s.pki.join("sensor-1.psk"))
+        .expect("psk")
+        .trim()
+        .to_owned();
+    let identity = "sensor-1@secure-cse.example";
+    // A live association: s_client keeps the connection open after one request.
+    let connect = format!("127.0.0.1:{}", s.tls_port());
+    let mut live = Command::new("openssl")
+        .args([
+            "s_client",
+            "-quiet",
+            "-connect",
+            &connect,
+            "-psk",
+            &key,
+            "-psk_identity",
+            identity,
+        ])
+        .args(["-tls1_3", "-ciphersuites", "TLS_AES_128_GCM_SHA256"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("s_client");
+    let mut stdin = live.stdin.take().expect("stdin");
+    let ae = r#"{"m2m:ae":{"rn":"s1","api":"Nsensor","rr":false,"srv":["3"]}}"#;
+    let request =
+        http_request("POST", "/cse-in", "C", Some(2), ae).replace("Connection: close\r\n", "");
+    stdin.write_all(request.as_bytes()).expect("send");
+    let mut stdout = live.stdout.take().expect("stdout");
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let mut buf = [0u8; 4096];
+        let mut seen = String::new();
+        loop {
+            match stdout.read(&mut buf) {
+                Ok(0) | Err(_) => break,
+                Ok(n) => {
+                    seen.push_str(&String::from_utf8_lossy(&buf[..n]));
+                    let _ = tx.send(seen.clone());
+                }
+            }
+        }
+        let _ = tx.send(format!("{seen}\nEOF"));
+    });
+    let first = rx.recv_timeout(Duration::from_secs(20)).expect("an answer");
+    assert!(first.contains("X-M2M-RSC: 2001"), "{first}");
+
+    let m2m_admin = |args: &[&str]| {
+        Command::new(env!("CARGO_BIN_EXE_m2m"))
+            .args([
+                "--url",
+                s.https(),
+                "--psk-identity",
+                "admin@secure-cse.example",
+                "--psk-key-file",
+            ])
+            .arg(s.pki.join("admin.psk"))
+            .args(args)
+            .output()
+            .expect("m2m")
+    };
+    let credential = format!("12-{identity}");
+    let revoked = m2m_admin(&[
+        "credentials",
+        "revoke",
+        &credential,
+        "--reason",
+        "device stolen",
+    ]);
+    let text = String::from_utf8_lossy(&revoked.stdout).into_owned();
+    assert!(
+        revoked.status.success(),
+        "{text}{}",
+        String::from_utf8_lossy(&revoked.stderr)
+    );
+    assert!(
+        text.contains("\"associationsClosed\": 1") && text.contains("\"revoked\""),
+        "{text}"
+    );
+    // The live connection ends (bounded wait, no timing assertion).
+    let ended = loop {
+        match rx.recv_timeout(Duration::from_secs(20)) {
+            Ok(seen) if seen.ends_with("EOF") => break true,
+            Ok(_) => continue,
+            Err(_) => break false,
+        }
+    };
+    assert!(ended, "the revoked association's connection was closed");
+    let _ = live.kill();
+    let _ = live.wait();
+    // No new handshake with it.
+    let (ok, again) = s.psk_request(
+        identity,
+        &key,
+        "1.3",
+        &http_request("GET", "/cse-in", "C", None, ""),
+    );
+    assert!(!ok || !again.contains("X-M2M-RSC"), "{again}");
+    // Revocation is final; the list shows it.
+    let resume = m2m_admin(&["credentials", "resume", &credential]);
+    assert!(!resume.status.success());
+    assert!(
+        String::from_utf8_lossy(&resume.stderr).contains("4000"),
+        "{}",
+        String::from_utf8_lossy(&resume.stderr)
+    );
+    let listed = m2m_admin(&["credentials", "list"]);
+    let listed = String::from_utf8_lossy(&listed.stdout).into_owned();
+    assert!(
+        listed.contains(&credential) && listed.contains("device stolen"),
+        "{listed}"
+    );
+
+    // A certificate: suspended, refused; resumed, accepted again.
+    let fingerprint = {
+        let out = Command::new("openssl")
+            .args([
+                "x509",
+                "-noout",
+                "-fingerprint",
+                "-sha256",
+                "-in",
+                &s.file("ae1.pem"),
+            ])
+            .output()
+            .expect("openssl");
+        let text = String::from_utf8_lossy(&out.stdout).to_lowercase();
+        text.split('=')
+            .nth(1)
+            .unwrap_or_default()
+            .trim()
+            .replace(':', "")
+    };
+    assert!(s.curl_as("ae1", "/cse-in", "C", &[]).contains("X-M2M-RSC"));
+    let cert_credential = format!("33-{fingerprint}");
+    let suspended = m2m_admin(&[
+        "credentials",
+        "suspend",
+        &cert_credential,
+        "--reason",
+        "audit",
+    ]);
+    assert!(
+        String::from_utf8_lossy(&suspended.stdout).contains("\"suspended\""),
+        "{}",
+        String::from_utf8_lossy(&suspended.stdout)
+    );
+    assert!(!s.curl_as("ae1", "/cse-in", "C", &[]).contains("X-M2M-RSC"));
+    let resumed = m2m_admin(&["credentials", "resume", &cert_credential]);
+    assert!(
+        String::from_utf8_lossy(&resumed.stdout).contains("\"active\""),
+        "{}",
+        String::from_utf8_lossy(&resumed.stdout)
+    );
+    assert!(s.curl_as("ae1", "/cse-in", "C", &[]).contains("X-M2M-RSC"));
+
+    // Only by POST, and only the admin.
+    let get = s.curl_as(
+        "admin",
+        "/.admin/revoke?credential=x&reason=y",
+        "CAdmin",
+        &[],
+    );
+    assert!(get.contains("X-M2M-RSC: 4005"), "{get}");
+    let not_admin = s.curl_as(
+        "ae1",
+        "/.admin/revoke?credential=x&reason=y",
+        "CAdmin",
+        &["-X", "POST"],
+    );
+    assert!(not_admin.contains("X-M2M-RSC: 4106"), "{not_admin}");
+    let no_reason = s.curl_as(
+        "admin",
+        "/.admin/suspend?credential=x",
+        "CAdmin",
+        &["-X", "POST"],
+    );
+    assert!(no_reason.contains("X-M2M-RSC: 4000"), "{no_reason}");
+
+    // The audit log has all three changes, by the admin's credential.
+    let audit = std::fs::read_to_string(s.server.data.join("audit.log")).expect("audit");
+    for kind in [
+        "\"kind\":\"revoked\"",
+        "\"kind\":\"suspended\"",
+        "\"kind\":\"resumed\"",
+    ] {
+        assert!(audit.contains(kind), "{kind} in {audit}");
+    }
+    assert!(
+        audit.contains("CAdmin (12-admin@secure-cse.example)"),
+        "{audit}"
     );
 }

@@ -174,6 +174,40 @@ impl Client {
     /// The response's `pc` is the JSON the CSE answered, such as
     /// `{"associations": [...]}`, or its error content.
     pub async fn admin(&self, command: &str, origin: &str) -> Result<Response, ClientError> {
+        self.admin_with(command, &[], origin).await
+    }
+
+    /// Like [`Client::admin`], with query parameters (`GET {base}/.admin/{command}?k=v&..`,
+    /// each key and value percent-encoded), e.g. `explain` with `from`, `to` and `op`.
+    pub async fn admin_with(
+        &self,
+        command: &str,
+        params: &[(&str, &str)],
+        origin: &str,
+    ) -> Result<Response, ClientError> {
+        self.admin_request(http::Method::GET, command, params, origin)
+            .await
+    }
+
+    /// An administration request that changes something (`POST {base}/.admin/{command}?..`),
+    /// e.g. `revoke` with `credential` and `reason`.
+    pub async fn admin_post(
+        &self,
+        command: &str,
+        params: &[(&str, &str)],
+        origin: &str,
+    ) -> Result<Response, ClientError> {
+        self.admin_request(http::Method::POST, command, params, origin)
+            .await
+    }
+
+    async fn admin_request(
+        &self,
+        method: http::Method,
+        command: &str,
+        params: &[(&str, &str)],
+        origin: &str,
+    ) -> Result<Response, ClientError> {
         let valid = !command.is_empty()
             && command
                 .bytes()
@@ -186,12 +220,25 @@ impl Client {
             "{}://{}{}/.admin/{command}",
             self.base.scheme, self.base.authority, self.base.prefix
         );
+        let encode = |s: &str| {
+            percent_encoding::utf8_percent_encode(s, percent_encoding::NON_ALPHANUMERIC).to_string()
+        };
+        let query: Vec<String> = params
+            .iter()
+            .map(|(k, v)| format!("{}={}", encode(k), encode(v)))
+            .collect();
+        let uri = if query.is_empty() {
+            uri
+        } else {
+            format!("{uri}?{}", query.join("&"))
+        };
         let uri: Uri = uri.parse().map_err(|_| ClientError::InvalidUrl {
             url: uri,
             reason: "not a valid request URI",
         })?;
         let mut http_req = http::Request::new(Full::new(Bytes::new()));
         *http_req.uri_mut() = uri;
+        *http_req.method_mut() = method;
         let h = http_req.headers_mut();
         put(h, ORIGIN, "fr", Some(origin))?;
         put(h, RI, "rqi", Some(&rqi))?;

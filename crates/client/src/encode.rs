@@ -153,9 +153,16 @@ mod tests {
     fn parse_filter(q: &str) -> FilterCriteria {
         let mut fc = FilterCriteria::default();
         for pair in q.split('&').filter(|p| !p.is_empty()) {
+            // As the server does: list items split on `+` before decoding.
             let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
-            let v = percent_decode_str(v).decode_utf8().expect("utf-8");
-            fc.add(k, &v).expect("valid criterion");
+            let items: Vec<&str> = match FilterCriteria::is_list(k) {
+                true => v.split('+').collect(),
+                false => vec![v],
+            };
+            for item in items {
+                let item = percent_decode_str(item).decode_utf8().expect("utf-8");
+                fc.add_item(k, &item).expect("valid criterion");
+            }
         }
         fc
     }

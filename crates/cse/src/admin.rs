@@ -1,30 +1,378 @@
-//! Administration requests: operations on the CSE itself rather than on resources (today:
-//! listing the live security associations). Only the admin originator may use them, under
-//! the same originator check as every request, so in a secure deployment only over an
-//! association with an admin credential.
+//! Administration requests: operations on the CSE itself rather than on resources (listing
+//! the live security associations; explaining an access control decision). Only the admin
+//! originator may use them, under the same originator check as every request, so in a
+//! secure deployment only over an association with an admin credential.
 
-use crate::originator::{self, Originator};
+use crate::access::{Check, RequestContext};
+use crate::addressing::Target;
+use crate::originator::{self, Claimed, Originator};
+use crate::withdrawal::Withdraw;
 use crate::{Cse, SecurityContext};
-use model::{Error, Operation, Request, Response, ResponseStatusCode, Result};
+use model::resources::acp::region::{Location, Region};
+use model::time::Timestamp;
+use model::{
+    AccessOperation, Error, Operation, Request, ResourceType, Response, ResponseStatusCode, Result,
+};
 use security::association::PeerIdentity;
 use serde_json::{json, Value};
 use std::time::UNIX_EPOCH;
 
 /// What an admin can ask.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
 pub enum AdminCommand {
     /// List the live security associations.
     ListAssociations,
+    /// Explain the access control decision for a request (given or hypothetical).
+    Explain(ExplainQuery),
+    /// List the withdrawn (revoked or suspended) credentials.
+    ListWithdrawn,
+    /// Per-credential usage since the CSE started (the supervision's record): every
+    /// credential seen, or the one named.
+    Usage {
+        /// The Credential-ID, or `None` for all.
+        credential: Option<String>,
+    },
+    /// Record a certificate the CA issued while the CSE holds the audit log (`m2m ca issue`
+    /// runs as another process and may not append to the log itself).
+    RecordIssued {
+        /// The identity in the certificate.
+        subject: String,
+        /// Its serial number (hex).
+        serial: String,
+        /// End of validity.
+        not_after: String,
+    },
+    /// Resolve a pseudonym (an assigned AE-ID) to its credential, for a stated purpose.
+    Resolve {
+        /// The AE-ID.
+        pseudonym: String,
+        /// Why (kept in the audit log).
+        purpose: String,
+        /// For an alias a notification target was shown: that target's URL.
+        target: Option<String>,
+    },
+    /// Revoke, suspend or resume a credential (`credential`, `reason`).
+    Withdraw {
+        /// What to do.
+        what: Withdraw,
+        /// The Credential-ID.
+        credential: String,
+        /// Why (for the audit trail; empty for resume).
+        reason: String,
+    },
 }
 
 impl AdminCommand {
-    /// The command named by an admin path segment.
+    /// The command named by an admin path segment, for commands without parameters.
     pub fn from_name(name: &str) -> Option<Self> {
         match name {
             "associations" => Some(Self::ListAssociations),
+            "withdrawn" => Some(Self::ListWithdrawn),
+            "usage" => Some(Self::Usage { credential: None }),
             _ => None,
         }
+    }
+
+    /// Whether the command changes anything (then it must come as a POST, else as a GET).
+    pub fn changes_state(&self) -> bool {
+        // Resolving changes the audit log: it is never a side effect of a GET.
+        matches!(
+            self,
+            Self::Withdraw { .. } | Self::Resolve { .. } | Self::RecordIssued { .. }
+        )
+    }
+
+    /// The command named by an admin path segment with its query parameters: `None` for an
+    /// unknown command, a 4000 for parameters that do not fit it.
+    pub fn with_params(name: &str, params: &[(String, String)]) -> Option<Result<Self>> {
+        match name {
+            "explain" => Some(ExplainQuery::parse(params).map(Self::Explain)),
+            "revoke" => Some(withdraw(Withdraw::Revoke, params)),
+            "suspend" => Some(withdraw(Withdraw::Suspend, params)),
+            "resume" => Some(withdraw(Withdraw::Resume, params)),
+            "resolve" => Some(resolve(params)),
+            "record-issued" => Some(record_issued(params)),
+            "usage" => Some(usage(params)),
+            other => Self::from_name(other).map(Ok),
+        }
+    }
+}
+
+/// `subject`, `serial` and `not_after`, all required, nothing else.
+fn record_issued(params: &[(String, String)]) -> Result<AdminCommand> {
+    let (mut subject, mut serial, mut not_after) = (None, None, None);
+    for (key, value) in params {
+        let slot = match key.as_str() {
+            "subject" => &mut subject,
+            "serial" => &mut serial,
+            "not_after" => &mut not_after,
+            other => {
+                return Err(Error::bad_request(format!(
+                    "unknown parameter '{other}' for record-issued"
+                )))
+            }
+        };
+        if value.is_empty() || value.chars().any(char::is_control) {
+            return Err(Error::bad_request(format!("'{key}' must be printable")));
+        }
+        if slot.replace(value.clone()).is_some() {
+            return Err(Error::bad_request(format!("'{key}' given twice")));
+        }
+    }
+    match (subject, serial, not_after) {
+        (Some(subject), Some(serial), Some(not_after)) => Ok(AdminCommand::RecordIssued {
+            subject,
+            serial,
+            not_after,
+        }),
+        _ => Err(Error::bad_request(
+            "'subject', 'serial' and 'not_after' are required",
+        )),
+    }
+}
+
+/// `pseudonym` and `purpose`, both required, and `target` for an alias; nothing else.
+fn resolve(params: &[(String, String)]) -> Result<AdminCommand> {
+    let (mut pseudonym, mut purpose, mut target) = (None, None, None);
+    for (key, value) in params {
+        let slot = match key.as_str() {
+            "pseudonym" => &mut pseudonym,
+            "purpose" => &mut purpose,
+            "target" => &mut target,
+            other => {
+                return Err(Error::bad_request(format!(
+                    "unknown parameter '{other}' for resolve"
+                )))
+            }
+        };
+        if slot.replace(value.clone()).is_some() {
+            return Err(Error::bad_request(format!("'{key}' given twice")));
+        }
+    }
+    match (pseudonym, purpose) {
+        (Some(p), Some(why)) if !p.is_empty() && !why.trim().is_empty() => {
+            Ok(AdminCommand::Resolve {
+                pseudonym: p,
+                purpose: why,
+                target,
+            })
+        }
+        _ => Err(Error::bad_request(
+            "'pseudonym' (an AE-ID) and 'purpose' are required",
+        )),
+    }
+}
+
+/// `credential` (optional), nothing else.
+fn usage(params: &[(String, String)]) -> Result<AdminCommand> {
+    let mut credential = None;
+    for (key, value) in params {
+        if key != "credential" {
+            return Err(Error::bad_request(format!(
+                "unknown parameter '{key}' for this admin command"
+            )));
+        }
+        if credential.replace(value.clone()).is_some() {
+            return Err(Error::bad_request("'credential' given twice"));
+        }
+    }
+    Ok(AdminCommand::Usage {
+        credential: credential.filter(|c| !c.is_empty()),
+    })
+}
+
+/// `credential` (required) and `reason` (required to revoke or suspend, so that the audit
+/// trail says why), nothing else.
+fn withdraw(what: Withdraw, params: &[(String, String)]) -> Result<AdminCommand> {
+    let (mut credential, mut reason) = (None, None);
+    for (key, value) in params {
+        let slot = match key.as_str() {
+            "credential" => &mut credential,
+            "reason" if what != Withdraw::Resume => &mut reason,
+            other => {
+                return Err(Error::bad_request(format!(
+                    "unknown parameter '{other}' for this admin command"
+                )))
+            }
+        };
+        if slot.replace(value.clone()).is_some() {
+            return Err(Error::bad_request(format!("'{key}' given twice")));
+        }
+    }
+    let credential = credential
+        .filter(|c| !c.is_empty())
+        .ok_or_else(|| Error::bad_request("'credential' (a Credential-ID) is required"))?;
+    let reason = match what {
+        Withdraw::Resume => String::new(),
+        _ => reason
+            .filter(|r| !r.trim().is_empty())
+            .ok_or_else(|| Error::bad_request("'reason' is required"))?,
+    };
+    Ok(AdminCommand::Withdraw {
+        what,
+        credential,
+        reason,
+    })
+}
+
+/// The request to explain (`/.admin/explain?from=..&to=..&op=..`): who, what, where, and
+/// the facts that contexts look at. Facts not given are the ones an unauthenticated request
+/// from nowhere in particular would have, received now.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ExplainQuery {
+    /// `from`: the originator, in any form a request may use.
+    pub from: String,
+    /// `to`: the target address.
+    pub to: String,
+    /// `op`: create, retrieve, update, delete, notify or discover.
+    pub op: AccessOperation,
+    /// `ty`: for create, the resource type number to create.
+    pub ty: Option<ResourceType>,
+    /// `acpi=true`: explain an UPDATE of the target's `acpi` (checked against `pvs`).
+    pub acpi: bool,
+    /// `authn=true`: the request came over a security association (`rq_authn`).
+    pub authenticated: bool,
+    /// `ip`: the peer's address.
+    pub ip: Option<std::net::IpAddr>,
+    /// `level`: the credential level (1-3) of the peer's security association.
+    pub level: Option<u8>,
+    /// `roles`: comma-separated Role-IDs the originator holds.
+    pub roles: Vec<String>,
+    /// `time`: when the request is received (oneM2M timestamp); default now.
+    pub time: Option<Timestamp>,
+    /// `lat`, `lon` and optional `country`: where the originator is.
+    pub location: Option<Location>,
+}
+
+impl ExplainQuery {
+    /// Reads the query parameters; anything unknown, repeated or malformed is a 4000.
+    pub fn parse(params: &[(String, String)]) -> Result<Self> {
+        let bad = |why: String| Error::bad_request(format!("explain: {why}"));
+        let mut seen: Vec<&str> = Vec::new();
+        let mut get = std::collections::HashMap::new();
+        for (k, v) in params {
+            if seen.contains(&k.as_str()) {
+                return Err(bad(format!("'{k}' given more than once")));
+            }
+            seen.push(k);
+            let known = [
+                "from", "to", "op", "ty", "acpi", "authn", "ip", "level", "roles", "time", "lat",
+                "lon", "country",
+            ];
+            if !known.contains(&k.as_str()) {
+                return Err(bad(format!(
+                    "unknown parameter '{k}' (known: {})",
+                    known.join(", ")
+                )));
+            }
+            get.insert(k.as_str(), v.as_str());
+        }
+        let need = |k: &str| {
+            get.get(k)
+                .filter(|v| !v.is_empty())
+                .map(|v| (*v).to_owned())
+                .ok_or_else(|| bad(format!("'{k}' is required")))
+        };
+        let flag = |k: &str| match get.get(k).copied() {
+            None | Some("false") => Ok(false),
+            Some("true") => Ok(true),
+            Some(v) => Err(bad(format!("'{k}' must be true or false, not '{v}'"))),
+        };
+        let op = match need("op")?.to_ascii_lowercase().as_str() {
+            "create" => AccessOperation::CREATE,
+            "retrieve" => AccessOperation::RETRIEVE,
+            "update" => AccessOperation::UPDATE,
+            "delete" => AccessOperation::DELETE,
+            "notify" => AccessOperation::NOTIFY,
+            "discover" | "discovery" => AccessOperation::DISCOVERY,
+            other => {
+                return Err(bad(format!(
+                    "unknown op '{other}' (create, retrieve, update, delete, notify, discover)"
+                )))
+            }
+        };
+        let ty = get
+            .get("ty")
+            .map(|v| {
+                v.parse::<u64>()
+                    .map_err(|_| bad(format!("ty '{v}' is not a number")))
+                    .and_then(ResourceType::from_code)
+            })
+            .transpose()?;
+        if op == AccessOperation::CREATE && ty.is_none() {
+            return Err(bad("op=create needs ty".to_owned()));
+        }
+        let acpi = flag("acpi")?;
+        if acpi && op != AccessOperation::UPDATE {
+            return Err(bad("acpi=true goes with op=update".to_owned()));
+        }
+        let ip = get
+            .get("ip")
+            .map(|v| {
+                v.parse()
+                    .map_err(|_| bad(format!("ip '{v}' is not an address")))
+            })
+            .transpose()?;
+        let level = get
+            .get("level")
+            .map(|v| {
+                v.parse::<u8>()
+                    .ok()
+                    .filter(|l| (1..=3).contains(l))
+                    .ok_or_else(|| bad(format!("level '{v}' is not 1, 2 or 3")))
+            })
+            .transpose()?;
+        let roles = get
+            .get("roles")
+            .map(|v| {
+                v.split(',')
+                    .filter(|r| !r.is_empty())
+                    .map(str::to_owned)
+                    .collect()
+            })
+            .unwrap_or_default();
+        let time = get.get("time").map(|v| model::time::parse(v)).transpose()?;
+        let number = |k: &str| {
+            get.get(k)
+                .map(|v| {
+                    v.parse::<f64>()
+                        .map_err(|_| bad(format!("{k} '{v}' is not a number")))
+                })
+                .transpose()
+        };
+        let location = match (number("lat")?, number("lon")?) {
+            (Some(lat), Some(lon)) => {
+                Region::circle(&[lat, lon, 0.0]).map_err(bad)?;
+                let country = get
+                    .get("country")
+                    .map(|c| match Region::countries([*c]) {
+                        Ok(Region::Countries(mut codes)) => Ok(codes.remove(0)),
+                        Ok(_) => Err(bad(format!("country '{c}'"))),
+                        Err(why) => Err(bad(why)),
+                    })
+                    .transpose()?;
+                Some(Location { lat, lon, country })
+            }
+            (None, None) if get.contains_key("country") => {
+                return Err(bad("country goes with lat and lon".to_owned()))
+            }
+            (None, None) => None,
+            _ => return Err(bad("lat and lon go together".to_owned())),
+        };
+        Ok(Self {
+            from: need("from")?,
+            to: need("to")?,
+            op,
+            ty,
+            acpi,
+            authenticated: flag("authn")?,
+            ip,
+            level,
+            roles,
+            time,
+            location,
+        })
     }
 }
 
@@ -37,13 +385,61 @@ impl Cse {
         rqi: &str,
         command: AdminCommand,
     ) -> Response {
-        match self.run_admin(ctx, fr, command) {
+        let outcome = match command {
+            AdminCommand::Withdraw {
+                what,
+                credential,
+                reason,
+            } => match self.admin_actor(ctx, fr) {
+                Ok(actor) => self.withdraw(&actor, what, &credential, &reason).await,
+                Err(e) => Err(e),
+            },
+            AdminCommand::RecordIssued {
+                subject,
+                serial,
+                not_after,
+            } => match (self.admin_actor(ctx, fr), self.audit()) {
+                (Err(e), _) => Err(e),
+                (Ok(_), None) => Ok(json!({ "recorded": false })),
+                (Ok(_), Some(audit)) => audit
+                    .record_durably(manager::audit::Event::CertificateIssued {
+                        subject,
+                        serial,
+                        not_after,
+                    })
+                    .await
+                    .map(|()| json!({ "recorded": true })),
+            },
+            AdminCommand::Resolve {
+                pseudonym,
+                purpose,
+                target,
+            } => match self.admin_actor(ctx, fr) {
+                Ok(actor) => {
+                    self.resolve(&actor, &pseudonym, &purpose, target.as_deref())
+                        .await
+                }
+                Err(e) => Err(e),
+            },
+            other => self.run_admin(ctx, fr, other),
+        };
+        match outcome {
             Ok(pc) => Response::new(ResponseStatusCode::Ok, rqi, Some(pc)),
             Err(e) => {
-                tracing::warn!(peer = ?ctx.peer, rsc = e.rsc.code(), reason = %e.message, "admin request refused");
+                tracing::warn!(peer = %security::privacy::peer_tag(ctx.peer), rsc = e.rsc.code(), reason = %e.message, "admin request refused");
                 Response::error(&e, rqi)
             }
         }
+    }
+
+    /// Checks that `fr` is the admin (over an admin credential where that is required) and
+    /// names them for the audit trail: the admin originator and the credential used.
+    fn admin_actor(&self, ctx: &SecurityContext, fr: Option<String>) -> Result<String> {
+        self.run_admin(ctx, fr, AdminCommand::ListWithdrawn)?;
+        Ok(match ctx.security_association() {
+            Some(sa) => format!("{} ({})", self.config.admin, sa.established.credential_id),
+            None => self.config.admin.clone(),
+        })
     }
 
     fn run_admin(
@@ -62,6 +458,14 @@ impl Cse {
             ));
         }
         Ok(match command {
+            AdminCommand::Explain(query) => self.explain(&query)?,
+            AdminCommand::ListWithdrawn => json!({ "withdrawn": self.withdrawn_credentials() }),
+            AdminCommand::Usage { credential } => self.credential_usage(credential.as_deref())?,
+            AdminCommand::Withdraw { .. }
+            | AdminCommand::Resolve { .. }
+            | AdminCommand::RecordIssued { .. } => {
+                return Err(Error::internal("this admin command is asynchronous"))
+            }
             AdminCommand::ListAssociations => {
                 let list: Vec<Value> = self
                     .associations
@@ -102,5 +506,89 @@ impl Cse {
                 json!({ "associations": list })
             }
         })
+    }
+}
+
+impl Cse {
+    /// Explains the access control decision for `query`, as JSON: the facts used, the
+    /// decision, what it was based on, and every policy and rule considered.
+    pub fn explain(&self, query: &ExplainQuery) -> Result<Value> {
+        let mut notes: Vec<String> = Vec::new();
+        let originator = if query.from == self.config.admin {
+            Originator::Admin
+        } else {
+            match originator::normalize(&query.from, &self.config)? {
+                Claimed::AeId(id) => {
+                    if self.store.resource_type(&id)? != Some(ResourceType::Ae) {
+                        notes.push(format!(
+                            "{id} is not a registered AE: a real request is refused (4106) before access control"
+                        ));
+                    }
+                    Originator::Ae(id)
+                }
+                Claimed::CseOrRemote(id) => {
+                    notes.push(format!(
+                        "{id} names a CSE or an entity behind one: a real request needs a security association bound to it"
+                    ));
+                    Originator::RemoteCse(id)
+                }
+            }
+        };
+        if query.op == AccessOperation::CREATE && query.ty == Some(ResourceType::Ae) {
+            notes.push(
+                "an AE registration is not subject to access control (TS-0001 10.2.2.2)".to_owned(),
+            );
+        }
+        let (target, check) =
+            match crate::addressing::resolve(&query.to, &self.config, self.store.as_ref())? {
+                Target::FanOut { group, .. } => (group, Check::FanOut),
+                other => {
+                    let r = crate::real_target(other)?;
+                    (
+                        r,
+                        if query.acpi {
+                            Check::AcpiUpdate
+                        } else {
+                            Check::Operation
+                        },
+                    )
+                }
+            };
+        let ctx = RequestContext {
+            authenticated: query.authenticated,
+            time: query.time.unwrap_or_else(model::time::now),
+            ip: query.ip,
+            location: query.location.clone(),
+            credential_level: query.level,
+            roles: query.roles.clone(),
+        };
+        let why = self
+            .gate()
+            .explain(&originator, &ctx, &target, query.op, query.ty, check)?;
+        let mut out = why.to_json();
+        if let Some(obj) = out.as_object_mut() {
+            obj.insert(
+                "check".into(),
+                json!(match check {
+                    Check::Operation => "operation",
+                    Check::AcpiUpdate => "acpi-update",
+                    Check::FanOut => "fan-out",
+                }),
+            );
+            obj.insert(
+                "facts".into(),
+                json!({
+                    "time": model::time::format(ctx.time),
+                    "authenticated": ctx.authenticated,
+                    "ip": ctx.ip.map(|ip| ip.to_string()),
+                    "location": ctx.location.as_ref().map(ToString::to_string),
+                    "credentialLevel": ctx.credential_level,
+                    "roles": ctx.roles,
+                    "createType": query.ty.map(ResourceType::code),
+                }),
+            );
+            obj.insert("notes".into(), json!(notes));
+        }
+        Ok(json!({ "explain": out }))
     }
 }

@@ -1,6 +1,7 @@
 //! The CSE's identity and limits, resolved from the configuration file and command line.
 
 use std::path::PathBuf;
+use std::sync::Arc;
 
 /// Settings the request pipeline needs. Defaults are the documented defaults of
 /// `docs/configuration.md`.
@@ -39,6 +40,34 @@ pub struct CseConfig {
     /// How `https://` notification targets are authenticated (and the CSE to them); without
     /// it, only `http://` targets can be reached.
     pub notification_tls: Option<NotificationTls>,
+    /// Whether each notification target sees its own alias of every AE-ID in what it is
+    /// sent (per-peer pseudonyms), rather than the AE-ID itself.
+    pub per_target_pseudonyms: bool,
+    /// Tokens and DAS consultation (TS-0003 clause 7.3).
+    pub dynamic_authorization: DynamicAuthorization,
+}
+
+/// Settings of dynamic authorization: whose tokens are trusted, and how long the CSE waits
+/// for and keeps what a DAS grants.
+#[derive(Debug, Clone)]
+pub struct DynamicAuthorization {
+    /// Trusted token issuers with their keys; empty: every token is refused.
+    pub issuers: Arc<security::token::Issuers>,
+    /// Timeout of one consultation of a DAS, in milliseconds. Short, because the request
+    /// waits for it.
+    pub timeout_ms: u64,
+    /// Longest time a DAS grant is kept, in seconds, whatever the DAS and `dal` say.
+    pub max_grant_secs: u64,
+}
+
+impl Default for DynamicAuthorization {
+    fn default() -> Self {
+        Self {
+            issuers: Arc::default(),
+            timeout_ms: 1000,
+            max_grant_secs: 3600,
+        }
+    }
 }
 
 /// The TLS client side of notification delivery.
@@ -69,6 +98,8 @@ impl Default for CseConfig {
             notification_attempts: 5,
             notification_timeout_ms: 2000,
             notification_tls: None,
+            per_target_pseudonyms: false,
+            dynamic_authorization: DynamicAuthorization::default(),
         }
     }
 }

@@ -82,7 +82,8 @@ impl Cse {
             });
         }
         if !registering {
-            self.authorize(caller, &parent, AccessOperation::CREATE, Some(ty))?;
+            self.authorize_dynamic(caller, &parent, AccessOperation::CREATE, Some(ty))
+                .await?;
         }
 
         // Attributes every type gets.
@@ -123,6 +124,7 @@ impl Cse {
                 resources::sub::prepare(self, caller, &parent, &mut resource).await?
             }
             ResourceType::Group => resources::grp::prepare(self, &mut resource)?,
+            ResourceType::DynamicAuthorizationConsultation => resources::dac::prepare(&resource)?,
             ResourceType::AccessControlPolicy | ResourceType::CseBase => {}
         }
 
@@ -134,10 +136,26 @@ impl Cse {
                 Originator::Registering(reg) => reg.remember_for.clone(),
                 _ => None,
             };
+            // With a pseudonym vault the real identity is kept only sealed for this AE-ID.
+            let sealed = match (
+                &remember,
+                self.associations().pseudonyms(),
+                caller.ctx.security_association(),
+            ) {
+                (Some(_), Some(vault), Some(sa)) => Some(
+                    vault
+                        .seal(&sa.established.credential_id, r.ri())
+                        .map_err(|e| Error::internal(format!("pseudonym vault: {e}")))?,
+                ),
+                _ => None,
+            };
             store::write(self.store.as_ref(), move |t| {
                 t.insert(&r)?;
-                if let Some(credential) = remember {
-                    t.remember_credential_ae(&credential, r.ri())?;
+                if let Some(key) = remember {
+                    t.remember_credential_ae(&key, r.ri())?;
+                }
+                if let Some(sealed) = sealed {
+                    t.seal_identity(r.ri(), &sealed)?;
                 }
                 Ok(())
             })

@@ -23,7 +23,8 @@ impl Cse {
                 "the CSEBase cannot be deleted",
             ));
         }
-        self.authorize(caller, &r, AccessOperation::DELETE, None)?;
+        self.authorize_dynamic(caller, &r, AccessOperation::DELETE, None)
+            .await?;
         let gone = self.remove(&r).await?;
         let root = gone.into_iter().next().unwrap_or(r);
         let pc = match req.rcn.unwrap_or(ResultContent::Nothing) {

@@ -29,7 +29,16 @@ impl Cse {
         if suffix.split('/').any(|s| s == "fopt") {
             return Err(Error::bad_request("nested fan-out is not allowed"));
         }
-        self.authorize(caller, &group, access_bit(req), req.ty)?;
+        // The group's macp governs its fan-out point (its own policies when macp is unset);
+        // every member request is then checked on its own.
+        self.gate().authorize(
+            &caller.originator,
+            &self.request_context(caller),
+            &group,
+            access_bit(req),
+            req.ty,
+            crate::access::Check::FanOut,
+        )?;
         let members = group.str_list("mid");
         if members.is_empty() {
             return Err(Error::new(

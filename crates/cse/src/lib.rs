@@ -12,6 +12,7 @@
 pub mod access;
 pub mod addressing;
 pub mod admin;
+pub mod audit;
 pub mod config;
 mod content;
 mod create;
@@ -19,14 +20,19 @@ mod delete;
 mod discovery;
 pub mod expiry;
 mod group;
+pub mod maf;
+pub mod mef;
 pub mod notification;
 mod notify;
 pub mod originator;
+pub mod pseudonyms;
 mod resources;
 mod retrieve;
 pub mod security_context;
 pub mod subscription;
+pub mod supervision;
 mod update;
+pub mod withdrawal;
 
 pub use config::{CseConfig, NotificationTls};
 pub use security_context::{Association, NoAssociation, SecurityContext};
@@ -47,6 +53,32 @@ pub struct Cse {
     store: Arc<dyn Store>,
     notifier: Notifier,
     associations: Arc<security::association::Registry>,
+    policies: access::PolicyCache,
+    consultant: access::Consultant,
+    audit: Option<audit::AuditTrail>,
+    revocations: Arc<security::revocation::Revocations>,
+    mef: Option<Arc<mef::Mef>>,
+    maf: Option<Arc<maf::Maf>>,
+    supervisor: Arc<supervision::Supervisor>,
+}
+
+/// The security manager's services the CSE works with.
+#[derive(Debug, Default)]
+pub struct Services {
+    /// Where security events are recorded; none: not recorded.
+    pub audit: Option<audit::AuditTrail>,
+    /// The withdrawn credentials (shared with the TLS listeners' credential stores).
+    pub revocations: Arc<security::revocation::Revocations>,
+    /// The enrolment function, when the CSE hosts one (`[enrolment]`).
+    pub mef: Option<Arc<mef::Mef>>,
+    /// The authentication function that distributes keys between applications, when the
+    /// CSE hosts one (`[maf]`).
+    pub maf: Option<Arc<maf::Maf>>,
+    /// Where the real identity behind each assigned AE-ID is kept, sealed; none: the
+    /// store keeps Credential-IDs in clear (in-process tests).
+    pub pseudonyms: Option<Arc<security::privacy::PseudonymVault>>,
+    /// The supervision's rules (`[supervision]`); usage is kept whatever they say.
+    pub supervision: supervision::Settings,
 }
 
 /// What one handler needs to know about the request beyond the primitive.
@@ -54,6 +86,10 @@ pub struct Cse {
 pub(crate) struct Caller<'a> {
     pub(crate) ctx: &'a SecurityContext,
     pub(crate) originator: Originator,
+    /// The request's tokens, verified for this originator.
+    pub(crate) tokens: Vec<security::token::VerifiedToken>,
+    /// The Role-IDs the request asked for (`rids`).
+    pub(crate) rids: Vec<String>,
 }
 
 type BoxedResponse<'a> = Pin<Box<dyn Future<Output = Result<Response>> + Send + 'a>>;
@@ -61,20 +97,79 @@ type BoxedResponse<'a> = Pin<Box<dyn Future<Output = Result<Response>> + Send + 
 impl Cse {
     /// Opens the CSE over a store, creating the `<CSEBase>` on first start.
     pub async fn open(config: CseConfig, store: Arc<dyn Store>) -> Result<Arc<Self>> {
+        Self::open_with(config, store, Services::default()).await
+    }
+
+    /// Opens the CSE with the security manager's services: the audit trail (every security
+    /// association opened, refused and closed, every administrative security action) and
+    /// the list of withdrawn credentials.
+    pub async fn open_with(
+        config: CseConfig,
+        store: Arc<dyn Store>,
+        services: Services,
+    ) -> Result<Arc<Self>> {
+        let Services {
+            audit,
+            revocations,
+            mef,
+            maf,
+            pseudonyms,
+            supervision,
+        } = services;
         let notifier = Notifier::new(&config)?;
+        let policies = access::PolicyCache::new(access::Domain::of(&config));
+        let consultant = access::Consultant::new(&config)?;
+        // Every association event goes to the audit trail first, then to the supervision.
+        let (suspend, suspensions) = supervision::suspension_queue();
+        let supervisor = Arc::new(supervision::Supervisor::new(
+            supervision,
+            audit.clone(),
+            Some(suspend),
+        ));
+        let mut listeners: Vec<Arc<dyn security::association::AssociationEvents>> = Vec::new();
+        if let Some(trail) = &audit {
+            listeners.push(Arc::new(trail.clone()));
+        }
+        listeners.push(supervisor.clone());
+        let mut registry = security::association::Registry::with_events(Arc::new(
+            security::association::EventFanout(listeners),
+        ));
+        if let Some(vault) = pseudonyms {
+            registry = registry.with_pseudonyms(vault);
+        }
+        let associations = Arc::new(registry);
         let cse = Arc::new(Self {
+            policies,
+            consultant,
             config,
             store,
             notifier,
-            associations: Arc::default(),
+            associations,
+            audit,
+            revocations,
+            mef,
+            maf,
+            supervisor,
         });
+        supervision::spawn_suspensions(Arc::downgrade(&cse), suspensions);
         resources::cb::ensure(&cse).await?;
+        pseudonyms::rekey_clear_bindings(&cse).await?;
         Ok(cse)
     }
 
     /// The CSE's configuration.
     pub fn config(&self) -> &CseConfig {
         &self.config
+    }
+
+    /// The withdrawn credentials.
+    pub fn revocations(&self) -> &Arc<security::revocation::Revocations> {
+        &self.revocations
+    }
+
+    /// The audit trail, when the CSE keeps one.
+    pub fn audit(&self) -> Option<&audit::AuditTrail> {
+        self.audit.as_ref()
     }
 
     /// The live security associations; TLS listeners register theirs here.
@@ -96,6 +191,24 @@ impl Cse {
         &self.store
     }
 
+    /// Answers the enrolment request (`POST /.mef/enrol`, see [`mef`]) that arrived with
+    /// `body` over `ctx`: 2001 with KpsaID, KeID and expiry, or the refusal.
+    pub async fn enrol(&self, ctx: &SecurityContext, rqi: String, body: &[u8]) -> Response {
+        let Some(mef) = &self.mef else {
+            return Response::error(&Error::not_found("this CSE hosts no MEF"), rqi);
+        };
+        if let Some(sa) = ctx.security_association() {
+            sa.count_request();
+        }
+        match mef.enrol(ctx, self.audit.as_ref(), body).await {
+            Ok(content) => Response::new(model::ResponseStatusCode::Created, rqi, Some(content)),
+            Err(e) => {
+                tracing::info!(rqi, peer = %security::privacy::peer_tag(ctx.peer), rsc = e.rsc.code(), reason = %e.message, "enrolment refused");
+                Response::error(&e, rqi)
+            }
+        }
+    }
+
     /// Handles one request primitive and always answers with a response primitive.
     pub async fn handle(&self, ctx: &SecurityContext, req: Request) -> Response {
         if let Some(sa) = ctx.security_association() {
@@ -111,9 +224,9 @@ impl Cse {
             }
             Err(e) => {
                 if e.rsc == model::ResponseStatusCode::InternalServerError {
-                    tracing::error!(rqi, ?op, to, peer = ?ctx.peer, error = %e, "request failed");
+                    tracing::error!(rqi, ?op, to, peer = %security::privacy::peer_tag(ctx.peer), error = %e, "request failed");
                 } else {
-                    tracing::info!(rqi, ?op, to, peer = ?ctx.peer, rsc = e.rsc.code(), reason = %e.message, "request refused");
+                    tracing::info!(rqi, ?op, to, peer = %security::privacy::peer_tag(ctx.peer), rsc = e.rsc.code(), reason = %e.message, "request refused");
                 }
                 Response::error(&e, rqi)
             }
@@ -122,6 +235,16 @@ impl Cse {
 
     fn process<'a>(&'a self, ctx: &'a SecurityContext, req: Request) -> BoxedResponse<'a> {
         Box::pin(async move {
+            if ctx
+                .security_association()
+                .is_some_and(|sa| sa.established.is_enrolment())
+            {
+                // NOTE(enrolment-only): an enrolee authenticated by its Kpm is not yet an AE
+                // of this CSE; its association serves the enrolment request and nothing else.
+                return Err(Error::operation_not_allowed(
+                    "an enrolment association serves only the enrolment request",
+                ));
+            }
             req.validate()?;
             if let Some(rqet) = &req.rqet {
                 if model::time::parse(rqet)? < model::time::now() {
@@ -132,7 +255,13 @@ impl Cse {
                 }
             }
             let originator = originator::check(ctx, &req, &self.config, self.store.as_ref())?;
-            let caller = Caller { ctx, originator };
+            let tokens = access::dynamic::verify_tokens(&self.config, &originator, &req)?;
+            let caller = Caller {
+                ctx,
+                originator,
+                tokens,
+                rids: req.rids.clone(),
+            };
             let target = addressing::resolve(&req.to, &self.config, self.store.as_ref())?;
             if let Target::FanOut { group, suffix } = target {
                 return self.fan_out(&caller, &req, group, &suffix).await;
@@ -140,7 +269,7 @@ impl Cse {
             match req.op {
                 Operation::Create => self.create(&caller, &req, target).await,
                 Operation::Retrieve if req.is_discovery() => self.discover(&caller, &req, target),
-                Operation::Retrieve => self.retrieve(&caller, &req, target),
+                Operation::Retrieve => self.retrieve(&caller, &req, target).await,
                 Operation::Update => self.update(&caller, &req, target).await,
                 Operation::Delete => self.delete(&caller, &req, target).await,
                 Operation::Notify => self.notify(&caller, &req, target).await,
@@ -157,7 +286,7 @@ impl Cse {
         )
     }
 
-    /// Access check for `op` on `target`.
+    /// Access check for `op` on `target`, with the request's tokens.
     pub(crate) fn authorize(
         &self,
         caller: &Caller<'_>,
@@ -165,15 +294,90 @@ impl Cse {
         op: model::AccessOperation,
         create_ty: Option<ResourceType>,
     ) -> Result<()> {
-        access::authorize(
-            self.store.as_ref(),
-            &self.config,
-            &caller.originator,
-            self.authenticated(caller),
-            target,
+        self.gate()
+            .with_tokens(&caller.tokens, &caller.rids)
+            .authorize(
+                &caller.originator,
+                &self.request_context(caller),
+                target,
+                op,
+                create_ty,
+                access::Check::Operation,
+            )
+    }
+
+    /// Access check for `op` on `target`, with the request's tokens and, when the policies
+    /// refuse, a consultation of the DAS that the target's `daci` names (TS-0003 7.3.2.2).
+    /// A DAS that grants nothing, or cannot be asked, leaves the refusal as it was.
+    pub(crate) async fn authorize_dynamic(
+        &self,
+        caller: &Caller<'_>,
+        target: &Resource,
+        op: model::AccessOperation,
+        create_ty: Option<ResourceType>,
+    ) -> Result<()> {
+        let gate = self.gate().with_tokens(&caller.tokens, &caller.rids);
+        let ctx = self.request_context(caller);
+        let check = access::Check::Operation;
+        let refusal =
+            match gate.check(&caller.originator, &ctx, target, op, create_ty, check, None)? {
+                Ok(()) => return Ok(()),
+                Err(refusal) => refusal,
+            };
+        let owner = gate.owner(target)?;
+        if owner.str_list("daci").is_empty() {
+            return Err(refusal.into_error());
+        }
+        let holders = access::dynamic::holder_forms(&caller.originator, &self.config);
+        let facts = access::dynamic::Facts {
+            originator: holders.last().cloned().unwrap_or_default(),
+            holders: &holders,
             op,
-            create_ty,
-        )
+            ip: ctx.ip,
+            roles: &caller.rids,
+        };
+        let grant = self
+            .consultant
+            .consult(&self.config, self.store.as_ref(), target, &owner, &facts)
+            .await;
+        if let Some(grant) = grant {
+            if gate
+                .check(
+                    &caller.originator,
+                    &ctx,
+                    target,
+                    op,
+                    create_ty,
+                    check,
+                    Some(&grant),
+                )?
+                .is_ok()
+            {
+                return Ok(());
+            }
+        }
+        Err(refusal.into_error())
+    }
+
+    /// The DAS consultant (for tests and the admin: what it keeps).
+    pub fn consultant(&self) -> &access::Consultant {
+        &self.consultant
+    }
+
+    /// What access checks read: the store, the configuration, the compiled policies.
+    pub(crate) fn gate(&self) -> access::Gate<'_> {
+        access::Gate {
+            store: self.store.as_ref(),
+            config: &self.config,
+            cache: &self.policies,
+            tokens: &[],
+            asked_roles: &[],
+        }
+    }
+
+    /// The facts about a request that access rules look at, besides originator and target.
+    pub(crate) fn request_context(&self, caller: &Caller<'_>) -> access::RequestContext {
+        access::RequestContext::of(caller.ctx, self.authenticated(caller))
     }
 }
 

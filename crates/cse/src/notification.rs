@@ -95,7 +95,7 @@ pub fn check_tls(tls: &NotificationTls) -> std::result::Result<(), ClientError> 
 
 /// The client TLS options for `https://` targets: only the configured CAs vouch for a
 /// target, whose host name must match its certificate.
-fn tls_options(tls: &NotificationTls) -> TlsOptions {
+pub(crate) fn tls_options(tls: &NotificationTls) -> TlsOptions {
     let mut options = TlsOptions::new();
     for ca in &tls.trust_anchors {
         options = options.trust_anchor_file(ca);

@@ -1,5 +1,6 @@
 //! NOTIFY addressed to a resource of this CSE: to an AE it is relayed to the AE's points of
-//! access; to the CSEBase it is accepted.
+//! access; to the CSEBase it is accepted. The access check counts the request's verified
+//! tokens ([`Cse::authorize`]) but does not consult a DAS.
 
 use crate::addressing::Target;
 use crate::subscription::notification_urls;

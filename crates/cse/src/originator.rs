@@ -31,7 +31,8 @@ pub enum Originator {
 pub struct AeRegistration {
     /// The AE-ID asked for: `None` or `C` (the CSE assigns a `C` ID), `S` (an `S` ID), or a stem.
     pub asked: Option<String>,
-    /// The credential whose first assigned AE-ID is to be remembered.
+    /// The store's key (see `SecurityAssociation::binding_key`) of the credential whose
+    /// first assigned AE-ID is to be remembered.
     pub remember_for: Option<String>,
     /// App-IDs the credential allows (empty: any).
     pub allowed_apps: Vec<String>,
@@ -121,6 +122,13 @@ pub fn check(
     }
     match &ctx.association {
         Association::Established(reg) => {
+            if let Some(reason) = reg.association.closed_because() {
+                // Withdrawn while this request was on its way: its credential no longer counts.
+                return Err(Error::not_authenticated(format!(
+                    "security association {} was withdrawn: {reason}",
+                    reg.association.id
+                )));
+            }
             over_association(&reg.association, fr, registering, config, store)
         }
         _ => without_association(fr, registering, config, store),
@@ -190,8 +198,8 @@ pub fn is_admin_credential(sa: &SecurityAssociation, config: &CseConfig) -> bool
 
 fn mismatch(fr: &str, sa: &SecurityAssociation) -> Error {
     Error::not_authenticated(format!(
-        "originator '{fr}' does not match the identity of security association {} ({})",
-        sa.id, sa.established.credential_id
+        "originator '{fr}' does not match the identity of security association {}",
+        sa.id
     ))
 }
 
@@ -278,7 +286,9 @@ fn over_association(
             }
         }
         PeerIdentity::AllowedAes(patterns) => {
-            let credential = &sa.established.credential_id;
+            let credential = sa.binding_key().ok_or_else(|| {
+                Error::internal("the credential's pseudonym lookup failed (see the log)")
+            })?;
             let remembered = store.credential_ae(credential)?;
             let assigned_pattern = patterns.iter().any(|p| p == "C*");
             let allowed = |id: &str| {
@@ -307,7 +317,7 @@ fn over_association(
                 let (asked, remember_for) = match (asked, &remembered) {
                     (Some(a), _) => (Some(a), None),
                     (None, Some(r)) => (Some(r.clone()), None),
-                    (None, None) if assigned_pattern => (None, Some(credential.clone())),
+                    (None, None) if assigned_pattern => (None, Some(credential.to_owned())),
                     (None, None) => return Err(mismatch(fr.unwrap_or("C"), sa)),
                 };
                 return Ok(Originator::Registering(AeRegistration {

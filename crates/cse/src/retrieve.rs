@@ -7,14 +7,15 @@ use model::{AccessOperation, Request, Response, ResponseStatusCode, Result, Resu
 use serde_json::json;
 
 impl Cse {
-    pub(crate) fn retrieve(
+    pub(crate) async fn retrieve(
         &self,
         caller: &Caller<'_>,
         req: &Request,
         target: Target,
     ) -> Result<Response> {
         let r = real_target(target)?;
-        self.authorize(caller, &r, AccessOperation::RETRIEVE, None)?;
+        self.authorize_dynamic(caller, &r, AccessOperation::RETRIEVE, None)
+            .await?;
         let rcn = req.rcn.unwrap_or(ResultContent::Attributes);
         if rcn == ResultContent::Attributes && req.atrl.is_empty() {
             return Ok(Response::new(

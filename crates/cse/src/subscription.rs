@@ -134,10 +134,12 @@ impl Cse {
         match notification_urls(self, nu) {
             Ok(urls) if !urls.is_empty() => {
                 for url in urls {
-                    self.notifier.enqueue(Notification {
-                        url,
-                        body: body.clone(),
-                    });
+                    match self.as_seen_by(&url, body) {
+                        Some(body) => self.notifier.enqueue(Notification { url, body }),
+                        None => {
+                            tracing::warn!("notification not sent: no alias for an AE-ID in it")
+                        }
+                    }
                 }
             }
             Ok(_) => tracing::debug!(nu, "notification target has no reachable point of access"),

@@ -40,12 +40,13 @@ impl Cse {
             if changes.len() != 1 {
                 return Err(Error::bad_request("acpi must be updated alone"));
             }
-            crate::access::authorize_acpi_update(
-                self.store.as_ref(),
-                &self.config,
+            self.gate().authorize(
                 &caller.originator,
-                self.authenticated(caller),
+                &self.request_context(caller),
                 &current,
+                AccessOperation::UPDATE,
+                None,
+                crate::access::Check::AcpiUpdate,
             )?;
             let wanted: Vec<String> =
                 changes
@@ -57,14 +58,15 @@ impl Cse {
                             .map(str::to_owned)
                             .collect()
                     });
-            let found = crate::access::load_policies(self.store.as_ref(), &wanted)?;
+            let found = crate::access::load_policies(self.store.as_ref(), &self.config, &wanted)?;
             if found.len() != wanted.len() {
                 return Err(Error::bad_request(
                     "acpi names a resource that is not an access control policy",
                 ));
             }
         } else {
-            self.authorize(caller, &current, AccessOperation::UPDATE, None)?;
+            self.authorize_dynamic(caller, &current, AccessOperation::UPDATE, None)
+                .await?;
         }
 
         let mut preview = current.clone();
@@ -72,6 +74,7 @@ impl Cse {
         match current.ty {
             ResourceType::Subscription => model::resources::sub::validate(&preview.attrs)?,
             ResourceType::Group => resources::grp::check_members(self, &mut preview)?,
+            ResourceType::DynamicAuthorizationConsultation => resources::dac::prepare(&preview)?,
             _ => {}
         }
         let derived: Map<String, Value> = ["cnm", "mtv"]

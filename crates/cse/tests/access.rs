@@ -1,4 +1,5 @@
-//! Access control, first cut: default policy, ACP rules, pvs, acpi updates.
+//! Access control through `Cse::handle`: default policy, ACP rules, pvs, acpi updates,
+//! contexts, groups and roles in `acor`, `macp` fan-out, and the admin's explainer.
 mod common;
 
 use common::*;
@@ -312,4 +313,623 @@ async fn acpi_rules() {
         R::Ok,
         "the admin bypasses ACPs in this profile"
     );
+}
+
+/// Creates an ACP under `parent` as `fr` and returns its `ri`.
+async fn make_acp(
+    t: &TestCse,
+    fr: &str,
+    parent: &str,
+    rn: &str,
+    pv: serde_json::Value,
+    pvs: serde_json::Value,
+) -> String {
+    let r = t
+        .create(fr, parent, T::AccessControlPolicy, acp(rn, pv, pvs))
+        .await;
+    assert_eq!(r.rsc, R::Created, "{:?}", r.pc);
+    attr(&r, "ri").as_str().expect("ri").to_owned()
+}
+
+async fn set_acpi(t: &TestCse, fr: &str, to: &str, acpi: &[&str]) -> R {
+    t.update(fr, to, json!({ "m2m:cnt": { "acpi": acpi } }))
+        .await
+        .rsc
+}
+
+#[tokio::test]
+async fn malformed_contexts_are_refused_at_creation_and_update() {
+    let (t, owner, _other) = two_aes().await;
+    let ok_pvs = json!([{"acor": [owner], "acop": 63}]);
+    let bad_contexts = [
+        json!([{"actw": ["* * * * * *"]}]),
+        json!([{"actw": ["* * 24 * * * *"]}]),
+        json!([{"actw": ["*/0 * * * * * *"]}]),
+        json!([{"actw": ["1-2-3 * * * * * *"]}]),
+        json!([{"acip": {"ipv4": ["10.0.0.0/33"]}}]),
+        json!([{"acip": {"ipv4": ["10.0.0.256"]}}]),
+        json!([{"acip": {"ipv6": ["2001:db8::/129"]}}]),
+        json!([{"acip": {"ipv4": ["::1"]}}]),
+        json!([{"aclr": {"accr": [91, 0, 10]}}]),
+        json!([{"aclr": {"accr": [1, 2]}}]),
+        json!([{"aclr": {"accc": ["KOR"]}}]),
+        json!([{"aclr": {"accr": [1, 2, 3], "accc": ["KR"]}}]),
+        json!([{"scl": 4}]),
+        json!([{"unknown": 1}]),
+    ];
+    for acco in &bad_contexts {
+        let pv = json!([{"acor": ["all"], "acop": 2, "acco": acco}]);
+        let r = t
+            .create(
+                &owner,
+                "cse-in/owner",
+                T::AccessControlPolicy,
+                acp("bad", pv.clone(), ok_pvs.clone()),
+            )
+            .await;
+        assert_eq!(r.rsc, R::BadRequest, "create with {acco}");
+        // In pvs too.
+        let r = t
+            .create(
+                &owner,
+                "cse-in/owner",
+                T::AccessControlPolicy,
+                acp(
+                    "bad",
+                    json!([]),
+                    json!([{"acor": [owner], "acop": 63, "acco": acco}]),
+                ),
+            )
+            .await;
+        assert_eq!(r.rsc, R::BadRequest, "create pvs with {acco}");
+    }
+    assert_eq!(
+        t.retrieve(&owner, "cse-in/owner/bad").await.rsc,
+        R::NotFound,
+        "nothing was created"
+    );
+    // A valid ACP cannot be broken by an UPDATE either, and stays as it was.
+    make_acp(
+        &t,
+        &owner,
+        "cse-in/owner",
+        "good",
+        json!([{"acor": ["all"], "acop": 2, "acco": [{"actw": ["* * * * * * *"]}]}]),
+        ok_pvs.clone(),
+    )
+    .await;
+    for acco in &bad_contexts {
+        let u = t
+            .update(
+                &owner,
+                "cse-in/owner/good",
+                json!({"m2m:acp": {"pv": {"acr": [{"acor": ["all"], "acop": 2, "acco": acco}]}}}),
+            )
+            .await;
+        assert_eq!(u.rsc, R::BadRequest, "update with {acco}");
+    }
+    let r = t.retrieve(&owner, "cse-in/owner/good").await;
+    assert_eq!(
+        attr(&r, "pv")["acr"][0]["acco"][0]["actw"][0],
+        "* * * * * * *"
+    );
+}
+
+#[tokio::test]
+async fn wildcard_and_prefix_tricks() {
+    let (t, owner, other) = two_aes().await;
+    let cases: Vec<(String, bool)> = vec![
+        (other[..other.len() - 1].to_owned(), false),
+        (format!("{other}x"), false),
+        (format!("{}*", &other[..5]), true),
+        ("C*".to_owned(), true),
+        ("S*".to_owned(), false),
+        ("*".to_owned(), false),
+        ("/id-mn/*".to_owned(), false),
+        (format!("/id-in/{other}"), true),
+        ("/*/C*".to_owned(), true),
+        (format!("//secure-cse.example/id-in/{other}"), true),
+        (format!("//other.example/id-in/{other}"), false),
+        ("//secure-cse.example".to_owned(), true),
+        ("//other.example".to_owned(), false),
+        ("/C*".to_owned(), false),
+    ];
+    for (i, (entry, granted)) in cases.iter().enumerate() {
+        let ri = make_acp(
+            &t,
+            &owner,
+            "cse-in/owner",
+            &format!("p{i}"),
+            json!([{"acor": [entry], "acop": 2}]),
+            json!([{"acor": [owner], "acop": 63}]),
+        )
+        .await;
+        assert_eq!(
+            set_acpi(&t, &owner, "cse-in/owner/data", &[&ri]).await,
+            R::Updated
+        );
+        let want = if *granted {
+            R::Ok
+        } else {
+            R::OriginatorHasNoPrivilege
+        };
+        assert_eq!(
+            t.retrieve(&other, "cse-in/owner/data").await.rsc,
+            want,
+            "acor {entry:?}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn self_granting_updates_are_refused() {
+    let (t, owner, other) = two_aes().await;
+    // The other AE may read and update the container's attributes, but not its policies.
+    let shared = make_acp(
+        &t,
+        &owner,
+        "cse-in/owner",
+        "shared",
+        json!([{"acor": [other], "acop": 63}, {"acor": [owner], "acop": 63}]),
+        json!([{"acor": [owner], "acop": 63}]),
+    )
+    .await;
+    assert_eq!(
+        set_acpi(&t, &owner, "cse-in/owner/data", &[&shared]).await,
+        R::Updated
+    );
+    assert_eq!(
+        t.update(&other, "cse-in/owner/data", json!({"m2m:cnt": {"mni": 7}}))
+            .await
+            .rsc,
+        R::Updated
+    );
+    // Its own policy, made under its own AE, granting itself everything...
+    let mine = make_acp(
+        &t,
+        &other,
+        "cse-in/other",
+        "mine",
+        json!([{"acor": [other], "acop": 63}]),
+        json!([{"acor": [other], "acop": 63}]),
+    )
+    .await;
+    // ...cannot be put on the container (acpi is checked against pvs, not pv)...
+    assert_eq!(
+        set_acpi(&t, &other, "cse-in/owner/data", &[&mine]).await,
+        R::OriginatorHasNoPrivilege
+    );
+    assert_eq!(
+        set_acpi(&t, &other, "cse-in/owner/data", &[&shared, &mine]).await,
+        R::OriginatorHasNoPrivilege
+    );
+    assert_eq!(
+        set_acpi(&t, &other, "cse-in/owner/data", &[]).await,
+        R::OriginatorHasNoPrivilege
+    );
+    // ...and the shared policy itself cannot be rewritten by pv rights alone.
+    for change in [
+        json!({"m2m:acp": {"pvs": {"acr": [{"acor": [other], "acop": 63}]}}}),
+        json!({"m2m:acp": {"pv": {"acr": [{"acor": ["all"], "acop": 63}]}}}),
+    ] {
+        assert_eq!(
+            t.update(&other, "cse-in/owner/shared", change).await.rsc,
+            R::OriginatorHasNoPrivilege
+        );
+    }
+    assert_eq!(
+        t.delete(&other, "cse-in/owner/shared").await.rsc,
+        R::OriginatorHasNoPrivilege
+    );
+    let r = t.retrieve(&owner, "cse-in/owner/data").await;
+    assert_eq!(attr(&r, "acpi"), json!([shared]));
+    let r = t.retrieve(&owner, "cse-in/owner/shared").await;
+    assert_eq!(
+        attr(&r, "pvs"),
+        json!({"acr": [{"acor": [owner], "acop": 63}]})
+    );
+    // Whoever holds pvs may change the policy: the owner can.
+    assert_eq!(
+        t.update(
+            &owner,
+            "cse-in/owner/shared",
+            json!({"m2m:acp": {"pv": {"acr": [{"acor": [owner], "acop": 63}]}}})
+        )
+        .await
+        .rsc,
+        R::Updated
+    );
+    assert_eq!(
+        t.retrieve(&other, "cse-in/owner/data").await.rsc,
+        R::OriginatorHasNoPrivilege,
+        "the changed policy applies at once"
+    );
+}
+
+#[tokio::test]
+async fn groups_and_roles_in_acor() {
+    let (t, owner, other) = two_aes().await;
+    let member = t.register("member").await;
+    let g = t
+        .create(
+            &owner,
+            "cse-in/owner",
+            T::Group,
+            json!({"m2m:grp": {"rn": "readers", "mt": 2, "mnm": 5, "mid": ["cse-in/member"]}}),
+        )
+        .await;
+    assert_eq!(g.rsc, R::Created, "{:?}", g.pc);
+    let g_ri = attr(&g, "ri").as_str().expect("ri").to_owned();
+    for (i, entry) in [g_ri.clone(), "/id-in/cse-in/owner/readers".to_owned()]
+        .iter()
+        .enumerate()
+    {
+        let ri = make_acp(
+            &t,
+            &owner,
+            "cse-in/owner",
+            &format!("g{i}"),
+            json!([{"acor": [entry], "acop": 2}]),
+            json!([{"acor": [owner], "acop": 63}]),
+        )
+        .await;
+        assert_eq!(
+            set_acpi(&t, &owner, "cse-in/owner/data", &[&ri]).await,
+            R::Updated
+        );
+        assert_eq!(
+            t.retrieve(&member, "cse-in/owner/data").await.rsc,
+            R::Ok,
+            "{entry}"
+        );
+        assert_eq!(
+            t.retrieve(&other, "cse-in/owner/data").await.rsc,
+            R::OriginatorHasNoPrivilege,
+            "{entry}"
+        );
+    }
+    // A From that names the group is not a member of it.
+    let r = t.retrieve(&g_ri, "cse-in/owner/data").await;
+    assert_ne!(r.rsc, R::Ok);
+    // Leaving the group takes the privilege away.
+    t.update(
+        &owner,
+        "cse-in/owner/readers",
+        json!({"m2m:grp": {"mid": []}}),
+    )
+    .await;
+    assert_eq!(
+        t.retrieve(&member, "cse-in/owner/data").await.rsc,
+        R::OriginatorHasNoPrivilege
+    );
+    // Roles: no request holds a role it was not verified to hold, whatever its From says.
+    let s_ae = {
+        let r = t
+            .create(
+                "Soperators",
+                "cse-in",
+                T::Ae,
+                json!({"m2m:ae": {"rn": "ops", "api": "Nops", "rr": false, "srv": ["3"]}}),
+            )
+            .await;
+        assert_eq!(r.rsc, R::Created, "{:?}", r.pc);
+        attr(&r, "aei").as_str().expect("aei").to_owned()
+    };
+    let ri = make_acp(
+        &t,
+        &owner,
+        "cse-in/owner",
+        "roles",
+        json!([{"acor": ["operators"], "acop": 2}]),
+        json!([{"acor": [owner], "acop": 63}]),
+    )
+    .await;
+    assert_eq!(
+        set_acpi(&t, &owner, "cse-in/owner/data", &[&ri]).await,
+        R::Updated
+    );
+    assert_eq!(
+        t.retrieve(&s_ae, "cse-in/owner/data").await.rsc,
+        R::OriginatorHasNoPrivilege
+    );
+    assert_ne!(
+        t.retrieve("operators", "cse-in/owner/data").await.rsc,
+        R::Ok
+    );
+}
+
+#[tokio::test]
+async fn contexts_through_the_pipeline() {
+    let (t, owner, other) = two_aes().await;
+    // Test requests come from 127.0.0.1 over plain HTTP: no location, no credential level.
+    let cases = [
+        (json!({"acip": {"ipv4": ["127.0.0.0/8"]}}), true),
+        (json!({"acip": {"ipv4": ["10.0.0.0/8"]}}), false),
+        (json!({"acip": {"ipv6": ["::1"]}}), false),
+        (json!({"actw": ["* * * * * * *"]}), true),
+        (json!({"actw": ["* * * * * * 2000"]}), false),
+        (json!({"aclr": {"accc": ["KR"]}}), false),
+        (json!({"scl": 1}), false),
+        (json!({}), true),
+    ];
+    for (i, (ctx, granted)) in cases.iter().enumerate() {
+        let ri = make_acp(
+            &t,
+            &owner,
+            "cse-in/owner",
+            &format!("c{i}"),
+            json!([{"acor": [other], "acop": 2, "acco": [ctx]}]),
+            json!([{"acor": [owner], "acop": 63}]),
+        )
+        .await;
+        assert_eq!(
+            set_acpi(&t, &owner, "cse-in/owner/data", &[&ri]).await,
+            R::Updated
+        );
+        let want = if *granted {
+            R::Ok
+        } else {
+            R::OriginatorHasNoPrivilege
+        };
+        assert_eq!(
+            t.retrieve(&other, "cse-in/owner/data").await.rsc,
+            want,
+            "{ctx}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn macp_governs_fan_out() {
+    let (t, owner, other) = two_aes().await;
+    t.create(
+        &owner,
+        "cse-in/owner",
+        T::Container,
+        json!({"m2m:cnt": {"rn": "b"}}),
+    )
+    .await;
+    let g = t
+        .create(
+            &owner,
+            "cse-in/owner",
+            T::Group,
+            json!({"m2m:grp": {"rn": "g", "mt": 3, "mnm": 5, "mid": ["cse-in/owner/data", "cse-in/owner/b"]}}),
+        )
+        .await;
+    assert_eq!(g.rsc, R::Created);
+    // Without macp the group's own (default) policy governs: only the owner.
+    assert_eq!(
+        t.retrieve(&other, "cse-in/owner/g/fopt").await.rsc,
+        R::OriginatorHasNoPrivilege
+    );
+    let fan = make_acp(
+        &t,
+        &owner,
+        "cse-in/owner",
+        "fan",
+        json!([{"acor": [other], "acop": 2}]),
+        json!([{"acor": [owner], "acop": 63}]),
+    )
+    .await;
+    let u = t
+        .update(
+            &owner,
+            "cse-in/owner/g",
+            json!({"m2m:grp": {"macp": [fan]}}),
+        )
+        .await;
+    assert_eq!(u.rsc, R::Updated, "{:?}", u.pc);
+    // macp lets the request fan out; each member still decides for itself.
+    let r = t.retrieve(&other, "cse-in/owner/g/fopt").await;
+    assert_eq!(r.rsc, R::Ok);
+    let rsps =
+        r.pc.as_ref()
+            .map(|p| p["m2m:agr"]["m2m:rsp"].clone())
+            .unwrap_or_default();
+    assert_eq!(rsps[0]["rsc"], json!(4103));
+    assert_eq!(rsps[1]["rsc"], json!(4103));
+    // macp grants RETRIEVE only; the group resource itself is still the owner's.
+    assert_eq!(
+        t.delete(&other, "cse-in/owner/g/fopt").await.rsc,
+        R::OriginatorHasNoPrivilege
+    );
+    assert_eq!(
+        t.retrieve(&other, "cse-in/owner/g").await.rsc,
+        R::OriginatorHasNoPrivilege
+    );
+    // macp replaces the group's policies for fan-out: the owner is not in it.
+    assert_eq!(
+        t.retrieve(&owner, "cse-in/owner/g/fopt").await.rsc,
+        R::OriginatorHasNoPrivilege
+    );
+}
+
+fn explain_query(pairs: &[(&str, &str)]) -> cse::admin::ExplainQuery {
+    let params: Vec<(String, String)> = pairs
+        .iter()
+        .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+        .collect();
+    cse::admin::ExplainQuery::parse(&params).expect("valid query")
+}
+
+async fn explain(t: &TestCse, fr: &str, pairs: &[(&str, &str)]) -> model::Response {
+    let ctx =
+        cse::SecurityContext::plaintext("test", Some("127.0.0.1:40000".parse().expect("addr")));
+    t.cse
+        .admin(
+            &ctx,
+            Some(fr.to_owned()),
+            "rq-explain",
+            cse::admin::AdminCommand::Explain(explain_query(pairs)),
+        )
+        .await
+}
+
+#[tokio::test]
+async fn the_admin_can_ask_why_and_the_requester_cannot_see_it() {
+    let (t, owner, other) = two_aes().await;
+    let ri = make_acp(
+        &t,
+        &owner,
+        "cse-in/owner",
+        "why",
+        json!([
+            {"acor": [owner], "acop": 63},
+            {"acor": [other], "acop": 2, "acco": [{"actw": ["* * 8-17 * * 1-5 *"], "acip": {"ipv4": ["10.0.0.0/8"]}}]}
+        ]),
+        json!([{"acor": [owner], "acop": 63}]),
+    )
+    .await;
+    assert_eq!(
+        set_acpi(&t, &owner, "cse-in/owner/data", &[&ri]).await,
+        R::Updated
+    );
+    // The refusal says nothing about rules.
+    let refused = t.retrieve(&other, "cse-in/owner/data").await;
+    assert_eq!(refused.rsc, R::OriginatorHasNoPrivilege);
+    let body = serde_json::to_string(&refused.pc).expect("json");
+    for secret in ["acip", "actw", "10.0.0.0", &ri, "rule"] {
+        assert!(!body.contains(secret), "{secret} leaked: {body}");
+    }
+    // The admin gets the trace, with the failing conditions named.
+    let r = explain(
+        &t,
+        ADMIN,
+        &[
+            ("from", &other),
+            ("to", "cse-in/owner/data"),
+            ("op", "retrieve"),
+            ("time", "20260302T180000"),
+        ],
+    )
+    .await;
+    assert_eq!(r.rsc, R::Ok, "{:?}", r.pc);
+    let e = &r.pc.as_ref().expect("content")["explain"];
+    assert_eq!(e["decision"], "refused");
+    assert_eq!(e["basis"]["via"], "acpi");
+    assert_eq!(e["policies"][0]["acp"], json!(ri));
+    let rule1 = &e["policies"][0]["rules"][0];
+    assert_eq!(rule1["failed"][0]["condition"], "originator");
+    let rule2 = &e["policies"][0]["rules"][1];
+    let failed: Vec<&str> = rule2["failed"]
+        .as_array()
+        .expect("list")
+        .iter()
+        .filter_map(|f| f["condition"].as_str())
+        .collect();
+    assert_eq!(failed, vec!["time-window", "ip-address"]);
+    // The same request at 10:00 from 10.1.1.1 would be granted.
+    let r = explain(
+        &t,
+        ADMIN,
+        &[
+            ("from", &other),
+            ("to", "cse-in/owner/data"),
+            ("op", "retrieve"),
+            ("time", "20260302T100000"),
+            ("ip", "10.1.1.1"),
+        ],
+    )
+    .await;
+    let e = &r.pc.as_ref().expect("content")["explain"];
+    assert_eq!(e["decision"], "granted");
+    assert_eq!(e["policies"][0]["rules"][1]["holds"], true);
+    // Default policy, acpi updates and the admin are explained too.
+    let r = explain(
+        &t,
+        ADMIN,
+        &[("from", &owner), ("to", "cse-in/other"), ("op", "delete")],
+    )
+    .await;
+    assert_eq!(
+        r.pc.as_ref().expect("content")["explain"]["decision"],
+        "refused"
+    );
+    assert_eq!(
+        r.pc.as_ref().expect("content")["explain"]["basis"]["kind"],
+        "default-policy"
+    );
+    let r = explain(
+        &t,
+        ADMIN,
+        &[
+            ("from", &other),
+            ("to", "cse-in/owner/data"),
+            ("op", "update"),
+            ("acpi", "true"),
+        ],
+    )
+    .await;
+    let e = &r.pc.as_ref().expect("content")["explain"];
+    assert_eq!(
+        (e["check"].as_str(), e["policies"][0]["set"].as_str()),
+        (Some("acpi-update"), Some("pvs"))
+    );
+    let r = explain(
+        &t,
+        ADMIN,
+        &[
+            ("from", ADMIN),
+            ("to", "cse-in/owner/data"),
+            ("op", "delete"),
+        ],
+    )
+    .await;
+    assert_eq!(
+        r.pc.as_ref().expect("content")["explain"]["basis"]["kind"],
+        "privileged"
+    );
+    // Only the admin may ask.
+    let r = explain(
+        &t,
+        &owner,
+        &[
+            ("from", &other),
+            ("to", "cse-in/owner/data"),
+            ("op", "retrieve"),
+        ],
+    )
+    .await;
+    assert_eq!(r.rsc, R::OriginatorHasNoPrivilege);
+    // Bad questions are bad requests.
+    for bad in [
+        vec![("from", "Cx"), ("to", "cse-in")],
+        vec![("from", "Cx"), ("to", "cse-in"), ("op", "create")],
+        vec![("from", "Cx"), ("to", "cse-in"), ("op", "jump")],
+        vec![
+            ("from", "Cx"),
+            ("to", "cse-in"),
+            ("op", "retrieve"),
+            ("level", "9"),
+        ],
+        vec![
+            ("from", "Cx"),
+            ("to", "cse-in"),
+            ("op", "retrieve"),
+            ("lat", "1"),
+        ],
+        vec![
+            ("from", "Cx"),
+            ("to", "cse-in"),
+            ("op", "retrieve"),
+            ("zzz", "1"),
+        ],
+        vec![
+            ("from", "Cx"),
+            ("from", "Cy"),
+            ("to", "cse-in"),
+            ("op", "retrieve"),
+        ],
+    ] {
+        let params: Vec<(String, String)> = bad
+            .iter()
+            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+            .collect();
+        assert_eq!(
+            cse::admin::ExplainQuery::parse(&params).map_err(|e| e.rsc),
+            Err(R::BadRequest),
+            "{bad:?}"
+        );
+    }
 }

@@ -4,7 +4,9 @@ mod common;
 use common::*;
 use cse::{CseConfig, SecurityContext};
 use model::{Operation, Request, ResourceType as T, ResponseStatusCode as R};
-use security::association::{CredentialBinding, Established, Framework, PeerIdentity, Registry};
+use security::association::{
+    CredentialBinding, Established, Framework, Level, PeerIdentity, Registry,
+};
 use serde_json::json;
 use std::sync::Arc;
 
@@ -16,6 +18,18 @@ fn sa(
     admin: bool,
     apps: &[&str],
 ) -> SecurityContext {
+    sa_at(registry, framework, credential, identity, admin, apps, None)
+}
+
+fn sa_at(
+    registry: &Arc<Registry>,
+    framework: Framework,
+    credential: &str,
+    identity: PeerIdentity,
+    admin: bool,
+    apps: &[&str],
+    level: Option<Level>,
+) -> SecurityContext {
     let established = Established {
         framework,
         credential_id: credential.to_owned(),
@@ -23,11 +37,13 @@ fn sa(
             identity,
             admin,
             allowed_apps: apps.iter().map(|a| (*a).to_owned()).collect(),
+            level,
         },
         protocol: "TLSv1.3".into(),
         cipher: "TLS_AES_128_GCM_SHA256".into(),
         server_name: None,
         resumed: false,
+        bootstrap: None,
     };
     SecurityContext::established(Arc::new(registry.open(
         "https",
@@ -487,4 +503,293 @@ async fn a_cse_peer_speaks_only_for_itself() {
         )
         .await;
     assert_eq!(r.rsc, R::OriginatorNotAuthenticated);
+}
+
+#[tokio::test]
+async fn a_withdrawn_association_serves_no_further_request() {
+    let t = TestCse::new().await;
+    let reg = Arc::new(Registry::default());
+    let identity = || PeerIdentity::Ae("//secure-cse.example/id-in/Cdev9".into());
+    let ctx = sa(
+        &reg,
+        Framework::Certificate,
+        "33-nine",
+        identity(),
+        false,
+        &[],
+    );
+    let other = sa(
+        &reg,
+        Framework::Certificate,
+        "33-other",
+        identity(),
+        false,
+        &[],
+    );
+    let r = t
+        .send_ctx(
+            &ctx,
+            req(
+                Operation::Create,
+                "cse-in",
+                Some("Cdev9"),
+                Some(T::Ae),
+                ae_body("nine", "Nx"),
+            ),
+        )
+        .await;
+    assert_eq!(r.rsc, R::Created);
+
+    // Only the associations of the withdrawn credential close, and the first reason stays.
+    assert_eq!(
+        reg.close_credential("33-nine", "revoked: key compromise"),
+        1
+    );
+    assert_eq!(reg.close_credential("33-none", "revoked"), 0);
+    let sa_of = |c: &SecurityContext| c.shared_association().expect("an association");
+    sa_of(&ctx).close("a later reason");
+    assert_eq!(
+        sa_of(&ctx).closed_because().as_deref(),
+        Some("revoked: key compromise")
+    );
+    assert!(sa_of(&other).closed_because().is_none());
+    // `closed()` resolves at once for a withdrawn association.
+    tokio::time::timeout(std::time::Duration::from_secs(5), sa_of(&ctx).closed())
+        .await
+        .expect("closed resolves");
+
+    let r = t
+        .send_ctx(
+            &ctx,
+            req(
+                Operation::Retrieve,
+                "cse-in/nine",
+                Some("Cdev9"),
+                None,
+                None,
+            ),
+        )
+        .await;
+    assert_eq!(r.rsc, R::OriginatorNotAuthenticated, "{r:?}");
+    let r = t
+        .send_ctx(
+            &other,
+            req(
+                Operation::Retrieve,
+                "cse-in/nine",
+                Some("Cdev9"),
+                None,
+                None,
+            ),
+        )
+        .await;
+    assert_eq!(r.rsc, R::Ok);
+}
+
+/// Our `scl` extension: a rule may require the peer's credential to live in a key home of at
+/// least a given level; the level comes from the association.
+#[tokio::test]
+async fn a_rule_can_require_the_credential_level_of_the_association() {
+    let t = TestCse::new().await;
+    let reg = Arc::new(Registry::default());
+    let cert = |id: &str| PeerIdentity::Ae(format!("//secure-cse.example/id-in/{id}"));
+    let owner = sa_at(
+        &reg,
+        Framework::Certificate,
+        "33-o",
+        cert("Cowner"),
+        false,
+        &[],
+        Some(Level::Hsm),
+    );
+    let create = |to: &str, ty: T, pc: serde_json::Value| {
+        req(Operation::Create, to, Some("Cowner"), Some(ty), Some(pc))
+    };
+    let r = t
+        .send_ctx(
+            &owner,
+            req(
+                Operation::Create,
+                "cse-in",
+                Some("Cowner"),
+                Some(T::Ae),
+                ae_body("owner", "Nx"),
+            ),
+        )
+        .await;
+    assert_eq!(r.rsc, R::Created);
+    let acp = json!({"m2m:acp": {
+        "rn": "hsm-only",
+        "pv": {"acr": [{"acor": ["Creader"], "acop": 2, "acco": [{"scl": 2}]}]},
+        "pvs": {"acr": [{"acor": ["Cowner"], "acop": 63}]}
+    }});
+    let r = t
+        .send_ctx(&owner, create("cse-in/owner", T::AccessControlPolicy, acp))
+        .await;
+    assert_eq!(r.rsc, R::Created, "{r:?}");
+    let acp_ri =
+        r.pc.as_ref()
+            .and_then(|pc| pc["m2m:acp"]["ri"].as_str())
+            .expect("ri")
+            .to_owned();
+    let cnt = json!({"m2m:cnt": {"rn": "vitals", "acpi": [acp_ri]}});
+    assert_eq!(
+        t.send_ctx(&owner, create("cse-in/owner", T::Container, cnt))
+            .await
+            .rsc,
+        R::Created
+    );
+
+    let reader = |credential: &str, level| {
+        sa_at(
+            &reg,
+            Framework::Certificate,
+            credential,
+            cert("Creader"),
+            false,
+            &[],
+            level,
+        )
+    };
+    let software = reader("33-r1", Some(Level::Software));
+    let r = t
+        .send_ctx(
+            &software,
+            req(
+                Operation::Create,
+                "cse-in",
+                Some("Creader"),
+                Some(T::Ae),
+                ae_body("reader", "Ny"),
+            ),
+        )
+        .await;
+    assert_eq!(r.rsc, R::Created);
+    let read = || {
+        req(
+            Operation::Retrieve,
+            "cse-in/owner/vitals",
+            Some("Creader"),
+            None,
+            None,
+        )
+    };
+    assert_eq!(
+        t.send_ctx(&software, read()).await.rsc,
+        R::OriginatorHasNoPrivilege
+    );
+    assert_eq!(
+        t.send_ctx(&reader("33-r0", None), read()).await.rsc,
+        R::OriginatorHasNoPrivilege
+    );
+    assert_eq!(
+        t.send_ctx(&reader("33-r2", Some(Level::TrustedEnvironment)), read())
+            .await
+            .rsc,
+        R::Ok
+    );
+    assert_eq!(
+        t.send_ctx(&reader("33-r3", Some(Level::Hsm)), read())
+            .await
+            .rsc,
+        R::Ok
+    );
+}
+
+/// Bindings kept in clear by an earlier version are re-keyed under the pseudonym vault at
+/// start-up: the credential still finds its AE-ID, the store no longer names it, and only a
+/// resolution opens the sealed copy.
+#[tokio::test]
+async fn clear_credential_bindings_move_under_the_pseudonym_vault() {
+    use security::privacy::PseudonymVault;
+    let dir = tempfile::tempdir().expect("tmp");
+    let open_store = || {
+        Arc::new(
+            store::SqliteStore::open(dir.path(), store::SqliteOptions::default()).expect("store"),
+        )
+    };
+    let psk = |cse: &cse::Cse| {
+        sa(
+            cse.associations(),
+            Framework::Psk,
+            "12-dev7@sp.example",
+            PeerIdentity::AllowedAes(vec!["C*".into()]),
+            false,
+            &[],
+        )
+    };
+    // Without a vault (as before): the binding is kept under the Credential-ID.
+    let first = cse::Cse::open(CseConfig::default(), open_store())
+        .await
+        .expect("cse");
+    let r = first
+        .handle(
+            &psk(&first),
+            req(
+                Operation::Create,
+                "cse-in",
+                Some("C"),
+                Some(T::Ae),
+                ae_body("dev7", "Nx"),
+            ),
+        )
+        .await;
+    assert_eq!(r.rsc, R::Created, "{r:?}");
+    let ae_id =
+        r.pc.as_ref()
+            .and_then(|pc| pc["m2m:ae"]["aei"].as_str())
+            .expect("aei")
+            .to_owned();
+    drop(first);
+
+    let store = open_store();
+    assert_eq!(
+        store::Store::credential_bindings(store.as_ref()).expect("bindings"),
+        vec![("12-dev7@sp.example".to_owned(), ae_id.clone())]
+    );
+    let vault = Arc::new(PseudonymVault::in_data_folder(dir.path()).expect("vault"));
+    let services = cse::Services {
+        pseudonyms: Some(vault.clone()),
+        ..cse::Services::default()
+    };
+    let second = cse::Cse::open_with(CseConfig::default(), store.clone(), services)
+        .await
+        .expect("cse");
+    let bindings = store::Store::credential_bindings(store.as_ref()).expect("bindings");
+    assert_eq!(bindings.len(), 1);
+    assert!(PseudonymVault::is_lookup(&bindings[0].0) && !bindings[0].0.contains("dev7"));
+    assert_eq!(bindings[0].1, ae_id);
+    // The credential is still bound to its AE-ID, and to nothing else.
+    let ctx = psk(&second);
+    let own = second
+        .handle(
+            &ctx,
+            req(Operation::Retrieve, "cse-in/dev7", Some(&ae_id), None, None),
+        )
+        .await;
+    assert_eq!(own.rsc, R::Ok);
+    let other = second
+        .handle(
+            &ctx,
+            req(
+                Operation::Retrieve,
+                "cse-in/dev7",
+                Some("Cother"),
+                None,
+                None,
+            ),
+        )
+        .await;
+    assert_eq!(other.rsc, R::OriginatorNotAuthenticated);
+    // Only the resolution opens the sealed copy.
+    let sealed = store::Store::sealed_identities(store.as_ref(), &ae_id).expect("sealed");
+    assert_eq!(sealed.len(), 1);
+    assert!(!String::from_utf8_lossy(&sealed[0]).contains("dev7"));
+    let resolved = second
+        .resolve_pseudonym("CAdmin", &ae_id, "test")
+        .await
+        .expect("resolve");
+    assert_eq!(resolved["credentials"], json!(["12-dev7@sp.example"]));
+    let unknown = second.resolve_pseudonym("CAdmin", "Cnobody", "test").await;
+    assert_eq!(unknown.map_err(|e| e.rsc).err(), Some(R::NotFound));
 }

@@ -18,15 +18,41 @@ pub trait Handler: Send + Sync + 'static {
         None
     }
 
-    /// Handles an administration request (`GET /.admin/<command>`); none by default.
+    /// Handles the enrolment request of the MEF (`POST /.mef/enrol`, body as received);
+    /// none by default (4004).
+    fn enrol(
+        &self,
+        ctx: SecurityContext,
+        rqi: String,
+        body: bytes::Bytes,
+    ) -> impl Future<Output = Response> + Send {
+        let _ = (ctx, body);
+        async move { Response::error(&model::Error::not_found("no enrolment function"), rqi) }
+    }
+
+    /// Handles a request to the CSE's MAF (`/.maf/...`, see `cse::maf`); none by default
+    /// (4004).
+    fn maf(
+        &self,
+        ctx: SecurityContext,
+        req: cse::maf::KeyRequest,
+    ) -> impl Future<Output = Response> + Send {
+        let _ = ctx;
+        async move { Response::error(&model::Error::not_found("no MAF"), req.rqi) }
+    }
+
+    /// Handles an administration request (`GET /.admin/<command>?<params>`, the parameters
+    /// percent-decoded); none by default.
     fn admin(
         &self,
         ctx: SecurityContext,
         fr: Option<String>,
         rqi: String,
         command: String,
+        params: Vec<(String, String)>,
+        change: bool,
     ) -> impl Future<Output = Response> + Send {
-        let _ = (ctx, fr, command);
+        let _ = (ctx, fr, command, params, change);
         async move { Response::error(&model::Error::not_found("no administration interface"), rqi) }
     }
 }
@@ -40,15 +66,37 @@ impl Handler for cse::Cse {
         cse::Cse::handle(self, &ctx, req).await
     }
 
+    async fn enrol(&self, ctx: SecurityContext, rqi: String, body: bytes::Bytes) -> Response {
+        cse::Cse::enrol(self, &ctx, rqi, &body).await
+    }
+
+    async fn maf(&self, ctx: SecurityContext, req: cse::maf::KeyRequest) -> Response {
+        cse::Cse::maf(self, &ctx, req).await
+    }
+
     async fn admin(
         &self,
         ctx: SecurityContext,
         fr: Option<String>,
         rqi: String,
         command: String,
+        params: Vec<(String, String)>,
+        change: bool,
     ) -> Response {
-        match cse::admin::AdminCommand::from_name(&command) {
-            Some(c) => cse::Cse::admin(self, &ctx, fr, &rqi, c).await,
+        match cse::admin::AdminCommand::with_params(&command, &params) {
+            // A command that changes something comes as POST, and only then.
+            Some(Ok(c)) if c.changes_state() != change => Response::error(
+                &model::Error::new(
+                    model::ResponseStatusCode::OperationNotAllowed,
+                    format!(
+                        "admin command '{command}' takes {}",
+                        if c.changes_state() { "POST" } else { "GET" }
+                    ),
+                ),
+                rqi,
+            ),
+            Some(Ok(c)) => cse::Cse::admin(self, &ctx, fr, &rqi, c).await,
+            Some(Err(e)) => Response::error(&e, rqi),
             None => Response::error(
                 &model::Error::not_found(format!("no admin command '{command}'")),
                 rqi,

@@ -18,6 +18,12 @@ pub(crate) const RET: HeaderName = HeaderName::from_static("x-m2m-ret");
 /// Vendor Information.
 pub(crate) const VSI: HeaderName = HeaderName::from_static("x-m2m-vsi");
 
+/// Tokens (TS-0009 clause 6.4.19): the standard `Authorization` header carries the `tkns`
+/// parameter, one JWT after another separated by `+`.
+pub(crate) const AUTHORIZATION: HeaderName = http::header::AUTHORIZATION;
+/// Most tokens accepted in one request: each costs a signature check.
+pub(crate) const MAX_TOKENS: usize = 8;
+
 /// Longest accepted `X-M2M-RI`. The identifier is echoed and logged, so it is bounded well
 /// below the header limit.
 pub(crate) const MAX_RQI_LEN: usize = 256;
@@ -54,6 +60,26 @@ pub(crate) fn request_id(headers: &HeaderMap) -> Result<String> {
     }
 }
 
+/// The `tkns` parameter from the `Authorization` header: tokens separated by `+` (spaces
+/// around them are tolerated). An empty item or more than [`MAX_TOKENS`] is 4000.
+pub(crate) fn tokens(headers: &HeaderMap) -> Result<Vec<String>> {
+    let Some(value) = single(headers, &AUTHORIZATION)? else {
+        return Ok(Vec::new());
+    };
+    let tokens: Vec<String> = value.split('+').map(|t| t.trim().to_owned()).collect();
+    if tokens.iter().any(String::is_empty) {
+        return Err(Error::bad_request(
+            "empty token in the Authorization header",
+        ));
+    }
+    if tokens.len() > MAX_TOKENS {
+        return Err(Error::bad_request(format!(
+            "more than {MAX_TOKENS} tokens in one request"
+        )));
+    }
+    Ok(tokens)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -79,5 +105,20 @@ mod tests {
             HeaderValue::from_bytes(b"caf\xc3\xa9").expect("obs-text"),
         );
         assert!(request_id(&h).is_err());
+    }
+
+    #[test]
+    fn tokens_are_split_on_plus() {
+        let mut h = HeaderMap::new();
+        assert_eq!(tokens(&h).ok(), Some(Vec::new()));
+        h.insert(AUTHORIZATION, HeaderValue::from_static("a.b.c+ d.e.f"));
+        assert_eq!(
+            tokens(&h).ok(),
+            Some(vec!["a.b.c".to_owned(), "d.e.f".to_owned()])
+        );
+        h.insert(AUTHORIZATION, HeaderValue::from_static("a.b.c++d"));
+        assert!(tokens(&h).is_err());
+        h.insert(AUTHORIZATION, HeaderValue::from_static("x+x+x+x+x+x+x+x+x"));
+        assert!(tokens(&h).is_err());
     }
 }

@@ -38,6 +38,7 @@ pub(crate) fn from_head(parts: &Parts, rqi: String) -> Result<(Request, Option<F
     req.ot = owned(headers::single(&parts.headers, &headers::OT)?);
     req.rqet = owned(headers::single(&parts.headers, &headers::RET)?);
     req.vsi = owned(headers::single(&parts.headers, &headers::VSI)?);
+    req.tkns = headers::tokens(&parts.headers)?;
     if let Some(query) = parts.uri.query() {
         apply_query(&mut req, query)?;
     }
@@ -109,7 +110,7 @@ pub(crate) fn target(path: &str) -> Result<String> {
 /// here; everything else is a filter criterion and goes to [`model::FilterCriteria::add`],
 /// which refuses unknown names with 4000. Of the request parameters:
 ///
-/// * `rcn`, `rt`, `drt` (once each) and `atrl` (`+`-separated, may repeat) are mapped;
+/// * `rcn`, `rt`, `drt` (once each), `atrl` and `rids` (`+`-separated, may repeat) are mapped;
 ///   list items (`atrl`, `lbl`, `cty`, `ty`) are split on `+` before percent-decoding;
 /// * `rp` (result persistence) is ignored: it only means something for non-blocking
 ///   requests, which the CSE refuses through `rt`;
@@ -122,11 +123,13 @@ pub(crate) fn apply_query(req: &mut Request, query: &str) -> Result<()> {
         let key = decode_query(key)?;
         // List items are split on the literal `+` before decoding, so an item may carry an
         // escaped `%2B` of its own.
-        if key == "atrl" || FilterCriteria::is_list(&key) {
+        if key == "atrl" || key == "rids" || FilterCriteria::is_list(&key) {
             for item in raw.split('+').filter(|i| !i.is_empty()) {
                 let item = decode_query(item)?;
                 if key == "atrl" {
                     req.atrl.push(item);
+                } else if key == "rids" {
+                    req.rids.push(item);
                 } else {
                     req.fc.add_item(&key, &item)?;
                 }
@@ -370,13 +373,21 @@ mod tests {
         assert_eq!(r.fc.lim, Some(5));
         assert_eq!(r.atrl, vec!["ri", "lbl", "rr"]);
         assert_eq!((r.drt, r.rt), (Some(2), Some(1)));
+        let r = map(
+            Method::GET,
+            "/cse-in?rids=r1+r2&rids=r3",
+            &[("Authorization", "a.b.c")],
+        )
+        .expect("valid");
+        assert_eq!(r.rids, vec!["r1", "r2", "r3"]);
+        assert_eq!(r.tkns, vec!["a.b.c"]);
         let r = map(Method::GET, "/cse-in?lbl=key%3Dvalue&rn=a%26b", &[]).expect("valid");
         assert_eq!(r.fc.lbl, vec!["key=value"]);
+        assert_eq!(r.fc.rn, vec!["a&b"]);
         // `+` separates items; an escaped `%2B` belongs to its item.
         let r = map(Method::GET, "/cse-in?lbl=c%2B%2B+rust&atrl=a%2Bb+c", &[]).expect("valid");
         assert_eq!(r.fc.lbl, vec!["c++", "rust"]);
         assert_eq!(r.atrl, vec!["a+b", "c"]);
-        assert_eq!(r.fc.rn, vec!["a&b"]);
         for bad in [
             "rcn=x",
             "rcn=77",

@@ -21,6 +21,7 @@ use hyper::service::service_fn;
 use hyper_util::rt::{TokioIo, TokioTimer};
 use hyper_util::server::graceful::GracefulShutdown;
 use model::{Error, Response};
+use security::privacy;
 use std::convert::Infallible;
 use std::future::Future;
 use std::io;
@@ -96,7 +97,7 @@ pub async fn serve_with<H: Handler, T: Transport>(
             },
         };
         if let Err(e) = stream.set_nodelay(true) {
-            tracing::debug!(%peer, error = %e, "could not set TCP_NODELAY");
+            tracing::debug!(peer = %privacy::peer_tag(Some(peer)), error = %e, "could not set TCP_NODELAY");
         }
         let shared_conn = shared.clone();
         let transport = transport.clone();
@@ -108,6 +109,7 @@ pub async fn serve_with<H: Handler, T: Transport>(
                 drop(permit);
                 return;
             };
+            let association = ctx.shared_association();
             let service = service_fn(move |req| {
                 let shared = shared_conn.clone();
                 let ctx = ctx.clone();
@@ -118,8 +120,23 @@ pub async fn serve_with<H: Handler, T: Transport>(
                 }
             });
             let conn = watcher.watch(builder.serve_connection(TokioIo::new(io), service));
-            if let Err(e) = conn.await {
-                tracing::debug!(%peer, error = %e, "connection ended with an error");
+            let withdrawn = async {
+                match &association {
+                    Some(sa) => sa.closed().await,
+                    None => std::future::pending().await,
+                }
+            };
+            tokio::select! {
+                ended = conn => if let Err(e) = ended {
+                    tracing::debug!(peer = %privacy::peer_tag(Some(peer)), error = %e, "connection ended with an error");
+                },
+                () = withdrawn => {
+                    // Dropping the connection closes the socket; a request in flight gets
+                    // no answer, which is what a withdrawn credential deserves.
+                    if let Some(sa) = &association {
+                        tracing::info!(sa = sa.id, reason = sa.closed_because().unwrap_or_default(), "security association withdrawn: connection closed");
+                    }
+                }
             }
             drop(permit);
         });
@@ -186,6 +203,24 @@ fn check_head(parts: &http::request::Parts, limits: &HttpLimits) -> Result<(), R
 /// the root, and every request to it is held to the admin originator by the CSE.
 const ADMIN_PREFIX: &str = "/.admin/";
 
+/// The query of an admin request as percent-decoded `key=value` pairs (`+` is a plus).
+fn admin_params(query: &str) -> Result<Vec<(String, String)>, Error> {
+    let decode = |s: &str| {
+        percent_encoding::percent_decode_str(s)
+            .decode_utf8()
+            .map(|c| c.into_owned())
+            .map_err(|_| Error::bad_request("admin query is not UTF-8 after percent-decoding"))
+    };
+    query
+        .split('&')
+        .filter(|p| !p.is_empty())
+        .map(|pair| {
+            let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
+            Ok((decode(k)?, decode(v)?))
+        })
+        .collect()
+}
+
 /// Path prefix of published CRLs (the CRL distribution points of the CSE's certificates).
 /// CRLs are public signed documents, so they are served to anyone; an unknown name falls
 /// through to oneM2M addressing and gets its 4004 there.
@@ -221,17 +256,47 @@ async fn answer<H: Handler>(
             }
         }
     }
+    if parts.uri.path() == cse::mef::ENROL_PATH {
+        if let Ok(rqi) = &rqi {
+            let resp = match enrolment(shared, ctx, &parts, body, rqi).await {
+                Ok(resp) => resp,
+                Err(rejection) => {
+                    let resp = Response::error(&rejection.error, rqi.clone());
+                    return response::to_http(&resp, &echo, rejection.status);
+                }
+            };
+            return response::to_http(&resp, &echo, None);
+        }
+    }
+    if let Some(rest) = parts.uri.path().strip_prefix(cse::maf::MAF_PREFIX) {
+        if let Ok(rqi) = &rqi {
+            let resp = match maf(shared, ctx, &parts, body, rest, rqi).await {
+                Ok(resp) => resp,
+                Err(rejection) => {
+                    let resp = Response::error(&rejection.error, rqi.clone());
+                    return response::to_http(&resp, &echo, rejection.status);
+                }
+            };
+            return response::to_http(&resp, &echo, None);
+        }
+    }
     if let Some(command) = parts.uri.path().strip_prefix(ADMIN_PREFIX) {
-        if parts.method == http::Method::GET {
+        let change = parts.method == http::Method::POST;
+        if change || parts.method == http::Method::GET {
             if let Ok(rqi) = &rqi {
                 let fr = headers::single(&parts.headers, &headers::ORIGIN)
                     .ok()
                     .flatten()
                     .map(str::to_owned);
-                let resp = shared
-                    .handler
-                    .admin(ctx, fr, rqi.clone(), command.to_owned())
-                    .await;
+                let resp = match admin_params(parts.uri.query().unwrap_or("")) {
+                    Ok(params) => {
+                        shared
+                            .handler
+                            .admin(ctx, fr, rqi.clone(), command.to_owned(), params, change)
+                            .await
+                    }
+                    Err(e) => Response::error(&e, rqi.clone()),
+                };
                 return response::to_http(&resp, &echo, None);
             }
         }
@@ -253,11 +318,82 @@ async fn answer<H: Handler>(
             response::to_http(&resp, &echo, None)
         }
         Err(rejection) => {
-            tracing::debug!(?peer, listener = %shared.listener, rsc = %rejection.error.rsc, reason = %rejection.error.message, "request rejected by the HTTP binding");
+            tracing::debug!(peer = %privacy::peer_tag(peer), listener = %shared.listener, rsc = %rejection.error.rsc, reason = %rejection.error.message, "request rejected by the HTTP binding");
             let resp = Response::error(&rejection.error, echo.rqi.clone().unwrap_or_default());
             response::to_http(&resp, &echo, rejection.status)
         }
     }
+}
+
+/// The MEF's enrolment request: POST only, the body read within the limits, then the handler
+/// on its own task, so that a client that disconnects cannot stop an enrolment between its
+/// audit record and its stored key.
+async fn enrolment<H: Handler>(
+    shared: &Shared<H>,
+    ctx: SecurityContext,
+    parts: &http::request::Parts,
+    body: Incoming,
+    rqi: &str,
+) -> Result<Response, Rejection> {
+    check_head(parts, &shared.limits)?;
+    if parts.method != http::Method::POST {
+        return Err(Error::operation_not_allowed("the enrolment request is a POST").into());
+    }
+    let bytes = read_body(&parts.headers, body, &shared.limits).await?;
+    let (handler, rqi) = (shared.handler.clone(), rqi.to_owned());
+    let fallback = rqi.clone();
+    Ok(
+        tokio::spawn(async move { handler.enrol(ctx, rqi, bytes).await })
+            .await
+            .unwrap_or_else(|e| {
+                tracing::error!(error = %e, "enrolment handler failed");
+                Response::error(&Error::internal("internal error"), fallback)
+            }),
+    )
+}
+
+/// A MAF request: the path percent-decoded, the body read within the limits, then the
+/// handler on its own task, so that a client that disconnects cannot stop a registration
+/// between its audit record and its stored key.
+async fn maf<H: Handler>(
+    shared: &Shared<H>,
+    ctx: SecurityContext,
+    parts: &http::request::Parts,
+    body: Incoming,
+    rest: &str,
+    rqi: &str,
+) -> Result<Response, Rejection> {
+    check_head(parts, &shared.limits)?;
+    let path = percent_encoding::percent_decode_str(rest)
+        .decode_utf8()
+        .map_err(|_| Error::bad_request("MAF path is not UTF-8 after percent-decoding"))?
+        .into_owned();
+    let method = match parts.method {
+        http::Method::GET => cse::maf::KeyMethod::Get,
+        http::Method::POST => cse::maf::KeyMethod::Post,
+        http::Method::DELETE => cse::maf::KeyMethod::Delete,
+        _ => cse::maf::KeyMethod::Other,
+    };
+    let fr = headers::single(&parts.headers, &headers::ORIGIN)
+        .ok()
+        .flatten()
+        .map(str::to_owned);
+    let bytes = read_body(&parts.headers, body, &shared.limits).await?;
+    let req = cse::maf::KeyRequest {
+        method,
+        path,
+        fr,
+        rqi: rqi.to_owned(),
+        body: bytes.to_vec(),
+    };
+    let handler = shared.handler.clone();
+    let fallback = rqi.to_owned();
+    Ok(tokio::spawn(async move { handler.maf(ctx, req).await })
+        .await
+        .unwrap_or_else(|e| {
+            tracing::error!(error = %e, "MAF handler failed");
+            Response::error(&Error::internal("internal error"), fallback)
+        }))
 }
 
 /// Runs the handler; a panic in it becomes a 5000 answer instead of a dropped connection.

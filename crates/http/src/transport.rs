@@ -3,6 +3,7 @@
 
 use cse::SecurityContext;
 use security::association::Registry;
+use security::privacy;
 use security::tls::TlsAcceptor;
 use std::future::Future;
 use std::net::SocketAddr;
@@ -80,9 +81,9 @@ impl Transport for Tls {
             Ok((stream, established)) => {
                 tracing::info!(
                     listener = %self.listener,
-                    %peer,
+                    peer = %privacy::peer_tag(Some(peer)),
                     framework = established.framework.name(),
-                    credential = %established.credential_id,
+                    credential = %privacy::credential_tag(&established.credential_id),
                     protocol = %established.protocol,
                     cipher = %established.cipher,
                     resumed = established.resumed,
@@ -92,7 +93,9 @@ impl Transport for Tls {
                 Some((stream, SecurityContext::established(Arc::new(registration))))
             }
             Err(e) => {
-                tracing::warn!(listener = %self.listener, %peer, reason = %e, "security association refused");
+                tracing::warn!(listener = %self.listener, peer = %privacy::peer_tag(Some(peer)), reason = %e, "security association refused");
+                self.registry
+                    .refused(&self.listener, peer, e.offered_identity(), &e.to_string());
                 None
             }
         }

@@ -51,6 +51,8 @@ mod types;
 #[cfg(feature = "pkcs11")]
 pub mod pkcs11;
 pub mod software;
+#[cfg(feature = "testing")]
+pub mod testing;
 #[cfg(feature = "tpm")]
 pub mod tpm;
 

@@ -134,6 +134,11 @@ pub struct Request {
     pub rt: Option<u8>,
     /// Vendor information, passed through.
     pub vsi: Option<String>,
+    /// Tokens (`tkns`): signed JWTs for token-based dynamic authorization (TS-0003 7.3.2.3).
+    pub tkns: Vec<String>,
+    /// Role IDs (`rids`) the originator claims; honoured only as far as a verified token
+    /// grants them.
+    pub rids: Vec<String>,
 }
 
 impl Request {
@@ -155,6 +160,8 @@ impl Request {
             rqet: None,
             rt: None,
             vsi: None,
+            tkns: Vec::new(),
+            rids: Vec::new(),
         }
     }
 

@@ -85,11 +85,13 @@ pub enum ResourceType {
     Group,
     /// 23 `sub`: subscription.
     Subscription,
+    /// 34 `dac`: dynamic authorization consultation (where to ask a DAS).
+    DynamicAuthorizationConsultation,
 }
 
 impl ResourceType {
     /// Every type, for tables and tests.
-    pub const ALL: [Self; 7] = [
+    pub const ALL: [Self; 8] = [
         Self::AccessControlPolicy,
         Self::Ae,
         Self::Container,
@@ -97,6 +99,7 @@ impl ResourceType {
         Self::CseBase,
         Self::Group,
         Self::Subscription,
+        Self::DynamicAuthorizationConsultation,
     ];
 
     /// The `ty` number.
@@ -109,6 +112,7 @@ impl ResourceType {
             Self::CseBase => 5,
             Self::Group => 9,
             Self::Subscription => 23,
+            Self::DynamicAuthorizationConsultation => 34,
         }
     }
 
@@ -130,6 +134,7 @@ impl ResourceType {
             Self::CseBase => "cb",
             Self::Group => "grp",
             Self::Subscription => "sub",
+            Self::DynamicAuthorizationConsultation => "dac",
         }
     }
 
@@ -143,6 +148,7 @@ impl ResourceType {
             Self::CseBase => "m2m:cb",
             Self::Group => "m2m:grp",
             Self::Subscription => "m2m:sub",
+            Self::DynamicAuthorizationConsultation => "m2m:dac",
         }
     }
 
@@ -155,11 +161,24 @@ impl ResourceType {
     pub fn allowed_children(self) -> &'static [ResourceType] {
         use ResourceType::*;
         match self {
-            CseBase => &[AccessControlPolicy, Ae, Container, Group, Subscription],
-            Ae => &[AccessControlPolicy, Container, Group, Subscription],
+            CseBase => &[
+                AccessControlPolicy,
+                Ae,
+                Container,
+                Group,
+                Subscription,
+                DynamicAuthorizationConsultation,
+            ],
+            Ae => &[
+                AccessControlPolicy,
+                Container,
+                Group,
+                Subscription,
+                DynamicAuthorizationConsultation,
+            ],
             Container => &[Container, ContentInstance, Subscription],
             Group => &[Subscription],
-            AccessControlPolicy => &[Subscription],
+            AccessControlPolicy | DynamicAuthorizationConsultation => &[Subscription],
             ContentInstance | Subscription => &[],
         }
     }

@@ -178,9 +178,11 @@ async fn wrong_psk_key_fails_the_handshake() {
         let mut args = vec!["-psk", wrong, "-psk_identity", PSK_ID];
         args.extend(version);
         let run = s_client(&server, &args).await;
-        let reason = server
-            .refused("wrong key for PSK identity 'sensor-1@secure-cse.example'")
+        let (reason, offered) = server
+            .refused_offering("wrong key for PSK identity 'sensor-1@secure-cse.example'")
             .await;
+        // The refusal names the known identity for supervision (counts per credential).
+        assert_eq!(offered.as_deref(), Some(PSK_ID));
         assert!(
             !reason.contains(wrong) && !reason.contains(PSK_HEX),
             "no key in reasons: {reason}"
@@ -209,9 +211,11 @@ async fn unknown_psk_identity_is_refused() {
             ],
         )
         .await;
-        server
-            .refused("unknown PSK identity 'nobody@x.example'")
+        let (_, offered) = server
+            .refused_offering("unknown PSK identity 'nobody@x.example'")
             .await;
+        // An unknown identity names nothing the CSE issued.
+        assert_eq!(offered, None);
         assert!(
             run.stdout.contains("unknown psk identity")
                 || run.stderr.contains("unknown psk identity"),

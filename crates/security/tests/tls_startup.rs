@@ -129,7 +129,7 @@ fn missing_and_garbage_files() {
         0o600,
     );
     fails(
-        with(|c| c.key = garbage_key.clone()),
+        with(|c| c.key = garbage_key.clone().into()),
         &garbage_key,
         "not an unencrypted PEM private key",
     );
@@ -139,14 +139,14 @@ fn missing_and_garbage_files() {
 fn the_key_must_match_and_stay_private() {
     let other = pki().client("ae1").key.clone();
     let err = fails(
-        with(|c| c.key = other.clone()),
+        with(|c| c.key = other.clone().into()),
         &other,
         "does not belong to the certificate",
     );
     assert!(matches!(err, TlsError::KeyMismatch { .. }));
     let content = std::fs::read(&pki().server.key).expect("read");
     let open = scratch("server-open.key", &content, 0o644);
-    let err = fails(with(|c| c.key = open.clone()), &open, "chmod 600");
+    let err = fails(with(|c| c.key = open.clone().into()), &open, "chmod 600");
     assert!(
         !err.to_string().contains("PRIVATE KEY"),
         "no key material in errors"
@@ -158,7 +158,7 @@ fn server_chain_checks() {
     let p = pki();
     let expired = p.client("expired").clone();
     fails(
-        with(|c| (c.chain, c.key) = (expired.cert.clone(), expired.key.clone())),
+        with(|c| (c.chain, c.key) = (expired.cert.clone(), expired.key.clone().into())),
         &expired.cert,
         "expired on",
     );
@@ -194,7 +194,7 @@ fn server_chain_checks() {
         0o600,
     );
     fails(
-        with(|c| (c.chain, c.key) = (cert.clone(), key.clone())),
+        with(|c| (c.chain, c.key) = (cert.clone(), key.clone().into())),
         &cert,
         "not an ECDSA key",
     );

@@ -36,6 +36,11 @@ pub trait Txn {
     /// Remembers the AE-ID the CSE assigned to a credential at its first registration, so
     /// that the credential keeps that AE-ID (TS-0003 clause 8.2.1).
     fn remember_credential_ae(&mut self, credential_id: &str, ae_id: &str) -> Result<()>;
+    /// Forgets a remembered binding (when it is re-keyed).
+    fn forget_credential_ae(&mut self, key: &str) -> Result<()>;
+    /// Keeps the real identity behind an AE-ID, sealed (only an authorised resolution opens
+    /// it; the store never sees it in clear).
+    fn seal_identity(&mut self, ae_id: &str, sealed: &[u8]) -> Result<()>;
 }
 
 /// One unit of work for the writer: runs inside the group transaction.
@@ -67,6 +72,10 @@ pub trait Store: Send + Sync + std::fmt::Debug + 'static {
     fn descendants(&self, srn: &str, max_depth: Option<u64>) -> Result<Vec<Resource>>;
     /// The AE-ID remembered for a credential, if any.
     fn credential_ae(&self, credential_id: &str) -> Result<Option<String>>;
+    /// Every remembered binding (key, AE-ID), sorted by key.
+    fn credential_bindings(&self) -> Result<Vec<(String, String)>>;
+    /// The sealed identities kept for an AE-ID, oldest first.
+    fn sealed_identities(&self, ae_id: &str) -> Result<Vec<Vec<u8>>>;
     /// `ri`s of resources whose `et` is before `now` (formatted timestamp), oldest first.
     fn expired(&self, now: &str, limit: usize) -> Result<Vec<String>>;
     /// Runs a write job in the next group transaction; the receiver yields once the job's

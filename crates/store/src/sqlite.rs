@@ -70,6 +70,8 @@ CREATE TABLE IF NOT EXISTS resources (
 CREATE INDEX IF NOT EXISTS resources_parent ON resources(pi, ty, seq);
 CREATE INDEX IF NOT EXISTS resources_expiry ON resources(et) WHERE et IS NOT NULL;
 CREATE TABLE IF NOT EXISTS credential_aes (credential_id TEXT PRIMARY KEY, ae_id TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS sealed_identities (ae_id TEXT NOT NULL, sealed BLOB NOT NULL);
+CREATE INDEX IF NOT EXISTS sealed_identities_ae ON sealed_identities(ae_id);
 ";
 
 impl SqliteStore {
@@ -513,6 +515,25 @@ impl Txn for SqlTxn<'_> {
         self.job.remember(credential_id, ae_id);
         Ok(())
     }
+
+    fn forget_credential_ae(&mut self, key: &str) -> Result<()> {
+        self.conn
+            .prepare_cached("DELETE FROM credential_aes WHERE credential_id = ?1")
+            .map_err(db_err)?
+            .execute(params![key])
+            .map_err(db_err)?;
+        self.job.forget(key);
+        Ok(())
+    }
+
+    fn seal_identity(&mut self, ae_id: &str, sealed: &[u8]) -> Result<()> {
+        self.conn
+            .prepare_cached("INSERT INTO sealed_identities (ae_id, sealed) VALUES (?1, ?2)")
+            .map_err(db_err)?
+            .execute(params![ae_id, sealed])
+            .map_err(db_err)?;
+        Ok(())
+    }
 }
 
 impl SqliteStore {
@@ -606,6 +627,29 @@ impl Store for SqliteStore {
             .read()
             .map_err(|_| Error::internal("store cache poisoned"))?;
         Ok(tree.credential_ae(credential_id).cloned())
+    }
+
+    fn credential_bindings(&self) -> Result<Vec<(String, String)>> {
+        let tree = self
+            .tree
+            .read()
+            .map_err(|_| Error::internal("store cache poisoned"))?;
+        Ok(tree.credential_bindings())
+    }
+
+    fn sealed_identities(&self, ae_id: &str) -> Result<Vec<Vec<u8>>> {
+        self.with_reader(|c| {
+            let mut stmt = c
+                .prepare_cached(
+                    "SELECT sealed FROM sealed_identities WHERE ae_id = ?1 ORDER BY rowid",
+                )
+                .map_err(db_err)?;
+            let rows = stmt
+                .query_map(params![ae_id], |r| r.get::<_, Vec<u8>>(0))
+                .map_err(db_err)?;
+            rows.collect::<std::result::Result<Vec<_>, _>>()
+                .map_err(db_err)
+        })
     }
 
     fn expired(&self, now: &str, limit: usize) -> Result<Vec<String>> {

@@ -4,7 +4,11 @@
 use anyhow::Context;
 use clap::Parser;
 use cli::config::{FileConfig, Settings};
+use cli::keyhomes::KeyHomes;
 use security::credentials::{CredentialStore, FileCredentials};
+use security::enrolment::EnroleeKeys;
+use security::provisioned::{ProvisionedKeys, WithProvisioned};
+use security::revocation::{Revocations, Withdrawable};
 use security::tls::{LocalIdentity, TlsAcceptor};
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -25,6 +29,17 @@ struct Args {
     /// TOML configuration file; every option is optional (docs/configuration.md).
     #[arg(long)]
     config: Option<PathBuf>,
+    /// Without a subcommand, `cse` runs the server.
+    #[command(subcommand)]
+    command: Option<CseCommand>,
+}
+
+/// What `cse` does instead of running the server.
+#[derive(Debug, clap::Subcommand)]
+enum CseCommand {
+    /// Make a secure CSE in a new directory: key home, CA, certificates, PSKs, CRL, signed
+    /// audit log, credentials.toml and cse.toml; then `cse --config DIR/cse.toml`.
+    Init(cli::init_cmd::InitArgs),
 }
 
 /// mimalloc: the request path allocates and frees many small objects on two kinds of
@@ -38,6 +53,13 @@ const EXIT_CONFIG: i32 = 64;
 
 fn main() {
     let args = Args::parse();
+    if let Some(CseCommand::Init(init)) = &args.command {
+        match cli::init_cmd::run(init) {
+            Ok(report) => print!("{report}"),
+            Err(e) => fail_config(&format!("init: {e:#}")),
+        }
+        return;
+    }
     let file = match args.config.as_deref().map(FileConfig::load).transpose() {
         Ok(f) => f.unwrap_or_default(),
         Err(e) => fail_config(&e),
@@ -54,9 +76,40 @@ fn main() {
         .with_writer(std::io::stderr)
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .init();
-    // Credentials and TLS material are checked before anything listens.
-    let acceptors = match tls_acceptors(&settings) {
+    // Key homes, credentials and TLS material are checked before anything listens. A home
+    // that cannot be opened, a key missing from its home or below the policy: exit 64.
+    let homes = match key_homes(&settings) {
+        Ok(h) => h,
+        Err(e) => fail_config(&e),
+    };
+    // The audit log is checked too: a log altered since the last run stops the start.
+    let audit = match audit_trail(&settings, homes.as_ref()) {
         Ok(a) => a,
+        Err(e) => fail_config(&format!("{e:#}")),
+    };
+    // Withdrawn credentials: a journal that cannot be read stops the start, so that no
+    // revocation is ever forgotten.
+    let revocations = match open_revocations(&settings) {
+        Ok(r) => r,
+        Err(e) => fail_config(&format!("{e:#}")),
+    };
+    // Keys the MEF issued: a journal that cannot be read stops the start too.
+    let provisioned = match open_provisioned(&settings) {
+        Ok(p) => p,
+        Err(e) => fail_config(&format!("{e:#}")),
+    };
+    let acceptors = match tls_acceptors(
+        &settings,
+        homes.as_ref(),
+        &revocations,
+        &provisioned,
+        audit.as_ref(),
+    ) {
+        Ok(a) => a,
+        Err(e) => fail_config(&format!("{e:#}")),
+    };
+    let enrolment = match enrolment(&settings, &provisioned) {
+        Ok(e) => e,
         Err(e) => fail_config(&format!("{e:#}")),
     };
     let mut settings = settings;
@@ -64,6 +117,14 @@ fn main() {
         Ok(crls) => settings.cse.published_crls = crls,
         Err(e) => fail_config(&format!("{e:#}")),
     }
+    // Token issuers' keys are read now: a missing or unusable key exits 64.
+    let mut issuers = security::token::Issuers::new();
+    for issuer in &settings.token_issuers {
+        if let Err(e) = issuer.load(&mut issuers) {
+            fail_config(&e);
+        }
+    }
+    settings.cse.dynamic_authorization.issuers = Arc::new(issuers);
     if let Some(tls) = &settings.cse.notification_tls {
         if let Err(e) = cse::notification::check_tls(tls) {
             fail_config(&format!("[notifications] TLS: {e}"));
@@ -79,7 +140,25 @@ fn main() {
             std::process::exit(1);
         }
     };
-    if let Err(e) = runtime.block_on(run(settings, acceptors)) {
+    let (enrolment, mef) = enrolment.unzip();
+    let pseudonyms = match pseudonym_vault(&settings, homes.as_ref()) {
+        Ok(v) => v,
+        Err(e) => fail_config(&format!("{e:#}")),
+    };
+    // The MAF's registrations: a journal that cannot be read or opened stops the start.
+    let maf = match maf(&settings) {
+        Ok(m) => m,
+        Err(e) => fail_config(&format!("{e:#}")),
+    };
+    let services = cse::Services {
+        audit,
+        revocations,
+        mef,
+        maf,
+        pseudonyms: Some(pseudonyms),
+        supervision: settings.supervision.clone(),
+    };
+    if let Err(e) = runtime.block_on(run(settings, acceptors, enrolment, services)) {
         tracing::error!("{e:#}");
         eprintln!("cse: {e:#}");
         std::process::exit(1);
@@ -91,13 +170,178 @@ fn fail_config(e: &dyn std::fmt::Display) -> ! {
     std::process::exit(EXIT_CONFIG)
 }
 
+/// Opens the configured key homes and checks the keys the CSE needs outside TLS (the CA
+/// key); `None` without a `[keystore]` home.
+fn key_homes(settings: &Settings) -> Result<Option<KeyHomes>, cli::keyhomes::KeyHomeError> {
+    if settings.keystore.is_empty() {
+        return Ok(None);
+    }
+    let homes = KeyHomes::open(&settings.keystore, false)?;
+    for home in homes.store().homes() {
+        tracing::info!(home = %home.id(), level = home.level().number(), "key home opened");
+    }
+    if let Some(key) = &settings.keystore.ca_key {
+        let ca = homes.signing_key("keystore.ca_key", key, keystore::KeyRole::CaSigning)?;
+        tracing::info!(key = %key, level = ca.level().number(), "CA key checked");
+    }
+    Ok(Some(homes))
+}
+
+/// The pseudonym vault: over `[privacy] mapping_key` in its key home, or the default
+/// level-1 home in the data folder.
+fn pseudonym_vault(
+    settings: &Settings,
+    homes: Option<&KeyHomes>,
+) -> anyhow::Result<Arc<security::privacy::PseudonymVault>> {
+    use security::privacy::PseudonymVault;
+    let vault = match (&settings.mapping_key, homes) {
+        (Some(key), Some(homes)) => {
+            let handle = homes.open_key(
+                "privacy.mapping_key",
+                key,
+                keystore::KeyRole::PseudonymMapping,
+            )?;
+            let home = homes.store().home(handle.home())?.clone();
+            let store = keystore::KeyStore::new(homes.store().policy().clone()).with_home(home);
+            PseudonymVault::new(store, handle)?
+        }
+        (Some(key), None) => {
+            anyhow::bail!("privacy.mapping_key: {key}, but no key home is configured")
+        }
+        (None, _) => {
+            std::fs::create_dir_all(&settings.data)
+                .with_context(|| format!("cannot create {}", settings.data.display()))?;
+            PseudonymVault::in_data_folder(&settings.data)?
+        }
+    };
+    tracing::info!(key = %vault.describe(), "pseudonym vault open");
+    Ok(Arc::new(vault))
+}
+
+/// Opens the journal of withdrawn credentials in the data folder.
+fn open_revocations(settings: &Settings) -> anyhow::Result<Arc<Revocations>> {
+    std::fs::create_dir_all(&settings.data)
+        .with_context(|| format!("cannot create {}", settings.data.display()))?;
+    Ok(Arc::new(Revocations::open(
+        &settings.data.join("revocations.jsonl"),
+    )?))
+}
+
+/// Opens the journal of pre-shared keys the MEF issued, in the data folder.
+/// The MAF (`[maf]`): its sealed registrations in the data folder, keys named
+/// `HEX@<cse public domain name>`.
+fn maf(settings: &Settings) -> anyhow::Result<Option<Arc<cse::maf::Maf>>> {
+    use security::maf_store::{KeySeal, MafKeys};
+    let Some(m) = &settings.maf else {
+        return Ok(None);
+    };
+    std::fs::create_dir_all(&settings.data)
+        .with_context(|| format!("cannot create {}", settings.data.display()))?;
+    let seal = KeySeal::in_data_folder(&settings.data).context("[maf] sealing key")?;
+    let described = seal.describe();
+    let keys = Arc::new(MafKeys::open(
+        &settings.data.join("maf-keys.jsonl"),
+        seal,
+        m.limits,
+    )?);
+    let local = LocalIdentity {
+        sp_id: settings.cse.sp_id.clone(),
+        cse_id: settings.cse.cse_id.clone(),
+    };
+    let maf = cse::maf::Maf::new(keys.clone(), &local.public_domain_name(), m.max_lifetime)
+        .map_err(|e| anyhow::anyhow!("[maf]: {e}"))?;
+    tracing::info!(registrations = keys.len(), seal = %described, "key distribution function (MAF) configured");
+    Ok(Some(Arc::new(maf)))
+}
+
+fn open_provisioned(settings: &Settings) -> anyhow::Result<Arc<ProvisionedKeys>> {
+    std::fs::create_dir_all(&settings.data)
+        .with_context(|| format!("cannot create {}", settings.data.display()))?;
+    Ok(Arc::new(ProvisionedKeys::open(
+        &settings.data.join("provisioned-psk.jsonl"),
+    )?))
+}
+
+/// The enrolment listener's acceptor (TLS-PSK with the enrolee keys) and the MEF, when
+/// `[enrolment]` is configured.
+fn enrolment(
+    settings: &Settings,
+    provisioned: &Arc<ProvisionedKeys>,
+) -> anyhow::Result<Option<(Arc<TlsAcceptor>, Arc<cse::mef::Mef>)>> {
+    let Some(e) = &settings.enrolment else {
+        return Ok(None);
+    };
+    let enrolees = Arc::new(EnroleeKeys::load(&e.enrolees).context("[enrolment] enrolees")?);
+    let local = LocalIdentity {
+        sp_id: settings.cse.sp_id.clone(),
+        cse_id: settings.cse.cse_id.clone(),
+    };
+    let policy = security::tls::TlsPolicy {
+        psk: true,
+        ..security::tls::TlsPolicy::default()
+    };
+    let acceptor = TlsAcceptor::enrolment(&policy, enrolees.clone(), local.clone())
+        .context("[enrolment] listener")?;
+    let mef = cse::mef::Mef::new(
+        enrolees.clone(),
+        provisioned.clone(),
+        e.lifetime,
+        &local.public_domain_name(),
+        &settings.cse.cse_id,
+    )
+    .map_err(|m| anyhow::anyhow!("[enrolment]: {m}"))?;
+    tracing::info!(
+        enrolees = enrolees.len(),
+        issued = provisioned.len(),
+        "enrolment function (MEF) configured"
+    );
+    Ok(Some((Arc::new(acceptor), Arc::new(mef))))
+}
+
+/// Opens (or starts) the audit log, signed when `[audit] signing_key` names a key.
+fn audit_trail(
+    settings: &Settings,
+    homes: Option<&KeyHomes>,
+) -> anyhow::Result<Option<cse::audit::AuditTrail>> {
+    let Some(audit) = &settings.audit else {
+        return Ok(None);
+    };
+    let signer = match (&audit.signing_key, homes) {
+        (Some(key), Some(homes)) => {
+            Some(homes.signing_key("audit.signing_key", key, keystore::KeyRole::AuditLog)?)
+        }
+        (Some(key), None) => {
+            anyhow::bail!("audit.signing_key: {key}, but no key home is configured")
+        }
+        (None, _) => None,
+    };
+    if let Some(dir) = audit.file.parent().filter(|d| !d.as_os_str().is_empty()) {
+        std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
+    }
+    // One writer per log: held until the process ends (the File is leaked on purpose), so
+    // `m2m ca` does not fork the chain while the CSE runs (cli::audit_lock).
+    let lock = cli::audit_lock::try_lock(&audit.file)
+        .with_context(|| format!("cannot lock the audit log {}", audit.file.display()))?
+        .ok_or_else(|| {
+            anyhow::anyhow!(
+                "the audit log {} is in use by another process (another CSE, or an m2m ca command)",
+                audit.file.display()
+            )
+        })?;
+    std::mem::forget(lock);
+    let log = manager::audit::AuditLog::open(&audit.file, signer)
+        .with_context(|| format!("audit log {}", audit.file.display()))?;
+    tracing::info!(file = %audit.file.display(), signed = audit.signing_key.is_some(), "audit log open");
+    Ok(Some(cse::audit::AuditTrail::start(log)?))
+}
+
 /// The CRLs of every TLS listener, DER-encoded by file name, to publish.
 fn published_crls(settings: &Settings) -> anyhow::Result<Vec<(String, Vec<u8>)>> {
     let mut out: Vec<(String, Vec<u8>)> = Vec::new();
     for path in settings
         .tls
         .iter()
-        .filter_map(|t| t.policy.certificate.as_ref())
+        .filter_map(|t| t.certificate.as_ref())
         .flat_map(|c| &c.crls)
     {
         let name = path
@@ -112,27 +356,102 @@ fn published_crls(settings: &Settings) -> anyhow::Result<Vec<(String, Vec<u8>)>>
 }
 
 /// Loads the credential file and builds one TLS acceptor per `[[tls]]` listener.
-fn tls_acceptors(settings: &Settings) -> anyhow::Result<Vec<Arc<TlsAcceptor>>> {
+fn tls_acceptors(
+    settings: &Settings,
+    homes: Option<&KeyHomes>,
+    revocations: &Arc<Revocations>,
+    provisioned: &Arc<ProvisionedKeys>,
+    audit: Option<&cse::audit::AuditTrail>,
+) -> anyhow::Result<Vec<Arc<TlsAcceptor>>> {
+    // `derive_from` entries open their PSK master keys in the configured homes now.
+    let masters: &dyn security::credentials::PskMasterSource = match homes {
+        Some(homes) => homes,
+        None => &security::credentials::NoKeyHomes,
+    };
     let credentials: Arc<dyn CredentialStore> = match &settings.credentials {
-        Some(path) => Arc::new(FileCredentials::load(path)?),
+        Some(path) => Arc::new(FileCredentials::load_with(path, masters)?),
         None => Arc::new(FileCredentials::default()),
     };
+    // The MEF's enrolled keys in front of the file's, both subject to withdrawal.
+    let credentials: Arc<dyn CredentialStore> =
+        Arc::new(WithProvisioned::new(credentials, provisioned.clone()));
     let local = LocalIdentity {
         sp_id: settings.cse.sp_id.clone(),
         cse_id: settings.cse.cse_id.clone(),
     };
+    // Network-provided keys: B-TIDs of the BSF's domain, keys from the BSF (also withdrawable).
+    let credentials: Arc<dyn CredentialStore> = match &settings.gba {
+        Some(g) => Arc::new(security::gba::WithGba::new(
+            credentials,
+            Arc::new(gba_naf(g, &local, audit)?),
+        )),
+        None => credentials,
+    };
+    let credentials: Arc<dyn CredentialStore> =
+        Arc::new(Withdrawable::new(credentials, revocations.clone()));
     settings
         .tls
         .iter()
         .map(|t| {
-            TlsAcceptor::new(&t.policy, credentials.clone(), local.clone())
+            let policy = t.policy(homes)?;
+            if let Some(c) = &policy.certificate {
+                tracing::info!(listener = %t.name, key = %c.key.describe(), level = c.key.level().number(), "TLS server key");
+            }
+            TlsAcceptor::new(&policy, credentials.clone(), local.clone())
                 .map(Arc::new)
                 .with_context(|| format!("[[tls]] {}", t.name))
         })
         .collect()
 }
 
-async fn run(mut settings: Settings, acceptors: Vec<Arc<TlsAcceptor>>) -> anyhow::Result<()> {
+/// The NAF of network-provided keys (`[gba]`): asks the BSF for the keys of B-TIDs, and
+/// writes each key it receives to the audit log as `credential-issued` (`12-<B-TID>`).
+fn gba_naf(
+    g: &cli::config::GbaSettings,
+    local: &LocalIdentity,
+    audit: Option<&cse::audit::AuditTrail>,
+) -> anyhow::Result<security::gba::GbaNaf> {
+    use manager::kdf::{Fqdn, NafId};
+    use security::association::{CredentialBinding, PeerIdentity};
+    let zn = security::gba::HttpZn::new(&g.bsf_url, g.timeout)
+        .map_err(|m| anyhow::anyhow!("[gba] bsf_url: {m}"))?;
+    let config = security::gba::GbaConfig {
+        btid_domain: Fqdn::new(&g.btid_domain).context("[gba] btid_domain")?,
+        naf: NafId {
+            // Clause 8.3.2.3: the NAF FQDN of a CSE is the public domain name of its CSE-ID.
+            fqdn: Fqdn::new(&local.public_domain_name()).context("the NAF FQDN (CSE-ID.SP-ID)")?,
+            ua_protocol: security::gba::UA_TLS_PSK,
+        },
+        key: g.key,
+        default_binding: CredentialBinding {
+            identity: PeerIdentity::AllowedAes(g.allowed_aes.clone()),
+            admin: false,
+            allowed_apps: Vec::new(),
+            level: None,
+        },
+        max_cached: g.max_cached,
+    };
+    tracing::info!(bsf = %zn.url(), naf = %config.naf.fqdn.as_str(), btid_domain = %g.btid_domain, "network-provided keys (GBA NAF) configured");
+    let mut naf = security::gba::GbaNaf::new(config, Arc::new(zn));
+    if let Some(audit) = audit.cloned() {
+        naf = naf.with_events(Arc::new(move |event: &security::gba::GbaEvent| {
+            let security::gba::GbaEvent::KeyFetched { btid, holder, .. } = event;
+            audit.record(manager::audit::Event::CredentialIssued {
+                credential: format!("12-{btid}"),
+                holder: holder.clone(),
+                parent: Some(btid.clone()),
+            });
+        }));
+    }
+    Ok(naf)
+}
+
+async fn run(
+    mut settings: Settings,
+    acceptors: Vec<Arc<TlsAcceptor>>,
+    enrolment: Option<Arc<TlsAcceptor>>,
+    services: cse::Services,
+) -> anyhow::Result<()> {
     let plain = match settings.http_enabled {
         true => Some(bind(settings.listen).await?),
         false => None,
@@ -141,6 +460,14 @@ async fn run(mut settings: Settings, acceptors: Vec<Arc<TlsAcceptor>>) -> anyhow
     for (t, acceptor) in settings.tls.iter().zip(acceptors) {
         secure.push((t.name.clone(), bind(t.listen).await?, acceptor));
     }
+    let enrolment = match (enrolment, &settings.enrolment) {
+        (Some(acceptor), Some(e)) => Some((bind(e.listen).await?, acceptor)),
+        _ => None,
+    };
+    let enrolment_addr = enrolment
+        .as_ref()
+        .map(|(l, _)| l.local_addr())
+        .transpose()?;
     let mut advertised = Vec::new();
     if let Some(l) = &plain {
         advertised.push(format!("http://{}", l.local_addr()?));
@@ -154,7 +481,7 @@ async fn run(mut settings: Settings, acceptors: Vec<Arc<TlsAcceptor>>) -> anyhow
 
     let store = store::SqliteStore::open(&settings.data, settings.store.clone())
         .with_context(|| format!("cannot open the store in {}", settings.data.display()))?;
-    let cse = cse::Cse::open(settings.cse.clone(), Arc::new(store))
+    let cse = cse::Cse::open_with(settings.cse.clone(), Arc::new(store), services)
         .await
         .context("cannot initialise the CSE")?;
     cse::expiry::spawn(cse.clone());
@@ -184,10 +511,25 @@ async fn run(mut settings: Settings, acceptors: Vec<Arc<TlsAcceptor>>) -> anyhow
             http_binding::serve_with(listener, cse, limits, transport, stop).await
         });
     }
+    if let Some((listener, acceptor)) = enrolment {
+        let transport = http_binding::Tls {
+            listener: security::association::ENROLMENT_LISTENER.to_owned(),
+            acceptor,
+            registry: cse.associations().clone(),
+        };
+        let (cse, limits, stop) = (cse.clone(), settings.http, stopped());
+        servers.spawn(async move {
+            http_binding::serve_with(listener, cse, limits, transport, stop).await
+        });
+    }
     tracing::info!(cse_id = %settings.cse.cse_id, data = %settings.data.display(), "CSE {} started", settings.cse.cse_name);
     // Scripts and tests read these lines to learn the ports when binding to port 0.
     for url in &advertised {
         println!("listening on {url}");
+    }
+    // The enrolment listener last, and not a point of access of the CSE.
+    if let Some(addr) = enrolment_addr {
+        println!("listening on https://{addr}");
     }
     tokio::spawn(async move {
         shutdown_signal().await;

@@ -169,8 +169,163 @@ enum Command {
     /// List the CSE's live security associations (admin: GET /.admin/associations; the
     /// origin defaults to CAdmin).
     Associations,
+    /// The key homes of a CSE configuration (local: no request is sent).
+    Keys(::cli::keys_cmd::KeysArgs),
+    /// The CSE's certificate authority (local: issue, list, show, revoke, suspend, resume,
+    /// crl). With the TLS flags and --url, revoke/suspend/resume also tell the running CSE.
+    Ca(::cli::ca_cmd::CaArgs),
+    /// Enrol with the CSE's MEF using a pre-provisioned enrolee key (TLS-PSK to the enrolment
+    /// listener given by --url), and write the derived PSK for the normal TLS-PSK listener.
+    Enrol(::cli::enrol_cmd::EnrolArgs),
+    /// Network-provided keys (GBA): bootstrap with a BSF and derive the PSK for a CSE, whose
+    /// identity is the B-TID (local: the BSF's URL is --bsf, not --url).
+    #[command(subcommand)]
+    Gba(::cli::gba_cmd::GbaCommand),
+    /// Verify or show the security audit log (local: no request is sent).
+    #[command(subcommand)]
+    Audit(::cli::audit_cmd::AuditCommand),
+    /// Explain the access control decision for a request: which policies and rules were
+    /// considered and which condition failed (admin: GET /.admin/explain; the origin
+    /// defaults to CAdmin).
+    Explain(ExplainArgs),
+    /// Withdraw credentials or list the withdrawn ones (admin: /.admin/withdrawn, revoke,
+    /// suspend, resume; the origin defaults to CAdmin). A withdrawal refuses the
+    /// credential's new handshakes and closes its live associations at once.
+    #[command(subcommand)]
+    Credentials(CredentialsCommand),
+    /// Resolve a pseudonym (an AE-ID the CSE assigned) to the credential behind it (admin:
+    /// POST /.admin/resolve; written to the audit log with the purpose given).
+    #[command(subcommand)]
+    Privacy(PrivacyCommand),
+    /// Keys between applications through the CSE's MAF: register a key for named AEs,
+    /// retrieve one by its identifier, delete one (/.maf/keys; the origin is your AE-ID, over
+    /// your own security association).
+    #[command(subcommand)]
+    Maf(::cli::maf_cmd::MafCommand),
     // Further administration subcommands go here, each mapped to an `Action::Admin` in
     // `action_for`.
+}
+
+/// `m2m privacy ...`: what only an authorised role may do with pseudonyms.
+#[derive(Debug, Subcommand)]
+enum PrivacyCommand {
+    /// The Credential-ID(s) behind an assigned AE-ID.
+    Resolve {
+        /// The AE-ID.
+        pseudonym: String,
+        /// Why (kept in the audit log).
+        #[arg(long)]
+        purpose: String,
+        /// The pseudonym is the alias a notification target was shown: its URL.
+        #[arg(long)]
+        target: Option<String>,
+    },
+}
+
+/// `m2m credentials ...`: credentials by Credential-ID (`12-<KpsaID>` for a PSK,
+/// `3x-<SHA-256>` for a certificate, as `m2m associations` shows them).
+#[derive(Debug, Subcommand)]
+enum CredentialsCommand {
+    /// The revoked and suspended credentials.
+    List,
+    /// Revoke a credential for good.
+    Revoke {
+        /// The Credential-ID.
+        credential: String,
+        /// Why (kept in the audit log).
+        #[arg(long)]
+        reason: String,
+    },
+    /// Suspend a credential until it is resumed.
+    Suspend {
+        /// The Credential-ID.
+        credential: String,
+        /// Why (kept in the audit log).
+        #[arg(long)]
+        reason: String,
+    },
+    /// Lift a suspension.
+    Resume {
+        /// The Credential-ID.
+        credential: String,
+    },
+    /// How credentials were used since the CSE started: first and last use, associations,
+    /// refused handshakes, requests, peer addresses (admin: GET /.admin/usage).
+    Usage {
+        /// One Credential-ID; default: every credential seen.
+        credential: Option<String>,
+    },
+}
+
+/// The request `m2m explain` asks about, and the facts access control contexts look at.
+#[derive(Debug, Args)]
+struct ExplainArgs {
+    /// Originator of the request to explain (any AE-ID or CSE-ID form).
+    #[arg(long)]
+    from: String,
+    /// Target address of the request to explain.
+    #[arg(long)]
+    to: String,
+    /// Operation: create, retrieve, update, delete, notify or discover.
+    #[arg(long)]
+    op: String,
+    /// For create: the resource type number to create.
+    #[arg(long)]
+    ty: Option<u64>,
+    /// Explain an UPDATE of the target's acpi (checked against pvs).
+    #[arg(long)]
+    acpi: bool,
+    /// The request came over a security association (rq_authn).
+    #[arg(long)]
+    authn: bool,
+    /// The peer's IP address.
+    #[arg(long)]
+    ip: Option<String>,
+    /// Credential level (1-3) of the peer's security association.
+    #[arg(long)]
+    level: Option<u8>,
+    /// Role-IDs the originator holds, comma-separated.
+    #[arg(long)]
+    roles: Option<String>,
+    /// When the request is received (oneM2M timestamp, e.g. 20260302T100000); default now.
+    #[arg(long)]
+    time: Option<String>,
+    /// The originator's latitude (with --lon).
+    #[arg(long, requires = "lon", allow_negative_numbers = true)]
+    lat: Option<f64>,
+    /// The originator's longitude (with --lat).
+    #[arg(long, requires = "lat", allow_negative_numbers = true)]
+    lon: Option<f64>,
+    /// The originator's country (ISO 3166-1 alpha-2, with --lat and --lon).
+    #[arg(long, requires = "lat")]
+    country: Option<String>,
+}
+
+impl ExplainArgs {
+    /// The query parameters of `/.admin/explain`.
+    fn params(&self) -> Vec<(String, String)> {
+        let mut p = vec![
+            ("from".to_owned(), self.from.clone()),
+            ("to".to_owned(), self.to.clone()),
+            ("op".to_owned(), self.op.clone()),
+        ];
+        let mut opt = |k: &str, v: Option<String>| {
+            if let Some(v) = v {
+                p.push((k.to_owned(), v));
+            }
+        };
+        opt("ty", self.ty.map(|t| t.to_string()));
+        opt("acpi", self.acpi.then(|| "true".to_owned()));
+        opt("authn", self.authn.then(|| "true".to_owned()));
+        opt("ip", self.ip.clone());
+        opt("level", self.level.map(|l| l.to_string()));
+        opt("roles", self.roles.clone());
+        opt("time", self.time.clone());
+        opt("lat", self.lat.map(|v| v.to_string()));
+        opt("lon", self.lon.map(|v| v.to_string()));
+        opt("country", self.country.clone());
+        p
+    }
 }
 
 /// What a subcommand sends.
@@ -185,6 +340,24 @@ enum Action {
         /// The originator.
         origin: String,
     },
+    /// An administration request that changes something (`POST /.admin/<command>?k=v&..`).
+    AdminChange {
+        /// The admin command, e.g. `revoke`.
+        command: &'static str,
+        /// The originator.
+        origin: String,
+        /// The query parameters.
+        params: Vec<(String, String)>,
+    },
+    /// An administration request with query parameters (`GET /.admin/<command>?k=v&..`).
+    AdminQuery {
+        /// The admin command, e.g. `explain`.
+        command: &'static str,
+        /// The originator.
+        origin: String,
+        /// The query parameters.
+        params: Vec<(String, String)>,
+    },
 }
 
 /// Filter criteria given as `--filter KEY=VALUE`.
@@ -197,6 +370,66 @@ struct FilterArgs {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    if let Command::Audit(audit) = &cli.command {
+        return ::cli::audit_cmd::run(audit);
+    }
+    if let Command::Gba(gba) = &cli.command {
+        // Its own HTTP exchanges with the BSF; blocking, no runtime needed.
+        return ::cli::gba_cmd::run(gba, Duration::from_secs(cli.timeout));
+    }
+    if let Command::Maf(maf) = &cli.command {
+        // The key goes to a file, never to standard output.
+        let Some(origin) = cli.origin.as_deref() else {
+            eprintln!("error: m2m maf needs --origin (your AE-ID)");
+            return ExitCode::from(2);
+        };
+        return match client_for(&cli.url, &cli.tls) {
+            Ok(client) => ::cli::maf_cmd::run(
+                client.with_timeout(Duration::from_secs(cli.timeout)),
+                origin,
+                maf,
+            ),
+            Err(e) => {
+                eprintln!("error: {e:#}");
+                ExitCode::from(2)
+            }
+        };
+    }
+    if let Command::Enrol(args) = &cli.command {
+        // Its own TLS-PSK connection with the exporter; blocking, no runtime needed.
+        return ::cli::enrol_cmd::run(&cli.url, Duration::from_secs(cli.timeout), args);
+    }
+    if let Command::Ca(ca) = &cli.command {
+        // Local, with the CA key in its home; the running CSE is told about withdrawals
+        // when admin credentials (the TLS flags) are given.
+        let live = match cli.tls.any() {
+            false => None,
+            true => match client_for(&cli.url, &cli.tls) {
+                Ok(client) => Some(::cli::ca_cmd::Live {
+                    client: client.with_timeout(Duration::from_secs(cli.timeout)),
+                    origin: cli.origin.clone().unwrap_or_else(|| "CAdmin".to_owned()),
+                }),
+                Err(e) => {
+                    eprintln!("error: {e:#}");
+                    return ExitCode::from(2);
+                }
+            },
+        };
+        return ::cli::ca_cmd::run(ca, live);
+    }
+    if let Command::Keys(keys) = &cli.command {
+        // Local: reads the configuration and opens the key homes; exit 2 on any error.
+        return match ::cli::keys_cmd::run(keys) {
+            Ok(text) => {
+                print!("{text}");
+                ExitCode::SUCCESS
+            }
+            Err(e) => {
+                eprintln!("error: {e:#}");
+                ExitCode::from(2)
+            }
+        };
+    }
     let runtime = match tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
@@ -240,6 +473,28 @@ async fn run(cli: Cli) -> Result<Response, Failure> {
             client.send(&req).await
         }
         Action::Admin { command, origin } => client.admin(command, &origin).await,
+        Action::AdminQuery {
+            command,
+            origin,
+            params,
+        } => {
+            let params: Vec<(&str, &str)> = params
+                .iter()
+                .map(|(k, v)| (k.as_str(), v.as_str()))
+                .collect();
+            client.admin_with(command, &params, &origin).await
+        }
+        Action::AdminChange {
+            command,
+            origin,
+            params,
+        } => {
+            let params: Vec<(&str, &str)> = params
+                .iter()
+                .map(|(k, v)| (k.as_str(), v.as_str()))
+                .collect();
+            client.admin_post(command, &params, &origin).await
+        }
     };
     sent.map_err(|e| Failure::NoResponse(e.into()))
 }
@@ -351,11 +606,83 @@ fn action_for(command: Command, origin: Option<String>) -> anyhow::Result<Action
             req.pc = Some(json!({ "m2m:ae": ae }));
             req
         }
+        Command::Keys(_) => bail!("m2m keys runs locally and sends no request"),
+        Command::Ca(_) => bail!("m2m ca runs locally"),
+        Command::Enrol(_) => bail!("m2m enrol makes its own connection"),
+        Command::Gba(_) => bail!("m2m gba makes its own connections"),
+        Command::Maf(_) => bail!("m2m maf writes keys to files"),
+        Command::Audit(_) => bail!("m2m audit runs locally and sends no request"),
         Command::Associations => {
             return Ok(Action::Admin {
                 command: "associations",
                 origin: origin.unwrap_or_else(|| "CAdmin".to_owned()),
             })
+        }
+        Command::Explain(args) => {
+            return Ok(Action::AdminQuery {
+                command: "explain",
+                origin: origin.unwrap_or_else(|| "CAdmin".to_owned()),
+                params: args.params(),
+            })
+        }
+        Command::Privacy(PrivacyCommand::Resolve {
+            pseudonym,
+            purpose,
+            target,
+        }) => {
+            let mut params = vec![
+                ("pseudonym".to_owned(), pseudonym),
+                ("purpose".to_owned(), purpose),
+            ];
+            params.extend(target.map(|t| ("target".to_owned(), t)));
+            return Ok(Action::AdminChange {
+                command: "resolve",
+                origin: origin.unwrap_or_else(|| "CAdmin".to_owned()),
+                params,
+            });
+        }
+        Command::Credentials(command) => {
+            let origin = origin.unwrap_or_else(|| "CAdmin".to_owned());
+            let pair = |k: &str, v: String| (k.to_owned(), v);
+            let (command, params) = match command {
+                CredentialsCommand::List => {
+                    return Ok(Action::Admin {
+                        command: "withdrawn",
+                        origin,
+                    })
+                }
+                CredentialsCommand::Usage { credential: None } => {
+                    return Ok(Action::Admin {
+                        command: "usage",
+                        origin,
+                    })
+                }
+                CredentialsCommand::Usage {
+                    credential: Some(credential),
+                } => {
+                    return Ok(Action::AdminQuery {
+                        command: "usage",
+                        origin,
+                        params: vec![pair("credential", credential)],
+                    })
+                }
+                CredentialsCommand::Revoke { credential, reason } => (
+                    "revoke",
+                    vec![pair("credential", credential), pair("reason", reason)],
+                ),
+                CredentialsCommand::Suspend { credential, reason } => (
+                    "suspend",
+                    vec![pair("credential", credential), pair("reason", reason)],
+                ),
+                CredentialsCommand::Resume { credential } => {
+                    ("resume", vec![pair("credential", credential)])
+                }
+            };
+            return Ok(Action::AdminChange {
+                command,
+                origin,
+                params,
+            });
         }
     };
     Ok(Action::Request(Box::new(req)))
@@ -436,7 +763,9 @@ mod tests {
         let cli = parse(args);
         match action_for(cli.command, cli.origin)? {
             Action::Request(req) => Ok(*req),
-            Action::Admin { .. } => Err(anyhow!("not a request primitive")),
+            Action::Admin { .. } | Action::AdminQuery { .. } | Action::AdminChange { .. } => {
+                Err(anyhow!("not a request primitive"))
+            }
         }
     }
 
@@ -557,6 +886,30 @@ mod tests {
     }
 
     #[test]
+    fn credentials_usage_is_an_admin_query() {
+        let cli = parse(&["m2m", "credentials", "usage"]);
+        assert!(matches!(
+            action_for(cli.command, cli.origin).expect("valid"),
+            Action::Admin {
+                command: "usage",
+                ..
+            }
+        ));
+        let cli = parse(&["m2m", "credentials", "usage", "12-a@b.example"]);
+        match action_for(cli.command, cli.origin).expect("valid") {
+            Action::AdminQuery {
+                command: "usage",
+                params,
+                ..
+            } => assert_eq!(
+                params,
+                vec![("credential".to_owned(), "12-a@b.example".to_owned())]
+            ),
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
     fn associations_is_an_admin_request() {
         let cli = parse(&["m2m", "associations"]);
         assert!(matches!(
@@ -568,6 +921,52 @@ mod tests {
             action_for(cli.command, cli.origin).expect("valid"),
             Action::Admin { origin, .. } if origin == "CRoot"
         ));
+    }
+
+    #[test]
+    fn explain_is_an_admin_request_with_parameters() {
+        let cli = parse(&[
+            "m2m",
+            "explain",
+            "--from",
+            "Cae1",
+            "--to",
+            "cse-in/ae/cnt",
+            "--op",
+            "create",
+            "--ty",
+            "4",
+            "--ip",
+            "10.0.0.1",
+            "--lat",
+            "-33.9",
+            "--lon",
+            "18.4",
+        ]);
+        let Ok(Action::AdminQuery {
+            command,
+            origin,
+            params,
+        }) = action_for(cli.command, cli.origin)
+        else {
+            panic!("explain is an admin request with parameters");
+        };
+        assert_eq!((command, origin.as_str()), ("explain", "CAdmin"));
+        let get = |k: &str| params.iter().find(|(n, _)| n == k).map(|(_, v)| v.as_str());
+        assert_eq!(get("from"), Some("Cae1"));
+        assert_eq!(get("to"), Some("cse-in/ae/cnt"));
+        assert_eq!(get("op"), Some("create"));
+        assert_eq!(get("ty"), Some("4"));
+        assert_eq!(get("lat"), Some("-33.9"));
+        assert_eq!(get("authn"), None);
+        assert!(Cli::try_parse_from(["m2m", "explain", "--from", "C", "--to", "x"]).is_err());
+        assert!(
+            Cli::try_parse_from([
+                "m2m", "explain", "--from", "C", "--to", "x", "--op", "retrieve", "--lat", "1"
+            ])
+            .is_err(),
+            "--lat needs --lon"
+        );
     }
 
     #[test]

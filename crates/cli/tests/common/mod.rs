@@ -80,6 +80,19 @@ impl Server {
     pub fn log(&self) -> String {
         log_of(&self.data)
     }
+
+    /// The log once it contains `needle` (waiting at most 20 s): the server logs some
+    /// events, such as a refused handshake, only after the client has seen their effect.
+    pub fn log_with(&self, needle: &str) -> String {
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+        loop {
+            let log = self.log();
+            if log.contains(needle) || std::time::Instant::now() > deadline {
+                return log;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(50));
+        }
+    }
 }
 
 fn log_of(data: &Path) -> String {

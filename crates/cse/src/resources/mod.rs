@@ -5,5 +5,6 @@ pub(crate) mod ae;
 pub(crate) mod cb;
 pub(crate) mod cin;
 pub(crate) mod cnt;
+pub(crate) mod dac;
 pub(crate) mod grp;
 pub(crate) mod sub;

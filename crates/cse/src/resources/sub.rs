@@ -33,6 +33,9 @@ pub(crate) async fn prepare(
         }
         let body = json!({ "m2m:sgn": { "vrq": true, "sur": r.srn, "cr": creator } });
         for url in urls {
+            let body = cse
+                .as_seen_by(&url, &body)
+                .ok_or_else(|| verification_failed(&nu, "no alias for the creator"))?;
             match cse.notifier.send_now(&url, &body).await {
                 Ok(rsc) if rsc.is_success() => {}
                 Ok(rsc) => {

@@ -5,6 +5,7 @@ use crate::attributes::{attr, Attr, Kind, Presence::*};
 /// Attribute table.
 pub const ATTRIBUTES: &[Attr] = &[
     attr("acpi", Kind::StrList, NotPresent, Optional),
+    attr("daci", Kind::StrList, NotPresent, Optional),
     attr("cst", Kind::Int, NotPresent, NotPresent),
     attr("csi", Kind::Str, NotPresent, NotPresent),
     attr("srt", Kind::IntList, NotPresent, NotPresent),

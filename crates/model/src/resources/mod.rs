@@ -6,5 +6,6 @@ pub mod ae;
 pub mod cb;
 pub mod cin;
 pub mod cnt;
+pub mod dac;
 pub mod grp;
 pub mod sub;

@@ -85,12 +85,25 @@ pub(crate) fn psk_callback(
             let Some(identity) = identity.and_then(|id| std::str::from_utf8(id).ok()) else {
                 return Ok(0);
             };
-            let Some(credential) = credentials.psk(identity) else {
-                state.psk_unknown(identity);
-                return Ok(0);
+            let credential = match credentials.lookup_psk(identity) {
+                Ok(Some(credential)) => credential,
+                Ok(None) => {
+                    state.psk_unknown(identity);
+                    return Ok(0);
+                }
+                // A known identity whose key the master's home could not derive: refused
+                // with that reason (the store logged it), not as an unknown identity.
+                Err(unavailable) => {
+                    state.refuse(format!(
+                        "the PSK of {} is unavailable: {unavailable}",
+                        Untrusted(identity)
+                    ));
+                    return Ok(0);
+                }
             };
-            // `credential.key` is zeroized when `credential` drops at the end of this block;
-            // OpenSSL cleanses `out` after use.
+            // `credential.key` (read from the file, or derived in a key home just now) is
+            // zeroized when `credential` drops at the end of this block; OpenSSL cleanses
+            // `out` after use.
             let key = credential.key.expose();
             if key.is_empty() || key.len() > out.len() {
                 state.refuse(format!(

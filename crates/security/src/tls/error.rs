@@ -36,12 +36,21 @@ pub enum TlsError {
         problem: String,
     },
     /// The private key does not belong to the first certificate of the chain.
-    #[error("the private key in {} does not belong to the certificate in {}", key.display(), certificate.display())]
+    #[error("the private key ({key}) does not belong to the certificate in {}", certificate.display())]
     KeyMismatch {
         /// The chain file.
         certificate: PathBuf,
-        /// The key file.
-        key: PathBuf,
+        /// The key: its file, or `key <id> in home <home>`.
+        key: String,
+    },
+    /// The key in a key home cannot serve as the TLS server key (not an ECDSA P-256 key, or
+    /// its public key cannot be read from the home).
+    #[error("TLS server {key}: {problem}")]
+    HomeKey {
+        /// `key <id> in home <home>`.
+        key: String,
+        /// What is wrong.
+        problem: String,
     },
     /// A CRL cannot be used (unparsable, not issued by a trust anchor, bad signature, expired),
     /// or a trust anchor has no CRL although CRL checking is on.
@@ -119,6 +128,10 @@ pub enum HandshakeError {
     Refused {
         /// What happened, for logs.
         reason: String,
+        /// The PSK identity the client offered, when it is one the CSE knows (a wrong key,
+        /// a key unusable with the client's suites): supervision counts refusals per
+        /// credential. `None` for every other refusal.
+        offered: Option<String>,
     },
     /// The client closed the connection before the handshake finished.
     #[error("client closed the connection during the TLS handshake")]
@@ -132,7 +145,7 @@ impl HandshakeError {
     /// A one-line reason for logs.
     pub fn reason(&self) -> String {
         match self {
-            Self::Refused { reason } => reason.clone(),
+            Self::Refused { reason, .. } => reason.clone(),
             other => other.to_string(),
         }
     }
@@ -149,9 +162,26 @@ impl HandshakeError {
         }
     }
 
+    /// The known PSK identity the client offered, if the refusal is about one.
+    pub fn offered_identity(&self) -> Option<&str> {
+        match self {
+            Self::Refused { offered, .. } => offered.as_deref(),
+            _ => None,
+        }
+    }
+
     pub(crate) fn refused(reason: impl Into<String>) -> Self {
         Self::Refused {
             reason: reason.into(),
+            offered: None,
+        }
+    }
+
+    /// A refusal about a known PSK identity the client offered.
+    pub(crate) fn refused_offering(reason: impl Into<String>, identity: &str) -> Self {
+        Self::Refused {
+            reason: reason.into(),
+            offered: Some(identity.to_owned()),
         }
     }
 }

@@ -68,10 +68,14 @@ pub(crate) fn classify(
         | "digest check failed"
             if psk_identity.is_some() =>
         {
-            format!(
-                "wrong key for PSK identity {}",
-                Untrusted(psk_identity.as_deref().unwrap_or_default())
-            )
+            let identity = psk_identity.as_deref().unwrap_or_default();
+            return HandshakeError::refused_offering(
+                format!(
+                    "wrong key for PSK identity {} [openssl: {openssl_reason}]",
+                    Untrusted(identity)
+                ),
+                identity,
+            );
         }
         // TLS 1.3: the identity was known, but its PSK was not used (the legacy PSK callback
         // binds PSKs to SHA-256) and the handshake fell back to certificates.
@@ -80,11 +84,15 @@ pub(crate) fn classify(
         | "peer did not return a certificate"
             if psk_identity.is_some() =>
         {
-            format!(
-                "PSK identity {} is known but its PSK could not be used: TLS 1.3 PSKs need a SHA-256 suite \
-                 (TLS_AES_128_GCM_SHA256 or TLS_CHACHA20_POLY1305_SHA256)",
-                Untrusted(psk_identity.as_deref().unwrap_or_default())
-            )
+            let identity = psk_identity.as_deref().unwrap_or_default();
+            return HandshakeError::refused_offering(
+                format!(
+                    "PSK identity {} is known but its PSK could not be used: TLS 1.3 PSKs need a SHA-256 suite \
+                     (TLS_AES_128_GCM_SHA256 or TLS_CHACHA20_POLY1305_SHA256) [openssl: {openssl_reason}]",
+                    Untrusted(identity)
+                ),
+                identity,
+            );
         }
         "peer did not return a certificate" if psk_enabled => {
             "client presented neither a certificate nor a PSK".to_owned()

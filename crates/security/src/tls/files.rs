@@ -2,7 +2,7 @@
 //! stops the CSE with a message naming it instead of failing every handshake later.
 
 use super::error::TlsError;
-use super::policy::CertificateConfig;
+use super::policy::{CertificateConfig, ServerKey};
 use openssl::asn1::{Asn1Time, Asn1TimeRef};
 use openssl::nid::Nid;
 use openssl::pkey::{Id, PKey, Private};
@@ -25,7 +25,10 @@ pub(crate) struct CertificateMaterial {
 pub(crate) fn load(config: &CertificateConfig) -> Result<CertificateMaterial, TlsError> {
     let now = Asn1Time::days_from_now(0).map_err(TlsError::library("the current time"))?;
     let chain = load_chain(&config.chain, &now)?;
-    let key = load_key(&config.key)?;
+    let key = match &config.key {
+        ServerKey::File(path) => load_key(path)?,
+        ServerKey::Home(signing) => home_key(signing)?,
+    };
     let matches = chain[0]
         .public_key()
         .map(|public| public.public_eq(&key))
@@ -33,7 +36,7 @@ pub(crate) fn load(config: &CertificateConfig) -> Result<CertificateMaterial, Tl
     if !matches {
         return Err(TlsError::KeyMismatch {
             certificate: config.chain.clone(),
-            key: config.key.clone(),
+            key: config.key.describe(),
         });
     }
     if config.trust_anchors.is_empty() {
@@ -184,6 +187,59 @@ fn load_key(path: &Path) -> Result<PKey<Private>, TlsError> {
             "is not an unencrypted PEM private key (PKCS#8 or SEC1)",
         )
     })
+}
+
+/// An OpenSSL key for a key-home key: the public key from the home, signatures by the home
+/// (see `openssl_keyhome`).
+fn home_key(signing: &keystore::SigningKey) -> Result<PKey<Private>, TlsError> {
+    let describe = || ServerKey::Home(signing.clone()).describe();
+    let signer = std::sync::Arc::new(HomeSigner {
+        key: signing.clone(),
+    });
+    openssl_keyhome::remote_ec_key(signing.public_key().as_der(), signer).map_err(|e| {
+        TlsError::HomeKey {
+            key: describe(),
+            problem: e.to_string(),
+        }
+    })
+}
+
+thread_local! {
+    /// Why the home failed to sign during the handshake running on this thread (OpenSSL calls
+    /// the signer on the thread that drives the handshake, and reports only "EVP lib").
+    static SIGN_FAILURE: std::cell::Cell<Option<String>> = const { std::cell::Cell::new(None) };
+}
+
+/// Takes the reason the key's home failed to sign on this thread, if it did.
+pub(crate) fn take_sign_failure() -> Option<String> {
+    SIGN_FAILURE.with(std::cell::Cell::take)
+}
+
+/// Signs TLS handshakes inside the key's home. A failure is logged and fails that
+/// handshake; the listener goes on.
+struct HomeSigner {
+    key: keystore::SigningKey,
+}
+
+impl openssl_keyhome::DigestSigner for HomeSigner {
+    fn sign_digest(&self, digest: &[u8; 32]) -> Result<Vec<u8>, openssl_keyhome::SignRefused> {
+        // Only a TPM signature (milliseconds) hands the worker over; see `home_call`.
+        let result =
+            crate::credentials::home_call(self.key.level(), || self.key.sign_digest(digest));
+        match result {
+            Ok(signature) => Ok(signature.as_der().to_vec()),
+            Err(e) => {
+                tracing::error!(
+                    key = %self.key.handle().id(),
+                    home = %self.key.handle().home(),
+                    error = %e,
+                    "the TLS server key's home could not sign: handshake refused"
+                );
+                SIGN_FAILURE.with(|f| f.replace(Some(e.to_string())));
+                Err(openssl_keyhome::SignRefused)
+            }
+        }
+    }
 }
 
 #[cfg(unix)]

@@ -63,6 +63,8 @@ pub(crate) fn identify_certificate(
             identity,
             admin: false,
             allowed_apps: Vec::new(),
+            // The certificate states who, not where its key lives.
+            level: None,
         },
     };
     Ok(match named {

@@ -22,8 +22,9 @@
 //!   the subjectAltName (AE-ID URI, CSE-ID FQDN) or from the credential store. A refusal
 //!   there fails the handshake with an alert; no unbound connection reaches the CSE.
 //! * **PSK.** The PSK callback looks the `psk_identity` (KpsaID) up in the
-//!   [`CredentialStore`], copies the key into OpenSSL's buffer (the store's copy is zeroized
-//!   on drop) and notes the binding. Credential-ID `12-<KpsaID>`. TLS 1.2 PSK suites and
+//!   [`CredentialStore`], copies the key (from the credential file, or derived just now
+//!   inside a key home from a master key) into OpenSSL's buffer (the store's copy is
+//!   zeroized on drop) and notes the binding. Credential-ID `12-<KpsaID>`. TLS 1.2 PSK suites and
 //!   TLS 1.3 external PSKs (SHA-256 suites only, see `suites::TLS13`).
 //! * **Per-connection state** lives in the `Ssl`'s ex_data (the callbacks are per context);
 //!   after the handshake the negotiated version, suite and session decide which framework
@@ -67,7 +68,7 @@ mod suites;
 
 pub use error::{HandshakeCap, HandshakeError, TlsError};
 pub use files::crl_der;
-pub use policy::{CertificateConfig, LocalIdentity, TlsPolicy, TlsVersion};
+pub use policy::{CertificateConfig, LocalIdentity, ServerKey, TlsPolicy, TlsVersion};
 
 use crate::association::Established;
 use crate::credentials::CredentialStore;
@@ -98,6 +99,8 @@ struct Inner {
     local: LocalIdentity,
     limits: Limits,
     policy: TlsPolicy,
+    /// An enrolment listener (the MEF's): every association carries the bootstrap exporter.
+    enrolment: bool,
 }
 
 impl fmt::Debug for TlsAcceptor {
@@ -112,6 +115,7 @@ impl fmt::Debug for TlsAcceptor {
             .field("max_handshakes_per_ip", &p.max_handshakes_per_ip)
             .field("session_resumption", &p.session_resumption)
             .field("local", &self.inner.local)
+            .field("enrolment", &self.inner.enrolment)
             .field("in_progress", &self.inner.limits.in_progress())
             .finish_non_exhaustive()
     }
@@ -154,8 +158,46 @@ impl TlsAcceptor {
                 local: local_names,
                 limits: Limits::new(policy.max_handshakes, policy.max_handshakes_per_ip),
                 policy: policy.clone(),
+                enrolment: false,
             }),
         })
+    }
+
+    /// Builds the acceptor of a MEF enrolment listener (the pre-provisioned symmetric enrolee
+    /// key RSPF, TS-0003 clause 8.3.2.1): `enrolees` holds the Kpm keys, looked up by the
+    /// `psk_identity` (KpmID). Every association it establishes has the Credential-ID
+    /// `10-<KpmID>` and carries the `EXPORTER-oneM2M-Bootstrap` output
+    /// ([`Established::bootstrap`]). PSK only (the certificate-based RSPF is not offered
+    /// here); no session resumption, so every enrolment is a fresh handshake with the Kpm.
+    pub fn enrolment(
+        policy: &TlsPolicy,
+        enrolees: Arc<dyn CredentialStore>,
+        local_names: LocalIdentity,
+    ) -> Result<Self, TlsError> {
+        if policy.certificate.is_some() || !policy.psk {
+            return Err(TlsError::InvalidPolicy(
+                "an enrolment listener uses the PSK framework only (the enrolee key)".into(),
+            ));
+        }
+        let policy = TlsPolicy {
+            session_resumption: false,
+            ..policy.clone()
+        };
+        let mut acceptor = Self::new(&policy, enrolees, local_names)?;
+        match Arc::get_mut(&mut acceptor.inner) {
+            Some(inner) => inner.enrolment = true,
+            None => {
+                return Err(TlsError::InvalidPolicy(
+                    "the enrolment acceptor is already shared".into(),
+                ))
+            }
+        }
+        Ok(acceptor)
+    }
+
+    /// Whether this is a MEF enrolment listener's acceptor.
+    pub fn is_enrolment(&self) -> bool {
+        self.inner.enrolment
     }
 
     /// Runs the server handshake on an accepted connection from `peer`.
@@ -205,15 +247,39 @@ impl TlsAcceptor {
         // instead of one call for each record's header and another for its body.
         let io = tokio::io::BufReader::with_capacity(READ_BUFFER, tcp);
         let mut stream = SslStream::new(ssl, io).map_err(openssl_failure)?;
+        let _ = files::take_sign_failure();
         if let Err(error) = Pin::new(&mut stream).accept().await {
+            if let Some(reason) = files::take_sign_failure() {
+                return Err(HandshakeError::refused(format!(
+                    "the server key's home could not sign the handshake: {reason}"
+                )));
+            }
             return Err(failure::classify(
                 error,
                 stream.ssl().ex_data(inner.index),
                 inner.policy.psk,
             ));
         }
-        match state::establish(stream.ssl(), inner.index, &inner.local, &*inner.credentials) {
-            Ok(established) => Ok((stream, established)),
+        let established =
+            state::establish(stream.ssl(), inner.index, &inner.local, &*inner.credentials)
+                .and_then(|established| match inner.enrolment {
+                    true => state::enrolment(stream.ssl(), established),
+                    false => Ok(established),
+                });
+        match established {
+            Ok(established) => match inner.credentials.withdrawn(&established.credential_id) {
+                None => Ok((stream, established)),
+                // A withdrawn certificate (a PSK never gets this far): the handshake is done,
+                // the association is not. Close before reading any request.
+                Some(w) => {
+                    let _ = stream.shutdown().await;
+                    Err(HandshakeError::refused(format!(
+                        "credential {}: {}",
+                        w.kind.name(),
+                        w.reason
+                    )))
+                }
+            },
             Err(reason) => {
                 // Only on resumption or an internal inconsistency: full handshakes are
                 // refused inside the handshake. Close cleanly; the client sees close_notify.

@@ -22,9 +22,9 @@ pub struct CertificateConfig {
     /// PEM: the CSE's certificate first, then the intermediate CA certificates, in order.
     /// The key must be ECDSA P-256 (TS-0003 clause 10.1.1.1).
     pub chain: PathBuf,
-    /// PEM private key of the first certificate in `chain` (PKCS#8 or SEC1, unencrypted).
-    /// The file must not be readable by group or others.
-    pub key: PathBuf,
+    /// The private key of the first certificate in `chain`: a PEM file, or a key in a key
+    /// home whose signatures are computed inside the home.
+    pub key: ServerKey,
     /// PEM CA certificates that client certificates must chain to. At least one.
     pub trust_anchors: Vec<PathBuf>,
     /// PEM or DER CRLs. When any is given, revocation is checked for every certificate of a
@@ -32,6 +32,54 @@ pub struct CertificateConfig {
     /// current CRL here.
     pub crls: Vec<PathBuf>,
 }
+
+/// Where the CSE's TLS private key is.
+#[derive(Debug, Clone)]
+pub enum ServerKey {
+    /// A PEM private key file (PKCS#8 or SEC1, unencrypted), not readable by group or others.
+    /// The key is in the process's memory: level 1 at best.
+    File(PathBuf),
+    /// A `tls-server` key in a key home: the handshake's signatures are computed inside the
+    /// home (TPM, PKCS#11 token, encrypted software store), and at levels 2 and 3 the key
+    /// never leaves it. A home that cannot sign fails that handshake only.
+    Home(keystore::SigningKey),
+}
+
+impl ServerKey {
+    /// The key's security level: its home's, or 1 for a key file.
+    pub fn level(&self) -> keystore::Level {
+        match self {
+            Self::File(_) => keystore::Level::Software,
+            Self::Home(key) => key.level(),
+        }
+    }
+
+    /// Where the key is, for messages: the file, or `key <id> in home <home>`.
+    pub fn describe(&self) -> String {
+        match self {
+            Self::File(path) => path.display().to_string(),
+            Self::Home(key) => format!("key {} in home {}", key.handle().id(), key.handle().home()),
+        }
+    }
+}
+
+impl From<PathBuf> for ServerKey {
+    fn from(path: PathBuf) -> Self {
+        Self::File(path)
+    }
+}
+
+impl PartialEq for ServerKey {
+    fn eq(&self, other: &Self) -> bool {
+        match (self, other) {
+            (Self::File(a), Self::File(b)) => a == b,
+            (Self::Home(a), Self::Home(b)) => a.handle() == b.handle(),
+            _ => false,
+        }
+    }
+}
+
+impl Eq for ServerKey {}
 
 /// What a TLS listener accepts.
 #[derive(Debug, Clone, PartialEq, Eq)]

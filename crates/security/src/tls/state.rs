@@ -7,10 +7,12 @@ use super::policy::LocalIdentity;
 use super::suites;
 use crate::association::{Established, Framework};
 use crate::credentials::CredentialStore;
+use crate::enrolment::{BootstrapExporter, BOOTSTRAP_EXPORTER_LABEL, BOOTSTRAP_EXPORTER_LEN};
 use openssl::error::ErrorStack;
 use openssl::ex_data::Index;
 use openssl::ssl::{NameType, Ssl, SslRef, SslVersion};
 use std::sync::{Mutex, OnceLock};
+use zeroize::Zeroizing;
 
 /// Per-connection notes of the callbacks. The callbacks run inside OpenSSL with at most a
 /// shared reference to the `Ssl`, hence the lock.
@@ -168,7 +170,30 @@ pub(crate) fn establish(
         cipher: cipher.standard_name().unwrap_or(cipher.name()).to_owned(),
         server_name: ssl.servername(NameType::HOST_NAME).map(str::to_owned),
         resumed,
+        bootstrap: None,
     })
+}
+
+/// Turns the association of a finished handshake on an enrolment listener into an
+/// enrolment association (TS-0003 clause 8.3.2.1): a full PSK handshake only (the
+/// `psk_identity` was a KpmID), Credential-ID `10-<KpmID>` (clause 10.4), and the
+/// `EXPORTER-oneM2M-Bootstrap` output (RFC 5705, no context, 48 bytes; clause 10.3.1) the
+/// MEF derives Ke and KeID from.
+pub(crate) fn enrolment(ssl: &SslRef, mut established: Established) -> Result<Established, String> {
+    if established.framework != Framework::Psk || established.resumed {
+        return Err("an enrolment needs a full handshake with the enrolee key (PSK)".into());
+    }
+    let kpm_id = established
+        .credential_id
+        .strip_prefix("12-")
+        .ok_or("the enrolment handshake has no PSK identity")?
+        .to_owned();
+    let mut ekm = Zeroizing::new([0u8; BOOTSTRAP_EXPORTER_LEN]);
+    ssl.export_keying_material(&mut ekm[..], BOOTSTRAP_EXPORTER_LABEL, None)
+        .map_err(|e| format!("the TLS exporter failed: {e}"))?;
+    established.credential_id = format!("10-{kpm_id}");
+    established.bootstrap = Some(BootstrapExporter::new(ekm));
+    Ok(established)
 }
 
 /// A resumed TLS 1.2 PSK session: the identity stored in the session, looked up again so a
@@ -181,7 +206,8 @@ fn psk_from_session(
         .psk_identity()
         .and_then(|id| std::str::from_utf8(id).ok())
         .ok_or("resumed PSK session has no PSK identity")?;
-    let credential = credentials.psk(identity).ok_or_else(|| {
+    // The binding only: resuming needs no key, so a derived PSK is not derived again.
+    let binding = credentials.psk_binding(identity).ok_or_else(|| {
         format!(
             "resumed PSK session of {} which is no longer known",
             Untrusted(identity)
@@ -190,6 +216,6 @@ fn psk_from_session(
     Ok(Authenticated {
         framework: Framework::Psk,
         credential_id: format!("12-{identity}"),
-        binding: credential.binding.clone(),
+        binding,
     })
 }

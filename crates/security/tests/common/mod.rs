@@ -365,7 +365,7 @@ pub fn certificate_config() -> CertificateConfig {
     let p = pki();
     CertificateConfig {
         chain: p.server.cert.clone(),
-        key: p.server.key.clone(),
+        key: p.server.key.clone().into(),
         trust_anchors: vec![p.ca.clone()],
         crls: vec![p.crl.clone()],
     }
@@ -448,6 +448,7 @@ impl Server {
                             if !stream.get_ref().get_ref().nodelay().unwrap_or(false) {
                                 let _ = tx.send(Err(HandshakeError::Refused {
                                     reason: "TEST: TCP_NODELAY is not set".into(),
+                                    offered: None,
                                 }));
                                 return;
                             }
@@ -507,13 +508,18 @@ impl Server {
 
     /// The next outcome, which must be a refusal whose reason contains `needle`.
     pub async fn refused(&mut self, needle: &str) -> String {
+        self.refused_offering(needle).await.0
+    }
+
+    /// Like [`Self::refused`], with the known PSK identity the refusal says was offered.
+    pub async fn refused_offering(&mut self, needle: &str) -> (String, Option<String>) {
         match self.outcome().await {
-            Err(HandshakeError::Refused { reason }) => {
+            Err(HandshakeError::Refused { reason, offered }) => {
                 assert!(
                     reason.contains(needle),
                     "refusal reason {reason:?} lacks {needle:?}"
                 );
-                reason
+                (reason, offered)
             }
             other => panic!("expected a refusal containing {needle:?}, got {other:?}"),
         }

@@ -57,6 +57,21 @@ impl Tree {
         self.credential_aes.insert(credential_id, ae_id);
     }
 
+    pub(super) fn forget(&mut self, key: &str) {
+        self.credential_aes.remove(key);
+    }
+
+    /// Every remembered binding (key, AE-ID), sorted by key.
+    pub(super) fn credential_bindings(&self) -> Vec<(String, String)> {
+        let mut all: Vec<_> = self
+            .credential_aes
+            .iter()
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect();
+        all.sort();
+        all
+    }
+
     /// Adds or replaces a resource.
     pub(super) fn put(&mut self, r: Resource) {
         if !cached(r.ty) {
@@ -91,7 +106,8 @@ impl Tree {
 pub(super) struct Overlay {
     state: HashMap<String, Option<Resource>>,
     order: Vec<String>,
-    credentials: Vec<(String, String)>,
+    /// Credential bindings remembered (`Some` AE-ID) or forgotten (`None`), in order.
+    credentials: Vec<(String, Option<String>)>,
     /// Resources whose new state is written to SQLite only at the end of the group.
     deferred: Vec<String>,
 }
@@ -125,7 +141,11 @@ impl Overlay {
 
     pub(super) fn remember(&mut self, credential_id: &str, ae_id: &str) {
         self.credentials
-            .push((credential_id.to_owned(), ae_id.to_owned()));
+            .push((credential_id.to_owned(), Some(ae_id.to_owned())));
+    }
+
+    pub(super) fn forget(&mut self, key: &str) {
+        self.credentials.push((key.to_owned(), None));
     }
 
     /// Moves a finished job's changes into the batch.
@@ -148,7 +168,10 @@ impl Overlay {
             ..
         } = self;
         for (credential, ae) in credentials {
-            tree.remember(credential, ae);
+            match ae {
+                Some(ae) => tree.remember(credential, ae),
+                None => tree.forget(&credential),
+            }
         }
         let mut deleted = false;
         for ri in order {

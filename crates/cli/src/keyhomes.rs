@@ -1,0 +1,312 @@
+//! The `[keystore]` section of the configuration: which key homes exist (levels 1-3), the
+//! minimum level per key role, and the keys the CSE opens from them at start-up. The `cse`
+//! binary and `m2m keys` open the homes the same way, through [`KeyHomes::open`].
+//!
+//! The home sections take the key store's own shapes (`crates/keystore/README.md`), so their
+//! keys are kebab-case (`token-label`, `key-file`), like the role names of the policy.
+
+use keystore::pkcs11::{Pkcs11Config, Pkcs11Home};
+use keystore::software::{SoftwareConfig, SoftwareHome};
+use keystore::tpm::{TpmConfig, TpmHome};
+use keystore::{
+    HomeId, KeyHandle, KeyHome, KeyId, KeyRole, KeyStore, KeyStoreError, KeyStorePolicy, SigningKey,
+};
+use security::credentials::{PskMaster, PskMasterSource};
+use serde::Deserialize;
+use std::collections::BTreeMap;
+use std::fmt;
+use std::sync::Arc;
+
+/// `[keystore]`
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct KeystoreSection {
+    /// Minimum level per key role (`[keystore.policy]`).
+    pub policy: Option<KeyStorePolicy>,
+    /// The level-1 home (`[keystore.software]`).
+    pub software: Option<SoftwareConfig>,
+    /// The level-2 home (`[keystore.tpm]`).
+    pub tpm: Option<TpmConfig>,
+    /// The level-3 home (`[keystore.pkcs11]`).
+    pub pkcs11: Option<Pkcs11Config>,
+    /// The security manager's CA key, opened and checked (role `ca-signing`) at start-up.
+    pub ca_key: Option<KeyRef>,
+}
+
+/// One of the configured homes, by the name of its section.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum HomeKind {
+    /// `[keystore.software]`, level 1.
+    Software,
+    /// `[keystore.tpm]`, level 2.
+    Tpm,
+    /// `[keystore.pkcs11]`, level 3.
+    Pkcs11,
+}
+
+impl HomeKind {
+    /// The section name.
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Software => "software",
+            Self::Tpm => "tpm",
+            Self::Pkcs11 => "pkcs11",
+        }
+    }
+}
+
+impl fmt::Display for HomeKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+impl std::str::FromStr for HomeKind {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s {
+            "software" => Ok(Self::Software),
+            "tpm" => Ok(Self::Tpm),
+            "pkcs11" => Ok(Self::Pkcs11),
+            other => Err(format!(
+                "unknown key home {other:?} (software, tpm, pkcs11)"
+            )),
+        }
+    }
+}
+
+/// A key in a configured home: `{ home = "pkcs11", id = "tls" }`.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct KeyRef {
+    /// Which home holds it.
+    pub home: HomeKind,
+    /// Its identifier there.
+    pub id: KeyId,
+}
+
+impl fmt::Display for KeyRef {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "key {} in home {}", self.id, self.home)
+    }
+}
+
+impl KeystoreSection {
+    /// Whether `home` has a section (checked while resolving, before anything opens).
+    pub fn has(&self, home: HomeKind) -> bool {
+        match home {
+            HomeKind::Software => self.software.is_some(),
+            HomeKind::Tpm => self.tpm.is_some(),
+            HomeKind::Pkcs11 => self.pkcs11.is_some(),
+        }
+    }
+
+    /// Whether anything is configured at all.
+    pub fn is_empty(&self) -> bool {
+        self.software.is_none() && self.tpm.is_none() && self.pkcs11.is_none()
+    }
+}
+
+/// Why the key store cannot be used. Each names the home or key, and why.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum KeyHomeError {
+    /// A configured home cannot be opened (wrong PIN or passphrase, missing token or module,
+    /// TPM unreachable, insecure permissions, corrupted store, ...).
+    #[error("[keystore.{home}]: {source}")]
+    Home {
+        /// The home.
+        home: HomeKind,
+        /// Why (boxed: the key store's errors are large).
+        source: Box<KeyStoreError>,
+    },
+    /// A key names a home that has no section.
+    #[error("{what}: {key}, but there is no [keystore.{}] section", key.home)]
+    NotConfigured {
+        /// Who asked for the key.
+        what: String,
+        /// The key.
+        key: KeyRef,
+    },
+    /// A configured key cannot be used (missing from its home, wrong role, below the
+    /// policy's minimum, corrupted, home unreachable).
+    #[error("{what}: {key}: {source}")]
+    Key {
+        /// Who asked for the key (`[[tls]] https`, `keystore.ca_key`).
+        what: String,
+        /// The key.
+        key: KeyRef,
+        /// Why (boxed: the key store's errors are large).
+        source: Box<KeyStoreError>,
+    },
+}
+
+/// The configured homes, opened, with the policy. The store is shared with the PSK masters
+/// the credential file names (they derive keys through it at each handshake).
+#[derive(Debug)]
+pub struct KeyHomes {
+    store: Arc<KeyStore>,
+    ids: BTreeMap<HomeKind, HomeId>,
+}
+
+impl KeyHomes {
+    /// Opens every configured home (an unusable one is an error: nothing falls back to
+    /// another home). `create_software` creates an empty level-1 store where none exists
+    /// yet (`m2m keys generate`); the CSE never does.
+    pub fn open(section: &KeystoreSection, create_software: bool) -> Result<Self, KeyHomeError> {
+        let mut store = KeyStore::new(section.policy.clone().unwrap_or_default());
+        let mut ids = BTreeMap::new();
+        let mut add = |kind: HomeKind, home: Result<Arc<dyn KeyHome>, KeyStoreError>| {
+            let home = home.map_err(|source| KeyHomeError::Home {
+                home: kind,
+                source: Box::new(source),
+            })?;
+            ids.insert(kind, home.id().clone());
+            store = std::mem::take(&mut store).with_home(home);
+            Ok::<_, KeyHomeError>(())
+        };
+        if let Some(c) = &section.software {
+            let home = match SoftwareHome::open(c) {
+                Err(KeyStoreError::NotInitialised { .. }) if create_software => {
+                    SoftwareHome::create(c)
+                }
+                other => other,
+            };
+            add(
+                HomeKind::Software,
+                home.map(|h| Arc::new(h) as Arc<dyn KeyHome>),
+            )?;
+        }
+        if let Some(c) = &section.tpm {
+            add(
+                HomeKind::Tpm,
+                TpmHome::open(c).map(|h| Arc::new(h) as Arc<dyn KeyHome>),
+            )?;
+        }
+        if let Some(c) = &section.pkcs11 {
+            add(
+                HomeKind::Pkcs11,
+                Pkcs11Home::open(c).map(|h| Arc::new(h) as Arc<dyn KeyHome>),
+            )?;
+        }
+        Ok(Self {
+            store: Arc::new(store),
+            ids,
+        })
+    }
+
+    /// The key store (homes and policy).
+    pub fn store(&self) -> &KeyStore {
+        &self.store
+    }
+
+    /// The key store as a shared handle, for users that keep it (the certificate authority
+    /// of `cse init` and `m2m ca`).
+    pub fn shared_store(&self) -> Arc<KeyStore> {
+        self.store.clone()
+    }
+
+    /// The name of a configured home.
+    pub fn home_id(&self, home: HomeKind) -> Option<&HomeId> {
+        self.ids.get(&home)
+    }
+
+    /// Which configured home a home name belongs to.
+    pub fn kind_of(&self, id: &HomeId) -> Option<HomeKind> {
+        self.ids.iter().find(|(_, h)| *h == id).map(|(k, _)| *k)
+    }
+
+    /// Opens a configured key for `role`: it must exist in exactly that home, have that
+    /// role, and its home must meet the policy. `what` names the user of the key in errors.
+    pub fn open_key(
+        &self,
+        what: &str,
+        key: &KeyRef,
+        role: KeyRole,
+    ) -> Result<KeyHandle, KeyHomeError> {
+        let home = self
+            .ids
+            .get(&key.home)
+            .ok_or_else(|| KeyHomeError::NotConfigured {
+                what: what.to_owned(),
+                key: key.clone(),
+            })?;
+        self.store
+            .open(home, &key.id, role)
+            .map_err(|source| KeyHomeError::Key {
+                what: what.to_owned(),
+                key: key.clone(),
+                source: Box::new(source),
+            })
+    }
+
+    /// [`KeyHomes::open_key`] for a PSK master key (role `psk-master`), from which per-device
+    /// PSKs are derived inside its home.
+    pub fn psk_master(&self, what: &str, key: &KeyRef) -> Result<PskMaster, KeyHomeError> {
+        let handle = self.open_key(what, key, KeyRole::PskMaster)?;
+        PskMaster::new(self.store.clone(), handle).map_err(|source| KeyHomeError::Key {
+            what: what.to_owned(),
+            key: key.clone(),
+            source: Box::new(source),
+        })
+    }
+
+    /// The configured home that holds a key `id`, when exactly one does (`m2m keys
+    /// derive-psk` without `--home`). A home that cannot be asked is an error.
+    pub fn find(&self, id: &KeyId) -> Result<HomeKind, String> {
+        let mut found = Vec::new();
+        for (kind, home) in &self.ids {
+            let home = self.store.home(home).map_err(|e| e.to_string())?;
+            match home.key(id) {
+                Ok(_) => found.push(*kind),
+                Err(KeyStoreError::KeyNotFound { .. }) => {}
+                Err(e) => return Err(format!("[keystore.{kind}]: {e}")),
+            }
+        }
+        match found.as_slice() {
+            [kind] => Ok(*kind),
+            [] => Err(format!("no configured key home holds a key {id}")),
+            several => Err(format!(
+                "key {id} is in several homes ({}): name one with --home",
+                several
+                    .iter()
+                    .map(|k| k.name())
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            )),
+        }
+    }
+
+    /// [`KeyHomes::open_key`] for a signing key (TLS server, CA).
+    pub fn signing_key(
+        &self,
+        what: &str,
+        key: &KeyRef,
+        role: KeyRole,
+    ) -> Result<SigningKey, KeyHomeError> {
+        let handle = self.open_key(what, key, role)?;
+        self.store
+            .signing_key(&handle)
+            .map_err(|source| KeyHomeError::Key {
+                what: what.to_owned(),
+                key: key.clone(),
+                source: Box::new(source),
+            })
+    }
+}
+
+/// The `derive_from` entries of the credential file name their master by home section and
+/// key id; they are opened like every other configured key (role `psk-master`, policy
+/// checked), so an unknown master stops the CSE at start-up.
+impl PskMasterSource for KeyHomes {
+    fn psk_master(&self, home: &str, id: &KeyId) -> Result<PskMaster, String> {
+        let home: HomeKind = home.parse()?;
+        let key = KeyRef {
+            home,
+            id: id.clone(),
+        };
+        self.psk_master("derive_from", &key)
+            .map_err(|e| e.to_string())
+    }
+}

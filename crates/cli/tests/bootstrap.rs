@@ -1,0 +1,421 @@
+//! `cse init` and `m2m ca` end to end: a secure CSE made by one command, started from its
+//! `cse.toml`, a device registered over its PSK, the admin over its certificate, a second AE
+//! certified by `m2m ca` from an openssl CSR and then revoked while the CSE runs, and the
+//! audit log verified.
+mod common;
+
+use common::*;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+const SP: &str = "secure-cse.example";
+const CSE_NAME: &str = "id-in.secure-cse.example";
+
+fn have_tools() -> bool {
+    let ok = Command::new("openssl")
+        .arg("version")
+        .output()
+        .is_ok_and(|o| o.status.success());
+    if !ok {
+        assert!(
+            std::env::var_os("SECURE_CSE_REQUIRE_SERVICES").is_none(),
+            "openssl is required"
+        );
+        eprintln!("skipping: the openssl command is not installed");
+    }
+    ok && have_curl()
+}
+
+fn text(out: &Output) -> String {
+    format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    )
+}
+
+fn cse(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_cse"))
+        .args(args)
+        .output()
+        .expect("cse")
+}
+
+fn m2m(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_m2m"))
+        .args(args)
+        .env_remove("M2M_URL")
+        .env_remove("M2M_ORIGIN")
+        .output()
+        .expect("m2m")
+}
+
+fn openssl(args: &[&str]) -> Output {
+    let out = Command::new("openssl")
+        .args(args)
+        .output()
+        .expect("openssl");
+    assert!(out.status.success(), "openssl {args:?}: {}", text(&out));
+    out
+}
+
+fn s(p: &Path) -> String {
+    p.to_string_lossy().into_owned()
+}
+
+/// `cse init DIR` on ephemeral ports; the directory.
+fn init(root: &Path) -> PathBuf {
+    let dir = root.join("cse");
+    let out = cse(&[
+        "init",
+        &s(&dir),
+        "--http",
+        "127.0.0.1:0",
+        "--https",
+        "127.0.0.1:0",
+    ]);
+    let report = text(&out);
+    assert!(out.status.success(), "{report}");
+    // What it made, and that it says so; the CA key's level is below the default policy.
+    for file in [
+        "cse.toml",
+        "credentials.toml",
+        "ca/ca.pem",
+        "ca/ca.crl",
+        "cse.pem",
+        "admin.pem",
+        "device-1.psk",
+        "data/audit.log",
+    ] {
+        assert!(dir.join(file).exists(), "{file} missing; {report}");
+        assert!(
+            report.contains(&s(&dir.join(file))),
+            "{file} not reported; {report}"
+        );
+    }
+    assert!(
+        report.contains("WARNING") && report.contains("level 1"),
+        "{report}"
+    );
+    assert!(
+        report.contains("m2m --url https://"),
+        "next steps: {report}"
+    );
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        for secret in [
+            "credentials.toml",
+            "device-1.psk",
+            "admin.psk",
+            "admin.key",
+            "keystore.kek",
+        ] {
+            let mode = std::fs::metadata(dir.join(secret))
+                .expect("secret file")
+                .permissions()
+                .mode();
+            assert_eq!(mode & 0o077, 0, "{secret} is readable by others: {mode:o}");
+        }
+    }
+    // No secret on standard output.
+    let psk = std::fs::read_to_string(dir.join("device-1.psk")).expect("psk");
+    assert!(!report.contains(psk.trim()), "the report shows a key");
+    dir
+}
+
+#[test]
+fn init_start_register_certify_revoke_and_verify_the_audit_log() {
+    if !have_tools() {
+        return;
+    }
+    let root = tempfile::tempdir().expect("tmp");
+    let dir = init(root.path());
+    let mut server = Server::start_listeners(
+        &dir.join("data"),
+        &["--config", &s(&dir.join("cse.toml"))],
+        2,
+    );
+    let https = server.urls[1].clone();
+    let port = https.rsplit(':').next().unwrap_or_default().to_owned();
+
+    // The first device registers over its PSK; the CSE assigns its AE-ID.
+    let device = m2m(&[
+        "--url",
+        &https,
+        "--psk-identity",
+        &format!("device-1@{SP}"),
+        "--psk-key-file",
+        &s(&dir.join("device-1.psk")),
+        "register",
+        "--api",
+        "Nsensor",
+        "--rn",
+        "sensor-1",
+    ]);
+    assert!(device.status.success(), "{}", text(&device));
+    assert!(text(&device).contains("2001"), "{}", text(&device));
+
+    // The admin lists the associations over its certificate.
+    let admin: Vec<String> = vec![
+        "--url".into(),
+        https.clone(),
+        "--servername".into(),
+        CSE_NAME.into(),
+        "--cacert".into(),
+        s(&dir.join("ca/ca.pem")),
+        "--cert".into(),
+        s(&dir.join("admin.pem")),
+        "--key".into(),
+        s(&dir.join("admin.key")),
+    ];
+    let with_admin = |extra: &[&str]| {
+        let mut args: Vec<&str> = admin.iter().map(String::as_str).collect();
+        args.extend(extra);
+        m2m(&args)
+    };
+    let listed = with_admin(&["associations"]);
+    assert!(listed.status.success(), "{}", text(&listed));
+    assert!(text(&listed).contains("33-"), "{}", text(&listed));
+
+    // A second AE: a CSR from the openssl command, certified by m2m ca while the CSE runs.
+    let ae2_key = root.path().join("ae2.key");
+    let ae2_csr = root.path().join("ae2.csr");
+    let ae2_pem = root.path().join("ae2.pem");
+    openssl(&[
+        "req",
+        "-new",
+        "-newkey",
+        "ec",
+        "-pkeyopt",
+        "ec_paramgen_curve:P-256",
+        "-nodes",
+        "-subj",
+        "/CN=ae2",
+        "-keyout",
+        &s(&ae2_key),
+        "-out",
+        &s(&ae2_csr),
+    ]);
+    let config = s(&dir.join("cse.toml"));
+    // The CSE holds its audit log; told through its admin interface, it records the issue.
+    let issued = with_admin(&[
+        "ca",
+        "--config",
+        &config,
+        "issue",
+        "--csr",
+        &s(&ae2_csr),
+        "--ae-id",
+        "Cae2",
+        "--out",
+        &s(&ae2_pem),
+    ]);
+    let report = text(&issued);
+    assert!(issued.status.success(), "{report}");
+    assert!(report.contains("held by the running CSE"), "{report}");
+    assert!(
+        report.contains("the running CSE recorded the issue"),
+        "{report}"
+    );
+    let serial = report
+        .split("serial ")
+        .nth(1)
+        .and_then(|r| r.split(',').next())
+        .expect("the serial in the report")
+        .to_owned();
+
+    let curl_ae2 = || {
+        let resolve = format!("{CSE_NAME}:{port}:127.0.0.1");
+        let url = format!("https://{CSE_NAME}:{port}/cse-in");
+        curl(&[
+            "--resolve",
+            &resolve,
+            "--cacert",
+            &s(&dir.join("ca/ca.pem")),
+            "--cert",
+            &s(&ae2_pem),
+            "--key",
+            &s(&ae2_key),
+            &url,
+            "-X",
+            "POST",
+            "-H",
+            "X-M2M-Origin: C",
+            "-H",
+            "X-M2M-RI: r1",
+            "-H",
+            "X-M2M-RVI: 3",
+            "-H",
+            "Content-Type: application/json;ty=2",
+            "-d",
+            r#"{"m2m:ae":{"rn":"ae2","api":"Nsensor","rr":false,"srv":["3"]}}"#,
+        ])
+    };
+    let registered = curl_ae2();
+    assert!(
+        registered.contains("X-M2M-RSC: 2001") && registered.contains("\"aei\":\"Cae2\""),
+        "{registered}"
+    );
+
+    // Revoked with m2m ca, and the running CSE told at once: the next handshake is refused.
+    let mut revoke = vec!["ca", "--config", &config, "revoke", &serial];
+    revoke.extend(["--reason", "key-compromise"]);
+    let revoked = with_admin(&revoke);
+    let report = text(&revoked);
+    assert!(revoked.status.success(), "{report}");
+    assert!(report.contains("the CSE applied it at once"), "{report}");
+    assert!(report.contains(&s(&dir.join("ca/ca.crl"))), "{report}");
+    let refused = curl_ae2();
+    assert!(!refused.contains("X-M2M-RSC"), "{refused}");
+    // The new CRL lists it.
+    let crl = openssl(&[
+        "crl",
+        "-inform",
+        "DER",
+        "-in",
+        &s(&dir.join("ca/ca.crl")),
+        "-noout",
+        "-text",
+    ]);
+    assert!(
+        String::from_utf8_lossy(&crl.stdout).contains(&serial),
+        "{}",
+        text(&crl)
+    );
+    let list = m2m(&["ca", "--config", &config, "list"]);
+    assert!(
+        text(&list)
+            .lines()
+            .any(|l| l.starts_with(&serial) && l.contains("revoked")),
+        "{}",
+        text(&list)
+    );
+
+    // With the CSE stopped, m2m ca writes its events to the audit log itself.
+    server.kill9();
+    let ae3_pem = root.path().join("ae3.pem");
+    let issued = m2m(&[
+        "ca",
+        "--config",
+        &config,
+        "issue",
+        "--csr",
+        &s(&ae2_csr),
+        "--ae-id",
+        "Cae3",
+        "--out",
+        &s(&ae3_pem),
+    ]);
+    assert!(issued.status.success(), "{}", text(&issued));
+    assert!(text(&issued).contains("audit log"), "{}", text(&issued));
+
+    let log = s(&dir.join("data/audit.log"));
+    let verified = m2m(&[
+        "audit",
+        "verify",
+        &log,
+        "--public-key",
+        &s(&dir.join("audit.pub.pem")),
+    ]);
+    assert!(verified.status.success(), "{}", text(&verified));
+    let tail = m2m(&["audit", "tail", &log, "-n", "1000", "--json"]);
+    let entries = text(&tail);
+    let fingerprint = hex_sha256_of_pem(&ae2_pem);
+    for ae in ["/id-in/Cae2", "/id-in/Cae3"] {
+        assert!(
+            entries
+                .lines()
+                .any(|l| l.contains("\"certificate-issued\"") && l.contains(ae)),
+            "{ae} in {entries}"
+        );
+    }
+    assert!(
+        entries
+            .lines()
+            .any(|l| l.contains("\"revoked\"") && l.contains(&format!("33-{fingerprint}"))),
+        "{entries}"
+    );
+    assert!(
+        entries.lines().any(
+            |l| l.contains("\"credential-issued\"") && l.contains(&format!("12-device-1@{SP}"))
+        ),
+        "{entries}"
+    );
+}
+
+/// The certificate's SHA-256 fingerprint (lower-case hex), as in its Credential-ID.
+fn hex_sha256_of_pem(pem: &Path) -> String {
+    let out = openssl(&["x509", "-in", &s(pem), "-noout", "-fingerprint", "-sha256"]);
+    String::from_utf8_lossy(&out.stdout)
+        .trim()
+        .rsplit('=')
+        .next()
+        .unwrap_or_default()
+        .replace(':', "")
+        .to_lowercase()
+}
+
+#[test]
+fn init_refuses_a_directory_that_is_not_empty() {
+    let root = tempfile::tempdir().expect("tmp");
+    let dir = root.path().join("taken");
+    std::fs::create_dir(&dir).expect("dir");
+    std::fs::write(dir.join("cse.toml"), "# mine\n").expect("write");
+    let out = cse(&["init", &s(&dir)]);
+    assert_eq!(out.status.code(), Some(64), "{}", text(&out));
+    assert!(text(&out).contains("not empty"), "{}", text(&out));
+    assert_eq!(
+        std::fs::read_to_string(dir.join("cse.toml")).expect("read"),
+        "# mine\n",
+        "untouched"
+    );
+    assert_eq!(std::fs::read_dir(&dir).expect("dir").count(), 1);
+}
+
+#[test]
+fn a_csr_naming_another_identity_is_refused() {
+    if !have_tools() {
+        return;
+    }
+    let root = tempfile::tempdir().expect("tmp");
+    let dir = init(root.path());
+    let key = root.path().join("m.key");
+    let csr = root.path().join("m.csr");
+    openssl(&[
+        "req",
+        "-new",
+        "-newkey",
+        "ec",
+        "-pkeyopt",
+        "ec_paramgen_curve:P-256",
+        "-nodes",
+        "-subj",
+        "/CN=mallory",
+        "-addext",
+        &format!("subjectAltName=URI:onem2m://{SP}/id-in/Cmallory"),
+        "-keyout",
+        &s(&key),
+        "-out",
+        &s(&csr),
+    ]);
+    let out_pem = root.path().join("m.pem");
+    let config = s(&dir.join("cse.toml"));
+    let out = m2m(&[
+        "ca",
+        "--config",
+        &config,
+        "issue",
+        "--csr",
+        &s(&csr),
+        "--ae-id",
+        "Cae2",
+        "--out",
+        &s(&out_pem),
+    ]);
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    assert!(text(&out).contains("Cmallory"), "{}", text(&out));
+    assert!(!out_pem.exists(), "nothing issued");
+    let list = m2m(&["ca", "--config", &config, "list"]);
+    assert!(!text(&list).contains("Cae2"), "{}", text(&list));
+}

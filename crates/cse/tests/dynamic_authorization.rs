@@ -1,0 +1,576 @@
+//! Dynamic authorization through `Cse::handle` (TS-0003 clause 7.3): consultation of a DAS
+//! when the policies refuse (grant, deny, unreachable, cached and expiring grants), and
+//! tokens (each way a token can be wrong, and a valid token granting exactly its rules).
+mod common;
+
+use bytes::Bytes;
+use common::*;
+use http_body_util::{BodyExt, Full};
+use hyper::service::service_fn;
+use jsonwebtoken::{encode, Algorithm, EncodingKey, Header};
+use model::{Operation, Request, ResourceType as T, ResponseStatusCode as R};
+use serde_json::{json, Value};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+use zeroize::Zeroizing;
+
+const SECRET: &[u8] = b"a-test-secret-of-32-bytes-at-least!!";
+// A P-256 key pair made for these tests only.
+const EC_PRIVATE: &str = "-----BEGIN PRIVATE KEY-----
+MIGHAgEAMBMGByqGSM49AgEGCCqGSM49AwEHBG0wawIBAQQg3OjX9Ah/aAiY0fSJ
+58C7LzvSuCp8myMfiQTUW16S7UyhRANCAATcgBPKQAv19nLriXryVwMidrXRoLTa
+HU8cYZp/TFtcptF1HBThJx6TnIXqg55wbJrFvxW5p1iQ0dknm9JK9qJ9
+-----END PRIVATE KEY-----
+";
+const EC_PUBLIC: &str = "-----BEGIN PUBLIC KEY-----
+MFkwEwYHKoZIzj0CAQYIKoZIzj0DAQcDQgAE3IATykAL9fZy64l68lcDIna10aC0
+2h1PHGGaf0xbXKbRdRwU4Scek5yF6oOecGyaxb8VuadYkNHZJ5vSSvaifQ==
+-----END PUBLIC KEY-----
+";
+
+fn config() -> cse::CseConfig {
+    let mut issuers = security::token::Issuers::new();
+    issuers
+        .add_hs256_secret("das-hs", Zeroizing::new(SECRET.to_vec()))
+        .expect("secret");
+    issuers
+        .add_es256_pem("das-ec", EC_PUBLIC.as_bytes())
+        .expect("ec key");
+    let mut c = cse::CseConfig::default();
+    c.dynamic_authorization.issuers = Arc::new(issuers);
+    c.dynamic_authorization.timeout_ms = 300;
+    c
+}
+
+/// A stand-in DAS: answers every consultation with `answer` (or sleeps past the CSE's
+/// timeout when `slow`), and records what it was asked.
+struct Das {
+    url: String,
+    asked: Arc<Mutex<Vec<Value>>>,
+    answer: Arc<Mutex<Value>>,
+}
+
+impl Das {
+    async fn start(answer: Value, slow: bool) -> Self {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind");
+        let url = format!("http://{}/das", listener.local_addr().expect("addr"));
+        let asked = Arc::new(Mutex::new(Vec::new()));
+        let answer = Arc::new(Mutex::new(answer));
+        let (log, reply) = (asked.clone(), answer.clone());
+        tokio::spawn(async move {
+            while let Ok((stream, _)) = listener.accept().await {
+                let (log, reply) = (log.clone(), reply.clone());
+                tokio::spawn(async move {
+                    let svc = service_fn(move |req: hyper::Request<hyper::body::Incoming>| {
+                        let (log, reply) = (log.clone(), reply.clone());
+                        async move {
+                            let body = req
+                                .into_body()
+                                .collect()
+                                .await
+                                .map(|b| b.to_bytes())
+                                .unwrap_or_default();
+                            if let Ok(v) = serde_json::from_slice::<Value>(&body) {
+                                log.lock().expect("lock").push(v);
+                            }
+                            if slow {
+                                tokio::time::sleep(Duration::from_secs(3)).await;
+                            }
+                            let out = reply.lock().expect("lock").clone();
+                            let bytes = match &out {
+                                Value::String(s) => s.clone().into_bytes(),
+                                v => v.to_string().into_bytes(),
+                            };
+                            hyper::Response::builder()
+                                .status(200)
+                                .header("X-M2M-RSC", "2000")
+                                .header("Content-Type", "application/json")
+                                .body(Full::new(Bytes::from(bytes)))
+                        }
+                    });
+                    let io = hyper_util::rt::TokioIo::new(stream);
+                    let _ = hyper::server::conn::http1::Builder::new()
+                        .serve_connection(io, svc)
+                        .await;
+                });
+            }
+        });
+        Self { url, asked, answer }
+    }
+
+    fn count(&self) -> usize {
+        self.asked.lock().expect("lock").len()
+    }
+}
+
+fn grant(acor: &str, acop: u64, pl: Value) -> Value {
+    json!({"m2m:seci": {"sit": 2, "dres": {"dai": {
+        "gp": {"acr": [{"acor": [acor], "acop": acop}]}, "pl": pl}}}})
+}
+
+/// An owner with `cse-in/owner/data` (one instance), closed to `other` by an ACP that only
+/// names the owner, and linked to a `<dynamicAuthorizationConsultation>` pointing at `das`.
+async fn guarded(t: &TestCse, das: &str, dal: Option<Value>) -> (String, String) {
+    let owner = t.register("owner").await;
+    let other = t.register("other").await;
+    let r = t
+        .create(
+            &owner,
+            "cse-in/owner",
+            T::AccessControlPolicy,
+            json!({"m2m:acp": {"rn": "own", "pv": {"acr": [{"acor": [owner], "acop": 63}]},
+                               "pvs": {"acr": [{"acor": [owner], "acop": 63}]}}}),
+        )
+        .await;
+    assert_eq!(r.rsc, R::Created);
+    let acp = attr(&r, "ri");
+    let mut dac = json!({"rn": "das", "dae": true, "dap": [das]});
+    if let Some(dal) = dal {
+        dac["dal"] = dal;
+    }
+    let r = t
+        .create(
+            &owner,
+            "cse-in/owner",
+            T::DynamicAuthorizationConsultation,
+            json!({ "m2m:dac": dac }),
+        )
+        .await;
+    assert_eq!(r.rsc, R::Created, "{:?}", r.pc);
+    let dac = attr(&r, "ri");
+    let r = t
+        .create(
+            &owner,
+            "cse-in/owner",
+            T::Container,
+            json!({"m2m:cnt": {"rn": "data", "acpi": [acp], "daci": [dac]}}),
+        )
+        .await;
+    assert_eq!(r.rsc, R::Created, "{:?}", r.pc);
+    (owner, other)
+}
+
+#[tokio::test]
+async fn the_resource_is_created_and_validated() {
+    let t = TestCse::with_config(config()).await;
+    let owner = t.register("owner").await;
+    let ok = t
+        .create(
+            &owner,
+            "cse-in/owner",
+            T::DynamicAuthorizationConsultation,
+            json!({"m2m:dac": {"rn": "d", "dae": false, "dap": ["http://127.0.0.1:1/das"], "dal": 60000}}),
+        )
+        .await;
+    assert_eq!(ok.rsc, R::Created);
+    assert_eq!(attr(&ok, "dae"), json!(false));
+    let back = t.retrieve(&owner, "cse-in/owner/d").await;
+    assert_eq!(back.rsc, R::Ok);
+    assert!(back
+        .pc
+        .as_ref()
+        .is_some_and(|pc| pc.get("m2m:dac").is_some()));
+    for bad in [
+        json!({"m2m:dac": {"dap": ["http://x"]}}),
+        json!({"m2m:dac": {"dae": true, "dap": []}}),
+        json!({"m2m:dac": {"dae": true, "dap": ["mqtt://x"]}}),
+        json!({"m2m:dac": {"dae": true, "dap": ["http://x"], "dal": "later"}}),
+    ] {
+        let r = t
+            .create(
+                &owner,
+                "cse-in/owner",
+                T::DynamicAuthorizationConsultation,
+                bad.clone(),
+            )
+            .await;
+        assert_eq!(r.rsc, R::BadRequest, "{bad}");
+    }
+    let r = t
+        .update(
+            &owner,
+            "cse-in/owner/d",
+            json!({"m2m:dac": {"dap": ["ftp://x"]}}),
+        )
+        .await;
+    assert_eq!(r.rsc, R::BadRequest);
+}
+
+#[tokio::test]
+async fn a_das_grant_admits_what_the_policies_refuse_and_is_cached() {
+    let das = Das::start(json!(null), false).await;
+    let t = TestCse::with_config(config()).await;
+    let (owner, other) = guarded(&t, &das.url, None).await;
+    *das.answer.lock().expect("lock") = grant(&other, 2, json!(60000));
+    // The owner is granted by the ACP: the DAS is not asked.
+    assert_eq!(t.retrieve(&owner, "cse-in/owner/data").await.rsc, R::Ok);
+    assert_eq!(das.count(), 0);
+    assert_eq!(t.retrieve(&other, "cse-in/owner/data").await.rsc, R::Ok);
+    assert_eq!(das.count(), 1);
+    let asked = das.asked.lock().expect("lock")[0].clone();
+    let dreq = &asked["m2m:seci"]["dreq"];
+    assert_eq!(asked["m2m:seci"]["sit"], json!(1));
+    assert_eq!(dreq["op"], json!(2));
+    assert_eq!(dreq["trt"], json!(3));
+    assert!(dreq["or"].as_str().is_some_and(|o| o.ends_with(&other)));
+    // The grant is kept for its lifetime: asked once for two requests.
+    assert_eq!(t.retrieve(&other, "cse-in/owner/data").await.rsc, R::Ok);
+    assert_eq!(das.count(), 1);
+    // It grants only what it says: RETRIEVE, not DELETE (asked again, refused).
+    assert_eq!(
+        t.delete(&other, "cse-in/owner/data").await.rsc,
+        R::OriginatorHasNoPrivilege
+    );
+    assert_eq!(t.retrieve(&owner, "cse-in/owner/data").await.rsc, R::Ok);
+}
+
+#[tokio::test]
+async fn a_grant_without_lifetime_or_past_dal_is_not_reused() {
+    let das = Das::start(json!(null), false).await;
+    let t = TestCse::with_config(config()).await;
+    // dal 0: the CSE keeps nothing, whatever the DAS proposes.
+    let (_, other) = guarded(&t, &das.url, Some(json!(0))).await;
+    *das.answer.lock().expect("lock") = grant(&other, 2, json!(60000));
+    assert_eq!(t.retrieve(&other, "cse-in/owner/data").await.rsc, R::Ok);
+    assert_eq!(t.retrieve(&other, "cse-in/owner/data").await.rsc, R::Ok);
+    assert_eq!(das.count(), 2);
+    assert_eq!(t.cse.consultant().cached(), 0);
+}
+
+#[tokio::test]
+async fn an_expired_grant_is_asked_for_again() {
+    let das = Das::start(json!(null), false).await;
+    let t = TestCse::with_config(config()).await;
+    let (_, other) = guarded(&t, &das.url, None).await;
+    *das.answer.lock().expect("lock") = grant(&other, 2, json!(200));
+    assert_eq!(t.retrieve(&other, "cse-in/owner/data").await.rsc, R::Ok);
+    assert_eq!(das.count(), 1);
+    // Whatever the timing, after this pause the 200 ms grant has ended.
+    tokio::time::sleep(Duration::from_millis(400)).await;
+    *das.answer.lock().expect("lock") = json!({"m2m:seci": {"sit": 2, "dres": {}}});
+    assert_eq!(
+        t.retrieve(&other, "cse-in/owner/data").await.rsc,
+        R::OriginatorHasNoPrivilege
+    );
+    assert_eq!(das.count(), 2);
+}
+
+#[tokio::test]
+async fn a_das_that_denies_or_fails_leaves_the_refusal() {
+    for (answer, slow) in [
+        (json!({"m2m:seci": {"sit": 2, "dres": {}}}), false),
+        (json!("this is not json"), false),
+        (
+            json!({"m2m:seci": {"sit": 1, "dres": {"dai": {"gp": {"acr": [{"acor": ["all"], "acop": 63}]}}}}}),
+            false,
+        ),
+        (grant("all", 63, json!(60000)), true),
+    ] {
+        let das = Das::start(answer.clone(), slow).await;
+        let t = TestCse::with_config(config()).await;
+        let (_, other) = guarded(&t, &das.url, None).await;
+        assert_eq!(
+            t.delete(&other, "cse-in/owner/data").await.rsc,
+            R::OriginatorHasNoPrivilege,
+            "{answer}"
+        );
+        assert_eq!(das.count(), 1, "{answer}");
+        assert_eq!(t.cse.consultant().cached(), 0);
+        assert_eq!(t.retrieve(ADMIN, "cse-in/owner/data").await.rsc, R::Ok);
+    }
+}
+
+#[tokio::test]
+async fn an_unreachable_das_means_deny_and_nothing_changes() {
+    // A port nothing listens on: bind one, learn its number, close it.
+    let port = {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+        l.local_addr().expect("addr").port()
+    };
+    let t = TestCse::with_config(config()).await;
+    let (owner, other) = guarded(&t, &format!("http://127.0.0.1:{port}/das"), None).await;
+    assert_eq!(
+        t.update(
+            &other,
+            "cse-in/owner/data",
+            json!({"m2m:cnt": {"lbl": ["x"]}})
+        )
+        .await
+        .rsc,
+        R::OriginatorHasNoPrivilege
+    );
+    assert_eq!(
+        t.delete(&other, "cse-in/owner/data").await.rsc,
+        R::OriginatorHasNoPrivilege
+    );
+    let r = t.retrieve(&owner, "cse-in/owner/data").await;
+    assert_eq!(r.rsc, R::Ok);
+    assert!(r
+        .pc
+        .as_ref()
+        .is_some_and(|pc| pc["m2m:cnt"].get("lbl").is_none()));
+}
+
+#[tokio::test]
+async fn a_disabled_consultation_is_not_asked() {
+    let das = Das::start(json!(null), false).await;
+    let t = TestCse::with_config(config()).await;
+    let (owner, other) = guarded(&t, &das.url, None).await;
+    *das.answer.lock().expect("lock") = grant(&other, 2, json!(60000));
+    let r = t
+        .update(
+            &owner,
+            "cse-in/owner/das",
+            json!({"m2m:dac": {"dae": false}}),
+        )
+        .await;
+    assert_eq!(r.rsc, R::Updated);
+    assert_eq!(
+        t.retrieve(&other, "cse-in/owner/data").await.rsc,
+        R::OriginatorHasNoPrivilege
+    );
+    assert_eq!(das.count(), 0);
+}
+
+// === tokens ===
+
+fn now() -> i64 {
+    model::time::now().timestamp()
+}
+
+fn hs(claims: &Value) -> String {
+    encode(
+        &Header::new(Algorithm::HS256),
+        claims,
+        &EncodingKey::from_secret(SECRET),
+    )
+    .expect("sign")
+}
+
+fn es(claims: &Value) -> String {
+    encode(
+        &Header::new(Algorithm::ES256),
+        claims,
+        &EncodingKey::from_ec_pem(EC_PRIVATE.as_bytes()).expect("key"),
+    )
+    .expect("sign")
+}
+
+fn claims(holder: &str, pv: Value) -> Value {
+    json!({"iss": "das-hs", "aud": "id-in", "sub": holder, "exp": now() + 300,
+           "nbf": now() - 5, "jti": "tk1", "tkps": {"pm": [{"pv": pv}]}})
+}
+
+async fn with_token(
+    t: &TestCse,
+    op: Operation,
+    fr: &str,
+    to: &str,
+    token: &str,
+) -> model::Response {
+    let mut req = Request::new(op, to, Some(fr.to_owned()));
+    req.tkns = vec![token.to_owned()];
+    if op == Operation::Update {
+        req.pc = Some(json!({"m2m:cnt": {"lbl": ["x"]}}));
+    }
+    t.send(req).await
+}
+
+async fn owned() -> (TestCse, String, String) {
+    let t = TestCse::with_config(config()).await;
+    let owner = t.register("owner").await;
+    let other = t.register("other").await;
+    let r = t
+        .create(
+            &owner,
+            "cse-in/owner",
+            T::Container,
+            json!({"m2m:cnt": {"rn": "data"}}),
+        )
+        .await;
+    assert_eq!(r.rsc, R::Created);
+    (t, owner, other)
+}
+
+#[tokio::test]
+async fn a_valid_token_grants_exactly_its_permissions() {
+    let (t, _, other) = owned().await;
+    let read = json!({"acr": [{"acor": [other], "acop": 2}]});
+    for token in [hs(&claims(&other, read.clone())), {
+        let mut c = claims(&other, read.clone());
+        c["iss"] = json!("das-ec");
+        es(&c)
+    }] {
+        let r = with_token(&t, Operation::Retrieve, &other, "cse-in/owner/data", &token).await;
+        assert_eq!(r.rsc, R::Ok);
+        for op in [Operation::Update, Operation::Delete] {
+            assert_eq!(
+                with_token(&t, op, &other, "cse-in/owner/data", &token)
+                    .await
+                    .rsc,
+                R::OriginatorHasNoPrivilege,
+                "{op:?}"
+            );
+        }
+    }
+    // Without the token, nothing.
+    assert_eq!(
+        t.retrieve(&other, "cse-in/owner/data").await.rsc,
+        R::OriginatorHasNoPrivilege
+    );
+    // Scoped by ris: a token for another resource grants nothing here.
+    let mut c = claims(&other, read.clone());
+    c["tkps"] = json!({"pm": [{"ris": ["cnt-elsewhere"], "pv": read}]});
+    assert_eq!(
+        with_token(
+            &t,
+            Operation::Retrieve,
+            &other,
+            "cse-in/owner/data",
+            &hs(&c)
+        )
+        .await
+        .rsc,
+        R::OriginatorHasNoPrivilege
+    );
+}
+
+#[tokio::test]
+async fn roles_count_only_when_a_token_grants_them() {
+    let t = TestCse::with_config(config()).await;
+    let owner = t.register("owner").await;
+    let other = t.register("other").await;
+    let r = t
+        .create(
+            &owner,
+            "cse-in/owner",
+            T::AccessControlPolicy,
+            json!({"m2m:acp": {"rn": "roles", "pv": {"acr": [{"acor": ["operator"], "acop": 2}]},
+                               "pvs": {"acr": [{"acor": [owner], "acop": 63}]}}}),
+        )
+        .await;
+    let acp = attr(&r, "ri");
+    t.create(
+        &owner,
+        "cse-in/owner",
+        T::Container,
+        json!({"m2m:cnt": {"rn": "data", "acpi": [acp]}}),
+    )
+    .await;
+    // Claiming the role is not holding it.
+    let mut req = Request::new(
+        Operation::Retrieve,
+        "cse-in/owner/data",
+        Some(other.clone()),
+    );
+    req.rids = vec!["operator".into()];
+    assert_eq!(t.send(req).await.rsc, R::OriginatorHasNoPrivilege);
+    // A token that grants it: held.
+    let mut c = claims(&other, json!(null));
+    c["tkps"] = json!({"pm": [{"rids": ["operator"]}]});
+    let token = hs(&c);
+    let mut req = Request::new(
+        Operation::Retrieve,
+        "cse-in/owner/data",
+        Some(other.clone()),
+    );
+    req.tkns = vec![token.clone()];
+    assert_eq!(t.send(req).await.rsc, R::Ok);
+    // Asking for other roles only narrows to those: the token's role is not used.
+    let mut req = Request::new(
+        Operation::Retrieve,
+        "cse-in/owner/data",
+        Some(other.clone()),
+    );
+    req.tkns = vec![token];
+    req.rids = vec!["auditor".into()];
+    assert_eq!(t.send(req).await.rsc, R::OriginatorHasNoPrivilege);
+}
+
+#[tokio::test]
+async fn every_bad_token_is_refused_with_its_code() {
+    let (t, owner, other) = owned().await;
+    // The owner may read by the default policy: a bad token still refuses the request.
+    let all = json!({"acr": [{"acor": ["all"], "acop": 63}]});
+    let good = claims(&owner, all.clone());
+    let with = |k: &str, v: Value| {
+        let mut c = good.clone();
+        c[k] = v;
+        c
+    };
+    let forged = {
+        let mut c = good.clone();
+        c["iss"] = json!("das-hs");
+        encode(
+            &Header::new(Algorithm::HS256),
+            &c,
+            &EncodingKey::from_secret(b"not-the-secret-not-the-secret-!!"),
+        )
+        .expect("sign")
+    };
+    let cases = [
+        ("forged", forged, R::OriginatorHasNoPrivilege),
+        (
+            "expired",
+            hs(&with("exp", json!(now() - 10))),
+            R::OriginatorHasNoPrivilege,
+        ),
+        (
+            "not yet valid",
+            hs(&with("nbf", json!(now() + 600))),
+            R::OriginatorHasNoPrivilege,
+        ),
+        (
+            "wrong audience",
+            hs(&with("aud", json!(["id-other"]))),
+            R::OriginatorHasNoPrivilege,
+        ),
+        (
+            "wrong holder",
+            hs(&with("sub", json!(other))),
+            R::OriginatorHasNoPrivilege,
+        ),
+        (
+            "unknown issuer",
+            hs(&with("iss", json!("das-unknown"))),
+            R::OriginatorHasNoPrivilege,
+        ),
+        (
+            "hs256 for an es256 issuer",
+            hs(&with("iss", json!("das-ec"))),
+            R::OriginatorHasNoPrivilege,
+        ),
+        ("malformed", "not-a-token".to_owned(), R::BadRequest),
+        (
+            "malformed claims",
+            hs(&with("exp", json!("tomorrow"))),
+            R::BadRequest,
+        ),
+    ];
+    for (name, token, want) in cases {
+        let r = with_token(&t, Operation::Retrieve, &owner, "cse-in/owner/data", &token).await;
+        assert_eq!(r.rsc, want, "{name}");
+    }
+    // Another originator presenting the owner's valid token gets nothing from it.
+    let r = with_token(
+        &t,
+        Operation::Retrieve,
+        &other,
+        "cse-in/owner/data",
+        &hs(&good),
+    )
+    .await;
+    assert_eq!(r.rsc, R::OriginatorHasNoPrivilege);
+    // The same good token works for its holder.
+    let r = with_token(
+        &t,
+        Operation::Retrieve,
+        &owner,
+        "cse-in/owner/data",
+        &hs(&good),
+    )
+    .await;
+    assert_eq!(r.rsc, R::Ok);
+}

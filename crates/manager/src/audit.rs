@@ -1,0 +1,1065 @@
+//! The tamper-evident audit log of security events (the "supervise" part of the security
+//! manager, seed 3.1).
+//!
+//! The log is an append-only file of JSON lines, one [`Entry`] per line:
+//!
+//! ```text
+//! {"seq":1,"time":"2026-01-01T10:00:00.000000Z","event":{"kind":"association-refused","peer":"127.0.0.1:5555","credential":"12-dev1@sp.example","reason":"unknown PSK identity"},"prev":"0000…0000","hash":"9f1c…","sig":"3045…"}
+//! ```
+//!
+//! * `seq` counts from 1 without gaps;
+//! * `hash` is SHA-256 over the canonical JSON of `{seq, time, event, prev}`, and `prev` is the
+//!   `hash` of the entry before (64 zeros for the first), so the entries form a hash chain;
+//! * `sig`, when the log is opened with a key-store key of role [`KeyRole::AuditLog`], is an
+//!   ECDSA P-256 signature (DER, hex) made inside the key's home over
+//!   `"secure-cse audit entry v1" || hash`.
+//!
+//! [`verify`] re-reads the file and names the first entry that was changed, removed,
+//! inserted or reordered. What a bare hash chain cannot show: an attacker who can write the
+//! file may cut entries off its end, or rewrite an entry and recompute every later hash.
+//! The first is caught when the caller kept the last [`Head`] somewhere else
+//! ([`verify_with_head`]); the second by the signatures, whose key the attacker does not hold.
+//!
+//! Durability: [`AuditLog::append`] returns only after the entry is on disk (`fdatasync`).
+//! Appenders from many threads are serialised by one mutex for the write and share each
+//! `fdatasync` (group commit): a thread whose entry another thread's sync already covered
+//! does not sync again. A failed write or sync poisons the log, because after a failed
+//! `fsync` the kernel may have dropped the data and later syncs can report success.
+//!
+//! Entries hold identifiers (peers, credential IDs, pseudonyms, actors) and reasons, never
+//! key material: the event types have no field for it.
+
+use keystore::{Algorithm, KeyRole, KeyStoreError, SigningKey};
+use openssl::bn::BigNumContext;
+use openssl::ec::PointConversionForm;
+use openssl::ecdsa::EcdsaSig;
+use openssl::nid::Nid;
+use openssl::pkey::{PKey, Public};
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+use std::fmt;
+use std::fs::{File, OpenOptions};
+use std::io::{BufRead, BufReader, Read, Write};
+use std::os::unix::fs::OpenOptionsExt;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::Mutex;
+
+/// Longest line [`verify`] reads; audit entries are far shorter, so a longer line is damage.
+pub const MAX_LINE: usize = 64 * 1024;
+
+/// Domain-separation prefix of the signed message, so an audit signature cannot be
+/// mistaken for a signature over anything else.
+const SIGNED_PREFIX: &[u8] = b"secure-cse audit entry v1";
+
+// === events ===
+
+/// A security event. Each variant carries who and what (identifiers, never secrets) and, for
+/// refusals and withdrawals, the reason. Serialized with a `kind` tag in kebab-case.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "kebab-case", deny_unknown_fields)]
+#[non_exhaustive]
+pub enum Event {
+    /// The CA issued a certificate.
+    CertificateIssued {
+        /// The identity in the certificate (CSE-ID or AE-ID in the subject alternative name).
+        subject: String,
+        /// The serial number (hex).
+        serial: String,
+        /// End of validity (RFC 3339).
+        not_after: String,
+    },
+    /// A symmetric credential was issued or derived (Kpsa, Km, usage-constrained key),
+    /// named by its Credential-ID.
+    CredentialIssued {
+        /// The Credential-ID (`12-...`, `11-...`).
+        credential: String,
+        /// Who receives it (CSE-ID, AE-ID, MAF-ID).
+        holder: String,
+        /// The key it was derived from (e.g. the KeID), if any.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        parent: Option<String>,
+    },
+    /// An Enrolee completed enrolment with the MEF (clause 8.3).
+    Enrolled {
+        /// The Enrolee's identifier.
+        enrolee: String,
+        /// The KeID of the new Enrolment Key.
+        ke_id: String,
+    },
+    /// A security association was opened.
+    AssociationOpened {
+        /// The peer's address.
+        peer: String,
+        /// The authenticated identity bound to it (AE-ID or CSE-ID, or a pseudonym).
+        identity: String,
+        /// The credential that authenticated it (Credential-ID or certificate serial).
+        credential: String,
+        /// The framework: `tls-cert`, `tls-psk`, ...
+        framework: String,
+    },
+    /// A security association was refused.
+    AssociationRefused {
+        /// The peer's address.
+        peer: String,
+        /// The credential the peer offered, if it got that far.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        credential: Option<String>,
+        /// Why.
+        reason: String,
+    },
+    /// A security association was closed.
+    AssociationClosed {
+        /// The peer's address.
+        peer: String,
+        /// The identity bound to it.
+        identity: String,
+        /// Why (peer closed, revoked, expired, idle, ...).
+        reason: String,
+    },
+    /// A credential was revoked.
+    Revoked {
+        /// The credential (Credential-ID or certificate serial).
+        credential: String,
+        /// Who revoked it.
+        actor: String,
+        /// Why.
+        reason: String,
+    },
+    /// A credential was suspended (may be resumed).
+    Suspended {
+        /// The credential.
+        credential: String,
+        /// Who suspended it.
+        actor: String,
+        /// Why.
+        reason: String,
+    },
+    /// A suspended credential was resumed.
+    Resumed {
+        /// The credential.
+        credential: String,
+        /// Who resumed it.
+        actor: String,
+    },
+    /// An administrator changed security configuration or material.
+    AdminAction {
+        /// Who.
+        actor: String,
+        /// What (`policy-update`, `key-rotate`, ...).
+        action: String,
+        /// On what, if anything.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        target: Option<String>,
+    },
+    /// An authorised role resolved a pseudonym to the real identity (seed 6.4). The real
+    /// identity is not logged: the log carries pseudonyms only.
+    PseudonymResolved {
+        /// Who asked.
+        actor: String,
+        /// The pseudonym that was resolved.
+        pseudonym: String,
+        /// The stated purpose.
+        purpose: String,
+    },
+    /// The supervision saw a pattern of use that an anomaly rule flags (one credential live
+    /// from two addresses, repeated failed handshakes from one address, ...). At most one
+    /// per rule and subject per alert interval, so a peer cannot flood the log with them.
+    AnomalyDetected {
+        /// The rule, e.g. `concurrent-peers` or `failed-handshakes`.
+        rule: String,
+        /// The credential concerned, if the rule names one (Credential-ID).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        credential: Option<String>,
+        /// The peer address that triggered it, if any.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        peer: Option<String>,
+        /// What was seen (addresses, counts, the window).
+        detail: String,
+    },
+}
+
+impl Event {
+    /// The `kind` tag, e.g. `association-refused` (for listings).
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Event::CertificateIssued { .. } => "certificate-issued",
+            Event::CredentialIssued { .. } => "credential-issued",
+            Event::Enrolled { .. } => "enrolled",
+            Event::AssociationOpened { .. } => "association-opened",
+            Event::AssociationRefused { .. } => "association-refused",
+            Event::AssociationClosed { .. } => "association-closed",
+            Event::Revoked { .. } => "revoked",
+            Event::Suspended { .. } => "suspended",
+            Event::Resumed { .. } => "resumed",
+            Event::AdminAction { .. } => "admin-action",
+            Event::PseudonymResolved { .. } => "pseudonym-resolved",
+            Event::AnomalyDetected { .. } => "anomaly-detected",
+        }
+    }
+}
+
+// === entries and hashes ===
+
+/// A SHA-256 chain hash, written as 64 lower-case hex digits.
+#[derive(Clone, Copy, PartialEq, Eq, Hash)]
+pub struct ChainHash(pub [u8; 32]);
+
+impl ChainHash {
+    /// The `prev` of the first entry.
+    pub const GENESIS: ChainHash = ChainHash([0; 32]);
+}
+
+impl fmt::Display for ChainHash {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&hex::encode(self.0))
+    }
+}
+
+impl fmt::Debug for ChainHash {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "ChainHash({self})")
+    }
+}
+
+impl Serialize for ChainHash {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_str(self)
+    }
+}
+
+impl<'de> Deserialize<'de> for ChainHash {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let s = String::deserialize(d)?;
+        let mut out = [0u8; 32];
+        hex::decode_to_slice(&s, &mut out)
+            .map_err(|_| serde::de::Error::custom("a hash must be 64 hex digits"))?;
+        Ok(ChainHash(out))
+    }
+}
+
+/// One line of the log.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Entry {
+    /// Sequence number, from 1, without gaps.
+    pub seq: u64,
+    /// When it was appended (RFC 3339, UTC, microseconds).
+    pub time: String,
+    /// What happened.
+    pub event: Event,
+    /// The hash of the entry before.
+    pub prev: ChainHash,
+    /// SHA-256 over the canonical JSON of `{seq, time, event, prev}`.
+    pub hash: ChainHash,
+    /// ECDSA signature (DER, hex) over the hash, when the log is signed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sig: Option<String>,
+}
+
+/// The hashed part of an entry, in the same field order.
+#[derive(Serialize)]
+struct Body<'a> {
+    seq: u64,
+    time: &'a str,
+    event: &'a Event,
+    prev: &'a ChainHash,
+}
+
+impl Entry {
+    /// Recomputes the hash of `{seq, time, event, prev}`.
+    pub fn compute_hash(&self) -> Result<ChainHash, serde_json::Error> {
+        let body = serde_json::to_vec(&Body {
+            seq: self.seq,
+            time: &self.time,
+            event: &self.event,
+            prev: &self.prev,
+        })?;
+        Ok(ChainHash(Sha256::digest(&body).into()))
+    }
+
+    /// This entry's position in the chain.
+    pub fn head(&self) -> Head {
+        Head {
+            seq: self.seq,
+            hash: self.hash,
+        }
+    }
+}
+
+/// The message an entry signature covers.
+fn signed_message(hash: &ChainHash) -> Vec<u8> {
+    let mut m = SIGNED_PREFIX.to_vec();
+    m.extend_from_slice(&hash.0);
+    m
+}
+
+/// The last entry of a log (sequence number and hash). Kept apart from the log (returned by
+/// [`AuditLog::append`], saved with [`Head::save`] elsewhere), it lets [`verify_with_head`]
+/// detect entries cut off the end, which the chain alone cannot.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Head {
+    /// The sequence number of the last entry.
+    pub seq: u64,
+    /// Its hash.
+    pub hash: ChainHash,
+}
+
+impl Head {
+    /// Writes the head as JSON to `path` durably (temporary file, fsync, rename, fsync of
+    /// the directory), so a crash leaves the old or the new head, never half of one.
+    pub fn save(&self, path: &Path) -> Result<(), AuditError> {
+        let io = |e| AuditError::io(path, e);
+        let text = serde_json::to_vec(self).map_err(AuditError::Encode)?;
+        let tmp = path.with_extension("tmp");
+        {
+            let mut f = OpenOptions::new()
+                .write(true)
+                .create(true)
+                .truncate(true)
+                .mode(0o600)
+                .open(&tmp)
+                .map_err(io)?;
+            f.write_all(&text).map_err(io)?;
+            f.sync_all().map_err(io)?;
+        }
+        std::fs::rename(&tmp, path).map_err(io)?;
+        sync_parent(path)
+    }
+
+    /// Reads a head written by [`Head::save`].
+    pub fn load(path: &Path) -> Result<Self, AuditError> {
+        let text = std::fs::read(path).map_err(|e| AuditError::io(path, e))?;
+        serde_json::from_slice(&text).map_err(|e| AuditError::BadHead {
+            path: path.to_owned(),
+            reason: e.to_string(),
+        })
+    }
+}
+
+fn sync_parent(path: &Path) -> Result<(), AuditError> {
+    let dir = match path.parent() {
+        Some(d) if !d.as_os_str().is_empty() => d,
+        _ => Path::new("."),
+    };
+    File::open(dir)
+        .and_then(|d| d.sync_all())
+        .map_err(|e| AuditError::io(dir, e))
+}
+
+// === public key ===
+
+/// The public half of the audit signing key (ECDSA P-256), for [`verify`]. Verification needs
+/// no key store: the public key can be exported and checked anywhere.
+pub struct AuditPublicKey(PKey<Public>);
+
+impl AuditPublicKey {
+    /// From SubjectPublicKeyInfo DER (what [`SigningKey::public_key`] gives).
+    pub fn from_der(der: &[u8]) -> Result<Self, AuditError> {
+        let key = PKey::public_key_from_der(der).map_err(|e| AuditError::BadPublicKey {
+            reason: e.to_string(),
+        })?;
+        Self::checked(key)
+    }
+
+    /// From a PEM `PUBLIC KEY` block.
+    pub fn from_pem(pem: &[u8]) -> Result<Self, AuditError> {
+        let key = PKey::public_key_from_pem(pem).map_err(|e| AuditError::BadPublicKey {
+            reason: e.to_string(),
+        })?;
+        Self::checked(key)
+    }
+
+    fn checked(key: PKey<Public>) -> Result<Self, AuditError> {
+        let p256 = key
+            .ec_key()
+            .ok()
+            .and_then(|k| k.group().curve_name())
+            .is_some_and(|nid| nid == Nid::X9_62_PRIME256V1);
+        if p256 {
+            Ok(Self(key))
+        } else {
+            Err(AuditError::BadPublicKey {
+                reason: "not an ECDSA P-256 key".to_owned(),
+            })
+        }
+    }
+
+    /// The key as PEM, to hand to `m2m audit verify --public-key`.
+    pub fn to_pem(&self) -> Result<String, AuditError> {
+        let pem = self
+            .0
+            .public_key_to_pem()
+            .map_err(|e| AuditError::BadPublicKey {
+                reason: e.to_string(),
+            })?;
+        String::from_utf8(pem).map_err(|e| AuditError::BadPublicKey {
+            reason: e.to_string(),
+        })
+    }
+
+    /// Whether `sig_hex` is a valid signature over the entry hash.
+    fn verifies(&self, hash: &ChainHash, sig_hex: &str) -> bool {
+        let Ok(der) = hex::decode(sig_hex) else {
+            return false;
+        };
+        let Ok(sig) = EcdsaSig::from_der(&der) else {
+            return false;
+        };
+        let Ok(ec) = self.0.ec_key() else {
+            return false;
+        };
+        let digest = Sha256::digest(signed_message(hash));
+        sig.verify(&digest, &ec).unwrap_or(false)
+    }
+}
+
+impl fmt::Debug for AuditPublicKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let point = self.0.ec_key().ok().and_then(|k| {
+            let mut ctx = BigNumContext::new().ok()?;
+            k.public_key()
+                .to_bytes(k.group(), PointConversionForm::COMPRESSED, &mut ctx)
+                .ok()
+        });
+        match point {
+            Some(p) => write!(f, "AuditPublicKey(P-256 {})", hex::encode(p)),
+            None => f.write_str("AuditPublicKey(P-256)"),
+        }
+    }
+}
+
+// === errors ===
+
+/// What is wrong with an entry, as [`verify`] finds it.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum Problem {
+    /// The line is not an audit entry (bad JSON, unknown field or event kind, bad hex).
+    #[error("not a valid audit entry ({0})")]
+    Unparsable(String),
+    /// The line parses but is not byte-for-byte what the log writes: bytes were added,
+    /// removed or re-encoded.
+    #[error("the line is not in the form the log writes: it was edited")]
+    NotCanonical,
+    /// The content does not match the stored hash: the entry was changed.
+    #[error("its content does not match its hash (stored {stored}, computed {computed}): the entry was changed")]
+    HashMismatch {
+        /// The `hash` field.
+        stored: ChainHash,
+        /// The hash of the content.
+        computed: ChainHash,
+    },
+    /// The sequence number is not the next one: entries were removed, inserted or reordered.
+    #[error("expected sequence number {expected}, found {found}: entries were removed, inserted or reordered here")]
+    UnexpectedSeq {
+        /// The number that should be here.
+        expected: u64,
+        /// The number that is here.
+        found: u64,
+    },
+    /// `prev` is not the hash of the entry before: entries were removed, inserted or
+    /// reordered, or the chain was rebuilt from here.
+    #[error("its prev hash {found} is not the hash {expected} of the entry before: the chain is broken here")]
+    BrokenLink {
+        /// The hash of the entry before.
+        expected: ChainHash,
+        /// The `prev` field.
+        found: ChainHash,
+    },
+    /// Some entries are signed and others not.
+    #[error("signed and unsigned entries are mixed: entries were forged or signatures stripped")]
+    MixedSigning,
+    /// A public key was given but the entry has no signature.
+    #[error("the entry has no signature, but the log must be signed")]
+    MissingSignature,
+    /// The signature does not verify: the entry was forged or the chain rebuilt.
+    #[error(
+        "its signature does not verify under the audit public key: forged or re-chained entry"
+    )]
+    BadSignature,
+    /// The last line has no newline: an interrupted write, or a cut file.
+    #[error("the last line is incomplete (no final newline): an interrupted append or a cut file")]
+    IncompleteLastLine,
+    /// A line longer than [`MAX_LINE`].
+    #[error("the line is longer than {MAX_LINE} bytes")]
+    LineTooLong,
+    /// The log ends before the kept head: entries were cut off its end.
+    #[error("the log ends at sequence number {last} but the kept head is at {head}: entries were cut off the end")]
+    Truncated {
+        /// The last sequence number in the file (0: empty).
+        last: u64,
+        /// The head's sequence number.
+        head: u64,
+    },
+    /// The entry at the kept head's sequence number has another hash: the log was rewritten.
+    #[error("its hash differs from the kept head ({head}): the log was rewritten")]
+    HeadMismatch {
+        /// The head's hash.
+        head: ChainHash,
+    },
+}
+
+/// The first bad entry of a log: where it is and what is wrong.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("line {line}{}: {problem}", seq.map(|s| format!(" (seq {s})")).unwrap_or_default())]
+pub struct Tampered {
+    /// 1-based line number in the file.
+    pub line: u64,
+    /// The sequence number the line claims, when it could be read (for a truncation: the
+    /// first missing one).
+    pub seq: Option<u64>,
+    /// What is wrong.
+    pub problem: Problem,
+}
+
+/// Why a log cannot be verified.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum VerifyError {
+    /// The file cannot be read.
+    #[error("{path}: {source}")]
+    Io {
+        /// The file.
+        path: PathBuf,
+        /// The error.
+        source: std::io::Error,
+    },
+    /// The log was tampered with (or damaged); the first bad entry is named.
+    #[error("{path}: {tampered}")]
+    Tampered {
+        /// The file.
+        path: PathBuf,
+        /// The first bad entry.
+        tampered: Tampered,
+    },
+}
+
+/// Why opening or appending failed.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum AuditError {
+    /// A file operation failed.
+    #[error("{path}: {source}")]
+    Io {
+        /// The file.
+        path: PathBuf,
+        /// The error.
+        source: std::io::Error,
+    },
+    /// The existing log does not verify; appending to it would hide the damage. Inspect it
+    /// with `m2m audit verify` and move it aside.
+    #[error("refusing to append to {path}: {tampered}")]
+    Tampered {
+        /// The file.
+        path: PathBuf,
+        /// The first bad entry.
+        tampered: Tampered,
+    },
+    /// The signing key is not an ECDSA key of role `audit-log`.
+    #[error(
+        "key {key} is a {role} {algorithm} key; the audit log needs an audit-log ECDSA P-256 key"
+    )]
+    NotAnAuditKey {
+        /// The key.
+        key: String,
+        /// Its role.
+        role: KeyRole,
+        /// Its algorithm.
+        algorithm: Algorithm,
+    },
+    /// A signed log was opened without a key, or an unsigned one with a key: the log would
+    /// mix signed and unsigned entries.
+    #[error("{path} is {} but was opened {}", if *signed { "signed" } else { "unsigned" }, if *signed { "without a signing key" } else { "with a signing key" })]
+    SigningMismatch {
+        /// The file.
+        path: PathBuf,
+        /// Whether the existing entries are signed.
+        signed: bool,
+    },
+    /// The key store refused or failed to sign.
+    #[error(transparent)]
+    KeyStore(#[from] KeyStoreError),
+    /// An entry could not be encoded (not expected for the event types).
+    #[error("cannot encode an audit entry: {0}")]
+    Encode(serde_json::Error),
+    /// A public key is not a usable P-256 key.
+    #[error("bad audit public key: {reason}")]
+    BadPublicKey {
+        /// Why.
+        reason: String,
+    },
+    /// A head file does not parse.
+    #[error("{path} is not an audit head: {reason}")]
+    BadHead {
+        /// The file.
+        path: PathBuf,
+        /// Why.
+        reason: String,
+    },
+    /// An earlier write or sync failed; the log takes no more entries until it is reopened
+    /// (which re-verifies it and cuts an incomplete last line).
+    #[error("the audit log {path} failed earlier and takes no more entries; reopen it")]
+    Poisoned {
+        /// The file.
+        path: PathBuf,
+    },
+}
+
+impl AuditError {
+    fn io(path: &Path, source: std::io::Error) -> Self {
+        AuditError::Io {
+            path: path.to_owned(),
+            source,
+        }
+    }
+}
+
+// === reading and verifying ===
+
+/// What a complete scan found.
+#[derive(Debug)]
+struct Scan {
+    count: u64,
+    last: Option<Head>,
+    signed: Option<bool>,
+    /// Length of the file up to the end of the last complete line.
+    good_len: u64,
+    /// Set when the last line is incomplete.
+    torn: Option<Tampered>,
+}
+
+/// Checks one entry against the chain so far.
+struct Chain<'a> {
+    key: Option<&'a AuditPublicKey>,
+    head: Option<&'a Head>,
+    count: u64,
+    prev: ChainHash,
+    signed: Option<bool>,
+}
+
+impl Chain<'_> {
+    fn check(&mut self, line: u64, bytes: &[u8]) -> Result<Head, Tampered> {
+        let fail = |seq, problem| Tampered { line, seq, problem };
+        let entry: Entry = serde_json::from_slice(bytes)
+            .map_err(|e| fail(None, Problem::Unparsable(e.to_string())))?;
+        let seq = Some(entry.seq);
+        match serde_json::to_vec(&entry) {
+            Ok(canonical) if canonical == bytes => {}
+            _ => return Err(fail(seq, Problem::NotCanonical)),
+        }
+        let computed = entry
+            .compute_hash()
+            .map_err(|e| fail(seq, Problem::Unparsable(e.to_string())))?;
+        if computed != entry.hash {
+            return Err(fail(
+                seq,
+                Problem::HashMismatch {
+                    stored: entry.hash,
+                    computed,
+                },
+            ));
+        }
+        let expected = self.count + 1;
+        if entry.seq != expected {
+            return Err(fail(
+                seq,
+                Problem::UnexpectedSeq {
+                    expected,
+                    found: entry.seq,
+                },
+            ));
+        }
+        if entry.prev != self.prev {
+            return Err(fail(
+                seq,
+                Problem::BrokenLink {
+                    expected: self.prev,
+                    found: entry.prev,
+                },
+            ));
+        }
+        let signed = entry.sig.is_some();
+        if let Some(key) = self.key {
+            match &entry.sig {
+                None => return Err(fail(seq, Problem::MissingSignature)),
+                Some(sig) if !key.verifies(&entry.hash, sig) => {
+                    return Err(fail(seq, Problem::BadSignature))
+                }
+                Some(_) => {}
+            }
+        }
+        if self.signed.is_some_and(|s| s != signed) {
+            return Err(fail(seq, Problem::MixedSigning));
+        }
+        if let Some(head) = self.head {
+            if head.seq == entry.seq && head.hash != entry.hash {
+                return Err(fail(seq, Problem::HeadMismatch { head: head.hash }));
+            }
+        }
+        self.signed = Some(signed);
+        self.count = entry.seq;
+        self.prev = entry.hash;
+        Ok(entry.head())
+    }
+}
+
+/// Reads the log line by line (bounded line length) and checks every entry.
+fn scan(
+    file: &mut File,
+    key: Option<&AuditPublicKey>,
+    head: Option<&Head>,
+) -> Result<Result<Scan, Tampered>, std::io::Error> {
+    let mut reader = BufReader::new(file);
+    let mut chain = Chain {
+        key,
+        head,
+        count: 0,
+        prev: ChainHash::GENESIS,
+        signed: None,
+    };
+    let mut last = None;
+    let mut good_len = 0u64;
+    let mut line = 0u64;
+    let mut buf = Vec::new();
+    loop {
+        buf.clear();
+        let n = (&mut reader)
+            .take(MAX_LINE as u64 + 1)
+            .read_until(b'\n', &mut buf)?;
+        if n == 0 {
+            break;
+        }
+        line += 1;
+        if buf.last() != Some(&b'\n') {
+            let problem = if buf.len() > MAX_LINE {
+                Problem::LineTooLong
+            } else {
+                Problem::IncompleteLastLine
+            };
+            let tampered = Tampered {
+                line,
+                seq: None,
+                problem,
+            };
+            if buf.len() > MAX_LINE {
+                return Ok(Err(tampered));
+            }
+            return Ok(Ok(Scan {
+                count: chain.count,
+                last,
+                signed: chain.signed,
+                good_len,
+                torn: Some(tampered),
+            }));
+        }
+        match chain.check(line, &buf[..buf.len() - 1]) {
+            Ok(h) => last = Some(h),
+            Err(t) => return Ok(Err(t)),
+        }
+        good_len += n as u64;
+    }
+    if let Some(head) = head {
+        if chain.count < head.seq {
+            return Ok(Err(Tampered {
+                line: line + 1,
+                seq: Some(chain.count + 1),
+                problem: Problem::Truncated {
+                    last: chain.count,
+                    head: head.seq,
+                },
+            }));
+        }
+    }
+    Ok(Ok(Scan {
+        count: chain.count,
+        last,
+        signed: chain.signed,
+        good_len,
+        torn: None,
+    }))
+}
+
+/// What [`verify`] establishes about an intact log.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Verified {
+    /// Number of entries.
+    pub count: u64,
+    /// The last entry's position, to keep as the head for the next verification.
+    pub head: Option<Head>,
+    /// Whether every signature was checked against a public key.
+    pub signatures_checked: bool,
+}
+
+/// Verifies the hash chain of the log at `path` and, with a public key, every entry's
+/// signature. Returns the entry count, or the first entry that is wrong. Without a kept head
+/// it cannot see entries cut off the end (see [`verify_with_head`]).
+pub fn verify(path: &Path, public_key: Option<&AuditPublicKey>) -> Result<Verified, VerifyError> {
+    verify_with_head(path, public_key, None)
+}
+
+/// [`verify`], and also checks that the log reaches the kept `head` with the same hash, so a
+/// cut-off tail or a rewritten log is caught.
+pub fn verify_with_head(
+    path: &Path,
+    public_key: Option<&AuditPublicKey>,
+    head: Option<&Head>,
+) -> Result<Verified, VerifyError> {
+    let io = |source| VerifyError::Io {
+        path: path.to_owned(),
+        source,
+    };
+    let mut file = File::open(path).map_err(io)?;
+    let tampered = |tampered| VerifyError::Tampered {
+        path: path.to_owned(),
+        tampered,
+    };
+    let scan = scan(&mut file, public_key, head)
+        .map_err(io)?
+        .map_err(tampered)?;
+    if let Some(torn) = scan.torn {
+        return Err(tampered(torn));
+    }
+    Ok(Verified {
+        count: scan.count,
+        head: scan.last,
+        signatures_checked: public_key.is_some(),
+    })
+}
+
+/// Reads every entry of a log without verifying it (for listings such as `m2m audit tail`).
+/// Lines that are not entries are returned as errors in place.
+pub fn read_entries(path: &Path) -> Result<Vec<Result<Entry, String>>, VerifyError> {
+    let file = File::open(path).map_err(|source| VerifyError::Io {
+        path: path.to_owned(),
+        source,
+    })?;
+    let mut out = Vec::new();
+    for line in BufReader::new(file).split(b'\n') {
+        let line = line.map_err(|source| VerifyError::Io {
+            path: path.to_owned(),
+            source,
+        })?;
+        out.push(serde_json::from_slice::<Entry>(&line).map_err(|e| e.to_string()));
+    }
+    Ok(out)
+}
+
+// === the writer ===
+
+/// The single writer's state, behind the mutex.
+struct Writer {
+    file: File,
+    next_seq: u64,
+    prev: ChainHash,
+    len: u64,
+}
+
+/// An open audit log: appends are durable and chained; many threads may append at once.
+pub struct AuditLog {
+    path: PathBuf,
+    writer: Mutex<Writer>,
+    /// Serialises `fdatasync` calls; holds the highest sequence number known to be on disk.
+    synced: Mutex<u64>,
+    /// Highest sequence number written (not necessarily synced).
+    written: AtomicU64,
+    poisoned: AtomicBool,
+    signer: Option<SigningKey>,
+    sync_file: File,
+    recovered_bytes: u64,
+}
+
+impl fmt::Debug for AuditLog {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("AuditLog")
+            .field("path", &self.path)
+            .field("written", &self.written.load(Ordering::Relaxed))
+            .field("signed", &self.signer.is_some())
+            .finish()
+    }
+}
+
+impl AuditLog {
+    /// Opens (or creates, mode 0600) the log at `path` and continues its chain. The existing
+    /// entries are verified first; a damaged log is refused ([`AuditError::Tampered`])
+    /// except for an incomplete last line, which only an interrupted, never acknowledged
+    /// append leaves and which is cut off.
+    ///
+    /// With `signer` (a key of role [`KeyRole::AuditLog`], ECDSA P-256, in any home) every
+    /// entry is signed inside the key's home; a log is signed from its first entry or never.
+    pub fn open(path: &Path, signer: Option<SigningKey>) -> Result<Self, AuditError> {
+        if let Some(key) = &signer {
+            let handle = key.handle();
+            if handle.role() != KeyRole::AuditLog
+                || handle.algorithm() != Algorithm::EcdsaP256Sha256
+            {
+                return Err(AuditError::NotAnAuditKey {
+                    key: handle.id().to_string(),
+                    role: handle.role(),
+                    algorithm: handle.algorithm(),
+                });
+            }
+        }
+        let io = |e| AuditError::io(path, e);
+        let existed = path.exists();
+        let mut file = OpenOptions::new()
+            .read(true)
+            .append(true)
+            .create(true)
+            .mode(0o600)
+            .open(path)
+            .map_err(io)?;
+        if !existed {
+            file.sync_all().map_err(io)?;
+            sync_parent(path)?;
+        }
+        let scan = scan(&mut file, None, None)
+            .map_err(io)?
+            .map_err(|tampered| AuditError::Tampered {
+                path: path.to_owned(),
+                tampered,
+            })?;
+        if let Some(signed) = scan.signed {
+            if signed != signer.is_some() {
+                return Err(AuditError::SigningMismatch {
+                    path: path.to_owned(),
+                    signed,
+                });
+            }
+        }
+        let file_len = file.metadata().map_err(io)?.len();
+        let mut recovered_bytes = 0;
+        if scan.torn.is_some() {
+            recovered_bytes = file_len - scan.good_len;
+            file.set_len(scan.good_len).map_err(io)?;
+            file.sync_all().map_err(io)?;
+        }
+        let (next_seq, prev) = match scan.last {
+            Some(h) => (h.seq + 1, h.hash),
+            None => (1, ChainHash::GENESIS),
+        };
+        let sync_file = file.try_clone().map_err(io)?;
+        Ok(Self {
+            path: path.to_owned(),
+            writer: Mutex::new(Writer {
+                file,
+                next_seq,
+                prev,
+                len: scan.good_len,
+            }),
+            synced: Mutex::new(next_seq - 1),
+            written: AtomicU64::new(next_seq - 1),
+            poisoned: AtomicBool::new(false),
+            signer,
+            sync_file,
+            recovered_bytes,
+        })
+    }
+
+    /// The file.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// Bytes of an incomplete last line that [`AuditLog::open`] cut off (0 normally).
+    pub fn recovered_bytes(&self) -> u64 {
+        self.recovered_bytes
+    }
+
+    /// The public key that verifies this log's signatures, when it is signed.
+    pub fn public_key(&self) -> Option<Result<AuditPublicKey, AuditError>> {
+        self.signer
+            .as_ref()
+            .map(|s| AuditPublicKey::from_der(s.public_key().as_der()))
+    }
+
+    /// The last entry's position, or `None` for an empty log.
+    pub fn head(&self) -> Option<Head> {
+        let w = self.writer.lock().ok()?;
+        (w.next_seq > 1).then_some(Head {
+            seq: w.next_seq - 1,
+            hash: w.prev,
+        })
+    }
+
+    fn poisoned(&self) -> AuditError {
+        AuditError::Poisoned {
+            path: self.path.clone(),
+        }
+    }
+
+    /// Appends an event and returns once it is on disk, with the new head. Safe to call from
+    /// many threads; concurrent calls share `fdatasync`s.
+    pub fn append(&self, event: Event) -> Result<Head, AuditError> {
+        let head = self.write(event)?;
+        self.sync_through(head.seq)?;
+        Ok(head)
+    }
+
+    /// Writes (without syncing) one chained, possibly signed entry.
+    fn write(&self, event: Event) -> Result<Head, AuditError> {
+        if self.poisoned.load(Ordering::Acquire) {
+            return Err(self.poisoned());
+        }
+        let mut w = self.writer.lock().map_err(|_| self.poisoned())?;
+        let mut entry = Entry {
+            seq: w.next_seq,
+            time: chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Micros, true),
+            event,
+            prev: w.prev,
+            hash: ChainHash::GENESIS,
+            sig: None,
+        };
+        entry.hash = entry.compute_hash().map_err(AuditError::Encode)?;
+        if let Some(signer) = &self.signer {
+            let sig = signer.sign(&signed_message(&entry.hash))?;
+            entry.sig = Some(hex::encode(sig.as_der()));
+        }
+        let mut line = serde_json::to_vec(&entry).map_err(AuditError::Encode)?;
+        line.push(b'\n');
+        if let Err(e) = w.file.write_all(&line) {
+            // Cut a partial line so the file stays a valid chain; if even that fails, stop.
+            let len = w.len;
+            if w.file.set_len(len).is_err() {
+                self.poisoned.store(true, Ordering::Release);
+            }
+            return Err(AuditError::io(&self.path, e));
+        }
+        w.len += line.len() as u64;
+        w.next_seq += 1;
+        w.prev = entry.hash;
+        self.written.store(entry.seq, Ordering::Release);
+        Ok(entry.head())
+    }
+
+    /// Makes sure every entry up to `seq` is on disk (group commit).
+    fn sync_through(&self, seq: u64) -> Result<(), AuditError> {
+        let mut synced = self.synced.lock().map_err(|_| self.poisoned())?;
+        if self.poisoned.load(Ordering::Acquire) {
+            return Err(self.poisoned());
+        }
+        if *synced >= seq {
+            return Ok(());
+        }
+        // Everything written so far is covered by this sync, including other threads'
+        // entries that are waiting for the lock.
+        let target = self.written.load(Ordering::Acquire);
+        if let Err(e) = self.sync_file.sync_data() {
+            self.poisoned.store(true, Ordering::Release);
+            return Err(AuditError::io(&self.path, e));
+        }
+        *synced = target;
+        Ok(())
+    }
+
+    /// Saves the current head to `path`, durably (a sidecar for [`verify_with_head`]). It
+    /// catches truncation only where whoever can write the log cannot also rewrite the head
+    /// (another machine, another account, write-once storage).
+    pub fn checkpoint_head(&self, path: &Path) -> Result<Option<Head>, AuditError> {
+        let head = self.head();
+        if let Some(h) = &head {
+            h.save(path)?;
+        }
+        Ok(head)
+    }
+}

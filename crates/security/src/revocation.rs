@@ -1,0 +1,400 @@
+//! Withdrawn credentials (seed 3.1: the security manager withdraws security material).
+//!
+//! A credential is *revoked* for good or *suspended* until resumed. Either way no new
+//! security association is established with it and the live ones are closed (the CSE does
+//! that through [`crate::association::Registry::close_credential`]). Credentials are named by
+//! their Credential-ID (`12-<KpsaID>` for a PSK, `3x-<SHA-256 fingerprint>` for a
+//! certificate), as associations are.
+//!
+//! The list is durable: each change is one JSON line appended to a journal and synced before
+//! the call returns, so an acknowledged revocation survives a crash. Opening replays the
+//! journal; a journal that does not parse stops the start rather than forget a revocation.
+
+use crate::association::CredentialBinding;
+use crate::credentials::{CredentialStore, PskCredential, PskUnavailable};
+use serde::{Deserialize, Serialize};
+use std::collections::HashMap;
+use std::fs::{File, OpenOptions};
+use std::io::{BufRead, BufReader, Write};
+use std::os::unix::fs::OpenOptionsExt;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex, RwLock};
+use std::time::{SystemTime, UNIX_EPOCH};
+
+/// How a credential is withdrawn.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum WithdrawalKind {
+    /// For good.
+    Revoked,
+    /// Until resumed.
+    Suspended,
+}
+
+impl WithdrawalKind {
+    /// `revoked` or `suspended`.
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Revoked => "revoked",
+            Self::Suspended => "suspended",
+        }
+    }
+}
+
+/// Why and since when a credential is withdrawn.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Withdrawal {
+    /// Revoked or suspended.
+    pub kind: WithdrawalKind,
+    /// The reason given.
+    pub reason: String,
+    /// When (seconds since the Unix epoch).
+    pub at: u64,
+}
+
+/// One line of the journal.
+#[derive(Debug, Serialize, Deserialize)]
+#[serde(tag = "change", rename_all = "kebab-case", deny_unknown_fields)]
+enum Change {
+    Withdraw {
+        credential: String,
+        #[serde(flatten)]
+        withdrawal: Withdrawal,
+    },
+    Resume {
+        credential: String,
+        at: u64,
+    },
+}
+
+/// Why a withdrawal cannot be recorded or the journal cannot be read.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum RevocationError {
+    /// The journal cannot be read or written.
+    #[error("revocation journal {path}: {source}")]
+    Io {
+        /// The journal.
+        path: PathBuf,
+        /// The error.
+        source: std::io::Error,
+    },
+    /// A journal line does not parse.
+    #[error("revocation journal {path}, line {line}: {message}")]
+    Corrupt {
+        /// The journal.
+        path: PathBuf,
+        /// The line number (from 1).
+        line: usize,
+        /// What is wrong.
+        message: String,
+    },
+    /// Revocation is final: a revoked credential cannot be suspended or resumed.
+    #[error("credential {0} is revoked for good")]
+    AlreadyRevoked(String),
+    /// Only a suspended credential can be resumed.
+    #[error("credential {0} is not suspended")]
+    NotSuspended(String),
+    /// A Credential-ID must be non-empty and printable.
+    #[error("invalid Credential-ID {0:?}")]
+    InvalidCredential(String),
+}
+
+/// The withdrawn credentials, durable in a journal (or in memory only, for tests).
+#[derive(Debug, Default)]
+pub struct Revocations {
+    journal: Option<(PathBuf, Mutex<File>)>,
+    withdrawn: RwLock<HashMap<String, Withdrawal>>,
+}
+
+fn now() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or_default()
+}
+
+impl Revocations {
+    /// Opens the journal at `path` (created, mode 600, when missing) and replays it.
+    pub fn open(path: &Path) -> Result<Self, RevocationError> {
+        let io = |source| RevocationError::Io {
+            path: path.to_owned(),
+            source,
+        };
+        let file = OpenOptions::new()
+            .create(true)
+            .read(true)
+            .append(true)
+            .mode(0o600)
+            .open(path)
+            .map_err(io)?;
+        let mut withdrawn = HashMap::new();
+        for (i, line) in BufReader::new(&file).lines().enumerate() {
+            let line = line.map_err(io)?;
+            if line.trim().is_empty() {
+                continue;
+            }
+            let change: Change =
+                serde_json::from_str(&line).map_err(|e| RevocationError::Corrupt {
+                    path: path.to_owned(),
+                    line: i + 1,
+                    message: e.to_string(),
+                })?;
+            apply(&mut withdrawn, change);
+        }
+        Ok(Self {
+            journal: Some((path.to_owned(), Mutex::new(file))),
+            withdrawn: RwLock::new(withdrawn),
+        })
+    }
+
+    /// Why `credential_id` is withdrawn, if it is.
+    pub fn status(&self, credential_id: &str) -> Option<Withdrawal> {
+        self.withdrawn
+            .read()
+            .ok()
+            .and_then(|w| w.get(credential_id).cloned())
+    }
+
+    /// Every withdrawn credential, sorted by Credential-ID.
+    pub fn list(&self) -> Vec<(String, Withdrawal)> {
+        let mut all: Vec<_> = self
+            .withdrawn
+            .read()
+            .map(|w| w.iter().map(|(k, v)| (k.clone(), v.clone())).collect())
+            .unwrap_or_default();
+        all.sort_by(|a, b| a.0.cmp(&b.0));
+        all
+    }
+
+    /// Revokes a credential for good (again: no change). Durable when it returns.
+    pub fn revoke(&self, credential_id: &str, reason: &str) -> Result<(), RevocationError> {
+        if self
+            .status(credential_id)
+            .is_some_and(|w| w.kind == WithdrawalKind::Revoked)
+        {
+            return Ok(());
+        }
+        self.record(credential_id, WithdrawalKind::Revoked, reason)
+    }
+
+    /// Suspends a credential until [`Revocations::resume`]. Durable when it returns.
+    pub fn suspend(&self, credential_id: &str, reason: &str) -> Result<(), RevocationError> {
+        if self
+            .status(credential_id)
+            .is_some_and(|w| w.kind == WithdrawalKind::Revoked)
+        {
+            return Err(RevocationError::AlreadyRevoked(credential_id.to_owned()));
+        }
+        self.record(credential_id, WithdrawalKind::Suspended, reason)
+    }
+
+    /// Lifts a suspension. Durable when it returns.
+    pub fn resume(&self, credential_id: &str) -> Result<(), RevocationError> {
+        match self.status(credential_id).map(|w| w.kind) {
+            Some(WithdrawalKind::Suspended) => {}
+            Some(WithdrawalKind::Revoked) => {
+                return Err(RevocationError::AlreadyRevoked(credential_id.to_owned()))
+            }
+            None => return Err(RevocationError::NotSuspended(credential_id.to_owned())),
+        }
+        self.commit(Change::Resume {
+            credential: credential_id.to_owned(),
+            at: now(),
+        })
+    }
+
+    fn record(
+        &self,
+        credential_id: &str,
+        kind: WithdrawalKind,
+        reason: &str,
+    ) -> Result<(), RevocationError> {
+        if credential_id.is_empty() || credential_id.chars().any(char::is_control) {
+            return Err(RevocationError::InvalidCredential(credential_id.to_owned()));
+        }
+        self.commit(Change::Withdraw {
+            credential: credential_id.to_owned(),
+            withdrawal: Withdrawal {
+                kind,
+                reason: reason.to_owned(),
+                at: now(),
+            },
+        })
+    }
+
+    /// Writes the change to the journal (synced), then applies it in memory.
+    fn commit(&self, change: Change) -> Result<(), RevocationError> {
+        if let Some((path, file)) = &self.journal {
+            let io = |source| RevocationError::Io {
+                path: path.clone(),
+                source,
+            };
+            let mut line = serde_json::to_vec(&change).map_err(|e| RevocationError::Corrupt {
+                path: path.clone(),
+                line: 0,
+                message: e.to_string(),
+            })?;
+            line.push(b'\n');
+            let file = file
+                .lock()
+                .map_err(|_| io(std::io::Error::other("journal lock poisoned")))?;
+            (&*file).write_all(&line).map_err(io)?;
+            file.sync_data().map_err(io)?;
+        }
+        if let Ok(mut withdrawn) = self.withdrawn.write() {
+            apply(&mut withdrawn, change);
+        }
+        Ok(())
+    }
+}
+
+fn apply(withdrawn: &mut HashMap<String, Withdrawal>, change: Change) {
+    match change {
+        Change::Withdraw {
+            credential,
+            withdrawal,
+        } => {
+            // Revocation is final: a later suspension line cannot weaken it.
+            let revoked = withdrawn
+                .get(&credential)
+                .is_some_and(|w| w.kind == WithdrawalKind::Revoked);
+            if !revoked {
+                withdrawn.insert(credential, withdrawal);
+            }
+        }
+        Change::Resume { credential, .. } => {
+            if withdrawn
+                .get(&credential)
+                .is_some_and(|w| w.kind == WithdrawalKind::Suspended)
+            {
+                withdrawn.remove(&credential);
+            }
+        }
+    }
+}
+
+/// A credential store whose withdrawn credentials are gone: a withdrawn PSK identity or
+/// certificate binding is unknown to the handshake, and [`CredentialStore::withdrawn`] says
+/// why for the checks after it.
+#[derive(Debug)]
+pub struct Withdrawable {
+    inner: Arc<dyn CredentialStore>,
+    revocations: Arc<Revocations>,
+}
+
+impl Withdrawable {
+    /// `inner`, minus what `revocations` withdraws.
+    pub fn new(inner: Arc<dyn CredentialStore>, revocations: Arc<Revocations>) -> Self {
+        Self { inner, revocations }
+    }
+}
+
+impl CredentialStore for Withdrawable {
+    fn psk(&self, identity: &str) -> Option<PskCredential> {
+        if self.revocations.status(&format!("12-{identity}")).is_some() {
+            return None;
+        }
+        self.inner.psk(identity)
+    }
+
+    fn lookup_psk(&self, identity: &str) -> Result<Option<PskCredential>, PskUnavailable> {
+        if self.revocations.status(&format!("12-{identity}")).is_some() {
+            return Ok(None);
+        }
+        self.inner.lookup_psk(identity)
+    }
+
+    fn psk_binding(&self, identity: &str) -> Option<CredentialBinding> {
+        if self.revocations.status(&format!("12-{identity}")).is_some() {
+            return None;
+        }
+        self.inner.psk_binding(identity)
+    }
+
+    fn certificate_binding(&self, credential_id: &str) -> Option<CredentialBinding> {
+        if self.revocations.status(credential_id).is_some() {
+            return None;
+        }
+        self.inner.certificate_binding(credential_id)
+    }
+
+    fn withdrawn(&self, credential_id: &str) -> Option<Withdrawal> {
+        self.revocations.status(credential_id)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn revoke_suspend_resume_survive_a_reopen() {
+        let dir = tempfile::tempdir().expect("tmp");
+        let path = dir.path().join("revocations.jsonl");
+        let r = Revocations::open(&path).expect("open");
+        r.revoke("12-a@sp", "key compromise").expect("revoke");
+        r.suspend("33-ff", "lost device").expect("suspend");
+        r.suspend("33-ee", "audit").expect("suspend");
+        r.resume("33-ee").expect("resume");
+        assert!(matches!(
+            r.suspend("12-a@sp", "x"),
+            Err(RevocationError::AlreadyRevoked(_))
+        ));
+        assert!(matches!(
+            r.resume("12-a@sp"),
+            Err(RevocationError::AlreadyRevoked(_))
+        ));
+        assert!(matches!(
+            r.resume("33-00"),
+            Err(RevocationError::NotSuspended(_))
+        ));
+        assert!(matches!(
+            r.revoke("", "x"),
+            Err(RevocationError::InvalidCredential(_))
+        ));
+        drop(r);
+        let r = Revocations::open(&path).expect("reopen");
+        let a = r.status("12-a@sp").expect("revoked");
+        assert_eq!(
+            (a.kind, a.reason.as_str()),
+            (WithdrawalKind::Revoked, "key compromise")
+        );
+        assert_eq!(
+            r.status("33-ff").map(|w| w.kind),
+            Some(WithdrawalKind::Suspended)
+        );
+        assert!(r.status("33-ee").is_none());
+        assert_eq!(r.list().len(), 2);
+        let mode = std::os::unix::fs::PermissionsExt::mode(
+            &std::fs::metadata(&path).expect("meta").permissions(),
+        );
+        assert_eq!(mode & 0o777, 0o600);
+    }
+
+    #[test]
+    fn a_damaged_journal_is_refused_and_revocation_is_final_on_replay() {
+        let dir = tempfile::tempdir().expect("tmp");
+        let path = dir.path().join("j");
+        std::fs::write(
+            &path,
+            concat!(
+                r#"{"change":"withdraw","credential":"c","kind":"revoked","reason":"r","at":1}"#,
+                "\n",
+                r#"{"change":"withdraw","credential":"c","kind":"suspended","reason":"s","at":2}"#,
+                "\n",
+                r#"{"change":"resume","credential":"c","at":3}"#,
+                "\n"
+            ),
+        )
+        .expect("write");
+        let r = Revocations::open(&path).expect("open");
+        assert_eq!(r.status("c").map(|w| w.kind), Some(WithdrawalKind::Revoked));
+        std::fs::write(&path, "{\"change\":\"withdraw\"\n").expect("write");
+        let err = Revocations::open(&path).expect_err("corrupt");
+        assert!(
+            matches!(err, RevocationError::Corrupt { line: 1, .. }),
+            "{err}"
+        );
+    }
+}
