@@ -14,6 +14,7 @@
 
 mod acp_bench;
 mod client;
+mod enrol_bench;
 mod hello;
 mod keyhome_bench;
 mod keyhome_report;
@@ -86,6 +87,8 @@ enum Mode {
     /// Revocation: the time from an admin's revoke to the end of the last of N live
     /// associations of the revoked credential, next to revoking an unused credential.
     Revoke(RevokeArgs),
+    /// Enrolments/s end to end (MEF), next to the enrolment listener's bare handshakes/s.
+    Enrol(EnrolArgs),
     /// One home's ECDSA sign rate, raw and through the key store (run by tls-keyhome).
     #[command(hide = true)]
     SignRate(sign_rate::SignRateArgs),
@@ -110,6 +113,14 @@ struct KeyhomeArgs {
     /// The openssl command (issues the homes' certificates).
     #[arg(long, default_value = "openssl")]
     openssl: PathBuf,
+}
+
+/// Options of `bench enrol` (besides the common ones: --seconds, --rounds, --cse).
+#[derive(Debug, clap::Args)]
+struct EnrolArgs {
+    /// Concurrent enrolees, comma-separated.
+    #[arg(long, value_delimiter = ',', default_values_t = [1, 4])]
+    clients: Vec<usize>,
 }
 
 /// Options of `bench revoke` (besides the common ones: --rounds, --cse).
@@ -165,6 +176,7 @@ fn main() -> anyhow::Result<()> {
         Some(Mode::Tls(tls)) => bench_tls(&args, tls),
         Some(Mode::Acp(acp)) => bench_acp(&args, acp),
         Some(Mode::Revoke(revoke)) => bench_revoke(&args, revoke),
+        Some(Mode::Enrol(enrol)) => bench_enrol(&args, enrol),
         Some(Mode::TlsKeyhome(kh)) => bench_tls_keyhome(&args, kh),
         Some(Mode::SignRate(sr)) => sign_rate::run(sr),
         None => bench(&args),
@@ -331,6 +343,38 @@ fn bench_acp(args: &Args, acp: &AcpArgs) -> anyhow::Result<()> {
     };
     let report = client_runtime(args)?.block_on(acp_bench::run(&plan))?;
     print!("{report}");
+    Ok(())
+}
+
+fn bench_enrol(args: &Args, enrol: &EnrolArgs) -> anyhow::Result<()> {
+    let cse = common(args)?;
+    anyhow::ensure!(
+        !enrol.clients.is_empty() && !enrol.clients.contains(&0),
+        "--clients needs counts above 0"
+    );
+    let plan = enrol_bench::EnrolPlan {
+        cse,
+        clients: enrol.clients.clone(),
+        measure: Duration::from_secs_f64(args.seconds),
+        rounds: args.rounds,
+    };
+    let rows = client_runtime(args)?.block_on(enrol_bench::run(&plan))?;
+    let median = |v: &[f64]| {
+        let mut v = v.to_vec();
+        v.sort_by(f64::total_cmp);
+        v.get(v.len().saturating_sub(1) / 2).copied().unwrap_or(0.0)
+    };
+    println!(
+        "enrolment (MEF) over TLS 1.3 PSK, {} round(s) of {} s, median",
+        plan.rounds, args.seconds
+    );
+    println!("| enrolees | handshakes alone /s | enrolments /s | enrolment/handshake |");
+    println!("|---:|---:|---:|---:|");
+    for r in &rows {
+        let (h, e) = (median(&r.handshakes), median(&r.enrolments));
+        let ratio = if h > 0.0 { e / h } else { 0.0 };
+        println!("| {} | {h:.0} | {e:.0} | {ratio:.2} |", r.clients);
+    }
     Ok(())
 }
 

@@ -190,7 +190,18 @@ impl EnrolmentSession {
         tls12: bool,
         timeout: Duration,
     ) -> Result<Self, EnrolError> {
-        let (host, port) = parse_url(url).map_err(EnrolError::Usage)?;
+        let connector = Self::connector(identity, key, tls12)?;
+        Self::connect_with(&connector, url, timeout)
+    }
+
+    /// The TLS configuration of an enrolee: its key under `identity`, TLS 1.2 only when
+    /// `tls12`, else TLS 1.3. Building it reads the system's CA store (tens of
+    /// milliseconds), so an enrolee that connects often keeps it.
+    pub fn connector(
+        identity: &str,
+        key: Zeroizing<Vec<u8>>,
+        tls12: bool,
+    ) -> Result<SslConnector, EnrolError> {
         let no_answer = |e: anyhow::Error| EnrolError::NoAnswer(e);
         let mut b = SslConnector::builder(SslMethod::tls_client())
             .context("OpenSSL")
@@ -219,7 +230,17 @@ impl EnrolmentSession {
             key_out[..key.len()].copy_from_slice(&key);
             Ok(key.len())
         });
-        let connector = b.build();
+        Ok(b.build())
+    }
+
+    /// [`EnrolmentSession::connect`] with a [`EnrolmentSession::connector`] already built.
+    pub fn connect_with(
+        connector: &SslConnector,
+        url: &str,
+        timeout: Duration,
+    ) -> Result<Self, EnrolError> {
+        let (host, port) = parse_url(url).map_err(EnrolError::Usage)?;
+        let no_answer = |e: anyhow::Error| EnrolError::NoAnswer(e);
         let addr = (host.as_str(), port)
             .to_socket_addrs()
             .with_context(|| format!("cannot resolve {host}"))

@@ -17,6 +17,8 @@ use zeroize::Zeroizing;
 const KPM_ID: &str = "sensor-9@mef.secure-cse.example";
 const KPM: &str = "000102030405060708090a0b0c0d0e0f101112131415161718191a1b1c1d1e1f";
 const OLD_ID: &str = "old-1@mef.secure-cse.example";
+const ADMIN_ID: &str = "admin@secure-cse.example";
+const ADMIN_KEY: &str = "a0a1a2a3a4a5a6a7a8a9aaabacadaeafb0b1b2b3b4b5b6b7b8b9babbbcbdbebf";
 
 fn write_private(path: &Path, text: &str) {
     use std::os::unix::fs::PermissionsExt;
@@ -47,12 +49,23 @@ impl Setup {
             &dir.path().join("wrong.hex"),
             "ff0102030405060708090a0b0c0d0e0f101112131415161718191a1b1c1d1e1f\n",
         );
+        // An admin PSK, for the tests that withdraw credentials.
+        let credentials = dir.path().join("credentials.toml");
+        write_private(
+            &credentials,
+            &format!(
+                "[[psk]]\nidentity = \"{ADMIN_ID}\"\nkey_hex = \"{ADMIN_KEY}\"\nae = \"CAdmin\"\nadmin = true\n"
+            ),
+        );
+        write_private(&dir.path().join("admin.hex"), &format!("{ADMIN_KEY}\n"));
         let config = dir.path().join("cse.toml");
         std::fs::write(
             &config,
             format!(
-                "[[tls]]\nname = \"psk\"\nlisten = \"127.0.0.1:0\"\nframeworks = [\"psk\"]\n\n\
+                "[security]\ncredentials = \"{}\"\n\n\
+                 [[tls]]\nname = \"psk\"\nlisten = \"127.0.0.1:0\"\nframeworks = [\"psk\"]\n\n\
                  [enrolment]\nlisten = \"127.0.0.1:0\"\nenrolees = \"{}\"\nlifetime_secs = {lifetime_secs}\n",
+                credentials.display(),
                 enrolees.display()
             ),
         )
@@ -373,5 +386,43 @@ fn the_enrolled_key_survives_kill_9_after_the_answer() {
     let server = setup.start();
     assert_eq!(provisioned(&server), 1);
     let reg = register(&server, &out, "after-restart");
+    assert!(reg.status.success(), "{}", text(&reg));
+}
+
+/// Withdrawing the enrolment itself: a revoked enrolee key (`10-<KpmID>`) gets no new
+/// enrolment, at once; the keys it already bought stay until revoked on their own.
+#[test]
+fn a_revoked_enrolee_key_cannot_enrol_again() {
+    let setup = Setup::new(3600);
+    let server = setup.start();
+    let first = setup.path("first");
+    let e = enrol(&server, &setup.path("kpm.hex"), KPM_ID, &first, &[]);
+    assert!(e.status.success(), "{}", text(&e));
+    let revoked = m2m(&[
+        "--url",
+        server.urls[1].as_str(),
+        "--psk-identity",
+        ADMIN_ID,
+        "--psk-key-file",
+        setup.path("admin.hex").to_str().expect("utf8"),
+        "credentials",
+        "revoke",
+        &format!("10-{KPM_ID}"),
+        "--reason",
+        "device returned",
+    ]);
+    assert!(revoked.status.success(), "{}", text(&revoked));
+    let again = enrol(
+        &server,
+        &setup.path("kpm.hex"),
+        KPM_ID,
+        &setup.path("again"),
+        &[],
+    );
+    assert_eq!(again.status.code(), Some(3), "{}", text(&again));
+    assert!(!setup.path("again").join("kpsa.hex").exists());
+    assert_eq!(provisioned(&server), 1);
+    // The key bought before the revocation still works until it is revoked itself.
+    let reg = register(&server, &first, "still");
     assert!(reg.status.success(), "{}", text(&reg));
 }

@@ -281,32 +281,53 @@ fn apply(withdrawn: &mut HashMap<String, Withdrawal>, change: Change) {
 pub struct Withdrawable {
     inner: Arc<dyn CredentialStore>,
     revocations: Arc<Revocations>,
+    /// The listener whose PSK identities these are (their Credential-ID prefix depends on it).
+    listener: &'static str,
 }
 
 impl Withdrawable {
-    /// `inner`, minus what `revocations` withdraws.
+    /// `inner`, minus what `revocations` withdraws (PSK identities are KpsaIDs: `12-...`).
     pub fn new(inner: Arc<dyn CredentialStore>, revocations: Arc<Revocations>) -> Self {
-        Self { inner, revocations }
+        Self {
+            inner,
+            revocations,
+            listener: "",
+        }
+    }
+
+    /// The enrolment listener's enrolee keys, minus what `revocations` withdraws (PSK
+    /// identities are KpmIDs: `10-...`), so that an enrolment key can be revoked too.
+    pub fn enrolees(inner: Arc<dyn CredentialStore>, revocations: Arc<Revocations>) -> Self {
+        Self {
+            inner,
+            revocations,
+            listener: crate::association::ENROLMENT_LISTENER,
+        }
+    }
+
+    fn psk_withdrawn(&self, identity: &str) -> bool {
+        let credential = crate::association::psk_credential_id(self.listener, identity);
+        self.revocations.status(&credential).is_some()
     }
 }
 
 impl CredentialStore for Withdrawable {
     fn psk(&self, identity: &str) -> Option<PskCredential> {
-        if self.revocations.status(&format!("12-{identity}")).is_some() {
+        if self.psk_withdrawn(identity) {
             return None;
         }
         self.inner.psk(identity)
     }
 
     fn lookup_psk(&self, identity: &str) -> Result<Option<PskCredential>, PskUnavailable> {
-        if self.revocations.status(&format!("12-{identity}")).is_some() {
+        if self.psk_withdrawn(identity) {
             return Ok(None);
         }
         self.inner.lookup_psk(identity)
     }
 
     fn psk_binding(&self, identity: &str) -> Option<CredentialBinding> {
-        if self.revocations.status(&format!("12-{identity}")).is_some() {
+        if self.psk_withdrawn(identity) {
             return None;
         }
         self.inner.psk_binding(identity)

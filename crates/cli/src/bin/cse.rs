@@ -108,7 +108,7 @@ fn main() {
         Ok(a) => a,
         Err(e) => fail_config(&format!("{e:#}")),
     };
-    let enrolment = match enrolment(&settings, &provisioned) {
+    let enrolment = match enrolment(&settings, &provisioned, &revocations) {
         Ok(e) => e,
         Err(e) => fail_config(&format!("{e:#}")),
     };
@@ -267,6 +267,7 @@ fn open_provisioned(settings: &Settings) -> anyhow::Result<Arc<ProvisionedKeys>>
 fn enrolment(
     settings: &Settings,
     provisioned: &Arc<ProvisionedKeys>,
+    revocations: &Arc<Revocations>,
 ) -> anyhow::Result<Option<(Arc<TlsAcceptor>, Arc<cse::mef::Mef>)>> {
     let Some(e) = &settings.enrolment else {
         return Ok(None);
@@ -280,8 +281,13 @@ fn enrolment(
         psk: true,
         ..security::tls::TlsPolicy::default()
     };
-    let acceptor = TlsAcceptor::enrolment(&policy, enrolees.clone(), local.clone())
-        .context("[enrolment] listener")?;
+    // Enrolee keys can be revoked like any credential (`10-<KpmID>`).
+    let guarded: Arc<dyn CredentialStore> = Arc::new(Withdrawable::enrolees(
+        enrolees.clone(),
+        revocations.clone(),
+    ));
+    let acceptor =
+        TlsAcceptor::enrolment(&policy, guarded, local.clone()).context("[enrolment] listener")?;
     let mef = cse::mef::Mef::new(
         enrolees.clone(),
         provisioned.clone(),
