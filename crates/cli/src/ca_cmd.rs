@@ -385,7 +385,7 @@ pub(crate) fn ca_config(sp_id: &str, cse_id: &str) -> CaConfig {
 }
 
 /// The directory of the `ca.pem` the `[[tls]]` listeners trust that holds CA records.
-fn trusted_ca_dir(settings: &Settings) -> anyhow::Result<PathBuf> {
+pub(crate) fn trusted_ca_dir(settings: &Settings) -> anyhow::Result<PathBuf> {
     let mut found: Vec<PathBuf> = Vec::new();
     for anchor in settings
         .tls

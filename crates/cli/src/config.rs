@@ -250,6 +250,9 @@ impl TokenIssuerSection {
     }
 }
 
+mod device;
+pub use device::{DeviceEnrolmentSettings, DeviceEntry, DEFAULT_DEVICE_CERT_DAYS};
+
 /// `[enrolment]`: the CSE hosts a MEF (TS-0003 clause 8.3.2.1, pre-provisioned enrolee keys).
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -260,6 +263,50 @@ pub struct EnrolmentSection {
     pub enrolees: Option<PathBuf>,
     /// Lifetime of an enrolled pre-shared key, seconds (default 30 days).
     pub lifetime_secs: Option<u64>,
+    /// `[[enrolment.target]]`: which SUIDs each Enrolment Target may fetch.
+    #[serde(default)]
+    pub target: Vec<EnrolmentTargetSection>,
+    /// Listen address of the device enrolment listener (mutual TLS, device certificates).
+    pub device_listen: Option<SocketAddr>,
+    /// The manufacturer CAs device certificates must chain to.
+    #[serde(default)]
+    pub device_cas: Vec<PathBuf>,
+    /// Whether any device certificate gets a fresh random C AE-ID.
+    pub device_any: Option<bool>,
+    /// Validity of an enrolled certificate, days (default 90).
+    pub device_days: Option<u64>,
+    /// Device certificates by fingerprint and their AE-IDs.
+    #[serde(default)]
+    pub device: Vec<device::DeviceEntry>,
+}
+
+/// `[[enrolment.target]]`: an Enrolment Target and the SUIDs of the usage-constrained keys it
+/// may fetch (`cse::mef_fetch`).
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct EnrolmentTargetSection {
+    /// The target's AE-ID or CSE-ID.
+    pub id: String,
+    /// SUIDs 21-25.
+    pub suids: Vec<u8>,
+}
+
+impl EnrolmentTargetSection {
+    fn resolve(self) -> Result<cse::mef_fetch::TargetRule, ConfigError> {
+        if self.id.trim().is_empty()
+            || self.suids.is_empty()
+            || self.suids.iter().any(|s| !(21..=25).contains(s))
+        {
+            return Err(ConfigError::Invalid(format!(
+                "[[enrolment.target]] {:?}: needs an id and suids among 21-25",
+                self.id
+            )));
+        }
+        Ok(cse::mef_fetch::TargetRule {
+            id: self.id,
+            suids: self.suids,
+        })
+    }
 }
 
 /// The resolved `[enrolment]` section.
@@ -271,6 +318,8 @@ pub struct EnrolmentSettings {
     pub enrolees: PathBuf,
     /// Lifetime of an enrolled key (never beyond its enrolee key's expiry).
     pub lifetime: Duration,
+    /// Which SUIDs each Enrolment Target may fetch.
+    pub targets: Vec<cse::mef_fetch::TargetRule>,
 }
 
 /// Default lifetime of an enrolled key: 30 days.
@@ -279,7 +328,7 @@ pub const DEFAULT_ENROLLED_LIFETIME_SECS: u64 = 30 * 24 * 3600;
 impl EnrolmentSection {
     fn resolve(self) -> Result<Option<EnrolmentSettings>, ConfigError> {
         match (self.listen, self.enrolees) {
-            (None, None) if self.lifetime_secs.is_none() => Ok(None),
+            (None, None) if self.lifetime_secs.is_none() && self.target.is_empty() => Ok(None),
             (Some(listen), Some(enrolees)) => {
                 let secs = self.lifetime_secs.unwrap_or(DEFAULT_ENROLLED_LIFETIME_SECS);
                 if secs == 0 {
@@ -287,10 +336,16 @@ impl EnrolmentSection {
                         "enrolment.lifetime_secs must be at least 1".into(),
                     ));
                 }
+                let targets = self
+                    .target
+                    .into_iter()
+                    .map(EnrolmentTargetSection::resolve)
+                    .collect::<Result<_, _>>()?;
                 Ok(Some(EnrolmentSettings {
                     listen,
                     enrolees,
                     lifetime: Duration::from_secs(secs),
+                    targets,
                 }))
             }
             _ => Err(ConfigError::Invalid(
@@ -598,6 +653,8 @@ pub struct Settings {
     pub mapping_key: Option<KeyRef>,
     /// The enrolment function; `None` when not configured.
     pub enrolment: Option<EnrolmentSettings>,
+    /// The certificate-based enrolment of devices; `None` when not configured.
+    pub device_enrolment: Option<DeviceEnrolmentSettings>,
     /// Network-provided keys (the BSF); `None` when not configured.
     pub gba: Option<GbaSettings>,
     /// Trusted token issuers (their keys are read by the binary before it listens).
@@ -720,7 +777,7 @@ impl FileConfig {
 
     /// Applies defaults and command-line overrides, and checks the values.
     pub fn resolve(
-        self,
+        mut self,
         listen: Option<SocketAddr>,
         data: Option<PathBuf>,
     ) -> Result<Settings, ConfigError> {
@@ -844,6 +901,7 @@ impl FileConfig {
             ));
         }
 
+        let device_enrolment = self.enrolment.resolve_devices()?;
         let enrolment = self.enrolment.resolve()?;
         let maf = self.maf.resolve()?;
         if maf.is_some() && tls.is_empty() {
@@ -917,6 +975,7 @@ impl FileConfig {
             audit,
             mapping_key: self.privacy.mapping_key,
             enrolment,
+            device_enrolment,
             gba,
             token_issuers: self.token_issuer,
             supervision: self.supervision.resolve()?,
@@ -1198,7 +1257,7 @@ mod tests {
                 _ => 0,
             };
         }
-        assert_eq!(documented, 87, "every option is in the documented sample");
+        assert_eq!(documented, 93, "every option is in the documented sample");
         // The key homes' own keys, one level further down.
         let keystore = table_of(sample, "keystore");
         let len = |name: &str| {

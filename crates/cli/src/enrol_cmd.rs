@@ -45,6 +45,10 @@ pub struct EnrolArgs {
     /// Use TLS 1.2 (TLS_PSK_WITH_AES_128_CBC_SHA256 and the other PSK suites) instead of 1.3.
     #[arg(long)]
     pub tls12: bool,
+    /// An Enrolment Target (AE-ID or CSE-ID) that may fetch keys derived from this
+    /// enrolment (`m2m mef fetch`), repeatable.
+    #[arg(long = "enrolment-target", value_name = "ID")]
+    pub enrolment_targets: Vec<String>,
 }
 
 /// Why an enrolment did not complete, by exit code.
@@ -108,7 +112,7 @@ fn enrol_to_files(url: &str, timeout: Duration, args: &EnrolArgs) -> Result<Enro
         .map_err(EnrolError::Usage)?;
     let mut session =
         EnrolmentSession::connect(url, &args.enrolee_identity, key, args.tls12, timeout)?;
-    let enrolled = session.enrol(args.target.as_deref())?;
+    let enrolled = session.enrol_towards(args.target.as_deref(), &args.enrolment_targets)?;
     write_private(&args.out.join(KEY_FILE), &enrolled.key_hex()).map_err(EnrolError::Usage)?;
     std::fs::write(args.out.join(ID_FILE), format!("{}\n", enrolled.kpsa_id))
         .with_context(|| format!("cannot write {}", args.out.join(ID_FILE).display()))
@@ -279,6 +283,20 @@ impl EnrolmentSession {
         })
     }
 
+    /// The usage-constrained key for `suid` and the Enrolment Target `target` (TS-0003
+    /// clause 10.3.7), derived on this side from the association's exporter: the key the
+    /// MEF hands that target on fetchCredentials.
+    pub fn usage_constrained_key(
+        &self,
+        suid: u8,
+        target: &str,
+    ) -> Result<kdf::UsageConstrainedKey, kdf::KdfError> {
+        let ekm = ExporterOutput::new(ExporterLabel::Bootstrap, &self.exporter[..])?;
+        let (ke, _) = kdf::enrolment_key(ekm)?;
+        let suid = kdf::Suid::try_from(suid)?;
+        kdf::usage_constrained_key(&ke, suid, &kdf::EnrolmentTargetId::new(target)?)
+    }
+
     /// The negotiated protocol (`TLSv1.3`).
     pub fn protocol(&self) -> &'static str {
         self.stream.ssl().version_str()
@@ -362,9 +380,22 @@ impl EnrolmentSession {
     /// The enrolment exchange: asks for a key for the SAEF with `target` (default: the MEF's
     /// CSE), checks the answer against this side's exporter and derives the Kpsa.
     pub fn enrol(&mut self, target: Option<&str>) -> Result<Enrolled, EnrolError> {
+        self.enrol_towards(target, &[])
+    }
+
+    /// [`EnrolmentSession::enrol`], naming the Enrolment Targets that may later fetch
+    /// usage-constrained keys derived from this enrolment.
+    pub fn enrol_towards(
+        &mut self,
+        target: Option<&str>,
+        enrolment_targets: &[String],
+    ) -> Result<Enrolled, EnrolError> {
         let mut request = serde_json::json!({"m2m:enrolReq": {"suid": 22}});
         if let Some(t) = target {
             request["m2m:enrolReq"]["target"] = t.into();
+        }
+        if !enrolment_targets.is_empty() {
+            request["m2m:enrolReq"]["enrolmentTargets"] = enrolment_targets.into();
         }
         let bytes = self.request_bytes(&request.to_string());
         self.send_raw(&bytes)

@@ -5,8 +5,11 @@
 pub mod audit_cmd;
 pub mod audit_lock;
 pub mod ca_cmd;
+pub mod cert_enrol_cmd;
+pub mod cert_enrolment;
 pub mod config;
 pub mod enrol_cmd;
+pub mod fetch_cmd;
 pub mod gba_cmd;
 pub mod init_cmd;
 pub mod keyhomes;

@@ -13,6 +13,7 @@ pub mod access;
 pub mod addressing;
 pub mod admin;
 pub mod audit;
+pub mod cert_enrolment;
 pub mod config;
 mod content;
 mod create;
@@ -22,6 +23,7 @@ pub mod expiry;
 mod group;
 pub mod maf;
 pub mod mef;
+pub mod mef_fetch;
 pub mod notification;
 mod notify;
 pub mod originator;
@@ -58,6 +60,7 @@ pub struct Cse {
     audit: Option<audit::AuditTrail>,
     revocations: Arc<security::revocation::Revocations>,
     mef: Option<Arc<mef::Mef>>,
+    device_mef: Option<Arc<cert_enrolment::DeviceMef>>,
     maf: Option<Arc<maf::Maf>>,
     supervisor: Arc<supervision::Supervisor>,
 }
@@ -71,6 +74,9 @@ pub struct Services {
     pub revocations: Arc<security::revocation::Revocations>,
     /// The enrolment function, when the CSE hosts one (`[enrolment]`).
     pub mef: Option<Arc<mef::Mef>>,
+    /// The certificate-based enrolment of devices, when configured (`[enrolment]
+    /// device_listen`).
+    pub device_mef: Option<Arc<cert_enrolment::DeviceMef>>,
     /// The authentication function that distributes keys between applications, when the
     /// CSE hosts one (`[maf]`).
     pub maf: Option<Arc<maf::Maf>>,
@@ -112,6 +118,7 @@ impl Cse {
             audit,
             revocations,
             mef,
+            device_mef,
             maf,
             pseudonyms,
             supervision,
@@ -148,6 +155,7 @@ impl Cse {
             audit,
             revocations,
             mef,
+            device_mef,
             maf,
             supervisor,
         });
@@ -194,6 +202,14 @@ impl Cse {
     /// Answers the enrolment request (`POST /.mef/enrol`, see [`mef`]) that arrived with
     /// `body` over `ctx`: 2001 with KpsaID, KeID and expiry, or the refusal.
     pub async fn enrol(&self, ctx: &SecurityContext, rqi: String, body: &[u8]) -> Response {
+        // Over a device enrolment association, or when there is no other MEF to answer (4107).
+        let device = self
+            .device_mef
+            .as_ref()
+            .filter(|_| self.mef.is_none() || cert_enrolment::DeviceMef::serves(ctx));
+        if let Some(device_mef) = device {
+            return self.enrol_device(device_mef, ctx, rqi, body).await;
+        }
         let Some(mef) = &self.mef else {
             return Response::error(&Error::not_found("this CSE hosts no MEF"), rqi);
         };
@@ -204,6 +220,26 @@ impl Cse {
             Ok(content) => Response::new(model::ResponseStatusCode::Created, rqi, Some(content)),
             Err(e) => {
                 tracing::info!(rqi, peer = %security::privacy::peer_tag(ctx.peer), rsc = e.rsc.code(), reason = %e.message, "enrolment refused");
+                Response::error(&e, rqi)
+            }
+        }
+    }
+
+    /// Answers a certificate enrolment request (see [`cert_enrolment`]).
+    async fn enrol_device(
+        &self,
+        device_mef: &cert_enrolment::DeviceMef,
+        ctx: &SecurityContext,
+        rqi: String,
+        body: &[u8],
+    ) -> Response {
+        if let Some(sa) = ctx.security_association() {
+            sa.count_request();
+        }
+        match device_mef.enrol(ctx, self.audit.as_ref(), body).await {
+            Ok(content) => Response::new(model::ResponseStatusCode::Created, rqi, Some(content)),
+            Err(e) => {
+                tracing::info!(rqi, peer = %security::privacy::peer_tag(ctx.peer), rsc = e.rsc.code(), reason = %e.message, "certificate enrolment refused");
                 Response::error(&e, rqi)
             }
         }

@@ -34,6 +34,9 @@
 //! | another SUID, or a target other than this CSE | 4000 |
 //! | an indication set to `true` | 5001 |
 //!
+//! `"enrolmentTargets": ["Cmaf1"]` names the Enrolment Targets that may later fetch
+//! usage-constrained keys derived from Ke; the MEF then keeps Ke ([`crate::mef_fetch`]).
+//!
 //! Every refusal after the first request consumed the exporter, so an association never gets
 //! a second chance; nothing is stored unless the whole exchange succeeds.
 
@@ -58,8 +61,10 @@ pub struct Mef {
     enrolees: Arc<EnroleeKeys>,
     keys: Arc<ProvisionedKeys>,
     lifetime: Duration,
-    fqdn: Fqdn,
+    pub(crate) fqdn: Fqdn,
     target: EnroleeId,
+    /// Kept Enrolment Keys and fetchCredentials rules ([`crate::mef_fetch`]), if any.
+    pub(crate) fetch: Option<Arc<crate::mef_fetch::CredentialFetch>>,
 }
 
 impl fmt::Debug for Mef {
@@ -70,6 +75,7 @@ impl fmt::Debug for Mef {
             .field("lifetime", &self.lifetime)
             .field("fqdn", &self.fqdn)
             .field("target", &self.target)
+            .field("fetch", &self.fetch)
             .finish()
     }
 }
@@ -94,6 +100,9 @@ struct EnrolRequest {
     maf_enrolment: bool,
     #[serde(default)]
     remote_management: bool,
+    /// The Enrolment Targets that may fetch keys derived from Ke ([`crate::mef_fetch`]).
+    #[serde(default)]
+    enrolment_targets: Vec<String>,
 }
 
 impl Mef {
@@ -119,6 +128,7 @@ impl Mef {
             lifetime,
             fqdn,
             target,
+            fetch: None,
         })
     }
 
@@ -171,6 +181,7 @@ impl Mef {
                 )));
             }
         }
+        let named = crate::mef_fetch::named_targets(self, request.enrolment_targets)?;
         let kpm_id = sa
             .established
             .credential_id
@@ -187,7 +198,6 @@ impl Mef {
         let (ke, relative) = kdf::enrolment_key(ekm).map_err(internal)?;
         let ke_id = KeId::new(&relative, &self.fqdn);
         let kpsa = kdf::provisioned_secure_connection_key(&ke, &self.target).map_err(internal)?;
-        drop(ke);
         let kpsa_id = KpsaId::new(&relative.hex_binary(), &self.fqdn).map_err(internal)?;
         let credential = format!("12-{kpsa_id}");
         let now = unix(SystemTime::now());
@@ -213,6 +223,11 @@ impl Mef {
                 })
                 .await?;
         }
+        if !named.is_empty() {
+            crate::mef_fetch::keep_enrolment_key(self, &ke, &ke_id, &kpm_id, named, expires)
+                .await?;
+        }
+        drop(ke);
         let issued = Issued {
             kpsa_id: kpsa_id.to_string(),
             expires,

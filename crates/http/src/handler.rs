@@ -41,6 +41,17 @@ pub trait Handler: Send + Sync + 'static {
         async move { Response::error(&model::Error::not_found("no MAF"), req.rqi) }
     }
 
+    /// Handles a fetchCredentials request of an Enrolment Target (`/.mef/fetch-credentials`,
+    /// see `cse::mef_fetch`); none by default (4004).
+    fn fetch_credentials(
+        &self,
+        ctx: SecurityContext,
+        req: cse::maf::KeyRequest,
+    ) -> impl Future<Output = Response> + Send {
+        let _ = ctx;
+        async move { Response::error(&model::Error::not_found("no enrolment function"), req.rqi) }
+    }
+
     /// Handles an administration request (`GET /.admin/<command>?<params>`, the parameters
     /// percent-decoded); none by default.
     fn admin(
@@ -72,6 +83,10 @@ impl Handler for cse::Cse {
 
     async fn maf(&self, ctx: SecurityContext, req: cse::maf::KeyRequest) -> Response {
         cse::Cse::maf(self, &ctx, req).await
+    }
+
+    async fn fetch_credentials(&self, ctx: SecurityContext, req: cse::maf::KeyRequest) -> Response {
+        cse::Cse::fetch_credentials(self, &ctx, req).await
     }
 
     async fn admin(

@@ -256,7 +256,7 @@ async fn answer<H: Handler>(
             }
         }
     }
-    if parts.uri.path() == cse::mef::ENROL_PATH {
+    if [cse::mef::ENROL_PATH, cse::cert_enrolment::CERTIFICATE_PATH].contains(&parts.uri.path()) {
         if let Ok(rqi) = &rqi {
             let resp = match enrolment(shared, ctx, &parts, body, rqi).await {
                 Ok(resp) => resp,
@@ -268,9 +268,15 @@ async fn answer<H: Handler>(
             return response::to_http(&resp, &echo, None);
         }
     }
-    if let Some(rest) = parts.uri.path().strip_prefix(cse::maf::MAF_PREFIX) {
+    let fetch = parts.uri.path() == cse::mef_fetch::FETCH_PATH;
+    let key_path = if fetch {
+        Some("")
+    } else {
+        parts.uri.path().strip_prefix(cse::maf::MAF_PREFIX)
+    };
+    if let Some(rest) = key_path {
         if let Ok(rqi) = &rqi {
-            let resp = match maf(shared, ctx, &parts, body, rest, rqi).await {
+            let resp = match maf(shared, ctx, &parts, body, rest, rqi, fetch).await {
                 Ok(resp) => resp,
                 Err(rejection) => {
                     let resp = Response::error(&rejection.error, rqi.clone());
@@ -352,9 +358,10 @@ async fn enrolment<H: Handler>(
     )
 }
 
-/// A MAF request: the path percent-decoded, the body read within the limits, then the
-/// handler on its own task, so that a client that disconnects cannot stop a registration
-/// between its audit record and its stored key.
+/// A MAF request (or, with `fetch`, a fetchCredentials request to the MEF): the path
+/// percent-decoded, the body read within the limits, then the handler on its own task, so
+/// that a client that disconnects cannot stop a registration between its audit record and
+/// its stored key.
 async fn maf<H: Handler>(
     shared: &Shared<H>,
     ctx: SecurityContext,
@@ -362,6 +369,7 @@ async fn maf<H: Handler>(
     body: Incoming,
     rest: &str,
     rqi: &str,
+    fetch: bool,
 ) -> Result<Response, Rejection> {
     check_head(parts, &shared.limits)?;
     let path = percent_encoding::percent_decode_str(rest)
@@ -388,12 +396,18 @@ async fn maf<H: Handler>(
     };
     let handler = shared.handler.clone();
     let fallback = rqi.to_owned();
-    Ok(tokio::spawn(async move { handler.maf(ctx, req).await })
-        .await
-        .unwrap_or_else(|e| {
-            tracing::error!(error = %e, "MAF handler failed");
-            Response::error(&Error::internal("internal error"), fallback)
-        }))
+    Ok(tokio::spawn(async move {
+        if fetch {
+            handler.fetch_credentials(ctx, req).await
+        } else {
+            handler.maf(ctx, req).await
+        }
+    })
+    .await
+    .unwrap_or_else(|e| {
+        tracing::error!(error = %e, "MAF handler failed");
+        Response::error(&Error::internal("internal error"), fallback)
+    }))
 }
 
 /// Runs the handler; a panic in it becomes a 5000 answer instead of a dropped connection.

@@ -6,6 +6,8 @@
 //!   key store plug in behind the same trait), and secrets as types;
 //! * [`enrolment`]: the enrolee keys (Kpm) of the MEF's enrolment listener and the exporter
 //!   an enrolment association carries (TS-0003 clause 8.3.2.1);
+//! * [`enrolment_keys`]: the Enrolment Keys (Ke) the MEF keeps, sealed, so that Enrolment
+//!   Targets can fetch usage-constrained keys (clause 10.3.7);
 //! * [`maf_store`]: the MAF's key registrations (keys between applications, clause 8.8),
 //!   durable and sealed at rest;
 //! * [`gba`]: network-provided keys: the CSE as the NAF of the GBA-based provisioning
@@ -21,10 +23,12 @@
 pub mod association;
 pub mod credentials;
 pub mod enrolment;
+pub mod enrolment_keys;
 pub mod gba;
 pub mod maf_store;
 pub mod privacy;
 pub mod provisioned;
 pub mod revocation;
+pub mod sealing;
 pub mod tls;
 pub mod token;

@@ -20,6 +20,7 @@
 
 use crate::credentials::Secret;
 use crate::enrolment::unix;
+use crate::sealing::{data_folder_key, write_new_private, SealError, Sealer};
 use serde::{Deserialize, Serialize};
 use std::collections::HashMap;
 use std::fmt;
@@ -27,7 +28,7 @@ use std::fs::{File, OpenOptions};
 use std::io::{Read, Write};
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex, RwLock};
+use std::sync::{Mutex, RwLock};
 use std::time::SystemTime;
 use zeroize::Zeroizing;
 
@@ -131,19 +132,13 @@ fn aad(r: &Registration) -> Vec<u8> {
     .into_bytes()
 }
 
-/// Seals and opens registered key values under a key derived inside a key-store home.
-pub struct KeySeal {
-    store: keystore::KeyStore,
-    key: keystore::KeyHandle,
-}
+/// Seals and opens registered key values under a key derived inside a key-store home
+/// ([`crate::sealing`]).
+pub struct KeySeal(Sealer);
 
 impl fmt::Debug for KeySeal {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("KeySeal")
-            .field("key", &self.key.id())
-            .field("home", &self.key.home())
-            .field("level", &self.key.level())
-            .finish()
+        f.debug_tuple("KeySeal").field(&self.0).finish()
     }
 }
 
@@ -155,90 +150,36 @@ impl KeySeal {
         {
             return Err(MafStoreError::WrongKey);
         }
-        Ok(Self { store, key })
+        Ok(Self(Sealer::new(store, key, SEAL_INFO)))
     }
 
-    /// The default sealing key of a data folder: a level-1 home in `DIR/maf-keys` whose
-    /// key-encryption key is the file `DIR/maf-keys.kek` (both created on first use, mode
-    /// 700/600). It protects the journal as well as the data folder is protected.
+    /// The default sealing key of a data folder: a level-1 home in `DIR/maf-keys` (see
+    /// [`crate::sealing::data_folder_key`]). It protects the journal as well as the data
+    /// folder is protected.
     pub fn in_data_folder(dir: &Path) -> Result<Self, MafStoreError> {
-        use keystore::software::{KekSource, SoftwareConfig, SoftwareHome};
-        use keystore::{Algorithm, KeyHome, KeyId, KeyRole, KeyStore, KeyStorePolicy};
-        let kek = dir.join("maf-keys.kek");
-        if !kek.exists() {
-            let mut bytes = Zeroizing::new([0u8; 32]);
-            rand::RngCore::fill_bytes(&mut rand::rngs::OsRng, bytes.as_mut());
-            write_new_private(&kek, bytes.as_ref()).map_err(|source| MafStoreError::Io {
-                path: kek.clone(),
-                source,
-            })?;
-        }
-        let config = SoftwareConfig {
-            dir: dir.join("maf-keys"),
-            kek: KekSource::KeyFile(kek),
-        };
-        let home = match SoftwareHome::open(&config) {
-            Ok(home) => home,
-            Err(keystore::KeyStoreError::NotInitialised { .. }) => SoftwareHome::create(&config)?,
-            Err(e) => return Err(e.into()),
-        };
-        let home: Arc<dyn KeyHome> = Arc::new(home);
-        let store = KeyStore::new(KeyStorePolicy::default()).with_home(home.clone());
-        let id = KeyId::new("maf-seal")?;
-        let key = match store.open(home.id(), &id, KeyRole::PskMaster) {
-            Ok(key) => key,
-            Err(keystore::KeyStoreError::KeyNotFound { .. }) => {
-                store.generate(home.id(), &id, KeyRole::PskMaster, Algorithm::HmacSha256)?
-            }
-            Err(e) => return Err(e.into()),
-        };
+        let (store, key) =
+            data_folder_key(dir, "maf-keys", "maf-seal", keystore::KeyRole::PskMaster)?;
         Self::new(store, key)
     }
 
     /// Where the key lives (for the start-up log).
     pub fn describe(&self) -> String {
-        format!(
-            "{} in {} (level {})",
-            self.key.id(),
-            self.key.home(),
-            self.key.level().number()
-        )
+        self.0.describe()
     }
 
     fn seal(&self, aad: &[u8], plain: &[u8]) -> Result<Vec<u8>, MafStoreError> {
-        let key = self.store.derive(&self.key, SEAL_INFO, 32)?;
-        let mut nonce = [0u8; 12];
-        rand::RngCore::fill_bytes(&mut rand::rngs::OsRng, &mut nonce);
-        let mut tag = [0u8; 16];
-        let sealed = openssl::symm::encrypt_aead(
-            openssl::symm::Cipher::aes_256_gcm(),
-            key.expose(),
-            Some(&nonce),
-            aad,
-            plain,
-            &mut tag,
-        )
-        .map_err(|_| MafStoreError::Seal)?;
-        Ok([&nonce[..], &sealed, &tag].concat())
+        self.0.seal(aad, plain).map_err(seal_error)
     }
 
     fn open(&self, aad: &[u8], sealed: &[u8]) -> Result<Zeroizing<Vec<u8>>, MafStoreError> {
-        if sealed.len() < 12 + 16 {
-            return Err(MafStoreError::Seal);
-        }
-        let (nonce, rest) = sealed.split_at(12);
-        let (body, tag) = rest.split_at(rest.len() - 16);
-        let key = self.store.derive(&self.key, SEAL_INFO, 32)?;
-        openssl::symm::decrypt_aead(
-            openssl::symm::Cipher::aes_256_gcm(),
-            key.expose(),
-            Some(nonce),
-            aad,
-            body,
-            tag,
-        )
-        .map(Zeroizing::new)
-        .map_err(|_| MafStoreError::Seal)
+        self.0.open(aad, sealed).map_err(seal_error)
+    }
+}
+
+fn seal_error(e: SealError) -> MafStoreError {
+    match e {
+        SealError::KeyStore(e) => MafStoreError::KeyStore(e),
+        _ => MafStoreError::Seal,
     }
 }
 
@@ -529,16 +470,6 @@ impl MafKeys {
     pub fn is_empty(&self) -> bool {
         self.len() == 0
     }
-}
-
-fn write_new_private(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
-    let mut file = OpenOptions::new()
-        .write(true)
-        .create_new(true)
-        .mode(0o600)
-        .open(path)?;
-    file.write_all(bytes)?;
-    file.sync_all()
 }
 
 #[cfg(test)]

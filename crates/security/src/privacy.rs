@@ -14,7 +14,7 @@ use sha2::Sha256;
 use std::fmt;
 use std::net::{IpAddr, SocketAddr};
 use std::path::Path;
-use std::sync::{Arc, OnceLock};
+use std::sync::OnceLock;
 use zeroize::Zeroizing;
 
 /// The keyed hash that turns identifying values into log tags.
@@ -152,17 +152,14 @@ mod tests {
 /// derived inside that home, bound to the AE-ID). Neither reveals the credential to someone
 /// who reads the database.
 pub struct PseudonymVault {
-    store: keystore::KeyStore,
-    key: keystore::KeyHandle,
+    sealer: crate::sealing::Sealer,
     lookups: std::sync::Mutex<std::collections::HashMap<String, String>>,
 }
 
 impl fmt::Debug for PseudonymVault {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("PseudonymVault")
-            .field("key", &self.key.id())
-            .field("home", &self.key.home())
-            .field("level", &self.key.level())
+            .field("key", &self.sealer)
             .finish()
     }
 }
@@ -192,6 +189,16 @@ pub enum VaultError {
     Crypto(#[from] openssl::error::ErrorStack),
 }
 
+impl From<crate::sealing::SealError> for VaultError {
+    fn from(e: crate::sealing::SealError) -> Self {
+        match e {
+            crate::sealing::SealError::KeyStore(e) => Self::KeyStore(e),
+            crate::sealing::SealError::Crypto(e) => Self::Crypto(e),
+            _ => Self::Unsealable,
+        }
+    }
+}
+
 impl PseudonymVault {
     /// A vault over `key` (role `pseudonym-mapping`, HMAC-SHA-256) in `store`.
     pub fn new(store: keystore::KeyStore, key: keystore::KeyHandle) -> Result<Self, VaultError> {
@@ -201,61 +208,33 @@ impl PseudonymVault {
             return Err(VaultError::WrongKey);
         }
         Ok(Self {
-            store,
-            key,
+            sealer: crate::sealing::Sealer::new(store, key, SEAL_INFO),
             lookups: std::sync::Mutex::new(std::collections::HashMap::new()),
         })
     }
 
-    /// The default vault of a data folder: a level-1 home in `DIR/privacy-keys` whose
-    /// key-encryption key is the file `DIR/privacy-keys.kek` (both created on first use,
-    /// mode 700/600). That protects the mapping as well as the data folder itself is
-    /// protected; a key in a TPM or HSM home protects it better.
+    /// The default vault of a data folder: its key in a level-1 home in `DIR/privacy-keys`
+    /// (see [`crate::sealing::data_folder_key`]). That protects the mapping as well as the
+    /// data folder itself is protected; a key in a TPM or HSM home protects it better.
     pub fn in_data_folder(dir: &Path) -> Result<Self, VaultError> {
-        use keystore::software::{KekSource, SoftwareConfig, SoftwareHome};
-        use keystore::{Algorithm, KeyHome, KeyId, KeyRole, KeyStore, KeyStorePolicy};
-        let kek = dir.join("privacy-keys.kek");
-        if !kek.exists() {
-            let mut bytes = Zeroizing::new([0u8; 32]);
-            rand::RngCore::fill_bytes(&mut rand::rngs::OsRng, bytes.as_mut());
-            write_private(&kek, bytes.as_ref()).map_err(|source| keystore::KeyStoreError::Io {
-                path: kek.clone(),
-                source,
-            })?;
-        }
-        let config = SoftwareConfig {
-            dir: dir.join("privacy-keys"),
-            kek: KekSource::KeyFile(kek),
-        };
-        let home = match SoftwareHome::open(&config) {
-            Ok(home) => home,
-            Err(keystore::KeyStoreError::NotInitialised { .. }) => SoftwareHome::create(&config)?,
-            Err(e) => return Err(e.into()),
-        };
-        let home: Arc<dyn KeyHome> = Arc::new(home);
-        let store = KeyStore::new(KeyStorePolicy::default()).with_home(home.clone());
-        let id = KeyId::new("pseudonym-mapping")?;
-        let key = match store.open(home.id(), &id, KeyRole::PseudonymMapping) {
-            Ok(key) => key,
-            Err(keystore::KeyStoreError::KeyNotFound { .. }) => store.generate(
-                home.id(),
-                &id,
-                KeyRole::PseudonymMapping,
-                Algorithm::HmacSha256,
-            )?,
-            Err(e) => return Err(e.into()),
-        };
+        let (store, key) = crate::sealing::data_folder_key(
+            dir,
+            "privacy-keys",
+            "pseudonym-mapping",
+            keystore::KeyRole::PseudonymMapping,
+        )?;
         Self::new(store, key)
     }
 
     /// Where the key lives (for the start-up log).
     pub fn describe(&self) -> String {
-        format!(
-            "{} in {} (level {})",
-            self.key.id(),
-            self.key.home(),
-            self.key.level().number()
-        )
+        self.sealer.describe()
+    }
+
+    /// An HMAC inside the key's home.
+    fn mac(&self, data: &[u8]) -> Result<keystore::Mac, VaultError> {
+        let (store, key) = self.sealer.key();
+        Ok(store.hmac(key, data)?)
     }
 
     /// The store's key for a credential: an HMAC, so equal credentials meet and nobody
@@ -271,7 +250,7 @@ impl PseudonymVault {
         }
         let mut data = b"lookup\0".to_vec();
         data.extend_from_slice(credential_id.as_bytes());
-        let mac = self.store.hmac(&self.key, &data)?;
+        let mac = self.mac(&data)?;
         let lookup = format!("{LOOKUP_PREFIX}{}", hex::encode(mac.expose()));
         if let Ok(mut lookups) = self.lookups.lock() {
             if lookups.len() >= LOOKUP_CACHE {
@@ -296,7 +275,7 @@ impl PseudonymVault {
         {
             return Ok(hit);
         }
-        let mac = self.store.hmac(&self.key, cache_key.as_bytes())?;
+        let mac = self.mac(cache_key.as_bytes())?;
         const ALPHABET: &[u8] = b"0123456789abcdefghijklmnopqrstuvwxyz";
         // 20 characters from 20 MAC bytes: a small bias towards the first 4 characters of
         // the alphabet (256 = 7 * 36 + 4), irrelevant for an identifier.
@@ -322,54 +301,18 @@ impl PseudonymVault {
         key.starts_with(LOOKUP_PREFIX)
     }
 
-    /// The Credential-ID sealed for `ae_id`: nonce (12 bytes) || ciphertext || tag (16).
+    /// The Credential-ID sealed for `ae_id` (see [`crate::sealing`]).
     pub fn seal(&self, credential_id: &str, ae_id: &str) -> Result<Vec<u8>, VaultError> {
-        let key = self.store.derive(&self.key, SEAL_INFO, 32)?;
-        let mut nonce = [0u8; 12];
-        rand::RngCore::fill_bytes(&mut rand::rngs::OsRng, &mut nonce);
-        let mut tag = [0u8; 16];
-        let sealed = openssl::symm::encrypt_aead(
-            openssl::symm::Cipher::aes_256_gcm(),
-            key.expose(),
-            Some(&nonce),
-            ae_id.as_bytes(),
-            credential_id.as_bytes(),
-            &mut tag,
-        )?;
-        Ok([&nonce[..], &sealed, &tag].concat())
+        Ok(self
+            .sealer
+            .seal(ae_id.as_bytes(), credential_id.as_bytes())?)
     }
 
     /// Opens what [`PseudonymVault::seal`] sealed for `ae_id`.
     pub fn open(&self, sealed: &[u8], ae_id: &str) -> Result<String, VaultError> {
-        if sealed.len() < 12 + 16 {
-            return Err(VaultError::Unsealable);
-        }
-        let (nonce, rest) = sealed.split_at(12);
-        let (body, tag) = rest.split_at(rest.len() - 16);
-        let key = self.store.derive(&self.key, SEAL_INFO, 32)?;
-        let plain = openssl::symm::decrypt_aead(
-            openssl::symm::Cipher::aes_256_gcm(),
-            key.expose(),
-            Some(nonce),
-            ae_id.as_bytes(),
-            body,
-            tag,
-        )
-        .map_err(|_| VaultError::Unsealable)?;
-        String::from_utf8(plain).map_err(|_| VaultError::Unsealable)
+        let plain = self.sealer.open(ae_id.as_bytes(), sealed)?;
+        String::from_utf8(plain.to_vec()).map_err(|_| VaultError::Unsealable)
     }
-}
-
-fn write_private(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
-    use std::io::Write;
-    use std::os::unix::fs::OpenOptionsExt;
-    let mut file = std::fs::OpenOptions::new()
-        .write(true)
-        .create_new(true)
-        .mode(0o600)
-        .open(path)?;
-    file.write_all(bytes)?;
-    file.sync_all()
 }
 
 #[cfg(test)]

@@ -112,6 +112,10 @@ fn main() {
         Ok(e) => e,
         Err(e) => fail_config(&format!("{e:#}")),
     };
+    let device = match cli::cert_enrolment::open(&settings, homes.as_ref(), &revocations) {
+        Ok(d) => d,
+        Err(e) => fail_config(&format!("{e:#}")),
+    };
     let mut settings = settings;
     match published_crls(&settings) {
         Ok(crls) => settings.cse.published_crls = crls,
@@ -141,6 +145,7 @@ fn main() {
         }
     };
     let (enrolment, mef) = enrolment.unzip();
+    let (device_enrolment, device_mef) = device.unzip();
     let pseudonyms = match pseudonym_vault(&settings, homes.as_ref()) {
         Ok(v) => v,
         Err(e) => fail_config(&format!("{e:#}")),
@@ -154,11 +159,17 @@ fn main() {
         audit,
         revocations,
         mef,
+        device_mef,
         maf,
         pseudonyms: Some(pseudonyms),
         supervision: settings.supervision.clone(),
     };
-    if let Err(e) = runtime.block_on(run(settings, acceptors, enrolment, services)) {
+    if let Err(e) = runtime.block_on(run(
+        settings,
+        acceptors,
+        [enrolment, device_enrolment],
+        services,
+    )) {
         tracing::error!("{e:#}");
         eprintln!("cse: {e:#}");
         std::process::exit(1);
@@ -296,6 +307,21 @@ fn enrolment(
         &settings.cse.cse_id,
     )
     .map_err(|m| anyhow::anyhow!("[enrolment]: {m}"))?;
+    // fetchCredentials (cse::mef_fetch): only when some target may fetch.
+    let mef = if e.targets.is_empty() {
+        mef
+    } else {
+        use security::enrolment_keys::{seal_in_data_folder, EnrolmentKeys};
+        let seal = seal_in_data_folder(&settings.data).context("[enrolment] sealing key")?;
+        let kept = Arc::new(EnrolmentKeys::open(
+            &settings.data.join("enrolment-keys.jsonl"),
+            seal,
+            security::enrolment_keys::DEFAULT_MAX_ENROLMENTS,
+        )?);
+        let fetch = cse::mef_fetch::CredentialFetch::new(kept, e.targets.clone())
+            .map_err(|m| anyhow::anyhow!("[[enrolment.target]]: {m}"))?;
+        mef.with_credential_fetch(fetch)
+    };
     tracing::info!(
         enrolees = enrolees.len(),
         issued = provisioned.len(),
@@ -455,7 +481,7 @@ fn gba_naf(
 async fn run(
     mut settings: Settings,
     acceptors: Vec<Arc<TlsAcceptor>>,
-    enrolment: Option<Arc<TlsAcceptor>>,
+    [enrolment, device_enrolment]: [Option<Arc<TlsAcceptor>>; 2],
     services: cse::Services,
 ) -> anyhow::Result<()> {
     let plain = match settings.http_enabled {
@@ -471,6 +497,14 @@ async fn run(
         _ => None,
     };
     let enrolment_addr = enrolment
+        .as_ref()
+        .map(|(l, _)| l.local_addr())
+        .transpose()?;
+    let device_enrolment = match (device_enrolment, &settings.device_enrolment) {
+        (Some(acceptor), Some(d)) => Some((bind(d.listen).await?, acceptor)),
+        _ => None,
+    };
+    let device_addr = device_enrolment
         .as_ref()
         .map(|(l, _)| l.local_addr())
         .transpose()?;
@@ -528,6 +562,17 @@ async fn run(
             http_binding::serve_with(listener, cse, limits, transport, stop).await
         });
     }
+    if let Some((listener, acceptor)) = device_enrolment {
+        let transport = http_binding::Tls {
+            listener: cse::cert_enrolment::DEVICE_ENROLMENT_LISTENER.to_owned(),
+            acceptor,
+            registry: cse.associations().clone(),
+        };
+        let (cse, limits, stop) = (cse.clone(), settings.http, stopped());
+        servers.spawn(async move {
+            http_binding::serve_with(listener, cse, limits, transport, stop).await
+        });
+    }
     tracing::info!(cse_id = %settings.cse.cse_id, data = %settings.data.display(), "CSE {} started", settings.cse.cse_name);
     // Scripts and tests read these lines to learn the ports when binding to port 0.
     for url in &advertised {
@@ -535,6 +580,10 @@ async fn run(
     }
     // The enrolment listener last, and not a point of access of the CSE.
     if let Some(addr) = enrolment_addr {
+        println!("listening on https://{addr}");
+    }
+    // Then the device (certificate-based) enrolment listener.
+    if let Some(addr) = device_addr {
         println!("listening on https://{addr}");
     }
     tokio::spawn(async move {

@@ -177,6 +177,9 @@ enum Command {
     /// Enrol with the CSE's MEF using a pre-provisioned enrolee key (TLS-PSK to the enrolment
     /// listener given by --url), and write the derived PSK for the normal TLS-PSK listener.
     Enrol(::cli::enrol_cmd::EnrolArgs),
+    /// Enrol with a device (manufacturer) certificate at the MEF's device enrolment listener
+    /// (--url; the CSE's CA --cacert): a new key, a CSR, and the AE-ID certificate issued.
+    EnrolCert(::cli::cert_enrol_cmd::CertEnrolArgs),
     /// Network-provided keys (GBA): bootstrap with a BSF and derive the PSK for a CSE, whose
     /// identity is the B-TID (local: the BSF's URL is --bsf, not --url).
     #[command(subcommand)]
@@ -202,6 +205,11 @@ enum Command {
     /// your own security association).
     #[command(subcommand)]
     Maf(::cli::maf_cmd::MafCommand),
+    /// As an Enrolment Target, fetch from the CSE's MEF the key derived for an enrolee that
+    /// named you (/.mef/fetch-credentials; the origin is your AE-ID or CSE-ID, over your own
+    /// security association).
+    #[command(subcommand)]
+    Mef(::cli::fetch_cmd::MefCommand),
     // Further administration subcommands go here, each mapped to an `Action::Admin` in
     // `action_for`.
 }
@@ -395,9 +403,32 @@ fn main() -> ExitCode {
             }
         };
     }
+    if let Command::Mef(mef) = &cli.command {
+        // The key goes to a file, never to standard output.
+        let Some(origin) = cli.origin.as_deref() else {
+            eprintln!("error: m2m mef needs --origin (your AE-ID or CSE-ID)");
+            return ExitCode::from(2);
+        };
+        return match client_for(&cli.url, &cli.tls) {
+            Ok(client) => ::cli::fetch_cmd::run(
+                client.with_timeout(Duration::from_secs(cli.timeout)),
+                origin,
+                mef,
+            ),
+            Err(e) => {
+                eprintln!("error: {e:#}");
+                ExitCode::from(2)
+            }
+        };
+    }
     if let Command::Enrol(args) = &cli.command {
         // Its own TLS-PSK connection with the exporter; blocking, no runtime needed.
         return ::cli::enrol_cmd::run(&cli.url, Duration::from_secs(cli.timeout), args);
+    }
+    if let Command::EnrolCert(args) = &cli.command {
+        let timeout = Duration::from_secs(cli.timeout);
+        let name = cli.tls.servername.as_deref();
+        return ::cli::cert_enrol_cmd::run(&cli.url, timeout, &cli.tls.cacert, name, args);
     }
     if let Command::Ca(ca) = &cli.command {
         // Local, with the CA key in its home; the running CSE is told about withdrawals
@@ -609,8 +640,10 @@ fn action_for(command: Command, origin: Option<String>) -> anyhow::Result<Action
         Command::Keys(_) => bail!("m2m keys runs locally and sends no request"),
         Command::Ca(_) => bail!("m2m ca runs locally"),
         Command::Enrol(_) => bail!("m2m enrol makes its own connection"),
+        Command::EnrolCert(_) => bail!("m2m enrol-cert makes its own connection"),
         Command::Gba(_) => bail!("m2m gba makes its own connections"),
         Command::Maf(_) => bail!("m2m maf writes keys to files"),
+        Command::Mef(_) => bail!("m2m mef writes keys to files"),
         Command::Audit(_) => bail!("m2m audit runs locally and sends no request"),
         Command::Associations => {
             return Ok(Action::Admin {

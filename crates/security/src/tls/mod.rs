@@ -57,6 +57,7 @@
 
 mod callbacks;
 mod context;
+mod device;
 mod error;
 mod failure;
 mod files;
@@ -66,6 +67,7 @@ mod policy;
 mod state;
 mod suites;
 
+pub use device::AnyDeviceCertificate;
 pub use error::{HandshakeCap, HandshakeError, TlsError};
 pub use files::crl_der;
 pub use policy::{CertificateConfig, LocalIdentity, ServerKey, TlsPolicy, TlsVersion};
@@ -101,6 +103,8 @@ struct Inner {
     policy: TlsPolicy,
     /// An enrolment listener (the MEF's): every association carries the bootstrap exporter.
     enrolment: bool,
+    /// A device enrolment listener (certificate-based RSPF, `device.rs`).
+    device_enrolment: bool,
 }
 
 impl fmt::Debug for TlsAcceptor {
@@ -116,6 +120,7 @@ impl fmt::Debug for TlsAcceptor {
             .field("session_resumption", &p.session_resumption)
             .field("local", &self.inner.local)
             .field("enrolment", &self.inner.enrolment)
+            .field("device_enrolment", &self.inner.device_enrolment)
             .field("in_progress", &self.inner.limits.in_progress())
             .finish_non_exhaustive()
     }
@@ -159,6 +164,7 @@ impl TlsAcceptor {
                 limits: Limits::new(policy.max_handshakes, policy.max_handshakes_per_ip),
                 policy: policy.clone(),
                 enrolment: false,
+                device_enrolment: false,
             }),
         })
     }
@@ -197,7 +203,7 @@ impl TlsAcceptor {
 
     /// Whether this is a MEF enrolment listener's acceptor.
     pub fn is_enrolment(&self) -> bool {
-        self.inner.enrolment
+        self.inner.enrolment || self.inner.device_enrolment
     }
 
     /// Runs the server handshake on an accepted connection from `peer`.
@@ -262,10 +268,13 @@ impl TlsAcceptor {
         }
         let established =
             state::establish(stream.ssl(), inner.index, &inner.local, &*inner.credentials)
-                .and_then(|established| match inner.enrolment {
-                    true => state::enrolment(stream.ssl(), established),
-                    false => Ok(established),
-                });
+                .and_then(
+                    |established| match (inner.enrolment, inner.device_enrolment) {
+                        (true, _) => state::enrolment(stream.ssl(), established),
+                        (false, true) => device::establish(stream.ssl(), established),
+                        (false, false) => Ok(established),
+                    },
+                );
         match established {
             Ok(established) => match inner.credentials.withdrawn(&established.credential_id) {
                 None => Ok((stream, established)),
