@@ -5,11 +5,13 @@
 //!   the SP-ID and CSE-ID, the audit log, and the CA directory: the directory of the
 //!   `ca.pem` that the `[[tls]]` listeners trust, when it holds the CA's records (`cse init`
 //!   lays it out so); `--ca DIR` names another one.
+//! * `renew` rotates a certificate: a new one for the same identity (new key from a CSR, or
+//!   the same key); the old one stays valid until it expires unless `--revoke-old`.
 //! * Every change writes a new CRL where those listeners read it (their `crls`).
 //! * `revoke`, `suspend` and `resume` also tell a running CSE at once when the TLS flags
 //!   (admin credentials over `--url`) are given: `POST /.admin/revoke|suspend|resume` with the
 //!   certificate's Credential-ID, so new handshakes are refused and live associations closed
-//!   without waiting for the CSE to read the new CRL (it reads CRLs when it starts).
+//!   without waiting for the CSE to re-read the new CRL (`m2m reload-tls` or SIGHUP).
 //! * Each action is appended to the configured audit log when no running CSE holds it
 //!   ([`crate::audit_lock`]); while the CSE runs, the CA's records keep the action and a
 //!   withdrawal told to the CSE is logged by the CSE itself.
@@ -26,8 +28,8 @@ use anyhow::{anyhow, bail, Context};
 use keystore::KeyRole;
 use manager::audit::{AuditLog, Event};
 use manager::ca::{
-    CaConfig, CaError, CertificateAuthority, CertificateRecord, Grant, Identity, RevocationReason,
-    Serial, Status, Validity, CA_CERTIFICATE_FILE, RECORDS_FILE,
+    AfterRenewal, CaConfig, CaError, CertificateAuthority, CertificateRecord, Grant, Identity,
+    RevocationReason, Serial, Status, Validity, CA_CERTIFICATE_FILE, RECORDS_FILE,
 };
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -68,6 +70,26 @@ pub enum CaAction {
         /// Where to write the certificate (PEM); an existing file is not replaced.
         #[arg(long, value_name = "FILE")]
         out: PathBuf,
+    },
+    /// Renew a certificate (rotation): a new certificate for the same identity, to the key of
+    /// a CSR (a new key) or, without --csr, to the same public key. The old one stays valid
+    /// until it expires, unless --revoke-old revokes it (reason superseded).
+    Renew {
+        /// The serial number of the certificate to renew.
+        serial: String,
+        /// The certificate signing request of the new key (default: keep the same key).
+        #[arg(long, value_name = "FILE")]
+        csr: Option<PathBuf>,
+        /// Validity in days from now.
+        #[arg(long, default_value_t = 365)]
+        days: u64,
+        /// Where to write the new certificate (PEM); an existing file is not replaced.
+        #[arg(long, value_name = "FILE")]
+        out: PathBuf,
+        /// Revoke the old certificate at once (reason superseded; with --url and admin
+        /// credentials the running CSE is told, as for revoke).
+        #[arg(long)]
+        revoke_old: bool,
     },
     /// List every certificate the CA issued.
     List,
@@ -217,6 +239,66 @@ fn execute(args: &CaArgs, live: Option<Live>) -> Result<String, Failure> {
                 not_after: utc(issued.not_after),
             });
         }
+        CaAction::Renew {
+            serial,
+            csr,
+            days,
+            out: path,
+            revoke_old,
+        } => {
+            let old = parse_serial(serial)?;
+            let before = ctx.ca.show(&old).map_err(ca_failure)?;
+            let validity = Validity::For(Duration::from_secs(days.saturating_mul(86_400)));
+            let after = if *revoke_old {
+                AfterRenewal::Revoke
+            } else {
+                AfterRenewal::KeepUntilExpiry
+            };
+            let issued = match csr {
+                Some(csr) => {
+                    let csr = std::fs::read(csr)
+                        .with_context(|| format!("cannot read the CSR {}", csr.display()))?;
+                    ctx.ca.renew(&old, &csr, validity, after)
+                }
+                None => ctx.ca.renew_same_key(&old, validity, after),
+            }
+            .map_err(ca_failure)?;
+            write_new(path, issued.pem().as_bytes(), 0o644)?;
+            let old_cred = credential_id(&before.identity, &before.der);
+            out.push_str(&format!(
+                "renewed {old} ({old_cred}) with {} to {} (serial {}, {}, valid until {}, Credential-ID {})\nwrote {}\n",
+                kind(&issued.identity),
+                issued.identity,
+                issued.serial,
+                if csr.is_some() { "the CSR's key" } else { "the same key" },
+                utc(issued.not_after),
+                credential_id(&issued.identity, &issued.der),
+                path.display()
+            ));
+            events.push(Event::CertificateIssued {
+                subject: issued.identity.as_str().to_owned(),
+                serial: issued.serial.to_string(),
+                not_after: utc(issued.not_after),
+            });
+            if *revoke_old {
+                let reason = RevocationReason::Superseded;
+                out.push_str(&format!(
+                    "revoked {old} ({old_cred}): {reason} by {}\n",
+                    issued.serial
+                ));
+                events.push(Event::Revoked {
+                    credential: old_cred.clone(),
+                    actor: actor(),
+                    reason: format!("{reason} (CA serial {old}, renewed as {})", issued.serial),
+                });
+                withdrawal = Some(("revoke", old_cred, Some(reason.to_string())));
+            } else {
+                out.push_str(&format!(
+                    "{old} stays valid until {} (--revoke-old to revoke it now)\n",
+                    utc(before.not_after)
+                ));
+            }
+        }
         CaAction::List => {
             let records = ctx.ca.list().map_err(ca_failure)?;
             return Ok(render(&records));
@@ -308,8 +390,8 @@ fn execute(args: &CaArgs, live: Option<Live>) -> Result<String, Failure> {
         match live {
             Some(live) => out.push_str(&tell_cse(&live, command, &credential, reason)?),
             None => out.push_str(
-                "the running CSE reads CRLs when it starts: restart it, or repeat this with \
-                 --url and admin credentials to tell it at once\n",
+                "the running CSE reads the new CRL on `m2m reload-tls` or SIGHUP; or repeat this \
+                 with --url and admin credentials to tell it at once\n",
             ),
         }
     }

@@ -9,6 +9,9 @@
 //!   in the home: the listener uses `key = { home, id }`), an admin client certificate
 //!   (`admin.pem`, `admin.key`) and an admin PSK (`admin.psk`), the first device's PSK
 //!   (`<device>.psk`, bound to one CSE-assigned AE-ID: `allowed_aes = ["C*"]`);
+//! * enrolment (MEF) with a pre-provisioned enrolee key: `enrolees.toml` (mode 600) with the
+//!   first device's Kpm, and the same key for the device as `<device>.kpm` (hex, mode 600);
+//!   its KpmID is `<device>@mef.<sp-id>`;
 //! * `credentials.toml` (mode 600), a signed audit log in `data/` with the issued credentials
 //!   and its public key `audit.pub.pem`, and last `cse.toml`.
 //!
@@ -47,6 +50,9 @@ pub struct InitArgs {
     /// The TLS listener (certificates and PSKs).
     #[arg(long, default_value = "127.0.0.1:8443")]
     pub https: SocketAddr,
+    /// The enrolment listener (MEF: TLS-PSK with the enrolee keys).
+    #[arg(long, default_value = "127.0.0.1:8444")]
+    pub enrolment: SocketAddr,
     /// Seal the level-1 key home under a passphrase read from this environment variable
     /// (at init and at every start) instead of a generated key file.
     #[arg(long, value_name = "VAR", conflicts_with = "keystore_from")]
@@ -74,6 +80,13 @@ pub fn run(args: &InitArgs) -> anyhow::Result<String> {
     if !security::credentials::valid_kpsa_id(&device_id) {
         bail!(
             "--device {:?} does not make a KpsaID ({device_id})",
+            args.device
+        );
+    }
+    let kpm_id = format!("{}@mef.{}", args.device, args.sp_id);
+    if !security::credentials::valid_kpsa_id(&kpm_id) {
+        bail!(
+            "--device {:?} does not make a KpmID ({kpm_id})",
             args.device
         );
     }
@@ -214,6 +227,24 @@ pub fn run(args: &InitArgs) -> anyhow::Result<String> {
         at("credentials.toml").display()
     )?;
 
+    // Enrolment (MEF): the first device's pre-provisioned enrolee key.
+    let kpm = random_hex()?;
+    let enrolees = Zeroizing::new(format!(
+        "# Made by cse init. Enrolee keys (Kpm) by KpmID for the MEF; keep this file mode 600.\n\
+         [[enrolee]]\nidentity = {}\nkey_hex = \"{}\"\nallowed_aes = [\"C*\"]       # the enrolled key: one CSE-assigned AE-ID\n",
+        quote(&kpm_id),
+        kpm.as_str()
+    ));
+    write_new(&at("enrolees.toml"), enrolees.as_bytes(), 0o600)?;
+    let kpm_file = at(&format!("{}.kpm", args.device));
+    write_new(&kpm_file, format!("{}\n", kpm.as_str()).as_bytes(), 0o600)?;
+    writeln!(
+        report,
+        "enrolee key {kpm_id}: key in {} (mode 600, for the device), listed in {} (mode 600)",
+        kpm_file.display(),
+        at("enrolees.toml").display()
+    )?;
+
     // The audit log, signed from its first entry, with what was issued.
     let events = vec![
         issued_event(&cse_cert),
@@ -226,6 +257,11 @@ pub fn run(args: &InitArgs) -> anyhow::Result<String> {
         Event::CredentialIssued {
             credential: format!("12-{device_id}"),
             holder: "C* (the AE-ID assigned at its first registration)".into(),
+            parent: None,
+        },
+        Event::CredentialIssued {
+            credential: format!("10-{kpm_id}"),
+            holder: "the device's enrolee key (MEF)".into(),
             parent: None,
         },
     ];
@@ -254,7 +290,7 @@ pub fn run(args: &InitArgs) -> anyhow::Result<String> {
     // Last: the configuration, whose presence marks a complete directory.
     write_new(&at("cse.toml"), text.as_bytes(), 0o644)?;
     writeln!(report, "config     {}", at("cse.toml").display())?;
-    report.push_str(&next_steps(args, &dir, &device_id, &cse_name));
+    report.push_str(&next_steps(args, &dir, &device_id, &kpm_id, &cse_name));
     Ok(report)
 }
 
@@ -404,6 +440,9 @@ fn config_text(args: &InitArgs, dir: &Path, keystore: &str, home: HomeKind) -> S
          key = {tls_key}           # the TLS key never leaves its home\n\
          trust_anchors = [{ca}]\n\
          crls = [{crl}]                # m2m ca writes every new CRL here\n\n\
+         [enrolment]                   # the MEF: devices enrol with their pre-provisioned key\n\
+         listen = \"{enrolment}\"\n\
+         enrolees = {enrolees}\n\n\
          [keystore]\n\
          ca_key = {ca_key}\n\n\
          {keystore}",
@@ -419,6 +458,8 @@ fn config_text(args: &InitArgs, dir: &Path, keystore: &str, home: HomeKind) -> S
         tls_key = key(TLS_KEY),
         ca = p("ca/ca.pem"),
         crl = p("ca/ca.crl"),
+        enrolment = args.enrolment,
+        enrolees = p("enrolees.toml"),
         ca_key = key(CA_KEY),
     )
 }
@@ -471,16 +512,25 @@ fn line(report: &mut String, what: &str, path: &Path, cert: &IssuedCertificate) 
 }
 
 /// The exact commands that follow.
-fn next_steps(args: &InitArgs, dir: &Path, device_id: &str, cse_name: &str) -> String {
+fn next_steps(
+    args: &InitArgs,
+    dir: &Path,
+    device_id: &str,
+    kpm_id: &str,
+    cse_name: &str,
+) -> String {
     let d = dir.display();
     let https = args.https;
     let port = https.port();
     format!(
         "\nNext steps (cse and m2m from `cargo build --release`, on the PATH):\n\n\
-         # start the CSE (plaintext on http://{http}, TLS on https://{https})\n\
+         # start the CSE (plaintext on http://{http}, TLS on https://{https}, enrolment on https://{enrolment})\n\
          cse --config {d}/cse.toml\n\n\
          # register the first device over its PSK (TLS 1.3); the CSE assigns its AE-ID\n\
          m2m --url https://{https} --psk-identity {device_id} --psk-key-file {d}/{device}.psk \\\n    register --api Nsensor --rn sensor-1\n\n\
+         # or: a device with only its pre-provisioned enrolee key enrols with the MEF, then registers\n\
+         m2m --url https://{enrolment} enrol --enrolee-identity {kpm_id} \\\n    --enrolee-key-file {d}/{device}.kpm --out device-1\n\
+         m2m --url https://{https} --psk-identity \"$(cat device-1/kpsa-id)\" --psk-key-file device-1/kpsa.hex \\\n    register --api Nsensor --rn sensor-2\n\n\
          # the live security associations, as the admin (client certificate)\n\
          m2m --url https://{https} --servername {cse_name} --cacert {d}/ca/ca.pem \\\n    --cert {d}/admin.pem --key {d}/admin.key associations\n\n\
          # a certificate for another AE, from a CSR made on the device (openssl, any P-256 key)\n\
@@ -492,6 +542,7 @@ fn next_steps(args: &InitArgs, dir: &Path, device_id: &str, cse_name: &str) -> S
          # verify the audit log\n\
          m2m audit verify {d}/data/audit.log --public-key {d}/audit.pub.pem\n",
         http = args.http,
+        enrolment = args.enrolment,
         device = args.device,
         ip = https.ip(),
     )

@@ -73,6 +73,8 @@ fn init(root: &Path) -> PathBuf {
         "127.0.0.1:0",
         "--https",
         "127.0.0.1:0",
+        "--enrolment",
+        "127.0.0.1:0",
     ]);
     let report = text(&out);
     assert!(out.status.success(), "{report}");
@@ -85,6 +87,8 @@ fn init(root: &Path) -> PathBuf {
         "cse.pem",
         "admin.pem",
         "device-1.psk",
+        "device-1.kpm",
+        "enrolees.toml",
         "data/audit.log",
     ] {
         assert!(dir.join(file).exists(), "{file} missing; {report}");
@@ -101,12 +105,21 @@ fn init(root: &Path) -> PathBuf {
         report.contains("m2m --url https://"),
         "next steps: {report}"
     );
+    assert!(
+        report.contains(&format!(
+            "enrol --enrolee-identity device-1@mef.{SP} \\\n    --enrolee-key-file {}",
+            s(&dir.join("device-1.kpm"))
+        )),
+        "the enrol step: {report}"
+    );
     #[cfg(unix)]
     {
         use std::os::unix::fs::PermissionsExt;
         for secret in [
             "credentials.toml",
             "device-1.psk",
+            "device-1.kpm",
+            "enrolees.toml",
             "admin.psk",
             "admin.key",
             "keystore.kek",
@@ -119,8 +132,11 @@ fn init(root: &Path) -> PathBuf {
         }
     }
     // No secret on standard output.
-    let psk = std::fs::read_to_string(dir.join("device-1.psk")).expect("psk");
-    assert!(!report.contains(psk.trim()), "the report shows a key");
+    for key in ["device-1.psk", "device-1.kpm"] {
+        let key = std::fs::read_to_string(dir.join(key)).expect("key");
+        assert_eq!(key.trim().len(), 64, "32 bytes in hex");
+        assert!(!report.contains(key.trim()), "the report shows a key");
+    }
     dir
 }
 
@@ -134,7 +150,7 @@ fn init_start_register_certify_revoke_and_verify_the_audit_log() {
     let mut server = Server::start_listeners(
         &dir.join("data"),
         &["--config", &s(&dir.join("cse.toml"))],
-        2,
+        3,
     );
     let https = server.urls[1].clone();
     let port = https.rsplit(':').next().unwrap_or_default().to_owned();
@@ -418,4 +434,352 @@ fn a_csr_naming_another_identity_is_refused() {
     assert!(!out_pem.exists(), "nothing issued");
     let list = m2m(&["ca", "--config", &config, "list"]);
     assert!(!text(&list).contains("Cae2"), "{}", text(&list));
+}
+
+/// The admin's TLS flags (client certificate) for `m2m` against `https`.
+fn admin_flags(dir: &Path, https: &str) -> Vec<String> {
+    vec![
+        "--url".into(),
+        https.to_owned(),
+        "--servername".into(),
+        CSE_NAME.into(),
+        "--cacert".into(),
+        s(&dir.join("ca/ca.pem")),
+        "--cert".into(),
+        s(&dir.join("admin.pem")),
+        "--key".into(),
+        s(&dir.join("admin.key")),
+    ]
+}
+
+fn m2m_with(flags: &[String], extra: &[&str]) -> Output {
+    let mut args: Vec<&str> = flags.iter().map(String::as_str).collect();
+    args.extend(extra);
+    m2m(&args)
+}
+
+/// The issue's "Done when", as docs/security.md ("Bootstrapping a secure CSE") shows it:
+/// `cse init`, start, enrol with the pre-provisioned key, register over the derived PSK,
+/// revoke that credential as the admin, the next handshake refused, the audit log verified.
+#[test]
+fn init_enrol_register_revoke_and_verify_the_audit_log() {
+    if !have_tools() {
+        return;
+    }
+    let root = tempfile::tempdir().expect("tmp");
+    let dir = init(root.path());
+    let mut server = Server::start_listeners(
+        &dir.join("data"),
+        &["--config", &s(&dir.join("cse.toml"))],
+        3,
+    );
+    let (https, mef) = (server.urls[1].clone(), server.urls[2].clone());
+
+    // m2m enrol with the pre-provisioned enrolee key cse init made for the device.
+    let device = root.path().join("device-1");
+    let enrolled = m2m(&[
+        "--url",
+        &mef,
+        "enrol",
+        "--enrolee-identity",
+        &format!("device-1@mef.{SP}"),
+        "--enrolee-key-file",
+        &s(&dir.join("device-1.kpm")),
+        "--out",
+        &s(&device),
+    ]);
+    assert!(enrolled.status.success(), "{}", text(&enrolled));
+    let kpsa_id = std::fs::read_to_string(device.join("kpsa-id"))
+        .expect("kpsa-id")
+        .trim()
+        .to_owned();
+    assert!(kpsa_id.ends_with(&format!("@id-in.{SP}")), "{kpsa_id}");
+    assert!(text(&enrolled).contains(&kpsa_id), "{}", text(&enrolled));
+
+    // Register an AE over the resulting PSK association.
+    let register = |rn: &str| {
+        m2m(&[
+            "--url",
+            &https,
+            "--psk-identity",
+            &kpsa_id,
+            "--psk-key-file",
+            &s(&device.join("kpsa.hex")),
+            "register",
+            "--api",
+            "Nsensor",
+            "--rn",
+            rn,
+        ])
+    };
+    let registered = register("sensor-1");
+    assert!(registered.status.success(), "{}", text(&registered));
+    assert!(
+        text(&registered).contains("\"aei\""),
+        "{}",
+        text(&registered)
+    );
+
+    // The admin revokes that credential; the next request over it fails the handshake.
+    let admin = admin_flags(&dir, &https);
+    let credential = format!("12-{kpsa_id}");
+    let revoked = m2m_with(
+        &admin,
+        &[
+            "credentials",
+            "revoke",
+            &credential,
+            "--reason",
+            "device stolen",
+        ],
+    );
+    assert!(revoked.status.success(), "{}", text(&revoked));
+    let refused = register("sensor-2");
+    assert!(!refused.status.success(), "{}", text(&refused));
+    assert!(
+        !text(&refused).contains("\"aei\"") && !text(&refused).contains("2001"),
+        "{}",
+        text(&refused)
+    );
+
+    server.kill9();
+    let log = s(&dir.join("data/audit.log"));
+    let verified = m2m(&[
+        "audit",
+        "verify",
+        &log,
+        "--public-key",
+        &s(&dir.join("audit.pub.pem")),
+    ]);
+    assert!(verified.status.success(), "{}", text(&verified));
+    assert!(text(&verified).starts_with("ok:"), "{}", text(&verified));
+    let tail = m2m(&["audit", "tail", &log, "-n", "1000", "--json"]);
+    let entries = text(&tail);
+    let has = |kind: &str, what: &str| {
+        entries
+            .lines()
+            .any(|l| l.contains(&format!("\"{kind}\"")) && l.contains(what))
+    };
+    assert!(has("enrolled", &format!("device-1@mef.{SP}")), "{entries}");
+    assert!(has("credential-issued", &credential), "{entries}");
+    assert!(has("revoked", &credential), "{entries}");
+}
+
+/// `m2m ca renew`: the renewed certificate works; the old one keeps working until it expires,
+/// unless `--revoke-old --url` revokes it (superseded) and tells the running CSE.
+#[test]
+fn renew_rotates_a_certificate_and_revoke_old_cuts_the_old_one_off() {
+    if !have_tools() {
+        return;
+    }
+    let root = tempfile::tempdir().expect("tmp");
+    let dir = init(root.path());
+    let mut server = Server::start_listeners(
+        &dir.join("data"),
+        &["--config", &s(&dir.join("cse.toml"))],
+        3,
+    );
+    let https = server.urls[1].clone();
+    let port = https.rsplit(':').next().unwrap_or_default().to_owned();
+    let admin = admin_flags(&dir, &https);
+    let config = s(&dir.join("cse.toml"));
+    let new_csr = |name: &str| {
+        let (key, csr) = (
+            root.path().join(format!("{name}.key")),
+            root.path().join(format!("{name}.csr")),
+        );
+        openssl(&[
+            "req",
+            "-new",
+            "-newkey",
+            "ec",
+            "-pkeyopt",
+            "ec_paramgen_curve:P-256",
+            "-nodes",
+            "-subj",
+            "/CN=ae2",
+            "-keyout",
+            &s(&key),
+            "-out",
+            &s(&csr),
+        ]);
+        (key, csr)
+    };
+    let serial_of = |report: &str| {
+        report
+            .split("serial ")
+            .nth(1)
+            .and_then(|r| r.split(',').next())
+            .expect("the serial in the report")
+            .to_owned()
+    };
+    let curl_as = |pem: &Path, key: &Path, post: bool| {
+        let resolve = format!("{CSE_NAME}:{port}:127.0.0.1");
+        let base = format!("https://{CSE_NAME}:{port}/cse-in");
+        let mut args = vec![
+            "--resolve".to_owned(),
+            resolve,
+            "--cacert".into(),
+            s(&dir.join("ca/ca.pem")),
+            "--cert".into(),
+            s(pem),
+            "--key".into(),
+            s(key),
+            "-H".into(),
+            "X-M2M-RI: r1".into(),
+            "-H".into(),
+            "X-M2M-RVI: 3".into(),
+        ];
+        if post {
+            args.extend(
+                [
+                    base.as_str(),
+                    "-X",
+                    "POST",
+                    "-H",
+                    "X-M2M-Origin: C",
+                    "-H",
+                    "Content-Type: application/json;ty=2",
+                    "-d",
+                    r#"{"m2m:ae":{"rn":"ae2","api":"Nsensor","rr":false,"srv":["3"]}}"#,
+                ]
+                .map(str::to_owned),
+            );
+        } else {
+            args.extend([
+                format!("{base}/ae2"),
+                "-H".into(),
+                "X-M2M-Origin: Cae2".into(),
+            ]);
+        }
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        curl(&args)
+    };
+
+    // The first certificate, and the AE registered with it.
+    let (key1, csr1) = new_csr("ae2-1");
+    let pem1 = root.path().join("ae2-1.pem");
+    let issued = m2m_with(
+        &admin,
+        &[
+            "ca",
+            "--config",
+            &config,
+            "issue",
+            "--csr",
+            &s(&csr1),
+            "--ae-id",
+            "Cae2",
+            "--out",
+            &s(&pem1),
+        ],
+    );
+    assert!(issued.status.success(), "{}", text(&issued));
+    let serial1 = serial_of(&text(&issued));
+    let registered = curl_as(&pem1, &key1, true);
+    assert!(registered.contains("X-M2M-RSC: 2001"), "{registered}");
+
+    // Renewed to a new key: both work (the old one until it expires).
+    let (key2, csr2) = new_csr("ae2-2");
+    let pem2 = root.path().join("ae2-2.pem");
+    let renewed = m2m_with(
+        &admin,
+        &[
+            "ca",
+            "--config",
+            &config,
+            "renew",
+            &serial1,
+            "--csr",
+            &s(&csr2),
+            "--days",
+            "30",
+            "--out",
+            &s(&pem2),
+        ],
+    );
+    let report = text(&renewed);
+    assert!(renewed.status.success(), "{report}");
+    assert!(report.contains("stays valid until"), "{report}");
+    assert!(
+        report.contains("the running CSE recorded the issue"),
+        "{report}"
+    );
+    let serial2 = serial_of(&report);
+    assert_ne!(serial1, serial2);
+    let with_new = curl_as(&pem2, &key2, false);
+    assert!(
+        with_new.contains("X-M2M-RSC: 2000") && with_new.contains("Cae2"),
+        "{with_new}"
+    );
+    let with_old = curl_as(&pem1, &key1, false);
+    assert!(with_old.contains("X-M2M-RSC: 2000"), "{with_old}");
+    // A superseded certificate is not renewed twice.
+    let again = m2m(&[
+        "ca",
+        "--config",
+        &config,
+        "renew",
+        &serial1,
+        "--out",
+        &s(&root.path().join("x.pem")),
+    ]);
+    assert_eq!(again.status.code(), Some(1), "{}", text(&again));
+
+    // Renewed again, same key (no CSR), revoking the old one and telling the CSE.
+    let pem3 = root.path().join("ae2-3.pem");
+    let rotated = m2m_with(
+        &admin,
+        &[
+            "ca",
+            "--config",
+            &config,
+            "renew",
+            &serial2,
+            "--out",
+            &s(&pem3),
+            "--revoke-old",
+        ],
+    );
+    let report = text(&rotated);
+    assert!(rotated.status.success(), "{report}");
+    assert!(
+        report.contains("the same key") && report.contains("superseded"),
+        "{report}"
+    );
+    assert!(report.contains("the CSE applied it at once"), "{report}");
+    let refused = curl_as(&pem2, &key2, false);
+    assert!(!refused.contains("X-M2M-RSC"), "{refused}");
+    let with_same_key = curl_as(&pem3, &key2, false);
+    assert!(with_same_key.contains("X-M2M-RSC: 2000"), "{with_same_key}");
+    let list = m2m(&["ca", "--config", &config, "list"]);
+    assert!(
+        text(&list)
+            .lines()
+            .any(|l| l.starts_with(&serial2) && l.contains("revoked") && l.contains("superseded")),
+        "{}",
+        text(&list)
+    );
+
+    server.kill9();
+    let log = s(&dir.join("data/audit.log"));
+    let verified = m2m(&[
+        "audit",
+        "verify",
+        &log,
+        "--public-key",
+        &s(&dir.join("audit.pub.pem")),
+    ]);
+    assert!(verified.status.success(), "{}", text(&verified));
+    let entries = text(&m2m(&["audit", "tail", &log, "-n", "1000", "--json"]));
+    let issued_to_cae2 = entries
+        .lines()
+        .filter(|l| l.contains("\"certificate-issued\"") && l.contains("/id-in/Cae2"))
+        .count();
+    assert_eq!(issued_to_cae2, 3, "{entries}");
+    assert!(
+        entries.lines().any(|l| l.contains("\"revoked\"")
+            && l.contains(&format!("33-{}", hex_sha256_of_pem(&pem2)))),
+        "{entries}"
+    );
 }

@@ -11,6 +11,8 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
 const CSE_NAME: &str = "id-in.secure-cse.example";
+/// The device enrolment listener: after HTTP, HTTPS and cse init's MEF listener.
+const DEVICE_LISTENER: usize = 3;
 
 fn have_tools() -> bool {
     let ok = Command::new("openssl")
@@ -162,6 +164,8 @@ impl Setup {
                 "127.0.0.1:0",
                 "--https",
                 "127.0.0.1:0",
+                "--enrolment",
+                "127.0.0.1:0",
             ])
             .output()
             .expect("cse init");
@@ -187,17 +191,25 @@ impl Setup {
             .expect("a fingerprint")
             .trim()
             .to_owned();
-        let mut config = std::fs::read_to_string(dir.join("cse.toml")).expect("cse.toml");
+        // cse init's [enrolment] (the MEF) gets the device enrolment listener too.
+        let config = std::fs::read_to_string(dir.join("cse.toml")).expect("cse.toml");
+        assert!(config.contains("\n[enrolment]"), "{config}");
+        let mut config = config.replacen(
+            "\n[enrolment]",
+            &format!(
+                "\n[enrolment]\ndevice_listen = \"127.0.0.1:0\"\ndevice_cas = [\"{}\"]\ndevice_days = 30\n",
+                s(&manufacturer.0)
+            ),
+            1,
+        );
         config.push_str(&format!(
-            "\n[enrolment]\ndevice_listen = \"127.0.0.1:0\"\ndevice_cas = [\"{}\"]\ndevice_days = 30\n\n\
-             [[enrolment.device]]\nfingerprint = \"{fingerprint}\"\nae_id = \"Cdev42\"\n",
-            s(&manufacturer.0)
+            "\n[[enrolment.device]]\nfingerprint = \"{fingerprint}\"\nae_id = \"Cdev42\"\n"
         ));
         std::fs::write(dir.join("cse.toml"), config).expect("cse.toml");
         let server = Server::start_listeners(
             &dir.join("data"),
             &["--config", &s(&dir.join("cse.toml"))],
-            3,
+            4,
         );
         Self {
             _root: root_dir,
@@ -249,7 +261,7 @@ impl Setup {
     fn enrol(&self, cert: &(PathBuf, PathBuf), csr: &Path) -> String {
         let body = format!("@{}", s(csr));
         self.curl(
-            2,
+            DEVICE_LISTENER,
             cert,
             "/.mef/certificate",
             &[
@@ -396,7 +408,7 @@ fn an_untrusted_device_and_a_csr_for_another_identity_are_refused() {
 
     // A oneM2M request over the device enrolment listener: 4005.
     let onem2m = setup.curl(
-        2,
+        DEVICE_LISTENER,
         &setup.device,
         "/cse-in",
         &[
@@ -438,7 +450,7 @@ fn m2m_enrol_cert_writes_a_key_and_a_certificate_that_register() {
     }
     let setup = Setup::start();
     let (key, cert) = (setup.root.join("m2m.key"), setup.root.join("m2m.pem"));
-    let url = format!("https://127.0.0.1:{}", setup.port(2));
+    let url = format!("https://127.0.0.1:{}", setup.port(DEVICE_LISTENER));
     let m2m = |device: &(PathBuf, PathBuf), key: &Path, cert: &Path| {
         Command::new(env!("CARGO_BIN_EXE_m2m"))
             .args(["--url", &url, "--cacert", &s(&setup.dir.join("ca/ca.pem"))])

@@ -1159,3 +1159,214 @@ fn revoked_and_suspended_credentials_are_cut_off() {
         "{audit}"
     );
 }
+
+/// Rotation without downtime: a certificate the CA revokes after the start is still accepted
+/// until the TLS material is re-read, then refused, and the published CRL is the new one;
+/// the CSE's own certificate is replaced the same way, by `m2m reload-tls` or SIGHUP.
+#[test]
+fn tls_material_is_reloaded_without_a_restart() {
+    if !have_openssl() {
+        return;
+    }
+    let s = Secure::start();
+    let openssl = |args: &[&str]| {
+        let out = Command::new("openssl")
+            .current_dir(&s.pki)
+            .args(args)
+            .output()
+            .expect("openssl");
+        assert!(
+            out.status.success(),
+            "openssl {args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+    let served_serial = || {
+        let out = Command::new("openssl")
+            .args([
+                "s_client",
+                "-connect",
+                &format!("127.0.0.1:{}", s.tls_port()),
+            ])
+            .args(["-cert", &s.file("admin.pem"), "-key", &s.file("admin.key")])
+            .args(["-CAfile", &s.file("ca.pem")])
+            .stdin(Stdio::null())
+            .output()
+            .expect("s_client");
+        let mut x509 = Command::new("openssl")
+            .args(["x509", "-noout", "-serial"])
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .spawn()
+            .expect("x509");
+        x509.stdin
+            .take()
+            .expect("stdin")
+            .write_all(&out.stdout)
+            .expect("pipe");
+        let serial = x509.wait_with_output().expect("serial");
+        String::from_utf8_lossy(&serial.stdout).trim().to_owned()
+    };
+    let first_serial = served_serial();
+    assert!(first_serial.starts_with("serial="), "{first_serial}");
+    let reload = || {
+        Command::new(env!("CARGO_BIN_EXE_m2m"))
+            .args([
+                "--url",
+                s.https(),
+                "--psk-identity",
+                "admin@secure-cse.example",
+                "--psk-key-file",
+            ])
+            .arg(s.pki.join("admin.psk"))
+            .arg("reload-tls")
+            .output()
+            .expect("m2m")
+    };
+
+    // The CA revokes ae1 and makes a new CRL; the running CSE still has the old one.
+    openssl(&[
+        "ca",
+        "-config",
+        "openssl.cnf",
+        "-keyfile",
+        "ca.key",
+        "-cert",
+        "ca.pem",
+        "-revoke",
+        "ae1.pem",
+    ]);
+    openssl(&[
+        "ca",
+        "-config",
+        "openssl.cnf",
+        "-keyfile",
+        "ca.key",
+        "-cert",
+        "ca.pem",
+        "-gencrl",
+        "-out",
+        "ca.crl",
+    ]);
+    assert!(s.curl_as("ae1", "/cse-in", "C", &[]).contains("X-M2M-RSC"));
+    // A new certificate for the CSE itself, from the same CA.
+    openssl(&[
+        "genpkey",
+        "-algorithm",
+        "EC",
+        "-pkeyopt",
+        "ec_paramgen_curve:P-256",
+        "-out",
+        "cse2.key",
+    ]);
+    openssl(&[
+        "req",
+        "-new",
+        "-key",
+        "cse2.key",
+        "-subj",
+        "/CN=id-in",
+        "-out",
+        "cse2.csr",
+        "-config",
+        "openssl.cnf",
+    ]);
+    std::fs::write(
+        s.pki.join("cse2.ext"),
+        "basicConstraints = CA:false\nkeyUsage = critical, digitalSignature\nextendedKeyUsage = serverAuth, clientAuth\nsubjectAltName = DNS:id-in.secure-cse.example, DNS:localhost\n",
+    )
+    .expect("ext");
+    openssl(&[
+        "x509",
+        "-req",
+        "-in",
+        "cse2.csr",
+        "-CA",
+        "ca.pem",
+        "-CAkey",
+        "ca.key",
+        "-CAcreateserial",
+        "-days",
+        "30",
+        "-sha256",
+        "-extfile",
+        "cse2.ext",
+        "-out",
+        "cse2.pem",
+    ]);
+    for (from, to) in [("cse2.pem", "cse.pem"), ("cse2.key", "cse.key")] {
+        std::fs::rename(s.pki.join(from), s.pki.join(to)).expect("rename");
+    }
+
+    let out = reload();
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(
+        out.status.success(),
+        "{text}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        text.contains("\"reloaded\"") && text.contains("https"),
+        "{text}"
+    );
+    // Revoked now, for new handshakes; the CSE presents its new certificate.
+    assert!(!s.curl_as("ae1", "/cse-in", "C", &[]).contains("X-M2M-RSC"));
+    let second_serial = served_serial();
+    assert!(
+        second_serial.starts_with("serial=") && second_serial != first_serial,
+        "{first_serial} -> {second_serial}"
+    );
+    // The published CRL is the new one.
+    let crl = Command::new("curl")
+        .args([
+            "-s",
+            &format!("{}/.well-known/crl/ca.crl", s.server.urls[0]),
+            "-o",
+        ])
+        .arg(s.pki.join("published.crl"))
+        .output()
+        .expect("curl");
+    assert!(crl.status.success());
+    let listed = openssl(&[
+        "crl",
+        "-inform",
+        "DER",
+        "-in",
+        "published.crl",
+        "-noout",
+        "-text",
+    ]);
+    let ae1_serial = openssl(&["x509", "-in", "ae1.pem", "-noout", "-serial"]);
+    let ae1_serial = ae1_serial
+        .trim()
+        .trim_start_matches("serial=")
+        .to_uppercase();
+    assert!(
+        listed.to_uppercase().contains(&ae1_serial),
+        "{ae1_serial} in {listed}"
+    );
+
+    // A broken file: nothing is replaced, the listener keeps serving, the admin is told.
+    std::fs::write(s.pki.join("cse.key"), "not a key").expect("write");
+    let broken = reload();
+    assert!(!broken.status.success());
+    assert!(
+        String::from_utf8_lossy(&broken.stderr).contains("4000"),
+        "{}",
+        String::from_utf8_lossy(&broken.stderr)
+    );
+    assert_eq!(served_serial(), second_serial);
+
+    // SIGHUP does the same (and logs it).
+    let hup = Command::new("kill")
+        .args(["-HUP", &s.server.pid().to_string()])
+        .status()
+        .expect("kill");
+    assert!(hup.success());
+    let log = s.server.log_with("SIGHUP: TLS material not reloaded");
+    assert!(log.contains("SIGHUP: TLS material not reloaded"), "{log}");
+    assert_eq!(served_serial(), second_serial);
+    let audit = std::fs::read_to_string(s.server.data.join("audit.log")).expect("audit");
+    assert!(audit.contains("\"action\":\"reload-tls\""), "{audit}");
+}

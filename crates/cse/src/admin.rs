@@ -43,6 +43,8 @@ pub enum AdminCommand {
         /// End of validity.
         not_after: String,
     },
+    /// Re-read the TLS listeners' certificates, keys, CRLs and credentials.
+    ReloadTls,
     /// Resolve a pseudonym (an assigned AE-ID) to its credential, for a stated purpose.
     Resolve {
         /// The AE-ID.
@@ -79,7 +81,10 @@ impl AdminCommand {
         // Resolving changes the audit log: it is never a side effect of a GET.
         matches!(
             self,
-            Self::Withdraw { .. } | Self::Resolve { .. } | Self::RecordIssued { .. }
+            Self::Withdraw { .. }
+                | Self::Resolve { .. }
+                | Self::RecordIssued { .. }
+                | Self::ReloadTls
         )
     }
 
@@ -93,6 +98,8 @@ impl AdminCommand {
             "resume" => Some(withdraw(Withdraw::Resume, params)),
             "resolve" => Some(resolve(params)),
             "record-issued" => Some(record_issued(params)),
+            "reload-tls" if params.is_empty() => Some(Ok(Self::ReloadTls)),
+            "reload-tls" => Some(Err(Error::bad_request("reload-tls takes no parameters"))),
             "usage" => Some(usage(params)),
             other => Self::from_name(other).map(Ok),
         }
@@ -394,6 +401,10 @@ impl Cse {
                 Ok(actor) => self.withdraw(&actor, what, &credential, &reason).await,
                 Err(e) => Err(e),
             },
+            AdminCommand::ReloadTls => match self.admin_actor(ctx, fr) {
+                Ok(actor) => self.reload_tls(&actor).await,
+                Err(e) => Err(e),
+            },
             AdminCommand::RecordIssued {
                 subject,
                 serial,
@@ -463,7 +474,8 @@ impl Cse {
             AdminCommand::Usage { credential } => self.credential_usage(credential.as_deref())?,
             AdminCommand::Withdraw { .. }
             | AdminCommand::Resolve { .. }
-            | AdminCommand::RecordIssued { .. } => {
+            | AdminCommand::RecordIssued { .. }
+            | AdminCommand::ReloadTls => {
                 return Err(Error::internal("this admin command is asynchronous"))
             }
             AdminCommand::ListAssociations => {

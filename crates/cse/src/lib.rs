@@ -28,6 +28,7 @@ pub mod notification;
 mod notify;
 pub mod originator;
 pub mod pseudonyms;
+pub mod reload;
 mod resources;
 mod retrieve;
 pub mod security_context;
@@ -63,6 +64,10 @@ pub struct Cse {
     device_mef: Option<Arc<cert_enrolment::DeviceMef>>,
     maf: Option<Arc<maf::Maf>>,
     supervisor: Arc<supervision::Supervisor>,
+    tls_reload: Option<Arc<dyn reload::TlsReload>>,
+    /// The CRLs published at `/.well-known/crl/<name>`, replaced when the TLS material is
+    /// re-read.
+    published_crls: std::sync::RwLock<Vec<(String, Vec<u8>)>>,
 }
 
 /// The security manager's services the CSE works with.
@@ -85,6 +90,9 @@ pub struct Services {
     pub pseudonyms: Option<Arc<security::privacy::PseudonymVault>>,
     /// The supervision's rules (`[supervision]`); usage is kept whatever they say.
     pub supervision: supervision::Settings,
+    /// Re-reads the TLS listeners' certificates, keys, CRLs and credentials (`reload-tls`);
+    /// none: they are read at start-up only.
+    pub tls_reload: Option<Arc<dyn reload::TlsReload>>,
 }
 
 /// What one handler needs to know about the request beyond the primitive.
@@ -122,10 +130,12 @@ impl Cse {
             maf,
             pseudonyms,
             supervision,
+            tls_reload,
         } = services;
         let notifier = Notifier::new(&config)?;
         let policies = access::PolicyCache::new(access::Domain::of(&config));
         let consultant = access::Consultant::new(&config)?;
+        let config_crls = config.published_crls.clone();
         // Every association event goes to the audit trail first, then to the supervision.
         let (suspend, suspensions) = supervision::suspension_queue();
         let supervisor = Arc::new(supervision::Supervisor::new(
@@ -158,6 +168,8 @@ impl Cse {
             device_mef,
             maf,
             supervisor,
+            tls_reload,
+            published_crls: std::sync::RwLock::new(config_crls),
         });
         supervision::spawn_suspensions(Arc::downgrade(&cse), suspensions);
         resources::cb::ensure(&cse).await?;
@@ -186,12 +198,14 @@ impl Cse {
     }
 
     /// A published CRL by file name (public, signed data: no access control).
-    pub fn published_crl(&self, name: &str) -> Option<&[u8]> {
-        self.config
-            .published_crls
-            .iter()
+    pub fn published_crl(&self, name: &str) -> Option<Vec<u8>> {
+        let crls = match self.published_crls.read() {
+            Ok(c) => c,
+            Err(poisoned) => poisoned.into_inner(),
+        };
+        crls.iter()
             .find(|(n, _)| n == name)
-            .map(|(_, der)| der.as_slice())
+            .map(|(_, der)| der.clone())
     }
 
     /// The store (for administration and tests).

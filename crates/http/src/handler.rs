@@ -70,7 +70,7 @@ pub trait Handler: Send + Sync + 'static {
 
 impl Handler for cse::Cse {
     fn crl(&self, name: &str) -> Option<Vec<u8>> {
-        self.published_crl(name).map(<[u8]>::to_vec)
+        self.published_crl(name)
     }
 
     async fn handle(&self, ctx: SecurityContext, req: Request) -> Response {

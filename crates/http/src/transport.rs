@@ -4,7 +4,7 @@
 use cse::SecurityContext;
 use security::association::Registry;
 use security::privacy;
-use security::tls::TlsAcceptor;
+use security::tls::AcceptorSlot;
 use std::future::Future;
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -59,8 +59,8 @@ impl Transport for Plaintext {
 pub struct Tls {
     /// Listener name.
     pub listener: String,
-    /// The handshake side.
-    pub acceptor: Arc<TlsAcceptor>,
+    /// The handshake side (replaceable while the listener serves).
+    pub acceptor: Arc<AcceptorSlot>,
     /// Where live associations are listed.
     pub registry: Arc<Registry>,
 }
@@ -77,7 +77,7 @@ impl Transport for Tls {
         tcp: TcpStream,
         peer: SocketAddr,
     ) -> Option<(Self::Io, SecurityContext)> {
-        match self.acceptor.accept(tcp, peer).await {
+        match self.acceptor.current().accept(tcp, peer).await {
             Ok((stream, established)) => {
                 tracing::info!(
                     listener = %self.listener,

@@ -9,7 +9,7 @@ use security::credentials::{CredentialStore, FileCredentials};
 use security::enrolment::EnroleeKeys;
 use security::provisioned::{ProvisionedKeys, WithProvisioned};
 use security::revocation::{Revocations, Withdrawable};
-use security::tls::{LocalIdentity, TlsAcceptor};
+use security::tls::{AcceptorSlot, LocalIdentity, TlsAcceptor};
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -64,7 +64,7 @@ fn main() {
         Ok(f) => f.unwrap_or_default(),
         Err(e) => fail_config(&e),
     };
-    let settings = match file.resolve(args.http, args.data) {
+    let settings = match file.resolve(args.http, args.data.clone()) {
         Ok(s) => s,
         Err(e) => fail_config(&e),
     };
@@ -79,11 +79,11 @@ fn main() {
     // Key homes, credentials and TLS material are checked before anything listens. A home
     // that cannot be opened, a key missing from its home or below the policy: exit 64.
     let homes = match key_homes(&settings) {
-        Ok(h) => h,
+        Ok(h) => h.map(Arc::new),
         Err(e) => fail_config(&e),
     };
     // The audit log is checked too: a log altered since the last run stops the start.
-    let audit = match audit_trail(&settings, homes.as_ref()) {
+    let audit = match audit_trail(&settings, homes.as_deref()) {
         Ok(a) => a,
         Err(e) => fail_config(&format!("{e:#}")),
     };
@@ -98,21 +98,41 @@ fn main() {
         Ok(p) => p,
         Err(e) => fail_config(&format!("{e:#}")),
     };
-    let acceptors = match tls_acceptors(
+    let acceptors: Vec<Arc<AcceptorSlot>> = match tls_acceptors(
         &settings,
-        homes.as_ref(),
+        homes.as_deref(),
         &revocations,
         &provisioned,
         audit.as_ref(),
     ) {
-        Ok(a) => a,
+        Ok(a) => a
+            .into_iter()
+            .map(|a| Arc::new(AcceptorSlot::new(a)))
+            .collect(),
         Err(e) => fail_config(&format!("{e:#}")),
+    };
+    // What `reload-tls` and SIGHUP re-read: the same file, the same overrides.
+    let reloader = Reloader {
+        config: args.config.clone(),
+        http: args.http,
+        data: args.data.clone(),
+        homes: homes.clone(),
+        revocations: revocations.clone(),
+        provisioned: provisioned.clone(),
+        audit: audit.clone(),
+        listeners: settings
+            .tls
+            .iter()
+            .map(|t| (t.name.clone(), t.listen))
+            .zip(acceptors.iter().cloned())
+            .map(|((name, listen), slot)| (name, listen, slot))
+            .collect(),
     };
     let enrolment = match enrolment(&settings, &provisioned, &revocations) {
         Ok(e) => e,
         Err(e) => fail_config(&format!("{e:#}")),
     };
-    let device = match cli::cert_enrolment::open(&settings, homes.as_ref(), &revocations) {
+    let device = match cli::cert_enrolment::open(&settings, homes.as_deref(), &revocations) {
         Ok(d) => d,
         Err(e) => fail_config(&format!("{e:#}")),
     };
@@ -146,7 +166,7 @@ fn main() {
     };
     let (enrolment, mef) = enrolment.unzip();
     let (device_enrolment, device_mef) = device.unzip();
-    let pseudonyms = match pseudonym_vault(&settings, homes.as_ref()) {
+    let pseudonyms = match pseudonym_vault(&settings, homes.as_deref()) {
         Ok(v) => v,
         Err(e) => fail_config(&format!("{e:#}")),
     };
@@ -163,6 +183,7 @@ fn main() {
         maf,
         pseudonyms: Some(pseudonyms),
         supervision: settings.supervision.clone(),
+        tls_reload: Some(Arc::new(reloader)),
     };
     if let Err(e) = runtime.block_on(run(
         settings,
@@ -227,6 +248,67 @@ fn pseudonym_vault(
     };
     tracing::info!(key = %vault.describe(), "pseudonym vault open");
     Ok(Arc::new(vault))
+}
+
+/// Rebuilds the `[[tls]]` listeners' acceptors from the configuration file, for `reload-tls`
+/// and SIGHUP. Key homes, journals and the audit trail are the running ones; adding, removing
+/// or moving a listener needs a restart (and is refused here).
+#[derive(Debug)]
+struct Reloader {
+    config: Option<PathBuf>,
+    http: Option<SocketAddr>,
+    data: Option<PathBuf>,
+    homes: Option<Arc<KeyHomes>>,
+    revocations: Arc<Revocations>,
+    provisioned: Arc<ProvisionedKeys>,
+    audit: Option<cse::audit::AuditTrail>,
+    listeners: Vec<(String, SocketAddr, Arc<AcceptorSlot>)>,
+}
+
+impl cse::reload::TlsReload for Reloader {
+    fn reload(&self) -> Result<cse::reload::Reloaded, String> {
+        let file = match self.config.as_deref().map(FileConfig::load).transpose() {
+            Ok(f) => f.unwrap_or_default(),
+            Err(e) => return Err(e.to_string()),
+        };
+        let settings = file
+            .resolve(self.http, self.data.clone())
+            .map_err(|e| e.to_string())?;
+        let now: Vec<(String, SocketAddr)> = settings
+            .tls
+            .iter()
+            .map(|t| (t.name.clone(), t.listen))
+            .collect();
+        let before: Vec<(String, SocketAddr)> = self
+            .listeners
+            .iter()
+            .map(|(n, l, _)| (n.clone(), *l))
+            .collect();
+        if now != before {
+            return Err(
+                "the [[tls]] listeners were added, removed, renamed or moved: restart the CSE"
+                    .into(),
+            );
+        }
+        let acceptors = tls_acceptors(
+            &settings,
+            self.homes.as_deref(),
+            &self.revocations,
+            &self.provisioned,
+            self.audit.as_ref(),
+        )
+        .map_err(|e| format!("{e:#}"))?;
+        let published_crls = published_crls(&settings).map_err(|e| format!("{e:#}"))?;
+        // Everything was built: only now is anything replaced.
+        for ((name, _, slot), acceptor) in self.listeners.iter().zip(acceptors) {
+            slot.replace(acceptor);
+            tracing::info!(listener = %name, "TLS listener reloaded");
+        }
+        Ok(cse::reload::Reloaded {
+            listeners: self.listeners.iter().map(|(n, _, _)| n.clone()).collect(),
+            published_crls,
+        })
+    }
 }
 
 /// Opens the journal of withdrawn credentials in the data folder.
@@ -480,7 +562,7 @@ fn gba_naf(
 
 async fn run(
     mut settings: Settings,
-    acceptors: Vec<Arc<TlsAcceptor>>,
+    acceptors: Vec<Arc<AcceptorSlot>>,
     [enrolment, device_enrolment]: [Option<Arc<TlsAcceptor>>; 2],
     services: cse::Services,
 ) -> anyhow::Result<()> {
@@ -493,7 +575,9 @@ async fn run(
         secure.push((t.name.clone(), bind(t.listen).await?, acceptor));
     }
     let enrolment = match (enrolment, &settings.enrolment) {
-        (Some(acceptor), Some(e)) => Some((bind(e.listen).await?, acceptor)),
+        (Some(acceptor), Some(e)) => {
+            Some((bind(e.listen).await?, Arc::new(AcceptorSlot::new(acceptor))))
+        }
         _ => None,
     };
     let enrolment_addr = enrolment
@@ -501,7 +585,9 @@ async fn run(
         .map(|(l, _)| l.local_addr())
         .transpose()?;
     let device_enrolment = match (device_enrolment, &settings.device_enrolment) {
-        (Some(acceptor), Some(d)) => Some((bind(d.listen).await?, acceptor)),
+        (Some(acceptor), Some(d)) => {
+            Some((bind(d.listen).await?, Arc::new(AcceptorSlot::new(acceptor))))
+        }
         _ => None,
     };
     let device_addr = device_enrolment
@@ -525,6 +611,19 @@ async fn run(
         .await
         .context("cannot initialise the CSE")?;
     cse::expiry::spawn(cse.clone());
+    // SIGHUP re-reads the TLS material, as `m2m reload-tls` does.
+    let on_hup = cse.clone();
+    tokio::spawn(async move {
+        let Ok(mut hup) = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup())
+        else {
+            return;
+        };
+        while hup.recv().await.is_some() {
+            if let Err(e) = on_hup.reload_tls("SIGHUP").await {
+                tracing::error!(reason = %e.message, "SIGHUP: TLS material not reloaded");
+            }
+        }
+    });
 
     let (stop_tx, stop_rx) = watch::channel(false);
     let stopped = move || {

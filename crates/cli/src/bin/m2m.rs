@@ -200,6 +200,9 @@ enum Command {
     /// POST /.admin/resolve; written to the audit log with the purpose given).
     #[command(subcommand)]
     Privacy(PrivacyCommand),
+    /// Re-read the TLS listeners' certificates, keys, CRLs and credentials without a restart
+    /// (admin: POST /.admin/reload-tls; SIGHUP does the same).
+    ReloadTls,
     /// Keys between applications through the CSE's MAF: register a key for named AEs,
     /// retrieve one by its identifier, delete one (/.maf/keys; the origin is your AE-ID, over
     /// your own security association).
@@ -657,6 +660,13 @@ fn action_for(command: Command, origin: Option<String>) -> anyhow::Result<Action
                 origin: origin.unwrap_or_else(|| "CAdmin".to_owned()),
                 params: args.params(),
             })
+        }
+        Command::ReloadTls => {
+            return Ok(Action::AdminChange {
+                command: "reload-tls",
+                origin: origin.unwrap_or_else(|| "CAdmin".to_owned()),
+                params: Vec::new(),
+            });
         }
         Command::Privacy(PrivacyCommand::Resolve {
             pseudonym,

@@ -71,6 +71,11 @@ impl Server {
         client::Client::new(&self.url()).expect("client")
     }
 
+    /// The server's process id.
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
     /// SIGKILL: no shutdown, no flush.
     pub fn kill9(&mut self) {
         let _ = self.child.kill();

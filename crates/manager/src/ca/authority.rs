@@ -361,6 +361,37 @@ impl CertificateAuthority {
         validity: Validity,
         after: AfterRenewal,
     ) -> Result<IssuedCertificate, CaError> {
+        let (grant, _) = self.renewal_grant(old, validity)?;
+        let csr = csr::read(csr)?;
+        self.issue_verified(csr, &grant, Some((old, after == AfterRenewal::Revoke)))
+    }
+
+    /// Renews `old` like [`renew`](Self::renew), to the public key `old` certifies (no CSR:
+    /// the holder keeps its key).
+    pub fn renew_same_key(
+        &self,
+        old: &Serial,
+        validity: Validity,
+        after: AfterRenewal,
+    ) -> Result<IssuedCertificate, CaError> {
+        let (grant, der) = self.renewal_grant(old, validity)?;
+        let public_key = match X509Certificate::from_der(&der) {
+            Ok((_, cert)) => csr::p256_point(cert.public_key()).map_err(CaError::UnsupportedKey)?,
+            Err(e) => {
+                return Err(CaError::InvalidCsr(format!(
+                    "the recorded certificate {old} cannot be read: {e}"
+                )))
+            }
+        };
+        let key = csr::VerifiedCsr {
+            public_key,
+            names: Vec::new(),
+        };
+        self.issue_verified(key, &grant, Some((old, after == AfterRenewal::Revoke)))
+    }
+
+    /// The grant that renews `old` (active, not renewed before), and its recorded DER.
+    fn renewal_grant(&self, old: &Serial, validity: Validity) -> Result<(Grant, Vec<u8>), CaError> {
         let record = self.records.get(old)?;
         if record.status != Status::Active {
             return Err(CaError::InvalidTransition {
@@ -387,7 +418,7 @@ impl CertificateAuthority {
             validity,
             subject,
         };
-        self.issue_recorded(csr, &grant, Some((old, after == AfterRenewal::Revoke)))
+        Ok((grant, record.der))
     }
 
     fn issue_recorded(
@@ -396,7 +427,15 @@ impl CertificateAuthority {
         grant: &Grant,
         supersedes: Option<(&Serial, bool)>,
     ) -> Result<IssuedCertificate, CaError> {
-        let csr = csr::read(csr)?;
+        self.issue_verified(csr::read(csr)?, grant, supersedes)
+    }
+
+    fn issue_verified(
+        &self,
+        csr: csr::VerifiedCsr,
+        grant: &Grant,
+        supersedes: Option<(&Serial, bool)>,
+    ) -> Result<IssuedCertificate, CaError> {
         let names = &self.config.names;
         if let Some(other) = csr.names.iter().find(|n| !names.states(n, &grant.identity)) {
             return Err(CaError::IdentityMismatch {

@@ -64,6 +64,7 @@ mod files;
 mod identity;
 mod limits;
 mod policy;
+mod slot;
 mod state;
 mod suites;
 
@@ -71,6 +72,7 @@ pub use device::AnyDeviceCertificate;
 pub use error::{HandshakeCap, HandshakeError, TlsError};
 pub use files::crl_der;
 pub use policy::{CertificateConfig, LocalIdentity, ServerKey, TlsPolicy, TlsVersion};
+pub use slot::AcceptorSlot;
 
 use crate::association::Established;
 use crate::credentials::CredentialStore;
