@@ -20,9 +20,7 @@ use crate::sealing::{data_folder_key, Sealer};
 use serde::{Deserialize, Serialize};
 use std::collections::HashMap;
 use std::fmt;
-use std::fs::{File, OpenOptions};
-use std::io::{Read, Write};
-use std::os::unix::fs::OpenOptionsExt;
+use std::fs::File;
 use std::path::{Path, PathBuf};
 use std::sync::{Mutex, RwLock};
 use std::time::SystemTime;
@@ -162,24 +160,8 @@ impl EnrolmentKeys {
             path: path.to_owned(),
             source,
         };
-        let mut file = OpenOptions::new()
-            .create(true)
-            .read(true)
-            .append(true)
-            .mode(0o600)
-            .open(path)
-            .map_err(io)?;
-        if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
-            File::open(dir).and_then(|d| d.sync_all()).map_err(io)?;
-        }
-        let mut text = Zeroizing::new(String::new());
-        file.read_to_string(&mut text).map_err(io)?;
-        let complete = text.rfind('\n').map_or(0, |i| i + 1);
-        if complete < text.len() {
-            tracing::warn!(journal = %path.display(), "dropping an enrolment key line cut short by a crash (never acknowledged)");
-            file.set_len(complete as u64).map_err(io)?;
-            file.sync_all().map_err(io)?;
-        }
+        let (file, text) = crate::journal::open(path, "enrolment key").map_err(io)?;
+        let complete = text.len();
         let now = unix(SystemTime::now());
         let mut entries = HashMap::new();
         let mut lines = 0usize;
@@ -245,18 +227,7 @@ impl EnrolmentKeys {
         for entry in entries.values() {
             text.extend_from_slice(&self.line_for(&entry.record, entry.ke.expose())?);
         }
-        let tmp = path.with_extension("compact");
-        let _ = std::fs::remove_file(&tmp);
-        write_new_private(&tmp, &text).map_err(io)?;
-        std::fs::rename(&tmp, path).map_err(io)?;
-        if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
-            File::open(dir).and_then(|d| d.sync_all()).map_err(io)?;
-        }
-        let reopened = OpenOptions::new()
-            .read(true)
-            .append(true)
-            .open(path)
-            .map_err(io)?;
+        let reopened = crate::journal::replace(path, &text).map_err(io)?;
         *file.lock().unwrap_or_else(|p| p.into_inner()) = reopened;
         Ok(())
     }
@@ -303,8 +274,7 @@ impl EnrolmentKeys {
                 source,
             };
             let file = file.lock().unwrap_or_else(|p| p.into_inner());
-            (&*file).write_all(&line).map_err(io)?;
-            file.sync_data().map_err(io)?;
+            crate::journal::append(&file, &line).map_err(io)?;
         }
         entries.insert(
             record.ke_id.clone(),
@@ -334,16 +304,6 @@ impl EnrolmentKeys {
     pub fn is_empty(&self) -> bool {
         self.len() == 0
     }
-}
-
-fn write_new_private(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
-    let mut file = OpenOptions::new()
-        .write(true)
-        .create_new(true)
-        .mode(0o600)
-        .open(path)?;
-    file.write_all(bytes)?;
-    file.sync_all()
 }
 
 #[cfg(test)]

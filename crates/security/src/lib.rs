@@ -25,6 +25,7 @@ pub mod credentials;
 pub mod enrolment;
 pub mod enrolment_keys;
 pub mod gba;
+mod journal;
 pub mod maf_store;
 pub mod privacy;
 pub mod provisioned;

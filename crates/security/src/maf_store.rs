@@ -20,13 +20,11 @@
 
 use crate::credentials::Secret;
 use crate::enrolment::unix;
-use crate::sealing::{data_folder_key, write_new_private, SealError, Sealer};
+use crate::sealing::{data_folder_key, SealError, Sealer};
 use serde::{Deserialize, Serialize};
 use std::collections::HashMap;
 use std::fmt;
-use std::fs::{File, OpenOptions};
-use std::io::{Read, Write};
-use std::os::unix::fs::OpenOptionsExt;
+use std::fs::File;
 use std::path::{Path, PathBuf};
 use std::sync::{Mutex, RwLock};
 use std::time::SystemTime;
@@ -239,24 +237,8 @@ impl MafKeys {
             path: path.to_owned(),
             source,
         };
-        let mut file = OpenOptions::new()
-            .create(true)
-            .read(true)
-            .append(true)
-            .mode(0o600)
-            .open(path)
-            .map_err(io)?;
-        if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
-            File::open(dir).and_then(|d| d.sync_all()).map_err(io)?;
-        }
-        let mut text = String::new();
-        file.read_to_string(&mut text).map_err(io)?;
-        let complete = text.rfind('\n').map_or(0, |i| i + 1);
-        if complete < text.len() {
-            tracing::warn!(journal = %path.display(), "dropping a MAF key line cut short by a crash (never acknowledged)");
-            file.set_len(complete as u64).map_err(io)?;
-            file.sync_all().map_err(io)?;
-        }
+        let (file, text) = crate::journal::open(path, "MAF key").map_err(io)?;
+        let complete = text.len();
         let now = unix(SystemTime::now());
         let mut entries = HashMap::new();
         let mut lines = 0usize;
@@ -339,18 +321,7 @@ impl MafKeys {
         for entry in entries.values() {
             text.extend_from_slice(&self.line_for(&entry.registration, entry.key.expose())?);
         }
-        let tmp = path.with_extension("compact");
-        let _ = std::fs::remove_file(&tmp);
-        write_new_private(&tmp, &text).map_err(io)?;
-        std::fs::rename(&tmp, path).map_err(io)?;
-        if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
-            File::open(dir).and_then(|d| d.sync_all()).map_err(io)?;
-        }
-        let reopened = OpenOptions::new()
-            .read(true)
-            .append(true)
-            .open(path)
-            .map_err(io)?;
+        let reopened = crate::journal::replace(path, &text).map_err(io)?;
         *file.lock().unwrap_or_else(|p| p.into_inner()) = reopened;
         Ok(())
     }
@@ -382,8 +353,7 @@ impl MafKeys {
             };
             let file = file.lock().unwrap_or_else(|p| p.into_inner());
             // One write of the whole line: a crash leaves it whole or torn at the end.
-            (&*file).write_all(bytes).map_err(io)?;
-            file.sync_data().map_err(io)?;
+            crate::journal::append(&file, bytes).map_err(io)?;
         }
         Ok(())
     }

@@ -20,9 +20,7 @@ use crate::enrolment::{rfc3339, unix};
 use crate::revocation::Withdrawal;
 use serde::{Deserialize, Serialize};
 use std::collections::HashMap;
-use std::fs::{File, OpenOptions};
-use std::io::{Read, Write};
-use std::os::unix::fs::OpenOptionsExt;
+use std::fs::File;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::SystemTime;
@@ -177,25 +175,9 @@ impl ProvisionedKeys {
             path: path.to_owned(),
             source,
         };
-        let mut file = OpenOptions::new()
-            .create(true)
-            .read(true)
-            .append(true)
-            .mode(0o600)
-            .open(path)
-            .map_err(io)?;
-        // The journal's directory entry must be durable too, before any key is issued.
-        if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
-            File::open(dir).and_then(|d| d.sync_all()).map_err(io)?;
-        }
-        let mut text = Zeroizing::new(String::new());
-        file.read_to_string(&mut text).map_err(io)?;
-        let complete = text.rfind('\n').map_or(0, |i| i + 1);
-        if complete < text.len() {
-            tracing::warn!(journal = %path.display(), bytes = text.len() - complete, "dropping a provisioned key line cut short by a crash (never acknowledged)");
-            file.set_len(complete as u64).map_err(io)?;
-            file.sync_all().map_err(io)?;
-        }
+        // The journal's directory entry is durable too, before any key is issued.
+        let (file, text) = crate::journal::open(path, "provisioned key").map_err(io)?;
+        let complete = text.len();
         let mut keys = HashMap::new();
         for (i, raw) in text[..complete].lines().enumerate() {
             if raw.trim().is_empty() {
@@ -279,8 +261,7 @@ impl ProvisionedKeys {
             bytes.push(b'\n');
             let file = file.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
             // One write of the whole line: a crash leaves it whole or torn at the end.
-            (&*file).write_all(&bytes).map_err(io)?;
-            file.sync_data().map_err(io)?;
+            crate::journal::append(&file, &bytes).map_err(io)?;
         }
         let id = issued.kpsa_id.clone();
         keys.insert(
@@ -386,6 +367,8 @@ impl CredentialStore for WithProvisioned {
 mod tests {
     use super::*;
     use crate::credentials::FileCredentials;
+    use std::fs::OpenOptions;
+    use std::io::Write;
     use std::time::{Duration, UNIX_EPOCH};
 
     fn issued(id: &str, expires: u64) -> Issued {
