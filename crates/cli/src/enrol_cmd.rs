@@ -16,13 +16,14 @@
 //! printed), 2 usage (arguments, key file, output folder), 3 no answer (connection or
 //! handshake refused, timeout, unreadable answer).
 
+use crate::secret_files::{read_hex_key, write_private};
 use anyhow::{anyhow, bail, Context};
 use clap::Args;
 use manager::kdf::{self, EnroleeId, ExporterLabel, ExporterOutput, KeId};
 use openssl::ssl::{SslConnector, SslMethod, SslStream, SslVerifyMode, SslVersion};
 use std::io::{Read, Write};
 use std::net::{TcpStream, ToSocketAddrs};
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Duration;
 use zeroize::Zeroizing;
@@ -106,7 +107,7 @@ pub const ID_FILE: &str = "kpsa-id";
 pub const KEY_FILE: &str = "kpsa.hex";
 
 fn enrol_to_files(url: &str, timeout: Duration, args: &EnrolArgs) -> Result<Enrolled, EnrolError> {
-    let key = read_key_file(&args.enrolee_key_file).map_err(EnrolError::Usage)?;
+    let key = read_hex_key(&args.enrolee_key_file, "an enrolee key").map_err(EnrolError::Usage)?;
     std::fs::create_dir_all(&args.out)
         .with_context(|| format!("cannot create {}", args.out.display()))
         .map_err(EnrolError::Usage)?;
@@ -488,48 +489,6 @@ fn parse_url(url: &str) -> anyhow::Result<(String, u16)> {
     Ok((host.to_owned(), port))
 }
 
-/// Reads a key file of hex digits that only its owner can read.
-fn read_key_file(path: &Path) -> anyhow::Result<Zeroizing<Vec<u8>>> {
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::PermissionsExt;
-        let meta = std::fs::metadata(path).with_context(|| format!("{}", path.display()))?;
-        if meta.permissions().mode() & 0o077 != 0 {
-            bail!(
-                "{} holds a secret but is accessible by group or others (chmod 600)",
-                path.display()
-            );
-        }
-    }
-    let text = Zeroizing::new(
-        std::fs::read_to_string(path).with_context(|| format!("{}", path.display()))?,
-    );
-    let key = Zeroizing::new(
-        hex::decode(text.trim()).map_err(|_| anyhow!("{} is not hex digits", path.display()))?,
-    );
-    if key.len() < 16 {
-        bail!("{}: an enrolee key has 16 bytes or more", path.display());
-    }
-    Ok(key)
-}
-
-/// Writes `text` to `path` with mode 600 (also when the file already existed).
-fn write_private(path: &Path, text: &str) -> anyhow::Result<()> {
-    use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
-    let mut f = std::fs::OpenOptions::new()
-        .create(true)
-        .write(true)
-        .truncate(true)
-        .mode(0o600)
-        .open(path)
-        .with_context(|| format!("cannot write {}", path.display()))?;
-    f.set_permissions(std::fs::Permissions::from_mode(0o600))
-        .with_context(|| format!("cannot chmod {}", path.display()))?;
-    f.write_all(text.as_bytes())
-        .and_then(|()| f.sync_all())
-        .with_context(|| format!("cannot write {}", path.display()))
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -565,11 +524,11 @@ mod tests {
         let path = dir.path().join("kpm.hex");
         std::fs::write(&path, "00112233445566778899aabbccddeeff\n").expect("write");
         std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o644)).expect("chmod");
-        assert!(read_key_file(&path).is_err());
+        assert!(read_hex_key(&path, "an enrolee key").is_err());
         std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600)).expect("chmod");
-        assert_eq!(read_key_file(&path).expect("ok").len(), 16);
+        assert_eq!(read_hex_key(&path, "an enrolee key").expect("ok").len(), 16);
         std::fs::write(&path, "0011").expect("write");
-        assert!(read_key_file(&path).is_err());
+        assert!(read_hex_key(&path, "an enrolee key").is_err());
         let out = dir.path().join("kpsa.hex");
         write_private(&out, "ab").expect("write");
         let mode = std::fs::metadata(&out).expect("meta").permissions().mode();

@@ -10,12 +10,12 @@
 //! Exit codes as for every `m2m` command: 0 when the MEF answered 2000, 1 for any other
 //! status (printed), 2 for unusable arguments or files, 3 when no answer came back.
 
+use crate::secret_files::write_private;
 use anyhow::Context;
 use clap::{Args, Subcommand};
 use client::Client;
 use model::{Operation, Request, Response};
 use serde_json::{json, Value};
-use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use zeroize::Zeroizing;
@@ -122,22 +122,6 @@ fn report(resp: &Response, key_out: &Path) -> anyhow::Result<ExitCode> {
     println!("lifetime     {}", field("lifetime"));
     println!("key file     {}", key_out.display());
     Ok(ExitCode::SUCCESS)
-}
-
-fn write_private(path: &Path, text: &str) -> anyhow::Result<()> {
-    use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
-    let mut f = std::fs::OpenOptions::new()
-        .create(true)
-        .write(true)
-        .truncate(true)
-        .mode(0o600)
-        .open(path)
-        .with_context(|| format!("cannot write {}", path.display()))?;
-    f.set_permissions(std::fs::Permissions::from_mode(0o600))
-        .with_context(|| format!("cannot chmod {}", path.display()))?;
-    f.write_all(text.as_bytes())
-        .and_then(|()| f.sync_all())
-        .with_context(|| format!("cannot write {}", path.display()))
 }
 
 #[cfg(test)]

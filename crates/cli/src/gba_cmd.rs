@@ -14,15 +14,15 @@
 //! Exit codes: 0 done, 1 refused (by the BSF, or the BSF failed to authenticate itself),
 //! 2 usage (arguments, key file, output folder), 3 no answer.
 
-use anyhow::{anyhow, bail, Context};
+use crate::secret_files::{read_hex_key, write_private};
+use anyhow::{anyhow, Context};
 use clap::Args;
 use manager::kdf::{self, Fqdn, GbaBootstrapKey, GbaRand, Impi, NafId};
 use openssl::{hash::MessageDigest, memcmp, pkey::PKey, sign::Signer};
 use security::gba::zn::{key_kind, post_json, HttpUrl, ZnError};
 use security::gba::UA_TLS_PSK;
 use serde::Deserialize;
-use std::io::Write;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Duration;
 use zeroize::Zeroizing;
@@ -126,7 +126,7 @@ fn bootstrap(args: &GbaArgs, timeout: Duration) -> Result<String, GbaError> {
             args.naf_key
         ))
     })?;
-    let k = read_key_file(&args.device_key_file).map_err(usage)?;
+    let k = read_hex_key(&args.device_key_file, "a device key").map_err(usage)?;
     std::fs::create_dir_all(&args.out)
         .with_context(|| format!("cannot create {}", args.out.display()))
         .map_err(usage)?;
@@ -209,42 +209,4 @@ fn bootstrap(args: &GbaArgs, timeout: Duration) -> Result<String, GbaError> {
         args.naf_key,
         key_file.display()
     ))
-}
-
-fn read_key_file(path: &Path) -> anyhow::Result<Zeroizing<Vec<u8>>> {
-    use std::os::unix::fs::PermissionsExt;
-    let meta = std::fs::metadata(path).with_context(|| format!("{}", path.display()))?;
-    if meta.permissions().mode() & 0o077 != 0 {
-        bail!(
-            "{} holds a secret but is accessible by group or others (chmod 600)",
-            path.display()
-        );
-    }
-    let text = Zeroizing::new(
-        std::fs::read_to_string(path).with_context(|| format!("{}", path.display()))?,
-    );
-    let key = Zeroizing::new(
-        hex::decode(text.trim()).map_err(|_| anyhow!("{} is not hex digits", path.display()))?,
-    );
-    if key.len() < 16 {
-        bail!("{}: a device key has 16 bytes or more", path.display());
-    }
-    Ok(key)
-}
-
-/// Writes `text` to `path` with mode 600 (also when the file already existed).
-fn write_private(path: &Path, text: &str) -> anyhow::Result<()> {
-    use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
-    let mut f = std::fs::OpenOptions::new()
-        .create(true)
-        .write(true)
-        .truncate(true)
-        .mode(0o600)
-        .open(path)
-        .with_context(|| format!("cannot write {}", path.display()))?;
-    f.set_permissions(std::fs::Permissions::from_mode(0o600))
-        .with_context(|| format!("cannot chmod {}", path.display()))?;
-    f.write_all(text.as_bytes())
-        .and_then(|()| f.sync_all())
-        .with_context(|| format!("cannot write {}", path.display()))
 }

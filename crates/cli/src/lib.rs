@@ -15,3 +15,4 @@ pub mod init_cmd;
 pub mod keyhomes;
 pub mod keys_cmd;
 pub mod maf_cmd;
+pub mod secret_files;

@@ -9,12 +9,12 @@
 //! Exit codes as for every `m2m` command: 0 when the MAF answered 2xxx, 1 for any other
 //! status (printed), 2 for unusable arguments or files, 3 when no answer came back.
 
+use crate::secret_files::write_private;
 use anyhow::Context;
 use clap::{Args, Subcommand};
 use client::Client;
 use model::{Operation, Request, Response};
 use serde_json::{json, Value};
-use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use zeroize::Zeroizing;
@@ -175,22 +175,6 @@ fn show(v: &Value) -> String {
         Value::Array(items) => items.iter().map(show).collect::<Vec<_>>().join(" "),
         other => other.to_string(),
     }
-}
-
-fn write_private(path: &Path, text: &str) -> anyhow::Result<()> {
-    use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
-    let mut f = std::fs::OpenOptions::new()
-        .create(true)
-        .write(true)
-        .truncate(true)
-        .mode(0o600)
-        .open(path)
-        .with_context(|| format!("cannot write {}", path.display()))?;
-    f.set_permissions(std::fs::Permissions::from_mode(0o600))
-        .with_context(|| format!("cannot chmod {}", path.display()))?;
-    f.write_all(text.as_bytes())
-        .and_then(|()| f.sync_all())
-        .with_context(|| format!("cannot write {}", path.display()))
 }
 
 #[cfg(test)]
