@@ -14,9 +14,7 @@ use crate::association::CredentialBinding;
 use crate::credentials::{CredentialStore, PskCredential, PskUnavailable};
 use serde::{Deserialize, Serialize};
 use std::collections::HashMap;
-use std::fs::{File, OpenOptions};
-use std::io::{BufRead, BufReader, Write};
-use std::os::unix::fs::OpenOptionsExt;
+use std::fs::File;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::{SystemTime, UNIX_EPOCH};
@@ -115,27 +113,22 @@ fn now() -> u64 {
 }
 
 impl Revocations {
-    /// Opens the journal at `path` (created, mode 600, when missing) and replays it.
+    /// Opens the journal at `path` (created, mode 600, when missing) and replays it. A last
+    /// line cut short by a crash was never acknowledged and is dropped; any other line that
+    /// does not parse stops the start.
     pub fn open(path: &Path) -> Result<Self, RevocationError> {
         let io = |source| RevocationError::Io {
             path: path.to_owned(),
             source,
         };
-        let file = OpenOptions::new()
-            .create(true)
-            .read(true)
-            .append(true)
-            .mode(0o600)
-            .open(path)
-            .map_err(io)?;
+        let (file, text) = crate::journal::open(path, "revocation").map_err(io)?;
         let mut withdrawn = HashMap::new();
-        for (i, line) in BufReader::new(&file).lines().enumerate() {
-            let line = line.map_err(io)?;
+        for (i, line) in text.lines().enumerate() {
             if line.trim().is_empty() {
                 continue;
             }
             let change: Change =
-                serde_json::from_str(&line).map_err(|e| RevocationError::Corrupt {
+                serde_json::from_str(line).map_err(|e| RevocationError::Corrupt {
                     path: path.to_owned(),
                     line: i + 1,
                     message: e.to_string(),
@@ -239,8 +232,7 @@ impl Revocations {
             let file = file
                 .lock()
                 .map_err(|_| io(std::io::Error::other("journal lock poisoned")))?;
-            (&*file).write_all(&line).map_err(io)?;
-            file.sync_data().map_err(io)?;
+            crate::journal::append(&file, &line).map_err(io)?;
         }
         if let Ok(mut withdrawn) = self.withdrawn.write() {
             apply(&mut withdrawn, change);
@@ -411,6 +403,20 @@ mod tests {
         .expect("write");
         let r = Revocations::open(&path).expect("open");
         assert_eq!(r.status("c").map(|w| w.kind), Some(WithdrawalKind::Revoked));
+        // A torn last line (a crash mid-append, never acknowledged) is dropped.
+        std::fs::write(
+            &path,
+            concat!(
+                r#"{"change":"withdraw","credential":"c","kind":"revoked","reason":"r","at":1}"#,
+                "\n",
+                r#"{"change":"withd"#
+            ),
+        )
+        .expect("write");
+        let r = Revocations::open(&path).expect("torn tail dropped");
+        assert_eq!(r.list().len(), 1);
+        drop(r);
+        // A complete line that does not parse stops the start.
         std::fs::write(&path, "{\"change\":\"withdraw\"\n").expect("write");
         let err = Revocations::open(&path).expect_err("corrupt");
         assert!(
