@@ -89,10 +89,15 @@ impl Server {
     /// The log once it contains `needle` (waiting at most 20 s): the server logs some
     /// events, such as a refused handshake, only after the client has seen their effect.
     pub fn log_with(&self, needle: &str) -> String {
+        self.log_with_count(needle, 1)
+    }
+
+    /// The log once `needle` occurs at least `count` times (waiting at most 20 s).
+    pub fn log_with_count(&self, needle: &str, count: usize) -> String {
         let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
         loop {
             let log = self.log();
-            if log.contains(needle) || std::time::Instant::now() > deadline {
+            if log.matches(needle).count() >= count || std::time::Instant::now() > deadline {
                 return log;
             }
             std::thread::sleep(std::time::Duration::from_millis(50));
