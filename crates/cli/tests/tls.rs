@@ -1371,3 +1371,182 @@ fn tls_material_is_reloaded_without_a_restart() {
     let audit = std::fs::read_to_string(s.server.data.join("audit.log")).expect("audit");
     assert!(audit.contains("\"action\":\"reload-tls\""), "{audit}");
 }
+
+#[test]
+fn an_ae_rotates_its_pseudonym_and_keeps_its_resources() {
+    if !have_openssl() {
+        return;
+    }
+    let s = Secure::start();
+    let identity = "sensor-1@secure-cse.example";
+    let key = std::fs::read_to_string(s.pki.join("sensor-1.psk"))
+        .expect("psk")
+        .trim()
+        .to_owned();
+    let as_sensor = |method: &str, path: &str, origin: &str, ty: Option<u8>, body: &str| {
+        s.psk_request(
+            identity,
+            &key,
+            "1.3",
+            &http_request(method, path, origin, ty, body),
+        )
+        .1
+    };
+    // No resource name: the AE's name is its AE-ID, so the structured names move too.
+    let reg = as_sensor(
+        "POST",
+        "/cse-in",
+        "C",
+        Some(2),
+        r#"{"m2m:ae":{"api":"Nsensor","rr":false,"srv":["3"]}}"#,
+    );
+    assert!(reg.contains("X-M2M-RSC: 2001"), "{reg}");
+    let old = aei(&reg);
+    let base = format!("/cse-in/{old}");
+    let acp = format!(
+        r#"{{"m2m:acp":{{"rn":"mine","pv":{{"acr":[{{"acor":["{old}"],"acop":63}}]}},"pvs":{{"acr":[{{"acor":["{old}"],"acop":63}}]}}}}}}"#
+    );
+    let made = as_sensor("POST", &base, &old, Some(1), &acp);
+    assert!(made.contains("X-M2M-RSC: 2001"), "{made}");
+    let made = as_sensor("POST", &base, &old, Some(3), r#"{"m2m:cnt":{"rn":"data"}}"#);
+    assert!(made.contains("X-M2M-RSC: 2001"), "{made}");
+    let made = as_sensor(
+        "POST",
+        &format!("{base}/data"),
+        &old,
+        Some(4),
+        r#"{"m2m:cin":{"con":"21.5"}}"#,
+    );
+    assert!(made.contains("X-M2M-RSC: 2001"), "{made}");
+
+    // The real client rotates, over the same credential.
+    let key_file = s.pki.join("sensor-1.key.hex");
+    std::fs::write(&key_file, &key).expect("key file");
+    let mut perms = std::fs::metadata(&key_file).expect("meta").permissions();
+    std::os::unix::fs::PermissionsExt::set_mode(&mut perms, 0o600);
+    std::fs::set_permissions(&key_file, perms).expect("chmod");
+    let m2m = |origin: &str, args: &[&str]| {
+        Command::new(env!("CARGO_BIN_EXE_m2m"))
+            .args([
+                "--url",
+                s.https(),
+                "--psk-identity",
+                identity,
+                "--psk-key-file",
+            ])
+            .arg(&key_file)
+            .args(["--origin", origin])
+            .args(args)
+            .output()
+            .expect("m2m")
+    };
+    let rotated = m2m(&old, &["privacy", "rotate"]);
+    let text = String::from_utf8_lossy(&rotated.stdout).into_owned();
+    assert!(
+        rotated.status.success(),
+        "{text}{}",
+        String::from_utf8_lossy(&rotated.stderr)
+    );
+    let printed: serde_json::Value = serde_json::from_str(&text).expect("json");
+    let new = printed["m2m:ae"]["aei"]
+        .as_str()
+        .unwrap_or_default()
+        .to_owned();
+    assert!(
+        new.starts_with('C') && new.len() > 8 && new != old,
+        "{text}"
+    );
+    assert_eq!(printed["m2m:ae"]["rn"], new.as_str(), "{text}");
+
+    // Everything is still there, under the new AE-ID and its name.
+    let new_base = format!("/cse-in/{new}");
+    let la = as_sensor("GET", &format!("{new_base}/data/la"), &new, None, "");
+    assert!(
+        la.contains("X-M2M-RSC: 2000") && la.contains("21.5"),
+        "{la}"
+    );
+    assert!(la.contains(&format!("\"cr\":\"{new}\"")), "{la}");
+    let mine = s.curl_as("admin", &format!("{new_base}/mine"), "CAdmin", &[]);
+    assert!(mine.contains(&format!("\"acor\":[\"{new}\"]")), "{mine}");
+    let all = s.curl_as("admin", &format!("{new_base}?rcn=4"), "CAdmin", &[]);
+    assert!(all.contains("X-M2M-RSC: 2000"), "{all}");
+    assert!(!all.contains(&old), "the old AE-ID survives: {all}");
+    // The old pseudonym is gone: as a name, and as an originator over the credential.
+    let gone = s.curl_as("admin", &base, "CAdmin", &[]);
+    assert!(gone.contains("X-M2M-RSC: 4004"), "{gone}");
+    let stale = as_sensor("GET", &new_base, &old, None, "");
+    assert!(stale.contains("X-M2M-RSC: 4106"), "{stale}");
+    // The credential keeps its new AE-ID: registering again gives it back.
+    let again = as_sensor(
+        "POST",
+        "/cse-in",
+        "C",
+        Some(2),
+        r#"{"m2m:ae":{"rn":"twice","api":"Nsensor","rr":false,"srv":["3"]}}"#,
+    );
+    assert!(
+        again.contains("X-M2M-RSC: 4117") && again.contains(&new),
+        "{again}"
+    );
+
+    // Who may not rotate: an AE whose certificate names its AE-ID, the admin, a spoofer,
+    // and a GET or a request with content.
+    let reg = s.curl_as(
+        "ae1",
+        "/cse-in",
+        "Cae1",
+        &[
+            "-X",
+            "POST",
+            "-H",
+            "Content-Type: application/json;ty=2",
+            "-d",
+            r#"{"m2m:ae":{"rn":"a1","api":"Napp","rr":false,"srv":["3"]}}"#,
+        ],
+    );
+    assert!(reg.contains("X-M2M-RSC: 2001"), "{reg}");
+    let fixed = s.curl_as("ae1", "/.privacy/rotate-ae-id", "Cae1", &["-X", "POST"]);
+    assert!(fixed.contains("X-M2M-RSC: 4005"), "{fixed}");
+    let admin = s.curl_as("admin", "/.privacy/rotate-ae-id", "CAdmin", &["-X", "POST"]);
+    assert!(admin.contains("X-M2M-RSC: 4005"), "{admin}");
+    let spoof = as_sensor("POST", "/.privacy/rotate-ae-id", "Cae1", None, "");
+    assert!(spoof.contains("X-M2M-RSC: 4106"), "{spoof}");
+    let get = as_sensor("GET", "/.privacy/rotate-ae-id", &new, None, "");
+    assert!(get.contains("X-M2M-RSC: 4005"), "{get}");
+    let content = as_sensor("POST", "/.privacy/rotate-ae-id", &new, None, "{}");
+    assert!(content.contains("X-M2M-RSC: 4000"), "{content}");
+    let still = as_sensor("GET", &new_base, &new, None, "");
+    assert!(still.contains("X-M2M-RSC: 2000"), "{still}");
+
+    // Neither the log nor the audit log links the two pseudonyms; the admin can, by
+    // resolving either one to the same credential.
+    let audit = std::fs::read_to_string(s.server.data.join("audit.log")).expect("audit");
+    let entry = audit
+        .lines()
+        .find(|l| l.contains("pseudonym-rotated"))
+        .expect("an audit entry for the rotation");
+    assert!(!entry.contains(&old) && !entry.contains(&new), "{entry}");
+    let log = s.server.log_with("rotated its AE-ID");
+    let line = log
+        .lines()
+        .find(|l| l.contains("rotated its AE-ID"))
+        .expect("a log line");
+    assert!(!line.contains(&old) && !line.contains(&new), "{line}");
+    let admin_key = s.file("admin.psk");
+    for pseudonym in [&old, &new] {
+        let resolved = Command::new(env!("CARGO_BIN_EXE_m2m"))
+            .args([
+                "--url",
+                s.https(),
+                "--psk-identity",
+                "admin@secure-cse.example",
+            ])
+            .args(["--psk-key-file", &admin_key])
+            .args(["privacy", "resolve", pseudonym, "--purpose", "audit 7"])
+            .output()
+            .expect("m2m");
+        let text = String::from_utf8_lossy(&resolved.stdout).into_owned();
+        assert!(resolved.status.success(), "{text}");
+        assert!(text.contains(&format!("12-{identity}")), "{text}");
+    }
+}

@@ -6,11 +6,21 @@
 //! Resolving a pseudonym opens those seals, for the admin, and is written to the audit
 //! trail (who, which pseudonym, why) before the answer goes out.
 
-use crate::Cse;
+use crate::originator::{self, Originator};
+use crate::{Cse, SecurityContext};
 use manager::audit::Event;
-use model::{Error, ResourceType, Result};
+use model::{Error, Operation, Request, ResourceType, Result};
+use security::association::PeerIdentity;
 use security::privacy::PseudonymVault;
-use serde_json::{json, Value};
+use serde_json::{json, Map, Value};
+
+/// Where a registered AE asks for a fresh AE-ID (`POST`, with its current AE-ID as
+/// `X-M2M-Origin`, over its own security association).
+pub const ROTATE_PATH: &str = "/.privacy/rotate-ae-id";
+
+/// Attributes that hold identifiers, where a rotated AE-ID is rewritten. Content (`con`),
+/// labels and everything else an application wrote stay as they were.
+const NAMING_ATTRIBUTES: [&str; 5] = ["pi", "cr", "nu", "mid", "su"];
 
 /// Re-keys bindings an older version kept under the Credential-ID in clear: each gets the
 /// vault's lookup and a sealed copy, and the clear one goes, in one durable write.
@@ -185,6 +195,145 @@ impl Cse {
     }
 }
 
+impl Cse {
+    /// Gives the registered AE that sends this request a fresh random AE-ID (pseudonym
+    /// rotation, seed 6.4), keeping everything it has: its resource (same resource name
+    /// unless the name was the AE-ID itself), its children and their subtree, and every
+    /// reference to it in identifier attributes (`cr`, subscription `nu`, group `mid`, ACP
+    /// `acor`, ...), all in one durable write. The credential's binding and the sealed
+    /// identity follow, so the AE keeps its association and an authorised resolution of
+    /// either AE-ID leads to the same credential. The answer carries the new AE-ID.
+    ///
+    /// Only an AE-ID the CSE assigned to the credential in use (or, without any security
+    /// association, on a trusted listener, any AE-ID) can rotate: one that a certificate
+    /// or a configured binding fixes would lock its AE out (4005).
+    pub async fn rotate_ae_id(&self, ctx: &SecurityContext, fr: Option<String>) -> Result<Value> {
+        let probe = Request::new(Operation::Update, self.config.cse_name.clone(), fr);
+        let old = match originator::check(ctx, &probe, &self.config, self.store.as_ref())? {
+            Originator::Ae(id) => id,
+            _ => {
+                return Err(Error::operation_not_allowed(
+                    "only a registered AE rotates its own AE-ID",
+                ))
+            }
+        };
+        let fixed = || {
+            Error::operation_not_allowed(
+                "this AE-ID is fixed by the credential; only an AE-ID the CSE assigned can rotate",
+            )
+        };
+        let (binding_key, actor) = match ctx.security_association() {
+            None => (None, "an AE on a trusted listener".to_owned()),
+            Some(sa) => match (&sa.established.binding.identity, sa.binding_key()) {
+                (PeerIdentity::AllowedAes(_), Some(key))
+                    if self.store.credential_ae(key)?.as_deref() == Some(old.as_str()) =>
+                {
+                    let tag = security::privacy::credential_tag(&sa.established.credential_id);
+                    (Some(key.to_owned()), format!("the AE of credential {tag}"))
+                }
+                _ => return Err(fixed()),
+            },
+        };
+        let new = loop {
+            let id = model::id::new_ae_id();
+            if self.store.get(&id)?.is_none() {
+                break id;
+            }
+        };
+        // The sealed identities, sealed again for the new AE-ID (it is their associated data).
+        let mut resealed = Vec::new();
+        if let Some(vault) = self.associations().pseudonyms() {
+            let vault_error = |e| Error::internal(format!("pseudonym vault: {e}"));
+            for sealed in self.store.sealed_identities(&old)? {
+                let credential = vault.open(&sealed, &old).map_err(vault_error)?;
+                resealed.push(vault.seal(&credential, &new).map_err(vault_error)?);
+            }
+        }
+        // Audited first: an entry for a rotation that then failed is better than a rotation
+        // the log does not show.
+        if let Some(audit) = self.audit() {
+            audit
+                .record_durably(Event::PseudonymRotated {
+                    actor: actor.clone(),
+                })
+                .await?;
+        }
+        let (from, to) = (old.clone(), new.clone());
+        let rewritten = store::write(self.store.as_ref(), move |t| {
+            let Some(ae) = t.get(&from)? else {
+                return Err(Error::not_found("the AE deregistered meanwhile"));
+            };
+            let mut renamed = ae.clone();
+            renamed.attrs.insert("ri".into(), json!(to));
+            renamed.attrs.insert("aei".into(), json!(to));
+            if ae.rn() == from {
+                renamed.attrs.insert("rn".into(), json!(to));
+                let parent = ae.srn.rsplit_once('/').map_or("", |(p, _)| p);
+                renamed.srn = format!("{parent}/{to}");
+            }
+            t.rename(&from, &renamed)?;
+            let mut rewritten = 0usize;
+            for mut r in t.mentioning(&from)? {
+                if rewrite_references(&mut r.attrs, &from, &to) {
+                    t.update(&r)?;
+                    rewritten += 1;
+                }
+            }
+            if let Some(key) = &binding_key {
+                t.remember_credential_ae(key, &to)?;
+            }
+            for sealed in &resealed {
+                t.seal_identity(&to, sealed)?;
+            }
+            Ok(rewritten)
+        })
+        .await?;
+        // No AE-ID in the log: it would link the two pseudonyms.
+        tracing::info!(actor = %actor, references = rewritten, "an AE rotated its AE-ID");
+        let ae = self
+            .store
+            .get(&new)?
+            .ok_or_else(|| Error::internal("the rotated AE vanished"))?;
+        Ok(json!({ "m2m:ae": ae.attrs }))
+    }
+}
+
+/// Rewrites `old` to `new` wherever an identifier attribute names it, as a whole string or
+/// as one segment of an address (`/id-in/Cold`, `cse-in/Cold/cnt`). True if anything changed.
+fn rewrite_references(attrs: &mut Map<String, Value>, old: &str, new: &str) -> bool {
+    let mut changed = false;
+    let mut swap = |s: &str| {
+        if !s.split('/').any(|seg| seg == old) {
+            return None;
+        }
+        changed = true;
+        Some(
+            s.split('/')
+                .map(|seg| if seg == old { new } else { seg })
+                .collect::<Vec<_>>()
+                .join("/"),
+        )
+    };
+    for name in NAMING_ATTRIBUTES {
+        if let Some(v) = attrs.get_mut(name) {
+            rewrite_strings(v, &mut swap);
+        }
+    }
+    // `acor` of every rule in `pv` and `pvs`.
+    for set in ["pv", "pvs"] {
+        let rules = attrs
+            .get_mut(set)
+            .and_then(|p| p.get_mut("acr"))
+            .and_then(Value::as_array_mut);
+        for rule in rules.into_iter().flatten() {
+            if let Some(acor) = rule.get_mut("acor") {
+                rewrite_strings(acor, &mut swap);
+            }
+        }
+    }
+    changed
+}
+
 /// Applies `f` to every string in `v` (values, not keys); `Some` replaces the string.
 fn rewrite_strings(v: &mut Value, f: &mut impl FnMut(&str) -> Option<String>) {
     match v {
@@ -201,7 +350,7 @@ fn rewrite_strings(v: &mut Value, f: &mut impl FnMut(&str) -> Option<String>) {
 
 #[cfg(test)]
 mod tests {
-    use super::party_of;
+    use super::*;
 
     #[test]
     fn the_party_is_the_scheme_and_authority() {
@@ -211,5 +360,37 @@ mod tests {
         );
         assert_eq!(party_of("http://10.0.0.1:80"), "http://10.0.0.1:80");
         assert_eq!(party_of("weird"), "weird");
+    }
+
+    #[test]
+    fn references_are_rewritten_in_identifier_attributes_only() {
+        let mut attrs = json!({
+            "pi": "Cold",
+            "cr": "Cold",
+            "nu": ["/id-in/Cold", "cse-in/Cold/inbox", "http://10.0.0.1/Coldish"],
+            "mid": ["Cother", "//sp.example/id-in/Cold"],
+            "pv": {"acr": [{"acor": ["Cold", "C*"], "acop": 63}]},
+            "pvs": {"acr": [{"acor": ["CAdmin"], "acop": 63}]},
+            "con": "Cold",
+            "lbl": ["Cold"],
+        });
+        let map = attrs.as_object_mut().expect("object");
+        assert!(rewrite_references(map, "Cold", "Cnew"));
+        assert_eq!(
+            Value::Object(map.clone()),
+            json!({
+                "pi": "Cnew",
+                "cr": "Cnew",
+                "nu": ["/id-in/Cnew", "cse-in/Cnew/inbox", "http://10.0.0.1/Coldish"],
+                "mid": ["Cother", "//sp.example/id-in/Cnew"],
+                "pv": {"acr": [{"acor": ["Cnew", "C*"], "acop": 63}]},
+                "pvs": {"acr": [{"acor": ["CAdmin"], "acop": 63}]},
+                "con": "Cold",
+                "lbl": ["Cold"],
+            })
+        );
+        let mut untouched = json!({"cr": "Cother", "con": "Cold"});
+        let map = untouched.as_object_mut().expect("object");
+        assert!(!rewrite_references(map, "Cold", "Cnew"));
     }
 }

@@ -52,6 +52,18 @@ pub trait Handler: Send + Sync + 'static {
         async move { Response::error(&model::Error::not_found("no enrolment function"), req.rqi) }
     }
 
+    /// Gives the AE that asks a fresh AE-ID (`POST /.privacy/rotate-ae-id`, see
+    /// `cse::pseudonyms`); none by default (4004).
+    fn rotate_ae_id(
+        &self,
+        ctx: SecurityContext,
+        fr: Option<String>,
+        rqi: String,
+    ) -> impl Future<Output = Response> + Send {
+        let _ = (ctx, fr);
+        async move { Response::error(&model::Error::not_found("no pseudonym rotation"), rqi) }
+    }
+
     /// Handles an administration request (`GET /.admin/<command>?<params>`, the parameters
     /// percent-decoded); none by default.
     fn admin(
@@ -87,6 +99,21 @@ impl Handler for cse::Cse {
 
     async fn fetch_credentials(&self, ctx: SecurityContext, req: cse::maf::KeyRequest) -> Response {
         cse::Cse::fetch_credentials(self, &ctx, req).await
+    }
+
+    async fn rotate_ae_id(
+        &self,
+        ctx: SecurityContext,
+        fr: Option<String>,
+        rqi: String,
+    ) -> Response {
+        match cse::Cse::rotate_ae_id(self, &ctx, fr).await {
+            Ok(pc) => Response::new(model::ResponseStatusCode::Ok, &rqi, Some(pc)),
+            Err(e) => {
+                tracing::warn!(peer = %security::privacy::peer_tag(ctx.peer), rsc = e.rsc.code(), reason = %e.message, "AE-ID rotation refused");
+                Response::error(&e, rqi)
+            }
+        }
     }
 
     async fn admin(

@@ -286,6 +286,18 @@ async fn answer<H: Handler>(
             return response::to_http(&resp, &echo, None);
         }
     }
+    if parts.uri.path() == cse::pseudonyms::ROTATE_PATH {
+        if let Ok(rqi) = &rqi {
+            let resp = match rotation(shared, ctx, &parts, body, rqi).await {
+                Ok(resp) => resp,
+                Err(rejection) => {
+                    let resp = Response::error(&rejection.error, rqi.clone());
+                    return response::to_http(&resp, &echo, rejection.status);
+                }
+            };
+            return response::to_http(&resp, &echo, None);
+        }
+    }
     if let Some(command) = parts.uri.path().strip_prefix(ADMIN_PREFIX) {
         let change = parts.method == http::Method::POST;
         if change || parts.method == http::Method::GET {
@@ -353,6 +365,41 @@ async fn enrolment<H: Handler>(
             .await
             .unwrap_or_else(|e| {
                 tracing::error!(error = %e, "enrolment handler failed");
+                Response::error(&Error::internal("internal error"), fallback)
+            }),
+    )
+}
+
+/// An AE's request for a fresh AE-ID: POST only, no content, then the handler on its own
+/// task, so that a client that disconnects cannot stop a rotation half way.
+async fn rotation<H: Handler>(
+    shared: &Shared<H>,
+    ctx: SecurityContext,
+    parts: &http::request::Parts,
+    body: Incoming,
+    rqi: &str,
+) -> Result<Response, Rejection> {
+    check_head(parts, &shared.limits)?;
+    if parts.method != http::Method::POST {
+        return Err(Error::operation_not_allowed("the rotation request is a POST").into());
+    }
+    if !read_body(&parts.headers, body, &shared.limits)
+        .await?
+        .is_empty()
+    {
+        return Err(Error::bad_request("the rotation request has no content").into());
+    }
+    let fr = headers::single(&parts.headers, &headers::ORIGIN)
+        .ok()
+        .flatten()
+        .map(str::to_owned);
+    let (handler, rqi) = (shared.handler.clone(), rqi.to_owned());
+    let fallback = rqi.clone();
+    Ok(
+        tokio::spawn(async move { handler.rotate_ae_id(ctx, fr, rqi).await })
+            .await
+            .unwrap_or_else(|e| {
+                tracing::error!(error = %e, "rotation handler failed");
                 Response::error(&Error::internal("internal error"), fallback)
             }),
     )

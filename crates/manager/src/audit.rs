@@ -162,6 +162,14 @@ pub enum Event {
         /// The stated purpose.
         purpose: String,
     },
+    /// An AE took a fresh pseudonym (AE-ID rotation). Neither AE-ID is logged, so the log
+    /// does not link the old pseudonym to the new one; an authorised resolution of either
+    /// still leads to the same credential.
+    PseudonymRotated {
+        /// Who rotated: the AE, named by its credential's log tag (or as an AE on a trusted
+        /// listener, when it has no credential).
+        actor: String,
+    },
     /// The supervision saw a pattern of use that an anomaly rule flags (one credential live
     /// from two addresses, repeated failed handshakes from one address, ...). At most one
     /// per rule and subject per alert interval, so a peer cannot flood the log with them.
@@ -194,6 +202,7 @@ impl Event {
             Event::Resumed { .. } => "resumed",
             Event::AdminAction { .. } => "admin-action",
             Event::PseudonymResolved { .. } => "pseudonym-resolved",
+            Event::PseudonymRotated { .. } => "pseudonym-rotated",
             Event::AnomalyDetected { .. } => "anomaly-detected",
         }
     }

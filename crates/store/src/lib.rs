@@ -33,6 +33,14 @@ pub trait Txn {
     fn update(&mut self, r: &Resource) -> Result<()>;
     /// Deletes a resource and its whole subtree; returns what was deleted, parents first.
     fn delete_subtree(&mut self, ri: &str) -> Result<Vec<Resource>>;
+    /// Replaces the resource `old_ri` by `r`, which has another `ri` (an AE whose AE-ID is
+    /// rotated) and possibly another structured name, which then moves its whole subtree.
+    /// It keeps its place among its siblings, and its children follow it (their `pi`). A
+    /// taken `ri` or structured name is a 4105 CONFLICT.
+    fn rename(&mut self, old_ri: &str, r: &Resource) -> Result<()>;
+    /// Every resource whose stored attributes contain `text` anywhere (a scan: for rare
+    /// maintenance such as rewriting every reference to a rotated AE-ID).
+    fn mentioning(&mut self, text: &str) -> Result<Vec<Resource>>;
     /// Remembers the AE-ID the CSE assigned to a credential at its first registration, so
     /// that the credential keeps that AE-ID (TS-0003 clause 8.2.1).
     fn remember_credential_ae(&mut self, credential_id: &str, ae_id: &str) -> Result<()>;

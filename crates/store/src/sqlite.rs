@@ -503,6 +503,122 @@ impl Txn for SqlTxn<'_> {
         Ok(gone)
     }
 
+    fn rename(&mut self, old_ri: &str, r: &Resource) -> Result<()> {
+        let Some(old) = self.get(old_ri)? else {
+            return Err(Error::not_found(format!("resource {old_ri} vanished")));
+        };
+        if self.get(r.ri())?.is_some() {
+            return Err(Error::conflict(format!("'{}' is taken", r.ri())));
+        }
+        // What changes below it, in its current state: the children name the new `ri` as
+        // their parent, and cached descendants carry the moved structured name.
+        let mut below = children(self.conn, old_ri, None)?;
+        if old.srn != r.srn {
+            below.extend(query_many(
+                self.conn,
+                &format!(
+                    "SELECT {COLS} FROM resources WHERE srn > ?1 AND srn < ?2 AND pi != ?3 AND ty != ?4"
+                ),
+                params![
+                    format!("{}/", old.srn),
+                    format!("{}0", old.srn),
+                    old_ri,
+                    ResourceType::ContentInstance.code()
+                ],
+            )?);
+        }
+        let mut moved = Vec::new();
+        for below in below {
+            let child = below.pi() == old_ri;
+            let Some(mut current) = self.get(below.ri())? else {
+                continue;
+            };
+            if let Some(rest) = current.srn.strip_prefix(&format!("{}/", old.srn)) {
+                current.srn = format!("{}/{rest}", r.srn);
+            }
+            if child {
+                current.attrs.insert("pi".into(), r.ri().into());
+                write_update(self.conn, &current, Some(current.et()))?;
+            }
+            moved.push(current);
+        }
+        let body = serde_json::to_string(&r.attrs).map_err(|e| Error::internal(e.to_string()))?;
+        let renamed = self
+            .conn
+            .prepare_cached(
+                "UPDATE resources SET ri = ?2, pi = ?3, srn = ?4, et = ?5, body = ?6 WHERE ri = ?1",
+            )
+            .map_err(db_err)?
+            .execute(params![old_ri, r.ri(), r.pi(), r.srn, r.et(), body]);
+        match renamed {
+            Ok(_) => {}
+            Err(rusqlite::Error::SqliteFailure(e, _))
+                if e.code == rusqlite::ErrorCode::ConstraintViolation =>
+            {
+                return Err(Error::conflict(format!(
+                    "a resource named '{}' already exists",
+                    r.rn()
+                )))
+            }
+            Err(e) => return Err(db_err(e)),
+        }
+        self.conn
+            .prepare_cached("UPDATE resources SET pi = ?2 WHERE pi = ?1")
+            .map_err(db_err)?
+            .execute(params![old_ri, r.ri()])
+            .map_err(db_err)?;
+        if old.srn != r.srn {
+            // `substr` counts from 1: what follows the old name, starting with its `/`.
+            self.conn
+                .prepare_cached(
+                    "UPDATE resources SET srn = ?3 || substr(srn, ?4) WHERE srn > ?1 AND srn < ?2",
+                )
+                .map_err(db_err)?
+                .execute(params![
+                    format!("{}/", old.srn),
+                    format!("{}0", old.srn),
+                    r.srn,
+                    old.srn.len() as i64 + 1
+                ])
+                .map_err(db_err)?;
+            self.job.flush_instances();
+        }
+        self.job.rename(old_ri, r.ri());
+        self.job.record(old_ri, None);
+        self.job.record(r.ri(), Some(r.clone()));
+        for m in moved {
+            let ri = m.ri().to_owned();
+            self.job.record(&ri, Some(m));
+        }
+        Ok(())
+    }
+
+    fn mentioning(&mut self, text: &str) -> Result<Vec<Resource>> {
+        let stored = query_many(
+            self.conn,
+            &format!("SELECT {COLS} FROM resources WHERE instr(body, ?1) > 0 ORDER BY seq"),
+            [text],
+        )?;
+        let mut seen = std::collections::HashSet::new();
+        let mut found = Vec::new();
+        // Stored rows in their current state, then what this group changed and SQLite does
+        // not hold yet (updates written at the end of the group).
+        for r in stored {
+            if let Some(current) = self.get(r.ri())? {
+                if seen.insert(current.ri().to_owned()) {
+                    found.push(current);
+                }
+            }
+        }
+        for r in self.job.states().chain(self.batch.states()) {
+            let mentions = serde_json::to_string(&r.attrs).is_ok_and(|b| b.contains(text));
+            if mentions && seen.insert(r.ri().to_owned()) {
+                found.push(r.clone());
+            }
+        }
+        Ok(found)
+    }
+
     fn remember_credential_ae(&mut self, credential_id: &str, ae_id: &str) -> Result<()> {
         let mut stmt = self
             .conn

@@ -196,8 +196,9 @@ enum Command {
     /// credential's new handshakes and closes its live associations at once.
     #[command(subcommand)]
     Credentials(CredentialsCommand),
-    /// Resolve a pseudonym (an AE-ID the CSE assigned) to the credential behind it (admin:
-    /// POST /.admin/resolve; written to the audit log with the purpose given).
+    /// Pseudonyms: resolve an AE-ID the CSE assigned to the credential behind it (admin:
+    /// POST /.admin/resolve; written to the audit log with the purpose given), or, as an AE,
+    /// take a fresh AE-ID (POST /.privacy/rotate-ae-id).
     #[command(subcommand)]
     Privacy(PrivacyCommand),
     /// Re-read the TLS listeners' certificates, keys, CRLs and credentials without a restart
@@ -231,6 +232,10 @@ enum PrivacyCommand {
         #[arg(long)]
         target: Option<String>,
     },
+    /// As a registered AE (`--origin` = your current AE-ID, over your own association),
+    /// take a fresh random AE-ID; your resources, subscriptions and credential stay yours.
+    /// Prints your AE resource with the new AE-ID (`aei`).
+    Rotate,
 }
 
 /// `m2m credentials ...`: credentials by Credential-ID (`12-<KpsaID>` for a PSK,
@@ -683,6 +688,13 @@ fn action_for(command: Command, origin: Option<String>) -> anyhow::Result<Action
                 origin: origin.unwrap_or_else(|| "CAdmin".to_owned()),
                 params,
             });
+        }
+        Command::Privacy(PrivacyCommand::Rotate) => {
+            let Some(origin) = origin else {
+                bail!("m2m privacy rotate needs --origin (your current AE-ID)");
+            };
+            let path = cse::pseudonyms::ROTATE_PATH.trim_start_matches('/');
+            Request::new(Operation::Create, path.to_owned(), Some(origin))
         }
         Command::Credentials(command) => {
             let origin = origin.unwrap_or_else(|| "CAdmin".to_owned());

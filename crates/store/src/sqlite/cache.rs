@@ -72,20 +72,53 @@ impl Tree {
         all
     }
 
-    /// Adds or replaces a resource.
+    /// Adds or replaces a resource (re-indexing it when its parent or its name changed).
     pub(super) fn put(&mut self, r: Resource) {
         if !cached(r.ty) {
             return;
         }
         let ri = r.ri().to_owned();
-        if !self.by_ri.contains_key(&ri) {
-            self.children
+        match self.by_ri.get(&ri) {
+            None => self
+                .children
                 .entry(r.pi().to_owned())
                 .or_default()
-                .push(ri.clone());
+                .push(ri.clone()),
+            Some(old) => {
+                if old.pi() != r.pi() {
+                    if let Some(siblings) = self.children.get_mut(old.pi()) {
+                        siblings.retain(|s| *s != ri);
+                    }
+                    let siblings = self.children.entry(r.pi().to_owned()).or_default();
+                    if !siblings.contains(&ri) {
+                        siblings.push(ri.clone());
+                    }
+                }
+                if old.srn != r.srn && self.ri_by_srn.get(&old.srn) == Some(&ri) {
+                    self.ri_by_srn.remove(&old.srn);
+                }
+            }
         }
         self.ri_by_srn.insert(r.srn.clone(), ri.clone());
         self.by_ri.insert(ri, Arc::new(r));
+    }
+
+    /// Gives the resource `old` the `ri` `new`, in its place among its siblings and with its
+    /// children; its new state follows with [`Tree::put`].
+    pub(super) fn rename(&mut self, old: &str, new: &str) {
+        let Some(r) = self.by_ri.remove(old) else {
+            return;
+        };
+        self.ri_by_srn.insert(r.srn.clone(), new.to_owned());
+        if let Some(siblings) = self.children.get_mut(r.pi()) {
+            for s in siblings.iter_mut().filter(|s| *s == old) {
+                *s = new.to_owned();
+            }
+        }
+        if let Some(children) = self.children.remove(old) {
+            self.children.insert(new.to_owned(), children);
+        }
+        self.by_ri.insert(new.to_owned(), r);
     }
 
     /// Removes a resource (its descendants are removed by their own entries).
@@ -110,6 +143,10 @@ pub(super) struct Overlay {
     credentials: Vec<(String, Option<String>)>,
     /// Resources whose new state is written to SQLite only at the end of the group.
     deferred: Vec<String>,
+    /// Resources given another `ri` (old, new), in order.
+    renames: Vec<(String, String)>,
+    /// Structured names of content instances changed: the recent instances are dropped.
+    flush_instances: bool,
 }
 
 impl Overlay {
@@ -139,6 +176,21 @@ impl Overlay {
             .collect()
     }
 
+    /// Every resource that exists in this overlay's latest state.
+    pub(super) fn states(&self) -> impl Iterator<Item = &Resource> {
+        self.state.values().flatten()
+    }
+
+    /// Records that the resource `old` is now `new` (see [`Tree::rename`]).
+    pub(super) fn rename(&mut self, old: &str, new: &str) {
+        self.renames.push((old.to_owned(), new.to_owned()));
+    }
+
+    /// Records that cached content instances may carry stale structured names.
+    pub(super) fn flush_instances(&mut self) {
+        self.flush_instances = true;
+    }
+
     pub(super) fn remember(&mut self, credential_id: &str, ae_id: &str) {
         self.credentials
             .push((credential_id.to_owned(), Some(ae_id.to_owned())));
@@ -152,6 +204,8 @@ impl Overlay {
     pub(super) fn absorb(&mut self, job: Overlay) {
         self.credentials.extend(job.credentials);
         self.deferred.extend(job.deferred);
+        self.renames.extend(job.renames);
+        self.flush_instances |= job.flush_instances;
         for ri in job.order {
             if let Some(r) = job.state.get(&ri) {
                 self.record(&ri, r.clone());
@@ -165,6 +219,8 @@ impl Overlay {
             mut state,
             order,
             credentials,
+            renames,
+            flush_instances,
             ..
         } = self;
         for (credential, ae) in credentials {
@@ -173,11 +229,21 @@ impl Overlay {
                 None => tree.forget(&credential),
             }
         }
-        let mut deleted = false;
+        for (old, new) in renames {
+            tree.rename(&old, &new);
+        }
+        let mut deleted = flush_instances;
+        if flush_instances {
+            instances.clear();
+        }
         for ri in order {
             match state.remove(&ri) {
                 Some(Some(r)) if cached(r.ty) => tree.put(r),
-                Some(Some(r)) => instances.put(Arc::new(r)),
+                Some(Some(r)) => {
+                    // An instance changes only when a reference in it is rewritten.
+                    instances.remove(&ri);
+                    instances.put(Arc::new(r));
+                }
                 Some(None) => {
                     tree.remove(&ri);
                     instances.remove(&ri);
@@ -254,6 +320,13 @@ impl Instances {
             self.ri_by_srn.remove(&r.srn);
         }
         // `order` keeps the name until it reaches the front; popping an absent name is harmless.
+    }
+
+    /// Forgets every instance (their structured names moved).
+    pub(super) fn clear(&mut self) {
+        self.by_ri.clear();
+        self.ri_by_srn.clear();
+        self.order.clear();
     }
 }
 

@@ -371,3 +371,192 @@ async fn updates_written_at_the_end_of_the_group_keep_only_successful_jobs() {
     );
     assert!(store.get("cnt2").ok().flatten().is_none());
 }
+
+/// An AE with a container, an instance and a subscription below it, and an ACP elsewhere
+/// that names it.
+async fn seed_ae(store: &SqliteStore, ae: &str, rn: &str) {
+    let ae = ae.to_owned();
+    let rn = rn.to_owned();
+    write(store, move |t| {
+        t.insert(&res(
+            ResourceType::CseBase,
+            "id-in",
+            "",
+            "cse-in",
+            json!({}),
+        ))?;
+        t.insert(&res(
+            ResourceType::Ae,
+            "Cfirst",
+            "id-in",
+            "cse-in/first",
+            json!({}),
+        ))?;
+        t.insert(&res(
+            ResourceType::Ae,
+            &ae,
+            "id-in",
+            &format!("cse-in/{rn}"),
+            json!({"aei": ae}),
+        ))?;
+        t.insert(&res(
+            ResourceType::Ae,
+            "Clast",
+            "id-in",
+            "cse-in/last",
+            json!({}),
+        ))?;
+        t.insert(&res(
+            ResourceType::Container,
+            "cnt1",
+            &ae,
+            &format!("cse-in/{rn}/cnt"),
+            json!({"cr": ae}),
+        ))?;
+        t.insert(&res(
+            ResourceType::ContentInstance,
+            "cin1",
+            "cnt1",
+            &format!("cse-in/{rn}/cnt/cin"),
+            json!({"cr": ae, "con": "hello"}),
+        ))?;
+        t.insert(&res(
+            ResourceType::Subscription,
+            "sub1",
+            "cnt1",
+            &format!("cse-in/{rn}/cnt/sub"),
+            json!({"nu": [ae]}),
+        ))?;
+        t.insert(&res(
+            ResourceType::AccessControlPolicy,
+            "acp1",
+            "id-in",
+            "cse-in/acp",
+            json!({"pv": {"acr": [{"acor": [ae], "acop": 63}]}}),
+        ))
+    })
+    .await
+    .expect("seed");
+}
+
+fn renamed(store: &SqliteStore, old: &str, new: &str, rn: &str) -> Resource {
+    let mut r = store.get(old).ok().flatten().expect("ae");
+    r.attrs.insert("ri".into(), json!(new));
+    r.attrs.insert("aei".into(), json!(new));
+    r.attrs.insert("rn".into(), json!(rn));
+    r.srn = format!("cse-in/{rn}");
+    r
+}
+
+#[tokio::test]
+async fn renaming_moves_children_names_and_place_and_survives_restart() {
+    let dir = tempfile::tempdir().expect("tmp");
+    let store = open(dir.path());
+    seed_ae(&store, "Cold", "Cold").await;
+    // The instance is read once, so it sits in the recent instances under its old name.
+    assert!(store
+        .get_by_srn("cse-in/Cold/cnt/cin")
+        .ok()
+        .flatten()
+        .is_some());
+    let new_ae = renamed(&store, "Cold", "Cnew", "Cnew");
+    let mentions = write(store.as_ref(), move |t| {
+        t.rename("Cold", &new_ae)?;
+        Ok(t.mentioning("Cold")?
+            .into_iter()
+            .map(|r| r.ri().to_owned())
+            .collect::<Vec<_>>())
+    })
+    .await
+    .expect("rename");
+    // The container's `cr`, the instance's `cr`, the subscription's `nu` and the ACP still
+    // name the old AE-ID (the caller rewrites them); nothing else does.
+    let mut mentions = mentions;
+    mentions.sort();
+    assert_eq!(mentions, ["acp1", "cin1", "cnt1", "sub1"]);
+    let check = |store: &SqliteStore| {
+        assert!(store.get("Cold").ok().flatten().is_none());
+        assert!(store.get_by_srn("cse-in/Cold").ok().flatten().is_none());
+        assert!(store
+            .get_by_srn("cse-in/Cold/cnt/cin")
+            .ok()
+            .flatten()
+            .is_none());
+        let ae = store
+            .get_by_srn("cse-in/Cnew")
+            .ok()
+            .flatten()
+            .expect("renamed AE");
+        assert_eq!(ae.ri(), "Cnew");
+        let cnt = store.get("cnt1").ok().flatten().expect("container");
+        assert_eq!((cnt.pi(), cnt.srn.as_str()), ("Cnew", "cse-in/Cnew/cnt"));
+        let sub = store.get_by_srn("cse-in/Cnew/cnt/sub").ok().flatten();
+        assert_eq!(sub.map(|s| s.ri().to_owned()), Some("sub1".to_owned()));
+        let cin = store.get_by_srn("cse-in/Cnew/cnt/cin").ok().flatten();
+        assert_eq!(cin.map(|c| c.attrs["con"].clone()), Some(json!("hello")));
+        let kids: Vec<String> = store
+            .children("Cnew", Some(ResourceType::Container))
+            .unwrap_or_default()
+            .iter()
+            .map(|r| r.ri().to_owned())
+            .collect();
+        assert_eq!(kids, ["cnt1"]);
+        assert!(store.children("Cold", None).unwrap_or_default().is_empty());
+        // Same place among its siblings.
+        let aes: Vec<String> = store
+            .children("id-in", Some(ResourceType::Ae))
+            .unwrap_or_default()
+            .iter()
+            .map(|r| r.ri().to_owned())
+            .collect();
+        assert_eq!(aes, ["Cfirst", "Cnew", "Clast"]);
+        assert_eq!(
+            store.descendants("cse-in/Cnew", None).map(|v| v.len()).ok(),
+            Some(3)
+        );
+    };
+    check(&store);
+    drop(store);
+    check(&open(dir.path()));
+}
+
+#[tokio::test]
+async fn a_rename_onto_a_taken_id_or_name_changes_nothing() {
+    let dir = tempfile::tempdir().expect("tmp");
+    let store = open(dir.path());
+    seed_ae(&store, "Cold", "meter").await;
+    let onto_id = renamed(&store, "Cold", "Clast", "meter");
+    let refused = write(store.as_ref(), move |t| t.rename("Cold", &onto_id)).await;
+    assert_eq!(
+        refused.map_err(|e| e.rsc),
+        Err(ResponseStatusCode::Conflict)
+    );
+    let onto_name = renamed(&store, "Cold", "Cnew", "last");
+    let refused = write(store.as_ref(), move |t| t.rename("Cold", &onto_name)).await;
+    assert_eq!(
+        refused.map_err(|e| e.rsc),
+        Err(ResponseStatusCode::Conflict)
+    );
+    assert!(store.get("Cold").ok().flatten().is_some());
+    assert!(store.get("Cnew").ok().flatten().is_none());
+    assert_eq!(
+        store.get("cnt1").ok().flatten().map(|c| c.pi().to_owned()),
+        Some("Cold".to_owned())
+    );
+    // A kept resource name: only the `ri` changes, the structured names stay.
+    let same_name = renamed(&store, "Cold", "Cnew", "meter");
+    write(store.as_ref(), move |t| t.rename("Cold", &same_name))
+        .await
+        .expect("rename");
+    let cnt = store
+        .get_by_srn("cse-in/meter/cnt")
+        .ok()
+        .flatten()
+        .expect("cnt");
+    assert_eq!(cnt.pi(), "Cnew");
+    assert!(store
+        .get_by_srn("cse-in/meter/cnt/cin")
+        .ok()
+        .flatten()
+        .is_some());
+}
