@@ -328,14 +328,18 @@ fn a_named_target_fetches_the_key_the_device_derives_and_others_are_refused() {
         1
     );
     assert_eq!(
-        count(&entries, "admin-action", &["credential-fetch-refused"]),
+        count(
+            &entries,
+            "key-request-refused",
+            &["credential-fetch-refused"]
+        ),
         7,
         "every refusal is audited"
     );
     assert_eq!(
         count(
             &entries,
-            "admin-action",
+            "key-request-refused",
             &["credential-fetch-refused", "Cother", "4103"]
         ),
         1

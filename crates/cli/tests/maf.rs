@@ -342,7 +342,7 @@ fn two_aes_share_a_key_through_the_maf_and_everyone_else_is_refused() {
     assert_eq!(
         count(
             &entries,
-            "admin-action",
+            "key-request-refused",
             &[
                 "maf-key-retrieval-refused",
                 "\"actor\":\"Ceve\"",
@@ -354,7 +354,7 @@ fn two_aes_share_a_key_through_the_maf_and_everyone_else_is_refused() {
     assert_eq!(
         count(
             &entries,
-            "admin-action",
+            "key-request-refused",
             &["maf-key-deletion-refused", "\"actor\":\"Cbob\""]
         ),
         1
@@ -362,7 +362,7 @@ fn two_aes_share_a_key_through_the_maf_and_everyone_else_is_refused() {
     assert_eq!(
         count(
             &entries,
-            "admin-action",
+            "key-request-refused",
             &["maf-key-retrieval-refused", "\"actor\":\"Cbob\"", "deleted"]
         ),
         1
@@ -437,7 +437,7 @@ fn an_expired_key_is_refused() {
     assert_eq!(
         count(
             &entries,
-            "admin-action",
+            "key-request-refused",
             &["maf-key-retrieval-refused", &key_id, "expired"]
         ),
         1

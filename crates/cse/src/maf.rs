@@ -299,7 +299,7 @@ impl Cse {
 
     /// Refuses with `error` after recording why, durably.
     async fn maf_refuse(&self, client: &str, action: &str, key: &str, error: Error) -> Error {
-        let event = Event::AdminAction {
+        let event = Event::KeyRequestRefused {
             actor: client.to_owned(),
             action: action.to_owned(),
             target: Some(format!("{key}: {}", error.message)),
@@ -432,7 +432,7 @@ impl Cse {
             Ok(()) => {}
             Err(MafStoreError::Full(what)) => {
                 let _ = self
-                    .audit_durably(Event::AdminAction {
+                    .audit_durably(Event::KeyRequestRefused {
                         actor: source.to_owned(),
                         action: "maf-key-registration-failed".into(),
                         target: Some(format!("{key_id}: the store is full {what}")),
@@ -445,7 +445,7 @@ impl Cse {
             Err(e) => {
                 tracing::error!(error = %e, "a MAF key could not be stored: registration failed");
                 let _ = self
-                    .audit_durably(Event::AdminAction {
+                    .audit_durably(Event::KeyRequestRefused {
                         actor: source.to_owned(),
                         action: "maf-key-registration-failed".into(),
                         target: Some(key_id.to_string()),

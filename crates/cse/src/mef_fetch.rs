@@ -40,7 +40,7 @@
 //! | the enrolment did not name this target | 4103 |
 //! | the target may not fetch this SUID (`[[enrolment.target]]`) | 4103 |
 //!
-//! Every refusal is logged and written to the audit log (`admin-action`,
+//! Every refusal is logged and written to the audit log (`key-request-refused`,
 //! `credential-fetch-refused`) before the answer leaves; nothing changes.
 
 use crate::maf::{KeyMethod, KeyRequest};
@@ -261,7 +261,7 @@ impl Cse {
             }
             Err(e) => {
                 tracing::info!(rqi, peer = %security::privacy::peer_tag(ctx.peer), rsc = e.rsc.code(), reason = %e.message, "fetchCredentials refused");
-                let event = Event::AdminAction {
+                let event = Event::KeyRequestRefused {
                     actor,
                     action: "credential-fetch-refused".into(),
                     target: Some(format!("{}: {}", e.rsc.code(), e.message)),

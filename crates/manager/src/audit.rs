@@ -162,6 +162,17 @@ pub enum Event {
         /// The stated purpose.
         purpose: String,
     },
+    /// A request to a key function was refused: a MAF key registration, retrieval or
+    /// deletion, or a fetchCredentials of an Enrolment Target. Nothing was handed out.
+    KeyRequestRefused {
+        /// Who asked (AE-ID or CSE-ID).
+        actor: String,
+        /// What was refused (`maf-key-retrieval-refused`, `credential-fetch-refused`, ...).
+        action: String,
+        /// The key concerned and why, if known.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        target: Option<String>,
+    },
     /// An AE took a fresh pseudonym (AE-ID rotation). Neither AE-ID is logged, so the log
     /// does not link the old pseudonym to the new one; an authorised resolution of either
     /// still leads to the same credential.
@@ -203,6 +214,7 @@ impl Event {
             Event::AdminAction { .. } => "admin-action",
             Event::PseudonymResolved { .. } => "pseudonym-resolved",
             Event::PseudonymRotated { .. } => "pseudonym-rotated",
+            Event::KeyRequestRefused { .. } => "key-request-refused",
             Event::AnomalyDetected { .. } => "anomaly-detected",
         }
     }
