@@ -40,7 +40,7 @@ pub fn open(
     let policy = TlsPolicy {
         certificate: Some(CertificateConfig {
             trust_anchors: d.device_cas.clone(),
-            crls: Vec::new(),
+            crls: d.device_crls.clone(),
             ..server
         }),
         psk: false,

@@ -271,6 +271,9 @@ pub struct EnrolmentSection {
     /// The manufacturer CAs device certificates must chain to.
     #[serde(default)]
     pub device_cas: Vec<PathBuf>,
+    /// The manufacturers' CRLs (PEM or DER): a device certificate they revoke is refused.
+    #[serde(default)]
+    pub device_crls: Vec<PathBuf>,
     /// Whether any device certificate gets a fresh random C AE-ID.
     pub device_any: Option<bool>,
     /// Validity of an enrolled certificate, days (default 90).
@@ -1257,7 +1260,7 @@ mod tests {
                 _ => 0,
             };
         }
-        assert_eq!(documented, 93, "every option is in the documented sample");
+        assert_eq!(documented, 94, "every option is in the documented sample");
         // The key homes' own keys, one level further down.
         let keystore = table_of(sample, "keystore");
         let len = |name: &str| {

@@ -142,6 +142,32 @@ fn make_device(dir: &Path, name: &str, ca: &(PathBuf, PathBuf)) -> (PathBuf, Pat
     (pem, key)
 }
 
+/// A CRL of the CA that revokes `revoked`, made with `openssl ca` (PEM).
+fn make_crl(dir: &Path, ca: &(PathBuf, PathBuf), revoked: &Path) -> PathBuf {
+    let (config, index) = (dir.join("crl.cnf"), dir.join("index.txt"));
+    std::fs::write(&index, "").expect("index");
+    std::fs::write(dir.join("crlnumber"), "01\n").expect("crlnumber");
+    std::fs::write(
+        &config,
+        format!(
+            "[ca]\ndefault_ca = m\n[m]\ndatabase = {}\ncrlnumber = {}\ndefault_md = sha256\ndefault_crl_days = 30\n",
+            s(&index),
+            s(&dir.join("crlnumber"))
+        ),
+    )
+    .expect("crl.cnf");
+    let (config, key, cert) = (s(&config), s(&ca.1), s(&ca.0));
+    let ca_cmd = |more: &[&str]| {
+        let mut args = vec!["ca", "-config", &config, "-keyfile", &key, "-cert", &cert];
+        args.extend(more);
+        run("openssl", &args);
+    };
+    ca_cmd(&["-revoke", &s(revoked)]);
+    let crl = dir.join("manufacturer.crl");
+    ca_cmd(&["-gencrl", "-out", &s(&crl)]);
+    crl
+}
+
 struct Setup {
     _root: tempfile::TempDir,
     root: PathBuf,
@@ -149,6 +175,8 @@ struct Setup {
     server: Server,
     device: (PathBuf, PathBuf),
     rogue: (PathBuf, PathBuf),
+    /// A device of the manufacturer whose certificate the manufacturer's CRL revokes.
+    revoked: (PathBuf, PathBuf),
 }
 
 impl Setup {
@@ -174,6 +202,8 @@ impl Setup {
         let other = make_ca(&root, "other-ca");
         let device = make_device(&root, "device-42", &manufacturer);
         let rogue = make_device(&root, "rogue", &other);
+        let revoked = make_device(&root, "device-43", &manufacturer);
+        let crl = make_crl(&root, &manufacturer, &revoked.0);
         let fingerprint = run(
             "openssl",
             &[
@@ -197,8 +227,9 @@ impl Setup {
         let mut config = config.replacen(
             "\n[enrolment]",
             &format!(
-                "\n[enrolment]\ndevice_listen = \"127.0.0.1:0\"\ndevice_cas = [\"{}\"]\ndevice_days = 30\n",
-                s(&manufacturer.0)
+                "\n[enrolment]\ndevice_listen = \"127.0.0.1:0\"\ndevice_cas = [\"{}\"]\ndevice_crls = [\"{}\"]\ndevice_days = 30\n",
+                s(&manufacturer.0),
+                s(&crl)
             ),
             1,
         );
@@ -218,6 +249,7 @@ impl Setup {
             server,
             device,
             rogue,
+            revoked,
         }
     }
 
@@ -387,6 +419,12 @@ fn an_untrusted_device_and_a_csr_for_another_identity_are_refused() {
     assert!(!refused.contains("X-M2M-RSC"), "{refused}");
     let log = setup.server.log_with("not issued by a trust anchor");
     assert!(log.contains("not issued by a trust anchor"), "{log}");
+
+    // A device certificate its manufacturer revoked: no handshake either.
+    let refused = setup.enrol(&setup.revoked, &csr);
+    assert!(!refused.contains("X-M2M-RSC"), "{refused}");
+    let log = setup.server.log_with("client certificate is revoked");
+    assert!(log.contains("client certificate is revoked"), "{log}");
 
     // A CSR that names another AE-ID than the one the device may get: 4103.
     let (_, other) = make_csr(

@@ -25,6 +25,8 @@ pub struct DeviceEnrolmentSettings {
     pub listen: SocketAddr,
     /// The manufacturer CAs (PEM) device certificates must chain to.
     pub device_cas: Vec<PathBuf>,
+    /// The manufacturers' CRLs, checked for every device certificate.
+    pub device_crls: Vec<PathBuf>,
     /// The devices and their AE-IDs (normalised fingerprints).
     pub policy: cse::cert_enrolment::DevicePolicy,
     /// Validity of an issued certificate.
@@ -41,10 +43,16 @@ impl EnrolmentSection {
     ) -> Result<Option<DeviceEnrolmentSettings>, ConfigError> {
         let listen = self.device_listen.take();
         let cas = std::mem::take(&mut self.device_cas);
+        let crls = std::mem::take(&mut self.device_crls);
         let entries = std::mem::take(&mut self.device);
         let (any, days) = (self.device_any.take(), self.device_days.take());
         let Some(listen) = listen else {
-            if !cas.is_empty() || !entries.is_empty() || any.is_some() || days.is_some() {
+            if !cas.is_empty()
+                || !crls.is_empty()
+                || !entries.is_empty()
+                || any.is_some()
+                || days.is_some()
+            {
                 return Err(ConfigError::Invalid(
                     "enrolment.device_* keys need enrolment.device_listen".into(),
                 ));
@@ -77,6 +85,7 @@ impl EnrolmentSection {
         Ok(Some(DeviceEnrolmentSettings {
             listen,
             device_cas: cas,
+            device_crls: crls,
             policy: cse::cert_enrolment::DevicePolicy {
                 devices,
                 any_device: any.unwrap_or(false),
@@ -111,6 +120,7 @@ mod tests {
 
         for (bad, needle) in [
             ("[enrolment]\ndevice_cas = [\"m.pem\"]\n", "need enrolment.device_listen"),
+            ("[enrolment]\ndevice_crls = [\"m.crl\"]\n", "need enrolment.device_listen"),
             ("[enrolment]\ndevice_listen = \"127.0.0.1:0\"\n", "needs enrolment.device_cas"),
             (
                 "[enrolment]\ndevice_listen = \"127.0.0.1:0\"\ndevice_cas = [\"m\"]\ndevice_days = 0\n",
