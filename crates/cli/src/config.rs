@@ -375,6 +375,9 @@ pub struct GbaSection {
     pub allowed_aes: Option<Vec<String>>,
     /// The most NAF keys cached at once (default 1024).
     pub max_cached: Option<usize>,
+    /// Serve edge nodes behind bootstrapped gateways (`<node>.<B-TID>`), default false: it
+    /// lets any gateway mint identities at this CSE, so the operator opts in.
+    pub edge_nodes: Option<bool>,
 }
 
 /// The resolved `[gba]` section.
@@ -392,6 +395,8 @@ pub struct GbaSettings {
     pub allowed_aes: Vec<String>,
     /// The cache bound.
     pub max_cached: usize,
+    /// Whether edge-node identities are served.
+    pub edge_nodes: bool,
 }
 
 impl GbaSection {
@@ -430,6 +435,7 @@ impl GbaSection {
             key,
             allowed_aes,
             max_cached,
+            edge_nodes: self.edge_nodes.unwrap_or(false),
         }))
     }
 }
@@ -443,6 +449,8 @@ pub struct PrivacySection {
     pub mapping_key: Option<KeyRef>,
     /// Whether each notification target sees its own alias of every AE-ID.
     pub per_target_pseudonyms: Option<bool>,
+    /// Shortest time between two AE-ID rotations over one credential, seconds.
+    pub rotation_interval_secs: Option<u64>,
 }
 
 /// `[audit]`
@@ -939,6 +947,9 @@ impl FileConfig {
             .unwrap_or_else(|| PathBuf::from("data"));
         let log = self.log.level.unwrap_or_else(|| "info".to_owned());
         c.per_target_pseudonyms = self.privacy.per_target_pseudonyms.unwrap_or(false);
+        if let Some(secs) = self.privacy.rotation_interval_secs {
+            c.rotation_interval = std::time::Duration::from_secs(secs);
+        }
         if let Some(key) = &self.privacy.mapping_key {
             if !keystore.has(key.home) {
                 return Err(ConfigError::Invalid(format!(
@@ -1177,6 +1188,9 @@ mod tests {
         let g = ok.gba.expect("configured");
         assert_eq!(g.key, manager::kdf::GbaNafKeyKind::KsNaf);
         assert_eq!(g.allowed_aes, vec!["C*".to_owned()]);
+        assert!(!g.edge_nodes, "edge nodes are opt-in");
+        let on = resolve(&format!("{psk}{gba}edge_nodes = true\n")).expect("valid");
+        assert!(on.gba.expect("configured").edge_nodes);
         for (bad, needle) in [
             (gba.to_owned(), "psk framework"),
             (
@@ -1260,7 +1274,7 @@ mod tests {
                 _ => 0,
             };
         }
-        assert_eq!(documented, 94, "every option is in the documented sample");
+        assert_eq!(documented, 96, "every option is in the documented sample");
         // The key homes' own keys, one level further down.
         let keystore = table_of(sample, "keystore");
         let len = |name: &str| {

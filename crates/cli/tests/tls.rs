@@ -1515,6 +1515,13 @@ fn an_ae_rotates_its_pseudonym_and_keeps_its_resources() {
     assert!(get.contains("X-M2M-RSC: 4005"), "{get}");
     let content = as_sensor("POST", "/.privacy/rotate-ae-id", &new, None, "{}");
     assert!(content.contains("X-M2M-RSC: 4000"), "{content}");
+    // Once per credential per `rotation_interval_secs` (an hour by default): a rotation
+    // rewrites the whole tree, so an AE cannot keep the store busy with them.
+    let soon = as_sensor("POST", "/.privacy/rotate-ae-id", &new, None, "");
+    assert!(
+        soon.contains("X-M2M-RSC: 4005") && soon.contains("less than 3600 s ago"),
+        "{soon}"
+    );
     let still = as_sensor("GET", &new_base, &new, None, "");
     assert!(still.contains("X-M2M-RSC: 2000"), "{still}");
 

@@ -43,6 +43,9 @@ pub struct CseConfig {
     /// Whether each notification target sees its own alias of every AE-ID in what it is
     /// sent (per-peer pseudonyms), rather than the AE-ID itself.
     pub per_target_pseudonyms: bool,
+    /// Shortest time between two AE-ID rotations over one credential: each rotation rewrites
+    /// references across the whole tree, so an AE must not be able to keep the store busy.
+    pub rotation_interval: std::time::Duration,
     /// Tokens and DAS consultation (TS-0003 clause 7.3).
     pub dynamic_authorization: DynamicAuthorization,
 }
@@ -99,6 +102,7 @@ impl Default for CseConfig {
             notification_timeout_ms: 2000,
             notification_tls: None,
             per_target_pseudonyms: false,
+            rotation_interval: std::time::Duration::from_secs(3600),
             dynamic_authorization: DynamicAuthorization::default(),
         }
     }

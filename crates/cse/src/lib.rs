@@ -68,6 +68,9 @@ pub struct Cse {
     /// The CRLs published at `/.well-known/crl/<name>`, replaced when the TLS material is
     /// re-read.
     published_crls: std::sync::RwLock<Vec<(String, Vec<u8>)>>,
+    /// When each credential last rotated its AE-ID; held across a rotation, so rotations
+    /// run one at a time.
+    rotations: pseudonyms::Rotations,
 }
 
 /// The security manager's services the CSE works with.
@@ -170,6 +173,7 @@ impl Cse {
             supervisor,
             tls_reload,
             published_crls: std::sync::RwLock::new(config_crls),
+            rotations: pseudonyms::Rotations::default(),
         });
         supervision::spawn_suspensions(Arc::downgrade(&cse), suspensions);
         resources::cb::ensure(&cse).await?;

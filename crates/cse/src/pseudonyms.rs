@@ -18,6 +18,12 @@ use serde_json::{json, Map, Value};
 /// `X-M2M-Origin`, over its own security association).
 pub const ROTATE_PATH: &str = "/.privacy/rotate-ae-id";
 
+/// When each credential last rotated its AE-ID (by the store's key of its binding).
+#[derive(Debug, Default)]
+pub(crate) struct Rotations(
+    tokio::sync::Mutex<std::collections::HashMap<String, std::time::Instant>>,
+);
+
 /// Attributes that hold identifiers, where a rotated AE-ID is rewritten. Content (`con`),
 /// labels and everything else an application wrote stay as they were.
 const NAMING_ATTRIBUTES: [&str; 5] = ["pi", "cr", "nu", "mid", "su"];
@@ -234,6 +240,19 @@ impl Cse {
                 _ => return Err(fixed()),
             },
         };
+        // One rotation at a time, and at most one per credential per interval: each one
+        // scans the whole tree.
+        let mut last = self.rotations.0.lock().await;
+        if let Some(key) = &binding_key {
+            let now = std::time::Instant::now();
+            last.retain(|_, at| now.duration_since(*at) < self.config.rotation_interval);
+            if last.contains_key(key) {
+                return Err(Error::operation_not_allowed(format!(
+                    "this credential rotated its AE-ID less than {} s ago",
+                    self.config.rotation_interval.as_secs()
+                )));
+            }
+        }
         let new = loop {
             let id = model::id::new_ae_id();
             if self.store.get(&id)?.is_none() {
@@ -259,6 +278,7 @@ impl Cse {
                 .await?;
         }
         let (from, to) = (old.clone(), new.clone());
+        let binding_key_for_limit = binding_key.clone();
         let rewritten = store::write(self.store.as_ref(), move |t| {
             let Some(ae) = t.get(&from)? else {
                 return Err(Error::not_found("the AE deregistered meanwhile"));
@@ -288,6 +308,10 @@ impl Cse {
             Ok(rewritten)
         })
         .await?;
+        if let Some(key) = binding_key_for_limit {
+            last.insert(key, std::time::Instant::now());
+        }
+        drop(last);
         // No AE-ID in the log: it would link the two pseudonyms.
         tracing::info!(actor = %actor, references = rewritten, "an AE rotated its AE-ID");
         let ae = self

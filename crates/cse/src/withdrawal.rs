@@ -1,7 +1,8 @@
 //! Withdrawing credentials (seed 3.1, the security manager's third task): revoke for good,
 //! suspend, resume. A withdrawal is durable before it is acknowledged, refuses the
-//! credential's new handshakes from then on, closes its live associations at once, and is
-//! written to the audit trail.
+//! credential's new handshakes from then on, closes its live associations at once (and those
+//! of the credentials derived from it, see `Revocations::covers`), and is written to the
+//! audit trail.
 
 use crate::Cse;
 use manager::audit::Event;
@@ -61,7 +62,11 @@ impl Cse {
                         WithdrawalKind::Suspended.name()
                     }
                 );
-                self.associations().close_credential(credential, &why)
+                // The credential's own associations and those of credentials derived from
+                // it (a GBA gateway's edge nodes).
+                let revocations = self.revocations();
+                self.associations()
+                    .close_credentials(|id| revocations.covers(credential, id), &why)
             }
         };
         tracing::warn!(

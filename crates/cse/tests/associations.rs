@@ -542,10 +542,10 @@ async fn a_withdrawn_association_serves_no_further_request() {
 
     // Only the associations of the withdrawn credential close, and the first reason stays.
     assert_eq!(
-        reg.close_credential("33-nine", "revoked: key compromise"),
+        reg.close_credentials(|id| id == "33-nine", "revoked: key compromise"),
         1
     );
-    assert_eq!(reg.close_credential("33-none", "revoked"), 0);
+    assert_eq!(reg.close_credentials(|id| id == "33-none", "revoked"), 0);
     let sa_of = |c: &SecurityContext| c.shared_association().expect("an association");
     sa_of(&ctx).close("a later reason");
     assert_eq!(

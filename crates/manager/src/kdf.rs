@@ -14,6 +14,7 @@
 //! | usage-constrained key | Ke, SUID, Enrolment-Target-ID | [`usage_constrained_key`] | 10.3.7 |
 //! | sessionESPrimKey | pairwiseESPrimKey, two rand objects | [`session_esprim_key`] | 10.3.8.2 |
 //! | Ks_NAF, Ks_ext_NAF, Ks_int_NAF (= Km or Kpsa) | GBA Ks, RAND, IMPI, NAF_Id | [`gba_naf_key`] | 8.3.2.3; TS 33.220 B.3 |
+//! | edge-node key (Kpsa of a node behind a gateway) | gateway NAF key, node name, gateway B-TID | [`gba_edge_node_key`] | ours (NOTE(gba-edge)); TS 33.220 B.2 construction |
 //!
 //! Every derivation that keys an HMAC with a parent key takes the parent as
 //! `&impl HmacKey<Parent>`. Two kinds of value implement it:
@@ -1236,6 +1237,189 @@ pub fn gba_naf_key(
     Ok(NafKey(ks.hmac_sha256(&input)?))
 }
 
+// === edge nodes behind a GBA gateway (our extension of clause 8.3.2.3) ===
+
+/// Label (P0) of the edge-node key derivation, [`gba_edge_node_key`].
+///
+/// NOTE(gba-edge): TS-0003 lets a gateway extend network-provided keys to edge nodes behind
+/// it (trust scenario 1) but defines no label, parameters or identity format for that
+/// derivation. This label, the parameter order (label, node name, gateway B-TID) and the
+/// `<node>.<B-TID>` identity are ours; a gateway and a CSE of another implementation will not
+/// agree with them. The version suffix lets a later derivation coexist.
+pub const LABEL_GBA_EDGE_NODE: &str = "secure-cse GBA edge node key v1";
+
+/// The longest edge-node name.
+pub const EDGE_NODE_NAME_MAX: usize = 64;
+
+/// The name a gateway gives one of its edge nodes: 1 to [`EDGE_NODE_NAME_MAX`] ASCII letters,
+/// digits, `_` and `-`. No `.` and no `@`, so that `<node>.<B-TID>` splits one way only.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct EdgeNodeName(String);
+
+impl EdgeNodeName {
+    /// Checks a node name.
+    pub fn new(value: &str) -> Result<Self, KdfError> {
+        let reason = if value.is_empty() {
+            Some("it is empty")
+        } else if value.len() > EDGE_NODE_NAME_MAX {
+            Some("it is longer than 64 characters")
+        } else if !value
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'-'))
+        {
+            Some("only ASCII letters, digits, '_' and '-' are allowed")
+        } else {
+            None
+        };
+        match reason {
+            Some(reason) => Err(invalid("edge node name", value, reason)),
+            None => Ok(Self(value.to_owned())),
+        }
+    }
+
+    /// The name.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Display for EdgeNodeName {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+/// The PSK identity (KpsaID) of an edge node: `<node>.<gateway B-TID>`, that is
+/// `<node>.<base64 RAND>@<BSF domain>`. A B-TID's local part is base64 and has no `.`, so a
+/// local part with one names an edge node; [`EdgeIdentity::parse`] accepts exactly one.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct EdgeIdentity {
+    node: EdgeNodeName,
+    gateway: BootstrapTransactionId,
+}
+
+impl EdgeIdentity {
+    /// The identity of `node` behind the gateway whose B-TID is `gateway`. Refuses a gateway
+    /// that is itself an edge node (its local part already holds a `.`).
+    pub fn new(node: EdgeNodeName, gateway: BootstrapTransactionId) -> Result<Self, KdfError> {
+        if Self::is_edge_shaped(gateway.as_str()) {
+            return Err(invalid(
+                "gateway B-TID",
+                gateway.as_str(),
+                "it is an edge identity: an edge node cannot extend its key further",
+            ));
+        }
+        Ok(Self { node, gateway })
+    }
+
+    /// Whether `identity` has the shape of an edge identity (a `.` before its last `@`),
+    /// whether or not it is well formed.
+    pub fn is_edge_shaped(identity: &str) -> bool {
+        identity
+            .rsplit_once('@')
+            .is_some_and(|(local, _)| local.contains('.'))
+    }
+
+    /// Parses `<node>.<local>@<domain>`: a valid node name, one `.`, and a gateway B-TID.
+    pub fn parse(identity: &str) -> Result<Self, KdfError> {
+        let what = "edge identity";
+        check_text(what, identity)?;
+        let (local, _) = split_scoped(what, identity)?;
+        let (node, gateway_local) = local
+            .split_once('.')
+            .ok_or_else(|| invalid(what, identity, "it has no '.' after the node name"))?;
+        if gateway_local.is_empty() || gateway_local.contains('.') {
+            return Err(invalid(
+                what,
+                identity,
+                "the gateway part must be one non-empty B-TID local part without '.'",
+            ));
+        }
+        let node = EdgeNodeName::new(node)
+            .map_err(|_| invalid(what, identity, "the node name is not 1-64 of [A-Za-z0-9_-]"))?;
+        let gateway = BootstrapTransactionId::new(&identity[node.as_str().len() + 1..])?;
+        Self::new(node, gateway)
+    }
+
+    /// The node's name.
+    pub fn node(&self) -> &EdgeNodeName {
+        &self.node
+    }
+
+    /// The gateway's B-TID, whose NAF key the edge key derives from.
+    pub fn gateway(&self) -> &BootstrapTransactionId {
+        &self.gateway
+    }
+}
+
+impl fmt::Display for EdgeIdentity {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}.{}", self.node, self.gateway)
+    }
+}
+
+impl FromStr for EdgeIdentity {
+    type Err = KdfError;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        Self::parse(s)
+    }
+}
+
+secret_key!(
+    /// The key of one edge node behind a GBA gateway ([`gba_edge_node_key`]); it is that
+    /// node's Kpsa, with [`EdgeIdentity`] as KpsaID.
+    EdgeNodeKey,
+    "EdgeNodeKey"
+);
+
+impl EdgeNodeKey {
+    /// The edge key as the node's Kpsa (its PSK at the CSE).
+    pub fn into_provisioned_secure_connection_key(self) -> ProvisionedSecureConnectionKey {
+        ProvisionedSecureConnectionKey(self.0)
+    }
+}
+
+/// The 3GPP KDF input S of an edge-node key: FC=0x01 || P0 || L0 || P1 || L1 || P2 || L2,
+/// with P0 = [`LABEL_GBA_EDGE_NODE`], P1 = the node name, P2 = the gateway's B-TID, each L a
+/// two-byte big-endian length (the construction of TS 33.220 B.2).
+///
+/// NOTE(gba-edge): FC stays 0x01, the value of the NAF key derivation; what separates this
+/// derivation from 3GPP's is P0, as "gba-me" and "gba-u" separate Ks_NAF and Ks_int_NAF.
+/// The length fields keep the parameters from running into each other.
+pub fn gba_edge_node_key_input(
+    node: &EdgeNodeName,
+    gateway_btid: &BootstrapTransactionId,
+) -> Result<Vec<u8>, KdfError> {
+    let params: [(&'static str, &[u8]); 3] = [
+        ("P0", LABEL_GBA_EDGE_NODE.as_bytes()),
+        ("edge node name", node.as_str().as_bytes()),
+        ("gateway B-TID", gateway_btid.as_str().as_bytes()),
+    ];
+    let mut s = vec![0x01];
+    for (what, p) in params {
+        let len =
+            u16::try_from(p.len()).map_err(|_| KdfError::InputTooLong { what, len: p.len() })?;
+        s.extend_from_slice(p);
+        s.extend_from_slice(&len.to_be_bytes());
+    }
+    Ok(s)
+}
+
+/// The key of edge node `node` behind the gateway `gateway_btid`: HMAC-SHA-256(gateway NAF
+/// key, S) with S from [`gba_edge_node_key_input`]. The gateway (from its own Ks_NAF) and
+/// the CSE (from the NAF key the BSF gives it for the gateway's B-TID) both call this, so a
+/// gateway can mint keys for its nodes without a round trip, and the CSE needs no state per
+/// node. The key lives as long as the gateway's NAF key.
+pub fn gba_edge_node_key(
+    gateway_naf_key: &impl HmacKey<NafKey>,
+    gateway_btid: &BootstrapTransactionId,
+    node: &EdgeNodeName,
+) -> Result<EdgeNodeKey, KdfError> {
+    let input = Zeroizing::new(gba_edge_node_key_input(node, gateway_btid)?);
+    Ok(EdgeNodeKey(gateway_naf_key.hmac_sha256(&input)?))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -1346,5 +1530,87 @@ mod tests {
         assert_eq!(&s[8..24], &[0xaa; 16]);
         assert_eq!(&s[24..26], &[0, 16]);
         assert_eq!(s.len(), 1 + (5 + 2) + (16 + 2) + (13 + 2) + (16 + 2));
+    }
+
+    #[test]
+    fn edge_identities_parse_and_print() {
+        let id =
+            EdgeIdentity::parse("meter-7.SWX1nmVqX1V4JfoRMGuGMw==@bsf.sp.example").expect("edge");
+        assert_eq!(id.node().as_str(), "meter-7");
+        assert_eq!(
+            id.gateway().as_str(),
+            "SWX1nmVqX1V4JfoRMGuGMw==@bsf.sp.example"
+        );
+        assert_eq!(
+            id.to_string(),
+            "meter-7.SWX1nmVqX1V4JfoRMGuGMw==@bsf.sp.example"
+        );
+        let max = "n".repeat(EDGE_NODE_NAME_MAX);
+        assert!(EdgeIdentity::parse(&format!("{max}.AA@bsf.sp.example")).is_ok());
+        assert!(EdgeIdentity::is_edge_shaped("a.b@x"));
+        assert!(!EdgeIdentity::is_edge_shaped("ab@x.y"));
+        assert!(!EdgeIdentity::is_edge_shaped("no-domain.at-all"));
+    }
+
+    #[test]
+    fn malformed_edge_identities_and_names_are_refused() {
+        let too_long = format!("{}.AA@bsf.sp.example", "n".repeat(EDGE_NODE_NAME_MAX + 1));
+        for bad in [
+            "AAEC@bsf.sp.example",        // a B-TID, no node
+            ".AAEC@bsf.sp.example",       // empty node name
+            "meter.@bsf.sp.example",      // empty gateway part
+            "a.b.AAEC@bsf.sp.example",    // an edge node behind an edge node
+            "me ter.AAEC@bsf.sp.example", // a space
+            "m\u{e9}ter.AAEC@bsf.sp.example",
+            "meter/1.AAEC@bsf.sp.example",
+            "meter.AAEC@", // no domain
+            "meter.AAEC@bad domain",
+            "meter.AAEC", // no '@'
+            "meter.AA\nEC@bsf.sp.example",
+            "",
+            too_long.as_str(),
+        ] {
+            assert!(EdgeIdentity::parse(bad).is_err(), "{bad:?} must be refused");
+        }
+        for bad in ["", "a.b", "a@b", "a b", "\u{e9}", &"x".repeat(65)] {
+            assert!(EdgeNodeName::new(bad).is_err(), "{bad:?}");
+        }
+        let gateway = BootstrapTransactionId::new("m.AAEC@bsf.sp.example").expect("shape");
+        let node = EdgeNodeName::new("n").expect("name");
+        assert!(
+            EdgeIdentity::new(node, gateway).is_err(),
+            "no edge of an edge"
+        );
+    }
+
+    #[test]
+    fn edge_input_layout() {
+        let s = gba_edge_node_key_input(
+            &EdgeNodeName::new("meter-7").expect("name"),
+            &BootstrapTransactionId::new("AAEC@bsf.sp.example").expect("btid"),
+        )
+        .expect("input");
+        let label = LABEL_GBA_EDGE_NODE.len();
+        assert_eq!(s[0], 0x01);
+        assert_eq!(&s[1..1 + label], LABEL_GBA_EDGE_NODE.as_bytes());
+        assert_eq!(&s[1 + label..3 + label], &(label as u16).to_be_bytes());
+        assert_eq!(&s[3 + label..10 + label], b"meter-7");
+        assert_eq!(&s[10 + label..12 + label], &[0, 7]);
+        assert_eq!(s.len(), 1 + (label + 2) + (7 + 2) + (19 + 2));
+        let key = NafKey::from_bytes([4; 32]);
+        let a = gba_edge_node_key(
+            &key,
+            &BootstrapTransactionId::new("AAEC@bsf.sp.example").expect("btid"),
+            &EdgeNodeName::new("meter-7").expect("name"),
+        )
+        .expect("derive");
+        assert_eq!(format!("{a:?}"), "EdgeNodeKey(32 bytes)");
+        let b = gba_edge_node_key(
+            &key,
+            &BootstrapTransactionId::new("AAEC@bsf.sp.example").expect("btid"),
+            &EdgeNodeName::new("meter-8").expect("name"),
+        )
+        .expect("derive");
+        assert!(!a.ct_eq(&b), "each node its own key");
     }
 }

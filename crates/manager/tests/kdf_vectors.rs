@@ -45,6 +45,11 @@ elif op == "gba":
     for p in (a[2].encode("ascii"), x(3), text(a[4]), text(a[5]) + x(6)):
         s += p + len(p).to_bytes(2, "big")
     print(mac(x(1), s).hex())
+elif op == "edge":
+    s = b"\x01"
+    for p in (b"secure-cse GBA edge node key v1", a[2].encode("ascii"), a[3].encode("ascii")):
+        s += p + len(p).to_bytes(2, "big")
+    print(mac(x(1), s).hex())
 else:
     sys.exit("unknown op " + op)
 "#;
@@ -154,6 +159,9 @@ const E2E_HEX: [&str; 4] = [
 const SESSION_HEX: &str = "5a07a61750da2ff5d175f45e6c2c9aea751f79dc7599235482d39e4cb95e89fa";
 const KS_NAF_HEX: &str = "0cdcf1701ff873aaa4032bb5db793f841881c1f8b7f79a167a6ceabf98db9e8c";
 const KS_INT_NAF_HEX: &str = "584fb05e22075a75fb01c48a0ded135c5a03015aa9416fee7804f42c0c0b3cec";
+/// The edge-node key of "meter-7" behind the gateway whose NAF key is [`KS_NAF_HEX`].
+const EDGE_METER_7_HEX: &str = "7ece6e1afafea8ef327c78178ee1e1d1d862ac5d6dfaa1372a5abe44e2ec89e2";
+const GATEWAY_BTID: &str = "WlpaWlpaWlpaWlpaWlpaWg==@bsf.secure-cse.example";
 
 fn ke() -> EnrolmentKey {
     let ekm = ExporterOutput::new(ExporterLabel::Bootstrap, &bytes(0x40..0x70)).unwrap();
@@ -355,6 +363,58 @@ fn gba_naf_keys_match_python() {
         hex::encode(me.into_master_credential().expose()),
         KS_NAF_HEX
     );
+}
+
+#[test]
+fn gba_edge_node_keys_match_python() {
+    // The gateway's own Ks_NAF, derived as in `gba_naf_keys_match_python`.
+    let ks = GbaBootstrapKey::from_slice(&bytes(0xa0..0xc0)).unwrap();
+    let naf = NafId {
+        fqdn: fqdn(MAF_ID),
+        ua_protocol: UaSecurityProtocolId([1, 0, 0, 0, 0]),
+    };
+    let gateway = gba_naf_key(
+        &ks,
+        GbaNafKeyKind::KsNaf,
+        &GbaRand([0x5a; 16]),
+        &Impi::new(IMPI).unwrap(),
+        &naf,
+    )
+    .unwrap();
+    assert_eq!(hex::encode(gateway.expose()), KS_NAF_HEX);
+    let btid = BootstrapTransactionId::new(GATEWAY_BTID).unwrap();
+    for node in ["meter-7", "meter-8", "n", &"x".repeat(EDGE_NODE_NAME_MAX)] {
+        let key = gba_edge_node_key(&gateway, &btid, &EdgeNodeName::new(node).unwrap()).unwrap();
+        assert_eq!(
+            hex::encode(key.expose()),
+            python(&["edge", KS_NAF_HEX, node, GATEWAY_BTID]),
+            "node {node}"
+        );
+        let input = gba_edge_node_key_input(&EdgeNodeName::new(node).unwrap(), &btid).unwrap();
+        assert_eq!(
+            openssl_hmac(gateway.expose(), &input),
+            hex::encode(key.expose())
+        );
+    }
+    let meter = EdgeNodeName::new("meter-7").unwrap();
+    let key = gba_edge_node_key(&gateway, &btid, &meter).unwrap();
+    assert_eq!(hex::encode(key.expose()), EDGE_METER_7_HEX);
+    // The identity the node presents, and its key as a Kpsa.
+    let identity = EdgeIdentity::new(meter, btid.clone()).unwrap();
+    assert_eq!(identity.to_string(), format!("meter-7.{GATEWAY_BTID}"));
+    assert_eq!(
+        EdgeIdentity::parse(&identity.to_string()).unwrap(),
+        identity
+    );
+    assert_eq!(
+        hex::encode(key.into_provisioned_secure_connection_key().expose()),
+        EDGE_METER_7_HEX
+    );
+    // Another gateway (B-TID) gives another key for the same node name.
+    let other =
+        BootstrapTransactionId::new("AAAAAAAAAAAAAAAAAAAAAA==@bsf.secure-cse.example").unwrap();
+    let elsewhere = gba_edge_node_key(&gateway, &other, identity.node()).unwrap();
+    assert_ne!(hex::encode(elsewhere.expose()), EDGE_METER_7_HEX);
 }
 
 /// The same derivations with the parent key inside a key-store home give the same bytes.

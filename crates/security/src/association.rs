@@ -322,13 +322,13 @@ impl Registry {
         }
     }
 
-    /// Withdraws every live association whose credential is `credential_id`; returns how
-    /// many there were.
-    pub fn close_credential(&self, credential_id: &str, reason: &str) -> usize {
+    /// Withdraws every live association whose Credential-ID `covered` says is withdrawn (the
+    /// credential itself, and those derived from it); returns how many there were.
+    pub fn close_credentials(&self, covered: impl Fn(&str) -> bool, reason: &str) -> usize {
         let matching: Vec<_> = self
             .list()
             .into_iter()
-            .filter(|sa| sa.established.credential_id == credential_id)
+            .filter(|sa| covered(&sa.established.credential_id))
             .collect();
         for sa in &matching {
             sa.close(reason);

@@ -19,6 +19,17 @@
 //! key, the handshake is refused with that reason, and nothing is cached. An unknown B-TID is
 //! an unknown identity; an expired one is a known identity whose key is unavailable.
 //!
+//! **Edge nodes behind a gateway** (opt-in, [`GbaConfig::edge_nodes`]). A gateway that
+//! bootstrapped derives a key for each node behind it from its own NAF key
+//! ([`manager::kdf::gba_edge_node_key`]); the node presents `<node>.<gateway B-TID>`
+//! ([`EdgeIdentity`]). The CSE gets the gateway's NAF key exactly as for the gateway itself
+//! (cache or BSF, same lifetime) and derives the node's key; nothing per node is stored, so
+//! the node's key ends with the gateway's. The node is bound to
+//! [`GbaConfig::default_binding`] (an Enrolee-ID the BSF gives belongs to the gateway), under
+//! its own Credential-ID `12-<node>.<B-TID>`. Withdrawing the gateway's `12-<B-TID>`
+//! withdraws its nodes too: [`GbaNaf`] is the
+//! [`DerivedCredentials`] rule that says so.
+//!
 //! NOTE(gba-blocking): OpenSSL's PSK callback is synchronous, so the Zn query runs inside it,
 //! in `block_in_place` on a multi-threaded runtime (the same way a key home derives a PSK).
 //! A handshake therefore holds a worker for at most `timeout`; the listener's handshake caps
@@ -29,8 +40,11 @@ pub mod zn;
 use crate::association::{CredentialBinding, PeerIdentity};
 use crate::credentials::{CredentialStore, PskCredential, PskUnavailable, Secret};
 use crate::enrolment::{rfc3339, unix};
-use crate::revocation::Withdrawal;
-use manager::kdf::{BootstrapTransactionId, Fqdn, GbaNafKeyKind, NafId, UaSecurityProtocolId};
+use crate::revocation::{DerivedCredentials, Withdrawal};
+use manager::kdf::{
+    self, BootstrapTransactionId, EdgeIdentity, Fqdn, GbaNafKeyKind, KdfError, NafId, NafKey,
+    UaSecurityProtocolId,
+};
 use std::collections::HashMap;
 use std::fmt;
 use std::sync::{Arc, Mutex};
@@ -63,9 +77,14 @@ pub struct GbaConfig {
     pub default_binding: CredentialBinding,
     /// The most NAF keys cached at once (the least lasting one goes first when full).
     pub max_cached: usize,
+    /// Whether edge-node identities (`<node>.<B-TID>`) are served. Off by default in the
+    /// configuration: it lets every bootstrapped gateway mint identities at this CSE. When
+    /// off, such an identity is unknown and the BSF is not asked.
+    pub edge_nodes: bool,
 }
 
 /// One fetched key, until its lifetime ends.
+#[derive(Debug)]
 struct Cached {
     key: Secret,
     expires: u64,
@@ -85,6 +104,30 @@ pub enum GbaEvent {
         /// End of the key lifetime (seconds since the Unix epoch).
         expires: u64,
     },
+    /// The CSE derived the key of an edge node behind a gateway from the gateway's NAF key:
+    /// it holds a Kpsa whose KpsaID is `<node>.<gateway>` (Credential-ID
+    /// `12-<node>.<gateway>`) until `expires`, the end of the gateway key's lifetime. Told
+    /// once per node and gateway key lifetime, not per handshake.
+    EdgeKeyDerived {
+        /// The edge node's name.
+        node: String,
+        /// The gateway's B-TID (the key the edge key derives from).
+        gateway: String,
+        /// Who the association is bound to (the allowed AE-IDs of the default binding).
+        holder: String,
+        /// End of the gateway key's lifetime, hence of the edge key's (Unix seconds).
+        expires: u64,
+    },
+}
+
+impl GbaEvent {
+    /// The Credential-ID of the key the event is about (`12-<KpsaID>`).
+    pub fn credential(&self) -> String {
+        match self {
+            GbaEvent::KeyFetched { btid, .. } => format!("12-{btid}"),
+            GbaEvent::EdgeKeyDerived { node, gateway, .. } => format!("12-{node}.{gateway}"),
+        }
+    }
 }
 
 /// Where [`GbaEvent`]s go (the CSE's audit trail).
@@ -95,6 +138,9 @@ pub struct GbaNaf {
     config: GbaConfig,
     zn: Arc<dyn ZnSource>,
     cache: Mutex<HashMap<String, Cached>>,
+    /// Edge identities already reported, with the gateway key lifetime they were reported
+    /// for (identifiers only; bounded by `max_cached`).
+    announced: Mutex<HashMap<String, u64>>,
     events: Option<GbaEvents>,
 }
 
@@ -104,6 +150,7 @@ impl fmt::Debug for GbaNaf {
             .field("btid_domain", &self.config.btid_domain.as_str())
             .field("naf", &self.config.naf.fqdn.as_str())
             .field("key", &self.config.key)
+            .field("edge_nodes", &self.config.edge_nodes)
             .field("zn", &self.zn)
             .field("cached", &self.cached())
             .finish()
@@ -117,6 +164,7 @@ impl GbaNaf {
             config,
             zn,
             cache: Mutex::default(),
+            announced: Mutex::default(),
             events: None,
         }
     }
@@ -127,7 +175,8 @@ impl GbaNaf {
         self
     }
 
-    /// Whether `identity` is a B-TID of this BSF, so the BSF, not the inner store, knows it.
+    /// Whether `identity` is in this BSF's domain (a B-TID, or an edge identity behind one),
+    /// so the BSF, not the inner store, knows it.
     pub fn is_btid(&self, identity: &str) -> bool {
         identity
             .rsplit_once('@')
@@ -140,21 +189,35 @@ impl GbaNaf {
         self.cache.lock().map(|c| c.len()).unwrap_or_default()
     }
 
-    /// The key of `btid` as a handshake at `now` sees it: from the cache while its lifetime
-    /// lasts, else from the BSF. `Ok(None)`: the BSF does not know the B-TID.
+    /// The key of `identity` (a B-TID, or an edge identity when edge nodes are on) as a
+    /// handshake at `now` sees it: from the cache while its lifetime lasts, else from the
+    /// BSF. `Ok(None)`: an unknown identity (the BSF does not know the B-TID, or edge
+    /// identities are off).
     pub fn lookup_at(
         &self,
-        btid: &str,
+        identity: &str,
         now: SystemTime,
     ) -> Result<Option<PskCredential>, PskUnavailable> {
+        if EdgeIdentity::is_edge_shaped(identity) {
+            return self.edge_lookup_at(identity, now);
+        }
+        Ok(self.naf_key_at(identity, now)?.map(|c| PskCredential {
+            identity: identity.to_owned(),
+            key: Secret::new(c.key.expose().to_vec()),
+            binding: c.binding,
+        }))
+    }
+
+    /// The NAF key of B-TID `btid` (a copy of the cache entry), fetching it when needed.
+    fn naf_key_at(&self, btid: &str, now: SystemTime) -> Result<Option<Cached>, PskUnavailable> {
         let now = unix(now);
         {
             let mut cache = self.cache.lock().unwrap_or_else(|p| p.into_inner());
             match cache.get(btid) {
                 Some(c) if now < c.expires => {
-                    return Ok(Some(PskCredential {
-                        identity: btid.to_owned(),
+                    return Ok(Some(Cached {
                         key: Secret::new(c.key.expose().to_vec()),
+                        expires: c.expires,
                         binding: c.binding.clone(),
                     }))
                 }
@@ -185,21 +248,17 @@ impl GbaNaf {
             },
             None => self.config.default_binding.clone(),
         };
-        let credential = PskCredential {
-            identity: btid.to_owned(),
+        let fetched = Cached {
             key: Secret::new(answer.key.expose().to_vec()),
+            expires: answer.expires,
             binding: binding.clone(),
-        };
-        let holder = match &binding.identity {
-            PeerIdentity::Ae(id) | PeerIdentity::Cse(id) => id.clone(),
-            PeerIdentity::AllowedAes(list) => list.join(" "),
         };
         self.insert(
             btid,
             Cached {
                 key: Secret::new(answer.key.expose().to_vec()),
                 expires: answer.expires,
-                binding,
+                binding: binding.clone(),
             },
             now,
         );
@@ -207,22 +266,94 @@ impl GbaNaf {
         if let Some(events) = &self.events {
             events(&GbaEvent::KeyFetched {
                 btid: btid.to_owned(),
-                holder,
+                holder: holder(&binding),
                 expires: answer.expires,
             });
         }
-        Ok(Some(credential))
+        Ok(Some(fetched))
     }
 
-    /// The binding of a cached, unexpired B-TID: what a resumed TLS 1.2 session needs. A
-    /// resumption never asks the BSF.
-    pub fn binding_at(&self, btid: &str, now: SystemTime) -> Option<CredentialBinding> {
+    /// The key of an edge identity: the gateway's NAF key (cache or BSF, as for the gateway
+    /// itself), then the edge derivation. Nothing is cached per node, so an unauthenticated
+    /// peer that names many nodes of a real B-TID fills no cache.
+    fn edge_lookup_at(
+        &self,
+        identity: &str,
+        now: SystemTime,
+    ) -> Result<Option<PskCredential>, PskUnavailable> {
+        if !self.config.edge_nodes {
+            tracing::info!(
+                "GBA: an edge-node identity, but [gba] edge_nodes is off: unknown PSK identity"
+            );
+            return Ok(None);
+        }
+        let edge = EdgeIdentity::parse(identity).map_err(|e| {
+            PskUnavailable::new(format!("malformed edge identity: {}", edge_reason(&e)))
+        })?;
+        let Some(gateway) = self.naf_key_at(edge.gateway().as_str(), now)? else {
+            return Ok(None);
+        };
+        let gateway_key = NafKey::from_slice(gateway.key.expose())
+            .map_err(|e| PskUnavailable::new(format!("the gateway's NAF key: {e}")))?;
+        let key = kdf::gba_edge_node_key(&gateway_key, edge.gateway(), edge.node())
+            .map_err(|e| PskUnavailable::new(format!("edge key derivation: {e}")))?;
+        let binding = self.config.default_binding.clone();
+        self.announce(&edge, &binding, gateway.expires, unix(now));
+        Ok(Some(PskCredential {
+            identity: identity.to_owned(),
+            key: Secret::new(key.expose().to_vec()),
+            binding,
+        }))
+    }
+
+    /// Reports an edge key once per node and gateway key lifetime (the set is bounded by
+    /// `max_cached`; when it is full an edge key may be reported again, never not at all).
+    fn announce(&self, edge: &EdgeIdentity, binding: &CredentialBinding, expires: u64, now: u64) {
+        let name = edge.to_string();
+        {
+            let mut seen = self.announced.lock().unwrap_or_else(|p| p.into_inner());
+            if seen.get(&name) == Some(&expires) {
+                return;
+            }
+            let max = self.config.max_cached.max(1);
+            if seen.len() >= max && !seen.contains_key(&name) {
+                seen.retain(|_, e| now < *e);
+                if seen.len() >= max {
+                    seen.clear();
+                }
+            }
+            seen.insert(name, expires);
+        }
+        tracing::info!(expires = %rfc3339(expires), "GBA: edge-node key derived from the gateway's NAF key");
+        if let Some(events) = &self.events {
+            events(&GbaEvent::EdgeKeyDerived {
+                node: edge.node().to_string(),
+                gateway: edge.gateway().to_string(),
+                holder: holder(binding),
+                expires,
+            });
+        }
+    }
+
+    /// The binding of a cached, unexpired B-TID, or of an edge node whose gateway's key is
+    /// cached and unexpired: what a resumed TLS 1.2 session needs. A resumption never asks
+    /// the BSF.
+    pub fn binding_at(&self, identity: &str, now: SystemTime) -> Option<CredentialBinding> {
+        let (btid, edge) = match EdgeIdentity::is_edge_shaped(identity) {
+            false => (identity.to_owned(), false),
+            true if self.config.edge_nodes => (
+                EdgeIdentity::parse(identity).ok()?.gateway().to_string(),
+                true,
+            ),
+            true => return None,
+        };
         let now = unix(now);
         let cache = self.cache.lock().unwrap_or_else(|p| p.into_inner());
-        cache
-            .get(btid)
-            .filter(|c| now < c.expires)
-            .map(|c| c.binding.clone())
+        let gateway = cache.get(&btid).filter(|c| now < c.expires)?;
+        Some(match edge {
+            true => self.config.default_binding.clone(),
+            false => gateway.binding.clone(),
+        })
     }
 
     /// Caches a key; when full, drops expired entries, then the one that expires first.
@@ -243,6 +374,37 @@ impl GbaNaf {
             cache.remove(&first);
         }
         cache.insert(btid.to_owned(), entry);
+    }
+}
+
+/// Who an association is bound to, for the audit trail.
+fn holder(binding: &CredentialBinding) -> String {
+    match &binding.identity {
+        PeerIdentity::Ae(id) | PeerIdentity::Cse(id) => id.clone(),
+        PeerIdentity::AllowedAes(list) => list.join(" "),
+    }
+}
+
+/// Why an edge identity is malformed, without repeating the identity (it is logged already).
+fn edge_reason(e: &KdfError) -> String {
+    match e {
+        KdfError::InvalidIdentifier { what, reason, .. } => format!("{what}: {reason}"),
+        other => other.to_string(),
+    }
+}
+
+/// Withdrawing a gateway's `12-<B-TID>` withdraws its edge nodes' `12-<node>.<B-TID>`. The
+/// rule holds for edge identities of this BSF's domain only, so a credential file identity
+/// that happens to contain a `.` is never tied to another.
+impl DerivedCredentials for GbaNaf {
+    fn parent(&self, credential_id: &str) -> Option<String> {
+        // GBA identities are KpsaIDs: Credential-ID `12-<KpsaID>`.
+        let identity = credential_id.strip_prefix("12-")?;
+        if !self.is_btid(identity) || !EdgeIdentity::is_edge_shaped(identity) {
+            return None;
+        }
+        let edge = EdgeIdentity::parse(identity).ok()?;
+        Some(format!("12-{}", edge.gateway()))
     }
 }
 
@@ -347,6 +509,10 @@ mod tests {
     }
 
     fn naf(expires: u64, max_cached: usize) -> (Arc<FakeBsf>, GbaNaf) {
+        naf_with(expires, max_cached, false)
+    }
+
+    fn naf_with(expires: u64, max_cached: usize, edge_nodes: bool) -> (Arc<FakeBsf>, GbaNaf) {
         let bsf = Arc::new(FakeBsf {
             expires,
             down: Default::default(),
@@ -366,6 +532,7 @@ mod tests {
                 level: None,
             },
             max_cached,
+            edge_nodes,
         };
         let naf = GbaNaf::new(config, bsf.clone());
         (bsf, naf)
@@ -465,5 +632,221 @@ mod tests {
         assert!(store.psk("AAEC@bsf.sp.example").is_some());
         assert!(store.psk_binding("AAEC@bsf.sp.example").is_some());
         assert!(store.psk_binding("f@sp.example").is_some());
+    }
+
+    fn recorded(naf: GbaNaf) -> (GbaNaf, Arc<Mutex<Vec<GbaEvent>>>) {
+        let events = Arc::new(Mutex::new(Vec::new()));
+        let sink = events.clone();
+        let naf = naf.with_events(Arc::new(move |e: &GbaEvent| {
+            sink.lock().expect("lock").push(e.clone())
+        }));
+        (naf, events)
+    }
+
+    const METER: &str = "meter-7.AAEC@bsf.sp.example";
+
+    /// The key the gateway (`m2m gba extend`) derives for `node` from its own NAF key.
+    fn gateway_side(gateway_key: [u8; 32], btid: &str, node: &str) -> [u8; 32] {
+        *kdf::gba_edge_node_key(
+            &NafKey::from_bytes(gateway_key),
+            &BootstrapTransactionId::new(btid).expect("btid"),
+            &kdf::EdgeNodeName::new(node).expect("name"),
+        )
+        .expect("derive")
+        .expose()
+    }
+
+    #[test]
+    fn edge_keys_derive_from_the_gateway_key_and_end_with_it() {
+        let (bsf, naf) = naf_with(2_000, 8, true);
+        let (naf, events) = recorded(naf);
+        let found = naf.lookup_at(METER, at(1_000)).expect("ok").expect("known");
+        assert_eq!(found.identity, METER);
+        assert_eq!(
+            found.key.expose(),
+            gateway_side([5; 32], "AAEC@bsf.sp.example", "meter-7")
+        );
+        assert_ne!(found.key.expose(), &[5; 32], "not the gateway's key");
+        assert_eq!(
+            found.binding.identity,
+            PeerIdentity::AllowedAes(vec!["C*".into()])
+        );
+        // Another node and the same node again: the gateway key is cached, no BSF query,
+        // and each node is reported once.
+        let other = naf
+            .lookup_at("meter-8.AAEC@bsf.sp.example", at(1_001))
+            .expect("ok")
+            .expect("known");
+        assert!(!other.key.ct_eq(&found.key));
+        naf.lookup_at(METER, at(1_002)).expect("ok").expect("known");
+        assert!(naf
+            .lookup_at("AAEC@bsf.sp.example", at(1_003))
+            .expect("ok")
+            .is_some());
+        assert_eq!(bsf.asked.load(Ordering::SeqCst), 1);
+        assert_eq!(naf.cached(), 1, "only the gateway's key is cached");
+        assert_eq!(
+            naf.binding_at(METER, at(1_999)).map(|b| b.identity),
+            Some(PeerIdentity::AllowedAes(vec!["C*".into()]))
+        );
+        // The gateway's lifetime ends: the edge key with it.
+        assert!(naf.binding_at(METER, at(2_000)).is_none());
+        bsf.down.store(true, Ordering::SeqCst);
+        assert!(naf.lookup_at(METER, at(2_000)).is_err());
+        let events = events.lock().expect("lock").clone();
+        assert_eq!(
+            events,
+            vec![
+                GbaEvent::KeyFetched {
+                    btid: "AAEC@bsf.sp.example".into(),
+                    holder: "C*".into(),
+                    expires: 2_000
+                },
+                GbaEvent::EdgeKeyDerived {
+                    node: "meter-7".into(),
+                    gateway: "AAEC@bsf.sp.example".into(),
+                    holder: "C*".into(),
+                    expires: 2_000
+                },
+                GbaEvent::EdgeKeyDerived {
+                    node: "meter-8".into(),
+                    gateway: "AAEC@bsf.sp.example".into(),
+                    holder: "C*".into(),
+                    expires: 2_000
+                },
+            ]
+        );
+        assert_eq!(events[1].credential(), format!("12-{METER}"));
+        assert!(!format!("{events:?}").contains("5, 5"), "never a key");
+    }
+
+    #[test]
+    fn an_edge_node_does_not_inherit_the_gateways_enrolee_id() {
+        let (_bsf, naf) = naf_with(5_000, 8, true);
+        let gateway = naf
+            .lookup_at("Ae@bsf.sp.example", at(10))
+            .expect("ok")
+            .expect("known");
+        assert_eq!(gateway.binding.identity, PeerIdentity::Ae("Cgba-1".into()));
+        let node = naf
+            .lookup_at("n.Ae@bsf.sp.example", at(10))
+            .expect("ok")
+            .expect("known");
+        assert_eq!(
+            node.binding.identity,
+            PeerIdentity::AllowedAes(vec!["C*".into()])
+        );
+        assert_eq!(
+            node.key.expose(),
+            gateway_side([6; 32], "Ae@bsf.sp.example", "n")
+        );
+        assert_eq!(
+            naf.binding_at("n.Ae@bsf.sp.example", at(10))
+                .map(|b| b.identity),
+            Some(PeerIdentity::AllowedAes(vec!["C*".into()]))
+        );
+    }
+
+    #[test]
+    fn edge_identities_are_unknown_when_disabled_and_refused_when_malformed() {
+        let (bsf, naf) = naf_with(5_000, 8, false);
+        let (naf, events) = recorded(naf);
+        assert!(matches!(naf.lookup_at(METER, at(10)), Ok(None)));
+        assert!(matches!(
+            naf.lookup_at("a.b.c@bsf.sp.example", at(10)),
+            Ok(None)
+        ));
+        assert_eq!(bsf.asked.load(Ordering::SeqCst), 0, "the BSF is not asked");
+        naf.lookup_at("AAEC@bsf.sp.example", at(10))
+            .expect("ok")
+            .expect("known");
+        assert!(naf.binding_at(METER, at(10)).is_none());
+        assert_eq!(
+            events.lock().expect("lock").len(),
+            1,
+            "the gateway's key only"
+        );
+
+        let (bsf, naf) = naf_with(5_000, 8, true);
+        for bad in [
+            "a.b.AAEC@bsf.sp.example",
+            ".AAEC@bsf.sp.example",
+            "meter!.AAEC@bsf.sp.example",
+            "meter.@bsf.sp.example",
+            &format!("{}.AAEC@bsf.sp.example", "n".repeat(65)),
+        ] {
+            let err = naf.lookup_at(bad, at(10)).map(|_| ()).expect_err(bad);
+            assert!(
+                err.to_string().contains("malformed edge identity"),
+                "{bad}: {err}"
+            );
+            assert!(naf.binding_at(bad, at(10)).is_none());
+        }
+        assert_eq!(
+            bsf.asked.load(Ordering::SeqCst),
+            0,
+            "malformed: the BSF is not asked"
+        );
+        // A well-formed node behind a B-TID the BSF does not know: unknown.
+        assert!(matches!(
+            naf.lookup_at("n.zzzz@bsf.sp.example", at(10)),
+            Ok(None)
+        ));
+        assert_eq!(naf.cached(), 0);
+    }
+
+    #[test]
+    fn withdrawing_the_gateway_withdraws_its_edge_nodes_only() {
+        use crate::revocation::{Revocations, Withdrawable};
+        let (_bsf, naf) = naf_with(u64::MAX, 8, true);
+        let naf = Arc::new(naf);
+        let revocations = Arc::new(Revocations::default());
+        revocations.set_derived(Some(naf.clone()));
+        let file = FileCredentials::parse(
+            "[[psk]]\nidentity = \"n.AAEC@sp.example\"\nkey_hex = \"00112233445566778899aabbccddeeff\"\nae = \"Cf\"\n",
+        )
+        .expect("file");
+        let store = Withdrawable::new(
+            Arc::new(WithGba::new(Arc::new(file), naf.clone())),
+            revocations.clone(),
+        );
+        let sibling = "meter-8.AAEC@bsf.sp.example";
+        let elsewhere = "meter-7.Ae@bsf.sp.example";
+        for id in [METER, sibling, elsewhere, "AAEC@bsf.sp.example"] {
+            assert!(store.lookup_psk(id).expect("ok").is_some(), "{id}");
+        }
+        // One node revoked: only that node.
+        revocations
+            .revoke(&format!("12-{METER}"), "lost")
+            .expect("revoke");
+        assert!(store.lookup_psk(METER).expect("ok").is_none());
+        assert!(store.lookup_psk(sibling).expect("ok").is_some());
+        assert!(store
+            .lookup_psk("AAEC@bsf.sp.example")
+            .expect("ok")
+            .is_some());
+        // The gateway revoked: it and every node behind it, not another gateway's nodes, and
+        // not a file identity outside the BSF's domain that merely looks alike.
+        revocations
+            .revoke("12-AAEC@bsf.sp.example", "stolen")
+            .expect("revoke");
+        assert!(store
+            .lookup_psk("AAEC@bsf.sp.example")
+            .expect("ok")
+            .is_none());
+        assert!(store.lookup_psk(sibling).expect("ok").is_none());
+        assert!(store.psk_binding(sibling).is_none(), "no resumption either");
+        let w = store
+            .withdrawn(&format!("12-{sibling}"))
+            .expect("withdrawn");
+        assert!(w.reason.contains("12-AAEC@bsf.sp.example"), "{}", w.reason);
+        assert!(store.lookup_psk(elsewhere).expect("ok").is_some());
+        revocations
+            .revoke("12-AAEC@sp.example", "x")
+            .expect("revoke");
+        assert!(store.lookup_psk("n.AAEC@sp.example").expect("ok").is_some());
+        assert!(revocations.covers("12-AAEC@bsf.sp.example", &format!("12-{sibling}")));
+        assert!(!revocations.covers("12-AAEC@sp.example", "12-n.AAEC@sp.example"));
+        assert!(!revocations.covers(&format!("12-{METER}"), "12-AAEC@bsf.sp.example"));
     }
 }

@@ -2,9 +2,15 @@
 //!
 //! A credential is *revoked* for good or *suspended* until resumed. Either way no new
 //! security association is established with it and the live ones are closed (the CSE does
-//! that through [`crate::association::Registry::close_credential`]). Credentials are named by
+//! that through [`crate::association::Registry::close_credentials`]). Credentials are named by
 //! their Credential-ID (`12-<KpsaID>` for a PSK, `3x-<SHA-256 fingerprint>` for a
 //! certificate), as associations are.
+//!
+//! A credential can derive from another: an edge node's PSK derives from its GBA gateway's
+//! NAF key ([`crate::gba`]). Withdrawing the parent withdraws what derives from it (new
+//! handshakes are refused, live associations closed); withdrawing a derived credential
+//! affects it alone. A [`DerivedCredentials`] rule, installed with
+//! [`Revocations::set_derived`], says which credential derives from which.
 //!
 //! The list is durable: each change is one JSON line appended to a journal and synced before
 //! the call returns, so an acknowledged revocation survives a crash. Opening replays the
@@ -14,6 +20,7 @@ use crate::association::CredentialBinding;
 use crate::credentials::{CredentialStore, PskCredential, PskUnavailable};
 use serde::{Deserialize, Serialize};
 use std::collections::HashMap;
+use std::fmt;
 use std::fs::File;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, RwLock};
@@ -98,11 +105,20 @@ pub enum RevocationError {
     InvalidCredential(String),
 }
 
+/// Which credential another derives from, so that withdrawing the parent withdraws it too
+/// (an edge node's `12-<node>.<B-TID>` derives from its gateway's `12-<B-TID>`).
+pub trait DerivedCredentials: Send + Sync + fmt::Debug {
+    /// The Credential-ID `credential_id` derives from, if it derives from one.
+    fn parent(&self, credential_id: &str) -> Option<String>;
+}
+
 /// The withdrawn credentials, durable in a journal (or in memory only, for tests).
 #[derive(Debug, Default)]
 pub struct Revocations {
     journal: Option<(PathBuf, Mutex<File>)>,
     withdrawn: RwLock<HashMap<String, Withdrawal>>,
+    /// The rule naming derived credentials' parents; none: no credential derives from another.
+    derived: RwLock<Option<Arc<dyn DerivedCredentials>>>,
 }
 
 fn now() -> u64 {
@@ -138,7 +154,46 @@ impl Revocations {
         Ok(Self {
             journal: Some((path.to_owned(), Mutex::new(file))),
             withdrawn: RwLock::new(withdrawn),
+            derived: RwLock::default(),
         })
+    }
+
+    /// Installs (or, with `None`, removes) the rule that names the parent of a derived
+    /// credential. Replaced when the TLS listeners are rebuilt (a reload may change it).
+    pub fn set_derived(&self, derived: Option<Arc<dyn DerivedCredentials>>) {
+        let mut slot = self.derived.write().unwrap_or_else(|p| p.into_inner());
+        *slot = derived;
+    }
+
+    /// The credential `credential_id` derives from, by the installed rule.
+    fn parent(&self, credential_id: &str) -> Option<String> {
+        let rule = self
+            .derived
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone();
+        rule.and_then(|r| r.parent(credential_id))
+            .filter(|p| p != credential_id)
+    }
+
+    /// Whether `credential_id` may be used: its own withdrawal, or else that of the
+    /// credential it derives from (with the parent named in the reason). This is what the
+    /// handshake checks; [`Revocations::status`] is the credential's own entry only.
+    pub fn effective(&self, credential_id: &str) -> Option<Withdrawal> {
+        if let Some(own) = self.status(credential_id) {
+            return Some(own);
+        }
+        let parent = self.parent(credential_id)?;
+        self.status(&parent).map(|w| Withdrawal {
+            reason: format!("with {parent}: {}", w.reason),
+            ..w
+        })
+    }
+
+    /// Whether withdrawing `withdrawn` withdraws `credential_id`: the same credential, or one
+    /// that derives from it. The CSE closes the live associations this holds for.
+    pub fn covers(&self, withdrawn: &str, credential_id: &str) -> bool {
+        credential_id == withdrawn || self.parent(credential_id).is_some_and(|p| p == withdrawn)
     }
 
     /// Why `credential_id` is withdrawn, if it is.
@@ -299,7 +354,7 @@ impl Withdrawable {
 
     fn psk_withdrawn(&self, identity: &str) -> bool {
         let credential = crate::association::psk_credential_id(self.listener, identity);
-        self.revocations.status(&credential).is_some()
+        self.revocations.effective(&credential).is_some()
     }
 }
 
@@ -326,14 +381,14 @@ impl CredentialStore for Withdrawable {
     }
 
     fn certificate_binding(&self, credential_id: &str) -> Option<CredentialBinding> {
-        if self.revocations.status(credential_id).is_some() {
+        if self.revocations.effective(credential_id).is_some() {
             return None;
         }
         self.inner.certificate_binding(credential_id)
     }
 
     fn withdrawn(&self, credential_id: &str) -> Option<Withdrawal> {
-        self.revocations.status(credential_id)
+        self.revocations.effective(credential_id)
     }
 }
 
@@ -383,6 +438,61 @@ mod tests {
             &std::fs::metadata(&path).expect("meta").permissions(),
         );
         assert_eq!(mode & 0o777, 0o600);
+    }
+
+    /// `12-<x>.<y>@d` derives from `12-<y>@d`, for the tests.
+    #[derive(Debug)]
+    struct DotParent;
+
+    impl DerivedCredentials for DotParent {
+        fn parent(&self, credential_id: &str) -> Option<String> {
+            let rest = credential_id.strip_prefix("12-")?;
+            let (_, gateway) = rest.split_once('.')?;
+            Some(format!("12-{gateway}"))
+        }
+    }
+
+    #[test]
+    fn withdrawing_a_parent_withdraws_what_derives_from_it_and_not_the_reverse() {
+        let r = Arc::new(Revocations::default());
+        assert!(!r.covers("12-g@d", "12-n.g@d"), "no rule, no parent");
+        r.set_derived(Some(Arc::new(DotParent)));
+        assert!(r.covers("12-g@d", "12-n.g@d"));
+        assert!(r.covers("12-n.g@d", "12-n.g@d"));
+        assert!(
+            !r.covers("12-n.g@d", "12-g@d"),
+            "a node does not cover its gateway"
+        );
+        assert!(!r.covers("12-g@d", "12-m.h@d"));
+
+        let store = Withdrawable::new(
+            Arc::new(crate::credentials::FileCredentials::default()),
+            r.clone(),
+        );
+        // A node revoked alone: its gateway and its siblings stay.
+        r.revoke("12-n.g@d", "lost").expect("revoke");
+        assert!(store.withdrawn("12-n.g@d").is_some());
+        assert!(store.withdrawn("12-m.g@d").is_none());
+        assert!(store.withdrawn("12-g@d").is_none());
+        // The gateway suspended: every node behind it is withdrawn, the reason names it.
+        r.suspend("12-g@d", "gateway stolen").expect("suspend");
+        let w = store.withdrawn("12-m.g@d").expect("through the gateway");
+        assert_eq!(w.kind, WithdrawalKind::Suspended);
+        assert!(
+            w.reason.contains("12-g@d") && w.reason.contains("gateway stolen"),
+            "{}",
+            w.reason
+        );
+        assert_eq!(
+            store.withdrawn("12-n.g@d").map(|w| w.kind),
+            Some(WithdrawalKind::Revoked),
+            "its own, stronger withdrawal first"
+        );
+        r.resume("12-g@d").expect("resume");
+        assert!(store.withdrawn("12-m.g@d").is_none());
+        r.set_derived(None);
+        r.suspend("12-g@d", "again").expect("suspend");
+        assert!(store.withdrawn("12-m.g@d").is_none(), "the rule is gone");
     }
 
     #[test]

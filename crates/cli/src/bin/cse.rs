@@ -494,16 +494,17 @@ fn tls_acceptors(
         cse_id: settings.cse.cse_id.clone(),
     };
     // Network-provided keys: B-TIDs of the BSF's domain, keys from the BSF (also withdrawable).
-    let credentials: Arc<dyn CredentialStore> = match &settings.gba {
-        Some(g) => Arc::new(security::gba::WithGba::new(
-            credentials,
-            Arc::new(gba_naf(g, &local, audit)?),
-        )),
+    let naf = match &settings.gba {
+        Some(g) => Some(Arc::new(gba_naf(g, &local, audit)?)),
+        None => None,
+    };
+    let credentials: Arc<dyn CredentialStore> = match &naf {
+        Some(naf) => Arc::new(security::gba::WithGba::new(credentials, naf.clone())),
         None => credentials,
     };
     let credentials: Arc<dyn CredentialStore> =
         Arc::new(Withdrawable::new(credentials, revocations.clone()));
-    settings
+    let acceptors = settings
         .tls
         .iter()
         .map(|t| {
@@ -515,11 +516,16 @@ fn tls_acceptors(
                 .map(Arc::new)
                 .with_context(|| format!("[[tls]] {}", t.name))
         })
-        .collect()
+        .collect::<anyhow::Result<Vec<_>>>()?;
+    // Withdrawing a GBA gateway withdraws its edge nodes: the NAF names their parent. Set
+    // once everything was built, so a failed reload leaves the rule of the running listeners.
+    revocations.set_derived(naf.map(|n| n as Arc<dyn security::revocation::DerivedCredentials>));
+    Ok(acceptors)
 }
 
 /// The NAF of network-provided keys (`[gba]`): asks the BSF for the keys of B-TIDs, and
-/// writes each key it receives to the audit log as `credential-issued` (`12-<B-TID>`).
+/// writes each key it receives to the audit log as `credential-issued` (`12-<B-TID>`), as
+/// well as each edge-node key it derives (`12-<node>.<B-TID>`, parent = the gateway B-TID).
 fn gba_naf(
     g: &cli::config::GbaSettings,
     local: &LocalIdentity,
@@ -544,16 +550,25 @@ fn gba_naf(
             level: None,
         },
         max_cached: g.max_cached,
+        edge_nodes: g.edge_nodes,
     };
-    tracing::info!(bsf = %zn.url(), naf = %config.naf.fqdn.as_str(), btid_domain = %g.btid_domain, "network-provided keys (GBA NAF) configured");
+    tracing::info!(bsf = %zn.url(), naf = %config.naf.fqdn.as_str(), btid_domain = %g.btid_domain, edge_nodes = g.edge_nodes, "network-provided keys (GBA NAF) configured");
     let mut naf = security::gba::GbaNaf::new(config, Arc::new(zn));
     if let Some(audit) = audit.cloned() {
         naf = naf.with_events(Arc::new(move |event: &security::gba::GbaEvent| {
-            let security::gba::GbaEvent::KeyFetched { btid, holder, .. } = event;
+            use security::gba::GbaEvent;
+            // Both are keys the CSE now holds: `credential-issued`, with the key each one
+            // derives from as parent (a B-TID is its own KeID; an edge key's is the gateway's).
+            let (holder, parent) = match event {
+                GbaEvent::KeyFetched { btid, holder, .. } => (holder, btid),
+                GbaEvent::EdgeKeyDerived {
+                    gateway, holder, ..
+                } => (holder, gateway),
+            };
             audit.record(manager::audit::Event::CredentialIssued {
-                credential: format!("12-{btid}"),
+                credential: event.credential(),
                 holder: holder.clone(),
-                parent: Some(btid.clone()),
+                parent: Some(parent.clone()),
             });
         }));
     }
