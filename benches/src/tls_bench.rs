@@ -84,8 +84,12 @@ pub(crate) enum RequestKind {
     Plain,
     /// The same over TLS 1.3 with the AE certificate.
     TlsCertificate,
-    /// The same over TLS 1.2 with the PSK and the mandatory PSK suite.
+    /// The same over TLS 1.2 with the PSK and the mandatory PSK suite (CBC and HMAC).
     TlsPsk,
+    /// The same PSK and AE over TLS 1.2 with the AEAD suite the CSE prefers.
+    TlsPskGcm,
+    /// The same PSK and AE over TLS 1.3 (external PSK with (EC)DHE, AES-128-GCM).
+    TlsPsk13,
 }
 
 impl RequestKind {
@@ -95,6 +99,8 @@ impl RequestKind {
             RequestKind::Plain => "RETRIEVE cin, plaintext",
             RequestKind::TlsCertificate => "RETRIEVE cin, TLS 1.3 AE certificate",
             RequestKind::TlsPsk => "RETRIEVE cin, TLS 1.2 PSK-AES128-CBC-SHA256",
+            RequestKind::TlsPskGcm => "RETRIEVE cin, TLS 1.2 PSK-AES128-GCM-SHA256",
+            RequestKind::TlsPsk13 => "RETRIEVE cin, TLS 1.3 PSK AES128-GCM",
         }
     }
 }
@@ -361,6 +367,26 @@ async fn rounds(
                 target.origin()
             ));
             targets.push((kind, addr, connector, target));
+        }
+        // The PSK's AE again, over the AEAD suites: the credential keeps one AE-ID, so these
+        // rows read the same contentInstance as the CBC row.
+        let psk_gcm = tls_client::Mode {
+            key: "psk12-gcm",
+            name: "TLS 1.2 PSK-AES128-GCM-SHA256",
+            suite: "PSK-AES128-GCM-SHA256",
+            ..*mode("psk12")?
+        };
+        let psk_target = targets
+            .iter()
+            .find(|(kind, ..)| *kind == RequestKind::TlsPsk)
+            .map(|(.., target)| target.clone())
+            .context("no PSK target")?;
+        for (kind, mode) in [
+            (RequestKind::TlsPskGcm, &psk_gcm),
+            (RequestKind::TlsPsk13, mode("psk13")?),
+        ] {
+            let connector = Connector::Tls(tls_client::context(mode, pki)?);
+            targets.push((kind, https, connector, psk_target.clone()));
         }
     }
 
