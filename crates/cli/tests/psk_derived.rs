@@ -122,6 +122,19 @@ impl Cse {
     fn log(&self) -> String {
         std::fs::read_to_string(&self.log).unwrap_or_default()
     }
+
+    /// The log once it contains `needle` (waiting at most 20 s): a refused handshake is
+    /// logged after the client has seen it fail.
+    fn log_with(&self, needle: &str) -> String {
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+        loop {
+            let log = self.log();
+            if log.contains(needle) || std::time::Instant::now() > deadline {
+                return log;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(50));
+        }
+    }
 }
 
 fn cse_command(cfg: &Path, data: &Path, env: &[(&str, &Path)]) -> Command {
@@ -253,7 +266,7 @@ fn the_device_connects_with_its_derived_key_only(cse: &Cse, key: &str, other: &s
         &http_request("GET", "/cse-in/s7", &id, None, ""),
     );
     assert!(!wrong.contains("X-M2M-RSC"), "{wrong}");
-    let log = cse.log();
+    let log = cse.log_with("security association refused");
     assert!(log.contains("security association refused"), "{log}");
     assert!(
         !log.contains(key) && !log.contains(other),
