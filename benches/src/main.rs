@@ -22,6 +22,7 @@ mod load;
 mod process;
 mod report;
 mod revoke_bench;
+mod rotate_bench;
 mod scenarios;
 mod sign_rate;
 mod stats;
@@ -89,6 +90,8 @@ enum Mode {
     Revoke(RevokeArgs),
     /// Enrolments/s end to end (MEF), next to the enrolment listener's bare handshakes/s.
     Enrol(EnrolArgs),
+    /// AE-ID rotation: its time as the AE's data grows, next to an UPDATE of the same AE
+    Rotate(RotateArgs),
     /// One home's ECDSA sign rate, raw and through the key store (run by tls-keyhome).
     #[command(hide = true)]
     SignRate(sign_rate::SignRateArgs),
@@ -121,6 +124,14 @@ struct EnrolArgs {
     /// Concurrent enrolees, comma-separated.
     #[arg(long, value_delimiter = ',', default_values_t = [1, 4])]
     clients: Vec<usize>,
+}
+
+/// Options of `bench rotate` (besides the common ones: --rounds, --cse).
+#[derive(Debug, clap::Args)]
+struct RotateArgs {
+    /// contentInstances below the AE at each measurement, comma-separated, ascending.
+    #[arg(long, value_delimiter = ',', default_values_t = [1_000, 10_000, 100_000])]
+    instances: Vec<usize>,
 }
 
 /// Options of `bench revoke` (besides the common ones: --rounds, --cse).
@@ -177,6 +188,7 @@ fn main() -> anyhow::Result<()> {
         Some(Mode::Acp(acp)) => bench_acp(&args, acp),
         Some(Mode::Revoke(revoke)) => bench_revoke(&args, revoke),
         Some(Mode::Enrol(enrol)) => bench_enrol(&args, enrol),
+        Some(Mode::Rotate(rotate)) => bench_rotate(&args, rotate),
         Some(Mode::TlsKeyhome(kh)) => bench_tls_keyhome(&args, kh),
         Some(Mode::SignRate(sr)) => sign_rate::run(sr),
         None => bench(&args),
@@ -374,6 +386,47 @@ fn bench_enrol(args: &Args, enrol: &EnrolArgs) -> anyhow::Result<()> {
         let (h, e) = (median(&r.handshakes), median(&r.enrolments));
         let ratio = if h > 0.0 { e / h } else { 0.0 };
         println!("| {} | {h:.0} | {e:.0} | {ratio:.2} |", r.clients);
+    }
+    Ok(())
+}
+
+fn bench_rotate(args: &Args, rotate: &RotateArgs) -> anyhow::Result<()> {
+    let cse = common(args)?;
+    anyhow::ensure!(
+        rotate.instances.windows(2).all(|w| w[0] < w[1]) && rotate.instances[0] >= 1,
+        "--instances must be ascending and at least 1"
+    );
+    let plan = rotate_bench::RotatePlan {
+        cse,
+        sizes: rotate.instances.clone(),
+        rounds: args.rounds,
+    };
+    let rows = client_runtime(args)?.block_on(rotate_bench::run(&plan))?;
+    let ms = |d: Duration| d.as_secs_f64() * 1e3;
+    println!(
+        "AE-ID rotation next to an UPDATE of the same AE, median of {} rounds (ms)",
+        plan.rounds
+    );
+    println!("| contentInstances | database | UPDATE of the AE | rotation | rotation / UPDATE | rotation per 1,000 instances |");
+    println!("|---:|---:|---:|---:|---:|---:|");
+    for r in &rows {
+        let (update, rotation) = (
+            rotate_bench::median(&r.update),
+            rotate_bench::median(&r.rotate),
+        );
+        let ratio = if update.is_zero() {
+            0.0
+        } else {
+            rotation.as_secs_f64() / update.as_secs_f64()
+        };
+        println!(
+            "| {} | {:.1} MiB | {:.2} | {:.1} | {ratio:.0}x | {:.2} |",
+            r.instances,
+            r.db_bytes as f64 / (1024.0 * 1024.0),
+            ms(update),
+            ms(rotation),
+            ms(rotation) * 1000.0 / r.instances as f64
+        );
     }
     Ok(())
 }

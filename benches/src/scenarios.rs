@@ -417,6 +417,69 @@ pub(crate) async fn setup(
     Ok(t)
 }
 
+/// Adds `count` contentInstances to the target's container over `conns` connections.
+pub(crate) async fn fill(t: &Target, count: usize, conns: usize) -> anyhow::Result<()> {
+    let conns = conns.max(1);
+    let mut tasks = Vec::new();
+    for i in 0..conns {
+        let t = t.clone();
+        let share = count / conns + usize::from(i < count % conns);
+        tasks.push(tokio::spawn(async move {
+            let mut conn = Conn::open_with(t.addr, &t.connector).await?;
+            for _ in 0..share {
+                let cin = t.request(
+                    Method::POST,
+                    &t.container,
+                    load::next_ri(),
+                    Some(4),
+                    Bytes::from_static(CIN_BODY.as_bytes()),
+                );
+                expect(
+                    conn.send(cin).await?,
+                    StatusCode::CREATED,
+                    "fill the container",
+                )?;
+            }
+            anyhow::Ok(())
+        }));
+    }
+    for task in tasks {
+        task.await.context("a filling task panicked")??;
+    }
+    Ok(())
+}
+
+/// Sends one request of the target's AE over `conn` and returns the answer's body when it
+/// has `status`: an UPDATE of the AE's labels (`update`), or its AE-ID rotation.
+pub(crate) async fn ae_request(
+    conn: &mut Conn,
+    t: &Target,
+    rn: &str,
+    rotate: bool,
+) -> anyhow::Result<Bytes> {
+    let (method, uri, body, step) = if rotate {
+        (
+            Method::POST,
+            Uri::from_static("/.privacy/rotate-ae-id"),
+            Bytes::new(),
+            "rotate the AE-ID",
+        )
+    } else {
+        (
+            Method::PUT,
+            format!("/cse-in/{rn}").parse()?,
+            Bytes::from_static(br#"{"m2m:ae":{"lbl":["updated"]}}"#),
+            "update the AE",
+        )
+    };
+    let mut req = t.request(method, &uri, load::next_ri(), None, body);
+    if !rotate {
+        req.headers_mut()
+            .insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
+    }
+    Ok(expect(conn.send(req).await?, StatusCode::OK, step)?.body)
+}
+
 /// `resp` if it has `status`, else an error naming the step and quoting the answer.
 fn expect(resp: Response, status: StatusCode, step: &str) -> anyhow::Result<Response> {
     if resp.status == status {

@@ -292,7 +292,7 @@ impl Cse {
                 renamed.srn = format!("{parent}/{to}");
             }
             t.rename(&from, &renamed)?;
-            let mut rewritten = 0usize;
+            let mut rewritten = t.reassign_instance_creator(&from, &to)?;
             for mut r in t.mentioning(&from)? {
                 if rewrite_references(&mut r.attrs, &from, &to) {
                     t.update(&r)?;

@@ -38,9 +38,14 @@ pub trait Txn {
     /// It keeps its place among its siblings, and its children follow it (their `pi`). A
     /// taken `ri` or structured name is a 4105 CONFLICT.
     fn rename(&mut self, old_ri: &str, r: &Resource) -> Result<()>;
-    /// Every resource whose stored attributes contain `text` anywhere (a scan: for rare
-    /// maintenance such as rewriting every reference to a rotated AE-ID).
+    /// Every resource but content instances whose stored attributes contain `text`
+    /// anywhere (a scan: for rare maintenance such as rewriting every reference to a
+    /// rotated AE-ID).
     fn mentioning(&mut self, text: &str) -> Result<Vec<Resource>>;
+    /// Gives every content instance whose creator (`cr`) is `old` the creator `new`, in bulk:
+    /// content instances are the bulk of the data, and `cr` is the one attribute of theirs
+    /// that names an originator. Returns how many changed.
+    fn reassign_instance_creator(&mut self, old: &str, new: &str) -> Result<usize>;
     /// Remembers the AE-ID the CSE assigned to a credential at its first registration, so
     /// that the credential keeps that AE-ID (TS-0003 clause 8.2.1).
     fn remember_credential_ae(&mut self, credential_id: &str, ae_id: &str) -> Result<()>;

@@ -527,6 +527,18 @@ impl Txn for SqlTxn<'_> {
                 ],
             )?);
         }
+        // Content instances this group wrote below it: SQLite moves them, their state in
+        // memory must follow.
+        if old.srn != r.srn {
+            let prefix = format!("{}/", old.srn);
+            below.extend(
+                self.batch
+                    .states()
+                    .chain(self.job.states())
+                    .filter(|s| !cached(s.ty) && s.srn.starts_with(&prefix))
+                    .cloned(),
+            );
+        }
         let mut moved = Vec::new();
         for below in below {
             let child = below.pi() == old_ri;
@@ -596,8 +608,10 @@ impl Txn for SqlTxn<'_> {
     fn mentioning(&mut self, text: &str) -> Result<Vec<Resource>> {
         let stored = query_many(
             self.conn,
-            &format!("SELECT {COLS} FROM resources WHERE instr(body, ?1) > 0 ORDER BY seq"),
-            [text],
+            &format!(
+                "SELECT {COLS} FROM resources WHERE ty != ?2 AND instr(body, ?1) > 0 ORDER BY seq"
+            ),
+            params![text, ResourceType::ContentInstance.code()],
         )?;
         let mut seen = std::collections::HashSet::new();
         let mut found = Vec::new();
@@ -611,12 +625,46 @@ impl Txn for SqlTxn<'_> {
             }
         }
         for r in self.job.states().chain(self.batch.states()) {
-            let mentions = serde_json::to_string(&r.attrs).is_ok_and(|b| b.contains(text));
+            let mentions = r.ty != ResourceType::ContentInstance
+                && serde_json::to_string(&r.attrs).is_ok_and(|b| b.contains(text));
             if mentions && seen.insert(r.ri().to_owned()) {
                 found.push(r.clone());
             }
         }
         Ok(found)
+    }
+
+    fn reassign_instance_creator(&mut self, old: &str, new: &str) -> Result<usize> {
+        // `instr` first: it skips most rows without parsing their JSON.
+        let changed = self
+            .conn
+            .prepare_cached(
+                "UPDATE resources SET body = json_set(body, '$.cr', ?2) \
+                 WHERE ty = ?3 AND instr(body, ?1) > 0 AND json_extract(body, '$.cr') = ?1",
+            )
+            .map_err(db_err)?
+            .execute(params![old, new, ResourceType::ContentInstance.code()])
+            .map_err(db_err)?;
+        // Instances this group wrote are in SQLite already; their state in memory follows.
+        let in_memory: Vec<Resource> = self
+            .batch
+            .states()
+            .chain(self.job.states())
+            .filter(|r| {
+                r.ty == ResourceType::ContentInstance
+                    && r.attrs.get("cr").and_then(Value::as_str) == Some(old)
+            })
+            .cloned()
+            .collect();
+        for mut r in in_memory {
+            r.attrs.insert("cr".into(), new.into());
+            let ri = r.ri().to_owned();
+            self.job.record(&ri, Some(r));
+        }
+        if changed > 0 {
+            self.job.flush_instances();
+        }
+        Ok(changed)
     }
 
     fn remember_credential_ae(&mut self, credential_id: &str, ae_id: &str) -> Result<()> {

@@ -145,7 +145,8 @@ pub(super) struct Overlay {
     deferred: Vec<String>,
     /// Resources given another `ri` (old, new), in order.
     renames: Vec<(String, String)>,
-    /// Structured names of content instances changed: the recent instances are dropped.
+    /// Content instances changed in bulk (their structured names, or a reference in them):
+    /// the recent instances are dropped.
     flush_instances: bool,
 }
 
@@ -186,7 +187,7 @@ impl Overlay {
         self.renames.push((old.to_owned(), new.to_owned()));
     }
 
-    /// Records that cached content instances may carry stale structured names.
+    /// Records that cached content instances may be stale (changed in bulk).
     pub(super) fn flush_instances(&mut self) {
         self.flush_instances = true;
     }

@@ -460,20 +460,32 @@ async fn renaming_moves_children_names_and_place_and_survives_restart() {
         .flatten()
         .is_some());
     let new_ae = renamed(&store, "Cold", "Cnew", "Cnew");
-    let mentions = write(store.as_ref(), move |t| {
+    let (mentions, reassigned) = write(store.as_ref(), move |t| {
+        // An instance written in the same transaction, before the rename.
+        t.insert(&res(
+            ResourceType::ContentInstance,
+            "cin2",
+            "cnt1",
+            "cse-in/Cold/cnt/cin2",
+            json!({"cr": "Cold", "con": "again"}),
+        ))?;
         t.rename("Cold", &new_ae)?;
-        Ok(t.mentioning("Cold")?
+        let reassigned = t.reassign_instance_creator("Cold", "Cnew")?;
+        let mentions: Vec<String> = t
+            .mentioning("Cold")?
             .into_iter()
             .map(|r| r.ri().to_owned())
-            .collect::<Vec<_>>())
+            .collect();
+        Ok((mentions, reassigned))
     })
     .await
     .expect("rename");
-    // The container's `cr`, the instance's `cr`, the subscription's `nu` and the ACP still
-    // name the old AE-ID (the caller rewrites them); nothing else does.
+    // The container's `cr`, the subscription's `nu` and the ACP still name the old AE-ID
+    // (the caller rewrites them); the instances have their new creator already.
     let mut mentions = mentions;
     mentions.sort();
-    assert_eq!(mentions, ["acp1", "cin1", "cnt1", "sub1"]);
+    assert_eq!(mentions, ["acp1", "cnt1", "sub1"]);
+    assert_eq!(reassigned, 2);
     let check = |store: &SqliteStore| {
         assert!(store.get("Cold").ok().flatten().is_none());
         assert!(store.get_by_srn("cse-in/Cold").ok().flatten().is_none());
@@ -493,7 +505,15 @@ async fn renaming_moves_children_names_and_place_and_survives_restart() {
         let sub = store.get_by_srn("cse-in/Cnew/cnt/sub").ok().flatten();
         assert_eq!(sub.map(|s| s.ri().to_owned()), Some("sub1".to_owned()));
         let cin = store.get_by_srn("cse-in/Cnew/cnt/cin").ok().flatten();
-        assert_eq!(cin.map(|c| c.attrs["con"].clone()), Some(json!("hello")));
+        assert_eq!(
+            cin.map(|c| (c.attrs["con"].clone(), c.attrs["cr"].clone())),
+            Some((json!("hello"), json!("Cnew")))
+        );
+        let cin2 = store.get("cin2").ok().flatten().expect("cin2");
+        assert_eq!(
+            (cin2.srn.as_str(), &cin2.attrs["cr"]),
+            ("cse-in/Cnew/cnt/cin2", &json!("Cnew"))
+        );
         let kids: Vec<String> = store
             .children("Cnew", Some(ResourceType::Container))
             .unwrap_or_default()
@@ -512,7 +532,7 @@ async fn renaming_moves_children_names_and_place_and_survives_restart() {
         assert_eq!(aes, ["Cfirst", "Cnew", "Clast"]);
         assert_eq!(
             store.descendants("cse-in/Cnew", None).map(|v| v.len()).ok(),
-            Some(3)
+            Some(4)
         );
     };
     check(&store);
