@@ -21,7 +21,53 @@ pub fn open(
     settings: &Settings,
     homes: Option<&KeyHomes>,
     revocations: &Arc<Revocations>,
-) -> anyhow::Result<Option<(Arc<TlsAcceptor>, Arc<DeviceMef>)>> {
+) -> anyhow::Result<Option<(TlsAcceptor, Arc<DeviceMef>)>> {
+    let Some(d) = &settings.device_enrolment else {
+        return Ok(None);
+    };
+    let acceptor = acceptor(settings, homes, revocations)?
+        .ok_or_else(|| anyhow!("[enrolment] device_listen: no acceptor"))?;
+    // The CA, as `m2m ca` opens it.
+    let key =
+        settings.keystore.ca_key.clone().ok_or_else(|| {
+            anyhow!("[enrolment] device_listen needs [keystore] ca_key (the CA key)")
+        })?;
+    let homes =
+        homes.ok_or_else(|| anyhow!("[enrolment] device_listen needs a [keystore] home"))?;
+    let handle = homes.open_key("keystore.ca_key", &key, keystore::KeyRole::CaSigning)?;
+    let dir = crate::ca_cmd::trusted_ca_dir(settings).context("[enrolment] device_listen")?;
+    let ca = CertificateAuthority::open(
+        &dir,
+        crate::ca_cmd::ca_config(&settings.cse.sp_id, &settings.cse.cse_id),
+        homes.shared_store(),
+        handle,
+    )
+    .with_context(|| format!("the CA in {}", dir.display()))?;
+    let mef = DeviceMef::new(
+        Arc::new(ca),
+        d.policy.clone(),
+        d.validity,
+        &local_identity(settings).public_domain_name(),
+    )
+    .map_err(|m| anyhow!("[enrolment]: {m}"))?;
+    tracing::info!(
+        ca = %dir.display(),
+        manufacturer_cas = d.device_cas.len(),
+        devices = d.policy.devices.len(),
+        any_device = d.policy.any_device,
+        "certificate-based enrolment configured"
+    );
+    Ok(Some((acceptor, Arc::new(mef))))
+}
+
+/// The device enrolment listener's acceptor alone (at start-up, and again when the TLS
+/// material is re-read: new manufacturer CAs or CRLs), when `[enrolment] device_listen` is
+/// set.
+pub fn acceptor(
+    settings: &Settings,
+    homes: Option<&KeyHomes>,
+    revocations: &Arc<Revocations>,
+) -> anyhow::Result<Option<TlsAcceptor>> {
     let Some(d) = &settings.device_enrolment else {
         return Ok(None);
     };
@@ -46,47 +92,19 @@ pub fn open(
         psk: false,
         ..TlsPolicy::default()
     };
-    let local = LocalIdentity {
-        sp_id: settings.cse.sp_id.clone(),
-        cse_id: settings.cse.cse_id.clone(),
-    };
     // A device certificate can be withdrawn like any credential (`31-<sha256>`).
     let devices: Arc<dyn CredentialStore> = Arc::new(Withdrawable::new(
         Arc::new(AnyDeviceCertificate),
         revocations.clone(),
     ));
-    let acceptor = TlsAcceptor::device_enrolment(&policy, devices, local.clone())
-        .context("[enrolment] device listener")?;
+    TlsAcceptor::device_enrolment(&policy, devices, local_identity(settings))
+        .context("[enrolment] device listener")
+        .map(Some)
+}
 
-    // The CA, as `m2m ca` opens it.
-    let key =
-        settings.keystore.ca_key.clone().ok_or_else(|| {
-            anyhow!("[enrolment] device_listen needs [keystore] ca_key (the CA key)")
-        })?;
-    let homes =
-        homes.ok_or_else(|| anyhow!("[enrolment] device_listen needs a [keystore] home"))?;
-    let handle = homes.open_key("keystore.ca_key", &key, keystore::KeyRole::CaSigning)?;
-    let dir = crate::ca_cmd::trusted_ca_dir(settings).context("[enrolment] device_listen")?;
-    let ca = CertificateAuthority::open(
-        &dir,
-        crate::ca_cmd::ca_config(&settings.cse.sp_id, &settings.cse.cse_id),
-        homes.shared_store(),
-        handle,
-    )
-    .with_context(|| format!("the CA in {}", dir.display()))?;
-    let mef = DeviceMef::new(
-        Arc::new(ca),
-        d.policy.clone(),
-        d.validity,
-        &local.public_domain_name(),
-    )
-    .map_err(|m| anyhow!("[enrolment]: {m}"))?;
-    tracing::info!(
-        ca = %dir.display(),
-        manufacturer_cas = d.device_cas.len(),
-        devices = d.policy.devices.len(),
-        any_device = d.policy.any_device,
-        "certificate-based enrolment configured"
-    );
-    Ok(Some((Arc::new(acceptor), Arc::new(mef))))
+fn local_identity(settings: &Settings) -> LocalIdentity {
+    LocalIdentity {
+        sp_id: settings.cse.sp_id.clone(),
+        cse_id: settings.cse.cse_id.clone(),
+    }
 }

@@ -142,11 +142,14 @@ fn make_device(dir: &Path, name: &str, ca: &(PathBuf, PathBuf)) -> (PathBuf, Pat
     (pem, key)
 }
 
-/// A CRL of the CA that revokes `revoked`, made with `openssl ca` (PEM).
+/// The CA's CRL (PEM, `dir/manufacturer.crl`) made again with `openssl ca`, now also
+/// revoking `revoked`.
 fn make_crl(dir: &Path, ca: &(PathBuf, PathBuf), revoked: &Path) -> PathBuf {
     let (config, index) = (dir.join("crl.cnf"), dir.join("index.txt"));
-    std::fs::write(&index, "").expect("index");
-    std::fs::write(dir.join("crlnumber"), "01\n").expect("crlnumber");
+    if !index.exists() {
+        std::fs::write(&index, "").expect("index");
+        std::fs::write(dir.join("crlnumber"), "01\n").expect("crlnumber");
+    }
     std::fs::write(
         &config,
         format!(
@@ -479,6 +482,29 @@ fn an_untrusted_device_and_a_csr_for_another_identity_are_refused() {
     assert!(!audit.contains("\"kind\":\"enrolled\""), "{audit}");
     assert!(!audit.contains("Cother"), "{audit}");
     assert!(audit.contains("association-refused"), "{audit}");
+
+    // The manufacturer revokes device-42 as well: a new CRL, re-read without a restart
+    // (SIGHUP, as `m2m reload-tls`), and device-42 is refused from then on.
+    let manufacturer = (
+        setup.root.join("manufacturer-ca.pem"),
+        setup.root.join("manufacturer-ca.key"),
+    );
+    make_crl(&setup.root, &manufacturer, &setup.device.0);
+    let hup = Command::new("kill")
+        .args(["-HUP", &setup.server.pid().to_string()])
+        .status()
+        .expect("kill");
+    assert!(hup.success());
+    let log = setup
+        .server
+        .log_with("TLS listener reloaded listener=device-enrolment");
+    assert!(
+        log.contains("TLS listener reloaded listener=device-enrolment"),
+        "{log}"
+    );
+    let (_, csr) = make_csr(&setup.root, "after", &[]);
+    let refused = setup.enrol(&setup.device, &csr);
+    assert!(!refused.contains("X-M2M-RSC"), "{refused}");
 }
 
 #[test]

@@ -111,6 +111,10 @@ fn main() {
             .collect(),
         Err(e) => fail_config(&format!("{e:#}")),
     };
+    let device = match cli::cert_enrolment::open(&settings, homes.as_deref(), &revocations) {
+        Ok(d) => d.map(|(acceptor, mef)| (Arc::new(AcceptorSlot::new(Arc::new(acceptor))), mef)),
+        Err(e) => fail_config(&format!("{e:#}")),
+    };
     // What `reload-tls` and SIGHUP re-read: the same file, the same overrides.
     let reloader = Reloader {
         config: args.config.clone(),
@@ -127,13 +131,10 @@ fn main() {
             .zip(acceptors.iter().cloned())
             .map(|((name, listen), slot)| (name, listen, slot))
             .collect(),
+        device: device.as_ref().map(|(slot, _)| slot.clone()),
     };
     let enrolment = match enrolment(&settings, &provisioned, &revocations) {
         Ok(e) => e,
-        Err(e) => fail_config(&format!("{e:#}")),
-    };
-    let device = match cli::cert_enrolment::open(&settings, homes.as_deref(), &revocations) {
-        Ok(d) => d,
         Err(e) => fail_config(&format!("{e:#}")),
     };
     let mut settings = settings;
@@ -188,7 +189,8 @@ fn main() {
     if let Err(e) = runtime.block_on(run(
         settings,
         acceptors,
-        [enrolment, device_enrolment],
+        enrolment,
+        device_enrolment,
         services,
     )) {
         tracing::error!("{e:#}");
@@ -263,6 +265,9 @@ struct Reloader {
     provisioned: Arc<ProvisionedKeys>,
     audit: Option<cse::audit::AuditTrail>,
     listeners: Vec<(String, SocketAddr, Arc<AcceptorSlot>)>,
+    /// The device enrolment listener (`[enrolment] device_listen`): its manufacturer CAs and
+    /// CRLs are re-read too.
+    device: Option<Arc<AcceptorSlot>>,
 }
 
 impl cse::reload::TlsReload for Reloader {
@@ -298,14 +303,35 @@ impl cse::reload::TlsReload for Reloader {
             self.audit.as_ref(),
         )
         .map_err(|e| format!("{e:#}"))?;
+        let device =
+            cli::cert_enrolment::acceptor(&settings, self.homes.as_deref(), &self.revocations)
+                .map_err(|e| format!("{e:#}"))?;
+        let device = match (&self.device, device) {
+            (Some(slot), Some(acceptor)) => Some((slot, acceptor)),
+            (None, None) => None,
+            _ => {
+                return Err(
+                    "[enrolment] device_listen was added or removed: restart the CSE".into(),
+                )
+            }
+        };
         let published_crls = published_crls(&settings).map_err(|e| format!("{e:#}"))?;
         // Everything was built: only now is anything replaced.
+        let mut names: Vec<String> = self.listeners.iter().map(|(n, _, _)| n.clone()).collect();
         for ((name, _, slot), acceptor) in self.listeners.iter().zip(acceptors) {
             slot.replace(acceptor);
             tracing::info!(listener = %name, "TLS listener reloaded");
         }
+        if let Some((slot, acceptor)) = device {
+            slot.replace(Arc::new(acceptor));
+            tracing::info!(
+                listener = %cse::cert_enrolment::DEVICE_ENROLMENT_LISTENER,
+                "TLS listener reloaded"
+            );
+            names.push(cse::cert_enrolment::DEVICE_ENROLMENT_LISTENER.to_owned());
+        }
         Ok(cse::reload::Reloaded {
-            listeners: self.listeners.iter().map(|(n, _, _)| n.clone()).collect(),
+            listeners: names,
             published_crls,
         })
     }
@@ -578,7 +604,8 @@ fn gba_naf(
 async fn run(
     mut settings: Settings,
     acceptors: Vec<Arc<AcceptorSlot>>,
-    [enrolment, device_enrolment]: [Option<Arc<TlsAcceptor>>; 2],
+    enrolment: Option<Arc<TlsAcceptor>>,
+    device_enrolment: Option<Arc<AcceptorSlot>>,
     services: cse::Services,
 ) -> anyhow::Result<()> {
     let plain = match settings.http_enabled {
@@ -600,9 +627,7 @@ async fn run(
         .map(|(l, _)| l.local_addr())
         .transpose()?;
     let device_enrolment = match (device_enrolment, &settings.device_enrolment) {
-        (Some(acceptor), Some(d)) => {
-            Some((bind(d.listen).await?, Arc::new(AcceptorSlot::new(acceptor))))
-        }
+        (Some(slot), Some(d)) => Some((bind(d.listen).await?, slot)),
         _ => None,
     };
     let device_addr = device_enrolment
