@@ -1207,14 +1207,20 @@ pub fn gba_naf_key_input(
     naf: &NafId,
 ) -> Result<Vec<u8>, KdfError> {
     let naf_bytes = naf.to_bytes();
-    let params: [(&'static str, &[u8]); 4] = [
+    ts33220_input(&[
         ("P0", kind.p0()),
         ("RAND", &rand.0),
         ("IMPI", impi.as_str().as_bytes()),
         ("NAF_Id", &naf_bytes),
-    ];
+    ])
+}
+
+/// The input string S of the TS 33.220 Annex B KDF with FC = 0x01: FC || P0 || L0 || P1 ||
+/// L1 ..., each L the length of its P as two bytes, big-endian (`what` names a P too long
+/// for that).
+fn ts33220_input(params: &[(&'static str, &[u8])]) -> Result<Vec<u8>, KdfError> {
     let mut s = vec![0x01];
-    for (what, p) in params {
+    for &(what, p) in params {
         let len =
             u16::try_from(p.len()).map_err(|_| KdfError::InputTooLong { what, len: p.len() })?;
         s.extend_from_slice(p);
@@ -1391,19 +1397,11 @@ pub fn gba_edge_node_key_input(
     node: &EdgeNodeName,
     gateway_btid: &BootstrapTransactionId,
 ) -> Result<Vec<u8>, KdfError> {
-    let params: [(&'static str, &[u8]); 3] = [
+    ts33220_input(&[
         ("P0", LABEL_GBA_EDGE_NODE.as_bytes()),
         ("edge node name", node.as_str().as_bytes()),
         ("gateway B-TID", gateway_btid.as_str().as_bytes()),
-    ];
-    let mut s = vec![0x01];
-    for (what, p) in params {
-        let len =
-            u16::try_from(p.len()).map_err(|_| KdfError::InputTooLong { what, len: p.len() })?;
-        s.extend_from_slice(p);
-        s.extend_from_slice(&len.to_be_bytes());
-    }
-    Ok(s)
+    ])
 }
 
 /// The key of edge node `node` behind the gateway `gateway_btid`: HMAC-SHA-256(gateway NAF
