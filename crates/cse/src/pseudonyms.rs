@@ -199,9 +199,7 @@ impl Cse {
         }
         Ok(answer)
     }
-}
 
-impl Cse {
     /// Gives the registered AE that sends this request a fresh random AE-ID (pseudonym
     /// rotation, seed 6.4), keeping everything it has: its resource (same resource name
     /// unless the name was the AE-ID itself), its children and their subtree, and every
@@ -214,6 +212,9 @@ impl Cse {
     /// association, on a trusted listener, any AE-ID) can rotate: one that a certificate
     /// or a configured binding fixes would lock its AE out (4005).
     pub async fn rotate_ae_id(&self, ctx: &SecurityContext, fr: Option<String>) -> Result<Value> {
+        if let Some(sa) = ctx.security_association() {
+            sa.count_request();
+        }
         let probe = Request::new(Operation::Update, self.config.cse_name.clone(), fr);
         let old = match originator::check(ctx, &probe, &self.config, self.store.as_ref())? {
             Originator::Ae(id) => id,
