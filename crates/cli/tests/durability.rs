@@ -169,6 +169,89 @@ async fn sigkill_under_write_load_loses_no_acknowledged_write() {
     assert_eq!(n as u64, cni(&cnt));
 }
 
+/// The AE-ID in a rotation answer.
+fn rotated_to(r: &Response) -> Option<String> {
+    r.pc.as_ref()
+        .and_then(|p| p["m2m:ae"]["aei"].as_str())
+        .map(str::to_owned)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn acknowledged_ae_id_rotations_survive_sigkill() {
+    let dir = tempfile::tempdir().expect("tmp");
+    let mut server = Server::start(dir.path());
+    let c = server.client();
+    let mut id = setup(&c).await;
+    // A writer keeps the store busy while the AE rotates again and again (a trusted
+    // plaintext listener: no rate limit). Its writes race the rotations: a create sent with
+    // an AE-ID that was just rotated away is refused, never half applied.
+    let current = Arc::new(Mutex::new(id.clone()));
+    let stop = Arc::new(AtomicBool::new(false));
+    let writer = {
+        let (c, current, stop) = (c.clone(), current.clone(), stop.clone());
+        tokio::spawn(async move {
+            let mut acked = Vec::new();
+            let mut i = 0;
+            while !stop.load(Ordering::Relaxed) {
+                let fr = current.lock().expect("lock").clone();
+                let pc = json!({"m2m:cin": {"rn": format!("r{i}"), "con": "payload"}});
+                match send(
+                    &c,
+                    Operation::Create,
+                    &fr,
+                    "cse-in/w/c",
+                    Some(ResourceType::ContentInstance),
+                    Some(pc),
+                )
+                .await
+                {
+                    Some(r) if r.rsc == R::Created => acked.push(format!("cse-in/w/c/r{i}")),
+                    Some(_) => {}
+                    None => break,
+                }
+                i += 1;
+            }
+            acked
+        })
+    };
+    let mut rotations = 0;
+    let started = std::time::Instant::now();
+    while started.elapsed() < std::time::Duration::from_millis(600) {
+        let mut r = Request::new(Operation::Create, ".privacy/rotate-ae-id", Some(id.clone()));
+        r.ty = None;
+        let answer = c.send(&r).await.expect("rotate");
+        assert_eq!(answer.rsc, R::Ok, "{:?}", answer.pc);
+        id = rotated_to(&answer).expect("a new AE-ID");
+        *current.lock().expect("lock") = id.clone();
+        rotations += 1;
+    }
+    server.kill9();
+    stop.store(true, Ordering::Relaxed);
+    let acked = writer.await.expect("writer");
+    assert!(rotations >= 3, "{rotations} rotations");
+    assert!(acked.len() >= 10, "the writer was writing: {} writes", acked.len());
+
+    // After the restart the last acknowledged AE-ID is the AE's, with everything it wrote.
+    let server = Server::start(dir.path());
+    let c = server.client();
+    let ae = send(&c, Operation::Retrieve, &id, "cse-in/w", None, None)
+        .await
+        .expect("retrieve the AE");
+    assert_eq!(ae.rsc, R::Ok, "{:?}", ae.pc);
+    assert_eq!(
+        ae.pc.as_ref().and_then(|p| p["m2m:ae"]["aei"].as_str()),
+        Some(id.as_str())
+    );
+    for location in &acked {
+        let r = send(&c, Operation::Retrieve, &id, location, None, None)
+            .await
+            .expect("retrieve");
+        assert_eq!(r.rsc, R::Ok, "acknowledged {location} lost");
+        let cr = r.pc.as_ref().and_then(|p| p["m2m:cin"]["cr"].as_str());
+        assert_eq!(cr, Some(id.as_str()), "{location} names an old AE-ID");
+    }
+}
+
 #[test]
 fn bad_configuration_exits_64_before_listening() {
     let dir = tempfile::tempdir().expect("tmp");

@@ -128,8 +128,14 @@ impl Cse {
             ResourceType::AccessControlPolicy | ResourceType::CseBase => {}
         }
 
+        // The AE whose AE-ID becomes `cr`: checked again inside the write, since it may have
+        // rotated its AE-ID (or deregistered) since the originator check.
+        let creator = match &caller.originator {
+            Originator::Ae(id) => Some(id.clone()),
+            _ => None,
+        };
         let (created, evicted) = if ty == ResourceType::ContentInstance {
-            resources::cin::insert(self, resource).await?
+            resources::cin::insert(self, resource, creator).await?
         } else {
             let r = resource.clone();
             let remember = match &caller.originator {
@@ -150,6 +156,7 @@ impl Cse {
                 _ => None,
             };
             store::write(self.store.as_ref(), move |t| {
+                still_registered(t, creator.as_deref())?;
                 t.insert(&r)?;
                 if let Some(key) = remember {
                     t.remember_credential_ae(&key, r.ri())?;
@@ -174,5 +181,17 @@ impl Cse {
         );
         resp.location = Some(created.srn.clone());
         Ok(resp)
+    }
+}
+
+/// Inside a write: the AE `creator` (when the originator is one) is still registered under
+/// that AE-ID. An AE that rotated its AE-ID (or deregistered) while its request was on the
+/// way is refused (4106), so no resource is written naming an AE-ID that is gone.
+pub(crate) fn still_registered(t: &mut dyn store::Txn, creator: Option<&str>) -> Result<()> {
+    match creator {
+        Some(id) if t.resource_type(id)? != Some(ResourceType::Ae) => Err(
+            Error::not_authenticated(format!("originator '{id}' is no longer a registered AE")),
+        ),
+        _ => Ok(()),
     }
 }

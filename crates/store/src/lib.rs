@@ -25,6 +25,10 @@ pub const SCHEMA_VERSION: u32 = 1;
 pub trait Txn {
     /// A resource by `ri`.
     fn get(&mut self, ri: &str) -> Result<Option<Resource>>;
+    /// The type of a resource, if it exists (checks that need no copy of it).
+    fn resource_type(&mut self, ri: &str) -> Result<Option<ResourceType>> {
+        Ok(self.get(ri)?.map(|r| r.ty))
+    }
     /// The oldest direct child of a type.
     fn oldest_child(&mut self, pi: &str, ty: ResourceType) -> Result<Option<Resource>>;
     /// Inserts a new resource; a taken `ri` or structured name is a 4105 CONFLICT.

@@ -436,6 +436,16 @@ impl Txn for SqlTxn<'_> {
         get(self.conn, ri)
     }
 
+    fn resource_type(&mut self, ri: &str) -> Result<Option<ResourceType>> {
+        if let Some(state) = self.job.get(ri).or_else(|| self.batch.get(ri)) {
+            return Ok(state.as_ref().map(|r| r.ty));
+        }
+        if let Some(r) = self.tree.get(ri) {
+            return Ok(Some(r.ty));
+        }
+        Ok(get(self.conn, ri)?.map(|r| r.ty))
+    }
+
     fn oldest_child(&mut self, pi: &str, ty: ResourceType) -> Result<Option<Resource>> {
         edge_child(self.conn, pi, ty, false)
     }

@@ -42,8 +42,13 @@ pub(crate) fn prepare(cse: &Cse, parent: &Resource, r: &mut Resource) -> Result<
 
 /// Inserts the instance and updates its container in one durable write. Returns the
 /// instance as stored and the instances evicted to respect `mni`/`mbs`.
-pub(crate) async fn insert(cse: &Cse, mut r: Resource) -> Result<(Resource, Vec<Resource>)> {
+pub(crate) async fn insert(
+    cse: &Cse,
+    mut r: Resource,
+    creator: Option<String>,
+) -> Result<(Resource, Vec<Resource>)> {
     store::write(cse.store.as_ref(), move |t| {
+        crate::create::still_registered(t, creator.as_deref())?;
         let mut cnt = t
             .get(r.pi())?
             .ok_or_else(|| Error::not_found("the container was deleted"))?;
