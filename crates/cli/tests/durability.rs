@@ -229,7 +229,11 @@ async fn acknowledged_ae_id_rotations_survive_sigkill() {
     stop.store(true, Ordering::Relaxed);
     let acked = writer.await.expect("writer");
     assert!(rotations >= 3, "{rotations} rotations");
-    assert!(acked.len() >= 10, "the writer was writing: {} writes", acked.len());
+    assert!(
+        acked.len() >= 10,
+        "the writer was writing: {} writes",
+        acked.len()
+    );
 
     // After the restart the last acknowledged AE-ID is the AE's, with everything it wrote.
     let server = Server::start(dir.path());
