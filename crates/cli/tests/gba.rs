@@ -12,12 +12,12 @@
 
 mod common;
 
-use common::Server;
+use common::{eventually, Server};
 use security::gba::zn::{post_json, HttpUrl};
 use std::io::{BufRead, BufReader, Read, Write};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 const DOMAIN: &str = "bsf.secure-cse.example";
 const NAF: &str = "id-in.secure-cse.example";
@@ -261,19 +261,6 @@ fn s_client(server: &Server, identity: &str, key_hex: &str, origin: &str) -> Str
         String::from_utf8_lossy(&out.stdout),
         String::from_utf8_lossy(&out.stderr)
     )
-}
-
-/// Waits (bounded) until `read` holds every needle as often as asked; returns the text. The
-/// CSE writes its log and its audit trail after the client has seen the handshake end.
-fn eventually(read: impl Fn() -> String, needles: &[(&str, usize)]) -> String {
-    let deadline = Instant::now() + Duration::from_secs(20);
-    loop {
-        let text = read();
-        if needles.iter().all(|(n, c)| text.matches(n).count() >= *c) || Instant::now() > deadline {
-            return text;
-        }
-        std::thread::sleep(Duration::from_millis(100));
-    }
 }
 
 /// The CSE's audit log once it holds every needle (bounded wait).

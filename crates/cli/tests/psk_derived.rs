@@ -4,6 +4,8 @@
 //! `openssl s_client -psk` as the device. A wrong key is refused in the handshake; a master
 //! that cannot be opened stops the start with exit code 64.
 
+mod common;
+
 use keystore::testing::{on_path, skip_unless, SoftHsm, SOFTHSM_MODULE};
 use std::io::{BufRead, BufReader, Write};
 use std::path::{Path, PathBuf};
@@ -123,17 +125,10 @@ impl Cse {
         std::fs::read_to_string(&self.log).unwrap_or_default()
     }
 
-    /// The log once it contains `needle` (waiting at most 20 s): a refused handshake is
-    /// logged after the client has seen it fail.
+    /// The log once it contains `needle` (a refused handshake is logged after the client
+    /// has seen it fail).
     fn log_with(&self, needle: &str) -> String {
-        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
-        loop {
-            let log = self.log();
-            if log.contains(needle) || std::time::Instant::now() > deadline {
-                return log;
-            }
-            std::thread::sleep(std::time::Duration::from_millis(50));
-        }
+        common::eventually(|| self.log(), &[(needle, 1)])
     }
 }
 

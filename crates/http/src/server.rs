@@ -360,14 +360,21 @@ async fn enrolment<H: Handler>(
     let bytes = read_body(&parts.headers, body, &shared.limits).await?;
     let (handler, rqi) = (shared.handler.clone(), rqi.to_owned());
     let fallback = rqi.clone();
-    Ok(
-        tokio::spawn(async move { handler.enrol(ctx, rqi, bytes).await })
-            .await
-            .unwrap_or_else(|e| {
-                tracing::error!(error = %e, "enrolment handler failed");
-                Response::error(&Error::internal("internal error"), fallback)
-            }),
-    )
+    let run = async move { handler.enrol(ctx, rqi, bytes).await };
+    Ok(on_own_task(run, "enrolment", fallback).await)
+}
+
+/// Runs a handler on its own task, so that a client that disconnects cannot stop it between
+/// two of its steps; a panic in it becomes a 5000 answer to `rqi`.
+async fn on_own_task(
+    handler: impl std::future::Future<Output = Response> + Send + 'static,
+    what: &str,
+    rqi: String,
+) -> Response {
+    tokio::spawn(handler).await.unwrap_or_else(|e| {
+        tracing::error!(error = %e, "{what} handler failed");
+        Response::error(&Error::internal("internal error"), rqi)
+    })
 }
 
 /// An AE's request for a fresh AE-ID: POST only, no content, then the handler on its own
@@ -395,14 +402,8 @@ async fn rotation<H: Handler>(
         .map(str::to_owned);
     let (handler, rqi) = (shared.handler.clone(), rqi.to_owned());
     let fallback = rqi.clone();
-    Ok(
-        tokio::spawn(async move { handler.rotate_ae_id(ctx, fr, rqi).await })
-            .await
-            .unwrap_or_else(|e| {
-                tracing::error!(error = %e, "rotation handler failed");
-                Response::error(&Error::internal("internal error"), fallback)
-            }),
-    )
+    let run = async move { handler.rotate_ae_id(ctx, fr, rqi).await };
+    Ok(on_own_task(run, "rotation", fallback).await)
 }
 
 /// A MAF request (or, with `fetch`, a fetchCredentials request to the MEF): the path
@@ -443,18 +444,14 @@ async fn maf<H: Handler>(
     };
     let handler = shared.handler.clone();
     let fallback = rqi.to_owned();
-    Ok(tokio::spawn(async move {
+    let run = async move {
         if fetch {
             handler.fetch_credentials(ctx, req).await
         } else {
             handler.maf(ctx, req).await
         }
-    })
-    .await
-    .unwrap_or_else(|e| {
-        tracing::error!(error = %e, "MAF handler failed");
-        Response::error(&Error::internal("internal error"), fallback)
-    }))
+    };
+    Ok(on_own_task(run, "MAF", fallback).await)
 }
 
 /// Runs the handler; a panic in it becomes a 5000 answer instead of a dropped connection.

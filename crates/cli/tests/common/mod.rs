@@ -94,14 +94,22 @@ impl Server {
 
     /// The log once `needle` occurs at least `count` times (waiting at most 20 s).
     pub fn log_with_count(&self, needle: &str, count: usize) -> String {
-        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
-        loop {
-            let log = self.log();
-            if log.matches(needle).count() >= count || std::time::Instant::now() > deadline {
-                return log;
-            }
-            std::thread::sleep(std::time::Duration::from_millis(50));
+        eventually(|| self.log(), &[(needle, count)])
+    }
+}
+
+/// What `read` returns once every needle occurs at least its count of times, or after 20 s
+/// (then the caller's assertion says what is missing): servers log some events, such as a
+/// refused handshake, only after the client has seen their effect.
+pub fn eventually(read: impl Fn() -> String, needles: &[(&str, usize)]) -> String {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    loop {
+        let text = read();
+        let all = needles.iter().all(|(n, c)| text.matches(n).count() >= *c);
+        if all || std::time::Instant::now() > deadline {
+            return text;
         }
+        std::thread::sleep(std::time::Duration::from_millis(50));
     }
 }
 
