@@ -398,7 +398,11 @@ impl Cse {
                 credential,
                 reason,
             } => match self.admin_actor(ctx, fr) {
-                Ok(actor) => self.withdraw(&actor, what, &credential, &reason).await,
+                Ok(actor) => match self.withdraw(&actor, what, &credential, &reason).await {
+                    // In force but not yet on disk: 1000 ACCEPTED, with the warning.
+                    Ok(done) => return Response::new(done.rsc, rqi, Some(done.content)),
+                    Err(e) => Err(e),
+                },
                 Err(e) => Err(e),
             },
             AdminCommand::ReloadTls => match self.admin_actor(ctx, fr) {

@@ -176,6 +176,7 @@ impl Cse {
             rotations: pseudonyms::Rotations::default(),
         });
         supervision::spawn_suspensions(Arc::downgrade(&cse), suspensions);
+        withdrawal::spawn_persistence(Arc::downgrade(&cse));
         resources::cb::ensure(&cse).await?;
         pseudonyms::rekey_clear_bindings(&cse).await?;
         Ok(cse)

@@ -1,14 +1,25 @@
 //! Withdrawing credentials (seed 3.1, the security manager's third task): revoke for good,
-//! suspend, resume. A withdrawal is durable before it is acknowledged, refuses the
+//! suspend, resume. A withdrawal is in force before anything is written: it refuses the
 //! credential's new handshakes from then on, closes its live associations at once (and those
 //! of the credentials derived from it, see `Revocations::covers`), and is written to the
-//! audit trail.
+//! revocation journal and the audit trail.
+//!
+//! It is answered 2000 once both are on disk. When either cannot be written (a full disk),
+//! the withdrawal stays in force (fail closed) and is answered 1000 ACCEPTED with
+//! `"persisted": false` or `"audited": false` and a warning: accepted and in force, its
+//! recording not yet complete. The CSE keeps retrying in the background ([`spawn_persistence`]
+//! for the journal, one retrying task per unwritten audit entry) until space returns.
 
 use crate::Cse;
 use manager::audit::Event;
-use model::{Error, Result};
-use security::revocation::{RevocationError, WithdrawalKind};
+use model::{Error, ResponseStatusCode, Result};
+use security::revocation::{Persistence, RevocationError, WithdrawalKind};
 use serde_json::{json, Value};
+use std::sync::Weak;
+use std::time::Duration;
+
+/// How often unwritten withdrawals (journal lines, audit entries) are tried again.
+const RETRY_PERIOD: Duration = Duration::from_secs(1);
 
 /// What an admin asks for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -30,20 +41,32 @@ fn refused(e: RevocationError) -> Error {
     }
 }
 
+/// What a withdrawal did, for the admin's response.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Withdrawn {
+    /// 2000 when the change is on disk and audited; 1000 ACCEPTED when it is in force but
+    /// its journal line or its audit entry is still waiting to be written.
+    pub rsc: ResponseStatusCode,
+    /// The credential, its status, the associations closed, whether it is persisted and
+    /// audited (and a warning when not).
+    pub content: Value,
+}
+
 impl Cse {
     /// Revokes, suspends or resumes `credential` (a Credential-ID) on behalf of `actor`, and
-    /// returns what was done (with the number of live associations closed).
+    /// returns what was done (with the number of live associations closed). The change is in
+    /// force when this returns, even when it could not be written yet (see the module doc).
     pub async fn withdraw(
         &self,
         actor: &str,
         what: Withdraw,
         credential: &str,
         reason: &str,
-    ) -> Result<Value> {
+    ) -> Result<Withdrawn> {
         let revocations = self.revocations().clone();
         let (credential_owned, reason_owned) = (credential.to_owned(), reason.to_owned());
         // The journal syncs: keep it off the async workers.
-        tokio::task::spawn_blocking(move || match what {
+        let persistence = tokio::task::spawn_blocking(move || match what {
             Withdraw::Revoke => revocations.revoke(&credential_owned, &reason_owned),
             Withdraw::Suspend => revocations.suspend(&credential_owned, &reason_owned),
             Withdraw::Resume => revocations.resume(&credential_owned),
@@ -75,11 +98,12 @@ impl Cse {
             closed,
             "credential withdrawal changed"
         );
-        if let Some(audit) = self.audit() {
-            let (actor, credential, reason) =
-                (actor.to_owned(), credential.to_owned(), reason.to_owned());
-            audit
-                .record_durably(match what {
+        let audited = match self.audit() {
+            None => true,
+            Some(audit) => {
+                let (actor, credential, reason) =
+                    (actor.to_owned(), credential.to_owned(), reason.to_owned());
+                let event = match what {
                     Withdraw::Revoke => Event::Revoked {
                         credential,
                         actor,
@@ -91,15 +115,49 @@ impl Cse {
                         reason,
                     },
                     Withdraw::Resume => Event::Resumed { credential, actor },
-                })
-                .await?;
-        }
+                };
+                match audit.record_durably(event.clone()).await {
+                    Ok(()) => true,
+                    Err(e) => {
+                        tracing::error!(error = %e.message, "a credential withdrawal is in force but its audit entry is not yet written; retrying");
+                        let audit = audit.clone();
+                        tokio::spawn(async move {
+                            while audit.record_durably(event.clone()).await.is_err() {
+                                tokio::time::sleep(RETRY_PERIOD).await;
+                            }
+                            tracing::warn!(
+                                "the audit entry of a credential withdrawal is now written"
+                            );
+                        });
+                        false
+                    }
+                }
+            }
+        };
         let status = self.revocations().status(credential);
-        Ok(json!({
+        let mut content = json!({
             "credential": credential,
             "status": status.map_or("active", |w| w.kind.name()),
             "associationsClosed": closed,
-        }))
+            "persisted": persistence == Persistence::Durable,
+            "audited": audited,
+        });
+        let mut rsc = ResponseStatusCode::Ok;
+        let mut unwritten = Vec::new();
+        if let Persistence::Pending { reason } = &persistence {
+            unwritten.push(format!("the revocation journal ({reason})"));
+        }
+        if !audited {
+            unwritten.push("the audit log".to_owned());
+        }
+        if !unwritten.is_empty() {
+            rsc = ResponseStatusCode::Accepted;
+            content["warning"] = json!(format!(
+                "in force (refused from now on), but not yet written to {}; the CSE retries until it is written, and a restart before then loses it",
+                unwritten.join(" and ")
+            ));
+        }
+        Ok(Withdrawn { rsc, content })
     }
 
     /// Every withdrawn credential, for the admin.
@@ -119,4 +177,28 @@ impl Cse {
                 .collect(),
         )
     }
+}
+
+/// Retries writing the withdrawals that are in force but not yet in the revocation journal
+/// (a full disk), every [`RETRY_PERIOD`], so they persist by themselves once space returns.
+/// Holds the CSE weakly: the task ends with it.
+pub(crate) fn spawn_persistence(cse: Weak<Cse>) {
+    tokio::spawn(async move {
+        loop {
+            tokio::time::sleep(RETRY_PERIOD).await;
+            let Some(cse) = cse.upgrade() else { return };
+            let revocations = cse.revocations().clone();
+            drop(cse);
+            if revocations.pending() == 0 {
+                continue;
+            }
+            match tokio::task::spawn_blocking(move || revocations.persist_pending()).await {
+                Ok(Ok(())) => {}
+                Ok(Err(e)) => {
+                    tracing::debug!(error = %e, "withdrawals still not persisted");
+                }
+                Err(e) => tracing::error!(error = %e, "withdrawal persistence task failed"),
+            }
+        }
+    });
 }

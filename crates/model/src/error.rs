@@ -46,6 +46,9 @@ constructors! {
     security_association_required => SecurityAssociationRequired;
     /// 4108: child type not allowed.
     invalid_child_type => InvalidChildResourceType;
+    /// 5207: the CSE's storage is full, so nothing was written (the request may be sent
+    /// again once space returns).
+    storage_full => NotAcceptable;
     /// 5000: internal failure.
     internal => InternalServerError;
 }

@@ -7,6 +7,9 @@ use std::fmt;
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 #[non_exhaustive]
 pub enum ResponseStatusCode {
+    /// 1000: the request is accepted but its processing is not complete (the CSE answers an
+    /// admin withdrawal with it when the withdrawal is in force but not yet on disk).
+    Accepted,
     /// 2000: the request succeeded (RETRIEVE, NOTIFY, discovery).
     Ok,
     /// 2001: a resource was created.
@@ -65,7 +68,9 @@ pub enum ResponseStatusCode {
     TargetNotSubscribable,
     /// 5204: the verification request of a new subscription failed.
     SubscriptionVerificationInitiationFailed,
-    /// 5207: the request cannot be answered in an acceptable form.
+    /// 5207: the request cannot be accepted: it cannot be answered in an acceptable form,
+    /// its content does not fit the container, or the CSE's storage is full (nothing was
+    /// written; the same request can succeed once space returns).
     NotAcceptable,
     /// 5209: some group members did not respond.
     GroupMembersNotResponded,
@@ -77,6 +82,7 @@ use ResponseStatusCode as R;
 
 /// Every code with its number and name, in one table (tests walk it).
 pub const ALL_CODES: &[(ResponseStatusCode, u16, &str)] = &[
+    (R::Accepted, 1000, "ACCEPTED"),
     (R::Ok, 2000, "OK"),
     (R::Created, 2001, "CREATED"),
     (R::Deleted, 2002, "DELETED"),

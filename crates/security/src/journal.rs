@@ -2,6 +2,11 @@
 //! enrolment targets, MAF key registrations): JSON lines, mode 600, appended and synced before
 //! the write is acknowledged; a last line cut short by a crash (never acknowledged) is dropped
 //! when the journal is opened; compaction rewrites it whole and atomically.
+//!
+//! A journal can keep space reserved past its end ([`reserve`]): blocks allocated to the file
+//! without changing its length, which later appends fill without asking the file system for
+//! more. A security journal so reserved still takes its next lines when the disk is full
+//! (a flood filling the data volume must not stop a revocation from persisting).
 
 use std::fs::{File, OpenOptions};
 use std::io::{Read, Write};
@@ -48,6 +53,17 @@ pub(crate) fn replace(path: &Path, text: &[u8]) -> std::io::Result<File> {
     std::fs::rename(&tmp, path)?;
     sync_dir(path)?;
     OpenOptions::new().read(true).append(true).open(path)
+}
+
+/// Keeps at least `bytes` allocated to `file` past its current end (fallocate with
+/// `KEEP_SIZE`: the length, and so what a reader sees, does not change). Allocating what is
+/// already allocated costs nothing, so calling it after every append tops the reserve up.
+/// Fails with `ENOSPC` when the disk cannot hold the whole reserve (the journal keeps
+/// whatever it had), and with `EOPNOTSUPP` on file systems that cannot preallocate.
+pub(crate) fn reserve(file: &File, bytes: u64) -> std::io::Result<()> {
+    let end = file.metadata()?.len();
+    rustix::fs::fallocate(file, rustix::fs::FallocateFlags::KEEP_SIZE, end, bytes)
+        .map_err(std::io::Error::from)
 }
 
 fn sync_dir(path: &Path) -> std::io::Result<()> {

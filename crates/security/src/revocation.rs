@@ -15,6 +15,13 @@
 //! The list is durable: each change is one JSON line appended to a journal and synced before
 //! the call returns, so an acknowledged revocation survives a crash. Opening replays the
 //! journal; a journal that does not parse stops the start rather than forget a revocation.
+//!
+//! A change takes effect in memory first, before anything is written: a withdrawn credential
+//! is refused from that moment whatever the disk says (fail closed). The journal keeps
+//! [`JOURNAL_RESERVE`] bytes allocated past its end, so its lines still fit when the data
+//! volume is full. Should a line still not be written (the reserve used up, an I/O error),
+//! the change stays in force, the call says so ([`Persistence::Pending`]), and the line waits
+//! in memory, in order, until [`Revocations::persist_pending`] writes it.
 
 use crate::association::CredentialBinding;
 use crate::credentials::{CredentialStore, PskCredential, PskUnavailable};
@@ -72,6 +79,24 @@ enum Change {
     },
 }
 
+/// Bytes kept allocated past the end of the journal (a withdrawal line is about 150 bytes,
+/// so some 400 withdrawals persist on a full disk before the reserve runs out).
+pub const JOURNAL_RESERVE: u64 = 64 * 1024;
+
+/// Whether a change to the withdrawn credentials is on disk yet. Either way it is in force.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Persistence {
+    /// Written and synced: it survives a crash.
+    Durable,
+    /// In force, but its journal line could not be written yet (`reason` says why); it is
+    /// kept in memory and written by the next [`Revocations::persist_pending`]. A crash before
+    /// then loses it.
+    Pending {
+        /// Why the journal could not be written.
+        reason: String,
+    },
+}
+
 /// Why a withdrawal cannot be recorded or the journal cannot be read.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
@@ -112,10 +137,56 @@ pub trait DerivedCredentials: Send + Sync + fmt::Debug {
     fn parent(&self, credential_id: &str) -> Option<String>;
 }
 
+/// The journal file and what is in force but not yet in it.
+#[derive(Debug)]
+struct Journal {
+    path: PathBuf,
+    state: Mutex<JournalState>,
+}
+
+#[derive(Debug)]
+struct JournalState {
+    file: File,
+    /// The length of the journal's complete, synced lines: a failed append is cut back to it.
+    end: u64,
+    /// Lines in force but not yet written, oldest first.
+    pending: Vec<Vec<u8>>,
+}
+
+impl JournalState {
+    /// Writes the pending lines (in one append, synced) and tops the reserve up. On failure
+    /// the file is cut back to its last complete line and the lines stay pending.
+    fn flush(&mut self, path: &Path) -> std::io::Result<()> {
+        if self.pending.is_empty() {
+            return Ok(());
+        }
+        if self.file.metadata()?.len() != self.end {
+            // What an earlier failed append left behind.
+            self.file.set_len(self.end)?;
+        }
+        let bytes = self.pending.concat();
+        if let Err(e) = crate::journal::append(&self.file, &bytes) {
+            // Never leave a torn line that a later append would bury in the middle.
+            let _ = self.file.set_len(self.end);
+            return Err(e);
+        }
+        self.end += bytes.len() as u64;
+        self.pending.clear();
+        self.keep_reserve(path);
+        Ok(())
+    }
+
+    fn keep_reserve(&self, path: &Path) {
+        if let Err(e) = crate::journal::reserve(&self.file, JOURNAL_RESERVE) {
+            tracing::warn!(journal = %path.display(), error = %e, "cannot reserve space for the revocation journal; withdrawals may not persist while the disk is full");
+        }
+    }
+}
+
 /// The withdrawn credentials, durable in a journal (or in memory only, for tests).
 #[derive(Debug, Default)]
 pub struct Revocations {
-    journal: Option<(PathBuf, Mutex<File>)>,
+    journal: Option<Journal>,
     withdrawn: RwLock<HashMap<String, Withdrawal>>,
     /// The rule naming derived credentials' parents; none: no credential derives from another.
     derived: RwLock<Option<Arc<dyn DerivedCredentials>>>,
@@ -151,8 +222,17 @@ impl Revocations {
                 })?;
             apply(&mut withdrawn, change);
         }
+        let state = JournalState {
+            file,
+            end: text.len() as u64,
+            pending: Vec::new(),
+        };
+        state.keep_reserve(path);
         Ok(Self {
-            journal: Some((path.to_owned(), Mutex::new(file))),
+            journal: Some(Journal {
+                path: path.to_owned(),
+                state: Mutex::new(state),
+            }),
             withdrawn: RwLock::new(withdrawn),
             derived: RwLock::default(),
         })
@@ -215,19 +295,29 @@ impl Revocations {
         all
     }
 
-    /// Revokes a credential for good (again: no change). Durable when it returns.
-    pub fn revoke(&self, credential_id: &str, reason: &str) -> Result<(), RevocationError> {
+    /// Revokes a credential for good (again: no change). In force when it returns; durable
+    /// unless it says [`Persistence::Pending`].
+    pub fn revoke(
+        &self,
+        credential_id: &str,
+        reason: &str,
+    ) -> Result<Persistence, RevocationError> {
         if self
             .status(credential_id)
             .is_some_and(|w| w.kind == WithdrawalKind::Revoked)
         {
-            return Ok(());
+            return Ok(self.persistence());
         }
         self.record(credential_id, WithdrawalKind::Revoked, reason)
     }
 
-    /// Suspends a credential until [`Revocations::resume`]. Durable when it returns.
-    pub fn suspend(&self, credential_id: &str, reason: &str) -> Result<(), RevocationError> {
+    /// Suspends a credential until [`Revocations::resume`]. In force when it returns; durable
+    /// unless it says [`Persistence::Pending`].
+    pub fn suspend(
+        &self,
+        credential_id: &str,
+        reason: &str,
+    ) -> Result<Persistence, RevocationError> {
         if self
             .status(credential_id)
             .is_some_and(|w| w.kind == WithdrawalKind::Revoked)
@@ -237,8 +327,9 @@ impl Revocations {
         self.record(credential_id, WithdrawalKind::Suspended, reason)
     }
 
-    /// Lifts a suspension. Durable when it returns.
-    pub fn resume(&self, credential_id: &str) -> Result<(), RevocationError> {
+    /// Lifts a suspension. In force when it returns; durable unless it says
+    /// [`Persistence::Pending`] (a crash before it is written leaves the credential suspended).
+    pub fn resume(&self, credential_id: &str) -> Result<Persistence, RevocationError> {
         match self.status(credential_id).map(|w| w.kind) {
             Some(WithdrawalKind::Suspended) => {}
             Some(WithdrawalKind::Revoked) => {
@@ -257,7 +348,7 @@ impl Revocations {
         credential_id: &str,
         kind: WithdrawalKind,
         reason: &str,
-    ) -> Result<(), RevocationError> {
+    ) -> Result<Persistence, RevocationError> {
         if credential_id.is_empty() || credential_id.chars().any(char::is_control) {
             return Err(RevocationError::InvalidCredential(credential_id.to_owned()));
         }
@@ -271,27 +362,83 @@ impl Revocations {
         })
     }
 
-    /// Writes the change to the journal (synced), then applies it in memory.
-    fn commit(&self, change: Change) -> Result<(), RevocationError> {
-        if let Some((path, file)) = &self.journal {
-            let io = |source| RevocationError::Io {
-                path: path.clone(),
-                source,
-            };
-            let mut line = serde_json::to_vec(&change).map_err(|e| RevocationError::Corrupt {
-                path: path.clone(),
-                line: 0,
-                message: e.to_string(),
-            })?;
-            line.push(b'\n');
-            let file = file
+    /// Applies the change in memory (from then on it is in force), then writes it to the
+    /// journal, synced, after any line still pending. A line that cannot be written stays
+    /// pending: the change is in force and the caller is told it is not yet durable.
+    fn commit(&self, change: Change) -> Result<Persistence, RevocationError> {
+        let Some(journal) = &self.journal else {
+            apply(
+                &mut self.withdrawn.write().unwrap_or_else(|p| p.into_inner()),
+                change,
+            );
+            return Ok(Persistence::Durable);
+        };
+        let mut line = serde_json::to_vec(&change).map_err(|e| RevocationError::Corrupt {
+            path: journal.path.clone(),
+            line: 0,
+            message: e.to_string(),
+        })?;
+        line.push(b'\n');
+        // The journal lock is held from the change in memory to its line, so the journal's
+        // order is the order in which changes took effect.
+        let mut state = journal.state.lock().unwrap_or_else(|p| p.into_inner());
+        apply(
+            &mut self.withdrawn.write().unwrap_or_else(|p| p.into_inner()),
+            change,
+        );
+        state.pending.push(line);
+        match state.flush(&journal.path) {
+            Ok(()) => Ok(Persistence::Durable),
+            Err(e) => {
+                let pending = state.pending.len();
+                tracing::error!(journal = %journal.path.display(), error = %e, pending, "a credential withdrawal is in force but not yet persisted; retrying until the journal can be written");
+                Ok(Persistence::Pending {
+                    reason: e.to_string(),
+                })
+            }
+        }
+    }
+
+    /// Whether every change in force is on disk.
+    fn persistence(&self) -> Persistence {
+        match self.pending() {
+            0 => Persistence::Durable,
+            n => Persistence::Pending {
+                reason: format!("{n} journal lines are not yet written"),
+            },
+        }
+    }
+
+    /// How many changes are in force but not yet on disk.
+    pub fn pending(&self) -> usize {
+        self.journal.as_ref().map_or(0, |j| {
+            j.state
                 .lock()
-                .map_err(|_| io(std::io::Error::other("journal lock poisoned")))?;
-            crate::journal::append(&file, &line).map_err(io)?;
+                .unwrap_or_else(|p| p.into_inner())
+                .pending
+                .len()
+        })
+    }
+
+    /// Writes the changes that are in force but not yet on disk. The CSE calls it
+    /// periodically while [`Revocations::pending`] is not zero, so withdrawals made while the
+    /// disk was full persist by themselves once space returns.
+    pub fn persist_pending(&self) -> Result<(), RevocationError> {
+        let Some(journal) = &self.journal else {
+            return Ok(());
+        };
+        let mut state = journal.state.lock().unwrap_or_else(|p| p.into_inner());
+        let pending = state.pending.len();
+        if pending == 0 {
+            return Ok(());
         }
-        if let Ok(mut withdrawn) = self.withdrawn.write() {
-            apply(&mut withdrawn, change);
-        }
+        state
+            .flush(&journal.path)
+            .map_err(|source| RevocationError::Io {
+                path: journal.path.clone(),
+                source,
+            })?;
+        tracing::warn!(journal = %journal.path.display(), written = pending, "credential withdrawals held in memory are now persisted");
         Ok(())
     }
 }
@@ -438,6 +585,89 @@ mod tests {
             &std::fs::metadata(&path).expect("meta").permissions(),
         );
         assert_eq!(mode & 0o777, 0o600);
+    }
+
+    impl Revocations {
+        /// Points the journal at `file` (a device that refuses writes), as if the disk filled.
+        fn swap_journal_file(&self, file: File, end: u64) {
+            let journal = self.journal.as_ref().expect("a journal");
+            let mut state = journal.state.lock().expect("lock");
+            state.file = file;
+            state.end = end;
+        }
+    }
+
+    #[test]
+    fn a_withdrawal_the_journal_cannot_take_is_in_force_pending_and_persisted_later() {
+        use std::os::unix::fs::MetadataExt;
+        let dir = tempfile::tempdir().expect("tmp");
+        let path = dir.path().join("revocations.jsonl");
+        let r = Revocations::open(&path).expect("open");
+        // Space is kept past the end of the journal, its length unchanged.
+        let meta = std::fs::metadata(&path).expect("meta");
+        assert_eq!(meta.len(), 0);
+        assert!(
+            meta.blocks() * 512 >= JOURNAL_RESERVE,
+            "{} blocks",
+            meta.blocks()
+        );
+        assert_eq!(
+            r.revoke("12-a@sp", "first").expect("revoke"),
+            Persistence::Durable
+        );
+        let written = std::fs::metadata(&path).expect("meta").len();
+
+        // The disk is full: writes fail with ENOSPC.
+        let full = std::fs::OpenOptions::new()
+            .append(true)
+            .open("/dev/full")
+            .expect("/dev/full");
+        r.swap_journal_file(full, 0);
+        let outcome = r.revoke("12-b@sp", "stolen").expect("in force");
+        assert!(
+            matches!(&outcome, Persistence::Pending { reason } if reason.contains("No space")),
+            "{outcome:?}"
+        );
+        assert_eq!(
+            r.status("12-b@sp").map(|w| w.kind),
+            Some(WithdrawalKind::Revoked)
+        );
+        assert!(matches!(
+            r.suspend("33-ff", "lost").expect("in force"),
+            Persistence::Pending { .. }
+        ));
+        assert_eq!(r.pending(), 2);
+        // Asking again for what is in force says it is still not durable.
+        assert!(matches!(
+            r.revoke("12-b@sp", "again").expect("no change"),
+            Persistence::Pending { .. }
+        ));
+        assert!(r.persist_pending().is_err(), "still full");
+        assert_eq!(r.pending(), 2);
+
+        // Space returns: the pending lines are written, in order, after the durable one.
+        let file = std::fs::OpenOptions::new()
+            .read(true)
+            .append(true)
+            .open(&path)
+            .expect("reopen");
+        r.swap_journal_file(file, written);
+        r.persist_pending().expect("persisted");
+        assert_eq!(r.pending(), 0);
+        drop(r);
+        let r = Revocations::open(&path).expect("replay");
+        assert_eq!(
+            r.status("12-a@sp").map(|w| w.kind),
+            Some(WithdrawalKind::Revoked)
+        );
+        assert_eq!(
+            r.status("12-b@sp").map(|w| w.reason),
+            Some("stolen".to_owned())
+        );
+        assert_eq!(
+            r.status("33-ff").map(|w| w.kind),
+            Some(WithdrawalKind::Suspended)
+        );
     }
 
     /// `12-<x>.<y>@d` derives from `12-<y>@d`, for the tests.

@@ -53,7 +53,40 @@ pub struct SqliteStore {
 }
 
 fn db_err(e: rusqlite::Error) -> Error {
+    if disk_full(&e) {
+        return full_error(&e);
+    }
     Error::internal(format!("store: {e}"))
+}
+
+/// Whether SQLite failed for want of space (`SQLITE_FULL`: the file system or the volume
+/// the database lives on is full).
+fn disk_full(e: &rusqlite::Error) -> bool {
+    match e {
+        // SHMSIZE: the WAL index could not grow (its file is extended by writing to it).
+        rusqlite::Error::SqliteFailure(f, _) => {
+            f.code == rusqlite::ErrorCode::DiskFull
+                || f.extended_code == rusqlite::ffi::SQLITE_IOERR_SHMSIZE
+        }
+        // A store error carried through SQLite's error type (the deferred updates).
+        rusqlite::Error::ToSqlConversionFailure(inner) => {
+            inner.downcast_ref::<Error>().is_some_and(is_full_refusal)
+        }
+        _ => false,
+    }
+}
+
+const FULL: &str = "the CSE's storage is full, nothing was written; retry once space is freed";
+
+/// The one answer to a write the full disk refused: 5207, nothing written, retry later.
+fn full_error(e: &dyn std::fmt::Display) -> Error {
+    Error::storage_full(format!("{FULL} ({e})"))
+}
+
+/// Whether a write job's error is [`full_error`] (and not another 5207, such as a content
+/// instance larger than its container allows).
+fn is_full_refusal(e: &Error) -> bool {
+    e.rsc == model::ResponseStatusCode::NotAcceptable && e.message.starts_with(FULL)
 }
 
 const SCHEMA: &str = "
@@ -216,6 +249,9 @@ fn writer_loop(
     // moment for that many before committing, so one fsync serves them all (group commit with
     // a commit delay). A lone writer never waits.
     let mut expected = 1;
+    // Whether the last group failed for want of space: said once in the log when the disk
+    // fills and once when writes succeed again, not once per refused request.
+    let mut full = false;
     while let Ok(first) = rx.recv() {
         let mut batch = vec![first];
         let deadline = std::time::Instant::now() + COMMIT_DELAY;
@@ -273,6 +309,22 @@ fn writer_loop(
             drop(view);
             tx.commit()
         })();
+        let out_of_space = match &committed {
+            Err(e) => disk_full(e),
+            Ok(()) => false,
+        } || outcomes
+            .iter()
+            .any(|o| o.as_ref().is_err_and(is_full_refusal));
+        if out_of_space != full {
+            full = out_of_space;
+            if full {
+                tracing::error!(
+                    "store: the disk is full; writes are refused with 5207 until space is freed"
+                );
+            } else {
+                tracing::warn!("store: space is available again; writes succeed");
+            }
+        }
         match committed {
             Ok(()) => {
                 // Readers see the batch in memory before anyone is told it is done.
@@ -284,9 +336,15 @@ fn writer_loop(
                 }
             }
             Err(e) => {
-                tracing::error!(error = %e, "store: group commit failed");
+                // Nothing of the group is written; every one of its requests is refused.
+                let refusal = if out_of_space {
+                    full_error(&e)
+                } else {
+                    tracing::error!(error = %e, "store: group commit failed");
+                    Error::internal(format!("store: commit failed: {e}"))
+                };
                 for ack in acks {
-                    let _ = ack.send(Err(Error::internal(format!("store: commit failed: {e}"))));
+                    let _ = ack.send(Err(refusal.clone()));
                 }
             }
         }

@@ -11,6 +11,8 @@ pub struct Server {
     /// Every `listening on URL` line, in order (plaintext first, then TLS listeners).
     pub urls: Vec<String>,
     pub data: PathBuf,
+    /// Where the server's standard error goes (`cse.log` in the data folder by default).
+    pub log: PathBuf,
 }
 
 impl Server {
@@ -26,10 +28,17 @@ impl Server {
     /// Starts the binary and waits for `listeners` `listening on` lines.
     pub fn start_listeners(data: &Path, extra: &[&str], listeners: usize) -> Self {
         std::fs::create_dir_all(data).expect("data dir");
+        Self::start_logged(data, &data.join("cse.log"), extra, listeners)
+    }
+
+    /// Like [`Server::start_listeners`], with the log in the file `log` (outside the data
+    /// folder, which the CSE then creates itself when missing).
+    pub fn start_logged(data: &Path, log: &Path, extra: &[&str], listeners: usize) -> Self {
+        let log_path = log.to_owned();
         let log = std::fs::OpenOptions::new()
             .create(true)
             .append(true)
-            .open(data.join("cse.log"))
+            .open(log)
             .expect("log file");
         let mut child = Command::new(env!("CARGO_BIN_EXE_cse"))
             .args(["--http", "127.0.0.1:0", "--data"])
@@ -50,7 +59,12 @@ impl Server {
             let url = line
                 .trim()
                 .strip_prefix("listening on ")
-                .unwrap_or_else(|| panic!("unexpected line {line:?}; log: {}", log_of(data)))
+                .unwrap_or_else(|| {
+                    panic!(
+                        "unexpected line {line:?}; log: {}",
+                        std::fs::read_to_string(&log_path).unwrap_or_default()
+                    )
+                })
                 .to_owned();
             urls.push(url);
         }
@@ -60,6 +74,7 @@ impl Server {
             addr,
             urls,
             data: data.to_owned(),
+            log: log_path,
         }
     }
 
@@ -83,7 +98,7 @@ impl Server {
     }
 
     pub fn log(&self) -> String {
-        log_of(&self.data)
+        std::fs::read_to_string(&self.log).unwrap_or_default()
     }
 
     /// The log once it contains `needle` (waiting at most 20 s): the server logs some
@@ -111,10 +126,6 @@ pub fn eventually(read: impl Fn() -> String, needles: &[(&str, usize)]) -> Strin
         }
         std::thread::sleep(std::time::Duration::from_millis(50));
     }
-}
-
-fn log_of(data: &Path) -> String {
-    std::fs::read_to_string(data.join("cse.log")).unwrap_or_default()
 }
 
 impl Drop for Server {
