@@ -1,5 +1,6 @@
 //! Files that hold secrets on the client side (derived keys, enrolee keys): written mode 600
-//! and synced, read only when nobody but the owner can read them.
+//! and synced, read only when nobody but the owner can read them. And the CSE's data folder,
+//! which holds the database, the journals, the audit log and sealed keys: private (mode 700).
 
 use anyhow::{anyhow, bail, Context};
 use std::io::Write;
@@ -21,6 +22,31 @@ pub fn write_private(path: &Path, text: &str) -> anyhow::Result<()> {
     f.write_all(text.as_bytes())
         .and_then(|()| f.sync_all())
         .with_context(|| format!("cannot write {}", path.display()))
+}
+
+/// Makes `dir` (and its missing parents) mode 700, or, when it exists with access for group
+/// or others (an older CSE created it 755), takes that access away and says so in the log.
+/// Everything the CSE creates inside is mode 600 as well; a private folder also covers what
+/// an older version left readable.
+pub fn private_folder(dir: &Path) -> anyhow::Result<()> {
+    use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
+    match std::fs::symlink_metadata(dir) {
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => std::fs::DirBuilder::new()
+            .recursive(true)
+            .mode(0o700)
+            .create(dir)
+            .with_context(|| format!("cannot create {}", dir.display())),
+        Err(e) => Err(e).with_context(|| format!("{}", dir.display())),
+        Ok(meta) if !meta.is_dir() => bail!("{} is not a directory", dir.display()),
+        Ok(meta) if meta.permissions().mode() & 0o077 != 0 => {
+            let was = meta.permissions().mode() & 0o777;
+            std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700))
+                .with_context(|| format!("cannot chmod 700 {}", dir.display()))?;
+            tracing::warn!(folder = %dir.display(), was = format!("{was:o}"), "the data folder was accessible by group or others; it is now mode 700");
+            Ok(())
+        }
+        Ok(_) => Ok(()),
+    }
 }
 
 /// Reads a key file of hex digits that only its owner can read; `what` names the key in

@@ -110,9 +110,7 @@ CREATE INDEX IF NOT EXISTS sealed_identities_ae ON sealed_identities(ae_id);
 impl SqliteStore {
     /// Opens (or creates) the database in `dir`, checks the schema version and starts the writer.
     pub fn open(dir: &Path, options: SqliteOptions) -> Result<Self> {
-        std::fs::create_dir_all(dir)
-            .map_err(|e| Error::internal(format!("cannot create {}: {e}", dir.display())))?;
-        let path = dir.join("cse.db");
+        let path = private_dir(dir)?;
         let conn = Connection::open(&path).map_err(db_err)?;
         // Small pages: a create dirties a handful of pages (the table and each index's last
         // leaf), and every dirty page goes to the WAL before the commit's fsync, so smaller
@@ -157,6 +155,7 @@ impl SqliteStore {
                 )))
             }
         }
+        make_private(&path)?;
         let mut readers = Vec::with_capacity(options.readers);
         for _ in 0..options.readers.max(1) {
             let r = Connection::open_with_flags(
@@ -236,6 +235,40 @@ impl SqliteStore {
         }
         out
     }
+}
+
+/// Creates `dir` (mode 700) when missing; returns the database's path in it.
+fn private_dir(dir: &Path) -> Result<PathBuf> {
+    use std::os::unix::fs::DirBuilderExt;
+    if !dir.exists() {
+        std::fs::DirBuilder::new()
+            .recursive(true)
+            .mode(0o700)
+            .create(dir)
+            .map_err(|e| Error::internal(format!("cannot create {}: {e}", dir.display())))?;
+    }
+    Ok(dir.join("cse.db"))
+}
+
+/// Takes group and others' access away from the database, its WAL and its shared-memory
+/// file (SQLite creates them 644). Run once the first write made all three: SQLite gives a
+/// WAL or shared-memory file it creates later the database file's mode, so they stay 600.
+fn make_private(db: &Path) -> Result<()> {
+    use std::os::unix::fs::PermissionsExt;
+    for suffix in ["", "-wal", "-shm"] {
+        let mut name = db.as_os_str().to_owned();
+        name.push(suffix);
+        let file = PathBuf::from(name);
+        match std::fs::metadata(&file) {
+            Ok(meta) if meta.permissions().mode() & 0o077 != 0 => {
+                std::fs::set_permissions(&file, std::fs::Permissions::from_mode(0o600)).map_err(
+                    |e| Error::internal(format!("cannot chmod 600 {}: {e}", file.display())),
+                )?;
+            }
+            _ => {}
+        }
+    }
+    Ok(())
 }
 
 fn writer_loop(

@@ -76,6 +76,10 @@ fn main() {
         .with_writer(std::io::stderr)
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .init();
+    // The data folder is private (mode 700) before anything is written into it.
+    if let Err(e) = cli::secret_files::private_folder(&settings.data) {
+        fail_config(&format!("{e:#}"));
+    }
     // Key homes, credentials and TLS material are checked before anything listens. A home
     // that cannot be opened, a key missing from its home or below the policy: exit 64.
     let homes = match key_homes(&settings) {

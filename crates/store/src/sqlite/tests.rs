@@ -580,3 +580,28 @@ async fn a_rename_onto_a_taken_id_or_name_changes_nothing() {
         .flatten()
         .is_some());
 }
+
+#[tokio::test]
+async fn the_folder_and_the_database_files_are_private() {
+    use std::os::unix::fs::PermissionsExt;
+    let mode = |p: &Path| std::fs::metadata(p).expect("stat").permissions().mode() & 0o777;
+    let tmp = tempfile::tempdir().expect("tmp");
+    let dir = tmp.path().join("data");
+    let store = open(&dir);
+    seed(&store).await;
+    assert_eq!(mode(&dir), 0o700);
+    for name in ["cse.db", "cse.db-wal", "cse.db-shm"] {
+        assert_eq!(mode(&dir.join(name)), 0o600, "{name}");
+    }
+    drop(store);
+    // What an older version left readable is made private.
+    for name in ["cse.db", "cse.db-wal"] {
+        std::fs::set_permissions(dir.join(name), std::fs::Permissions::from_mode(0o644))
+            .expect("chmod");
+    }
+    let store = open(&dir);
+    assert!(store.get("Cae").expect("read").is_some());
+    for name in ["cse.db", "cse.db-wal", "cse.db-shm"] {
+        assert_eq!(mode(&dir.join(name)), 0o600, "{name}");
+    }
+}
