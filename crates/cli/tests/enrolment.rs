@@ -382,6 +382,16 @@ fn the_enrolled_key_survives_kill_9_after_the_answer() {
     let out = setup.path("dev");
     let e = enrol(&server, &setup.path("kpm.hex"), KPM_ID, &out, &[]);
     assert!(e.status.success(), "{}", text(&e));
+    // The CSE keeps the enrolled key sealed: its journal never holds it.
+    let kpsa = std::fs::read_to_string(out.join("kpsa.hex")).expect("kpsa.hex");
+    let journal = std::fs::read(server.data.join("provisioned-psk.jsonl")).expect("journal");
+    let journal_text = String::from_utf8_lossy(&journal).to_ascii_lowercase();
+    assert!(
+        !journal_text.contains(&kpsa.trim().to_ascii_lowercase()),
+        "{journal_text}"
+    );
+    let raw = hex::decode(kpsa.trim()).expect("hex");
+    assert!(!journal.windows(raw.len()).any(|w| w == raw.as_slice()));
     server.kill9();
     let server = setup.start();
     assert_eq!(provisioned(&server), 1);

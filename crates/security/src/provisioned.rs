@@ -6,9 +6,16 @@
 //! survives a crash. A last line cut short by a crash was never acknowledged: opening drops
 //! it. Any other line that does not parse stops the start.
 //!
-//! NOTE(provisioned-level): the journal holds the keys in hex, protected by the file's mode
-//! only: the CSE side of an enrolled Kpsa is a level-1 (software) key. The binding's `level`
-//! is the enrolee's, as its entry in the enrolee file declares.
+//! Each key is sealed at rest like the other journals' secrets ([`crate::sealing`]): AES-256-GCM
+//! under a key derived inside a key-store home (by default [`seal_in_data_folder`], a level-1
+//! home in the data folder), with everything else on the line (KpsaID, enrolee, KeID,
+//! expiry, binding) as associated data, so a sealed key cannot be moved to another line or
+//! given another binding. A journal an older version wrote with the keys in clear
+//! (`key_hex`) is read once and rewritten sealed, atomically, when it is opened.
+//!
+//! NOTE(provisioned-level): the CSE side of an enrolled Kpsa is a level-1 (software) key in
+//! memory whatever home seals it at rest. The binding's `level` is the enrolee's, as its
+//! entry in the enrolee file declares.
 //!
 //! Expiry is enforced at the handshake: an expired key is a known identity whose key is
 //! unavailable, so the handshake is refused with that reason (and a resumed TLS 1.2 session
@@ -18,6 +25,7 @@ use crate::association::{CredentialBinding, Level, PeerIdentity};
 use crate::credentials::{valid_kpsa_id, CredentialStore, PskCredential, PskUnavailable, Secret};
 use crate::enrolment::{rfc3339, unix};
 use crate::revocation::Withdrawal;
+use crate::sealing::{data_folder_key, Sealer};
 use serde::{Deserialize, Serialize};
 use std::collections::HashMap;
 use std::fs::File;
@@ -25,6 +33,22 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::SystemTime;
 use zeroize::{Zeroize, Zeroizing};
+
+/// What the sealing keys of the journal are derived with (HKDF-Expand inside the home).
+const SEAL_INFO: &[u8] = b"secure-cse provisioned key seal/1";
+
+/// The default sealer of a data folder: an HMAC key `provisioned-seal` (role `psk-master`) in a
+/// level-1 home `DIR/provisioned-keys` (key-encryption key `DIR/provisioned-keys.kek`), made
+/// on first use.
+pub fn seal_in_data_folder(dir: &Path) -> Result<Sealer, keystore::KeyStoreError> {
+    let (store, key) = data_folder_key(
+        dir,
+        "provisioned-keys",
+        "provisioned-seal",
+        keystore::KeyRole::PskMaster,
+    )?;
+    Ok(Sealer::new(store, key, SEAL_INFO))
+}
 
 /// Why a provisioned key cannot be recorded or the journal cannot be read.
 #[derive(Debug, thiserror::Error)]
@@ -57,6 +81,9 @@ pub enum ProvisionError {
     /// A provisioned key must be 32 bytes or more and cannot be an admin credential.
     #[error("refused: {0}")]
     Refused(&'static str),
+    /// The key could not be sealed (the sealing key's home failed): nothing was issued.
+    #[error("sealing a provisioned key failed: {0}")]
+    Seal(String),
 }
 
 /// One issued key, as the journal and the caller see it (the key itself aside).
@@ -84,7 +111,12 @@ struct Entry {
 #[serde(deny_unknown_fields)]
 struct Line {
     kpsa_id: String,
-    key_hex: String,
+    /// nonce (12) || ciphertext || tag (16) of the key, in hex.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    sealed: Option<String>,
+    /// The key in clear, as versions before sealing wrote it: read once, then rewritten.
+    #[serde(default, skip_serializing)]
+    key_hex: Option<String>,
     expires: u64,
     enrolee: String,
     ke_id: String,
@@ -105,12 +137,68 @@ impl Drop for Line {
     }
 }
 
+/// What a sealed key is bound to: everything on its line but the seal and the time.
+#[derive(Serialize)]
+struct Bound<'a> {
+    kpsa_id: &'a str,
+    expires: u64,
+    enrolee: &'a str,
+    ke_id: &'a str,
+    ae: &'a Option<String>,
+    allowed_aes: &'a [String],
+    allowed_apps: &'a [String],
+    level: &'a Option<Level>,
+}
+
 impl Line {
-    fn into_entry(self) -> Result<(String, Entry), String> {
+    /// The associated data of this line's sealed key.
+    fn aad(&self) -> Vec<u8> {
+        let bound = Bound {
+            kpsa_id: &self.kpsa_id,
+            expires: self.expires,
+            enrolee: &self.enrolee,
+            ke_id: &self.ke_id,
+            ae: &self.ae,
+            allowed_aes: &self.allowed_aes,
+            allowed_apps: &self.allowed_apps,
+            level: &self.level,
+        };
+        let mut aad = b"provisioned-psk\0".to_vec();
+        // Serializing plain strings and numbers cannot fail.
+        aad.extend(serde_json::to_vec(&bound).unwrap_or_default());
+        aad
+    }
+
+    /// The key, opened with `seal` (or read in clear from an old line).
+    fn key(&self, seal: &Sealer) -> Result<Zeroizing<Vec<u8>>, String> {
+        match (&self.sealed, &self.key_hex) {
+            (Some(sealed), None) => {
+                let sealed = hex::decode(sealed).map_err(|_| "the sealed key is not hex")?;
+                seal.open(&self.aad(), &sealed).map_err(|e| e.to_string())
+            }
+            (None, Some(clear)) => Ok(Zeroizing::new(
+                hex::decode(clear).map_err(|_| "key_hex is not hex")?,
+            )),
+            _ => Err("needs exactly one of sealed or key_hex".into()),
+        }
+    }
+
+    /// Seals `key` into this line (dropping any clear copy) and returns the line, newline
+    /// included.
+    fn sealed_line(mut self, key: &[u8], seal: &Sealer) -> Result<Zeroizing<Vec<u8>>, String> {
+        self.key_hex.zeroize();
+        let sealed = seal.seal(&self.aad(), key).map_err(|e| e.to_string())?;
+        self.sealed = Some(hex::encode(sealed));
+        let mut bytes = Zeroizing::new(serde_json::to_vec(&self).map_err(|e| e.to_string())?);
+        bytes.push(b'\n');
+        Ok(bytes)
+    }
+
+    /// The entry this line and its (opened) key make.
+    fn entry(&self, key: &[u8]) -> Result<(String, Entry), String> {
         if !valid_kpsa_id(&self.kpsa_id) {
             return Err("kpsa_id is not relative@fqdn".into());
         }
-        let key = Zeroizing::new(hex::decode(&self.key_hex).map_err(|_| "key_hex is not hex")?);
         if key.len() < MIN_KEY {
             return Err("the key is too short".into());
         }
@@ -144,16 +232,17 @@ impl Line {
 /// Shortest key accepted (a Kpsa is 32 bytes).
 const MIN_KEY: usize = 32;
 
-/// The keys the MEF issued, durable in a journal (or in memory only, for tests).
+/// The keys the MEF issued, durable in a sealed journal (or in memory only, for tests).
 pub struct ProvisionedKeys {
-    journal: Option<(PathBuf, Mutex<File>)>,
+    journal: Option<(PathBuf, Mutex<File>, Sealer)>,
     keys: RwLock<HashMap<String, Entry>>,
 }
 
 impl std::fmt::Debug for ProvisionedKeys {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("ProvisionedKeys")
-            .field("journal", &self.journal.as_ref().map(|(p, _)| p))
+            .field("journal", &self.journal.as_ref().map(|(p, ..)| p))
+            .field("seal", &self.journal.as_ref().map(|(.., s)| s))
             .field("keys", &self.len())
             .finish()
     }
@@ -168,18 +257,22 @@ impl ProvisionedKeys {
         }
     }
 
-    /// Opens the journal at `path` (created, mode 600, when missing) and replays it. A last
-    /// line without its newline is a write a crash cut short: it is dropped from the file.
-    pub fn open(path: &Path) -> Result<Self, ProvisionError> {
+    /// Opens the journal at `path` (created, mode 600, when missing) and replays it, opening
+    /// each key with `seal`. A last line without its newline is a write a crash cut short: it
+    /// is dropped from the file. Keys an older version wrote in clear are sealed and the
+    /// journal rewritten (atomically) before this returns.
+    pub fn open(path: &Path, seal: Sealer) -> Result<Self, ProvisionError> {
         let io = |source| ProvisionError::Io {
             path: path.to_owned(),
             source,
         };
         // The journal's directory entry is durable too, before any key is issued.
-        let (file, text) = crate::journal::open(path, "provisioned key").map_err(io)?;
-        let complete = text.len();
+        let (mut file, text) = crate::journal::open(path, "provisioned key").map_err(io)?;
         let mut keys = HashMap::new();
-        for (i, raw) in text[..complete].lines().enumerate() {
+        // The journal with every key sealed, and how many were in clear.
+        let mut rewritten = Zeroizing::new(Vec::with_capacity(text.len()));
+        let mut in_clear = 0usize;
+        for (i, raw) in text.lines().enumerate() {
             if raw.trim().is_empty() {
                 continue;
             }
@@ -190,11 +283,23 @@ impl ProvisionedKeys {
             };
             // serde_json's message names a position, never the value.
             let line: Line = serde_json::from_str(raw).map_err(|e| corrupt(e.to_string()))?;
-            let (id, entry) = line.into_entry().map_err(corrupt)?;
+            let key = line.key(&seal).map_err(corrupt)?;
+            let (id, entry) = line.entry(&key).map_err(corrupt)?;
             keys.insert(id, entry);
+            if line.key_hex.is_some() {
+                in_clear += 1;
+                rewritten.extend_from_slice(&line.sealed_line(&key, &seal).map_err(corrupt)?);
+            } else {
+                rewritten.extend_from_slice(raw.as_bytes());
+                rewritten.push(b'\n');
+            }
+        }
+        if in_clear > 0 {
+            file = crate::journal::replace(path, &rewritten).map_err(io)?;
+            tracing::warn!(journal = %path.display(), keys = in_clear, "provisioned keys an older version kept in clear are now sealed");
         }
         Ok(Self {
-            journal: Some((path.to_owned(), Mutex::new(file))),
+            journal: Some((path.to_owned(), Mutex::new(file), seal)),
             keys: RwLock::new(keys),
         })
     }
@@ -233,14 +338,15 @@ impl ProvisionedKeys {
         if keys.contains_key(&issued.kpsa_id) {
             return Err(ProvisionError::AlreadyIssued(issued.kpsa_id));
         }
-        if let Some((path, file)) = &self.journal {
+        if let Some((path, file, seal)) = &self.journal {
             let io = |source| ProvisionError::Io {
                 path: path.clone(),
                 source,
             };
             let line = Line {
                 kpsa_id: issued.kpsa_id.clone(),
-                key_hex: hex::encode(key),
+                sealed: None,
+                key_hex: None,
                 expires: issued.expires,
                 enrolee: issued.enrolee.clone(),
                 ke_id: issued.ke_id.clone(),
@@ -250,15 +356,7 @@ impl ProvisionedKeys {
                 level: issued.binding.level,
                 at: unix(SystemTime::now()),
             };
-            let mut bytes =
-                Zeroizing::new(
-                    serde_json::to_vec(&line).map_err(|e| ProvisionError::Corrupt {
-                        path: path.clone(),
-                        line: 0,
-                        message: e.to_string(),
-                    })?,
-                );
-            bytes.push(b'\n');
+            let bytes = line.sealed_line(key, seal).map_err(ProvisionError::Seal)?;
             let file = file.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
             // One write of the whole line: a crash leaves it whole or torn at the end.
             crate::journal::append(&file, &bytes).map_err(io)?;
@@ -388,11 +486,96 @@ mod tests {
 
     const FAR: u64 = 4_000_000_000;
 
+    fn seal(dir: &Path) -> Sealer {
+        seal_in_data_folder(dir).expect("sealing key")
+    }
+
+    #[test]
+    fn keys_are_sealed_on_disk_and_bound_to_their_line() {
+        let dir = tempfile::tempdir().expect("tmp");
+        let path = dir.path().join("provisioned-psk.jsonl");
+        let keys = ProvisionedKeys::open(&path, seal(dir.path())).expect("open");
+        let key = [0x5au8; 32];
+        keys.issue(issued("a@cse.example", FAR), &key)
+            .expect("issue");
+        drop(keys);
+        let bytes = std::fs::read(&path).expect("read");
+        let text = String::from_utf8_lossy(&bytes);
+        assert!(!text.contains(&hex::encode(key)), "{text}");
+        assert!(!bytes.windows(key.len()).any(|w| w == key), "raw key bytes");
+        assert!(
+            !text.contains("key_hex") && text.contains("\"sealed\""),
+            "{text}"
+        );
+        let keys = ProvisionedKeys::open(&path, seal(dir.path())).expect("reopen");
+        let found = keys
+            .lookup_at("a@cse.example", SystemTime::now())
+            .expect("usable")
+            .expect("known");
+        assert_eq!(found.key.expose(), &key);
+        drop(keys);
+        // The seal binds the key to its line: another binding does not open.
+        std::fs::write(&path, text.replace("\"C*\"", "\"Cother\"")).expect("write");
+        let err = ProvisionedKeys::open(&path, seal(dir.path())).expect_err("moved");
+        assert!(
+            matches!(err, ProvisionError::Corrupt { line: 1, .. }),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn a_journal_with_keys_in_clear_is_sealed_once_when_opened() {
+        let dir = tempfile::tempdir().expect("tmp");
+        let path = dir.path().join("provisioned-psk.jsonl");
+        let old = |id: &str, key: &str| {
+            format!(
+                "{{\"kpsa_id\":\"{id}\",\"key_hex\":\"{key}\",\"expires\":{FAR},\"enrolee\":\"dev@mef.example\",\"ke_id\":\"00112233445566778899AABBCCDDEEFF@mef.example\",\"allowed_aes\":[\"C*\"],\"at\":1}}\n"
+            )
+        };
+        let (ka, kb) = ("11".repeat(32), "22".repeat(32));
+        std::fs::write(
+            &path,
+            old("a@cse.example", &ka) + &old("b@cse.example", &kb),
+        )
+        .expect("write");
+        let keys = ProvisionedKeys::open(&path, seal(dir.path())).expect("migrate");
+        let text = std::fs::read_to_string(&path).expect("read");
+        assert!(!text.contains(&ka) && !text.contains(&kb), "{text}");
+        assert!(!text.contains("key_hex"), "{text}");
+        assert_eq!(text.lines().count(), 2);
+        assert_eq!(
+            keys.lookup_at("b@cse.example", SystemTime::now())
+                .expect("usable")
+                .expect("known")
+                .key
+                .expose(),
+            &[0x22u8; 32]
+        );
+        // The journal goes on after the rewrite, and replays.
+        keys.issue(issued("c@cse.example", FAR), &[0x33u8; 32])
+            .expect("issue");
+        drop(keys);
+        let keys = ProvisionedKeys::open(&path, seal(dir.path())).expect("reopen");
+        assert_eq!(keys.len(), 3);
+        assert_eq!(
+            keys.lookup_at("a@cse.example", SystemTime::now())
+                .expect("usable")
+                .expect("known")
+                .key
+                .expose(),
+            &[0x11u8; 32]
+        );
+        let mode = std::os::unix::fs::PermissionsExt::mode(
+            &std::fs::metadata(&path).expect("meta").permissions(),
+        );
+        assert_eq!(mode & 0o777, 0o600);
+    }
+
     #[test]
     fn issued_keys_survive_a_reopen_and_a_torn_last_line_is_dropped() {
         let dir = tempfile::tempdir().expect("tmp");
         let path = dir.path().join("provisioned.jsonl");
-        let keys = ProvisionedKeys::open(&path).expect("open");
+        let keys = ProvisionedKeys::open(&path, seal(dir.path())).expect("open");
         keys.issue(issued("a@cse.example", FAR), &[7u8; 32])
             .expect("issue");
         assert!(matches!(
@@ -412,7 +595,7 @@ mod tests {
         let mut f = OpenOptions::new().append(true).open(&path).expect("append");
         f.write_all(b"{\"kpsa_id\":\"b@cse.exa").expect("torn");
         drop(f);
-        let keys = ProvisionedKeys::open(&path).expect("reopen");
+        let keys = ProvisionedKeys::open(&path, seal(dir.path())).expect("reopen");
         assert_eq!(keys.len(), 1);
         let found = keys
             .lookup_at("a@cse.example", SystemTime::now())
@@ -427,7 +610,12 @@ mod tests {
         keys.issue(issued("b@cse.example", FAR), &[9u8; 32])
             .expect("issue");
         drop(keys);
-        assert_eq!(ProvisionedKeys::open(&path).expect("reopen").len(), 2);
+        assert_eq!(
+            ProvisionedKeys::open(&path, seal(dir.path()))
+                .expect("reopen")
+                .len(),
+            2
+        );
         let mode = std::os::unix::fs::PermissionsExt::mode(
             &std::fs::metadata(&path).expect("meta").permissions(),
         );
@@ -439,7 +627,7 @@ mod tests {
         let dir = tempfile::tempdir().expect("tmp");
         let path = dir.path().join("j");
         std::fs::write(&path, "{\"kpsa_id\":1}\n{}\n").expect("write");
-        let err = ProvisionedKeys::open(&path).expect_err("corrupt");
+        let err = ProvisionedKeys::open(&path, seal(dir.path())).expect_err("corrupt");
         assert!(
             matches!(err, ProvisionError::Corrupt { line: 1, .. }),
             "{err}"

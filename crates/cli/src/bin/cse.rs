@@ -380,9 +380,12 @@ fn maf(settings: &Settings) -> anyhow::Result<Option<Arc<cse::maf::Maf>>> {
 fn open_provisioned(settings: &Settings) -> anyhow::Result<Arc<ProvisionedKeys>> {
     std::fs::create_dir_all(&settings.data)
         .with_context(|| format!("cannot create {}", settings.data.display()))?;
-    Ok(Arc::new(ProvisionedKeys::open(
-        &settings.data.join("provisioned-psk.jsonl"),
-    )?))
+    let seal = security::provisioned::seal_in_data_folder(&settings.data)
+        .context("the sealing key of provisioned keys")?;
+    let described = seal.describe();
+    let keys = ProvisionedKeys::open(&settings.data.join("provisioned-psk.jsonl"), seal)?;
+    tracing::debug!(seal = %described, "provisioned keys open");
+    Ok(Arc::new(keys))
 }
 
 /// The enrolment listener's acceptor (TLS-PSK with the enrolee keys) and the MEF, when
