@@ -4,7 +4,7 @@
 mod common;
 
 use common::*;
-use model::{Operation, Request, ResourceType, ResponseStatusCode as R};
+use model::{Operation, ResourceType, ResponseStatusCode as R};
 use serde_json::json;
 use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
@@ -38,10 +38,15 @@ async fn the_data_folder_is_700_and_everything_in_it_600() {
     let log = tmp.path().join("cse.log");
     let server = Server::start_logged(&data, &log, &[], 1);
     // A write, so the WAL holds something.
-    let mut ae = Request::new(Operation::Create, "cse-in", Some("C".to_owned()));
-    ae.ty = Some(ResourceType::Ae);
-    ae.pc = Some(json!({"m2m:ae": {"rn": "a", "api": "Na", "rr": false, "srv": ["3"]}}));
-    let r = server.client().send(&ae).await.expect("register");
+    let r = request(
+        &server.client(),
+        Operation::Create,
+        "C",
+        "cse-in",
+        Some(ResourceType::Ae),
+        Some(json!({"m2m:ae": {"rn": "a", "api": "Na", "rr": false, "srv": ["3"]}})),
+    )
+    .await;
     assert_eq!(r.rsc, R::Created);
 
     assert_eq!(mode(&data), 0o700);

@@ -160,3 +160,50 @@ pub fn have_curl() -> bool {
     }
     ok
 }
+
+/// Makes the test PKI (`scripts/make-test-pki.sh`) in `dir/tls` and returns that folder.
+pub fn make_test_pki(dir: &Path) -> PathBuf {
+    let pki = dir.join("tls");
+    let script = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../../scripts/make-test-pki.sh"
+    );
+    let out = Command::new("bash")
+        .arg(script)
+        .arg(&pki)
+        .output()
+        .expect("run the PKI script");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    pki
+}
+
+/// The PKI's `cse.toml` with its TLS listener on an ephemeral port and `extra` appended,
+/// written to `pki/test.toml`; returns that path.
+pub fn test_config(pki: &Path, extra: &str) -> PathBuf {
+    let config = std::fs::read_to_string(pki.join("cse.toml"))
+        .expect("cse.toml")
+        .replace("127.0.0.1:8443", "127.0.0.1:0")
+        + extra;
+    let path = pki.join("test.toml");
+    std::fs::write(&path, config).expect("write config");
+    path
+}
+
+/// Sends one request primitive and returns the response (panics when none comes).
+pub async fn request(
+    c: &client::Client,
+    op: model::Operation,
+    fr: &str,
+    to: &str,
+    ty: Option<model::ResourceType>,
+    pc: Option<serde_json::Value>,
+) -> model::Response {
+    let mut r = model::Request::new(op, to, Some(fr.to_owned()));
+    r.ty = ty;
+    r.pc = pc;
+    c.send(&r).await.expect("a response")
+}
