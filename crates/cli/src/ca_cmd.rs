@@ -535,7 +535,7 @@ pub(crate) fn append_events(
         ));
     };
     if let Some(dir) = audit.file.parent().filter(|d| !d.as_os_str().is_empty()) {
-        std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
+        crate::secret_files::create_private_folder(dir)?;
     }
     let file = &audit.file;
     let Some(_lock) = audit_lock::try_lock(file)

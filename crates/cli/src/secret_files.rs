@@ -29,13 +29,9 @@ pub fn write_private(path: &Path, text: &str) -> anyhow::Result<()> {
 /// Everything the CSE creates inside is mode 600 as well; a private folder also covers what
 /// an older version left readable.
 pub fn private_folder(dir: &Path) -> anyhow::Result<()> {
-    use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
+    use std::os::unix::fs::PermissionsExt;
     match std::fs::symlink_metadata(dir) {
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => std::fs::DirBuilder::new()
-            .recursive(true)
-            .mode(0o700)
-            .create(dir)
-            .with_context(|| format!("cannot create {}", dir.display())),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => create_private_folder(dir),
         Err(e) => Err(e).with_context(|| format!("{}", dir.display())),
         Ok(meta) if !meta.is_dir() => bail!("{} is not a directory", dir.display()),
         Ok(meta) if meta.permissions().mode() & 0o077 != 0 => {
@@ -47,6 +43,17 @@ pub fn private_folder(dir: &Path) -> anyhow::Result<()> {
         }
         Ok(_) => Ok(()),
     }
+}
+
+/// Creates `dir` and its missing parents mode 700 (a folder that exists is left as it is):
+/// for folders the CSE makes for its own files, such as the audit log's.
+pub fn create_private_folder(dir: &Path) -> anyhow::Result<()> {
+    use std::os::unix::fs::DirBuilderExt;
+    std::fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(dir)
+        .with_context(|| format!("cannot create {}", dir.display()))
 }
 
 /// Reads a key file of hex digits that only its owner can read; `what` names the key in

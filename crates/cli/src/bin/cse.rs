@@ -246,11 +246,7 @@ fn pseudonym_vault(
         (Some(key), None) => {
             anyhow::bail!("privacy.mapping_key: {key}, but no key home is configured")
         }
-        (None, _) => {
-            std::fs::create_dir_all(&settings.data)
-                .with_context(|| format!("cannot create {}", settings.data.display()))?;
-            PseudonymVault::in_data_folder(&settings.data)?
-        }
+        (None, _) => PseudonymVault::in_data_folder(&settings.data)?,
     };
     tracing::info!(key = %vault.describe(), "pseudonym vault open");
     Ok(Arc::new(vault))
@@ -343,8 +339,6 @@ impl cse::reload::TlsReload for Reloader {
 
 /// Opens the journal of withdrawn credentials in the data folder.
 fn open_revocations(settings: &Settings) -> anyhow::Result<Arc<Revocations>> {
-    std::fs::create_dir_all(&settings.data)
-        .with_context(|| format!("cannot create {}", settings.data.display()))?;
     Ok(Arc::new(Revocations::open(
         &settings.data.join("revocations.jsonl"),
     )?))
@@ -358,8 +352,6 @@ fn maf(settings: &Settings) -> anyhow::Result<Option<Arc<cse::maf::Maf>>> {
     let Some(m) = &settings.maf else {
         return Ok(None);
     };
-    std::fs::create_dir_all(&settings.data)
-        .with_context(|| format!("cannot create {}", settings.data.display()))?;
     let seal = KeySeal::in_data_folder(&settings.data).context("[maf] sealing key")?;
     let described = seal.describe();
     let keys = Arc::new(MafKeys::open(
@@ -378,8 +370,6 @@ fn maf(settings: &Settings) -> anyhow::Result<Option<Arc<cse::maf::Maf>>> {
 }
 
 fn open_provisioned(settings: &Settings) -> anyhow::Result<Arc<ProvisionedKeys>> {
-    std::fs::create_dir_all(&settings.data)
-        .with_context(|| format!("cannot create {}", settings.data.display()))?;
     let seal = security::provisioned::seal_in_data_folder(&settings.data)
         .context("the sealing key of provisioned keys")?;
     let described = seal.describe();
@@ -463,7 +453,7 @@ fn audit_trail(
         (None, _) => None,
     };
     if let Some(dir) = audit.file.parent().filter(|d| !d.as_os_str().is_empty()) {
-        std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
+        cli::secret_files::create_private_folder(dir)?;
     }
     // One writer per log: held until the process ends (the File is leaked on purpose), so
     // `m2m ca` does not fork the chain while the CSE runs (cli::audit_lock).
