@@ -7,7 +7,7 @@ use common::*;
 use model::{Operation, Request, ResourceType, ResponseStatusCode};
 use serde_json::{json, Value};
 use std::io::{BufRead, BufReader};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Child, ChildStdout, Command, Stdio};
 use std::sync::mpsc;
 use std::time::Duration;
@@ -31,25 +31,6 @@ fn have_tools() -> bool {
         eprintln!("skipping: openssl or python3 is not installed");
     }
     ok
-}
-
-fn make_pki(dir: &Path) -> PathBuf {
-    let pki = dir.join("tls");
-    let script = concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/../../scripts/make-test-pki.sh"
-    );
-    let out = Command::new("bash")
-        .arg(script)
-        .arg(&pki)
-        .output()
-        .expect("run the PKI script");
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    pki
 }
 
 /// The Python target: its port and one JSON value per request it received.
@@ -148,7 +129,7 @@ async fn notifications_reach_an_https_target_with_mutual_authentication() {
         return;
     }
     let dir = tempfile::tempdir().expect("tmp");
-    let pki = make_pki(dir.path());
+    let pki = make_test_pki(dir.path());
     let target = Target::start(
         &pki.join("target.pem"),
         &pki.join("target.key"),
@@ -194,9 +175,9 @@ async fn an_https_target_the_trust_anchors_do_not_vouch_for_is_refused() {
         return;
     }
     let dir = tempfile::tempdir().expect("tmp");
-    let pki = make_pki(dir.path());
+    let pki = make_test_pki(dir.path());
     // A second, unrelated PKI: its target certificate is not from the CSE's CA.
-    let other = make_pki(&dir.path().join("other"));
+    let other = make_test_pki(&dir.path().join("other"));
     let target = Target::start(&other.join("target.pem"), &other.join("target.key"), None);
     let server = start_cse(dir.path(), &pki, false);
 
@@ -258,7 +239,7 @@ async fn each_notification_target_sees_its_own_alias() {
         return;
     }
     let dir = tempfile::tempdir().expect("tmp");
-    let pki = make_pki(dir.path());
+    let pki = make_test_pki(dir.path());
     let one = Target::start(&pki.join("target.pem"), &pki.join("target.key"), None);
     let two = Target::start(&pki.join("target.pem"), &pki.join("target.key"), None);
     let config = format!(

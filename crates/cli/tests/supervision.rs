@@ -41,28 +41,11 @@ struct Cse {
 impl Cse {
     fn start(supervision: &str) -> Self {
         let dir = tempfile::tempdir().expect("tmp");
-        let pki = dir.path().join("tls");
-        let script = concat!(
-            env!("CARGO_MANIFEST_DIR"),
-            "/../../scripts/make-test-pki.sh"
+        let pki = make_test_pki(dir.path());
+        let path = test_config(
+            &pki,
+            &format!("handshake_timeout_ms = 2000\n\n[supervision]\n{supervision}"),
         );
-        let out = Command::new("bash")
-            .arg(script)
-            .arg(&pki)
-            .output()
-            .expect("run the PKI script");
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        let config = std::fs::read_to_string(pki.join("cse.toml"))
-            .expect("cse.toml")
-            .replace("127.0.0.1:8443", "127.0.0.1:0")
-            + "handshake_timeout_ms = 2000\n\n[supervision]\n"
-            + supervision;
-        let path = pki.join("test.toml");
-        std::fs::write(&path, config).expect("write config");
         let server = Server::start_listeners(
             &dir.path().join("data"),
             &["--config", path.to_str().expect("utf8")],

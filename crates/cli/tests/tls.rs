@@ -38,29 +38,10 @@ impl Secure {
     /// Makes the PKI, lets `prepare` add to it, then starts the CSE.
     fn start_after(prepare: impl FnOnce(&std::path::Path)) -> Self {
         let dir = tempfile::tempdir().expect("tmp");
-        let pki = dir.path().join("tls");
-        let script = concat!(
-            env!("CARGO_MANIFEST_DIR"),
-            "/../../scripts/make-test-pki.sh"
-        );
-        let out = Command::new("bash")
-            .arg(script)
-            .arg(&pki)
-            .output()
-            .expect("run the PKI script");
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
+        let pki = make_test_pki(dir.path());
         prepare(&pki);
         // The script's configuration, on ephemeral ports and with a short handshake timeout.
-        let config = std::fs::read_to_string(pki.join("cse.toml"))
-            .expect("cse.toml")
-            .replace("127.0.0.1:8443", "127.0.0.1:0")
-            + "handshake_timeout_ms = 700\n";
-        let config_path = pki.join("test.toml");
-        std::fs::write(&config_path, config).expect("write config");
+        let config_path = test_config(&pki, "handshake_timeout_ms = 700\n");
         let server = Server::start_listeners(
             &dir.path().join("data"),
             &["--config", config_path.to_str().expect("utf8")],
