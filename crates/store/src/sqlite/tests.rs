@@ -1,5 +1,5 @@
 use super::*;
-use crate::write;
+use crate::{write, Flow, Scan, Scope};
 use model::ResponseStatusCode;
 use serde_json::json;
 use std::sync::Arc;
@@ -579,4 +579,111 @@ async fn a_rename_onto_a_taken_id_or_name_changes_nothing() {
         .ok()
         .flatten()
         .is_some());
+}
+
+/// A container `cnt1` (seeded) with `n` content instances of `size` bytes of content each,
+/// then a sub-container after them.
+async fn seed_instances(store: &SqliteStore, n: usize, size: usize) {
+    write(store, move |t| {
+        let con = "x".repeat(size);
+        for i in 0..n {
+            t.insert(&res(
+                ResourceType::ContentInstance,
+                &format!("cin{i}"),
+                "cnt1",
+                &format!("cse-in/ae/cnt/i{i}"),
+                json!({ "con": con }),
+            ))?;
+        }
+        t.insert(&res(
+            ResourceType::Container,
+            "sub",
+            "cnt1",
+            "cse-in/ae/cnt/sub",
+            json!({}),
+        ))
+    })
+    .await
+    .expect("instances");
+}
+
+fn scan_names(store: &SqliteStore, scan: &Scan<'_>, keep: usize) -> Vec<String> {
+    let mut seen = Vec::new();
+    store
+        .scan(scan, &mut |r| {
+            seen.push(r.srn);
+            Ok(if seen.len() == keep {
+                Flow::Stop
+            } else {
+                Flow::Continue
+            })
+        })
+        .expect("scan");
+    seen
+}
+
+#[tokio::test]
+async fn a_scan_reads_only_what_its_visitor_takes() {
+    let dir = tempfile::tempdir().expect("tmp");
+    let store = open(dir.path());
+    seed(&store).await;
+    seed_instances(&store, 200, 64 * 1024).await;
+    let instances = [ResourceType::ContentInstance];
+    let before = store.scanned();
+    let first = scan_names(
+        &store,
+        &Scan {
+            scope: Scope::Children("cnt1"),
+            types: &instances,
+            names: &[],
+        },
+        1,
+    );
+    assert_eq!(first, vec!["cse-in/ae/cnt/i0".to_string()]);
+    assert_eq!(store.scanned() - before, 1, "one instance read, not 200");
+
+    // A type the index excludes costs nothing: 200 instances passed over, one container read.
+    let containers = [ResourceType::Container];
+    let before = store.scanned();
+    let subs = scan_names(
+        &store,
+        &Scan {
+            scope: Scope::Children("cnt1"),
+            types: &containers,
+            names: &[],
+        },
+        usize::MAX,
+    );
+    assert_eq!(subs, vec!["cse-in/ae/cnt/sub".to_string()]);
+    assert_eq!(store.scanned() - before, 1);
+
+    // Descendants: depth and names are applied before any content is read.
+    let before = store.scanned();
+    let named = scan_names(
+        &store,
+        &Scan {
+            scope: Scope::Descendants {
+                srn: "cse-in/ae",
+                max_depth: Some(2),
+            },
+            types: &[],
+            names: &["i150".to_owned(), "cnt".to_owned()],
+        },
+        usize::MAX,
+    );
+    assert_eq!(named, vec!["cse-in/ae/cnt", "cse-in/ae/cnt/i150"]);
+    assert_eq!(store.scanned() - before, 2);
+    let shallow = scan_names(
+        &store,
+        &Scan {
+            scope: Scope::Descendants {
+                srn: "cse-in",
+                max_depth: Some(1),
+            },
+            types: &[],
+            names: &[],
+        },
+        usize::MAX,
+    );
+    assert_eq!(shallow, vec!["cse-in/ae", "cse-in/ae-x"]);
 }
