@@ -60,11 +60,14 @@ impl Cse {
             &page::scan(scope, &req.fc),
             &req.fc,
             bounds,
-            &mut |r| {
-                let who = &caller.originator;
-                gate.permits(who, &facts, r, AccessOperation::DISCOVERY)
-                    && (shape == Shape::References
-                        || gate.permits(who, &facts, r, AccessOperation::RETRIEVE))
+            page::Admission {
+                admit: &mut |r| {
+                    let who = &caller.originator;
+                    gate.permits(who, &facts, r, AccessOperation::DISCOVERY)
+                        && (shape == Shape::References
+                            || gate.permits(who, &facts, r, AccessOperation::RETRIEVE))
+                },
+                by_parent: caller.tokens.is_empty(),
             },
         )?;
         let found = &page.found;

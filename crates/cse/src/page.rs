@@ -8,8 +8,10 @@
 //! will not return. When the CSE's bounds (not the request's `lim`) cut the result, the
 //! response says so with Content Status partial and the Content Offset to continue from.
 
+use crate::access::governed_by_parent;
 use model::{ContentStatus, FilterCriteria, Resource, ResourceType, Response, Result};
-use store::{Flow, Scan, Scope, Store};
+use std::collections::HashMap;
+use store::{Entry, Flow, Peek, Scan, Scope, Store, Visitor};
 
 /// What a result holds of each resource, which decides what it costs in bytes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -67,46 +69,111 @@ pub(crate) fn scan<'a>(scope: Scope<'a>, fc: &'a FilterCriteria) -> Scan<'a> {
     }
 }
 
-/// Collects one page: each scanned resource must match `fc` and pass `admit` (its own
+/// How a page's resources are admitted: their own access decision, and whether that
+/// decision can be shared.
+pub(crate) struct Admission<'a> {
+    /// The access decision for one resource.
+    pub(crate) admit: &'a mut dyn FnMut(&Resource) -> bool,
+    /// Whether resources governed by their parent's policies (content instances) are
+    /// decided alike under one parent, as they are when the request carries no token (a
+    /// token can name a single resource). Then one decision per parent stands for its siblings, and those
+    /// refused, or passed over by `ofst`, are never read.
+    pub(crate) by_parent: bool,
+}
+
+/// Collects one page: each scanned resource must match `fc` and be admitted (its own
 /// access decision) before it counts.
 pub(crate) fn collect(
     store: &dyn Store,
     scan: &Scan<'_>,
     fc: &FilterCriteria,
     bounds: Bounds,
-    admit: &mut dyn FnMut(&Resource) -> bool,
+    admission: Admission<'_>,
 ) -> Result<Page> {
-    let mut page = Page::default();
     if bounds.lim == Some(0) {
-        return Ok(page);
+        return Ok(Page::default());
     }
-    let mut matched = 0u64;
-    let mut bytes = 0u64;
-    store.scan(scan, &mut |r| {
-        if !fc.matches(r.ty, &r.attrs) || !admit(&r) {
+    // Whether the store's own criteria (`ty`, `rn`, `lvl`) are the whole filter, so that an
+    // index entry tells whether a resource matches.
+    let by_index = {
+        let mut rest = fc.clone();
+        rest.ty.clear();
+        rest.rn.clear();
+        fc.fo != Some(2) && !rest.has_conditions()
+    };
+    let mut collector = Collector {
+        fc,
+        bounds,
+        admission,
+        by_index,
+        decided: HashMap::new(),
+        matched: 0,
+        bytes: 0,
+        page: Page::default(),
+    };
+    store.scan(scan, &mut collector)?;
+    Ok(collector.page)
+}
+
+/// The visitor of [`collect`]'s scan.
+struct Collector<'f, 'a> {
+    fc: &'f FilterCriteria,
+    bounds: Bounds,
+    admission: Admission<'a>,
+    by_index: bool,
+    /// Decisions shared by siblings: (parent, type) -> admitted.
+    decided: HashMap<(String, ResourceType), bool>,
+    matched: u64,
+    bytes: u64,
+    page: Page,
+}
+
+impl Visitor for Collector<'_, '_> {
+    fn peek(&mut self, entry: &Entry<'_>) -> Result<Peek> {
+        if !self.admission.by_parent || !governed_by_parent(entry.ty) {
+            return Ok(Peek::Read);
+        }
+        Ok(match self.decided.get(&(entry.pi.to_owned(), entry.ty)) {
+            Some(false) => Peek::Pass,
+            Some(true) if self.by_index && self.matched < self.bounds.offset => {
+                self.matched += 1;
+                Peek::Pass
+            }
+            _ => Peek::Read,
+        })
+    }
+
+    fn visit(&mut self, r: Resource) -> Result<Flow> {
+        if !self.fc.matches(r.ty, &r.attrs) {
             return Ok(Flow::Continue);
         }
-        matched += 1;
-        if matched <= bounds.offset {
+        let admitted = (self.admission.admit)(&r);
+        if self.admission.by_parent && governed_by_parent(r.ty) {
+            self.decided.insert((r.pi().to_owned(), r.ty), admitted);
+        }
+        if !admitted {
             return Ok(Flow::Continue);
         }
-        let size = cost(&r, bounds.shape);
-        let taken = page.found.len() as u64;
-        if taken >= bounds.max_resources
-            || (taken > 0 && bytes.saturating_add(size) > bounds.max_bytes)
+        self.matched += 1;
+        if self.matched <= self.bounds.offset {
+            return Ok(Flow::Continue);
+        }
+        let size = cost(&r, self.bounds.shape);
+        let taken = self.page.found.len() as u64;
+        if taken >= self.bounds.max_resources
+            || (taken > 0 && self.bytes.saturating_add(size) > self.bounds.max_bytes)
         {
-            page.continue_at = Some(bounds.offset + taken);
+            self.page.continue_at = Some(self.bounds.offset + taken);
             return Ok(Flow::Stop);
         }
-        bytes = bytes.saturating_add(size);
-        page.found.push(r);
-        Ok(if Some(taken + 1) == bounds.lim {
+        self.bytes = self.bytes.saturating_add(size);
+        self.page.found.push(r);
+        Ok(if Some(taken + 1) == self.bounds.lim {
             Flow::Stop
         } else {
             Flow::Continue
         })
-    })?;
-    Ok(page)
+    }
 }
 
 /// About how many bytes a resource adds to a response of this shape.

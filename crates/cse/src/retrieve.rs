@@ -115,7 +115,12 @@ impl Cse {
             &page::scan(Scope::Children(parent.ri()), &req.fc),
             &req.fc,
             bounds,
-            &mut |child| gate.permits(&caller.originator, &facts, child, AccessOperation::RETRIEVE),
+            page::Admission {
+                admit: &mut |child| {
+                    gate.permits(&caller.originator, &facts, child, AccessOperation::RETRIEVE)
+                },
+                by_parent: caller.tokens.is_empty(),
+            },
         )
     }
 }

@@ -506,3 +506,48 @@ async fn the_byte_bound_cuts_embedded_results_but_always_returns_one() {
     assert_eq!(names(&r), vec!["i1"]);
     assert_eq!(r.cnst, None);
 }
+
+#[tokio::test]
+async fn instances_refused_or_passed_over_by_ofst_are_not_read() {
+    let (t, store) = counted(CseConfig::default()).await;
+    let Tree { t, owner, other } = tree_with(t).await;
+    for c in ["closed", "open"] {
+        for i in 0..20 {
+            let r = t
+                .create(
+                    &owner,
+                    &format!("cse-in/owner/{c}"),
+                    T::ContentInstance,
+                    json!({"m2m:cin": {"rn": format!("{c}{i}"), "con": "v"}}),
+                )
+                .await;
+            assert_eq!(r.rsc, R::Created);
+        }
+    }
+    // One instance tells the decision for its siblings; ofst passes over the rest unread.
+    let before = store.scanned();
+    let r = t
+        .send(get(
+            &other,
+            "cse-in/owner/open",
+            Some(6),
+            &[("ofst", "15"), ("lim", "2")],
+        ))
+        .await;
+    assert_eq!(names(&r), vec!["open15", "open16"]);
+    assert_eq!(store.scanned() - before, 3, "open0, open15, open16");
+    // Discovery of instances: those of `closed` cost one read, the refusal of the first.
+    let before = store.scanned();
+    let r = t
+        .send(get(
+            &other,
+            "cse-in/owner",
+            None,
+            &[("fu", "1"), ("ty", "4")],
+        ))
+        .await;
+    let found = names(&r);
+    assert_eq!(found.len(), 20);
+    assert!(found.iter().all(|n| n.starts_with("open")), "{found:?}");
+    assert_eq!(store.scanned() - before, 21);
+}

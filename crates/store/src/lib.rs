@@ -89,6 +89,39 @@ pub struct Scan<'a> {
     pub names: &'a [String],
 }
 
+/// A resource as a scan's index shows it, before its attributes are read.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Entry<'a> {
+    /// Its type.
+    pub ty: ResourceType,
+    /// Its parent's `ri`.
+    pub pi: &'a str,
+    /// Its structured name.
+    pub srn: &'a str,
+}
+
+/// What a scan's visitor wants of an [`Entry`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Peek {
+    /// Its attributes: [`Visitor::visit`] gets the resource.
+    Read,
+    /// Nothing: the scan goes on to the next entry without reading this one.
+    Pass,
+    /// Nothing more: the scan ends.
+    Stop,
+}
+
+/// Receives what a [`Store::scan`] finds.
+pub trait Visitor {
+    /// Decides from the index entry alone whether the resource is worth reading (by
+    /// default, every one is).
+    fn peek(&mut self, _entry: &Entry<'_>) -> Result<Peek> {
+        Ok(Peek::Read)
+    }
+    /// Takes a resource the visitor asked to read.
+    fn visit(&mut self, resource: Resource) -> Result<Flow>;
+}
+
 /// What a scan's visitor wants after a resource.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Flow {
@@ -126,12 +159,12 @@ pub trait Store: Send + Sync + std::fmt::Debug + 'static {
     /// levels down when given. It loads the whole subtree: for maintenance and tests; a
     /// request's results use [`scan`](Store::scan), which stops when the caller has enough.
     fn descendants(&self, srn: &str, max_depth: Option<u64>) -> Result<Vec<Resource>>;
-    /// Hands the resources a [`Scan`] selects to `visit`, one at a time in creation order,
-    /// until `visit` answers [`Flow::Stop`] or there are no more. The scan's criteria are
-    /// applied before a resource's attributes are read, so a resource they exclude costs an
-    /// index entry, not its content; only what `visit` keeps stays in memory. Results are
-    /// one consistent snapshot of committed state.
-    fn scan(&self, scan: &Scan<'_>, visit: &mut dyn FnMut(Resource) -> Result<Flow>) -> Result<()>;
+    /// Shows the resources a [`Scan`] selects to `visitor`, one at a time in creation
+    /// order, until it answers [`Flow::Stop`] or there are no more. The scan's criteria are
+    /// applied before a resource's attributes are read, and the visitor sees each index
+    /// [`Entry`] first: what it passes over costs an index entry, not its content, and only
+    /// what it keeps stays in memory. Results are one consistent snapshot of committed state.
+    fn scan(&self, scan: &Scan<'_>, visitor: &mut dyn Visitor) -> Result<()>;
     /// The AE-ID remembered for a credential, if any.
     fn credential_ae(&self, credential_id: &str) -> Result<Option<String>>;
     /// Every remembered binding (key, AE-ID), sorted by key.

@@ -1,7 +1,7 @@
 //! The embedded SQLite backend: one writer thread that group-commits, a small pool of
 //! read connections (WAL lets them read while the writer writes).
 
-use crate::{Flow, Scan, Scope, Store, Txn, WriteJob, SCHEMA_VERSION};
+use crate::{Entry, Flow, Peek, Scan, Scope, Store, Txn, Visitor, WriteJob, SCHEMA_VERSION};
 use model::{Error, Resource, ResourceType, Result};
 use rusqlite::{params, Connection, OpenFlags, OptionalExtension};
 use serde_json::{Map, Value};
@@ -406,11 +406,11 @@ fn subtree(conn: &Connection, srn: &str) -> Result<Vec<Resource>> {
     )
 }
 
-/// The SQL of a scan over the index entries only (`seq`, `ty`, `srn`: never the body), in
+/// The SQL of a scan over the index entries only (`seq`, `ty`, `srn`, `pi`: never the body), in
 /// creation order, with its parameters.
 fn scan_query(scan: &Scan<'_>) -> (String, Vec<rusqlite::types::Value>) {
     use rusqlite::types::Value as V;
-    let mut sql = String::from("SELECT seq, ty, srn FROM resources WHERE ");
+    let mut sql = String::from("SELECT seq, ty, srn, pi FROM resources WHERE ");
     let mut args = Vec::new();
     match scan.scope {
         Scope::Children(pi) => {
@@ -853,7 +853,7 @@ impl Store for SqliteStore {
         Ok(all)
     }
 
-    fn scan(&self, scan: &Scan<'_>, visit: &mut dyn FnMut(Resource) -> Result<Flow>) -> Result<()> {
+    fn scan(&self, scan: &Scan<'_>, visitor: &mut dyn Visitor) -> Result<()> {
         let (sql, args) = scan_query(scan);
         self.with_reader(|c| {
             // Both statements run on one connection, inside one read transaction: the bodies
@@ -872,7 +872,20 @@ impl Store for SqliteStore {
                     continue;
                 }
                 let seq: i64 = row.get(0).map_err(db_err)?;
-                let ty: i64 = row.get(1).map_err(db_err)?;
+                let code: i64 = row.get(1).map_err(db_err)?;
+                let pi: String = row.get(3).map_err(db_err)?;
+                let ty = ResourceType::from_code(code as u64)
+                    .map_err(|_| Error::internal(format!("store: unknown type {code}")))?;
+                let entry = Entry {
+                    ty,
+                    pi: &pi,
+                    srn: &srn,
+                };
+                match visitor.peek(&entry)? {
+                    Peek::Read => {}
+                    Peek::Pass => continue,
+                    Peek::Stop => break,
+                }
                 let Some(text) = body
                     .query_row([seq], |r| r.get::<_, String>(0))
                     .optional()
@@ -881,7 +894,7 @@ impl Store for SqliteStore {
                     continue;
                 };
                 self.scanned.fetch_add(1, Ordering::Relaxed);
-                if visit(row_to_resource(ty, srn, text)?)? == Flow::Stop {
+                if visitor.visit(row_to_resource(code, srn, text)?)? == Flow::Stop {
                     break;
                 }
             }

@@ -1,5 +1,5 @@
 use super::*;
-use crate::{write, Flow, Scan, Scope};
+use crate::{write, Entry, Flow, Peek, Scan, Scope, Visitor};
 use model::ResponseStatusCode;
 use serde_json::json;
 use std::sync::Arc;
@@ -607,19 +607,40 @@ async fn seed_instances(store: &SqliteStore, n: usize, size: usize) {
     .expect("instances");
 }
 
-fn scan_names(store: &SqliteStore, scan: &Scan<'_>, keep: usize) -> Vec<String> {
-    let mut seen = Vec::new();
-    store
-        .scan(scan, &mut |r| {
-            seen.push(r.srn);
-            Ok(if seen.len() == keep {
-                Flow::Stop
-            } else {
-                Flow::Continue
-            })
+/// Keeps the names of what it reads, up to `keep`; reads only entries `wanted` accepts.
+struct Names<F: FnMut(&Entry<'_>) -> bool> {
+    keep: usize,
+    wanted: F,
+    seen: Vec<String>,
+}
+
+impl<F: FnMut(&Entry<'_>) -> bool> Visitor for Names<F> {
+    fn peek(&mut self, entry: &Entry<'_>) -> Result<Peek> {
+        Ok(if (self.wanted)(entry) {
+            Peek::Read
+        } else {
+            Peek::Pass
         })
-        .expect("scan");
-    seen
+    }
+
+    fn visit(&mut self, r: Resource) -> Result<Flow> {
+        self.seen.push(r.srn);
+        Ok(if self.seen.len() == self.keep {
+            Flow::Stop
+        } else {
+            Flow::Continue
+        })
+    }
+}
+
+fn scan_names(store: &SqliteStore, scan: &Scan<'_>, keep: usize) -> Vec<String> {
+    let mut names = Names {
+        keep,
+        wanted: |_: &Entry<'_>| true,
+        seen: Vec::new(),
+    };
+    store.scan(scan, &mut names).expect("scan");
+    names.seen
 }
 
 #[tokio::test]
@@ -686,4 +707,24 @@ async fn a_scan_reads_only_what_its_visitor_takes() {
         usize::MAX,
     );
     assert_eq!(shallow, vec!["cse-in/ae", "cse-in/ae-x"]);
+
+    // What the visitor passes over by its index entry is never read.
+    let before = store.scanned();
+    let mut one = Names {
+        keep: usize::MAX,
+        wanted: |e: &Entry<'_>| e.pi == "cnt1" && e.srn.ends_with("/i199"),
+        seen: Vec::new(),
+    };
+    store
+        .scan(
+            &Scan {
+                scope: Scope::Children("cnt1"),
+                types: &[],
+                names: &[],
+            },
+            &mut one,
+        )
+        .expect("scan");
+    assert_eq!(one.seen, vec!["cse-in/ae/cnt/i199"]);
+    assert_eq!(store.scanned() - before, 1);
 }
