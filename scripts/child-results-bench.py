@@ -7,7 +7,8 @@ time of each request, the CSE's resident memory before and its peak during the b
 the latency of an unrelated small RETRIEVE made while the burst runs.
 
     cargo build -p cli --bin cse
-    scripts/child-results-bench.py --cse target/debug/cse [--instances 200] [--size 921600] [--parallel 8]
+    scripts/child-results-bench.py --cse target/debug/cse [--instances 200] [--size 921600]
+        [--parallel 8] [--query 'rcn=4&lim=1&ty=4']
 
 The data folder is a temporary folder under $TMPDIR (else /tmp), deleted at the end.
 """
@@ -48,6 +49,7 @@ def main():
     ap.add_argument("--instances", type=int, default=200)
     ap.add_argument("--size", type=int, default=900 * 1024)
     ap.add_argument("--parallel", type=int, default=8)
+    ap.add_argument("--query", default="rcn=4&lim=1&ty=4", help="the query of each parallel RETRIEVE")
     args = ap.parse_args()
 
     data = tempfile.mkdtemp(prefix="child-results-")
@@ -73,7 +75,7 @@ def main():
 
         def one(i):
             t0 = time.monotonic()
-            _, _, b = request(base, "GET", "/cse-in/s/c?rcn=4&lim=1&ty=4", ae, rqi=f"g{i}")
+            _, _, b = request(base, "GET", f"/cse-in/s/c?{args.query}", ae, rqi=f"g{i}")
             times[i] = time.monotonic() - t0
             sizes[i] = len(b)
 
@@ -90,7 +92,7 @@ def main():
         peak = status_kib(cse.pid, "VmHWM")
         times.sort()
         print(f"instances {args.instances} x {args.size} B, {args.parallel} parallel "
-              f"GET c?rcn=4&lim=1&ty=4 (response {sizes[0]} B each)")
+              f"GET c?{args.query} (response {sizes[0]} B each)")
         print(f"per request: min {times[0]:.3f} s, median {times[len(times)//2]:.3f} s, "
               f"max {times[-1]:.3f} s; burst wall {wall:.3f} s")
         print(f"small RETRIEVE during the burst: {probe*1000:.1f} ms")

@@ -406,33 +406,63 @@ fn subtree(conn: &Connection, srn: &str) -> Result<Vec<Resource>> {
     )
 }
 
-/// The SQL of a scan over the index entries only (`seq`, `ty`, `srn`, `pi`: never the body), in
-/// creation order, with its parameters.
-fn scan_query(scan: &Scan<'_>) -> (String, Vec<rusqlite::types::Value>) {
+/// The SQL of a scan over the index entries only (`seq`, `ty`, `srn`, `pi`: never the body),
+/// each query in creation order, with its parameters. Children are one query per type, each
+/// walking the `(pi, ty, seq)` index in order, so that their merge streams without sorting
+/// every child first; descendants are one query over the structured names.
+fn scan_queries(scan: &Scan<'_>) -> Vec<(String, Vec<rusqlite::types::Value>)> {
     use rusqlite::types::Value as V;
-    let mut sql = String::from("SELECT seq, ty, srn, pi FROM resources WHERE ");
-    let mut args = Vec::new();
+    const COLUMNS: &str = "SELECT seq, ty, srn, pi FROM resources WHERE";
     match scan.scope {
         Scope::Children(pi) => {
-            sql.push_str("pi = ?1");
-            args.push(V::Text(pi.to_owned()));
+            // Each type once, however often the filter names it.
+            let types: Vec<ResourceType> = ResourceType::ALL
+                .into_iter()
+                .filter(|t| scan.types.is_empty() || scan.types.contains(t))
+                .collect();
+            types
+                .iter()
+                .map(|ty| {
+                    (
+                        format!("{COLUMNS} pi = ?1 AND ty = ?2 ORDER BY seq"),
+                        vec![V::Text(pi.to_owned()), V::Integer(i64::from(ty.code()))],
+                    )
+                })
+                .collect()
         }
         Scope::Descendants { srn, .. } => {
-            sql.push_str("srn > ?1 AND srn < ?2");
-            args.push(V::Text(format!("{srn}/")));
-            args.push(V::Text(format!("{srn}0")));
+            let mut sql = format!("{COLUMNS} srn > ?1 AND srn < ?2");
+            let mut args = vec![V::Text(format!("{srn}/")), V::Text(format!("{srn}0"))];
+            if !scan.types.is_empty() {
+                let marks: Vec<String> =
+                    (3..3 + scan.types.len()).map(|i| format!("?{i}")).collect();
+                sql.push_str(&format!(" AND ty IN ({})", marks.join(", ")));
+                args.extend(scan.types.iter().map(|t| V::Integer(i64::from(t.code()))));
+            }
+            sql.push_str(" ORDER BY seq");
+            vec![(sql, args)]
         }
     }
-    if !scan.types.is_empty() {
-        let first = args.len() + 1;
-        let marks: Vec<String> = (first..first + scan.types.len())
-            .map(|i| format!("?{i}"))
-            .collect();
-        sql.push_str(&format!(" AND ty IN ({})", marks.join(", ")));
-        args.extend(scan.types.iter().map(|t| V::Integer(t.code() as i64)));
-    }
-    sql.push_str(" ORDER BY seq");
-    (sql, args)
+}
+
+/// One index entry of a scan.
+struct IndexRow {
+    seq: i64,
+    code: i64,
+    srn: String,
+    pi: String,
+}
+
+fn next_index_row(rows: &mut rusqlite::Rows<'_>) -> Result<Option<IndexRow>> {
+    let Some(row) = rows.next().map_err(db_err)? else {
+        return Ok(None);
+    };
+    Ok(Some(IndexRow {
+        seq: row.get(0).map_err(db_err)?,
+        code: row.get(1).map_err(db_err)?,
+        srn: row.get(2).map_err(db_err)?,
+        pi: row.get(3).map_err(db_err)?,
+    }))
 }
 
 /// Whether an index entry passes the criteria SQL did not apply (depth and name, both read
@@ -854,26 +884,45 @@ impl Store for SqliteStore {
     }
 
     fn scan(&self, scan: &Scan<'_>, visitor: &mut dyn Visitor) -> Result<()> {
-        let (sql, args) = scan_query(scan);
+        let queries = scan_queries(scan);
         self.with_reader(|c| {
-            // Both statements run on one connection, inside one read transaction: the bodies
+            // Every statement runs on one connection, inside one read transaction: the bodies
             // read are those of the snapshot the index entries came from.
             let tx = c.unchecked_transaction().map_err(db_err)?;
-            let mut entries = tx.prepare_cached(&sql).map_err(db_err)?;
+            let mut statements = Vec::with_capacity(queries.len());
+            for (sql, _) in &queries {
+                statements.push(tx.prepare_cached(sql).map_err(db_err)?);
+            }
             let mut body = tx
                 .prepare_cached("SELECT body FROM resources WHERE seq = ?1")
                 .map_err(db_err)?;
-            let mut rows = entries
-                .query(rusqlite::params_from_iter(args))
-                .map_err(db_err)?;
-            while let Some(row) = rows.next().map_err(db_err)? {
-                let srn: String = row.get(2).map_err(db_err)?;
+            let mut streams = Vec::with_capacity(queries.len());
+            for (stmt, (_, args)) in statements.iter_mut().zip(&queries) {
+                streams.push(
+                    stmt.query(rusqlite::params_from_iter(args.iter()))
+                        .map_err(db_err)?,
+                );
+            }
+            let mut heads = Vec::with_capacity(streams.len());
+            for rows in &mut streams {
+                heads.push(next_index_row(rows)?);
+            }
+            // Merge the streams by `seq`: creation order across types.
+            loop {
+                let next = heads
+                    .iter()
+                    .enumerate()
+                    .filter_map(|(i, h)| h.as_ref().map(|h| (i, h.seq)))
+                    .min_by_key(|(_, seq)| *seq)
+                    .map(|(i, _)| i);
+                let Some(i) = next else { break };
+                let Some(IndexRow { seq, code, srn, pi }) = heads[i].take() else {
+                    break;
+                };
+                heads[i] = next_index_row(&mut streams[i])?;
                 if !scan_admits(scan, &srn) {
                     continue;
                 }
-                let seq: i64 = row.get(0).map_err(db_err)?;
-                let code: i64 = row.get(1).map_err(db_err)?;
-                let pi: String = row.get(3).map_err(db_err)?;
                 let ty = ResourceType::from_code(code as u64)
                     .map_err(|_| Error::internal(format!("store: unknown type {code}")))?;
                 let entry = Entry {

@@ -728,3 +728,48 @@ async fn a_scan_reads_only_what_its_visitor_takes() {
     assert_eq!(one.seen, vec!["cse-in/ae/cnt/i199"]);
     assert_eq!(store.scanned() - before, 1);
 }
+
+#[tokio::test]
+async fn children_of_every_type_come_in_creation_order_once() {
+    let dir = tempfile::tempdir().expect("tmp");
+    let store = open(dir.path());
+    seed(&store).await;
+    seed_instances(&store, 3, 10).await;
+    write(&*store, |t| {
+        t.insert(&res(
+            ResourceType::ContentInstance,
+            "late",
+            "cnt1",
+            "cse-in/ae/cnt/late",
+            json!({}),
+        ))
+    })
+    .await
+    .expect("late");
+    let every = scan_names(
+        &store,
+        &Scan {
+            scope: Scope::Children("cnt1"),
+            types: &[],
+            names: &[],
+        },
+        usize::MAX,
+    );
+    let expected = ["i0", "i1", "i2", "sub", "late"].map(|n| format!("cse-in/ae/cnt/{n}"));
+    assert_eq!(every, expected);
+    let twice = [
+        ResourceType::ContentInstance,
+        ResourceType::Container,
+        ResourceType::ContentInstance,
+    ];
+    let named = scan_names(
+        &store,
+        &Scan {
+            scope: Scope::Children("cnt1"),
+            types: &twice,
+            names: &[],
+        },
+        usize::MAX,
+    );
+    assert_eq!(named, expected);
+}
