@@ -3,10 +3,12 @@
 //! then `ofst`, `lim` and the CSE's own bounds.
 //!
 //! The order matters for security: a resource the originator may not see is dropped before
-//! it is counted, so it neither takes a place under `lim` nor shifts `ofst`, and the scan
-//! stops as soon as the page is full, so a request never costs the CSE the resources it
-//! will not return. When the CSE's bounds (not the request's `lim`) cut the result, the
-//! response says so with Content Status partial and the Content Offset to continue from.
+//! it is counted, so it neither takes a place under `lim` nor shifts `ofst`. The cost stays
+//! with what is returned: the store applies `ty`, `rn` and `lvl` from its index, content
+//! instances refused by their parent's decision or passed over by `ofst` are not read, every
+//! other resource is read one at a time and dropped unless returned, and the scan stops as
+//! soon as the page is full. When the CSE's bounds (not the request's `lim`) cut the result,
+//! the response says so with Content Status partial and the Content Offset to continue from.
 
 use crate::access::governed_by_parent;
 use model::{ContentStatus, FilterCriteria, Resource, ResourceType, Response, Result};
@@ -76,8 +78,8 @@ pub(crate) struct Admission<'a> {
     pub(crate) admit: &'a mut dyn FnMut(&Resource) -> bool,
     /// Whether resources governed by their parent's policies (content instances) are
     /// decided alike under one parent, as they are when the request carries no token (a
-    /// token can name a single resource). Then one decision per parent stands for its siblings, and those
-    /// refused, or passed over by `ofst`, are never read.
+    /// token can name a single resource). Then one decision per parent stands for its
+    /// siblings, and those refused, or passed over by `ofst`, are never read.
     pub(crate) by_parent: bool,
 }
 
@@ -147,10 +149,19 @@ impl Visitor for Collector<'_, '_> {
         if !self.fc.matches(r.ty, &r.attrs) {
             return Ok(Flow::Continue);
         }
-        let admitted = (self.admission.admit)(&r);
-        if self.admission.by_parent && governed_by_parent(r.ty) {
-            self.decided.insert((r.pi().to_owned(), r.ty), admitted);
-        }
+        let admitted = if self.admission.by_parent && governed_by_parent(r.ty) {
+            let key = (r.pi().to_owned(), r.ty);
+            match self.decided.get(&key) {
+                Some(known) => *known,
+                None => {
+                    let admitted = (self.admission.admit)(&r);
+                    self.decided.insert(key, admitted);
+                    admitted
+                }
+            }
+        } else {
+            (self.admission.admit)(&r)
+        };
         if !admitted {
             return Ok(Flow::Continue);
         }
