@@ -42,7 +42,7 @@ pub(crate) struct Bounds {
 /// The resources of a page and, when the CSE's bounds cut it, where to continue.
 #[derive(Debug, Default)]
 pub(crate) struct Page {
-    /// What the originator gets, in creation order.
+    /// What the originator gets, in the order of the scan.
     pub(crate) found: Vec<Resource>,
     /// `Some(ofst)` when more resources matched than the CSE returns at once.
     pub(crate) continue_at: Option<u64>,

@@ -159,8 +159,9 @@ pub trait Store: Send + Sync + std::fmt::Debug + 'static {
     /// levels down when given. It loads the whole subtree: for maintenance and tests; a
     /// request's results use [`scan`](Store::scan), which stops when the caller has enough.
     fn descendants(&self, srn: &str, max_depth: Option<u64>) -> Result<Vec<Resource>>;
-    /// Shows the resources a [`Scan`] selects to `visitor`, one at a time in creation
-    /// order, until it answers [`Flow::Stop`] or there are no more. The scan's criteria are
+    /// Shows the resources a [`Scan`] selects to `visitor`, one at a time (children in
+    /// creation order, descendants in structured-name order, so that neither needs a sort
+    /// of everything first), until it answers [`Flow::Stop`] or there are no more. The scan's criteria are
     /// applied before a resource's attributes are read, and the visitor sees each index
     /// [`Entry`] first: what it passes over costs an index entry, not its content, and only
     /// what it keeps stays in memory. Results are one consistent snapshot of committed state.

@@ -407,9 +407,9 @@ fn subtree(conn: &Connection, srn: &str) -> Result<Vec<Resource>> {
 }
 
 /// The SQL of a scan over the index entries only (`seq`, `ty`, `srn`, `pi`: never the body),
-/// each query in creation order, with its parameters. Children are one query per type, each
-/// walking the `(pi, ty, seq)` index in order, so that their merge streams without sorting
-/// every child first; descendants are one query over the structured names.
+/// with its parameters. Children are one query per type, each walking the `(pi, ty, seq)`
+/// index in creation order, so that their merge streams without sorting every child first;
+/// descendants are one query walking the structured names in order.
 fn scan_queries(scan: &Scan<'_>) -> Vec<(String, Vec<rusqlite::types::Value>)> {
     use rusqlite::types::Value as V;
     const COLUMNS: &str = "SELECT seq, ty, srn, pi FROM resources WHERE";
@@ -439,7 +439,9 @@ fn scan_queries(scan: &Scan<'_>) -> Vec<(String, Vec<rusqlite::types::Value>)> {
                 sql.push_str(&format!(" AND ty IN ({})", marks.join(", ")));
                 args.extend(scan.types.iter().map(|t| V::Integer(i64::from(t.code()))));
             }
-            sql.push_str(" ORDER BY seq");
+            // In name order, which the unique index on `srn` gives without sorting: the
+            // scan streams and stops where its visitor has enough, whatever the subtree's size.
+            sql.push_str(" ORDER BY srn");
             vec![(sql, args)]
         }
     }

@@ -707,6 +707,22 @@ async fn a_scan_reads_only_what_its_visitor_takes() {
         usize::MAX,
     );
     assert_eq!(shallow, vec!["cse-in/ae", "cse-in/ae-x"]);
+    // Descendants stream in name order: the first instance found ends the scan.
+    let before = store.scanned();
+    let first = scan_names(
+        &store,
+        &Scan {
+            scope: Scope::Descendants {
+                srn: "cse-in",
+                max_depth: None,
+            },
+            types: &instances,
+            names: &[],
+        },
+        1,
+    );
+    assert_eq!(first, vec!["cse-in/ae/cnt/i0".to_string()]);
+    assert_eq!(store.scanned() - before, 1);
 
     // What the visitor passes over by its index entry is never read.
     let before = store.scanned();
