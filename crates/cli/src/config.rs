@@ -538,6 +538,10 @@ pub struct CseSection {
     pub max_content_size: Option<u64>,
     /// Most results of one discovery.
     pub discovery_limit: Option<u64>,
+    /// Most child resources one RETRIEVE result embeds or references.
+    pub result_limit: Option<u64>,
+    /// Most bytes of resources one result embeds.
+    pub result_max_bytes: Option<u64>,
     /// Expiry sweep period, milliseconds.
     pub expiry_check_ms: Option<u64>,
 }
@@ -810,6 +814,8 @@ impl FileConfig {
         set!(c.default_expiration_secs, s.default_expiration_secs);
         set!(c.max_content_size, s.max_content_size);
         set!(c.discovery_limit, s.discovery_limit);
+        set!(c.result_limit, s.result_limit);
+        set!(c.result_max_bytes, s.result_max_bytes);
         set!(c.expiry_check_ms, s.expiry_check_ms);
         for (name, v) in [
             ("cse.cse_id", &c.cse_id),
@@ -849,8 +855,13 @@ impl FileConfig {
                 )));
             }
         }
-        if c.discovery_limit == 0 || c.notification_queue == 0 || c.notification_attempts == 0 {
-            return Err(ConfigError::Invalid("discovery_limit, notifications.queue and notifications.attempts must be at least 1".into()));
+        if c.discovery_limit == 0
+            || c.result_limit == 0
+            || c.result_max_bytes == 0
+            || c.notification_queue == 0
+            || c.notification_attempts == 0
+        {
+            return Err(ConfigError::Invalid("discovery_limit, result_limit, result_max_bytes, notifications.queue and notifications.attempts must be at least 1".into()));
         }
 
         let mut http = http_binding::HttpLimits::default();
@@ -1274,7 +1285,7 @@ mod tests {
                 _ => 0,
             };
         }
-        assert_eq!(documented, 96, "every option is in the documented sample");
+        assert_eq!(documented, 98, "every option is in the documented sample");
         // The key homes' own keys, one level further down.
         let keystore = table_of(sample, "keystore");
         let len = |name: &str| {

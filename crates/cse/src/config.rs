@@ -29,6 +29,13 @@ pub struct CseConfig {
     pub max_content_size: u64,
     /// Maximum number of results one discovery returns when the request sets no `lim`.
     pub discovery_limit: u64,
+    /// Most resources one RETRIEVE response embeds or references as child resources
+    /// (`rcn` 4, 5, 6, 8); beyond it the result is partial (`cnst`, `cnot`).
+    pub result_limit: u64,
+    /// Most bytes of resources (their JSON) one response embeds, for child results and
+    /// discovery alike; beyond it the result is partial. A response holds at least one
+    /// resource, so a result always makes progress.
+    pub result_max_bytes: u64,
     /// How often expired resources are looked for, in milliseconds.
     pub expiry_check_ms: u64,
     /// Notification delivery: queue size per target.
@@ -96,6 +103,8 @@ impl Default for CseConfig {
             default_expiration_secs: 5 * 365 * 24 * 3600,
             max_content_size: 1024 * 1024,
             discovery_limit: 1000,
+            result_limit: 1000,
+            result_max_bytes: 8 * 1024 * 1024,
             expiry_check_ms: 1000,
             notification_queue: 1024,
             notification_attempts: 5,

@@ -1,14 +1,21 @@
 //! Discovery (RETRIEVE with `fu=1`): the resources below the target that match the filter
 //! criteria and that the originator may discover.
 //!
+//! Each result passes its own DISCOVER decision before it counts toward `ofst` and `lim`
+//! (TS-0001 clause 10.2.6); a result content that returns representations rather than
+//! addresses also needs RETRIEVE on each of them, and on the target when the target's own
+//! attributes are returned. Results are read one page at a time ([`crate::page`]).
+//!
 //! The request's verified tokens count for the target and for every result, as for any other
 //! operation; a DAS is not consulted (one consultation per candidate would be a scan of the DAS).
 
 use crate::addressing::Target;
-use crate::content::embed;
+use crate::content::{child_ref, embed, representation};
+use crate::page::{self, Bounds, Shape};
 use crate::{real_target, Caller, Cse};
 use model::{AccessOperation, Request, Response, ResponseStatusCode, Result, ResultContent};
 use serde_json::json;
+use store::Scope;
 
 impl Cse {
     pub(crate) fn discover(
@@ -19,24 +26,52 @@ impl Cse {
     ) -> Result<Response> {
         let root = real_target(target)?;
         self.authorize(caller, &root, AccessOperation::DISCOVERY, None)?;
-        let limit = req
-            .fc
-            .lim
-            .unwrap_or(self.config.discovery_limit)
-            .min(self.config.discovery_limit) as usize;
-        let skip = req.fc.ofst.unwrap_or(0) as usize;
+        let rcn = req.rcn.unwrap_or(ResultContent::DiscoveryResultReferences);
+        let with_root = matches!(
+            rcn,
+            ResultContent::Attributes
+                | ResultContent::AttributesAndChildResources
+                | ResultContent::AttributesAndChildResourceReferences
+        );
+        if with_root {
+            self.authorize(caller, &root, AccessOperation::RETRIEVE, None)?;
+        }
+        let shape = match rcn {
+            ResultContent::Attributes
+            | ResultContent::AttributesAndChildResources
+            | ResultContent::ChildResources => Shape::Representations,
+            _ => Shape::References,
+        };
         let gate = self.gate().with_tokens(&caller.tokens, &caller.rids);
         let facts = self.request_context(caller);
-        let found: Vec<_> = self
-            .store
-            .descendants(&root.srn, req.fc.lvl)?
-            .into_iter()
-            .filter(|r| req.fc.matches(r.ty, &r.attrs))
-            .filter(|r| gate.permits(&caller.originator, &facts, r, AccessOperation::DISCOVERY))
-            .skip(skip)
-            .take(limit)
-            .collect();
-        let pc = match req.rcn.unwrap_or(ResultContent::DiscoveryResultReferences) {
+        let bounds = Bounds {
+            offset: req.fc.ofst.unwrap_or(0),
+            lim: req.fc.lim.filter(|l| *l <= self.config.discovery_limit),
+            max_resources: self.config.discovery_limit,
+            max_bytes: self.config.result_max_bytes,
+            shape,
+        };
+        let scope = Scope::Descendants {
+            srn: &root.srn,
+            max_depth: req.fc.lvl,
+        };
+        let page = page::collect(
+            self.store.as_ref(),
+            &page::scan(scope, &req.fc),
+            &req.fc,
+            bounds,
+            page::Admission {
+                admit: &mut |r| {
+                    let who = &caller.originator;
+                    gate.permits(who, &facts, r, AccessOperation::DISCOVERY)
+                        && (shape == Shape::References
+                            || gate.permits(who, &facts, r, AccessOperation::RETRIEVE))
+                },
+                by_parent: caller.tokens.is_empty(),
+            },
+        )?;
+        let found = &page.found;
+        let pc = match rcn {
             ResultContent::DiscoveryResultReferences => {
                 let unstructured = req.drt == Some(2);
                 let uris: Vec<&str> = found
@@ -46,12 +81,25 @@ impl Cse {
                 json!({ "m2m:uril": uris })
             }
             ResultContent::ChildResourceReferences => {
-                let refs: Vec<_> = found.iter().map(crate::content::child_ref).collect();
+                let refs: Vec<_> = found.iter().map(child_ref).collect();
                 json!({ "m2m:rrl": { "rrf": refs } })
             }
-            ResultContent::ChildResources => embed(json!({ root.ty.wrapper(): {} }), &found),
-            _ => embed(crate::content::representation(&root, &req.atrl)?, &found),
+            ResultContent::ChildResources => embed(json!({ root.ty.wrapper(): {} }), found),
+            ResultContent::AttributesAndChildResourceReferences => {
+                let mut rep = representation(&root, &req.atrl)?;
+                let refs: Vec<_> = found.iter().map(child_ref).collect();
+                if let Some(obj) = rep
+                    .get_mut(root.ty.wrapper())
+                    .and_then(|v| v.as_object_mut())
+                {
+                    obj.insert("ch".into(), json!(refs));
+                }
+                rep
+            }
+            _ => embed(representation(&root, &req.atrl)?, found),
         };
-        Ok(Response::new(ResponseStatusCode::Ok, &req.rqi, Some(pc)))
+        let mut resp = Response::new(ResponseStatusCode::Ok, &req.rqi, Some(pc));
+        page.mark(&mut resp);
+        Ok(resp)
     }
 }

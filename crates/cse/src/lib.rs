@@ -27,6 +27,7 @@ pub mod mef_fetch;
 pub mod notification;
 mod notify;
 pub mod originator;
+mod page;
 pub mod pseudonyms;
 pub mod reload;
 mod resources;

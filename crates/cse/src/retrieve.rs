@@ -1,10 +1,19 @@
 //! RETRIEVE, including partial retrieve (`atrl`) and the child-related result contents.
+//!
+//! Every child a result embeds or references passes its own RETRIEVE decision (TS-0001
+//! clause 8.1.2): being allowed to read a parent says nothing about its children (an
+//! `<AE>` under the `<CSEBase>`, an `<acp>` governed by its own `pvs`, a `<sub>` whose
+//! `nu` names someone's endpoint). Children are read one page at a time ([`crate::page`]).
 
 use crate::addressing::Target;
 use crate::content::{child_ref, embed, representation};
+use crate::page::{self, Bounds, Shape};
 use crate::{real_target, Caller, Cse};
-use model::{AccessOperation, Request, Response, ResponseStatusCode, Result, ResultContent};
+use model::{
+    AccessOperation, Request, Resource, Response, ResponseStatusCode, Result, ResultContent,
+};
 use serde_json::json;
+use store::Scope;
 
 impl Cse {
     pub(crate) async fn retrieve(
@@ -13,6 +22,15 @@ impl Cse {
         req: &Request,
         target: Target,
     ) -> Result<Response> {
+        if let Target::Edge {
+            container,
+            instance: None,
+        } = &target
+        {
+            // Whether a container has instances is itself something only its readers learn.
+            self.authorize_dynamic(caller, container, AccessOperation::RETRIEVE, None)
+                .await?;
+        }
         let r = real_target(target)?;
         self.authorize_dynamic(caller, &r, AccessOperation::RETRIEVE, None)
             .await?;
@@ -24,30 +42,42 @@ impl Cse {
                 Some(r.into_wrapped()),
             ));
         }
-        let children = || -> Result<Vec<model::Resource>> {
-            let mut kids = self.store.children(r.ri(), None)?;
-            kids.retain(|c| req.fc.matches(c.ty, &c.attrs));
-            let skip = req.fc.ofst.unwrap_or(0) as usize;
-            let take = req.fc.lim.unwrap_or(u64::MAX) as usize;
-            Ok(kids.into_iter().skip(skip).take(take).collect())
-        };
-        let pc = match rcn {
-            ResultContent::Attributes => representation(&r, &req.atrl)?,
-            ResultContent::AttributesAndChildResources => {
-                embed(representation(&r, &req.atrl)?, &children()?)
+        let shape = match rcn {
+            ResultContent::AttributesAndChildResources | ResultContent::ChildResources => {
+                Shape::Representations
             }
-            ResultContent::ChildResources => embed(json!({ r.ty.wrapper(): {} }), &children()?),
+            _ => Shape::References,
+        };
+        let children = || self.readable_children(caller, req, &r, shape);
+        let (pc, page) = match rcn {
+            ResultContent::Attributes => (representation(&r, &req.atrl)?, None),
+            ResultContent::AttributesAndChildResources => {
+                let page = children()?;
+                (
+                    embed(representation(&r, &req.atrl)?, &page.found),
+                    Some(page),
+                )
+            }
+            ResultContent::ChildResources => {
+                let page = children()?;
+                (
+                    embed(json!({ r.ty.wrapper(): {} }), &page.found),
+                    Some(page),
+                )
+            }
             ResultContent::AttributesAndChildResourceReferences => {
+                let page = children()?;
                 let mut rep = representation(&r, &req.atrl)?;
-                let refs: Vec<_> = children()?.iter().map(child_ref).collect();
+                let refs: Vec<_> = page.found.iter().map(child_ref).collect();
                 if let Some(obj) = rep.get_mut(r.ty.wrapper()).and_then(|v| v.as_object_mut()) {
                     obj.insert("ch".into(), json!(refs));
                 }
-                rep
+                (rep, Some(page))
             }
             ResultContent::ChildResourceReferences => {
-                let refs: Vec<_> = children()?.iter().map(child_ref).collect();
-                json!({ "m2m:rrl": { "rrf": refs } })
+                let page = children()?;
+                let refs: Vec<_> = page.found.iter().map(child_ref).collect();
+                (json!({ "m2m:rrl": { "rrf": refs } }), Some(page))
             }
             _ => {
                 return Err(model::Error::bad_request(
@@ -55,6 +85,42 @@ impl Cse {
                 ))
             }
         };
-        Ok(Response::new(ResponseStatusCode::Ok, &req.rqi, Some(pc)))
+        let mut resp = Response::new(ResponseStatusCode::Ok, &req.rqi, Some(pc));
+        if let Some(page) = page {
+            page.mark(&mut resp);
+        }
+        Ok(resp)
+    }
+
+    /// The direct children of `parent` that match the request's filter criteria and that
+    /// the originator may RETRIEVE, one page of them.
+    fn readable_children(
+        &self,
+        caller: &Caller<'_>,
+        req: &Request,
+        parent: &Resource,
+        shape: Shape,
+    ) -> Result<page::Page> {
+        let gate = self.gate().with_tokens(&caller.tokens, &caller.rids);
+        let facts = self.request_context(caller);
+        let bounds = Bounds {
+            offset: req.fc.ofst.unwrap_or(0),
+            lim: req.fc.lim,
+            max_resources: self.config.result_limit,
+            max_bytes: self.config.result_max_bytes,
+            shape,
+        };
+        page::collect(
+            self.store.as_ref(),
+            &page::scan(Scope::Children(parent.ri()), &req.fc),
+            &req.fc,
+            bounds,
+            page::Admission {
+                admit: &mut |child| {
+                    gate.permits(&caller.originator, &facts, child, AccessOperation::RETRIEVE)
+                },
+                by_parent: caller.tokens.is_empty(),
+            },
+        )
     }
 }

@@ -574,3 +574,54 @@ async fn every_bad_token_is_refused_with_its_code() {
     .await;
     assert_eq!(r.rsc, R::Ok);
 }
+
+/// A token that names one content instance admits that one into a discovery result and none
+/// of its siblings: with a token, instances are decided one by one, not once per container.
+#[tokio::test]
+async fn a_token_for_one_instance_admits_it_alone_into_discovery() {
+    let (t, owner, other) = owned().await;
+    let acp = t
+        .create(
+            &owner,
+            "cse-in/owner",
+            T::AccessControlPolicy,
+            json!({"m2m:acp": {"rn": "find", "pv": {"acr": [{"acor": [other], "acop": 32},
+                {"acor": [owner], "acop": 63}]}, "pvs": {"acr": [{"acor": [owner], "acop": 63}]}}}),
+        )
+        .await;
+    let acp = acp.pc.as_ref().map(|pc| pc["m2m:acp"]["ri"].clone());
+    let r = t
+        .update(&owner, "cse-in/owner", json!({"m2m:ae": {"acpi": [acp]}}))
+        .await;
+    assert_eq!(r.rsc, R::Updated, "{:?}", r.pc);
+    let mut named = String::new();
+    for rn in ["a", "b", "c"] {
+        let r = t
+            .create(
+                &owner,
+                "cse-in/owner/data",
+                T::ContentInstance,
+                json!({"m2m:cin": {"rn": rn, "con": rn}}),
+            )
+            .await;
+        assert_eq!(r.rsc, R::Created);
+        if rn == "b" {
+            named = attr(&r, "ri").as_str().unwrap_or_default().to_owned();
+        }
+    }
+    let discover = |token: Option<String>| {
+        let mut req = Request::new(Operation::Retrieve, "cse-in/owner", Some(other.clone()));
+        req.fc.add("fu", "1").expect("fu");
+        req.fc.add("ty", "4").expect("ty");
+        req.tkns = token.into_iter().collect();
+        req
+    };
+    let uris = |r: model::Response| r.pc.map(|pc| pc["m2m:uril"].clone());
+    assert_eq!(uris(t.send(discover(None)).await), Some(json!([])));
+    let mut c = claims(&other, json!({"acr": [{"acor": [other], "acop": 32}]}));
+    c["tkps"] = json!({"pm": [{"ris": [named], "pv": {"acr": [{"acor": [other], "acop": 32}]}}]});
+    assert_eq!(
+        uris(t.send(discover(Some(hs(&c)))).await),
+        Some(json!(["cse-in/owner/data/b"]))
+    );
+}

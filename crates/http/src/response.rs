@@ -94,6 +94,12 @@ pub(crate) fn to_http(
             h.insert(CONTENT_LOCATION, v);
         }
     }
+    if let Some(cnst) = resp.cnst {
+        h.insert(headers::CTS, HeaderValue::from(u16::from(cnst.code())));
+    }
+    if let Some(cnot) = resp.cnot {
+        h.insert(headers::CTO, HeaderValue::from(cnot));
+    }
     if resp.pc.is_some() {
         h.insert(
             CONTENT_TYPE,
@@ -119,6 +125,19 @@ mod tests {
 
     fn header<'a>(r: &'a http::Response<Full<Bytes>>, name: &str) -> Option<&'a str> {
         r.headers().get(name).and_then(|v| v.to_str().ok())
+    }
+
+    #[test]
+    fn a_partial_result_carries_content_status_and_offset() {
+        let mut resp = Response::new(ResponseStatusCode::Ok, "r", Some(json!({"m2m:rrl": {}})));
+        let full = to_http(&resp, &Echo::default(), None);
+        assert_eq!(header(&full, "x-m2m-cts"), None);
+        assert_eq!(header(&full, "x-m2m-cto"), None);
+        resp.cnst = Some(model::ContentStatus::Partial);
+        resp.cnot = Some(1000);
+        let partial = to_http(&resp, &Echo::default(), None);
+        assert_eq!(header(&partial, "x-m2m-cts"), Some("1"));
+        assert_eq!(header(&partial, "x-m2m-cto"), Some("1000"));
     }
 
     #[test]

@@ -32,6 +32,8 @@ const SPELLINGS: &[&str] = &[
     "X-M2M-RI",
     "X-M2M-RVI",
     "X-M2M-OT",
+    "X-M2M-CTS",
+    "X-M2M-CTO",
     "Content-Location",
     "Content-Type",
     "Content-Length",

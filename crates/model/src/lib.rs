@@ -19,7 +19,7 @@ pub mod types;
 
 pub use error::{Error, Result};
 pub use filter::FilterCriteria;
-pub use primitive::{Request, Response, ResultContent};
+pub use primitive::{ContentStatus, Request, Response, ResultContent};
 pub use resource::Resource;
 pub use rsc::ResponseStatusCode;
 pub use types::{AccessOperation, Operation, ResourceType};

@@ -214,6 +214,30 @@ pub struct Response {
     pub location: Option<String>,
     /// Originating timestamp of the response.
     pub ot: Option<String>,
+    /// Content Status (`cnst`, TS-0004 clause 6.3.4.2.44): set when the CSE cut a RETRIEVE
+    /// result at its own limits, so that the originator knows there is more.
+    pub cnst: Option<ContentStatus>,
+    /// Content Offset (`cnot`): with a partial result, the `ofst` that continues it.
+    pub cnot: Option<u64>,
+}
+
+/// Whether a RETRIEVE result holds everything that matched (`m2m:contentStatus`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ContentStatus {
+    /// The CSE stopped at one of its limits; continue with `ofst` = `cnot`.
+    Partial,
+    /// Everything that matched is there.
+    Full,
+}
+
+impl ContentStatus {
+    /// The wire number.
+    pub fn code(self) -> u8 {
+        match self {
+            Self::Partial => 1,
+            Self::Full => 2,
+        }
+    }
 }
 
 impl Response {
@@ -225,6 +249,8 @@ impl Response {
             pc,
             location: None,
             ot: None,
+            cnst: None,
+            cnot: None,
         }
     }
 

@@ -15,6 +15,7 @@ mod sqlite;
 pub use sqlite::{SqliteOptions, SqliteStore};
 
 use model::{Resource, ResourceType, Result};
+
 use tokio::sync::oneshot;
 
 /// The schema version this build reads and writes.
@@ -60,6 +61,76 @@ pub trait Txn {
     fn seal_identity(&mut self, ae_id: &str, sealed: &[u8]) -> Result<()>;
 }
 
+/// Where a [`Scan`] looks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Scope<'a> {
+    /// The direct children of the resource with this `ri`.
+    Children(&'a str),
+    /// Everything strictly below the resource with this structured name, at most
+    /// `max_depth` levels down when given (1: its children).
+    Descendants {
+        /// The structured name of the resource at the top (not itself visited).
+        srn: &'a str,
+        /// Deepest level visited, counted from the top (`lvl`).
+        max_depth: Option<u64>,
+    },
+}
+
+/// Which resources a request's result may contain, as far as the store can tell without
+/// reading a resource's attributes: the rest of the filter criteria, and access control,
+/// are the visitor's to apply. Backends push these criteria into their indexes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Scan<'a> {
+    /// Where to look.
+    pub scope: Scope<'a>,
+    /// Only resources of these types; empty: every type (`ty`).
+    pub types: &'a [ResourceType],
+    /// Only resources with one of these names; empty: any name (`rn`).
+    pub names: &'a [String],
+}
+
+/// A resource as a scan's index shows it, before its attributes are read.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Entry<'a> {
+    /// Its type.
+    pub ty: ResourceType,
+    /// Its parent's `ri`.
+    pub pi: &'a str,
+    /// Its structured name.
+    pub srn: &'a str,
+}
+
+/// What a scan's visitor wants of an [`Entry`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Peek {
+    /// Its attributes: [`Visitor::visit`] gets the resource.
+    Read,
+    /// Nothing: the scan goes on to the next entry without reading this one.
+    Pass,
+    /// Nothing more: the scan ends.
+    Stop,
+}
+
+/// Receives what a [`Store::scan`] finds.
+pub trait Visitor {
+    /// Decides from the index entry alone whether the resource is worth reading (by
+    /// default, every one is).
+    fn peek(&mut self, _entry: &Entry<'_>) -> Result<Peek> {
+        Ok(Peek::Read)
+    }
+    /// Takes a resource the visitor asked to read.
+    fn visit(&mut self, resource: Resource) -> Result<Flow>;
+}
+
+/// What a scan's visitor wants after a resource.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Flow {
+    /// The next resource, if any.
+    Continue,
+    /// Nothing more: the scan ends without reading further.
+    Stop,
+}
+
 /// One unit of work for the writer: runs inside the group transaction.
 pub type WriteJob = Box<dyn FnOnce(&mut dyn Txn) -> Result<()> + Send>;
 
@@ -85,8 +156,16 @@ pub trait Store: Send + Sync + std::fmt::Debug + 'static {
     /// The oldest direct child of a type (for `ol`).
     fn oldest_child(&self, pi: &str, ty: ResourceType) -> Result<Option<Resource>>;
     /// Every resource below `srn` (not itself) in creation order, at most `max_depth`
-    /// levels down when given.
+    /// levels down when given. It loads the whole subtree: for maintenance and tests; a
+    /// request's results use [`scan`](Store::scan), which stops when the caller has enough.
     fn descendants(&self, srn: &str, max_depth: Option<u64>) -> Result<Vec<Resource>>;
+    /// Shows the resources a [`Scan`] selects to `visitor`, one at a time (children in
+    /// creation order, descendants in structured-name order, so that neither needs a sort
+    /// of everything first), until it answers [`Flow::Stop`] or there are no more. The scan's criteria are
+    /// applied before a resource's attributes are read, and the visitor sees each index
+    /// [`Entry`] first: what it passes over costs an index entry, not its content, and only
+    /// what it keeps stays in memory. Results are one consistent snapshot of committed state.
+    fn scan(&self, scan: &Scan<'_>, visitor: &mut dyn Visitor) -> Result<()>;
     /// The AE-ID remembered for a credential, if any.
     fn credential_ae(&self, credential_id: &str) -> Result<Option<String>>;
     /// Every remembered binding (key, AE-ID), sorted by key.

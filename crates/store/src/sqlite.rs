@@ -1,11 +1,12 @@
 //! The embedded SQLite backend: one writer thread that group-commits, a small pool of
 //! read connections (WAL lets them read while the writer writes).
 
-use crate::{Store, Txn, WriteJob, SCHEMA_VERSION};
+use crate::{Entry, Flow, Peek, Scan, Scope, Store, Txn, Visitor, WriteJob, SCHEMA_VERSION};
 use model::{Error, Resource, ResourceType, Result};
 use rusqlite::{params, Connection, OpenFlags, OptionalExtension};
 use serde_json::{Map, Value};
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::mpsc::{self, Receiver, SyncSender};
 use std::sync::{Arc, Mutex, RwLock};
 use tokio::sync::oneshot;
@@ -50,6 +51,8 @@ pub struct SqliteStore {
     readers: Mutex<Vec<Connection>>,
     tree: Arc<RwLock<Tree>>,
     instances: Arc<Mutex<Instances>>,
+    /// Resources whose attributes scans have read (see [`SqliteStore::scanned`]).
+    scanned: AtomicU64,
 }
 
 fn db_err(e: rusqlite::Error) -> Error {
@@ -207,12 +210,20 @@ impl SqliteStore {
             readers: Mutex::new(readers),
             tree,
             instances,
+            scanned: AtomicU64::new(0),
         })
     }
 
     /// The database file.
     pub fn path(&self) -> &Path {
         &self.path
+    }
+
+    /// How many resources scans have read with their attributes since the store opened:
+    /// what a request's result cost in content read, as opposed to index entries passed
+    /// over (for tests and benchmarks that check a scan stops where it should).
+    pub fn scanned(&self) -> u64 {
+        self.scanned.load(Ordering::Relaxed)
     }
 
     fn with_reader<T>(&self, f: impl FnOnce(&Connection) -> Result<T>) -> Result<T> {
@@ -484,6 +495,85 @@ fn subtree(conn: &Connection, srn: &str) -> Result<Vec<Resource>> {
         &format!("SELECT {COLS} FROM resources WHERE srn > ?1 AND srn < ?2 ORDER BY seq"),
         params![format!("{srn}/"), format!("{srn}0")],
     )
+}
+
+/// The SQL of a scan over the index entries only (`seq`, `ty`, `srn`, `pi`: never the body),
+/// with its parameters. Children are one query per type, each walking the `(pi, ty, seq)`
+/// index in creation order, so that their merge streams without sorting every child first;
+/// descendants are one query walking the structured names in order.
+fn scan_queries(scan: &Scan<'_>) -> Vec<(String, Vec<rusqlite::types::Value>)> {
+    use rusqlite::types::Value as V;
+    const COLUMNS: &str = "SELECT seq, ty, srn, pi FROM resources WHERE";
+    match scan.scope {
+        Scope::Children(pi) => {
+            // Each type once, however often the filter names it.
+            let types: Vec<ResourceType> = ResourceType::ALL
+                .into_iter()
+                .filter(|t| scan.types.is_empty() || scan.types.contains(t))
+                .collect();
+            types
+                .iter()
+                .map(|ty| {
+                    (
+                        format!("{COLUMNS} pi = ?1 AND ty = ?2 ORDER BY seq"),
+                        vec![V::Text(pi.to_owned()), V::Integer(i64::from(ty.code()))],
+                    )
+                })
+                .collect()
+        }
+        Scope::Descendants { srn, .. } => {
+            let mut sql = format!("{COLUMNS} srn > ?1 AND srn < ?2");
+            let mut args = vec![V::Text(format!("{srn}/")), V::Text(format!("{srn}0"))];
+            if !scan.types.is_empty() {
+                let marks: Vec<String> =
+                    (3..3 + scan.types.len()).map(|i| format!("?{i}")).collect();
+                sql.push_str(&format!(" AND ty IN ({})", marks.join(", ")));
+                args.extend(scan.types.iter().map(|t| V::Integer(i64::from(t.code()))));
+            }
+            // In name order, which the unique index on `srn` gives without sorting: the
+            // scan streams and stops where its visitor has enough, whatever the subtree's size.
+            sql.push_str(" ORDER BY srn");
+            vec![(sql, args)]
+        }
+    }
+}
+
+/// One index entry of a scan.
+struct IndexRow {
+    seq: i64,
+    code: i64,
+    srn: String,
+    pi: String,
+}
+
+fn next_index_row(rows: &mut rusqlite::Rows<'_>) -> Result<Option<IndexRow>> {
+    let Some(row) = rows.next().map_err(db_err)? else {
+        return Ok(None);
+    };
+    Ok(Some(IndexRow {
+        seq: row.get(0).map_err(db_err)?,
+        code: row.get(1).map_err(db_err)?,
+        srn: row.get(2).map_err(db_err)?,
+        pi: row.get(3).map_err(db_err)?,
+    }))
+}
+
+/// Whether an index entry passes the criteria SQL did not apply (depth and name, both read
+/// from the structured name).
+fn scan_admits(scan: &Scan<'_>, srn: &str) -> bool {
+    if let Scope::Descendants {
+        srn: root,
+        max_depth: Some(max),
+    } = scan.scope
+    {
+        if depth_below(root, srn) > max {
+            return false;
+        }
+    }
+    scan.names.is_empty() || {
+        let rn = srn.rsplit('/').next().unwrap_or(srn);
+        scan.names.iter().any(|n| n == rn)
+    }
 }
 
 fn depth_below(root: &str, srn: &str) -> u64 {
@@ -884,6 +974,74 @@ impl Store for SqliteStore {
             all.retain(|r| depth_below(srn, &r.srn) <= max);
         }
         Ok(all)
+    }
+
+    fn scan(&self, scan: &Scan<'_>, visitor: &mut dyn Visitor) -> Result<()> {
+        let queries = scan_queries(scan);
+        self.with_reader(|c| {
+            // Every statement runs on one connection, inside one read transaction: the bodies
+            // read are those of the snapshot the index entries came from.
+            let tx = c.unchecked_transaction().map_err(db_err)?;
+            let mut statements = Vec::with_capacity(queries.len());
+            for (sql, _) in &queries {
+                statements.push(tx.prepare_cached(sql).map_err(db_err)?);
+            }
+            let mut body = tx
+                .prepare_cached("SELECT body FROM resources WHERE seq = ?1")
+                .map_err(db_err)?;
+            let mut streams = Vec::with_capacity(queries.len());
+            for (stmt, (_, args)) in statements.iter_mut().zip(&queries) {
+                streams.push(
+                    stmt.query(rusqlite::params_from_iter(args.iter()))
+                        .map_err(db_err)?,
+                );
+            }
+            let mut heads = Vec::with_capacity(streams.len());
+            for rows in &mut streams {
+                heads.push(next_index_row(rows)?);
+            }
+            // Merge the streams by `seq`: creation order across types.
+            loop {
+                let next = heads
+                    .iter()
+                    .enumerate()
+                    .filter_map(|(i, h)| h.as_ref().map(|h| (i, h.seq)))
+                    .min_by_key(|(_, seq)| *seq)
+                    .map(|(i, _)| i);
+                let Some(i) = next else { break };
+                let Some(IndexRow { seq, code, srn, pi }) = heads[i].take() else {
+                    break;
+                };
+                heads[i] = next_index_row(&mut streams[i])?;
+                if !scan_admits(scan, &srn) {
+                    continue;
+                }
+                let ty = ResourceType::from_code(code as u64)
+                    .map_err(|_| Error::internal(format!("store: unknown type {code}")))?;
+                let entry = Entry {
+                    ty,
+                    pi: &pi,
+                    srn: &srn,
+                };
+                match visitor.peek(&entry)? {
+                    Peek::Read => {}
+                    Peek::Pass => continue,
+                    Peek::Stop => break,
+                }
+                let Some(text) = body
+                    .query_row([seq], |r| r.get::<_, String>(0))
+                    .optional()
+                    .map_err(db_err)?
+                else {
+                    continue;
+                };
+                self.scanned.fetch_add(1, Ordering::Relaxed);
+                if visitor.visit(row_to_resource(code, srn, text)?)? == Flow::Stop {
+                    break;
+                }
+            }
+            Ok(())
+        })
     }
 
     fn credential_ae(&self, credential_id: &str) -> Result<Option<String>> {

@@ -444,6 +444,13 @@ impl<'a> Gate<'a> {
     }
 }
 
+/// Whether the policies of a resource of type `ty` are those of its parent (a type without
+/// `acpi`, such as `<contentInstance>`; an `<accessControlPolicy>` is governed by its own
+/// `pvs`), so that siblings of that type get the same decision for the same request.
+pub fn governed_by_parent(ty: ResourceType) -> bool {
+    ty != ResourceType::AccessControlPolicy && !ty.has_acpi()
+}
+
 /// Permit-overrides over the governing policies (or the default policy) and the extra
 /// rules of tokens and DAS grants. The extra rules are only looked at when the policies
 /// refuse, so a request they grant costs what it did before tokens existed.

@@ -1,5 +1,5 @@
 use super::*;
-use crate::write;
+use crate::{write, Entry, Flow, Peek, Scan, Scope, Visitor};
 use model::ResponseStatusCode;
 use serde_json::json;
 use std::sync::Arc;
@@ -604,4 +604,212 @@ async fn the_folder_and_the_database_files_are_private() {
     for name in ["cse.db", "cse.db-wal", "cse.db-shm"] {
         assert_eq!(mode(&dir.join(name)), 0o600, "{name}");
     }
+}
+/// A container `cnt1` (seeded) with `n` content instances of `size` bytes of content each,
+/// then a sub-container after them.
+async fn seed_instances(store: &SqliteStore, n: usize, size: usize) {
+    write(store, move |t| {
+        let con = "x".repeat(size);
+        for i in 0..n {
+            t.insert(&res(
+                ResourceType::ContentInstance,
+                &format!("cin{i}"),
+                "cnt1",
+                &format!("cse-in/ae/cnt/i{i}"),
+                json!({ "con": con }),
+            ))?;
+        }
+        t.insert(&res(
+            ResourceType::Container,
+            "sub",
+            "cnt1",
+            "cse-in/ae/cnt/sub",
+            json!({}),
+        ))
+    })
+    .await
+    .expect("instances");
+}
+
+/// Keeps the names of what it reads, up to `keep`; reads only entries `wanted` accepts.
+struct Names<F: FnMut(&Entry<'_>) -> bool> {
+    keep: usize,
+    wanted: F,
+    seen: Vec<String>,
+}
+
+impl<F: FnMut(&Entry<'_>) -> bool> Visitor for Names<F> {
+    fn peek(&mut self, entry: &Entry<'_>) -> Result<Peek> {
+        Ok(if (self.wanted)(entry) {
+            Peek::Read
+        } else {
+            Peek::Pass
+        })
+    }
+
+    fn visit(&mut self, r: Resource) -> Result<Flow> {
+        self.seen.push(r.srn);
+        Ok(if self.seen.len() == self.keep {
+            Flow::Stop
+        } else {
+            Flow::Continue
+        })
+    }
+}
+
+fn scan_names(store: &SqliteStore, scan: &Scan<'_>, keep: usize) -> Vec<String> {
+    let mut names = Names {
+        keep,
+        wanted: |_: &Entry<'_>| true,
+        seen: Vec::new(),
+    };
+    store.scan(scan, &mut names).expect("scan");
+    names.seen
+}
+
+#[tokio::test]
+async fn a_scan_reads_only_what_its_visitor_takes() {
+    let dir = tempfile::tempdir().expect("tmp");
+    let store = open(dir.path());
+    seed(&store).await;
+    seed_instances(&store, 200, 64 * 1024).await;
+    let instances = [ResourceType::ContentInstance];
+    let before = store.scanned();
+    let first = scan_names(
+        &store,
+        &Scan {
+            scope: Scope::Children("cnt1"),
+            types: &instances,
+            names: &[],
+        },
+        1,
+    );
+    assert_eq!(first, vec!["cse-in/ae/cnt/i0".to_string()]);
+    assert_eq!(store.scanned() - before, 1, "one instance read, not 200");
+
+    // A type the index excludes costs nothing: 200 instances passed over, one container read.
+    let containers = [ResourceType::Container];
+    let before = store.scanned();
+    let subs = scan_names(
+        &store,
+        &Scan {
+            scope: Scope::Children("cnt1"),
+            types: &containers,
+            names: &[],
+        },
+        usize::MAX,
+    );
+    assert_eq!(subs, vec!["cse-in/ae/cnt/sub".to_string()]);
+    assert_eq!(store.scanned() - before, 1);
+
+    // Descendants: depth and names are applied before any content is read.
+    let before = store.scanned();
+    let named = scan_names(
+        &store,
+        &Scan {
+            scope: Scope::Descendants {
+                srn: "cse-in/ae",
+                max_depth: Some(2),
+            },
+            types: &[],
+            names: &["i150".to_owned(), "cnt".to_owned()],
+        },
+        usize::MAX,
+    );
+    assert_eq!(named, vec!["cse-in/ae/cnt", "cse-in/ae/cnt/i150"]);
+    assert_eq!(store.scanned() - before, 2);
+    let shallow = scan_names(
+        &store,
+        &Scan {
+            scope: Scope::Descendants {
+                srn: "cse-in",
+                max_depth: Some(1),
+            },
+            types: &[],
+            names: &[],
+        },
+        usize::MAX,
+    );
+    assert_eq!(shallow, vec!["cse-in/ae", "cse-in/ae-x"]);
+    // Descendants stream in name order: the first instance found ends the scan.
+    let before = store.scanned();
+    let first = scan_names(
+        &store,
+        &Scan {
+            scope: Scope::Descendants {
+                srn: "cse-in",
+                max_depth: None,
+            },
+            types: &instances,
+            names: &[],
+        },
+        1,
+    );
+    assert_eq!(first, vec!["cse-in/ae/cnt/i0".to_string()]);
+    assert_eq!(store.scanned() - before, 1);
+
+    // What the visitor passes over by its index entry is never read.
+    let before = store.scanned();
+    let mut one = Names {
+        keep: usize::MAX,
+        wanted: |e: &Entry<'_>| e.pi == "cnt1" && e.srn.ends_with("/i199"),
+        seen: Vec::new(),
+    };
+    store
+        .scan(
+            &Scan {
+                scope: Scope::Children("cnt1"),
+                types: &[],
+                names: &[],
+            },
+            &mut one,
+        )
+        .expect("scan");
+    assert_eq!(one.seen, vec!["cse-in/ae/cnt/i199"]);
+    assert_eq!(store.scanned() - before, 1);
+}
+
+#[tokio::test]
+async fn children_of_every_type_come_in_creation_order_once() {
+    let dir = tempfile::tempdir().expect("tmp");
+    let store = open(dir.path());
+    seed(&store).await;
+    seed_instances(&store, 3, 10).await;
+    write(&*store, |t| {
+        t.insert(&res(
+            ResourceType::ContentInstance,
+            "late",
+            "cnt1",
+            "cse-in/ae/cnt/late",
+            json!({}),
+        ))
+    })
+    .await
+    .expect("late");
+    let every = scan_names(
+        &store,
+        &Scan {
+            scope: Scope::Children("cnt1"),
+            types: &[],
+            names: &[],
+        },
+        usize::MAX,
+    );
+    let expected = ["i0", "i1", "i2", "sub", "late"].map(|n| format!("cse-in/ae/cnt/{n}"));
+    assert_eq!(every, expected);
+    let twice = [
+        ResourceType::ContentInstance,
+        ResourceType::Container,
+        ResourceType::ContentInstance,
+    ];
+    let named = scan_names(
+        &store,
+        &Scan {
+            scope: Scope::Children("cnt1"),
+            types: &twice,
+            names: &[],
+        },
+        usize::MAX,
+    );
+    assert_eq!(named, expected);
 }
