@@ -219,6 +219,8 @@ pub struct DynamicAuthorizationSection {
     pub timeout_ms: Option<u64>,
     /// Longest a DAS grant is kept, seconds.
     pub max_grant_secs: Option<u64>,
+    /// The DAS URLs the CSE may consult; none by default.
+    pub das_urls: Option<Vec<String>>,
 }
 
 /// `[[token_issuer]]`: one trusted issuer and its key, exactly one of the two.
@@ -841,6 +843,14 @@ impl FileConfig {
         let d = self.dynamic_authorization;
         set!(c.dynamic_authorization.timeout_ms, d.timeout_ms);
         set!(c.dynamic_authorization.max_grant_secs, d.max_grant_secs);
+        if let Some(urls) = d.das_urls {
+            c.dynamic_authorization.das_urls = cse::access::DasUrls::from_config(urls)
+                .map_err(|bad| {
+                    ConfigError::Invalid(format!(
+                        "dynamic_authorization.das_urls: '{bad}' is not an http:// or https:// URL with a host"
+                    ))
+                })?;
+        }
         for i in &self.token_issuer {
             if i.name.is_empty() || i.public_key.is_some() == i.secret_file.is_some() {
                 return Err(ConfigError::Invalid(format!(

@@ -382,6 +382,12 @@ impl Cse {
         if owner.str_list("daci").is_empty() {
             return Err(refusal.into_error());
         }
+        let Some(dac) = access::dynamic::enabled_dacs(self.store.as_ref(), &owner)
+            .into_iter()
+            .find(|dac| self.dac_trusted(dac, &owner))
+        else {
+            return Err(refusal.into_error());
+        };
         let holders = access::dynamic::holder_forms(&caller.originator, &self.config);
         let facts = access::dynamic::Facts {
             originator: holders.last().cloned().unwrap_or_default(),
@@ -392,7 +398,7 @@ impl Cse {
         };
         let grant = self
             .consultant
-            .consult(&self.config, self.store.as_ref(), target, &owner, &facts)
+            .consult(&self.config, target, &dac, &facts)
             .await;
         if let Some(grant) = grant {
             if gate
@@ -411,6 +417,39 @@ impl Cse {
             }
         }
         Err(refusal.into_error())
+    }
+
+    /// Whether `owner`'s policies trust `dac` (TS-0003 clause 7.3: a DAS is an authorised
+    /// party): its creator must hold the self-privileges that changing `owner`'s `acpi` or
+    /// `daci` needs, checked now. A `<dac>` anyone may create under their own AE therefore
+    /// grants nothing on resources whose policies do not already trust its creator.
+    fn dac_trusted(&self, dac: &Resource, owner: &Resource) -> bool {
+        let creator = dac.creator().and_then(|cr| {
+            access::standing::originator_of_record(cr, &self.config, self.store.as_ref())
+        });
+        let trusted = creator.is_some_and(|originator| {
+            matches!(
+                self.gate().check(
+                    &originator,
+                    &access::RequestContext::standing(),
+                    owner,
+                    model::AccessOperation::UPDATE,
+                    None,
+                    access::Check::AcpiUpdate,
+                    None,
+                ),
+                Ok(Ok(()))
+            )
+        });
+        if !trusted {
+            tracing::warn!(
+                dac = dac.ri(),
+                creator = dac.creator().unwrap_or("none"),
+                owner = owner.ri(),
+                "dynamic authorization: <dac> not trusted by the resource's policies; not consulted"
+            );
+        }
+        trusted
     }
 
     /// The DAS consultant (for tests and the admin: what it keeps).
