@@ -175,6 +175,15 @@ impl Cse {
             .await?;
             (resource, Vec::new())
         };
+        if ty == ResourceType::Subscription {
+            if let Some(sa) = caller.ctx.security_association() {
+                self.subscribers.record(
+                    created.ri(),
+                    &sa.established.credential_id,
+                    self.store.as_ref(),
+                );
+            }
+        }
         tracing::debug!(ri = created.ri(), ty = ty.code(), "created");
         self.fire(&parent, Event::ChildCreated(&created));
         for gone in &evicted {

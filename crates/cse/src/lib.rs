@@ -32,6 +32,7 @@ pub mod reload;
 mod resources;
 mod retrieve;
 pub mod security_context;
+mod subscribers;
 pub mod subscription;
 pub mod supervision;
 mod update;
@@ -71,6 +72,9 @@ pub struct Cse {
     /// When each credential last rotated its AE-ID; held across a rotation, so rotations
     /// run one at a time.
     rotations: pseudonyms::Rotations,
+    /// The credential each subscription was made with, so a withdrawal reaches its
+    /// notifications.
+    subscribers: subscribers::SubscriberCredentials,
 }
 
 /// The security manager's services the CSE works with.
@@ -174,6 +178,7 @@ impl Cse {
             tls_reload,
             published_crls: std::sync::RwLock::new(config_crls),
             rotations: pseudonyms::Rotations::default(),
+            subscribers: subscribers::SubscriberCredentials::default(),
         });
         supervision::spawn_suspensions(Arc::downgrade(&cse), suspensions);
         resources::cb::ensure(&cse).await?;
