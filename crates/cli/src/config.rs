@@ -825,6 +825,11 @@ impl FileConfig {
                 )));
             }
         }
+        if c.cse_id.starts_with(['S', 's']) {
+            return Err(ConfigError::Invalid(
+                "cse.cse_id must not start with S: /S... is the SP-relative ID of an S-AE".into(),
+            ));
+        }
         if !c.admin.starts_with('C') {
             return Err(ConfigError::Invalid(
                 "cse.admin must be an AE-ID starting with C".into(),
@@ -1140,6 +1145,34 @@ mod tests {
     }
 
     #[test]
+    fn a_cse_id_is_never_an_s_ae_id_and_das_urls_are_urls() {
+        for id in ["Sin", "sin"] {
+            assert!(
+                matches!(resolve(&format!("[cse]\ncse_id = \"{id}\"")), Err(ConfigError::Invalid(m)) if m.contains("must not start with S")),
+                "{id}"
+            );
+        }
+        assert!(resolve("[cse]\ncse_id = \"CSE090112\"").is_ok());
+        let s = resolve("[dynamic_authorization]\ndas_urls = [\"https://das.example/das\"]")
+            .expect("valid");
+        assert!(s
+            .cse
+            .dynamic_authorization
+            .das_urls
+            .lists("https://das.example/das"));
+        assert!(resolve("")
+            .expect("defaults")
+            .cse
+            .dynamic_authorization
+            .das_urls
+            .is_empty());
+        assert!(matches!(
+            resolve("[dynamic_authorization]\ndas_urls = [\"das.example\"]"),
+            Err(ConfigError::Invalid(_))
+        ));
+    }
+
+    #[test]
     fn plaintext_off_loopback_needs_to_be_declared_trusted() {
         let open = resolve("[http]\nlisten = \"0.0.0.0:8080\"");
         assert!(matches!(open, Err(ConfigError::Invalid(m)) if m.contains("not on loopback")));
@@ -1284,7 +1317,7 @@ mod tests {
                 _ => 0,
             };
         }
-        assert_eq!(documented, 96, "every option is in the documented sample");
+        assert_eq!(documented, 97, "every option is in the documented sample");
         // The key homes' own keys, one level further down.
         let keystore = table_of(sample, "keystore");
         let len = |name: &str| {
