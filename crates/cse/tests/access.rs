@@ -785,9 +785,14 @@ async fn attributes_that_decide_access_need_the_self_privileges() {
         .update(&other, "cse-in/owner/g", json!({"m2m:grp": {"lbl": ["x"]}}))
         .await;
     assert_eq!(r.rsc, R::Updated);
-    // macp (who may fan out) and acpi: refused, with or without other attributes.
+    // macp (who may fan out), mid (who a group in acor admits) and acpi: refused, with or
+    // without other attributes.
     for (to, change) in [
         ("cse-in/owner/g", json!({"m2m:grp": {"macp": [open]}})),
+        (
+            "cse-in/owner/g",
+            json!({"m2m:grp": {"mid": ["cse-in/owner/data", "cse-in/other"]}}),
+        ),
         (
             "cse-in/owner/g",
             json!({"m2m:grp": {"macp": [open], "lbl": ["y"]}}),
@@ -821,6 +826,38 @@ async fn attributes_that_decide_access_need_the_self_privileges() {
         )
         .await;
     assert_eq!(r.rsc, R::Updated);
+    // nu (who receives what a subscription reports): the owner's subscription, whose ACP
+    // lets the other AE UPDATE it, cannot be redirected to the other AE's endpoint.
+    let rx = Receiver::start(2000).await;
+    let sub = t
+        .create(
+            &owner,
+            "cse-in/owner/data",
+            T::Subscription,
+            json!({"m2m:sub": {"rn": "s", "nu": [rx.url], "acpi": [upd]}}),
+        )
+        .await;
+    assert_eq!(sub.rsc, R::Created, "{:?}", sub.pc);
+    let r = t
+        .update(
+            &other,
+            "cse-in/owner/data/s",
+            json!({"m2m:sub": {"nu": ["http://127.0.0.1:9/elsewhere"]}}),
+        )
+        .await;
+    assert_eq!(r.rsc, R::OriginatorHasNoPrivilege);
+    let r = t
+        .update(
+            &other,
+            "cse-in/owner/data/s",
+            json!({"m2m:sub": {"exc": 5}}),
+        )
+        .await;
+    assert_eq!(r.rsc, R::Updated);
+    assert_eq!(
+        attr(&t.retrieve(&owner, "cse-in/owner/data/s").await, "nu"),
+        json!([rx.url])
+    );
     for (ty, body) in [
         (
             T::Container,

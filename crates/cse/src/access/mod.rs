@@ -517,16 +517,18 @@ fn default_policy(owner: &Resource, originator: &str, op: AccessOperation) -> (S
     }
 }
 
-/// Whether attribute `attr` of a resource of type `ty` decides who may access it (or, for a
-/// `<dynamicAuthorizationConsultation>`, who is asked): `acpi`, `daci`, a group's `macp`
-/// (fan-out), a `<dac>`'s `dap` and `dae`. An UPDATE of any of them is held to the
-/// self-privileges of the resource's policies ([`Check::AcpiUpdate`]), never to `pv` and
-/// never to what a DAS or a token grants.
+/// Whether attribute `attr` of a resource of type `ty` decides who may access it or its
+/// data: `acpi`, `daci`; a group's `macp` (fan-out) and `mid` (a group named in `acor`
+/// admits its members); a `<dac>`'s `dap` and `dae` (who is asked); a subscription's `nu`
+/// (who receives what it reports). An UPDATE of any of them is held to the self-privileges
+/// of the resource's policies ([`Check::AcpiUpdate`]), never to `pv` and never to what a DAS
+/// or a token grants.
 pub fn defines_access(ty: ResourceType, attr: &str) -> bool {
     match attr {
         "acpi" | "daci" => true,
-        "macp" => ty == ResourceType::Group,
+        "macp" | "mid" => ty == ResourceType::Group,
         "dap" | "dae" => ty == ResourceType::DynamicAuthorizationConsultation,
+        "nu" => ty == ResourceType::Subscription,
         _ => false,
     }
 }
