@@ -219,6 +219,8 @@ pub struct DynamicAuthorizationSection {
     pub timeout_ms: Option<u64>,
     /// Longest a DAS grant is kept, seconds.
     pub max_grant_secs: Option<u64>,
+    /// The DAS URLs the CSE may consult; none by default.
+    pub das_urls: Option<Vec<String>>,
 }
 
 /// `[[token_issuer]]`: one trusted issuer and its key, exactly one of the two.
@@ -829,6 +831,11 @@ impl FileConfig {
                 )));
             }
         }
+        if c.cse_id.starts_with(['S', 's']) {
+            return Err(ConfigError::Invalid(
+                "cse.cse_id must not start with S: /S... is the SP-relative ID of an S-AE".into(),
+            ));
+        }
         if !c.admin.starts_with('C') {
             return Err(ConfigError::Invalid(
                 "cse.admin must be an AE-ID starting with C".into(),
@@ -847,6 +854,14 @@ impl FileConfig {
         let d = self.dynamic_authorization;
         set!(c.dynamic_authorization.timeout_ms, d.timeout_ms);
         set!(c.dynamic_authorization.max_grant_secs, d.max_grant_secs);
+        if let Some(urls) = d.das_urls {
+            c.dynamic_authorization.das_urls = cse::access::DasUrls::from_config(urls)
+                .map_err(|bad| {
+                    ConfigError::Invalid(format!(
+                        "dynamic_authorization.das_urls: '{bad}' is not an http:// or https:// URL with a host"
+                    ))
+                })?;
+        }
         for i in &self.token_issuer {
             if i.name.is_empty() || i.public_key.is_some() == i.secret_file.is_some() {
                 return Err(ConfigError::Invalid(format!(
@@ -1141,6 +1156,34 @@ mod tests {
     }
 
     #[test]
+    fn a_cse_id_is_never_an_s_ae_id_and_das_urls_are_urls() {
+        for id in ["Sin", "sin"] {
+            assert!(
+                matches!(resolve(&format!("[cse]\ncse_id = \"{id}\"")), Err(ConfigError::Invalid(m)) if m.contains("must not start with S")),
+                "{id}"
+            );
+        }
+        assert!(resolve("[cse]\ncse_id = \"CSE090112\"").is_ok());
+        let s = resolve("[dynamic_authorization]\ndas_urls = [\"https://das.example/das\"]")
+            .expect("valid");
+        assert!(s
+            .cse
+            .dynamic_authorization
+            .das_urls
+            .lists("https://das.example/das"));
+        assert!(resolve("")
+            .expect("defaults")
+            .cse
+            .dynamic_authorization
+            .das_urls
+            .is_empty());
+        assert!(matches!(
+            resolve("[dynamic_authorization]\ndas_urls = [\"das.example\"]"),
+            Err(ConfigError::Invalid(_))
+        ));
+    }
+
+    #[test]
     fn plaintext_off_loopback_needs_to_be_declared_trusted() {
         let open = resolve("[http]\nlisten = \"0.0.0.0:8080\"");
         assert!(matches!(open, Err(ConfigError::Invalid(m)) if m.contains("not on loopback")));
@@ -1285,7 +1328,7 @@ mod tests {
                 _ => 0,
             };
         }
-        assert_eq!(documented, 98, "every option is in the documented sample");
+        assert_eq!(documented, 99, "every option is in the documented sample");
         // The key homes' own keys, one level further down.
         let keystore = table_of(sample, "keystore");
         let len = |name: &str| {

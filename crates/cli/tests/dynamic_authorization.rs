@@ -129,15 +129,32 @@ const OTHER: &str = "Cother";
 
 impl Setup {
     fn start() -> Self {
+        Self::start_in(tempfile::tempdir().expect("tmp"), &[])
+    }
+
+    /// The CSE with `scripts/das.py` serving `policy` (started first) as the one DAS it may
+    /// consult (`das_urls`).
+    fn with_das(policy: &Value) -> (Self, Das) {
         let dir = tempfile::tempdir().expect("tmp");
+        write_secret(
+            &dir.path().join("das.secret"),
+            "a-shared-secret-of-at-least-32-bytes-for-tests",
+        );
+        let das = Das::start(dir.path(), policy);
+        let s = Self::start_in(dir, &[das.url()]);
+        (s, das)
+    }
+
+    fn start_in(dir: tempfile::TempDir, das_urls: &[String]) -> Self {
         let secret = dir.path().join("das.secret");
         write_secret(&secret, "a-shared-secret-of-at-least-32-bytes-for-tests");
         let config = dir.path().join("cse.toml");
         std::fs::write(
             &config,
             format!(
-                "[dynamic_authorization]\ntimeout_ms = 2000\n\n\
+                "[dynamic_authorization]\ntimeout_ms = 2000\ndas_urls = {}\n\n\
                  [[token_issuer]]\nname = \"{ISSUER}\"\nsecret_file = \"{}\"\n",
+                json!(das_urls),
                 secret.display()
             ),
         )
@@ -294,8 +311,7 @@ fn a_das_grant_admits_the_request_and_is_kept_for_its_lifetime() {
     if !have_tools() {
         return;
     }
-    let s = Setup::start();
-    let das = Das::start(s.dir.path(), &json!({"rules": [read_rule(READER)]}));
+    let (s, das) = Setup::with_das(&json!({"rules": [read_rule(READER)]}));
     assert_eq!(s.rsc("GET", READER, None), 4103, "refused before the link");
     s.link(&das.url());
     // The owner is granted by the policies: the DAS is not asked.
@@ -334,10 +350,9 @@ fn a_das_that_denies_leaves_the_refusal() {
     if !have_tools() {
         return;
     }
-    let s = Setup::start();
     let mut deny = read_rule(READER);
     deny["deny"] = json!(true);
-    let das = Das::start(s.dir.path(), &json!({"rules": [deny]}));
+    let (s, das) = Setup::with_das(&json!({"rules": [deny]}));
     s.link(&das.url());
     assert_eq!(s.rsc("GET", READER, None), 4103);
     let asked = das.consultations();
@@ -357,9 +372,8 @@ fn a_das_that_is_down_means_refused_and_nothing_changes() {
     if !have_tools() {
         return;
     }
-    let s = Setup::start();
     let all = json!({"originator": "*", "operations": ["RETRIEVE", "UPDATE", "DELETE"]});
-    let mut das = Das::start(s.dir.path(), &json!({"rules": [all]}));
+    let (s, mut das) = Setup::with_das(&json!({"rules": [all]}));
     s.link(&das.url());
     das.stop();
     for method in ["GET", "PUT", "DELETE"] {
@@ -378,12 +392,11 @@ fn a_das_may_answer_with_a_token_instead_of_privileges() {
     if !have_tools() {
         return;
     }
-    let s = Setup::start();
     let mut rule = read_rule(READER);
     rule["token"] = json!(true);
     rule["privileges"] = json!(false);
     let policy = json!({"issuer": {"name": ISSUER, "secret_file": "das.secret"}, "rules": [rule]});
-    let das = Das::start(s.dir.path(), &policy);
+    let (s, das) = Setup::with_das(&policy);
     s.link(&das.url());
     assert_eq!(s.rsc("GET", READER, None), 2000, "{}", s.server.log());
     let asked = das.consultations();
@@ -391,6 +404,28 @@ fn a_das_may_answer_with_a_token_instead_of_privileges() {
     // The token's permissions are RETRIEVE only.
     assert_eq!(s.rsc("DELETE", READER, None), 4103);
     s.assert_unchanged();
+}
+
+#[test]
+fn a_das_that_is_not_configured_is_refused_and_never_asked() {
+    if !have_tools() {
+        return;
+    }
+    // A running DAS that the configuration does not list (nothing is listed here).
+    let s = Setup::start();
+    let all = json!({"originator": "*", "operations": ["RETRIEVE", "UPDATE", "DELETE"]});
+    let das = Das::start(s.dir.path(), &json!({"rules": [all]}));
+    for dap in [
+        das.url(),
+        "http://169.254.169.254/latest/meta-data".to_owned(),
+    ] {
+        let dac = json!({"m2m:dac": {"rn": "das", "dae": true, "dap": [dap]}});
+        let (rsc, body) = s.send("POST", "/cse-in/owner", OWNER, &[ty(34)], Some(&dac));
+        assert_eq!(rsc, 4000, "{body}");
+    }
+    assert_eq!(s.rsc("GET", READER, None), 4103);
+    assert!(das.consultations().is_empty());
+    assert!(s.server.log().contains("dap is not a configured DAS"));
 }
 
 #[test]

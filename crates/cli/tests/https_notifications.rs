@@ -365,3 +365,181 @@ async fn each_notification_target_sees_its_own_alias() {
     // The other target's alias means nothing for this target.
     assert!(!resolve(&a2[0], &one.url()).status.success());
 }
+
+/// The review's proof (issue 9 M2), end to end: an AE with a certificate subscribes over the
+/// certificate framework; once the admin revokes that certificate, the AE's endpoint gets
+/// nothing more, while a sentinel subscription to the same endpoint (one queue, delivered in
+/// order) keeps being notified; the revoked AE's subscription is gone.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_subscriber_whose_certificate_is_revoked_gets_nothing_more() {
+    if !have_tools() || !have_curl() {
+        return;
+    }
+    let dir = tempfile::tempdir().expect("tmp");
+    let pki = make_pki(dir.path());
+    let file = |name: &str| pki.join(name).to_string_lossy().into_owned();
+    let target = Target::start(&pki.join("target.pem"), &pki.join("target.key"), None);
+    // The script's secure configuration, on an ephemeral port, trusting the target's CA.
+    let config = std::fs::read_to_string(pki.join("cse.toml"))
+        .expect("cse.toml")
+        .replace("127.0.0.1:8443", "127.0.0.1:0")
+        .replace(
+            "[[tls]]",
+            &format!(
+                "[notifications]\ntrust_anchors = [\"{}\"]\n\n[[tls]]",
+                file("ca.pem")
+            ),
+        );
+    let path = dir.path().join("secure.toml");
+    std::fs::write(&path, config).expect("config");
+    let server = Server::start_listeners(
+        &dir.path().join("data"),
+        &["--config", path.to_str().expect("utf8")],
+        2,
+    );
+    let port = server.urls[1]
+        .rsplit(':')
+        .next()
+        .unwrap_or_default()
+        .to_owned();
+    let send = |who: &str, method: &str, path: &str, origin: &str, ty: Option<u8>, body: &Value| {
+        let url = format!("https://localhost:{port}{path}");
+        let (cert, key, ca) = (
+            file(&format!("{who}.pem")),
+            file(&format!("{who}.key")),
+            file("ca.pem"),
+        );
+        let origin = format!("X-M2M-Origin: {origin}");
+        let content = format!(
+            "Content-Type: application/json{}",
+            ty.map(|t| format!(";ty={t}")).unwrap_or_default()
+        );
+        let body = body.to_string();
+        let mut args = vec![
+            "-X",
+            method,
+            "--cacert",
+            &ca,
+            "--cert",
+            &cert,
+            "--key",
+            &key,
+            &url,
+            "-H",
+            "X-M2M-RI: t",
+            "-H",
+            "X-M2M-RVI: 3",
+            "-H",
+            &origin,
+        ];
+        if method == "POST" {
+            args.extend(["-H", &content, "-d", &body]);
+        }
+        let out = curl(&args);
+        out.lines()
+            .find_map(|l| l.strip_prefix("X-M2M-RSC: "))
+            .and_then(|c| c.trim().parse::<u16>().ok())
+            .unwrap_or_else(|| panic!("no X-M2M-RSC in {out:?}"))
+    };
+    let ae = json!({"m2m:ae": {"rn": "ae1", "api": "Nmeter", "rr": false, "srv": ["3"]}});
+    assert_eq!(send("ae1", "POST", "/cse-in", "C", Some(2), &ae), 2001);
+    let cnt = json!({"m2m:cnt": {"rn": "meter"}});
+    assert_eq!(
+        send("ae1", "POST", "/cse-in/ae1", "Cae1", Some(3), &cnt),
+        2001
+    );
+    // Told about new content instances only (not about each other's creation).
+    let sub = |rn: &str| json!({"m2m:sub": {"rn": rn, "nu": [target.url()], "enc": {"net": [3], "chty": [4]}}});
+    let meter = "/cse-in/ae1/meter";
+    assert_eq!(
+        send("ae1", "POST", meter, "Cae1", Some(23), &sub("watch")),
+        2001
+    );
+    assert_eq!(target.next()["body"]["m2m:sgn"]["vrq"], true);
+    assert_eq!(
+        send("admin", "POST", meter, "CAdmin", Some(23), &sub("sentinel")),
+        2001
+    );
+    assert_eq!(target.next()["body"]["m2m:sgn"]["vrq"], true);
+    let cin = |con: &str| json!({"m2m:cin": {"con": con}});
+    // Before: both subscriptions are told.
+    assert_eq!(
+        send("admin", "POST", meter, "CAdmin", Some(4), &cin("before")),
+        2001
+    );
+    let mut told: Vec<String> = (0..2)
+        .map(|_| {
+            target.next()["body"]["m2m:sgn"]["sur"]
+                .as_str()
+                .unwrap_or("")
+                .to_owned()
+        })
+        .collect();
+    told.sort();
+    assert_eq!(
+        told,
+        ["cse-in/ae1/meter/sentinel", "cse-in/ae1/meter/watch"]
+    );
+    // The admin revokes the AE's certificate (Credential-ID: 33- and its SHA-256).
+    let fingerprint = {
+        let out = Command::new("openssl")
+            .args([
+                "x509",
+                "-noout",
+                "-fingerprint",
+                "-sha256",
+                "-in",
+                &file("ae1.pem"),
+            ])
+            .output()
+            .expect("openssl");
+        let text = String::from_utf8_lossy(&out.stdout).to_lowercase();
+        text.split('=')
+            .nth(1)
+            .unwrap_or_default()
+            .trim()
+            .replace(':', "")
+    };
+    let revoke = format!("/.admin/revoke?credential=33-{fingerprint}&reason=stolen");
+    assert_eq!(
+        send("admin", "POST", &revoke, "CAdmin", None, &Value::Null),
+        2000
+    );
+    // After: the sentinel's notifications arrive, the revoked AE's never do.
+    for con in ["after", "later"] {
+        assert_eq!(
+            send("admin", "POST", meter, "CAdmin", Some(4), &cin(con)),
+            2001
+        );
+    }
+    let mut after = Vec::new();
+    loop {
+        let got = target.next();
+        let sgn = got["body"]["m2m:sgn"].clone();
+        after.push(sgn.clone());
+        if sgn["sur"] == "cse-in/ae1/meter/sentinel"
+            && sgn["nev"]["rep"]["m2m:cin"]["con"] == "later"
+        {
+            break;
+        }
+    }
+    assert_eq!(after.len(), 2, "{after:?}");
+    assert!(
+        after
+            .iter()
+            .all(|s| s["sur"] == "cse-in/ae1/meter/sentinel"),
+        "{after:?}"
+    );
+    assert_eq!(
+        send(
+            "admin",
+            "GET",
+            &format!("{meter}/watch"),
+            "CAdmin",
+            None,
+            &Value::Null
+        ),
+        4004
+    );
+    server.log_with("subscription deleted: the credential it was made with is revoked");
+}

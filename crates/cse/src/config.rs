@@ -68,6 +68,9 @@ pub struct DynamicAuthorization {
     pub timeout_ms: u64,
     /// Longest time a DAS grant is kept, in seconds, whatever the DAS and `dal` say.
     pub max_grant_secs: u64,
+    /// The DAS URLs the CSE may consult; empty (the default): none, so no `<dac>` can make
+    /// the CSE contact anything.
+    pub das_urls: crate::access::DasUrls,
 }
 
 impl Default for DynamicAuthorization {
@@ -76,6 +79,7 @@ impl Default for DynamicAuthorization {
             issuers: Arc::default(),
             timeout_ms: 1000,
             max_grant_secs: 3600,
+            das_urls: crate::access::DasUrls::default(),
         }
     }
 }

@@ -85,6 +85,10 @@ impl Cse {
             self.authorize_dynamic(caller, &parent, AccessOperation::CREATE, Some(ty))
                 .await?;
         }
+        // The creator chooses the new resource's policies (it is theirs: the default policy
+        // makes them its only holder), but only among resources that exist and have the
+        // right type. Whether a named `<dac>` is trusted is decided at each consultation.
+        crate::access::check_references(self.store.as_ref(), &self.config, &attrs)?;
 
         // Attributes every type gets.
         let ri = if ty == ResourceType::Ae {
@@ -124,7 +128,9 @@ impl Cse {
                 resources::sub::prepare(self, caller, &parent, &mut resource).await?
             }
             ResourceType::Group => resources::grp::prepare(self, &mut resource)?,
-            ResourceType::DynamicAuthorizationConsultation => resources::dac::prepare(&resource)?,
+            ResourceType::DynamicAuthorizationConsultation => {
+                resources::dac::prepare(&self.config, &resource)?
+            }
             ResourceType::AccessControlPolicy | ResourceType::CseBase => {}
         }
 
@@ -169,6 +175,15 @@ impl Cse {
             .await?;
             (resource, Vec::new())
         };
+        if ty == ResourceType::Subscription {
+            if let Some(sa) = caller.ctx.security_association() {
+                self.subscribers.record(
+                    created.ri(),
+                    &sa.established.credential_id,
+                    self.store.as_ref(),
+                );
+            }
+        }
         tracing::debug!(ri = created.ri(), ty = ty.code(), "created");
         self.fire(&parent, Event::ChildCreated(&created));
         for gone in &evicted {

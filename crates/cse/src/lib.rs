@@ -33,6 +33,7 @@ pub mod reload;
 mod resources;
 mod retrieve;
 pub mod security_context;
+mod subscribers;
 pub mod subscription;
 pub mod supervision;
 mod update;
@@ -72,6 +73,9 @@ pub struct Cse {
     /// When each credential last rotated its AE-ID; held across a rotation, so rotations
     /// run one at a time.
     rotations: pseudonyms::Rotations,
+    /// The credential each subscription was made with, so a withdrawal reaches its
+    /// notifications.
+    subscribers: subscribers::SubscriberCredentials,
 }
 
 /// The security manager's services the CSE works with.
@@ -175,6 +179,7 @@ impl Cse {
             tls_reload,
             published_crls: std::sync::RwLock::new(config_crls),
             rotations: pseudonyms::Rotations::default(),
+            subscribers: subscribers::SubscriberCredentials::default(),
         });
         supervision::spawn_suspensions(Arc::downgrade(&cse), suspensions);
         withdrawal::spawn_persistence(Arc::downgrade(&cse));
@@ -384,6 +389,12 @@ impl Cse {
         if owner.str_list("daci").is_empty() {
             return Err(refusal.into_error());
         }
+        let Some(dac) = access::dynamic::enabled_dacs(self.store.as_ref(), &owner)
+            .into_iter()
+            .find(|dac| self.dac_trusted(dac, &owner))
+        else {
+            return Err(refusal.into_error());
+        };
         let holders = access::dynamic::holder_forms(&caller.originator, &self.config);
         let facts = access::dynamic::Facts {
             originator: holders.last().cloned().unwrap_or_default(),
@@ -394,7 +405,7 @@ impl Cse {
         };
         let grant = self
             .consultant
-            .consult(&self.config, self.store.as_ref(), target, &owner, &facts)
+            .consult(&self.config, target, &dac, &facts)
             .await;
         if let Some(grant) = grant {
             if gate
@@ -413,6 +424,39 @@ impl Cse {
             }
         }
         Err(refusal.into_error())
+    }
+
+    /// Whether `owner`'s policies trust `dac` (TS-0003 clause 7.3: a DAS is an authorised
+    /// party): its creator must hold the self-privileges that changing `owner`'s `acpi` or
+    /// `daci` needs, checked now. A `<dac>` anyone may create under their own AE therefore
+    /// grants nothing on resources whose policies do not already trust its creator.
+    fn dac_trusted(&self, dac: &Resource, owner: &Resource) -> bool {
+        let creator = dac.creator().and_then(|cr| {
+            access::standing::originator_of_record(cr, &self.config, self.store.as_ref())
+        });
+        let trusted = creator.is_some_and(|originator| {
+            matches!(
+                self.gate().check(
+                    &originator,
+                    &access::RequestContext::standing(),
+                    owner,
+                    model::AccessOperation::UPDATE,
+                    None,
+                    access::Check::AcpiUpdate,
+                    None,
+                ),
+                Ok(Ok(()))
+            )
+        });
+        if !trusted {
+            tracing::warn!(
+                dac = dac.ri(),
+                creator = dac.creator().unwrap_or("none"),
+                owner = owner.ri(),
+                "dynamic authorization: <dac> not trusted by the resource's policies; not consulted"
+            );
+        }
+        trusted
     }
 
     /// The DAS consultant (for tests and the admin: what it keeps).

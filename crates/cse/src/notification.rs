@@ -11,13 +11,29 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tokio::sync::mpsc;
 
+/// A check a queued notification must still pass right before each delivery attempt (its
+/// subscriber may have been cut off while it waited); `false` drops it.
+pub type Guard = Arc<dyn Fn() -> bool + Send + Sync>;
+
 /// One notification to one target URL.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct Notification {
     /// Where to send it (`http[s]://host:port/path`).
     pub url: String,
     /// The `m2m:sgn` content.
     pub body: Value,
+    /// Checked before each attempt; none: always sent.
+    pub guard: Option<Guard>,
+}
+
+impl std::fmt::Debug for Notification {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Notification")
+            .field("url", &self.url)
+            .field("body", &self.body)
+            .field("guarded", &self.guard.is_some())
+            .finish()
+    }
 }
 
 /// Delivers notifications over HTTP, and over HTTPS when [`CseConfig::notification_tls`] is set.
@@ -111,6 +127,10 @@ async fn deliver_loop(inner: Arc<Inner>, url: String, mut rx: mpsc::Receiver<Not
     while let Ok(Some(n)) = tokio::time::timeout(Duration::from_secs(60), rx.recv()).await {
         let mut backoff = Duration::from_millis(100);
         for attempt in 1..=inner.attempts {
+            if n.guard.as_ref().is_some_and(|still| !still()) {
+                tracing::warn!(target_url = %n.url, "queued notification dropped: its subscriber was cut off");
+                break;
+            }
             match inner.post(&n.url, &n.body).await {
                 Ok(rsc) if rsc.is_success() => break,
                 outcome => {

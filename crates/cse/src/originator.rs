@@ -222,6 +222,16 @@ fn over_association(
         .transpose()?;
     match &binding.identity {
         PeerIdentity::Cse(cse_id) => {
+            // CSE-IDs and AE-IDs are separate names: `/Sx` is the S-AE `Sx`, so no CSE is.
+            if cse_id
+                .rsplit('/')
+                .next()
+                .is_some_and(|id| id.starts_with(['S', 's']))
+            {
+                return Err(Error::not_authenticated(format!(
+                    "the credential's CSE-ID '{cse_id}' is an S-AE-ID, not a CSE-ID"
+                )));
+            }
             let fr = fr.unwrap_or("");
             if cse_id.trim_start_matches('/') == config.cse_id {
                 return Err(Error::not_authenticated(

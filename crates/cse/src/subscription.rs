@@ -1,7 +1,7 @@
 //! Subscription and notification CSF: which subscriptions an event concerns, what each
 //! notification says (`nct`), where it goes (`nu`), and the expiration counter (`exc`).
 
-use crate::notification::{Notification, Notifier};
+use crate::notification::{Guard, Notification, Notifier};
 use crate::Cse;
 use model::resources::sub::net;
 use model::{Error, Resource, ResourceType, Result};
@@ -89,6 +89,9 @@ impl Cse {
             if !wants(&sub, code, rep.0) || sub.ri() == rep.0.ri() {
                 continue;
             }
+            if !self.may_notify(&sub, subject) {
+                continue;
+            }
             self.send(&sub, code, rep.0, rep.1);
         }
     }
@@ -96,17 +99,24 @@ impl Cse {
     /// Notifies the subscriptions of a deleted resource (which were deleted with it).
     pub(crate) fn fire_deleted(&self, deleted: &Resource, subs: &[&Resource]) {
         for sub in subs {
-            if wants(sub, net::DELETE, deleted) {
+            if wants(sub, net::DELETE, deleted) && self.may_notify(sub, deleted) {
                 self.send(sub, net::DELETE, deleted, deleted.wrapped());
             }
         }
     }
 
     /// Tells a deleted subscription's subscriber (`su`) that it is gone.
+    /// Not when the credential it was made with is withdrawn: that party is being cut off.
     pub(crate) fn subscription_deleted(&self, sub: &Resource) {
+        let withdrawn = self
+            .subscribers
+            .credential_of(sub.ri())
+            .is_some_and(|c| self.revocations().effective(&c).is_some());
         if let Some(su) = sub.attrs.get("su").and_then(Value::as_str) {
-            let body = json!({ "m2m:sgn": { "sud": true, "sur": sub.srn } });
-            self.deliver(su, &body);
+            if !withdrawn {
+                let body = json!({ "m2m:sgn": { "sud": true, "sur": sub.srn } });
+                self.deliver(su, &body, None);
+            }
         }
     }
 
@@ -117,8 +127,9 @@ impl Cse {
             rep
         };
         let body = json!({ "m2m:sgn": { "nev": { "rep": rep, "net": code }, "sur": sub.srn } });
+        let guard = self.delivery_guard(sub);
         for nu in sub.str_list("nu") {
-            self.deliver(&nu, &body);
+            self.deliver(&nu, &body, guard.clone());
         }
         if sub.u64_attr("exc").is_some() {
             tokio::spawn(count_down(
@@ -130,12 +141,16 @@ impl Cse {
         }
     }
 
-    fn deliver(&self, nu: &str, body: &Value) {
+    fn deliver(&self, nu: &str, body: &Value, guard: Option<Guard>) {
         match notification_urls(self, nu) {
             Ok(urls) if !urls.is_empty() => {
                 for url in urls {
                     match self.as_seen_by(&url, body) {
-                        Some(body) => self.notifier.enqueue(Notification { url, body }),
+                        Some(body) => self.notifier.enqueue(Notification {
+                            url,
+                            body,
+                            guard: guard.clone(),
+                        }),
                         None => {
                             tracing::warn!("notification not sent: no alias for an AE-ID in it")
                         }
@@ -202,6 +217,7 @@ async fn count_down(
                 notifier.enqueue(Notification {
                     url: su.to_owned(),
                     body,
+                    guard: None,
                 });
             }
             tracing::debug!(sub = sub.ri(), cse = %config.cse_id, "subscription expired by its notification counter");

@@ -1,5 +1,5 @@
-//! UPDATE: attribute changes checked against the type's table, `acpi` changes checked
-//! against `pvs`, container limits re-applied, subscribers told what changed.
+//! UPDATE: attribute changes checked against the type's table, changes of who may access
+//! (`acpi`, `daci`, `macp`, a `<dac>`'s `dap`/`dae`) checked against `pvs`, container limits re-applied, subscribers told what changed.
 
 use crate::addressing::Target;
 use crate::create::content_of;
@@ -36,35 +36,38 @@ impl Cse {
                 return Err(Error::bad_request("expiration time is in the past"));
             }
         }
-        if changes.contains_key("acpi") {
-            if changes.len() != 1 {
-                return Err(Error::bad_request("acpi must be updated alone"));
-            }
-            self.gate().authorize(
-                &caller.originator,
-                &self.request_context(caller),
-                &current,
-                AccessOperation::UPDATE,
-                None,
-                crate::access::Check::AcpiUpdate,
-            )?;
-            let wanted: Vec<String> =
-                changes
-                    .get("acpi")
-                    .and_then(Value::as_array)
-                    .map_or_else(Vec::new, |a| {
-                        a.iter()
-                            .filter_map(Value::as_str)
-                            .map(str::to_owned)
-                            .collect()
-                    });
-            let found = crate::access::load_policies(self.store.as_ref(), &self.config, &wanted)?;
-            if found.len() != wanted.len() {
-                return Err(Error::bad_request(
-                    "acpi names a resource that is not an access control policy",
-                ));
-            }
-        } else {
+        if changes.contains_key("acpi") && changes.len() != 1 {
+            return Err(Error::bad_request("acpi must be updated alone"));
+        }
+        // Attributes that decide who may access the resource are held to the self-privileges
+        // of its policies (`pvs` of the ACPs it names now, or its creator by default), like
+        // `acpi`; the others to ordinary UPDATE rights (where a DAS or a token may help).
+        let defining: Vec<&str> = changes
+            .keys()
+            .map(String::as_str)
+            .filter(|k| crate::access::defines_access(current.ty, k))
+            .collect();
+        if !defining.is_empty() {
+            self.gate()
+                .authorize(
+                    &caller.originator,
+                    &self.request_context(caller),
+                    &current,
+                    AccessOperation::UPDATE,
+                    None,
+                    crate::access::Check::AcpiUpdate,
+                )
+                .inspect_err(|_| {
+                    tracing::info!(
+                        originator = caller.originator.id(&self.config),
+                        target = current.ri(),
+                        attributes = ?defining,
+                        "update of access-defining attributes refused"
+                    )
+                })?;
+            crate::access::check_references(self.store.as_ref(), &self.config, &changes)?;
+        }
+        if defining.len() < changes.len() {
             self.authorize_dynamic(caller, &current, AccessOperation::UPDATE, None)
                 .await?;
         }
@@ -74,7 +77,9 @@ impl Cse {
         match current.ty {
             ResourceType::Subscription => model::resources::sub::validate(&preview.attrs)?,
             ResourceType::Group => resources::grp::check_members(self, &mut preview)?,
-            ResourceType::DynamicAuthorizationConsultation => resources::dac::prepare(&preview)?,
+            ResourceType::DynamicAuthorizationConsultation => {
+                resources::dac::prepare(&self.config, &preview)?
+            }
             _ => {}
         }
         let derived: Map<String, Value> = ["cnm", "mtv"]

@@ -92,10 +92,17 @@ impl Cse {
                     .close_credentials(|id| revocations.covers(credential, id), &why)
             }
         };
+        // A revoked credential's subscriptions go for good; a suspended one's stay silent
+        // until it is resumed (`Cse::may_notify`, and the guard of queued notifications).
+        let subscriptions_deleted = match what {
+            Withdraw::Revoke => self.drop_subscriptions_of(credential).await,
+            Withdraw::Suspend | Withdraw::Resume => 0,
+        };
         tracing::warn!(
             credential = %security::privacy::credential_tag(credential),
             action = ?what,
             closed,
+            subscriptions_deleted,
             "credential withdrawal changed"
         );
         let audited = match self.audit() {

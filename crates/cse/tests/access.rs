@@ -745,6 +745,134 @@ async fn macp_governs_fan_out() {
     );
 }
 
+#[tokio::test]
+async fn attributes_that_decide_access_need_the_self_privileges() {
+    let (t, owner, other) = two_aes().await;
+    // The other AE may UPDATE (acop 4) the group and the container, nothing more.
+    let upd = make_acp(
+        &t,
+        &owner,
+        "cse-in/owner",
+        "upd",
+        json!([{"acor": [owner], "acop": 63}, {"acor": [other], "acop": 4}]),
+        json!([{"acor": [owner], "acop": 63}]),
+    )
+    .await;
+    let open = make_acp(
+        &t,
+        &other,
+        "cse-in/other",
+        "open",
+        json!([{"acor": ["all"], "acop": 63}]),
+        json!([{"acor": [other], "acop": 63}]),
+    )
+    .await;
+    let g = t
+        .create(
+            &owner,
+            "cse-in/owner",
+            T::Group,
+            json!({"m2m:grp": {"rn": "g", "mt": 3, "mnm": 5, "mid": ["cse-in/owner/data"], "acpi": [upd]}}),
+        )
+        .await;
+    assert_eq!(g.rsc, R::Created, "{:?}", g.pc);
+    assert_eq!(
+        set_acpi(&t, &owner, "cse-in/owner/data", &[&upd]).await,
+        R::Updated
+    );
+    // Ordinary attributes: granted by pv.
+    let r = t
+        .update(&other, "cse-in/owner/g", json!({"m2m:grp": {"lbl": ["x"]}}))
+        .await;
+    assert_eq!(r.rsc, R::Updated);
+    // macp (who may fan out), mid (who a group in acor admits) and acpi: refused, with or
+    // without other attributes.
+    for (to, change) in [
+        ("cse-in/owner/g", json!({"m2m:grp": {"macp": [open]}})),
+        (
+            "cse-in/owner/g",
+            json!({"m2m:grp": {"mid": ["cse-in/owner/data", "cse-in/other"]}}),
+        ),
+        (
+            "cse-in/owner/g",
+            json!({"m2m:grp": {"macp": [open], "lbl": ["y"]}}),
+        ),
+        ("cse-in/owner/data", json!({"m2m:cnt": {"acpi": [open]}})),
+    ] {
+        let r = t.update(&other, to, change.clone()).await;
+        assert_eq!(r.rsc, R::OriginatorHasNoPrivilege, "{change}");
+    }
+    let back = t.retrieve(&owner, "cse-in/owner/g").await;
+    assert_eq!(attr(&back, "macp"), serde_json::Value::Null);
+    assert_eq!(attr(&back, "lbl"), json!(["x"]));
+    assert_eq!(
+        t.retrieve(&other, "cse-in/owner/g/fopt").await.rsc,
+        R::OriginatorHasNoPrivilege
+    );
+    // The owner may, but only with names of existing ACPs (at creation too).
+    let r = t
+        .update(
+            &owner,
+            "cse-in/owner/g",
+            json!({"m2m:grp": {"macp": ["nothing"]}}),
+        )
+        .await;
+    assert_eq!(r.rsc, R::BadRequest);
+    let r = t
+        .update(
+            &owner,
+            "cse-in/owner/g",
+            json!({"m2m:grp": {"macp": [upd]}}),
+        )
+        .await;
+    assert_eq!(r.rsc, R::Updated);
+    // nu (who receives what a subscription reports): the owner's subscription, whose ACP
+    // lets the other AE UPDATE it, cannot be redirected to the other AE's endpoint.
+    let rx = Receiver::start(2000).await;
+    let sub = t
+        .create(
+            &owner,
+            "cse-in/owner/data",
+            T::Subscription,
+            json!({"m2m:sub": {"rn": "s", "nu": [rx.url], "acpi": [upd]}}),
+        )
+        .await;
+    assert_eq!(sub.rsc, R::Created, "{:?}", sub.pc);
+    let r = t
+        .update(
+            &other,
+            "cse-in/owner/data/s",
+            json!({"m2m:sub": {"nu": ["http://127.0.0.1:9/elsewhere"]}}),
+        )
+        .await;
+    assert_eq!(r.rsc, R::OriginatorHasNoPrivilege);
+    let r = t
+        .update(
+            &other,
+            "cse-in/owner/data/s",
+            json!({"m2m:sub": {"exc": 5}}),
+        )
+        .await;
+    assert_eq!(r.rsc, R::Updated);
+    assert_eq!(
+        attr(&t.retrieve(&owner, "cse-in/owner/data/s").await, "nu"),
+        json!([rx.url])
+    );
+    for (ty, body) in [
+        (
+            T::Container,
+            json!({"m2m:cnt": {"rn": "c2", "acpi": ["nothing"]}}),
+        ),
+        (
+            T::Group,
+            json!({"m2m:grp": {"rn": "g2", "mt": 3, "mnm": 5, "mid": ["cse-in/owner/data"], "macp": ["nothing"]}}),
+        ),
+    ] {
+        let r = t.create(&owner, "cse-in/owner", ty, body.clone()).await;
+        assert_eq!(r.rsc, R::BadRequest, "{body}");
+    }
+}
+
 fn explain_query(pairs: &[(&str, &str)]) -> cse::admin::ExplainQuery {
     let params: Vec<(String, String)> = pairs
         .iter()

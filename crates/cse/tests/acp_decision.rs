@@ -901,3 +901,28 @@ fn the_one_line_trace_names_policies_rules_and_conditions() {
         "ip-address"
     );
 }
+
+#[test]
+fn cse_ids_and_s_ae_ids_are_separate_originators() {
+    // The S-AE Sx, in every form an acor entry may take, admits the AE Sx and never a
+    // peer whose CSE-ID would be Sx (nor an entity behind it).
+    for entry in ["Sx", "/Sx", "//secure-cse.example/Sx"] {
+        let p = [policy("acp1", json!([{"acor": [entry], "acop": 2}]))];
+        let mut ae = base();
+        ae.originator = Principal::ae("Sx", &domain());
+        assert!(decide(&p, &ae), "{entry}");
+        for remote in ["/Sx", "//secure-cse.example/Sx", "/Sx/Cy"] {
+            let mut cse = base();
+            cse.originator = Principal::remote(remote, &domain());
+            assert!(!decide(&p, &cse), "{entry} admitted {remote}");
+        }
+    }
+    // A CSE-ID entry admits that CSE and not an AE.
+    let p = [policy("acp1", json!([{"acor": ["/id-mn"], "acop": 2}]))];
+    let mut cse = base();
+    cse.originator = Principal::remote("/id-mn", &domain());
+    assert!(decide(&p, &cse));
+    let mut ae = base();
+    ae.originator = Principal::ae("Cid-mn", &domain());
+    assert!(!decide(&p, &ae));
+}

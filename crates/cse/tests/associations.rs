@@ -421,6 +421,68 @@ async fn the_admin_needs_an_admin_credential_in_a_secure_deployment() {
 }
 
 #[tokio::test]
+async fn a_cse_id_named_like_an_s_ae_is_not_that_ae() {
+    // The S-AE Sx is registered and an ACP lets it read the owner's container.
+    let t = TestCse::new().await;
+    let sx = t
+        .create(
+            "Sx",
+            "cse-in",
+            T::Ae,
+            json!({"m2m:ae": {"rn": "sx", "api": "Ntest", "rr": false, "srv": ["3"]}}),
+        )
+        .await;
+    assert_eq!(sx.rsc, R::Created, "{:?}", sx.pc);
+    let owner = t.register("owner").await;
+    let acp = t
+        .create(
+            &owner,
+            "cse-in/owner",
+            T::AccessControlPolicy,
+            json!({"m2m:acp": {"rn": "a", "pv": {"acr": [{"acor": ["Sx", owner], "acop": 63}]},
+                   "pvs": {"acr": [{"acor": [owner], "acop": 63}]}}}),
+        )
+        .await;
+    let acp = attr(&acp, "ri");
+    let r = t
+        .create(
+            &owner,
+            "cse-in/owner",
+            T::Container,
+            json!({"m2m:cnt": {"rn": "data", "acpi": [acp]}}),
+        )
+        .await;
+    assert_eq!(r.rsc, R::Created);
+    assert_eq!(t.retrieve("Sx", "cse-in/owner/data").await.rsc, R::Ok);
+    // A peer whose credential names the CSE-ID /Sx (a CA or binding that let it through)
+    // is not a CSE, and never the S-AE Sx: refused before access control, in every form.
+    let reg = Arc::new(Registry::default());
+    let ctx = sa(
+        &reg,
+        Framework::Certificate,
+        "32-sx",
+        PeerIdentity::Cse("/Sx".into()),
+        false,
+        &[],
+    );
+    for fr in ["/Sx", "//secure-cse.example/Sx", "Sx", "/Sx/Cbehind"] {
+        let r = t
+            .send_ctx(
+                &ctx,
+                req(
+                    Operation::Retrieve,
+                    "cse-in/owner/data",
+                    Some(fr),
+                    None,
+                    None,
+                ),
+            )
+            .await;
+        assert_eq!(r.rsc, R::OriginatorNotAuthenticated, "{fr}");
+    }
+}
+
+#[tokio::test]
 async fn a_cse_peer_speaks_only_for_itself() {
     let t = TestCse::new().await;
     let reg = Arc::new(Registry::default());

@@ -28,6 +28,13 @@ MFkwEwYHKoZIzj0CAQYIKoZIzj0DAQcDQgAE3IATykAL9fZy64l68lcDIna10aC0
 -----END PUBLIC KEY-----
 ";
 
+/// The configuration of [`config`] with `das` as the one DAS the CSE may consult.
+fn config_for(das: &str) -> cse::CseConfig {
+    let mut c = config();
+    c.dynamic_authorization.das_urls = cse::access::DasUrls::new([das.to_owned()]);
+    c
+}
+
 fn config() -> cse::CseConfig {
     let mut issuers = security::token::Issuers::new();
     issuers
@@ -154,7 +161,7 @@ async fn guarded(t: &TestCse, das: &str, dal: Option<Value>) -> (String, String)
 
 #[tokio::test]
 async fn the_resource_is_created_and_validated() {
-    let t = TestCse::with_config(config()).await;
+    let t = TestCse::with_config(config_for("http://127.0.0.1:1/das")).await;
     let owner = t.register("owner").await;
     let ok = t
         .create(
@@ -201,7 +208,7 @@ async fn the_resource_is_created_and_validated() {
 #[tokio::test]
 async fn a_das_grant_admits_what_the_policies_refuse_and_is_cached() {
     let das = Das::start(json!(null), false).await;
-    let t = TestCse::with_config(config()).await;
+    let t = TestCse::with_config(config_for(&das.url)).await;
     let (owner, other) = guarded(&t, &das.url, None).await;
     *das.answer.lock().expect("lock") = grant(&other, 2, json!(60000));
     // The owner is granted by the ACP: the DAS is not asked.
@@ -229,7 +236,7 @@ async fn a_das_grant_admits_what_the_policies_refuse_and_is_cached() {
 #[tokio::test]
 async fn a_grant_without_lifetime_or_past_dal_is_not_reused() {
     let das = Das::start(json!(null), false).await;
-    let t = TestCse::with_config(config()).await;
+    let t = TestCse::with_config(config_for(&das.url)).await;
     // dal 0: the CSE keeps nothing, whatever the DAS proposes.
     let (_, other) = guarded(&t, &das.url, Some(json!(0))).await;
     *das.answer.lock().expect("lock") = grant(&other, 2, json!(60000));
@@ -242,7 +249,7 @@ async fn a_grant_without_lifetime_or_past_dal_is_not_reused() {
 #[tokio::test]
 async fn an_expired_grant_is_asked_for_again() {
     let das = Das::start(json!(null), false).await;
-    let t = TestCse::with_config(config()).await;
+    let t = TestCse::with_config(config_for(&das.url)).await;
     let (_, other) = guarded(&t, &das.url, None).await;
     *das.answer.lock().expect("lock") = grant(&other, 2, json!(200));
     assert_eq!(t.retrieve(&other, "cse-in/owner/data").await.rsc, R::Ok);
@@ -269,7 +276,7 @@ async fn a_das_that_denies_or_fails_leaves_the_refusal() {
         (grant("all", 63, json!(60000)), true),
     ] {
         let das = Das::start(answer.clone(), slow).await;
-        let t = TestCse::with_config(config()).await;
+        let t = TestCse::with_config(config_for(&das.url)).await;
         let (_, other) = guarded(&t, &das.url, None).await;
         assert_eq!(
             t.delete(&other, "cse-in/owner/data").await.rsc,
@@ -289,8 +296,9 @@ async fn an_unreachable_das_means_deny_and_nothing_changes() {
         let l = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
         l.local_addr().expect("addr").port()
     };
-    let t = TestCse::with_config(config()).await;
-    let (owner, other) = guarded(&t, &format!("http://127.0.0.1:{port}/das"), None).await;
+    let url = format!("http://127.0.0.1:{port}/das");
+    let t = TestCse::with_config(config_for(&url)).await;
+    let (owner, other) = guarded(&t, &url, None).await;
     assert_eq!(
         t.update(
             &other,
@@ -316,7 +324,7 @@ async fn an_unreachable_das_means_deny_and_nothing_changes() {
 #[tokio::test]
 async fn a_disabled_consultation_is_not_asked() {
     let das = Das::start(json!(null), false).await;
-    let t = TestCse::with_config(config()).await;
+    let t = TestCse::with_config(config_for(&das.url)).await;
     let (owner, other) = guarded(&t, &das.url, None).await;
     *das.answer.lock().expect("lock") = grant(&other, 2, json!(60000));
     let r = t
@@ -332,6 +340,271 @@ async fn a_disabled_consultation_is_not_asked() {
         R::OriginatorHasNoPrivilege
     );
     assert_eq!(das.count(), 0);
+}
+
+// === who may make the CSE consult, and whom ===
+
+/// `owner`'s container `cse-in/owner/data` with one instance, under an ACP whose `pv` gives
+/// `other` UPDATE only (acop 4) and whose `pvs` names the owner alone; and `other`'s own
+/// `<dac>` (`cse-in/other/mine`) pointing at `das`, which grants everything to anyone.
+async fn update_only(t: &TestCse, das: &Das) -> (String, String, String) {
+    let owner = t.register("owner").await;
+    let other = t.register("other").await;
+    *das.answer.lock().expect("lock") = grant("all", 63, json!(60000));
+    let r = t
+        .create(
+            &owner,
+            "cse-in/owner",
+            T::AccessControlPolicy,
+            json!({"m2m:acp": {"rn": "own",
+                "pv": {"acr": [{"acor": [owner], "acop": 63}, {"acor": [other], "acop": 4}]},
+                "pvs": {"acr": [{"acor": [owner], "acop": 63}]}}}),
+        )
+        .await;
+    assert_eq!(r.rsc, R::Created);
+    let acp = attr(&r, "ri");
+    let r = t
+        .create(
+            &owner,
+            "cse-in/owner",
+            T::Container,
+            json!({"m2m:cnt": {"rn": "data", "acpi": [acp]}}),
+        )
+        .await;
+    assert_eq!(r.rsc, R::Created, "{:?}", r.pc);
+    let r = t
+        .create(
+            &owner,
+            "cse-in/owner/data",
+            T::ContentInstance,
+            json!({"m2m:cin": {"con": "secret"}}),
+        )
+        .await;
+    assert_eq!(r.rsc, R::Created);
+    let r = t
+        .create(
+            &other,
+            "cse-in/other",
+            T::DynamicAuthorizationConsultation,
+            json!({"m2m:dac": {"rn": "mine", "dae": true, "dap": [das.url]}}),
+        )
+        .await;
+    assert_eq!(r.rsc, R::Created, "{:?}", r.pc);
+    let dac = attr(&r, "ri").as_str().expect("ri").to_owned();
+    (owner, other, dac)
+}
+
+#[tokio::test]
+async fn update_rights_do_not_reach_daci() {
+    // The review's proof: UPDATE (acop 4) on another AE's container, a <dac> of one's own
+    // pointing at one's own DAS, daci set to it, then read and delete.
+    let das = Das::start(json!(null), false).await;
+    let t = TestCse::with_config(config_for(&das.url)).await;
+    let (owner, other, dac) = update_only(&t, &das).await;
+    // UPDATE of ordinary attributes is what the ACP grants...
+    let r = t
+        .update(
+            &other,
+            "cse-in/owner/data",
+            json!({"m2m:cnt": {"lbl": ["ok"]}}),
+        )
+        .await;
+    assert_eq!(r.rsc, R::Updated);
+    // ... but daci decides who may access, so it needs the self-privileges: refused here.
+    for change in [
+        json!({"m2m:cnt": {"daci": [dac]}}),
+        json!({"m2m:cnt": {"daci": [dac], "lbl": ["x"]}}),
+    ] {
+        let r = t.update(&other, "cse-in/owner/data", change.clone()).await;
+        assert_eq!(r.rsc, R::OriginatorHasNoPrivilege, "{change}");
+    }
+    assert_eq!(
+        t.retrieve(&other, "cse-in/owner/data/la").await.rsc,
+        R::OriginatorHasNoPrivilege
+    );
+    assert_eq!(
+        t.delete(&other, "cse-in/owner/data").await.rsc,
+        R::OriginatorHasNoPrivilege
+    );
+    assert_eq!(das.count(), 0, "the other AE's DAS was never asked");
+    let r = t.retrieve(&owner, "cse-in/owner/data").await;
+    assert_eq!(r.rsc, R::Ok);
+    assert_eq!(attr(&r, "daci"), Value::Null);
+    assert_eq!(attr(&r, "lbl"), json!(["ok"]));
+    // The owner holds the self-privileges; a daci entry must name a <dac> (4000).
+    let r = t
+        .update(
+            &owner,
+            "cse-in/owner/data",
+            json!({"m2m:cnt": {"daci": ["nothing"]}}),
+        )
+        .await;
+    assert_eq!(r.rsc, R::BadRequest);
+    let r = t
+        .create(
+            &owner,
+            "cse-in/owner",
+            T::Container,
+            json!({"m2m:cnt": {"rn": "x", "daci": ["nothing"]}}),
+        )
+        .await;
+    assert_eq!(r.rsc, R::BadRequest);
+}
+
+#[tokio::test]
+async fn a_dac_the_policies_do_not_trust_is_not_consulted() {
+    let das = Das::start(json!(null), false).await;
+    let t = TestCse::with_config(config_for(&das.url)).await;
+    let (owner, other, dac) = update_only(&t, &das).await;
+    // The owner links the other AE's <dac> (by mistake, or talked into it): its creator
+    // holds no self-privileges on the container, so its DAS is not trusted for it.
+    let r = t
+        .update(
+            &owner,
+            "cse-in/owner/data",
+            json!({"m2m:cnt": {"daci": [dac]}}),
+        )
+        .await;
+    assert_eq!(r.rsc, R::Updated);
+    assert_eq!(
+        t.retrieve(&other, "cse-in/owner/data/la").await.rsc,
+        R::OriginatorHasNoPrivilege
+    );
+    assert_eq!(das.count(), 0);
+    // Once the policy trusts the other AE with its self-privileges, its <dac> counts.
+    let r = t
+        .update(
+            &owner,
+            "cse-in/owner/own",
+            json!({"m2m:acp": {"pvs": {"acr": [{"acor": [owner, other], "acop": 63}]}}}),
+        )
+        .await;
+    assert_eq!(r.rsc, R::Updated);
+    assert_eq!(t.retrieve(&other, "cse-in/owner/data/la").await.rsc, R::Ok);
+    assert_eq!(das.count(), 1);
+}
+
+/// A TCP listener that only records who connected to it.
+struct Recorder {
+    url: String,
+    addr: std::net::SocketAddr,
+    peers: Arc<Mutex<Vec<std::net::SocketAddr>>>,
+    sentinels: Mutex<Vec<std::net::SocketAddr>>,
+}
+
+impl Recorder {
+    async fn start() -> Self {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind");
+        let addr = listener.local_addr().expect("addr");
+        let peers = Arc::new(Mutex::new(Vec::new()));
+        let log = peers.clone();
+        tokio::spawn(async move {
+            while let Ok((stream, peer)) = listener.accept().await {
+                log.lock().expect("lock").push(peer);
+                drop(stream);
+            }
+        });
+        Self {
+            url: format!("http://{addr}/das"),
+            addr,
+            peers,
+            sentinels: Mutex::new(Vec::new()),
+        }
+    }
+
+    /// The connections made by others so far: connects once itself and waits (bounded)
+    /// until that sentinel is recorded; the listener accepts in order, so every earlier
+    /// connection is recorded by then.
+    async fn others(&self) -> usize {
+        let sentinel = tokio::net::TcpStream::connect(self.addr)
+            .await
+            .expect("connect");
+        let me = sentinel.local_addr().expect("addr");
+        let mut sentinels = self.sentinels.lock().expect("lock").clone();
+        sentinels.push(me);
+        *self.sentinels.lock().expect("lock") = sentinels.clone();
+        for _ in 0..500 {
+            let peers = self.peers.lock().expect("lock").clone();
+            if peers.contains(&me) {
+                return peers.iter().filter(|p| !sentinels.contains(p)).count();
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        panic!("the sentinel connection was never accepted");
+    }
+}
+
+#[tokio::test]
+async fn a_das_outside_the_allow_list_is_never_contacted() {
+    let recorder = Recorder::start().await;
+    // Nothing listed (the default): a <dac> naming the URL is refused when created...
+    let t = TestCse::with_config(config()).await;
+    let owner = t.register("owner").await;
+    let other = t.register("other").await;
+    let r = t
+        .create(
+            &owner,
+            "cse-in/owner",
+            T::DynamicAuthorizationConsultation,
+            json!({"m2m:dac": {"rn": "d", "dae": true, "dap": [recorder.url]}}),
+        )
+        .await;
+    assert_eq!(r.rsc, R::BadRequest, "{:?}", r.pc);
+    // ... and one stored while the URL was allowed is not contacted once it no longer is.
+    let mut allowed = config_for(&recorder.url);
+    allowed.dynamic_authorization.das_urls =
+        cse::access::DasUrls::new([recorder.url.clone(), "http://127.0.0.1:1/das".into()]);
+    let before = TestCse::with_config(allowed).await;
+    let owner = before.register("owner").await;
+    let other_before = before.register("other").await;
+    let r = before
+        .create(
+            &owner,
+            "cse-in/owner",
+            T::DynamicAuthorizationConsultation,
+            json!({"m2m:dac": {"rn": "d", "dae": true, "dap": [recorder.url]}}),
+        )
+        .await;
+    assert_eq!(r.rsc, R::Created, "{:?}", r.pc);
+    let dac = attr(&r, "ri");
+    let r = before
+        .create(
+            &owner,
+            "cse-in/owner",
+            T::Container,
+            json!({"m2m:cnt": {"rn": "data", "daci": [dac]}}),
+        )
+        .await;
+    assert_eq!(r.rsc, R::Created, "{:?}", r.pc);
+    // Changing dap to a URL that is not listed is refused too.
+    let r = before
+        .update(
+            &owner,
+            "cse-in/owner/d",
+            json!({"m2m:dac": {"dap": ["http://169.254.169.254/latest"]}}),
+        )
+        .await;
+    assert_eq!(r.rsc, R::BadRequest);
+    assert_eq!(recorder.others().await, 0);
+    // The same data, a CSE whose allow-list no longer has the URL.
+    let store = store::SqliteStore::open(before.dir.path(), store::SqliteOptions::default())
+        .expect("store");
+    let after = cse::Cse::open(config(), Arc::new(store))
+        .await
+        .expect("cse");
+    let ctx =
+        cse::SecurityContext::plaintext("test", Some("127.0.0.1:40000".parse().expect("addr")));
+    for op in [Operation::Retrieve, Operation::Delete] {
+        let req = Request::new(op, "cse-in/owner/data", Some(other_before.clone()));
+        assert_eq!(
+            after.handle(&ctx, req).await.rsc,
+            R::OriginatorHasNoPrivilege
+        );
+    }
+    assert_eq!(recorder.others().await, 0, "the unlisted DAS was contacted");
+    drop(other);
 }
 
 // === tokens ===

@@ -321,3 +321,247 @@ async fn notify_is_relayed_to_an_ae() {
         .await;
     assert_eq!(r.rsc, R::TargetNotReachable);
 }
+
+// === a subscriber that loses access is not notified ===
+
+/// How many notifications (verification requests excluded) `got` holds for subscription
+/// `sur` about a content instance with content `con`.
+fn about(got: &[serde_json::Value], sur: &str, con: &str) -> usize {
+    got.iter()
+        .filter(|n| n["m2m:sgn"]["sur"] == json!(sur))
+        .filter(|n| n["m2m:sgn"]["nev"]["rep"]["m2m:cin"]["con"] == json!(con))
+        .count()
+}
+
+/// Creates a content instance `con` in `cse-in/owner/data` as `owner`.
+async fn add(t: &TestCse, owner: &str, con: &str) {
+    let r = t
+        .create(
+            owner,
+            "cse-in/owner/data",
+            T::ContentInstance,
+            json!({"m2m:cin": {"con": con}}),
+        )
+        .await;
+    assert_eq!(r.rsc, R::Created);
+}
+
+/// Waits until the sentinel subscription `cse-in/owner/data/sentinel` was told about `con`.
+/// Every subscription here notifies the one receiver, whose queue is delivered in order, so
+/// whatever was sent before that notification has arrived by then.
+async fn sentinel_saw(rx: &Receiver, con: &str) -> Vec<serde_json::Value> {
+    for _ in 0..500 {
+        let got = rx.got.lock().expect("lock").clone();
+        if about(&got, "cse-in/owner/data/sentinel", con) == 1 {
+            return got;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    panic!("the sentinel never got '{con}'");
+}
+
+/// The owner may do anything; the reader may RETRIEVE and create subscriptions.
+fn reader_rules(owner: &str, reader: &str) -> serde_json::Value {
+    json!([{"acor": [owner], "acop": 63}, {"acor": [reader], "acop": 2},
+           {"acor": [reader], "acop": 1, "acod": [{"chty": [23]}]}])
+}
+
+/// An owner's container `cse-in/owner/data` readable by `reader` through the ACP `own`; a
+/// sentinel subscription of the owner's and the `reader`'s subscription `watch` (created
+/// over `ctx`), both notifying `rx`.
+async fn watched(
+    t: &TestCse,
+    rx: &Receiver,
+    reader_ctx: Option<&cse::SecurityContext>,
+    reader: &str,
+) -> String {
+    let owner = t.register("owner").await;
+    let r = t
+        .create(
+            &owner,
+            "cse-in/owner",
+            T::AccessControlPolicy,
+            json!({"m2m:acp": {"rn": "own",
+                "pv": {"acr": reader_rules(&owner, reader)},
+                "pvs": {"acr": [{"acor": [owner], "acop": 63}]}}}),
+        )
+        .await;
+    assert_eq!(r.rsc, R::Created);
+    let acp = attr(&r, "ri");
+    let r = t
+        .create(
+            &owner,
+            "cse-in/owner",
+            T::Container,
+            json!({"m2m:cnt": {"rn": "data", "acpi": [acp]}}),
+        )
+        .await;
+    assert_eq!(r.rsc, R::Created);
+    let sub = |rn: &str| json!({"m2m:sub": {"rn": rn, "nu": [rx.url], "enc": {"net": [3]}}});
+    let r = t
+        .create(
+            &owner,
+            "cse-in/owner/data",
+            T::Subscription,
+            sub("sentinel"),
+        )
+        .await;
+    assert_eq!(r.rsc, R::Created);
+    let mut req = model::Request::new(
+        model::Operation::Create,
+        "cse-in/owner/data",
+        Some(reader.to_owned()),
+    );
+    req.ty = Some(T::Subscription);
+    req.pc = Some(sub("watch"));
+    let r = match reader_ctx {
+        Some(ctx) => t.send_ctx(ctx, req).await,
+        None => t.send(req).await,
+    };
+    assert_eq!(r.rsc, R::Created, "{:?}", r.pc);
+    add(t, &owner, "before").await;
+    for _ in 0..500 {
+        if about(
+            &rx.got.lock().expect("lock"),
+            "cse-in/owner/data/watch",
+            "before",
+        ) == 1
+        {
+            return owner;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    panic!("the reader's subscription was never notified");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_subscriber_removed_from_the_acp_is_not_notified() {
+    let t = TestCse::new().await;
+    let rx = Receiver::start(2000).await;
+    let reader = t.register("reader").await;
+    let owner = watched(&t, &rx, None, &reader).await;
+    // The owner takes the reader out of the ACP.
+    let r = t
+        .update(
+            &owner,
+            "cse-in/owner/own",
+            json!({"m2m:acp": {"pv": {"acr": [{"acor": [owner], "acop": 63}]}}}),
+        )
+        .await;
+    assert_eq!(r.rsc, R::Updated);
+    add(&t, &owner, "after").await;
+    add(&t, &owner, "later").await;
+    let got = sentinel_saw(&rx, "later").await;
+    assert_eq!(about(&got, "cse-in/owner/data/sentinel", "after"), 1);
+    assert_eq!(about(&got, "cse-in/owner/data/watch", "after"), 0);
+    assert_eq!(about(&got, "cse-in/owner/data/watch", "later"), 0);
+    // The subscription stays; access given back, notifications resume.
+    let r = t
+        .update(
+            &owner,
+            "cse-in/owner/own",
+            json!({"m2m:acp": {"pv": {"acr": reader_rules(&owner, &reader)}}}),
+        )
+        .await;
+    assert_eq!(r.rsc, R::Updated);
+    add(&t, &owner, "again").await;
+    add(&t, &owner, "and again").await;
+    let got = sentinel_saw(&rx, "and again").await;
+    assert_eq!(about(&got, "cse-in/owner/data/watch", "again"), 1);
+}
+
+fn certificate_association(t: &TestCse, credential: &str, ae: &str) -> cse::SecurityContext {
+    use security::association::{CredentialBinding, Established, Framework, PeerIdentity};
+    let established = Established {
+        framework: Framework::Certificate,
+        credential_id: credential.to_owned(),
+        binding: CredentialBinding {
+            identity: PeerIdentity::Ae(format!("//secure-cse.example/id-in/{ae}")),
+            admin: false,
+            allowed_apps: Vec::new(),
+            level: None,
+        },
+        protocol: "TLSv1.3".into(),
+        cipher: "TLS_AES_128_GCM_SHA256".into(),
+        server_name: None,
+        resumed: false,
+        bootstrap: None,
+    };
+    cse::SecurityContext::established(std::sync::Arc::new(t.cse.associations().open(
+        "https",
+        "127.0.0.1:5000".parse().expect("addr"),
+        established,
+    )))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_subscriber_whose_credential_is_withdrawn_is_not_notified() {
+    for what in [
+        cse::withdrawal::Withdraw::Suspend,
+        cse::withdrawal::Withdraw::Revoke,
+    ] {
+        let t = TestCse::new().await;
+        let rx = Receiver::start(2000).await;
+        // The reader: a certificate-bound AE, registered and subscribing over its association.
+        let ctx = certificate_association(&t, "33-reader-certificate", "Creader");
+        let mut reg = model::Request::new(
+            model::Operation::Create,
+            "cse-in",
+            Some("Creader".to_owned()),
+        );
+        reg.ty = Some(T::Ae);
+        reg.pc =
+            Some(json!({"m2m:ae": {"rn": "reader", "api": "Ntest", "rr": false, "srv": ["3"]}}));
+        assert_eq!(t.send_ctx(&ctx, reg).await.rsc, R::Created);
+        let owner = watched(&t, &rx, Some(&ctx), "Creader").await;
+        // The reader keeps its RETRIEVE privilege; only its credential is withdrawn.
+        let answer = t
+            .cse
+            .withdraw(ADMIN, what, "33-reader-certificate", "key compromise")
+            .await
+            .expect("withdrawn");
+        assert_eq!(answer["associationsClosed"], json!(1));
+        add(&t, &owner, "after").await;
+        add(&t, &owner, "later").await;
+        let got = sentinel_saw(&rx, "later").await;
+        assert_eq!(
+            about(&got, "cse-in/owner/data/watch", "after"),
+            0,
+            "{what:?}"
+        );
+        assert_eq!(
+            about(&got, "cse-in/owner/data/watch", "later"),
+            0,
+            "{what:?}"
+        );
+        // Nothing else reached the reader's endpoint either (no deletion notice).
+        assert!(
+            !got.iter()
+                .any(|n| n["m2m:sgn"]["sur"] == json!("cse-in/owner/data/watch")
+                    && n["m2m:sgn"]["sud"] == json!(true)),
+            "{what:?}"
+        );
+        let sub = t.retrieve(ADMIN, "cse-in/owner/data/watch").await.rsc;
+        match what {
+            // Revoked: the subscription is gone for good.
+            cse::withdrawal::Withdraw::Revoke => assert_eq!(sub, R::NotFound),
+            // Suspended: it stays, silent, and speaks again once resumed.
+            _ => {
+                assert_eq!(sub, R::Ok);
+                t.cse
+                    .withdraw(
+                        ADMIN,
+                        cse::withdrawal::Withdraw::Resume,
+                        "33-reader-certificate",
+                        "",
+                    )
+                    .await
+                    .expect("resumed");
+                add(&t, &owner, "resumed").await;
+                add(&t, &owner, "resumed too").await;
+                let got = sentinel_saw(&rx, "resumed too").await;
+                assert_eq!(about(&got, "cse-in/owner/data/watch", "resumed"), 1);
+            }
+        }
+    }
+}

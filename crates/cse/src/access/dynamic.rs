@@ -9,8 +9,9 @@
 //!   when a verified token grants them.
 //! * Consultation (direct dynamic authorization, clause 7.3.2.2): when the policies refuse a
 //!   request on a resource whose `daci` (its own, or its parent's for types without `acpi`)
-//!   names an enabled `<dynamicAuthorizationConsultation>`, the CSE asks the DAS at its `dap`
-//!   with an `m2m:dynAuthDasRequest` and reads an `m2m:dynAuthDasResponse`. Granted privileges
+//!   names an enabled `<dynamicAuthorizationConsultation>` that the resource's policies trust
+//!   (its creator holds their self-privileges, `Cse::dac_trusted`), the CSE asks the DAS at
+//!   a `dap` the configuration lists ([`super::DasUrls`]) with an `m2m:dynAuthDasRequest` and reads an `m2m:dynAuthDasResponse`. Granted privileges
 //!   (`dai/gp`) and the permissions of tokens in the answer become a [`Grant`], kept for its
 //!   lifetime (`dai/pl`, bounded by `dal` and by the configured maximum) so repeated requests
 //!   do not ask again. A DAS that cannot be reached, is slow or answers anything but a
@@ -228,18 +229,17 @@ impl Consultant {
         self.cache.lock().map_or(0, |c| c.len())
     }
 
-    /// What the DAS of the first enabled `<dynamicAuthorizationConsultation>` in `owner`'s
-    /// `daci` grants, from the cache while it lasts. `None`: no consultation applies, or
-    /// the DAS granted nothing (logged).
+    /// What the DAS of `dac` (an enabled `<dynamicAuthorizationConsultation>` the caller
+    /// found trusted, see [`enabled_dacs`]) grants, from the cache while it lasts. Only
+    /// `dap` entries the configuration lists ([`super::DasUrls`]) are contacted. `None`: the
+    /// DAS granted nothing or could not be asked (logged).
     pub async fn consult(
         &self,
         config: &CseConfig,
-        store: &dyn Store,
         target: &Resource,
-        owner: &Resource,
+        dac: &Resource,
         facts: &Facts<'_>,
     ) -> Option<Grant> {
-        let dac = enabled_dac(store, owner)?;
         let key = CacheKey {
             originator: facts.originator.clone(),
             target: target.ri().to_owned(),
@@ -260,6 +260,10 @@ impl Consultant {
         let body = request_body(config, target, facts, dac.attrs.get("dal"));
         let mut answer = None;
         for url in dac.str_list("dap") {
+            if let Err(why) = config.dynamic_authorization.das_urls.check(&url).await {
+                tracing::warn!(dac = dac.ri(), das = %url, reason = %why, "dynamic authorization: DAS not contacted");
+                continue;
+            }
             match self.ask(&url, &body).await {
                 Ok(dres) => {
                     answer = Some((url, dres));
@@ -335,16 +339,16 @@ impl Consultant {
     }
 }
 
-/// The first `<dynamicAuthorizationConsultation>` named in `daci` that exists and is enabled.
-fn enabled_dac(store: &dyn Store, owner: &Resource) -> Option<Arc<Resource>> {
-    owner.str_list("daci").iter().find_map(|id| {
-        store
-            .get_shared(id)
-            .ok()
-            .flatten()
-            .filter(|d| d.ty == ResourceType::DynamicAuthorizationConsultation)
-            .filter(|d| d.attrs.get("dae").and_then(Value::as_bool) == Some(true))
-    })
+/// The `<dynamicAuthorizationConsultation>`s named in `owner`'s `daci` that exist and are
+/// enabled, in `daci` order. Whether each may be trusted is the caller's decision.
+pub fn enabled_dacs(store: &dyn Store, owner: &Resource) -> Vec<Arc<Resource>> {
+    owner
+        .str_list("daci")
+        .iter()
+        .filter_map(|id| store.get_shared(id).ok().flatten())
+        .filter(|d| d.ty == ResourceType::DynamicAuthorizationConsultation)
+        .filter(|d| d.attrs.get("dae").and_then(Value::as_bool) == Some(true))
+        .collect()
 }
 
 /// The operation a consultation names (`m2m:operation`); discovery is a RETRIEVE.

@@ -14,12 +14,15 @@
 
 pub mod cache;
 mod context;
+pub mod das_urls;
 pub mod decision;
 pub mod dynamic;
 pub mod explain;
 pub mod rule;
+pub mod standing;
 
 pub use cache::PolicyCache;
+pub use das_urls::DasUrls;
 pub use decision::{decide, AccessRequest, Creation, GroupFact};
 pub use dynamic::{Consultant, Grant};
 pub use explain::{Basis, Explanation};
@@ -109,7 +112,9 @@ impl Refusal {
 pub enum Check {
     /// An ordinary operation on the target.
     Operation,
-    /// An UPDATE of the target's `acpi`: governed by `pvs` of the ACPs it names now.
+    /// An UPDATE of the target's `acpi` or of another attribute that decides who may access
+    /// it ([`defines_access`]): governed by `pvs` of the ACPs it names now, or by the
+    /// default policy (its creator) when it names none.
     AcpiUpdate,
     /// A request to the target `<group>`'s fan-out point: governed by its `macp`, or by the
     /// group's own policies when `macp` is not set.
@@ -172,7 +177,7 @@ impl<'a> Gate<'a> {
             why,
             message: match check {
                 Check::AcpiUpdate => format!(
-                    "{} may not change the access control policies of {}",
+                    "{} may not change who may access {}",
                     req.originator.id,
                     target.ri()
                 ),
@@ -517,6 +522,62 @@ fn default_policy(owner: &Resource, originator: &str, op: AccessOperation) -> (S
             None => ("nobody (no creator recorded)".to_owned(), false),
         },
     }
+}
+
+/// Whether attribute `attr` of a resource of type `ty` decides who may access it or its
+/// data: `acpi`, `daci`; a group's `macp` (fan-out) and `mid` (a group named in `acor`
+/// admits its members); a `<dac>`'s `dap` and `dae` (who is asked); a subscription's `nu`
+/// (who receives what it reports). An UPDATE of any of them is held to the self-privileges
+/// of the resource's policies ([`Check::AcpiUpdate`]), never to `pv` and never to what a DAS
+/// or a token grants.
+pub fn defines_access(ty: ResourceType, attr: &str) -> bool {
+    match attr {
+        "acpi" | "daci" => true,
+        "macp" | "mid" => ty == ResourceType::Group,
+        "dap" | "dae" => ty == ResourceType::DynamicAuthorizationConsultation,
+        "nu" => ty == ResourceType::Subscription,
+        _ => false,
+    }
+}
+
+/// Checks that what the access-defining attributes among `attrs` name exists: every `acpi`
+/// and `macp` entry an `<accessControlPolicy>`, every `daci` entry the resource ID
+/// of a `<dynamicAuthorizationConsultation>` (4000 otherwise), so a name cannot be parked now and
+/// filled with a resource later.
+pub fn check_references(
+    store: &dyn Store,
+    config: &CseConfig,
+    attrs: &serde_json::Map<String, serde_json::Value>,
+) -> Result<()> {
+    let list = |name: &str| -> Vec<String> {
+        attrs
+            .get(name)
+            .and_then(serde_json::Value::as_array)
+            .map_or_else(Vec::new, |a| {
+                a.iter()
+                    .filter_map(serde_json::Value::as_str)
+                    .map(str::to_owned)
+                    .collect()
+            })
+    };
+    for name in ["acpi", "macp"] {
+        let wanted = list(name);
+        if load_policies(store, config, &wanted)?.len() != wanted.len() {
+            return Err(Error::bad_request(format!(
+                "{name} names a resource that is not an access control policy"
+            )));
+        }
+    }
+    for id in list("daci") {
+        // By resource ID, as consultation looks them up.
+        let found = store.get_shared(&id)?;
+        if found.is_none_or(|r| r.ty != ResourceType::DynamicAuthorizationConsultation) {
+            return Err(Error::bad_request(format!(
+                "daci entry '{id}' is not a dynamic authorization consultation"
+            )));
+        }
+    }
+    Ok(())
 }
 
 /// The ACP resources named in an `acpi` list (by resource ID or address). Names that do not

@@ -146,16 +146,25 @@ impl Principal {
         }
     }
 
-    /// A CSE, or an entity behind one, by its SP-relative (`/id-mn/Cx`) or absolute ID.
+    /// A CSE, or an entity behind one, by its SP-relative (`/id-mn/Cx`) or absolute ID. A
+    /// CSE-ID that starts with `S` would have the absolute form of the S-AE of that name
+    /// (`//sp/Sx`), so it gets no absolute form at all: no ID entry in `acor` can admit it
+    /// (the originator check never lets one through; this keeps the namespaces apart here
+    /// too).
     pub fn remote(id: &str, domain: &Domain) -> Self {
         let absolute = if id.starts_with("//") {
             id.to_owned()
         } else {
             format!("//{}/{}", domain.sp_id, id.trim_start_matches('/'))
         };
+        let cse_id = absolute[2..].split('/').nth(1).unwrap_or("");
         Self {
             id: id.to_owned(),
-            absolute: vec![absolute],
+            absolute: if cse_id.starts_with(['S', 's']) {
+                Vec::new()
+            } else {
+                vec![absolute]
+            },
         }
     }
 
@@ -306,6 +315,12 @@ mod tests {
         let remote = Principal::remote("/id-mn/Cy", &d);
         assert_eq!(remote.absolute, vec!["//secure-cse.example/id-mn/Cy"]);
         assert_eq!(remote.sp(), "secure-cse.example");
+        // A "CSE" named like an S-AE is never matched as that AE (or as anything by ID).
+        for s_shaped in ["/Sx", "//secure-cse.example/Sx", "/Sx/Cy"] {
+            let remote = Principal::remote(s_shaped, &d);
+            assert!(remote.absolute.is_empty(), "{s_shaped}");
+            assert_eq!(remote.sp(), "");
+        }
     }
 
     #[test]

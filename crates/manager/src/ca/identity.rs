@@ -61,6 +61,12 @@ impl LocalNames {
                 self.cse_id
             )));
         }
+        if names_an_s_ae(self.local_cse()) {
+            return Err(CaError::Config(format!(
+                "the CSE-ID {:?} must not start with 'S': /S... is an S-AE-ID",
+                self.cse_id
+            )));
+        }
         Ok(())
     }
 
@@ -127,6 +133,11 @@ impl LocalNames {
         if !dns_label(label, true) {
             return Err(refuse(
                 "a CSE-ID certified here must be one DNS label (letters, digits, '-', '_')",
+            ));
+        }
+        if names_an_s_ae(label) {
+            return Err(refuse(
+                "a CSE-ID must not start with 'S': its SP-relative form /S... is an S-AE-ID",
             ));
         }
         Ok(Identity::Cse(format!("/{label}")))
@@ -260,6 +271,13 @@ fn unreserved(s: &str) -> bool {
 
 /// One DNS label: 1-63 letters, digits and `-` (and `_` where the TLS layer allows it), not
 /// starting or ending with `-`.
+/// Whether a CSE-ID label would read as an S-AE-ID: `/Sx` is the SP-relative ID of the
+/// S-AE `Sx` (TS-0001 table 7.2-1), so a CSE by that name would be two originators. Either
+/// case, because the label is also a DNS label, where case carries nothing.
+fn names_an_s_ae(label: &str) -> bool {
+    label.starts_with(['S', 's'])
+}
+
 fn dns_label(label: &str, underscore: bool) -> bool {
     !label.is_empty()
         && label.len() <= 63
@@ -320,6 +338,30 @@ mod tests {
                 "{bad}"
             );
         }
+    }
+
+    #[test]
+    fn cse_ids_and_s_ae_ids_stay_apart() {
+        let n = names();
+        // An S-AE-ID is certified as an AE; the same name is never a CSE-ID.
+        assert_eq!(
+            n.ae("Sx").ok(),
+            Some(Identity::Ae("//secure-cse.example/Sx".into()))
+        );
+        for s_shaped in ["Sx", "/Sx", "//secure-cse.example/Sx", "sx", "S"] {
+            assert!(
+                matches!(n.cse(s_shaped), Err(CaError::InvalidIdentity { .. })),
+                "{s_shaped}"
+            );
+        }
+        // C is fine for a CSE-ID (TS-0001 gives /CSE090112 as an example).
+        assert!(n.cse("CSE090112").is_ok());
+        assert!(LocalNames::new("secure-cse.example", "Sin")
+            .check()
+            .is_err());
+        assert!(LocalNames::new("secure-cse.example", "/sin")
+            .check()
+            .is_err());
     }
 
     #[test]

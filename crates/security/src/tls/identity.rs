@@ -124,6 +124,15 @@ fn identity_from_names(
                 .filter_map(|d| cse_id_from_dns(d, local).map(Named::Cse)),
         );
     for named in stated {
+        if let Named::Cse(cse) = &named {
+            // `/Sx` is the S-AE `Sx` (TS-0001 table 7.2-1); a CSE never takes that name, in
+            // either case (it is written as a DNS label here).
+            if cse.starts_with("/S") || cse.starts_with("/s") {
+                return Err(format!(
+                    "client certificate names CSE-ID '{cse}', which is an S-AE-ID, not a CSE-ID"
+                ));
+            }
+        }
         match &found {
             Some(first) if *first != named => {
                 return Err("client certificate names more than one AE-ID or CSE-ID".into());
@@ -289,6 +298,17 @@ mod tests {
         )
         .is_err());
         assert!(identity_from_names(&[], &s(&["//sp/Sx", "//sp/Sy"]), &l).is_err());
+        // CSE-IDs and S-AE-IDs are separate: a dNSName below us starting with S is refused.
+        for s_shaped in ["Sx.id-in.secure-cse.example", "sx.id-in.secure-cse.example"] {
+            assert!(
+                identity_from_names(&s(&[s_shaped]), &[], &l).is_err(),
+                "{s_shaped}"
+            );
+        }
+        assert_eq!(
+            identity_from_names(&[], &s(&["//secure-cse.example/Sx"]), &l),
+            Ok(Some(Named::Ae("//secure-cse.example/Sx".into())))
+        );
         assert!(identity_from_names(&[], &s(&["//sp/Sx", "onem2m://sp/Sx"]), &l).is_ok());
     }
 
