@@ -17,7 +17,8 @@
 //! * `response`: a [`model::Response`] to HTTP status, `X-M2M-*` headers and body;
 //! * `status`: the one table from response status code to HTTP status;
 //! * `wire_case`: makes the `X-M2M-*` header names leave in the spec's capitalisation;
-//! * `server`: the accept loop, connection settings, size limits and graceful shutdown.
+//! * `server`: the accept loop, connection settings, size limits and graceful shutdown;
+//! * `lobby`: connections that have sent no request yet, closed oldest first to make room.
 //!
 //! Every failure in the binding itself (a missing `X-M2M-RI`, a bad query, a body over the
 //! limit) is answered with a response that carries `X-M2M-RSC` and an `m2m:dbg` message:
@@ -27,6 +28,7 @@
 mod handler;
 mod headers;
 mod limits;
+mod lobby;
 mod media;
 mod request;
 mod response;

@@ -4,6 +4,7 @@
 use crate::handler::Handler;
 use crate::headers;
 use crate::limits::HttpLimits;
+use crate::lobby::{Lobby, Ticket};
 use crate::media;
 use crate::request;
 use crate::response::{self, Echo};
@@ -25,10 +26,11 @@ use security::privacy;
 use std::convert::Infallible;
 use std::future::Future;
 use std::io;
+use std::net::SocketAddr;
 use std::panic::AssertUnwindSafe;
 use std::sync::Arc;
 use std::time::Duration;
-use tokio::net::TcpListener;
+use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::Semaphore;
 
 /// Serves the oneM2M HTTP binding on `listener` until `shutdown` completes.
@@ -73,18 +75,15 @@ pub async fn serve_with<H: Handler, T: Transport>(
     let builder = connection_builder(&limits);
     let graceful = GracefulShutdown::new();
     // Clamped: `Semaphore::new` panics above `MAX_PERMITS`, and 0 would serve nobody.
-    let permits = Arc::new(Semaphore::new(
+    let connections = Arc::new(Semaphore::new(
         limits.max_connections.clamp(1, Semaphore::MAX_PERMITS),
     ));
+    let requests = Arc::new(Semaphore::new(
+        limits.max_requests.clamp(1, Semaphore::MAX_PERMITS),
+    ));
+    let lobby = Arc::new(Lobby::default());
     tokio::pin!(shutdown);
     loop {
-        let permit = tokio::select! {
-            () = &mut shutdown => break,
-            permit = permits.clone().acquire_owned() => match permit {
-                Ok(p) => p,
-                Err(_) => break, // The semaphore is never closed; treat it as shutdown.
-            },
-        };
         let (stream, peer) = tokio::select! {
             () = &mut shutdown => break,
             accepted = listener.accept() => match accepted {
@@ -96,46 +95,42 @@ pub async fn serve_with<H: Handler, T: Transport>(
                 }
             },
         };
+        // A place for the connection. When every place is taken, the oldest connection that
+        // has sent no request yet makes room; only when all of them are serving requests does
+        // the new one wait (and the kernel's accept queue with it).
+        let permit = match connections.clone().try_acquire_owned() {
+            Ok(p) => p,
+            Err(_) => {
+                if lobby.evict_oldest() {
+                    tracing::debug!(listener = %shared.listener, "connection limit reached: the oldest connection without a request was closed");
+                }
+                tokio::select! {
+                    () = &mut shutdown => break,
+                    permit = connections.clone().acquire_owned() => match permit {
+                        Ok(p) => p,
+                        Err(_) => break, // The semaphore is never closed; treat it as shutdown.
+                    },
+                }
+            }
+        };
         if let Err(e) = stream.set_nodelay(true) {
             tracing::debug!(peer = %privacy::peer_tag(Some(peer)), error = %e, "could not set TCP_NODELAY");
         }
-        let shared_conn = shared.clone();
+        let (ticket, evicted) = lobby.enter();
+        let connection = Connection {
+            shared: shared.clone(),
+            requests: requests.clone(),
+            ticket: Arc::new(ticket),
+        };
         let transport = transport.clone();
         let builder = builder.clone();
         let watcher = graceful.watcher();
         // The handshake (if any) runs on the connection's own task, never in the accept loop.
         tokio::spawn(async move {
-            let Some((io, ctx)) = transport.secure(stream, peer).await else {
-                drop(permit);
-                return;
-            };
-            let association = ctx.shared_association();
-            let service = service_fn(move |req| {
-                let shared = shared_conn.clone();
-                let ctx = ctx.clone();
-                async move {
-                    let mut resp = answer(&shared, ctx, req).await;
-                    *resp.extensions_mut() = shared.case.clone();
-                    Ok::<_, Infallible>(resp)
-                }
-            });
-            let conn = watcher.watch(builder.serve_connection(TokioIo::new(io), service));
-            let withdrawn = async {
-                match &association {
-                    Some(sa) => sa.closed().await,
-                    None => std::future::pending().await,
-                }
-            };
             tokio::select! {
-                ended = conn => if let Err(e) = ended {
-                    tracing::debug!(peer = %privacy::peer_tag(Some(peer)), error = %e, "connection ended with an error");
-                },
-                () = withdrawn => {
-                    // Dropping the connection closes the socket; a request in flight gets
-                    // no answer, which is what a withdrawn credential deserves.
-                    if let Some(sa) = &association {
-                        tracing::info!(sa = sa.id, reason = sa.closed_because().unwrap_or_default(), "security association withdrawn: connection closed");
-                    }
+                () = connection.run(transport, stream, peer, builder, watcher) => {}
+                () = evicted.chosen() => {
+                    tracing::debug!(peer = %privacy::peer_tag(Some(peer)), "connection without a request closed to make room");
                 }
             }
             drop(permit);
@@ -149,6 +144,69 @@ pub async fn serve_with<H: Handler, T: Transport>(
         tracing::warn!(listener = %shared.listener, "connections still open after the shutdown grace period");
     }
     Ok(())
+}
+
+/// One accepted connection.
+struct Connection<H> {
+    shared: Arc<Shared<H>>,
+    requests: Arc<Semaphore>,
+    ticket: Arc<Ticket>,
+}
+
+impl<H: Handler> Connection<H> {
+    /// Secures the connection and serves its requests until it ends or its association is
+    /// withdrawn.
+    async fn run<T: Transport>(
+        self,
+        transport: Arc<T>,
+        stream: TcpStream,
+        peer: SocketAddr,
+        builder: http1::Builder,
+        watcher: hyper_util::server::graceful::Watcher,
+    ) {
+        let Some((io, ctx)) = transport.secure(stream, peer).await else {
+            return;
+        };
+        let association = ctx.shared_association();
+        let Connection {
+            shared,
+            requests,
+            ticket,
+        } = self;
+        let service = service_fn(move |req| {
+            let shared = shared.clone();
+            let ctx = ctx.clone();
+            let requests = requests.clone();
+            // A request head arrived: the connection is no longer idle.
+            ticket.leave();
+            async move {
+                // The semaphore is never closed; without a permit the request still runs.
+                let _permit = requests.acquire_owned().await.ok();
+                let mut resp = answer(&shared, ctx, req).await;
+                *resp.extensions_mut() = shared.case.clone();
+                Ok::<_, Infallible>(resp)
+            }
+        });
+        let conn = watcher.watch(builder.serve_connection(TokioIo::new(io), service));
+        let withdrawn = async {
+            match &association {
+                Some(sa) => sa.closed().await,
+                None => std::future::pending().await,
+            }
+        };
+        tokio::select! {
+            ended = conn => if let Err(e) = ended {
+                tracing::debug!(peer = %privacy::peer_tag(Some(peer)), error = %e, "connection ended with an error");
+            },
+            () = withdrawn => {
+                // Dropping the connection closes the socket; a request in flight gets
+                // no answer, which is what a withdrawn credential deserves.
+                if let Some(sa) = &association {
+                    tracing::info!(sa = sa.id, reason = sa.closed_because().unwrap_or_default(), "security association withdrawn: connection closed");
+                }
+            }
+        }
+    }
 }
 
 /// What every request on this listener needs.

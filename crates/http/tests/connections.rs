@@ -1,0 +1,58 @@
+//! What connections cost the listener: idle and slow sockets make room for real clients, and
+//! every way a client can end or garble a connection still gets a precise answer.
+#![allow(clippy::unwrap_used)]
+
+mod common;
+
+use common::{get, once, read_response, Server};
+use http_binding::HttpLimits;
+use std::time::Duration;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+
+/// Whether the server has closed `stream` (EOF or reset), waiting at most 5 s.
+async fn closed_by_server(stream: &mut TcpStream) -> bool {
+    let mut buf = [0u8; 64];
+    matches!(
+        tokio::time::timeout(Duration::from_secs(5), stream.read(&mut buf)).await,
+        Ok(Ok(0) | Err(_))
+    )
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn idle_and_slow_connections_make_room_for_a_client() {
+    let mut limits = HttpLimits::default();
+    limits.max_connections = 8;
+    let s = Server::with_limits(limits).await;
+    let mut idle = Vec::new();
+    for i in 0..30 {
+        let mut tcp = TcpStream::connect(s.addr).await.unwrap();
+        if i % 3 == 0 {
+            // A slow head: a few bytes, then nothing.
+            tcp.write_all(b"GET /cse-in HTTP/1.1\r\nHo").await.unwrap();
+        }
+        idle.push(tcp);
+    }
+    // Far over the limit, and well within the 10 s header timeout: served all the same.
+    let r = once(s.addr, &get("/served")).await;
+    assert_eq!(r.rsc(), Some(2000));
+    // The oldest idle connections were closed to make room.
+    assert!(closed_by_server(&mut idle[0]).await);
+    assert_eq!(s.fake.count(), 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_connection_serving_a_request_is_never_evicted() {
+    let mut limits = HttpLimits::default();
+    limits.max_connections = 1;
+    let s = Server::with_limits(limits).await;
+    let mut busy = TcpStream::connect(s.addr).await.unwrap();
+    busy.write_all(get("/slow").as_bytes()).await.unwrap();
+    common::wait_until(|| s.fake.count() == 1).await;
+    // The next client waits for the place rather than taking it from a request in flight.
+    let mut next = TcpStream::connect(s.addr).await.unwrap();
+    next.write_all(get("/next").as_bytes()).await.unwrap();
+    assert_eq!(read_response(&mut busy).await.rsc(), Some(2000));
+    drop(busy);
+    assert_eq!(read_response(&mut next).await.rsc(), Some(2000));
+}
