@@ -221,6 +221,10 @@ fn connection_builder(limits: &HttpLimits) -> http1::Builder {
     let mut b = http1::Builder::new();
     b.timer(TokioTimer::new())
         .keep_alive(true)
+        // A client may shut down its sending side once its request is out (`shutdown(SHUT_WR)`,
+        // `curl --no-keepalive` through some proxies): it still gets the answer, which for a
+        // create says whether its write was committed.
+        .half_close(true)
         .title_case_headers(true)
         // hyper's own limits are a last-resort backstop (it answers a bare 431 beyond them);
         // the configured limits are enforced in `answer`, which can say X-M2M-RSC: 4000.

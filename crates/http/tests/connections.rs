@@ -56,3 +56,22 @@ async fn a_connection_serving_a_request_is_never_evicted() {
     drop(busy);
     assert_eq!(read_response(&mut next).await.rsc(), Some(2000));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_client_that_half_closes_after_its_request_gets_the_answer() {
+    let s = Server::start().await;
+    let body = r#"{"m2m:cin":{"con":"21.5"}}"#;
+    for target in ["/created", "/slow"] {
+        let mut tcp = TcpStream::connect(s.addr).await.unwrap();
+        let req = format!(
+            "POST {target} HTTP/1.1\r\nHost: x\r\nX-M2M-Origin: C\r\nX-M2M-RI: half\r\nContent-Type: application/json;ty=4\r\nContent-Length: {}\r\n\r\n{body}",
+            body.len()
+        );
+        tcp.write_all(req.as_bytes()).await.unwrap();
+        tcp.shutdown().await.unwrap();
+        let r = read_response(&mut tcp).await;
+        assert!(matches!(r.rsc(), Some(2001 | 2000)), "{target}: {}", r.head);
+        assert_eq!(r.header("X-M2M-RI"), Some("half"));
+    }
+    assert_eq!(s.fake.count(), 2);
+}
