@@ -18,7 +18,8 @@
 //! * `status`: the one table from response status code to HTTP status;
 //! * `wire_case`: makes the `X-M2M-*` header names leave in the spec's capitalisation;
 //! * `server`: the accept loop, connection settings, size limits and graceful shutdown;
-//! * `lobby`: connections that have sent no request yet, closed oldest first to make room.
+//! * `lobby`: connections that have sent no request yet, closed oldest first to make room;
+//! * `parse_error`: the binding's answer (with `X-M2M-RSC`) to a head hyper cannot parse.
 //!
 //! Every failure in the binding itself (a missing `X-M2M-RI`, a bad query, a body over the
 //! limit) is answered with a response that carries `X-M2M-RSC` and an `m2m:dbg` message:
@@ -30,6 +31,7 @@ mod headers;
 mod limits;
 mod lobby;
 mod media;
+mod parse_error;
 mod request;
 mod response;
 mod server;

@@ -6,6 +6,7 @@ use crate::headers;
 use crate::limits::HttpLimits;
 use crate::lobby::{Lobby, Ticket};
 use crate::media;
+use crate::parse_error::Answering;
 use crate::request;
 use crate::response::{self, Echo};
 use crate::transport::{Plaintext, Transport};
@@ -187,7 +188,8 @@ impl<H: Handler> Connection<H> {
                 Ok::<_, Infallible>(resp)
             }
         });
-        let conn = watcher.watch(builder.serve_connection(TokioIo::new(io), service));
+        let io = TokioIo::new(Answering::new(io, Some(peer)));
+        let conn = watcher.watch(builder.serve_connection(io, service));
         let withdrawn = async {
             match &association {
                 Some(sa) => sa.closed().await,
@@ -226,8 +228,9 @@ fn connection_builder(limits: &HttpLimits) -> http1::Builder {
         // create says whether its write was committed.
         .half_close(true)
         .title_case_headers(true)
-        // hyper's own limits are a last-resort backstop (it answers a bare 431 beyond them);
-        // the configured limits are enforced in `answer`, which can say X-M2M-RSC: 4000.
+        // hyper's own limits are a last-resort backstop (beyond them it answers 431 itself,
+        // and `parse_error` adds X-M2M-RSC: 4000); the configured limits are enforced in
+        // `answer`, which can also echo X-M2M-RI.
         .max_headers(limits.max_headers.saturating_mul(HARD_LIMIT_FACTOR))
         .max_header_size(limits.max_header_bytes.saturating_mul(HARD_LIMIT_FACTOR))
         .header_read_timeout(limits.header_read_timeout);

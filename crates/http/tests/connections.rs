@@ -75,3 +75,67 @@ async fn a_client_that_half_closes_after_its_request_gets_the_answer() {
     }
     assert_eq!(s.fake.count(), 2);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn heads_the_parser_refuses_are_answered_with_an_rsc() {
+    let mut limits = HttpLimits::default();
+    limits.max_header_bytes = 1024;
+    let s = Server::with_limits(limits).await;
+    let cases: [(&str, Vec<u8>, u16); 5] = [
+        (
+            "bad request line",
+            b"GET\x01/cse-in HTTP/1.1\r\nHost: x\r\n\r\n".to_vec(),
+            400,
+        ),
+        (
+            "bad version",
+            b"GET /cse-in HTTP/9.9\r\nHost: x\r\n\r\n".to_vec(),
+            400,
+        ),
+        (
+            "bad header bytes",
+            b"GET /cse-in HTTP/1.1\r\nHost: x\r\nX-Bad\x01Name: v\r\n\r\n".to_vec(),
+            400,
+        ),
+        (
+            "bad Content-Length",
+            b"POST /cse-in HTTP/1.1\r\nHost: x\r\nContent-Length: 1x\r\n\r\n".to_vec(),
+            400,
+        ),
+        (
+            "head beyond the hard limit",
+            format!(
+                "GET /cse-in HTTP/1.1\r\nHost: x\r\nX-Big: {}\r\n\r\n",
+                "y".repeat(8000)
+            )
+            .into_bytes(),
+            431,
+        ),
+    ];
+    for (what, request, status) in cases {
+        let mut tcp = TcpStream::connect(s.addr).await.unwrap();
+        let r = common::exchange(&mut tcp, &request).await;
+        assert_eq!(
+            (r.status, r.rsc()),
+            (status, Some(4000)),
+            "{what}: {}",
+            r.head
+        );
+        assert!(r.json()["m2m:dbg"].is_string(), "{what}");
+        assert!(
+            closed_by_server(&mut tcp).await,
+            "{what}: the connection is closed after"
+        );
+    }
+    // The connection after a good request keeps working as before.
+    let mut tcp = TcpStream::connect(s.addr).await.unwrap();
+    for _ in 0..3 {
+        assert_eq!(
+            common::exchange(&mut tcp, get("/ok").as_bytes())
+                .await
+                .rsc(),
+            Some(2000)
+        );
+    }
+    assert_eq!(s.fake.count(), 3);
+}
