@@ -1,6 +1,7 @@
 //! The listener: accepts connections, serves HTTP/1.1 with keep-alive on each, and runs one
 //! request through read, map, handle and answer.
 
+use crate::chunk_watch::{ChunkWatch, Oversized};
 use crate::handler::Handler;
 use crate::headers;
 use crate::limits::HttpLimits;
@@ -29,6 +30,7 @@ use std::future::Future;
 use std::io;
 use std::net::SocketAddr;
 use std::panic::AssertUnwindSafe;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::net::{TcpListener, TcpStream};
@@ -168,13 +170,25 @@ impl<H: Handler> Connection<H> {
         let Some((io, ctx)) = transport.secure(stream, peer).await else {
             return;
         };
+        let limits = &self.shared.limits;
+        let (io, oversized) = ChunkWatch::new(
+            io,
+            limits.max_body_bytes,
+            limits.max_header_bytes.saturating_mul(HARD_LIMIT_FACTOR),
+        );
+        let requests_seen = AtomicU64::new(0);
         let association = ctx.shared_association();
         let Connection {
             shared,
             requests,
             ticket,
         } = self;
-        let service = service_fn(move |req| {
+        let service = service_fn(move |mut req: hyper::Request<Incoming>| {
+            let request = requests_seen.fetch_add(1, Ordering::Relaxed) + 1;
+            req.extensions_mut().insert(DeclaredBody {
+                oversized: oversized.clone(),
+                request,
+            });
             let shared = shared.clone();
             let ctx = ctx.clone();
             let requests = requests.clone();
@@ -391,7 +405,7 @@ async fn answer<H: Handler>(
         let rqi = rqi?;
         accept?;
         let (mut primitive, format) = request::from_head(&parts, rqi)?;
-        let bytes = read_body(&parts.headers, body, &shared.limits).await?;
+        let bytes = read_body(&parts, body, &shared.limits).await?;
         primitive.pc = request::content(&bytes, format)?;
         Ok::<_, Rejection>(primitive)
     };
@@ -422,7 +436,7 @@ async fn enrolment<H: Handler>(
     if parts.method != http::Method::POST {
         return Err(Error::operation_not_allowed("the enrolment request is a POST").into());
     }
-    let bytes = read_body(&parts.headers, body, &shared.limits).await?;
+    let bytes = read_body(&parts, body, &shared.limits).await?;
     let (handler, rqi) = (shared.handler.clone(), rqi.to_owned());
     let fallback = rqi.clone();
     let run = async move { handler.enrol(ctx, rqi, bytes).await };
@@ -455,10 +469,7 @@ async fn rotation<H: Handler>(
     if parts.method != http::Method::POST {
         return Err(Error::operation_not_allowed("the rotation request is a POST").into());
     }
-    if !read_body(&parts.headers, body, &shared.limits)
-        .await?
-        .is_empty()
-    {
+    if !read_body(&parts, body, &shared.limits).await?.is_empty() {
         return Err(Error::bad_request("the rotation request has no content").into());
     }
     let fr = headers::single(&parts.headers, &headers::ORIGIN)
@@ -499,7 +510,7 @@ async fn maf<H: Handler>(
         .ok()
         .flatten()
         .map(str::to_owned);
-    let bytes = read_body(&parts.headers, body, &shared.limits).await?;
+    let bytes = read_body(&parts, body, &shared.limits).await?;
     let req = cse::maf::KeyRequest {
         method,
         path,
@@ -572,22 +583,42 @@ impl Rejection {
     }
 }
 
+/// Which request of its connection a request is, for [`Oversized`] (an extension of every
+/// request).
+#[derive(Debug, Clone)]
+struct DeclaredBody {
+    oversized: Arc<Oversized>,
+    request: u64,
+}
+
 /// Reads the body, never holding more than the limit: a declared `Content-Length` over the
-/// limit is refused before reading, and a chunked body is cut off at the limit.
+/// limit is refused before reading, a chunked body as soon as its declared chunk sizes add up
+/// to more than the limit (`chunk_watch`), and any body is cut off at the limit.
 async fn read_body(
-    headers: &http::HeaderMap,
+    parts: &http::request::Parts,
     body: Incoming,
     limits: &HttpLimits,
 ) -> Result<Bytes, Rejection> {
-    let declared = headers
+    let declared = parts
+        .headers
         .get(CONTENT_LENGTH)
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.parse::<u64>().ok());
     if declared.is_some_and(|n| n > limits.max_body_bytes as u64) {
         return Err(Rejection::too_large(limits.max_body_bytes));
     }
+    let chunks_too_large = async {
+        match parts.extensions.get::<DeclaredBody>() {
+            Some(d) => d.oversized.declared(d.request).await,
+            None => std::future::pending().await,
+        }
+    };
     let collect = Limited::new(body, limits.max_body_bytes).collect();
-    match tokio::time::timeout(limits.body_read_timeout, collect).await {
+    let collected = tokio::select! {
+        collected = tokio::time::timeout(limits.body_read_timeout, collect) => collected,
+        () = chunks_too_large => return Err(Rejection::too_large(limits.max_body_bytes)),
+    };
+    match collected {
         Err(_) => Err(Error::bad_request("request body not received in time").into()),
         Ok(Ok(collected)) => Ok(collected.to_bytes()),
         Ok(Err(e)) if e.is::<http_body_util::LengthLimitError>() => {

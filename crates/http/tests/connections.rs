@@ -139,3 +139,31 @@ async fn heads_the_parser_refuses_are_answered_with_an_rsc() {
     }
     assert_eq!(s.fake.count(), 3);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_chunk_declared_over_the_limit_is_refused_at_once() {
+    let mut limits = HttpLimits::default();
+    limits.max_body_bytes = 1000;
+    let s = Server::with_limits(limits).await;
+    let head = "PUT /cse-in HTTP/1.1\r\nHost: x\r\nX-M2M-RI: chunk\r\nContent-Type: application/json\r\nTransfer-Encoding: chunked\r\n\r\n";
+    let mut tcp = TcpStream::connect(s.addr).await.unwrap();
+    // A good chunked request first, on the same connection.
+    let body = r#"{"a":1}"#;
+    let good = format!("{head}{:x}\r\n{body}\r\n0\r\n\r\n", body.len());
+    assert_eq!(
+        common::exchange(&mut tcp, good.as_bytes()).await.rsc(),
+        Some(2000)
+    );
+    // Then a chunk declared at 1 MiB, a few bytes of it, and nothing more: the answer comes
+    // without waiting for the 30 s body timeout (read_response waits at most 5 s).
+    let bad = format!("{head}100000\r\n{{\"m2m:cin\":");
+    let r = common::exchange(&mut tcp, bad.as_bytes()).await;
+    assert_eq!((r.status, r.rsc()), (413, Some(4000)), "{}", r.head);
+    assert_eq!(r.header("X-M2M-RI"), Some("chunk"));
+    // Chunks that add up to more than the limit, each below it.
+    let mut tcp = TcpStream::connect(s.addr).await.unwrap();
+    let bad = format!("{head}300\r\n{}\r\n300\r\n", "x".repeat(0x300));
+    let r = common::exchange(&mut tcp, bad.as_bytes()).await;
+    assert_eq!((r.status, r.rsc()), (413, Some(4000)), "{}", r.head);
+    assert_eq!(s.fake.count(), 1, "only the good request reached the CSE");
+}
