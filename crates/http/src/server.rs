@@ -436,7 +436,7 @@ async fn enrolment<H: Handler>(
     if parts.method != http::Method::POST {
         return Err(Error::operation_not_allowed("the enrolment request is a POST").into());
     }
-    let bytes = read_body(&parts, body, &shared.limits).await?;
+    let bytes = read_body(parts, body, &shared.limits).await?;
     let (handler, rqi) = (shared.handler.clone(), rqi.to_owned());
     let fallback = rqi.clone();
     let run = async move { handler.enrol(ctx, rqi, bytes).await };
@@ -469,7 +469,7 @@ async fn rotation<H: Handler>(
     if parts.method != http::Method::POST {
         return Err(Error::operation_not_allowed("the rotation request is a POST").into());
     }
-    if !read_body(&parts, body, &shared.limits).await?.is_empty() {
+    if !read_body(parts, body, &shared.limits).await?.is_empty() {
         return Err(Error::bad_request("the rotation request has no content").into());
     }
     let fr = headers::single(&parts.headers, &headers::ORIGIN)
@@ -510,7 +510,7 @@ async fn maf<H: Handler>(
         .ok()
         .flatten()
         .map(str::to_owned);
-    let bytes = read_body(&parts, body, &shared.limits).await?;
+    let bytes = read_body(parts, body, &shared.limits).await?;
     let req = cse::maf::KeyRequest {
         method,
         path,
