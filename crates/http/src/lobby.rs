@@ -4,6 +4,7 @@
 //! an idle socket has asked for nothing, so it must never keep a real client out.
 
 use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use tokio::sync::oneshot;
 
@@ -25,6 +26,7 @@ struct Waiting {
 pub(crate) struct Ticket {
     lobby: Arc<Lobby>,
     id: u64,
+    left: AtomicBool,
 }
 
 /// Resolves when the connection was chosen to make room; pending forever once it has left
@@ -50,6 +52,7 @@ impl Lobby {
         let ticket = Ticket {
             lobby: self.clone(),
             id,
+            left: AtomicBool::new(false),
         };
         (ticket, Evicted(rx))
     }
@@ -75,15 +78,22 @@ impl Lobby {
 }
 
 impl Ticket {
-    /// The connection sent its first request: it can no longer be evicted.
-    pub(crate) fn leave(&self) {
-        self.lobby.waiting().tickets.remove(&self.id);
+    /// The connection sent a request: from its first on, it can no longer be evicted.
+    /// `false` when it was evicted before: the request must not run, the connection is
+    /// being closed.
+    pub(crate) fn leave(&self) -> bool {
+        if self.left.load(Ordering::Acquire) {
+            return true;
+        }
+        let was_waiting = self.lobby.waiting().tickets.remove(&self.id).is_some();
+        self.left.store(was_waiting, Ordering::Release);
+        was_waiting
     }
 }
 
 impl Drop for Ticket {
     fn drop(&mut self) {
-        self.leave();
+        self.lobby.waiting().tickets.remove(&self.id);
     }
 }
 
@@ -108,8 +118,10 @@ mod tests {
         let (first, first_evicted) = lobby.enter();
         let (second, second_evicted) = lobby.enter();
         let (third, third_evicted) = lobby.enter();
-        first.leave();
+        assert!(first.leave());
+        assert!(first.leave(), "leaving twice is still leaving");
         assert!(lobby.evict_oldest());
+        assert!(!second.leave(), "evicted before its first request");
         assert_eq!(second_evicted.chosen().now_or_never(), Some(()));
         assert_eq!(
             first_evicted.chosen().now_or_never(),

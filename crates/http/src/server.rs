@@ -192,9 +192,13 @@ impl<H: Handler> Connection<H> {
             let shared = shared.clone();
             let ctx = ctx.clone();
             let requests = requests.clone();
-            // A request head arrived: the connection is no longer idle.
-            ticket.leave();
+            // A request head arrived: the connection is no longer idle. One evicted a moment
+            // before must not start anything: it is being closed.
+            let evicted = !ticket.leave();
             async move {
+                if evicted {
+                    std::future::pending::<()>().await;
+                }
                 // The semaphore is never closed; without a permit the request still runs.
                 let _permit = requests.acquire_owned().await.ok();
                 let mut resp = answer(&shared, ctx, req).await;
