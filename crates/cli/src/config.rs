@@ -564,8 +564,10 @@ pub struct HttpSection {
     pub header_timeout_secs: Option<u64>,
     /// Seconds to receive a request body.
     pub body_timeout_secs: Option<u64>,
-    /// Most concurrent connections.
+    /// Most open connections per listener.
     pub max_connections: Option<usize>,
+    /// Most requests read and handled at once per listener.
+    pub max_requests: Option<usize>,
     /// Whether the plaintext listener runs at all.
     pub enabled: Option<bool>,
     /// Declares a non-loopback plaintext interface trusted (trust scenario 3).
@@ -885,15 +887,17 @@ impl FileConfig {
         set!(http.max_header_bytes, h.max_header_bytes);
         set!(http.max_headers, h.max_headers);
         set!(http.max_connections, h.max_connections);
+        set!(http.max_requests, h.max_requests);
         if let Some(t) = h.header_timeout_secs {
             http.header_read_timeout = Duration::from_secs(t);
         }
         if let Some(t) = h.body_timeout_secs {
             http.body_read_timeout = Duration::from_secs(t);
         }
-        if http.max_body_bytes == 0 || http.max_connections == 0 {
+        if http.max_body_bytes == 0 || http.max_connections == 0 || http.max_requests == 0 {
             return Err(ConfigError::Invalid(
-                "http.max_body_bytes and http.max_connections must be at least 1".into(),
+                "http.max_body_bytes, http.max_connections and http.max_requests must be at least 1"
+                    .into(),
             ));
         }
 
@@ -1328,7 +1332,7 @@ mod tests {
                 _ => 0,
             };
         }
-        assert_eq!(documented, 99, "every option is in the documented sample");
+        assert_eq!(documented, 100, "every option is in the documented sample");
         // The key homes' own keys, one level further down.
         let keystore = table_of(sample, "keystore");
         let len = |name: &str| {

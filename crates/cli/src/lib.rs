@@ -9,6 +9,7 @@ pub mod cert_enrol_cmd;
 pub mod cert_enrolment;
 pub mod config;
 pub mod enrol_cmd;
+pub mod fd_limit;
 pub mod fetch_cmd;
 pub mod gba_cmd;
 pub mod init_cmd;

@@ -37,11 +37,21 @@ impl Secure {
 
     /// Makes the PKI, lets `prepare` add to it, then starts the CSE.
     fn start_after(prepare: impl FnOnce(&std::path::Path)) -> Self {
+        Self::start_with_handshake_timeout(700, prepare)
+    }
+
+    /// Makes the PKI, lets `prepare` add to it, then starts the CSE with the given handshake
+    /// timeout.
+    fn start_with_handshake_timeout(
+        handshake_ms: u64,
+        prepare: impl FnOnce(&std::path::Path),
+    ) -> Self {
         let dir = tempfile::tempdir().expect("tmp");
         let pki = make_test_pki(dir.path());
         prepare(&pki);
         // The script's configuration, on ephemeral ports and with a short handshake timeout.
-        let config_path = test_config(&pki, "handshake_timeout_ms = 700\n");
+        let config_path = test_config(&pki, &format!("handshake_timeout_ms = {handshake_ms}
+"));
         let server = Server::start_listeners(
             &dir.path().join("data"),
             &["--config", config_path.to_str().expect("utf8")],
@@ -1536,5 +1546,78 @@ fn an_ae_rotates_its_pseudonym_and_keeps_its_resources() {
         let text = String::from_utf8_lossy(&resolved.stdout).into_owned();
         assert!(resolved.status.success(), "{text}");
         assert!(text.contains(&format!("12-{identity}")), "{text}");
+    }
+}
+
+/// `count` connections to `port` that send nothing, from 127.0.0.1 or spread over the
+/// addresses of 127.0.0.0/8 (many clients, as far as the CSE can tell).
+fn idle_connections(port: &str, count: usize, spread: bool) -> Vec<std::net::TcpStream> {
+    let target: std::net::SocketAddr = format!("127.0.0.1:{port}").parse().expect("address");
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_io()
+        .build()
+        .expect("runtime");
+    runtime.block_on(async {
+        let mut idle = Vec::with_capacity(count);
+        for i in 0..count {
+            let socket = tokio::net::TcpSocket::new_v4().expect("socket");
+            if spread {
+                let source =
+                    std::net::Ipv4Addr::new(127, 1 + (i / 250) as u8, 0, 1 + (i % 250) as u8);
+                socket
+                    .bind((source, 0).into())
+                    .expect("bind a loopback source address");
+            }
+            let tcp = socket.connect(target).await.expect("connect");
+            idle.push(tcp.into_std().expect("std socket"));
+        }
+        idle
+    })
+}
+
+#[test]
+fn idle_connections_cost_real_clients_nothing() {
+    if !have_openssl() {
+        return;
+    }
+    // The test's own sockets: up to 2,300 at once.
+    cli::fd_limit::raise();
+    // Idle TLS sockets are dropped after the handshake timeout: long enough here that they
+    // are all still open when the real client comes.
+    let s = Secure::start_with_handshake_timeout(30_000, |_| {});
+    let plain_port = s.server.addr.rsplit(':').next().expect("port").to_owned();
+    let plain_get = || {
+        curl(&[
+            &format!("{}/cse-in", s.server.url()),
+            "-H",
+            "X-M2M-Origin: C",
+            "-H",
+            "X-M2M-RI: idle",
+            "-H",
+            "X-M2M-RVI: 3",
+            "--max-time",
+            "8",
+        ])
+    };
+    for (port, listener) in [(s.tls_port().to_owned(), "TLS"), (plain_port, "plaintext")] {
+        let served = |what: &str| {
+            let answer = if listener == "TLS" {
+                s.curl_as("ae1", "/cse-in", "C", &["--max-time", "8"])
+            } else {
+                plain_get()
+            };
+            assert!(
+                answer.contains("X-M2M-RSC: "),
+                "{listener}, {what}: {answer}"
+            );
+        };
+        // 300 from the client's own address (clients behind one NAT).
+        let idle = idle_connections(&port, 300, false);
+        served("beside 300 idle connections from its own address");
+        drop(idle);
+        // 2,000 from many addresses.
+        let idle = idle_connections(&port, 2000, true);
+        served("beside 2,000 idle connections from many addresses");
+        drop(idle);
     }
 }

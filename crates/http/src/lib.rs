@@ -17,17 +17,23 @@
 //! * `response`: a [`model::Response`] to HTTP status, `X-M2M-*` headers and body;
 //! * `status`: the one table from response status code to HTTP status;
 //! * `wire_case`: makes the `X-M2M-*` header names leave in the spec's capitalisation;
-//! * `server`: the accept loop, connection settings, size limits and graceful shutdown.
+//! * `server`: the accept loop, connection settings, size limits and graceful shutdown;
+//! * `lobby`: connections that have sent no request yet, closed oldest first to make room;
+//! * `parse_error`: the binding's answer (with `X-M2M-RSC`) to a head hyper cannot parse;
+//! * `chunk_watch`: follows request framing to refuse a chunked body by its declared sizes.
 //!
 //! Every failure in the binding itself (a missing `X-M2M-RI`, a bad query, a body over the
 //! limit) is answered with a response that carries `X-M2M-RSC` and an `m2m:dbg` message:
 //! a request is never dropped without an answer, and client mistakes are never a 5000.
 #![forbid(unsafe_code)]
 
+mod chunk_watch;
 mod handler;
 mod headers;
 mod limits;
+mod lobby;
 mod media;
+mod parse_error;
 mod request;
 mod response;
 mod server;

@@ -24,9 +24,16 @@ pub struct HttpLimits {
     pub header_read_timeout: Duration,
     /// Time a client has to send a complete request body. Default 30 s.
     pub body_read_timeout: Duration,
-    /// Most connections served at once; further clients wait in the kernel's accept queue.
-    /// Default 1024.
+    /// Most connections open at once (sockets). When they are all open, the oldest
+    /// connection that has not sent a request yet (for TLS: whose handshake has not led to
+    /// a request) is closed to make room, so idle sockets never keep a client out; only
+    /// when every connection is serving a request do new clients wait in the kernel's
+    /// accept queue. Bounded by the process's file-descriptor limit. Default 8192.
     pub max_connections: usize,
+    /// Most requests read and handled at once, all connections together: bounds the memory
+    /// of request bodies and the work in progress. Further requests wait for a place.
+    /// Default 1024.
+    pub max_requests: usize,
     /// On shutdown, how long in-flight requests may take before their connections are
     /// dropped. Default 5 s.
     pub shutdown_grace: Duration,
@@ -40,7 +47,8 @@ impl Default for HttpLimits {
             max_headers: 64,
             header_read_timeout: Duration::from_secs(10),
             body_read_timeout: Duration::from_secs(30),
-            max_connections: 1024,
+            max_connections: 8192,
+            max_requests: 1024,
             shutdown_grace: Duration::from_secs(5),
         }
     }

@@ -1,10 +1,13 @@
 //! The listener: accepts connections, serves HTTP/1.1 with keep-alive on each, and runs one
 //! request through read, map, handle and answer.
 
+use crate::chunk_watch::{ChunkWatch, Oversized};
 use crate::handler::Handler;
 use crate::headers;
 use crate::limits::HttpLimits;
+use crate::lobby::{Lobby, Ticket};
 use crate::media;
+use crate::parse_error::Answering;
 use crate::request;
 use crate::response::{self, Echo};
 use crate::transport::{Plaintext, Transport};
@@ -25,10 +28,12 @@ use security::privacy;
 use std::convert::Infallible;
 use std::future::Future;
 use std::io;
+use std::net::SocketAddr;
 use std::panic::AssertUnwindSafe;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
-use tokio::net::TcpListener;
+use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::Semaphore;
 
 /// Serves the oneM2M HTTP binding on `listener` until `shutdown` completes.
@@ -73,18 +78,15 @@ pub async fn serve_with<H: Handler, T: Transport>(
     let builder = connection_builder(&limits);
     let graceful = GracefulShutdown::new();
     // Clamped: `Semaphore::new` panics above `MAX_PERMITS`, and 0 would serve nobody.
-    let permits = Arc::new(Semaphore::new(
+    let connections = Arc::new(Semaphore::new(
         limits.max_connections.clamp(1, Semaphore::MAX_PERMITS),
     ));
+    let requests = Arc::new(Semaphore::new(
+        limits.max_requests.clamp(1, Semaphore::MAX_PERMITS),
+    ));
+    let lobby = Arc::new(Lobby::default());
     tokio::pin!(shutdown);
     loop {
-        let permit = tokio::select! {
-            () = &mut shutdown => break,
-            permit = permits.clone().acquire_owned() => match permit {
-                Ok(p) => p,
-                Err(_) => break, // The semaphore is never closed; treat it as shutdown.
-            },
-        };
         let (stream, peer) = tokio::select! {
             () = &mut shutdown => break,
             accepted = listener.accept() => match accepted {
@@ -96,46 +98,42 @@ pub async fn serve_with<H: Handler, T: Transport>(
                 }
             },
         };
+        // A place for the connection. When every place is taken, the oldest connection that
+        // has sent no request yet makes room; only when all of them are serving requests does
+        // the new one wait (and the kernel's accept queue with it).
+        let permit = match connections.clone().try_acquire_owned() {
+            Ok(p) => p,
+            Err(_) => {
+                if lobby.evict_oldest() {
+                    tracing::debug!(listener = %shared.listener, "connection limit reached: the oldest connection without a request was closed");
+                }
+                tokio::select! {
+                    () = &mut shutdown => break,
+                    permit = connections.clone().acquire_owned() => match permit {
+                        Ok(p) => p,
+                        Err(_) => break, // The semaphore is never closed; treat it as shutdown.
+                    },
+                }
+            }
+        };
         if let Err(e) = stream.set_nodelay(true) {
             tracing::debug!(peer = %privacy::peer_tag(Some(peer)), error = %e, "could not set TCP_NODELAY");
         }
-        let shared_conn = shared.clone();
+        let (ticket, evicted) = lobby.enter();
+        let connection = Connection {
+            shared: shared.clone(),
+            requests: requests.clone(),
+            ticket: Arc::new(ticket),
+        };
         let transport = transport.clone();
         let builder = builder.clone();
         let watcher = graceful.watcher();
         // The handshake (if any) runs on the connection's own task, never in the accept loop.
         tokio::spawn(async move {
-            let Some((io, ctx)) = transport.secure(stream, peer).await else {
-                drop(permit);
-                return;
-            };
-            let association = ctx.shared_association();
-            let service = service_fn(move |req| {
-                let shared = shared_conn.clone();
-                let ctx = ctx.clone();
-                async move {
-                    let mut resp = answer(&shared, ctx, req).await;
-                    *resp.extensions_mut() = shared.case.clone();
-                    Ok::<_, Infallible>(resp)
-                }
-            });
-            let conn = watcher.watch(builder.serve_connection(TokioIo::new(io), service));
-            let withdrawn = async {
-                match &association {
-                    Some(sa) => sa.closed().await,
-                    None => std::future::pending().await,
-                }
-            };
             tokio::select! {
-                ended = conn => if let Err(e) = ended {
-                    tracing::debug!(peer = %privacy::peer_tag(Some(peer)), error = %e, "connection ended with an error");
-                },
-                () = withdrawn => {
-                    // Dropping the connection closes the socket; a request in flight gets
-                    // no answer, which is what a withdrawn credential deserves.
-                    if let Some(sa) = &association {
-                        tracing::info!(sa = sa.id, reason = sa.closed_because().unwrap_or_default(), "security association withdrawn: connection closed");
-                    }
+                () = connection.run(transport, stream, peer, builder, watcher) => {}
+                () = evicted.chosen() => {
+                    tracing::debug!(peer = %privacy::peer_tag(Some(peer)), "connection without a request closed to make room");
                 }
             }
             drop(permit);
@@ -151,6 +149,86 @@ pub async fn serve_with<H: Handler, T: Transport>(
     Ok(())
 }
 
+/// One accepted connection.
+struct Connection<H> {
+    shared: Arc<Shared<H>>,
+    requests: Arc<Semaphore>,
+    ticket: Arc<Ticket>,
+}
+
+impl<H: Handler> Connection<H> {
+    /// Secures the connection and serves its requests until it ends or its association is
+    /// withdrawn.
+    async fn run<T: Transport>(
+        self,
+        transport: Arc<T>,
+        stream: TcpStream,
+        peer: SocketAddr,
+        builder: http1::Builder,
+        watcher: hyper_util::server::graceful::Watcher,
+    ) {
+        let Some((io, ctx)) = transport.secure(stream, peer).await else {
+            return;
+        };
+        let limits = &self.shared.limits;
+        let (io, oversized) = ChunkWatch::new(
+            io,
+            limits.max_body_bytes,
+            limits.max_header_bytes.saturating_mul(HARD_LIMIT_FACTOR),
+        );
+        let requests_seen = AtomicU64::new(0);
+        let association = ctx.shared_association();
+        let Connection {
+            shared,
+            requests,
+            ticket,
+        } = self;
+        let service = service_fn(move |mut req: hyper::Request<Incoming>| {
+            let request = requests_seen.fetch_add(1, Ordering::Relaxed) + 1;
+            req.extensions_mut().insert(DeclaredBody {
+                oversized: oversized.clone(),
+                request,
+            });
+            let shared = shared.clone();
+            let ctx = ctx.clone();
+            let requests = requests.clone();
+            // A request head arrived: the connection is no longer idle. One evicted a moment
+            // before must not start anything: it is being closed.
+            let evicted = !ticket.leave();
+            async move {
+                if evicted {
+                    std::future::pending::<()>().await;
+                }
+                // The semaphore is never closed; without a permit the request still runs.
+                let _permit = requests.acquire_owned().await.ok();
+                let mut resp = answer(&shared, ctx, req).await;
+                *resp.extensions_mut() = shared.case.clone();
+                Ok::<_, Infallible>(resp)
+            }
+        });
+        let io = TokioIo::new(Answering::new(io, Some(peer)));
+        let conn = watcher.watch(builder.serve_connection(io, service));
+        let withdrawn = async {
+            match &association {
+                Some(sa) => sa.closed().await,
+                None => std::future::pending().await,
+            }
+        };
+        tokio::select! {
+            ended = conn => if let Err(e) = ended {
+                tracing::debug!(peer = %privacy::peer_tag(Some(peer)), error = %e, "connection ended with an error");
+            },
+            () = withdrawn => {
+                // Dropping the connection closes the socket; a request in flight gets
+                // no answer, which is what a withdrawn credential deserves.
+                if let Some(sa) = &association {
+                    tracing::info!(sa = sa.id, reason = sa.closed_because().unwrap_or_default(), "security association withdrawn: connection closed");
+                }
+            }
+        }
+    }
+}
+
 /// What every request on this listener needs.
 struct Shared<H> {
     handler: Arc<H>,
@@ -163,9 +241,14 @@ fn connection_builder(limits: &HttpLimits) -> http1::Builder {
     let mut b = http1::Builder::new();
     b.timer(TokioTimer::new())
         .keep_alive(true)
+        // A client may shut down its sending side once its request is out (`shutdown(SHUT_WR)`,
+        // `curl --no-keepalive` through some proxies): it still gets the answer, which for a
+        // create says whether its write was committed.
+        .half_close(true)
         .title_case_headers(true)
-        // hyper's own limits are a last-resort backstop (it answers a bare 431 beyond them);
-        // the configured limits are enforced in `answer`, which can say X-M2M-RSC: 4000.
+        // hyper's own limits are a last-resort backstop (beyond them it answers 431 itself,
+        // and `parse_error` adds X-M2M-RSC: 4000); the configured limits are enforced in
+        // `answer`, which can also echo X-M2M-RI.
         .max_headers(limits.max_headers.saturating_mul(HARD_LIMIT_FACTOR))
         .max_header_size(limits.max_header_bytes.saturating_mul(HARD_LIMIT_FACTOR))
         .header_read_timeout(limits.header_read_timeout);
@@ -326,7 +409,7 @@ async fn answer<H: Handler>(
         let rqi = rqi?;
         accept?;
         let (mut primitive, format) = request::from_head(&parts, rqi)?;
-        let bytes = read_body(&parts.headers, body, &shared.limits).await?;
+        let bytes = read_body(&parts, body, &shared.limits).await?;
         primitive.pc = request::content(&bytes, format)?;
         Ok::<_, Rejection>(primitive)
     };
@@ -357,7 +440,7 @@ async fn enrolment<H: Handler>(
     if parts.method != http::Method::POST {
         return Err(Error::operation_not_allowed("the enrolment request is a POST").into());
     }
-    let bytes = read_body(&parts.headers, body, &shared.limits).await?;
+    let bytes = read_body(parts, body, &shared.limits).await?;
     let (handler, rqi) = (shared.handler.clone(), rqi.to_owned());
     let fallback = rqi.clone();
     let run = async move { handler.enrol(ctx, rqi, bytes).await };
@@ -390,10 +473,7 @@ async fn rotation<H: Handler>(
     if parts.method != http::Method::POST {
         return Err(Error::operation_not_allowed("the rotation request is a POST").into());
     }
-    if !read_body(&parts.headers, body, &shared.limits)
-        .await?
-        .is_empty()
-    {
+    if !read_body(parts, body, &shared.limits).await?.is_empty() {
         return Err(Error::bad_request("the rotation request has no content").into());
     }
     let fr = headers::single(&parts.headers, &headers::ORIGIN)
@@ -434,7 +514,7 @@ async fn maf<H: Handler>(
         .ok()
         .flatten()
         .map(str::to_owned);
-    let bytes = read_body(&parts.headers, body, &shared.limits).await?;
+    let bytes = read_body(parts, body, &shared.limits).await?;
     let req = cse::maf::KeyRequest {
         method,
         path,
@@ -507,22 +587,42 @@ impl Rejection {
     }
 }
 
+/// Which request of its connection a request is, for [`Oversized`] (an extension of every
+/// request).
+#[derive(Debug, Clone)]
+struct DeclaredBody {
+    oversized: Arc<Oversized>,
+    request: u64,
+}
+
 /// Reads the body, never holding more than the limit: a declared `Content-Length` over the
-/// limit is refused before reading, and a chunked body is cut off at the limit.
+/// limit is refused before reading, a chunked body as soon as its declared chunk sizes add up
+/// to more than the limit (`chunk_watch`), and any body is cut off at the limit.
 async fn read_body(
-    headers: &http::HeaderMap,
+    parts: &http::request::Parts,
     body: Incoming,
     limits: &HttpLimits,
 ) -> Result<Bytes, Rejection> {
-    let declared = headers
+    let declared = parts
+        .headers
         .get(CONTENT_LENGTH)
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.parse::<u64>().ok());
     if declared.is_some_and(|n| n > limits.max_body_bytes as u64) {
         return Err(Rejection::too_large(limits.max_body_bytes));
     }
+    let chunks_too_large = async {
+        match parts.extensions.get::<DeclaredBody>() {
+            Some(d) => d.oversized.declared(d.request).await,
+            None => std::future::pending().await,
+        }
+    };
     let collect = Limited::new(body, limits.max_body_bytes).collect();
-    match tokio::time::timeout(limits.body_read_timeout, collect).await {
+    let collected = tokio::select! {
+        collected = tokio::time::timeout(limits.body_read_timeout, collect) => collected,
+        () = chunks_too_large => return Err(Rejection::too_large(limits.max_body_bytes)),
+    };
+    match collected {
         Err(_) => Err(Error::bad_request("request body not received in time").into()),
         Ok(Ok(collected)) => Ok(collected.to_bytes()),
         Ok(Err(e)) if e.is::<http_body_util::LengthLimitError>() => {

@@ -283,12 +283,13 @@ async fn oversized_headers_are_refused_with_an_rsc() {
     )
     .await;
     assert_eq!((r.status, r.rsc()), (431, Some(4000)));
-    // Far beyond the limit hyper stops reading and answers a bare 431 itself.
+    // Far beyond the limit hyper stops reading; its 431 carries the RSC too.
     let huge = format!(
         "GET /cse-in HTTP/1.1\r\nHost: x\r\nX-M2M-RI: r\r\nX-Big: {}\r\n\r\n",
         "y".repeat(8000)
     );
-    assert_eq!(once(s.addr, &huge).await.status, 431);
+    let r = once(s.addr, &huge).await;
+    assert_eq!((r.status, r.rsc()), (431, Some(4000)));
     assert_eq!(s.fake.count(), 0);
 }
 
@@ -365,4 +366,28 @@ async fn shutdown_lets_in_flight_requests_finish() {
         TcpStream::connect(addr).await.is_err(),
         "the listener is closed after shutdown"
     );
+}
+
+#[tokio::test]
+async fn duplicate_keys_are_refused_with_4000() {
+    let s = Server::start().await;
+    for body in [
+        r#"{"m2m:cnt":{"rn":"a"},"m2m:cnt":{"rn":"b"}}"#,
+        r#"{"m2m:cnt":{"rn":"a","lbl":["x"],"rn":"b"}}"#,
+    ] {
+        let req = format!(
+            "POST /cse-in HTTP/1.1\r\nHost: x\r\nX-M2M-Origin: C\r\nX-M2M-RI: dup\r\nContent-Type: application/json;ty=3\r\nContent-Length: {}\r\n\r\n{body}",
+            body.len()
+        );
+        let r = once(s.addr, &req).await;
+        assert_eq!((r.status, r.rsc()), (400, Some(4000)), "{body}");
+        assert!(
+            r.json()["m2m:dbg"]
+                .as_str()
+                .is_some_and(|m| m.contains("twice")),
+            "{:?}",
+            r.json()
+        );
+    }
+    assert_eq!(s.fake.count(), 0, "nothing reached the CSE");
 }

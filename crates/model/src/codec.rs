@@ -50,20 +50,121 @@ impl Format {
     }
 }
 
-/// Decodes content; anything malformed or with trailing data is a 4000.
+/// Decodes content; anything malformed, with trailing data or with a key twice in one map
+/// (at any depth) is a 4000.
 pub fn decode(bytes: &[u8], format: Format) -> Result<Value> {
     match format {
-        Format::Json => serde_json::from_slice(bytes)
+        Format::Json => serde_json::from_slice::<Strict>(bytes)
+            .map(|s| s.0)
             .map_err(|e| Error::bad_request(format!("malformed JSON: {e}"))),
         Format::Cbor => {
             let mut reader = bytes;
-            let v: Value = ciborium::de::from_reader(&mut reader)
+            let v: Strict = ciborium::de::from_reader(&mut reader)
                 .map_err(|e| Error::bad_request(format!("malformed CBOR: {e}")))?;
             if !reader.is_empty() {
                 return Err(Error::bad_request("trailing data after CBOR content"));
             }
-            Ok(v)
+            Ok(v.0)
         }
+    }
+}
+
+/// A value tree decoded like [`Value`], except that a map naming a key twice is an error:
+/// JSON and CBOR leave duplicates undefined, and a parser that silently keeps the last one
+/// lets a request mean one thing to a filter in front of the CSE and another to the CSE.
+struct Strict(Value);
+
+impl<'de> serde::Deserialize<'de> for Strict {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> std::result::Result<Self, D::Error> {
+        d.deserialize_any(StrictVisitor).map(Strict)
+    }
+}
+
+struct StrictVisitor;
+
+impl<'de> serde::de::Visitor<'de> for StrictVisitor {
+    type Value = Value;
+
+    fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("a JSON value")
+    }
+
+    fn visit_bool<E>(self, v: bool) -> std::result::Result<Value, E> {
+        Ok(Value::Bool(v))
+    }
+
+    fn visit_i64<E>(self, v: i64) -> std::result::Result<Value, E> {
+        Ok(Value::from(v))
+    }
+
+    fn visit_u64<E>(self, v: u64) -> std::result::Result<Value, E> {
+        Ok(Value::from(v))
+    }
+
+    fn visit_i128<E: serde::de::Error>(self, v: i128) -> std::result::Result<Value, E> {
+        i64::try_from(v)
+            .map(Value::from)
+            .or_else(|_| u64::try_from(v).map(Value::from))
+            .map_err(|_| E::custom("integer out of range"))
+    }
+
+    fn visit_u128<E: serde::de::Error>(self, v: u128) -> std::result::Result<Value, E> {
+        u64::try_from(v)
+            .map(Value::from)
+            .map_err(|_| E::custom("integer out of range"))
+    }
+
+    fn visit_f64<E>(self, v: f64) -> std::result::Result<Value, E> {
+        Ok(serde_json::Number::from_f64(v).map_or(Value::Null, Value::Number))
+    }
+
+    fn visit_str<E>(self, v: &str) -> std::result::Result<Value, E> {
+        Ok(Value::String(v.to_owned()))
+    }
+
+    fn visit_string<E>(self, v: String) -> std::result::Result<Value, E> {
+        Ok(Value::String(v))
+    }
+
+    fn visit_none<E>(self) -> std::result::Result<Value, E> {
+        Ok(Value::Null)
+    }
+
+    fn visit_unit<E>(self) -> std::result::Result<Value, E> {
+        Ok(Value::Null)
+    }
+
+    fn visit_some<D: serde::Deserializer<'de>>(self, d: D) -> std::result::Result<Value, D::Error> {
+        serde::Deserialize::deserialize(d).map(|s: Strict| s.0)
+    }
+
+    fn visit_seq<A: serde::de::SeqAccess<'de>>(
+        self,
+        mut seq: A,
+    ) -> std::result::Result<Value, A::Error> {
+        let mut items = Vec::new();
+        while let Some(Strict(item)) = seq.next_element()? {
+            items.push(item);
+        }
+        Ok(Value::Array(items))
+    }
+
+    fn visit_map<A: serde::de::MapAccess<'de>>(
+        self,
+        mut map: A,
+    ) -> std::result::Result<Value, A::Error> {
+        let mut object = serde_json::Map::new();
+        while let Some(key) = map.next_key::<String>()? {
+            if object.contains_key(&key) {
+                return Err(serde::de::Error::custom(format!(
+                    "the key \"{}\" appears twice in one object",
+                    key.escape_debug()
+                )));
+            }
+            let Strict(value) = map.next_value()?;
+            object.insert(key, value);
+        }
+        Ok(Value::Object(object))
     }
 }
 
@@ -90,6 +191,40 @@ mod tests {
         let v = json!({"m2m:cin": {"con": "21.5", "lbl": ["a"], "n": -3, "f": 1.5, "b": true}});
         for f in [Format::Json, Format::Cbor] {
             assert_eq!(decode(&encode(&v, f), f).ok(), Some(v.clone()));
+        }
+    }
+
+    #[test]
+    fn duplicate_keys_are_bad_request_at_every_depth() {
+        for body in [
+            r#"{"m2m:cin":{"con":"a"},"m2m:cin":{"con":"b"}}"#,
+            r#"{"m2m:cin":{"con":"a","con":"b"}}"#,
+            r#"{"m2m:sub":{"enc":{"net":[1],"net":[3]}}}"#,
+            r#"{"m2m:grp":{"mid":[{"a":1,"a":1}]}}"#,
+        ] {
+            let e = decode(body.as_bytes(), Format::Json).expect_err(body);
+            assert_eq!(e.rsc, ResponseStatusCode::BadRequest, "{body}");
+            assert!(e.message.contains("appears twice"), "{}", e.message);
+        }
+        // CBOR: {"con": "a", "con": "b"} inside {"m2m:cin": ...}, and at the top.
+        let inner = [
+            &[0xa2, 0x63][..],
+            b"con",
+            &[0x61, b'a', 0x63],
+            b"con",
+            &[0x61, b'b'],
+        ]
+        .concat();
+        let nested = [&[0xa1, 0x67][..], b"m2m:cin", &inner].concat();
+        for body in [nested, inner] {
+            let e = decode(&body, Format::Cbor).expect_err("duplicate CBOR key");
+            assert_eq!(e.rsc, ResponseStatusCode::BadRequest);
+            assert!(e.message.contains("appears twice"), "{}", e.message);
+        }
+        // The same keys in different objects are fine.
+        let ok = json!({"a": {"x": 1}, "b": {"x": 2}, "c": [{"x": 3}, {"x": 4}]});
+        for f in [Format::Json, Format::Cbor] {
+            assert_eq!(decode(&encode(&ok, f), f).ok(), Some(ok.clone()));
         }
     }
 

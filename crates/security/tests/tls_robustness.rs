@@ -128,6 +128,50 @@ async fn a_client_that_hangs_up_is_closed() {
     ));
 }
 
+/// A client that sends a whole ClientHello and then nothing: it holds a handshake place
+/// until the handshake timeout.
+async fn stall_after_hello(server: &Server) -> TcpStream {
+    let mut tcp = TcpStream::connect(server.addr).await.expect("connect");
+    tcp.write_all(&client_hello().await).await.expect("hello");
+    tcp
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn connections_without_a_client_hello_hold_no_handshake_place() {
+    if !have("openssl") {
+        return;
+    }
+    let policy = TlsPolicy {
+        max_handshakes: 4,
+        max_handshakes_per_ip: 2,
+        handshake_timeout: Duration::from_secs(30),
+        ..both()
+    };
+    let mut server = Server::start(policy).await;
+    // Silent sockets, and sockets that trickle the first bytes of a ClientHello, from the
+    // client's own address: far more than either cap.
+    let mut idle = Vec::new();
+    for i in 0..60 {
+        let mut tcp = TcpStream::connect(server.addr).await.expect("connect");
+        if i % 2 == 1 {
+            let hello = client_hello().await;
+            tcp.write_all(&hello[..hello.len() / 2])
+                .await
+                .expect("half a hello");
+        }
+        idle.push(tcp);
+    }
+    // A real client is served beside them.
+    let run = s_client(&server, &psk_args("1.3")).await;
+    assert!(run.success, "{}", run.stderr);
+    server.established().await;
+    let run = s_client_cert(&server, "ae1", &[]).await;
+    assert!(run.success, "{}", run.stderr);
+    server.established().await;
+    assert_eq!(server.acceptor.handshakes_in_progress(), 0);
+    drop(idle);
+}
+
 async fn wait_for(server: &Server, n: usize) {
     let deadline = Instant::now() + Duration::from_secs(5);
     while server.acceptor.handshakes_in_progress() != n {
@@ -150,12 +194,12 @@ async fn handshake_caps_refuse_at_once() {
     };
     let mut server = Server::start(policy).await;
     let stalled: Vec<TcpStream> = vec![
-        TcpStream::connect(server.addr).await.expect("connect"),
-        TcpStream::connect(server.addr).await.expect("connect"),
+        stall_after_hello(&server).await,
+        stall_after_hello(&server).await,
     ];
     wait_for(&server, 2).await;
     let started = Instant::now();
-    let _third = TcpStream::connect(server.addr).await.expect("connect");
+    let _third = stall_after_hello(&server).await;
     let outcome = server.outcome().await;
     assert!(
         matches!(
@@ -193,9 +237,9 @@ async fn per_address_cap() {
         ..both()
     };
     let mut server = Server::start(policy).await;
-    let stalled = TcpStream::connect(server.addr).await.expect("connect");
+    let stalled = stall_after_hello(&server).await;
     wait_for(&server, 1).await;
-    let _second = TcpStream::connect(server.addr).await.expect("connect");
+    let _second = stall_after_hello(&server).await;
     let outcome = server.outcome().await;
     assert!(
         matches!(

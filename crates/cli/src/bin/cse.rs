@@ -669,6 +669,32 @@ async fn run(
             let _ = rx.wait_for(|s| *s).await;
         }
     };
+    // Every connection is a descriptor: raise the soft limit, and keep the listeners'
+    // connection limits within it (beyond them the oldest idle connection makes room).
+    let listeners = usize::from(plain.is_some())
+        + secure.len()
+        + usize::from(enrolment.is_some())
+        + usize::from(device_enrolment.is_some());
+    let (fd_limit, raised_from) = cli::fd_limit::raise();
+    if let Some(before) = raised_from {
+        tracing::info!(
+            before,
+            now = fd_limit,
+            "file-descriptor limit raised to the hard limit"
+        );
+    }
+    let per_listener =
+        cli::fd_limit::connections_per_listener(fd_limit, listeners, settings.http.max_connections);
+    if per_listener < settings.http.max_connections {
+        tracing::warn!(
+            configured = settings.http.max_connections,
+            used = per_listener,
+            fd_limit,
+            listeners,
+            "http.max_connections lowered to fit the file-descriptor limit"
+        );
+        settings.http.max_connections = per_listener;
+    }
     let mut servers = tokio::task::JoinSet::new();
     if let Some(listener) = plain {
         let (cse, limits, stop) = (cse.clone(), settings.http, stopped());

@@ -195,3 +195,15 @@ pub async fn once(addr: SocketAddr, request: &str) -> Raw {
 pub fn get(target: &str) -> String {
     format!("GET {target} HTTP/1.1\r\nHost: cse\r\nX-M2M-Origin: CAdmin\r\nX-M2M-RI: r1\r\n\r\n")
 }
+
+/// Waits (at most 10 s) until `condition` holds; panics otherwise.
+pub async fn wait_until(condition: impl Fn() -> bool) {
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while !condition() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "condition not met within 10 s"
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+}

@@ -35,8 +35,10 @@
 //!   cannot be resumed). This works for the session cache and for stateless tickets alike.
 //!   TLS 1.3 sessions of external PSKs keep no identity, so they are given no tickets.
 //!   Session id context: a hash of the trust configuration.
-//! * **Flood protection.** A listener-wide and a per-address cap on handshakes in progress,
-//!   checked without waiting; `handshake_timeout` bounds the whole handshake.
+//! * **Flood protection.** A connection takes a handshake place only once its whole
+//!   ClientHello has arrived (`hello.rs`), so idle and trickling sockets cost no place; the
+//!   places are capped per listener and per address, checked without waiting;
+//!   `handshake_timeout` bounds the wait for the ClientHello and the whole handshake.
 //! * **Secrets** never appear in errors, logs or `Debug` output.
 //!
 //! # Talking to a listener with OpenSSL and curl
@@ -61,6 +63,7 @@ mod device;
 mod error;
 mod failure;
 mod files;
+mod hello;
 mod identity;
 mod limits;
 mod policy;
@@ -71,6 +74,7 @@ mod suites;
 pub use device::AnyDeviceCertificate;
 pub use error::{HandshakeCap, HandshakeError, TlsError};
 pub use files::crl_der;
+pub use hello::ClientStream;
 pub use policy::{CertificateConfig, LocalIdentity, ServerKey, TlsPolicy, TlsVersion};
 pub use slot::AcceptorSlot;
 
@@ -210,17 +214,23 @@ impl TlsAcceptor {
 
     /// Runs the server handshake on an accepted connection from `peer`.
     ///
-    /// Refuses at once, without touching the socket, when a handshake cap is reached. Sets
-    /// `TCP_NODELAY`. The whole handshake, including the identity checks, is bounded by
-    /// `handshake_timeout`. On error the connection is dropped (closed).
+    /// Waits for the client's whole ClientHello first, holding no handshake place: a silent
+    /// or trickling connection costs only its socket. Then refuses at once when a handshake
+    /// cap is reached. Sets `TCP_NODELAY`. The wait and the whole handshake, including the
+    /// identity checks, are bounded by `handshake_timeout`. On error the connection is
+    /// dropped (closed).
     pub async fn accept(
         &self,
         tcp: TcpStream,
         peer: SocketAddr,
     ) -> Result<(TlsStream, Established), HandshakeError> {
-        let _admission = self.inner.limits.admit(peer.ip())?;
         let timeout: Duration = self.inner.policy.handshake_timeout;
-        match tokio::time::timeout(timeout, self.handshake(tcp)).await {
+        let admitted = async {
+            let io = hello::receive(tcp).await?;
+            let _admission = self.inner.limits.admit(peer.ip())?;
+            self.handshake(io).await
+        };
+        match tokio::time::timeout(timeout, admitted).await {
             Ok(result) => result,
             Err(_) => Err(HandshakeError::Timeout),
         }
@@ -246,14 +256,14 @@ impl TlsAcceptor {
         self.inner.limits.in_progress()
     }
 
-    async fn handshake(&self, tcp: TcpStream) -> Result<(TlsStream, Established), HandshakeError> {
+    async fn handshake(
+        &self,
+        io: ClientStream,
+    ) -> Result<(TlsStream, Established), HandshakeError> {
         let inner = &*self.inner;
-        tcp.set_nodelay(true).map_err(HandshakeError::Io)?;
+        io.get_ref().set_nodelay(true).map_err(HandshakeError::Io)?;
         let mut ssl = Ssl::new(&inner.context).map_err(openssl_failure)?;
         ssl.set_ex_data(inner.index, ConnState::default());
-        // Reads go through a buffer: one `recv` brings whole TLS records (often several),
-        // instead of one call for each record's header and another for its body.
-        let io = tokio::io::BufReader::with_capacity(READ_BUFFER, tcp);
         let mut stream = SslStream::new(ssl, io).map_err(openssl_failure)?;
         let _ = files::take_sign_failure();
         if let Err(error) = Pin::new(&mut stream).accept().await {
@@ -302,10 +312,7 @@ impl TlsAcceptor {
 }
 
 /// An established TLS connection, over a buffered reader.
-pub type TlsStream = SslStream<tokio::io::BufReader<TcpStream>>;
-
-/// Bytes read from the socket at once under TLS: a full 16 KiB record plus its header.
-const READ_BUFFER: usize = 16 * 1024 + 512;
+pub type TlsStream = SslStream<ClientStream>;
 
 /// OpenSSL failing to set up a connection (memory, mostly): not the client's fault.
 fn openssl_failure(e: openssl::error::ErrorStack) -> HandshakeError {

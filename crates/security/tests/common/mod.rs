@@ -646,3 +646,29 @@ fn serial_bytes(serial: u64) -> Vec<u8> {
     let first = bytes.iter().position(|b| *b != 0).unwrap_or(7);
     bytes[first..].to_vec()
 }
+
+/// A real ClientHello (OpenSSL's default client: TLS 1.2 and 1.3 suites, no PSK), as the
+/// bytes a client sends first, for clients that must get as far as a handshake place and
+/// stall there.
+pub async fn client_hello() -> Vec<u8> {
+    let connector = openssl::ssl::SslConnector::builder(openssl::ssl::SslMethod::tls_client())
+        .expect("connector")
+        .build();
+    let ssl = connector
+        .configure()
+        .expect("configure")
+        .verify_hostname(false)
+        .into_ssl("localhost")
+        .expect("ssl");
+    let (ours, mut theirs) = tokio::io::duplex(64 * 1024);
+    let mut stream = tokio_openssl::SslStream::new(ssl, ours).expect("stream");
+    let handshake = tokio::spawn(async move {
+        let _ = std::pin::Pin::new(&mut stream).connect().await;
+    });
+    let mut hello = vec![0u8; 64 * 1024];
+    let n = theirs.read(&mut hello).await.expect("the ClientHello");
+    handshake.abort();
+    hello.truncate(n);
+    assert_eq!(hello.first(), Some(&0x16), "a handshake record");
+    hello
+}
