@@ -56,6 +56,7 @@
 //! ```
 
 mod callbacks;
+pub mod certificate_id;
 mod context;
 mod device;
 mod error;
