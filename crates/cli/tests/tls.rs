@@ -775,6 +775,7 @@ fn real_identities_behind_credentials_appear_in_no_resource_and_no_log() {
         text.split('=').nth(1).unwrap_or_default().trim().to_owned()
     };
     assert_eq!(fingerprint.len(), 64);
+    let digest = certificate_digest(&s.pki.join("alice.pem"));
     assert!(serial.len() >= 16, "{serial}");
     for (what, text) in [
         ("resources", all.to_lowercase()),
@@ -785,6 +786,7 @@ fn real_identities_behind_credentials_appear_in_no_resource_and_no_log() {
             "pm-0042",
             "pacemaker",
             fingerprint.as_str(),
+            digest.as_str(),
             serial.as_str(),
         ] {
             assert!(!text.contains(secret), "{what} names '{secret}':\n{text}");
@@ -1081,25 +1083,7 @@ fn revoked_and_suspended_credentials_are_cut_off() {
     );
 
     // A certificate: suspended, refused; resumed, accepted again.
-    let fingerprint = {
-        let out = Command::new("openssl")
-            .args([
-                "x509",
-                "-noout",
-                "-fingerprint",
-                "-sha256",
-                "-in",
-                &s.file("ae1.pem"),
-            ])
-            .output()
-            .expect("openssl");
-        let text = String::from_utf8_lossy(&out.stdout).to_lowercase();
-        text.split('=')
-            .nth(1)
-            .unwrap_or_default()
-            .trim()
-            .replace(':', "")
-    };
+    let fingerprint = certificate_digest(&s.pki.join("ae1.pem"));
     assert!(s.curl_as("ae1", "/cse-in", "C", &[]).contains("X-M2M-RSC"));
     let cert_credential = format!("33-{fingerprint}");
     let suspended = m2m_admin(&[
@@ -1556,4 +1540,145 @@ fn an_ae_rotates_its_pseudonym_and_keeps_its_resources() {
         assert!(resolved.status.success(), "{text}");
         assert!(text.contains(&format!("12-{identity}")), "{text}");
     }
+}
+
+/// Issue 9 H2: a copy of a certificate whose ECDSA signature is re-encoded (`s` -> `n - s`)
+/// is the same credential. Admin suspension, resumption and revocation, a `31-` binding
+/// and its withdrawal apply to the copy exactly as to the original; a withdrawal recorded
+/// under the earlier whole-DER Credential-ID still refuses the encoding it names.
+#[test]
+fn a_re_encoded_certificate_is_the_same_credential() {
+    if !have_openssl() {
+        return;
+    }
+    let legacy = std::sync::Mutex::new(String::new());
+    let s = Secure::start_after(|pki| {
+        for (name, copy) in [("ae1", "ae1copy"), ("revoked", "revokedcopy")] {
+            reencode_signature(
+                &pki.join(format!("{name}.pem")),
+                &pki.join("ca.pem"),
+                &pki.join(format!("{copy}.pem")),
+            );
+            std::fs::copy(
+                pki.join(format!("{name}.key")),
+                pki.join(format!("{copy}.key")),
+            )
+            .expect("key");
+        }
+        // A device certificate naming no AE-ID, bound to Cdev by its Credential-ID.
+        issue_client_certificate(pki, "dev", "/CN=dev", "URI:urn:dev:mac:0024befffe804ff1");
+        let (_, copy) = reencode_signature(
+            &pki.join("dev.pem"),
+            &pki.join("ca.pem"),
+            &pki.join("devcopy.pem"),
+        );
+        assert!(!copy.is_empty());
+        std::fs::copy(pki.join("dev.key"), pki.join("devcopy.key")).expect("key");
+        let digest = certificate_digest(&pki.join("dev.pem"));
+        let mut creds = std::fs::read_to_string(pki.join("credentials.toml")).expect("creds");
+        creds.push_str(&format!(
+            "\n[[certificate]]\ncredential_id = \"31-{digest}\"\nae = \"Cdev\"\n"
+        ));
+        std::fs::write(pki.join("credentials.toml"), creds).expect("creds");
+        // A certificate withdrawn under the earlier Credential-ID (SHA-256 of the whole DER).
+        issue_client_certificate(
+            pki,
+            "old",
+            "/CN=Cold",
+            "URI://secure-cse.example/id-in/Cold",
+        );
+        let old = openssl::x509::X509::from_pem(&std::fs::read(pki.join("old.pem")).expect("pem"))
+            .expect("cert")
+            .to_der()
+            .expect("der");
+        let old_id = format!("33-{}", hex::encode(openssl::sha::sha256(&old)));
+        let data = pki.parent().expect("dir").join("data");
+        std::fs::create_dir_all(&data).expect("data");
+        std::fs::write(
+            data.join("revocations.jsonl"),
+            format!("{{\"change\":\"withdraw\",\"credential\":\"{old_id}\",\"kind\":\"revoked\",\"reason\":\"recorded before the digest changed\",\"at\":1}}\n"),
+        )
+        .expect("journal");
+        *legacy.lock().expect("lock") = old_id;
+    });
+    let answered = |who: &str| s.curl_as(who, "/cse-in", "C", &[]).contains("X-M2M-RSC");
+    let ae1 = format!("33-{}", certificate_digest(&s.pki.join("ae1.pem")));
+    assert_eq!(
+        ae1,
+        format!("33-{}", certificate_digest(&s.pki.join("ae1copy.pem"))),
+        "one Credential-ID for both encodings"
+    );
+    assert!(answered("ae1") && answered("ae1copy"));
+    // The CRL revokes by serial: the copy of a revoked certificate is refused as well.
+    assert!(!answered("revoked") && !answered("revokedcopy"));
+
+    let m2m_admin = |args: &[&str]| {
+        let out = Command::new(env!("CARGO_BIN_EXE_m2m"))
+            .args([
+                "--url",
+                s.https(),
+                "--psk-identity",
+                "admin@secure-cse.example",
+                "--psk-key-file",
+            ])
+            .arg(s.pki.join("admin.psk"))
+            .args(args)
+            .output()
+            .expect("m2m");
+        let text = String::from_utf8_lossy(&out.stdout).into_owned()
+            + &String::from_utf8_lossy(&out.stderr);
+        assert!(out.status.success(), "m2m {args:?}: {text}");
+        text
+    };
+    // Suspended: the original and the copy are refused; resumed: both are back.
+    m2m_admin(&["credentials", "suspend", &ae1, "--reason", "audit"]);
+    assert!(!answered("ae1"), "suspended original");
+    assert!(!answered("ae1copy"), "suspended copy");
+    m2m_admin(&["credentials", "resume", &ae1]);
+    assert!(answered("ae1") && answered("ae1copy"));
+    // Revoked: both refused, for good.
+    m2m_admin(&["credentials", "revoke", &ae1, "--reason", "key compromise"]);
+    assert!(!answered("ae1"), "revoked original");
+    assert!(!answered("ae1copy"), "revoked copy");
+
+    // A 31- binding binds the copy too, and its withdrawal withdraws the copy too.
+    let dev = format!("31-{}", certificate_digest(&s.pki.join("dev.pem")));
+    let as_dev = |who: &str| s.curl_as(who, "/cse-in/dev", "Cdev", &[]);
+    let registered = s.curl_as(
+        "dev",
+        "/cse-in",
+        "Cdev",
+        &[
+            "-X",
+            "POST",
+            "-H",
+            "Content-Type: application/json;ty=2",
+            "-d",
+            r#"{"m2m:ae":{"rn":"dev","api":"Ndev","rr":false,"srv":["3"]}}"#,
+        ],
+    );
+    assert!(registered.contains("X-M2M-RSC: 2001"), "{registered}");
+    for who in ["dev", "devcopy"] {
+        let answer = as_dev(who);
+        assert!(
+            answer.contains("X-M2M-RSC: 2000"),
+            "{who} as Cdev: {answer}"
+        );
+    }
+    m2m_admin(&["credentials", "revoke", &dev, "--reason", "device lost"]);
+    assert!(!as_dev("dev").contains("X-M2M-RSC"));
+    assert!(!as_dev("devcopy").contains("X-M2M-RSC"));
+
+    // The earlier-form withdrawal still refuses the encoding it was recorded for.
+    assert!(
+        !answered("old"),
+        "withdrawn under its earlier Credential-ID"
+    );
+    let log = s.server.log_with("under its earlier Credential-ID");
+    assert!(log.contains("recorded before the digest changed"), "{log}");
+    assert!(!legacy.lock().expect("lock").is_empty());
+    // The copies and the originals were refused as withdrawn, never as unknown.
+    let refusals =
+        log.matches("credential revoked").count() + log.matches("credential suspended").count();
+    assert!(refusals >= 4, "{log}");
 }

@@ -3,7 +3,7 @@
 //! A credential is *revoked* for good or *suspended* until resumed. Either way no new
 //! security association is established with it and the live ones are closed (the CSE does
 //! that through [`crate::association::Registry::close_credentials`]). Credentials are named by
-//! their Credential-ID (`12-<KpsaID>` for a PSK, `3x-<SHA-256 fingerprint>` for a
+//! their Credential-ID (`12-<KpsaID>` for a PSK, `3x-<SHA-256 of the TBSCertificate>` for a
 //! certificate), as associations are.
 //!
 //! A credential can derive from another: an edge node's PSK derives from its GBA gateway's

@@ -47,9 +47,7 @@ pub fn legacy_digest(der: &[u8]) -> String {
 /// PEM chain), for tools that print Credential-IDs (`m2m cert-id`).
 pub fn certificate_digest_of_file(bytes: &[u8]) -> Result<String, NotACertificate> {
     let der = match openssl::x509::X509::from_pem(bytes) {
-        Ok(cert) => cert
-            .to_der()
-            .map_err(|e| NotACertificate(e.to_string()))?,
+        Ok(cert) => cert.to_der().map_err(|e| NotACertificate(e.to_string()))?,
         Err(_) => bytes.to_vec(),
     };
     certificate_digest(&der)

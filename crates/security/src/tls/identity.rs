@@ -72,8 +72,9 @@ pub(crate) fn identify_certificate(
     let legacy_id = format!("{prefix}-{legacy}");
     if let Some(w) = credentials.withdrawn(&legacy_id) {
         return Err(format!(
-            "credential {credential_id} {} under its earlier Credential-ID {legacy_id}: {}",
+            "credential {} under its earlier Credential-ID {}: {}",
             w.kind.name(),
+            crate::privacy::credential_tag(&legacy_id),
             w.reason
         ));
     }
