@@ -89,6 +89,9 @@ pub struct MafSettings {
 /// Default longest lifetime of a MAF key: one day.
 pub const DEFAULT_MAF_LIFETIME_SECS: u64 = 24 * 3600;
 
+/// The longest `[[tls]] session_lifetime_secs`: a day (OpenSSL's default is two hours).
+pub const MAX_SESSION_LIFETIME_SECS: u64 = 24 * 3600;
+
 impl MafSection {
     fn resolve(self) -> Result<Option<MafSettings>, ConfigError> {
         let bad = |why: &str| ConfigError::Invalid(format!("[maf] {why}"));
@@ -514,6 +517,8 @@ pub struct TlsSection {
     pub max_handshakes_per_ip: Option<usize>,
     /// Session resumption (tickets and cache).
     pub session_resumption: Option<bool>,
+    /// How long a session may be resumed, seconds.
+    pub session_lifetime_secs: Option<u64>,
     /// Restriction of the cipher suites offered (IANA names).
     pub suites: Option<Vec<String>>,
 }
@@ -1086,6 +1091,16 @@ impl TlsSection {
         }
         if let Some(r) = self.session_resumption {
             policy.session_resumption = r;
+        }
+        match self.session_lifetime_secs {
+            Some(0) => return Err(bad("session_lifetime_secs must be at least 1".into())),
+            Some(secs) if secs > MAX_SESSION_LIFETIME_SECS => {
+                return Err(bad(format!(
+                    "session_lifetime_secs is at most {MAX_SESSION_LIFETIME_SECS} (one day)"
+                )))
+            }
+            Some(secs) => policy.session_lifetime = Duration::from_secs(secs),
+            None => {}
         }
         policy.suites = self.suites;
         Ok(TlsListener {

@@ -1682,3 +1682,197 @@ fn a_re_encoded_certificate_is_the_same_credential() {
         log.matches("credential revoked").count() + log.matches("credential suspended").count();
     assert!(refusals >= 4, "{log}");
 }
+
+/// Issues `name.pem`/`name.key` from the test CA, an AE-ID certificate valid only until
+/// `not_after` (seconds since the epoch): the openssl command line cannot set seconds.
+fn issue_short_lived(pki: &std::path::Path, name: &str, ae: &str, not_after: i64) {
+    use openssl::asn1::{Asn1Integer, Asn1Time};
+    use openssl::bn::BigNum;
+    use openssl::ec::{EcGroup, EcKey};
+    use openssl::hash::MessageDigest;
+    use openssl::nid::Nid;
+    use openssl::pkey::PKey;
+    use openssl::x509::extension::{
+        BasicConstraints, ExtendedKeyUsage, KeyUsage, SubjectAlternativeName,
+    };
+    use openssl::x509::{X509Builder, X509NameBuilder, X509};
+    let ca = X509::from_pem(&std::fs::read(pki.join("ca.pem")).expect("ca")).expect("ca");
+    let ca_key = PKey::private_key_from_pem(&std::fs::read(pki.join("ca.key")).expect("key"))
+        .expect("ca key");
+    let group = EcGroup::from_curve_name(Nid::X9_62_PRIME256V1).expect("group");
+    let key = PKey::from_ec_key(EcKey::generate(&group).expect("key")).expect("key");
+    let mut subject = X509NameBuilder::new().expect("name");
+    subject.append_entry_by_text("CN", ae).expect("cn");
+    let subject = subject.build();
+    let mut b = X509Builder::new().expect("builder");
+    b.set_version(2).expect("v3");
+    let serial = BigNum::from_u32(rand_serial()).expect("serial");
+    b.set_serial_number(&Asn1Integer::from_bn(&serial).expect("serial").as_ref())
+        .expect("serial");
+    b.set_subject_name(&subject).expect("subject");
+    b.set_issuer_name(ca.subject_name()).expect("issuer");
+    b.set_pubkey(&key).expect("key");
+    b.set_not_before(&Asn1Time::from_unix(not_after - 3600).expect("t"))
+        .expect("not before");
+    b.set_not_after(&Asn1Time::from_unix(not_after).expect("t"))
+        .expect("not after");
+    b.append_extension(BasicConstraints::new().build().expect("bc"))
+        .expect("bc");
+    b.append_extension(
+        KeyUsage::new()
+            .critical()
+            .digital_signature()
+            .build()
+            .expect("ku"),
+    )
+    .expect("ku");
+    b.append_extension(ExtendedKeyUsage::new().client_auth().build().expect("eku"))
+        .expect("eku");
+    let san = SubjectAlternativeName::new()
+        .uri(&format!("//secure-cse.example/id-in/{ae}"))
+        .build(&b.x509v3_context(Some(&ca), None))
+        .expect("san");
+    b.append_extension(san).expect("san");
+    b.sign(&ca_key, MessageDigest::sha256()).expect("sign");
+    std::fs::write(
+        pki.join(format!("{name}.pem")),
+        b.build().to_pem().expect("pem"),
+    )
+    .expect("write");
+    std::fs::write(
+        pki.join(format!("{name}.key")),
+        key.private_key_to_pem_pkcs8().expect("key"),
+    )
+    .expect("write");
+}
+
+fn rand_serial() -> u32 {
+    let mut bytes = [0u8; 4];
+    openssl::rand::rand_bytes(&mut bytes).expect("rand");
+    u32::from_be_bytes(bytes) | 1
+}
+
+fn unix_now() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .expect("time")
+        .as_secs() as i64
+}
+
+impl Secure {
+    /// One request through `openssl s_client` with a client certificate, saving the session
+    /// to (or resuming it from) `session`; s_client's full output (it says "New" or
+    /// "Reused") and whether an oneM2M answer came back.
+    fn cert_session(&self, who: &str, tls: &str, session: (&str, &std::path::Path)) -> String {
+        let connect = format!("127.0.0.1:{}", self.tls_port());
+        let (cert, key, ca) = (
+            self.file(&format!("{who}.pem")),
+            self.file(&format!("{who}.key")),
+            self.file("ca.pem"),
+        );
+        let mut child = Command::new("openssl")
+            .args(["s_client", "-ign_eof", "-connect", &connect, tls])
+            .args(["-cert", &cert, "-key", &key, "-CAfile", &ca])
+            .arg(session.0)
+            .arg(session.1)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("s_client");
+        if let Some(mut stdin) = child.stdin.take() {
+            let _ = stdin.write_all(http_request("GET", "/cse-in", "C", None, "").as_bytes());
+        }
+        let out = child.wait_with_output().expect("s_client output");
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+}
+
+/// Issue 9, design choice: a resumed session is checked again. A certificate that expired
+/// after its full handshake cannot resume its session (TLS 1.2 cache and TLS 1.3 ticket),
+/// and the refusal says why.
+#[test]
+fn a_session_whose_certificate_expired_is_not_resumed() {
+    if !have_openssl() {
+        return;
+    }
+    let not_after = unix_now() + 6;
+    let s = Secure::start_after(|pki| issue_short_lived(pki, "short", "Cshort", not_after));
+    let mut saved = Vec::new();
+    for tls in ["-tls1_2", "-tls1_3"] {
+        let session = s.pki.join(format!("short{tls}.sess"));
+        let first = s.cert_session("short", tls, ("-sess_out", &session));
+        assert!(
+            first.contains("X-M2M-RSC") && first.contains("New,"),
+            "{tls}: {first}"
+        );
+        saved.push((tls, session));
+    }
+    // The condition: the certificate is past its notAfter (bounded wait).
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    while unix_now() <= not_after + 1 && std::time::Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    assert!(unix_now() > not_after + 1);
+    for (tls, session) in &saved {
+        let again = s.cert_session("short", tls, ("-sess_in", session));
+        assert!(
+            again.contains("Reused,"),
+            "{tls}: the session was offered and resumed: {again}"
+        );
+        assert!(
+            !again.contains("X-M2M-RSC"),
+            "{tls}: resumed after expiry: {again}"
+        );
+    }
+    let log = s
+        .server
+        .log_with_count("resumed session: client certificate has expired", 2);
+    assert_eq!(
+        log.matches("resumed session: client certificate has expired")
+            .count(),
+        2,
+        "{log}"
+    );
+}
+
+/// `session_lifetime_secs` bounds resumption: a session older than it is not resumed (the
+/// client makes a full handshake instead), while a fresh one is.
+#[test]
+fn sessions_live_no_longer_than_the_configured_lifetime() {
+    if !have_openssl() {
+        return;
+    }
+    let s = Secure::start_after(|pki| {
+        let config = pki.join("cse.toml");
+        let text = std::fs::read_to_string(&config).expect("cse.toml");
+        std::fs::write(&config, text + "session_lifetime_secs = 2\n").expect("write");
+    });
+    let session = s.pki.join("ae1.sess");
+    let first = s.cert_session("ae1", "-tls1_3", ("-sess_out", &session));
+    assert!(
+        first.contains("New,") && first.contains("X-M2M-RSC"),
+        "{first}"
+    );
+    let made = unix_now();
+    let young = s.cert_session("ae1", "-tls1_3", ("-sess_in", &session));
+    if unix_now() <= made + 1 {
+        assert!(
+            young.contains("Reused,") && young.contains("X-M2M-RSC"),
+            "{young}"
+        );
+    }
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    while unix_now() <= made + 3 && std::time::Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let old = s.cert_session("ae1", "-tls1_3", ("-sess_in", &session));
+    assert!(
+        old.contains("New,"),
+        "an expired session is not resumed: {old}"
+    );
+    assert!(
+        old.contains("X-M2M-RSC"),
+        "the full handshake is served: {old}"
+    );
+}

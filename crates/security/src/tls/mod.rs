@@ -35,6 +35,12 @@
 //!   cannot be resumed). This works for the session cache and for stateless tickets alike.
 //!   TLS 1.3 sessions of external PSKs keep no identity, so they are given no tickets.
 //!   Session id context: a hash of the trust configuration.
+//! * **Resumption re-checks the certificate.** A resumed session's client certificate must
+//!   still be valid (notBefore/notAfter), not revoked by the listener's CRLs and those CRLs
+//!   still current, and its Credential-ID not withdrawn (`resumption.rs`). Sessions and
+//!   tickets live `session_lifetime` (default 10 minutes, not OpenSSL's 2 hours); a
+//!   re-read of the TLS material makes a new context, whose cache and ticket keys are new,
+//!   so no session made under an earlier CRL is resumed.
 //! * **Flood protection.** A listener-wide and a per-address cap on handshakes in progress,
 //!   checked without waiting; `handshake_timeout` bounds the whole handshake.
 //! * **Secrets** never appear in errors, logs or `Debug` output.
@@ -65,6 +71,7 @@ mod files;
 mod identity;
 mod limits;
 mod policy;
+mod resumption;
 mod slot;
 mod state;
 mod suites;
@@ -72,7 +79,9 @@ mod suites;
 pub use device::AnyDeviceCertificate;
 pub use error::{HandshakeCap, HandshakeError, TlsError};
 pub use files::crl_der;
-pub use policy::{CertificateConfig, LocalIdentity, ServerKey, TlsPolicy, TlsVersion};
+pub use policy::{
+    CertificateConfig, LocalIdentity, ServerKey, TlsPolicy, TlsVersion, DEFAULT_SESSION_LIFETIME,
+};
 pub use slot::AcceptorSlot;
 
 use crate::association::Established;
@@ -80,6 +89,7 @@ use crate::credentials::CredentialStore;
 use limits::Limits;
 use openssl::ex_data::Index;
 use openssl::ssl::{Ssl, SslContext};
+use resumption::ResumptionCheck;
 use state::ConnState;
 use std::fmt;
 use std::net::SocketAddr;
@@ -104,6 +114,8 @@ struct Inner {
     local: LocalIdentity,
     limits: Limits,
     policy: TlsPolicy,
+    /// What a resumed session must still satisfy.
+    resumption: ResumptionCheck,
     /// An enrolment listener (the MEF's): every association carries the bootstrap exporter.
     enrolment: bool,
     /// A device enrolment listener (certificate-based RSPF, `device.rs`).
@@ -121,6 +133,7 @@ impl fmt::Debug for TlsAcceptor {
             .field("max_handshakes", &p.max_handshakes)
             .field("max_handshakes_per_ip", &p.max_handshakes_per_ip)
             .field("session_resumption", &p.session_resumption)
+            .field("session_lifetime", &p.session_lifetime)
             .field("local", &self.inner.local)
             .field("enrolment", &self.inner.enrolment)
             .field("device_enrolment", &self.inner.device_enrolment)
@@ -157,7 +170,7 @@ impl TlsAcceptor {
             ));
         }
         let index = state::index().map_err(TlsError::library("a per-connection data slot"))?;
-        let context = context::build(policy, &credentials, &local_names, index)?;
+        let (context, crls) = context::build(policy, &credentials, &local_names, index)?;
         Ok(Self {
             inner: Arc::new(Inner {
                 context,
@@ -166,6 +179,7 @@ impl TlsAcceptor {
                 local: local_names,
                 limits: Limits::new(policy.max_handshakes, policy.max_handshakes_per_ip),
                 policy: policy.clone(),
+                resumption: ResumptionCheck::new(policy.session_lifetime, crls),
                 enrolment: false,
                 device_enrolment: false,
             }),
@@ -278,6 +292,16 @@ impl TlsAcceptor {
                         (false, false) => Ok(established),
                     },
                 );
+        let established = established.and_then(|established| {
+            match established
+                .resumed
+                .then(|| inner.resumption.refusal(stream.ssl()))
+                .flatten()
+            {
+                Some(reason) => Err(reason),
+                None => Ok(established),
+            }
+        });
         match established {
             Ok(established) => match inner.credentials.withdrawn(&established.credential_id) {
                 None => Ok((stream, established)),
