@@ -25,7 +25,9 @@
 //!   [`CredentialStore`], copies the key (from the credential file, or derived just now
 //!   inside a key home from a master key) into OpenSSL's buffer (the store's copy is
 //!   zeroized on drop) and notes the binding. Credential-ID `12-<KpsaID>`. TLS 1.2 PSK suites and
-//!   TLS 1.3 external PSKs (SHA-256 suites only, see `suites::TLS13`).
+//!   TLS 1.3 external PSKs (SHA-256 suites only, see `suites::TLS13`). An identity with no
+//!   usable key gets a decoy key (`decoy.rs`), so the client cannot tell it from a known
+//!   identity with a wrong key; only the log says which it was.
 //! * **Per-connection state** lives in the `Ssl`'s ex_data (the callbacks are per context);
 //!   after the handshake the negotiated version, suite and session decide which framework
 //!   was used, never merely which callback ran.
@@ -64,6 +66,7 @@
 mod callbacks;
 pub mod certificate_id;
 mod context;
+mod decoy;
 mod device;
 mod error;
 mod failure;
