@@ -266,6 +266,8 @@ pub struct EnrolmentSection {
     pub enrolees: Option<PathBuf>,
     /// Lifetime of an enrolled pre-shared key, seconds (default 30 days).
     pub lifetime_secs: Option<u64>,
+    /// Whether withdrawing an enrolee key withdraws the keys it enrolled (default false).
+    pub withdraw_enrolled: Option<bool>,
     /// `[[enrolment.target]]`: which SUIDs each Enrolment Target may fetch.
     #[serde(default)]
     pub target: Vec<EnrolmentTargetSection>,
@@ -326,6 +328,8 @@ pub struct EnrolmentSettings {
     pub lifetime: Duration,
     /// Which SUIDs each Enrolment Target may fetch.
     pub targets: Vec<cse::mef_fetch::TargetRule>,
+    /// Withdrawing an enrolee key (`10-<KpmID>`) withdraws the keys it enrolled.
+    pub withdraw_enrolled: bool,
 }
 
 /// Default lifetime of an enrolled key: 30 days.
@@ -334,7 +338,13 @@ pub const DEFAULT_ENROLLED_LIFETIME_SECS: u64 = 30 * 24 * 3600;
 impl EnrolmentSection {
     fn resolve(self) -> Result<Option<EnrolmentSettings>, ConfigError> {
         match (self.listen, self.enrolees) {
-            (None, None) if self.lifetime_secs.is_none() && self.target.is_empty() => Ok(None),
+            (None, None)
+                if self.lifetime_secs.is_none()
+                    && self.withdraw_enrolled.is_none()
+                    && self.target.is_empty() =>
+            {
+                Ok(None)
+            }
             (Some(listen), Some(enrolees)) => {
                 let secs = self.lifetime_secs.unwrap_or(DEFAULT_ENROLLED_LIFETIME_SECS);
                 if secs == 0 {
@@ -352,6 +362,7 @@ impl EnrolmentSection {
                     enrolees,
                     lifetime: Duration::from_secs(secs),
                     targets,
+                    withdraw_enrolled: self.withdraw_enrolled.unwrap_or(false),
                 }))
             }
             _ => Err(ConfigError::Invalid(

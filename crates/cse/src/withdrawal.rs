@@ -2,7 +2,8 @@
 //! suspend, resume. A withdrawal is durable before it is acknowledged, refuses the
 //! credential's new handshakes from then on, closes its live associations at once (and those
 //! of the credentials derived from it, see `Revocations::covers`), and is written to the
-//! audit trail.
+//! audit trail, with one entry for each credential the rule lists as derived from it (the
+//! keys an enrolee key enrolled, with `[enrolment] withdraw_enrolled`).
 
 use crate::Cse;
 use manager::audit::Event;
@@ -94,11 +95,40 @@ impl Cse {
                 })
                 .await?;
         }
+        let derived = self.revocations().derived_from(credential);
+        if let Some(audit) = self.audit() {
+            for child in &derived {
+                let (actor, credential_id) = (actor.to_owned(), child.clone());
+                let with = format!("with {credential}: {reason}");
+                let event = match what {
+                    Withdraw::Revoke => Event::Revoked {
+                        credential: credential_id,
+                        actor,
+                        reason: with,
+                    },
+                    Withdraw::Suspend => Event::Suspended {
+                        credential: credential_id,
+                        actor,
+                        reason: with,
+                    },
+                    // Back in use only if not withdrawn on its own.
+                    Withdraw::Resume if self.revocations().effective(child).is_none() => {
+                        Event::Resumed {
+                            credential: credential_id,
+                            actor,
+                        }
+                    }
+                    Withdraw::Resume => continue,
+                };
+                audit.record_durably(event).await?;
+            }
+        }
         let status = self.revocations().status(credential);
         Ok(json!({
             "credential": credential,
             "status": status.map_or("active", |w| w.kind.name()),
             "associationsClosed": closed,
+            "derived": derived,
         }))
     }
 
