@@ -1174,7 +1174,21 @@ mod tests {
         assert_eq!(ok.tls[0].name, "https");
         assert!(ok.tls[0].policy.psk && ok.tls[0].policy.certificate.is_none());
         assert!(!resolve("").expect("plain").cse.admin_requires_association);
+        assert_eq!(
+            ok.tls[0].policy.session_lifetime,
+            security::tls::DEFAULT_SESSION_LIFETIME
+        );
+        let short = resolve(
+            "[[tls]]\nlisten = \"127.0.0.1:1\"\nframeworks = [\"psk\"]\nsession_lifetime_secs = 60",
+        )
+        .expect("lifetime");
+        assert_eq!(
+            short.tls[0].policy.session_lifetime,
+            Duration::from_secs(60)
+        );
         for bad in [
+            "[[tls]]\nlisten = \"127.0.0.1:1\"\nframeworks = [\"psk\"]\nsession_lifetime_secs = 0",
+            "[[tls]]\nlisten = \"127.0.0.1:1\"\nframeworks = [\"psk\"]\nsession_lifetime_secs = 86401",
             "[[tls]]\nframeworks = [\"psk\"]",
             "[[tls]]\nlisten = \"127.0.0.1:1\"\nframeworks = [\"kerberos\"]",
             "[[tls]]\nlisten = \"127.0.0.1:1\"\nframeworks = []",

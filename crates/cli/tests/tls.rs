@@ -1707,7 +1707,7 @@ fn issue_short_lived(pki: &std::path::Path, name: &str, ae: &str, not_after: i64
     let mut b = X509Builder::new().expect("builder");
     b.set_version(2).expect("v3");
     let serial = BigNum::from_u32(rand_serial()).expect("serial");
-    b.set_serial_number(&Asn1Integer::from_bn(&serial).expect("serial").as_ref())
+    b.set_serial_number(Asn1Integer::from_bn(&serial).expect("serial").as_ref())
         .expect("serial");
     b.set_subject_name(&subject).expect("subject");
     b.set_issuer_name(ca.subject_name()).expect("issuer");

@@ -197,7 +197,7 @@ fn alert_received(run: &Run) -> Option<String> {
     let at = text.find(" alert ")?;
     Some(
         text[at + 7..]
-            .split(|c: char| c == ':' || c == '\n')
+            .split([':', '\n'])
             .next()
             .unwrap_or_default()
             .trim()

@@ -818,6 +818,27 @@ fn report(resp: &Response) -> ExitCode {
     }
 }
 
+/// `m2m credentials id FILE`: prints the certificate's Credential-ID digest (exit 2 when the
+/// file is not a certificate).
+fn certificate_digest(path: &std::path::Path) -> ExitCode {
+    let digest = std::fs::read(path)
+        .map_err(|e| e.to_string())
+        .and_then(|bytes| {
+            security::tls::certificate_id::certificate_digest_of_file(&bytes)
+                .map_err(|e| e.to_string())
+        });
+    match digest {
+        Ok(digest) => {
+            println!("{digest}");
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("m2m: {}: {e}", path.display());
+            ExitCode::from(2)
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -1172,26 +1193,5 @@ mod tests {
         std::fs::write(&path, "not hex").expect("write");
         let err = client(&args).expect_err("not hex");
         assert!(err.to_string().contains("--psk-key-file"), "{err}");
-    }
-}
-
-/// `m2m credentials id FILE`: prints the certificate's Credential-ID digest (exit 2 when the
-/// file is not a certificate).
-fn certificate_digest(path: &std::path::Path) -> ExitCode {
-    let digest = std::fs::read(path)
-        .map_err(|e| e.to_string())
-        .and_then(|bytes| {
-            security::tls::certificate_id::certificate_digest_of_file(&bytes)
-                .map_err(|e| e.to_string())
-        });
-    match digest {
-        Ok(digest) => {
-            println!("{digest}");
-            ExitCode::SUCCESS
-        }
-        Err(e) => {
-            eprintln!("m2m: {}: {e}", path.display());
-            ExitCode::from(2)
-        }
     }
 }
