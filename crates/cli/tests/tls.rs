@@ -1602,6 +1602,17 @@ fn a_re_encoded_certificate_is_the_same_credential() {
         *legacy.lock().expect("lock") = old_id;
     });
     let answered = |who: &str| s.curl_as(who, "/cse-in", "C", &[]).contains("X-M2M-RSC");
+    // A signature in BER instead of DER is refused by the stack in the handshake.
+    ber_signature_copy(&s.pki.join("ae1.pem"), &s.pki.join("ae1ber.pem"));
+    std::fs::copy(s.pki.join("ae1.key"), s.pki.join("ae1ber.key")).expect("key");
+    assert!(!answered("ae1ber"), "a non-DER signature");
+    let log = s
+        .server
+        .log_with("client certificate signature does not verify");
+    assert!(
+        log.contains("client certificate signature does not verify"),
+        "{log}"
+    );
     let ae1 = format!("33-{}", certificate_digest(&s.pki.join("ae1.pem")));
     assert_eq!(
         ae1,
