@@ -7,7 +7,9 @@
 //! certificate), as associations are.
 //!
 //! A credential can derive from another: an edge node's PSK derives from its GBA gateway's
-//! NAF key ([`crate::gba`]). Withdrawing the parent withdraws what derives from it (new
+//! NAF key ([`crate::gba`]), and, when the MEF is so configured, an enrolled Kpsa from the
+//! enrolee key that obtained it ([`crate::provisioned::EnrolledBy`]); [`DerivedRules`]
+//! combines such rules. Withdrawing the parent withdraws what derives from it (new
 //! handshakes are refused, live associations closed); withdrawing a derived credential
 //! affects it alone. A [`DerivedCredentials`] rule, installed with
 //! [`Revocations::set_derived`], says which credential derives from which.
