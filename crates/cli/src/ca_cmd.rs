@@ -230,7 +230,7 @@ fn execute(args: &CaArgs, live: Option<Live>) -> Result<String, Failure> {
                 issued.identity,
                 issued.serial,
                 utc(issued.not_after),
-                credential_id(&issued.identity, &issued.der),
+                credential_id(&issued.identity, &issued.der).map_err(Failure::Refused)?,
                 path.display()
             ));
             events.push(Event::CertificateIssued {
@@ -264,7 +264,8 @@ fn execute(args: &CaArgs, live: Option<Live>) -> Result<String, Failure> {
             }
             .map_err(ca_failure)?;
             write_new(path, issued.pem().as_bytes(), 0o644)?;
-            let old_cred = credential_id(&before.identity, &before.der);
+            let old_cred =
+                credential_id(&before.identity, &before.der).map_err(Failure::Refused)?;
             out.push_str(&format!(
                 "renewed {old} ({old_cred}) with {} to {} (serial {}, {}, valid until {}, Credential-ID {})\nwrote {}\n",
                 kind(&issued.identity),
@@ -272,7 +273,7 @@ fn execute(args: &CaArgs, live: Option<Live>) -> Result<String, Failure> {
                 issued.serial,
                 if csr.is_some() { "the CSR's key" } else { "the same key" },
                 utc(issued.not_after),
-                credential_id(&issued.identity, &issued.der),
+                credential_id(&issued.identity, &issued.der).map_err(Failure::Refused)?,
                 path.display()
             ));
             events.push(Event::CertificateIssued {
@@ -308,7 +309,7 @@ fn execute(args: &CaArgs, live: Option<Live>) -> Result<String, Failure> {
             let mut text = render(std::slice::from_ref(&record));
             text.push_str(&format!(
                 "Credential-ID {}\n",
-                credential_id(&record.identity, &record.der)
+                credential_id(&record.identity, &record.der).map_err(Failure::Refused)?
             ));
             if let Some(next) = &record.superseded_by {
                 text.push_str(&format!("superseded by {next}\n"));
@@ -322,7 +323,7 @@ fn execute(args: &CaArgs, live: Option<Live>) -> Result<String, Failure> {
                 .ca
                 .revoke(&parse_serial(serial)?, reason)
                 .map_err(ca_failure)?;
-            let cred = credential_id(&record.identity, &record.der);
+            let cred = credential_id(&record.identity, &record.der).map_err(Failure::Refused)?;
             out.push_str(&format!("revoked {} ({}): {reason}\n", record.serial, cred));
             events.push(Event::Revoked {
                 credential: cred.clone(),
@@ -333,7 +334,7 @@ fn execute(args: &CaArgs, live: Option<Live>) -> Result<String, Failure> {
         }
         CaAction::Suspend { serial, reason } => {
             let record = ctx.ca.suspend(&parse_serial(serial)?).map_err(ca_failure)?;
-            let cred = credential_id(&record.identity, &record.der);
+            let cred = credential_id(&record.identity, &record.der).map_err(Failure::Refused)?;
             out.push_str(&format!("suspended {} ({})\n", record.serial, cred));
             events.push(Event::Suspended {
                 credential: cred.clone(),
@@ -344,7 +345,7 @@ fn execute(args: &CaArgs, live: Option<Live>) -> Result<String, Failure> {
         }
         CaAction::Resume { serial } => {
             let record = ctx.ca.resume(&parse_serial(serial)?).map_err(ca_failure)?;
-            let cred = credential_id(&record.identity, &record.der);
+            let cred = credential_id(&record.identity, &record.der).map_err(Failure::Refused)?;
             out.push_str(&format!("resumed {} ({})\n", record.serial, cred));
             events.push(Event::Resumed {
                 credential: cred.clone(),
@@ -643,14 +644,16 @@ fn actor() -> String {
     }
 }
 
-/// `33-<sha256>` for an AE certificate, `32-<sha256>` for a CSE's: the Credential-ID the TLS
-/// layer gives the certificate (`m2m associations` shows it).
-pub(crate) fn credential_id(identity: &Identity, der: &[u8]) -> String {
-    let digest = hex::encode(openssl::sha::sha256(der));
-    match identity {
+/// `33-<digest>` for an AE certificate, `32-<digest>` for a CSE's: the Credential-ID the TLS
+/// layer gives the certificate (`m2m associations` shows it). The digest is over what the CA
+/// signed, so every encoding of the certificate has this one ID.
+pub(crate) fn credential_id(identity: &Identity, der: &[u8]) -> anyhow::Result<String> {
+    let digest = security::tls::certificate_id::certificate_digest(der)
+        .map_err(|e| anyhow!("a CA record's certificate: {e}"))?;
+    Ok(match identity {
         Identity::Ae(_) => format!("33-{digest}"),
         Identity::Cse(_) => format!("32-{digest}"),
-    }
+    })
 }
 
 fn kind(identity: &Identity) -> &'static str {
@@ -759,9 +762,31 @@ mod tests {
 
     #[test]
     fn credential_ids_follow_the_tls_layer() {
+        let key = openssl::ec::EcKey::generate(
+            &openssl::ec::EcGroup::from_curve_name(openssl::nid::Nid::X9_62_PRIME256V1)
+                .expect("group"),
+        )
+        .and_then(openssl::pkey::PKey::from_ec_key)
+        .expect("key");
+        let mut b = openssl::x509::X509Builder::new().expect("builder");
+        let mut name = openssl::x509::X509NameBuilder::new().expect("name");
+        name.append_entry_by_text("CN", "t").expect("cn");
+        let name = name.build();
+        b.set_subject_name(&name).expect("subject");
+        b.set_issuer_name(&name).expect("issuer");
+        let now = openssl::asn1::Asn1Time::days_from_now(0).expect("now");
+        b.set_not_before(&now).expect("not before");
+        b.set_not_after(&now).expect("not after");
+        b.set_pubkey(&key).expect("key");
+        b.sign(&key, openssl::hash::MessageDigest::sha256())
+            .expect("sign");
+        let der = b.build().to_der().expect("der");
+        let digest = security::tls::certificate_id::certificate_digest(&der).expect("digest");
         let ae = Identity::Ae("//sp/id-in/Cx".into());
-        let id = credential_id(&ae, b"der");
-        assert!(id.starts_with("33-") && id.len() == 3 + 64, "{id}");
-        assert!(credential_id(&Identity::Cse("/id-mn".into()), b"der").starts_with("32-"));
+        let id = credential_id(&ae, &der).expect("id");
+        assert_eq!(id, format!("33-{digest}"));
+        let cse = credential_id(&Identity::Cse("/id-mn".into()), &der).expect("id");
+        assert_eq!(cse, format!("32-{digest}"));
+        assert!(credential_id(&ae, b"der").is_err());
     }
 }

@@ -92,7 +92,7 @@ pub fn acceptor(
         psk: false,
         ..TlsPolicy::default()
     };
-    // A device certificate can be withdrawn like any credential (`31-<sha256>`).
+    // A device certificate can be withdrawn like any credential (`31-<digest>`).
     let devices: Arc<dyn CredentialStore> = Arc::new(Withdrawable::new(
         Arc::new(AnyDeviceCertificate),
         revocations.clone(),

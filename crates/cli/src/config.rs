@@ -89,6 +89,9 @@ pub struct MafSettings {
 /// Default longest lifetime of a MAF key: one day.
 pub const DEFAULT_MAF_LIFETIME_SECS: u64 = 24 * 3600;
 
+/// The longest `[[tls]] session_lifetime_secs`: a day (OpenSSL's default is two hours).
+pub const MAX_SESSION_LIFETIME_SECS: u64 = 24 * 3600;
+
 impl MafSection {
     fn resolve(self) -> Result<Option<MafSettings>, ConfigError> {
         let bad = |why: &str| ConfigError::Invalid(format!("[maf] {why}"));
@@ -265,6 +268,8 @@ pub struct EnrolmentSection {
     pub enrolees: Option<PathBuf>,
     /// Lifetime of an enrolled pre-shared key, seconds (default 30 days).
     pub lifetime_secs: Option<u64>,
+    /// Whether withdrawing an enrolee key withdraws the keys it enrolled (default false).
+    pub withdraw_enrolled: Option<bool>,
     /// `[[enrolment.target]]`: which SUIDs each Enrolment Target may fetch.
     #[serde(default)]
     pub target: Vec<EnrolmentTargetSection>,
@@ -325,6 +330,8 @@ pub struct EnrolmentSettings {
     pub lifetime: Duration,
     /// Which SUIDs each Enrolment Target may fetch.
     pub targets: Vec<cse::mef_fetch::TargetRule>,
+    /// Withdrawing an enrolee key (`10-<KpmID>`) withdraws the keys it enrolled.
+    pub withdraw_enrolled: bool,
 }
 
 /// Default lifetime of an enrolled key: 30 days.
@@ -333,7 +340,13 @@ pub const DEFAULT_ENROLLED_LIFETIME_SECS: u64 = 30 * 24 * 3600;
 impl EnrolmentSection {
     fn resolve(self) -> Result<Option<EnrolmentSettings>, ConfigError> {
         match (self.listen, self.enrolees) {
-            (None, None) if self.lifetime_secs.is_none() && self.target.is_empty() => Ok(None),
+            (None, None)
+                if self.lifetime_secs.is_none()
+                    && self.withdraw_enrolled.is_none()
+                    && self.target.is_empty() =>
+            {
+                Ok(None)
+            }
             (Some(listen), Some(enrolees)) => {
                 let secs = self.lifetime_secs.unwrap_or(DEFAULT_ENROLLED_LIFETIME_SECS);
                 if secs == 0 {
@@ -351,6 +364,7 @@ impl EnrolmentSection {
                     enrolees,
                     lifetime: Duration::from_secs(secs),
                     targets,
+                    withdraw_enrolled: self.withdraw_enrolled.unwrap_or(false),
                 }))
             }
             _ => Err(ConfigError::Invalid(
@@ -516,6 +530,8 @@ pub struct TlsSection {
     pub max_handshakes_per_ip: Option<usize>,
     /// Session resumption (tickets and cache).
     pub session_resumption: Option<bool>,
+    /// How long a session may be resumed, seconds.
+    pub session_lifetime_secs: Option<u64>,
     /// Restriction of the cipher suites offered (IANA names).
     pub suites: Option<Vec<String>>,
 }
@@ -1117,6 +1133,16 @@ impl TlsSection {
         if let Some(r) = self.session_resumption {
             policy.session_resumption = r;
         }
+        match self.session_lifetime_secs {
+            Some(0) => return Err(bad("session_lifetime_secs must be at least 1".into())),
+            Some(secs) if secs > MAX_SESSION_LIFETIME_SECS => {
+                return Err(bad(format!(
+                    "session_lifetime_secs is at most {MAX_SESSION_LIFETIME_SECS} (one day)"
+                )))
+            }
+            Some(secs) => policy.session_lifetime = Duration::from_secs(secs),
+            None => {}
+        }
         policy.suites = self.suites;
         Ok(TlsListener {
             name,
@@ -1206,7 +1232,21 @@ mod tests {
         assert_eq!(ok.tls[0].name, "https");
         assert!(ok.tls[0].policy.psk && ok.tls[0].policy.certificate.is_none());
         assert!(!resolve("").expect("plain").cse.admin_requires_association);
+        assert_eq!(
+            ok.tls[0].policy.session_lifetime,
+            security::tls::DEFAULT_SESSION_LIFETIME
+        );
+        let short = resolve(
+            "[[tls]]\nlisten = \"127.0.0.1:1\"\nframeworks = [\"psk\"]\nsession_lifetime_secs = 60",
+        )
+        .expect("lifetime");
+        assert_eq!(
+            short.tls[0].policy.session_lifetime,
+            Duration::from_secs(60)
+        );
         for bad in [
+            "[[tls]]\nlisten = \"127.0.0.1:1\"\nframeworks = [\"psk\"]\nsession_lifetime_secs = 0",
+            "[[tls]]\nlisten = \"127.0.0.1:1\"\nframeworks = [\"psk\"]\nsession_lifetime_secs = 86401",
             "[[tls]]\nframeworks = [\"psk\"]",
             "[[tls]]\nlisten = \"127.0.0.1:1\"\nframeworks = [\"kerberos\"]",
             "[[tls]]\nlisten = \"127.0.0.1:1\"\nframeworks = []",
@@ -1332,7 +1372,7 @@ mod tests {
                 _ => 0,
             };
         }
-        assert_eq!(documented, 100, "every option is in the documented sample");
+        assert_eq!(documented, 102, "every option is in the documented sample");
         // The key homes' own keys, one level further down.
         let keystore = table_of(sample, "keystore");
         let len = |name: &str| {

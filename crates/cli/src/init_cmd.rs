@@ -507,7 +507,7 @@ fn line(report: &mut String, what: &str, path: &Path, cert: &IssuedCertificate) 
         cert.identity,
         cert.serial,
         utc(cert.not_after),
-        credential_id(&cert.identity, &cert.der)
+        credential_id(&cert.identity, &cert.der).unwrap_or_else(|_| "unreadable".to_owned())
     );
 }
 

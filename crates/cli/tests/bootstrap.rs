@@ -241,7 +241,7 @@ fn init_start_register_certify_revoke_and_verify_the_audit_log() {
         .expect("the serial in the report")
         .to_owned();
 
-    let curl_ae2 = || {
+    let curl_ae2_as = |cert: &std::path::Path| {
         let resolve = format!("{CSE_NAME}:{port}:127.0.0.1");
         let url = format!("https://{CSE_NAME}:{port}/cse-in");
         curl(&[
@@ -250,7 +250,7 @@ fn init_start_register_certify_revoke_and_verify_the_audit_log() {
             "--cacert",
             &s(&dir.join("ca/ca.pem")),
             "--cert",
-            &s(&ae2_pem),
+            &s(cert),
             "--key",
             &s(&ae2_key),
             &url,
@@ -268,6 +268,7 @@ fn init_start_register_certify_revoke_and_verify_the_audit_log() {
             r#"{"m2m:ae":{"rn":"ae2","api":"Nsensor","rr":false,"srv":["3"]}}"#,
         ])
     };
+    let curl_ae2 = || curl_ae2_as(&ae2_pem);
     let registered = curl_ae2();
     assert!(
         registered.contains("X-M2M-RSC: 2001") && registered.contains("\"aei\":\"Cae2\""),
@@ -284,6 +285,12 @@ fn init_start_register_certify_revoke_and_verify_the_audit_log() {
     assert!(report.contains(&s(&dir.join("ca/ca.crl"))), "{report}");
     let refused = curl_ae2();
     assert!(!refused.contains("X-M2M-RSC"), "{refused}");
+    // Issue 9 H2: a copy with a re-encoded signature is the same credential, refused at
+    // once too (the CSE has not re-read the CRL).
+    let copy = root.path().join("ae2copy.pem");
+    reencode_signature(&ae2_pem, &dir.join("ca/ca.pem"), &copy);
+    let refused = curl_ae2_as(&copy);
+    assert!(!refused.contains("X-M2M-RSC"), "the copy: {refused}");
     // The new CRL lists it.
     let crl = openssl(&[
         "crl",
@@ -337,7 +344,7 @@ fn init_start_register_certify_revoke_and_verify_the_audit_log() {
     assert!(verified.status.success(), "{}", text(&verified));
     let tail = m2m(&["audit", "tail", &log, "-n", "1000", "--json"]);
     let entries = text(&tail);
-    let fingerprint = hex_sha256_of_pem(&ae2_pem);
+    let fingerprint = certificate_digest(&ae2_pem);
     for ae in ["/id-in/Cae2", "/id-in/Cae3"] {
         assert!(
             entries
@@ -358,18 +365,6 @@ fn init_start_register_certify_revoke_and_verify_the_audit_log() {
         ),
         "{entries}"
     );
-}
-
-/// The certificate's SHA-256 fingerprint (lower-case hex), as in its Credential-ID.
-fn hex_sha256_of_pem(pem: &Path) -> String {
-    let out = openssl(&["x509", "-in", &s(pem), "-noout", "-fingerprint", "-sha256"]);
-    String::from_utf8_lossy(&out.stdout)
-        .trim()
-        .rsplit('=')
-        .next()
-        .unwrap_or_default()
-        .replace(':', "")
-        .to_lowercase()
 }
 
 #[test]
@@ -779,7 +774,7 @@ fn renew_rotates_a_certificate_and_revoke_old_cuts_the_old_one_off() {
     assert_eq!(issued_to_cae2, 3, "{entries}");
     assert!(
         entries.lines().any(|l| l.contains("\"revoked\"")
-            && l.contains(&format!("33-{}", hex_sha256_of_pem(&pem2)))),
+            && l.contains(&format!("33-{}", certificate_digest(&pem2)))),
         "{entries}"
     );
 }

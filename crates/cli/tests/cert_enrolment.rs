@@ -208,22 +208,13 @@ impl Setup {
         let revoked = make_device(&root, "device-43", &manufacturer);
         let crl = make_crl(&root, &manufacturer, &revoked.0);
         let fingerprint = run(
-            "openssl",
-            &[
-                "x509",
-                "-in",
-                &s(&device.0),
-                "-noout",
-                "-fingerprint",
-                "-sha256",
-            ],
+            env!("CARGO_BIN_EXE_m2m"),
+            &["credentials", "id", &s(&device.0)],
         );
         let fingerprint = String::from_utf8_lossy(&fingerprint.stdout)
-            .split('=')
-            .nth(1)
-            .expect("a fingerprint")
             .trim()
             .to_owned();
+        assert_eq!(fingerprint.len(), 64, "{fingerprint}");
         // cse init's [enrolment] (the MEF) gets the device enrolment listener too.
         let config = std::fs::read_to_string(dir.join("cse.toml")).expect("cse.toml");
         assert!(config.contains("\n[enrolment]"), "{config}");

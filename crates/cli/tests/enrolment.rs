@@ -35,6 +35,11 @@ struct Setup {
 
 impl Setup {
     fn new(lifetime_secs: u64) -> Self {
+        Self::with_enrolment(lifetime_secs, "")
+    }
+
+    /// `extra` is appended to the `[enrolment]` section.
+    fn with_enrolment(lifetime_secs: u64, extra: &str) -> Self {
         let dir = tempfile::tempdir().expect("tmp");
         let enrolees = dir.path().join("enrolees.toml");
         write_private(
@@ -64,7 +69,7 @@ impl Setup {
             format!(
                 "[security]\ncredentials = \"{}\"\n\n\
                  [[tls]]\nname = \"psk\"\nlisten = \"127.0.0.1:0\"\nframeworks = [\"psk\"]\n\n\
-                 [enrolment]\nlisten = \"127.0.0.1:0\"\nenrolees = \"{}\"\nlifetime_secs = {lifetime_secs}\n",
+                 [enrolment]\nlisten = \"127.0.0.1:0\"\nenrolees = \"{}\"\nlifetime_secs = {lifetime_secs}\n{extra}",
                 credentials.display(),
                 enrolees.display()
             ),
@@ -435,4 +440,84 @@ fn a_revoked_enrolee_key_cannot_enrol_again() {
     // The key bought before the revocation still works until it is revoked itself.
     let reg = register(&server, &first, "still");
     assert!(reg.status.success(), "{}", text(&reg));
+}
+
+/// Issue 9, design choice: with `withdraw_enrolled`, revoking an enrolee key withdraws the
+/// keys it enrolled (their next handshake is refused) and the audit log names each of them;
+/// a suspension of it is lifted for them by resuming it.
+#[test]
+fn withdrawing_an_enrolee_key_withdraws_what_it_enrolled() {
+    let setup = Setup::with_enrolment(3600, "withdraw_enrolled = true\n");
+    let server = setup.start();
+    let first = setup.path("first");
+    let e = enrol(&server, &setup.path("kpm.hex"), KPM_ID, &first, &[]);
+    assert!(e.status.success(), "{}", text(&e));
+    let kpsa = format!("12-{}", stdout_field(&e, "KpsaID"));
+    let reg = register(&server, &first, "before");
+    assert!(reg.status.success(), "{}", text(&reg));
+    let admin = |args: &[&str]| {
+        let mut all = vec![
+            "--url",
+            server.urls[1].as_str(),
+            "--psk-identity",
+            ADMIN_ID,
+            "--psk-key-file",
+        ];
+        let key = setup.path("admin.hex");
+        let key = key.to_str().expect("utf8").to_owned();
+        all.push(&key);
+        all.extend_from_slice(args);
+        let out = m2m(&all);
+        assert!(out.status.success(), "{}", text(&out));
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+    let kpm = format!("10-{KPM_ID}");
+    let suspended = admin(&["credentials", "suspend", &kpm, "--reason", "audit"]);
+    assert!(
+        suspended.contains(&kpsa),
+        "the enrolled key is named: {suspended}"
+    );
+    let refused = register(&server, &first, "while-suspended");
+    assert_eq!(
+        refused.status.code(),
+        Some(3),
+        "no answer: {}",
+        text(&refused)
+    );
+    admin(&["credentials", "resume", &kpm]);
+    // Served again: the CSE answers (this credential already registered its AE).
+    let back = register(&server, &first, "resumed");
+    assert!(
+        text(&back).contains("already registered"),
+        "{}",
+        text(&back)
+    );
+
+    let revoked = admin(&["credentials", "revoke", &kpm, "--reason", "key leaked"]);
+    assert!(revoked.contains(&kpsa), "{revoked}");
+    let refused = register(&server, &first, "after");
+    assert_eq!(
+        refused.status.code(),
+        Some(3),
+        "no answer: {}",
+        text(&refused)
+    );
+    let log = server.log_with("unknown PSK identity");
+    assert!(log.contains("security association refused"), "{log}");
+    let audit = common::eventually(
+        || std::fs::read_to_string(server.data.join("audit.log")).unwrap_or_default(),
+        &[(&format!("with {kpm}: key leaked"), 1)],
+    );
+    assert!(
+        audit.lines().any(|l| l.contains("\"kind\":\"revoked\"")
+            && l.contains(&kpsa)
+            && l.contains(&format!("with {kpm}: key leaked"))),
+        "{audit}"
+    );
+    assert!(
+        audit
+            .lines()
+            .any(|l| l.contains("\"kind\":\"suspended\"") && l.contains(&kpsa)),
+        "{audit}"
+    );
 }

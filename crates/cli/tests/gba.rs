@@ -380,7 +380,7 @@ fn refusals_unknown_expired_wrong_key_and_forbidden_naf() {
         bsf.events()
     );
 
-    // An unknown B-TID: the handshake fails with unknown_psk_identity.
+    // An unknown B-TID: the handshake fails, with the alert a wrong key gets (a decoy key).
     let device = dir.path().join("device");
     let out = bootstrap(&bsf, IMPI, &dir.path().join("k.hex"), &device);
     assert!(out.status.success(), "{}", text(&out));
@@ -388,7 +388,8 @@ fn refusals_unknown_expired_wrong_key_and_forbidden_naf() {
     let unknown = format!("AAAAAAAAAAAAAAAAAAAAAA==@{DOMAIN}");
     let answer = s_client(&server, &unknown, key.trim(), "C");
     assert!(!answer.contains("X-M2M-RSC"), "{answer}");
-    assert!(answer.contains("unknown psk identity"), "{answer}");
+    assert!(!answer.contains("unknown psk identity"), "{answer}");
+    assert!(answer.contains("alert bad record mac"), "{answer}");
 
     // The device's B-TID with a key it does not hold (a wrong device key at the CSE). The CSE
     // fetches the key to check the handshake, so that key is cached (and audited as received).
@@ -396,6 +397,7 @@ fn refusals_unknown_expired_wrong_key_and_forbidden_naf() {
     let forged = format!("00{}", &key.trim()[2..]);
     let answer = s_client(&server, &btid, &forged, "C");
     assert!(!answer.contains("X-M2M-RSC"), "{answer}");
+    assert!(answer.contains("alert bad record mac"), "{answer}");
 
     // A subscriber whose settings do not allow this NAF: the BSF says no (403).
     write_private(&dir.path().join("k2.hex"), &format!("{K}\n"));
@@ -762,7 +764,8 @@ fn edge_identities_are_unknown_when_edge_nodes_is_off() {
 
     let answer = s_client(&server, &btid_of(&edge), &key_of(&edge), "C");
     assert!(!answer.contains("X-M2M-RSC"), "{answer}");
-    assert!(answer.contains("unknown psk identity"), "{answer}");
+    // Refused like any unknown identity: with a wrong key's alert (a decoy key).
+    assert!(answer.contains("alert bad record mac"), "{answer}");
     let reg = register(&server, &edge, "meter7");
     assert_eq!(reg.status.code(), Some(3), "{}", text(&reg));
     assert!(

@@ -376,7 +376,7 @@ async fn a_subscriber_whose_certificate_is_revoked_gets_nothing_more() {
         return;
     }
     let dir = tempfile::tempdir().expect("tmp");
-    let pki = make_pki(dir.path());
+    let pki = make_test_pki(dir.path());
     let file = |name: &str| pki.join(name).to_string_lossy().into_owned();
     let target = Target::start(&pki.join("target.pem"), &pki.join("target.key"), None);
     // The script's secure configuration, on an ephemeral port, trusting the target's CA.
@@ -480,26 +480,8 @@ async fn a_subscriber_whose_certificate_is_revoked_gets_nothing_more() {
         told,
         ["cse-in/ae1/meter/sentinel", "cse-in/ae1/meter/watch"]
     );
-    // The admin revokes the AE's certificate (Credential-ID: 33- and its SHA-256).
-    let fingerprint = {
-        let out = Command::new("openssl")
-            .args([
-                "x509",
-                "-noout",
-                "-fingerprint",
-                "-sha256",
-                "-in",
-                &file("ae1.pem"),
-            ])
-            .output()
-            .expect("openssl");
-        let text = String::from_utf8_lossy(&out.stdout).to_lowercase();
-        text.split('=')
-            .nth(1)
-            .unwrap_or_default()
-            .trim()
-            .replace(':', "")
-    };
+    // The admin revokes the AE's certificate (Credential-ID: 33- and its TBS digest).
+    let fingerprint = certificate_digest(&pki.join("ae1.pem"));
     let revoke = format!("/.admin/revoke?credential=33-{fingerprint}&reason=stolen");
     assert_eq!(
         send("admin", "POST", &revoke, "CAdmin", None, &Value::Null),

@@ -121,12 +121,28 @@ struct Live {
 
 impl Live {
     fn open(port: &str, bind: &str, key: &str) -> Self {
+        Self::open_with(
+            port,
+            bind,
+            &[
+                "-psk",
+                key,
+                "-psk_identity",
+                IDENTITY,
+                "-ciphersuites",
+                "TLS_AES_128_GCM_SHA256",
+            ],
+        )
+    }
+
+    /// A TLS 1.3 connection with the credential `credential` gives s_client.
+    fn open_with(port: &str, bind: &str, credential: &[&str]) -> Self {
         let connect = format!("127.0.0.1:{port}");
         let bind = format!("{bind}:0");
         let mut child = Command::new("openssl")
             .args(["s_client", "-quiet", "-connect", &connect, "-bind", &bind])
-            .args(["-psk", key, "-psk_identity", IDENTITY])
-            .args(["-tls1_3", "-ciphersuites", "TLS_AES_128_GCM_SHA256"])
+            .args(credential)
+            .arg("-tls1_3")
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .stderr(Stdio::null())
@@ -332,4 +348,59 @@ fn repeated_wrong_keys_from_one_address_are_flagged() {
     // A credential never seen is a 4004.
     let (ok, none) = cse.m2m_admin(&["credentials", "usage", "12-nobody@x.example"]);
     assert!(!ok && none.contains("4004"), "{none}");
+}
+
+/// Issue 9 H2: a certificate and a copy of it with a re-encoded signature, live from two
+/// addresses at once, are one credential: the `concurrent-peers` rule fires and
+/// `suspend_on` suspends it, closing both.
+#[test]
+fn a_certificate_and_its_re_encoded_copy_from_two_addresses_are_suspended() {
+    if !have_openssl() {
+        return;
+    }
+    let cse = Cse::start("suspend_on = [\"concurrent-peers\"]\n");
+    let file = |name: &str| cse.pki.join(name).to_string_lossy().into_owned();
+    reencode_signature(
+        &cse.pki.join("ae1.pem"),
+        &cse.pki.join("ca.pem"),
+        &cse.pki.join("ae1copy.pem"),
+    );
+    let credential = format!("33-{}", certificate_digest(&cse.pki.join("ae1.pem")));
+    let (key, ca) = (file("ae1.key"), file("ca.pem"));
+    let (original, copy) = (file("ae1.pem"), file("ae1copy.pem"));
+    let as_cert = |cert: &str| ["-cert", cert, "-key", &key, "-CAfile", &ca].map(str::to_owned);
+    fn args(v: &[String; 6]) -> Vec<&str> {
+        v.iter().map(String::as_str).collect()
+    }
+    let (a, b) = (as_cert(&original), as_cert(&copy));
+    let mut first = Live::open_with(&cse.port(), "127.0.0.1", &args(&a));
+    first.send("one");
+    let answer = first.output_when(|s| s.contains("X-M2M-RSC"));
+    assert!(answer.contains("X-M2M-RSC"), "served: {answer}");
+    let mut second = Live::open_with(&cse.port(), "127.0.0.2", &args(&b));
+    second.send("two");
+    let first_end = first.output_when(|_| false);
+    let second_end = second.output_when(|_| false);
+    assert!(first_end.ends_with("EOF"), "first: {first_end}");
+    assert!(second_end.ends_with("EOF"), "second: {second_end}");
+    let log = cse.audit_when(|l| {
+        !entries_of(l, "suspended").is_empty() && !entries_of(l, "anomaly-detected").is_empty()
+    });
+    let anomaly = entries_of(&log, "anomaly-detected").join("\n");
+    assert!(
+        anomaly.contains("concurrent-peers") && anomaly.contains(&credential),
+        "{log}"
+    );
+    let suspended = entries_of(&log, "suspended").join("\n");
+    assert!(
+        suspended.contains("\"actor\":\"supervision\"") && suspended.contains(&credential),
+        "{log}"
+    );
+    // Neither encoding gets a new association.
+    for v in [&a, &b] {
+        let mut again = Live::open_with(&cse.port(), "127.0.0.1", &args(v));
+        again.send("three");
+        let refused = again.output_when(|_| false);
+        assert!(!refused.contains("X-M2M-RSC"), "{refused}");
+    }
 }

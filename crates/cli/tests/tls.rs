@@ -50,8 +50,13 @@ impl Secure {
         let pki = make_test_pki(dir.path());
         prepare(&pki);
         // The script's configuration, on ephemeral ports and with a short handshake timeout.
-        let config_path = test_config(&pki, &format!("handshake_timeout_ms = {handshake_ms}
-"));
+        let config_path = test_config(
+            &pki,
+            &format!(
+                "handshake_timeout_ms = {handshake_ms}
+"
+            ),
+        );
         let server = Server::start_listeners(
             &dir.path().join("data"),
             &["--config", config_path.to_str().expect("utf8")],
@@ -766,6 +771,7 @@ fn real_identities_behind_credentials_appear_in_no_resource_and_no_log() {
         text.split('=').nth(1).unwrap_or_default().trim().to_owned()
     };
     assert_eq!(fingerprint.len(), 64);
+    let digest = certificate_digest(&s.pki.join("alice.pem"));
     assert!(serial.len() >= 16, "{serial}");
     for (what, text) in [
         ("resources", all.to_lowercase()),
@@ -776,6 +782,7 @@ fn real_identities_behind_credentials_appear_in_no_resource_and_no_log() {
             "pm-0042",
             "pacemaker",
             fingerprint.as_str(),
+            digest.as_str(),
             serial.as_str(),
         ] {
             assert!(!text.contains(secret), "{what} names '{secret}':\n{text}");
@@ -1072,25 +1079,7 @@ fn revoked_and_suspended_credentials_are_cut_off() {
     );
 
     // A certificate: suspended, refused; resumed, accepted again.
-    let fingerprint = {
-        let out = Command::new("openssl")
-            .args([
-                "x509",
-                "-noout",
-                "-fingerprint",
-                "-sha256",
-                "-in",
-                &s.file("ae1.pem"),
-            ])
-            .output()
-            .expect("openssl");
-        let text = String::from_utf8_lossy(&out.stdout).to_lowercase();
-        text.split('=')
-            .nth(1)
-            .unwrap_or_default()
-            .trim()
-            .replace(':', "")
-    };
+    let fingerprint = certificate_digest(&s.pki.join("ae1.pem"));
     assert!(s.curl_as("ae1", "/cse-in", "C", &[]).contains("X-M2M-RSC"));
     let cert_credential = format!("33-{fingerprint}");
     let suspended = m2m_admin(&[
@@ -1620,4 +1609,350 @@ fn idle_connections_cost_real_clients_nothing() {
         served("beside 2,000 idle connections from many addresses");
         drop(idle);
     }
+}
+
+/// Issue 9 H2: a copy of a certificate whose ECDSA signature is re-encoded (`s` -> `n - s`)
+/// is the same credential. Admin suspension, resumption and revocation, a `31-` binding
+/// and its withdrawal apply to the copy exactly as to the original; a withdrawal recorded
+/// under the earlier whole-DER Credential-ID still refuses the encoding it names.
+#[test]
+fn a_re_encoded_certificate_is_the_same_credential() {
+    if !have_openssl() {
+        return;
+    }
+    let legacy = std::sync::Mutex::new(String::new());
+    let s = Secure::start_after(|pki| {
+        for (name, copy) in [("ae1", "ae1copy"), ("revoked", "revokedcopy")] {
+            reencode_signature(
+                &pki.join(format!("{name}.pem")),
+                &pki.join("ca.pem"),
+                &pki.join(format!("{copy}.pem")),
+            );
+            std::fs::copy(
+                pki.join(format!("{name}.key")),
+                pki.join(format!("{copy}.key")),
+            )
+            .expect("key");
+        }
+        // A device certificate naming no AE-ID, bound to Cdev by its Credential-ID.
+        issue_client_certificate(pki, "dev", "/CN=dev", "URI:urn:dev:mac:0024befffe804ff1");
+        let (_, copy) = reencode_signature(
+            &pki.join("dev.pem"),
+            &pki.join("ca.pem"),
+            &pki.join("devcopy.pem"),
+        );
+        assert!(!copy.is_empty());
+        std::fs::copy(pki.join("dev.key"), pki.join("devcopy.key")).expect("key");
+        let digest = certificate_digest(&pki.join("dev.pem"));
+        let mut creds = std::fs::read_to_string(pki.join("credentials.toml")).expect("creds");
+        creds.push_str(&format!(
+            "\n[[certificate]]\ncredential_id = \"31-{digest}\"\nae = \"Cdev\"\n"
+        ));
+        std::fs::write(pki.join("credentials.toml"), creds).expect("creds");
+        // A certificate withdrawn under the earlier Credential-ID (SHA-256 of the whole DER).
+        issue_client_certificate(
+            pki,
+            "old",
+            "/CN=Cold",
+            "URI://secure-cse.example/id-in/Cold",
+        );
+        let old = openssl::x509::X509::from_pem(&std::fs::read(pki.join("old.pem")).expect("pem"))
+            .expect("cert")
+            .to_der()
+            .expect("der");
+        let old_id = format!("33-{}", hex::encode(openssl::sha::sha256(&old)));
+        let data = pki.parent().expect("dir").join("data");
+        std::fs::create_dir_all(&data).expect("data");
+        std::fs::write(
+            data.join("revocations.jsonl"),
+            format!("{{\"change\":\"withdraw\",\"credential\":\"{old_id}\",\"kind\":\"revoked\",\"reason\":\"recorded before the digest changed\",\"at\":1}}\n"),
+        )
+        .expect("journal");
+        *legacy.lock().expect("lock") = old_id;
+    });
+    let answered = |who: &str| s.curl_as(who, "/cse-in", "C", &[]).contains("X-M2M-RSC");
+    // A signature in BER instead of DER is refused by the stack in the handshake.
+    ber_signature_copy(&s.pki.join("ae1.pem"), &s.pki.join("ae1ber.pem"));
+    std::fs::copy(s.pki.join("ae1.key"), s.pki.join("ae1ber.key")).expect("key");
+    assert!(!answered("ae1ber"), "a non-DER signature");
+    let log = s
+        .server
+        .log_with("client certificate signature does not verify");
+    assert!(
+        log.contains("client certificate signature does not verify"),
+        "{log}"
+    );
+    let ae1 = format!("33-{}", certificate_digest(&s.pki.join("ae1.pem")));
+    assert_eq!(
+        ae1,
+        format!("33-{}", certificate_digest(&s.pki.join("ae1copy.pem"))),
+        "one Credential-ID for both encodings"
+    );
+    assert!(answered("ae1") && answered("ae1copy"));
+    // The CRL revokes by serial: the copy of a revoked certificate is refused as well.
+    assert!(!answered("revoked") && !answered("revokedcopy"));
+
+    let m2m_admin = |args: &[&str]| {
+        let out = Command::new(env!("CARGO_BIN_EXE_m2m"))
+            .args([
+                "--url",
+                s.https(),
+                "--psk-identity",
+                "admin@secure-cse.example",
+                "--psk-key-file",
+            ])
+            .arg(s.pki.join("admin.psk"))
+            .args(args)
+            .output()
+            .expect("m2m");
+        let text = String::from_utf8_lossy(&out.stdout).into_owned()
+            + &String::from_utf8_lossy(&out.stderr);
+        assert!(out.status.success(), "m2m {args:?}: {text}");
+        text
+    };
+    // Suspended: the original and the copy are refused; resumed: both are back.
+    m2m_admin(&["credentials", "suspend", &ae1, "--reason", "audit"]);
+    assert!(!answered("ae1"), "suspended original");
+    assert!(!answered("ae1copy"), "suspended copy");
+    m2m_admin(&["credentials", "resume", &ae1]);
+    assert!(answered("ae1") && answered("ae1copy"));
+    // Revoked: both refused, for good.
+    m2m_admin(&["credentials", "revoke", &ae1, "--reason", "key compromise"]);
+    assert!(!answered("ae1"), "revoked original");
+    assert!(!answered("ae1copy"), "revoked copy");
+
+    // A 31- binding binds the copy too, and its withdrawal withdraws the copy too.
+    let dev = format!("31-{}", certificate_digest(&s.pki.join("dev.pem")));
+    let as_dev = |who: &str| s.curl_as(who, "/cse-in/dev", "Cdev", &[]);
+    let registered = s.curl_as(
+        "dev",
+        "/cse-in",
+        "Cdev",
+        &[
+            "-X",
+            "POST",
+            "-H",
+            "Content-Type: application/json;ty=2",
+            "-d",
+            r#"{"m2m:ae":{"rn":"dev","api":"Ndev","rr":false,"srv":["3"]}}"#,
+        ],
+    );
+    assert!(registered.contains("X-M2M-RSC: 2001"), "{registered}");
+    for who in ["dev", "devcopy"] {
+        let answer = as_dev(who);
+        assert!(
+            answer.contains("X-M2M-RSC: 2000"),
+            "{who} as Cdev: {answer}"
+        );
+    }
+    m2m_admin(&["credentials", "revoke", &dev, "--reason", "device lost"]);
+    assert!(!as_dev("dev").contains("X-M2M-RSC"));
+    assert!(!as_dev("devcopy").contains("X-M2M-RSC"));
+
+    // The earlier-form withdrawal still refuses the encoding it was recorded for.
+    assert!(
+        !answered("old"),
+        "withdrawn under its earlier Credential-ID"
+    );
+    let log = s.server.log_with("under its earlier Credential-ID");
+    assert!(log.contains("recorded before the digest changed"), "{log}");
+    assert!(!legacy.lock().expect("lock").is_empty());
+    // The copies and the originals were refused as withdrawn, never as unknown.
+    let refusals =
+        log.matches("credential revoked").count() + log.matches("credential suspended").count();
+    assert!(refusals >= 4, "{log}");
+}
+
+/// Issues `name.pem`/`name.key` from the test CA, an AE-ID certificate valid only until
+/// `not_after` (seconds since the epoch): the openssl command line cannot set seconds.
+fn issue_short_lived(pki: &std::path::Path, name: &str, ae: &str, not_after: i64) {
+    use openssl::asn1::{Asn1Integer, Asn1Time};
+    use openssl::bn::BigNum;
+    use openssl::ec::{EcGroup, EcKey};
+    use openssl::hash::MessageDigest;
+    use openssl::nid::Nid;
+    use openssl::pkey::PKey;
+    use openssl::x509::extension::{
+        BasicConstraints, ExtendedKeyUsage, KeyUsage, SubjectAlternativeName,
+    };
+    use openssl::x509::{X509Builder, X509NameBuilder, X509};
+    let ca = X509::from_pem(&std::fs::read(pki.join("ca.pem")).expect("ca")).expect("ca");
+    let ca_key = PKey::private_key_from_pem(&std::fs::read(pki.join("ca.key")).expect("key"))
+        .expect("ca key");
+    let group = EcGroup::from_curve_name(Nid::X9_62_PRIME256V1).expect("group");
+    let key = PKey::from_ec_key(EcKey::generate(&group).expect("key")).expect("key");
+    let mut subject = X509NameBuilder::new().expect("name");
+    subject.append_entry_by_text("CN", ae).expect("cn");
+    let subject = subject.build();
+    let mut b = X509Builder::new().expect("builder");
+    b.set_version(2).expect("v3");
+    let serial = BigNum::from_u32(rand_serial()).expect("serial");
+    b.set_serial_number(Asn1Integer::from_bn(&serial).expect("serial").as_ref())
+        .expect("serial");
+    b.set_subject_name(&subject).expect("subject");
+    b.set_issuer_name(ca.subject_name()).expect("issuer");
+    b.set_pubkey(&key).expect("key");
+    b.set_not_before(&Asn1Time::from_unix(not_after - 3600).expect("t"))
+        .expect("not before");
+    b.set_not_after(&Asn1Time::from_unix(not_after).expect("t"))
+        .expect("not after");
+    b.append_extension(BasicConstraints::new().build().expect("bc"))
+        .expect("bc");
+    b.append_extension(
+        KeyUsage::new()
+            .critical()
+            .digital_signature()
+            .build()
+            .expect("ku"),
+    )
+    .expect("ku");
+    b.append_extension(ExtendedKeyUsage::new().client_auth().build().expect("eku"))
+        .expect("eku");
+    let san = SubjectAlternativeName::new()
+        .uri(&format!("//secure-cse.example/id-in/{ae}"))
+        .build(&b.x509v3_context(Some(&ca), None))
+        .expect("san");
+    b.append_extension(san).expect("san");
+    b.sign(&ca_key, MessageDigest::sha256()).expect("sign");
+    std::fs::write(
+        pki.join(format!("{name}.pem")),
+        b.build().to_pem().expect("pem"),
+    )
+    .expect("write");
+    std::fs::write(
+        pki.join(format!("{name}.key")),
+        key.private_key_to_pem_pkcs8().expect("key"),
+    )
+    .expect("write");
+}
+
+fn rand_serial() -> u32 {
+    let mut bytes = [0u8; 4];
+    openssl::rand::rand_bytes(&mut bytes).expect("rand");
+    u32::from_be_bytes(bytes) | 1
+}
+
+fn unix_now() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .expect("time")
+        .as_secs() as i64
+}
+
+impl Secure {
+    /// One request through `openssl s_client` with a client certificate, saving the session
+    /// to (or resuming it from) `session`; s_client's full output (it says "New" or
+    /// "Reused") and whether an oneM2M answer came back.
+    fn cert_session(&self, who: &str, tls: &str, session: (&str, &std::path::Path)) -> String {
+        let connect = format!("127.0.0.1:{}", self.tls_port());
+        let (cert, key, ca) = (
+            self.file(&format!("{who}.pem")),
+            self.file(&format!("{who}.key")),
+            self.file("ca.pem"),
+        );
+        let mut child = Command::new("openssl")
+            .args(["s_client", "-ign_eof", "-connect", &connect, tls])
+            .args(["-cert", &cert, "-key", &key, "-CAfile", &ca])
+            .arg(session.0)
+            .arg(session.1)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("s_client");
+        if let Some(mut stdin) = child.stdin.take() {
+            let _ = stdin.write_all(http_request("GET", "/cse-in", "C", None, "").as_bytes());
+        }
+        let out = child.wait_with_output().expect("s_client output");
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+}
+
+/// Issue 9, design choice: a resumed session is checked again. A certificate that expired
+/// after its full handshake cannot resume its session (TLS 1.2 cache and TLS 1.3 ticket),
+/// and the refusal says why.
+#[test]
+fn a_session_whose_certificate_expired_is_not_resumed() {
+    if !have_openssl() {
+        return;
+    }
+    let not_after = unix_now() + 6;
+    let s = Secure::start_after(|pki| issue_short_lived(pki, "short", "Cshort", not_after));
+    let mut saved = Vec::new();
+    for tls in ["-tls1_2", "-tls1_3"] {
+        let session = s.pki.join(format!("short{tls}.sess"));
+        let first = s.cert_session("short", tls, ("-sess_out", &session));
+        assert!(
+            first.contains("X-M2M-RSC") && first.contains("New,"),
+            "{tls}: {first}"
+        );
+        saved.push((tls, session));
+    }
+    // The condition: the certificate is past its notAfter (bounded wait).
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    while unix_now() <= not_after + 1 && std::time::Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    assert!(unix_now() > not_after + 1);
+    for (tls, session) in &saved {
+        let again = s.cert_session("short", tls, ("-sess_in", session));
+        assert!(
+            again.contains("Reused,"),
+            "{tls}: the session was offered and resumed: {again}"
+        );
+        assert!(
+            !again.contains("X-M2M-RSC"),
+            "{tls}: resumed after expiry: {again}"
+        );
+    }
+    let log = s
+        .server
+        .log_with_count("resumed session: client certificate has expired", 2);
+    assert_eq!(
+        log.matches("resumed session: client certificate has expired")
+            .count(),
+        2,
+        "{log}"
+    );
+}
+
+/// `session_lifetime_secs` bounds resumption: a session older than it is not resumed (the
+/// client makes a full handshake instead), while a fresh one is.
+#[test]
+fn sessions_live_no_longer_than_the_configured_lifetime() {
+    if !have_openssl() {
+        return;
+    }
+    let s = Secure::start_after(|pki| {
+        let config = pki.join("cse.toml");
+        let text = std::fs::read_to_string(&config).expect("cse.toml");
+        std::fs::write(&config, text + "session_lifetime_secs = 2\n").expect("write");
+    });
+    let session = s.pki.join("ae1.sess");
+    let first = s.cert_session("ae1", "-tls1_3", ("-sess_out", &session));
+    assert!(
+        first.contains("New,") && first.contains("X-M2M-RSC"),
+        "{first}"
+    );
+    let made = unix_now();
+    let young = s.cert_session("ae1", "-tls1_3", ("-sess_in", &session));
+    if unix_now() <= made + 1 {
+        assert!(
+            young.contains("Reused,") && young.contains("X-M2M-RSC"),
+            "{young}"
+        );
+    }
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    while unix_now() <= made + 3 && std::time::Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let old = s.cert_session("ae1", "-tls1_3", ("-sess_in", &session));
+    assert!(
+        old.contains("New,"),
+        "an expired session is not resumed: {old}"
+    );
+    assert!(
+        old.contains("X-M2M-RSC"),
+        "the full handshake is served: {old}"
+    );
 }

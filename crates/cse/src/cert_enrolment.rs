@@ -6,8 +6,8 @@
 //!    device certificate, which must chain to a configured manufacturer CA
 //!    (`security::tls::TlsAcceptor::device_enrolment`). The association carries the
 //!    `EXPORTER-oneM2M-Bootstrap` output, usable by one request.
-//! 2. **Authorisation.** The device certificate's SHA-256 fingerprint (its Credential-ID
-//!    `3x-<sha256>`) is looked up in the [`DevicePolicy`]: a configured AE-ID, or a fresh
+//! 2. **Authorisation.** The device certificate's Credential-ID digest (`3x-<digest>`, the
+//!    SHA-256 of what its issuer signed) is looked up in the [`DevicePolicy`]: a configured AE-ID, or a fresh
 //!    random `C` AE-ID when any device certificate is accepted.
 //! 3. **Issue.** `POST /.mef/certificate` with a PKCS#10 CSR (PEM or DER) as the body. The CA
 //!    certifies the authorised AE-ID to the CSR's key; a CSR naming another identity is
@@ -52,19 +52,22 @@ pub const DEVICE_ENROLMENT_LISTENER: &str = "device-enrolment";
 /// Which device certificates may get which AE-ID.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct DevicePolicy {
-    /// Device certificates by SHA-256 fingerprint of their DER (lowercase hex, no colons), and
-    /// the AE-ID each may be certified for.
+    /// Device certificates by their Credential-ID digest (SHA-256 of the TBSCertificate,
+    /// lowercase hex, as `m2m credentials id` prints it), and the AE-ID each may be
+    /// certified for. A digest of what the issuer signed, not of the whole DER, so a copy
+    /// with a re-encoded signature is the same device, withdrawn or authorised alike.
     pub devices: Vec<(String, String)>,
     /// Any other device certificate of a manufacturer CA gets a fresh random `C` AE-ID.
     pub any_device: bool,
 }
 
 impl DevicePolicy {
-    /// Normalises a fingerprint as `openssl x509 -fingerprint -sha256` prints it
-    /// (`AB:CD:...`, any case) into lowercase hex; `None` when it is not 32 bytes of hex.
+    /// Normalises a configured digest (`m2m credentials id` prints it; a `31-` prefix, colons
+    /// and any case are accepted) into lowercase hex; `None` when it is not 32 bytes of hex.
     pub fn fingerprint(text: &str) -> Option<String> {
         let hex: String = text
             .trim()
+            .trim_start_matches("31-")
             .trim_start_matches("sha256 Fingerprint=")
             .trim_start_matches("SHA256 Fingerprint=")
             .chars()
@@ -255,6 +258,10 @@ mod tests {
         let colons = format!("sha256 Fingerprint={}", vec!["AB"; 32].join(":"));
         assert_eq!(DevicePolicy::fingerprint(&colons), Some(hex.clone()));
         assert_eq!(DevicePolicy::fingerprint(&hex), Some(hex.clone()));
+        assert_eq!(
+            DevicePolicy::fingerprint(&format!("31-{hex}")),
+            Some(hex.clone())
+        );
         assert_eq!(DevicePolicy::fingerprint("AB:CD"), None);
         assert_eq!(DevicePolicy::fingerprint(&"zz".repeat(32)), None);
 

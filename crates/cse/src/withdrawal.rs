@@ -2,7 +2,9 @@
 //! suspend, resume. A withdrawal is in force before anything is written: it refuses the
 //! credential's new handshakes from then on, closes its live associations at once (and those
 //! of the credentials derived from it, see `Revocations::covers`), and is written to the
-//! revocation journal and the audit trail.
+//! revocation journal and the audit trail, with one audit entry for each credential the rules
+//! list as derived from it (the keys an enrolee key enrolled, with
+//! `[enrolment] withdraw_enrolled`).
 //!
 //! It is answered 2000 once both are on disk. When either cannot be written (a full disk),
 //! the withdrawal stays in force (fail closed) and is answered 1000 ACCEPTED with
@@ -105,40 +107,39 @@ impl Cse {
             subscriptions_deleted,
             "credential withdrawal changed"
         );
+        let derived = self.revocations().derived_from(credential);
         let audited = match self.audit() {
             None => true,
             Some(audit) => {
-                let (actor, credential, reason) =
-                    (actor.to_owned(), credential.to_owned(), reason.to_owned());
-                let event = match what {
+                let event = |credential: String, reason: String| match what {
                     Withdraw::Revoke => Event::Revoked {
                         credential,
-                        actor,
+                        actor: actor.to_owned(),
                         reason,
                     },
                     Withdraw::Suspend => Event::Suspended {
                         credential,
-                        actor,
+                        actor: actor.to_owned(),
                         reason,
                     },
-                    Withdraw::Resume => Event::Resumed { credential, actor },
+                    Withdraw::Resume => Event::Resumed {
+                        credential,
+                        actor: actor.to_owned(),
+                    },
                 };
-                match audit.record_durably(event.clone()).await {
-                    Ok(()) => true,
-                    Err(e) => {
-                        tracing::error!(error = %e.message, "a credential withdrawal is in force but its audit entry is not yet written; retrying");
-                        let audit = audit.clone();
-                        tokio::spawn(async move {
-                            while audit.record_durably(event.clone()).await.is_err() {
-                                tokio::time::sleep(RETRY_PERIOD).await;
-                            }
-                            tracing::warn!(
-                                "the audit entry of a credential withdrawal is now written"
-                            );
-                        });
-                        false
+                let mut events = vec![event(credential.to_owned(), reason.to_owned())];
+                for child in &derived {
+                    // A derived credential is back in use only if not withdrawn on its own.
+                    if what == Withdraw::Resume && self.revocations().effective(child).is_some() {
+                        continue;
                     }
+                    events.push(event(child.clone(), format!("with {credential}: {reason}")));
                 }
+                let mut all_written = true;
+                for e in events {
+                    all_written &= record_or_retry(audit, e).await;
+                }
+                all_written
             }
         };
         let status = self.revocations().status(credential);
@@ -148,6 +149,7 @@ impl Cse {
             "associationsClosed": closed,
             "persisted": persistence == Persistence::Durable,
             "audited": audited,
+            "derived": derived,
         });
         let mut rsc = ResponseStatusCode::Ok;
         let mut unwritten = Vec::new();
@@ -183,6 +185,25 @@ impl Cse {
                 })
                 .collect(),
         )
+    }
+}
+
+/// Writes `event` to the audit log; when it cannot be written yet (a full disk), keeps trying
+/// in the background every [`RETRY_PERIOD`] and returns false.
+async fn record_or_retry(audit: &crate::audit::AuditTrail, event: Event) -> bool {
+    match audit.record_durably(event.clone()).await {
+        Ok(()) => true,
+        Err(e) => {
+            tracing::error!(error = %e.message, "a credential withdrawal is in force but its audit entry is not yet written; retrying");
+            let audit = audit.clone();
+            tokio::spawn(async move {
+                while audit.record_durably(event.clone()).await.is_err() {
+                    tokio::time::sleep(RETRY_PERIOD).await;
+                }
+                tracing::warn!("the audit entry of a credential withdrawal is now written");
+            });
+            false
+        }
     }
 }
 

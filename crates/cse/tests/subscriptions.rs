@@ -520,7 +520,7 @@ async fn a_subscriber_whose_credential_is_withdrawn_is_not_notified() {
             .withdraw(ADMIN, what, "33-reader-certificate", "key compromise")
             .await
             .expect("withdrawn");
-        assert_eq!(answer["associationsClosed"], json!(1));
+        assert_eq!(answer.content["associationsClosed"], json!(1));
         add(&t, &owner, "after").await;
         add(&t, &owner, "later").await;
         let got = sentinel_saw(&rx, "later").await;

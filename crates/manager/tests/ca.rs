@@ -905,8 +905,8 @@ mod tls {
             e.binding.identity,
             PeerIdentity::Ae(ae1.identity.as_str().into())
         );
-        let digest = openssl::sha::sha256(&ae1.der);
-        assert_eq!(e.credential_id, format!("33-{}", hex_of(&digest)));
+        let digest = security::tls::certificate_id::certificate_digest(&ae1.der).expect("digest");
+        assert_eq!(e.credential_id, format!("33-{digest}"));
         let e = handshake(&tls, &dir.join("mn.pem"), &dir.join("mn.key"), &ca_pem)
             .await
             .unwrap();

@@ -26,9 +26,12 @@
 //! # Unsafe code
 //!
 //! This crate is the only place of the workspace with `unsafe` code: the `EC_KEY_METHOD`
-//! functions are not in the safe `openssl` crate, so they are declared here (`ffi`). Every
+//! functions are not in the safe `openssl` crate, so they are declared here (`ffi`), as is
+//! the session lifetime setter of [`session`]. Every
 //! unsafe block says why it is sound.
 #![deny(unsafe_op_in_unsafe_fn)]
+
+pub mod session;
 
 use foreign_types::ForeignType;
 use openssl::ec::EcKey;

@@ -69,7 +69,7 @@ pub struct Established {
     /// The framework used.
     pub framework: Framework,
     /// The Credential-ID (TS-0003 clause 10.4): `12-<KpsaID>` for a PSK, `3x-<SHA-256 of the
-    /// certificate>` for certificates.
+    /// TBSCertificate>` for certificates (the same for every encoding of the signature).
     pub credential_id: String,
     /// What the association is bound to.
     pub binding: CredentialBinding,

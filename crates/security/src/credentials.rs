@@ -320,7 +320,7 @@ pub fn valid_kpsa_id(id: &str) -> bool {
 /// ae = "Csensor7"                    # level defaults to the master's home level (here 3)
 ///
 /// [[certificate]]
-/// credential_id = "31-<sha256 hex>"  # a certificate without an AE-ID/CSE-ID name
+/// credential_id = "31-<digest>"     # a certificate without an AE-ID/CSE-ID name (m2m credentials id)
 /// ae = "Cdevice"
 /// level = 2                          # optional: level of the device's key home (default: not recorded)
 /// ```

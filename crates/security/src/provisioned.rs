@@ -382,6 +382,22 @@ impl ProvisionedKeys {
         self.len() == 0
     }
 
+    /// The KpsaIDs issued to the enrolee `kpm_id`, sorted.
+    pub fn issued_to(&self, kpm_id: &str) -> Vec<String> {
+        let mut ids: Vec<String> = self
+            .keys
+            .read()
+            .map(|k| {
+                k.values()
+                    .filter(|e| e.issued.enrolee == kpm_id)
+                    .map(|e| e.issued.kpsa_id.clone())
+                    .collect()
+            })
+            .unwrap_or_default();
+        ids.sort();
+        ids
+    }
+
     /// What was issued under `kpsa_id`, without the key.
     pub fn issued(&self, kpsa_id: &str) -> Option<Issued> {
         self.keys
@@ -458,6 +474,33 @@ impl CredentialStore for WithProvisioned {
             Err(_) => None,
             Ok(None) => self.inner.psk_binding(identity),
         }
+    }
+}
+
+/// The rule that makes an enrolled key derive from the enrolee key that obtained it:
+/// `12-<KpsaID>` from `10-<KpmID>`. Installed (`[enrolment] withdraw_enrolled`), withdrawing
+/// an enrolee key withdraws every key it enrolled, and a resumed suspension brings them
+/// back; without it those keys stay until withdrawn on their own.
+#[derive(Debug)]
+pub struct EnrolledBy(pub Arc<ProvisionedKeys>);
+
+impl crate::revocation::DerivedCredentials for EnrolledBy {
+    fn parent(&self, credential_id: &str) -> Option<String> {
+        let kpsa_id = credential_id.strip_prefix("12-")?;
+        self.0
+            .issued(kpsa_id)
+            .map(|issued| format!("10-{}", issued.enrolee))
+    }
+
+    fn derived_from(&self, parent: &str) -> Vec<String> {
+        let Some(kpm_id) = parent.strip_prefix("10-") else {
+            return Vec::new();
+        };
+        self.0
+            .issued_to(kpm_id)
+            .into_iter()
+            .map(|kpsa_id| format!("12-{kpsa_id}"))
+            .collect()
     }
 }
 
@@ -663,5 +706,32 @@ mod tests {
         assert!(store.psk_binding("a@cse.example").is_none());
         assert!(store.psk("f@sp.example").is_some());
         assert!(matches!(store.lookup_psk("z@sp.example"), Ok(None)));
+    }
+
+    #[test]
+    fn enrolled_keys_derive_from_their_enrolee_key_under_the_rule() {
+        use crate::revocation::{DerivedRules, Revocations};
+        let keys = Arc::new(ProvisionedKeys::in_memory());
+        keys.issue(issued("a@cse.example", FAR), &[7u8; 32])
+            .expect("issue");
+        keys.issue(issued("b@cse.example", FAR), &[8u8; 32])
+            .expect("issue");
+        let r = Revocations::default();
+        r.set_derived(Some(Arc::new(DerivedRules(vec![Arc::new(EnrolledBy(
+            keys.clone(),
+        ))]))));
+        assert_eq!(
+            r.derived_from("10-dev@mef.example"),
+            vec!["12-a@cse.example", "12-b@cse.example"]
+        );
+        assert!(r.derived_from("10-other@mef.example").is_empty());
+        r.revoke("10-dev@mef.example", "leaked").expect("revoke");
+        let w = r.effective("12-a@cse.example").expect("withdrawn with it");
+        assert!(w.reason.contains("10-dev@mef.example"), "{}", w.reason);
+        assert!(r.covers("10-dev@mef.example", "12-b@cse.example"));
+        assert!(
+            r.effective("12-c@cse.example").is_none(),
+            "not enrolled by it"
+        );
     }
 }

@@ -3,11 +3,13 @@
 //! A credential is *revoked* for good or *suspended* until resumed. Either way no new
 //! security association is established with it and the live ones are closed (the CSE does
 //! that through [`crate::association::Registry::close_credentials`]). Credentials are named by
-//! their Credential-ID (`12-<KpsaID>` for a PSK, `3x-<SHA-256 fingerprint>` for a
+//! their Credential-ID (`12-<KpsaID>` for a PSK, `3x-<SHA-256 of the TBSCertificate>` for a
 //! certificate), as associations are.
 //!
 //! A credential can derive from another: an edge node's PSK derives from its GBA gateway's
-//! NAF key ([`crate::gba`]). Withdrawing the parent withdraws what derives from it (new
+//! NAF key ([`crate::gba`]), and, when the MEF is so configured, an enrolled Kpsa from the
+//! enrolee key that obtained it ([`crate::provisioned::EnrolledBy`]); [`DerivedRules`]
+//! combines such rules. Withdrawing the parent withdraws what derives from it (new
 //! handshakes are refused, live associations closed); withdrawing a derived credential
 //! affects it alone. A [`DerivedCredentials`] rule, installed with
 //! [`Revocations::set_derived`], says which credential derives from which.
@@ -135,6 +137,28 @@ pub enum RevocationError {
 pub trait DerivedCredentials: Send + Sync + fmt::Debug {
     /// The Credential-ID `credential_id` derives from, if it derives from one.
     fn parent(&self, credential_id: &str) -> Option<String>;
+
+    /// The credentials known to derive from `parent`, so that withdrawing it can name them
+    /// in the audit trail; empty when the rule cannot list them (they are withdrawn all the
+    /// same, through [`DerivedCredentials::parent`]).
+    fn derived_from(&self, _parent: &str) -> Vec<String> {
+        Vec::new()
+    }
+}
+
+/// Several rules as one: the first rule that names a parent decides it (a credential derives
+/// from one credential at most); the derived credentials are those of every rule.
+#[derive(Debug, Default)]
+pub struct DerivedRules(pub Vec<Arc<dyn DerivedCredentials>>);
+
+impl DerivedCredentials for DerivedRules {
+    fn parent(&self, credential_id: &str) -> Option<String> {
+        self.0.iter().find_map(|r| r.parent(credential_id))
+    }
+
+    fn derived_from(&self, parent: &str) -> Vec<String> {
+        self.0.iter().flat_map(|r| r.derived_from(parent)).collect()
+    }
 }
 
 /// The journal file and what is in force but not yet in it.
@@ -254,6 +278,20 @@ impl Revocations {
             .clone();
         rule.and_then(|r| r.parent(credential_id))
             .filter(|p| p != credential_id)
+    }
+
+    /// The credentials the installed rule lists as derived from `parent` (withdrawn with it).
+    pub fn derived_from(&self, parent: &str) -> Vec<String> {
+        let rule = self
+            .derived
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone();
+        let mut all = rule.map(|r| r.derived_from(parent)).unwrap_or_default();
+        all.retain(|c| c != parent);
+        all.sort();
+        all.dedup();
+        all
     }
 
     /// Whether `credential_id` may be used: its own withdrawal, or else that of the

@@ -362,3 +362,44 @@ async fn without_crls_a_revoked_certificate_is_not_detected() {
         ae("//secure-cse.example/id-in/Crev")
     );
 }
+
+/// Credential entries and withdrawals recorded under the earlier Credential-ID form (SHA-256
+/// of the whole DER) keep applying to the encoding they name: a `31-` entry still binds the
+/// device certificate (whose association carries the new Credential-ID), and a withdrawal
+/// of the earlier form still refuses it in the handshake.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn earlier_form_credential_ids_still_match_their_encoding() {
+    if !have("openssl") {
+        return;
+    }
+    let device = pki().client("device");
+    let pem = std::fs::read(&device.cert).expect("device certificate");
+    let der = openssl::x509::X509::from_pem(&pem)
+        .and_then(|c| c.to_der())
+        .expect("der");
+    let legacy = format!("31-{}", security::tls::certificate_id::legacy_digest(&der));
+    assert_ne!(legacy, format!("31-{}", device.sha256));
+    let file = std::sync::Arc::new(
+        security::credentials::FileCredentials::parse(&format!(
+            "[[certificate]]\ncredential_id = \"{legacy}\"\nae = \"Cold\"\n"
+        ))
+        .expect("credentials"),
+    );
+    let revocations = std::sync::Arc::new(security::revocation::Revocations::default());
+    let store: std::sync::Arc<dyn security::credentials::CredentialStore> = std::sync::Arc::new(
+        security::revocation::Withdrawable::new(file, revocations.clone()),
+    );
+    let acceptor = security::tls::TlsAcceptor::new(&both(), store, local()).expect("acceptor");
+    let mut server = Server::with(acceptor).await;
+    s_client_cert(&server, "device", &[]).await;
+    let e = server.established().await;
+    assert_eq!(e.credential_id, format!("31-{}", device.sha256));
+    assert_eq!(e.binding.identity, ae("Cold"));
+    revocations
+        .revoke(&legacy, "recorded in the earlier form")
+        .expect("revoke");
+    s_client_cert(&server, "device", &[]).await;
+    server
+        .refused("revoked under its earlier Credential-ID")
+        .await;
+}

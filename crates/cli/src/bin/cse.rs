@@ -7,7 +7,8 @@ use cli::config::{FileConfig, Settings};
 use cli::keyhomes::KeyHomes;
 use security::credentials::{CredentialStore, FileCredentials};
 use security::enrolment::EnroleeKeys;
-use security::provisioned::{ProvisionedKeys, WithProvisioned};
+use security::provisioned::{EnrolledBy, ProvisionedKeys, WithProvisioned};
+use security::revocation::{DerivedCredentials, DerivedRules};
 use security::revocation::{Revocations, Withdrawable};
 use security::tls::{AcceptorSlot, LocalIdentity, TlsAcceptor};
 use std::net::SocketAddr;
@@ -540,9 +541,25 @@ fn tls_acceptors(
                 .with_context(|| format!("[[tls]] {}", t.name))
         })
         .collect::<anyhow::Result<Vec<_>>>()?;
-    // Withdrawing a GBA gateway withdraws its edge nodes: the NAF names their parent. Set
-    // once everything was built, so a failed reload leaves the rule of the running listeners.
-    revocations.set_derived(naf.map(|n| n as Arc<dyn security::revocation::DerivedCredentials>));
+    // Withdrawing a GBA gateway withdraws its edge nodes: the NAF names their parent; with
+    // `[enrolment] withdraw_enrolled`, withdrawing an enrolee key withdraws what it enrolled.
+    // Set once everything was built, so a failed reload leaves the rules of the running
+    // listeners.
+    let mut rules: Vec<Arc<dyn DerivedCredentials>> = Vec::new();
+    if let Some(naf) = naf {
+        rules.push(naf);
+    }
+    if settings
+        .enrolment
+        .as_ref()
+        .is_some_and(|e| e.withdraw_enrolled)
+    {
+        rules.push(Arc::new(EnrolledBy(provisioned.clone())));
+    }
+    revocations.set_derived(match rules.len() {
+        0 => None,
+        _ => Some(Arc::new(DerivedRules(rules))),
+    });
     Ok(acceptors)
 }
 

@@ -265,6 +265,14 @@ enum CredentialsCommand {
         /// The Credential-ID.
         credential: String,
     },
+    /// The Credential-ID digest of a certificate file (PEM or DER; local, no request): the
+    /// SHA-256 of what its issuer signed, the same for every encoding of its signature. The
+    /// Credential-ID is `33-<digest>` for an AE-ID certificate, `32-` for a CSE-ID one and
+    /// `31-` for any other.
+    Id {
+        /// The certificate file.
+        certificate: std::path::PathBuf,
+    },
     /// How credentials were used since the CSE started: first and last use, associations,
     /// refused handshakes, requests, peer addresses (admin: GET /.admin/usage).
     Usage {
@@ -388,6 +396,9 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     if let Command::Audit(audit) = &cli.command {
         return ::cli::audit_cmd::run(audit);
+    }
+    if let Command::Credentials(CredentialsCommand::Id { certificate }) = &cli.command {
+        return certificate_digest(certificate);
     }
     if let Command::Gba(gba) = &cli.command {
         // Its own HTTP exchanges with the BSF; blocking, no runtime needed.
@@ -721,6 +732,7 @@ fn action_for(command: Command, origin: Option<String>) -> anyhow::Result<Action
                         params: vec![pair("credential", credential)],
                     })
                 }
+                CredentialsCommand::Id { .. } => bail!("m2m credentials id runs locally"),
                 CredentialsCommand::Revoke { credential, reason } => (
                     "revoke",
                     vec![pair("credential", credential), pair("reason", reason)],
@@ -803,6 +815,27 @@ fn report(resp: &Response) -> ExitCode {
         ExitCode::SUCCESS
     } else {
         ExitCode::from(1)
+    }
+}
+
+/// `m2m credentials id FILE`: prints the certificate's Credential-ID digest (exit 2 when the
+/// file is not a certificate).
+fn certificate_digest(path: &std::path::Path) -> ExitCode {
+    let digest = std::fs::read(path)
+        .map_err(|e| e.to_string())
+        .and_then(|bytes| {
+            security::tls::certificate_id::certificate_digest_of_file(&bytes)
+                .map_err(|e| e.to_string())
+        });
+    match digest {
+        Ok(digest) => {
+            println!("{digest}");
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("m2m: {}: {e}", path.display());
+            ExitCode::from(2)
+        }
     }
 }
 

@@ -11,8 +11,8 @@ use std::time::Duration;
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct DeviceEntry {
-    /// SHA-256 fingerprint of the device certificate (as `openssl x509 -fingerprint -sha256`
-    /// prints it, or plain hex).
+    /// The device certificate's Credential-ID digest, as `m2m credentials id` prints it (the
+    /// SHA-256 of what its issuer signed; a `31-` prefix and colons are accepted).
     pub fingerprint: String,
     /// The AE-ID it may be certified for (`Cdev1`).
     pub ae_id: String,
@@ -75,7 +75,7 @@ impl EnrolmentSection {
             let f = cse::cert_enrolment::DevicePolicy::fingerprint(&e.fingerprint).ok_or_else(
                 || {
                     ConfigError::Invalid(format!(
-                        "enrolment.device fingerprint {:?} is not a SHA-256 fingerprint",
+                        "enrolment.device fingerprint {:?} is not a certificate digest (m2m credentials id)",
                         e.fingerprint
                     ))
                 },
@@ -129,7 +129,7 @@ mod tests {
             (
                 "[enrolment]\ndevice_listen = \"127.0.0.1:0\"\ndevice_cas = [\"m\"]\n\
                  [[enrolment.device]]\nfingerprint = \"AB:CD\"\nae_id = \"Cdev\"\n",
-                "not a SHA-256 fingerprint",
+                "not a certificate digest",
             ),
         ] {
             let r = resolve(bad);

@@ -207,3 +207,94 @@ pub async fn request(
     r.pc = pc;
     c.send(&r).await.expect("a response")
 }
+
+/// Writes to `out` a copy of the certificate `cert_pem` whose ECDSA signature `(r, s)` is
+/// replaced by `(r, n - s)`, `n` the order of the issuer's curve (read from `issuer_pem`): the
+/// same certificate, signed part and key unchanged, in a different and equally valid
+/// encoding. Returns the DER of the original and of the copy.
+pub fn reencode_signature(cert_pem: &Path, issuer_pem: &Path, out: &Path) -> (Vec<u8>, Vec<u8>) {
+    use openssl::bn::{BigNum, BigNumContext};
+    use openssl::ecdsa::EcdsaSig;
+    use openssl::x509::X509;
+    let read = |p: &Path| X509::from_pem(&std::fs::read(p).expect("pem")).expect("certificate");
+    let (cert, issuer) = (read(cert_pem), read(issuer_pem));
+    let issuer_key = issuer
+        .public_key()
+        .and_then(|k| k.ec_key())
+        .expect("EC issuer");
+    let mut order = BigNum::new().expect("bn");
+    issuer_key
+        .group()
+        .order(&mut order, &mut BigNumContext::new().expect("ctx"))
+        .expect("order");
+    let der = cert.to_der().expect("der");
+    let sig_der = cert.signature().as_slice().to_vec();
+    let sig = EcdsaSig::from_der(&sig_der).expect("an ECDSA signature");
+    let mut s = BigNum::new().expect("bn");
+    s.checked_sub(&order, sig.s()).expect("n - s");
+    let twin = EcdsaSig::from_private_components(sig.r().to_owned().expect("r"), s)
+        .and_then(|sig| sig.to_der())
+        .expect("twin signature");
+    let copy = with_signature(&der, &sig_der, &twin);
+    let parsed = X509::from_der(&copy).expect("the copy parses");
+    assert!(
+        parsed
+            .verify(&issuer.public_key().expect("key"))
+            .expect("verify"),
+        "the copy's signature verifies"
+    );
+    assert_ne!(copy, der, "a different encoding");
+    std::fs::write(out, parsed.to_pem().expect("pem")).expect("write the copy");
+    (der, copy)
+}
+
+/// `m2m credentials id FILE`: the certificate's Credential-ID digest.
+pub fn certificate_digest(cert: &Path) -> String {
+    let out = Command::new(env!("CARGO_BIN_EXE_m2m"))
+        .args(["credentials", "id"])
+        .arg(cert)
+        .output()
+        .expect("m2m credentials id");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let digest = String::from_utf8_lossy(&out.stdout).trim().to_owned();
+    assert_eq!(digest.len(), 64, "{digest}");
+    digest
+}
+
+/// `der` (a certificate whose signature value is `sig_der`) with the signature value
+/// `signature` instead. Certificate = SEQUENCE { tbsCertificate, signatureAlgorithm,
+/// BIT STRING { 0, signature } }; the outer header is 4 bytes (30 82 hi lo) and the BIT
+/// STRING's 3 (03 len 00) for an ECDSA signature.
+fn with_signature(der: &[u8], sig_der: &[u8], signature: &[u8]) -> Vec<u8> {
+    assert!(der[0] == 0x30 && der[1] == 0x82 && der.ends_with(sig_der));
+    let signed_and_algorithm = &der[4..der.len() - sig_der.len() - 3];
+    let mut body = signed_and_algorithm.to_vec();
+    body.extend([0x03, (signature.len() + 1) as u8, 0x00]);
+    body.extend(signature);
+    let mut copy = vec![0x30, 0x82, (body.len() >> 8) as u8, body.len() as u8];
+    copy.extend(body);
+    copy
+}
+
+/// Writes to `out` a copy of `cert_pem` whose ECDSA signature value is the same (r, s) in
+/// BER rather than DER (the SEQUENCE length in the long form): an encoding the stack must
+/// refuse.
+pub fn ber_signature_copy(cert_pem: &Path, out: &Path) {
+    use openssl::x509::X509;
+    let cert = X509::from_pem(&std::fs::read(cert_pem).expect("pem")).expect("certificate");
+    let der = cert.to_der().expect("der");
+    let sig_der = cert.signature().as_slice().to_vec();
+    assert!(
+        sig_der[0] == 0x30 && sig_der[1] < 0x80,
+        "a short-form ECDSA signature"
+    );
+    let mut ber = vec![0x30, 0x81, sig_der[1]];
+    ber.extend(&sig_der[2..]);
+    let copy = with_signature(&der, &sig_der, &ber);
+    let parsed = X509::from_der(&copy).expect("the copy parses");
+    std::fs::write(out, parsed.to_pem().expect("pem")).expect("write the copy");
+}

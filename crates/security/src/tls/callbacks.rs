@@ -6,6 +6,7 @@
 //! an alert (`handshake_failure`), like an untrusted one; no connection with an unbound
 //! certificate ever reaches application data.
 
+use super::decoy;
 use super::error::Untrusted;
 use super::identity::{identify_certificate, Authenticated};
 use super::policy::LocalIdentity;
@@ -68,9 +69,11 @@ pub(crate) fn verify_callback(
 
 /// The TLS-PSK server callback: `psk_identity` is a KpsaID (TS-0003 clause 8.2.2.1).
 ///
-/// OpenSSL also calls it with TLS 1.3 session tickets as the identity before trying them as
-/// tickets, so an unknown identity is only noted, not a refusal: returning 0 lets OpenSSL
-/// go on (and fail the handshake with `unknown_psk_identity` in TLS 1.2).
+/// An identity without a usable key (unknown, withdrawn, or whose key home failed) gets a
+/// decoy key (`decoy.rs`) rather than a refusal, so the client sees the same failure as with
+/// a known identity and a wrong key; the notes keep the real reason for the log. OpenSSL also
+/// calls this with TLS 1.3 session tickets as the identity before trying them as tickets:
+/// those (binary, not text) get no decoy, and returning 0 lets OpenSSL go on.
 pub(crate) fn psk_callback(
     index: Index<Ssl, ConnState>,
     credentials: Arc<dyn CredentialStore>,
@@ -82,46 +85,25 @@ pub(crate) fn psk_callback(
             let Some(state) = ssl.ex_data(index) else {
                 return Ok(0);
             };
-            let Some(identity) = identity.and_then(|id| std::str::from_utf8(id).ok()) else {
+            let Some(identity) = identity
+                .filter(|id| decoy::is_plausible_identity(id))
+                .and_then(|id| std::str::from_utf8(id).ok())
+            else {
                 return Ok(0);
             };
-            let credential = match credentials.lookup_psk(identity) {
-                Ok(Some(credential)) => credential,
-                Ok(None) => {
-                    state.psk_unknown(identity);
-                    return Ok(0);
+            match usable_key(state, &*credentials, identity, out) {
+                Some(len) => len,
+                None => {
+                    let decoy = decoy::decoy_key(identity);
+                    match out.get_mut(..decoy.len()) {
+                        Some(slot) => {
+                            slot.copy_from_slice(&decoy[..]);
+                            decoy.len()
+                        }
+                        None => return Ok(0),
+                    }
                 }
-                // A known identity whose key the master's home could not derive: refused
-                // with that reason (the store logged it), not as an unknown identity.
-                Err(unavailable) => {
-                    state.refuse(format!(
-                        "the PSK of {} is unavailable: {unavailable}",
-                        Untrusted(identity)
-                    ));
-                    return Ok(0);
-                }
-            };
-            // `credential.key` (read from the file, or derived in a key home just now) is
-            // zeroized when `credential` drops at the end of this block; OpenSSL cleanses
-            // `out` after use.
-            let key = credential.key.expose();
-            if key.is_empty() || key.len() > out.len() {
-                state.refuse(format!(
-                    "PSK of {} has an unusable length",
-                    Untrusted(identity)
-                ));
-                return Ok(0);
             }
-            out[..key.len()].copy_from_slice(key);
-            state.psk_found(
-                identity,
-                Authenticated {
-                    framework: Framework::Psk,
-                    credential_id: format!("12-{identity}"),
-                    binding: credential.binding.clone(),
-                },
-            );
-            key.len()
         };
         if tls13 {
             // NOTE(tls13-psk-tickets): a TLS 1.3 session made from an external PSK carries
@@ -132,6 +114,52 @@ pub(crate) fn psk_callback(
         }
         Ok(found)
     }
+}
+
+/// Copies the key of `identity` into `out` and notes the association it would make; `None`
+/// (with the reason noted) when there is no usable key.
+fn usable_key(
+    state: &ConnState,
+    credentials: &dyn CredentialStore,
+    identity: &str,
+    out: &mut [u8],
+) -> Option<usize> {
+    let credential = match credentials.lookup_psk(identity) {
+        Ok(Some(credential)) => credential,
+        Ok(None) => {
+            state.psk_unknown(identity);
+            return None;
+        }
+        // A known identity whose key the master's home could not derive: refused with that
+        // reason (the store logged it), not as an unknown identity.
+        Err(unavailable) => {
+            state.refuse(format!(
+                "the PSK of {} is unavailable: {unavailable}",
+                Untrusted(identity)
+            ));
+            return None;
+        }
+    };
+    // `credential.key` (read from the file, or derived in a key home just now) is zeroized
+    // when `credential` drops at the end of this function; OpenSSL cleanses `out` after use.
+    let key = credential.key.expose();
+    if key.is_empty() || key.len() > out.len() {
+        state.refuse(format!(
+            "PSK of {} has an unusable length",
+            Untrusted(identity)
+        ));
+        return None;
+    }
+    out[..key.len()].copy_from_slice(key);
+    state.psk_found(
+        identity,
+        Authenticated {
+            framework: Framework::Psk,
+            credential_id: format!("12-{identity}"),
+            binding: credential.binding.clone(),
+        },
+    );
+    Some(key.len())
 }
 
 /// `X509_V_ERR_*` codes of OpenSSL's `x509_vfy.h` that get a reason in plain words.

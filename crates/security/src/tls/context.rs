@@ -4,6 +4,7 @@ use super::callbacks;
 use super::error::TlsError;
 use super::files::{self, CertificateMaterial};
 use super::policy::{LocalIdentity, TlsPolicy, TlsVersion};
+use super::resumption::Crls;
 use super::state::ConnState;
 use super::suites;
 use crate::credentials::CredentialStore;
@@ -25,13 +26,19 @@ const SESSION_CACHE_SIZE: i32 = 2_048;
 /// Longest client chain accepted below the trust anchor ("keep chains short", TS-0003 10.1.1.3).
 const MAX_CHAIN_DEPTH: u32 = 4;
 
+/// The context, and the CRLs it checks clients against (resumed sessions are checked
+/// against them again, see `resumption.rs`).
 pub(crate) fn build(
     policy: &TlsPolicy,
     credentials: &Arc<dyn CredentialStore>,
     local: &LocalIdentity,
     index: Index<Ssl, ConnState>,
-) -> Result<SslContext, TlsError> {
-    let material = policy.certificate.as_ref().map(files::load).transpose()?;
+) -> Result<(SslContext, Crls), TlsError> {
+    let mut material = policy.certificate.as_ref().map(files::load).transpose()?;
+    let crls = material
+        .as_mut()
+        .map(|m| std::mem::take(&mut m.crl_list))
+        .unwrap_or_default();
     let certificate = material.is_some();
     let mut b = SslContextBuilder::new(SslMethod::tls_server())
         .map_err(TlsError::library("a TLS server context"))?;
@@ -90,6 +97,7 @@ pub(crate) fn build(
     if policy.session_resumption {
         b.set_session_cache_mode(SslSessionCacheMode::SERVER);
         b.set_session_cache_size(SESSION_CACHE_SIZE);
+        openssl_keyhome::session::set_session_lifetime(&mut b, policy.session_lifetime);
     } else {
         b.set_session_cache_mode(SslSessionCacheMode::OFF);
         b.set_options(SslOptions::NO_TICKET);
@@ -103,7 +111,7 @@ pub(crate) fn build(
     if policy.psk {
         b.set_psk_server_callback(callbacks::psk_callback(index, credentials.clone()));
     }
-    Ok(b.build())
+    Ok((b.build(), crls))
 }
 
 fn certificate_framework(

@@ -38,7 +38,7 @@ impl TlsAcceptor {
     /// Builds the acceptor of a MEF device enrolment listener (certificate-based RSPF, TS-0003
     /// clause 8.3.2.2): mutual TLS where the client certificate must chain to one of
     /// `policy.certificate`'s trust anchors (the manufacturer CAs). Every association has the
-    /// device certificate's Credential-ID (`31-<sha256>`, or `32-`/`33-` when it names an
+    /// device certificate's Credential-ID (`31-<digest>`, or `32-`/`33-` when it names an
     /// identity) and carries the `EXPORTER-oneM2M-Bootstrap` output, which makes it an
     /// enrolment association (one request, no oneM2M request). Certificate only; no session
     /// resumption. `devices` is usually [`AnyDeviceCertificate`], maybe behind withdrawals.

@@ -20,6 +20,8 @@ pub(crate) struct CertificateMaterial {
     pub(crate) trust_anchors: Vec<X509>,
     /// CRL files that passed the checks, with whether they are PEM.
     pub(crate) crls: Vec<(PathBuf, bool)>,
+    /// The CRLs those files hold, for checking resumed sessions.
+    pub(crate) crl_list: super::resumption::Crls,
 }
 
 pub(crate) fn load(config: &CertificateConfig) -> Result<CertificateMaterial, TlsError> {
@@ -54,6 +56,7 @@ pub(crate) fn load(config: &CertificateConfig) -> Result<CertificateMaterial, Tl
         }
     }
     let mut crls = Vec::new();
+    let mut crl_list = Vec::new();
     let mut covered = vec![false; trust_anchors.len()];
     for path in &config.crls {
         if path.to_str().is_none_or(|p| p.contains('\0')) {
@@ -100,6 +103,7 @@ pub(crate) fn load(config: &CertificateConfig) -> Result<CertificateMaterial, Tl
             }
         }
         crls.push((path.clone(), pem));
+        crl_list.extend(list);
     }
     if !crls.is_empty() {
         if let Some(i) = covered.iter().position(|c| !c) {
@@ -117,6 +121,7 @@ pub(crate) fn load(config: &CertificateConfig) -> Result<CertificateMaterial, Tl
         key,
         trust_anchors,
         crls,
+        crl_list: super::resumption::Crls(crl_list),
     })
 }
 

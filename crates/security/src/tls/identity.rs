@@ -2,16 +2,22 @@
 //!
 //! * A URI subjectAltName holding the full URI form of an AE-ID (`//sp/cse/Cxyz`,
 //!   `//sp/Sxyz`, with or without a `scheme:` prefix) makes an AE-ID certificate:
-//!   Credential-ID `33-<sha256>`, bound to that AE-ID in its absolute form.
+//!   Credential-ID `33-<digest>`, bound to that AE-ID in its absolute form.
 //! * A dNSName holding the public domain name of a CSE-ID (`<mn-id>.<cse-id>.<sp-id>` below
-//!   this CSE, or `<cse-id>.<sp-id>`) makes a CSE-ID certificate: `32-<sha256>`, bound to
+//!   this CSE, or `<cse-id>.<sp-id>`) makes a CSE-ID certificate: `32-<digest>`, bound to
 //!   `/<mn-id>` (or `/<cse-id>`).
-//! * Otherwise (a device certificate, say) the certificate's Credential-ID `31-<sha256>` is
+//! * Otherwise (a device certificate, say) the certificate's Credential-ID `31-<digest>` is
 //!   looked up in the credential store, and an unknown certificate is refused.
+//!
+//! `<digest>` is the SHA-256 of the TBSCertificate ([`super::certificate_id`]), so every
+//! encoding of one certificate has one Credential-ID. A withdrawal or a credential entry
+//! recorded under the earlier form (SHA-256 of the whole DER) still applies to the encoding
+//! it was made for: a certificate whose earlier-form ID is withdrawn is refused here.
 //!
 //! A certificate with a wildcard name, with two different identities, whose keyUsage lacks
 //! digitalSignature, or whose extendedKeyUsage excludes clientAuth, is refused.
 
+use super::certificate_id::{certificate_digest, legacy_digest};
 use super::policy::LocalIdentity;
 use crate::association::{CredentialBinding, Framework, PeerIdentity};
 use crate::credentials::CredentialStore;
@@ -55,10 +61,26 @@ pub(crate) fn identify_certificate(
     let der = leaf
         .to_der()
         .map_err(|e| format!("cannot encode the client certificate: {e}"))?;
-    let digest = hex::encode(openssl::sha::sha256(&der));
-    let certified = |credential_id: String, identity| Authenticated {
+    let digest = certificate_digest(&der).map_err(|e| format!("client certificate: {e}"))?;
+    let legacy = legacy_digest(&der);
+    let prefix = match &named {
+        Some(Named::Ae(_)) => "33",
+        Some(Named::Cse(_)) => "32",
+        None => "31",
+    };
+    let credential_id = format!("{prefix}-{digest}");
+    let legacy_id = format!("{prefix}-{legacy}");
+    if let Some(w) = credentials.withdrawn(&legacy_id) {
+        return Err(format!(
+            "credential {} under its earlier Credential-ID {}: {}",
+            w.kind.name(),
+            crate::privacy::credential_tag(&legacy_id),
+            w.reason
+        ));
+    }
+    let certified = |identity| Authenticated {
         framework: Framework::Certificate,
-        credential_id,
+        credential_id: credential_id.clone(),
         binding: CredentialBinding {
             identity,
             admin: false,
@@ -68,12 +90,13 @@ pub(crate) fn identify_certificate(
         },
     };
     Ok(match named {
-        Some(Named::Ae(ae)) => certified(format!("33-{digest}"), PeerIdentity::Ae(ae)),
-        Some(Named::Cse(cse)) => certified(format!("32-{digest}"), PeerIdentity::Cse(cse)),
+        Some(Named::Ae(ae)) => certified(PeerIdentity::Ae(ae)),
+        Some(Named::Cse(cse)) => certified(PeerIdentity::Cse(cse)),
         None => {
-            let credential_id = format!("31-{digest}");
+            // An entry recorded under the earlier form binds the encoding it names.
             let binding = credentials
                 .certificate_binding(&credential_id)
+                .or_else(|| credentials.certificate_binding(&legacy_id))
                 .ok_or_else(|| format!("certificate names no AE-ID or CSE-ID and {credential_id} is not bound to one"))?;
             Authenticated {
                 framework: Framework::Certificate,

@@ -25,7 +25,9 @@
 //!   [`CredentialStore`], copies the key (from the credential file, or derived just now
 //!   inside a key home from a master key) into OpenSSL's buffer (the store's copy is
 //!   zeroized on drop) and notes the binding. Credential-ID `12-<KpsaID>`. TLS 1.2 PSK suites and
-//!   TLS 1.3 external PSKs (SHA-256 suites only, see `suites::TLS13`).
+//!   TLS 1.3 external PSKs (SHA-256 suites only, see `suites::TLS13`). An identity with no
+//!   usable key gets a decoy key (`decoy.rs`), so the client cannot tell it from a known
+//!   identity with a wrong key; only the log says which it was.
 //! * **Per-connection state** lives in the `Ssl`'s ex_data (the callbacks are per context);
 //!   after the handshake the negotiated version, suite and session decide which framework
 //!   was used, never merely which callback ran.
@@ -35,6 +37,12 @@
 //!   cannot be resumed). This works for the session cache and for stateless tickets alike.
 //!   TLS 1.3 sessions of external PSKs keep no identity, so they are given no tickets.
 //!   Session id context: a hash of the trust configuration.
+//! * **Resumption re-checks the certificate.** A resumed session's client certificate must
+//!   still be valid (notBefore/notAfter), not revoked by the listener's CRLs and those CRLs
+//!   still current, and its Credential-ID not withdrawn (`resumption.rs`). Sessions and
+//!   tickets live `session_lifetime` (default 10 minutes, not OpenSSL's 2 hours); a
+//!   re-read of the TLS material makes a new context, whose cache and ticket keys are new,
+//!   so no session made under an earlier CRL is resumed.
 //! * **Flood protection.** A connection takes a handshake place only once its whole
 //!   ClientHello has arrived (`hello.rs`), so idle and trickling sockets cost no place; the
 //!   places are capped per listener and per address, checked without waiting;
@@ -58,7 +66,9 @@
 //! ```
 
 mod callbacks;
+pub mod certificate_id;
 mod context;
+mod decoy;
 mod device;
 mod error;
 mod failure;
@@ -67,6 +77,7 @@ mod hello;
 mod identity;
 mod limits;
 mod policy;
+mod resumption;
 mod slot;
 mod state;
 mod suites;
@@ -75,7 +86,9 @@ pub use device::AnyDeviceCertificate;
 pub use error::{HandshakeCap, HandshakeError, TlsError};
 pub use files::crl_der;
 pub use hello::ClientStream;
-pub use policy::{CertificateConfig, LocalIdentity, ServerKey, TlsPolicy, TlsVersion};
+pub use policy::{
+    CertificateConfig, LocalIdentity, ServerKey, TlsPolicy, TlsVersion, DEFAULT_SESSION_LIFETIME,
+};
 pub use slot::AcceptorSlot;
 
 use crate::association::Established;
@@ -83,6 +96,7 @@ use crate::credentials::CredentialStore;
 use limits::Limits;
 use openssl::ex_data::Index;
 use openssl::ssl::{Ssl, SslContext};
+use resumption::ResumptionCheck;
 use state::ConnState;
 use std::fmt;
 use std::net::SocketAddr;
@@ -107,6 +121,8 @@ struct Inner {
     local: LocalIdentity,
     limits: Limits,
     policy: TlsPolicy,
+    /// What a resumed session must still satisfy.
+    resumption: ResumptionCheck,
     /// An enrolment listener (the MEF's): every association carries the bootstrap exporter.
     enrolment: bool,
     /// A device enrolment listener (certificate-based RSPF, `device.rs`).
@@ -124,6 +140,7 @@ impl fmt::Debug for TlsAcceptor {
             .field("max_handshakes", &p.max_handshakes)
             .field("max_handshakes_per_ip", &p.max_handshakes_per_ip)
             .field("session_resumption", &p.session_resumption)
+            .field("session_lifetime", &p.session_lifetime)
             .field("local", &self.inner.local)
             .field("enrolment", &self.inner.enrolment)
             .field("device_enrolment", &self.inner.device_enrolment)
@@ -160,7 +177,7 @@ impl TlsAcceptor {
             ));
         }
         let index = state::index().map_err(TlsError::library("a per-connection data slot"))?;
-        let context = context::build(policy, &credentials, &local_names, index)?;
+        let (context, crls) = context::build(policy, &credentials, &local_names, index)?;
         Ok(Self {
             inner: Arc::new(Inner {
                 context,
@@ -169,6 +186,7 @@ impl TlsAcceptor {
                 local: local_names,
                 limits: Limits::new(policy.max_handshakes, policy.max_handshakes_per_ip),
                 policy: policy.clone(),
+                resumption: ResumptionCheck::new(policy.session_lifetime, crls),
                 enrolment: false,
                 device_enrolment: false,
             }),
@@ -287,6 +305,16 @@ impl TlsAcceptor {
                         (false, false) => Ok(established),
                     },
                 );
+        let established = established.and_then(|established| {
+            match established
+                .resumed
+                .then(|| inner.resumption.refusal(stream.ssl()))
+                .flatten()
+            {
+                Some(reason) => Err(reason),
+                None => Ok(established),
+            }
+        });
         match established {
             Ok(established) => match inner.credentials.withdrawn(&established.credential_id) {
                 None => Ok((stream, established)),

@@ -81,6 +81,9 @@ impl PartialEq for ServerKey {
 
 impl Eq for ServerKey {}
 
+/// The default [`TlsPolicy::session_lifetime`].
+pub const DEFAULT_SESSION_LIFETIME: Duration = Duration::from_secs(600);
+
 /// What a TLS listener accepts.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct TlsPolicy {
@@ -101,6 +104,11 @@ pub struct TlsPolicy {
     /// Session resumption (server-side session cache and session tickets); default on, as
     /// constrained clients depend on it.
     pub session_resumption: bool,
+    /// How long a session (cache entry or ticket) may be resumed; default 10 minutes.
+    /// OpenSSL's own default is 2 hours. A resumption re-checks withdrawal, the client
+    /// certificate's validity and the CRLs anyway; the lifetime bounds how long one
+    /// handshake's keys keep serving new connections.
+    pub session_lifetime: Duration,
     /// Restricts the suites offered to these (IANA names, e.g.
     /// `TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256`), kept in the server's preference order.
     /// Only suites of the built-in list can be named, and the suites TS-0003 makes mandatory
@@ -110,7 +118,7 @@ pub struct TlsPolicy {
 
 impl Default for TlsPolicy {
     /// No framework enabled (an acceptor refuses such a policy), TLS 1.2 and 1.3, 5 s, 256
-    /// handshakes, 16 per address, resumption on.
+    /// handshakes, 16 per address, resumption on with sessions of 10 minutes.
     fn default() -> Self {
         Self {
             certificate: None,
@@ -120,6 +128,7 @@ impl Default for TlsPolicy {
             max_handshakes: 256,
             max_handshakes_per_ip: 16,
             session_resumption: true,
+            session_lifetime: DEFAULT_SESSION_LIFETIME,
             suites: None,
         }
     }

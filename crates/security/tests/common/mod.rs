@@ -36,7 +36,7 @@ pub const CSE_PSK_HEX: &str = "a0a1a2a3a4a5a6a7a8a9aaabacadaeafb0b1b2b3b4b5b6b7b
 pub struct Issued {
     pub cert: PathBuf,
     pub key: PathBuf,
-    /// SHA-256 of the DER certificate, lowercase hex (the value part of a Credential-ID).
+    /// The Credential-ID digest (SHA-256 of the TBSCertificate, lowercase hex).
     pub sha256: String,
 }
 
@@ -141,7 +141,7 @@ fn dns(s: &str) -> SanType {
 }
 
 fn sha256_hex(der: &[u8]) -> String {
-    hex::encode(openssl::sha::sha256(der))
+    security::tls::certificate_id::certificate_digest(der).expect("a certificate")
 }
 
 fn generate() -> Pki {
