@@ -269,16 +269,12 @@ impl Cse {
     /// (4107 without one) whose identity `fr` is (4106 otherwise, the originator check of
     /// every request). An AE by its AE-ID, a CSE by its CSE-ID, the admin as the admin.
     pub(crate) fn key_client(&self, ctx: &SecurityContext, fr: Option<String>) -> Result<String> {
-        let Some(sa) = ctx.security_association() else {
+        if ctx.security_association().is_none() {
             return Err(Error::security_association_required(
                 "key functions need a security association (TLS with a certificate or a PSK)",
             ));
-        };
-        if sa.established.is_enrolment() {
-            return Err(Error::operation_not_allowed(
-                "an enrolment association serves only the enrolment request",
-            ));
         }
+        ctx.admit(crate::Service::KeyFunctions)?;
         let probe = Request::new(Operation::Retrieve, self.config.cse_name.clone(), fr);
         match originator::check(ctx, &probe, &self.config, self.store.as_ref())? {
             Originator::Ae(id) | Originator::RemoteCse(id) => Ok(id),

@@ -68,7 +68,17 @@ pub(crate) fn identify_certificate(
         },
     };
     Ok(match named {
-        Some(Named::Ae(ae)) => certified(format!("33-{digest}"), PeerIdentity::Ae(ae)),
+        Some(Named::Ae(ae)) => {
+            let credential_id = format!("33-{digest}");
+            // Naming the admin AE-ID makes no admin: only a certificate the credential store
+            // lists as an admin credential for the same AE-ID is one.
+            let admin = credentials
+                .certificate_binding(&credential_id)
+                .is_some_and(|b| b.admin && names_same_ae(&b.identity, &ae));
+            let mut authenticated = certified(credential_id, PeerIdentity::Ae(ae));
+            authenticated.binding.admin = admin;
+            authenticated
+        }
         Some(Named::Cse(cse)) => certified(format!("32-{digest}"), PeerIdentity::Cse(cse)),
         None => {
             let credential_id = format!("31-{digest}");
@@ -82,6 +92,13 @@ pub(crate) fn identify_certificate(
             }
         }
     })
+}
+
+/// Whether a credential entry's identity is the AE-ID `ae` (absolute) names: the same
+/// AE-ID stem, the entry given in any form.
+fn names_same_ae(entry: &PeerIdentity, ae: &str) -> bool {
+    let stem = |id: &str| id.rsplit('/').next().unwrap_or(id).to_owned();
+    matches!(entry, PeerIdentity::Ae(id) if stem(id) == stem(ae))
 }
 
 /// TS-0003 clause 10.1.1.1: keyUsage present with digitalSignature; RFC 5280: an
