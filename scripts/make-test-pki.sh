@@ -5,10 +5,12 @@
 #                            server, and as a client towards https notification targets)
 #   target.pem / target.key  an https notification target on localhost
 #   ae1.pem / ae1.key        an AE-ID certificate (URI SAN //<sp>/<cse>/Cae1)
-#   admin.pem / admin.key    an admin credential: the admin originator's AE-ID certificate
+#   admin.pem / admin.key    an admin credential: the admin originator's AE-ID certificate,
+#                            listed as the admin's in credentials.toml
 #   revoked.pem / .key       an AE certificate that ca.crl revokes
 #   ca.crl                   the CRL (the CSE publishes it at /.well-known/crl/ca.crl)
-#   credentials.toml         two pre-shared keys: sensor-1 (any CSE-assigned AE-ID) and admin
+#   credentials.toml         two pre-shared keys: sensor-1 (any CSE-assigned AE-ID) and admin;
+#                            admin.pem's Credential-ID marked admin
 #   sensor-1.psk             the hex key of sensor-1, for clients
 #   cse.toml                 a configuration with a TLS listener on 127.0.0.1:8443
 # For tests and demonstrations only: a real deployment keeps the CA key elsewhere.
@@ -85,6 +87,12 @@ allowed_aes = ["C*"]        # one CSE-assigned AE-ID, remembered at its first re
 [[psk]]
 identity = "admin@${sp}"
 key_hex = "$(cat admin.psk)"
+ae = "CAdmin"
+admin = true
+
+# The admin certificate, by its Credential-ID: naming CAdmin alone makes no admin.
+[[certificate]]
+credential_id = "33-$(openssl x509 -in admin.pem -outform DER | openssl dgst -sha256 -r | cut -d' ' -f1)"
 ae = "CAdmin"
 admin = true
 TOML

@@ -222,6 +222,10 @@ impl Cse {
     /// Answers a MAF request (see [`crate::maf`]); always a response.
     pub async fn maf(&self, ctx: &SecurityContext, req: KeyRequest) -> Response {
         let rqi = req.rqi.clone();
+        if let Err(e) = ctx.admit(crate::Service::KeyFunctions) {
+            tracing::info!(rqi, peer = %security::privacy::peer_tag(ctx.peer), rsc = e.rsc.code(), reason = %e.message, "MAF request refused");
+            return Response::error(&e, rqi);
+        }
         let Some(maf) = self.maf.clone() else {
             return Response::error(&Error::not_found("this CSE hosts no MAF"), rqi);
         };
