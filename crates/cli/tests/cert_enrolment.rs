@@ -892,6 +892,13 @@ fn each_listener_serves_only_what_it_is_for() {
     }
     let r = http("/.admin/associations", &as_origin("CAdmin", "p4"));
     assert!(r.contains("X-M2M-RSC: 4106"), "{r}");
+    // What the plaintext listener exposes was in the start-up log.
+    let log = setup.server.log_with("plaintext listener");
+    assert!(
+        log.contains("refuses AEs bound to a credential (4107)")
+            && log.contains("the admin originator is refused on it"),
+        "{log}"
+    );
     let log = setup.server.log_with("bound to a credential");
     assert!(log.contains("rsc=4107"), "{log}");
     let (code, out) = setup.m2m_psk(
