@@ -169,6 +169,14 @@ fn without_association(
         ))),
         Claimed::AeId(id) => {
             not_bound(&id, store)?;
+            if registering && config.admin_requires_association {
+                // In a secure deployment a certificate or a credential entry may fix this
+                // AE-ID for a holder that has not registered yet; a client without any
+                // credential cannot show it is that holder, so it gets an assigned AE-ID.
+                return Err(Error::security_association_required(format!(
+                    "AE-ID '{id}' can be chosen only over a security association; register with From C or S for an assigned one"
+                )));
+            }
             if registering {
                 Ok(Originator::Registering(AeRegistration {
                     asked: Some(id),

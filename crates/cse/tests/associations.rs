@@ -858,6 +858,17 @@ async fn clear_credential_bindings_move_under_the_pseudonym_vault() {
     assert_eq!(unknown.map_err(|e| e.rsc).err(), Some(R::NotFound));
 }
 
+/// A registration with `From: C` of an AE named `rn` with App-ID `api`.
+fn register_as_c(rn: &str, api: &str) -> Request {
+    req(
+        Operation::Create,
+        "cse-in",
+        Some("C"),
+        Some(T::Ae),
+        ae_body(rn, api),
+    )
+}
+
 /// A retrieve of `to` as `fr`.
 fn get(to: &str, fr: &str) -> Request {
     req(Operation::Retrieve, to, Some(fr), None, None)
@@ -936,18 +947,7 @@ async fn an_ae_bound_to_a_credential_is_refused_without_its_association() {
         false,
         &[],
     );
-    let r = t
-        .send_ctx(
-            &psk,
-            req(
-                Operation::Create,
-                "cse-in",
-                Some("C"),
-                Some(T::Ae),
-                ae_body("psk-ae", "Nsensor"),
-            ),
-        )
-        .await;
+    let r = t.send_ctx(&psk, register_as_c("psk-ae", "Nsensor")).await;
     assert_eq!(r.rsc, R::Created);
     let bound = attr(&r, "aei").as_str().expect("aei").to_owned();
     let cert = sa(
@@ -958,18 +958,7 @@ async fn an_ae_bound_to_a_credential_is_refused_without_its_association() {
         false,
         &[],
     );
-    let r = t
-        .send_ctx(
-            &cert,
-            req(
-                Operation::Create,
-                "cse-in",
-                Some("C"),
-                Some(T::Ae),
-                ae_body("cert-ae", "Nsensor"),
-            ),
-        )
-        .await;
+    let r = t.send_ctx(&cert, register_as_c("cert-ae", "Nsensor")).await;
     assert_eq!(r.rsc, R::Created);
     let plain = t.register("plain-ae").await;
 
@@ -1051,18 +1040,37 @@ async fn an_ae_bound_to_a_credential_is_refused_without_its_association() {
         )
         .await;
     assert_eq!(squat.rsc, R::SecurityAssociationRequired);
-    let r = t
-        .send_ctx(
-            &cert,
-            req(
-                Operation::Create,
-                "cse-in",
-                Some("C"),
-                Some(T::Ae),
-                ae_body("cert-ae", "Nsensor"),
-            ),
-        )
-        .await;
+    let r = t.send_ctx(&cert, register_as_c("cert-ae", "Nsensor")).await;
+    assert_eq!((r.rsc, attr(&r, "aei")), (R::Created, json!("Ccert")));
+}
+
+#[tokio::test]
+async fn without_an_association_a_secure_deployment_assigns_the_ae_id() {
+    let config = CseConfig {
+        admin_requires_association: true,
+        ..CseConfig::default()
+    };
+    let t = TestCse::with_config(config).await;
+    let ae = |rn: &str| json!({"m2m:ae": {"rn": rn, "api": "Nx", "rr": false, "srv": ["3"]}});
+    // An AE-ID a certificate names, not registered yet: nobody takes it over plain HTTP.
+    let r = t.create("Ccert", "cse-in", T::Ae, ae("squat")).await;
+    assert_eq!(r.rsc, R::SecurityAssociationRequired);
+    let r = t.create("Sfixed", "cse-in", T::Ae, ae("squat")).await;
+    assert_eq!(r.rsc, R::SecurityAssociationRequired);
+    // An assigned one is fine, and its AE is served over plain HTTP.
+    let id = t.register("plain").await;
+    assert_eq!(t.retrieve(&id, "cse-in/plain").await.rsc, R::Ok);
+    // The holder of the certificate registers it over its association.
+    let reg = Arc::new(Registry::default());
+    let cert = sa(
+        &reg,
+        Framework::Certificate,
+        "33-ab",
+        PeerIdentity::Ae("//secure-cse.example/id-in/Ccert".into()),
+        false,
+        &[],
+    );
+    let r = t.send_ctx(&cert, register_as_c("cert", "Nx")).await;
     assert_eq!((r.rsc, attr(&r, "aei")), (R::Created, json!("Ccert")));
 }
 
