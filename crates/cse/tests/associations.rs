@@ -1075,6 +1075,53 @@ async fn without_an_association_a_secure_deployment_assigns_the_ae_id() {
 }
 
 #[tokio::test]
+async fn a_rotated_ae_id_stays_bound_and_so_does_the_old_one() {
+    let t = TestCse::new().await;
+    let reg = Arc::new(Registry::default());
+    let psk = sa(
+        &reg,
+        Framework::Psk,
+        "12-rotating@sp.example",
+        PeerIdentity::AllowedAes(vec!["C*".into()]),
+        false,
+        &[],
+    );
+    let r = t.send_ctx(&psk, register_as_c("rotating", "Nx")).await;
+    assert_eq!(r.rsc, R::Created);
+    let old = attr(&r, "aei").as_str().expect("aei").to_owned();
+    let answer = t
+        .cse
+        .rotate_ae_id(&psk, Some(old.clone()))
+        .await
+        .expect("rotation over its own association");
+    let new = answer["m2m:ae"]["aei"]
+        .as_str()
+        .expect("new aei")
+        .to_owned();
+    assert_ne!(new, old);
+    // Over plain HTTP neither AE-ID is anyone's to use, nor to register again.
+    for id in [&new, &old] {
+        assert_eq!(
+            t.retrieve(id, "cse-in/rotating").await.rsc,
+            R::SecurityAssociationRequired,
+            "{id}"
+        );
+        let again = t
+            .create(
+                id,
+                "cse-in",
+                T::Ae,
+                json!({"m2m:ae": {"rn": "again", "api": "Nx", "rr": false, "srv": ["3"]}}),
+            )
+            .await;
+        assert_eq!(again.rsc, R::SecurityAssociationRequired, "{id}");
+    }
+    // Its own association goes on under the new AE-ID.
+    let r = t.send_ctx(&psk, get("cse-in/rotating", &new)).await;
+    assert_eq!((r.rsc, attr(&r, "aei")), (R::Ok, json!(new)));
+}
+
+#[tokio::test]
 async fn a_pattern_grants_only_the_ae_ids_its_own_credential_registered() {
     let t = TestCse::new().await;
     let reg = Arc::new(Registry::default());
