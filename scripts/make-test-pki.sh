@@ -5,10 +5,12 @@
 #                            server, and as a client towards https notification targets)
 #   target.pem / target.key  an https notification target on localhost
 #   ae1.pem / ae1.key        an AE-ID certificate (URI SAN //<sp>/<cse>/Cae1)
-#   admin.pem / admin.key    an admin credential: the admin originator's AE-ID certificate
+#   admin.pem / admin.key    an admin credential: the admin originator's AE-ID certificate,
+#                            listed as the admin's in credentials.toml
 #   revoked.pem / .key       an AE certificate that ca.crl revokes
 #   ca.crl                   the CRL (the CSE publishes it at /.well-known/crl/ca.crl)
-#   credentials.toml         two pre-shared keys: sensor-1 (any CSE-assigned AE-ID) and admin
+#   credentials.toml         two pre-shared keys: sensor-1 (any CSE-assigned AE-ID) and admin;
+#                            admin.pem's Credential-ID marked admin
 #   sensor-1.psk             the hex key of sensor-1, for clients
 #   cse.toml                 a configuration with a TLS listener on 127.0.0.1:8443
 # For tests and demonstrations only: a real deployment keeps the CA key elsewhere.
@@ -22,6 +24,23 @@ cd "$out"
 umask 077
 
 newkey() { openssl genpkey -algorithm EC -pkeyopt ec_paramgen_curve:P-256 -out "$1" 2>/dev/null; }
+# A certificate's Credential-ID digest: the SHA-256 of its TBSCertificate (the part the CA
+# signed), what `m2m credentials id` prints. The certificate is SEQUENCE { tbs, ... } with a
+# long-form length; tbs starts at byte 4 and is 30 81 LL or 30 82 HH LL.
+tbs_digest() {
+  local der byte len
+  der=$(mktemp)
+  openssl x509 -in "$1" -outform DER -out "$der"
+  byte() { od -An -tu1 -j"$1" -N1 "$der" | tr -d ' '; }
+  [ "$(byte 0)" = 48 ] && [ "$(byte 1)" = 130 ] && [ "$(byte 4)" = 48 ] || { echo "tbs_digest: unexpected DER in $1" >&2; exit 1; }
+  case "$(byte 5)" in
+    129) len=$(( $(byte 6) + 3 )) ;;
+    130) len=$(( $(byte 6) * 256 + $(byte 7) + 4 )) ;;
+    *) echo "tbs_digest: unexpected TBS length form in $1" >&2; exit 1 ;;
+  esac
+  tail -c +5 "$der" | head -c "$len" | openssl dgst -sha256 -r | cut -d' ' -f1
+  rm -f "$der"
+}
 
 cat > openssl.cnf <<CNF
 [ca]
@@ -85,6 +104,12 @@ allowed_aes = ["C*"]        # one CSE-assigned AE-ID, remembered at its first re
 [[psk]]
 identity = "admin@${sp}"
 key_hex = "$(cat admin.psk)"
+ae = "CAdmin"
+admin = true
+
+# The admin certificate, by its Credential-ID: naming CAdmin alone makes no admin.
+[[certificate]]
+credential_id = "33-$(tbs_digest admin.pem)"
 ae = "CAdmin"
 admin = true
 TOML

@@ -8,10 +8,13 @@
 //! * a CA (`ca/`: `ca.pem`, `records.sqlite`, `ca.crl`), the CSE's certificate (its key stays
 //!   in the home: the listener uses `key = { home, id }`), an admin client certificate
 //!   (`admin.pem`, `admin.key`) and an admin PSK (`admin.psk`), the first device's PSK
-//!   (`<device>.psk`, bound to one CSE-assigned AE-ID: `allowed_aes = ["C*"]`);
+//!   (`<device>.psk`, bound to one CSE-assigned AE-ID: `allowed_aes = ["C*"]`); the admin
+//!   certificate is listed in the credential file by its Credential-ID with `admin = true`,
+//!   which is what makes it the admin credential (a certificate naming `CAdmin` is not one);
 //! * enrolment (MEF) with a pre-provisioned enrolee key: `enrolees.toml` (mode 600) with the
 //!   first device's Kpm, and the same key for the device as `<device>.kpm` (hex, mode 600);
 //!   its KpmID is `<device>@mef.<sp-id>`;
+//! * no plaintext listener unless `--http ADDR` asks for one;
 //! * `credentials.toml` (mode 600), a signed audit log in `data/` with the issued credentials
 //!   and its public key `audit.pub.pem`, and last `cse.toml`.
 //!
@@ -44,9 +47,10 @@ pub struct InitArgs {
     /// The CSE-ID (without the leading /).
     #[arg(long, default_value = "id-in")]
     pub cse_id: String,
-    /// The plaintext listener (loopback only).
-    #[arg(long, default_value = "127.0.0.1:8080")]
-    pub http: SocketAddr,
+    /// Also a plaintext listener (loopback only), which none is by default: requests on it
+    /// have no security association, so it serves only AEs registered without a credential.
+    #[arg(long, value_name = "ADDR")]
+    pub http: Option<SocketAddr>,
     /// The TLS listener (certificates and PSKs).
     #[arg(long, default_value = "127.0.0.1:8443")]
     pub https: SocketAddr,
@@ -193,11 +197,15 @@ pub fn run(args: &InitArgs) -> anyhow::Result<String> {
     let credentials = Zeroizing::new(format!(
         "# Made by cse init. Pre-shared keys (Kpsa) by KpsaID; keep this file mode 600.\n\
          [[psk]]\nidentity = {}\nkey_hex = \"{}\"\nallowed_aes = [\"C*\"]       # one CSE-assigned AE-ID, remembered at its first registration\n\n\
-         [[psk]]\nidentity = {}\nkey_hex = \"{}\"\nae = \"CAdmin\"\nadmin = true\n",
+         [[psk]]\nidentity = {}\nkey_hex = \"{}\"\nae = \"CAdmin\"\nadmin = true\n\n\
+         # The admin certificate ({}): naming CAdmin is not enough, this entry makes it the admin.\n\
+         [[certificate]]\ncredential_id = \"{}\"\nae = \"CAdmin\"\nadmin = true\n",
         quote(&device_id),
         device_psk.as_str(),
         quote(&admin_id),
-        admin_psk.as_str()
+        admin_psk.as_str(),
+        at("admin.pem").display(),
+        credential_id(&admin_cert.identity, &admin_cert.der)?,
     ));
     write_new(&at("credentials.toml"), credentials.as_bytes(), 0o600)?;
     let device_file = at(&format!("{}.psk", args.device));
@@ -423,8 +431,7 @@ fn config_text(args: &InitArgs, dir: &Path, keystore: &str, home: HomeKind) -> S
          [cse]\n\
          sp_id = {sp}\n\
          cse_id = {cse}\n\n\
-         [http]\n\
-         listen = \"{http}\"             # plaintext, loopback only: no security association\n\n\
+         {http}\n\
          [store]\n\
          data = {data}\n\n\
          [security]\n\
@@ -448,7 +455,15 @@ fn config_text(args: &InitArgs, dir: &Path, keystore: &str, home: HomeKind) -> S
          {keystore}",
         sp = quote(&args.sp_id),
         cse = quote(&args.cse_id),
-        http = args.http,
+        http = match args.http {
+            Some(listen) => format!(
+                "[http]                        # plaintext, loopback only: no security association; it serves\n\
+                 listen = \"{listen}\"           # only AEs registered without a credential (docs/security.md)\n"
+            ),
+            None => "[http]\n\
+                     enabled = false               # no plaintext listener: every request has a security association\n"
+                .to_owned(),
+        },
         https = args.https,
         data = p("data"),
         credentials = p("credentials.toml"),
@@ -524,7 +539,7 @@ fn next_steps(
     let port = https.port();
     format!(
         "\nNext steps (cse and m2m from `cargo build --release`, on the PATH):\n\n\
-         # start the CSE (plaintext on http://{http}, TLS on https://{https}, enrolment on https://{enrolment})\n\
+         # start the CSE ({http}TLS on https://{https}, enrolment on https://{enrolment})\n\
          cse --config {d}/cse.toml\n\n\
          # register the first device over its PSK (TLS 1.3); the CSE assigns its AE-ID\n\
          m2m --url https://{https} --psk-identity {device_id} --psk-key-file {d}/{device}.psk \\\n    register --api Nsensor --rn sensor-1\n\n\
@@ -541,7 +556,10 @@ fn next_steps(
          m2m ca --config {d}/cse.toml revoke SERIAL --reason key-compromise \\\n    --url https://{https} --servername {cse_name} --cacert {d}/ca/ca.pem --cert {d}/admin.pem --key {d}/admin.key\n\n\
          # verify the audit log\n\
          m2m audit verify {d}/data/audit.log --public-key {d}/audit.pub.pem\n",
-        http = args.http,
+        http = args
+            .http
+            .map(|h| format!("plaintext on http://{h}, "))
+            .unwrap_or_default(),
         enrolment = args.enrolment,
         device = args.device,
         ip = https.ip(),

@@ -368,6 +368,51 @@ fn init_start_register_certify_revoke_and_verify_the_audit_log() {
 }
 
 #[test]
+fn init_leaves_no_plaintext_listener_and_lists_its_admin_certificate() {
+    let root = tempfile::tempdir().expect("tmp");
+    let dir = root.path().join("cse");
+    let out = cse(&[
+        "init",
+        &s(&dir),
+        "--https",
+        "127.0.0.1:0",
+        "--enrolment",
+        "127.0.0.1:0",
+    ]);
+    let report = text(&out);
+    assert!(out.status.success(), "{report}");
+    assert!(!report.contains("plaintext on"), "{report}");
+    let config = std::fs::read_to_string(dir.join("cse.toml")).expect("cse.toml");
+    assert!(config.contains("[http]\nenabled = false"), "{config}");
+    // The admin certificate is the admin because the credential file says so.
+    let admin_id = report
+        .lines()
+        .find(|l| l.starts_with("admin cert"))
+        .and_then(|l| l.split("Credential-ID ").nth(1))
+        .map(|id| id.trim_end_matches(')').to_owned())
+        .unwrap_or_else(|| panic!("no admin Credential-ID: {report}"));
+    let credentials = std::fs::read_to_string(dir.join("credentials.toml")).expect("credentials");
+    assert!(
+        credentials.contains(&format!(
+            "[[certificate]]\ncredential_id = \"{admin_id}\"\nae = \"CAdmin\"\nadmin = true"
+        )),
+        "{credentials}"
+    );
+    // Started, it listens on TLS only (the test harness's --http does not turn it on).
+    let server = Server::start_listeners(
+        &dir.join("data"),
+        &["--config", &s(&dir.join("cse.toml"))],
+        2,
+    );
+    assert!(
+        server.urls.iter().all(|u| u.starts_with("https://")),
+        "{:?}",
+        server.urls
+    );
+    assert!(!server.log().contains("plaintext listener"));
+}
+
+#[test]
 fn init_refuses_a_directory_that_is_not_empty() {
     let root = tempfile::tempdir().expect("tmp");
     let dir = root.path().join("taken");

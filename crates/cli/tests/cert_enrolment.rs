@@ -3,7 +3,8 @@
 //! command, the device buying an AE-ID certificate at the MEF's device enrolment listener
 //! with curl, then registering with it on the normal TLS listener; an untrusted device
 //! certificate and a CSR naming another identity refused, nothing issued for them, and each
-//! step in the log and the audit log.
+//! step in the log and the audit log. Then what each listener of such a CSE serves and
+//! refuses, and a manufacturer's certificate that names the admin reaching nothing else.
 mod common;
 
 use common::*;
@@ -111,11 +112,22 @@ fn make_csr(dir: &Path, name: &str, ext: &[&str]) -> (PathBuf, PathBuf) {
 
 /// A device certificate signed by the CA: (certificate, key).
 fn make_device(dir: &Path, name: &str, ca: &(PathBuf, PathBuf)) -> (PathBuf, PathBuf) {
+    make_device_with(dir, name, ca, "")
+}
+
+/// A device certificate signed by the CA with more extensions (`extra`, openssl extension
+/// file lines): (certificate, key).
+fn make_device_with(
+    dir: &Path,
+    name: &str,
+    ca: &(PathBuf, PathBuf),
+    extra: &str,
+) -> (PathBuf, PathBuf) {
     let (key, csr) = make_csr(dir, name, &[]);
     let ext = dir.join(format!("{name}.ext"));
     std::fs::write(
         &ext,
-        "keyUsage=critical,digitalSignature\nextendedKeyUsage=clientAuth\n",
+        format!("keyUsage=critical,digitalSignature\nextendedKeyUsage=clientAuth\n{extra}"),
     )
     .expect("ext file");
     let pem = dir.join(format!("{name}.pem"));
@@ -312,6 +324,45 @@ impl Setup {
             .expect("m2m");
         assert!(out.status.success(), "{}", text(&out));
         text(&out)
+    }
+
+    /// m2m over TLS-PSK to `listener`: its exit code and output.
+    fn m2m_psk(&self, listener: usize, identity: &str, key: &str, args: &[&str]) -> (i32, String) {
+        let out = Command::new(env!("CARGO_BIN_EXE_m2m"))
+            .args([
+                "--url",
+                &format!("https://127.0.0.1:{}", self.port(listener)),
+            ])
+            .args(["--psk-identity", identity, "--psk-key-file"])
+            .arg(self.dir.join(key))
+            .args(args)
+            .env_remove("M2M_URL")
+            .env_remove("M2M_ORIGIN")
+            .output()
+            .expect("m2m");
+        (out.status.code().unwrap_or(-1), text(&out))
+    }
+
+    /// A certificate for `ae_id` from the CSE's own CA (`m2m ca issue`): (certificate, key).
+    fn issue(&self, name: &str, ae_id: &str) -> (PathBuf, PathBuf) {
+        let (key, csr) = make_csr(&self.root, name, &[]);
+        let pem = self.root.join(format!("{name}.pem"));
+        run(
+            env!("CARGO_BIN_EXE_m2m"),
+            &[
+                "ca",
+                "--config",
+                &s(&self.dir.join("cse.toml")),
+                "issue",
+                "--csr",
+                &s(&csr),
+                "--ae-id",
+                ae_id,
+                "--out",
+                &s(&pem),
+            ],
+        );
+        (pem, key)
     }
 
     fn audit(&self) -> String {
@@ -563,4 +614,340 @@ fn m2m_enrol_cert_writes_a_key_and_a_certificate_that_register() {
     // An existing key file is not replaced (exit 2).
     let out = m2m(&setup.device, &key, &cert);
     assert_eq!(out.status.code(), Some(2), "{}", text(&out));
+}
+
+/// The oneM2M headers of a request as `origin`, for curl.
+fn as_origin(origin: &str, rqi: &str) -> Vec<String> {
+    [
+        format!("X-M2M-Origin: {origin}"),
+        format!("X-M2M-RI: {rqi}"),
+        "X-M2M-RVI: 3".to_owned(),
+    ]
+    .into_iter()
+    .flat_map(|h| ["-H".to_owned(), h])
+    .collect()
+}
+
+fn with(extra: &[String], more: &[&str]) -> Vec<String> {
+    extra
+        .iter()
+        .cloned()
+        .chain(more.iter().map(|m| (*m).to_owned()))
+        .collect()
+}
+
+fn refs(v: &[String]) -> Vec<&str> {
+    v.iter().map(String::as_str).collect()
+}
+
+const AE_BODY: &str = r#"{"m2m:ae":{"rn":"NAME","api":"Nsensor","rr":false,"srv":["3"]}}"#;
+
+#[test]
+fn a_manufacturer_certificate_naming_the_admin_reaches_enrolment_and_nothing_else() {
+    if !have_tools() {
+        return;
+    }
+    let setup = Setup::start();
+    let manufacturer = (
+        setup.root.join("manufacturer-ca.pem"),
+        setup.root.join("manufacturer-ca.key"),
+    );
+    let forged = make_device_with(
+        &setup.root,
+        "forged-admin",
+        &manufacturer,
+        "subjectAltName=URI://secure-cse.example/id-in/CAdmin\n",
+    );
+    let admin = (setup.dir.join("admin.pem"), setup.dir.join("admin.key"));
+    let admin_id = {
+        let listed = setup.curl(
+            1,
+            &admin,
+            "/.admin/associations",
+            &refs(&as_origin("CAdmin", "a0")),
+        );
+        assert!(listed.contains("X-M2M-RSC: 2000"), "{listed}");
+        let der = run("openssl", &["x509", "-in", &s(&admin.0), "-outform", "DER"]).stdout;
+        format!("33-{}", hex::encode(openssl::sha::sha256(&der)))
+    };
+
+    // The proof of the review: on the device listener, as CAdmin, list the associations,
+    // suspend the real admin certificate, read the resource tree, rotate: each one 4005.
+    let headers = as_origin("CAdmin", "f1");
+    let listed = setup.curl(
+        DEVICE_LISTENER,
+        &forged,
+        "/.admin/associations",
+        &refs(&headers),
+    );
+    assert!(listed.contains("X-M2M-RSC: 4005"), "{listed}");
+    assert!(!listed.contains("\"admin\":true"), "{listed}");
+    let suspend = format!("/.admin/suspend?credential={admin_id}&reason=forged");
+    let suspended = setup.curl(
+        DEVICE_LISTENER,
+        &forged,
+        &suspend,
+        &refs(&with(&headers, &["-X", "POST"])),
+    );
+    assert!(suspended.contains("X-M2M-RSC: 4005"), "{suspended}");
+    let tree = setup.curl(DEVICE_LISTENER, &forged, "/cse-in?rcn=4", &refs(&headers));
+    assert!(tree.contains("X-M2M-RSC: 4005"), "{tree}");
+    let rotated = setup.curl(
+        DEVICE_LISTENER,
+        &forged,
+        "/.privacy/rotate-ae-id",
+        &refs(&with(&headers, &["-X", "POST"])),
+    );
+    assert!(rotated.contains("X-M2M-RSC: 4005"), "{rotated}");
+    let log = setup.server.log_with("admin request refused");
+    assert!(log.contains("device enrolment listener"), "{log}");
+    // The manufacturer's CA is no trust anchor of the Mca listener: no handshake there.
+    let mca = setup.curl(
+        1,
+        &forged,
+        "/.admin/associations",
+        &refs(&as_origin("CAdmin", "f2")),
+    );
+    assert!(!mca.contains("X-M2M-RSC"), "{mca}");
+
+    // The operator's admin certificate still works, nothing was suspended, and the audit log
+    // records no action by the forged certificate.
+    let listed = setup.curl(
+        1,
+        &admin,
+        "/.admin/associations",
+        &refs(&as_origin("CAdmin", "a1")),
+    );
+    assert!(
+        listed.contains("X-M2M-RSC: 2000") && listed.contains("\"admin\":true"),
+        "{listed}"
+    );
+    let audit = setup.audit();
+    assert!(!audit.contains("\"kind\":\"suspended\""), "{audit}");
+    assert!(!audit.contains("admin-action"), "{audit}");
+}
+
+#[test]
+fn each_listener_serves_only_what_it_is_for() {
+    if !have_tools() {
+        return;
+    }
+    let setup = Setup::start();
+    let plain = &setup.server.urls[0];
+    let http = |path: &str, headers: &[String]| {
+        let mut args = vec![format!("{plain}{path}")];
+        args.extend(headers.iter().cloned());
+        curl(&refs(&args))
+    };
+
+    // The TLS Mca listener, PSK: the device's PSK registers its AE; the admin's PSK is the
+    // admin; the device's PSK is not (4106); no enrolment there (4107).
+    let (code, out) = setup.m2m_psk(
+        1,
+        "device-1@secure-cse.example",
+        "device-1.psk",
+        &["register", "--api", "Nsensor", "--rn", "psk-ae"],
+    );
+    assert_eq!(code, 0, "{out}");
+    let psk_ae = out
+        .split("\"aei\": \"")
+        .nth(1)
+        .and_then(|rest| rest.split('"').next())
+        .unwrap_or_else(|| panic!("no aei: {out}"))
+        .to_owned();
+    let (code, out) = setup.m2m_psk(
+        1,
+        "admin@secure-cse.example",
+        "admin.psk",
+        &["associations"],
+    );
+    assert!(code == 0 && out.contains("\"admin\": true"), "{out}");
+    let (code, out) = setup.m2m_psk(
+        1,
+        "device-1@secure-cse.example",
+        "device-1.psk",
+        &["associations"],
+    );
+    assert!(code == 1 && out.contains("4106"), "{out}");
+
+    // The TLS Mca listener, certificates: an AE certificate registers; the admin certificate
+    // cse init listed is the admin; a certificate the CSE's own CA issued for CAdmin but that
+    // nobody listed as the admin's is not (4106).
+    let ae = setup.issue("cert-ae", "Ccertae");
+    let body = AE_BODY.replace("NAME", "cert-ae");
+    let registered = setup.curl(
+        1,
+        &ae,
+        "/cse-in",
+        &refs(&with(
+            &as_origin("C", "c1"),
+            &[
+                "-X",
+                "POST",
+                "-H",
+                "Content-Type: application/json;ty=2",
+                "-d",
+                &body,
+            ],
+        )),
+    );
+    assert!(registered.contains("X-M2M-RSC: 2001"), "{registered}");
+    let admin = (setup.dir.join("admin.pem"), setup.dir.join("admin.key"));
+    let listed = setup.curl(
+        1,
+        &admin,
+        "/.admin/associations",
+        &refs(&as_origin("CAdmin", "c2")),
+    );
+    assert!(listed.contains("X-M2M-RSC: 2000"), "{listed}");
+    let unlisted = setup.issue("second-admin", "CAdmin");
+    let refused = setup.curl(
+        1,
+        &unlisted,
+        "/.admin/associations",
+        &refs(&as_origin("CAdmin", "c3")),
+    );
+    assert!(refused.contains("X-M2M-RSC: 4106"), "{refused}");
+    let enrol = setup.curl(
+        1,
+        &ae,
+        "/.mef/enrol",
+        &refs(&with(&as_origin("C", "c4"), &["-X", "POST", "-d", "{}"])),
+    );
+    assert!(enrol.contains("X-M2M-RSC: 4107"), "{enrol}");
+
+    // The plaintext listener: an AE registered without a credential is served; the AE-IDs
+    // bound to the PSK and to the certificate are refused (4107) for every operation, and
+    // stay intact; the admin is refused (4106).
+    let body = AE_BODY.replace("NAME", "plain-ae");
+    let registered = http(
+        "/cse-in",
+        &with(
+            &as_origin("C", "p1"),
+            &[
+                "-X",
+                "POST",
+                "-H",
+                "Content-Type: application/json;ty=2",
+                "-d",
+                &body,
+            ],
+        ),
+    );
+    assert!(registered.contains("X-M2M-RSC: 2001"), "{registered}");
+    let plain_ae = body_json(&registered)["m2m:ae"]["aei"]
+        .as_str()
+        .expect("aei")
+        .to_owned();
+    assert!(http("/cse-in/plain-ae", &as_origin(&plain_ae, "p2")).contains("X-M2M-RSC: 2000"));
+    let cnt = r#"{"m2m:cnt":{"rn":"c"}}"#;
+    for (id, path) in [
+        (psk_ae.as_str(), "/cse-in/psk-ae"),
+        ("Ccertae", "/cse-in/cert-ae"),
+    ] {
+        for (what, extra) in [
+            ("GET", vec![]),
+            (
+                "PUT",
+                vec![
+                    "-X",
+                    "PUT",
+                    "-H",
+                    "Content-Type: application/json",
+                    "-d",
+                    r#"{"m2m:ae":{"lbl":["x"]}}"#,
+                ],
+            ),
+            (
+                "POST",
+                vec![
+                    "-X",
+                    "POST",
+                    "-H",
+                    "Content-Type: application/json;ty=3",
+                    "-d",
+                    cnt,
+                ],
+            ),
+            ("DELETE", vec!["-X", "DELETE"]),
+        ] {
+            let r = http(path, &with(&as_origin(id, "p3"), &extra));
+            assert!(r.contains("X-M2M-RSC: 4107"), "{what} as {id}: {r}");
+        }
+    }
+    let r = http("/.admin/associations", &as_origin("CAdmin", "p4"));
+    assert!(r.contains("X-M2M-RSC: 4106"), "{r}");
+    // What the plaintext listener exposes was in the start-up log.
+    let log = setup.server.log_with("plaintext listener");
+    assert!(
+        log.contains("refuses AEs bound to a credential (4107)")
+            && log.contains("the admin originator is refused on it"),
+        "{log}"
+    );
+    let log = setup.server.log_with("bound to a credential");
+    assert!(log.contains("rsc=4107"), "{log}");
+    let (code, out) = setup.m2m_psk(
+        1,
+        "device-1@secure-cse.example",
+        "device-1.psk",
+        &["--origin", &psk_ae, "retrieve", "cse-in/psk-ae"],
+    );
+    assert!(code == 0 && !out.contains("lbl"), "{out}");
+    let after = setup.curl(
+        1,
+        &ae,
+        "/cse-in/cert-ae",
+        &refs(&as_origin("Ccertae", "c5")),
+    );
+    assert!(after.contains("X-M2M-RSC: 2000"), "{after}");
+
+    // The PSK enrolment listener: the enrolee key enrols, and reaches nothing else (4005).
+    for args in [
+        &["associations"][..],
+        &["--origin", "C", "retrieve", "cse-in"][..],
+        &["--origin", "Cx", "privacy", "rotate"][..],
+    ] {
+        let (code, out) = setup.m2m_psk(2, "device-1@mef.secure-cse.example", "device-1.kpm", args);
+        assert!(code == 1 && out.contains("4005"), "{args:?}: {out}");
+    }
+    let enrolled = setup.root.join("enrolled");
+    let out = Command::new(env!("CARGO_BIN_EXE_m2m"))
+        .args([
+            "--url",
+            &format!("https://127.0.0.1:{}", setup.port(2)),
+            "enrol",
+        ])
+        .args([
+            "--enrolee-identity",
+            "device-1@mef.secure-cse.example",
+            "--enrolee-key-file",
+        ])
+        .arg(setup.dir.join("device-1.kpm"))
+        .arg("--out")
+        .arg(&enrolled)
+        .env_remove("M2M_URL")
+        .env_remove("M2M_ORIGIN")
+        .output()
+        .expect("m2m enrol");
+    assert!(out.status.success(), "{}", text(&out));
+
+    // The device enrolment listener: the device certificate enrols, and reaches nothing else.
+    let (_, csr) = make_csr(&setup.root, "dev42-ae", &[]);
+    let enrolled = setup.enrol(&setup.device, &csr);
+    assert!(enrolled.contains("X-M2M-RSC: 2001"), "{enrolled}");
+    for (path, method) in [
+        ("/.admin/associations", "GET"),
+        ("/cse-in", "GET"),
+        ("/.privacy/rotate-ae-id", "POST"),
+        ("/.maf/keys", "POST"),
+        ("/.mef/fetch-credentials", "POST"),
+    ] {
+        let r = setup.curl(
+            DEVICE_LISTENER,
+            &setup.device,
+            path,
+            &refs(&with(&as_origin("Cdev42", "d1"), &["-X", method])),
+        );
+        assert!(r.contains("X-M2M-RSC: 4005"), "{path}: {r}");
+    }
 }

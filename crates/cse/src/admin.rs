@@ -466,6 +466,7 @@ impl Cse {
         if let Some(sa) = ctx.security_association() {
             sa.count_request();
         }
+        ctx.admit(crate::Service::Admin)?;
         let probe = Request::new(Operation::Retrieve, self.config.cse_name.clone(), fr);
         if originator::check(ctx, &probe, &self.config, self.store.as_ref())? != Originator::Admin {
             return Err(Error::no_privilege(

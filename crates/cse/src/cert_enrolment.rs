@@ -36,7 +36,6 @@ use manager::audit::Event;
 use manager::ca::{CaError, CertificateAuthority, Grant, RevocationReason, Validity};
 use manager::kdf::{self, ExporterLabel, ExporterOutput, Fqdn, KeId};
 use model::{Error, ResponseStatusCode, Result};
-use security::association::Framework;
 use security::enrolment::{rfc3339, unix};
 use serde_json::json;
 use std::fmt;
@@ -133,13 +132,6 @@ impl DeviceMef {
         })
     }
 
-    /// Whether the request came over a device enrolment association (a certificate one).
-    pub fn serves(ctx: &SecurityContext) -> bool {
-        ctx.security_association().is_some_and(|sa| {
-            sa.established.is_enrolment() && sa.established.framework == Framework::Certificate
-        })
-    }
-
     /// Runs one certificate enrolment (see the module documentation): the content of the
     /// 2001 answer, or the refusal.
     pub async fn enrol(
@@ -150,7 +142,10 @@ impl DeviceMef {
     ) -> Result<serde_json::Value> {
         let sa = ctx
             .security_association()
-            .filter(|_| Self::serves(ctx))
+            .filter(|_| {
+                ctx.role == crate::ListenerRole::DeviceEnrolment
+                    && ctx.admit(crate::Service::Enrolment).is_ok()
+            })
             .ok_or_else(|| {
                 Error::security_association_required(
                     "certificate enrolment needs a device enrolment association (mutual TLS with a device certificate, on the device enrolment listener)",

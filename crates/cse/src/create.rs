@@ -144,9 +144,11 @@ impl Cse {
             resources::cin::insert(self, resource, creator).await?
         } else {
             let r = resource.clone();
-            let remember = match &caller.originator {
-                Originator::Registering(reg) => reg.remember_for.clone(),
-                _ => None,
+            let (remember, registration) = match &caller.originator {
+                Originator::Registering(reg) => {
+                    (reg.remember_for.clone(), Some(reg.bind_to.clone()))
+                }
+                _ => (None, None),
             };
             // With a pseudonym vault the real identity is kept only sealed for this AE-ID.
             let sealed = match (
@@ -163,6 +165,9 @@ impl Cse {
             };
             store::write(self.store.as_ref(), move |t| {
                 still_registered(t, creator.as_deref())?;
+                if let Some(bind_to) = registration {
+                    resources::ae::claim(t, r.ri(), bind_to.as_deref(), remember.as_deref())?;
+                }
                 t.insert(&r)?;
                 if let Some(key) = remember {
                     t.remember_credential_ae(&key, r.ri())?;

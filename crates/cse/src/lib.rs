@@ -40,7 +40,7 @@ mod update;
 pub mod withdrawal;
 
 pub use config::{CseConfig, NotificationTls};
-pub use security_context::{Association, NoAssociation, SecurityContext};
+pub use security_context::{Association, ListenerRole, NoAssociation, SecurityContext, Service};
 
 use addressing::Target;
 use model::{Error, Operation, Request, Resource, ResourceType, Response, Result};
@@ -228,12 +228,17 @@ impl Cse {
     /// `body` over `ctx`: 2001 with KpsaID, KeID and expiry, or the refusal.
     pub async fn enrol(&self, ctx: &SecurityContext, rqi: String, body: &[u8]) -> Response {
         // Over a device enrolment association, or when there is no other MEF to answer (4107).
-        let device = self
-            .device_mef
-            .as_ref()
-            .filter(|_| self.mef.is_none() || cert_enrolment::DeviceMef::serves(ctx));
+        let device = self.device_mef.as_ref().filter(|_| {
+            ctx.role == ListenerRole::DeviceEnrolment
+                || (self.mef.is_none() && ctx.role == ListenerRole::Mca)
+        });
         if let Some(device_mef) = device {
             return self.enrol_device(device_mef, ctx, rqi, body).await;
+        }
+        if ctx.role == ListenerRole::DeviceEnrolment {
+            let e = Error::operation_not_allowed("this listener serves certificate enrolment only");
+            tracing::info!(rqi, peer = %security::privacy::peer_tag(ctx.peer), rsc = e.rsc.code(), reason = %e.message, "enrolment refused");
+            return Response::error(&e, rqi);
         }
         let Some(mef) = &self.mef else {
             return Response::error(&Error::not_found("this CSE hosts no MEF"), rqi);
@@ -296,16 +301,9 @@ impl Cse {
 
     fn process<'a>(&'a self, ctx: &'a SecurityContext, req: Request) -> BoxedResponse<'a> {
         Box::pin(async move {
-            if ctx
-                .security_association()
-                .is_some_and(|sa| sa.established.is_enrolment())
-            {
-                // NOTE(enrolment-only): an enrolee authenticated by its Kpm is not yet an AE
-                // of this CSE; its association serves the enrolment request and nothing else.
-                return Err(Error::operation_not_allowed(
-                    "an enrolment association serves only the enrolment request",
-                ));
-            }
+            // An enrolee (authenticated by its Kpm or a manufacturer's certificate) is not an
+            // AE of this CSE: its listener serves the enrolment request and nothing else.
+            ctx.admit(Service::Resources)?;
             req.validate()?;
             if let Some(rqet) = &req.rqet {
                 if model::time::parse(rqet)? < model::time::now() {

@@ -222,6 +222,10 @@ impl Cse {
     /// Answers a MAF request (see [`crate::maf`]); always a response.
     pub async fn maf(&self, ctx: &SecurityContext, req: KeyRequest) -> Response {
         let rqi = req.rqi.clone();
+        if let Err(e) = ctx.admit(crate::Service::KeyFunctions) {
+            tracing::info!(rqi, peer = %security::privacy::peer_tag(ctx.peer), rsc = e.rsc.code(), reason = %e.message, "MAF request refused");
+            return Response::error(&e, rqi);
+        }
         let Some(maf) = self.maf.clone() else {
             return Response::error(&Error::not_found("this CSE hosts no MAF"), rqi);
         };
@@ -269,16 +273,12 @@ impl Cse {
     /// (4107 without one) whose identity `fr` is (4106 otherwise, the originator check of
     /// every request). An AE by its AE-ID, a CSE by its CSE-ID, the admin as the admin.
     pub(crate) fn key_client(&self, ctx: &SecurityContext, fr: Option<String>) -> Result<String> {
-        let Some(sa) = ctx.security_association() else {
+        if ctx.security_association().is_none() {
             return Err(Error::security_association_required(
                 "key functions need a security association (TLS with a certificate or a PSK)",
             ));
-        };
-        if sa.established.is_enrolment() {
-            return Err(Error::operation_not_allowed(
-                "an enrolment association serves only the enrolment request",
-            ));
         }
+        ctx.admit(crate::Service::KeyFunctions)?;
         let probe = Request::new(Operation::Retrieve, self.config.cse_name.clone(), fr);
         match originator::check(ctx, &probe, &self.config, self.store.as_ref())? {
             Originator::Ae(id) | Originator::RemoteCse(id) => Ok(id),

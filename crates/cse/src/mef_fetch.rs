@@ -230,6 +230,10 @@ impl Cse {
     /// [`crate::mef_fetch`]); always a response.
     pub async fn fetch_credentials(&self, ctx: &SecurityContext, req: KeyRequest) -> Response {
         let rqi = req.rqi.clone();
+        if let Err(e) = ctx.admit(crate::Service::KeyFunctions) {
+            tracing::info!(rqi, peer = %security::privacy::peer_tag(ctx.peer), rsc = e.rsc.code(), reason = %e.message, "fetchCredentials refused");
+            return Response::error(&e, rqi);
+        }
         let Some(fetch) = self.mef.as_ref().and_then(|m| m.fetch.clone()) else {
             return Response::error(
                 &Error::not_found("this CSE's MEF answers no fetchCredentials"),

@@ -7,7 +7,7 @@
 use crate::config::CseConfig;
 use crate::security_context::{Association, SecurityContext};
 use model::{Error, Operation, Request, ResourceType, Result};
-use security::association::{Framework, PeerIdentity, SecurityAssociation};
+use security::association::{PeerIdentity, SecurityAssociation};
 use store::Store;
 
 /// The originator of a request after the check: evidence that [`check`] ran.
@@ -36,6 +36,9 @@ pub struct AeRegistration {
     pub remember_for: Option<String>,
     /// App-IDs the credential allows (empty: any).
     pub allowed_apps: Vec<String>,
+    /// The store's key of the credential the AE registers over: its AE-ID is bound to it
+    /// (see [`store::Txn::bind_ae`]). `None` without a security association.
+    pub bind_to: Option<String>,
 }
 
 impl Originator {
@@ -103,7 +106,9 @@ fn is_stem(s: &str) -> bool {
 /// Applies the originator rules of TS-0004 clause 7.3.2.1 and TS-0003 clause 7.2.1.
 ///
 /// Without a security association: 4000 for a missing or malformed `From`, 4107 for a CSE-ID
-/// (or anything behind another CSE or SP), 4106 for an AE-ID that is not registered here.
+/// (or anything behind another CSE or SP) and for an AE-ID bound to a credential (one that
+/// registered over a security association: it acts only over an association of that
+/// credential), 4106 for an AE-ID that is not registered here.
 /// Over an association, `From` must be what the association is bound to (4106 otherwise),
 /// and an AE registering gets, or is held to, the AE-ID its credential allows.
 pub fn check(
@@ -162,11 +167,37 @@ fn without_association(
         Claimed::CseOrRemote(id) => Err(Error::security_association_required(format!(
             "originator '{id}' names a CSE or a remote entity; that needs a security association"
         ))),
-        Claimed::AeId(id) if registering => Ok(Originator::Registering(AeRegistration {
-            asked: Some(id),
-            ..Default::default()
-        })),
-        Claimed::AeId(id) => registered(id, store),
+        Claimed::AeId(id) => {
+            not_bound(&id, store)?;
+            if registering && config.admin_requires_association {
+                // In a secure deployment a certificate or a credential entry may fix this
+                // AE-ID for a holder that has not registered yet; a client without any
+                // credential cannot show it is that holder, so it gets an assigned AE-ID.
+                return Err(Error::security_association_required(format!(
+                    "AE-ID '{id}' can be chosen only over a security association; register with From C or S for an assigned one"
+                )));
+            }
+            if registering {
+                Ok(Originator::Registering(AeRegistration {
+                    asked: Some(id),
+                    ..Default::default()
+                }))
+            } else {
+                registered(id, store)
+            }
+        }
+    }
+}
+
+/// Refuses (4107), on a request without a security association, an AE-ID that is bound to a
+/// credential: TS-0003 clause 7.2.1 holds such an originator to the association of its
+/// credential, and a request without one lacks exactly that.
+fn not_bound(id: &str, store: &dyn Store) -> Result<()> {
+    match store.ae_credential(id)? {
+        None => Ok(()),
+        Some(_) => Err(Error::security_association_required(format!(
+            "AE-ID '{id}' is bound to a credential: it acts only over a security association of that credential"
+        ))),
     }
 }
 
@@ -179,21 +210,25 @@ fn registered(id: String, store: &dyn Store) -> Result<Originator> {
     }
 }
 
-/// Whether an association's credential is an admin credential: a certificate naming the
-/// admin AE-ID (only the trusted CA can issue one), or a pre-shared key marked `admin` and
-/// bound to the admin AE-ID.
+/// Whether an association's credential is an admin credential: one the credential store
+/// marks `admin` (a pre-shared key, or a certificate listed by its Credential-ID) and that is
+/// bound to the admin AE-ID. A certificate that merely names the admin AE-ID is not one:
+/// every CA a listener trusts could issue such a certificate, and the admin is a role the
+/// operator grants to one credential, not a name (see docs/security.md).
 pub fn is_admin_credential(sa: &SecurityAssociation, config: &CseConfig) -> bool {
     let names_admin =
         |id: &str| matches!(normalize(id, config), Ok(Claimed::AeId(a)) if a == config.admin);
     match &sa.established.binding.identity {
-        PeerIdentity::Ae(id) => {
-            names_admin(id)
-                && (sa.established.binding.admin
-                    || sa.established.framework == Framework::Certificate)
-        }
+        PeerIdentity::Ae(id) => names_admin(id) && sa.established.binding.admin,
         PeerIdentity::AllowedAes(_) => sa.established.binding.admin,
         PeerIdentity::Cse(_) => false,
     }
+}
+
+/// The store's key of the association's credential (see `SecurityAssociation::binding_key`).
+fn credential_key(sa: &SecurityAssociation) -> Result<&str> {
+    sa.binding_key()
+        .ok_or_else(|| Error::internal("the credential's pseudonym lookup failed (see the log)"))
 }
 
 fn mismatch(fr: &str, sa: &SecurityAssociation) -> Error {
@@ -265,12 +300,9 @@ fn over_association(
                 None => None,
             };
             if bound == config.admin {
-                // The admin credential: a certificate naming the admin AE-ID (only the trusted
-                // CA can issue one), or a pre-shared key marked `admin`.
-                let admin_credential =
-                    binding.admin || sa.established.framework == Framework::Certificate;
+                // Only a credential marked `admin` (see `is_admin_credential`).
                 return match claimed_id {
-                    Some(id) if id == bound && admin_credential && !registering => {
+                    Some(id) if id == bound && binding.admin && !registering => {
                         Ok(Originator::Admin)
                     }
                     _ => Err(mismatch(fr.unwrap_or(""), sa)),
@@ -282,12 +314,13 @@ fn over_association(
                     Some(id) if id == bound => Ok(()),
                     Some(_) => Err(mismatch(fr.unwrap_or(""), sa)),
                 }
-                .map(|()| {
-                    Originator::Registering(AeRegistration {
+                .and_then(|()| {
+                    Ok(Originator::Registering(AeRegistration {
                         asked: Some(bound),
                         remember_for: None,
                         allowed_apps: binding.allowed_apps.clone(),
-                    })
+                        bind_to: Some(credential_key(sa)?.to_owned()),
+                    }))
                 });
             }
             match claimed_id {
@@ -296,14 +329,37 @@ fn over_association(
             }
         }
         PeerIdentity::AllowedAes(patterns) => {
-            let credential = sa.binding_key().ok_or_else(|| {
-                Error::internal("the credential's pseudonym lookup failed (see the log)")
-            })?;
+            let credential = credential_key(sa)?;
             let remembered = store.credential_ae(credential)?;
             let assigned_pattern = patterns.iter().any(|p| p == "C*");
-            let allowed = |id: &str| {
-                remembered.as_deref() == Some(id)
-                    || patterns.iter().any(|p| p != "C*" && model::id::glob(p, id))
+            // A literal entry names an AE-ID the operator fixed for this credential. A
+            // pattern (`S*`, `Cfleet-*`) grants only AE-IDs this credential registered itself
+            // (bound to it), never one that another credential, or a client without any,
+            // registered: otherwise one credential could act as every AE its pattern matches.
+            let literal = |p: &str| !p.contains(['*', '?']);
+            let bound_here = |id: &str| -> Result<bool> {
+                Ok(store.ae_credential(id)?.as_deref() == Some(credential))
+            };
+            let free_or_here = |id: &str| -> Result<bool> {
+                Ok(store.ae_credential(id)?.is_none_or(|c| c == credential))
+            };
+            let allowed = |id: &str, registering: bool| -> Result<bool> {
+                if remembered.as_deref() == Some(id)
+                    || patterns.iter().any(|p| p == id && literal(p))
+                {
+                    return Ok(true);
+                }
+                if !patterns
+                    .iter()
+                    .any(|p| p != "C*" && !literal(p) && model::id::glob(p, id))
+                {
+                    return Ok(false);
+                }
+                if registering {
+                    free_or_here(id)
+                } else {
+                    bound_here(id)
+                }
             };
             if let Some(Claimed::AeId(id)) = &claimed {
                 if *id == config.admin {
@@ -321,7 +377,7 @@ fn over_association(
                     Some(Claimed::AeId(id)) if id == "S" && patterns.iter().any(|p| p == "S*") => {
                         Some("S".to_owned())
                     }
-                    Some(Claimed::AeId(id)) if allowed(id) => Some(id.clone()),
+                    Some(Claimed::AeId(id)) if allowed(id, true)? => Some(id.clone()),
                     _ => return Err(mismatch(fr.unwrap_or(""), sa)),
                 };
                 let (asked, remember_for) = match (asked, &remembered) {
@@ -334,10 +390,11 @@ fn over_association(
                     asked,
                     remember_for,
                     allowed_apps: binding.allowed_apps.clone(),
+                    bind_to: Some(credential.to_owned()),
                 }));
             }
             match claimed {
-                Some(Claimed::AeId(id)) if allowed(&id) => registered(id, store),
+                Some(Claimed::AeId(id)) if allowed(&id, false)? => registered(id, store),
                 _ => Err(mismatch(fr.unwrap_or(""), sa)),
             }
         }

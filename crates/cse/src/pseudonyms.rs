@@ -215,6 +215,7 @@ impl Cse {
         if let Some(sa) = ctx.security_association() {
             sa.count_request();
         }
+        ctx.admit(crate::Service::Rotation)?;
         let probe = Request::new(Operation::Update, self.config.cse_name.clone(), fr);
         let old = match originator::check(ctx, &probe, &self.config, self.store.as_ref())? {
             Originator::Ae(id) => id,

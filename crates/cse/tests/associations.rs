@@ -2,7 +2,7 @@
 mod common;
 
 use common::*;
-use cse::{CseConfig, SecurityContext};
+use cse::{CseConfig, ListenerRole, SecurityContext};
 use model::{Operation, Request, ResourceType as T, ResponseStatusCode as R};
 use security::association::{
     CredentialBinding, Established, Framework, Level, PeerIdentity, Registry,
@@ -30,6 +30,34 @@ fn sa_at(
     apps: &[&str],
     level: Option<Level>,
 ) -> SecurityContext {
+    sa_on(
+        ListenerRole::Mca,
+        registry,
+        framework,
+        credential,
+        identity,
+        admin,
+        apps,
+        level,
+    )
+}
+
+#[allow(clippy::too_many_arguments)]
+fn sa_on(
+    role: ListenerRole,
+    registry: &Arc<Registry>,
+    framework: Framework,
+    credential: &str,
+    identity: PeerIdentity,
+    admin: bool,
+    apps: &[&str],
+    level: Option<Level>,
+) -> SecurityContext {
+    let bootstrap = (role != ListenerRole::Mca).then(|| {
+        security::enrolment::BootstrapExporter::new(zeroize::Zeroizing::new(
+            [7u8; security::enrolment::BOOTSTRAP_EXPORTER_LEN],
+        ))
+    });
     let established = Established {
         framework,
         credential_id: credential.to_owned(),
@@ -43,13 +71,16 @@ fn sa_at(
         cipher: "TLS_AES_128_GCM_SHA256".into(),
         server_name: None,
         resumed: false,
-        bootstrap: None,
+        bootstrap,
     };
-    SecurityContext::established(Arc::new(registry.open(
-        "https",
-        "127.0.0.1:5000".parse().expect("addr"),
-        established,
-    )))
+    SecurityContext::established(
+        role,
+        Arc::new(registry.open(
+            "https",
+            "127.0.0.1:5000".parse().expect("addr"),
+            established,
+        )),
+    )
 }
 
 fn req(
@@ -215,10 +246,11 @@ async fn acaf_rules_match_only_over_an_association() {
         .rsc,
         R::Ok
     );
-    // The same AE over plain HTTP is not authenticated, so the acaf rule does not grant.
+    // The same AE-ID over plain HTTP has no association of its credential: refused before
+    // any rule is looked at.
     assert_eq!(
         t.retrieve("Cdev", "cse-in/dev/c").await.rsc,
-        R::OriginatorHasNoPrivilege
+        R::SecurityAssociationRequired
     );
 }
 
@@ -387,12 +419,44 @@ async fn the_admin_needs_an_admin_credential_in_a_secure_deployment() {
         .rsc,
         R::OriginatorNotAuthenticated
     );
+    // A certificate that names the admin AE-ID is no admin credential by that alone (H1):
+    // any CA a listener trusts could have issued it.
+    let names_admin = sa(
+        &reg,
+        Framework::Certificate,
+        "33-ee",
+        PeerIdentity::Ae("//secure-cse.example/id-in/CAdmin".into()),
+        false,
+        &[],
+    );
+    assert_eq!(
+        t.send_ctx(
+            &names_admin,
+            req(Operation::Retrieve, "cse-in", Some(ADMIN), None, None)
+        )
+        .await
+        .rsc,
+        R::OriginatorNotAuthenticated
+    );
+    assert_eq!(
+        t.cse
+            .admin(
+                &names_admin,
+                Some(ADMIN.into()),
+                "a1",
+                cse::admin::AdminCommand::ListAssociations
+            )
+            .await
+            .rsc,
+        R::OriginatorNotAuthenticated
+    );
+    // One the credential store lists as the admin's is.
     let admin_cert = sa(
         &reg,
         Framework::Certificate,
         "33-ff",
         PeerIdentity::Ae("//secure-cse.example/id-in/CAdmin".into()),
-        false,
+        true,
         &[],
     );
     assert_eq!(
@@ -854,4 +918,424 @@ async fn clear_credential_bindings_move_under_the_pseudonym_vault() {
     assert_eq!(resolved["credentials"], json!(["12-dev7@sp.example"]));
     let unknown = second.resolve_pseudonym("CAdmin", "Cnobody", "test").await;
     assert_eq!(unknown.map_err(|e| e.rsc).err(), Some(R::NotFound));
+}
+
+/// A registration with `From: C` of an AE named `rn` with App-ID `api`.
+fn register_as_c(rn: &str, api: &str) -> Request {
+    req(
+        Operation::Create,
+        "cse-in",
+        Some("C"),
+        Some(T::Ae),
+        ae_body(rn, api),
+    )
+}
+
+/// A retrieve of `to` as `fr`.
+fn get(to: &str, fr: &str) -> Request {
+    req(Operation::Retrieve, to, Some(fr), None, None)
+}
+
+#[tokio::test]
+async fn an_enrolment_association_reaches_nothing_but_enrolment_whatever_it_names() {
+    let config = CseConfig {
+        admin_requires_association: true,
+        ..CseConfig::default()
+    };
+    let t = TestCse::with_config(config).await;
+    let reg = Arc::new(Registry::default());
+    // The worst case: the association even claims to be an admin credential.
+    for role in [ListenerRole::MefEnrolment, ListenerRole::DeviceEnrolment] {
+        let ctx = sa_on(
+            role,
+            &reg,
+            Framework::Certificate,
+            "31-dd",
+            PeerIdentity::Ae("//secure-cse.example/id-in/CAdmin".into()),
+            true,
+            &[],
+            None,
+        );
+        let r = t.send_ctx(&ctx, get("cse-in", ADMIN)).await;
+        assert_eq!(r.rsc, R::OperationNotAllowed, "{role:?}");
+        let r = t
+            .cse
+            .admin(
+                &ctx,
+                Some(ADMIN.into()),
+                "a1",
+                cse::admin::AdminCommand::ListAssociations,
+            )
+            .await;
+        assert_eq!(r.rsc, R::OperationNotAllowed, "{role:?}: {:?}", r.pc);
+        let e = t
+            .cse
+            .rotate_ae_id(&ctx, Some(ADMIN.into()))
+            .await
+            .expect_err("no rotation");
+        assert_eq!(e.rsc, R::OperationNotAllowed, "{role:?}");
+    }
+    // The same credential on an Mca listener is the admin.
+    let mca = sa(
+        &reg,
+        Framework::Certificate,
+        "33-dd",
+        PeerIdentity::Ae("//secure-cse.example/id-in/CAdmin".into()),
+        true,
+        &[],
+    );
+    assert_eq!(t.send_ctx(&mca, get("cse-in", ADMIN)).await.rsc, R::Ok);
+    let r = t
+        .cse
+        .admin(
+            &mca,
+            Some(ADMIN.into()),
+            "a2",
+            cse::admin::AdminCommand::ListAssociations,
+        )
+        .await;
+    assert_eq!(r.rsc, R::Ok, "{:?}", r.pc);
+}
+
+#[tokio::test]
+async fn an_ae_bound_to_a_credential_is_refused_without_its_association() {
+    let t = TestCse::new().await;
+    let reg = Arc::new(Registry::default());
+    let psk = sa(
+        &reg,
+        Framework::Psk,
+        "12-sensor@sp.example",
+        PeerIdentity::AllowedAes(vec!["C*".into()]),
+        false,
+        &[],
+    );
+    let r = t.send_ctx(&psk, register_as_c("psk-ae", "Nsensor")).await;
+    assert_eq!(r.rsc, R::Created);
+    let bound = attr(&r, "aei").as_str().expect("aei").to_owned();
+    let cert = sa(
+        &reg,
+        Framework::Certificate,
+        "33-cc",
+        PeerIdentity::Ae("//secure-cse.example/id-in/Ccert".into()),
+        false,
+        &[],
+    );
+    let r = t.send_ctx(&cert, register_as_c("cert-ae", "Nsensor")).await;
+    assert_eq!(r.rsc, R::Created);
+    let plain = t.register("plain-ae").await;
+
+    // Over plain HTTP, every operation as a bound AE-ID: 4107, and nothing changes.
+    for (id, path) in [
+        (bound.as_str(), "cse-in/psk-ae"),
+        ("Ccert", "cse-in/cert-ae"),
+    ] {
+        assert_eq!(
+            t.retrieve(id, path).await.rsc,
+            R::SecurityAssociationRequired
+        );
+        assert_eq!(
+            t.update(id, path, json!({"m2m:ae": {"lbl": ["x"]}}))
+                .await
+                .rsc,
+            R::SecurityAssociationRequired
+        );
+        assert_eq!(
+            t.create(id, path, T::Container, json!({"m2m:cnt": {"rn": "c"}}))
+                .await
+                .rsc,
+            R::SecurityAssociationRequired
+        );
+        assert_eq!(
+            t.create(
+                id,
+                "cse-in",
+                T::Ae,
+                json!({"m2m:ae": {"rn": "again", "api": "Nx", "rr": false, "srv": ["3"]}})
+            )
+            .await
+            .rsc,
+            R::SecurityAssociationRequired
+        );
+        assert_eq!(t.delete(id, path).await.rsc, R::SecurityAssociationRequired);
+        let e = t
+            .cse
+            .rotate_ae_id(&SecurityContext::plaintext("http", None), Some(id.into()))
+            .await
+            .expect_err("no rotation over plain HTTP");
+        assert_eq!(e.rsc, R::SecurityAssociationRequired);
+    }
+    // Nothing changed: each AE is still there, unlabelled and without children, for its own
+    // association; an AE registered without a credential is still served over plain HTTP.
+    let r = t.send_ctx(&psk, get("cse-in/psk-ae", &bound)).await;
+    assert_eq!((r.rsc, attr(&r, "lbl")), (R::Ok, serde_json::Value::Null));
+    assert_eq!(
+        t.send_ctx(&cert, get("cse-in/cert-ae/c", "Ccert"))
+            .await
+            .rsc,
+        R::NotFound
+    );
+    assert_eq!(t.retrieve(&plain, "cse-in/plain-ae").await.rsc, R::Ok);
+
+    // Deregistered over its association, a bound AE-ID stays bound: nobody registers it
+    // over plain HTTP, while its credential can register it again.
+    assert_eq!(
+        t.send_ctx(
+            &cert,
+            req(
+                Operation::Delete,
+                "cse-in/cert-ae",
+                Some("Ccert"),
+                None,
+                None
+            )
+        )
+        .await
+        .rsc,
+        R::Deleted
+    );
+    let squat = t
+        .create(
+            "Ccert",
+            "cse-in",
+            T::Ae,
+            json!({"m2m:ae": {"rn": "squat", "api": "Nx", "rr": false, "srv": ["3"]}}),
+        )
+        .await;
+    assert_eq!(squat.rsc, R::SecurityAssociationRequired);
+    let r = t.send_ctx(&cert, register_as_c("cert-ae", "Nsensor")).await;
+    assert_eq!((r.rsc, attr(&r, "aei")), (R::Created, json!("Ccert")));
+}
+
+#[tokio::test]
+async fn without_an_association_a_secure_deployment_assigns_the_ae_id() {
+    let config = CseConfig {
+        admin_requires_association: true,
+        ..CseConfig::default()
+    };
+    let t = TestCse::with_config(config).await;
+    let ae = |rn: &str| json!({"m2m:ae": {"rn": rn, "api": "Nx", "rr": false, "srv": ["3"]}});
+    // An AE-ID a certificate names, not registered yet: nobody takes it over plain HTTP.
+    let r = t.create("Ccert", "cse-in", T::Ae, ae("squat")).await;
+    assert_eq!(r.rsc, R::SecurityAssociationRequired);
+    let r = t.create("Sfixed", "cse-in", T::Ae, ae("squat")).await;
+    assert_eq!(r.rsc, R::SecurityAssociationRequired);
+    // An assigned one is fine, and its AE is served over plain HTTP.
+    let id = t.register("plain").await;
+    assert_eq!(t.retrieve(&id, "cse-in/plain").await.rsc, R::Ok);
+    // The holder of the certificate registers it over its association.
+    let reg = Arc::new(Registry::default());
+    let cert = sa(
+        &reg,
+        Framework::Certificate,
+        "33-ab",
+        PeerIdentity::Ae("//secure-cse.example/id-in/Ccert".into()),
+        false,
+        &[],
+    );
+    let r = t.send_ctx(&cert, register_as_c("cert", "Nx")).await;
+    assert_eq!((r.rsc, attr(&r, "aei")), (R::Created, json!("Ccert")));
+}
+
+#[tokio::test]
+async fn a_rotated_ae_id_stays_bound_and_so_does_the_old_one() {
+    let t = TestCse::new().await;
+    let reg = Arc::new(Registry::default());
+    let psk = sa(
+        &reg,
+        Framework::Psk,
+        "12-rotating@sp.example",
+        PeerIdentity::AllowedAes(vec!["C*".into()]),
+        false,
+        &[],
+    );
+    let r = t.send_ctx(&psk, register_as_c("rotating", "Nx")).await;
+    assert_eq!(r.rsc, R::Created);
+    let old = attr(&r, "aei").as_str().expect("aei").to_owned();
+    let answer = t
+        .cse
+        .rotate_ae_id(&psk, Some(old.clone()))
+        .await
+        .expect("rotation over its own association");
+    let new = answer["m2m:ae"]["aei"]
+        .as_str()
+        .expect("new aei")
+        .to_owned();
+    assert_ne!(new, old);
+    // Over plain HTTP neither AE-ID is anyone's to use, nor to register again.
+    for id in [&new, &old] {
+        assert_eq!(
+            t.retrieve(id, "cse-in/rotating").await.rsc,
+            R::SecurityAssociationRequired,
+            "{id}"
+        );
+        let again = t
+            .create(
+                id,
+                "cse-in",
+                T::Ae,
+                json!({"m2m:ae": {"rn": "again", "api": "Nx", "rr": false, "srv": ["3"]}}),
+            )
+            .await;
+        assert_eq!(again.rsc, R::SecurityAssociationRequired, "{id}");
+    }
+    // Its own association goes on under the new AE-ID.
+    let r = t.send_ctx(&psk, get("cse-in/rotating", &new)).await;
+    assert_eq!((r.rsc, attr(&r, "aei")), (R::Ok, json!(new)));
+}
+
+#[tokio::test]
+async fn a_pattern_grants_only_the_ae_ids_its_own_credential_registered() {
+    let t = TestCse::new().await;
+    let reg = Arc::new(Registry::default());
+    let pattern = |credential: &str| {
+        sa(
+            &reg,
+            Framework::Psk,
+            credential,
+            PeerIdentity::AllowedAes(vec!["S*".into(), "Cfixed".into()]),
+            false,
+            &[],
+        )
+    };
+    let (a, b) = (pattern("12-a@sp.example"), pattern("12-b@sp.example"));
+    let register = |ctx: SecurityContext, fr: &'static str, rn: &'static str| {
+        let cse = t.cse.clone();
+        async move {
+            cse.handle(
+                &ctx,
+                req(
+                    Operation::Create,
+                    "cse-in",
+                    Some(fr),
+                    Some(T::Ae),
+                    ae_body(rn, "Nx"),
+                ),
+            )
+            .await
+        }
+    };
+    let r = register(a.clone(), "S", "sa").await;
+    assert_eq!(r.rsc, R::Created);
+    let sa_id = attr(&r, "aei").as_str().expect("aei").to_owned();
+    let r = register(a.clone(), "Sexplicit", "sx").await;
+    assert_eq!(r.rsc, R::Created);
+    // An S-AE registered over plain HTTP, matching the pattern too.
+    assert_eq!(
+        t.create(
+            "Splain",
+            "cse-in",
+            T::Ae,
+            json!({"m2m:ae": {"rn": "sp", "api": "Nx", "rr": false, "srv": ["3"]}})
+        )
+        .await
+        .rsc,
+        R::Created
+    );
+
+    // A acts as the S-AE-IDs it registered; B, whose pattern matches them as well, does not.
+    assert_eq!(t.send_ctx(&a, get("cse-in/sa", &sa_id)).await.rsc, R::Ok);
+    assert_eq!(
+        t.send_ctx(&a, get("cse-in/sx", "Sexplicit")).await.rsc,
+        R::Ok
+    );
+    for (to, id) in [
+        ("cse-in/sa", sa_id.as_str()),
+        ("cse-in/sx", "Sexplicit"),
+        ("cse-in/sp", "Splain"),
+    ] {
+        assert_eq!(
+            t.send_ctx(&b, get(to, id)).await.rsc,
+            R::OriginatorNotAuthenticated,
+            "{id}"
+        );
+    }
+    assert_eq!(
+        t.send_ctx(&a, get("cse-in/sp", "Splain")).await.rsc,
+        R::OriginatorNotAuthenticated
+    );
+    // Nor can B take over A's AE-ID by registering it (after A deregistered it).
+    assert_eq!(
+        t.send_ctx(
+            &a,
+            req(
+                Operation::Delete,
+                "cse-in/sx",
+                Some("Sexplicit"),
+                None,
+                None
+            )
+        )
+        .await
+        .rsc,
+        R::Deleted
+    );
+    assert_eq!(
+        register(b.clone(), "Sexplicit", "taken").await.rsc,
+        R::OriginatorNotAuthenticated
+    );
+    // A literal entry is an AE-ID the operator fixed: it is granted as such.
+    assert_eq!(register(b.clone(), "Cfixed", "fixed").await.rsc, R::Created);
+    assert_eq!(
+        t.send_ctx(&b, get("cse-in/fixed", "Cfixed")).await.rsc,
+        R::Ok
+    );
+}
+
+#[tokio::test]
+async fn simultaneous_first_registrations_over_one_credential_register_one_ae() {
+    let t = TestCse::new().await;
+    let reg = Arc::new(Registry::default());
+    let ctx = sa(
+        &reg,
+        Framework::Psk,
+        "12-race@sp.example",
+        PeerIdentity::AllowedAes(vec!["C*".into()]),
+        false,
+        &[],
+    );
+    let tasks: Vec<_> = (0..24)
+        .map(|i| {
+            let (cse, ctx) = (t.cse.clone(), ctx.clone());
+            tokio::spawn(async move {
+                cse.handle(
+                    &ctx,
+                    req(
+                        Operation::Create,
+                        "cse-in",
+                        Some("C"),
+                        Some(T::Ae),
+                        ae_body(&format!("race-{i}"), "Nx"),
+                    ),
+                )
+                .await
+            })
+        })
+        .collect();
+    let mut created = Vec::new();
+    for task in tasks {
+        let r = task.await.expect("task");
+        match r.rsc {
+            R::Created => created.push(attr(&r, "aei").as_str().expect("aei").to_owned()),
+            rsc => assert_eq!(rsc, R::OriginatorHasAlreadyRegistered, "{:?}", r.pc),
+        }
+    }
+    assert_eq!(created.len(), 1, "{created:?}");
+    // The one AE is the credential's: remembered for it and registered, nothing orphaned.
+    let key = "12-race@sp.example";
+    assert_eq!(
+        t.cse.store().credential_ae(key).expect("store"),
+        Some(created[0].clone())
+    );
+    let base = t
+        .cse
+        .store()
+        .get_by_srn("cse-in")
+        .expect("store")
+        .expect("the CSEBase");
+    let aes = t
+        .cse
+        .store()
+        .children(base.ri(), Some(T::Ae))
+        .expect("children");
+    assert_eq!(aes.len(), 1, "{aes:?}");
 }

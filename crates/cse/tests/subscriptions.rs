@@ -487,11 +487,14 @@ fn certificate_association(t: &TestCse, credential: &str, ae: &str) -> cse::Secu
         resumed: false,
         bootstrap: None,
     };
-    cse::SecurityContext::established(std::sync::Arc::new(t.cse.associations().open(
-        "https",
-        "127.0.0.1:5000".parse().expect("addr"),
-        established,
-    )))
+    cse::SecurityContext::established(
+        cse::ListenerRole::Mca,
+        std::sync::Arc::new(t.cse.associations().open(
+            "https",
+            "127.0.0.1:5000".parse().expect("addr"),
+            established,
+        )),
+    )
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

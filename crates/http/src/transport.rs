@@ -1,7 +1,7 @@
 //! How a listener secures the connections it accepts: plain TCP (only where the operator
 //! allows it) or TLS, whose association is bound to every request of the connection.
 
-use cse::SecurityContext;
+use cse::{ListenerRole, SecurityContext};
 use security::association::Registry;
 use security::privacy;
 use security::tls::AcceptorSlot;
@@ -63,6 +63,8 @@ pub struct Tls {
     pub acceptor: Arc<AcceptorSlot>,
     /// Where live associations are listed.
     pub registry: Arc<Registry>,
+    /// What the listener is for (which services its associations reach).
+    pub role: ListenerRole,
 }
 
 impl Transport for Tls {
@@ -90,7 +92,10 @@ impl Transport for Tls {
                     "security association opened"
                 );
                 let registration = self.registry.open(&self.listener, peer, established);
-                Some((stream, SecurityContext::established(Arc::new(registration))))
+                Some((
+                    stream,
+                    SecurityContext::established(self.role, Arc::new(registration)),
+                ))
             }
             Err(e) => {
                 tracing::warn!(listener = %self.listener, peer = %privacy::peer_tag(Some(peer)), reason = %e, "security association refused");

@@ -54,6 +54,17 @@ pub trait Txn {
     /// Remembers the AE-ID the CSE assigned to a credential at its first registration, so
     /// that the credential keeps that AE-ID (TS-0003 clause 8.2.1).
     fn remember_credential_ae(&mut self, credential_id: &str, ae_id: &str) -> Result<()>;
+    /// The AE-ID remembered for a credential, as this transaction sees it (so that a check
+    /// and the write it guards are one step: two first registrations over one credential
+    /// cannot both pass).
+    fn credential_ae(&mut self, credential_id: &str) -> Result<Option<String>>;
+    /// Binds an AE-ID to the credential (the store's key of it) whose security association
+    /// registered it: from then on only an association of that credential may act as it.
+    /// Replaces an earlier binding; the binding follows the AE through [`Txn::rename`] and
+    /// outlives the AE, so its AE-ID cannot be taken over later by anyone else.
+    fn bind_ae(&mut self, ae_id: &str, credential: &str) -> Result<()>;
+    /// The credential an AE-ID is bound to, as this transaction sees it.
+    fn ae_credential(&mut self, ae_id: &str) -> Result<Option<String>>;
     /// Forgets a remembered binding (when it is re-keyed).
     fn forget_credential_ae(&mut self, key: &str) -> Result<()>;
     /// Keeps the real identity behind an AE-ID, sealed (only an authorised resolution opens
@@ -170,6 +181,9 @@ pub trait Store: Send + Sync + std::fmt::Debug + 'static {
     fn credential_ae(&self, credential_id: &str) -> Result<Option<String>>;
     /// Every remembered binding (key, AE-ID), sorted by key.
     fn credential_bindings(&self) -> Result<Vec<(String, String)>>;
+    /// The credential (the store's key of it) an AE-ID is bound to, if any (committed
+    /// state; see [`Txn::bind_ae`]).
+    fn ae_credential(&self, ae_id: &str) -> Result<Option<String>>;
     /// The sealed identities kept for an AE-ID, oldest first.
     fn sealed_identities(&self, ae_id: &str) -> Result<Vec<Vec<u8>>>;
     /// `ri`s of resources whose `et` is before `now` (formatted timestamp), oldest first.

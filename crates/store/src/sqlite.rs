@@ -92,6 +92,15 @@ fn is_full_refusal(e: &Error) -> bool {
     e.rsc == model::ResponseStatusCode::NotAcceptable && e.message.starts_with(FULL)
 }
 
+/// The credential an AE-ID is bound to (see [`Txn::bind_ae`]).
+fn ae_credential(conn: &Connection, ae_id: &str) -> Result<Option<String>> {
+    conn.prepare_cached("SELECT credential FROM ae_credentials WHERE ae_id = ?1")
+        .map_err(db_err)?
+        .query_row(params![ae_id], |r| r.get(0))
+        .optional()
+        .map_err(db_err)
+}
+
 const SCHEMA: &str = "
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS resources (
@@ -106,6 +115,7 @@ CREATE TABLE IF NOT EXISTS resources (
 CREATE INDEX IF NOT EXISTS resources_parent ON resources(pi, ty, seq);
 CREATE INDEX IF NOT EXISTS resources_expiry ON resources(et) WHERE et IS NOT NULL;
 CREATE TABLE IF NOT EXISTS credential_aes (credential_id TEXT PRIMARY KEY, ae_id TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS ae_credentials (ae_id TEXT PRIMARY KEY, credential TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS sealed_identities (ae_id TEXT NOT NULL, sealed BLOB NOT NULL);
 CREATE INDEX IF NOT EXISTS sealed_identities_ae ON sealed_identities(ae_id);
 ";
@@ -701,6 +711,11 @@ impl Txn for SqlTxn<'_> {
         if self.get(r.ri())?.is_some() {
             return Err(Error::conflict(format!("'{}' is taken", r.ri())));
         }
+        // A bound AE stays bound under its new AE-ID; its old one stays bound too, so nobody
+        // else can take it up.
+        if let Some(credential) = ae_credential(self.conn, old_ri)? {
+            self.bind_ae(r.ri(), &credential)?;
+        }
         // What changes below it, in its current state: the children name the new `ri` as
         // their parent, and cached descendants carry the moved structured name.
         let mut below = children(self.conn, old_ri, None)?;
@@ -881,6 +896,31 @@ impl Txn for SqlTxn<'_> {
         Ok(())
     }
 
+    fn credential_ae(&mut self, credential_id: &str) -> Result<Option<String>> {
+        self.conn
+            .prepare_cached("SELECT ae_id FROM credential_aes WHERE credential_id = ?1")
+            .map_err(db_err)?
+            .query_row(params![credential_id], |r| r.get(0))
+            .optional()
+            .map_err(db_err)
+    }
+
+    fn bind_ae(&mut self, ae_id: &str, credential: &str) -> Result<()> {
+        self.conn
+            .prepare_cached(
+                "INSERT INTO ae_credentials (ae_id, credential) VALUES (?1, ?2) \
+                 ON CONFLICT (ae_id) DO UPDATE SET credential = excluded.credential",
+            )
+            .map_err(db_err)?
+            .execute(params![ae_id, credential])
+            .map_err(db_err)?;
+        Ok(())
+    }
+
+    fn ae_credential(&mut self, ae_id: &str) -> Result<Option<String>> {
+        ae_credential(self.conn, ae_id)
+    }
+
     fn seal_identity(&mut self, ae_id: &str, sealed: &[u8]) -> Result<()> {
         self.conn
             .prepare_cached("INSERT INTO sealed_identities (ae_id, sealed) VALUES (?1, ?2)")
@@ -1058,6 +1098,10 @@ impl Store for SqliteStore {
             .read()
             .map_err(|_| Error::internal("store cache poisoned"))?;
         Ok(tree.credential_bindings())
+    }
+
+    fn ae_credential(&self, ae_id: &str) -> Result<Option<String>> {
+        self.with_reader(|c| ae_credential(c, ae_id))
     }
 
     fn sealed_identities(&self, ae_id: &str) -> Result<Vec<Vec<u8>>> {

@@ -714,6 +714,16 @@ async fn run(
     }
     let mut servers = tokio::task::JoinSet::new();
     if let Some(listener) = plain {
+        // An operator who turned it on knowingly still reads here what it exposes.
+        let admin = if settings.cse.admin_requires_association {
+            "the admin originator is refused on it"
+        } else {
+            "the admin originator has full access on it WITHOUT ANY CREDENTIAL"
+        };
+        tracing::warn!(
+            listen = %listener.local_addr()?,
+            "plaintext listener: its requests have no security association; it serves AEs that registered without a credential, refuses AEs bound to a credential (4107); {admin}"
+        );
         let (cse, limits, stop) = (cse.clone(), settings.http, stopped());
         servers.spawn(async move {
             http_binding::serve(listener, cse, limits, "http".to_owned(), stop).await
@@ -724,6 +734,7 @@ async fn run(
             listener: name,
             acceptor,
             registry: cse.associations().clone(),
+            role: cse::ListenerRole::Mca,
         };
         let (cse, limits, stop) = (cse.clone(), settings.http, stopped());
         servers.spawn(async move {
@@ -735,6 +746,7 @@ async fn run(
             listener: security::association::ENROLMENT_LISTENER.to_owned(),
             acceptor,
             registry: cse.associations().clone(),
+            role: cse::ListenerRole::MefEnrolment,
         };
         let (cse, limits, stop) = (cse.clone(), settings.http, stopped());
         servers.spawn(async move {
@@ -746,6 +758,7 @@ async fn run(
             listener: cse::cert_enrolment::DEVICE_ENROLMENT_LISTENER.to_owned(),
             acceptor,
             registry: cse.associations().clone(),
+            role: cse::ListenerRole::DeviceEnrolment,
         };
         let (cse, limits, stop) = (cse.clone(), settings.http, stopped());
         servers.spawn(async move {

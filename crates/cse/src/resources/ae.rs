@@ -32,6 +32,41 @@ pub(crate) fn assign_id(cse: &Cse, originator: &Originator) -> Result<String> {
     Ok(id)
 }
 
+/// Inside the registration's write, so that checking and writing are one step: the AE-ID
+/// is free (4117 when another registration took it first), a first registration over a
+/// `C*` credential (`remember_for`) is the first (4117 when a concurrent one already gave
+/// the credential its AE-ID, which would otherwise be orphaned), an AE-ID bound to a
+/// credential is not registered without one (4107); then binds the AE-ID to the credential
+/// the AE registers over (`bind_to`).
+pub(crate) fn claim(
+    t: &mut dyn store::Txn,
+    ae_id: &str,
+    bind_to: Option<&str>,
+    remember_for: Option<&str>,
+) -> Result<()> {
+    if t.resource_type(ae_id)?.is_some() {
+        return Err(Error::new(
+            ResponseStatusCode::OriginatorHasAlreadyRegistered,
+            format!("AE-ID '{ae_id}' is already registered"),
+        ));
+    }
+    if let Some(key) = remember_for {
+        if t.credential_ae(key)?.is_some() {
+            return Err(Error::new(
+                ResponseStatusCode::OriginatorHasAlreadyRegistered,
+                "this credential has already registered its AE",
+            ));
+        }
+    }
+    match bind_to {
+        Some(credential) => t.bind_ae(ae_id, credential),
+        None if t.ae_credential(ae_id)?.is_some() => Err(Error::security_association_required(
+            format!("AE-ID '{ae_id}' is bound to a credential: it registers only over a security association of that credential"),
+        )),
+        None => Ok(()),
+    }
+}
+
 /// Checks the App-ID (and that the registering credential allows it) and fills in `aei`.
 pub(crate) fn prepare(originator: &Originator, r: &mut Resource) -> Result<()> {
     let api = r.attrs.get("api").and_then(Value::as_str).unwrap_or("");

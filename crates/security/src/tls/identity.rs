@@ -90,7 +90,16 @@ pub(crate) fn identify_certificate(
         },
     };
     Ok(match named {
-        Some(Named::Ae(ae)) => certified(PeerIdentity::Ae(ae)),
+        Some(Named::Ae(ae)) => {
+            // Naming the admin AE-ID makes no admin: only a certificate the credential store
+            // lists as an admin credential for the same AE-ID is one.
+            let admin = credentials
+                .certificate_binding(&credential_id)
+                .is_some_and(|b| b.admin && names_same_ae(&b.identity, &ae));
+            let mut authenticated = certified(PeerIdentity::Ae(ae));
+            authenticated.binding.admin = admin;
+            authenticated
+        }
         Some(Named::Cse(cse)) => certified(PeerIdentity::Cse(cse)),
         None => {
             // An entry recorded under the earlier form binds the encoding it names.
@@ -105,6 +114,13 @@ pub(crate) fn identify_certificate(
             }
         }
     })
+}
+
+/// Whether a credential entry's identity is the AE-ID `ae` (absolute) names: the same
+/// AE-ID stem, the entry given in any form.
+fn names_same_ae(entry: &PeerIdentity, ae: &str) -> bool {
+    let stem = |id: &str| id.rsplit('/').next().unwrap_or(id).to_owned();
+    matches!(entry, PeerIdentity::Ae(id) if stem(id) == stem(ae))
 }
 
 /// TS-0003 clause 10.1.1.1: keyUsage present with digitalSignature; RFC 5280: an
