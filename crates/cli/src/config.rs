@@ -463,6 +463,9 @@ pub struct AuditSection {
     pub file: Option<PathBuf>,
     /// An ECDSA key (role `audit-log`) in a key home that signs every entry.
     pub signing_key: Option<KeyRef>,
+    /// Refused associations are counted per source and reason over this many seconds (in
+    /// the audit log and the process log) rather than written one by one.
+    pub refusal_window_secs: Option<u64>,
 }
 
 /// Where the audit log goes and who signs it.
@@ -947,6 +950,14 @@ impl FileConfig {
             .unwrap_or_else(|| PathBuf::from("data"));
         let log = self.log.level.unwrap_or_else(|| "info".to_owned());
         c.per_target_pseudonyms = self.privacy.per_target_pseudonyms.unwrap_or(false);
+        if let Some(secs) = self.audit.refusal_window_secs {
+            if !(1..=86_400).contains(&secs) {
+                return Err(ConfigError::Invalid(
+                    "audit.refusal_window_secs must be between 1 and 86400".into(),
+                ));
+            }
+            c.refusal_window = std::time::Duration::from_secs(secs);
+        }
         if let Some(secs) = self.privacy.rotation_interval_secs {
             c.rotation_interval = std::time::Duration::from_secs(secs);
         }

@@ -111,6 +111,24 @@ pub(crate) struct Caller<'a> {
 
 type BoxedResponse<'a> = Pin<Box<dyn Future<Output = Result<Response>> + Send + 'a>>;
 
+/// Logs the refusal counts of each ended window even when no further refusal comes to push
+/// them out; the task ends with the registry.
+fn flush_refusal_counts(registry: &Arc<security::association::Registry>) {
+    let weak = Arc::downgrade(registry);
+    let period = registry.refusal_window();
+    tokio::spawn(async move {
+        let mut tick = tokio::time::interval(period);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tick.tick().await;
+            match weak.upgrade() {
+                Some(registry) => registry.flush_refusals(),
+                None => return,
+            }
+        }
+    });
+}
+
 impl Cse {
     /// Opens the CSE over a store, creating the `<CSEBase>` on first start.
     pub async fn open(config: CseConfig, store: Arc<dyn Store>) -> Result<Arc<Self>> {
@@ -153,11 +171,13 @@ impl Cse {
         listeners.push(supervisor.clone());
         let mut registry = security::association::Registry::with_events(Arc::new(
             security::association::EventFanout(listeners),
-        ));
+        ))
+        .with_refusal_window(config.refusal_window);
         if let Some(vault) = pseudonyms {
             registry = registry.with_pseudonyms(vault);
         }
         let associations = Arc::new(registry);
+        flush_refusal_counts(&associations);
         let cse = Arc::new(Self {
             policies,
             consultant,

@@ -472,7 +472,10 @@ fn audit_trail(
     let log = manager::audit::AuditLog::open(&audit.file, signer)
         .with_context(|| format!("audit log {}", audit.file.display()))?;
     tracing::info!(file = %audit.file.display(), signed = audit.signing_key.is_some(), "audit log open");
-    Ok(Some(cse::audit::AuditTrail::start(log)?))
+    Ok(Some(cse::audit::AuditTrail::start(
+        log,
+        settings.cse.refusal_window,
+    )?))
 }
 
 /// The CRLs of every TLS listener, DER-encoded by file name, to publish.

@@ -149,3 +149,40 @@ pub fn have_curl() -> bool {
     }
     ok
 }
+
+/// Makes the test PKI (`scripts/make-test-pki.sh`) in `dir`: CA, CSE and client
+/// certificates, pre-shared keys and a `cse.toml` with one TLS listener on 127.0.0.1:8443.
+pub fn test_pki(dir: &Path) -> PathBuf {
+    let script = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../../scripts/make-test-pki.sh"
+    );
+    let out = Command::new("bash")
+        .arg(script)
+        .arg(dir)
+        .output()
+        .expect("run the PKI script");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    dir.to_owned()
+}
+
+/// Whether `tool --version`-like `args` runs; CI (SECURE_CSE_REQUIRE_SERVICES) must have it,
+/// a laptop may skip with a printed reason.
+pub fn have_tool(tool: &str, args: &[&str]) -> bool {
+    let ok = Command::new(tool)
+        .args(args)
+        .output()
+        .is_ok_and(|o| o.status.success());
+    if !ok {
+        assert!(
+            std::env::var_os("SECURE_CSE_REQUIRE_SERVICES").is_none(),
+            "{tool} is required (SECURE_CSE_REQUIRE_SERVICES is set)"
+        );
+        eprintln!("skipping: {tool} is not installed");
+    }
+    ok
+}
