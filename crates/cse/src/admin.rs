@@ -437,7 +437,7 @@ impl Cse {
         match outcome {
             Ok(pc) => Response::new(ResponseStatusCode::Ok, rqi, Some(pc)),
             Err(e) => {
-                tracing::warn!(peer = %security::privacy::peer_tag(ctx.peer), rsc = e.rsc.code(), reason = %e.message, "admin request refused");
+                tracing::warn!(peer = %security::privacy::peer_tag(ctx.peer), rsc = e.rsc.code(), reason = %model::Untrusted(&e.message), "admin request refused");
                 Response::error(&e, rqi)
             }
         }

@@ -257,7 +257,7 @@ impl Cse {
         match mef.enrol(ctx, self.audit.as_ref(), body).await {
             Ok(content) => Response::new(model::ResponseStatusCode::Created, rqi, Some(content)),
             Err(e) => {
-                tracing::info!(rqi, peer = %security::privacy::peer_tag(ctx.peer), rsc = e.rsc.code(), reason = %e.message, "enrolment refused");
+                tracing::info!(rqi, peer = %security::privacy::peer_tag(ctx.peer), rsc = e.rsc.code(), reason = %model::Untrusted(&e.message), "enrolment refused");
                 Response::error(&e, rqi)
             }
         }
@@ -277,7 +277,7 @@ impl Cse {
         match device_mef.enrol(ctx, self.audit.as_ref(), body).await {
             Ok(content) => Response::new(model::ResponseStatusCode::Created, rqi, Some(content)),
             Err(e) => {
-                tracing::info!(rqi, peer = %security::privacy::peer_tag(ctx.peer), rsc = e.rsc.code(), reason = %e.message, "certificate enrolment refused");
+                tracing::info!(rqi, peer = %security::privacy::peer_tag(ctx.peer), rsc = e.rsc.code(), reason = %model::Untrusted(&e.message), "certificate enrolment refused");
                 Response::error(&e, rqi)
             }
         }
@@ -298,9 +298,9 @@ impl Cse {
             }
             Err(e) => {
                 if e.rsc == model::ResponseStatusCode::InternalServerError {
-                    tracing::error!(rqi, ?op, to, peer = %security::privacy::peer_tag(ctx.peer), error = %e, "request failed");
+                    tracing::error!(rqi, ?op, to, peer = %security::privacy::peer_tag(ctx.peer), error = %model::Untrusted(&e), "request failed");
                 } else {
-                    tracing::info!(rqi, ?op, to, peer = %security::privacy::peer_tag(ctx.peer), rsc = e.rsc.code(), reason = %e.message, "request refused");
+                    tracing::info!(rqi, ?op, to, peer = %security::privacy::peer_tag(ctx.peer), rsc = e.rsc.code(), reason = %model::Untrusted(&e.message), "request refused");
                 }
                 Response::error(&e, rqi)
             }

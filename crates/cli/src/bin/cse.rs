@@ -663,7 +663,7 @@ async fn run(
         };
         while hup.recv().await.is_some() {
             if let Err(e) = on_hup.reload_tls("SIGHUP").await {
-                tracing::error!(reason = %e.message, "SIGHUP: TLS material not reloaded");
+                tracing::error!(reason = %model::Untrusted(&e.message), "SIGHUP: TLS material not reloaded");
             }
         }
     });
