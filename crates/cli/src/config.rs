@@ -466,15 +466,25 @@ pub struct AuditSection {
     /// Refused associations are counted per source and reason over this many seconds (in
     /// the audit log and the process log) rather than written one by one.
     pub refusal_window_secs: Option<u64>,
+    /// The log is closed into a segment when it reaches this many bytes.
+    pub segment_bytes: Option<u64>,
+    /// Closed segments kept; the oldest beyond are removed behind the signed anchor
+    /// (0: keep every segment).
+    pub keep_segments: Option<usize>,
+    /// Where the checkpoint (the signed last entry on disk) is kept (default: the log's
+    /// path with `.head` appended).
+    pub head_file: Option<PathBuf>,
 }
 
-/// Where the audit log goes and who signs it.
+/// Where the audit log goes, who signs it, and how much of it is kept.
 #[derive(Debug, Clone)]
 pub struct AuditSettings {
     /// The log file.
     pub file: PathBuf,
     /// The signing key, if entries are signed.
     pub signing_key: Option<KeyRef>,
+    /// Segment size, retention and the checkpoint file.
+    pub layout: manager::audit::Layout,
 }
 
 /// `[security]`
@@ -980,9 +990,26 @@ impl FileConfig {
                         )));
                     }
                 }
+                let file = self.audit.file.unwrap_or_else(|| data.join("audit.log"));
+                let mut layout = manager::audit::Layout::for_log(&file);
+                if let Some(bytes) = self.audit.segment_bytes {
+                    if bytes < 64 * 1024 {
+                        return Err(ConfigError::Invalid(
+                            "audit.segment_bytes must be at least 65536".into(),
+                        ));
+                    }
+                    layout.segment_bytes = bytes;
+                }
+                if let Some(keep) = self.audit.keep_segments {
+                    layout.keep_segments = keep;
+                }
+                if let Some(head) = self.audit.head_file {
+                    layout.head_file = head;
+                }
                 Some(AuditSettings {
-                    file: self.audit.file.unwrap_or_else(|| data.join("audit.log")),
+                    file,
                     signing_key: self.audit.signing_key,
+                    layout,
                 })
             }
         };

@@ -134,11 +134,25 @@ fn verify_with_public_key_and_head() {
             prev = e.hash;
         });
     }
+    // The log's own checkpoint (audit.log.head) names the last entry's hash.
+    let out = m2m(&["audit", "verify", file]);
+    assert_eq!(
+        out.status.code(),
+        Some(1),
+        "the checkpoint catches the rewrite"
+    );
+    assert!(
+        text(&out.stderr).contains("rewritten"),
+        "{}",
+        text(&out.stderr)
+    );
+    let own = format!("{file}.head");
+    std::fs::rename(&own, format!("{own}.aside")).unwrap();
     let out = m2m(&["audit", "verify", file]);
     assert_eq!(
         out.status.code(),
         Some(0),
-        "without the key the chain is fooled"
+        "without the key and the checkpoint the chain is fooled"
     );
     let out = m2m(&["audit", "verify", file, "--public-key", pem]);
     assert_eq!(out.status.code(), Some(1));

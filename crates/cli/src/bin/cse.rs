@@ -469,7 +469,7 @@ fn audit_trail(
             )
         })?;
     std::mem::forget(lock);
-    let log = manager::audit::AuditLog::open(&audit.file, signer)
+    let log = manager::audit::AuditLog::open_with(&audit.file, signer, audit.layout.clone())
         .with_context(|| format!("audit log {}", audit.file.display()))?;
     tracing::info!(file = %audit.file.display(), signed = audit.signing_key.is_some(), "audit log open");
     Ok(Some(cse::audit::AuditTrail::start(
