@@ -1168,6 +1168,28 @@ mod tests {
     }
 
     #[test]
+    fn audit_layout_and_refusal_window() {
+        let s = resolve(
+            "[audit]\nfile = \"/d/a.log\"\nrefusal_window_secs = 5\nsegment_bytes = 65536\nkeep_segments = 3",
+        )
+        .expect("valid");
+        let audit = s.audit.expect("on");
+        assert_eq!(s.cse.refusal_window, Duration::from_secs(5));
+        assert_eq!(audit.layout.segment_bytes, 65536);
+        assert_eq!(audit.layout.keep_segments, 3);
+        assert_eq!(audit.layout.head_file, Path::new("/d/a.log.head"));
+        for bad in [
+            "[audit]\nrefusal_window_secs = 0",
+            "[audit]\nsegment_bytes = 100",
+        ] {
+            assert!(
+                matches!(resolve(bad), Err(ConfigError::Invalid(_))),
+                "{bad}"
+            );
+        }
+    }
+
+    #[test]
     fn plaintext_off_loopback_needs_to_be_declared_trusted() {
         let open = resolve("[http]\nlisten = \"0.0.0.0:8080\"");
         assert!(matches!(open, Err(ConfigError::Invalid(m)) if m.contains("not on loopback")));
@@ -1312,7 +1334,7 @@ mod tests {
                 _ => 0,
             };
         }
-        assert_eq!(documented, 96, "every option is in the documented sample");
+        assert_eq!(documented, 100, "every option is in the documented sample");
         // The key homes' own keys, one level further down.
         let keystore = table_of(sample, "keystore");
         let len = |name: &str| {
