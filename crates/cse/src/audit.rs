@@ -41,12 +41,16 @@ pub struct AuditTrail {
 struct Queue {
     state: Mutex<Pending>,
     wake: Condvar,
+    /// Signalled whenever the writer has appended a batch.
+    written: Condvar,
 }
 
 #[derive(Debug)]
 struct Pending {
     events: Vec<Event>,
     refusals: RefusalWindow,
+    /// A batch taken from `events` is being appended.
+    writing: bool,
 }
 
 impl AuditTrail {
@@ -57,8 +61,10 @@ impl AuditTrail {
             state: Mutex::new(Pending {
                 events: Vec::new(),
                 refusals: RefusalWindow::new(window),
+                writing: false,
             }),
             wake: Condvar::new(),
+            written: Condvar::new(),
         });
         let (writer_log, writer_queue) = (log.clone(), queue.clone());
         std::thread::Builder::new()
@@ -115,6 +121,31 @@ impl AuditTrail {
         self.queue.wake.notify_one();
     }
 
+    /// At an orderly shutdown: ends the refusal window (its counts are written now) and waits,
+    /// at most `within`, until everything queued is on disk. Returns whether it all was.
+    pub fn flush(&self, within: Duration) -> bool {
+        let deadline = Instant::now() + within;
+        let Ok(mut pending) = self.queue.state.lock() else {
+            return false;
+        };
+        let counted = pending.refusals.drain();
+        pending
+            .events
+            .extend(counted.into_iter().map(summary_event));
+        self.queue.wake.notify_one();
+        while !pending.events.is_empty() || pending.writing {
+            let left = deadline.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                return false;
+            }
+            pending = match self.queue.written.wait_timeout(pending, left) {
+                Ok((p, _)) => p,
+                Err(_) => return false,
+            };
+        }
+        true
+    }
+
     /// Appends an event and returns once it is on disk.
     pub async fn record_durably(&self, event: Event) -> Result<()> {
         let log = self.log.clone();
@@ -168,12 +199,17 @@ fn write_queued(log: &AuditLog, queue: &Queue) {
                     Err(_) => return,
                 };
             }
+            pending.writing = true;
             std::mem::take(&mut pending.events)
         };
         let n = batch.len();
         if let Err(e) = log.append_batch(batch) {
             tracing::error!(error = %e, events = n, "cannot write to the audit log: security events lost");
         }
+        if let Ok(mut pending) = queue.state.lock() {
+            pending.writing = false;
+        }
+        queue.written.notify_all();
     }
 }
 
@@ -205,5 +241,60 @@ impl AssociationEvents for AuditTrail {
             identity: identity(sa),
             reason: reason.to_owned(),
         });
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn kinds_and_counts(path: &std::path::Path) -> Vec<(String, u64)> {
+        std::fs::read_to_string(path)
+            .unwrap_or_default()
+            .lines()
+            .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+            .map(|e| {
+                (
+                    e["event"]["kind"].as_str().unwrap_or_default().to_owned(),
+                    e["event"]["count"].as_u64().unwrap_or(1),
+                )
+            })
+            .collect()
+    }
+
+    #[test]
+    fn refusals_are_counted_and_everything_else_is_written_before_a_flush_returns() {
+        let dir = tempfile::tempdir().expect("tmp");
+        let path = dir.path().join("audit.log");
+        let log = AuditLog::open(&path, None).expect("log");
+        let trail = AuditTrail::start(log, Duration::from_secs(3600)).expect("trail");
+        let peer: SocketAddr = "192.0.2.7:40000".parse().expect("addr");
+        for _ in 0..500 {
+            trail.record_refusal("https", peer, None, "certificate verify failed");
+        }
+        for i in 0..200 {
+            trail.record(Event::AdminAction {
+                actor: "CAdmin".into(),
+                action: "test".into(),
+                target: Some(i.to_string()),
+            });
+        }
+        assert!(trail.flush(Duration::from_secs(20)), "written in time");
+        let written = kinds_and_counts(&path);
+        assert_eq!(
+            written.iter().filter(|(k, _)| k == "admin-action").count(),
+            200
+        );
+        assert_eq!(
+            written
+                .iter()
+                .filter(|(k, _)| k.starts_with("association"))
+                .cloned()
+                .collect::<Vec<_>>(),
+            vec![
+                ("association-refused".to_owned(), 1),
+                ("associations-refused".to_owned(), 500)
+            ]
+        );
     }
 }

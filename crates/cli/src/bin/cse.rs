@@ -737,6 +737,16 @@ async fn run(
         done.context("a listener task failed")?
             .context("a listener failed")?;
     }
+    // The listeners are closed: write the refusal counts and whatever the audit writer holds.
+    if let Some(audit) = cse.audit().cloned() {
+        let flushed =
+            tokio::task::spawn_blocking(move || audit.flush(std::time::Duration::from_secs(10)))
+                .await
+                .unwrap_or(false);
+        if !flushed {
+            tracing::error!("the audit writer did not finish within 10 s: queued events lost");
+        }
+    }
     Ok(())
 }
 
