@@ -195,6 +195,16 @@ fn a_flood_of_refused_handshakes_writes_a_bounded_number_of_counted_entries() {
         log_lines <= bound,
         "{log_lines} log lines for {FLOOD} refusals over {elapsed} s (bound {bound})"
     );
+    let log_bytes: usize = server
+        .log()
+        .lines()
+        .filter(|l| l.contains("refused"))
+        .map(|l| l.len() + 1)
+        .sum();
+    eprintln!(
+        "process log bytes per flooded connection: {:.2} ({log_lines} lines)",
+        log_bytes as f64 / FLOOD as f64
+    );
 }
 
 /// Refusals the process log accounts for, and the lines it took.
