@@ -17,8 +17,13 @@
 //! [`verify`] re-reads the file and names the first entry that was changed, removed,
 //! inserted or reordered. What a bare hash chain cannot show: an attacker who can write the
 //! file may cut entries off its end, or rewrite an entry and recompute every later hash.
-//! The first is caught when the caller kept the last [`Head`] somewhere else
-//! ([`verify_with_head`]); the second by the signatures, whose key the attacker does not hold.
+//! The first is caught by the signed checkpoint the log keeps beside it and, where the
+//! attacker could rewind that too, by a [`Head`] kept somewhere else ([`verify_with_head`]);
+//! the second by the signatures, whose key the attacker does not hold ([`checkpoint`]).
+//!
+//! The log grows in segments: the file closes into `<log>.<first seq>` at a configured size
+//! and the chain continues in a new file; retention removes the oldest segments behind a
+//! signed anchor ([`segments`]). Opening and verifying walk every kept segment.
 //!
 //! Durability: [`AuditLog::append`] returns only after the entry is on disk (`fdatasync`).
 //! Appenders from many threads are serialised by one mutex for the write and share each
@@ -45,8 +50,8 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Mutex;
 
-mod checkpoint;
-mod segments;
+pub mod checkpoint;
+pub mod segments;
 
 pub use checkpoint::{Checkpoint, Purpose};
 pub use segments::{
