@@ -1,11 +1,16 @@
 //! `m2m audit verify` and `m2m audit tail`: check and read the security manager's audit log
 //! locally (no CSE and no key store needed; verification uses only the public key).
+//! `m2m audit head` asks the running CSE for its signed checkpoint, for the admin to keep.
+//!
+//! `verify` walks the closed segments (`audit.log.<first seq>`) and then the log itself,
+//! starting after the anchor that retention left, and checks the log's own checkpoint
+//! (`audit.log.head`) and the admin's copy (`--head`): a log that ends before either was cut.
 //!
 //! Exit codes of `verify`: 0 intact, 1 tampered or damaged (the first bad entry is named on
 //! standard error), 2 the file, public key or head cannot be read.
 
 use clap::Subcommand;
-use manager::audit::{self, AuditPublicKey, Head, VerifyError};
+use manager::audit::{self, AuditPublicKey, Checkpoint, Head, Layout, Purpose, VerifyError};
 use serde_json::Value;
 use std::collections::VecDeque;
 use std::fmt::Write as _;
@@ -25,11 +30,20 @@ pub enum AuditCommand {
         /// signature, which also catches a rebuilt chain.
         #[arg(long, value_name = "PEM")]
         public_key: Option<PathBuf>,
-        /// A head kept apart from the log (JSON `{"seq":N,"hash":"..."}`): catches entries cut
-        /// off the end.
+        /// A head kept apart from the log (JSON `{"seq":N,"hash":"..."}`, as `m2m audit head`
+        /// prints it): catches entries cut off the end even when the log's own checkpoint was
+        /// rewound too. Its signature, if any, is checked with --public-key.
         #[arg(long, value_name = "FILE")]
         head: Option<PathBuf>,
+        /// The log's checkpoint file, when `[audit] head_file` moved it (default: the log's
+        /// path with `.head` appended; checked when it exists).
+        #[arg(long, value_name = "FILE")]
+        checkpoint: Option<PathBuf>,
     },
+    /// Ask the running CSE for the audit log's checkpoint (admin: GET /.admin/audit-head; the
+    /// origin defaults to CAdmin) and print it as JSON: keep it away from the CSE and pass it
+    /// to `verify --head` later.
+    Head,
     /// Show the last entries (not verified: run `verify` for that).
     Tail {
         /// The audit log (JSON lines).
@@ -43,14 +57,33 @@ pub enum AuditCommand {
     },
 }
 
-/// Runs an `m2m audit` subcommand and chooses the exit code.
+impl AuditCommand {
+    /// Whether the subcommand works on local files only (every one but `head`).
+    pub fn is_local(&self) -> bool {
+        !matches!(self, Self::Head)
+    }
+}
+
+/// Runs a local `m2m audit` subcommand and chooses the exit code.
 pub fn run(command: &AuditCommand) -> ExitCode {
     match command {
         AuditCommand::Verify {
             file,
             public_key,
             head,
-        } => verify(file, public_key.as_deref(), head.as_deref()),
+            checkpoint,
+        } => verify(
+            file,
+            public_key.as_deref(),
+            head.as_deref(),
+            checkpoint.as_deref(),
+        ),
+        AuditCommand::Head => {
+            eprintln!(
+                "error: m2m audit head asks the running CSE: give --url and the admin's TLS flags"
+            );
+            ExitCode::from(2)
+        }
         AuditCommand::Tail { file, lines, json } => match tail(file, *lines, *json) {
             Ok(text) => {
                 print!("{text}");
@@ -64,7 +97,26 @@ pub fn run(command: &AuditCommand) -> ExitCode {
     }
 }
 
-fn verify(file: &Path, public_key: Option<&Path>, head: Option<&Path>) -> ExitCode {
+/// A kept head or checkpoint; its signature, when it has one, must verify under `key`.
+fn load_head(path: &Path, key: Option<&AuditPublicKey>) -> Result<Option<Head>, String> {
+    let point = Checkpoint::load(path).map_err(|e| e.to_string())?;
+    if let (Some(point), Some(key)) = (&point, key) {
+        if point.sig.is_some() && !point.verifies(key, Purpose::Head) {
+            return Err(format!(
+                "{}: the signature does not verify under the audit public key",
+                path.display()
+            ));
+        }
+    }
+    Ok(point.as_ref().map(Checkpoint::head))
+}
+
+fn verify(
+    file: &Path,
+    public_key: Option<&Path>,
+    head: Option<&Path>,
+    checkpoint: Option<&Path>,
+) -> ExitCode {
     let key = match public_key.map(read_public_key).transpose() {
         Ok(key) => key,
         Err(e) => {
@@ -72,26 +124,53 @@ fn verify(file: &Path, public_key: Option<&Path>, head: Option<&Path>) -> ExitCo
             return ExitCode::from(2);
         }
     };
-    let head = match head.map(Head::load).transpose() {
-        Ok(head) => head,
-        Err(e) => {
-            eprintln!("error: {e}");
+    let kept = match head.map(|h| load_head(h, key.as_ref())).transpose() {
+        Ok(Some(None)) => {
+            eprintln!("error: {}: no such file", head.unwrap_or(file).display());
             return ExitCode::from(2);
         }
+        Ok(kept) => kept.flatten(),
+        Err(e) => {
+            eprintln!("TAMPERED: {e}");
+            return ExitCode::from(1);
+        }
     };
-    match audit::verify_with_head(file, key.as_ref(), head.as_ref()) {
+    let own_file = checkpoint.map_or_else(|| Layout::for_log(file).head_file, Path::to_owned);
+    let own = match load_head(&own_file, key.as_ref()) {
+        Ok(own) => own,
+        Err(e) => {
+            eprintln!("TAMPERED: {e}");
+            return ExitCode::from(1);
+        }
+    };
+    let heads: Vec<Head> = kept.iter().chain(own.iter()).copied().collect();
+    match audit::verify_with_heads(file, key.as_ref(), &heads) {
         Ok(verified) => {
-            let mut out = format!("ok: {} entries, hash chain intact", verified.count);
+            let mut out = format!("ok: {} entries", verified.count);
+            if verified.segments > 0 {
+                let _ = write!(out, " in {} closed segments and the log", verified.segments);
+            }
+            out.push_str(", hash chain intact");
+            if let Some(anchor) = &verified.anchor {
+                let _ = write!(
+                    out,
+                    ", starting after the retention anchor (seq {})",
+                    anchor.seq
+                );
+            }
             if verified.signatures_checked {
                 out.push_str(", every signature valid");
             } else {
                 out.push_str(", signatures not checked (no --public-key)");
             }
-            match &head {
+            if let Some(h) = &own {
+                let _ = write!(out, ", reaches its checkpoint (seq {})", h.seq);
+            }
+            match &kept {
                 Some(h) => {
                     let _ = write!(out, ", reaches the kept head (seq {})", h.seq);
                 }
-                None => out.push_str(", truncation not checked (no --head)"),
+                None => out.push_str(", truncation beyond the checkpoint not checked (no --head)"),
             }
             println!("{out}");
             if let Some(h) = verified.head {

@@ -5,6 +5,9 @@
 //! refuse the log as tampered. The `cse` binary therefore holds an exclusive advisory lock
 //! (`flock`) on its audit log for as long as it runs, and `m2m ca` and `cse init` append only
 //! when they can take the same lock. A CSE that finds the lock taken refuses to start.
+//!
+//! The lock is on `<log>.lock`, not on the log itself, because the log file is renamed into
+//! a segment when it reaches its size (`manager::audit::Layout`).
 
 use std::fs::{File, OpenOptions};
 use std::io;
@@ -17,15 +20,15 @@ pub struct AuditLock {
     _file: File,
 }
 
-/// Takes the exclusive lock on the audit log at `path` without waiting, creating the file
-/// (mode 600) if needed. `Ok(None)` when another process holds it: a running CSE.
+/// Takes the exclusive lock on the audit log at `path` without waiting, creating its lock
+/// file (mode 600) if needed. `Ok(None)` when another process holds it: a running CSE.
 pub fn try_lock(path: &Path) -> io::Result<Option<AuditLock>> {
     let file = OpenOptions::new()
         .read(true)
         .append(true)
         .create(true)
         .mode(0o600)
-        .open(path)?;
+        .open(manager::audit::lock_file(path))?;
     match rustix::fs::flock(&file, rustix::fs::FlockOperation::NonBlockingLockExclusive) {
         Ok(()) => Ok(Some(AuditLock { _file: file })),
         Err(e) if e == rustix::io::Errno::WOULDBLOCK => Ok(None),

@@ -555,8 +555,8 @@ pub(crate) fn append_events(
         Some(key) => Some(homes.signing_key("audit.signing_key", key, KeyRole::AuditLog)?),
         None => None,
     };
-    let log =
-        AuditLog::open(file, signer).with_context(|| format!("audit log {}", file.display()))?;
+    let log = AuditLog::open_with(file, signer, audit.layout.clone())
+        .with_context(|| format!("audit log {}", file.display()))?;
     let mut last = 0;
     for event in events {
         last = log

@@ -479,15 +479,28 @@ pub struct AuditSection {
     pub file: Option<PathBuf>,
     /// An ECDSA key (role `audit-log`) in a key home that signs every entry.
     pub signing_key: Option<KeyRef>,
+    /// Refused associations are counted per source and reason over this many seconds (in
+    /// the audit log and the process log) rather than written one by one.
+    pub refusal_window_secs: Option<u64>,
+    /// The log is closed into a segment when it reaches this many bytes.
+    pub segment_bytes: Option<u64>,
+    /// Closed segments kept; the oldest beyond are removed behind the signed anchor
+    /// (0: keep every segment).
+    pub keep_segments: Option<usize>,
+    /// Where the checkpoint (the signed last entry on disk) is kept (default: the log's
+    /// path with `.head` appended).
+    pub head_file: Option<PathBuf>,
 }
 
-/// Where the audit log goes and who signs it.
+/// Where the audit log goes, who signs it, and how much of it is kept.
 #[derive(Debug, Clone)]
 pub struct AuditSettings {
     /// The log file.
     pub file: PathBuf,
     /// The signing key, if entries are signed.
     pub signing_key: Option<KeyRef>,
+    /// Segment size, retention and the checkpoint file.
+    pub layout: manager::audit::Layout,
 }
 
 /// `[security]`
@@ -993,6 +1006,14 @@ impl FileConfig {
             .unwrap_or_else(|| PathBuf::from("data"));
         let log = self.log.level.unwrap_or_else(|| "info".to_owned());
         c.per_target_pseudonyms = self.privacy.per_target_pseudonyms.unwrap_or(false);
+        if let Some(secs) = self.audit.refusal_window_secs {
+            if !(1..=86_400).contains(&secs) {
+                return Err(ConfigError::Invalid(
+                    "audit.refusal_window_secs must be between 1 and 86400".into(),
+                ));
+            }
+            c.refusal_window = std::time::Duration::from_secs(secs);
+        }
         if let Some(secs) = self.privacy.rotation_interval_secs {
             c.rotation_interval = std::time::Duration::from_secs(secs);
         }
@@ -1015,9 +1036,26 @@ impl FileConfig {
                         )));
                     }
                 }
+                let file = self.audit.file.unwrap_or_else(|| data.join("audit.log"));
+                let mut layout = manager::audit::Layout::for_log(&file);
+                if let Some(bytes) = self.audit.segment_bytes {
+                    if bytes < 64 * 1024 {
+                        return Err(ConfigError::Invalid(
+                            "audit.segment_bytes must be at least 65536".into(),
+                        ));
+                    }
+                    layout.segment_bytes = bytes;
+                }
+                if let Some(keep) = self.audit.keep_segments {
+                    layout.keep_segments = keep;
+                }
+                if let Some(head) = self.audit.head_file {
+                    layout.head_file = head;
+                }
                 Some(AuditSettings {
-                    file: self.audit.file.unwrap_or_else(|| data.join("audit.log")),
+                    file,
                     signing_key: self.audit.signing_key,
+                    layout,
                 })
             }
         };
@@ -1214,6 +1252,28 @@ mod tests {
     }
 
     #[test]
+    fn audit_layout_and_refusal_window() {
+        let s = resolve(
+            "[audit]\nfile = \"/d/a.log\"\nrefusal_window_secs = 5\nsegment_bytes = 65536\nkeep_segments = 3",
+        )
+        .expect("valid");
+        let audit = s.audit.expect("on");
+        assert_eq!(s.cse.refusal_window, Duration::from_secs(5));
+        assert_eq!(audit.layout.segment_bytes, 65536);
+        assert_eq!(audit.layout.keep_segments, 3);
+        assert_eq!(audit.layout.head_file, Path::new("/d/a.log.head"));
+        for bad in [
+            "[audit]\nrefusal_window_secs = 0",
+            "[audit]\nsegment_bytes = 100",
+        ] {
+            assert!(
+                matches!(resolve(bad), Err(ConfigError::Invalid(_))),
+                "{bad}"
+            );
+        }
+    }
+
+    #[test]
     fn plaintext_off_loopback_needs_to_be_declared_trusted() {
         let open = resolve("[http]\nlisten = \"0.0.0.0:8080\"");
         assert!(matches!(open, Err(ConfigError::Invalid(m)) if m.contains("not on loopback")));
@@ -1372,7 +1432,7 @@ mod tests {
                 _ => 0,
             };
         }
-        assert_eq!(documented, 102, "every option is in the documented sample");
+        assert_eq!(documented, 106, "every option is in the documented sample");
         // The key homes' own keys, one level further down.
         let keystore = table_of(sample, "keystore");
         let len = |name: &str| {

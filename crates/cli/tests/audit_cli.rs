@@ -6,7 +6,7 @@ use keystore::software::{KekSource, SoftwareConfig, SoftwareHome};
 use keystore::{
     Algorithm, KeyHome, KeyId, KeyRole, KeyStore, KeyStorePolicy, SecretBytes, SecretSource,
 };
-use manager::audit::{AuditLog, Entry, Event};
+use manager::audit::{closed_segments, AuditLog, Entry, Event, Layout};
 use std::path::Path;
 use std::process::{Command, Output};
 use std::sync::Arc;
@@ -134,11 +134,25 @@ fn verify_with_public_key_and_head() {
             prev = e.hash;
         });
     }
+    // The log's own checkpoint (audit.log.head) names the last entry's hash.
+    let out = m2m(&["audit", "verify", file]);
+    assert_eq!(
+        out.status.code(),
+        Some(1),
+        "the checkpoint catches the rewrite"
+    );
+    assert!(
+        text(&out.stderr).contains("rewritten"),
+        "{}",
+        text(&out.stderr)
+    );
+    let own = format!("{file}.head");
+    std::fs::rename(&own, format!("{own}.aside")).unwrap();
     let out = m2m(&["audit", "verify", file]);
     assert_eq!(
         out.status.code(),
         Some(0),
-        "without the key the chain is fooled"
+        "without the key and the checkpoint the chain is fooled"
     );
     let out = m2m(&["audit", "verify", file, "--public-key", pem]);
     assert_eq!(out.status.code(), Some(1));
@@ -190,4 +204,44 @@ fn tail_shows_the_last_entries_and_bad_input_is_a_usage_error() {
     assert_eq!(out.status.code(), Some(2));
     let out = m2m(&["audit", "verify", file, "--public-key", file]);
     assert_eq!(out.status.code(), Some(2), "a log is not a PEM key");
+}
+
+#[test]
+fn verify_walks_every_segment_and_names_the_one_tampered_with() {
+    let tmp = tempfile::tempdir().unwrap();
+    let path = tmp.path().join("audit.log");
+    let layout = Layout {
+        segment_bytes: 1000,
+        keep_segments: 0,
+        ..Layout::for_log(&path)
+    };
+    fill(&AuditLog::open_with(&path, None, layout).unwrap(), 30);
+    let segments = closed_segments(&path).unwrap();
+    assert!(segments.len() >= 3, "{segments:?}");
+    let file = path.to_str().unwrap();
+
+    let out = m2m(&["audit", "verify", file]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    let stdout = text(&out.stdout);
+    assert!(
+        stdout.contains(&format!(
+            "ok: 30 entries in {} closed segments",
+            segments.len()
+        )),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains("reaches its checkpoint (seq 30)"),
+        "{stdout}"
+    );
+
+    let middle = &segments[1].1;
+    edit_line(middle, 0, |e| e.event = refused(77));
+    let out = m2m(&["audit", "verify", file]);
+    assert_eq!(out.status.code(), Some(1));
+    let stderr = text(&out.stderr);
+    assert!(
+        stderr.contains(&format!("TAMPERED: {}: line 1", middle.display())),
+        "{stderr}"
+    );
 }

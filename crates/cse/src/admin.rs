@@ -45,6 +45,9 @@ pub enum AdminCommand {
     },
     /// Re-read the TLS listeners' certificates, keys, CRLs and credentials.
     ReloadTls,
+    /// The audit log's checkpoint (its last entry on disk, signed), for the admin to keep
+    /// away from the CSE: `m2m audit verify --head` with it catches a log cut off later.
+    AuditHead,
     /// Resolve a pseudonym (an assigned AE-ID) to its credential, for a stated purpose.
     Resolve {
         /// The AE-ID.
@@ -72,6 +75,7 @@ impl AdminCommand {
             "associations" => Some(Self::ListAssociations),
             "withdrawn" => Some(Self::ListWithdrawn),
             "usage" => Some(Self::Usage { credential: None }),
+            "audit-head" => Some(Self::AuditHead),
             _ => None,
         }
     }
@@ -441,7 +445,7 @@ impl Cse {
         match outcome {
             Ok(pc) => Response::new(ResponseStatusCode::Ok, rqi, Some(pc)),
             Err(e) => {
-                tracing::warn!(peer = %security::privacy::peer_tag(ctx.peer), rsc = e.rsc.code(), reason = %e.message, "admin request refused");
+                tracing::warn!(peer = %security::privacy::peer_tag(ctx.peer), rsc = e.rsc.code(), reason = %model::Untrusted(&e.message), "admin request refused");
                 Response::error(&e, rqi)
             }
         }
@@ -477,6 +481,17 @@ impl Cse {
             AdminCommand::Explain(query) => self.explain(&query)?,
             AdminCommand::ListWithdrawn => json!({ "withdrawn": self.withdrawn_credentials() }),
             AdminCommand::Usage { credential } => self.credential_usage(credential.as_deref())?,
+            AdminCommand::AuditHead => {
+                let checkpoint = self
+                    .audit
+                    .as_ref()
+                    .ok_or_else(|| Error::not_found("this CSE keeps no audit log"))?
+                    .log()
+                    .checkpoint()
+                    .ok_or_else(|| Error::not_found("the audit log has no entries yet"))?;
+                serde_json::to_value(checkpoint)
+                    .map_err(|e| Error::internal(format!("audit checkpoint: {e}")))?
+            }
             AdminCommand::Withdraw { .. }
             | AdminCommand::Resolve { .. }
             | AdminCommand::RecordIssued { .. }

@@ -2,8 +2,15 @@
 //! audit log (`manager::audit`), the supervision record of seed 3.1.
 //!
 //! Association events arrive on connection tasks by the thousand, so they are queued to one
-//! writer thread that appends them in order (its appends share syncs); a full queue drops
-//! events and says so in the log and in the trail itself, rather than stall handshakes.
+//! writer thread, which takes everything queued at once and appends it with one sync
+//! (`AuditLog::append_batch`): it keeps up with whatever rate the disk allows, so the queue
+//! never drops an event. Events about authenticated parties (associations opened and
+//! closed, anomalies, key requests, administrative actions) are therefore never lost while
+//! the CSE runs; their number is bounded by what authenticated parties can do.
+//! Refused associations come from anyone who can reach a port, so they are counted per
+//! source and reason over a window (`security::refusals`): the first of each is written, the
+//! rest become one `associations-refused` entry with the count when the window ends. A
+//! flood of any size thus writes a bounded number of entries.
 //! Administrative events (revocations, resolutions) are written durably before the admin
 //! gets an answer.
 //!
@@ -14,52 +21,129 @@
 use manager::audit::{AuditLog, Event};
 use model::{Error, Result};
 use security::association::{AssociationEvents, SecurityAssociation};
+use security::refusals::{Observed, RefusalWindow, Summary};
 use std::net::SocketAddr;
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::mpsc::{sync_channel, Receiver, SyncSender, TrySendError};
-use std::sync::Arc;
+use std::sync::{Arc, Condvar, Mutex};
+use std::time::{Duration, Instant, SystemTime};
 
-/// Pending association events before the trail starts dropping them.
-const QUEUE: usize = 4096;
+/// How long the writer sleeps when nothing is queued and no refusal window is open.
+const IDLE_WAKE: Duration = Duration::from_secs(3600);
 
 /// The CSE's handle on its audit log.
 #[derive(Debug, Clone)]
 pub struct AuditTrail {
     log: Arc<AuditLog>,
-    queue: SyncSender<Event>,
-    dropped: Arc<AtomicU64>,
+    queue: Arc<Queue>,
+}
+
+/// What waits for the writer thread.
+#[derive(Debug)]
+struct Queue {
+    state: Mutex<Pending>,
+    wake: Condvar,
+    /// Signalled whenever the writer has appended a batch.
+    written: Condvar,
+}
+
+#[derive(Debug)]
+struct Pending {
+    events: Vec<Event>,
+    refusals: RefusalWindow,
+    /// A batch taken from `events` is being appended.
+    writing: bool,
 }
 
 impl AuditTrail {
-    /// Starts the writer thread for `log`.
-    pub fn start(log: AuditLog) -> std::io::Result<Self> {
+    /// Starts the writer thread for `log`, counting refused associations over `window`.
+    pub fn start(log: AuditLog, window: Duration) -> std::io::Result<Self> {
         let log = Arc::new(log);
-        let (queue, pending) = sync_channel(QUEUE);
-        let dropped = Arc::new(AtomicU64::new(0));
-        let (writer_log, writer_dropped) = (log.clone(), dropped.clone());
+        let queue = Arc::new(Queue {
+            state: Mutex::new(Pending {
+                events: Vec::new(),
+                refusals: RefusalWindow::new(window),
+                writing: false,
+            }),
+            wake: Condvar::new(),
+            written: Condvar::new(),
+        });
+        let (writer_log, writer_queue) = (log.clone(), queue.clone());
         std::thread::Builder::new()
             .name("audit-writer".into())
-            .spawn(move || write_queued(&writer_log, &pending, &writer_dropped))?;
-        Ok(Self {
-            log,
-            queue,
-            dropped,
-        })
+            .spawn(move || write_queued(&writer_log, &writer_queue))?;
+        Ok(Self { log, queue })
     }
 
-    /// Queues an event; never blocks.
+    /// The log this trail writes to.
+    pub fn log(&self) -> &Arc<AuditLog> {
+        &self.log
+    }
+
+    /// Queues an event for the writer; never blocks on the disk and never drops.
     pub fn record(&self, event: Event) {
-        match self.queue.try_send(event) {
-            Ok(()) => {}
-            Err(TrySendError::Full(_)) => {
-                if self.dropped.fetch_add(1, Ordering::Relaxed) == 0 {
-                    tracing::error!("audit queue full: security events are being dropped");
-                }
-            }
-            Err(TrySendError::Disconnected(_)) => {
-                tracing::error!("the audit writer stopped: security event lost");
+        match self.queue.state.lock() {
+            Ok(mut pending) => pending.events.push(event),
+            Err(_) => {
+                tracing::error!("the audit queue is unusable after a panic: security event lost");
+                return;
             }
         }
+        self.queue.wake.notify_one();
+    }
+
+    /// Counts a refused association; queues an entry for the first of its source and reason
+    /// in the window, and the summaries of a window that has ended.
+    fn record_refusal(
+        &self,
+        listener: &str,
+        peer: SocketAddr,
+        credential: Option<&str>,
+        reason: &str,
+    ) {
+        {
+            let Ok(mut pending) = self.queue.state.lock() else {
+                tracing::error!("the audit queue is unusable after a panic: refusal not recorded");
+                return;
+            };
+            let (ended, observed) =
+                pending
+                    .refusals
+                    .observe(Instant::now(), listener, peer.ip(), credential, reason);
+            pending.events.extend(ended.into_iter().map(summary_event));
+            if observed == Observed::Counted {
+                return;
+            }
+            pending.events.push(Event::AssociationRefused {
+                peer: peer.to_string(),
+                credential: credential.map(str::to_owned),
+                reason: reason.to_owned(),
+            });
+        }
+        self.queue.wake.notify_one();
+    }
+
+    /// At an orderly shutdown: ends the refusal window (its counts are written now) and waits,
+    /// at most `within`, until everything queued is on disk. Returns whether it all was.
+    pub fn flush(&self, within: Duration) -> bool {
+        let deadline = Instant::now() + within;
+        let Ok(mut pending) = self.queue.state.lock() else {
+            return false;
+        };
+        let counted = pending.refusals.drain();
+        pending
+            .events
+            .extend(counted.into_iter().map(summary_event));
+        self.queue.wake.notify_one();
+        while !pending.events.is_empty() || pending.writing {
+            let left = deadline.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                return false;
+            }
+            pending = match self.queue.written.wait_timeout(pending, left) {
+                Ok((p, _)) => p,
+                Err(_) => return false,
+            };
+        }
+        true
     }
 
     /// Appends an event and returns once it is on disk.
@@ -73,22 +157,59 @@ impl AuditTrail {
     }
 }
 
-fn write_queued(log: &AuditLog, pending: &Receiver<Event>, dropped: &AtomicU64) {
-    for event in pending {
-        let lost = dropped.swap(0, Ordering::Relaxed);
-        if lost > 0 {
-            let note = Event::AdminAction {
-                actor: "cse".into(),
-                action: "audit-events-dropped".into(),
-                target: Some(lost.to_string()),
+fn rfc3339(t: SystemTime) -> String {
+    chrono::DateTime::<chrono::Utc>::from(t).to_rfc3339_opts(chrono::SecondsFormat::Micros, true)
+}
+
+/// The entry for refusals counted over a window.
+fn summary_event(s: Summary) -> Event {
+    Event::AssociationsRefused {
+        listener: s.listener,
+        source: s.source.to_string(),
+        credential: s.credential,
+        reason: s.reason,
+        count: s.count,
+        first: rfc3339(s.first),
+        last: rfc3339(s.last),
+    }
+}
+
+/// The writer thread: takes everything queued (and the counts of an ended refusal window)
+/// and appends it with one sync.
+fn write_queued(log: &AuditLog, queue: &Queue) {
+    loop {
+        let batch = {
+            let Ok(mut pending) = queue.state.lock() else {
+                tracing::error!("the audit queue is unusable after a panic: the writer stops");
+                return;
             };
-            if let Err(e) = log.append(note) {
-                tracing::error!(error = %e, "cannot write to the audit log");
+            loop {
+                let now = Instant::now();
+                let ended = pending.refusals.expire(now);
+                pending.events.extend(ended.into_iter().map(summary_event));
+                if !pending.events.is_empty() {
+                    break;
+                }
+                let wait = pending
+                    .refusals
+                    .deadline()
+                    .map_or(IDLE_WAKE, |d| d.saturating_duration_since(now));
+                pending = match queue.wake.wait_timeout(pending, wait) {
+                    Ok((p, _)) => p,
+                    Err(_) => return,
+                };
             }
+            pending.writing = true;
+            std::mem::take(&mut pending.events)
+        };
+        let n = batch.len();
+        if let Err(e) = log.append_batch(batch) {
+            tracing::error!(error = %e, events = n, "cannot write to the audit log: security events lost");
         }
-        if let Err(e) = log.append(event) {
-            tracing::error!(error = %e, "cannot write to the audit log");
+        if let Ok(mut pending) = queue.state.lock() {
+            pending.writing = false;
         }
+        queue.written.notify_all();
     }
 }
 
@@ -110,12 +231,8 @@ impl AssociationEvents for AuditTrail {
         });
     }
 
-    fn refused(&self, _listener: &str, peer: SocketAddr, credential: Option<&str>, reason: &str) {
-        self.record(Event::AssociationRefused {
-            peer: peer.to_string(),
-            credential: credential.map(str::to_owned),
-            reason: reason.to_owned(),
-        });
+    fn refused(&self, listener: &str, peer: SocketAddr, credential: Option<&str>, reason: &str) {
+        self.record_refusal(listener, peer, credential, reason);
     }
 
     fn closed(&self, sa: &SecurityAssociation, reason: &str) {
@@ -124,5 +241,60 @@ impl AssociationEvents for AuditTrail {
             identity: identity(sa),
             reason: reason.to_owned(),
         });
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn kinds_and_counts(path: &std::path::Path) -> Vec<(String, u64)> {
+        std::fs::read_to_string(path)
+            .unwrap_or_default()
+            .lines()
+            .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+            .map(|e| {
+                (
+                    e["event"]["kind"].as_str().unwrap_or_default().to_owned(),
+                    e["event"]["count"].as_u64().unwrap_or(1),
+                )
+            })
+            .collect()
+    }
+
+    #[test]
+    fn refusals_are_counted_and_everything_else_is_written_before_a_flush_returns() {
+        let dir = tempfile::tempdir().expect("tmp");
+        let path = dir.path().join("audit.log");
+        let log = AuditLog::open(&path, None).expect("log");
+        let trail = AuditTrail::start(log, Duration::from_secs(3600)).expect("trail");
+        let peer: SocketAddr = "192.0.2.7:40000".parse().expect("addr");
+        for _ in 0..500 {
+            trail.record_refusal("https", peer, None, "certificate verify failed");
+        }
+        for i in 0..200 {
+            trail.record(Event::AdminAction {
+                actor: "CAdmin".into(),
+                action: "test".into(),
+                target: Some(i.to_string()),
+            });
+        }
+        assert!(trail.flush(Duration::from_secs(20)), "written in time");
+        let written = kinds_and_counts(&path);
+        assert_eq!(
+            written.iter().filter(|(k, _)| k == "admin-action").count(),
+            200
+        );
+        assert_eq!(
+            written
+                .iter()
+                .filter(|(k, _)| k.starts_with("association"))
+                .cloned()
+                .collect::<Vec<_>>(),
+            vec![
+                ("association-refused".to_owned(), 1),
+                ("associations-refused".to_owned(), 500)
+            ]
+        );
     }
 }

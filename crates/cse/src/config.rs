@@ -55,6 +55,10 @@ pub struct CseConfig {
     pub rotation_interval: std::time::Duration,
     /// Tokens and DAS consultation (TS-0003 clause 7.3).
     pub dynamic_authorization: DynamicAuthorization,
+    /// Refused associations are counted per source and reason over this window, in the
+    /// audit trail and in the log, so a flood of refused handshakes writes a bounded number
+    /// of lines (`security::refusals`).
+    pub refusal_window: std::time::Duration,
 }
 
 /// Settings of dynamic authorization: whose tokens are trusted, and how long the CSE waits
@@ -117,6 +121,7 @@ impl Default for CseConfig {
             per_target_pseudonyms: false,
             rotation_interval: std::time::Duration::from_secs(3600),
             dynamic_authorization: DynamicAuthorization::default(),
+            refusal_window: security::refusals::DEFAULT_WINDOW,
         }
     }
 }

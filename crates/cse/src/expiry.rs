@@ -36,10 +36,14 @@ pub async fn sweep(cse: &Cse) -> usize {
             match cse.store.get(ri) {
                 Ok(Some(r)) => match cse.remove(&r).await {
                     Ok(gone) => removed += gone.len(),
-                    Err(e) => tracing::error!(ri, error = %e, "cannot delete expired resource"),
+                    Err(e) => {
+                        tracing::error!(ri, error = %model::Untrusted(&e), "cannot delete expired resource")
+                    }
                 },
                 Ok(None) => {}
-                Err(e) => tracing::error!(ri, error = %e, "cannot read expired resource"),
+                Err(e) => {
+                    tracing::error!(ri, error = %model::Untrusted(&e), "cannot read expired resource")
+                }
             }
         }
         if due.len() < 256 {

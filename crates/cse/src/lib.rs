@@ -116,6 +116,24 @@ pub(crate) struct Caller<'a> {
 
 type BoxedResponse<'a> = Pin<Box<dyn Future<Output = Result<Response>> + Send + 'a>>;
 
+/// Logs the refusal counts of each ended window even when no further refusal comes to push
+/// them out; the task ends with the registry.
+fn flush_refusal_counts(registry: &Arc<security::association::Registry>) {
+    let weak = Arc::downgrade(registry);
+    let period = registry.refusal_window();
+    tokio::spawn(async move {
+        let mut tick = tokio::time::interval(period);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tick.tick().await;
+            match weak.upgrade() {
+                Some(registry) => registry.flush_refusals(),
+                None => return,
+            }
+        }
+    });
+}
+
 impl Cse {
     /// Opens the CSE over a store, creating the `<CSEBase>` on first start.
     pub async fn open(config: CseConfig, store: Arc<dyn Store>) -> Result<Arc<Self>> {
@@ -158,11 +176,13 @@ impl Cse {
         listeners.push(supervisor.clone());
         let mut registry = security::association::Registry::with_events(Arc::new(
             security::association::EventFanout(listeners),
-        ));
+        ))
+        .with_refusal_window(config.refusal_window);
         if let Some(vault) = pseudonyms {
             registry = registry.with_pseudonyms(vault);
         }
         let associations = Arc::new(registry);
+        flush_refusal_counts(&associations);
         let cse = Arc::new(Self {
             policies,
             consultant,
@@ -249,7 +269,7 @@ impl Cse {
         match mef.enrol(ctx, self.audit.as_ref(), body).await {
             Ok(content) => Response::new(model::ResponseStatusCode::Created, rqi, Some(content)),
             Err(e) => {
-                tracing::info!(rqi, peer = %security::privacy::peer_tag(ctx.peer), rsc = e.rsc.code(), reason = %e.message, "enrolment refused");
+                tracing::info!(rqi, peer = %security::privacy::peer_tag(ctx.peer), rsc = e.rsc.code(), reason = %model::Untrusted(&e.message), "enrolment refused");
                 Response::error(&e, rqi)
             }
         }
@@ -269,7 +289,7 @@ impl Cse {
         match device_mef.enrol(ctx, self.audit.as_ref(), body).await {
             Ok(content) => Response::new(model::ResponseStatusCode::Created, rqi, Some(content)),
             Err(e) => {
-                tracing::info!(rqi, peer = %security::privacy::peer_tag(ctx.peer), rsc = e.rsc.code(), reason = %e.message, "certificate enrolment refused");
+                tracing::info!(rqi, peer = %security::privacy::peer_tag(ctx.peer), rsc = e.rsc.code(), reason = %model::Untrusted(&e.message), "certificate enrolment refused");
                 Response::error(&e, rqi)
             }
         }
@@ -290,9 +310,9 @@ impl Cse {
             }
             Err(e) => {
                 if e.rsc == model::ResponseStatusCode::InternalServerError {
-                    tracing::error!(rqi, ?op, to, peer = %security::privacy::peer_tag(ctx.peer), error = %e, "request failed");
+                    tracing::error!(rqi, ?op, to, peer = %security::privacy::peer_tag(ctx.peer), error = %model::Untrusted(&e), "request failed");
                 } else {
-                    tracing::info!(rqi, ?op, to, peer = %security::privacy::peer_tag(ctx.peer), rsc = e.rsc.code(), reason = %e.message, "request refused");
+                    tracing::info!(rqi, ?op, to, peer = %security::privacy::peer_tag(ctx.peer), rsc = e.rsc.code(), reason = %model::Untrusted(&e.message), "request refused");
                 }
                 Response::error(&e, rqi)
             }

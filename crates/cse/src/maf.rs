@@ -260,9 +260,9 @@ impl Cse {
             Ok((rsc, pc)) => Response::new(rsc, rqi, Some(pc)),
             Err(e) => {
                 if e.rsc == ResponseStatusCode::InternalServerError {
-                    tracing::error!(rqi, peer = %security::privacy::peer_tag(ctx.peer), reason = %e.message, "MAF request failed");
+                    tracing::error!(rqi, peer = %security::privacy::peer_tag(ctx.peer), reason = %model::Untrusted(&e.message), "MAF request failed");
                 } else {
-                    tracing::info!(rqi, peer = %security::privacy::peer_tag(ctx.peer), rsc = e.rsc.code(), reason = %e.message, "MAF request refused");
+                    tracing::info!(rqi, peer = %security::privacy::peer_tag(ctx.peer), rsc = e.rsc.code(), reason = %model::Untrusted(&e.message), "MAF request refused");
                 }
                 Response::error(&e, rqi)
             }

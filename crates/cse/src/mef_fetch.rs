@@ -260,11 +260,11 @@ impl Cse {
         match outcome {
             Ok(pc) => Response::new(ResponseStatusCode::Ok, rqi, Some(pc)),
             Err(e) if e.rsc == ResponseStatusCode::InternalServerError => {
-                tracing::error!(rqi, peer = %security::privacy::peer_tag(ctx.peer), reason = %e.message, "fetchCredentials failed");
+                tracing::error!(rqi, peer = %security::privacy::peer_tag(ctx.peer), reason = %model::Untrusted(&e.message), "fetchCredentials failed");
                 Response::error(&e, rqi)
             }
             Err(e) => {
-                tracing::info!(rqi, peer = %security::privacy::peer_tag(ctx.peer), rsc = e.rsc.code(), reason = %e.message, "fetchCredentials refused");
+                tracing::info!(rqi, peer = %security::privacy::peer_tag(ctx.peer), rsc = e.rsc.code(), reason = %model::Untrusted(&e.message), "fetchCredentials refused");
                 let event = Event::KeyRequestRefused {
                     actor,
                     action: "credential-fetch-refused".into(),

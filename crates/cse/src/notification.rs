@@ -92,7 +92,7 @@ impl Notifier {
         match sender.try_send(n) {
             Ok(()) => {}
             Err(mpsc::error::TrySendError::Full(n)) => {
-                tracing::warn!(target_url = %n.url, "notification queue full; notification dropped")
+                tracing::warn!(target_url = %model::Untrusted(&n.url), "notification queue full; notification dropped")
             }
             Err(mpsc::error::TrySendError::Closed(n)) => {
                 queues.remove(&n.url);
@@ -134,9 +134,9 @@ async fn deliver_loop(inner: Arc<Inner>, url: String, mut rx: mpsc::Receiver<Not
             match inner.post(&n.url, &n.body).await {
                 Ok(rsc) if rsc.is_success() => break,
                 outcome => {
-                    tracing::debug!(target_url = %n.url, attempt, ?outcome, "notification not accepted");
+                    tracing::debug!(target_url = %model::Untrusted(&n.url), attempt, ?outcome, "notification not accepted");
                     if attempt == inner.attempts {
-                        tracing::warn!(target_url = %n.url, "notification dropped after {attempt} attempts");
+                        tracing::warn!(target_url = %model::Untrusted(&n.url), "notification dropped after {attempt} attempts");
                     } else {
                         tokio::time::sleep(backoff).await;
                         backoff = (backoff * 2).min(Duration::from_secs(10));

@@ -315,7 +315,7 @@ impl Cse {
         }
         drop(last);
         // No AE-ID in the log: it would link the two pseudonyms.
-        tracing::info!(actor = %actor, references = rewritten, "an AE rotated its AE-ID");
+        tracing::info!(actor = %model::Untrusted(&actor), references = rewritten, "an AE rotated its AE-ID");
         let ae = self
             .store
             .get(&new)?

@@ -158,7 +158,9 @@ impl Cse {
                 }
             }
             Ok(_) => tracing::debug!(nu, "notification target has no reachable point of access"),
-            Err(e) => tracing::warn!(nu, error = %e, "cannot resolve notification target"),
+            Err(e) => {
+                tracing::warn!(nu, error = %model::Untrusted(&e), "cannot resolve notification target")
+            }
         }
     }
 }

@@ -110,7 +110,7 @@ impl Handler for cse::Cse {
         match cse::Cse::rotate_ae_id(self, &ctx, fr).await {
             Ok(pc) => Response::new(model::ResponseStatusCode::Ok, &rqi, Some(pc)),
             Err(e) => {
-                tracing::warn!(peer = %security::privacy::peer_tag(ctx.peer), rsc = e.rsc.code(), reason = %e.message, "AE-ID rotation refused");
+                tracing::warn!(peer = %security::privacy::peer_tag(ctx.peer), rsc = e.rsc.code(), reason = %model::Untrusted(&e.message), "AE-ID rotation refused");
                 Response::error(&e, rqi)
             }
         }

@@ -419,7 +419,7 @@ async fn answer<H: Handler>(
             response::to_http(&resp, &echo, None)
         }
         Err(rejection) => {
-            tracing::debug!(peer = %privacy::peer_tag(peer), listener = %shared.listener, rsc = %rejection.error.rsc, reason = %rejection.error.message, "request rejected by the HTTP binding");
+            tracing::debug!(peer = %privacy::peer_tag(peer), listener = %shared.listener, rsc = %rejection.error.rsc, reason = %model::Untrusted(&rejection.error.message), "request rejected by the HTTP binding");
             let resp = Response::error(&rejection.error, echo.rqi.clone().unwrap_or_default());
             response::to_http(&resp, &echo, rejection.status)
         }
@@ -455,7 +455,7 @@ async fn on_own_task(
     rqi: String,
 ) -> Response {
     tokio::spawn(handler).await.unwrap_or_else(|e| {
-        tracing::error!(error = %e, "{what} handler failed");
+        tracing::error!(error = %model::Untrusted(&e), "{what} handler failed");
         Response::error(&Error::internal("internal error"), rqi)
     })
 }
@@ -557,7 +557,7 @@ async fn run_handler<H: Handler>(
             .map_err(|e| e.to_string())
     };
     outcome.unwrap_or_else(|e| {
-        tracing::error!(error = %e, "request handler failed");
+        tracing::error!(error = %model::Untrusted(&e), "request handler failed");
         Response::error(&Error::internal("internal error"), rqi)
     })
 }

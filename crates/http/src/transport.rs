@@ -98,7 +98,7 @@ impl Transport for Tls {
                 ))
             }
             Err(e) => {
-                tracing::warn!(listener = %self.listener, peer = %privacy::peer_tag(Some(peer)), reason = %e, "security association refused");
+                // The registry logs it, counting a flood rather than writing every refusal.
                 self.registry
                     .refused(&self.listener, peer, e.offered_identity(), &e.to_string());
                 None

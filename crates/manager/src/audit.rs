@@ -17,8 +17,13 @@
 //! [`verify`] re-reads the file and names the first entry that was changed, removed,
 //! inserted or reordered. What a bare hash chain cannot show: an attacker who can write the
 //! file may cut entries off its end, or rewrite an entry and recompute every later hash.
-//! The first is caught when the caller kept the last [`Head`] somewhere else
-//! ([`verify_with_head`]); the second by the signatures, whose key the attacker does not hold.
+//! The first is caught by the signed checkpoint the log keeps beside it and, where the
+//! attacker could rewind that too, by a [`Head`] kept somewhere else ([`verify_with_head`]);
+//! the second by the signatures, whose key the attacker does not hold ([`checkpoint`]).
+//!
+//! The log grows in segments: the file closes into `<log>.<first seq>` at a configured size
+//! and the chain continues in a new file; retention removes the oldest segments behind a
+//! signed anchor ([`segments`]). Opening and verifying walk every kept segment.
 //!
 //! Durability: [`AuditLog::append`] returns only after the entry is on disk (`fdatasync`).
 //! Appenders from many threads are serialised by one mutex for the write and share each
@@ -42,8 +47,17 @@ use std::fs::{File, OpenOptions};
 use std::io::{BufRead, BufReader, Read, Write};
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Mutex;
+
+pub mod checkpoint;
+pub mod segments;
+
+pub use checkpoint::{Checkpoint, Purpose};
+pub use segments::{
+    anchor_file, closed_segments, lock_file, segment_file, Layout, DEFAULT_KEEP_SEGMENTS,
+    DEFAULT_SEGMENT_BYTES,
+};
 
 /// Longest line [`verify`] reads; audit entries are far shorter, so a longer line is damage.
 pub const MAX_LINE: usize = 64 * 1024;
@@ -107,6 +121,27 @@ pub enum Event {
         credential: Option<String>,
         /// Why.
         reason: String,
+    },
+    /// Further refusals of one source and reason within the refusal window, counted rather
+    /// than written one by one (the first was written as an `association-refused` entry), so
+    /// that a flood of refused handshakes costs the log a bounded number of entries.
+    AssociationsRefused {
+        /// The listener that refused.
+        listener: String,
+        /// The source: an IPv4 address, an IPv6 /64, or `other sources` when the flood came
+        /// from more sources than the window counts one by one.
+        source: String,
+        /// The known credential the peers offered, if the refusals were about one.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        credential: Option<String>,
+        /// Why (the first reason, or `other reasons` for overflowing ones).
+        reason: String,
+        /// Refusals in the window, the first one included.
+        count: u64,
+        /// The first refusal (RFC 3339).
+        first: String,
+        /// The last refusal (RFC 3339).
+        last: String,
     },
     /// A security association was closed.
     AssociationClosed {
@@ -207,6 +242,7 @@ impl Event {
             Event::Enrolled { .. } => "enrolled",
             Event::AssociationOpened { .. } => "association-opened",
             Event::AssociationRefused { .. } => "association-refused",
+            Event::AssociationsRefused { .. } => "associations-refused",
             Event::AssociationClosed { .. } => "association-closed",
             Event::Revoked { .. } => "revoked",
             Event::Suspended { .. } => "suspended",
@@ -330,22 +366,8 @@ impl Head {
     /// Writes the head as JSON to `path` durably (temporary file, fsync, rename, fsync of
     /// the directory), so a crash leaves the old or the new head, never half of one.
     pub fn save(&self, path: &Path) -> Result<(), AuditError> {
-        let io = |e| AuditError::io(path, e);
         let text = serde_json::to_vec(self).map_err(AuditError::Encode)?;
-        let tmp = path.with_extension("tmp");
-        {
-            let mut f = OpenOptions::new()
-                .write(true)
-                .create(true)
-                .truncate(true)
-                .mode(0o600)
-                .open(&tmp)
-                .map_err(io)?;
-            f.write_all(&text).map_err(io)?;
-            f.sync_all().map_err(io)?;
-        }
-        std::fs::rename(&tmp, path).map_err(io)?;
-        sync_parent(path)
+        checkpoint::write_durably(path, &text)
     }
 
     /// Reads a head written by [`Head::save`].
@@ -421,6 +443,11 @@ impl AuditPublicKey {
 
     /// Whether `sig_hex` is a valid signature over the entry hash.
     fn verifies(&self, hash: &ChainHash, sig_hex: &str) -> bool {
+        self.verifies_digest(&Sha256::digest(signed_message(hash)).into(), sig_hex)
+    }
+
+    /// Whether `sig_hex` is a valid signature over the message whose SHA-256 is `digest`.
+    fn verifies_digest(&self, digest: &[u8; 32], sig_hex: &str) -> bool {
         let Ok(der) = hex::decode(sig_hex) else {
             return false;
         };
@@ -430,8 +457,7 @@ impl AuditPublicKey {
         let Ok(ec) = self.0.ec_key() else {
             return false;
         };
-        let digest = Sha256::digest(signed_message(hash));
-        sig.verify(&digest, &ec).unwrap_or(false)
+        sig.verify(digest, &ec).unwrap_or(false)
     }
 }
 
@@ -513,6 +539,9 @@ pub enum Problem {
         /// The head's sequence number.
         head: u64,
     },
+    /// A checkpoint or anchor signature does not verify under the audit public key.
+    #[error("the signature of this checkpoint does not verify under the audit public key: forged")]
+    BadCheckpointSignature,
     /// The entry at the kept head's sequence number has another hash: the log was rewritten.
     #[error("its hash differs from the kept head ({head}): the log was rewritten")]
     HeadMismatch {
@@ -618,6 +647,17 @@ pub enum AuditError {
         /// Why.
         reason: String,
     },
+    /// The log has entries but its checkpoint file is missing, so entries cut off its end
+    /// could not be told apart from an intact log. After checking the log with `m2m audit
+    /// verify` (against the admin's kept head, if any), write the head it prints to the
+    /// checkpoint file to adopt the log.
+    #[error("{log} has entries but no checkpoint {checkpoint}: entries may have been cut off its end; check it with `m2m audit verify` and save the head it prints as {checkpoint} to adopt it")]
+    MissingCheckpoint {
+        /// The log.
+        log: PathBuf,
+        /// The checkpoint file.
+        checkpoint: PathBuf,
+    },
     /// An earlier write or sync failed; the log takes no more entries until it is reopened
     /// (which re-verifies it and cuts an incomplete last line).
     #[error("the audit log {path} failed earlier and takes no more entries; reopen it")]
@@ -638,28 +678,44 @@ impl AuditError {
 
 // === reading and verifying ===
 
-/// What a complete scan found.
+/// What scanning one file found.
 #[derive(Debug)]
-struct Scan {
-    count: u64,
-    last: Option<Head>,
-    signed: Option<bool>,
+struct FileScan {
+    /// The sequence number of the file's first entry, if it has one.
+    first: Option<u64>,
     /// Length of the file up to the end of the last complete line.
     good_len: u64,
     /// Set when the last line is incomplete.
     torn: Option<Tampered>,
 }
 
-/// Checks one entry against the chain so far.
+/// Checks one entry after another against the chain so far, across segments.
 struct Chain<'a> {
     key: Option<&'a AuditPublicKey>,
-    head: Option<&'a Head>,
+    /// Whether every entry must carry a signature (`verify --public-key`); when opening, an
+    /// unsigned log is refused as a signing mismatch instead.
+    require_sig: bool,
+    heads: Vec<Head>,
     count: u64,
     prev: ChainHash,
     signed: Option<bool>,
+    last: Option<Head>,
 }
 
-impl Chain<'_> {
+impl<'a> Chain<'a> {
+    /// A chain that starts after `anchor` (or at the genesis).
+    fn new(key: Option<&'a AuditPublicKey>, anchor: Option<&Checkpoint>, heads: Vec<Head>) -> Self {
+        Self {
+            key,
+            require_sig: false,
+            heads,
+            count: anchor.map_or(0, |a| a.seq),
+            prev: anchor.map_or(ChainHash::GENESIS, |a| a.hash),
+            signed: None,
+            last: None,
+        }
+    }
+
     fn check(&mut self, line: u64, bytes: &[u8]) -> Result<Head, Tampered> {
         let fail = |seq, problem| Tampered { line, seq, problem };
         let entry: Entry = serde_json::from_slice(bytes)
@@ -703,7 +759,8 @@ impl Chain<'_> {
         let signed = entry.sig.is_some();
         if let Some(key) = self.key {
             match &entry.sig {
-                None => return Err(fail(seq, Problem::MissingSignature)),
+                None if self.require_sig => return Err(fail(seq, Problem::MissingSignature)),
+                None => {}
                 Some(sig) if !key.verifies(&entry.hash, sig) => {
                     return Err(fail(seq, Problem::BadSignature))
                 }
@@ -713,33 +770,42 @@ impl Chain<'_> {
         if self.signed.is_some_and(|s| s != signed) {
             return Err(fail(seq, Problem::MixedSigning));
         }
-        if let Some(head) = self.head {
-            if head.seq == entry.seq && head.hash != entry.hash {
+        if let Some(head) = self.heads.iter().find(|h| h.seq == entry.seq) {
+            if head.hash != entry.hash {
                 return Err(fail(seq, Problem::HeadMismatch { head: head.hash }));
             }
         }
         self.signed = Some(signed);
         self.count = entry.seq;
         self.prev = entry.hash;
+        self.last = Some(entry.head());
         Ok(entry.head())
+    }
+
+    /// After the last file: the log must reach every kept head.
+    fn reaches_heads(&self, lines: u64) -> Result<(), Tampered> {
+        match self.heads.iter().map(|h| h.seq).max() {
+            Some(head) if self.count < head => Err(Tampered {
+                line: lines + 1,
+                seq: Some(self.count + 1),
+                problem: Problem::Truncated {
+                    last: self.count,
+                    head,
+                },
+            }),
+            _ => Ok(()),
+        }
     }
 }
 
-/// Reads the log line by line (bounded line length) and checks every entry.
-fn scan(
+/// Reads one file line by line (bounded line length) and checks every entry against `chain`.
+/// Returns the number of lines read with the scan.
+fn scan_file(
     file: &mut File,
-    key: Option<&AuditPublicKey>,
-    head: Option<&Head>,
-) -> Result<Result<Scan, Tampered>, std::io::Error> {
+    chain: &mut Chain<'_>,
+) -> Result<Result<(u64, FileScan), Tampered>, std::io::Error> {
     let mut reader = BufReader::new(file);
-    let mut chain = Chain {
-        key,
-        head,
-        count: 0,
-        prev: ChainHash::GENESIS,
-        signed: None,
-    };
-    let mut last = None;
+    let mut first = None;
     let mut good_len = 0u64;
     let mut line = 0u64;
     let mut buf = Vec::new();
@@ -766,57 +832,148 @@ fn scan(
             if buf.len() > MAX_LINE {
                 return Ok(Err(tampered));
             }
-            return Ok(Ok(Scan {
-                count: chain.count,
-                last,
-                signed: chain.signed,
-                good_len,
-                torn: Some(tampered),
-            }));
+            return Ok(Ok((
+                line,
+                FileScan {
+                    first,
+                    good_len,
+                    torn: Some(tampered),
+                },
+            )));
         }
         match chain.check(line, &buf[..buf.len() - 1]) {
-            Ok(h) => last = Some(h),
+            Ok(h) => {
+                first.get_or_insert(h.seq);
+            }
             Err(t) => return Ok(Err(t)),
         }
         good_len += n as u64;
     }
-    if let Some(head) = head {
-        if chain.count < head.seq {
-            return Ok(Err(Tampered {
-                line: line + 1,
-                seq: Some(chain.count + 1),
-                problem: Problem::Truncated {
-                    last: chain.count,
-                    head: head.seq,
-                },
-            }));
+    Ok(Ok((
+        line,
+        FileScan {
+            first,
+            good_len,
+            torn: None,
+        },
+    )))
+}
+
+/// Where a walk over a log's files stopped.
+enum WalkError {
+    Io(PathBuf, std::io::Error),
+    Tampered(PathBuf, Tampered),
+}
+
+impl From<WalkError> for VerifyError {
+    fn from(e: WalkError) -> Self {
+        match e {
+            WalkError::Io(path, source) => VerifyError::Io { path, source },
+            WalkError::Tampered(path, tampered) => VerifyError::Tampered { path, tampered },
         }
     }
-    Ok(Ok(Scan {
-        count: chain.count,
-        last,
-        signed: chain.signed,
-        good_len,
-        torn: None,
-    }))
+}
+
+impl From<WalkError> for AuditError {
+    fn from(e: WalkError) -> Self {
+        match e {
+            WalkError::Io(path, source) => AuditError::Io { path, source },
+            WalkError::Tampered(path, tampered) => AuditError::Tampered { path, tampered },
+        }
+    }
+}
+
+/// The anchor of the log at `path`, its signature checked when there is a key.
+fn load_anchor(path: &Path, key: Option<&AuditPublicKey>) -> Result<Option<Checkpoint>, WalkError> {
+    let file = anchor_file(path);
+    let anchor = Checkpoint::load(&file).map_err(|e| match e {
+        AuditError::Io { path, source } => WalkError::Io(path, source),
+        other => WalkError::Tampered(
+            file.clone(),
+            Tampered {
+                line: 1,
+                seq: None,
+                problem: Problem::Unparsable(other.to_string()),
+            },
+        ),
+    })?;
+    check_signature(&file, anchor.as_ref(), key, Purpose::Anchor)?;
+    Ok(anchor)
+}
+
+/// A checkpoint or anchor that carries a signature must verify under `key`; a signed log's
+/// anchor must be signed.
+fn check_signature(
+    file: &Path,
+    point: Option<&Checkpoint>,
+    key: Option<&AuditPublicKey>,
+    purpose: Purpose,
+) -> Result<(), WalkError> {
+    if let (Some(point), Some(key)) = (point, key) {
+        let required = purpose == Purpose::Anchor;
+        if (point.sig.is_some() || required) && !point.verifies(key, purpose) {
+            return Err(WalkError::Tampered(
+                file.to_owned(),
+                Tampered {
+                    line: 1,
+                    seq: Some(point.seq),
+                    problem: Problem::BadCheckpointSignature,
+                },
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// Checks the closed segments of the log at `path`, oldest first, then the `active` file;
+/// returns what the active file's scan found and how many segments were read.
+fn walk(
+    path: &Path,
+    active: &mut File,
+    chain: &mut Chain<'_>,
+) -> Result<(FileScan, usize), WalkError> {
+    let segments = closed_segments(path).map_err(|e| WalkError::Io(path.to_owned(), e))?;
+    for (_, segment) in &segments {
+        let io = |e| WalkError::Io(segment.clone(), e);
+        let mut file = File::open(segment).map_err(io)?;
+        let (_, scan) = scan_file(&mut file, chain)
+            .map_err(io)?
+            .map_err(|t| WalkError::Tampered(segment.clone(), t))?;
+        if let Some(torn) = scan.torn {
+            // Only the active file may end in an interrupted append.
+            return Err(WalkError::Tampered(segment.clone(), torn));
+        }
+    }
+    let (lines, scan) = scan_file(active, chain)
+        .map_err(|e| WalkError::Io(path.to_owned(), e))?
+        .map_err(|t| WalkError::Tampered(path.to_owned(), t))?;
+    chain
+        .reaches_heads(lines)
+        .map_err(|t| WalkError::Tampered(path.to_owned(), t))?;
+    Ok((scan, segments.len()))
 }
 
 /// What [`verify`] establishes about an intact log.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Verified {
-    /// Number of entries.
+    /// Number of entries checked (in every kept segment).
     pub count: u64,
     /// The last entry's position, to keep as the head for the next verification.
     pub head: Option<Head>,
     /// Whether every signature was checked against a public key.
     pub signatures_checked: bool,
+    /// Closed segments walked before the active file.
+    pub segments: usize,
+    /// Where the chain starts: after the anchor left by retention, if segments were removed.
+    pub anchor: Option<Head>,
 }
 
-/// Verifies the hash chain of the log at `path` and, with a public key, every entry's
-/// signature. Returns the entry count, or the first entry that is wrong. Without a kept head
-/// it cannot see entries cut off the end (see [`verify_with_head`]).
+/// Verifies the hash chain of the log at `path` (its closed segments, then the file itself,
+/// starting after the anchor that retention left) and, with a public key, every entry's
+/// signature and the anchor's. Returns the entry count, or the first entry that is wrong.
+/// Without a kept head it cannot see entries cut off the end (see [`verify_with_head`]).
 pub fn verify(path: &Path, public_key: Option<&AuditPublicKey>) -> Result<Verified, VerifyError> {
-    verify_with_head(path, public_key, None)
+    verify_with_heads(path, public_key, &[])
 }
 
 /// [`verify`], and also checks that the log reaches the kept `head` with the same hash, so a
@@ -826,25 +983,38 @@ pub fn verify_with_head(
     public_key: Option<&AuditPublicKey>,
     head: Option<&Head>,
 ) -> Result<Verified, VerifyError> {
-    let io = |source| VerifyError::Io {
+    let heads: Vec<Head> = head.into_iter().copied().collect();
+    verify_with_heads(path, public_key, &heads)
+}
+
+/// [`verify`] against several kept heads at once (the log's own checkpoint and the admin's
+/// copy): the log must reach each of them with the same hash.
+pub fn verify_with_heads(
+    path: &Path,
+    public_key: Option<&AuditPublicKey>,
+    heads: &[Head],
+) -> Result<Verified, VerifyError> {
+    let anchor = load_anchor(path, public_key)?;
+    let mut chain = Chain::new(public_key, anchor.as_ref(), heads.to_vec());
+    chain.require_sig = public_key.is_some();
+    let mut file = File::open(path).map_err(|source| VerifyError::Io {
         path: path.to_owned(),
         source,
-    };
-    let mut file = File::open(path).map_err(io)?;
-    let tampered = |tampered| VerifyError::Tampered {
-        path: path.to_owned(),
-        tampered,
-    };
-    let scan = scan(&mut file, public_key, head)
-        .map_err(io)?
-        .map_err(tampered)?;
+    })?;
+    let (scan, segments) = walk(path, &mut file, &mut chain)?;
     if let Some(torn) = scan.torn {
-        return Err(tampered(torn));
+        return Err(VerifyError::Tampered {
+            path: path.to_owned(),
+            tampered: torn,
+        });
     }
+    let start = anchor.as_ref().map_or(0, |a| a.seq);
     Ok(Verified {
-        count: scan.count,
-        head: scan.last,
+        count: chain.count - start,
+        head: chain.last,
         signatures_checked: public_key.is_some(),
+        segments,
+        anchor: anchor.map(|a| a.head()),
     })
 }
 
@@ -874,19 +1044,27 @@ struct Writer {
     next_seq: u64,
     prev: ChainHash,
     len: u64,
+    /// The sequence number the active file starts with (its name once it is closed).
+    first_seq: u64,
 }
 
 /// An open audit log: appends are durable and chained; many threads may append at once.
 pub struct AuditLog {
     path: PathBuf,
+    layout: Layout,
     writer: Mutex<Writer>,
-    /// Serialises `fdatasync` calls; holds the highest sequence number known to be on disk.
+    /// Serialises `fdatasync` calls and checkpoints; holds the highest sequence number known
+    /// to be on disk.
     synced: Mutex<u64>,
-    /// Highest sequence number written (not necessarily synced).
-    written: AtomicU64,
+    /// The last entry written (not necessarily synced).
+    written: Mutex<Option<Head>>,
+    /// The last checkpoint saved (the last entry known to be on disk, signed).
+    checkpointed: Mutex<Option<Checkpoint>>,
     poisoned: AtomicBool,
     signer: Option<SigningKey>,
-    sync_file: File,
+    /// A handle on the active file for syncing outside the writer's lock; replaced when the
+    /// active file is closed into a segment.
+    sync_file: Mutex<File>,
     recovered_bytes: u64,
 }
 
@@ -894,21 +1072,35 @@ impl fmt::Debug for AuditLog {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("AuditLog")
             .field("path", &self.path)
-            .field("written", &self.written.load(Ordering::Relaxed))
+            .field("layout", &self.layout)
+            .field("written", &self.written.lock().ok().and_then(|w| *w))
             .field("signed", &self.signer.is_some())
             .finish()
     }
 }
 
 impl AuditLog {
-    /// Opens (or creates, mode 0600) the log at `path` and continues its chain. The existing
-    /// entries are verified first; a damaged log is refused ([`AuditError::Tampered`])
+    /// Opens the log at `path` with the default [`Layout`] (see [`AuditLog::open_with`]).
+    pub fn open(path: &Path, signer: Option<SigningKey>) -> Result<Self, AuditError> {
+        Self::open_with(path, signer, Layout::for_log(path))
+    }
+
+    /// Opens (or creates, mode 0600) the log at `path` and continues its chain. Every kept
+    /// segment is verified first, from the anchor that retention left (or the genesis), with
+    /// every signature checked when the log is signed; the log must reach its checkpoint
+    /// with the same hash, and a log with entries must have one. A damaged, truncated or
+    /// forged log is refused ([`AuditError::Tampered`], [`AuditError::MissingCheckpoint`])
     /// except for an incomplete last line, which only an interrupted, never acknowledged
     /// append leaves and which is cut off.
     ///
     /// With `signer` (a key of role [`KeyRole::AuditLog`], ECDSA P-256, in any home) every
-    /// entry is signed inside the key's home; a log is signed from its first entry or never.
-    pub fn open(path: &Path, signer: Option<SigningKey>) -> Result<Self, AuditError> {
+    /// entry and checkpoint is signed inside the key's home; a log is signed from its first
+    /// entry or never.
+    pub fn open_with(
+        path: &Path,
+        signer: Option<SigningKey>,
+        layout: Layout,
+    ) -> Result<Self, AuditError> {
         if let Some(key) = &signer {
             let handle = key.handle();
             if handle.role() != KeyRole::AuditLog
@@ -921,6 +1113,10 @@ impl AuditLog {
                 });
             }
         }
+        let public = signer
+            .as_ref()
+            .map(|s| AuditPublicKey::from_der(s.public_key().as_der()))
+            .transpose()?;
         let io = |e| AuditError::io(path, e);
         let existed = path.exists();
         let mut file = OpenOptions::new()
@@ -934,19 +1130,34 @@ impl AuditLog {
             file.sync_all().map_err(io)?;
             sync_parent(path)?;
         }
-        let scan = scan(&mut file, None, None)
-            .map_err(io)?
-            .map_err(|tampered| AuditError::Tampered {
-                path: path.to_owned(),
-                tampered,
-            })?;
-        if let Some(signed) = scan.signed {
+        let anchor = load_anchor(path, public.as_ref())?;
+        let checkpoint = Checkpoint::load(&layout.head_file)?;
+        check_signature(
+            &layout.head_file,
+            checkpoint.as_ref(),
+            public.as_ref(),
+            Purpose::Head,
+        )?;
+        let mut chain = Chain::new(
+            public.as_ref(),
+            anchor.as_ref(),
+            checkpoint.iter().map(Checkpoint::head).collect(),
+        );
+        let (scan, _) = walk(path, &mut file, &mut chain)?;
+        if let Some(signed) = chain.signed {
             if signed != signer.is_some() {
                 return Err(AuditError::SigningMismatch {
                     path: path.to_owned(),
                     signed,
                 });
             }
+        }
+        let start = anchor.as_ref().map_or(0, |a| a.seq);
+        if checkpoint.is_none() && chain.count > start {
+            return Err(AuditError::MissingCheckpoint {
+                log: path.to_owned(),
+                checkpoint: layout.head_file.clone(),
+            });
         }
         let file_len = file.metadata().map_err(io)?.len();
         let mut recovered_bytes = 0;
@@ -955,26 +1166,34 @@ impl AuditLog {
             file.set_len(scan.good_len).map_err(io)?;
             file.sync_all().map_err(io)?;
         }
-        let (next_seq, prev) = match scan.last {
-            Some(h) => (h.seq + 1, h.hash),
-            None => (1, ChainHash::GENESIS),
-        };
+        let next_seq = chain.count + 1;
+        let head = chain.last;
         let sync_file = file.try_clone().map_err(io)?;
-        Ok(Self {
+        let log = Self {
             path: path.to_owned(),
+            layout,
             writer: Mutex::new(Writer {
                 file,
                 next_seq,
-                prev,
+                prev: chain.prev,
                 len: scan.good_len,
+                first_seq: scan.first.unwrap_or(next_seq),
             }),
             synced: Mutex::new(next_seq - 1),
-            written: AtomicU64::new(next_seq - 1),
+            written: Mutex::new(head),
+            checkpointed: Mutex::new(checkpoint.clone()),
             poisoned: AtomicBool::new(false),
             signer,
-            sync_file,
+            sync_file: Mutex::new(sync_file),
             recovered_bytes,
-        })
+        };
+        // Entries synced after the last checkpoint (a crash in between): move it up.
+        if let Some(head) = head {
+            if checkpoint.is_none_or(|c| c.seq != head.seq) {
+                log.save_checkpoint(head)?;
+            }
+        }
+        Ok(log)
     }
 
     /// The file.
@@ -996,11 +1215,13 @@ impl AuditLog {
 
     /// The last entry's position, or `None` for an empty log.
     pub fn head(&self) -> Option<Head> {
-        let w = self.writer.lock().ok()?;
-        (w.next_seq > 1).then_some(Head {
-            seq: w.next_seq - 1,
-            hash: w.prev,
-        })
+        *self.written.lock().ok()?
+    }
+
+    /// The last checkpoint: the last entry known to be on disk, signed when the log is. An
+    /// admin keeps a copy of it away from the CSE (`m2m audit head`) to catch later cuts.
+    pub fn checkpoint(&self) -> Option<Checkpoint> {
+        self.checkpointed.lock().ok()?.clone()
     }
 
     fn poisoned(&self) -> AuditError {
@@ -1017,7 +1238,25 @@ impl AuditLog {
         Ok(head)
     }
 
-    /// Writes (without syncing) one chained, possibly signed entry.
+    /// Appends several events with one `fdatasync` and returns the new head (`None` for no
+    /// events). A writer that takes what is queued and appends it this way keeps up with any
+    /// rate the disk allows, where one sync per entry would fall behind.
+    pub fn append_batch(
+        &self,
+        events: impl IntoIterator<Item = Event>,
+    ) -> Result<Option<Head>, AuditError> {
+        let mut head = None;
+        for event in events {
+            head = Some(self.write(event)?);
+        }
+        if let Some(h) = &head {
+            self.sync_through(h.seq)?;
+        }
+        Ok(head)
+    }
+
+    /// Writes (without syncing) one chained, possibly signed entry; closes the active file
+    /// into a segment when it has grown to the layout's size.
     fn write(&self, event: Event) -> Result<Head, AuditError> {
         if self.poisoned.load(Ordering::Acquire) {
             return Err(self.poisoned());
@@ -1049,11 +1288,80 @@ impl AuditLog {
         w.len += line.len() as u64;
         w.next_seq += 1;
         w.prev = entry.hash;
-        self.written.store(entry.seq, Ordering::Release);
+        if let Ok(mut written) = self.written.lock() {
+            *written = Some(entry.head());
+        }
+        if w.len >= self.layout.segment_bytes {
+            if let Err(e) = self.rotate(&mut w) {
+                // The writer's files are in an unknown state: reopening re-verifies them.
+                self.poisoned.store(true, Ordering::Release);
+                return Err(e);
+            }
+        }
         Ok(entry.head())
     }
 
-    /// Makes sure every entry up to `seq` is on disk (group commit).
+    /// Closes the active file into a segment named by its first sequence number, starts a
+    /// new active file, and applies retention.
+    fn rotate(&self, w: &mut Writer) -> Result<(), AuditError> {
+        let io = |p: &Path| {
+            let p = p.to_owned();
+            move |e| AuditError::io(&p, e)
+        };
+        w.file.sync_data().map_err(io(&self.path))?;
+        let closed = segment_file(&self.path, w.first_seq);
+        std::fs::rename(&self.path, &closed).map_err(io(&closed))?;
+        let file = OpenOptions::new()
+            .read(true)
+            .append(true)
+            .create_new(true)
+            .mode(0o600)
+            .open(&self.path)
+            .map_err(io(&self.path))?;
+        sync_parent(&self.path)?;
+        let handle = file.try_clone().map_err(io(&self.path))?;
+        *self.sync_file.lock().map_err(|_| self.poisoned())? = handle;
+        w.file = file;
+        w.len = 0;
+        w.first_seq = w.next_seq;
+        self.apply_retention()
+    }
+
+    /// Removes the oldest closed segments beyond [`Layout::keep_segments`], after moving the
+    /// anchor to the last entry they hold, so the kept chain stays verifiable and removing
+    /// more by hand shows.
+    fn apply_retention(&self) -> Result<(), AuditError> {
+        let keep = self.layout.keep_segments;
+        let segments = closed_segments(&self.path).map_err(|e| AuditError::io(&self.path, e))?;
+        if keep == 0 || segments.len() <= keep {
+            return Ok(());
+        }
+        let (gone, kept) = segments.split_at(segments.len() - keep);
+        let first_kept = &kept[0].1;
+        let mut line = Vec::new();
+        BufReader::new(File::open(first_kept).map_err(|e| AuditError::io(first_kept, e))?)
+            .take(MAX_LINE as u64)
+            .read_until(b'\n', &mut line)
+            .map_err(|e| AuditError::io(first_kept, e))?;
+        let entry: Entry =
+            serde_json::from_slice(line.trim_ascii_end()).map_err(|e| AuditError::BadHead {
+                path: first_kept.clone(),
+                reason: e.to_string(),
+            })?;
+        let anchor = Head {
+            seq: entry.seq - 1,
+            hash: entry.prev,
+        };
+        Checkpoint::sign(anchor, Purpose::Anchor, self.signer.as_ref())?
+            .save(&anchor_file(&self.path))?;
+        for (_, segment) in gone {
+            std::fs::remove_file(segment).map_err(|e| AuditError::io(segment, e))?;
+        }
+        sync_parent(&self.path)
+    }
+
+    /// Makes sure every entry up to `seq` is on disk (group commit), then moves the
+    /// checkpoint to the last entry synced.
     fn sync_through(&self, seq: u64) -> Result<(), AuditError> {
         let mut synced = self.synced.lock().map_err(|_| self.poisoned())?;
         if self.poisoned.load(Ordering::Acquire) {
@@ -1064,16 +1372,33 @@ impl AuditLog {
         }
         // Everything written so far is covered by this sync, including other threads'
         // entries that are waiting for the lock.
-        let target = self.written.load(Ordering::Acquire);
-        if let Err(e) = self.sync_file.sync_data() {
+        let Some(target) = *self.written.lock().map_err(|_| self.poisoned())? else {
+            return Ok(());
+        };
+        let sync = self
+            .sync_file
+            .lock()
+            .map_err(|_| self.poisoned())?
+            .sync_data();
+        if let Err(e) = sync {
             self.poisoned.store(true, Ordering::Release);
             return Err(AuditError::io(&self.path, e));
         }
-        *synced = target;
+        *synced = target.seq;
+        self.save_checkpoint(target)
+    }
+
+    /// Signs and saves `head` as the checkpoint.
+    fn save_checkpoint(&self, head: Head) -> Result<(), AuditError> {
+        let checkpoint = Checkpoint::sign(head, Purpose::Head, self.signer.as_ref())?;
+        checkpoint.save(&self.layout.head_file)?;
+        if let Ok(mut kept) = self.checkpointed.lock() {
+            *kept = Some(checkpoint);
+        }
         Ok(())
     }
 
-    /// Saves the current head to `path`, durably (a sidecar for [`verify_with_head`]). It
+    /// Saves the current head to `path`, durably (a copy for [`verify_with_head`]). It
     /// catches truncation only where whoever can write the log cannot also rewrite the head
     /// (another machine, another account, write-once storage).
     pub fn checkpoint_head(&self, path: &Path) -> Result<Option<Head>, AuditError> {

@@ -8,8 +8,8 @@ use keystore::{
     SigningKey,
 };
 use manager::audit::{
-    verify, verify_with_head, AuditError, AuditLog, AuditPublicKey, ChainHash, Entry, Event, Head,
-    Problem, Tampered, VerifyError,
+    anchor_file, closed_segments, verify, verify_with_head, AuditError, AuditLog, AuditPublicKey,
+    ChainHash, Checkpoint, Entry, Event, Head, Layout, Problem, Purpose, Tampered, VerifyError,
 };
 use std::io::{BufRead, BufReader, Write};
 use std::path::{Path, PathBuf};
@@ -160,6 +160,15 @@ fn every_event_kind_round_trips() {
             framework: "tls-psk".to_owned(),
         },
         refused(1),
+        Event::AssociationsRefused {
+            listener: "https".to_owned(),
+            source: "2001:db8:1:2::/64".to_owned(),
+            credential: None,
+            reason: "certificate verify failed".to_owned(),
+            count: 5000,
+            first: "2026-01-01T00:00:00.000000Z".to_owned(),
+            last: "2026-01-01T00:01:00.000000Z".to_owned(),
+        },
         Event::AssociationClosed {
             peer: "127.0.0.1:1".to_owned(),
             identity: "CAE1".to_owned(),
@@ -443,17 +452,19 @@ fn a_rewritten_log_does_not_match_the_kept_head() {
 #[test]
 fn a_cut_last_line_is_reported_and_repaired_on_open() {
     let (_tmp, path, _) = unsigned_log(3);
-    let text = std::fs::read(&path).unwrap();
-    std::fs::write(&path, &text[..text.len() - 20]).unwrap();
+    // An append interrupted half-way (never acknowledged, so never checkpointed).
+    let mut text = std::fs::read(&path).unwrap();
+    text.extend_from_slice(br#"{"seq":4,"time":"2026-"#);
+    std::fs::write(&path, &text).unwrap();
     let t = tampered(verify(&path, None));
-    assert_eq!((t.line, t.problem), (3, Problem::IncompleteLastLine));
+    assert_eq!((t.line, t.problem), (4, Problem::IncompleteLastLine));
 
-    // Opening treats it as an interrupted (never acknowledged) append and cuts it.
+    // Opening treats it as an interrupted append and cuts it.
     let log = AuditLog::open(&path, None).unwrap();
     assert!(log.recovered_bytes() > 0);
-    assert_eq!(log.head().unwrap().seq, 2);
-    assert_eq!(log.append(refused(3)).unwrap().seq, 3);
-    assert_eq!(verify(&path, None).unwrap().count, 3);
+    assert_eq!(log.head().unwrap().seq, 3);
+    assert_eq!(log.append(refused(4)).unwrap().seq, 4);
+    assert_eq!(verify(&path, None).unwrap().count, 4);
 }
 
 #[test]
@@ -601,4 +612,210 @@ fn acknowledged_appends_survive_kill_9() {
     assert!(head.seq >= acked, "acked {acked}, on disk {}", head.seq);
     assert_eq!(log.append(refused(0)).unwrap().seq, head.seq + 1);
     assert_eq!(verify(&path, None).unwrap().count, head.seq + 1);
+}
+
+// === checkpoints (issue 9, M3) ===
+
+/// A signed log with `n` entries and its checkpoint file.
+fn signed_log(n: u64) -> (tempfile::TempDir, PathBuf, SigningKey) {
+    let (tmp, path) = temp_log();
+    let key = audit_key(tmp.path(), "audit");
+    let log = AuditLog::open(&path, Some(key.clone())).unwrap();
+    for i in 1..=n {
+        log.append(refused(i)).unwrap();
+    }
+    (tmp, path, key)
+}
+
+fn head_file(path: &Path) -> PathBuf {
+    Layout::for_log(path).head_file
+}
+
+fn refused_open(result: Result<AuditLog, AuditError>) -> (PathBuf, Tampered) {
+    match result {
+        Err(AuditError::Tampered { path, tampered }) => (path, tampered),
+        other => panic!("expected the open to be refused, got {other:?}"),
+    }
+}
+
+#[test]
+fn entries_cut_off_the_end_are_refused_at_open_and_by_verify_with_the_checkpoint() {
+    // The proof of M3: keep entries 1-9 of 97 and restart.
+    let (_tmp, path, key) = signed_log(97);
+    let checkpoint = Checkpoint::load(&head_file(&path)).unwrap().unwrap();
+    assert_eq!(checkpoint.seq, 97);
+    assert!(checkpoint.verifies(&public(&key), Purpose::Head));
+    let mut all = lines(&path);
+    all.truncate(9);
+    write_lines(&path, &all);
+
+    let (_, t) = refused_open(AuditLog::open(&path, Some(key.clone())));
+    assert_eq!(t.problem, Problem::Truncated { last: 9, head: 97 });
+    // The bare chain and its signatures are fooled; the checkpoint is not.
+    assert_eq!(verify(&path, Some(&public(&key))).unwrap().count, 9);
+    let t = tampered(verify_with_head(
+        &path,
+        Some(&public(&key)),
+        Some(&checkpoint.head()),
+    ));
+    assert_eq!(t.problem, Problem::Truncated { last: 9, head: 97 });
+}
+
+#[test]
+fn a_forged_signature_in_the_middle_is_refused_at_open() {
+    let (tmp, path, key) = signed_log(10);
+    // Entry 5 keeps its hash but carries another key's signature.
+    let other = audit_key(tmp.path(), "other");
+    let forger = AuditLog::open(&tmp.path().join("forger.log"), Some(other)).unwrap();
+    forger.append(refused(5)).unwrap();
+    let forged_sig = entry(&lines(&tmp.path().join("forger.log"))[0]).sig;
+    let mut all = lines(&path);
+    let mut e = entry(&all[4]);
+    e.sig = forged_sig;
+    all[4] = serde_json::to_string(&e).unwrap();
+    write_lines(&path, &all);
+
+    assert_eq!(
+        verify(&path, None).unwrap().count,
+        10,
+        "the chain is intact"
+    );
+    let (_, t) = refused_open(AuditLog::open(&path, Some(key)));
+    assert_eq!(
+        (t.line, t.seq, t.problem),
+        (5, Some(5), Problem::BadSignature)
+    );
+}
+
+#[test]
+fn a_missing_or_forged_checkpoint_is_refused() {
+    let (_tmp, path, key) = signed_log(5);
+    let file = head_file(&path);
+    let genuine = Checkpoint::load(&file).unwrap().unwrap();
+
+    // Moved forward to an entry that does not exist, keeping the old signature.
+    let forged = Checkpoint {
+        seq: 4,
+        ..genuine.clone()
+    };
+    forged.save(&file).unwrap();
+    let (at, t) = refused_open(AuditLog::open(&path, Some(key.clone())));
+    assert_eq!(
+        (at, t.problem),
+        (file.clone(), Problem::BadCheckpointSignature)
+    );
+
+    std::fs::remove_file(&file).unwrap();
+    assert!(matches!(
+        AuditLog::open(&path, Some(key.clone())),
+        Err(AuditError::MissingCheckpoint { .. })
+    ));
+
+    // Adopting the log: the head that verify prints, saved as the checkpoint.
+    let verified = verify(&path, Some(&public(&key))).unwrap();
+    verified.head.unwrap().save(&file).unwrap();
+    let log = AuditLog::open(&path, Some(key.clone())).unwrap();
+    assert_eq!(log.append(refused(6)).unwrap().seq, 6);
+    let now = log.checkpoint().unwrap();
+    assert_eq!(now.seq, 6);
+    assert!(now.verifies(&public(&key), Purpose::Head), "signed again");
+}
+
+// === segments and retention (issue 10, finding 1) ===
+
+fn small_segments(path: &Path, keep: usize) -> Layout {
+    Layout {
+        segment_bytes: 1000,
+        keep_segments: keep,
+        ..Layout::for_log(path)
+    }
+}
+
+#[test]
+fn the_log_rotates_into_segments_and_the_chain_continues_across_them() {
+    let (tmp, path) = temp_log();
+    let key = audit_key(tmp.path(), "audit");
+    let log = AuditLog::open_with(&path, Some(key.clone()), small_segments(&path, 0)).unwrap();
+    for i in 1..=40 {
+        log.append(refused(i)).unwrap();
+    }
+    drop(log);
+    let segments = closed_segments(&path).unwrap();
+    assert!(segments.len() >= 5, "{segments:?}");
+    assert_eq!(segments[0].0, 1);
+    let v = verify(&path, Some(&public(&key))).unwrap();
+    assert_eq!((v.count, v.head.unwrap().seq), (40, 40));
+    assert_eq!(v.segments, segments.len());
+
+    // Reopening walks every segment and continues the chain.
+    let log = AuditLog::open_with(&path, Some(key.clone()), small_segments(&path, 0)).unwrap();
+    assert_eq!(log.append(refused(41)).unwrap().seq, 41);
+    drop(log);
+    assert_eq!(verify(&path, Some(&public(&key))).unwrap().count, 41);
+
+    // Tampering in a middle segment is named there, and the CSE refuses to continue.
+    let middle = &closed_segments(&path).unwrap()[2].1;
+    let mut all = lines(middle);
+    let mut e = entry(&all[1]);
+    e.event = refused(99);
+    all[1] = serde_json::to_string(&e).unwrap();
+    write_lines(middle, &all);
+    match verify(&path, None) {
+        Err(VerifyError::Tampered { path: at, tampered }) => {
+            assert_eq!(&at, middle);
+            assert_eq!(tampered.line, 2);
+            assert!(matches!(tampered.problem, Problem::HashMismatch { .. }));
+        }
+        other => panic!("expected tampering in {middle:?}, got {other:?}"),
+    }
+    let (at, _) = refused_open(AuditLog::open_with(
+        &path,
+        Some(key),
+        small_segments(&path, 0),
+    ));
+    assert_eq!(&at, middle);
+}
+
+#[test]
+fn retention_removes_the_oldest_segments_behind_a_signed_anchor() {
+    let (tmp, path) = temp_log();
+    let key = audit_key(tmp.path(), "audit");
+    let log = AuditLog::open_with(&path, Some(key.clone()), small_segments(&path, 2)).unwrap();
+    for i in 1..=40 {
+        log.append(refused(i)).unwrap();
+    }
+    drop(log);
+    let segments = closed_segments(&path).unwrap();
+    assert_eq!(segments.len(), 2, "{segments:?}");
+    let anchor = Checkpoint::load(&anchor_file(&path)).unwrap().unwrap();
+    assert_eq!(
+        anchor.seq + 1,
+        segments[0].0,
+        "the anchor is where the kept chain starts"
+    );
+    let v = verify(&path, Some(&public(&key))).unwrap();
+    assert_eq!(v.head.unwrap().seq, 40);
+    assert_eq!(v.anchor, Some(anchor.head()));
+    assert_eq!(v.count, 40 - anchor.seq);
+    // The CSE reopens the shortened log and continues.
+    let log = AuditLog::open_with(&path, Some(key.clone()), small_segments(&path, 2)).unwrap();
+    assert_eq!(log.append(refused(41)).unwrap().seq, 41);
+    drop(log);
+
+    // Removing the oldest kept segment by hand shows against the anchor.
+    let oldest = closed_segments(&path).unwrap()[0].1.clone();
+    let saved = std::fs::read(&oldest).unwrap();
+    std::fs::remove_file(&oldest).unwrap();
+    let t = tampered(verify(&path, Some(&public(&key))));
+    assert!(matches!(t.problem, Problem::UnexpectedSeq { .. }), "{t}");
+    std::fs::write(&oldest, saved).unwrap();
+
+    // An anchor moved by hand does not carry a valid signature.
+    let moved = Checkpoint {
+        seq: anchor.seq + 3,
+        ..anchor
+    };
+    moved.save(&anchor_file(&path)).unwrap();
+    let t = tampered(verify(&path, Some(&public(&key))));
+    assert_eq!(t.problem, Problem::BadCheckpointSignature);
 }

@@ -16,6 +16,7 @@ pub mod resources;
 pub mod rsc;
 pub mod time;
 pub mod types;
+pub mod untrusted;
 
 pub use error::{Error, Result};
 pub use filter::FilterCriteria;
@@ -23,3 +24,4 @@ pub use primitive::{ContentStatus, Request, Response, ResultContent};
 pub use resource::Resource;
 pub use rsc::ResponseStatusCode;
 pub use types::{AccessOperation, Operation, ResourceType};
+pub use untrusted::Untrusted;

@@ -9,6 +9,8 @@ use std::sync::{Arc, Mutex};
 use std::time::SystemTime;
 use tokio::sync::watch;
 
+use crate::refusals::{Observed, RefusalWindow, Summary};
+
 /// The security level of a key's home (1 software, 2 TPM, 3 HSM; seed 6.3.1.x), as the key
 /// store defines it. Re-exported so that users of associations need not name the key store.
 pub use keystore::Level;
@@ -219,6 +221,26 @@ pub struct Registry {
     live: Mutex<HashMap<u64, Arc<SecurityAssociation>>>,
     events: Option<Arc<dyn AssociationEvents>>,
     pseudonyms: Option<Arc<crate::privacy::PseudonymVault>>,
+    /// Refusals counted for the operational log, so a flood of refused handshakes writes a
+    /// bounded number of log lines (`crate::refusals`).
+    logged_refusals: Mutex<RefusalWindow>,
+}
+
+/// One log line for the refusals counted in a window.
+fn log_summary(s: &Summary) {
+    let source = s.source.addr().map_or_else(
+        || s.source.to_string(),
+        |ip| crate::privacy::log_tags().peer(ip).to_string(),
+    );
+    tracing::warn!(
+        listener = %model::Untrusted(&s.listener),
+        source = %source,
+        credential = %s.credential.as_deref().map_or_else(|| "-".to_owned(), |c| crate::privacy::credential_tag(c).to_string()),
+        reason = %model::Untrusted(&s.reason),
+        count = s.count,
+        seconds = s.last.duration_since(s.first).unwrap_or_default().as_secs(),
+        "security associations refused (counted over the window)"
+    );
 }
 
 /// Keeps an association in the registry for as long as its connection lives.
@@ -272,14 +294,60 @@ impl Registry {
         self.pseudonyms.as_ref()
     }
 
-    /// Records a refused handshake (it never became an association).
+    /// The same registry, counting refusals for the log over `window` rather than writing
+    /// a line for each (`crate::refusals`).
+    pub fn with_refusal_window(mut self, window: std::time::Duration) -> Self {
+        self.logged_refusals = Mutex::new(RefusalWindow::new(window));
+        self
+    }
+
+    /// Records a refused handshake (it never became an association): the first refusal of
+    /// its source and reason in the window is logged at once, the rest are counted and
+    /// logged as one line when the window ends ([`Registry::flush_refusals`]).
     /// `offered` is the known PSK identity the client offered, when the refusal is about one
     /// ([`crate::tls::HandshakeError::offered_identity`]).
     pub fn refused(&self, listener: &str, peer: SocketAddr, offered: Option<&str>, reason: &str) {
+        let credential = offered.map(|identity| psk_credential_id(listener, identity));
+        if let Ok(mut window) = self.logged_refusals.lock() {
+            let (ended, observed) = window.observe(
+                std::time::Instant::now(),
+                listener,
+                peer.ip(),
+                credential.as_deref(),
+                reason,
+            );
+            drop(window);
+            ended.iter().for_each(log_summary);
+            if observed == Observed::First {
+                tracing::warn!(
+                    listener = %model::Untrusted(listener),
+                    peer = %crate::privacy::peer_tag(Some(peer)),
+                    reason = %model::Untrusted(reason),
+                    "security association refused (further refusals from this source for this reason are counted)"
+                );
+            }
+        }
         if let Some(events) = &self.events {
-            let credential = offered.map(|identity| psk_credential_id(listener, identity));
             events.refused(listener, peer, credential.as_deref(), reason);
         }
+    }
+
+    /// Logs the counts of a refusal window that has ended. Called now and then (every
+    /// window) so that the count of a flood that stopped is not held back until the next
+    /// refusal.
+    pub fn flush_refusals(&self) {
+        let ended = match self.logged_refusals.lock() {
+            Ok(mut window) => window.expire(std::time::Instant::now()),
+            Err(_) => return,
+        };
+        ended.iter().for_each(log_summary);
+    }
+
+    /// The length of the refusal window.
+    pub fn refusal_window(&self) -> std::time::Duration {
+        self.logged_refusals
+            .lock()
+            .map_or(crate::refusals::DEFAULT_WINDOW, |w| w.window())
     }
 
     /// Records a new association; it leaves the registry when the returned guard drops.

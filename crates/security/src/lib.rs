@@ -29,6 +29,7 @@ mod journal;
 pub mod maf_store;
 pub mod privacy;
 pub mod provisioned;
+pub mod refusals;
 pub mod revocation;
 pub mod sealing;
 pub mod tls;

@@ -467,10 +467,13 @@ fn audit_trail(
             )
         })?;
     std::mem::forget(lock);
-    let log = manager::audit::AuditLog::open(&audit.file, signer)
+    let log = manager::audit::AuditLog::open_with(&audit.file, signer, audit.layout.clone())
         .with_context(|| format!("audit log {}", audit.file.display()))?;
     tracing::info!(file = %audit.file.display(), signed = audit.signing_key.is_some(), "audit log open");
-    Ok(Some(cse::audit::AuditTrail::start(log)?))
+    Ok(Some(cse::audit::AuditTrail::start(
+        log,
+        settings.cse.refusal_window,
+    )?))
 }
 
 /// The CRLs of every TLS listener, DER-encoded by file name, to publish.
@@ -674,7 +677,7 @@ async fn run(
         };
         while hup.recv().await.is_some() {
             if let Err(e) = on_hup.reload_tls("SIGHUP").await {
-                tracing::error!(reason = %e.message, "SIGHUP: TLS material not reloaded");
+                tracing::error!(reason = %model::Untrusted(&e.message), "SIGHUP: TLS material not reloaded");
             }
         }
     });
@@ -786,6 +789,16 @@ async fn run(
     while let Some(done) = servers.join_next().await {
         done.context("a listener task failed")?
             .context("a listener failed")?;
+    }
+    // The listeners are closed: write the refusal counts and whatever the audit writer holds.
+    if let Some(audit) = cse.audit().cloned() {
+        let flushed =
+            tokio::task::spawn_blocking(move || audit.flush(std::time::Duration::from_secs(10)))
+                .await
+                .unwrap_or(false);
+        if !flushed {
+            tracing::error!("the audit writer did not finish within 10 s: queued events lost");
+        }
     }
     Ok(())
 }

@@ -395,7 +395,9 @@ struct FilterArgs {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     if let Command::Audit(audit) = &cli.command {
-        return ::cli::audit_cmd::run(audit);
+        if audit.is_local() {
+            return ::cli::audit_cmd::run(audit);
+        }
     }
     if let Command::Credentials(CredentialsCommand::Id { certificate }) = &cli.command {
         return certificate_digest(certificate);
@@ -663,6 +665,12 @@ fn action_for(command: Command, origin: Option<String>) -> anyhow::Result<Action
         Command::Gba(_) => bail!("m2m gba makes its own connections"),
         Command::Maf(_) => bail!("m2m maf writes keys to files"),
         Command::Mef(_) => bail!("m2m mef writes keys to files"),
+        Command::Audit(::cli::audit_cmd::AuditCommand::Head) => {
+            return Ok(Action::Admin {
+                command: "audit-head",
+                origin: origin.unwrap_or_else(|| "CAdmin".to_owned()),
+            })
+        }
         Command::Audit(_) => bail!("m2m audit runs locally and sends no request"),
         Command::Associations => {
             return Ok(Action::Admin {

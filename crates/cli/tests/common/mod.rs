@@ -298,3 +298,20 @@ pub fn ber_signature_copy(cert_pem: &Path, out: &Path) {
     let parsed = X509::from_der(&copy).expect("the copy parses");
     std::fs::write(out, parsed.to_pem().expect("pem")).expect("write the copy");
 }
+
+/// Whether `tool --version`-like `args` runs; CI (SECURE_CSE_REQUIRE_SERVICES) must have it,
+/// a laptop may skip with a printed reason.
+pub fn have_tool(tool: &str, args: &[&str]) -> bool {
+    let ok = Command::new(tool)
+        .args(args)
+        .output()
+        .is_ok_and(|o| o.status.success());
+    if !ok {
+        assert!(
+            std::env::var_os("SECURE_CSE_REQUIRE_SERVICES").is_none(),
+            "{tool} is required (SECURE_CSE_REQUIRE_SERVICES is set)"
+        );
+        eprintln!("skipping: {tool} is not installed");
+    }
+    ok
+}

@@ -106,11 +106,11 @@ pub fn verify_tokens(
     for (i, token) in req.tkns.iter().enumerate() {
         match config.dynamic_authorization.issuers.verify(token, &expect) {
             Ok(t) => {
-                tracing::debug!(token = %t.id, issuer = %t.issuer, "token verified");
+                tracing::debug!(token = %model::Untrusted(&t.id), issuer = %model::Untrusted(&t.issuer), "token verified");
                 out.push(t);
             }
             Err(e) => {
-                tracing::info!(originator = originator.id(config), token = i + 1, reason = %e, rsc = e.rsc().code(), "token refused");
+                tracing::info!(originator = originator.id(config), token = i + 1, reason = %model::Untrusted(&e), rsc = e.rsc().code(), "token refused");
                 return Err(Error::from(e));
             }
         }
@@ -270,7 +270,7 @@ impl Consultant {
                     break;
                 }
                 Err(why) => {
-                    tracing::warn!(dac = dac.ri(), das = %url, reason = %why, "dynamic authorization: no usable answer; refusing")
+                    tracing::warn!(dac = dac.ri(), das = %model::Untrusted(&url), reason = %model::Untrusted(&why), "dynamic authorization: no usable answer; refusing")
                 }
             }
         }
@@ -278,12 +278,12 @@ impl Consultant {
         let (grant, lifetime) = match read_response(config, &dres, facts, target, now) {
             Ok(g) => g,
             Err(why) => {
-                tracing::warn!(dac = dac.ri(), das = %url, reason = %why, "dynamic authorization: unusable answer; refusing");
+                tracing::warn!(dac = dac.ri(), das = %model::Untrusted(&url), reason = %model::Untrusted(&why), "dynamic authorization: unusable answer; refusing");
                 return None;
             }
         };
         if grant.is_empty() {
-            tracing::info!(dac = dac.ri(), das = %url, "dynamic authorization: DAS granted nothing");
+            tracing::info!(dac = dac.ri(), das = %model::Untrusted(&url), "dynamic authorization: DAS granted nothing");
             return None;
         }
         let until = [lifetime, dal_end, now.checked_add_signed(self.max_grant)]
@@ -291,7 +291,7 @@ impl Consultant {
             .flatten()
             .min()
             .unwrap_or(now);
-        tracing::info!(dac = dac.ri(), das = %url, until = %model::time::format(until), "dynamic authorization: DAS granted privileges");
+        tracing::info!(dac = dac.ri(), das = %model::Untrusted(&url), until = %model::time::format(until), "dynamic authorization: DAS granted privileges");
         if until > now {
             if let Ok(mut cache) = self.cache.lock() {
                 if cache.len() >= CAPACITY {

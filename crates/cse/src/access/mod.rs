@@ -102,7 +102,7 @@ pub struct Refusal {
 impl Refusal {
     /// Logs the trace on one line and answers 4103 with a message that names no rule.
     pub fn into_error(self) -> Error {
-        tracing::info!(trace = %self.why, "access refused");
+        tracing::info!(trace = %model::Untrusted(&self.why), "access refused");
         Error::no_privilege(self.message)
     }
 }
