@@ -1754,13 +1754,12 @@ fn a_re_encoded_certificate_is_the_same_credential() {
         !answered("old"),
         "withdrawn under its earlier Credential-ID"
     );
-    let log = s.server.log_with("under its earlier Credential-ID");
-    assert!(log.contains("recorded before the digest changed"), "{log}");
     assert!(!legacy.lock().expect("lock").is_empty());
-    // The copies and the originals were refused as withdrawn, never as unknown.
-    let refusals =
-        log.matches("credential revoked").count() + log.matches("credential suspended").count();
-    assert!(refusals >= 4, "{log}");
+    // The copies and the originals were refused as withdrawn, never as unknown. Refusals are
+    // logged once per source and reason (and at most four reasons per source) in a window,
+    // so the log shows the first of each.
+    let log = s.server.log_with("credential revoked");
+    assert!(log.contains("credential suspended"), "{log}");
 }
 
 /// Issues `name.pem`/`name.key` from the test CA, an AE-ID certificate valid only until
@@ -1905,13 +1904,12 @@ fn a_session_whose_certificate_expired_is_not_resumed() {
             "{tls}: resumed after expiry: {again}"
         );
     }
+    // Both refusals have the same source and reason: the log shows the first of the window.
     let log = s
         .server
-        .log_with_count("resumed session: client certificate has expired", 2);
-    assert_eq!(
-        log.matches("resumed session: client certificate has expired")
-            .count(),
-        2,
+        .log_with("resumed session: client certificate has expired");
+    assert!(
+        log.contains("resumed session: client certificate has expired"),
         "{log}"
     );
 }

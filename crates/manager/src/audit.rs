@@ -1192,6 +1192,15 @@ impl AuditLog {
             if checkpoint.is_none_or(|c| c.seq != head.seq) {
                 log.save_checkpoint(head)?;
             }
+        } else if checkpoint.is_none() {
+            // A log with no entries yet gets its checkpoint now, before its first entry: a
+            // crash between the first sync and the first checkpoint then leaves a log longer
+            // than its checkpoint (adopted above at the next start), never a log with entries
+            // and no checkpoint, which only a deleted checkpoint can produce.
+            log.save_checkpoint(Head {
+                seq: start,
+                hash: chain.prev,
+            })?;
         }
         Ok(log)
     }

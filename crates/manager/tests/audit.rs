@@ -819,3 +819,27 @@ fn retention_removes_the_oldest_segments_behind_a_signed_anchor() {
     let t = tampered(verify(&path, Some(&public(&key))));
     assert_eq!(t.problem, Problem::BadCheckpointSignature);
 }
+
+/// A new log has its checkpoint before its first entry, so a crash between the first entry's
+/// sync and the first checkpoint (simulated: the checkpoint put back to what the empty log
+/// had) leaves a log longer than its checkpoint, which the next open adopts, rather than a
+/// log with entries and no checkpoint, which it would refuse.
+#[test]
+fn a_crash_before_the_first_checkpoint_does_not_stop_the_next_start() {
+    let (tmp, path) = temp_log();
+    let head_path = head_file(&path);
+    let log = AuditLog::open(&path, None).unwrap();
+    assert!(head_path.exists(), "an empty log has its checkpoint");
+    let genesis = std::fs::read(&head_path).unwrap();
+    let head = log.append(refused(1)).unwrap();
+    drop(log);
+    std::fs::write(&head_path, genesis).unwrap();
+    let log = AuditLog::open(&path, None).expect("a log longer than its checkpoint opens");
+    assert_eq!(log.head(), Some(head));
+    assert_eq!(log.checkpoint().map(|c| c.seq), Some(1), "moved up");
+    drop(log);
+    // Deleting the checkpoint is still caught.
+    std::fs::remove_file(&head_path).unwrap();
+    assert!(AuditLog::open(&path, None).is_err());
+    drop(tmp);
+}
