@@ -202,3 +202,145 @@ fn altered_blobs_and_metadata_are_detected() {
         );
     }
 }
+
+/// A raw connection to the TPM, beside the home (swtpm serves one connection at a time:
+/// the caller drops it before the home connects again).
+fn raw_tpm(tcti: &str) -> tss_esapi::Context {
+    use std::str::FromStr;
+    let mut ctx =
+        tss_esapi::Context::new(tss_esapi::TctiNameConf::from_str(tcti).unwrap()).unwrap();
+    ctx.set_sessions((
+        Some(tss_esapi::interface_types::session_handles::AuthSession::Password),
+        None,
+        None,
+    ));
+    ctx
+}
+
+/// The transient objects loaded in the TPM now.
+fn transient_objects(tcti: &str) -> usize {
+    use tss_esapi::constants::tss::TPM2_TRANSIENT_FIRST;
+    use tss_esapi::constants::CapabilityType;
+    use tss_esapi::structures::CapabilityData;
+    let mut ctx = raw_tpm(tcti);
+    match ctx
+        .get_capability(CapabilityType::Handles, TPM2_TRANSIENT_FIRST, 64)
+        .unwrap()
+        .0
+    {
+        CapabilityData::Handles(list) => list.len(),
+        other => panic!("not a handle list: {other:?}"),
+    }
+}
+
+/// Fills the TPM's object slots with primary keys and forgets them on this side, as a
+/// process killed with objects loaded does (no resource manager on the swtpm TCTI flushes
+/// them). Returns their TPM handles.
+fn fill_object_slots(tcti: &str) -> Vec<tss_esapi::handles::TpmHandle> {
+    use tss_esapi::attributes::ObjectAttributesBuilder;
+    use tss_esapi::constants::response_code::Tss2ResponseCodeKind;
+    use tss_esapi::interface_types::algorithm::{HashingAlgorithm, PublicAlgorithm};
+    use tss_esapi::interface_types::resource_handles::Hierarchy;
+    use tss_esapi::structures::{
+        Digest, KeyedHashScheme, PublicBuilder, PublicKeyedHashParameters,
+    };
+    let template = PublicBuilder::new()
+        .with_public_algorithm(PublicAlgorithm::KeyedHash)
+        .with_name_hashing_algorithm(HashingAlgorithm::Sha256)
+        .with_object_attributes(
+            ObjectAttributesBuilder::new()
+                .with_fixed_tpm(true)
+                .with_fixed_parent(true)
+                .with_sensitive_data_origin(true)
+                .with_user_with_auth(true)
+                .with_sign_encrypt(true)
+                .build()
+                .unwrap(),
+        )
+        .with_keyed_hash_parameters(PublicKeyedHashParameters::new(
+            KeyedHashScheme::HMAC_SHA_256,
+        ))
+        .with_keyed_hash_unique_identifier(Digest::default())
+        .build()
+        .unwrap();
+    let mut ctx = raw_tpm(tcti);
+    let mut left = Vec::new();
+    loop {
+        match ctx.create_primary(Hierarchy::Owner, template.clone(), None, None, None, None) {
+            Ok(created) => {
+                let object = created.key_handle.into();
+                left.push(ctx.tr_get_tpm_handle(object).unwrap());
+                // Forget the object on this side only: the TPM keeps it loaded.
+                let mut object = object;
+                ctx.tr_close(&mut object).unwrap();
+            }
+            Err(tss_esapi::Error::Tss2Error(rc))
+                if rc.kind() == Some(Tss2ResponseCodeKind::ObjectMemory) =>
+            {
+                return left;
+            }
+            Err(e) => panic!("create_primary: {e}"),
+        }
+        assert!(left.len() <= 64, "the TPM takes any number of objects");
+    }
+}
+
+#[test]
+fn closing_or_dropping_the_home_flushes_what_it_loaded() {
+    let Some(tpm) = swtpm() else { return };
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("k");
+    let home = TpmHome::open(&config(tpm.tcti(), &dir)).unwrap();
+    let tls = home
+        .generate(&id("tls"), KeyRole::TlsServer, Algorithm::EcdsaP256Sha256)
+        .unwrap();
+    home.sign(&tls, b"loads the key").unwrap();
+    home.close();
+    // Closed: nothing is left in the TPM, and the home says it is closed.
+    let err = home.sign(&tls, b"after close").unwrap_err();
+    assert!(matches!(err, KeyStoreError::HomeClosed { .. }), "{err}");
+    assert!(err.to_string().contains("is closed"), "{err}");
+    home.close();
+    assert_eq!(transient_objects(&tpm.tcti()), 0);
+    drop(home);
+
+    // More opens in a row than the TPM has object slots (swtpm: 3), each using a key and
+    // dropped without close: each leaves nothing behind.
+    for round in 0..5 {
+        let home = TpmHome::open(&config(tpm.tcti(), &dir)).unwrap();
+        home.sign(&home.key(&id("tls")).unwrap(), b"again").unwrap();
+        drop(home);
+        assert_eq!(transient_objects(&tpm.tcti()), 0, "round {round}");
+    }
+}
+
+#[test]
+fn a_tpm_that_answers_an_error_is_not_called_unreachable() {
+    let Some(tpm) = swtpm() else { return };
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("k");
+    // Every object slot taken by objects another process left loaded.
+    let left = fill_object_slots(&tpm.tcti());
+    assert!(!left.is_empty());
+    let err = TpmHome::open(&config(tpm.tcti(), &dir)).unwrap_err();
+    let text = err.to_string();
+    assert!(matches!(err, KeyStoreError::TpmRefused { .. }), "{text}");
+    for part in [
+        "refused to create the storage primary key",
+        "the TPM answered 0x902",
+        "out of memory for object contexts",
+        "tpm2_flushcontext",
+        "resource manager",
+    ] {
+        assert!(text.contains(part), "{text} lacks {part}");
+    }
+    assert!(!text.contains("unreachable"), "{text}");
+    // Flushed, the home opens again.
+    let mut ctx = raw_tpm(&tpm.tcti());
+    for handle in left {
+        let object = ctx.tr_from_tpm_public(handle).unwrap();
+        ctx.flush_context(object).unwrap();
+    }
+    drop(ctx);
+    TpmHome::open(&config(tpm.tcti(), &dir)).unwrap();
+}

@@ -117,9 +117,9 @@ pub fn data_folder_key(
     if !kek.exists() {
         let mut bytes = Zeroizing::new([0u8; 32]);
         rand::RngCore::fill_bytes(&mut rand::rngs::OsRng, bytes.as_mut());
-        write_new_private(&kek, bytes.as_ref()).map_err(|source| KeyStoreError::Io {
+        write_new_private(&kek, bytes.as_ref()).map_err(|error| KeyStoreError::Io {
             path: kek.clone(),
-            source,
+            error,
         })?;
     }
     let config = SoftwareConfig {
