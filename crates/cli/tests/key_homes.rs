@@ -422,11 +422,55 @@ fn keys_below_the_policy_stop_the_start() {
     );
     assert!(!out.status.success(), "generate refuses it already");
     assert!(String::from_utf8_lossy(&out.stderr).contains("at least level 2"));
-    let with_ca = config(
+    // Made where the policy was lowered for it (as `cse init` does in a level-1 home), the
+    // key is refused where the default policy applies.
+    let lowered = config(
+        &pki,
+        key,
+        &cert,
+        &format!("{software}\n[keystore.policy]\nca-signing = 1\n"),
+    );
+    let out = m2m(
+        &[
+            "keys",
+            "generate",
+            "--config",
+            lowered.to_str().expect("utf8"),
+            "--home",
+            "software",
+            "--id",
+            "ca",
+            "--role",
+            "ca-signing",
+        ],
+        &[],
+    );
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    // A key of another role is reported as such, before any policy.
+    let other_role = config(
         &pki,
         key,
         &cert,
         &format!("{software}\n[keystore]\nca_key = {{ home = \"software\", id = \"tls\" }}\n"),
+    );
+    let out = cse_command(&other_role, &dir.path().join("data"), &[])
+        .output()
+        .expect("run");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(64), "{err}");
+    assert!(
+        err.contains("is a tls-server key, not a ca-signing key") && !err.contains("policy"),
+        "{err}"
+    );
+    let with_ca = config(
+        &pki,
+        key,
+        &cert,
+        &format!("{software}\n[keystore]\nca_key = {{ home = \"software\", id = \"ca\" }}\n"),
     );
     let out = cse_command(&with_ca, &dir.path().join("data"), &[])
         .output()
