@@ -348,3 +348,72 @@ impl PskMasterSource for KeyHomes {
             .map_err(|e| e.to_string())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn missing() -> KeyStoreError {
+        KeyStoreError::KeyNotFound {
+            home: HomeId::new("software", "/keys"),
+            key: KeyId::new("ca").expect("id"),
+        }
+    }
+
+    /// Printed as `cse` prints errors (anyhow's `{:#}` walks the `source()` chain), the
+    /// key store's message appears once: the errors that include it in their own message do
+    /// not also return it as their source.
+    #[test]
+    fn key_home_errors_print_their_cause_once() {
+        let key = KeyRef {
+            home: HomeKind::Software,
+            id: KeyId::new("ca").expect("id"),
+        };
+        let errors: Vec<anyhow::Error> = vec![
+            KeyHomeError::Key {
+                what: "keystore.ca_key".into(),
+                key: key.clone(),
+                error: Box::new(missing()),
+            }
+            .into(),
+            KeyHomeError::Home {
+                home: HomeKind::Software,
+                error: Box::new(missing()),
+            }
+            .into(),
+            security::privacy::VaultError::from(missing()).into(),
+            security::sealing::SealError::from(missing()).into(),
+            security::maf_store::MafStoreError::from(missing()).into(),
+            manager::ca::CaError::from(missing()).into(),
+        ];
+        for e in errors {
+            let text = format!("{e:#}");
+            assert_eq!(text.matches("not found in home").count(), 1, "{text}");
+        }
+        let policy = KeyStoreError::Policy(
+            KeyStorePolicy::default()
+                .check(
+                    &KeyId::new("ca").expect("id"),
+                    KeyRole::CaSigning,
+                    &HomeId::new("software", "/keys"),
+                    keystore::Level::Software,
+                )
+                .expect_err("below the policy"),
+        );
+        let text = format!(
+            "{:#}",
+            anyhow::Error::from(KeyHomeError::Key {
+                what: "keystore.ca_key".into(),
+                key,
+                error: Box::new(policy),
+            })
+        );
+        assert_eq!(text.matches("the policy requires").count(), 1, "{text}");
+        let io = KeyStoreError::Io {
+            path: "/keys/ca.key".into(),
+            error: std::io::Error::new(std::io::ErrorKind::PermissionDenied, "denied"),
+        };
+        let text = format!("{:#}", anyhow::Error::from(io));
+        assert_eq!(text.matches("denied").count(), 1, "{text}");
+    }
+}

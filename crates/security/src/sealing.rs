@@ -14,9 +14,10 @@ use zeroize::Zeroizing;
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum SealError {
-    /// The key's home refused or failed.
+    /// The key's home refused or failed. The message includes the key store's, so it is not
+    /// also a `source()` (chain printers would repeat it).
     #[error("sealing key: {0}")]
-    KeyStore(#[from] KeyStoreError),
+    KeyStore(KeyStoreError),
     /// What was given does not open under this key with this associated data (altered, cut,
     /// or sealed for something else).
     #[error("a sealed value does not open under this key for this use")]
@@ -24,6 +25,12 @@ pub enum SealError {
     /// OpenSSL failed to seal.
     #[error("AES-256-GCM: {0}")]
     Crypto(#[from] openssl::error::ErrorStack),
+}
+
+impl From<KeyStoreError> for SealError {
+    fn from(e: KeyStoreError) -> Self {
+        Self::KeyStore(e)
+    }
 }
 
 /// An HMAC key in a home, and the label its sealing keys are derived with.
