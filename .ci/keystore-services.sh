@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Installs what the key-store tests (crates/keystore) need: SoftHSMv2 for the level-3 (PKCS#11)
-# home, swtpm + the TSS2 libraries for the level-2 (TPM 2.0) home. Idempotent: packages already
+# home, swtpm + the TSS2 libraries for the level-2 (TPM 2.0) home, which is the cargo feature
+# `tpm` (off by default; building it needs libtss2-dev and pkg-config). Idempotent: packages already
 # present are not reinstalled and `apt-get update` runs only when something is missing.
 # The tests start their own swtpm and initialise their own SoftHSM token in a temporary
 # directory, so nothing is started here. Called from .ci/run; safe to run by hand (as root).
@@ -9,7 +10,8 @@ set -euo pipefail
 # softhsm2:      the PKCS#11 module /usr/lib/softhsm/libsofthsm2.so and softhsm2-util
 # swtpm, swtpm-tools: the software TPM 2.0 (swtpm socket) and swtpm_setup
 # libtss2-dev:   headers and libtss2-esys/-tctildr for tss-esapi (pulls libtss2-tcti-swtpm0)
-# tpm2-tools:    tpm2_* commands, for sanity checks and debugging only
+# tpm2-tools:    tpm2_* commands: a test fills the TPM's object slots with tpm2_createprimary;
+#                also for debugging (tpm2_getcap handles-transient, tpm2_flushcontext)
 # pkg-config:    tss-esapi-sys finds libtss2 through it
 pkgs=(softhsm2 swtpm swtpm-tools libtss2-dev tpm2-tools pkg-config)
 

@@ -214,8 +214,14 @@ pub(crate) async fn run(plan: &KeyhomePlan) -> anyhow::Result<KeyhomeOutcome> {
     } else {
         notes.push("level 3 skipped: SoftHSMv2 is not installed".to_owned());
     }
-    let tpm = Swtpm::start();
-    if tpm.is_none() {
+    // Level 2 needs a bench built with the TPM home (feature `tpm`) and swtpm.
+    let tpm = if cfg!(feature = "tpm") {
+        Swtpm::start()
+    } else {
+        notes.push("level 2 skipped: built without the feature tpm (--features tpm)".to_owned());
+        None
+    };
+    if cfg!(feature = "tpm") && tpm.is_none() {
         notes.push("level 2 skipped: swtpm is not installed".to_owned());
     }
     let homes = Homes {

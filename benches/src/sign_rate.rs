@@ -154,9 +154,18 @@ fn software(args: &SignRateArgs, id: &KeyId, digest: &[u8; 32]) -> anyhow::Resul
     Ok(SignRates { raw, keystore })
 }
 
+/// A bench built without the TPM home has no level-2 figures.
+#[cfg(not(feature = "tpm"))]
+fn tpm(_: &SignRateArgs, _: &KeyId, _: &[u8; 32]) -> anyhow::Result<SignRates> {
+    anyhow::bail!(
+        "this bench was built without the TPM home: cargo run --release -p bench --features tpm"
+    )
+}
+
 /// Level 2: tss-esapi with a key of its own, kept loaded (as the home keeps its one key
 /// loaded), then the home's key. One TPM connection at a time: the raw context is closed
 /// before the home opens.
+#[cfg(feature = "tpm")]
 fn tpm(args: &SignRateArgs, id: &KeyId, digest: &[u8; 32]) -> anyhow::Result<SignRates> {
     use keystore::tpm::{TpmConfig, TpmHome};
     let tcti = need(&args.tcti, "--tcti", "tpm")?;
@@ -173,6 +182,7 @@ fn tpm(args: &SignRateArgs, id: &KeyId, digest: &[u8; 32]) -> anyhow::Result<Sig
     Ok(SignRates { raw, keystore })
 }
 
+#[cfg(feature = "tpm")]
 fn raw_tpm(tcti: &str, secs: f64, digest: &[u8; 32]) -> anyhow::Result<f64> {
     use std::str::FromStr;
     use tss_esapi::attributes::ObjectAttributesBuilder;

@@ -4,7 +4,8 @@
 //!   under a passphrase from an environment variable with `--passphrase-env VAR`), unless
 //!   `--keystore-from FILE` takes the `[keystore]` homes of an existing configuration (TPM,
 //!   PKCS#11): the keys then go to its highest-level home;
-//! * the CA key, the TLS server key and the audit key, each generated inside that home;
+//! * the CA key, the TLS server key, the audit key and the pseudonym mapping key (HMAC), each
+//!   generated inside that home;
 //! * a CA (`ca/`: `ca.pem`, `records.sqlite`, `ca.crl`), the CSE's certificate (its key stays
 //!   in the home: the listener uses `key = { home, id }`), an admin client certificate
 //!   (`admin.pem`, `admin.key`) and an admin PSK (`admin.psk`), the first device's PSK
@@ -77,6 +78,9 @@ pub struct InitArgs {
 const CA_KEY: &str = "ca";
 const TLS_KEY: &str = "tls";
 const AUDIT_KEY: &str = "audit";
+/// The pseudonym mapping key (`[privacy] mapping_key`): in the same home as the others, so
+/// that a TPM or HSM home protects the credential bindings too.
+const MAPPING_KEY: &str = "pseudonyms";
 
 /// Runs `cse init`; the report to print.
 pub fn run(args: &InitArgs) -> anyhow::Result<String> {
@@ -118,19 +122,24 @@ pub fn run(args: &InitArgs) -> anyhow::Result<String> {
         .home_id(home)
         .ok_or_else(|| anyhow!("no [keystore.{home}] section"))?
         .clone();
-    let generate = |id: &str, role: KeyRole| {
+    let generate = |id: &str, role: KeyRole, algorithm: Algorithm| {
         let key_id = KeyId::new(id)?;
         homes
             .store()
-            .generate(&home_id, &key_id, role, Algorithm::EcdsaP256Sha256)
+            .generate(&home_id, &key_id, role, algorithm)
             .with_context(|| format!("cannot generate key {id} (role {role}) in home {home}"))
     };
-    let ca_key = generate(CA_KEY, KeyRole::CaSigning)?;
-    let tls_key = generate(TLS_KEY, KeyRole::TlsServer)?;
-    generate(AUDIT_KEY, KeyRole::AuditLog)?;
+    let ca_key = generate(CA_KEY, KeyRole::CaSigning, Algorithm::EcdsaP256Sha256)?;
+    let tls_key = generate(TLS_KEY, KeyRole::TlsServer, Algorithm::EcdsaP256Sha256)?;
+    generate(AUDIT_KEY, KeyRole::AuditLog, Algorithm::EcdsaP256Sha256)?;
+    generate(
+        MAPPING_KEY,
+        KeyRole::PseudonymMapping,
+        Algorithm::HmacSha256,
+    )?;
     writeln!(
         report,
-        "key home   {home} ({home_id}, level {}): keys {CA_KEY} (ca-signing), {TLS_KEY} (tls-server), {AUDIT_KEY} (audit-log), generated inside it",
+        "key home   {home} ({home_id}, level {}): keys {CA_KEY} (ca-signing), {TLS_KEY} (tls-server), {AUDIT_KEY} (audit-log), {MAPPING_KEY} (pseudonym-mapping), generated inside it",
         home_level.number()
     )?;
     if lowered {
@@ -450,6 +459,8 @@ fn config_text(args: &InitArgs, dir: &Path, keystore: &str, home: HomeKind) -> S
          [enrolment]                   # the MEF: devices enrol with their pre-provisioned key\n\
          listen = \"{enrolment}\"\n\
          enrolees = {enrolees}\n\n\
+         [privacy]\n\
+         mapping_key = {mapping_key}   # keys and seals the pseudonyms' credential bindings\n\n\
          [keystore]\n\
          ca_key = {ca_key}\n\n\
          {keystore}",
@@ -469,6 +480,7 @@ fn config_text(args: &InitArgs, dir: &Path, keystore: &str, home: HomeKind) -> S
         credentials = p("credentials.toml"),
         audit = p("data/audit.log"),
         audit_key = key(AUDIT_KEY),
+        mapping_key = key(MAPPING_KEY),
         cert = p("cse.pem"),
         tls_key = key(TLS_KEY),
         ca = p("ca/ca.pem"),

@@ -7,7 +7,9 @@
 
 use keystore::pkcs11::{Pkcs11Config, Pkcs11Home};
 use keystore::software::{SoftwareConfig, SoftwareHome};
-use keystore::tpm::{TpmConfig, TpmHome};
+use keystore::tpm::TpmConfig;
+#[cfg(feature = "tpm")]
+use keystore::tpm::TpmHome;
 use keystore::{
     HomeId, KeyHandle, KeyHome, KeyId, KeyRole, KeyStore, KeyStoreError, KeyStorePolicy, SigningKey,
 };
@@ -114,13 +116,24 @@ impl KeystoreSection {
 pub enum KeyHomeError {
     /// A configured home cannot be opened (wrong PIN or passphrase, missing token or module,
     /// TPM unreachable, insecure permissions, corrupted store, ...).
-    #[error("[keystore.{home}]: {source}")]
+    #[error("[keystore.{home}]: {error}")]
     Home {
         /// The home.
         home: HomeKind,
-        /// Why (boxed: the key store's errors are large).
-        source: Box<KeyStoreError>,
+        /// Why (boxed: the key store's errors are large). In the message, not a `source()`,
+        /// so that chain printers (`{:#}`) do not repeat it.
+        error: Box<KeyStoreError>,
     },
+    /// The configuration names a TPM home, and this build has none: the TPM home is the
+    /// cargo feature `tpm`, off by default. Says how to get a build that has it.
+    #[error(
+        "[keystore.tpm]: this build of secure-cse has no TPM home (level 2). It is the cargo \
+         feature `tpm`, off by default because it links the system's TSS2 libraries: install \
+         them (Debian: apt-get install libtss2-dev pkg-config, or bash .ci/keystore-services.sh \
+         as root) and rebuild with `cargo build --release -p cli --features tpm` \
+         (docs/building.md)"
+    )]
+    TpmNotBuilt,
     /// A key names a home that has no section.
     #[error("{what}: {key}, but there is no [keystore.{}] section", key.home)]
     NotConfigured {
@@ -131,14 +144,15 @@ pub enum KeyHomeError {
     },
     /// A configured key cannot be used (missing from its home, wrong role, below the
     /// policy's minimum, corrupted, home unreachable).
-    #[error("{what}: {key}: {source}")]
+    #[error("{what}: {key}: {error}")]
     Key {
         /// Who asked for the key (`[[tls]] https`, `keystore.ca_key`).
         what: String,
         /// The key.
         key: KeyRef,
-        /// Why (boxed: the key store's errors are large).
-        source: Box<KeyStoreError>,
+        /// Why (boxed: the key store's errors are large). In the message, not a `source()`,
+        /// so that chain printers (`{:#}`) do not repeat it.
+        error: Box<KeyStoreError>,
     },
 }
 
@@ -155,12 +169,17 @@ impl KeyHomes {
     /// another home). `create_software` creates an empty level-1 store where none exists
     /// yet (`m2m keys generate`); the CSE never does.
     pub fn open(section: &KeystoreSection, create_software: bool) -> Result<Self, KeyHomeError> {
+        // A build without the TPM home refuses a configuration that names one before any
+        // home opens: never served without the keys it names.
+        if section.tpm.is_some() && !keystore::tpm::BUILT {
+            return Err(KeyHomeError::TpmNotBuilt);
+        }
         let mut store = KeyStore::new(section.policy.clone().unwrap_or_default());
         let mut ids = BTreeMap::new();
         let mut add = |kind: HomeKind, home: Result<Arc<dyn KeyHome>, KeyStoreError>| {
-            let home = home.map_err(|source| KeyHomeError::Home {
+            let home = home.map_err(|error| KeyHomeError::Home {
                 home: kind,
-                source: Box::new(source),
+                error: Box::new(error),
             })?;
             ids.insert(kind, home.id().clone());
             store = std::mem::take(&mut store).with_home(home);
@@ -178,6 +197,7 @@ impl KeyHomes {
                 home.map(|h| Arc::new(h) as Arc<dyn KeyHome>),
             )?;
         }
+        #[cfg(feature = "tpm")]
         if let Some(c) = &section.tpm {
             add(
                 HomeKind::Tpm,
@@ -194,6 +214,12 @@ impl KeyHomes {
             store: Arc::new(store),
             ids,
         })
+    }
+
+    /// Closes every home ([`KeyStore::close`]): a TPM home flushes what it loaded into the
+    /// TPM. For the exit path; see [`CloseOnExit`].
+    pub fn close(&self) {
+        self.store.close();
     }
 
     /// The key store (homes and policy).
@@ -234,10 +260,10 @@ impl KeyHomes {
             })?;
         self.store
             .open(home, &key.id, role)
-            .map_err(|source| KeyHomeError::Key {
+            .map_err(|error| KeyHomeError::Key {
                 what: what.to_owned(),
                 key: key.clone(),
-                source: Box::new(source),
+                error: Box::new(error),
             })
     }
 
@@ -245,10 +271,10 @@ impl KeyHomes {
     /// PSKs are derived inside its home.
     pub fn psk_master(&self, what: &str, key: &KeyRef) -> Result<PskMaster, KeyHomeError> {
         let handle = self.open_key(what, key, KeyRole::PskMaster)?;
-        PskMaster::new(self.store.clone(), handle).map_err(|source| KeyHomeError::Key {
+        PskMaster::new(self.store.clone(), handle).map_err(|error| KeyHomeError::Key {
             what: what.to_owned(),
             key: key.clone(),
-            source: Box::new(source),
+            error: Box::new(error),
         })
     }
 
@@ -288,11 +314,23 @@ impl KeyHomes {
         let handle = self.open_key(what, key, role)?;
         self.store
             .signing_key(&handle)
-            .map_err(|source| KeyHomeError::Key {
+            .map_err(|error| KeyHomeError::Key {
                 what: what.to_owned(),
                 key: key.clone(),
-                source: Box::new(source),
+                error: Box::new(error),
             })
+    }
+}
+
+/// Closes the key homes when dropped, however many holders they still have (listeners, a
+/// reloader): a program keeps one of these in `main` so that every exit path releases what
+/// the homes hold outside the process (the TPM's few object slots).
+#[derive(Debug)]
+pub struct CloseOnExit(pub Arc<KeyHomes>);
+
+impl Drop for CloseOnExit {
+    fn drop(&mut self) {
+        self.0.close();
     }
 }
 
@@ -308,5 +346,74 @@ impl PskMasterSource for KeyHomes {
         };
         self.psk_master("derive_from", &key)
             .map_err(|e| e.to_string())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn missing() -> KeyStoreError {
+        KeyStoreError::KeyNotFound {
+            home: HomeId::new("software", "/keys"),
+            key: KeyId::new("ca").expect("id"),
+        }
+    }
+
+    /// Printed as `cse` prints errors (anyhow's `{:#}` walks the `source()` chain), the
+    /// key store's message appears once: the errors that include it in their own message do
+    /// not also return it as their source.
+    #[test]
+    fn key_home_errors_print_their_cause_once() {
+        let key = KeyRef {
+            home: HomeKind::Software,
+            id: KeyId::new("ca").expect("id"),
+        };
+        let errors: Vec<anyhow::Error> = vec![
+            KeyHomeError::Key {
+                what: "keystore.ca_key".into(),
+                key: key.clone(),
+                error: Box::new(missing()),
+            }
+            .into(),
+            KeyHomeError::Home {
+                home: HomeKind::Software,
+                error: Box::new(missing()),
+            }
+            .into(),
+            security::privacy::VaultError::from(missing()).into(),
+            security::sealing::SealError::from(missing()).into(),
+            security::maf_store::MafStoreError::from(missing()).into(),
+            manager::ca::CaError::from(missing()).into(),
+        ];
+        for e in errors {
+            let text = format!("{e:#}");
+            assert_eq!(text.matches("not found in home").count(), 1, "{text}");
+        }
+        let policy = KeyStoreError::Policy(
+            KeyStorePolicy::default()
+                .check(
+                    &KeyId::new("ca").expect("id"),
+                    KeyRole::CaSigning,
+                    &HomeId::new("software", "/keys"),
+                    keystore::Level::Software,
+                )
+                .expect_err("below the policy"),
+        );
+        let text = format!(
+            "{:#}",
+            anyhow::Error::from(KeyHomeError::Key {
+                what: "keystore.ca_key".into(),
+                key,
+                error: Box::new(policy),
+            })
+        );
+        assert_eq!(text.matches("the policy requires").count(), 1, "{text}");
+        let io = KeyStoreError::Io {
+            path: "/keys/ca.key".into(),
+            error: std::io::Error::new(std::io::ErrorKind::PermissionDenied, "denied"),
+        };
+        let text = format!("{:#}", anyhow::Error::from(io));
+        assert_eq!(text.matches("denied").count(), 1, "{text}");
     }
 }

@@ -4,7 +4,9 @@
 //! the real `cse` binary serving HTTPS with that key, `m2m keys list`, and the start-up
 //! refusals (wrong PIN, key below the policy) with exit code 64.
 
-use keystore::testing::{SoftHsm, Swtpm};
+use keystore::testing::SoftHsm;
+#[cfg(feature = "tpm")]
+use keystore::testing::Swtpm;
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
@@ -399,6 +401,8 @@ fn keys_below_the_policy_stop_the_start() {
     for part in ["[[tls]] https", "key tls", "level 1", "at least level 3"] {
         assert!(err.contains(part), "{err} lacks {part}");
     }
+    // Said once: the refusal is not repeated by the error chain.
+    assert_eq!(err.matches("but the policy requires").count(), 1, "{err}");
 
     // The CA key in software, below the default minimum of level 2 for CA keys.
     let out = m2m(
@@ -418,11 +422,55 @@ fn keys_below_the_policy_stop_the_start() {
     );
     assert!(!out.status.success(), "generate refuses it already");
     assert!(String::from_utf8_lossy(&out.stderr).contains("at least level 2"));
-    let with_ca = config(
+    // Made where the policy was lowered for it (as `cse init` does in a level-1 home), the
+    // key is refused where the default policy applies.
+    let lowered = config(
+        &pki,
+        key,
+        &cert,
+        &format!("{software}\n[keystore.policy]\nca-signing = 1\n"),
+    );
+    let out = m2m(
+        &[
+            "keys",
+            "generate",
+            "--config",
+            lowered.to_str().expect("utf8"),
+            "--home",
+            "software",
+            "--id",
+            "ca",
+            "--role",
+            "ca-signing",
+        ],
+        &[],
+    );
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    // A key of another role is reported as such, before any policy.
+    let other_role = config(
         &pki,
         key,
         &cert,
         &format!("{software}\n[keystore]\nca_key = {{ home = \"software\", id = \"tls\" }}\n"),
+    );
+    let out = cse_command(&other_role, &dir.path().join("data"), &[])
+        .output()
+        .expect("run");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(64), "{err}");
+    assert!(
+        err.contains("is a tls-server key, not a ca-signing key") && !err.contains("policy"),
+        "{err}"
+    );
+    let with_ca = config(
+        &pki,
+        key,
+        &cert,
+        &format!("{software}\n[keystore]\nca_key = {{ home = \"software\", id = \"ca\" }}\n"),
     );
     let out = cse_command(&with_ca, &dir.path().join("data"), &[])
         .output()
@@ -433,8 +481,25 @@ fn keys_below_the_policy_stop_the_start() {
         err.contains("keystore.ca_key") && err.contains("at least level 2"),
         "{err}"
     );
+    assert_eq!(err.matches("but the policy requires").count(), 1, "{err}");
+
+    // A CA key that is not in its home is reported missing, not as a policy refusal.
+    let missing = config(
+        &pki,
+        key,
+        &cert,
+        &format!("{software}\n[keystore]\nca_key = {{ home = \"software\", id = \"nope\" }}\n"),
+    );
+    let out = cse_command(&missing, &dir.path().join("data"), &[])
+        .output()
+        .expect("run");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(64), "{err}");
+    assert!(err.contains("key nope not found in home"), "{err}");
+    assert!(!err.contains("policy") && !err.contains("level 1"), "{err}");
 }
 
+#[cfg(feature = "tpm")]
 #[test]
 fn https_with_the_tls_key_in_swtpm() {
     if !have_tools() {
@@ -474,5 +539,152 @@ fn https_with_the_tls_key_in_swtpm() {
     assert!(
         err.contains("[keystore.tpm]") && err.contains("unreachable"),
         "{err}"
+    );
+}
+
+/// A configuration with a `[keystore.tpm]` section.
+fn tpm_section(tcti: &str, dir: &Path) -> String {
+    format!(
+        "\n[keystore.tpm]\ntcti = \"{tcti}\"\ndir = \"{}\"\n",
+        dir.display()
+    )
+}
+
+#[cfg(not(feature = "tpm"))]
+#[test]
+fn a_tpm_home_in_a_build_without_it_says_how_to_rebuild() {
+    let dir = tempfile::tempdir().expect("tmp");
+    let cfg = dir.path().join("cse.toml");
+    let keys = dir.path().join("tpm-keys");
+    std::fs::write(&cfg, tpm_section("device:/dev/tpmrm0", &keys)).expect("config");
+    let parts = [
+        "[keystore.tpm]",
+        "has no TPM home",
+        "cargo feature `tpm`",
+        "libtss2-dev",
+        "cargo build --release -p cli --features tpm",
+    ];
+    let out = cse_command(&cfg, &dir.path().join("data"), &[])
+        .output()
+        .expect("run");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(64), "{err}");
+    for part in parts {
+        assert!(err.contains(part), "{err} lacks {part}");
+    }
+    // The key commands say the same, and nothing was made for the home.
+    let out = m2m(
+        &["keys", "list", "--config", cfg.to_str().expect("utf8")],
+        &[],
+    );
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "{err}");
+    for part in parts {
+        assert!(err.contains(part), "{err} lacks {part}");
+    }
+    assert!(!keys.exists());
+}
+
+/// Starts that fail after the TPM home opened (and loaded the TLS key) leave nothing in the
+/// TPM: more failed starts in a row than swtpm has object slots (3), then a good start.
+#[cfg(feature = "tpm")]
+#[test]
+fn failed_starts_leave_nothing_loaded_in_the_tpm() {
+    if !have_tools() {
+        return;
+    }
+    let Some(tpm) = Swtpm::start() else {
+        return;
+    };
+    let dir = tempfile::tempdir().expect("tmp");
+    let pki = pki(dir.path());
+    let cfg = config(
+        &pki,
+        "key = { home = \"tpm\", id = \"tls\" }",
+        &pki.join("cse-tpm.pem"),
+        &tpm_section(&tpm.tcti(), &pki.join("tpm-keys")),
+    );
+    generate_and_issue(&pki, &cfg, "tpm", &[]);
+    // The same configuration with a certificate file that is not there: the CSE opens the
+    // TPM home, loads the key, then stops at the certificate.
+    let good = std::fs::read_to_string(&cfg).expect("config");
+    let broken = pki.join("broken.toml");
+    std::fs::write(
+        &broken,
+        good.replace(
+            &pki.join("cse-tpm.pem").display().to_string(),
+            &pki.join("missing.pem").display().to_string(),
+        ),
+    )
+    .expect("write");
+    for attempt in 0..5 {
+        let out = cse_command(&broken, &dir.path().join("data"), &[])
+            .output()
+            .expect("run");
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(64), "attempt {attempt}: {err}");
+        assert!(err.contains("missing.pem"), "attempt {attempt}: {err}");
+        assert!(!err.contains("TPM"), "attempt {attempt}: {err}");
+    }
+    let cse = start(&cfg, &dir.path().join("data"), &[]);
+    let answer = register(&pki, &cse);
+    assert!(answer.contains("X-M2M-RSC: 2001"), "{answer}");
+}
+
+/// `cse init --keystore-from` puts every key it makes in that home, the pseudonym mapping key
+/// too: the CSE it made starts with its pseudonym vault at level 3 (SoftHSM).
+#[test]
+fn init_keystore_from_puts_the_pseudonym_key_in_that_home() {
+    if !have_tools() {
+        return;
+    }
+    let dir = tempfile::tempdir().expect("tmp");
+    let Some(hsm) = SoftHsm::new(&dir.path().join("softhsm")) else {
+        return;
+    };
+    hsm.init_token("cse-token", "1234");
+    let conf = hsm.conf();
+    let env = [("SOFTHSM2_CONF", conf.as_path())];
+    let pin = dir.path().join("hsm.pin");
+    write_private(&pin, "1234\n");
+    let from = dir.path().join("homes.toml");
+    std::fs::write(
+        &from,
+        format!(
+            "[keystore.pkcs11]\nmodule = \"{}\"\ntoken-label = \"cse-token\"\npin = {{ file = \"{}\" }}\n",
+            keystore::testing::SOFTHSM_MODULE,
+            pin.display()
+        ),
+    )
+    .expect("write");
+    let made = dir.path().join("cse");
+    let out = Command::new(env!("CARGO_BIN_EXE_cse"))
+        .arg("init")
+        .arg(&made)
+        .args(["--http", "127.0.0.1:0", "--https", "127.0.0.1:0"])
+        .args(["--enrolment", "127.0.0.1:0", "--keystore-from"])
+        .arg(&from)
+        .env("SOFTHSM2_CONF", &conf)
+        .output()
+        .expect("cse init");
+    let report = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{report}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        report.contains("pseudonyms (pseudonym-mapping)"),
+        "{report}"
+    );
+    let cse = start(&made.join("cse.toml"), &made.join("data"), &env);
+    let log = std::fs::read_to_string(&cse.log).unwrap_or_default();
+    let vault = log
+        .lines()
+        .find(|l| l.contains("pseudonym vault open"))
+        .unwrap_or_else(|| panic!("no vault line: {log}"));
+    assert!(
+        vault.contains("pseudonyms in pkcs11:cse-token (level 3)"),
+        "{vault}"
     );
 }

@@ -13,6 +13,7 @@ use openssl::sha::sha256 as openssl_sha256;
 use zeroize::Zeroizing;
 
 /// DER of the P-256 curve OID (1.2.840.10045.3.1.7), as PKCS#11 `CKA_EC_PARAMS` wants it.
+#[cfg_attr(not(feature = "pkcs11"), allow(dead_code))]
 pub(crate) const P256_OID_DER: [u8; 10] =
     [0x06, 0x08, 0x2a, 0x86, 0x48, 0xce, 0x3d, 0x03, 0x01, 0x07];
 
@@ -43,6 +44,7 @@ pub(crate) fn random<const N: usize>() -> Result<[u8; N], KeyStoreError> {
 }
 
 /// Raw `r || s` (64 bytes, as PKCS#11 `CKM_ECDSA` returns it) to DER.
+#[cfg_attr(not(feature = "pkcs11"), allow(dead_code))]
 pub(crate) fn ecdsa_raw_to_der(raw: &[u8]) -> Result<Signature, String> {
     if raw.len() != 64 {
         return Err(format!(
@@ -54,6 +56,7 @@ pub(crate) fn ecdsa_raw_to_der(raw: &[u8]) -> Result<Signature, String> {
 }
 
 /// Separate `r` and `s` (big-endian, as the TPM returns them) to DER.
+#[cfg_attr(not(any(feature = "pkcs11", feature = "tpm")), allow(dead_code))]
 pub(crate) fn ecdsa_rs_to_der(r: &[u8], s: &[u8]) -> Result<Signature, String> {
     let sig = (|| {
         let r = BigNum::from_slice(r)?;
@@ -65,6 +68,7 @@ pub(crate) fn ecdsa_rs_to_der(r: &[u8], s: &[u8]) -> Result<Signature, String> {
 }
 
 /// SubjectPublicKeyInfo DER of a P-256 point given as `04 || X || Y`.
+#[cfg_attr(not(any(feature = "pkcs11", feature = "tpm")), allow(dead_code))]
 pub(crate) fn spki_from_point(uncompressed: &[u8]) -> Result<PublicKeyDer, String> {
     (|| {
         let group = EcGroup::from_curve_name(Nid::X9_62_PRIME256V1)?;
@@ -78,6 +82,7 @@ pub(crate) fn spki_from_point(uncompressed: &[u8]) -> Result<PublicKeyDer, Strin
 }
 
 /// SubjectPublicKeyInfo DER of a P-256 point given as separate coordinates.
+#[cfg(feature = "tpm")]
 pub(crate) fn spki_from_coordinates(x: &[u8], y: &[u8]) -> Result<PublicKeyDer, String> {
     if x.len() > 32 || y.len() > 32 {
         return Err("P-256 coordinate longer than 32 bytes".into());
@@ -268,6 +273,7 @@ mod tests {
             .expect("point");
         let spki = key.public_key_to_der().expect("spki");
         assert_eq!(spki_from_point(&point).expect("spki").as_der(), &spki[..]);
+        #[cfg(feature = "tpm")]
         assert_eq!(
             spki_from_coordinates(&point[1..33], &point[33..])
                 .expect("spki")

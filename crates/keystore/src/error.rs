@@ -1,5 +1,9 @@
 //! What can go wrong, one variant per cause. Messages name the key, home and file involved and
 //! never contain secret material.
+//!
+//! A message includes its cause's text (an I/O error, a TPM answer) and therefore does not
+//! also return it from `source()`: printers that walk the chain (`anyhow`'s `{:#}`) would
+//! print the cause twice.
 
 use crate::policy::PolicyViolation;
 use crate::types::{Algorithm, HomeId, KeyId, KeyRole, Level};
@@ -145,12 +149,12 @@ pub enum KeyStoreError {
         reason: String,
     },
     /// A file system operation failed.
-    #[error("{path}: {source}")]
+    #[error("{path}: {error}")]
     Io {
         /// The file or directory.
         path: PathBuf,
-        /// The error.
-        source: std::io::Error,
+        /// The error (in the message, not a `source()`: see the module documentation).
+        error: std::io::Error,
     },
     /// A PIN or passphrase cannot be read from where the configuration says it is.
     #[error("cannot read the {what} from {source_desc}: {reason}")]
@@ -202,13 +206,32 @@ pub enum KeyStoreError {
         /// The key.
         key: KeyId,
     },
-    /// The TPM cannot be reached (connection refused, device missing, TPM gone).
+    /// The TPM cannot be reached (connection refused, device missing, TPM gone): no answer
+    /// came from the TPM itself.
     #[error("TPM {tcti} unreachable: {reason}")]
     TpmUnreachable {
         /// The TCTI configuration string.
         tcti: String,
         /// Why.
         reason: String,
+    },
+    /// The TPM answered a command with an error (other than refusing a key's blob or its
+    /// binding, which is [`KeyStoreError::Corrupted`]). The message gives the TPM's response
+    /// code and its meaning, and what to do where there is something to do.
+    #[error("TPM {tcti} refused to {operation}: {answer}")]
+    TpmRefused {
+        /// The TCTI configuration string.
+        tcti: String,
+        /// What was asked.
+        operation: &'static str,
+        /// The response code, its meaning and, where there is one, the remedy.
+        answer: String,
+    },
+    /// The home was closed ([`crate::KeyHome::close`]): the program is stopping.
+    #[error("key home {home} is closed")]
+    HomeClosed {
+        /// The home.
+        home: HomeId,
     },
     /// A signature does not verify.
     #[error("signature does not verify under key {key}")]
@@ -251,10 +274,10 @@ pub enum KeyStoreError {
 }
 
 impl KeyStoreError {
-    pub(crate) fn io(path: impl Into<PathBuf>, source: std::io::Error) -> Self {
+    pub(crate) fn io(path: impl Into<PathBuf>, error: std::io::Error) -> Self {
         KeyStoreError::Io {
             path: path.into(),
-            source,
+            error,
         }
     }
 

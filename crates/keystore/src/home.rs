@@ -117,6 +117,14 @@ pub trait KeyHome: Send + Sync + fmt::Debug {
         }
     }
 
+    /// Releases what the home holds outside this process, on the way out of a program: a
+    /// TPM home flushes the objects it loaded into the TPM, whose few object slots would
+    /// otherwise stay taken after the process ends (with a TCTI that has no resource
+    /// manager). Idempotent; every later operation fails with
+    /// [`KeyStoreError::HomeClosed`]. Homes that hold nothing outside the process keep the
+    /// default, which does nothing.
+    fn close(&self) {}
+
     /// HKDF-Expand (RFC 5869 section 2.3) with the HMAC key as PRK: `len` bytes (at most
     /// 8160) of key material bound to `info`. Each HMAC runs inside the home, so the master
     /// key never leaves it; the derived output is the caller's to protect.

@@ -6,7 +6,7 @@
 //! | level | home | module |
 //! |---|---|---|
 //! | 1, software | key files encrypted at rest (AES-256-GCM under an Argon2id or key-file KEK) | [`software`] |
-//! | 2, TPM | TPM 2.0 keys; only TPM-wrapped blobs are stored on disk | [`tpm`] (feature `tpm`) |
+//! | 2, TPM | TPM 2.0 keys; only TPM-wrapped blobs are stored on disk | [`tpm`] (feature `tpm`, off by default) |
 //! | 3, HSM | PKCS#11 token objects, generated sensitive and non-extractable | [`pkcs11`] (feature `pkcs11`) |
 //!
 //! Callers hold [`KeyHandle`]s, never key bytes: signing, HMAC, key derivation and AEAD run
@@ -33,9 +33,6 @@
 //! # let _ = (signature, Algorithm::EcdsaP256Sha256); Ok(()) }
 //! ```
 #![forbid(unsafe_code)]
-// The DER/SPKI glue in `crypto` serves the hardware homes only; builds without them would
-// otherwise warn about it.
-#![cfg_attr(not(all(feature = "pkcs11", feature = "tpm")), allow(dead_code))]
 
 mod crypto;
 mod error;
@@ -53,7 +50,6 @@ pub mod pkcs11;
 pub mod software;
 #[cfg(feature = "testing")]
 pub mod testing;
-#[cfg(feature = "tpm")]
 pub mod tpm;
 
 pub use error::KeyStoreError;

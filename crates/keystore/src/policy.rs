@@ -92,7 +92,7 @@ pub struct PolicyViolation {
     pub key: KeyId,
     /// Its role.
     pub role: KeyRole,
-    /// The home it is configured in.
+    /// Its home (where it is, or where it was to be generated or imported).
     pub home: HomeId,
     /// That home's level.
     pub configured: Level,
@@ -104,8 +104,8 @@ impl fmt::Display for PolicyViolation {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(
             f,
-            "key {} (role {}) is configured in home {} at {}, but the policy requires at least {} \
-             for {} keys: move the key to a home of that level or lower the policy's minimum",
+            "key {} (role {}): home {} is at {}, but the policy requires at least {} for {} keys: \
+             move the key to a home of that level or lower the policy's minimum",
             self.key, self.role, self.home, self.configured, self.required, self.role
         )
     }

@@ -57,6 +57,7 @@ impl Mac {
         Self(bytes)
     }
 
+    #[cfg_attr(not(feature = "pkcs11"), allow(dead_code))]
     pub(crate) fn from_slice(bytes: &[u8]) -> Option<Self> {
         let mut out = [0u8; 32];
         if bytes.len() != out.len() {

@@ -56,8 +56,8 @@ impl SecretSource {
                 };
                 let mut bytes = match fsutil::read_private(path) {
                     Ok(bytes) => bytes,
-                    Err(KeyStoreError::Io { source, .. }) => {
-                        return Err(unavailable(source.to_string()))
+                    Err(KeyStoreError::Io { error, .. }) => {
+                        return Err(unavailable(error.to_string()))
                     }
                     Err(other) => return Err(other),
                 };

@@ -94,7 +94,8 @@ impl KeyStore {
 
     /// Opens a configured key at start-up: the key must exist in exactly the named home, have
     /// the expected role, and its home must meet the policy. Any failure is an error for the
-    /// caller to report; there is no fallback.
+    /// caller to report; there is no fallback. The checks run in that order, so that a key that
+    /// is missing or of another role is reported as such, not as a policy refusal.
     pub fn open(
         &self,
         home: &HomeId,
@@ -102,7 +103,6 @@ impl KeyStore {
         role: KeyRole,
     ) -> Result<KeyHandle, KeyStoreError> {
         let home = self.home(home)?;
-        self.check_placement(home.as_ref(), id, role)?;
         let handle = home.key(id)?;
         if handle.role() != role {
             return Err(KeyStoreError::RoleMismatch {
@@ -112,7 +112,16 @@ impl KeyStore {
                 expected: role,
             });
         }
+        self.check_placement(home.as_ref(), id, role)?;
         Ok(handle)
+    }
+
+    /// Closes every home ([`KeyHome::close`]): for the exit path of a program, whoever still
+    /// holds the store.
+    pub fn close(&self) {
+        for home in self.homes.values() {
+            home.close();
+        }
     }
 
     /// Metadata of every key in every home (for `m2m keystore list`); never secrets.

@@ -202,3 +202,113 @@ fn altered_blobs_and_metadata_are_detected() {
         );
     }
 }
+
+/// A raw connection to the TPM, beside the home (swtpm serves one connection at a time:
+/// the caller drops it before the home connects again).
+fn raw_tpm(tcti: &str) -> tss_esapi::Context {
+    use std::str::FromStr;
+    tss_esapi::Context::new(tss_esapi::TctiNameConf::from_str(tcti).unwrap()).unwrap()
+}
+
+/// The transient objects loaded in the TPM now.
+fn transient_objects(ctx: &mut tss_esapi::Context) -> Vec<tss_esapi::handles::TpmHandle> {
+    use tss_esapi::constants::tss::TPM2_TRANSIENT_FIRST;
+    use tss_esapi::constants::CapabilityType;
+    use tss_esapi::structures::CapabilityData;
+    match ctx
+        .get_capability(CapabilityType::Handles, TPM2_TRANSIENT_FIRST, 64)
+        .unwrap()
+        .0
+    {
+        CapabilityData::Handles(list) => list.into_inner(),
+        other => panic!("not a handle list: {other:?}"),
+    }
+}
+
+/// How many transient objects the TPM holds.
+fn loaded(tcti: &str) -> usize {
+    transient_objects(&mut raw_tpm(tcti)).len()
+}
+
+#[test]
+fn closing_or_dropping_the_home_flushes_what_it_loaded() {
+    let Some(tpm) = swtpm() else { return };
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("k");
+    let home = TpmHome::open(&config(tpm.tcti(), &dir)).unwrap();
+    let tls = home
+        .generate(&id("tls"), KeyRole::TlsServer, Algorithm::EcdsaP256Sha256)
+        .unwrap();
+    home.sign(&tls, b"loads the key").unwrap();
+    home.close();
+    // Closed: nothing is left in the TPM, and the home says it is closed.
+    let err = home.sign(&tls, b"after close").unwrap_err();
+    assert!(matches!(err, KeyStoreError::HomeClosed { .. }), "{err}");
+    assert!(err.to_string().contains("is closed"), "{err}");
+    home.close();
+    assert_eq!(loaded(&tpm.tcti()), 0);
+    drop(home);
+
+    // More opens in a row than the TPM has object slots (swtpm: 3), each using a key and
+    // dropped without close: each leaves nothing behind.
+    for round in 0..5 {
+        let home = TpmHome::open(&config(tpm.tcti(), &dir)).unwrap();
+        home.sign(&home.key(&id("tls")).unwrap(), b"again").unwrap();
+        drop(home);
+        assert_eq!(loaded(&tpm.tcti()), 0, "round {round}");
+    }
+}
+
+#[test]
+fn a_tpm_that_answers_an_error_is_not_called_unreachable() {
+    let Some(tpm) = swtpm() else { return };
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("k");
+    // Every object slot taken by objects another program left loaded: tpm2_createprimary
+    // with no resource manager leaves its primary key in the TPM, as a process killed with
+    // objects loaded does.
+    if support::skip_unless(
+        support::on_path("tpm2_createprimary"),
+        "tpm2-tools (Debian package tpm2-tools)",
+    )
+    .is_some()
+    {
+        return;
+    }
+    let mut refused = None;
+    for n in 0..16 {
+        let out = std::process::Command::new("tpm2_createprimary")
+            .args(["-C", "o", "-c"])
+            .arg(tmp.path().join(format!("primary-{n}.ctx")))
+            .env("TPM2TOOLS_TCTI", tpm.tcti())
+            .output()
+            .unwrap();
+        if !out.status.success() {
+            refused = Some(String::from_utf8_lossy(&out.stderr).into_owned());
+            break;
+        }
+    }
+    let refused = refused.expect("the TPM's object slots fill up");
+    assert!(refused.contains("0x902"), "{refused}");
+    let err = TpmHome::open(&config(tpm.tcti(), &dir)).unwrap_err();
+    let text = err.to_string();
+    assert!(matches!(err, KeyStoreError::TpmRefused { .. }), "{text}");
+    for part in [
+        "refused to create the storage primary key",
+        "the TPM answered 0x902",
+        "out of memory for object contexts",
+        "tpm2_flushcontext",
+        "resource manager",
+    ] {
+        assert!(text.contains(part), "{text} lacks {part}");
+    }
+    assert!(!text.contains("unreachable"), "{text}");
+    // Flushed, the home opens again.
+    let mut ctx = raw_tpm(&tpm.tcti());
+    for handle in transient_objects(&mut ctx) {
+        let object = ctx.tr_from_tpm_public(handle).unwrap();
+        ctx.flush_context(object).unwrap();
+    }
+    drop(ctx);
+    TpmHome::open(&config(tpm.tcti(), &dir)).unwrap();
+}

@@ -65,15 +65,22 @@ pub enum MafStoreError {
     /// The store holds as many registrations as it may (in all, or for this source).
     #[error("too many key registrations ({0})")]
     Full(&'static str),
-    /// The sealing key's home refused or failed.
+    /// The sealing key's home refused or failed. The message includes the key store's, so it
+    /// is not also a `source()` (chain printers would repeat it).
     #[error("MAF sealing key: {0}")]
-    KeyStore(#[from] keystore::KeyStoreError),
+    KeyStore(keystore::KeyStoreError),
     /// The sealing key is not an HMAC-SHA-256 key of role `psk-master`.
     #[error("the MAF sealing key must be an HMAC-SHA-256 key of role psk-master")]
     WrongKey,
     /// AES-GCM failed (sealing), or a sealed value does not open (altered or moved).
     #[error("sealing a MAF key failed")]
     Seal,
+}
+
+impl From<keystore::KeyStoreError> for MafStoreError {
+    fn from(e: keystore::KeyStoreError) -> Self {
+        Self::KeyStore(e)
+    }
 }
 
 /// One registration as callers see it: everything but the key value.

@@ -175,9 +175,10 @@ const SEAL_INFO: &[u8] = b"secure-cse pseudonym seal/1";
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum VaultError {
-    /// The key's home refused or failed.
+    /// The key's home refused or failed. The message includes the key store's, so it is not
+    /// also a `source()` (chain printers would repeat it).
     #[error("pseudonym mapping key: {0}")]
-    KeyStore(#[from] keystore::KeyStoreError),
+    KeyStore(keystore::KeyStoreError),
     /// The key is not an HMAC key of role `pseudonym-mapping`.
     #[error("the pseudonym mapping key must be an HMAC-SHA-256 key of role pseudonym-mapping")]
     WrongKey,
@@ -187,6 +188,12 @@ pub enum VaultError {
     /// OpenSSL failed.
     #[error("AES-GCM: {0}")]
     Crypto(#[from] openssl::error::ErrorStack),
+}
+
+impl From<keystore::KeyStoreError> for VaultError {
+    fn from(e: keystore::KeyStoreError) -> Self {
+        Self::KeyStore(e)
+    }
 }
 
 impl From<crate::sealing::SealError> for VaultError {

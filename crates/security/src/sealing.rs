@@ -14,9 +14,10 @@ use zeroize::Zeroizing;
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum SealError {
-    /// The key's home refused or failed.
+    /// The key's home refused or failed. The message includes the key store's, so it is not
+    /// also a `source()` (chain printers would repeat it).
     #[error("sealing key: {0}")]
-    KeyStore(#[from] KeyStoreError),
+    KeyStore(KeyStoreError),
     /// What was given does not open under this key with this associated data (altered, cut,
     /// or sealed for something else).
     #[error("a sealed value does not open under this key for this use")]
@@ -24,6 +25,12 @@ pub enum SealError {
     /// OpenSSL failed to seal.
     #[error("AES-256-GCM: {0}")]
     Crypto(#[from] openssl::error::ErrorStack),
+}
+
+impl From<KeyStoreError> for SealError {
+    fn from(e: KeyStoreError) -> Self {
+        Self::KeyStore(e)
+    }
 }
 
 /// An HMAC key in a home, and the label its sealing keys are derived with.
@@ -117,9 +124,9 @@ pub fn data_folder_key(
     if !kek.exists() {
         let mut bytes = Zeroizing::new([0u8; 32]);
         rand::RngCore::fill_bytes(&mut rand::rngs::OsRng, bytes.as_mut());
-        write_new_private(&kek, bytes.as_ref()).map_err(|source| KeyStoreError::Io {
+        write_new_private(&kek, bytes.as_ref()).map_err(|error| KeyStoreError::Io {
             path: kek.clone(),
-            source,
+            error,
         })?;
     }
     let config = SoftwareConfig {

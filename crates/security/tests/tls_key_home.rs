@@ -7,7 +7,10 @@ mod common;
 use common::*;
 use keystore::pkcs11::{Pkcs11Config, Pkcs11Home};
 use keystore::software::{KekSource, SoftwareConfig, SoftwareHome};
-use keystore::testing::{SoftHsm, Swtpm, SOFTHSM_MODULE};
+#[cfg(feature = "tpm")]
+use keystore::testing::Swtpm;
+use keystore::testing::{SoftHsm, SOFTHSM_MODULE};
+#[cfg(feature = "tpm")]
 use keystore::tpm::{TpmConfig, TpmHome};
 use keystore::{
     Algorithm, KeyHome, KeyId, KeyRole, KeyStore, KeyStorePolicy, Level, SecretSource, SigningKey,
@@ -147,6 +150,8 @@ async fn level1_software_home_key() {
     both_versions_work(policy_with(&key, tmp.path()), &home).await;
 }
 
+/// Needs the TPM home (feature `tpm`: `cargo test -p security --features tpm`).
+#[cfg(feature = "tpm")]
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn level2_tpm_key_and_a_tpm_that_goes_away() {
     if !have("openssl") {

@@ -13,6 +13,7 @@ use security::revocation::{Revocations, Withdrawable};
 use security::tls::{AcceptorSlot, LocalIdentity, TlsAcceptor};
 use std::net::SocketAddr;
 use std::path::PathBuf;
+use std::process::ExitCode;
 use std::sync::Arc;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
@@ -50,24 +51,27 @@ enum CseCommand {
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 /// Exit code for an unusable configuration (EX_USAGE), before any socket opens.
-const EXIT_CONFIG: i32 = 64;
+const EXIT_CONFIG: u8 = 64;
 
-fn main() {
+/// Every exit returns from here rather than calling `process::exit`, which would skip the
+/// destructors: the key homes must be closed on every path (a TPM home flushes the objects
+/// it loaded, or the next start finds the TPM's object slots full).
+fn main() -> ExitCode {
     let args = Args::parse();
     if let Some(CseCommand::Init(init)) = &args.command {
         match cli::init_cmd::run(init) {
             Ok(report) => print!("{report}"),
-            Err(e) => fail_config(&format!("init: {e:#}")),
+            Err(e) => return fail_config(&format!("init: {e:#}")),
         }
-        return;
+        return ExitCode::SUCCESS;
     }
     let file = match args.config.as_deref().map(FileConfig::load).transpose() {
         Ok(f) => f.unwrap_or_default(),
-        Err(e) => fail_config(&e),
+        Err(e) => return fail_config(&e),
     };
     let settings = match file.resolve(args.http, args.data.clone()) {
         Ok(s) => s,
-        Err(e) => fail_config(&e),
+        Err(e) => return fail_config(&e),
     };
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(&settings.log));
@@ -85,23 +89,26 @@ fn main() {
     // that cannot be opened, a key missing from its home or below the policy: exit 64.
     let homes = match key_homes(&settings) {
         Ok(h) => h.map(Arc::new),
-        Err(e) => fail_config(&e),
+        Err(e) => return fail_config(&e),
     };
+    // Closes the homes when `main` returns, on every path from here, whoever still holds
+    // them (listeners, the reloader).
+    let _close_homes = homes.clone().map(cli::keyhomes::CloseOnExit);
     // The audit log is checked too: a log altered since the last run stops the start.
     let audit = match audit_trail(&settings, homes.as_deref()) {
         Ok(a) => a,
-        Err(e) => fail_config(&format!("{e:#}")),
+        Err(e) => return fail_config(&format!("{e:#}")),
     };
     // Withdrawn credentials: a journal that cannot be read stops the start, so that no
     // revocation is ever forgotten.
     let revocations = match open_revocations(&settings) {
         Ok(r) => r,
-        Err(e) => fail_config(&format!("{e:#}")),
+        Err(e) => return fail_config(&format!("{e:#}")),
     };
     // Keys the MEF issued: a journal that cannot be read stops the start too.
     let provisioned = match open_provisioned(&settings) {
         Ok(p) => p,
-        Err(e) => fail_config(&format!("{e:#}")),
+        Err(e) => return fail_config(&format!("{e:#}")),
     };
     let acceptors: Vec<Arc<AcceptorSlot>> = match tls_acceptors(
         &settings,
@@ -114,11 +121,11 @@ fn main() {
             .into_iter()
             .map(|a| Arc::new(AcceptorSlot::new(a)))
             .collect(),
-        Err(e) => fail_config(&format!("{e:#}")),
+        Err(e) => return fail_config(&format!("{e:#}")),
     };
     let device = match cli::cert_enrolment::open(&settings, homes.as_deref(), &revocations) {
         Ok(d) => d.map(|(acceptor, mef)| (Arc::new(AcceptorSlot::new(Arc::new(acceptor))), mef)),
-        Err(e) => fail_config(&format!("{e:#}")),
+        Err(e) => return fail_config(&format!("{e:#}")),
     };
     // What `reload-tls` and SIGHUP re-read: the same file, the same overrides.
     let reloader = Reloader {
@@ -140,24 +147,24 @@ fn main() {
     };
     let enrolment = match enrolment(&settings, &provisioned, &revocations) {
         Ok(e) => e,
-        Err(e) => fail_config(&format!("{e:#}")),
+        Err(e) => return fail_config(&format!("{e:#}")),
     };
     let mut settings = settings;
     match published_crls(&settings) {
         Ok(crls) => settings.cse.published_crls = crls,
-        Err(e) => fail_config(&format!("{e:#}")),
+        Err(e) => return fail_config(&format!("{e:#}")),
     }
     // Token issuers' keys are read now: a missing or unusable key exits 64.
     let mut issuers = security::token::Issuers::new();
     for issuer in &settings.token_issuers {
         if let Err(e) = issuer.load(&mut issuers) {
-            fail_config(&e);
+            return fail_config(&e);
         }
     }
     settings.cse.dynamic_authorization.issuers = Arc::new(issuers);
     if let Some(tls) = &settings.cse.notification_tls {
         if let Err(e) = cse::notification::check_tls(tls) {
-            fail_config(&format!("[notifications] TLS: {e}"));
+            return fail_config(&format!("[notifications] TLS: {e}"));
         }
     }
     let runtime = match tokio::runtime::Builder::new_multi_thread()
@@ -167,19 +174,19 @@ fn main() {
         Ok(r) => r,
         Err(e) => {
             eprintln!("cse: cannot start the runtime: {e}");
-            std::process::exit(1);
+            return ExitCode::FAILURE;
         }
     };
     let (enrolment, mef) = enrolment.unzip();
     let (device_enrolment, device_mef) = device.unzip();
     let pseudonyms = match pseudonym_vault(&settings, homes.as_deref()) {
         Ok(v) => v,
-        Err(e) => fail_config(&format!("{e:#}")),
+        Err(e) => return fail_config(&format!("{e:#}")),
     };
     // The MAF's registrations: a journal that cannot be read or opened stops the start.
     let maf = match maf(&settings) {
         Ok(m) => m,
-        Err(e) => fail_config(&format!("{e:#}")),
+        Err(e) => return fail_config(&format!("{e:#}")),
     };
     let services = cse::Services {
         audit,
@@ -200,13 +207,16 @@ fn main() {
     )) {
         tracing::error!("{e:#}");
         eprintln!("cse: {e:#}");
-        std::process::exit(1);
+        return ExitCode::FAILURE;
     }
+    ExitCode::SUCCESS
 }
 
-fn fail_config(e: &dyn std::fmt::Display) -> ! {
+/// Reports an unusable configuration; `main` returns the code, so that what was opened
+/// before (the key homes) is closed on the way out.
+fn fail_config(e: &dyn std::fmt::Display) -> ExitCode {
     eprintln!("cse: {e}");
-    std::process::exit(EXIT_CONFIG)
+    ExitCode::from(EXIT_CONFIG)
 }
 
 /// Opens the configured key homes and checks the keys the CSE needs outside TLS (the CA

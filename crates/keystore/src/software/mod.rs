@@ -124,7 +124,7 @@ impl SoftwareHome {
             .map_err(|e| KeyStoreError::corrupted(dir.join(STORE_FILE), e.to_string()))?;
         fsutil::write_new(dir, STORE_FILE, &json, || KeyStoreError::Io {
             path: dir.join(STORE_FILE),
-            source: std::io::Error::new(
+            error: std::io::Error::new(
                 std::io::ErrorKind::AlreadyExists,
                 "a key store already exists here",
             ),
@@ -137,14 +137,14 @@ impl SoftwareHome {
     pub fn open(config: &SoftwareConfig) -> Result<Self, KeyStoreError> {
         let dir = &config.dir;
         fsutil::check_private_dir(dir).map_err(|e| match e {
-            KeyStoreError::Io { source, .. } if source.kind() == std::io::ErrorKind::NotFound => {
+            KeyStoreError::Io { error, .. } if error.kind() == std::io::ErrorKind::NotFound => {
                 KeyStoreError::NotInitialised { dir: dir.clone() }
             }
             other => other,
         })?;
         let path = dir.join(STORE_FILE);
         let bytes = fsutil::read_private(&path).map_err(|e| match e {
-            KeyStoreError::Io { source, .. } if source.kind() == std::io::ErrorKind::NotFound => {
+            KeyStoreError::Io { error, .. } if error.kind() == std::io::ErrorKind::NotFound => {
                 KeyStoreError::NotInitialised { dir: dir.clone() }
             }
             other => other,
@@ -204,7 +204,7 @@ impl SoftwareHome {
         }
         let path = self.dir.join(Self::file_name(id));
         let bytes = fsutil::read_private(&path).map_err(|e| match e {
-            KeyStoreError::Io { source, .. } if source.kind() == std::io::ErrorKind::NotFound => {
+            KeyStoreError::Io { error, .. } if error.kind() == std::io::ErrorKind::NotFound => {
                 KeyStoreError::KeyNotFound {
                     home: self.id.clone(),
                     key: id.clone(),
@@ -519,7 +519,7 @@ impl KeyHome for SoftwareHome {
         let name = Self::file_name(key.id());
         // NOTE(keystore): unlinking suffices: the file is ciphertext under the KEK.
         fsutil::remove(&self.dir, &name).map_err(|e| match e {
-            KeyStoreError::Io { source, .. } if source.kind() == std::io::ErrorKind::NotFound => {
+            KeyStoreError::Io { error, .. } if error.kind() == std::io::ErrorKind::NotFound => {
                 KeyStoreError::KeyNotFound {
                     home: self.id.clone(),
                     key: key.id().clone(),

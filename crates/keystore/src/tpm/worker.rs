@@ -4,10 +4,10 @@
 use crate::crypto;
 use crate::types::KeyId;
 use std::str::FromStr;
-use std::sync::mpsc;
+use std::sync::{mpsc, Mutex};
 use std::thread::JoinHandle;
 use tss_esapi::attributes::ObjectAttributesBuilder;
-use tss_esapi::constants::response_code::Tss2ResponseCodeKind;
+use tss_esapi::constants::response_code::{Tss2ResponseCode, Tss2ResponseCodeKind};
 use tss_esapi::constants::tss::{TPM2_RH_NULL, TPM2_ST_HASHCHECK};
 use tss_esapi::handles::KeyHandle as TpmKeyHandle;
 use tss_esapi::interface_types::algorithm::{HashingAlgorithm, PublicAlgorithm};
@@ -25,19 +25,80 @@ use tss_esapi::{Context, TctiNameConf};
 /// Why a TPM command failed, sorted for the caller's error mapping.
 #[derive(Debug)]
 pub(crate) enum TpmFailure {
-    /// The TPM (or the path to it) did not answer: TCTI or ESAPI layer errors.
+    /// No answer from the TPM: the TCTI or the resource manager failed (connection refused
+    /// or lost, device missing).
     Unreachable(String),
     /// The TPM refused the wrapped key or its authorisation: the blob or metadata was altered.
     Rejected(String),
-    /// Any other TPM error.
+    /// The TPM answered with another error: its response code and what it means.
+    Answered(String),
+    /// The home was closed: the program is stopping.
+    Closed,
+    /// A failure in this process (the TSS library's checks of its arguments).
     Other(String),
 }
 
+/// Bits 16-23 of a TSS2 response code name the layer that produced it.
+const LAYER_SHIFT: u32 = 16;
+/// The TPM itself.
+const LAYER_TPM: u32 = 0;
+/// The TCTI (the transport to the TPM: socket, device).
+const LAYER_TCTI: u32 = 10;
+/// The resource manager (tpm2-abrmd), about itself.
+const LAYER_RESMGR: u32 = 11;
+/// The resource manager, passing on what the TPM answered.
+const LAYER_RESMGR_TPM: u32 = 12;
+
+/// The transport's own codes (the low 16 bits of a TCTI-layer code).
+const TSS2_BASE_RC_NO_CONNECTION: u32 = 8;
+const TSS2_BASE_RC_TRY_AGAIN: u32 = 9;
+const TSS2_BASE_RC_IO_ERROR: u32 = 10;
+
+/// The raw response code, layer included. tss-esapi keeps it private; its format-zero and
+/// format-one codes print it as `... 0x<hex>` (checked by a test).
+fn raw_code(rc: Tss2ResponseCode) -> Option<u32> {
+    let text = match rc {
+        Tss2ResponseCode::Success => return Some(0),
+        Tss2ResponseCode::FormatZero(code) => code.to_string(),
+        Tss2ResponseCode::FormatOne(code) => code.to_string(),
+    };
+    u32::from_str_radix(text.rsplit("0x").next()?, 16).ok()
+}
+
+/// What the TPM answered, for an operator: the code, its meaning, and the remedy for the
+/// answers that have one.
+fn describe(code: u32, rc: Tss2ResponseCode) -> String {
+    let mut text = format!("the TPM answered {code:#x} ({rc})");
+    match rc.kind() {
+        Some(Tss2ResponseCodeKind::ObjectMemory | Tss2ResponseCodeKind::ObjectHandles) => text
+            .push_str(
+                ": its object slots are taken by objects that another program left loaded, \
+                 or a process killed before it could flush them. Connect through a resource \
+                 manager (device:/dev/tpmrm0 or tabrmd:), which flushes a client's objects \
+                 when it goes, or flush them with `tpm2_flushcontext --transient-object`",
+            ),
+        Some(Tss2ResponseCodeKind::Initialize) => text.push_str(
+            ": the TPM has not been started up (swtpm: start it with \
+             --flags not-need-init,startup-clear)",
+        ),
+        Some(Tss2ResponseCodeKind::Lockout) => {
+            text.push_str(": the TPM is in dictionary-attack lockout")
+        }
+        _ => {}
+    }
+    text
+}
+
 fn classify(e: tss_esapi::Error) -> TpmFailure {
-    let text = e.to_string();
-    match e {
-        tss_esapi::Error::WrapperError(_) => TpmFailure::Other(text),
-        tss_esapi::Error::Tss2Error(rc) => match rc.kind() {
+    let rc = match e {
+        tss_esapi::Error::WrapperError(kind) => return TpmFailure::Other(kind.to_string()),
+        tss_esapi::Error::Tss2Error(rc) => rc,
+    };
+    let Some(code) = raw_code(rc) else {
+        return TpmFailure::Other(rc.to_string());
+    };
+    match code >> LAYER_SHIFT & 0xff {
+        LAYER_TPM | LAYER_RESMGR_TPM => match rc.kind() {
             Some(
                 Tss2ResponseCodeKind::Integrity
                 | Tss2ResponseCodeKind::AuthFail
@@ -50,12 +111,22 @@ fn classify(e: tss_esapi::Error) -> TpmFailure {
                 | Tss2ResponseCodeKind::Type
                 | Tss2ResponseCodeKind::Attributes
                 | Tss2ResponseCodeKind::Insufficient,
-            ) => TpmFailure::Rejected(text),
-            // Response codes the TPM itself did not produce (TCTI I/O errors, ESAPI state
-            // errors after a lost connection) have no TPM kind.
-            None => TpmFailure::Unreachable(text),
-            Some(_) => TpmFailure::Other(text),
+            ) => TpmFailure::Rejected(describe(code, rc)),
+            _ => TpmFailure::Answered(describe(code, rc)),
         },
+        LAYER_TCTI | LAYER_RESMGR => TpmFailure::Unreachable(format!(
+            "no answer from the TPM: {} (TSS response code {code:#x})",
+            match code & 0xffff {
+                TSS2_BASE_RC_NO_CONNECTION => "no connection",
+                TSS2_BASE_RC_IO_ERROR => "connection refused or lost",
+                TSS2_BASE_RC_TRY_AGAIN => "busy, try again",
+                _ => "transport failure",
+            }
+        )),
+        // ESAPI, SAPI and the marshalling layer: this process's TSS library.
+        layer => TpmFailure::Other(format!(
+            "the TSS library (layer {layer}) failed with response code {code:#x}"
+        )),
     }
 }
 
@@ -151,14 +222,21 @@ impl Tpm {
     /// Connects and (re)creates the storage primary key under the owner hierarchy. The
     /// primary is derived from the owner seed, so it is the same key every time and the
     /// wrapped blobs stay loadable across restarts.
-    fn connect(tcti: &str) -> Result<Self, String> {
-        let conf = TctiNameConf::from_str(tcti).map_err(|e| format!("bad TCTI string: {e}"))?;
-        let mut ctx = Context::new(conf).map_err(|e| e.to_string())?;
+    fn connect(tcti: &str) -> TpmResult<Self> {
+        let conf = TctiNameConf::from_str(tcti)
+            .map_err(|e| TpmFailure::Unreachable(format!("bad TCTI string {tcti:?}: {e}")))?;
+        // Nothing is asked of the TPM yet: any failure here is the way to it.
+        let mut ctx = Context::new(conf).map_err(|e| match classify(e) {
+            TpmFailure::Other(reason) | TpmFailure::Answered(reason) => {
+                TpmFailure::Unreachable(format!("cannot connect: {reason}"))
+            }
+            other => other,
+        })?;
         ctx.set_sessions((Some(AuthSession::Password), None, None));
-        let template = storage_template().map_err(|e| e.to_string())?;
+        let template = storage_template().map_err(classify)?;
         let primary = ctx
             .create_primary(Hierarchy::Owner, template, None, None, None, None)
-            .map_err(|e| format!("cannot create the storage primary key: {e}"))?
+            .map_err(classify)?
             .key_handle;
         Ok(Self {
             ctx,
@@ -278,15 +356,15 @@ impl Tpm {
 
 type Job = Box<dyn FnOnce(&mut Tpm) + Send>;
 
-/// The handle to the worker thread.
+/// The handle to the worker thread: its job queue and the thread, until closed.
 pub(crate) struct Worker {
-    jobs: Option<mpsc::Sender<Job>>,
-    thread: Option<JoinHandle<()>>,
+    open: Mutex<Option<(mpsc::Sender<Job>, JoinHandle<()>)>>,
 }
 
 impl Worker {
-    /// Starts the thread and connects; `Err` carries why the TPM cannot be reached.
-    pub(crate) fn start(tcti: &str) -> Result<Self, String> {
+    /// Starts the thread, connects and creates the storage primary key. On failure nothing
+    /// is left loaded in the TPM.
+    pub(crate) fn start(tcti: &str) -> TpmResult<Self> {
         let (jobs, queue) = mpsc::channel::<Job>();
         let (ready_tx, ready_rx) = mpsc::channel();
         let tcti = tcti.to_owned();
@@ -298,6 +376,8 @@ impl Worker {
                     for job in queue {
                         job(&mut tpm);
                     }
+                    // The queue ends when the home is closed or dropped: give the TPM its
+                    // object slots back.
                     tpm.flush_loaded();
                     let _ = tpm.ctx.flush_context(tpm.primary.into());
                 }
@@ -305,17 +385,16 @@ impl Worker {
                     let _ = ready_tx.send(Err(e));
                 }
             })
-            .map_err(|e| e.to_string())?;
+            .map_err(|e| TpmFailure::Other(format!("cannot start the TPM thread: {e}")))?;
         match ready_rx.recv() {
             Ok(Ok(())) => Ok(Self {
-                jobs: Some(jobs),
-                thread: Some(thread),
+                open: Mutex::new(Some((jobs, thread))),
             }),
             Ok(Err(e)) => {
                 let _ = thread.join();
                 Err(e)
             }
-            Err(_) => Err("the TPM thread stopped".into()),
+            Err(_) => Err(TpmFailure::Other("the TPM thread stopped".into())),
         }
     }
 
@@ -324,23 +403,41 @@ impl Worker {
         &self,
         f: impl FnOnce(&mut Tpm) -> TpmResult<R> + Send + 'static,
     ) -> TpmResult<R> {
-        let gone = || TpmFailure::Unreachable("the TPM thread stopped".into());
+        let gone = || TpmFailure::Other("the TPM thread stopped".into());
+        let jobs = self
+            .open
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+            .as_ref()
+            .map(|(jobs, _)| jobs.clone())
+            .ok_or(TpmFailure::Closed)?;
         let (tx, rx) = mpsc::sync_channel(1);
-        let jobs = self.jobs.as_ref().ok_or_else(gone)?;
         jobs.send(Box::new(move |tpm| {
             let _ = tx.send(f(tpm));
         }))
         .map_err(|_| gone())?;
+        drop(jobs);
         rx.recv().map_err(|_| gone())?
+    }
+
+    /// Ends the queue and waits for the thread, which flushes the loaded key and the
+    /// primary. Jobs already queued run first; later calls fail with [`TpmFailure::Closed`].
+    pub(crate) fn close(&self) {
+        let open = self
+            .open
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+            .take();
+        if let Some((jobs, thread)) = open {
+            drop(jobs);
+            let _ = thread.join();
+        }
     }
 }
 
 impl Drop for Worker {
     fn drop(&mut self) {
-        self.jobs.take();
-        if let Some(thread) = self.thread.take() {
-            let _ = thread.join();
-        }
+        self.close();
     }
 }
 
@@ -352,4 +449,45 @@ pub(crate) fn binding(parts: &[&str]) -> [u8; 32] {
         text.push_str(part);
     }
     crypto::sha256(text.as_bytes())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn failure(code: u32) -> TpmFailure {
+        classify(tss_esapi::Error::Tss2Error(Tss2ResponseCode::from(code)))
+    }
+
+    #[test]
+    fn the_raw_code_keeps_its_layer() {
+        for code in [0x902, 0x9a2, 0xa000a, 0x7000b, 0xc0902] {
+            assert_eq!(raw_code(Tss2ResponseCode::from(code)), Some(code));
+        }
+    }
+
+    #[test]
+    fn answers_of_the_tpm_are_told_apart_from_no_answer() {
+        // TPM_RC_OBJECT_MEMORY, from the TPM and through a resource manager.
+        for code in [0x902, 0xc0902] {
+            match failure(code) {
+                TpmFailure::Answered(text) => {
+                    assert!(text.contains("out of memory for object contexts"), "{text}");
+                    assert!(text.contains("tpm2_flushcontext"), "{text}");
+                }
+                other => panic!("{code:#x}: {other:?}"),
+            }
+        }
+        // TPM_RC_INITIALIZE: the TPM answered, it was not started.
+        assert!(matches!(failure(0x100), TpmFailure::Answered(t) if t.contains("startup-clear")));
+        // TPM_RC_INTEGRITY (session 1): a wrapped blob or binding that was altered.
+        assert!(matches!(failure(0x9a2), TpmFailure::Rejected(_)));
+        // The TCTI's I/O error and "no connection": nobody answered.
+        assert!(
+            matches!(failure(0xa000a), TpmFailure::Unreachable(t) if t.contains("refused or lost"))
+        );
+        assert!(matches!(failure(0xa0008), TpmFailure::Unreachable(_)));
+        // ESAPI's own failures are neither.
+        assert!(matches!(failure(0x7000b), TpmFailure::Other(_)));
+    }
 }

@@ -11,8 +11,10 @@ pub enum CaError {
     /// The key store refused or failed an operation on the CA key: the key's home is below the
     /// policy's minimum for `ca-signing`, the PIN is wrong, the token or TPM is gone, ... The
     /// inner error names the key and the cause; fix the key store, there is no fallback.
+    /// (The message includes the key store's, so it is not also a `source()`: chain printers
+    /// would repeat it.)
     #[error("the CA key: {0}")]
-    KeyStore(#[from] KeyStoreError),
+    KeyStore(KeyStoreError),
     /// The key handle given as the CA key was made for another role: a TLS key must not
     /// become a CA key by accident. Generate a key with role `ca-signing`.
     #[error("key {key} has role {role}; a CA key must have role ca-signing")]
@@ -145,6 +147,12 @@ pub enum CaError {
     /// encoding error); a bug or an impossible value, reported rather than hidden.
     #[error("encoding failed: {0}")]
     Encoding(String),
+}
+
+impl From<KeyStoreError> for CaError {
+    fn from(e: KeyStoreError) -> Self {
+        Self::KeyStore(e)
+    }
 }
 
 impl CaError {

@@ -63,8 +63,10 @@ pub(crate) const PSK_TLS12: &[Suite] = &[
         "TLS_ECDHE_PSK_WITH_AES_128_CBC_SHA256",
         false,
     ),
-    // AEAD (CCM, 8-byte tag), the DTLS suite of TS-0003 10.2.2, also usable over TLS; RFC 6655.
-    suite("PSK-AES128-CCM8", "TLS_PSK_WITH_AES_128_CCM_8", false),
+    // NOTE(ccm8): TLS_PSK_WITH_AES_128_CCM_8 (RFC 6655; the DTLS suite of TS-0003 10.2.2, not
+    // mandatory over TLS) is not offered: its 8-byte tag is below OpenSSL's security level 1
+    // since OpenSSL 3.2 (the OpenSSL built into the CSE, docs/building.md), and lowering the
+    // level to 0 would also admit weak peer keys and SHA-1 signatures.
     // Mandatory for every PSK-based framework, TS-0003 clause 10.2.2; RFC 5487.
     suite(
         "PSK-AES128-CBC-SHA256",
