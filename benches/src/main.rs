@@ -25,6 +25,7 @@ mod revoke_bench;
 mod rotate_bench;
 mod scenarios;
 mod sign_rate;
+mod soak_bench;
 mod stats;
 mod tls_bench;
 mod tls_client;
@@ -92,6 +93,9 @@ enum Mode {
     Enrol(EnrolArgs),
     /// AE-ID rotation: its time as the AE's data grows, next to an UPDATE of the same AE
     Rotate(RotateArgs),
+    /// Soak: RSS of the CSE sampled under a long mixed load (reads of `la`, creates into a
+    /// container capped by `mni`), which must stay flat after the warm-up.
+    Soak(SoakArgs),
     /// One home's ECDSA sign rate, raw and through the key store (run by tls-keyhome).
     #[command(hide = true)]
     SignRate(sign_rate::SignRateArgs),
@@ -124,6 +128,29 @@ struct EnrolArgs {
     /// Concurrent enrolees, comma-separated.
     #[arg(long, value_delimiter = ',', default_values_t = [1, 4])]
     clients: Vec<usize>,
+}
+
+/// Options of `bench soak` (besides the common ones: --client-threads, --cse, --markdown).
+#[derive(Debug, clap::Args)]
+struct SoakArgs {
+    /// Seconds under load (10 minutes by default; e.g. 120 for a quick look).
+    #[arg(long, default_value_t = 600.0)]
+    duration: f64,
+    /// Seconds between RSS samples (one row of the table each).
+    #[arg(long, default_value_t = 30.0)]
+    sample: f64,
+    /// Seconds from the start whose samples are not judged (the container fills to mni).
+    #[arg(long, default_value_t = 60.0)]
+    warm: f64,
+    /// Connections reading the container's latest contentInstance (`la`).
+    #[arg(long, default_value_t = 8)]
+    readers: usize,
+    /// Connections creating contentInstances.
+    #[arg(long, default_value_t = 8)]
+    writers: usize,
+    /// The container's mni (the data set's bound).
+    #[arg(long, default_value_t = 1000)]
+    mni: u64,
 }
 
 /// Options of `bench rotate` (besides the common ones: --rounds, --cse).
@@ -189,6 +216,7 @@ fn main() -> anyhow::Result<()> {
         Some(Mode::Revoke(revoke)) => bench_revoke(&args, revoke),
         Some(Mode::Enrol(enrol)) => bench_enrol(&args, enrol),
         Some(Mode::Rotate(rotate)) => bench_rotate(&args, rotate),
+        Some(Mode::Soak(soak)) => bench_soak(&args, soak),
         Some(Mode::TlsKeyhome(kh)) => bench_tls_keyhome(&args, kh),
         Some(Mode::SignRate(sr)) => sign_rate::run(sr),
         None => bench(&args),
@@ -390,6 +418,33 @@ fn bench_enrol(args: &Args, enrol: &EnrolArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// Runs `bench soak` and prints its report.
+fn bench_soak(args: &Args, soak: &SoakArgs) -> anyhow::Result<()> {
+    let cse = common(args)?;
+    anyhow::ensure!(
+        soak.sample > 0.0 && soak.duration >= soak.sample,
+        "--sample must be positive and --duration at least one sample"
+    );
+    anyhow::ensure!(soak.warm >= 0.0, "--warm must not be negative");
+    anyhow::ensure!(
+        soak.readers > 0 && soak.writers > 0 && soak.mni > 0,
+        "--readers, --writers and --mni must be at least 1"
+    );
+    let plan = soak_bench::SoakPlan {
+        cse,
+        duration: Duration::from_secs_f64(soak.duration),
+        sample: Duration::from_secs_f64(soak.sample),
+        warmup: Duration::from_secs_f64(soak.warm),
+        readers: soak.readers,
+        writers: soak.writers,
+        mni: soak.mni,
+    };
+    let outcome = client_runtime(args)?.block_on(soak_bench::run(&plan))?;
+    print!("{}", soak_bench::render(&plan, &outcome, args.markdown));
+    Ok(())
+}
+
+/// Runs `bench rotate` and prints its report.
 fn bench_rotate(args: &Args, rotate: &RotateArgs) -> anyhow::Result<()> {
     let cse = common(args)?;
     anyhow::ensure!(

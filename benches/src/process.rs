@@ -195,14 +195,24 @@ impl Server {
 
     /// Peak resident set size so far (`VmHWM`), in KiB.
     pub(crate) fn peak_rss_kib(&self) -> anyhow::Result<u64> {
+        self.status_kib("VmHWM:")
+    }
+
+    /// Resident set size now (`VmRSS`), in KiB: what a soak watches for growth.
+    pub(crate) fn rss_kib(&self) -> anyhow::Result<u64> {
+        self.status_kib("VmRSS:")
+    }
+
+    /// A `... kB` field of `/proc/PID/status`.
+    fn status_kib(&self, field: &str) -> anyhow::Result<u64> {
         let path = format!("/proc/{}/status", self.pid);
         let status =
             std::fs::read_to_string(&path).with_context(|| format!("cannot read {path}"))?;
         status
             .lines()
-            .find_map(|l| l.strip_prefix("VmHWM:"))
+            .find_map(|l| l.strip_prefix(field))
             .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
-            .context("no VmHWM line in /proc/PID/status")
+            .with_context(|| format!("no {field} line in {path}"))
     }
 
     /// Asks the server to shut down (SIGTERM), then kills it if it does not exit in time.

@@ -317,7 +317,20 @@ pub(crate) fn retrieve_workload(t: &Target) -> Workload {
     }
 }
 
-fn create_workload(t: &Target) -> Workload {
+/// RETRIEVE of the container's latest contentInstance (`la`), which moves with every create.
+pub(crate) fn latest_workload(t: &Target) -> anyhow::Result<Workload> {
+    let t = t.clone();
+    let la: Uri = format!("{}/la", t.container.path())
+        .parse()
+        .context("bad container path")?;
+    Ok(Workload {
+        make: Arc::new(move |ri| t.request(Method::GET, &la, ri, None, Bytes::new())),
+        status: StatusCode::OK,
+        rsc: Some("2000"),
+    })
+}
+
+pub(crate) fn create_workload(t: &Target) -> Workload {
     let t = t.clone();
     Workload {
         make: Arc::new(move |ri| {
@@ -478,6 +491,27 @@ pub(crate) async fn ae_request(
             .insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
     }
     Ok(expect(conn.send(req).await?, StatusCode::OK, step)?.body)
+}
+
+/// Caps the target's container at `mni` contentInstances (the CSE deletes the oldest beyond).
+pub(crate) async fn limit_instances(t: &Target, mni: u64) -> anyhow::Result<()> {
+    let mut conn = Conn::open_with(t.addr, &t.connector).await?;
+    let body = format!(r#"{{"m2m:cnt":{{"mni":{mni}}}}}"#);
+    let mut req = t.request(
+        Method::PUT,
+        &t.container,
+        load::next_ri(),
+        None,
+        Bytes::from(body),
+    );
+    req.headers_mut()
+        .insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
+    expect(
+        conn.send(req).await?,
+        StatusCode::OK,
+        "set the container's mni",
+    )?;
+    Ok(())
 }
 
 /// `resp` if it has `status`, else an error naming the step and quoting the answer.

@@ -8,7 +8,7 @@
 //! acknowledged write.
 
 use model::{Resource, ResourceType};
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::sync::Arc;
 
 /// Whether resources of a type live in the cache.
@@ -266,32 +266,55 @@ impl Overlay {
 /// an instance that was deleted while it was reading SQLite. `generation` counts batches
 /// with deletions; a reader notes it before reading and caches what it read only if it has
 /// not moved ([`Instances::put_if_unchanged`]).
+///
+/// The eviction queue `order` is not searched on removal (that would cost a scan of up to
+/// `capacity` names per trimmed instance); a removed instance leaves a stale name in it. A
+/// container with `mni` below `capacity` removes as many instances as it adds, so the queue
+/// would grow by one name per create and never reach the front: the queue is swept whenever
+/// it holds more stale names than live ones ([`Instances::sweep_stale`]), which keeps it
+/// within twice the live count (plus [`SWEEP_SLACK`]) at an amortised constant cost.
 #[derive(Debug)]
 pub(super) struct Instances {
-    by_ri: HashMap<String, Arc<Resource>>,
+    by_ri: HashMap<String, Cached>,
     ri_by_srn: HashMap<String, String>,
-    order: std::collections::VecDeque<String>,
+    /// Eviction order: (`seq` of the entry when it was queued, `ri`), oldest first.
+    order: VecDeque<(u64, String)>,
+    /// Sequence of the next entry, so that a name queued for an earlier entry of the same
+    /// `ri` (removed, then cached again) neither evicts nor keeps the current one.
+    next_seq: u64,
     capacity: usize,
     pub(super) generation: u64,
 }
+
+/// A cached instance and the sequence number of its place in the eviction queue.
+#[derive(Debug)]
+struct Cached {
+    seq: u64,
+    r: Arc<Resource>,
+}
+
+/// Stale names the eviction queue may hold beyond the live ones before it is swept, so that a
+/// nearly empty cache is not swept on every removal.
+const SWEEP_SLACK: usize = 64;
 
 impl Instances {
     pub(super) fn new(capacity: usize) -> Self {
         Self {
             by_ri: HashMap::new(),
             ri_by_srn: HashMap::new(),
-            order: std::collections::VecDeque::new(),
+            order: VecDeque::new(),
+            next_seq: 0,
             capacity,
             generation: 0,
         }
     }
 
     pub(super) fn get(&self, ri: &str) -> Option<&Arc<Resource>> {
-        self.by_ri.get(ri)
+        self.by_ri.get(ri).map(|c| &c.r)
     }
 
     pub(super) fn get_by_srn(&self, srn: &str) -> Option<&Arc<Resource>> {
-        self.ri_by_srn.get(srn).and_then(|ri| self.by_ri.get(ri))
+        self.ri_by_srn.get(srn).and_then(|ri| self.get(ri))
     }
 
     pub(super) fn put(&mut self, r: Arc<Resource>) {
@@ -300,13 +323,17 @@ impl Instances {
         }
         while self.by_ri.len() >= self.capacity {
             match self.order.pop_front() {
-                Some(old) => self.remove(&old),
+                Some((seq, old)) if self.is_current(seq, &old) => self.remove(&old),
+                Some(_) => {}
                 None => break,
             }
         }
+        let seq = self.next_seq;
+        self.next_seq += 1;
         self.ri_by_srn.insert(r.srn.clone(), r.ri().to_owned());
-        self.order.push_back(r.ri().to_owned());
-        self.by_ri.insert(r.ri().to_owned(), r);
+        self.order.push_back((seq, r.ri().to_owned()));
+        self.by_ri.insert(r.ri().to_owned(), Cached { seq, r });
+        self.sweep_stale();
     }
 
     /// Caches an instance a reader fetched, unless a deletion happened since `generation`.
@@ -317,10 +344,10 @@ impl Instances {
     }
 
     pub(super) fn remove(&mut self, ri: &str) {
-        if let Some(r) = self.by_ri.remove(ri) {
-            self.ri_by_srn.remove(&r.srn);
+        if let Some(c) = self.by_ri.remove(ri) {
+            self.ri_by_srn.remove(&c.r.srn);
+            self.sweep_stale();
         }
-        // `order` keeps the name until it reaches the front; popping an absent name is harmless.
     }
 
     /// Forgets every instance (their structured names moved).
@@ -328,6 +355,34 @@ impl Instances {
         self.by_ri.clear();
         self.ri_by_srn.clear();
         self.order.clear();
+    }
+
+    /// Names in the eviction queue, live or stale (bounded by `2 * len + SWEEP_SLACK`).
+    #[cfg(test)]
+    pub(super) fn queued(&self) -> usize {
+        self.order.len()
+    }
+
+    /// Cached instances.
+    #[cfg(test)]
+    pub(super) fn len(&self) -> usize {
+        self.by_ri.len()
+    }
+
+    /// Whether the queued name `(seq, ri)` is the place of the instance cached now.
+    fn is_current(&self, seq: u64, ri: &str) -> bool {
+        self.by_ri.get(ri).is_some_and(|c| c.seq == seq)
+    }
+
+    /// Drops the names of removed instances once they outnumber the live ones (plus slack):
+    /// the sweep costs O(live) and the next one is at least live + slack changes away.
+    fn sweep_stale(&mut self) {
+        if self.order.len() <= 2 * self.by_ri.len() + SWEEP_SLACK {
+            return;
+        }
+        let by_ri = &self.by_ri;
+        self.order
+            .retain(|(seq, ri)| by_ri.get(ri).is_some_and(|c| c.seq == *seq));
     }
 }
 
@@ -403,5 +458,51 @@ mod tests {
             i.generation,
         );
         assert!(i.get_by_srn("p/d").is_some());
+    }
+
+    fn cin(n: u64) -> Arc<Resource> {
+        Arc::new(r(
+            ResourceType::ContentInstance,
+            &format!("cin{n}"),
+            "cnt",
+            &format!("cnt/cin{n}"),
+        ))
+    }
+
+    /// Issue 10: a container with `mni` below the cache's capacity trims one instance per
+    /// create; each trimmed instance used to leave its name in the eviction queue for good
+    /// (about 60 bytes per create).
+    #[test]
+    fn trimmed_instances_leave_nothing_behind() {
+        let (capacity, mni, creates) = (10_000, 1_000, 100_000);
+        let mut i = Instances::new(capacity);
+        for n in 0..creates {
+            i.put(cin(n));
+            if n >= mni {
+                i.remove(&format!("cin{}", n - mni));
+            }
+            assert!(
+                i.queued() <= 2 * i.len() + SWEEP_SLACK,
+                "after {n} creates: {} queued names for {} instances",
+                i.queued(),
+                i.len()
+            );
+        }
+        assert_eq!(i.len(), mni as usize);
+        assert!(i.get("cin0").is_none() && i.get(&format!("cin{}", creates - 1)).is_some());
+    }
+
+    #[test]
+    fn a_stale_name_does_not_evict_the_instance_cached_again_under_it() {
+        let mut i = Instances::new(2);
+        i.put(cin(1));
+        i.remove("cin1");
+        i.put(cin(2));
+        i.put(cin(1));
+        // Full: the next put evicts the oldest live entry (cin2), not cin1 through its
+        // stale first name.
+        i.put(cin(3));
+        assert!(i.get("cin1").is_some() && i.get("cin3").is_some());
+        assert!(i.get("cin2").is_none());
     }
 }

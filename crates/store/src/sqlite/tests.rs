@@ -813,3 +813,41 @@ async fn children_of_every_type_come_in_creation_order_once() {
     );
     assert_eq!(named, expected);
 }
+
+/// Issue 10: creates into a container that keeps its newest instances (the CSE deletes the
+/// oldest in the same write) leave the store's memory where it was, however many there are.
+#[tokio::test]
+async fn creates_trimmed_to_mni_keep_the_instance_cache_bounded() {
+    let dir = tempfile::tempdir().expect("tmp");
+    let store = open(dir.path());
+    seed(&store).await;
+    let mni = 20;
+    for n in 0..1_000u32 {
+        write(&*store, move |t| {
+            t.insert(&res(
+                ResourceType::ContentInstance,
+                &format!("cin{n}"),
+                "cnt1",
+                &format!("cse-in/ae/cnt/cin{n}"),
+                json!({}),
+            ))?;
+            if n >= mni {
+                t.delete_subtree(&format!("cin{}", n - mni))?;
+            }
+            Ok(())
+        })
+        .await
+        .expect("create and trim");
+    }
+    let instances = store.instances.lock().expect("instances");
+    assert_eq!(instances.len(), mni as usize);
+    assert!(
+        instances.queued() <= 2 * mni as usize + 64,
+        "{} names queued for {} cached instances",
+        instances.queued(),
+        instances.len()
+    );
+    drop(instances);
+    assert!(store.get("cin0").ok().flatten().is_none());
+    assert!(store.get("cin999").ok().flatten().is_some());
+}
