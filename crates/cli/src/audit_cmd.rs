@@ -53,7 +53,7 @@ pub fn run(command: &AuditCommand) -> ExitCode {
         } => verify(file, public_key.as_deref(), head.as_deref()),
         AuditCommand::Tail { file, lines, json } => match tail(file, *lines, *json) {
             Ok(text) => {
-                print!("{text}");
+                crate::out!("{text}");
                 ExitCode::SUCCESS
             }
             Err(e) => {
@@ -93,9 +93,9 @@ fn verify(file: &Path, public_key: Option<&Path>, head: Option<&Path>) -> ExitCo
                 }
                 None => out.push_str(", truncation not checked (no --head)"),
             }
-            println!("{out}");
+            crate::outln!("{out}");
             if let Some(h) = verified.head {
-                println!(
+                crate::outln!(
                     "head: {}",
                     serde_json::json!({ "seq": h.seq, "hash": h.hash.to_string() })
                 );

@@ -129,6 +129,11 @@ const OTHER: &str = "Cother";
 
 impl Setup {
     fn start() -> Self {
+        Self::start_with("")
+    }
+
+    /// With `extra` appended to the CSE's configuration (another `[[token_issuer]]`).
+    fn start_with(extra: &str) -> Self {
         let dir = tempfile::tempdir().expect("tmp");
         let secret = dir.path().join("das.secret");
         write_secret(&secret, "a-shared-secret-of-at-least-32-bytes-for-tests");
@@ -137,7 +142,7 @@ impl Setup {
             &config,
             format!(
                 "[dynamic_authorization]\ntimeout_ms = 2000\n\n\
-                 [[token_issuer]]\nname = \"{ISSUER}\"\nsecret_file = \"{}\"\n",
+                 [[token_issuer]]\nname = \"{ISSUER}\"\nsecret_file = \"{}\"\n{extra}",
                 secret.display()
             ),
         )
@@ -483,4 +488,60 @@ fn notify_counts_tokens() {
     assert_eq!(notify(Some(&read_only)), 4103);
     let may_notify = s.token(READER, "NOTIFY", &s.secret, 300, &[]);
     assert_eq!(notify(Some(&may_notify)), 2000, "{}", s.server.log());
+}
+
+/// The commands docs/security.md gives for an ES256 token ("An ES256 token with openssl"),
+/// run as written with bash and openssl: the CSE trusting the public key they made admits the
+/// token's RETRIEVE and nothing more.
+#[test]
+fn the_documented_es256_token_is_accepted() {
+    if !have_tools() {
+        return;
+    }
+    if Command::new("openssl").arg("version").output().is_err() {
+        assert!(
+            std::env::var_os("SECURE_CSE_REQUIRE_SERVICES").is_none(),
+            "openssl is required (SECURE_CSE_REQUIRE_SERVICES is set)"
+        );
+        eprintln!("skipping: the openssl command is not installed");
+        return;
+    }
+    let docs = std::fs::read_to_string(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../../docs/security.md"
+    ))
+    .expect("docs/security.md");
+    let block = docs
+        .split("**An ES256 token with openssl.**")
+        .nth(1)
+        .and_then(|rest| rest.split("```sh").nth(1))
+        .and_then(|rest| rest.split("```").next())
+        .expect("the documented ES256 commands");
+    let work = tempfile::tempdir().expect("tmp");
+    let out = Command::new("bash")
+        .arg("-c")
+        .arg(format!("set -euo pipefail\n{block}\nprintf '%s' \"$T\""))
+        .current_dir(work.path())
+        .output()
+        .expect("bash");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let token = String::from_utf8(out.stdout).expect("utf-8");
+    let s = Setup::start_with(&format!(
+        "\n[[token_issuer]]\nname = \"das-es\"\npublic_key = \"{}\"\n",
+        work.path().join("das-es256.pub.pem").display()
+    ));
+    assert_eq!(s.rsc("GET", READER, None), 4103);
+    assert_eq!(
+        s.rsc("GET", READER, Some(&token)),
+        2000,
+        "{token}\n{}",
+        s.server.log()
+    );
+    assert_eq!(s.rsc("PUT", READER, Some(&token)), 4103);
+    assert_eq!(s.rsc("GET", OTHER, Some(&token)), 4103);
+    s.assert_unchanged();
 }

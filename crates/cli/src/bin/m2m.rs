@@ -460,7 +460,7 @@ fn main() -> ExitCode {
         // Local: reads the configuration and opens the key homes; exit 2 on any error.
         return match ::cli::keys_cmd::run(keys) {
             Ok(text) => {
-                print!("{text}");
+                ::cli::out!("{text}");
                 ExitCode::SUCCESS
             }
             Err(e) => {
@@ -795,7 +795,7 @@ fn report(resp: &Response) -> ExitCode {
     }
     if let Some(pc) = &resp.pc {
         match serde_json::to_string_pretty(pc) {
-            Ok(text) => println!("{text}"),
+            Ok(text) => ::cli::outln!("{text}"),
             Err(e) => eprintln!("error: cannot print the content: {e}"),
         }
     }
