@@ -933,3 +933,18 @@ async fn the_admin_can_ask_why_and_the_requester_cannot_see_it() {
         );
     }
 }
+
+/// `m2m explain --country KR` alone: a country is a location fact without coordinates (it
+/// used to be refused unless lat and lon came with it).
+#[test]
+fn explain_takes_a_country_without_coordinates() {
+    let q = explain_query(&[
+        ("from", "Cx"),
+        ("to", "cse-in"),
+        ("op", "retrieve"),
+        ("country", "KR"),
+    ]);
+    let location = q.location.expect("a location");
+    assert_eq!(location.position, None);
+    assert_eq!(location.country.as_deref(), Some("KR"));
+}

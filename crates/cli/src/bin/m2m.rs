@@ -312,8 +312,8 @@ struct ExplainArgs {
     /// The originator's longitude (with --lat).
     #[arg(long, requires = "lat", allow_negative_numbers = true)]
     lon: Option<f64>,
-    /// The originator's country (ISO 3166-1 alpha-2, with --lat and --lon).
-    #[arg(long, requires = "lat")]
+    /// The originator's country (ISO 3166-1 alpha-2; alone, or with --lat and --lon).
+    #[arg(long)]
     country: Option<String>,
 }
 
@@ -1022,6 +1022,24 @@ mod tests {
             .is_err(),
             "--lat needs --lon"
         );
+        // A country alone is a location fact (for `accc`), without coordinates.
+        let cli = parse(&[
+            "m2m",
+            "explain",
+            "--from",
+            "C",
+            "--to",
+            "x",
+            "--op",
+            "retrieve",
+            "--country",
+            "KR",
+        ]);
+        let Ok(Action::AdminQuery { params, .. }) = action_for(cli.command, cli.origin) else {
+            panic!("explain is an admin request with parameters");
+        };
+        assert!(params.iter().any(|(k, v)| k == "country" && v == "KR"));
+        assert!(!params.iter().any(|(k, _)| k == "lat"));
     }
 
     #[test]
