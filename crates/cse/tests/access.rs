@@ -424,7 +424,6 @@ async fn wildcard_and_prefix_tricks() {
         (format!("{}*", &other[..5]), true),
         ("C*".to_owned(), true),
         ("S*".to_owned(), false),
-        ("*".to_owned(), false),
         ("/id-mn/*".to_owned(), false),
         (format!("/id-in/{other}"), true),
         ("/*/C*".to_owned(), true),
@@ -459,6 +458,32 @@ async fn wildcard_and_prefix_tricks() {
             "acor {entry:?}"
         );
     }
+    // A bare `*` is neither an ID pattern nor `all`: refused (4000), nothing created.
+    let r = t
+        .create(
+            &owner,
+            "cse-in/owner",
+            T::AccessControlPolicy,
+            acp(
+                "star",
+                json!([{"acor": ["*"], "acop": 2}]),
+                json!([{"acor": [owner], "acop": 63}]),
+            ),
+        )
+        .await;
+    assert_eq!(r.rsc, R::BadRequest, "{:?}", r.pc);
+    let message =
+        r.pc.as_ref()
+            .and_then(|pc| pc["m2m:dbg"].as_str())
+            .unwrap_or_default();
+    assert!(
+        message.contains("acor entry '*'") && message.contains("\"all\""),
+        "the message says what to write: {message}"
+    );
+    assert_eq!(
+        t.retrieve(&owner, "cse-in/owner/star").await.rsc,
+        R::NotFound
+    );
 }
 
 #[tokio::test]
