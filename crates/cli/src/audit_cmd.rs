@@ -86,7 +86,7 @@ pub fn run(command: &AuditCommand) -> ExitCode {
         }
         AuditCommand::Tail { file, lines, json } => match tail(file, *lines, *json) {
             Ok(text) => {
-                print!("{text}");
+                crate::out!("{text}");
                 ExitCode::SUCCESS
             }
             Err(e) => {
@@ -172,9 +172,9 @@ fn verify(
                 }
                 None => out.push_str(", truncation beyond the checkpoint not checked (no --head)"),
             }
-            println!("{out}");
+            crate::outln!("{out}");
             if let Some(h) = verified.head {
-                println!(
+                crate::outln!(
                     "head: {}",
                     serde_json::json!({ "seq": h.seq, "hash": h.hash.to_string() })
                 );

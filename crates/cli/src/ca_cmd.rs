@@ -12,9 +12,10 @@
 //!   (admin credentials over `--url`) are given: `POST /.admin/revoke|suspend|resume` with the
 //!   certificate's Credential-ID, so new handshakes are refused and live associations closed
 //!   without waiting for the CSE to re-read the new CRL (`m2m reload-tls` or SIGHUP).
-//! * Each action is appended to the configured audit log when no running CSE holds it
-//!   ([`crate::audit_lock`]); while the CSE runs, the CA's records keep the action and a
-//!   withdrawal told to the CSE is logged by the CSE itself.
+//! * Each action that changes anything is audited: appended to the configured audit log
+//!   under its lock ([`crate::audit_lock`], taken before the action and held to the end), or,
+//!   while a CSE runs with that log, recorded by the CSE, which the command tells over
+//!   `--url`. Without `--url` such an action is refused (exit 2) before anything is done.
 //!
 //! Exit codes: 0 done, 1 refused (by the CA: wrong identity, forged CSR, impossible
 //! transition; or by the CSE), 2 unusable arguments, configuration or files, 3 the CSE did
@@ -175,7 +176,7 @@ fn ca_failure(e: CaError) -> Failure {
 pub fn run(args: &CaArgs, live: Option<Live>) -> ExitCode {
     match execute(args, live) {
         Ok(text) => {
-            print!("{text}");
+            crate::out!("{text}");
             ExitCode::SUCCESS
         }
         Err(Failure::Refused(e)) => {
@@ -199,6 +200,12 @@ fn execute(args: &CaArgs, live: Option<Live>) -> Result<String, Failure> {
         .as_deref()
         .ok_or_else(|| anyhow!("m2m ca needs --config FILE (the CSE's configuration)"))?;
     let ctx = Ca::load(config, args.ca_dir.as_deref())?;
+    // Taken before anything changes and held to the end, so that an action is never done
+    // unaudited: see `AuditWriter`.
+    let writer = match &args.action {
+        CaAction::List | CaAction::Show { .. } | CaAction::Crl { .. } => AuditWriter::Nobody,
+        _ => AuditWriter::claim(ctx.settings.audit.as_ref(), live.is_some())?,
+    };
     let mut out = String::new();
     let mut events = Vec::new();
     let mut withdrawal = None;
@@ -379,12 +386,27 @@ fn execute(args: &CaArgs, live: Option<Live>) -> Result<String, Failure> {
             _ => None,
         })
         .collect();
-    let (said, written) = append_events(ctx.settings.audit.as_ref(), &ctx.homes, events)?;
-    out.push_str(&said);
-    // The running CSE holds its log: it records the issue itself when told.
-    if let (false, Some(live)) = (written, &live) {
-        for params in &issued {
-            out.push_str(&record_in_cse(live, params)?);
+    match &writer {
+        AuditWriter::Us(_lock, audit) => {
+            out.push_str(&append_locked(audit, &ctx.homes, events)?);
+        }
+        // The running CSE holds its log (and `claim` made sure it can be told): it records
+        // the issue itself when told, and the withdrawal below when told about it.
+        AuditWriter::TheCse(audit) => {
+            out.push_str(&format!(
+                "the audit log {} is held by the running CSE, which records this action\n",
+                audit.file.display()
+            ));
+            if let Some(live) = &live {
+                for params in &issued {
+                    out.push_str(&record_in_cse(live, params)?);
+                }
+            }
+        }
+        AuditWriter::Nobody => {
+            if !events.is_empty() {
+                out.push_str("the audit log is disabled ([audit] enabled = false)\n");
+            }
         }
     }
     if let Some((command, credential, reason)) = withdrawal {
@@ -519,38 +541,71 @@ fn same(a: &Path, b: &Path) -> bool {
     }
 }
 
+/// Who writes the audit entries of a CA action, decided before the action is done.
+#[derive(Debug)]
+enum AuditWriter<'a> {
+    /// This command, which holds the audit log's lock until it ends.
+    Us(audit_lock::AuditLock, &'a AuditSettings),
+    /// The running CSE (it holds the log), told over `--url`.
+    TheCse(&'a AuditSettings),
+    /// Nobody: the audit log is disabled, or the action changes nothing.
+    Nobody,
+}
+
+impl<'a> AuditWriter<'a> {
+    /// Takes the audit log's lock, or, when the running CSE holds it, accepts only a command
+    /// that can tell the CSE (`--url`): otherwise the CA would issue or withdraw with no audit
+    /// entry anywhere. Refused before anything is done.
+    fn claim(audit: Option<&'a AuditSettings>, can_tell_cse: bool) -> anyhow::Result<Self> {
+        let Some(audit) = audit else {
+            return Ok(Self::Nobody);
+        };
+        if let Some(dir) = audit.file.parent().filter(|d| !d.as_os_str().is_empty()) {
+            crate::secret_files::create_private_folder(dir)?;
+        }
+        let file = &audit.file;
+        match audit_lock::try_lock(file)
+            .with_context(|| format!("cannot lock the audit log {}", file.display()))?
+        {
+            Some(lock) => Ok(Self::Us(lock, audit)),
+            None if can_tell_cse => Ok(Self::TheCse(audit)),
+            None => bail!(
+                "a CSE is running with this configuration (it holds the audit log {}): give \
+                 --url and admin credentials so that it records this action in its audit log; \
+                 nothing was done",
+                file.display()
+            ),
+        }
+    }
+}
+
 /// Appends `events` to the configured audit log when no running CSE holds it; says what
-/// happened, and whether they were written.
+/// happened (`cse init`, which runs before any CSE).
 pub(crate) fn append_events(
     audit: Option<&AuditSettings>,
     homes: &KeyHomes,
     events: Vec<Event>,
-) -> anyhow::Result<(String, bool)> {
-    if events.is_empty() {
-        return Ok((String::new(), true));
+) -> anyhow::Result<String> {
+    match AuditWriter::claim(audit, false)? {
+        AuditWriter::Us(_lock, audit) => append_locked(audit, homes, events),
+        AuditWriter::TheCse(_) | AuditWriter::Nobody => Ok(if events.is_empty() {
+            String::new()
+        } else {
+            "the audit log is disabled ([audit] enabled = false)\n".into()
+        }),
     }
-    let Some(audit) = audit else {
-        return Ok((
-            "the audit log is disabled ([audit] enabled = false)\n".into(),
-            true,
-        ));
-    };
-    if let Some(dir) = audit.file.parent().filter(|d| !d.as_os_str().is_empty()) {
-        crate::secret_files::create_private_folder(dir)?;
+}
+
+/// Appends `events` to the audit log, whose lock the caller holds; says where.
+fn append_locked(
+    audit: &AuditSettings,
+    homes: &KeyHomes,
+    events: Vec<Event>,
+) -> anyhow::Result<String> {
+    if events.is_empty() {
+        return Ok(String::new());
     }
     let file = &audit.file;
-    let Some(_lock) = audit_lock::try_lock(file)
-        .with_context(|| format!("cannot lock the audit log {}", file.display()))?
-    else {
-        return Ok((
-            format!(
-                "the audit log {} is held by the running CSE: not written there (the CA's \
-                 records keep this action; with --url the CSE records it)\n",
-                file.display()
-            ),
-            false,
-        ));
-    };
     let signer = match &audit.signing_key {
         Some(key) => Some(homes.signing_key("audit.signing_key", key, KeyRole::AuditLog)?),
         None => None,
@@ -564,10 +619,7 @@ pub(crate) fn append_events(
             .with_context(|| format!("cannot append to {}", file.display()))?
             .seq;
     }
-    Ok((
-        format!("audit log {}: entry {last}\n", file.display()),
-        true,
-    ))
+    Ok(format!("audit log {}: entry {last}\n", file.display()))
 }
 
 /// Asks the running CSE to record an issued certificate in its audit log.

@@ -69,11 +69,11 @@ pub fn run(
 ) -> ExitCode {
     match enrol(url, timeout, cacert, servername, args) {
         Ok(i) => {
-            println!("AE-ID       {}", i.ae_id);
-            println!("serial      {}", i.serial);
-            println!("not after   {}", i.not_after);
-            println!("certificate {}", args.cert_out.display());
-            println!("key         {}", args.key_out.display());
+            crate::outln!("AE-ID       {}", i.ae_id);
+            crate::outln!("serial      {}", i.serial);
+            crate::outln!("not after   {}", i.not_after);
+            crate::outln!("certificate {}", args.cert_out.display());
+            crate::outln!("key         {}", args.key_out.display());
             ExitCode::SUCCESS
         }
         Err(Failure(code, e)) => {
@@ -153,11 +153,20 @@ fn enrol(
          Content-Type: application/pkcs10\r\nAccept: application/json\r\nContent-Length: {}\r\n\r\n",
         csr_pem.len()
     );
-    tls.write_all(request.as_bytes())
-        .and_then(|()| tls.write_all(&csr_pem))
-        .and_then(|()| tls.flush())
-        .context("sending the request")
-        .map_err(no_answer)?;
+    // NOTE(alert): in TLS 1.3 the MEF checks the device certificate after this side has
+    // finished its handshake, so a refusal (`unknown ca`) arrives as an alert while the
+    // request is on its way. The request goes out in one write, and should the write fail
+    // anyway (EPIPE once the MEF has closed), the alert, which says why, is read: a bare
+    // "Broken pipe" told the user nothing.
+    let mut whole = request.into_bytes();
+    whole.extend_from_slice(&csr_pem);
+    if let Err(e) = tls.write_all(&whole).and_then(|()| tls.flush()) {
+        let why = match read_answer(&mut tls) {
+            Err(refused) => refused,
+            Ok(_) => anyhow::Error::new(e).context("sending the request"),
+        };
+        return Err(no_answer(why));
+    }
     let (rsc, body) = read_answer(&mut tls).map_err(no_answer)?;
     let content: serde_json::Value = serde_json::from_slice(&body)
         .context("the answer is not JSON")

@@ -87,11 +87,11 @@ impl EnrolError {
 pub fn run(url: &str, timeout: Duration, args: &EnrolArgs) -> ExitCode {
     match enrol_to_files(url, timeout, args) {
         Ok(e) => {
-            println!("KpsaID   {}", e.kpsa_id);
-            println!("KeID     {}", e.ke_id);
-            println!("target   {}", e.target);
-            println!("expires  {}", e.expires);
-            println!("key file {}", args.out.join(KEY_FILE).display());
+            crate::outln!("KpsaID   {}", e.kpsa_id);
+            crate::outln!("KeID     {}", e.ke_id);
+            crate::outln!("target   {}", e.target);
+            crate::outln!("expires  {}", e.expires);
+            crate::outln!("key file {}", args.out.join(KEY_FILE).display());
             ExitCode::SUCCESS
         }
         Err(e) => {

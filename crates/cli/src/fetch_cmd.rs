@@ -115,12 +115,12 @@ fn report(resp: &Response, key_out: &Path) -> anyhow::Result<ExitCode> {
         Some(other) => other.to_string(),
         None => String::new(),
     };
-    println!("keyId        {}", field("keyId"));
-    println!("credentialId {}", field("credentialId"));
-    println!("suid         {}", field("suid"));
-    println!("enrolee      {}", field("enroleeId"));
-    println!("lifetime     {}", field("lifetime"));
-    println!("key file     {}", key_out.display());
+    crate::outln!("keyId        {}", field("keyId"));
+    crate::outln!("credentialId {}", field("credentialId"));
+    crate::outln!("suid         {}", field("suid"));
+    crate::outln!("enrolee      {}", field("enroleeId"));
+    crate::outln!("lifetime     {}", field("lifetime"));
+    crate::outln!("key file     {}", key_out.display());
     Ok(ExitCode::SUCCESS)
 }
 

@@ -107,7 +107,7 @@ pub fn run(command: &GbaCommand, timeout: Duration) -> ExitCode {
     };
     match result {
         Ok(report) => {
-            print!("{report}");
+            crate::out!("{report}");
             ExitCode::SUCCESS
         }
         Err(e) => {

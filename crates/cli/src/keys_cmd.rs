@@ -8,17 +8,16 @@
 //!   --dns NAME ...]`: a new key generated inside the home (after the policy check); for a
 //!   signing key, optionally a certificate signing request signed inside the home, for the
 //!   CA to issue the CSE's certificate from.
-//! * `m2m keys derive-psk --config FILE --master psk-master --identity KPSA-ID [--home H]`: the
-//!   PSK of one device, derived inside the home from a `psk-master` key exactly as the CSE
-//!   derives it for a `derive_from` credential entry, printed as hex to provision the device.
-//!   This prints a device key on purpose (the only command that prints a secret); the master
-//!   never leaves its home.
+//! * `m2m keys derive-psk --config FILE --master psk-master --identity KPSA-ID --out FILE
+//!   [--home H]`: the PSK of one device, derived inside the home from a `psk-master` key
+//!   exactly as the CSE derives it for a `derive_from` credential entry, written as hex to a
+//!   file of mode 600 to provision the device. This exports a device key on purpose (the
+//!   only command that does); the master never leaves its home.
 
 use crate::config::FileConfig;
 use crate::keyhomes::{HomeKind, KeyHomes, KeyRef};
 use anyhow::{bail, Context};
 use keystore::{Algorithm, KeyId, KeyMetadata, KeyRole, SecretBytes, SigningKey};
-use std::io::Write;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{SystemTime, UNIX_EPOCH};
@@ -62,9 +61,10 @@ pub enum KeysAction {
         #[arg(long)]
         dns: Vec<String>,
     },
-    /// Print the PSK (hex) of one device, derived inside the home from a psk-master key as
-    /// the CSE derives it for `derive_from` credential entries. This exports that device's
-    /// key on purpose, to provision the device; the master never leaves its home.
+    /// Write the PSK (hex) of one device to a file of mode 600, derived inside the home from
+    /// a psk-master key as the CSE derives it for `derive_from` credential entries. This
+    /// exports that device's key on purpose, to provision the device; the master never
+    /// leaves its home.
     DerivePsk {
         /// The CSE's configuration file.
         #[arg(long)]
@@ -76,6 +76,10 @@ pub enum KeysAction {
         /// The device's KpsaID (relative@issuer-fqdn), its TLS psk_identity.
         #[arg(long)]
         identity: String,
+        /// The file the key is written to (mode 600, replaced if it exists); never standard
+        /// output, where terminals, scrollback and pipes would keep a copy.
+        #[arg(long)]
+        out: PathBuf,
         /// The home that holds the master (default: the one configured home with that key).
         #[arg(long)]
         home: Option<HomeKind>,
@@ -140,20 +144,25 @@ pub fn run(args: &KeysArgs) -> anyhow::Result<String> {
             config,
             master,
             identity,
+            out,
             home,
         } => {
-            derive_psk(config, master, identity, *home)?;
-            Ok(String::new())
+            derive_psk(config, master, identity, out, *home)?;
+            Ok(format!(
+                "wrote the PSK of {identity} to {} (mode 600)\n",
+                out.display()
+            ))
         }
     }
 }
 
-/// `m2m keys derive-psk`: writes the key straight from zeroizing memory to standard output
+/// `m2m keys derive-psk`: writes the key straight from zeroizing memory to a private file
 /// (returning it as a `String` would leave copies behind).
 fn derive_psk(
     config: &std::path::Path,
     master: &str,
     identity: &str,
+    out: &std::path::Path,
     home: Option<HomeKind>,
 ) -> anyhow::Result<()> {
     if !security::credentials::valid_kpsa_id(identity) {
@@ -170,11 +179,8 @@ fn derive_psk(
         .derive(identity)
         .with_context(|| format!("the home could not derive the PSK of {identity}"))?;
     let hex = hex_line(psk.expose());
-    let mut out = std::io::stdout().lock();
-    out.write_all(hex.expose())
-        .and_then(|()| out.flush())
-        .context("cannot write the key")?;
-    Ok(())
+    let text = std::str::from_utf8(hex.expose()).context("hex digits")?;
+    crate::secret_files::write_private(out, text)
 }
 
 /// Lower-case hex and a newline, in zeroizing memory (allocated once at its final size).
@@ -200,10 +206,11 @@ fn open(config: &std::path::Path, create_software: bool) -> anyhow::Result<KeyHo
     Ok(KeyHomes::open(&file.keystore, create_software)?)
 }
 
-/// The algorithm a role's keys get.
+/// The algorithm a role's keys get: the one the component using the role accepts (`[audit]`
+/// signs with ECDSA P-256, so an audit-log key is one too).
 fn algorithm_for(role: KeyRole) -> Algorithm {
     match role {
-        KeyRole::PskMaster | KeyRole::AuditLog => Algorithm::HmacSha256,
+        KeyRole::PskMaster => Algorithm::HmacSha256,
         KeyRole::PseudonymMapping => Algorithm::Aes256Gcm,
         _ => Algorithm::EcdsaP256Sha256,
     }

@@ -17,3 +17,4 @@ pub mod keyhomes;
 pub mod keys_cmd;
 pub mod maf_cmd;
 pub mod secret_files;
+pub mod stdout;

@@ -150,7 +150,7 @@ fn report(resp: &Response, key_out: Option<&Path>) -> anyhow::Result<ExitCode> {
         anyhow::bail!("the answer has no MAF content");
     };
     let field = |name: &str| body.get(name).map_or_else(String::new, show);
-    println!("keyId    {}", field("keyId"));
+    crate::outln!("keyId    {}", field("keyId"));
     if let Some(path) = key_out {
         let key = Zeroizing::new(
             body.get("key")
@@ -160,11 +160,11 @@ fn report(resp: &Response, key_out: Option<&Path>) -> anyhow::Result<ExitCode> {
                 .to_owned(),
         );
         write_private(path, &format!("{}\n", key.as_str()))?;
-        println!("source   {}", field("sourceId"));
-        println!("targets  {}", field("targetIDs"));
-        println!("suid     {}", field("suid"));
-        println!("expires  {}", field("expirationTime"));
-        println!("key file {}", path.display());
+        crate::outln!("source   {}", field("sourceId"));
+        crate::outln!("targets  {}", field("targetIDs"));
+        crate::outln!("suid     {}", field("suid"));
+        crate::outln!("expires  {}", field("expirationTime"));
+        crate::outln!("key file {}", path.display());
     }
     Ok(ExitCode::SUCCESS)
 }

@@ -214,6 +214,29 @@ fn init_start_register_certify_revoke_and_verify_the_audit_log() {
         &s(&ae2_csr),
     ]);
     let config = s(&dir.join("cse.toml"));
+    // Without --url the running CSE cannot be told, so nothing would audit the issue: refused
+    // before anything is issued.
+    let unaudited = m2m(&[
+        "ca",
+        "--config",
+        &config,
+        "issue",
+        "--csr",
+        &s(&ae2_csr),
+        "--ae-id",
+        "Cae2",
+        "--out",
+        &s(&ae2_pem),
+    ]);
+    let report = text(&unaudited);
+    assert_eq!(unaudited.status.code(), Some(2), "{report}");
+    assert!(
+        report.contains("--url") && report.contains("nothing was done"),
+        "{report}"
+    );
+    assert!(!ae2_pem.exists(), "nothing issued: {report}");
+    let listed = m2m(&["ca", "--config", &config, "list"]);
+    assert!(!text(&listed).contains("Cae2"), "{}", text(&listed));
     // The CSE holds its audit log; told through its admin interface, it records the issue.
     let issued = with_admin(&[
         "ca",
@@ -755,15 +778,18 @@ fn renew_rotates_a_certificate_and_revoke_old_cuts_the_old_one_off() {
     let with_old = curl_as(&pem1, &key1, false);
     assert!(with_old.contains("X-M2M-RSC: 2000"), "{with_old}");
     // A superseded certificate is not renewed twice.
-    let again = m2m(&[
-        "ca",
-        "--config",
-        &config,
-        "renew",
-        &serial1,
-        "--out",
-        &s(&root.path().join("x.pem")),
-    ]);
+    let again = m2m_with(
+        &admin,
+        &[
+            "ca",
+            "--config",
+            &config,
+            "renew",
+            &serial1,
+            "--out",
+            &s(&root.path().join("x.pem")),
+        ],
+    );
     assert_eq!(again.status.code(), Some(1), "{}", text(&again));
 
     // Renewed again, same key (no CSR), revoking the old one and telling the CSE.
@@ -822,4 +848,104 @@ fn renew_rotates_a_certificate_and_revoke_old_cuts_the_old_one_off() {
             && l.contains(&format!("33-{}", certificate_digest(&pem2)))),
         "{entries}"
     );
+}
+
+/// `m2m keys generate --role audit-log` makes a key `[audit]` accepts (it used to make an
+/// HMAC key, which stopped the start): the CSE signs a new audit log with it, and the log
+/// verifies.
+#[test]
+fn a_generated_audit_log_key_signs_the_audit_log() {
+    if !have_tools() {
+        return;
+    }
+    let root = tempfile::tempdir().expect("tmp");
+    let dir = init(root.path());
+    let cfg = dir.join("cse.toml");
+    let out = m2m(&[
+        "keys",
+        "generate",
+        "--config",
+        &s(&cfg),
+        "--home",
+        "software",
+        "--id",
+        "audit-2",
+        "--role",
+        "audit-log",
+    ]);
+    assert!(out.status.success(), "{}", text(&out));
+    assert!(text(&out).contains("ecdsa-p256-sha256"), "{}", text(&out));
+    let config = std::fs::read_to_string(&cfg).expect("cse.toml");
+    let moved = config
+        .replace("id = \"audit\" }", "id = \"audit-2\" }")
+        .replace("data/audit.log", "data/audit-2.log");
+    assert_ne!(
+        moved, config,
+        "the [audit] section names the key and the log"
+    );
+    std::fs::write(&cfg, moved).expect("cse.toml");
+    let mut server = Server::start_listeners(&dir.join("data"), &["--config", &s(&cfg)], 3);
+    // An association, which the CSE audits.
+    let device = m2m(&[
+        "--url",
+        &server.urls[1],
+        "--psk-identity",
+        &format!("device-1@{SP}"),
+        "--psk-key-file",
+        &s(&dir.join("device-1.psk")),
+        "register",
+        "--api",
+        "Nsensor",
+        "--rn",
+        "sensor-1",
+    ]);
+    assert!(device.status.success(), "{}", text(&device));
+    let log = s(&dir.join("data/audit-2.log"));
+    let entries = eventually(
+        || std::fs::read_to_string(&log).unwrap_or_default(),
+        &[("association-opened", 1)],
+    );
+    server.kill9();
+    assert!(
+        entries.lines().count() >= 1 && entries.lines().all(|l| l.contains("\"sig\"")),
+        "{entries}"
+    );
+    let verified = m2m(&["audit", "verify", &log]);
+    assert!(verified.status.success(), "{}", text(&verified));
+}
+
+/// A reader that stops early (`m2m audit tail audit.log | head`) ends `m2m` and `cse init`
+/// quietly: exit code 0 and no panic (they used to panic on EPIPE and exit 101).
+#[test]
+fn a_reader_that_went_away_ends_the_commands_quietly() {
+    if !have_tools() {
+        return;
+    }
+    let root = tempfile::tempdir().expect("tmp");
+    let dir = init(root.path());
+    // Standard output is a pipe whose reading end is already closed: every write is EPIPE.
+    let gone = || {
+        let (reader, writer) = std::io::pipe().expect("pipe");
+        drop(reader);
+        writer
+    };
+    let tail = Command::new(env!("CARGO_BIN_EXE_m2m"))
+        .args(["audit", "tail", &s(&dir.join("data/audit.log"))])
+        .stdout(gone())
+        .output()
+        .expect("m2m");
+    let err = String::from_utf8_lossy(&tail.stderr);
+    assert_eq!(tail.status.code(), Some(0), "{err}");
+    assert!(!err.contains("panicked"), "{err}");
+    let second = root.path().join("second");
+    let init = Command::new(env!("CARGO_BIN_EXE_cse"))
+        .args(["init", &s(&second), "--http", "127.0.0.1:0", "--https"])
+        .args(["127.0.0.1:0", "--enrolment", "127.0.0.1:0"])
+        .stdout(gone())
+        .output()
+        .expect("cse");
+    let err = String::from_utf8_lossy(&init.stderr);
+    assert_eq!(init.status.code(), Some(0), "{err}");
+    assert!(!err.contains("panicked"), "{err}");
+    assert!(second.join("cse.toml").exists(), "init finished its work");
 }

@@ -610,6 +610,11 @@ fn m2m_enrol_cert_writes_a_key_and_a_certificate_that_register() {
     let (key2, cert2) = (setup.root.join("r.key"), setup.root.join("r.pem"));
     let out = m2m(&setup.rogue, &key2, &cert2);
     assert_eq!(out.status.code(), Some(3), "{}", text(&out));
+    assert!(
+        text(&out).contains("unknown ca") && !text(&out).contains("Broken pipe"),
+        "the MEF's reason, as documented: {}",
+        text(&out)
+    );
     assert!(!key2.exists() && !cert2.exists());
     // An existing key file is not replaced (exit 2).
     let out = m2m(&setup.device, &key, &cert);

@@ -129,7 +129,12 @@ const OTHER: &str = "Cother";
 
 impl Setup {
     fn start() -> Self {
-        Self::start_in(tempfile::tempdir().expect("tmp"), &[])
+        Self::start_in(tempfile::tempdir().expect("tmp"), &[], "")
+    }
+
+    /// With `extra` appended to the CSE's configuration (another `[[token_issuer]]`).
+    fn start_with(extra: &str) -> Self {
+        Self::start_in(tempfile::tempdir().expect("tmp"), &[], extra)
     }
 
     /// The CSE with `scripts/das.py` serving `policy` (started first) as the one DAS it may
@@ -141,11 +146,11 @@ impl Setup {
             "a-shared-secret-of-at-least-32-bytes-for-tests",
         );
         let das = Das::start(dir.path(), policy);
-        let s = Self::start_in(dir, &[das.url()]);
+        let s = Self::start_in(dir, &[das.url()], "");
         (s, das)
     }
 
-    fn start_in(dir: tempfile::TempDir, das_urls: &[String]) -> Self {
+    fn start_in(dir: tempfile::TempDir, das_urls: &[String], extra: &str) -> Self {
         let secret = dir.path().join("das.secret");
         write_secret(&secret, "a-shared-secret-of-at-least-32-bytes-for-tests");
         let config = dir.path().join("cse.toml");
@@ -153,7 +158,7 @@ impl Setup {
             &config,
             format!(
                 "[dynamic_authorization]\ntimeout_ms = 2000\ndas_urls = {}\n\n\
-                 [[token_issuer]]\nname = \"{ISSUER}\"\nsecret_file = \"{}\"\n",
+                 [[token_issuer]]\nname = \"{ISSUER}\"\nsecret_file = \"{}\"\n{extra}",
                 json!(das_urls),
                 secret.display()
             ),
@@ -518,4 +523,60 @@ fn notify_counts_tokens() {
     assert_eq!(notify(Some(&read_only)), 4103);
     let may_notify = s.token(READER, "NOTIFY", &s.secret, 300, &[]);
     assert_eq!(notify(Some(&may_notify)), 2000, "{}", s.server.log());
+}
+
+/// The commands docs/security.md gives for an ES256 token ("An ES256 token with openssl"),
+/// run as written with bash and openssl: the CSE trusting the public key they made admits the
+/// token's RETRIEVE and nothing more.
+#[test]
+fn the_documented_es256_token_is_accepted() {
+    if !have_tools() {
+        return;
+    }
+    if Command::new("openssl").arg("version").output().is_err() {
+        assert!(
+            std::env::var_os("SECURE_CSE_REQUIRE_SERVICES").is_none(),
+            "openssl is required (SECURE_CSE_REQUIRE_SERVICES is set)"
+        );
+        eprintln!("skipping: the openssl command is not installed");
+        return;
+    }
+    let docs = std::fs::read_to_string(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../../docs/security.md"
+    ))
+    .expect("docs/security.md");
+    let block = docs
+        .split("**An ES256 token with openssl.**")
+        .nth(1)
+        .and_then(|rest| rest.split("```sh").nth(1))
+        .and_then(|rest| rest.split("```").next())
+        .expect("the documented ES256 commands");
+    let work = tempfile::tempdir().expect("tmp");
+    let out = Command::new("bash")
+        .arg("-c")
+        .arg(format!("set -euo pipefail\n{block}\nprintf '%s' \"$T\""))
+        .current_dir(work.path())
+        .output()
+        .expect("bash");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let token = String::from_utf8(out.stdout).expect("utf-8");
+    let s = Setup::start_with(&format!(
+        "\n[[token_issuer]]\nname = \"das-es\"\npublic_key = \"{}\"\n",
+        work.path().join("das-es256.pub.pem").display()
+    ));
+    assert_eq!(s.rsc("GET", READER, None), 4103);
+    assert_eq!(
+        s.rsc("GET", READER, Some(&token)),
+        2000,
+        "{token}\n{}",
+        s.server.log()
+    );
+    assert_eq!(s.rsc("PUT", READER, Some(&token)), 4103);
+    assert_eq!(s.rsc("GET", OTHER, Some(&token)), 4103);
+    s.assert_unchanged();
 }

@@ -79,8 +79,10 @@ fn generate_master(cfg: &Path, home: &str, env: &[(&str, &Path)]) {
     );
 }
 
-/// `m2m keys derive-psk`: the device key as 64 hex digits.
+/// `m2m keys derive-psk`: the device key as 64 hex digits, read from the mode-600 file the
+/// command wrote (nothing secret on standard output).
 fn derive(cfg: &Path, identity: &str, home: Option<&str>, env: &[(&str, &Path)]) -> String {
+    let file = cfg.with_file_name(format!("{identity}-{}.psk", home.unwrap_or("any")));
     let mut args = vec![
         "keys",
         "derive-psk",
@@ -90,6 +92,8 @@ fn derive(cfg: &Path, identity: &str, home: Option<&str>, env: &[(&str, &Path)])
         "psk-master",
         "--identity",
         identity,
+        "--out",
+        file.to_str().expect("utf8"),
     ];
     if let Some(home) = home {
         args.extend(["--home", home]);
@@ -100,9 +104,22 @@ fn derive(cfg: &Path, identity: &str, home: Option<&str>, env: &[(&str, &Path)])
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
-    let key = String::from_utf8_lossy(&out.stdout).trim().to_owned();
+    let said = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        said.contains("(mode 600)") && said.contains(file.to_str().expect("utf8")),
+        "{said}"
+    );
+    let mode = std::os::unix::fs::PermissionsExt::mode(
+        &std::fs::metadata(&file).expect("key file").permissions(),
+    );
+    assert_eq!(mode & 0o777, 0o600, "{mode:o}");
+    let key = std::fs::read_to_string(&file)
+        .expect("key file")
+        .trim()
+        .to_owned();
     assert_eq!(key.len(), 64, "{key}");
     assert!(key.bytes().all(|b| b.is_ascii_hexdigit()), "{key}");
+    assert!(!said.contains(&key), "the key on standard output");
     key
 }
 
@@ -398,6 +415,8 @@ fn an_unusable_master_stops_the_start_with_exit_64() {
             "psk-master",
             "--identity",
             "no-issuer",
+            "--out",
+            dir.path().join("refused.psk").to_str().expect("utf8"),
         ],
         &[],
     );
@@ -413,10 +432,13 @@ fn an_unusable_master_stops_the_start_with_exit_64() {
             "nope",
             "--identity",
             DEVICE,
+            "--out",
+            dir.path().join("refused.psk").to_str().expect("utf8"),
         ],
         &[],
     );
     assert!(!out.status.success() && out.stdout.is_empty());
+    assert!(!dir.path().join("refused.psk").exists());
     assert!(
         String::from_utf8_lossy(&out.stderr).contains("no configured key home holds a key nope")
     );

@@ -266,6 +266,16 @@ fn one_psk_live_from_two_addresses_is_flagged_and_suspended() {
     let (ok, listed) = cse.m2m_admin(&["credentials", "list"]);
     assert!(ok && listed.contains(CREDENTIAL), "{listed}");
     assert!(listed.contains("\"suspended\""), "{listed}");
+    // `since` is a time a reader can read (RFC 3339, UTC), not Unix seconds.
+    let since = listed
+        .split("\"since\": \"")
+        .nth(1)
+        .and_then(|rest| rest.split('"').next())
+        .unwrap_or_default();
+    assert!(
+        since.len() == 20 && since.as_bytes()[10] == b'T' && since.ends_with('Z'),
+        "{listed}"
+    );
     let third = Live::open(&cse.port(), "127.0.0.1", &key);
     let refused = third.output_when(|_| false);
     assert!(!refused.contains("X-M2M-RSC"), "{refused}");

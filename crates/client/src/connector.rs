@@ -124,7 +124,7 @@ impl Service<http::Uri> for Connector {
             let mut stream = SslStream::new(ssl, tcp)?;
             match tokio::time::timeout(timeout, Pin::new(&mut stream).connect()).await {
                 Ok(Ok(())) => Ok(TokioIo::new(Stream::Tls(stream))),
-                Ok(Err(e)) => Err(HandshakeError::failed(name, e, &stream).into()),
+                Ok(Err(e)) => Err(HandshakeError::failed(name, e, &stream, tls.is_psk()).into()),
                 Err(_) => Err(HandshakeError {
                     server: name,
                     reason: format!("no handshake within {timeout:?}"),
@@ -150,7 +150,21 @@ struct HandshakeError {
 }
 
 impl HandshakeError {
-    fn failed(server: String, e: openssl::ssl::Error, stream: &SslStream<TcpStream>) -> Self {
+    fn failed(
+        server: String,
+        e: openssl::ssl::Error,
+        stream: &SslStream<TcpStream>,
+        psk: bool,
+    ) -> Self {
+        let verify = stream.ssl().verify_result();
+        if psk && verify == X509VerifyResult::APPLICATION_VERIFICATION {
+            // Set only by the PSK configuration's verify callback: OpenSSL's own words
+            // ("certificate verify failed") would send the user after a certificate.
+            return Self {
+                server,
+                reason: format!("the server refused the PSK ({PSK_REFUSED}) and offered a certificate instead, which a PSK client does not accept"),
+            };
+        }
         let mut reason = match (e.ssl_error(), e.io_error()) {
             (Some(stack), _) => stack.to_string(),
             (None, Some(io)) => io.to_string(),
@@ -162,19 +176,21 @@ impl HandshakeError {
             }
             (None, None) => e.to_string(),
         };
-        let verify = stream.ssl().verify_result();
-        if verify == X509VerifyResult::APPLICATION_VERIFICATION {
-            // Set only by the PSK configuration's verify callback.
-            reason.push_str(
-                " (the server answered with a certificate instead of accepting the PSK; \
-                 a PSK client accepts no certificate)",
-            );
+        if psk {
+            reason.push_str(&format!(
+                " (the server refused the handshake: {PSK_REFUSED})"
+            ));
         } else if verify != X509VerifyResult::OK {
             reason.push_str(&format!(" (server certificate: {})", verify.error_string()));
         }
         Self { server, reason }
     }
 }
+
+/// Why a server refuses a PSK handshake, as far as a client can tell: the server does not
+/// say which (it must not let a client enumerate identities).
+const PSK_REFUSED: &str = "an unknown identity, a wrong key, or a credential the CSE's admin \
+    may have withdrawn by revoking or suspending it";
 
 impl fmt::Display for HandshakeError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {

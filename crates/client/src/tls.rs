@@ -233,6 +233,14 @@ pub(crate) struct TlsConfig {
     framework: Framework,
 }
 
+impl TlsConfig {
+    /// Whether the client authenticates with a PSK (a failed handshake then most likely
+    /// means the server refused that PSK).
+    pub(crate) fn is_psk(&self) -> bool {
+        matches!(self.framework, Framework::Psk { .. })
+    }
+}
+
 /// What the configuration does, for `Debug` (never the key).
 enum Framework {
     Psk { identity: String },

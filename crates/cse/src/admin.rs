@@ -352,25 +352,26 @@ impl ExplainQuery {
                 })
                 .transpose()
         };
-        let location = match (number("lat")?, number("lon")?) {
+        // A position, a country, or both: each is a fact on its own (a circle needs the
+        // position, a country list the country).
+        let position = match (number("lat")?, number("lon")?) {
             (Some(lat), Some(lon)) => {
                 Region::circle(&[lat, lon, 0.0]).map_err(bad)?;
-                let country = get
-                    .get("country")
-                    .map(|c| match Region::countries([*c]) {
-                        Ok(Region::Countries(mut codes)) => Ok(codes.remove(0)),
-                        Ok(_) => Err(bad(format!("country '{c}'"))),
-                        Err(why) => Err(bad(why)),
-                    })
-                    .transpose()?;
-                Some(Location { lat, lon, country })
-            }
-            (None, None) if get.contains_key("country") => {
-                return Err(bad("country goes with lat and lon".to_owned()))
+                Some((lat, lon))
             }
             (None, None) => None,
             _ => return Err(bad("lat and lon go together".to_owned())),
         };
+        let country = get
+            .get("country")
+            .map(|c| match Region::countries([*c]) {
+                Ok(Region::Countries(mut codes)) => Ok(codes.remove(0)),
+                Ok(_) => Err(bad(format!("country '{c}'"))),
+                Err(why) => Err(bad(why)),
+            })
+            .transpose()?;
+        let location =
+            (position.is_some() || country.is_some()).then_some(Location { position, country });
         Ok(Self {
             from: need("from")?,
             to: need("to")?,

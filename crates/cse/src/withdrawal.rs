@@ -180,7 +180,7 @@ impl Cse {
                         "credential": credential,
                         "status": w.kind.name(),
                         "reason": w.reason,
-                        "since": w.at,
+                        "since": security::enrolment::rfc3339(w.at),
                     })
                 })
                 .collect(),

@@ -424,7 +424,6 @@ async fn wildcard_and_prefix_tricks() {
         (format!("{}*", &other[..5]), true),
         ("C*".to_owned(), true),
         ("S*".to_owned(), false),
-        ("*".to_owned(), false),
         ("/id-mn/*".to_owned(), false),
         (format!("/id-in/{other}"), true),
         ("/*/C*".to_owned(), true),
@@ -459,6 +458,32 @@ async fn wildcard_and_prefix_tricks() {
             "acor {entry:?}"
         );
     }
+    // A bare `*` is neither an ID pattern nor `all`: refused (4000), nothing created.
+    let r = t
+        .create(
+            &owner,
+            "cse-in/owner",
+            T::AccessControlPolicy,
+            acp(
+                "star",
+                json!([{"acor": ["*"], "acop": 2}]),
+                json!([{"acor": [owner], "acop": 63}]),
+            ),
+        )
+        .await;
+    assert_eq!(r.rsc, R::BadRequest, "{:?}", r.pc);
+    let message =
+        r.pc.as_ref()
+            .and_then(|pc| pc["m2m:dbg"].as_str())
+            .unwrap_or_default();
+    assert!(
+        message.contains("acor entry '*'") && message.contains("\"all\""),
+        "the message says what to write: {message}"
+    );
+    assert_eq!(
+        t.retrieve(&owner, "cse-in/owner/star").await.rsc,
+        R::NotFound
+    );
 }
 
 #[tokio::test]
@@ -1060,4 +1085,19 @@ async fn the_admin_can_ask_why_and_the_requester_cannot_see_it() {
             "{bad:?}"
         );
     }
+}
+
+/// `m2m explain --country KR` alone: a country is a location fact without coordinates (it
+/// used to be refused unless lat and lon came with it).
+#[test]
+fn explain_takes_a_country_without_coordinates() {
+    let q = explain_query(&[
+        ("from", "Cx"),
+        ("to", "cse-in"),
+        ("op", "retrieve"),
+        ("country", "KR"),
+    ]);
+    let location = q.location.expect("a location");
+    assert_eq!(location.position, None);
+    assert_eq!(location.country.as_deref(), Some("KR"));
 }

@@ -533,8 +533,7 @@ fn context_cases() -> Vec<Case> {
             ctx_rule(json!([{"aclr": {"accr": [48.85, 2.35, 1000.0]}}])),
             |q| {
                 q.location = Some(Location {
-                    lat: 48.851,
-                    lon: 2.351,
+                    position: Some((48.851, 2.351)),
                     country: None,
                 })
             },
@@ -546,8 +545,7 @@ fn context_cases() -> Vec<Case> {
             ctx_rule(json!([{"aclr": {"accr": [48.85, 2.35, 1000.0]}}])),
             |q| {
                 q.location = Some(Location {
-                    lat: 48.9,
-                    lon: 2.35,
+                    position: Some((48.9, 2.35)),
                     country: None,
                 })
             },
@@ -559,8 +557,7 @@ fn context_cases() -> Vec<Case> {
             ctx_rule(json!([{"aclr": {"accc": ["FR", "KR"]}}])),
             |q| {
                 q.location = Some(Location {
-                    lat: 0.0,
-                    lon: 0.0,
+                    position: None,
                     country: Some("KR".into()),
                 })
             },
@@ -572,8 +569,7 @@ fn context_cases() -> Vec<Case> {
             ctx_rule(json!([{"aclr": {"accc": ["FR"]}}])),
             |q| {
                 q.location = Some(Location {
-                    lat: 48.85,
-                    lon: 2.35,
+                    position: Some((48.85, 2.35)),
                     country: None,
                 })
             },
@@ -633,8 +629,7 @@ fn context_cases() -> Vec<Case> {
             |q| {
                 q.credential_level = Some(3);
                 q.location = Some(Location {
-                    lat: 37.5,
-                    lon: 127.0,
+                    position: Some((37.5, 127.0)),
                     country: Some("KR".into()),
                 });
             },

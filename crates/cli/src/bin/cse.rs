@@ -60,7 +60,7 @@ fn main() -> ExitCode {
     let args = Args::parse();
     if let Some(CseCommand::Init(init)) = &args.command {
         match cli::init_cmd::run(init) {
-            Ok(report) => print!("{report}"),
+            Ok(report) => cli::out!("{report}"),
             Err(e) => return fail_config(&format!("init: {e:#}")),
         }
         return ExitCode::SUCCESS;
@@ -781,15 +781,15 @@ async fn run(
     tracing::info!(cse_id = %settings.cse.cse_id, data = %settings.data.display(), "CSE {} started", settings.cse.cse_name);
     // Scripts and tests read these lines to learn the ports when binding to port 0.
     for url in &advertised {
-        println!("listening on {url}");
+        cli::stdout::announce(&format!("listening on {url}"));
     }
     // The enrolment listener last, and not a point of access of the CSE.
     if let Some(addr) = enrolment_addr {
-        println!("listening on https://{addr}");
+        cli::stdout::announce(&format!("listening on https://{addr}"));
     }
     // Then the device (certificate-based) enrolment listener.
     if let Some(addr) = device_addr {
-        println!("listening on https://{addr}");
+        cli::stdout::announce(&format!("listening on https://{addr}"));
     }
     tokio::spawn(async move {
         shutdown_signal().await;

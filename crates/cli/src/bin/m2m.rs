@@ -320,8 +320,8 @@ struct ExplainArgs {
     /// The originator's longitude (with --lat).
     #[arg(long, requires = "lat", allow_negative_numbers = true)]
     lon: Option<f64>,
-    /// The originator's country (ISO 3166-1 alpha-2, with --lat and --lon).
-    #[arg(long, requires = "lat")]
+    /// The originator's country (ISO 3166-1 alpha-2; alone, or with --lat and --lon).
+    #[arg(long)]
     country: Option<String>,
 }
 
@@ -473,7 +473,7 @@ fn main() -> ExitCode {
         // Local: reads the configuration and opens the key homes; exit 2 on any error.
         return match ::cli::keys_cmd::run(keys) {
             Ok(text) => {
-                print!("{text}");
+                ::cli::out!("{text}");
                 ExitCode::SUCCESS
             }
             Err(e) => {
@@ -815,7 +815,7 @@ fn report(resp: &Response) -> ExitCode {
     }
     if let Some(pc) = &resp.pc {
         match serde_json::to_string_pretty(pc) {
-            Ok(text) => println!("{text}"),
+            Ok(text) => ::cli::outln!("{text}"),
             Err(e) => eprintln!("error: cannot print the content: {e}"),
         }
     }
@@ -1063,6 +1063,24 @@ mod tests {
             .is_err(),
             "--lat needs --lon"
         );
+        // A country alone is a location fact (for `accc`), without coordinates.
+        let cli = parse(&[
+            "m2m",
+            "explain",
+            "--from",
+            "C",
+            "--to",
+            "x",
+            "--op",
+            "retrieve",
+            "--country",
+            "KR",
+        ]);
+        let Ok(Action::AdminQuery { params, .. }) = action_for(cli.command, cli.origin) else {
+            panic!("explain is an admin request with parameters");
+        };
+        assert!(params.iter().any(|(k, v)| k == "country" && v == "KR"));
+        assert!(!params.iter().any(|(k, _)| k == "lat"));
     }
 
     #[test]

@@ -73,13 +73,25 @@ pub struct ObjectDetails {
 pub fn validate_acrs(name: &str, v: &Value) -> Result<()> {
     let rules = rules_of(v).map_err(|why| bad(name, &why))?;
     for (i, rule) in rules.iter().enumerate() {
-        parse_rule(rule).map_err(|why| bad(name, &format!("rule {}: {why}", i + 1)))?;
+        let parsed =
+            parse_rule(rule).map_err(|why| bad(name, &format!("rule {}: {why}", i + 1)))?;
+        if parsed.originators.iter().any(|o| o == "*") {
+            return Err(bad(name, &format!("rule {}: {BARE_STAR}", i + 1)));
+        }
     }
     if name == "pvs" && rules.is_empty() {
         return Err(bad(name, "pvs needs at least one rule"));
     }
     Ok(())
 }
+
+/// Why a bare `*` in `acor` is refused when a policy is written. TS-0003 clause 7.1.3 lets
+/// `*` stand for part of a CSE-ID or AE-ID (`C*`, `/id-mn/*`), and TS-0001 clause 9.6.2.1
+/// names the keyword `all` for any originator; a lone `*` is neither an ID nor that keyword,
+/// so a writer who meant "everyone" would otherwise get a rule that admits no one. Policies
+/// stored before this check keep compiling and the entry still admits no one.
+const BARE_STAR: &str = "acor entry '*' is not an originator: write \"all\" for any \
+    originator, or a pattern within an ID such as \"C*\" or \"/id-mn/*\"";
 
 fn bad(name: &str, why: &str) -> Error {
     Error::bad_request(format!("invalid '{name}': {why}"))
@@ -306,6 +318,26 @@ mod tests {
         let open = parse_rule(&json!({"acor": ["all"], "acop": 2, "acco": [{}]})).expect("valid");
         assert_eq!(open.contexts, vec![AccessContext::default()]);
         assert!(parse_rule(&json!({"acor": ["all"], "acop": 2, "acco": []})).is_ok());
+    }
+
+    #[test]
+    fn a_bare_star_in_acor_is_refused_and_named() {
+        for acor in [json!(["*"]), json!(["Cowner", "*"])] {
+            let err = validate_acrs("pv", &set(json!({"acor": acor, "acop": 2})))
+                .expect_err("a bare * is refused");
+            assert_eq!(err.rsc, crate::ResponseStatusCode::BadRequest);
+            assert!(
+                err.message.contains("rule 1") && err.message.contains("\"all\""),
+                "{}",
+                err.message
+            );
+        }
+        for acor in ["all", "C*", "/id-mn/*", "//*/id-in/C*"] {
+            assert!(
+                validate_acrs("pv", &set(json!({"acor": [acor], "acop": 2}))).is_ok(),
+                "{acor}"
+            );
+        }
     }
 
     #[test]

@@ -8,13 +8,12 @@ use std::fmt;
 /// anything a location condition can mean.
 const EARTH_RADIUS_M: f64 = 6_371_008.8;
 
-/// Where an originator is, as far as the CSE knows it.
+/// Where an originator is, as far as the CSE knows it: a position, a country, or both (a
+/// country alone is common, from the network or the operator's records).
 #[derive(Debug, Clone, PartialEq)]
 pub struct Location {
-    /// Degrees north, -90 to 90.
-    pub lat: f64,
-    /// Degrees east, -180 to 180.
-    pub lon: f64,
+    /// (degrees north, -90 to 90; degrees east, -180 to 180), when known.
+    pub position: Option<(f64, f64)>,
     /// ISO 3166-1 alpha-2 country code, upper case, when known.
     pub country: Option<String>,
 }
@@ -72,13 +71,14 @@ impl Region {
         Ok(Self::Countries(codes))
     }
 
-    /// Whether a known location lies in the region. A country list needs the location's
-    /// country; coordinates alone do not say which country they are in.
+    /// Whether a known location lies in the region. A circle needs the location's position
+    /// and a country list its country; coordinates alone do not say which country they are
+    /// in, nor a country where in it.
     pub fn contains(&self, loc: &Location) -> bool {
         match self {
-            Self::Circle { lat, lon, radius_m } => {
-                distance_m(*lat, *lon, loc.lat, loc.lon) <= *radius_m
-            }
+            Self::Circle { lat, lon, radius_m } => loc.position.is_some_and(|(at_lat, at_lon)| {
+                distance_m(*lat, *lon, at_lat, at_lon) <= *radius_m
+            }),
             Self::Countries(codes) => loc
                 .country
                 .as_deref()
@@ -100,11 +100,12 @@ impl fmt::Display for Region {
 
 impl fmt::Display for Location {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "({}, {})", self.lat, self.lon)?;
-        if let Some(c) = &self.country {
-            write!(f, " {c}")?;
+        match (&self.position, &self.country) {
+            (Some((lat, lon)), Some(c)) => write!(f, "({lat}, {lon}) {c}"),
+            (Some((lat, lon)), None) => write!(f, "({lat}, {lon})"),
+            (None, Some(c)) => write!(f, "{c}"),
+            (None, None) => write!(f, "unknown"),
         }
-        Ok(())
     }
 }
 
@@ -123,10 +124,25 @@ mod tests {
 
     fn at(lat: f64, lon: f64, country: Option<&str>) -> Location {
         Location {
-            lat,
-            lon,
+            position: Some((lat, lon)),
             country: country.map(str::to_owned),
         }
+    }
+
+    #[test]
+    fn a_country_alone_is_enough_for_a_country_list_and_not_for_a_circle() {
+        let korea = Location {
+            position: None,
+            country: Some("KR".into()),
+        };
+        assert!(Region::countries(["KR"]).expect("valid").contains(&korea));
+        assert!(!Region::countries(["FR"]).expect("valid").contains(&korea));
+        let circle = Region::circle(&[37.5, 127.0, 1_000_000.0]).expect("valid");
+        assert!(
+            !circle.contains(&korea),
+            "no position: not inside any circle"
+        );
+        assert_eq!(korea.to_string(), "KR");
     }
 
     #[test]
