@@ -347,8 +347,12 @@ impl Setup {
     fn issue(&self, name: &str, ae_id: &str) -> (PathBuf, PathBuf) {
         let (key, csr) = make_csr(&self.root, name, &[]);
         let pem = self.root.join(format!("{name}.pem"));
-        run(
-            env!("CARGO_BIN_EXE_m2m"),
+        // The CSE runs and holds the audit log: the issue is recorded there, over the admin's
+        // association (`m2m ca` refuses to issue unaudited).
+        let (code, out) = self.m2m_psk(
+            1,
+            "admin@secure-cse.example",
+            "admin.psk",
             &[
                 "ca",
                 "--config",
@@ -362,6 +366,7 @@ impl Setup {
                 &s(&pem),
             ],
         );
+        assert_eq!(code, 0, "m2m ca issue: {out}");
         (pem, key)
     }
 

@@ -158,15 +158,24 @@ async fn sigkill_under_write_load_loses_no_acknowledged_write() {
         .expect("cnt");
     assert!(cni(&cnt) >= acked.len() as u64);
     // The counter matches what is really there (including writes durable but not yet acked).
-    let mut list = Request::new(Operation::Retrieve, "cse-in/w/c", Some(id.clone()));
-    list.rcn = Some(model::ResultContent::ChildResourceReferences);
-    let refs = c.send(&list).await.expect("list");
-    let n = refs
-        .pc
-        .as_ref()
-        .and_then(|p| p["m2m:rrl"]["rrf"].as_array().map(Vec::len))
-        .unwrap_or(0);
-    assert_eq!(n as u64, cni(&cnt));
+    // A child listing holds at most `result_limit` references: page through with `ofst`.
+    let mut n = 0u64;
+    loop {
+        let mut list = Request::new(Operation::Retrieve, "cse-in/w/c", Some(id.clone()));
+        list.rcn = Some(model::ResultContent::ChildResourceReferences);
+        list.fc.ofst = Some(n);
+        let refs = c.send(&list).await.expect("list");
+        let page = refs
+            .pc
+            .as_ref()
+            .and_then(|p| p["m2m:rrl"]["rrf"].as_array().map(Vec::len))
+            .unwrap_or(0) as u64;
+        if page == 0 {
+            break;
+        }
+        n += page;
+    }
+    assert_eq!(n, cni(&cnt));
 }
 
 /// The AE-ID in a rotation answer.
