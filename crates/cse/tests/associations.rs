@@ -4,9 +4,7 @@ mod common;
 use common::*;
 use cse::{CseConfig, ListenerRole, SecurityContext};
 use model::{Operation, Request, ResourceType as T, ResponseStatusCode as R};
-use security::association::{
-    CredentialBinding, Established, Framework, Level, PeerIdentity, Registry,
-};
+use security::association::{Framework, Level, PeerIdentity, Registry};
 use serde_json::json;
 use std::sync::Arc;
 
@@ -58,29 +56,12 @@ fn sa_on(
             [7u8; security::enrolment::BOOTSTRAP_EXPORTER_LEN],
         ))
     });
-    let established = Established {
-        framework,
-        credential_id: credential.to_owned(),
-        binding: CredentialBinding {
-            identity,
-            admin,
-            allowed_apps: apps.iter().map(|a| (*a).to_owned()).collect(),
-            level,
-        },
-        protocol: "TLSv1.3".into(),
-        cipher: "TLS_AES_128_GCM_SHA256".into(),
-        server_name: None,
-        resumed: false,
-        bootstrap,
-    };
-    SecurityContext::established(
-        role,
-        Arc::new(registry.open(
-            "https",
-            "127.0.0.1:5000".parse().expect("addr"),
-            established,
-        )),
-    )
+    let mut established = established(framework, credential, identity);
+    established.binding.admin = admin;
+    established.binding.allowed_apps = apps.iter().map(|a| (*a).to_owned()).collect();
+    established.binding.level = level;
+    established.bootstrap = bootstrap;
+    over(registry, role, established)
 }
 
 fn req(
@@ -498,25 +479,13 @@ async fn a_cse_id_named_like_an_s_ae_is_not_that_ae() {
         .await;
     assert_eq!(sx.rsc, R::Created, "{:?}", sx.pc);
     let owner = t.register("owner").await;
-    let acp = t
-        .create(
-            &owner,
-            "cse-in/owner",
-            T::AccessControlPolicy,
-            json!({"m2m:acp": {"rn": "a", "pv": {"acr": [{"acor": ["Sx", owner], "acop": 63}]},
-                   "pvs": {"acr": [{"acor": [owner], "acop": 63}]}}}),
-        )
-        .await;
-    let acp = attr(&acp, "ri");
-    let r = t
-        .create(
-            &owner,
-            "cse-in/owner",
-            T::Container,
-            json!({"m2m:cnt": {"rn": "data", "acpi": [acp]}}),
-        )
-        .await;
-    assert_eq!(r.rsc, R::Created);
+    t.guarded_container(
+        &owner,
+        "cse-in/owner",
+        "a",
+        json!([{"acor": ["Sx", owner], "acop": 63}]),
+    )
+    .await;
     assert_eq!(t.retrieve("Sx", "cse-in/owner/data").await.rsc, R::Ok);
     // A peer whose credential names the CSE-ID /Sx (a CA or binding that let it through)
     // is not a CSE, and never the S-AE Sx: refused before access control, in every form.

@@ -351,27 +351,13 @@ async fn update_only(t: &TestCse, das: &Das) -> (String, String, String) {
     let owner = t.register("owner").await;
     let other = t.register("other").await;
     *das.answer.lock().expect("lock") = grant("all", 63, json!(60000));
-    let r = t
-        .create(
-            &owner,
-            "cse-in/owner",
-            T::AccessControlPolicy,
-            json!({"m2m:acp": {"rn": "own",
-                "pv": {"acr": [{"acor": [owner], "acop": 63}, {"acor": [other], "acop": 4}]},
-                "pvs": {"acr": [{"acor": [owner], "acop": 63}]}}}),
-        )
-        .await;
-    assert_eq!(r.rsc, R::Created);
-    let acp = attr(&r, "ri");
-    let r = t
-        .create(
-            &owner,
-            "cse-in/owner",
-            T::Container,
-            json!({"m2m:cnt": {"rn": "data", "acpi": [acp]}}),
-        )
-        .await;
-    assert_eq!(r.rsc, R::Created, "{:?}", r.pc);
+    t.guarded_container(
+        &owner,
+        "cse-in/owner",
+        "own",
+        json!([{"acor": [owner], "acop": 63}, {"acor": [other], "acop": 4}]),
+    )
+    .await;
     let r = t
         .create(
             &owner,
@@ -715,21 +701,11 @@ async fn roles_count_only_when_a_token_grants_them() {
     let t = TestCse::with_config(config()).await;
     let owner = t.register("owner").await;
     let other = t.register("other").await;
-    let r = t
-        .create(
-            &owner,
-            "cse-in/owner",
-            T::AccessControlPolicy,
-            json!({"m2m:acp": {"rn": "roles", "pv": {"acr": [{"acor": ["operator"], "acop": 2}]},
-                               "pvs": {"acr": [{"acor": [owner], "acop": 63}]}}}),
-        )
-        .await;
-    let acp = attr(&r, "ri");
-    t.create(
+    t.guarded_container(
         &owner,
         "cse-in/owner",
-        T::Container,
-        json!({"m2m:cnt": {"rn": "data", "acpi": [acp]}}),
+        "roles",
+        json!([{"acor": ["operator"], "acop": 2}]),
     )
     .await;
     // Claiming the role is not holding it.

@@ -376,27 +376,8 @@ async fn watched(
     reader: &str,
 ) -> String {
     let owner = t.register("owner").await;
-    let r = t
-        .create(
-            &owner,
-            "cse-in/owner",
-            T::AccessControlPolicy,
-            json!({"m2m:acp": {"rn": "own",
-                "pv": {"acr": reader_rules(&owner, reader)},
-                "pvs": {"acr": [{"acor": [owner], "acop": 63}]}}}),
-        )
+    t.guarded_container(&owner, "cse-in/owner", "own", reader_rules(&owner, reader))
         .await;
-    assert_eq!(r.rsc, R::Created);
-    let acp = attr(&r, "ri");
-    let r = t
-        .create(
-            &owner,
-            "cse-in/owner",
-            T::Container,
-            json!({"m2m:cnt": {"rn": "data", "acpi": [acp]}}),
-        )
-        .await;
-    assert_eq!(r.rsc, R::Created);
     let sub = |rn: &str| json!({"m2m:sub": {"rn": rn, "nu": [rx.url], "enc": {"net": [3]}}});
     let r = t
         .create(
@@ -471,29 +452,15 @@ async fn a_subscriber_removed_from_the_acp_is_not_notified() {
 }
 
 fn certificate_association(t: &TestCse, credential: &str, ae: &str) -> cse::SecurityContext {
-    use security::association::{CredentialBinding, Established, Framework, PeerIdentity};
-    let established = Established {
-        framework: Framework::Certificate,
-        credential_id: credential.to_owned(),
-        binding: CredentialBinding {
-            identity: PeerIdentity::Ae(format!("//secure-cse.example/id-in/{ae}")),
-            admin: false,
-            allowed_apps: Vec::new(),
-            level: None,
-        },
-        protocol: "TLSv1.3".into(),
-        cipher: "TLS_AES_128_GCM_SHA256".into(),
-        server_name: None,
-        resumed: false,
-        bootstrap: None,
-    };
-    cse::SecurityContext::established(
+    use security::association::{Framework, PeerIdentity};
+    over(
+        t.cse.associations(),
         cse::ListenerRole::Mca,
-        std::sync::Arc::new(t.cse.associations().open(
-            "https",
-            "127.0.0.1:5000".parse().expect("addr"),
-            established,
-        )),
+        established(
+            Framework::Certificate,
+            credential,
+            PeerIdentity::Ae(format!("//secure-cse.example/id-in/{ae}")),
+        ),
     )
 }
 

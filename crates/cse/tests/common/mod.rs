@@ -161,3 +161,78 @@ impl Receiver {
         self.got.lock().expect("lock").len()
     }
 }
+
+/// What a TLS 1.3 handshake proved: `framework`, `credential` (a Credential-ID) bound to
+/// `identity`; no admin mark, no App-ID restriction, no key level, no bootstrap exporter.
+pub fn established(
+    framework: security::association::Framework,
+    credential: &str,
+    identity: security::association::PeerIdentity,
+) -> security::association::Established {
+    security::association::Established {
+        framework,
+        credential_id: credential.to_owned(),
+        binding: security::association::CredentialBinding {
+            identity,
+            admin: false,
+            allowed_apps: Vec::new(),
+            level: None,
+        },
+        protocol: "TLSv1.3".into(),
+        cipher: "TLS_AES_128_GCM_SHA256".into(),
+        server_name: None,
+        resumed: false,
+        bootstrap: None,
+    }
+}
+
+/// The security context of a request over a new association in `registry`, on a listener
+/// of `role`, after a handshake that proved `established`.
+pub fn over(
+    registry: &Arc<security::association::Registry>,
+    role: cse::ListenerRole,
+    established: security::association::Established,
+) -> SecurityContext {
+    SecurityContext::established(
+        role,
+        Arc::new(registry.open(
+            "https",
+            "127.0.0.1:5000".parse().expect("addr"),
+            established,
+        )),
+    )
+}
+
+impl TestCse {
+    /// `owner`'s container `<parent>/data` under a new `<acp>` `<parent>/<acp_rn>` whose `pv`
+    /// holds `rules` and whose `pvs` names the owner alone; returns the `<acp>`'s ID.
+    pub async fn guarded_container(
+        &self,
+        owner: &str,
+        parent: &str,
+        acp_rn: &str,
+        rules: Value,
+    ) -> String {
+        let r = self
+            .create(
+                owner,
+                parent,
+                ResourceType::AccessControlPolicy,
+                json!({"m2m:acp": {"rn": acp_rn, "pv": {"acr": rules},
+                    "pvs": {"acr": [{"acor": [owner], "acop": 63}]}}}),
+            )
+            .await;
+        assert_eq!(r.rsc, ResponseStatusCode::Created, "{:?}", r.pc);
+        let acp = attr(&r, "ri");
+        let r = self
+            .create(
+                owner,
+                parent,
+                ResourceType::Container,
+                json!({"m2m:cnt": {"rn": "data", "acpi": [acp]}}),
+            )
+            .await;
+        assert_eq!(r.rsc, ResponseStatusCode::Created, "{:?}", r.pc);
+        acp.as_str().expect("ri").to_owned()
+    }
+}
