@@ -60,6 +60,7 @@ fn local_path(to: &str, config: &CseConfig) -> Result<String> {
 /// are already treated as gone.
 pub fn resolve(to: &str, config: &CseConfig, store: &dyn Store) -> Result<Target> {
     let path = local_path(to, config)?;
+    let live = |r| live_at(r, &config.clock);
     let path = path.trim_end_matches('/');
     let mut segments: Vec<&str> = if path.is_empty() {
         vec![]
@@ -142,9 +143,9 @@ fn not_found(to: &str) -> Error {
 }
 
 /// Drops a resource whose expiration time has passed.
-fn live(r: Option<Resource>) -> Option<Resource> {
+fn live_at(r: Option<Resource>, clock: &model::clock::Clock) -> Option<Resource> {
     r.filter(|r| {
         r.et()
-            .is_none_or(|et| et > time::format(time::now()).as_str())
+            .is_none_or(|et| et > time::format(clock.now()).as_str())
     })
 }

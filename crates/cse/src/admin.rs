@@ -589,7 +589,7 @@ impl Cse {
             };
         let ctx = RequestContext {
             authenticated: query.authenticated,
-            time: query.time.unwrap_or_else(model::time::now),
+            time: query.time.unwrap_or_else(|| self.config.clock.now()),
             ip: query.ip,
             location: query.location.clone(),
             credential_level: query.level,

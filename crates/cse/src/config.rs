@@ -59,6 +59,9 @@ pub struct CseConfig {
     /// audit trail and in the log, so a flood of refused handshakes writes a bounded number
     /// of lines (`security::refusals`).
     pub refusal_window: std::time::Duration,
+    /// The clock every decision based on time asks (expiry, tokens, grants, key lifetimes,
+    /// windows); the system clock unless a test moves it.
+    pub clock: model::clock::Clock,
 }
 
 /// Settings of dynamic authorization: whose tokens are trusted, and how long the CSE waits
@@ -122,6 +125,7 @@ impl Default for CseConfig {
             rotation_interval: std::time::Duration::from_secs(3600),
             dynamic_authorization: DynamicAuthorization::default(),
             refusal_window: security::refusals::DEFAULT_WINDOW,
+            clock: model::clock::Clock::system(),
         }
     }
 }

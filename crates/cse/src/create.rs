@@ -65,7 +65,7 @@ impl Cse {
         if let Some(rn) = attrs.get("rn").and_then(Value::as_str) {
             model::id::validate_resource_name(rn)?;
         }
-        let now = time::now();
+        let now = self.config.clock.now();
         if let Some(et) = attrs.get("et").and_then(Value::as_str) {
             if time::parse(et)? <= now {
                 return Err(Error::bad_request("expiration time is in the past"));

@@ -19,7 +19,7 @@ pub fn spawn(cse: Arc<Cse>) -> tokio::task::JoinHandle<()> {
 
 /// Deletes what has expired now; returns how many resources were removed.
 pub async fn sweep(cse: &Cse) -> usize {
-    let now = model::time::format(model::time::now());
+    let now = model::time::format(cse.config.clock.now());
     let mut removed = 0;
     loop {
         let due = match cse.store.expired(&now, 256) {

@@ -164,10 +164,11 @@ impl Cse {
         let config_crls = config.published_crls.clone();
         // Every association event goes to the audit trail first, then to the supervision.
         let (suspend, suspensions) = supervision::suspension_queue();
-        let supervisor = Arc::new(supervision::Supervisor::new(
+        let supervisor = Arc::new(supervision::Supervisor::with_clock(
             supervision,
             audit.clone(),
             Some(suspend),
+            Arc::new(config.clock.clone()),
         ));
         let mut listeners: Vec<Arc<dyn security::association::AssociationEvents>> = Vec::new();
         if let Some(trail) = &audit {
@@ -266,7 +267,10 @@ impl Cse {
         if let Some(sa) = ctx.security_association() {
             sa.count_request();
         }
-        match mef.enrol(ctx, self.audit.as_ref(), body).await {
+        match mef
+            .enrol(ctx, self.audit.as_ref(), body, &self.config.clock)
+            .await
+        {
             Ok(content) => Response::new(model::ResponseStatusCode::Created, rqi, Some(content)),
             Err(e) => {
                 tracing::info!(rqi, peer = %security::privacy::peer_tag(ctx.peer), rsc = e.rsc.code(), reason = %model::Untrusted(&e.message), "enrolment refused");
@@ -326,7 +330,7 @@ impl Cse {
             ctx.admit(Service::Resources)?;
             req.validate()?;
             if let Some(rqet) = &req.rqet {
-                if model::time::parse(rqet)? < model::time::now() {
+                if model::time::parse(rqet)? < self.config.clock.now() {
                     return Err(Error::new(
                         model::ResponseStatusCode::RequestTimeout,
                         "request expired before it was processed",
@@ -456,7 +460,7 @@ impl Cse {
             matches!(
                 self.gate().check(
                     &originator,
-                    &access::RequestContext::standing(),
+                    &access::RequestContext::standing(self.config.clock.now()),
                     owner,
                     model::AccessOperation::UPDATE,
                     None,
@@ -495,7 +499,11 @@ impl Cse {
 
     /// The facts about a request that access rules look at, besides originator and target.
     pub(crate) fn request_context(&self, caller: &Caller<'_>) -> access::RequestContext {
-        access::RequestContext::of(caller.ctx, self.authenticated(caller))
+        access::RequestContext::of(
+            caller.ctx,
+            self.authenticated(caller),
+            self.config.clock.now(),
+        )
     }
 }
 

@@ -52,12 +52,11 @@ use manager::audit::Event;
 use manager::kdf::{ExportedKeyId, Fqdn, MafKeyId};
 use model::{Error, Operation, Request, Response, ResponseStatusCode, Result};
 use security::credentials::Secret;
-use security::enrolment::unix;
 use security::maf_store::{MafKeys, MafStoreError, Registration, KEY_LEN};
 use serde::Deserialize;
 use serde_json::{json, Value};
 use std::sync::Arc;
-use std::time::{Duration, SystemTime};
+use std::time::Duration;
 
 /// Path prefix of the MAF's requests.
 pub const MAF_PREFIX: &str = "/.maf/";
@@ -380,7 +379,7 @@ impl Cse {
                 "at most {MAX_LABELS} labels of 1-{MAX_LABEL_LEN} printable characters"
             )));
         }
-        let now = unix(SystemTime::now());
+        let now = self.config.clock.unix();
         let longest = now.saturating_add(maf.max_lifetime.as_secs());
         let expires = match &request.expiration_time {
             None => longest,
@@ -475,7 +474,7 @@ impl Cse {
             ));
             return Err(self.maf_refuse(client, REFUSED, &key_id, e).await);
         };
-        if unix(SystemTime::now()) >= registration.expires {
+        if self.config.clock.unix() >= registration.expires {
             let e = Error::not_found(format!("the MAF key {key_id} expired"));
             return Err(self.maf_refuse(client, REFUSED, &key_id, e).await);
         }

@@ -45,13 +45,13 @@ use crate::SecurityContext;
 use manager::audit::Event;
 use manager::kdf::{self, EnroleeId, ExporterLabel, ExporterOutput, Fqdn, KeId, KpsaId, Suid};
 use model::{Error, ResponseStatusCode, Result};
-use security::enrolment::{rfc3339, unix, EnroleeKeys};
+use security::enrolment::{rfc3339, EnroleeKeys};
 use security::provisioned::{Issued, ProvisionedKeys};
 use serde::Deserialize;
 use serde_json::json;
 use std::fmt;
 use std::sync::Arc;
-use std::time::{Duration, SystemTime};
+use std::time::Duration;
 
 /// The path of the enrolment request.
 pub const ENROL_PATH: &str = "/.mef/enrol";
@@ -144,6 +144,7 @@ impl Mef {
         ctx: &SecurityContext,
         audit: Option<&AuditTrail>,
         body: &[u8],
+        clock: &model::clock::Clock,
     ) -> Result<serde_json::Value> {
         let sa = ctx.security_association().ok_or_else(not_enrolment)?;
         let bootstrap = sa
@@ -200,7 +201,7 @@ impl Mef {
         let kpsa = kdf::provisioned_secure_connection_key(&ke, &self.target).map_err(internal)?;
         let kpsa_id = KpsaId::new(&relative.hex_binary(), &self.fqdn).map_err(internal)?;
         let credential = format!("12-{kpsa_id}");
-        let now = unix(SystemTime::now());
+        let now = clock.unix();
         let mut expires = now.saturating_add(self.lifetime.as_secs().max(1));
         if let Some(limit) = enrolee.expires {
             // Keys derived from Ke do not outlive the enrolment (TS-0003 clause 10.7).

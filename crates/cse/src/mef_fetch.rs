@@ -51,12 +51,11 @@ use manager::audit::Event;
 use manager::kdf::{self, EnrolmentKey, EnrolmentTargetId, KeId, Suid};
 use model::{Error, Response, ResponseStatusCode, Result};
 use security::credentials::Secret;
-use security::enrolment::{rfc3339, unix};
+use security::enrolment::rfc3339;
 use security::enrolment_keys::{EnrolmentKeyError, EnrolmentKeys, EnrolmentRecord, KE_LEN};
 use serde::Deserialize;
 use serde_json::{json, Value};
 use std::sync::Arc;
-use std::time::SystemTime;
 
 /// The path of the fetchCredentials request.
 pub const FETCH_PATH: &str = "/.mef/fetch-credentials";
@@ -317,7 +316,7 @@ impl Cse {
             Some(found) => found,
             None => return Err(unknown()),
         };
-        if unix(SystemTime::now()) >= record.expires {
+        if self.config.clock.unix() >= record.expires {
             return Err(Error::not_found(format!("the enrolment {ke_id} expired")));
         }
         let named = record

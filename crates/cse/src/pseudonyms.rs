@@ -246,7 +246,7 @@ impl Cse {
         // scans the whole tree.
         let mut last = self.rotations.0.lock().await;
         if let Some(key) = &binding_key {
-            let now = std::time::Instant::now();
+            let now = self.config.clock.instant();
             last.retain(|_, at| now.duration_since(*at) < self.config.rotation_interval);
             if last.contains_key(key) {
                 return Err(Error::operation_not_allowed(format!(
@@ -311,7 +311,7 @@ impl Cse {
         })
         .await?;
         if let Some(key) = binding_key_for_limit {
-            last.insert(key, std::time::Instant::now());
+            last.insert(key, self.config.clock.instant());
         }
         drop(last);
         // No AE-ID in the log: it would link the two pseudonyms.

@@ -113,7 +113,7 @@ impl Cse {
         };
         let allowed = self.gate().permits(
             &subscriber,
-            &RequestContext::standing(),
+            &RequestContext::standing(self.config.clock.now()),
             subject,
             AccessOperation::RETRIEVE,
         );

@@ -135,6 +135,17 @@ impl Clock for SystemClock {
     }
 }
 
+/// The CSE's clock ([`CseConfig::clock`](crate::CseConfig)), so the windows move with it.
+impl Clock for model::clock::Clock {
+    fn now(&self) -> Instant {
+        self.instant()
+    }
+
+    fn wall(&self) -> SystemTime {
+        self.system_time()
+    }
+}
+
 /// How one credential was used since the CSE started.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct CredentialUsage {

@@ -32,7 +32,7 @@ impl Cse {
         let changes = content_of(req, current.ty)?;
         model::attributes::validate(current.ty, Operation::Update, &changes)?;
         if let Some(et) = changes.get("et").and_then(Value::as_str) {
-            if time::parse(et)? <= time::now() {
+            if time::parse(et)? <= self.config.clock.now() {
                 return Err(Error::bad_request("expiration time is in the past"));
             }
         }
@@ -89,6 +89,7 @@ impl Cse {
 
         let ri = current.ri().to_owned();
         let changes_for_write = changes.clone();
+        let clock = self.config.clock.clone();
         let (updated, evicted) = store::write(self.store.as_ref(), move |t| {
             let mut r = t
                 .get(&ri)?
@@ -98,7 +99,7 @@ impl Cse {
                 r.attrs.extend(derived);
             }
             r.attrs
-                .insert("lt".into(), json!(time::format(time::now())));
+                .insert("lt".into(), json!(time::format(clock.now())));
             if let Some(st) = r.u64_attr("st") {
                 r.attrs.insert("st".into(), json!(st + 1));
             }

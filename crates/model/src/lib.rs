@@ -6,6 +6,7 @@
 #![forbid(unsafe_code)]
 
 pub mod attributes;
+pub mod clock;
 pub mod codec;
 pub mod error;
 pub mod filter;

@@ -6,7 +6,8 @@ use chrono::{DateTime, NaiveDateTime, TimeZone, Utc};
 /// A point in time as the CSE stores and compares it.
 pub type Timestamp = DateTime<Utc>;
 
-/// The current time.
+/// The current time by the system clock; what decides by time asks a
+/// [`crate::clock::Clock`] instead, so that tests can move it.
 pub fn now() -> Timestamp {
     Utc::now()
 }

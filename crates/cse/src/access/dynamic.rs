@@ -100,7 +100,7 @@ pub fn verify_tokens(
     let expect = Expectations {
         audience: &audience,
         holder: &holder,
-        now: model::time::now().timestamp(),
+        now: config.clock.now().timestamp(),
     };
     let mut out = Vec::with_capacity(req.tkns.len());
     for (i, token) in req.tkns.iter().enumerate() {
@@ -246,7 +246,7 @@ impl Consultant {
             op: facts.op.0,
             dac: dac.ri().to_owned(),
         };
-        let now = model::time::now();
+        let now = config.clock.now();
         if let Ok(cache) = self.cache.lock() {
             if let Some(c) = cache.get(&key).filter(|c| c.until > now) {
                 tracing::debug!(dac = dac.ri(), "dynamic authorization: cached grant");
@@ -373,7 +373,7 @@ fn request_body(
         "or": facts.originator,
         "trt": target.ty.code(),
         "op": operation_code(facts.op),
-        "rts": model::time::format(model::time::now()),
+        "rts": model::time::format(config.clock.now()),
         "trid": format!("/{}/{}", config.cse_id, target.ri()),
     });
     if let Some(obj) = dreq.as_object_mut() {

@@ -58,11 +58,11 @@ pub struct RequestContext {
 }
 
 impl RequestContext {
-    /// The facts a security context gives, received now.
-    pub fn of(ctx: &SecurityContext, authenticated: bool) -> Self {
+    /// The facts a security context gives, received at `time`.
+    pub fn of(ctx: &SecurityContext, authenticated: bool, time: model::time::Timestamp) -> Self {
         Self {
             authenticated,
-            time: model::time::now(),
+            time,
             ip: ctx.peer.map(|p| p.ip()),
             location: None,
             // The key-store level of the home behind the peer's credential (our `scl` extension).

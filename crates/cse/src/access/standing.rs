@@ -30,14 +30,14 @@ pub fn originator_of_record(id: &str, config: &CseConfig, store: &dyn Store) -> 
 }
 
 impl RequestContext {
-    /// The facts about an originator that is not making a request: the time is now; it
+    /// The facts about an originator that is not making a request at `time` (now); it
     /// counts as authenticated (the CSE itself establishes who it is: a registered AE-ID, a
     /// CSE-ID, checked now), and what only a request carries (peer address, location,
     /// credential level, roles) is unknown, so conditions that need it fail (fail closed).
-    pub fn standing() -> Self {
+    pub fn standing(time: model::time::Timestamp) -> Self {
         Self {
             authenticated: true,
-            time: model::time::now(),
+            time,
             ip: None,
             location: None,
             credential_level: None,

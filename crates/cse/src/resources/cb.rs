@@ -15,7 +15,7 @@ pub(crate) async fn ensure(cse: &Cse) -> Result<()> {
         }
         return Ok(());
     }
-    let now = time::format(time::now());
+    let now = time::format(c.clock.now());
     let srt: Vec<u16> = ResourceType::ALL.iter().map(|t| t.code()).collect();
     let mut attrs = Map::new();
     for (k, v) in [
