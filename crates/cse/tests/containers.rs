@@ -99,8 +99,23 @@ async fn mia_limits_the_age_and_la_on_empty_is_not_found() {
 
 #[tokio::test]
 async fn expired_resources_disappear() {
-    let (t, id) = setup(json!({"rn": "c"})).await;
-    let soon = model::time::format(model::time::now() + chrono::Duration::milliseconds(300));
+    let clock = model::clock::ManualClock::new();
+    let config = cse::CseConfig {
+        clock: clock.clock(),
+        ..Default::default()
+    };
+    let t = TestCse::with_config(config).await;
+    let id = t.register("ae").await;
+    let r = t
+        .create(
+            &id,
+            "cse-in/ae",
+            T::Container,
+            json!({"m2m:cnt": {"rn": "c"}}),
+        )
+        .await;
+    assert_eq!(r.rsc, R::Created, "{:?}", r.pc);
+    let soon = model::time::format(clock.clock().now() + chrono::Duration::seconds(60));
     let r = t
         .create(
             &id,
@@ -110,7 +125,9 @@ async fn expired_resources_disappear() {
         )
         .await;
     assert_eq!(r.rsc, R::Created);
-    tokio::time::sleep(std::time::Duration::from_millis(400)).await;
+    assert_eq!(t.retrieve(&id, "cse-in/ae/c/la").await.rsc, R::Ok);
+    assert_eq!(cse::expiry::sweep(&t.cse).await, 0);
+    clock.advance(std::time::Duration::from_secs(61));
     // Addressing already hides it; the sweep removes it and fixes the counters.
     assert_eq!(t.retrieve(&id, "cse-in/ae/c/la").await.rsc, R::NotFound);
     assert_eq!(cse::expiry::sweep(&t.cse).await, 1);

@@ -46,11 +46,23 @@ async fn verification_then_child_created_notifications() {
     let sgn = &got[1]["m2m:sgn"];
     assert_eq!(sgn["nev"]["net"], json!(3));
     assert_eq!(sgn["nev"]["rep"]["m2m:cin"]["con"], json!("42"));
-    // An update of the container is not an event this subscription asked for.
+    // An update of the container is not an event this subscription asked for: the next
+    // event's notification follows the instance's on the target's ordered queue.
     t.update(&id, "cse-in/ae/c", json!({"m2m:cnt": {"lbl": ["x"]}}))
         .await;
-    tokio::time::sleep(Duration::from_millis(200)).await;
-    assert_eq!(rx.count(), 2);
+    t.create(
+        &id,
+        "cse-in/ae/c",
+        T::ContentInstance,
+        json!({"m2m:cin": {"con": "43"}}),
+    )
+    .await;
+    let got = rx.wait_for(3).await;
+    assert_eq!(
+        got[2]["m2m:sgn"]["nev"]["rep"]["m2m:cin"]["con"],
+        json!("43")
+    );
+    assert_eq!(rx.count(), 3);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -157,7 +169,9 @@ async fn expiration_counter_and_deletion_notices() {
     let rx = Receiver::start(2000).await;
     let subscriber = Receiver::start(2000).await;
     t.create(&id, "cse-in/ae/c", T::Subscription, json!({"m2m:sub": {"rn": "twice", "nu": [rx.url], "enc": {"net": [3]}, "exc": 2, "su": subscriber.url}})).await;
-    for i in 0..3 {
+    // The counter is counted down after each notification is queued; each instance waits
+    // for the count of the one before.
+    for (i, left) in [(0, Some(json!(1))), (1, None), (2, None)] {
         t.create(
             &id,
             "cse-in/ae/c",
@@ -165,14 +179,55 @@ async fn expiration_counter_and_deletion_notices() {
             json!({"m2m:cin": {"con": i.to_string()}}),
         )
         .await;
-        tokio::time::sleep(Duration::from_millis(100)).await;
+        let mut counted = false;
+        for _ in 0..200 {
+            let sub = t.retrieve(&id, "cse-in/ae/c/twice").await;
+            counted = match &left {
+                Some(exc) => attr(&sub, "exc") == *exc,
+                None => sub.rsc == R::NotFound,
+            };
+            if counted {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        assert!(counted, "exc after instance {i}");
     }
-    let got = rx.wait_for(3).await;
-    tokio::time::sleep(Duration::from_millis(200)).await;
-    assert_eq!(got.len(), 3, "verification + exactly two notifications");
-    assert_eq!(t.retrieve(&id, "cse-in/ae/c/twice").await.rsc, R::NotFound);
     let notice = subscriber.wait_for(1).await;
     assert_eq!(notice[0]["m2m:sgn"]["sud"], json!(true));
+    // A later subscription to the same target marks the end of the queue: whatever the
+    // ended one sent is ahead of the marker's notification.
+    t.create(
+        &id,
+        "cse-in/ae/c",
+        T::Subscription,
+        json!({"m2m:sub": {"rn": "marker", "nu": [rx.url], "enc": {"net": [3]}}}),
+    )
+    .await;
+    t.create(
+        &id,
+        "cse-in/ae/c",
+        T::ContentInstance,
+        json!({"m2m:cin": {"con": "marker"}}),
+    )
+    .await;
+    let got = rx.wait_for(5).await;
+    let reps: Vec<_> = got
+        .iter()
+        .map(|n| n["m2m:sgn"]["nev"]["rep"]["m2m:cin"]["con"].clone())
+        .collect();
+    assert_eq!(
+        reps,
+        [
+            json!(null),
+            json!("0"),
+            json!("1"),
+            json!(null),
+            json!("marker")
+        ],
+        "verification + exactly two notifications, then the marker's"
+    );
+    assert_eq!(rx.count(), 5);
 
     // Deleting a subscribed resource: net 2 to its subscribers.
     let del = Receiver::start(2000).await;

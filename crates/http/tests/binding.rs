@@ -4,7 +4,7 @@
 
 mod common;
 
-use common::{exchange, get, once, read_response, Server};
+use common::{exchange, get, once, read_response, wait_until, Server};
 use http_binding::HttpLimits;
 use model::codec::{self, Format};
 use model::{Operation, ResourceType, ResultContent};
@@ -354,18 +354,28 @@ async fn handler_panic_is_a_5000_and_the_server_survives() {
 #[tokio::test]
 async fn shutdown_lets_in_flight_requests_finish() {
     let s = Server::start().await;
+    let fake = s.fake.clone();
     let mut stream = TcpStream::connect(s.addr).await.unwrap();
-    stream.write_all(get("/slow").as_bytes()).await.unwrap();
-    tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    stream.write_all(get("/held").as_bytes()).await.unwrap();
+    // In flight: the handler has the request and holds it until released.
+    wait_until(|| fake.count() == 1).await;
     let addr = s.addr;
     let stopped = tokio::spawn(s.stop());
+    // The listener closes at once; the held request keeps the shutdown waiting.
+    let mut closed = false;
+    for _ in 0..500 {
+        closed = TcpStream::connect(addr).await.is_err();
+        if closed {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    }
+    assert!(closed, "the listener is closed once shutdown begins");
+    assert!(!stopped.is_finished(), "shutdown waits for the request");
+    fake.release.notify_one();
     let r = read_response(&mut stream).await;
     assert_eq!(r.rsc(), Some(2000));
     stopped.await.unwrap().unwrap();
-    assert!(
-        TcpStream::connect(addr).await.is_err(),
-        "the listener is closed after shutdown"
-    );
 }
 
 #[tokio::test]

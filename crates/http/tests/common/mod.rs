@@ -16,10 +16,12 @@ use tokio::task::JoinHandle;
 
 /// Records every primitive and answers by target:
 /// `created` -> 2001 with a location, `panic` -> panics, `slow` -> waits 300 ms then 2000,
-/// anything else -> 2000 with the request's content echoed back.
+/// `held` -> waits for `release` then 2000, anything else -> 2000 with the request's content
+/// echoed back.
 #[derive(Debug, Default)]
 pub struct Fake {
     pub seen: Mutex<Vec<(SecurityContext, Request)>>,
+    pub release: tokio::sync::Notify,
 }
 
 impl Fake {
@@ -51,6 +53,10 @@ impl Handler for Fake {
                 r
             }
             "panic" => panic!("handler panicked on purpose"),
+            "held" => {
+                self.release.notified().await;
+                Response::new(ResponseStatusCode::Ok, req.rqi, None)
+            }
             "slow" => {
                 tokio::time::sleep(Duration::from_millis(300)).await;
                 Response::new(ResponseStatusCode::Ok, req.rqi, None)
