@@ -107,7 +107,7 @@ impl Notifier {
     }
 }
 
-/// The largest answer to a notification read (a receiver has no reason to send much).
+/// The largest answer to a notification that is read (the HTTP client's former default).
 const MAX_ANSWER_BYTES: usize = 16 * 1024 * 1024;
 
 async fn deliver_loop(inner: Arc<Inner>, url: String, mut rx: mpsc::Receiver<Notification>) {
