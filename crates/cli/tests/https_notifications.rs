@@ -1,6 +1,7 @@
 //! Notifications to `https://` targets, end to end: the real `cse` binary, a PKI made by
 //! `scripts/make-test-pki.sh`, and a notification target in Python (`ssl` module) that asks
 //! for the CSE's client certificate.
+//! A target whose scheme no binding serves (`coap://`) is refused and logged, never a panic.
 mod common;
 
 use common::*;
@@ -524,4 +525,22 @@ async fn a_subscriber_whose_certificate_is_revoked_gets_nothing_more() {
         4004
     );
     server.log_with("subscription deleted: the credential it was made with is revoked");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_target_no_binding_serves_is_refused_and_logged() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let server = Server::start(&dir.path().join("data"));
+    let cnt = json!({"m2m:cnt": {"rn": "c"}});
+    let r = create(&server, "cse-in", ResourceType::Container, cnt).await;
+    assert_eq!(r, ResponseStatusCode::Created);
+    // No binding sends to coap:// yet: the verification request cannot leave.
+    let sub = json!({"m2m:sub": {"nu": ["coap://127.0.0.1:5683/n"]}});
+    let r = create(&server, "cse-in/c", ResourceType::Subscription, sub).await;
+    assert_eq!(
+        r,
+        ResponseStatusCode::SubscriptionVerificationInitiationFailed
+    );
+    let log = server.log_with("not sent: no binding for the target");
+    assert!(log.contains("no binding sends to coap:// targets"), "{log}");
 }

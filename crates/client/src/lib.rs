@@ -2,8 +2,9 @@
 //! HTTP/1.1 request over a pooled keep-alive connection and reads the answer back into a
 //! [`model::Response`].
 //!
-//! It is used by the `m2m` CLI, the integration tests, the benchmark and the CSE's
-//! notification sender, so it maps primitives exactly as the `http-binding` server expects.
+//! It is used by the `m2m` CLI, the integration tests, the benchmark and the HTTP binding's
+//! client side (what the CSE sends), so it maps primitives exactly as the `http-binding`
+//! server expects.
 //!
 //! ```no_run
 //! # async fn run() -> Result<(), client::ClientError> {

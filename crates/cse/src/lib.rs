@@ -5,8 +5,9 @@
 //! originator check ([`originator`]), addressing ([`addressing`]), access control
 //! ([`access`]), the operation's handler (create, retrieve, update, delete, notify,
 //! discovery, group fan-out), the durable store, then subscriptions fire ([`subscription`])
-//! and notifications leave asynchronously ([`notification`]). Every error ends as one
-//! response status code.
+//! and notifications leave asynchronously ([`notification`]) through the door out
+//! ([`outbound`]), which the bindings implement. Every error ends as one response status
+//! code.
 #![forbid(unsafe_code)]
 
 pub mod access;
@@ -27,6 +28,7 @@ pub mod mef_fetch;
 pub mod notification;
 mod notify;
 pub mod originator;
+pub mod outbound;
 mod page;
 pub mod pseudonyms;
 pub mod reload;
@@ -101,6 +103,9 @@ pub struct Services {
     /// Re-reads the TLS listeners' certificates, keys, CRLs and credentials (`reload-tls`);
     /// none: they are read at start-up only.
     pub tls_reload: Option<Arc<dyn reload::TlsReload>>,
+    /// The door out: the bindings' senders, by scheme, for notifications and DAS
+    /// consultations; none registered: nothing can be sent.
+    pub outbound: outbound::Senders,
 }
 
 /// What one handler needs to know about the request beyond the primitive.
@@ -135,7 +140,8 @@ fn flush_refusal_counts(registry: &Arc<security::association::Registry>) {
 }
 
 impl Cse {
-    /// Opens the CSE over a store, creating the `<CSEBase>` on first start.
+    /// Opens the CSE over a store, creating the `<CSEBase>` on first start. It has no
+    /// door out ([`Services::outbound`]): nothing it would send can leave.
     pub async fn open(config: CseConfig, store: Arc<dyn Store>) -> Result<Arc<Self>> {
         Self::open_with(config, store, Services::default()).await
     }
@@ -157,10 +163,11 @@ impl Cse {
             pseudonyms,
             supervision,
             tls_reload,
+            outbound,
         } = services;
-        let notifier = Notifier::new(&config)?;
+        let notifier = Notifier::new(&config, outbound.clone());
         let policies = access::PolicyCache::new(access::Domain::of(&config));
-        let consultant = access::Consultant::new(&config)?;
+        let consultant = access::Consultant::new(&config, outbound);
         let config_crls = config.published_crls.clone();
         // Every association event goes to the audit trail first, then to the supervision.
         let (suspend, suspensions) = supervision::suspension_queue();

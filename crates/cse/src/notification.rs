@@ -1,9 +1,10 @@
-//! Notification delivery over HTTP or HTTPS: each target has a bounded queue served by its
-//! own task, which delivers in order and retries with exponential backoff. Enqueuing never waits, so a slow
-//! or dead notification target can never slow down the request path.
+//! Notification delivery through the door out ([`crate::outbound`]): each target has a
+//! bounded queue served by its own task, which delivers in order and retries with
+//! exponential backoff. Enqueuing never waits, so a slow or dead notification target can
+//! never slow down the request path.
 
-use crate::config::{CseConfig, NotificationTls};
-use client::{Client, ClientError, TlsOptions};
+use crate::config::CseConfig;
+use crate::outbound::{DeliveryError, Limits, Outbound, Senders};
 use model::{Error, Operation, Request, ResponseStatusCode, Result};
 use serde_json::Value;
 use std::collections::HashMap;
@@ -36,7 +37,7 @@ impl std::fmt::Debug for Notification {
     }
 }
 
-/// Delivers notifications over HTTP, and over HTTPS when [`CseConfig::notification_tls`] is set.
+/// Delivers notifications through the binding that serves each target's scheme.
 #[derive(Debug, Clone)]
 pub struct Notifier {
     inner: Arc<Inner>,
@@ -44,7 +45,8 @@ pub struct Notifier {
 
 #[derive(Debug)]
 struct Inner {
-    client: Client,
+    outbound: Senders,
+    limits: Limits,
     queues: Mutex<HashMap<String, mpsc::Sender<Notification>>>,
     origin: String,
     queue_size: usize,
@@ -52,25 +54,27 @@ struct Inner {
 }
 
 impl Notifier {
-    /// A notifier that sends as the CSE (`X-M2M-Origin: /<cse-id>`).
-    pub fn new(config: &CseConfig) -> Result<Self> {
-        let timeout = Duration::from_millis(config.notification_timeout_ms.max(1));
-        // The base URL is never used: notifications go to absolute URLs (`send_to_url`).
-        let client = match &config.notification_tls {
-            None => Client::new("http://127.0.0.1"),
-            Some(tls) => Client::with_tls("http://127.0.0.1", tls_options(tls)),
-        }
-        .map_err(|e| Error::internal(format!("notification client: {e}")))?
-        .with_timeout(timeout);
-        Ok(Self {
+    /// A notifier that sends as the CSE (`From: /<cse-id>`) through `outbound`.
+    pub fn new(config: &CseConfig, outbound: Senders) -> Self {
+        let limits = Limits {
+            timeout: Duration::from_millis(config.notification_timeout_ms.max(1)),
+            max_body_bytes: MAX_ANSWER_BYTES,
+        };
+        Self {
             inner: Arc::new(Inner {
-                client,
+                outbound,
+                limits,
                 queues: Mutex::new(HashMap::new()),
                 origin: format!("/{}", config.cse_id),
                 queue_size: config.notification_queue.max(1),
                 attempts: config.notification_attempts.max(1),
             }),
-        })
+        }
+    }
+
+    /// Whether some binding sends to `target` (a point of access worth notifying).
+    pub fn reaches(&self, target: &str) -> bool {
+        self.inner.outbound.reaches(target)
     }
 
     /// Sends one notification and waits for the answer (used for verification requests).
@@ -103,24 +107,8 @@ impl Notifier {
     }
 }
 
-/// Reads the files of `tls` and builds the client configuration, so a configuration error
-/// shows at start-up rather than at the first notification.
-pub fn check_tls(tls: &NotificationTls) -> std::result::Result<(), ClientError> {
-    Client::with_tls("http://127.0.0.1", tls_options(tls)).map(drop)
-}
-
-/// The client TLS options for `https://` targets: only the configured CAs vouch for a
-/// target, whose host name must match its certificate.
-pub(crate) fn tls_options(tls: &NotificationTls) -> TlsOptions {
-    let mut options = TlsOptions::new();
-    for ca in &tls.trust_anchors {
-        options = options.trust_anchor_file(ca);
-    }
-    if let Some((chain, key)) = &tls.client_certificate {
-        options = options.client_cert_files(chain, key);
-    }
-    options
-}
+/// The largest answer to a notification that is read (the HTTP client's former default).
+const MAX_ANSWER_BYTES: usize = 16 * 1024 * 1024;
 
 async fn deliver_loop(inner: Arc<Inner>, url: String, mut rx: mpsc::Receiver<Notification>) {
     // An idle queue ends its task after a while; the next notification starts a new one.
@@ -156,18 +144,16 @@ async fn deliver_loop(inner: Arc<Inner>, url: String, mut rx: mpsc::Receiver<Not
 }
 
 impl Inner {
-    /// Sends one NOTIFY as the CSE. A receiver that answers a plain 2xx without `X-M2M-RSC`
-    /// (a simple webhook) counts as having accepted it.
+    /// Sends one NOTIFY as the CSE. A receiver that accepts it without a response
+    /// primitive (a simple webhook's plain HTTP 2xx) counts as having accepted it.
     async fn post(&self, url: &str, body: &Value) -> Result<ResponseStatusCode> {
         let mut req = Request::new(Operation::Notify, "", Some(self.origin.clone()));
         req.pc = Some(body.clone());
-        match self.client.send_to_url(url, &req).await {
+        match self.outbound.send(url, &req, self.limits).await {
             Ok(resp) => Ok(resp.rsc),
-            Err(ClientError::MissingRsc { status }) if (200..300).contains(&status) => {
-                Ok(ResponseStatusCode::Ok)
-            }
+            Err(DeliveryError::NoPrimitive { accepted: true, .. }) => Ok(ResponseStatusCode::Ok),
             Err(e) => Err(Error::new(
-                ResponseStatusCode::TargetNotReachable,
+                e.rsc(),
                 format!("notification to {url} failed: {e}"),
             )),
         }

@@ -40,7 +40,7 @@ pub fn notification_urls(cse: &Cse, nu: &str) -> Result<Vec<String>> {
         Some(r) if r.ty == ResourceType::Ae => r
             .str_list("poa")
             .into_iter()
-            .filter(|p| p.starts_with("http://") || p.starts_with("https://"))
+            .filter(|p| cse.notifier.reaches(p))
             .collect(),
         _ => Vec::new(),
     })

@@ -3,12 +3,10 @@
 //! tokens (each way a token can be wrong, and a valid token granting exactly its rules).
 mod common;
 
-use bytes::Bytes;
 use common::*;
-use http_body_util::{BodyExt, Full};
-use hyper::service::service_fn;
+use cse::outbound::DeliveryError;
 use jsonwebtoken::{encode, Algorithm, EncodingKey, Header};
-use model::{Operation, Request, ResourceType as T, ResponseStatusCode as R};
+use model::{Operation, Request, ResourceType as T, Response, ResponseStatusCode as R};
 use serde_json::{json, Value};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -59,51 +57,31 @@ struct Das {
 
 impl Das {
     async fn start(answer: Value, slow: bool) -> Self {
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-            .await
-            .expect("bind");
-        let url = format!("http://{}/das", listener.local_addr().expect("addr"));
         let asked = Arc::new(Mutex::new(Vec::new()));
         let answer = Arc::new(Mutex::new(answer));
         let (log, reply) = (asked.clone(), answer.clone());
-        tokio::spawn(async move {
-            while let Ok((stream, _)) = listener.accept().await {
-                let (log, reply) = (log.clone(), reply.clone());
-                tokio::spawn(async move {
-                    let svc = service_fn(move |req: hyper::Request<hyper::body::Incoming>| {
-                        let (log, reply) = (log.clone(), reply.clone());
-                        async move {
-                            let body = req
-                                .into_body()
-                                .collect()
-                                .await
-                                .map(|b| b.to_bytes())
-                                .unwrap_or_default();
-                            if let Ok(v) = serde_json::from_slice::<Value>(&body) {
-                                log.lock().expect("lock").push(v);
-                            }
-                            if slow {
-                                tokio::time::sleep(Duration::from_secs(3)).await;
-                            }
-                            let out = reply.lock().expect("lock").clone();
-                            let bytes = match &out {
-                                Value::String(s) => s.clone().into_bytes(),
-                                v => v.to_string().into_bytes(),
-                            };
-                            hyper::Response::builder()
-                                .status(200)
-                                .header("X-M2M-RSC", "2000")
-                                .header("Content-Type", "application/json")
-                                .body(Full::new(Bytes::from(bytes)))
-                        }
-                    });
-                    let io = hyper_util::rt::TokioIo::new(stream);
-                    let _ = hyper::server::conn::http1::Builder::new()
-                        .serve_connection(io, svc)
-                        .await;
-                });
-            }
-        });
+        let url = listen(
+            "das",
+            Arc::new(move |req: Request| {
+                if let Some(pc) = &req.pc {
+                    log.lock().expect("lock").push(pc.clone());
+                }
+                let out = reply.lock().expect("lock").clone();
+                common::answer(async move {
+                    if slow {
+                        tokio::time::sleep(Duration::from_secs(3)).await;
+                    }
+                    match out {
+                        // What a body that is not JSON comes to.
+                        Value::String(s) => Err(DeliveryError::NoPrimitive {
+                            accepted: false,
+                            reason: format!("undecodable response content: {s}"),
+                        }),
+                        v => Ok(Response::new(R::Ok, &req.rqi, Some(v))),
+                    }
+                })
+            }),
+        );
         Self { url, asked, answer }
     }
 
@@ -298,12 +276,8 @@ async fn a_das_that_denies_or_fails_leaves_the_refusal() {
 
 #[tokio::test]
 async fn an_unreachable_das_means_deny_and_nothing_changes() {
-    // A port nothing listens on: bind one, learn its number, close it.
-    let port = {
-        let l = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
-        l.local_addr().expect("addr").port()
-    };
-    let url = format!("http://127.0.0.1:{port}/das");
+    // A URL nothing listens at.
+    let url = "http://127.0.0.1:1/das".to_owned();
     let t = TestCse::with_config(config_for(&url)).await;
     let (owner, other) = guarded(&t, &url, None).await;
     assert_eq!(
@@ -477,55 +451,29 @@ async fn a_dac_the_policies_do_not_trust_is_not_consulted() {
     assert_eq!(das.count(), 1);
 }
 
-/// A TCP listener that only records who connected to it.
+/// A target that only counts the requests sent to it and never answers with a primitive.
 struct Recorder {
     url: String,
-    addr: std::net::SocketAddr,
-    peers: Arc<Mutex<Vec<std::net::SocketAddr>>>,
-    sentinels: Mutex<Vec<std::net::SocketAddr>>,
+    sent: Arc<Mutex<usize>>,
 }
 
 impl Recorder {
     async fn start() -> Self {
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-            .await
-            .expect("bind");
-        let addr = listener.local_addr().expect("addr");
-        let peers = Arc::new(Mutex::new(Vec::new()));
-        let log = peers.clone();
-        tokio::spawn(async move {
-            while let Ok((stream, peer)) = listener.accept().await {
-                log.lock().expect("lock").push(peer);
-                drop(stream);
-            }
-        });
-        Self {
-            url: format!("http://{addr}/das"),
-            addr,
-            peers,
-            sentinels: Mutex::new(Vec::new()),
-        }
+        let sent = Arc::new(Mutex::new(0));
+        let count = sent.clone();
+        let url = listen(
+            "das",
+            Arc::new(move |_: Request| {
+                *count.lock().expect("lock") += 1;
+                common::answer(async { Err(DeliveryError::Unreachable("closed".into())) })
+            }),
+        );
+        Self { url, sent }
     }
 
-    /// The connections made by others so far: connects once itself and waits (bounded)
-    /// until that sentinel is recorded; the listener accepts in order, so every earlier
-    /// connection is recorded by then.
+    /// The requests sent to it so far (the in-memory network delivers before `send` ends).
     async fn others(&self) -> usize {
-        let sentinel = tokio::net::TcpStream::connect(self.addr)
-            .await
-            .expect("connect");
-        let me = sentinel.local_addr().expect("addr");
-        let mut sentinels = self.sentinels.lock().expect("lock").clone();
-        sentinels.push(me);
-        *self.sentinels.lock().expect("lock") = sentinels.clone();
-        for _ in 0..500 {
-            let peers = self.peers.lock().expect("lock").clone();
-            if peers.contains(&me) {
-                return peers.iter().filter(|p| !sentinels.contains(p)).count();
-            }
-            tokio::time::sleep(Duration::from_millis(10)).await;
-        }
-        panic!("the sentinel connection was never accepted");
+        *self.sent.lock().expect("lock")
     }
 }
 
@@ -584,9 +532,7 @@ async fn a_das_outside_the_allow_list_is_never_contacted() {
     // The same data, a CSE whose allow-list no longer has the URL.
     let store = store::SqliteStore::open(before.dir.path(), store::SqliteOptions::default())
         .expect("store");
-    let after = cse::Cse::open(config(), Arc::new(store))
-        .await
-        .expect("cse");
+    let after = open_cse(config(), Arc::new(store)).await;
     let ctx =
         cse::SecurityContext::plaintext("test", Some("127.0.0.1:40000".parse().expect("addr")));
     for op in [Operation::Retrieve, Operation::Delete] {

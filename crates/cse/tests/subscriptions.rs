@@ -590,3 +590,41 @@ async fn a_subscriber_whose_credential_is_withdrawn_is_not_notified() {
         }
     }
 }
+
+#[tokio::test]
+async fn a_scheme_no_binding_serves_is_refused_not_sent() {
+    let (t, id) = setup().await;
+    // A notification URI no binding sends to: the verification request cannot leave.
+    let r = t
+        .create(
+            &id,
+            "cse-in/ae/c",
+            T::Subscription,
+            json!({"m2m:sub": {"nu": ["coap://127.0.0.1:5683/notify"]}}),
+        )
+        .await;
+    assert_eq!(r.rsc, R::SubscriptionVerificationInitiationFailed);
+    let why = r.pc.as_ref().and_then(|pc| pc["m2m:dbg"].as_str());
+    assert!(
+        why.is_some_and(|w| w.contains("no binding sends to coap:// targets")),
+        "{why:?}"
+    );
+    // An AE's points of access count only where a binding sends: a coap one is skipped...
+    let rx = Receiver::start(2000).await;
+    let both = t
+        .register_with("both", json!({"poa": ["coap://127.0.0.1:5683/n", rx.url]}))
+        .await;
+    let mut notify =
+        model::Request::new(model::Operation::Notify, "cse-in/both", Some(ADMIN.into()));
+    notify.pc = Some(json!({"m2m:sgn": {"sur": "x"}}));
+    let r = t.send(notify.clone()).await;
+    assert_eq!(r.rsc, R::Ok, "{:?}", r.pc);
+    assert_eq!(rx.wait_for(1).await.len(), 1);
+    // ... and an AE reachable over coap only is not reachable.
+    t.register_with("coaponly", json!({"poa": ["coap://127.0.0.1:5683/n"]}))
+        .await;
+    notify.to = "cse-in/coaponly".into();
+    let r = t.send(notify).await;
+    assert_eq!(r.rsc, R::TargetNotReachable, "{:?}", r.pc);
+    drop(both);
+}

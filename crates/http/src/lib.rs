@@ -20,7 +20,8 @@
 //! * `server`: the accept loop, connection settings, size limits and graceful shutdown;
 //! * `lobby`: connections that have sent no request yet, closed oldest first to make room;
 //! * `parse_error`: the binding's answer (with `X-M2M-RSC`) to a head hyper cannot parse;
-//! * `chunk_watch`: follows request framing to refuse a chunked body by its declared sizes.
+//! * `chunk_watch`: follows request framing to refuse a chunked body by its declared sizes;
+//! * [`outbound`]: the client side, the CSE's door out for `http://` and `https://` targets.
 //!
 //! Every failure in the binding itself (a missing `X-M2M-RI`, a bad query, a body over the
 //! limit) is answered with a response that carries `X-M2M-RSC` and an `m2m:dbg` message:
@@ -33,6 +34,7 @@ mod headers;
 mod limits;
 mod lobby;
 mod media;
+pub mod outbound;
 mod parse_error;
 mod request;
 mod response;

@@ -162,11 +162,12 @@ fn main() -> ExitCode {
         }
     }
     settings.cse.dynamic_authorization.issuers = Arc::new(issuers);
-    if let Some(tls) = &settings.cse.notification_tls {
-        if let Err(e) = cse::notification::check_tls(tls) {
-            return fail_config(&format!("[notifications] TLS: {e}"));
-        }
-    }
+    // The door out: notification and DAS targets over the HTTP binding's client side.
+    let outbound =
+        match http_binding::outbound::HttpSender::senders(settings.cse.notification_tls.as_ref()) {
+            Ok(senders) => senders,
+            Err(e) => return fail_config(&format!("[notifications] TLS: {e}")),
+        };
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -197,6 +198,7 @@ fn main() -> ExitCode {
         pseudonyms: Some(pseudonyms),
         supervision: settings.supervision.clone(),
         tls_reload: Some(Arc::new(reloader)),
+        outbound,
     };
     if let Err(e) = runtime.block_on(run(
         settings,

@@ -23,7 +23,7 @@
 use super::rule::{Domain, Policy, Principal, RuleSet};
 use crate::config::CseConfig;
 use crate::originator::Originator;
-use client::Client;
+use crate::outbound::{Limits, Outbound, Senders};
 use model::time::Timestamp;
 use model::{AccessOperation, Error, Operation, Request, Resource, ResourceType, Result};
 use security::token::{Expectations, TokenPermission, VerifiedToken};
@@ -177,7 +177,8 @@ pub struct Facts<'a> {
 /// Asks DASs and keeps what they grant for its lifetime.
 #[derive(Debug)]
 pub struct Consultant {
-    client: Client,
+    outbound: Senders,
+    limits: Limits,
     origin: String,
     max_grant: chrono::Duration,
     cache: Mutex<HashMap<CacheKey, Cached>>,
@@ -201,27 +202,21 @@ struct Cached {
 }
 
 impl Consultant {
-    /// A consultant with the configured timeout (and the notification TLS settings for
-    /// `https://` DASs).
-    pub fn new(config: &CseConfig) -> Result<Self> {
-        let timeout = Duration::from_millis(config.dynamic_authorization.timeout_ms.max(1));
-        let client = match &config.notification_tls {
-            None => Client::new("http://127.0.0.1"),
-            Some(tls) => {
-                Client::with_tls("http://127.0.0.1", crate::notification::tls_options(tls))
-            }
-        }
-        .map_err(|e| Error::internal(format!("consultation client: {e}")))?
-        .with_timeout(timeout)
-        .with_max_body_bytes(64 * 1024);
+    /// A consultant that asks through `outbound` within the configured timeout.
+    pub fn new(config: &CseConfig, outbound: Senders) -> Self {
+        let limits = Limits {
+            timeout: Duration::from_millis(config.dynamic_authorization.timeout_ms.max(1)),
+            max_body_bytes: 64 * 1024,
+        };
         let max_secs =
             i64::try_from(config.dynamic_authorization.max_grant_secs).unwrap_or(i64::MAX);
-        Ok(Self {
-            client,
+        Self {
+            outbound,
+            limits,
             origin: format!("/{}", config.cse_id),
             max_grant: chrono::Duration::try_seconds(max_secs).unwrap_or(chrono::Duration::MAX),
             cache: Mutex::new(HashMap::new()),
-        })
+        }
     }
 
     /// How many grants are kept (for tests and the admin).
@@ -317,8 +312,8 @@ impl Consultant {
         let mut req = Request::new(Operation::Notify, "", Some(self.origin.clone()));
         req.pc = Some(body.clone());
         let resp = self
-            .client
-            .send_to_url(url, &req)
+            .outbound
+            .send(url, &req, self.limits)
             .await
             .map_err(|e| e.to_string())?;
         if !resp.rsc.is_success() {

@@ -1,13 +1,16 @@
-//! An in-process CSE over a temporary store, and a notification receiver.
+//! An in-process CSE over a temporary store, and an in-memory network for what it sends: the
+//! CSE's door out ([`cse::outbound`]) is the [`Loopback`] sender, which hands each request
+//! to the target registered at its URL ([`listen`]), as if over HTTP.
 #![allow(dead_code, unreachable_pub, missing_docs)]
 
-use bytes::Bytes;
+use cse::outbound::{Delivery, DeliveryError, Limits, Outbound, Senders};
 use cse::{Cse, CseConfig, SecurityContext};
-use http_body_util::{BodyExt, Full};
-use hyper::service::service_fn;
 use model::{Operation, Request, ResourceType, Response, ResponseStatusCode};
 use serde_json::{json, Value};
-use std::sync::{Arc, Mutex};
+use std::collections::HashMap;
+use std::future::Future;
+use std::sync::atomic::{AtomicU16, Ordering};
+use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
 
 pub struct TestCse {
@@ -26,7 +29,7 @@ impl TestCse {
         let dir = tempfile::tempdir().expect("tempdir");
         let store =
             store::SqliteStore::open(dir.path(), store::SqliteOptions::default()).expect("store");
-        let cse = Cse::open(config, Arc::new(store)).await.expect("cse");
+        let cse = open_cse(config, Arc::new(store)).await;
         Self { cse, dir }
     }
 
@@ -98,7 +101,65 @@ pub fn attr(r: &Response, name: &str) -> Value {
         .unwrap_or(Value::Null)
 }
 
-/// A local HTTP server that records every notification and answers with `rsc`.
+/// Opens a CSE over `store` whose door out is the in-memory network.
+pub async fn open_cse(config: CseConfig, store: Arc<dyn store::Store>) -> Arc<Cse> {
+    let services = cse::Services {
+        outbound: senders(),
+        ..cse::Services::default()
+    };
+    Cse::open_with(config, store, services).await.expect("cse")
+}
+
+/// The door out of test CSEs: `http` and `https` targets reach the in-memory network.
+pub fn senders() -> Senders {
+    Senders::new()
+        .with("http", Arc::new(Loopback))
+        .with("https", Arc::new(Loopback))
+}
+
+/// What an in-memory target does with a request sent to it.
+pub type Target = Arc<dyn Fn(Request) -> Delivery<'static> + Send + Sync>;
+
+fn targets() -> &'static Mutex<HashMap<String, Target>> {
+    static TARGETS: OnceLock<Mutex<HashMap<String, Target>>> = OnceLock::new();
+    TARGETS.get_or_init(Mutex::default)
+}
+
+/// Registers `target` at a new URL `http://127.0.0.1:<port>/<path>` (a port no other target
+/// of this process has) and returns the URL.
+pub fn listen(path: &str, target: Target) -> String {
+    static NEXT_PORT: AtomicU16 = AtomicU16::new(20000);
+    let port = NEXT_PORT.fetch_add(1, Ordering::Relaxed);
+    let url = format!("http://127.0.0.1:{port}/{path}");
+    targets().lock().expect("lock").insert(url.clone(), target);
+    url
+}
+
+/// Delivers to the target registered at the URL; nothing there: unreachable, as a closed
+/// port would be.
+#[derive(Debug)]
+pub struct Loopback;
+
+impl Outbound for Loopback {
+    fn send<'a>(&'a self, target: &'a str, req: &'a Request, _: Limits) -> Delivery<'a> {
+        let found = targets().lock().expect("lock").get(target).cloned();
+        match found {
+            Some(t) => t(req.clone()),
+            None => Box::pin(std::future::ready(Err(DeliveryError::Unreachable(
+                format!("nothing listens at {target}"),
+            )))),
+        }
+    }
+}
+
+/// Boxes a target's answer.
+pub fn answer(
+    f: impl Future<Output = Result<Response, DeliveryError>> + Send + 'static,
+) -> Delivery<'static> {
+    Box::pin(f)
+}
+
+/// An in-memory notification target that records every notification and answers with `rsc`.
 pub struct Receiver {
     pub url: String,
     pub got: Arc<Mutex<Vec<Value>>>,
@@ -106,42 +167,18 @@ pub struct Receiver {
 
 impl Receiver {
     pub async fn start(rsc: u16) -> Self {
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-            .await
-            .expect("bind");
-        let url = format!("http://{}/notify", listener.local_addr().expect("addr"));
+        let rsc = ResponseStatusCode::from_code(rsc).expect("a known status code");
         let got = Arc::new(Mutex::new(Vec::new()));
         let sink = got.clone();
-        tokio::spawn(async move {
-            while let Ok((stream, _)) = listener.accept().await {
-                let sink = sink.clone();
-                tokio::spawn(async move {
-                    let svc = service_fn(move |req: hyper::Request<hyper::body::Incoming>| {
-                        let sink = sink.clone();
-                        async move {
-                            let body = req
-                                .into_body()
-                                .collect()
-                                .await
-                                .map(|b| b.to_bytes())
-                                .unwrap_or_default();
-                            if let Ok(v) = serde_json::from_slice::<Value>(&body) {
-                                sink.lock().expect("lock").push(v);
-                            }
-                            let status = if rsc < 3000 { 200 } else { 400 };
-                            hyper::Response::builder()
-                                .status(status)
-                                .header("X-M2M-RSC", rsc.to_string())
-                                .body(Full::new(Bytes::new()))
-                        }
-                    });
-                    let io = hyper_util::rt::TokioIo::new(stream);
-                    let _ = hyper::server::conn::http1::Builder::new()
-                        .serve_connection(io, svc)
-                        .await;
-                });
-            }
-        });
+        let url = listen(
+            "notify",
+            Arc::new(move |req: Request| {
+                if let Some(pc) = &req.pc {
+                    sink.lock().expect("lock").push(pc.clone());
+                }
+                answer(async move { Ok(Response::new(rsc, &req.rqi, None)) })
+            }),
+        );
         Self { url, got }
     }
 
