@@ -21,6 +21,7 @@ mod delete;
 mod discovery;
 pub mod expiry;
 mod group;
+pub mod inbound;
 pub mod maf;
 pub mod mef;
 pub mod mef_fetch;
@@ -40,6 +41,7 @@ mod update;
 pub mod withdrawal;
 
 pub use config::{CseConfig, NotificationTls};
+pub use inbound::{Inbound, Outbound};
 pub use security_context::{Association, ListenerRole, NoAssociation, SecurityContext, Service};
 
 use addressing::Target;
