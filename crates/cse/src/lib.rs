@@ -37,6 +37,8 @@ pub mod security_context;
 mod subscribers;
 pub mod subscription;
 pub mod supervision;
+#[cfg(feature = "testing")]
+pub mod testing;
 mod update;
 pub mod withdrawal;
 

@@ -1,7 +1,9 @@
-//! An in-process CSE over a temporary store, and a notification receiver.
+//! An in-process CSE over a temporary store, reached through the in-memory binding, and a
+//! notification receiver.
 #![allow(dead_code, unreachable_pub, missing_docs)]
 
 use bytes::Bytes;
+use cse::testing::MemoryBinding;
 use cse::{Cse, CseConfig, SecurityContext};
 use http_body_util::{BodyExt, Full};
 use hyper::service::service_fn;
@@ -30,14 +32,24 @@ impl TestCse {
         Self { cse, dir }
     }
 
+    /// The in-memory binding of a plaintext client; every scenario goes through it, as
+    /// through a real binding, with no sockets.
+    pub fn plaintext(&self) -> MemoryBinding {
+        MemoryBinding::plaintext(
+            &self.cse,
+            "test",
+            Some("127.0.0.1:40000".parse().expect("addr")),
+        )
+    }
+
     pub async fn send(&self, req: Request) -> Response {
-        let ctx =
-            SecurityContext::plaintext("test", Some("127.0.0.1:40000".parse().expect("addr")));
-        self.cse.handle(&ctx, req).await
+        self.plaintext().send(req).await
     }
 
     pub async fn send_ctx(&self, ctx: &SecurityContext, req: Request) -> Response {
-        self.cse.handle(ctx, req).await
+        MemoryBinding::with_context(&self.cse, ctx.clone())
+            .send(req)
+            .await
     }
 
     pub async fn op(
