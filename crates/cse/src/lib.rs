@@ -22,6 +22,7 @@ mod delete;
 mod discovery;
 pub mod expiry;
 mod group;
+pub mod inbound;
 pub mod maf;
 pub mod mef;
 pub mod mef_fetch;
@@ -38,10 +39,13 @@ pub mod security_context;
 mod subscribers;
 pub mod subscription;
 pub mod supervision;
+#[cfg(feature = "testing")]
+pub mod testing;
 mod update;
 pub mod withdrawal;
 
 pub use config::{CseConfig, NotificationTls};
+pub use inbound::{Answer, Inbound};
 pub use security_context::{Association, ListenerRole, NoAssociation, SecurityContext, Service};
 
 use addressing::Target;

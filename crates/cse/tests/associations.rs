@@ -1308,3 +1308,62 @@ async fn simultaneous_first_registrations_over_one_credential_register_one_ae() 
         .expect("children");
     assert_eq!(aes.len(), 1, "{aes:?}");
 }
+
+#[tokio::test]
+async fn the_memory_binding_carries_an_association_the_cse_knows() {
+    let t = TestCse::new().await;
+    let device = cse::testing::MemoryBinding::over(
+        &t.cse,
+        ListenerRole::Mca,
+        "127.0.0.1:5001".parse().expect("addr"),
+        established(
+            Framework::Certificate,
+            "33-mem",
+            PeerIdentity::Ae("//secure-cse.example/id-in/Cmem1".into()),
+        ),
+    );
+    let create = |fr: &str, to: &str, ty: T, pc| req(Operation::Create, to, Some(fr), Some(ty), pc);
+    let r = device
+        .send(create("C", "cse-in", T::Ae, ae_body("mem", "Napp")))
+        .await;
+    assert_eq!((r.rsc, attr(&r, "aei")), (R::Created, json!("Cmem1")));
+    let r = device
+        .send(create(
+            "Cmem1",
+            "cse-in/mem",
+            T::Container,
+            Some(json!({"m2m:cnt": {"rn": "c"}})),
+        ))
+        .await;
+    assert_eq!(r.rsc, R::Created);
+    let spoof = req(
+        Operation::Retrieve,
+        "cse-in/mem/c",
+        Some("Cother"),
+        None,
+        None,
+    );
+    assert_eq!(device.send(spoof).await.rsc, R::OriginatorNotAuthenticated);
+    // The association is in the CSE's own registry: the admin sees it.
+    let listed = t
+        .plaintext()
+        .manage(
+            cse::inbound::Verb::Retrieve,
+            "/.admin/associations",
+            "",
+            Some(ADMIN),
+            b"",
+        )
+        .await
+        .into_response()
+        .expect("a response");
+    assert_eq!(listed.rsc, R::Ok);
+    assert!(
+        listed
+            .pc
+            .map(|pc| pc.to_string())
+            .unwrap_or_default()
+            .contains("33-mem"),
+        "the association is listed"
+    );
+}

@@ -533,14 +533,14 @@ async fn a_das_outside_the_allow_list_is_never_contacted() {
     let store = store::SqliteStore::open(before.dir.path(), store::SqliteOptions::default())
         .expect("store");
     let after = open_cse(config(), Arc::new(store)).await;
-    let ctx =
-        cse::SecurityContext::plaintext("test", Some("127.0.0.1:40000".parse().expect("addr")));
+    let client = cse::testing::MemoryBinding::plaintext(
+        &after,
+        "test",
+        Some("127.0.0.1:40000".parse().expect("addr")),
+    );
     for op in [Operation::Retrieve, Operation::Delete] {
         let req = Request::new(op, "cse-in/owner/data", Some(other_before.clone()));
-        assert_eq!(
-            after.handle(&ctx, req).await.rsc,
-            R::OriginatorHasNoPrivilege
-        );
+        assert_eq!(client.send(req).await.rsc, R::OriginatorHasNoPrivilege);
     }
     assert_eq!(recorder.others().await, 0, "the unlisted DAS was contacted");
     drop(other);

@@ -2,6 +2,7 @@
 mod common;
 
 use common::*;
+use cse::inbound::{Answer, Verb};
 use model::{
     FilterCriteria, Operation, Request, ResourceType as T, ResponseStatusCode as R, ResultContent,
 };
@@ -478,4 +479,142 @@ async fn discovery_filters() {
     // The CSEBase's default policy grants no DISCOVERY to AEs.
     assert_eq!(t.send(r).await.rsc, R::OriginatorHasNoPrivilege);
     assert!(discover(&t, ADMIN, "cse-in", &[("ty", "4")]).await.len() == 2);
+}
+
+// === the door in: security-manager operations through the in-memory binding ===
+
+/// The status code of a security-manager request carried with no HTTP.
+async fn manage(t: &TestCse, verb: Verb, path: &str, query: &str, body: &[u8]) -> R {
+    match t
+        .plaintext()
+        .manage(verb, path, query, Some(ADMIN), body)
+        .await
+    {
+        Answer::Response(r) => {
+            assert_eq!(r.rqi, "memory", "{path}: the request ID is echoed");
+            r.rsc
+        }
+        Answer::Document { media_type, .. } => panic!("{path}: a document ({media_type})"),
+    }
+}
+
+#[tokio::test]
+async fn admin_commands_take_get_to_read_and_post_to_change() {
+    let t = TestCse::new().await;
+    assert_eq!(
+        manage(&t, Verb::Retrieve, "/.admin/withdrawn", "", b"").await,
+        R::Ok
+    );
+    let r = t
+        .plaintext()
+        .manage(Verb::Retrieve, "/.admin/withdrawn", "", Some(ADMIN), b"")
+        .await
+        .into_response()
+        .expect("a response");
+    assert_eq!(r.pc, Some(json!({"withdrawn": []})));
+    // A read as a change, a change as a read, neither: 4005, before anything runs.
+    for (verb, path) in [
+        (Verb::Change, "/.admin/withdrawn"),
+        (Verb::Retrieve, "/.admin/reload-tls"),
+        (Verb::Delete, "/.admin/withdrawn"),
+        (Verb::Other, "/.admin/associations"),
+    ] {
+        assert_eq!(
+            manage(&t, verb, path, "", b"").await,
+            R::OperationNotAllowed,
+            "{verb:?} {path}"
+        );
+    }
+    assert_eq!(
+        manage(&t, Verb::Retrieve, "/.admin/nothing", "", b"").await,
+        R::NotFound
+    );
+    // Parameters are percent-decoded by the CSE, the same for every binding.
+    assert_eq!(
+        manage(&t, Verb::Retrieve, "/.admin/usage", "credential=%FF", b"").await,
+        R::BadRequest
+    );
+    assert_eq!(
+        manage(&t, Verb::Change, "/.admin/reload-tls", "x=1", b"").await,
+        R::BadRequest
+    );
+    // An AE is not the admin: 4103, whichever binding carried it.
+    let ae = t.register("ae").await;
+    let r = t
+        .plaintext()
+        .manage(Verb::Retrieve, "/.admin/withdrawn", "", Some(&ae), b"")
+        .await
+        .into_response()
+        .expect("a response");
+    assert_eq!(r.rsc, R::OriginatorHasNoPrivilege);
+}
+
+#[tokio::test]
+async fn security_manager_operations_refuse_the_wrong_method_and_absent_functions() {
+    let t = TestCse::new().await;
+    let cases: [(Verb, &str, &[u8], R); 8] = [
+        // Enrolment and AE-ID rotation are POSTs.
+        (Verb::Retrieve, "/.mef/enrol", b"", R::OperationNotAllowed),
+        (
+            Verb::Retrieve,
+            "/.mef/certificate",
+            b"",
+            R::OperationNotAllowed,
+        ),
+        (
+            Verb::Retrieve,
+            "/.privacy/rotate-ae-id",
+            b"",
+            R::OperationNotAllowed,
+        ),
+        (Verb::Change, "/.privacy/rotate-ae-id", b"{}", R::BadRequest),
+        // This CSE hosts no MEF and no MAF.
+        (Verb::Change, "/.mef/enrol", b"{}", R::NotFound),
+        (Verb::Change, "/.maf/keys", b"{}", R::NotFound),
+        // A MAF path that is not UTF-8 once decoded.
+        (Verb::Retrieve, "/.maf/keys/%FF", b"", R::BadRequest),
+        // A CRL is retrieved, and only a published one.
+        (
+            Verb::Change,
+            "/.well-known/crl/ca.crl",
+            b"",
+            R::OperationNotAllowed,
+        ),
+    ];
+    for (verb, path, body, rsc) in cases {
+        assert_eq!(
+            manage(&t, verb, path, "", body).await,
+            rsc,
+            "{verb:?} {path}"
+        );
+    }
+    assert_eq!(
+        manage(&t, Verb::Retrieve, "/.well-known/crl/ca.crl", "", b"").await,
+        R::NotFound
+    );
+    // A path that names no operation is no operation.
+    assert_eq!(
+        manage(&t, Verb::Retrieve, "/cse-in", "", b"").await,
+        R::NotFound
+    );
+}
+
+#[tokio::test]
+async fn a_published_crl_is_a_document() {
+    let config = cse::CseConfig {
+        published_crls: vec![("ca.crl".to_owned(), vec![0x30, 0x03, 1, 2, 3])],
+        ..Default::default()
+    };
+    let t = TestCse::with_config(config).await;
+    match t
+        .plaintext()
+        .manage(Verb::Retrieve, "/.well-known/crl/ca.crl", "", None, b"")
+        .await
+    {
+        Answer::Document { media_type, bytes } => {
+            assert_eq!(media_type, "application/pkix-crl");
+            assert_eq!(bytes, vec![0x30, 0x03, 1, 2, 3]);
+        }
+        Answer::Response(r) => panic!("a response: {:?}", r.rsc),
+    }
 }

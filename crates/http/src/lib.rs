@@ -1,6 +1,8 @@
-//! The oneM2M HTTP binding (TS-0009 v3.9.1): turns HTTP/1.1 requests into request
-//! primitives, hands them to a [`Handler`] (the CSE), and turns the response primitive back
-//! into an HTTP response.
+//! The oneM2M HTTP binding (TS-0009 v3.9.1): turns HTTP/1.1 requests into the CSE's
+//! inbound requests ([`cse::Inbound`]: a request primitive, or a request to a
+//! security-manager operation named by its path), hands them to a [`Handler`] (the CSE), and
+//! turns the answer back into an HTTP response. Conversion only: which paths are the
+//! security manager's and what they answer is decided in `cse::inbound`.
 //!
 //! ```no_run
 //! # async fn run(cse: std::sync::Arc<cse::Cse>) -> std::io::Result<()> {
@@ -17,7 +19,8 @@
 //! * `response`: a [`model::Response`] to HTTP status, `X-M2M-*` headers and body;
 //! * `status`: the one table from response status code to HTTP status;
 //! * `wire_case`: makes the `X-M2M-*` header names leave in the spec's capitalisation;
-//! * `server`: the accept loop, connection settings, size limits and graceful shutdown;
+//! * `server`: the accept loop, connection settings, size limits, graceful shutdown, and
+//!   the conversion of one request to an inbound request and of the answer back;
 //! * `lobby`: connections that have sent no request yet, closed oldest first to make room;
 //! * `parse_error`: the binding's answer (with `X-M2M-RSC`) to a head hyper cannot parse;
 //! * `chunk_watch`: follows request framing to refuse a chunked body by its declared sizes;

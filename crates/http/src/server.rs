@@ -13,6 +13,7 @@ use crate::response::{self, Echo};
 use crate::transport::{Plaintext, Transport};
 use crate::wire_case;
 use bytes::Bytes;
+use cse::inbound::{Answer, Door, Inbound, ManagerRequest, Verb};
 use cse::SecurityContext;
 use futures_util::FutureExt;
 use http::header::CONTENT_LENGTH;
@@ -38,7 +39,7 @@ use tokio::sync::Semaphore;
 
 /// Serves the oneM2M HTTP binding on `listener` until `shutdown` completes.
 ///
-/// Each request becomes a [`model::Request`] with the security context
+/// Each request becomes a [`cse::Inbound`] with the security context
 /// [`SecurityContext::plaintext`]`(listener_name, peer)`, and is handed to `handler` (the
 /// [`cse::Cse`] in production). On shutdown the listener stops accepting, in-flight
 /// requests get [`HttpLimits::shutdown_grace`] to finish, and then the function returns.
@@ -281,35 +282,8 @@ fn check_head(parts: &http::request::Parts, limits: &HttpLimits) -> Result<(), R
     Ok(())
 }
 
-/// Path prefix of the administration interface (`GET /.admin/associations`). It cannot
-/// collide with a resource: no resource name starts with a dot followed by `admin/` under
-/// the root, and every request to it is held to the admin originator by the CSE.
-const ADMIN_PREFIX: &str = "/.admin/";
-
-/// The query of an admin request as percent-decoded `key=value` pairs (`+` is a plus).
-fn admin_params(query: &str) -> Result<Vec<(String, String)>, Error> {
-    let decode = |s: &str| {
-        percent_encoding::percent_decode_str(s)
-            .decode_utf8()
-            .map(|c| c.into_owned())
-            .map_err(|_| Error::bad_request("admin query is not UTF-8 after percent-decoding"))
-    };
-    query
-        .split('&')
-        .filter(|p| !p.is_empty())
-        .map(|pair| {
-            let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
-            Ok((decode(k)?, decode(v)?))
-        })
-        .collect()
-}
-
-/// Path prefix of published CRLs (the CRL distribution points of the CSE's certificates).
-/// CRLs are public signed documents, so they are served to anyone; an unknown name falls
-/// through to oneM2M addressing and gets its 4004 there.
-const CRL_PREFIX: &str = "/.well-known/crl/";
-
-/// Runs one HTTP request through the binding. Cannot fail: every error is a response.
+/// Runs one HTTP request through the binding: converts it to an [`Inbound`] request, hands
+/// it to the handler, and converts the answer back. Cannot fail: every error is a response.
 async fn answer<H: Handler>(
     shared: &Shared<H>,
     ctx: SecurityContext,
@@ -327,97 +301,31 @@ async fn answer<H: Handler>(
             .map(str::to_owned),
         format: accept.as_ref().map_or(model::codec::Format::Json, |f| *f),
     };
-    if let Some(name) = parts.uri.path().strip_prefix(CRL_PREFIX) {
-        if parts.method == http::Method::GET {
-            if let Some(der) = shared.handler.crl(name) {
-                let mut resp = http::Response::new(Full::new(Bytes::from(der)));
+    // A security-manager operation is not a primitive; without the request ID it needs,
+    // the request is read as a primitive and refused as one.
+    let inbound = match Door::addressed(parts.uri.path()) {
+        Some(door) if !door.needs_request_id() || rqi.is_ok() => {
+            let rqi = rqi.unwrap_or_default();
+            manager_request(&parts, body, &shared.limits, rqi)
+                .await
+                .map(Inbound::Manager)
+        }
+        _ => primitive(&parts, body, &shared.limits, rqi, accept)
+            .await
+            .map(Inbound::Primitive),
+    };
+    match inbound {
+        Ok(inbound) => match run_handler(shared.handler.clone(), ctx, inbound).await {
+            Answer::Response(resp) => response::to_http(&resp, &echo, None),
+            Answer::Document { media_type, bytes } => {
+                let mut resp = http::Response::new(Full::new(Bytes::from(bytes)));
                 resp.headers_mut().insert(
                     http::header::CONTENT_TYPE,
-                    http::HeaderValue::from_static("application/pkix-crl"),
+                    http::HeaderValue::from_static(media_type),
                 );
-                return resp;
+                resp
             }
-        }
-    }
-    if [cse::mef::ENROL_PATH, cse::cert_enrolment::CERTIFICATE_PATH].contains(&parts.uri.path()) {
-        if let Ok(rqi) = &rqi {
-            let resp = match enrolment(shared, ctx, &parts, body, rqi).await {
-                Ok(resp) => resp,
-                Err(rejection) => {
-                    let resp = Response::error(&rejection.error, rqi.clone());
-                    return response::to_http(&resp, &echo, rejection.status);
-                }
-            };
-            return response::to_http(&resp, &echo, None);
-        }
-    }
-    let fetch = parts.uri.path() == cse::mef_fetch::FETCH_PATH;
-    let key_path = if fetch {
-        Some("")
-    } else {
-        parts.uri.path().strip_prefix(cse::maf::MAF_PREFIX)
-    };
-    if let Some(rest) = key_path {
-        if let Ok(rqi) = &rqi {
-            let resp = match maf(shared, ctx, &parts, body, rest, rqi, fetch).await {
-                Ok(resp) => resp,
-                Err(rejection) => {
-                    let resp = Response::error(&rejection.error, rqi.clone());
-                    return response::to_http(&resp, &echo, rejection.status);
-                }
-            };
-            return response::to_http(&resp, &echo, None);
-        }
-    }
-    if parts.uri.path() == cse::pseudonyms::ROTATE_PATH {
-        if let Ok(rqi) = &rqi {
-            let resp = match rotation(shared, ctx, &parts, body, rqi).await {
-                Ok(resp) => resp,
-                Err(rejection) => {
-                    let resp = Response::error(&rejection.error, rqi.clone());
-                    return response::to_http(&resp, &echo, rejection.status);
-                }
-            };
-            return response::to_http(&resp, &echo, None);
-        }
-    }
-    if let Some(command) = parts.uri.path().strip_prefix(ADMIN_PREFIX) {
-        let change = parts.method == http::Method::POST;
-        if change || parts.method == http::Method::GET {
-            if let Ok(rqi) = &rqi {
-                let fr = headers::single(&parts.headers, &headers::ORIGIN)
-                    .ok()
-                    .flatten()
-                    .map(str::to_owned);
-                let resp = match admin_params(parts.uri.query().unwrap_or("")) {
-                    Ok(params) => {
-                        shared
-                            .handler
-                            .admin(ctx, fr, rqi.clone(), command.to_owned(), params, change)
-                            .await
-                    }
-                    Err(e) => Response::error(&e, rqi.clone()),
-                };
-                return response::to_http(&resp, &echo, None);
-            }
-        }
-    }
-    let primitive = async {
-        check_head(&parts, &shared.limits)?;
-        // An unmapped method is refused first: it is 4005 whatever else is wrong.
-        request::operation(&parts.method, false)?;
-        let rqi = rqi?;
-        accept?;
-        let (mut primitive, format) = request::from_head(&parts, rqi)?;
-        let bytes = read_body(&parts, body, &shared.limits).await?;
-        primitive.pc = request::content(&bytes, format)?;
-        Ok::<_, Rejection>(primitive)
-    };
-    match primitive.await {
-        Ok(primitive) => {
-            let resp = run_handler(shared.handler.clone(), ctx, primitive).await;
-            response::to_http(&resp, &echo, None)
-        }
+        },
         Err(rejection) => {
             tracing::debug!(peer = %privacy::peer_tag(peer), listener = %shared.listener, rsc = %rejection.error.rsc, reason = %model::Untrusted(&rejection.error.message), "request rejected by the HTTP binding");
             let resp = Response::error(&rejection.error, echo.rqi.clone().unwrap_or_default());
@@ -426,139 +334,81 @@ async fn answer<H: Handler>(
     }
 }
 
-/// The MEF's enrolment request: POST only, the body read within the limits, then the handler
-/// on its own task, so that a client that disconnects cannot stop an enrolment between its
-/// audit record and its stored key.
-async fn enrolment<H: Handler>(
-    shared: &Shared<H>,
-    ctx: SecurityContext,
+/// An HTTP request to a oneM2M resource as a request primitive.
+async fn primitive(
     parts: &http::request::Parts,
     body: Incoming,
-    rqi: &str,
-) -> Result<Response, Rejection> {
-    check_head(parts, &shared.limits)?;
-    if parts.method != http::Method::POST {
-        return Err(Error::operation_not_allowed("the enrolment request is a POST").into());
-    }
-    let bytes = read_body(parts, body, &shared.limits).await?;
-    let (handler, rqi) = (shared.handler.clone(), rqi.to_owned());
-    let fallback = rqi.clone();
-    let run = async move { handler.enrol(ctx, rqi, bytes).await };
-    Ok(on_own_task(run, "enrolment", fallback).await)
+    limits: &HttpLimits,
+    rqi: model::Result<String>,
+    accept: model::Result<model::codec::Format>,
+) -> Result<model::Request, Rejection> {
+    check_head(parts, limits)?;
+    // An unmapped method is refused first: it is 4005 whatever else is wrong.
+    request::operation(&parts.method, false)?;
+    let rqi = rqi?;
+    accept?;
+    let (mut primitive, format) = request::from_head(parts, rqi)?;
+    let bytes = read_body(parts, body, limits).await?;
+    primitive.pc = request::content(&bytes, format)?;
+    Ok(primitive)
 }
 
-/// Runs a handler on its own task, so that a client that disconnects cannot stop it between
-/// two of its steps; a panic in it becomes a 5000 answer to `rqi`.
-async fn on_own_task(
-    handler: impl std::future::Future<Output = Response> + Send + 'static,
-    what: &str,
+/// An HTTP request to a security-manager operation: method, path and query as received,
+/// `X-M2M-Origin`, and the body read within the limits. What the operation makes of them
+/// is the CSE's business ([`cse::inbound`]).
+async fn manager_request(
+    parts: &http::request::Parts,
+    body: Incoming,
+    limits: &HttpLimits,
     rqi: String,
-) -> Response {
-    tokio::spawn(handler).await.unwrap_or_else(|e| {
-        tracing::error!(error = %model::Untrusted(&e), "{what} handler failed");
-        Response::error(&Error::internal("internal error"), rqi)
-    })
-}
-
-/// An AE's request for a fresh AE-ID: POST only, no content, then the handler on its own
-/// task, so that a client that disconnects cannot stop a rotation half way.
-async fn rotation<H: Handler>(
-    shared: &Shared<H>,
-    ctx: SecurityContext,
-    parts: &http::request::Parts,
-    body: Incoming,
-    rqi: &str,
-) -> Result<Response, Rejection> {
-    check_head(parts, &shared.limits)?;
-    if parts.method != http::Method::POST {
-        return Err(Error::operation_not_allowed("the rotation request is a POST").into());
-    }
-    if !read_body(parts, body, &shared.limits).await?.is_empty() {
-        return Err(Error::bad_request("the rotation request has no content").into());
-    }
-    let fr = headers::single(&parts.headers, &headers::ORIGIN)
-        .ok()
-        .flatten()
-        .map(str::to_owned);
-    let (handler, rqi) = (shared.handler.clone(), rqi.to_owned());
-    let fallback = rqi.clone();
-    let run = async move { handler.rotate_ae_id(ctx, fr, rqi).await };
-    Ok(on_own_task(run, "rotation", fallback).await)
-}
-
-/// A MAF request (or, with `fetch`, a fetchCredentials request to the MEF): the path
-/// percent-decoded, the body read within the limits, then the handler on its own task, so
-/// that a client that disconnects cannot stop a registration between its audit record and
-/// its stored key.
-async fn maf<H: Handler>(
-    shared: &Shared<H>,
-    ctx: SecurityContext,
-    parts: &http::request::Parts,
-    body: Incoming,
-    rest: &str,
-    rqi: &str,
-    fetch: bool,
-) -> Result<Response, Rejection> {
-    check_head(parts, &shared.limits)?;
-    let path = percent_encoding::percent_decode_str(rest)
-        .decode_utf8()
-        .map_err(|_| Error::bad_request("MAF path is not UTF-8 after percent-decoding"))?
-        .into_owned();
-    let method = match parts.method {
-        http::Method::GET => cse::maf::KeyMethod::Get,
-        http::Method::POST => cse::maf::KeyMethod::Post,
-        http::Method::DELETE => cse::maf::KeyMethod::Delete,
-        _ => cse::maf::KeyMethod::Other,
+) -> Result<ManagerRequest, Rejection> {
+    check_head(parts, limits)?;
+    let verb = match parts.method {
+        http::Method::GET => Verb::Retrieve,
+        http::Method::POST => Verb::Change,
+        http::Method::DELETE => Verb::Delete,
+        _ => Verb::Other,
     };
     let fr = headers::single(&parts.headers, &headers::ORIGIN)
         .ok()
         .flatten()
         .map(str::to_owned);
-    let bytes = read_body(parts, body, &shared.limits).await?;
-    let req = cse::maf::KeyRequest {
-        method,
-        path,
+    let body = read_body(parts, body, limits).await?;
+    Ok(ManagerRequest {
+        verb,
+        path: parts.uri.path().to_owned(),
+        query: parts.uri.query().unwrap_or_default().to_owned(),
         fr,
-        rqi: rqi.to_owned(),
-        body: bytes.to_vec(),
-    };
-    let handler = shared.handler.clone();
-    let fallback = rqi.to_owned();
-    let run = async move {
-        if fetch {
-            handler.fetch_credentials(ctx, req).await
-        } else {
-            handler.maf(ctx, req).await
-        }
-    };
-    Ok(on_own_task(run, "MAF", fallback).await)
+        rqi,
+        body: body.to_vec(),
+    })
 }
 
 /// Runs the handler; a panic in it becomes a 5000 answer instead of a dropped connection.
 ///
-/// Operations that change something run on their own task, so that a client that
+/// Requests that change something run on their own task, so that a client that
 /// disconnects cannot cancel one between two of its steps (after its write, before its
-/// notifications). A RETRIEVE changes nothing, so it runs on the connection's task and saves
-/// the hand-over to another worker thread.
+/// notifications; between an audit record and a stored key). A read changes nothing, so it
+/// runs on the connection's task and saves the hand-over to another worker thread.
 async fn run_handler<H: Handler>(
     handler: Arc<H>,
     ctx: SecurityContext,
-    req: model::Request,
-) -> Response {
-    let rqi = req.rqi.clone();
-    let outcome = if req.op == model::Operation::Retrieve {
-        AssertUnwindSafe(handler.handle(ctx, req))
+    inbound: Inbound,
+) -> Answer {
+    let rqi = inbound.rqi().to_owned();
+    let outcome = if inbound.only_reads() {
+        AssertUnwindSafe(handler.serve(ctx, inbound))
             .catch_unwind()
             .await
             .map_err(|_| "panicked".to_owned())
     } else {
-        tokio::spawn(async move { handler.handle(ctx, req).await })
+        tokio::spawn(async move { handler.serve(ctx, inbound).await })
             .await
             .map_err(|e| e.to_string())
     };
     outcome.unwrap_or_else(|e| {
         tracing::error!(error = %model::Untrusted(&e), "request handler failed");
-        Response::error(&Error::internal("internal error"), rqi)
+        Answer::Response(Response::error(&Error::internal("internal error"), rqi))
     })
 }
 

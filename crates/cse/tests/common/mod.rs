@@ -1,9 +1,11 @@
-//! An in-process CSE over a temporary store, and an in-memory network for what it sends: the
-//! CSE's door out ([`cse::outbound`]) is the [`Loopback`] sender, which hands each request
-//! to the target registered at its URL ([`listen`]), as if over HTTP.
+//! An in-process CSE over a temporary store, reached through the in-memory binding (the door
+//! in, [`MemoryBinding`]), and an in-memory network for what it sends: the CSE's door out
+//! ([`cse::outbound`]) is the [`Loopback`] sender, which hands each request to the target
+//! registered at its URL ([`listen`]), as if over HTTP.
 #![allow(dead_code, unreachable_pub, missing_docs)]
 
 use cse::outbound::{Delivery, DeliveryError, Limits, Outbound, Senders};
+use cse::testing::MemoryBinding;
 use cse::{Cse, CseConfig, SecurityContext};
 use model::{Operation, Request, ResourceType, Response, ResponseStatusCode};
 use serde_json::{json, Value};
@@ -33,14 +35,24 @@ impl TestCse {
         Self { cse, dir }
     }
 
+    /// The in-memory binding of a plaintext client; every scenario goes through it, as
+    /// through a real binding, with no sockets.
+    pub fn plaintext(&self) -> MemoryBinding {
+        MemoryBinding::plaintext(
+            &self.cse,
+            "test",
+            Some("127.0.0.1:40000".parse().expect("addr")),
+        )
+    }
+
     pub async fn send(&self, req: Request) -> Response {
-        let ctx =
-            SecurityContext::plaintext("test", Some("127.0.0.1:40000".parse().expect("addr")));
-        self.cse.handle(&ctx, req).await
+        self.plaintext().send(req).await
     }
 
     pub async fn send_ctx(&self, ctx: &SecurityContext, req: Request) -> Response {
-        self.cse.handle(ctx, req).await
+        MemoryBinding::with_context(&self.cse, ctx.clone())
+            .send(req)
+            .await
     }
 
     pub async fn op(

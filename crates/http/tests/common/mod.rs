@@ -1,8 +1,8 @@
-//! Shared test fixtures: a fake handler that records what it receives, a server on
+//! Shared test fixtures: a fake handler that records the primitives it receives, a server on
 //! `127.0.0.1:0`, and a raw HTTP/1.1 exchange over a `TcpStream` for wire-level checks.
 #![allow(dead_code, unreachable_pub, missing_docs, clippy::unwrap_used)]
 
-use cse::SecurityContext;
+use cse::{Answer, Inbound, SecurityContext};
 use http_binding::{serve, Handler, HttpLimits};
 use model::{Request, Response, ResponseStatusCode};
 use serde_json::json;
@@ -40,6 +40,18 @@ impl Fake {
 }
 
 impl Handler for Fake {
+    async fn serve(&self, ctx: SecurityContext, inbound: Inbound) -> Answer {
+        match inbound {
+            Inbound::Primitive(req) => Answer::Response(self.handle(ctx, req).await),
+            Inbound::Manager(req) => Answer::Response(Response::error(
+                &model::Error::not_found("no security manager"),
+                req.rqi,
+            )),
+        }
+    }
+}
+
+impl Fake {
     async fn handle(&self, ctx: SecurityContext, req: Request) -> Response {
         self.seen.lock().unwrap().push((ctx, req.clone()));
         match req.to.as_str() {
