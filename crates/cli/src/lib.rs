@@ -17,4 +17,5 @@ pub mod keyhomes;
 pub mod keys_cmd;
 pub mod maf_cmd;
 pub mod secret_files;
+pub mod startup;
 pub mod stdout;
