@@ -8,14 +8,15 @@ use std::sync::Arc;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 
-/// Opens the store and the CSE, binds and serves every listener, and returns once a stop
-/// signal (Ctrl-C, SIGTERM) closed them and the audit writer was flushed.
+/// Opens the store and the CSE, binds and serves every listener, and returns once `shutdown`
+/// completed, the listeners closed and the audit writer was flushed.
 pub async fn run(
     mut settings: Settings,
     acceptors: Vec<Arc<AcceptorSlot>>,
     enrolment: Option<Arc<TlsAcceptor>>,
     device_enrolment: Option<Arc<AcceptorSlot>>,
     services: cse::Services,
+    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> anyhow::Result<()> {
     let plain = match settings.http_enabled {
         true => Some(bind(settings.listen).await?),
@@ -177,7 +178,7 @@ pub async fn run(
         crate::stdout::announce(&format!("listening on https://{addr}"));
     }
     tokio::spawn(async move {
-        shutdown_signal().await;
+        shutdown.await;
         tracing::info!("shutting down");
         let _ = stop_tx.send(true);
     });
@@ -204,7 +205,8 @@ async fn bind(addr: SocketAddr) -> anyhow::Result<TcpListener> {
         .with_context(|| format!("cannot listen on {addr}"))
 }
 
-async fn shutdown_signal() {
+/// Completes on Ctrl-C or SIGTERM: what stops the `cse` server.
+pub async fn shutdown_signal() {
     let ctrl_c = tokio::signal::ctrl_c();
     #[cfg(unix)]
     {
