@@ -12,6 +12,7 @@ pub mod enrol_cmd;
 pub mod fd_limit;
 pub mod fetch_cmd;
 pub mod gba_cmd;
+pub mod https_url;
 pub mod init_cmd;
 pub mod keyhomes;
 pub mod keys_cmd;
