@@ -256,36 +256,9 @@ fn read_answer(stream: &mut impl Read) -> anyhow::Result<(Option<u16>, Vec<u8>)>
     Ok((rsc, body))
 }
 
-/// `https://HOST[:PORT][/...]` to host and port (443 by default); `[v6]` hosts too.
+/// `https://HOST[:PORT][/...]` to host and port (443 by default).
 fn parse_url(url: &str) -> anyhow::Result<(String, u16)> {
-    let rest = url
-        .get(..8)
-        .filter(|s| s.eq_ignore_ascii_case("https://"))
-        .and_then(|_| url.get(8..))
-        .ok_or_else(|| {
-            anyhow!("--url must be https://HOST:PORT of the device enrolment listener, not {url}")
-        })?;
-    let authority = rest.split('/').next().unwrap_or_default();
-    let (host, port) = match authority.strip_prefix('[') {
-        Some(v6) => {
-            let (h, after) = v6
-                .split_once(']')
-                .ok_or_else(|| anyhow!("bad IPv6 address in {url}"))?;
-            (h, after.strip_prefix(':'))
-        }
-        None => match authority.rsplit_once(':') {
-            Some((h, p)) => (h, Some(p)),
-            None => (authority, None),
-        },
-    };
-    if host.is_empty() {
-        bail!("no host in {url}");
-    }
-    let port = match port {
-        Some(p) => p.parse().with_context(|| format!("bad port in {url}"))?,
-        None => 443,
-    };
-    Ok((host.to_owned(), port))
+    crate::https_url::host_and_port(url, "device enrolment listener")
 }
 
 /// Writes a new file (mode 600 when `private`); an existing key file is never replaced.

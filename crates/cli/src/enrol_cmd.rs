@@ -458,35 +458,9 @@ fn find(haystack: &[u8], needle: &[u8]) -> Option<usize> {
     haystack.windows(needle.len()).position(|w| w == needle)
 }
 
-/// `https://HOST[:PORT][/...]` to host and port (443 by default); `[v6]` hosts too.
+/// `https://HOST[:PORT][/...]` to host and port (443 by default).
 fn parse_url(url: &str) -> anyhow::Result<(String, u16)> {
-    let rest = url
-        .get(..8)
-        .filter(|s| s.eq_ignore_ascii_case("https://"))
-        .and_then(|_| url.get(8..))
-        .ok_or_else(|| {
-            anyhow!("--url must be https://HOST:PORT of the enrolment listener, not {url}")
-        })?;
-    let authority = rest.split('/').next().unwrap_or_default();
-    let (host, port) = if let Some(v6) = authority.strip_prefix('[') {
-        let (host, after) = v6
-            .split_once(']')
-            .ok_or_else(|| anyhow!("bad IPv6 address in {url}"))?;
-        (host, after.strip_prefix(':'))
-    } else {
-        match authority.rsplit_once(':') {
-            Some((h, p)) => (h, Some(p)),
-            None => (authority, None),
-        }
-    };
-    if host.is_empty() {
-        bail!("no host in {url}");
-    }
-    let port = match port {
-        Some(p) => p.parse().with_context(|| format!("bad port in {url}"))?,
-        None => 443,
-    };
-    Ok((host.to_owned(), port))
+    crate::https_url::host_and_port(url, "enrolment listener")
 }
 
 #[cfg(test)]

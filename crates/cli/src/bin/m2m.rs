@@ -394,123 +394,108 @@ struct FilterArgs {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    if let Command::Audit(audit) = &cli.command {
-        if audit.is_local() {
-            return ::cli::audit_cmd::run(audit);
+    let timeout = Duration::from_secs(cli.timeout);
+    let outcome = match &cli.command {
+        Command::Audit(audit) if audit.is_local() => Ok(::cli::audit_cmd::run(audit)),
+        Command::Credentials(CredentialsCommand::Id { certificate }) => {
+            Ok(certificate_digest(certificate))
         }
-    }
-    if let Command::Credentials(CredentialsCommand::Id { certificate }) = &cli.command {
-        return certificate_digest(certificate);
-    }
-    if let Command::Gba(gba) = &cli.command {
         // Its own HTTP exchanges with the BSF; blocking, no runtime needed.
-        return ::cli::gba_cmd::run(gba, Duration::from_secs(cli.timeout));
-    }
-    if let Command::Maf(maf) = &cli.command {
+        Command::Gba(gba) => Ok(::cli::gba_cmd::run(gba, timeout)),
         // The key goes to a file, never to standard output.
-        let Some(origin) = cli.origin.as_deref() else {
-            eprintln!("error: m2m maf needs --origin (your AE-ID)");
-            return ExitCode::from(2);
-        };
-        return match client_for(&cli.url, &cli.tls) {
-            Ok(client) => ::cli::maf_cmd::run(
-                client.with_timeout(Duration::from_secs(cli.timeout)),
-                origin,
-                maf,
-            ),
-            Err(e) => {
-                eprintln!("error: {e:#}");
-                ExitCode::from(2)
-            }
-        };
-    }
-    if let Command::Mef(mef) = &cli.command {
+        Command::Maf(maf) => {
+            needs_origin(&cli, "m2m maf needs --origin (your AE-ID)").and_then(|origin| {
+                let client = client_for(&cli.url, &cli.tls).map_err(Failure::Usage)?;
+                Ok(::cli::maf_cmd::run(
+                    client.with_timeout(timeout),
+                    origin,
+                    maf,
+                ))
+            })
+        }
         // The key goes to a file, never to standard output.
-        let Some(origin) = cli.origin.as_deref() else {
-            eprintln!("error: m2m mef needs --origin (your AE-ID or CSE-ID)");
-            return ExitCode::from(2);
-        };
-        return match client_for(&cli.url, &cli.tls) {
-            Ok(client) => ::cli::fetch_cmd::run(
-                client.with_timeout(Duration::from_secs(cli.timeout)),
-                origin,
-                mef,
-            ),
-            Err(e) => {
-                eprintln!("error: {e:#}");
-                ExitCode::from(2)
-            }
-        };
-    }
-    if let Command::Enrol(args) = &cli.command {
+        Command::Mef(mef) => needs_origin(&cli, "m2m mef needs --origin (your AE-ID or CSE-ID)")
+            .and_then(|origin| {
+                let client = client_for(&cli.url, &cli.tls).map_err(Failure::Usage)?;
+                Ok(::cli::fetch_cmd::run(
+                    client.with_timeout(timeout),
+                    origin,
+                    mef,
+                ))
+            }),
         // Its own TLS-PSK connection with the exporter; blocking, no runtime needed.
-        return ::cli::enrol_cmd::run(&cli.url, Duration::from_secs(cli.timeout), args);
-    }
-    if let Command::EnrolCert(args) = &cli.command {
-        let timeout = Duration::from_secs(cli.timeout);
-        let name = cli.tls.servername.as_deref();
-        return ::cli::cert_enrol_cmd::run(&cli.url, timeout, &cli.tls.cacert, name, args);
-    }
-    if let Command::Ca(ca) = &cli.command {
+        Command::Enrol(args) => Ok(::cli::enrol_cmd::run(&cli.url, timeout, args)),
+        Command::EnrolCert(args) => {
+            let name = cli.tls.servername.as_deref();
+            Ok(::cli::cert_enrol_cmd::run(
+                &cli.url,
+                timeout,
+                &cli.tls.cacert,
+                name,
+                args,
+            ))
+        }
         // Local, with the CA key in its home; the running CSE is told about withdrawals
         // when admin credentials (the TLS flags) are given.
-        let live = match cli.tls.any() {
-            false => None,
-            true => match client_for(&cli.url, &cli.tls) {
-                Ok(client) => Some(::cli::ca_cmd::Live {
-                    client: client.with_timeout(Duration::from_secs(cli.timeout)),
-                    origin: cli.origin.clone().unwrap_or_else(|| "CAdmin".to_owned()),
-                }),
-                Err(e) => {
-                    eprintln!("error: {e:#}");
-                    return ExitCode::from(2);
-                }
-            },
-        };
-        return ::cli::ca_cmd::run(ca, live);
-    }
-    if let Command::Keys(keys) = &cli.command {
-        // Local: reads the configuration and opens the key homes; exit 2 on any error.
-        return match ::cli::keys_cmd::run(keys) {
-            Ok(text) => {
+        Command::Ca(ca) => match cli.tls.any() {
+            false => Ok(None),
+            true => client_for(&cli.url, &cli.tls)
+                .map(|client| {
+                    Some(::cli::ca_cmd::Live {
+                        client: client.with_timeout(timeout),
+                        origin: cli.origin.clone().unwrap_or_else(|| "CAdmin".to_owned()),
+                    })
+                })
+                .map_err(Failure::Usage),
+        }
+        .map(|live| ::cli::ca_cmd::run(ca, live)),
+        // Local: reads the configuration and opens the key homes.
+        Command::Keys(keys) => ::cli::keys_cmd::run(keys)
+            .map(|text| {
                 ::cli::out!("{text}");
                 ExitCode::SUCCESS
-            }
-            Err(e) => {
-                eprintln!("error: {e:#}");
-                ExitCode::from(2)
-            }
-        };
-    }
-    let runtime = match tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-    {
-        Ok(rt) => rt,
-        Err(e) => {
-            eprintln!("error: cannot start the runtime: {e}");
-            return ExitCode::from(3);
-        }
+            })
+            .map_err(Failure::Usage),
+        // Everything else is a request primitive (or an admin command) sent to the CSE.
+        _ => request(cli),
     };
-    match runtime.block_on(run(cli)) {
-        Ok(resp) => report(&resp),
-        Err(Failure::Usage(e)) => {
-            eprintln!("error: {e:#}");
-            ExitCode::from(2)
-        }
-        Err(Failure::NoResponse(e)) => {
-            eprintln!("error: {e:#}");
-            ExitCode::from(3)
-        }
-    }
+    outcome.unwrap_or_else(|failure| failure.exit_code())
 }
 
-/// Why no response primitive can be shown.
+/// `--origin`, which the command needs; `why` says so when it is missing.
+fn needs_origin<'a>(cli: &'a Cli, why: &str) -> Result<&'a str, Failure> {
+    cli.origin
+        .as_deref()
+        .ok_or_else(|| Failure::Usage(anyhow::anyhow!("{why}")))
+}
+
+/// Sends the command's request primitive and shows the response.
+fn request(cli: Cli) -> Result<ExitCode, Failure> {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| Failure::NoResponse(anyhow::anyhow!("cannot start the runtime: {e}")))?;
+    runtime.block_on(run(cli)).map(|resp| report(&resp))
+}
+
+/// Why no command output can be shown; the one place that picks the exit code for it.
 enum Failure {
-    /// The arguments do not make a valid request.
+    /// The arguments do not make a valid request: exit 2.
     Usage(anyhow::Error),
-    /// The request was valid but no response came back.
+    /// The request was valid but no response came back: exit 3.
     NoResponse(anyhow::Error),
+}
+
+impl Failure {
+    /// Says what went wrong on stderr and returns the exit code.
+    fn exit_code(self) -> ExitCode {
+        let (e, code) = match self {
+            Failure::Usage(e) => (e, 2),
+            Failure::NoResponse(e) => (e, 3),
+        };
+        eprintln!("error: {e:#}");
+        ExitCode::from(code)
+    }
 }
 
 async fn run(cli: Cli) -> Result<Response, Failure> {

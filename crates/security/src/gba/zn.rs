@@ -90,34 +90,36 @@ pub struct HttpUrl {
 }
 
 impl HttpUrl {
-    /// Parses `http://HOST[:PORT][/PREFIX]` (no query, no user info).
+    /// Parses `http://HOST[:PORT][/PREFIX]` (no query, no fragment, no user info) with
+    /// `http::Uri`.
     pub fn parse(url: &str) -> Result<Self, String> {
-        let rest = url
-            .strip_prefix("http://")
-            .ok_or_else(|| format!("{url:?} is not an http:// URL"))?;
-        let (authority, prefix) = match rest.find('/') {
-            Some(i) => (&rest[..i], rest[i..].trim_end_matches('/')),
-            None => (rest, ""),
-        };
-        if authority.is_empty() || authority.contains('@') || prefix.contains(['?', '#']) {
-            return Err(format!("{url:?}: expected http://HOST:PORT[/PATH]"));
+        let shape = || format!("{url:?}: expected http://HOST:PORT[/PATH]");
+        let uri: http::Uri = url.parse().map_err(|e| format!("{url:?}: {e}"))?;
+        if uri.scheme() != Some(&http::uri::Scheme::HTTP) {
+            return Err(format!("{url:?} is not an http:// URL"));
         }
-        let (host, port) = match authority.rsplit_once(':') {
-            Some((h, p)) if !h.ends_with(']') || h.starts_with('[') => (
-                h,
-                p.parse::<u16>()
-                    .map_err(|_| format!("{url:?}: bad port {p:?}"))?,
-            ),
-            _ => (authority, 80),
-        };
-        let host = host.trim_start_matches('[').trim_end_matches(']');
-        if host.is_empty() || host.chars().any(|c| c.is_control() || c == ' ') {
+        let authority = uri.authority().ok_or_else(shape)?;
+        if authority.as_str().contains('@') || uri.query().is_some() || url.contains('#') {
+            return Err(shape());
+        }
+        let host = authority
+            .host()
+            .trim_start_matches('[')
+            .trim_end_matches(']');
+        if host.is_empty() {
             return Err(format!("{url:?}: bad host"));
         }
+        // `Uri` keeps a port it cannot read as a number; that is an error here.
+        let port = match authority.as_str()[authority.host().len()..].strip_prefix(':') {
+            None => 80,
+            Some(p) => p
+                .parse::<u16>()
+                .map_err(|_| format!("{url:?}: bad port {p:?}"))?,
+        };
         Ok(Self {
             host: host.to_owned(),
             port,
-            prefix: prefix.to_owned(),
+            prefix: uri.path().trim_end_matches('/').to_owned(),
         })
     }
 
@@ -416,6 +418,15 @@ mod tests {
         assert!(HttpUrl::parse("https://127.0.0.1:1").is_err());
         assert!(HttpUrl::parse("http://u@127.0.0.1:1").is_err());
         assert!(HttpUrl::parse("http://127.0.0.1:x").is_err());
+        assert!(HttpUrl::parse("http://127.0.0.1:1/p?q").is_err());
+        assert!(HttpUrl::parse("http://127.0.0.1:1/p#f").is_err());
+        assert!(HttpUrl::parse("http://:1").is_err());
+        assert_eq!(
+            HttpUrl::parse("http://localhost/zn/")
+                .expect("default port")
+                .to_string(),
+            "http://localhost:80/zn"
+        );
         assert!(HttpZn::new("http://bsf.example:80", Duration::from_secs(1)).is_err());
         assert!(HttpZn::new("http://localhost:80", Duration::ZERO).is_err());
     }
