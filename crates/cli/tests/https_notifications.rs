@@ -367,6 +367,59 @@ async fn each_notification_target_sees_its_own_alias() {
     assert!(!resolve(&a2[0], &one.url()).status.success());
 }
 
+/// One request over the certificate framework with curl, as `who` (its certificate and key
+/// in the PKI), to the TLS listener on `port`; returns the response status code.
+#[allow(clippy::too_many_arguments)]
+fn send_as(
+    pki: &Path,
+    port: &str,
+    who: &str,
+    method: &str,
+    path: &str,
+    origin: &str,
+    ty: Option<u8>,
+    body: &Value,
+) -> u16 {
+    let file = |name: &str| pki.join(name).to_string_lossy().into_owned();
+    let url = format!("https://localhost:{port}{path}");
+    let (cert, key, ca) = (
+        file(&format!("{who}.pem")),
+        file(&format!("{who}.key")),
+        file("ca.pem"),
+    );
+    let origin = format!("X-M2M-Origin: {origin}");
+    let content = format!(
+        "Content-Type: application/json{}",
+        ty.map(|t| format!(";ty={t}")).unwrap_or_default()
+    );
+    let body = body.to_string();
+    let mut args = vec![
+        "-X",
+        method,
+        "--cacert",
+        &ca,
+        "--cert",
+        &cert,
+        "--key",
+        &key,
+        &url,
+        "-H",
+        "X-M2M-RI: t",
+        "-H",
+        "X-M2M-RVI: 3",
+        "-H",
+        &origin,
+    ];
+    if method == "POST" {
+        args.extend(["-H", &content, "-d", &body]);
+    }
+    let out = curl(&args);
+    out.lines()
+        .find_map(|l| l.strip_prefix("X-M2M-RSC: "))
+        .and_then(|c| c.trim().parse::<u16>().ok())
+        .unwrap_or_else(|| panic!("no X-M2M-RSC in {out:?}"))
+}
+
 /// The review's proof (issue 9 M2), end to end: an AE with a certificate subscribes over the
 /// certificate framework; once the admin revokes that certificate, the AE's endpoint gets
 /// nothing more, while a sentinel subscription to the same endpoint (one queue, delivered in
@@ -378,21 +431,8 @@ async fn a_subscriber_whose_certificate_is_revoked_gets_nothing_more() {
     }
     let dir = tempfile::tempdir().expect("tmp");
     let pki = make_test_pki(dir.path());
-    let file = |name: &str| pki.join(name).to_string_lossy().into_owned();
     let target = Target::start(&pki.join("target.pem"), &pki.join("target.key"), None);
-    // The script's secure configuration, on an ephemeral port, trusting the target's CA.
-    let config = std::fs::read_to_string(pki.join("cse.toml"))
-        .expect("cse.toml")
-        .replace("127.0.0.1:8443", "127.0.0.1:0")
-        .replace(
-            "[[tls]]",
-            &format!(
-                "[notifications]\ntrust_anchors = [\"{}\"]\n\n[[tls]]",
-                file("ca.pem")
-            ),
-        );
-    let path = dir.path().join("secure.toml");
-    std::fs::write(&path, config).expect("config");
+    let path = secure_config(dir.path(), &pki);
     let server = Server::start_listeners(
         &dir.path().join("data"),
         &["--config", path.to_str().expect("utf8")],
@@ -404,43 +444,7 @@ async fn a_subscriber_whose_certificate_is_revoked_gets_nothing_more() {
         .unwrap_or_default()
         .to_owned();
     let send = |who: &str, method: &str, path: &str, origin: &str, ty: Option<u8>, body: &Value| {
-        let url = format!("https://localhost:{port}{path}");
-        let (cert, key, ca) = (
-            file(&format!("{who}.pem")),
-            file(&format!("{who}.key")),
-            file("ca.pem"),
-        );
-        let origin = format!("X-M2M-Origin: {origin}");
-        let content = format!(
-            "Content-Type: application/json{}",
-            ty.map(|t| format!(";ty={t}")).unwrap_or_default()
-        );
-        let body = body.to_string();
-        let mut args = vec![
-            "-X",
-            method,
-            "--cacert",
-            &ca,
-            "--cert",
-            &cert,
-            "--key",
-            &key,
-            &url,
-            "-H",
-            "X-M2M-RI: t",
-            "-H",
-            "X-M2M-RVI: 3",
-            "-H",
-            &origin,
-        ];
-        if method == "POST" {
-            args.extend(["-H", &content, "-d", &body]);
-        }
-        let out = curl(&args);
-        out.lines()
-            .find_map(|l| l.strip_prefix("X-M2M-RSC: "))
-            .and_then(|c| c.trim().parse::<u16>().ok())
-            .unwrap_or_else(|| panic!("no X-M2M-RSC in {out:?}"))
+        send_as(&pki, &port, who, method, path, origin, ty, body)
     };
     let ae = json!({"m2m:ae": {"rn": "ae1", "api": "Nmeter", "rr": false, "srv": ["3"]}});
     assert_eq!(send("ae1", "POST", "/cse-in", "C", Some(2), &ae), 2001);
@@ -543,4 +547,118 @@ async fn a_target_no_binding_serves_is_refused_and_logged() {
     );
     let log = server.log_with("not sent: no binding for the target");
     assert!(log.contains("no binding sends to coap:// targets"), "{log}");
+}
+
+/// The secure configuration of `scripts/make-test-pki.sh` on an ephemeral port, trusting the
+/// PKI's CA for notification targets; returns its path.
+fn secure_config(dir: &Path, pki: &Path) -> std::path::PathBuf {
+    let config = std::fs::read_to_string(pki.join("cse.toml"))
+        .expect("cse.toml")
+        .replace("127.0.0.1:8443", "127.0.0.1:0")
+        .replace(
+            "[[tls]]",
+            &format!(
+                "[notifications]\ntrust_anchors = [\"{}\"]\n\n[[tls]]",
+                pki.join("ca.pem").display()
+            ),
+        );
+    let path = dir.join("secure.toml");
+    std::fs::write(&path, config).expect("config");
+    path
+}
+
+/// Issue 9 M2 across a restart: which credential made a subscription is written with the
+/// subscription, so a revocation after a `kill -9` still deletes it, and its endpoint gets
+/// nothing more (a sentinel subscription to the same endpoint shows notifications flow).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_revocation_after_a_restart_still_reaches_the_subscriptions_of_the_certificate() {
+    if !have_tools() || !have_curl() {
+        return;
+    }
+    let dir = tempfile::tempdir().expect("tmp");
+    let pki = make_test_pki(dir.path());
+    let target = Target::start(&pki.join("target.pem"), &pki.join("target.key"), None);
+    let config = secure_config(dir.path(), &pki);
+    let args = ["--config", config.to_str().expect("utf8")];
+    let data = dir.path().join("data");
+    let tls_port = |server: &Server| {
+        server.urls[1]
+            .rsplit(':')
+            .next()
+            .unwrap_or_default()
+            .to_owned()
+    };
+    let mut server = Server::start_listeners(&data, &args, 2);
+    let port = tls_port(&server);
+    let send = |who: &str, method: &str, path: &str, origin: &str, ty: Option<u8>, body: &Value| {
+        send_as(&pki, &port, who, method, path, origin, ty, body)
+    };
+    let ae = json!({"m2m:ae": {"rn": "ae1", "api": "Nmeter", "rr": false, "srv": ["3"]}});
+    assert_eq!(send("ae1", "POST", "/cse-in", "C", Some(2), &ae), 2001);
+    let cnt = json!({"m2m:cnt": {"rn": "meter"}});
+    let meter = "/cse-in/ae1/meter";
+    assert_eq!(
+        send("ae1", "POST", "/cse-in/ae1", "Cae1", Some(3), &cnt),
+        2001
+    );
+    let sub = |rn: &str| json!({"m2m:sub": {"rn": rn, "nu": [target.url()], "enc": {"net": [3], "chty": [4]}}});
+    assert_eq!(
+        send("admin", "POST", meter, "CAdmin", Some(23), &sub("sentinel")),
+        2001
+    );
+    assert_eq!(target.next()["body"]["m2m:sgn"]["vrq"], true);
+    assert_eq!(
+        send("ae1", "POST", meter, "Cae1", Some(23), &sub("watch")),
+        2001
+    );
+    // Killed right after the acknowledgement: nothing is flushed on the way out.
+    server.kill9();
+    assert_eq!(target.next()["body"]["m2m:sgn"]["vrq"], true);
+
+    let server = Server::start_listeners(&data, &args, 2);
+    let port = tls_port(&server);
+    let send = |who: &str, method: &str, path: &str, origin: &str, ty: Option<u8>, body: &Value| {
+        send_as(&pki, &port, who, method, path, origin, ty, body)
+    };
+    let watch = format!("{meter}/watch");
+    assert_eq!(
+        send("admin", "GET", &watch, "CAdmin", None, &Value::Null),
+        2000
+    );
+    let ae1 = format!("33-{}", certificate_digest(&pki.join("ae1.pem")));
+    let out = Command::new(env!("CARGO_BIN_EXE_m2m"))
+        .args([
+            "--url",
+            &server.urls[1],
+            "--psk-identity",
+            "admin@secure-cse.example",
+            "--psk-key-file",
+        ])
+        .arg(pki.join("admin.psk"))
+        .args(["credentials", "revoke", &ae1, "--reason", "stolen"])
+        .output()
+        .expect("m2m");
+    assert!(
+        out.status.success(),
+        "m2m credentials revoke: {}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    server.log_with("subscription deleted: the credential it was made with is revoked");
+    assert_eq!(
+        send("admin", "GET", &watch, "CAdmin", None, &Value::Null),
+        4004
+    );
+    // The sentinel's notification arrives; the revoked certificate's subscription is told
+    // nothing (one queue per endpoint, delivered in order: it would come first).
+    let cin = json!({"m2m:cin": {"con": "after"}});
+    assert_eq!(send("admin", "POST", meter, "CAdmin", Some(4), &cin), 2001);
+    let got = target.next();
+    let sgn = &got["body"]["m2m:sgn"];
+    assert_eq!(sgn["sur"], "cse-in/ae1/meter/sentinel", "{got}");
+    assert_eq!(sgn["nev"]["rep"]["m2m:cin"]["con"], "after", "{got}");
+    assert!(
+        target.received.try_recv().is_err(),
+        "nothing else reached the endpoint"
+    );
 }

@@ -3,6 +3,7 @@
 use crate::addressing::Target;
 use crate::content::for_create;
 use crate::originator::Originator;
+use crate::records::TxnRecords;
 use crate::resources;
 use crate::subscription::Event;
 use crate::{Caller, Cse};
@@ -163,6 +164,14 @@ impl Cse {
                 ),
                 _ => None,
             };
+            // A subscription made over an association: which credential made it, kept
+            // with it so that withdrawing that credential reaches it after a restart too.
+            let subscriber = match caller.ctx.security_association() {
+                Some(sa) if ty == ResourceType::Subscription => {
+                    Some(sa.established.credential_id.clone())
+                }
+                _ => None,
+            };
             store::write(self.store.as_ref(), move |t| {
                 still_registered(t, creator.as_deref())?;
                 if let Some(bind_to) = registration {
@@ -175,20 +184,14 @@ impl Cse {
                 if let Some(sealed) = sealed {
                     t.seal_identity(r.ri(), &sealed)?;
                 }
+                if let Some(credential_id) = subscriber {
+                    t.remember_subscriber_credential(r.ri(), &credential_id)?;
+                }
                 Ok(())
             })
             .await?;
             (resource, Vec::new())
         };
-        if ty == ResourceType::Subscription {
-            if let Some(sa) = caller.ctx.security_association() {
-                self.subscribers.record(
-                    created.ri(),
-                    &sa.established.credential_id,
-                    self.store.as_ref(),
-                );
-            }
-        }
         tracing::debug!(ri = created.ri(), ty = ty.code(), "created");
         self.fire(&parent, Event::ChildCreated(&created));
         for gone in &evicted {

@@ -2,6 +2,7 @@
 //! counters follow; subscribers of everything deleted are told.
 
 use crate::addressing::Target;
+use crate::records::TxnRecords;
 use crate::subscription::Event;
 use crate::{real_target, Caller, Cse};
 use model::{
@@ -38,7 +39,8 @@ impl Cse {
     /// parent container's counters exact, and sends every deletion notification.
     pub(crate) async fn remove(&self, r: &Resource) -> Result<Vec<Resource>> {
         let ri = r.ri().to_owned();
-        let gone = store::write(self.store.as_ref(), move |t| {
+        let (gone, credentials) = store::write(self.store.as_ref(), move |t| {
+            let credentials = t.subscriber_credentials_below(&ri)?;
             let gone = t.delete_subtree(&ri)?;
             if let Some(root) = gone
                 .first()
@@ -57,7 +59,7 @@ impl Cse {
                     t.update(&cnt)?;
                 }
             }
-            Ok(gone)
+            Ok((gone, credentials))
         })
         .await?;
         let Some(root) = gone.first() else {
@@ -70,10 +72,10 @@ impl Cse {
                 .filter(|s| s.ty == ResourceType::Subscription && s.pi() == res.ri())
                 .collect();
             if !subs.is_empty() {
-                self.fire_deleted(res, &subs);
+                self.fire_deleted(res, &subs, &credentials);
             }
             if res.ty == ResourceType::Subscription {
-                self.subscription_deleted(res);
+                self.subscription_deleted(res, credentials.get(res.ri()));
             }
         }
         if let Some(parent) = self.store.get(root.pi())? {

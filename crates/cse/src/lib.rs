@@ -32,6 +32,7 @@ pub mod originator;
 pub mod outbound;
 mod page;
 pub mod pseudonyms;
+pub mod records;
 pub mod reload;
 mod resources;
 mod retrieve;
@@ -79,9 +80,6 @@ pub struct Cse {
     /// When each credential last rotated its AE-ID; held across a rotation, so rotations
     /// run one at a time.
     rotations: pseudonyms::Rotations,
-    /// The credential each subscription was made with, so a withdrawal reaches its
-    /// notifications.
-    subscribers: subscribers::SubscriberCredentials,
 }
 
 /// The security manager's services the CSE works with.
@@ -211,7 +209,6 @@ impl Cse {
             tls_reload,
             published_crls: std::sync::RwLock::new(config_crls),
             rotations: pseudonyms::Rotations::default(),
-            subscribers: subscribers::SubscriberCredentials::default(),
         });
         supervision::spawn_suspensions(Arc::downgrade(&cse), suspensions);
         withdrawal::spawn_persistence(Arc::downgrade(&cse));

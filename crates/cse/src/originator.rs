@@ -5,6 +5,7 @@
 //! nothing else in the CSE decides whether an originator is believed.
 
 use crate::config::CseConfig;
+use crate::records::StoreRecords;
 use crate::security_context::{Association, SecurityContext};
 use model::{Error, Operation, Request, ResourceType, Result};
 use security::association::{PeerIdentity, SecurityAssociation};
@@ -37,7 +38,7 @@ pub struct AeRegistration {
     /// App-IDs the credential allows (empty: any).
     pub allowed_apps: Vec<String>,
     /// The store's key of the credential the AE registers over: its AE-ID is bound to it
-    /// (see [`store::Txn::bind_ae`]). `None` without a security association.
+    /// (see [`crate::records::TxnRecords::bind_ae`]). `None` without a security association.
     pub bind_to: Option<String>,
 }
 

@@ -7,6 +7,7 @@
 //! trail (who, which pseudonym, why) before the answer goes out.
 
 use crate::originator::{self, Originator};
+use crate::records::{StoreRecords, TxnRecords};
 use crate::{Cse, SecurityContext};
 use manager::audit::Event;
 use model::{Error, Operation, Request, ResourceType, Result};
@@ -294,6 +295,11 @@ impl Cse {
                 renamed.srn = format!("{parent}/{to}");
             }
             t.rename(&from, &renamed)?;
+            // A bound AE stays bound under its new AE-ID; its old one stays bound too, so
+            // nobody else can take it up.
+            if let Some(credential) = t.ae_credential(&from)? {
+                t.bind_ae(&to, &credential)?;
+            }
             let mut rewritten = t.reassign_instance_creator(&from, &to)?;
             for mut r in t.mentioning(&from)? {
                 if rewrite_references(&mut r.attrs, &from, &to) {

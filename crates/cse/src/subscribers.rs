@@ -3,6 +3,10 @@
 //! notification when it is due, and, for queued notifications, again right before each
 //! delivery attempt against the credential the subscription was made with.
 //!
+//! That credential is a record the subscription's CREATE wrote in the same transaction
+//! ([`crate::records::SUBSCRIPTION_CREDENTIAL`]), deleted with the subscription: it
+//! survives a restart, so a withdrawal after one still reaches the subscription.
+//!
 //! A subscription whose subscriber fails the check is not notified, and the reason is
 //! logged; the subscription itself stays (its subscriber may be granted access again). When
 //! the credential it was made with is revoked, the subscription is deleted for good, with
@@ -12,66 +16,11 @@
 use crate::access::standing::originator_of_record;
 use crate::access::RequestContext;
 use crate::notification::Guard;
+use crate::records::StoreRecords;
 use crate::Cse;
 use model::{AccessOperation, Resource, ResourceType};
 use security::revocation::Revocations;
-use std::collections::HashMap;
-use std::sync::{Arc, Mutex};
-
-/// Subscriptions remembered with their credential before the oldest records are checked
-/// for subscriptions that are gone (a bound on memory, not a tuning knob).
-const CAPACITY: usize = 1 << 20;
-
-/// The Credential-ID each subscription was created with (over a security association), by
-/// subscription resource ID. Kept in memory: after a restart the check falls back to the
-/// subscriber's privileges alone.
-#[derive(Debug, Default)]
-pub(crate) struct SubscriberCredentials {
-    by_sub: Mutex<HashMap<String, String>>,
-}
-
-impl SubscriberCredentials {
-    /// Remembers that subscription `sub` was made with `credential_id`.
-    pub(crate) fn record(&self, sub: &str, credential_id: &str, store: &dyn store::Store) {
-        let Ok(mut map) = self.by_sub.lock() else {
-            return;
-        };
-        if map.len() >= CAPACITY {
-            map.retain(|ri, _| {
-                matches!(
-                    store.resource_type(ri),
-                    Ok(Some(ResourceType::Subscription))
-                )
-            });
-        }
-        map.insert(sub.to_owned(), credential_id.to_owned());
-    }
-
-    /// The credential subscription `sub` was made with, if known.
-    pub(crate) fn credential_of(&self, sub: &str) -> Option<String> {
-        self.by_sub.lock().ok()?.get(sub).cloned()
-    }
-
-    /// The subscriptions made with a credential that withdrawing `withdrawn` withdraws.
-    pub(crate) fn made_with(&self, revocations: &Revocations, withdrawn: &str) -> Vec<String> {
-        self.by_sub.lock().map_or_else(
-            |_| Vec::new(),
-            |map| {
-                map.iter()
-                    .filter(|(_, c)| revocations.covers(withdrawn, c))
-                    .map(|(s, _)| s.clone())
-                    .collect()
-            },
-        )
-    }
-
-    /// Forgets subscription `sub`.
-    pub(crate) fn forget(&self, sub: &str) {
-        if let Ok(mut map) = self.by_sub.lock() {
-            map.remove(sub);
-        }
-    }
-}
+use std::sync::Arc;
 
 /// A queued notification's check before each attempt: the subscription's credential is not
 /// withdrawn (revoked or suspended) by then.
@@ -80,16 +29,38 @@ pub(crate) fn credential_guard(revocations: Arc<Revocations>, credential_id: Str
 }
 
 impl Cse {
+    /// The Credential-ID `sub` was made with, if it was made over an association. A record
+    /// that cannot be read counts as a withdrawn credential (fail closed).
+    fn subscriber_credential(&self, sub: &str) -> Result<Option<String>, ()> {
+        self.store.subscriber_credential(sub).map_err(|e| {
+            tracing::error!(sub, error = %e, "cannot read the credential a subscription was made with");
+        })
+    }
+
     /// Whether `sub`'s subscriber may be notified about `subject` now: the credential it
     /// subscribed with is not withdrawn, its creator (`cr`) still stands for a registered
     /// AE (or the admin, a CSE), and that originator may RETRIEVE `subject` under the
     /// policies as they are now. A refusal is logged.
     pub(crate) fn may_notify(&self, sub: &Resource, subject: &Resource) -> bool {
-        if let Some(credential) = self.subscribers.credential_of(sub.ri()) {
-            if let Some(w) = self.revocations().effective(&credential) {
+        let Ok(credential) = self.subscriber_credential(sub.ri()) else {
+            return false;
+        };
+        self.may_notify_as(sub, credential.as_deref(), subject)
+    }
+
+    /// [`Cse::may_notify`] for a subscription made with `credential` (read before it was
+    /// deleted, for the notice of its own parent's deletion).
+    pub(crate) fn may_notify_as(
+        &self,
+        sub: &Resource,
+        credential: Option<&str>,
+        subject: &Resource,
+    ) -> bool {
+        if let Some(credential) = credential {
+            if let Some(w) = self.revocations().effective(credential) {
                 tracing::warn!(
                     sub = sub.ri(),
-                    credential = %security::privacy::credential_tag(&credential),
+                    credential = %security::privacy::credential_tag(credential),
                     status = w.kind.name(),
                     "notification suppressed: the subscriber's credential is withdrawn"
                 );
@@ -130,16 +101,30 @@ impl Cse {
 
     /// The check queued notifications of `sub` carry to their delivery attempts.
     pub(crate) fn delivery_guard(&self, sub: &Resource) -> Option<Guard> {
-        self.subscribers
-            .credential_of(sub.ri())
-            .map(|c| credential_guard(self.revocations().clone(), c))
+        match self.subscriber_credential(sub.ri()) {
+            Ok(credential) => credential.map(|c| credential_guard(self.revocations().clone(), c)),
+            Err(()) => Some(Arc::new(|| false)),
+        }
+    }
+
+    /// The subscriptions made with a credential that withdrawing `withdrawn` withdraws.
+    fn made_with(&self, withdrawn: &str) -> Vec<String> {
+        let all = self.store.subscriber_credentials().unwrap_or_else(|e| {
+            tracing::error!(error = %e, "cannot read the credentials subscriptions were made with");
+            Vec::new()
+        });
+        let revocations = self.revocations();
+        all.into_iter()
+            .filter(|(_, c)| revocations.covers(withdrawn, c))
+            .map(|(s, _)| s)
+            .collect()
     }
 
     /// After `withdrawn` was revoked: deletes every subscription made with a credential it
     /// covers (durably, no deletion notice). Returns how many were deleted.
     pub(crate) async fn drop_subscriptions_of(&self, withdrawn: &str) -> usize {
         let mut dropped = 0;
-        for ri in self.subscribers.made_with(self.revocations(), withdrawn) {
+        for ri in self.made_with(withdrawn) {
             match self.store.get(&ri) {
                 Ok(Some(sub)) if sub.ty == ResourceType::Subscription => {
                     match self.remove(&sub).await {
@@ -160,10 +145,8 @@ impl Cse {
                 Ok(_) => {}
                 Err(e) => {
                     tracing::error!(sub = %ri, error = %e, "cannot read the subscription of a revoked credential");
-                    continue;
                 }
             }
-            self.subscribers.forget(&ri);
         }
         dropped
     }

@@ -97,9 +97,15 @@ impl Cse {
     }
 
     /// Notifies the subscriptions of a deleted resource (which were deleted with it).
-    pub(crate) fn fire_deleted(&self, deleted: &Resource, subs: &[&Resource]) {
+    pub(crate) fn fire_deleted(
+        &self,
+        deleted: &Resource,
+        subs: &[&Resource],
+        credentials: &crate::records::SubscriberCredentials,
+    ) {
         for sub in subs {
-            if wants(sub, net::DELETE, deleted) && self.may_notify(sub, deleted) {
+            let credential = credentials.get(sub.ri()).map(String::as_str);
+            if wants(sub, net::DELETE, deleted) && self.may_notify_as(sub, credential, deleted) {
                 self.send(sub, net::DELETE, deleted, deleted.wrapped());
             }
         }
@@ -107,11 +113,8 @@ impl Cse {
 
     /// Tells a deleted subscription's subscriber (`su`) that it is gone.
     /// Not when the credential it was made with is withdrawn: that party is being cut off.
-    pub(crate) fn subscription_deleted(&self, sub: &Resource) {
-        let withdrawn = self
-            .subscribers
-            .credential_of(sub.ri())
-            .is_some_and(|c| self.revocations().effective(&c).is_some());
+    pub(crate) fn subscription_deleted(&self, sub: &Resource, credential: Option<&String>) {
+        let withdrawn = credential.is_some_and(|c| self.revocations().effective(c).is_some());
         if let Some(su) = sub.attrs.get("su").and_then(Value::as_str) {
             if !withdrawn {
                 let body = json!({ "m2m:sgn": { "sud": true, "sur": sub.srn } });

@@ -2,6 +2,7 @@
 mod common;
 
 use common::*;
+use cse::records::StoreRecords;
 use cse::{CseConfig, ListenerRole, SecurityContext};
 use model::{Operation, Request, ResourceType as T, ResponseStatusCode as R};
 use security::association::{Framework, Level, PeerIdentity, Registry};
@@ -839,7 +840,7 @@ async fn clear_credential_bindings_move_under_the_pseudonym_vault() {
 
     let store = open_store();
     assert_eq!(
-        store::Store::credential_bindings(store.as_ref()).expect("bindings"),
+        StoreRecords::credential_bindings(store.as_ref() as &dyn store::Store).expect("bindings"),
         vec![("12-dev7@sp.example".to_owned(), ae_id.clone())]
     );
     let vault = Arc::new(PseudonymVault::in_data_folder(dir.path()).expect("vault"));
@@ -850,7 +851,8 @@ async fn clear_credential_bindings_move_under_the_pseudonym_vault() {
     let second = cse::Cse::open_with(CseConfig::default(), store.clone(), services)
         .await
         .expect("cse");
-    let bindings = store::Store::credential_bindings(store.as_ref()).expect("bindings");
+    let bindings =
+        StoreRecords::credential_bindings(store.as_ref() as &dyn store::Store).expect("bindings");
     assert_eq!(bindings.len(), 1);
     assert!(PseudonymVault::is_lookup(&bindings[0].0) && !bindings[0].0.contains("dev7"));
     assert_eq!(bindings[0].1, ae_id);
@@ -877,7 +879,8 @@ async fn clear_credential_bindings_move_under_the_pseudonym_vault() {
         .await;
     assert_eq!(other.rsc, R::OriginatorNotAuthenticated);
     // Only the resolution opens the sealed copy.
-    let sealed = store::Store::sealed_identities(store.as_ref(), &ae_id).expect("sealed");
+    let sealed = StoreRecords::sealed_identities(store.as_ref() as &dyn store::Store, &ae_id)
+        .expect("sealed");
     assert_eq!(sealed.len(), 1);
     assert!(!String::from_utf8_lossy(&sealed[0]).contains("dev7"));
     let resolved = second

@@ -19,7 +19,9 @@ use model::{Resource, ResourceType, Result};
 use tokio::sync::oneshot;
 
 /// The schema version this build reads and writes.
-pub const SCHEMA_VERSION: u32 = 1;
+/// Version 2 replaced the credential tables of version 1 by generic records (a version-1
+/// database is moved to version 2 when it is opened).
+pub const SCHEMA_VERSION: u32 = 2;
 
 /// Reads and writes inside one write transaction. Reads see the writes made earlier in the
 /// same transaction, including those of other requests committed in the same group.
@@ -51,25 +53,34 @@ pub trait Txn {
     /// content instances are the bulk of the data, and `cr` is the one attribute of theirs
     /// that names an originator. Returns how many changed.
     fn reassign_instance_creator(&mut self, old: &str, new: &str) -> Result<usize>;
-    /// Remembers the AE-ID the CSE assigned to a credential at its first registration, so
-    /// that the credential keeps that AE-ID (TS-0003 clause 8.2.1).
-    fn remember_credential_ae(&mut self, credential_id: &str, ae_id: &str) -> Result<()>;
-    /// The AE-ID remembered for a credential, as this transaction sees it (so that a check
-    /// and the write it guards are one step: two first registrations over one credential
-    /// cannot both pass).
-    fn credential_ae(&mut self, credential_id: &str) -> Result<Option<String>>;
-    /// Binds an AE-ID to the credential (the store's key of it) whose security association
-    /// registered it: from then on only an association of that credential may act as it.
-    /// Replaces an earlier binding; the binding follows the AE through [`Txn::rename`] and
-    /// outlives the AE, so its AE-ID cannot be taken over later by anyone else.
-    fn bind_ae(&mut self, ae_id: &str, credential: &str) -> Result<()>;
-    /// The credential an AE-ID is bound to, as this transaction sees it.
-    fn ae_credential(&mut self, ae_id: &str) -> Result<Option<String>>;
-    /// Forgets a remembered binding (when it is re-keyed).
-    fn forget_credential_ae(&mut self, key: &str) -> Result<()>;
-    /// Keeps the real identity behind an AE-ID, sealed (only an authorised resolution opens
-    /// it; the store never sees it in clear).
-    fn seal_identity(&mut self, ae_id: &str, sealed: &[u8]) -> Result<()>;
+    /// Sets the record `key` of the named `table` to `value`, replacing what it held. A
+    /// record `tied_to` a resource (by `ri`) is deleted with it (and follows it through
+    /// [`Txn::rename`]); an untied one stays until it is deleted.
+    ///
+    /// Records are the security manager's side of a write (which credential registered an
+    /// AE, which one made a subscription...): written in the same transaction as the
+    /// resources they speak about, so that an acknowledged request cannot keep one and lose
+    /// the other. The store gives them no meaning: tables are names the caller chooses,
+    /// values are opaque bytes.
+    fn put_record(
+        &mut self,
+        table: &str,
+        key: &str,
+        value: &[u8],
+        tied_to: Option<&str>,
+    ) -> Result<()>;
+    /// Adds one more value to the record `key` of `table` (a record may hold several,
+    /// kept in the order they were added).
+    fn add_record(&mut self, table: &str, key: &str, value: &[u8]) -> Result<()>;
+    /// The first value of a record, as this transaction sees it (so that a check and the
+    /// write it guards are one step).
+    fn record(&mut self, table: &str, key: &str) -> Result<Option<Vec<u8>>>;
+    /// Deletes a record with all its values.
+    fn delete_record(&mut self, table: &str, key: &str) -> Result<()>;
+    /// The records of `table` (key, first value) tied to the resource `ri` or to anything
+    /// below it: what [`Txn::delete_subtree`] of `ri` will delete with it, for a caller that
+    /// still needs them to act on the deletion.
+    fn tied_records(&mut self, table: &str, ri: &str) -> Result<Vec<(String, Vec<u8>)>>;
 }
 
 /// Where a [`Scan`] looks.
@@ -177,15 +188,12 @@ pub trait Store: Send + Sync + std::fmt::Debug + 'static {
     /// [`Entry`] first: what it passes over costs an index entry, not its content, and only
     /// what it keeps stays in memory. Results are one consistent snapshot of committed state.
     fn scan(&self, scan: &Scan<'_>, visitor: &mut dyn Visitor) -> Result<()>;
-    /// The AE-ID remembered for a credential, if any.
-    fn credential_ae(&self, credential_id: &str) -> Result<Option<String>>;
-    /// Every remembered binding (key, AE-ID), sorted by key.
-    fn credential_bindings(&self) -> Result<Vec<(String, String)>>;
-    /// The credential (the store's key of it) an AE-ID is bound to, if any (committed
-    /// state; see [`Txn::bind_ae`]).
-    fn ae_credential(&self, ae_id: &str) -> Result<Option<String>>;
-    /// The sealed identities kept for an AE-ID, oldest first.
-    fn sealed_identities(&self, ae_id: &str) -> Result<Vec<Vec<u8>>>;
+    /// The first value of a record (committed state; see [`Txn::put_record`]).
+    fn record(&self, table: &str, key: &str) -> Result<Option<Vec<u8>>>;
+    /// Every value of a record, oldest first (committed state).
+    fn records(&self, table: &str, key: &str) -> Result<Vec<Vec<u8>>>;
+    /// Every record of a table as (key, first value), sorted by key (committed state).
+    fn table(&self, table: &str) -> Result<Vec<(String, Vec<u8>)>>;
     /// `ri`s of resources whose `et` is before `now` (formatted timestamp), oldest first.
     fn expired(&self, now: &str, limit: usize) -> Result<Vec<String>>;
     /// Runs a write job in the next group transaction; the receiver yields once the job's

@@ -12,7 +12,7 @@ use std::sync::{Arc, Mutex, RwLock};
 use tokio::sync::oneshot;
 
 mod cache;
-use cache::{cached, Instances, Overlay, Tree};
+use cache::{cached, Instances, Overlay, RecordChange, Tree};
 
 /// Longest wait for the writers of the last group before committing without them.
 const COMMIT_DELAY: std::time::Duration = std::time::Duration::from_micros(300);
@@ -92,15 +92,6 @@ fn is_full_refusal(e: &Error) -> bool {
     e.rsc == model::ResponseStatusCode::NotAcceptable && e.message.starts_with(FULL)
 }
 
-/// The credential an AE-ID is bound to (see [`Txn::bind_ae`]).
-fn ae_credential(conn: &Connection, ae_id: &str) -> Result<Option<String>> {
-    conn.prepare_cached("SELECT credential FROM ae_credentials WHERE ae_id = ?1")
-        .map_err(db_err)?
-        .query_row(params![ae_id], |r| r.get(0))
-        .optional()
-        .map_err(db_err)
-}
-
 const SCHEMA: &str = "
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS resources (
@@ -114,10 +105,33 @@ CREATE TABLE IF NOT EXISTS resources (
 );
 CREATE INDEX IF NOT EXISTS resources_parent ON resources(pi, ty, seq);
 CREATE INDEX IF NOT EXISTS resources_expiry ON resources(et) WHERE et IS NOT NULL;
-CREATE TABLE IF NOT EXISTS credential_aes (credential_id TEXT PRIMARY KEY, ae_id TEXT NOT NULL);
-CREATE TABLE IF NOT EXISTS ae_credentials (ae_id TEXT PRIMARY KEY, credential TEXT NOT NULL);
-CREATE TABLE IF NOT EXISTS sealed_identities (ae_id TEXT NOT NULL, sealed BLOB NOT NULL);
-CREATE INDEX IF NOT EXISTS sealed_identities_ae ON sealed_identities(ae_id);
+CREATE TABLE IF NOT EXISTS records (
+    tbl   TEXT NOT NULL,
+    key   TEXT NOT NULL,
+    value BLOB NOT NULL,
+    ri    TEXT
+);
+CREATE INDEX IF NOT EXISTS records_key ON records(tbl, key);
+CREATE INDEX IF NOT EXISTS records_tied ON records(ri) WHERE ri IS NOT NULL;
+";
+
+/// Moves a version-1 database to version 2: the three tables the CSE's security manager
+/// had in the store become records of the tables it now names itself (`credential-ae`,
+/// `ae-credential`, `sealed-identity`), values as bytes, in their order. One transaction:
+/// a crash leaves version 1 whole.
+const MIGRATE_1_TO_2: &str = "
+BEGIN IMMEDIATE;
+INSERT INTO records (tbl, key, value)
+    SELECT 'credential-ae', credential_id, CAST(ae_id AS BLOB) FROM credential_aes ORDER BY rowid;
+INSERT INTO records (tbl, key, value)
+    SELECT 'ae-credential', ae_id, CAST(credential AS BLOB) FROM ae_credentials ORDER BY rowid;
+INSERT INTO records (tbl, key, value)
+    SELECT 'sealed-identity', ae_id, sealed FROM sealed_identities ORDER BY rowid;
+DROP TABLE credential_aes;
+DROP TABLE ae_credentials;
+DROP TABLE sealed_identities;
+UPDATE meta SET value = '2' WHERE key = 'schema_version';
+COMMIT;
 ";
 
 impl SqliteStore {
@@ -161,6 +175,7 @@ impl SqliteStore {
                 .map_err(db_err)?;
             }
             Some(v) if v == SCHEMA_VERSION.to_string() => {}
+            Some(v) if v == "1" => conn.execute_batch(MIGRATE_1_TO_2).map_err(db_err)?,
             Some(v) => {
                 return Err(Error::internal(format!(
                     "database {} has schema version {v}, this build needs {SCHEMA_VERSION}",
@@ -186,17 +201,18 @@ impl SqliteStore {
         )? {
             tree.put(r);
         }
-        let mut remembered = conn
-            .prepare("SELECT credential_id, ae_id FROM credential_aes")
+        let mut records = conn
+            .prepare("SELECT tbl, key, value FROM records ORDER BY rowid")
             .map_err(db_err)?;
-        let rows = remembered
-            .query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?)))
+        let rows = records
+            .query_map([], |r| {
+                Ok(RecordChange::Add(r.get(0)?, r.get(1)?, r.get(2)?))
+            })
             .map_err(db_err)?;
         for row in rows {
-            let (credential, ae) = row.map_err(db_err)?;
-            tree.remember(credential, ae);
+            tree.change_record(row.map_err(db_err)?);
         }
-        drop(remembered);
+        drop(records);
         let tree = Arc::new(RwLock::new(tree));
         // Checkpoints stay with the writer (SQLite's automatic checkpoint after a commit once
         // the WAL holds 1000 pages): between two groups nothing else writes, so a checkpoint
@@ -687,6 +703,23 @@ impl Txn for SqlTxn<'_> {
         };
         let mut gone = subtree(self.conn, &root.srn)?;
         gone.sort_by_key(|r| r.srn.matches('/').count());
+        let tied: Vec<(String, String)> = self
+            .conn
+            .prepare_cached(
+                "SELECT DISTINCT tbl, key FROM records WHERE ri IN \
+                 (SELECT ri FROM resources WHERE srn = ?1 OR (srn > ?2 AND srn < ?3))",
+            )
+            .map_err(db_err)?
+            .query_map(
+                params![root.srn, format!("{}/", root.srn), format!("{}0", root.srn)],
+                |r| Ok((r.get(0)?, r.get(1)?)),
+            )
+            .map_err(db_err)?
+            .collect::<rusqlite::Result<_>>()
+            .map_err(db_err)?;
+        for (table, key) in tied {
+            self.delete_record(&table, &key)?;
+        }
         let mut stmt = self
             .conn
             .prepare_cached("DELETE FROM resources WHERE srn = ?1 OR (srn > ?2 AND srn < ?3)")
@@ -711,11 +744,12 @@ impl Txn for SqlTxn<'_> {
         if self.get(r.ri())?.is_some() {
             return Err(Error::conflict(format!("'{}' is taken", r.ri())));
         }
-        // A bound AE stays bound under its new AE-ID; its old one stays bound too, so nobody
-        // else can take it up.
-        if let Some(credential) = ae_credential(self.conn, old_ri)? {
-            self.bind_ae(r.ri(), &credential)?;
-        }
+        // Records tied to it stay tied to it under its new `ri`.
+        self.conn
+            .prepare_cached("UPDATE records SET ri = ?2 WHERE ri = ?1")
+            .map_err(db_err)?
+            .execute(params![old_ri, r.ri()])
+            .map_err(db_err)?;
         // What changes below it, in its current state: the children name the new `ri` as
         // their parent, and cached descendants carry the moved structured name.
         let mut below = children(self.conn, old_ri, None)?;
@@ -873,60 +907,89 @@ impl Txn for SqlTxn<'_> {
         Ok(changed)
     }
 
-    fn remember_credential_ae(&mut self, credential_id: &str, ae_id: &str) -> Result<()> {
-        let mut stmt = self
-            .conn
+    fn put_record(
+        &mut self,
+        table: &str,
+        key: &str,
+        value: &[u8],
+        tied_to: Option<&str>,
+    ) -> Result<()> {
+        self.conn
+            .prepare_cached("DELETE FROM records WHERE tbl = ?1 AND key = ?2")
+            .map_err(db_err)?
+            .execute(params![table, key])
+            .map_err(db_err)?;
+        self.conn
+            .prepare_cached("INSERT INTO records (tbl, key, value, ri) VALUES (?1, ?2, ?3, ?4)")
+            .map_err(db_err)?
+            .execute(params![table, key, value, tied_to])
+            .map_err(db_err)?;
+        self.job.change_record(RecordChange::Put(
+            table.to_owned(),
+            key.to_owned(),
+            value.to_owned(),
+        ));
+        Ok(())
+    }
+
+    fn add_record(&mut self, table: &str, key: &str, value: &[u8]) -> Result<()> {
+        self.conn
+            .prepare_cached("INSERT INTO records (tbl, key, value) VALUES (?1, ?2, ?3)")
+            .map_err(db_err)?
+            .execute(params![table, key, value])
+            .map_err(db_err)?;
+        self.job.change_record(RecordChange::Add(
+            table.to_owned(),
+            key.to_owned(),
+            value.to_owned(),
+        ));
+        Ok(())
+    }
+
+    fn record(&mut self, table: &str, key: &str) -> Result<Option<Vec<u8>>> {
+        self.conn
             .prepare_cached(
-                "INSERT OR REPLACE INTO credential_aes (credential_id, ae_id) VALUES (?1, ?2)",
+                "SELECT value FROM records WHERE tbl = ?1 AND key = ?2 ORDER BY rowid LIMIT 1",
             )
-            .map_err(db_err)?;
-        stmt.execute(params![credential_id, ae_id])
-            .map_err(db_err)?;
-        self.job.remember(credential_id, ae_id);
-        Ok(())
-    }
-
-    fn forget_credential_ae(&mut self, key: &str) -> Result<()> {
-        self.conn
-            .prepare_cached("DELETE FROM credential_aes WHERE credential_id = ?1")
             .map_err(db_err)?
-            .execute(params![key])
-            .map_err(db_err)?;
-        self.job.forget(key);
-        Ok(())
-    }
-
-    fn credential_ae(&mut self, credential_id: &str) -> Result<Option<String>> {
-        self.conn
-            .prepare_cached("SELECT ae_id FROM credential_aes WHERE credential_id = ?1")
-            .map_err(db_err)?
-            .query_row(params![credential_id], |r| r.get(0))
+            .query_row(params![table, key], |r| r.get(0))
             .optional()
             .map_err(db_err)
     }
 
-    fn bind_ae(&mut self, ae_id: &str, credential: &str) -> Result<()> {
+    fn tied_records(&mut self, table: &str, ri: &str) -> Result<Vec<(String, Vec<u8>)>> {
+        let Some(root) = self.get(ri)? else {
+            return Ok(Vec::new());
+        };
         self.conn
             .prepare_cached(
-                "INSERT INTO ae_credentials (ae_id, credential) VALUES (?1, ?2) \
-                 ON CONFLICT (ae_id) DO UPDATE SET credential = excluded.credential",
+                "SELECT key, value FROM records WHERE tbl = ?1 AND ri IN \
+                 (SELECT ri FROM resources WHERE srn = ?2 OR (srn > ?3 AND srn < ?4)) \
+                 ORDER BY rowid",
             )
             .map_err(db_err)?
-            .execute(params![ae_id, credential])
-            .map_err(db_err)?;
-        Ok(())
-    }
-
-    fn ae_credential(&mut self, ae_id: &str) -> Result<Option<String>> {
-        ae_credential(self.conn, ae_id)
-    }
-
-    fn seal_identity(&mut self, ae_id: &str, sealed: &[u8]) -> Result<()> {
-        self.conn
-            .prepare_cached("INSERT INTO sealed_identities (ae_id, sealed) VALUES (?1, ?2)")
+            .query_map(
+                params![
+                    table,
+                    root.srn,
+                    format!("{}/", root.srn),
+                    format!("{}0", root.srn)
+                ],
+                |r| Ok((r.get(0)?, r.get(1)?)),
+            )
             .map_err(db_err)?
-            .execute(params![ae_id, sealed])
+            .collect::<rusqlite::Result<_>>()
+            .map_err(db_err)
+    }
+
+    fn delete_record(&mut self, table: &str, key: &str) -> Result<()> {
+        self.conn
+            .prepare_cached("DELETE FROM records WHERE tbl = ?1 AND key = ?2")
+            .map_err(db_err)?
+            .execute(params![table, key])
             .map_err(db_err)?;
+        self.job
+            .change_record(RecordChange::Delete(table.to_owned(), key.to_owned()));
         Ok(())
     }
 }
@@ -1084,39 +1147,24 @@ impl Store for SqliteStore {
         })
     }
 
-    fn credential_ae(&self, credential_id: &str) -> Result<Option<String>> {
+    fn record(&self, table: &str, key: &str) -> Result<Option<Vec<u8>>> {
+        Ok(self.records(table, key)?.into_iter().next())
+    }
+
+    fn records(&self, table: &str, key: &str) -> Result<Vec<Vec<u8>>> {
         let tree = self
             .tree
             .read()
             .map_err(|_| Error::internal("store cache poisoned"))?;
-        Ok(tree.credential_ae(credential_id).cloned())
+        Ok(tree.record(table, key).to_vec())
     }
 
-    fn credential_bindings(&self) -> Result<Vec<(String, String)>> {
+    fn table(&self, table: &str) -> Result<Vec<(String, Vec<u8>)>> {
         let tree = self
             .tree
             .read()
             .map_err(|_| Error::internal("store cache poisoned"))?;
-        Ok(tree.credential_bindings())
-    }
-
-    fn ae_credential(&self, ae_id: &str) -> Result<Option<String>> {
-        self.with_reader(|c| ae_credential(c, ae_id))
-    }
-
-    fn sealed_identities(&self, ae_id: &str) -> Result<Vec<Vec<u8>>> {
-        self.with_reader(|c| {
-            let mut stmt = c
-                .prepare_cached(
-                    "SELECT sealed FROM sealed_identities WHERE ae_id = ?1 ORDER BY rowid",
-                )
-                .map_err(db_err)?;
-            let rows = stmt
-                .query_map(params![ae_id], |r| r.get::<_, Vec<u8>>(0))
-                .map_err(db_err)?;
-            rows.collect::<std::result::Result<Vec<_>, _>>()
-                .map_err(db_err)
-        })
+        Ok(tree.table(table))
     }
 
     fn expired(&self, now: &str, limit: usize) -> Result<Vec<String>> {

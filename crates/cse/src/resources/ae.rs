@@ -2,6 +2,7 @@
 //! AE-ID is random, so it says nothing about the device behind it.
 
 use crate::originator::Originator;
+use crate::records::TxnRecords;
 use crate::Cse;
 use model::{Error, Resource, ResponseStatusCode, Result};
 use serde_json::{json, Value};

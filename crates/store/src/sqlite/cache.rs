@@ -8,7 +8,7 @@
 //! acknowledged write.
 
 use model::{Resource, ResourceType};
-use std::collections::{HashMap, VecDeque};
+use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::sync::Arc;
 
 /// Whether resources of a type live in the cache.
@@ -23,9 +23,9 @@ pub(super) struct Tree {
     ri_by_srn: HashMap<String, String>,
     /// Cached children of each parent, in creation order.
     children: HashMap<String, Vec<String>>,
-    /// The AE-ID remembered for each credential (read on every request over a PSK with
-    /// `allowed_aes`).
-    credential_aes: HashMap<String, String>,
+    /// Every record, by (table, key), its values oldest first (some are read on every
+    /// request, such as the AE-ID remembered for a PSK with `allowed_aes`).
+    records: BTreeMap<(String, String), Vec<Vec<u8>>>,
 }
 
 impl Tree {
@@ -49,27 +49,34 @@ impl Tree {
             .collect()
     }
 
-    pub(super) fn credential_ae(&self, credential_id: &str) -> Option<&String> {
-        self.credential_aes.get(credential_id)
+    /// The values of a record, oldest first (empty: none).
+    pub(super) fn record(&self, table: &str, key: &str) -> &[Vec<u8>] {
+        self.records
+            .get(&(table.to_owned(), key.to_owned()))
+            .map_or(&[], Vec::as_slice)
     }
 
-    pub(super) fn remember(&mut self, credential_id: String, ae_id: String) {
-        self.credential_aes.insert(credential_id, ae_id);
+    /// Every record of a table (key, first value), sorted by key.
+    pub(super) fn table(&self, table: &str) -> Vec<(String, Vec<u8>)> {
+        let from = (table.to_owned(), String::new());
+        self.records
+            .range(from..)
+            .take_while(|((t, _), _)| t == table)
+            .filter_map(|((_, k), v)| Some((k.clone(), v.first()?.clone())))
+            .collect()
     }
 
-    pub(super) fn forget(&mut self, key: &str) {
-        self.credential_aes.remove(key);
-    }
-
-    /// Every remembered binding (key, AE-ID), sorted by key.
-    pub(super) fn credential_bindings(&self) -> Vec<(String, String)> {
-        let mut all: Vec<_> = self
-            .credential_aes
-            .iter()
-            .map(|(k, v)| (k.clone(), v.clone()))
-            .collect();
-        all.sort();
-        all
+    /// Applies a committed change to a record.
+    pub(super) fn change_record(&mut self, change: RecordChange) {
+        match change {
+            RecordChange::Put(t, k, v) => {
+                self.records.insert((t, k), vec![v]);
+            }
+            RecordChange::Add(t, k, v) => self.records.entry((t, k)).or_default().push(v),
+            RecordChange::Delete(t, k) => {
+                self.records.remove(&(t, k));
+            }
+        }
     }
 
     /// Adds or replaces a resource (re-indexing it when its parent or its name changed).
@@ -133,14 +140,22 @@ impl Tree {
     }
 }
 
+/// A change to a record (table, key): its value replaced, one more value, or the record gone.
+#[derive(Debug)]
+pub(super) enum RecordChange {
+    Put(String, String, Vec<u8>),
+    Add(String, String, Vec<u8>),
+    Delete(String, String),
+}
+
 /// Changes made by write jobs that are not committed yet: the latest state of every touched
 /// resource (`None`: deleted), in the order they were first touched.
 #[derive(Debug, Default)]
 pub(super) struct Overlay {
     state: HashMap<String, Option<Resource>>,
     order: Vec<String>,
-    /// Credential bindings remembered (`Some` AE-ID) or forgotten (`None`), in order.
-    credentials: Vec<(String, Option<String>)>,
+    /// Records changed, in order.
+    records: Vec<RecordChange>,
     /// Resources whose new state is written to SQLite only at the end of the group.
     deferred: Vec<String>,
     /// Resources given another `ri` (old, new), in order.
@@ -192,18 +207,14 @@ impl Overlay {
         self.flush_instances = true;
     }
 
-    pub(super) fn remember(&mut self, credential_id: &str, ae_id: &str) {
-        self.credentials
-            .push((credential_id.to_owned(), Some(ae_id.to_owned())));
-    }
-
-    pub(super) fn forget(&mut self, key: &str) {
-        self.credentials.push((key.to_owned(), None));
+    /// Records a change to a record (see [`Tree::change_record`]).
+    pub(super) fn change_record(&mut self, change: RecordChange) {
+        self.records.push(change);
     }
 
     /// Moves a finished job's changes into the batch.
     pub(super) fn absorb(&mut self, job: Overlay) {
-        self.credentials.extend(job.credentials);
+        self.records.extend(job.records);
         self.deferred.extend(job.deferred);
         self.renames.extend(job.renames);
         self.flush_instances |= job.flush_instances;
@@ -219,16 +230,13 @@ impl Overlay {
         let Overlay {
             mut state,
             order,
-            credentials,
+            records,
             renames,
             flush_instances,
             ..
         } = self;
-        for (credential, ae) in credentials {
-            match ae {
-                Some(ae) => tree.remember(credential, ae),
-                None => tree.forget(&credential),
-            }
+        for change in records {
+            tree.change_record(change);
         }
         for (old, new) in renames {
             tree.rename(&old, &new);

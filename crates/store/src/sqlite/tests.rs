@@ -254,20 +254,127 @@ async fn expiry_index_and_schema_version() {
 }
 
 #[tokio::test]
-async fn credential_ae_mapping_survives_restart() {
+async fn records_survive_restart_and_tied_ones_go_with_their_resource() {
     let dir = tempfile::tempdir().expect("tmp");
     {
         let store = open(dir.path());
-        assert_eq!(store.credential_ae("12-a@b").ok(), Some(None));
-        write(&*store, |t| t.remember_credential_ae("12-a@b", "Cfirst"))
-            .await
-            .expect("write");
+        seed(&store).await;
+        assert_eq!(store.record("t", "12-a@b").ok(), Some(None));
+        write(&*store, |t| {
+            t.put_record("t", "12-a@b", b"Cfirst", None)?;
+            t.put_record("t", "12-a@b", b"Csecond", None)?;
+            t.put_record("t", "0-gone", b"x", None)?;
+            t.delete_record("t", "0-gone")?;
+            t.add_record("sealed", "Cfirst", b"one")?;
+            t.add_record("sealed", "Cfirst", b"two")?;
+            t.put_record("subs", "sub-in-ae", b"cred", Some("cnt1"))?;
+            t.put_record("subs", "sub-beside", b"cred", Some("cnt2"))?;
+            // Seen by the transaction that wrote it.
+            assert_eq!(t.record("t", "12-a@b")?, Some(b"Csecond".to_vec()));
+            Ok(())
+        })
+        .await
+        .expect("write");
+        // A failed job leaves no record behind, neither on disk nor in memory.
+        let failed = write(&*store, |t| {
+            t.put_record("t", "12-a@b", b"Cthird", None)?;
+            Err::<(), _>(Error::conflict("no"))
+        })
+        .await;
+        assert!(failed.is_err());
+        assert_eq!(
+            store.record("t", "12-a@b").ok(),
+            Some(Some(b"Csecond".to_vec()))
+        );
     }
     let store = open(dir.path());
     assert_eq!(
-        store.credential_ae("12-a@b").ok(),
-        Some(Some("Cfirst".to_owned()))
+        store.table("t").ok(),
+        Some(vec![("12-a@b".to_owned(), b"Csecond".to_vec())])
     );
+    assert_eq!(
+        store.records("sealed", "Cfirst").ok(),
+        Some(vec![b"one".to_vec(), b"two".to_vec()])
+    );
+    // Deleting a subtree deletes the records tied to anything in it, and no other; the
+    // transaction that deletes it can read them first.
+    let tied = write(&*store, |t| {
+        let tied = t.tied_records("subs", "Cae")?;
+        t.delete_subtree("Cae")?;
+        Ok(tied)
+    })
+    .await
+    .expect("delete");
+    assert_eq!(tied, vec![("sub-in-ae".to_owned(), b"cred".to_vec())]);
+    assert_eq!(store.record("subs", "sub-in-ae").ok(), Some(None));
+    assert_eq!(
+        store.record("subs", "sub-beside").ok(),
+        Some(Some(b"cred".to_vec()))
+    );
+    drop(store);
+    let store = open(dir.path());
+    assert_eq!(store.record("subs", "sub-in-ae").ok(), Some(None));
+    assert_eq!(store.table("subs").ok().map(|t| t.len()), Some(1));
+}
+
+/// The schema of version 1, as the previous build created it.
+const SCHEMA_1: &str = "
+CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE resources (
+    seq  INTEGER PRIMARY KEY AUTOINCREMENT,
+    ri   TEXT NOT NULL UNIQUE,
+    pi   TEXT NOT NULL,
+    ty   INTEGER NOT NULL,
+    srn  TEXT NOT NULL UNIQUE,
+    et   TEXT,
+    body TEXT NOT NULL
+);
+CREATE INDEX resources_parent ON resources(pi, ty, seq);
+CREATE INDEX resources_expiry ON resources(et) WHERE et IS NOT NULL;
+CREATE TABLE credential_aes (credential_id TEXT PRIMARY KEY, ae_id TEXT NOT NULL);
+CREATE TABLE ae_credentials (ae_id TEXT PRIMARY KEY, credential TEXT NOT NULL);
+CREATE TABLE sealed_identities (ae_id TEXT NOT NULL, sealed BLOB NOT NULL);
+CREATE INDEX sealed_identities_ae ON sealed_identities(ae_id);
+INSERT INTO meta (key, value) VALUES ('schema_version', '1');
+INSERT INTO resources (ri, pi, ty, srn, body)
+    VALUES ('Cfirst', 'cb', 2, 'cse-in/app', '{\"ri\":\"Cfirst\",\"pi\":\"cb\",\"rn\":\"app\"}');
+INSERT INTO credential_aes VALUES ('lookup-1', 'Cfirst');
+INSERT INTO ae_credentials VALUES ('Cfirst', 'lookup-1');
+INSERT INTO sealed_identities VALUES ('Cfirst', x'0102');
+INSERT INTO sealed_identities VALUES ('Cfirst', x'0304');
+";
+
+#[tokio::test]
+async fn a_version_1_database_opens_with_its_bindings() {
+    let dir = tempfile::tempdir().expect("tmp");
+    let conn = Connection::open(dir.path().join("cse.db")).expect("raw");
+    conn.execute_batch(SCHEMA_1).expect("version 1");
+    drop(conn);
+    for _ in 0..2 {
+        let store = open(dir.path());
+        assert!(store.get("Cfirst").is_ok_and(|r| r.is_some()));
+        assert_eq!(
+            store.record("credential-ae", "lookup-1").ok(),
+            Some(Some(b"Cfirst".to_vec()))
+        );
+        assert_eq!(
+            store.record("ae-credential", "Cfirst").ok(),
+            Some(Some(b"lookup-1".to_vec()))
+        );
+        assert_eq!(
+            store.records("sealed-identity", "Cfirst").ok(),
+            Some(vec![vec![1, 2], vec![3, 4]])
+        );
+    }
+    let conn = Connection::open(dir.path().join("cse.db")).expect("raw");
+    let version: String = conn
+        .query_row(
+            "SELECT value FROM meta WHERE key = 'schema_version'",
+            [],
+            |r| r.get(0),
+        )
+        .expect("version");
+    assert_eq!(version, SCHEMA_VERSION.to_string());
 }
 
 #[tokio::test]
