@@ -1,5 +1,5 @@
 //! `m2m mef fetch`: an Enrolment Target fetches from the CSE's MEF the usage-constrained key
-//! derived for an enrolee (fetchCredentials, TS-0003 clause 8.3.2.1; see `cse::mef_fetch`),
+//! derived for an enrolee (fetchCredentials, TS-0003 clause 8.3.2.1; see `cse::security_manager::enrolment::fetch`),
 //! over the target's own security association (the TLS flags of `m2m`, `--origin` = its
 //! AE-ID or CSE-ID).
 //!

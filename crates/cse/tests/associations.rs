@@ -425,7 +425,7 @@ async fn the_admin_needs_an_admin_credential_in_a_secure_deployment() {
                 &names_admin,
                 Some(ADMIN.into()),
                 "a1",
-                cse::admin::AdminCommand::ListAssociations
+                cse::security_manager::admin::AdminCommand::ListAssociations
             )
             .await
             .rsc,
@@ -933,7 +933,7 @@ async fn an_enrolment_association_reaches_nothing_but_enrolment_whatever_it_name
                 &ctx,
                 Some(ADMIN.into()),
                 "a1",
-                cse::admin::AdminCommand::ListAssociations,
+                cse::security_manager::admin::AdminCommand::ListAssociations,
             )
             .await;
         assert_eq!(r.rsc, R::OperationNotAllowed, "{role:?}: {:?}", r.pc);
@@ -960,7 +960,7 @@ async fn an_enrolment_association_reaches_nothing_but_enrolment_whatever_it_name
             &mca,
             Some(ADMIN.into()),
             "a2",
-            cse::admin::AdminCommand::ListAssociations,
+            cse::security_manager::admin::AdminCommand::ListAssociations,
         )
         .await;
     assert_eq!(r.rsc, R::Ok, "{:?}", r.pc);

@@ -2,6 +2,7 @@
 //! response primitive. Keeping it a trait lets the binding be tested with a fake handler
 //! that records what it received, without a store or a running CSE.
 
+use cse::security_manager::{admin, maf};
 use cse::SecurityContext;
 use model::{Request, Response};
 use std::future::Future;
@@ -30,30 +31,30 @@ pub trait Handler: Send + Sync + 'static {
         async move { Response::error(&model::Error::not_found("no enrolment function"), rqi) }
     }
 
-    /// Handles a request to the CSE's MAF (`/.maf/...`, see `cse::maf`); none by default
+    /// Handles a request to the CSE's MAF (`/.maf/...`, see `cse::security_manager::maf`); none by default
     /// (4004).
     fn maf(
         &self,
         ctx: SecurityContext,
-        req: cse::maf::KeyRequest,
+        req: maf::KeyRequest,
     ) -> impl Future<Output = Response> + Send {
         let _ = ctx;
         async move { Response::error(&model::Error::not_found("no MAF"), req.rqi) }
     }
 
     /// Handles a fetchCredentials request of an Enrolment Target (`/.mef/fetch-credentials`,
-    /// see `cse::mef_fetch`); none by default (4004).
+    /// see `cse::security_manager::enrolment::fetch`); none by default (4004).
     fn fetch_credentials(
         &self,
         ctx: SecurityContext,
-        req: cse::maf::KeyRequest,
+        req: maf::KeyRequest,
     ) -> impl Future<Output = Response> + Send {
         let _ = ctx;
         async move { Response::error(&model::Error::not_found("no enrolment function"), req.rqi) }
     }
 
     /// Gives the AE that asks a fresh AE-ID (`POST /.privacy/rotate-ae-id`, see
-    /// `cse::pseudonyms`); none by default (4004).
+    /// `cse::security_manager::pseudonyms`); none by default (4004).
     fn rotate_ae_id(
         &self,
         ctx: SecurityContext,
@@ -93,11 +94,11 @@ impl Handler for cse::Cse {
         cse::Cse::enrol(self, &ctx, rqi, &body).await
     }
 
-    async fn maf(&self, ctx: SecurityContext, req: cse::maf::KeyRequest) -> Response {
+    async fn maf(&self, ctx: SecurityContext, req: maf::KeyRequest) -> Response {
         cse::Cse::maf(self, &ctx, req).await
     }
 
-    async fn fetch_credentials(&self, ctx: SecurityContext, req: cse::maf::KeyRequest) -> Response {
+    async fn fetch_credentials(&self, ctx: SecurityContext, req: maf::KeyRequest) -> Response {
         cse::Cse::fetch_credentials(self, &ctx, req).await
     }
 
@@ -125,7 +126,7 @@ impl Handler for cse::Cse {
         params: Vec<(String, String)>,
         change: bool,
     ) -> Response {
-        match cse::admin::AdminCommand::with_params(&command, &params) {
+        match admin::AdminCommand::with_params(&command, &params) {
             // A command that changes something comes as POST, and only then.
             Some(Ok(c)) if c.changes_state() != change => Response::error(
                 &model::Error::new(

@@ -13,6 +13,7 @@ use crate::response::{self, Echo};
 use crate::transport::{Plaintext, Transport};
 use crate::wire_case;
 use bytes::Bytes;
+use cse::security_manager::{enrolment, maf, pseudonyms};
 use cse::SecurityContext;
 use futures_util::FutureExt;
 use http::header::CONTENT_LENGTH;
@@ -339,7 +340,12 @@ async fn answer<H: Handler>(
             }
         }
     }
-    if [cse::mef::ENROL_PATH, cse::cert_enrolment::CERTIFICATE_PATH].contains(&parts.uri.path()) {
+    if [
+        enrolment::mef::ENROL_PATH,
+        enrolment::certificate::CERTIFICATE_PATH,
+    ]
+    .contains(&parts.uri.path())
+    {
         if let Ok(rqi) = &rqi {
             let resp = match enrolment(shared, ctx, &parts, body, rqi).await {
                 Ok(resp) => resp,
@@ -351,11 +357,11 @@ async fn answer<H: Handler>(
             return response::to_http(&resp, &echo, None);
         }
     }
-    let fetch = parts.uri.path() == cse::mef_fetch::FETCH_PATH;
+    let fetch = parts.uri.path() == enrolment::fetch::FETCH_PATH;
     let key_path = if fetch {
         Some("")
     } else {
-        parts.uri.path().strip_prefix(cse::maf::MAF_PREFIX)
+        parts.uri.path().strip_prefix(maf::MAF_PREFIX)
     };
     if let Some(rest) = key_path {
         if let Ok(rqi) = &rqi {
@@ -369,7 +375,7 @@ async fn answer<H: Handler>(
             return response::to_http(&resp, &echo, None);
         }
     }
-    if parts.uri.path() == cse::pseudonyms::ROTATE_PATH {
+    if parts.uri.path() == pseudonyms::ROTATE_PATH {
         if let Ok(rqi) = &rqi {
             let resp = match rotation(shared, ctx, &parts, body, rqi).await {
                 Ok(resp) => resp,
@@ -505,17 +511,17 @@ async fn maf<H: Handler>(
         .map_err(|_| Error::bad_request("MAF path is not UTF-8 after percent-decoding"))?
         .into_owned();
     let method = match parts.method {
-        http::Method::GET => cse::maf::KeyMethod::Get,
-        http::Method::POST => cse::maf::KeyMethod::Post,
-        http::Method::DELETE => cse::maf::KeyMethod::Delete,
-        _ => cse::maf::KeyMethod::Other,
+        http::Method::GET => maf::KeyMethod::Get,
+        http::Method::POST => maf::KeyMethod::Post,
+        http::Method::DELETE => maf::KeyMethod::Delete,
+        _ => maf::KeyMethod::Other,
     };
     let fr = headers::single(&parts.headers, &headers::ORIGIN)
         .ok()
         .flatten()
         .map(str::to_owned);
     let bytes = read_body(parts, body, &shared.limits).await?;
-    let req = cse::maf::KeyRequest {
+    let req = maf::KeyRequest {
         method,
         path,
         fr,

@@ -5,6 +5,8 @@ use anyhow::Context;
 use clap::Parser;
 use cli::config::{FileConfig, Settings};
 use cli::keyhomes::KeyHomes;
+use cse::security_manager::enrolment::{certificate, fetch, mef};
+use cse::security_manager::{audit, maf, reload};
 use security::credentials::{CredentialStore, FileCredentials};
 use security::enrolment::EnroleeKeys;
 use security::provisioned::{EnrolledBy, ProvisionedKeys, WithProvisioned};
@@ -274,15 +276,15 @@ struct Reloader {
     homes: Option<Arc<KeyHomes>>,
     revocations: Arc<Revocations>,
     provisioned: Arc<ProvisionedKeys>,
-    audit: Option<cse::audit::AuditTrail>,
+    audit: Option<audit::AuditTrail>,
     listeners: Vec<(String, SocketAddr, Arc<AcceptorSlot>)>,
     /// The device enrolment listener (`[enrolment] device_listen`): its manufacturer CAs and
     /// CRLs are re-read too.
     device: Option<Arc<AcceptorSlot>>,
 }
 
-impl cse::reload::TlsReload for Reloader {
-    fn reload(&self) -> Result<cse::reload::Reloaded, String> {
+impl reload::TlsReload for Reloader {
+    fn reload(&self) -> Result<reload::Reloaded, String> {
         let file = match self.config.as_deref().map(FileConfig::load).transpose() {
             Ok(f) => f.unwrap_or_default(),
             Err(e) => return Err(e.to_string()),
@@ -336,12 +338,12 @@ impl cse::reload::TlsReload for Reloader {
         if let Some((slot, acceptor)) = device {
             slot.replace(Arc::new(acceptor));
             tracing::info!(
-                listener = %cse::cert_enrolment::DEVICE_ENROLMENT_LISTENER,
+                listener = %certificate::DEVICE_ENROLMENT_LISTENER,
                 "TLS listener reloaded"
             );
-            names.push(cse::cert_enrolment::DEVICE_ENROLMENT_LISTENER.to_owned());
+            names.push(certificate::DEVICE_ENROLMENT_LISTENER.to_owned());
         }
-        Ok(cse::reload::Reloaded {
+        Ok(reload::Reloaded {
             listeners: names,
             published_crls,
         })
@@ -358,7 +360,7 @@ fn open_revocations(settings: &Settings) -> anyhow::Result<Arc<Revocations>> {
 /// Opens the journal of pre-shared keys the MEF issued, in the data folder.
 /// The MAF (`[maf]`): its sealed registrations in the data folder, keys named
 /// `HEX@<cse public domain name>`.
-fn maf(settings: &Settings) -> anyhow::Result<Option<Arc<cse::maf::Maf>>> {
+fn maf(settings: &Settings) -> anyhow::Result<Option<Arc<maf::Maf>>> {
     use security::maf_store::{KeySeal, MafKeys};
     let Some(m) = &settings.maf else {
         return Ok(None);
@@ -374,7 +376,7 @@ fn maf(settings: &Settings) -> anyhow::Result<Option<Arc<cse::maf::Maf>>> {
         sp_id: settings.cse.sp_id.clone(),
         cse_id: settings.cse.cse_id.clone(),
     };
-    let maf = cse::maf::Maf::new(keys.clone(), &local.public_domain_name(), m.max_lifetime)
+    let maf = maf::Maf::new(keys.clone(), &local.public_domain_name(), m.max_lifetime)
         .map_err(|e| anyhow::anyhow!("[maf]: {e}"))?;
     tracing::info!(registrations = keys.len(), seal = %described, "key distribution function (MAF) configured");
     Ok(Some(Arc::new(maf)))
@@ -395,7 +397,7 @@ fn enrolment(
     settings: &Settings,
     provisioned: &Arc<ProvisionedKeys>,
     revocations: &Arc<Revocations>,
-) -> anyhow::Result<Option<(Arc<TlsAcceptor>, Arc<cse::mef::Mef>)>> {
+) -> anyhow::Result<Option<(Arc<TlsAcceptor>, Arc<mef::Mef>)>> {
     let Some(e) = &settings.enrolment else {
         return Ok(None);
     };
@@ -415,7 +417,7 @@ fn enrolment(
     ));
     let acceptor =
         TlsAcceptor::enrolment(&policy, guarded, local.clone()).context("[enrolment] listener")?;
-    let mef = cse::mef::Mef::new(
+    let mef = mef::Mef::new(
         enrolees.clone(),
         provisioned.clone(),
         e.lifetime,
@@ -423,7 +425,7 @@ fn enrolment(
         &settings.cse.cse_id,
     )
     .map_err(|m| anyhow::anyhow!("[enrolment]: {m}"))?;
-    // fetchCredentials (cse::mef_fetch): only when some target may fetch.
+    // fetchCredentials (cse::security_manager::enrolment::fetch): only when some target may fetch.
     let mef = if e.targets.is_empty() {
         mef
     } else {
@@ -434,7 +436,7 @@ fn enrolment(
             seal,
             security::enrolment_keys::DEFAULT_MAX_ENROLMENTS,
         )?);
-        let fetch = cse::mef_fetch::CredentialFetch::new(kept, e.targets.clone())
+        let fetch = fetch::CredentialFetch::new(kept, e.targets.clone())
             .map_err(|m| anyhow::anyhow!("[[enrolment.target]]: {m}"))?;
         mef.with_credential_fetch(fetch)
     };
@@ -450,7 +452,7 @@ fn enrolment(
 fn audit_trail(
     settings: &Settings,
     homes: Option<&KeyHomes>,
-) -> anyhow::Result<Option<cse::audit::AuditTrail>> {
+) -> anyhow::Result<Option<audit::AuditTrail>> {
     let Some(audit) = &settings.audit else {
         return Ok(None);
     };
@@ -480,7 +482,7 @@ fn audit_trail(
     let log = manager::audit::AuditLog::open_with(&audit.file, signer, audit.layout.clone())
         .with_context(|| format!("audit log {}", audit.file.display()))?;
     tracing::info!(file = %audit.file.display(), signed = audit.signing_key.is_some(), "audit log open");
-    Ok(Some(cse::audit::AuditTrail::start(
+    Ok(Some(audit::AuditTrail::start(
         log,
         settings.cse.refusal_window,
     )?))
@@ -512,7 +514,7 @@ fn tls_acceptors(
     homes: Option<&KeyHomes>,
     revocations: &Arc<Revocations>,
     provisioned: &Arc<ProvisionedKeys>,
-    audit: Option<&cse::audit::AuditTrail>,
+    audit: Option<&audit::AuditTrail>,
 ) -> anyhow::Result<Vec<Arc<TlsAcceptor>>> {
     // `derive_from` entries open their PSK master keys in the configured homes now.
     let masters: &dyn security::credentials::PskMasterSource = match homes {
@@ -582,7 +584,7 @@ fn tls_acceptors(
 fn gba_naf(
     g: &cli::config::GbaSettings,
     local: &LocalIdentity,
-    audit: Option<&cse::audit::AuditTrail>,
+    audit: Option<&audit::AuditTrail>,
 ) -> anyhow::Result<security::gba::GbaNaf> {
     use manager::kdf::{Fqdn, NafId};
     use security::association::{CredentialBinding, PeerIdentity};
@@ -768,7 +770,7 @@ async fn run(
     }
     if let Some((listener, acceptor)) = device_enrolment {
         let transport = http_binding::Tls {
-            listener: cse::cert_enrolment::DEVICE_ENROLMENT_LISTENER.to_owned(),
+            listener: certificate::DEVICE_ENROLMENT_LISTENER.to_owned(),
             acceptor,
             registry: cse.associations().clone(),
             role: cse::ListenerRole::DeviceEnrolment,

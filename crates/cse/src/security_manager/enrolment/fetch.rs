@@ -43,9 +43,9 @@
 //! Every refusal is logged and written to the audit log (`key-request-refused`,
 //! `credential-fetch-refused`) before the answer leaves; nothing changes.
 
-use crate::maf::{KeyMethod, KeyRequest};
-use crate::mef::Mef;
+use super::mef::Mef;
 use crate::originator;
+use crate::security_manager::maf::{KeyMethod, KeyRequest};
 use crate::{Cse, SecurityContext};
 use manager::audit::Event;
 use manager::kdf::{self, EnrolmentKey, EnrolmentTargetId, KeId, Suid};
@@ -115,7 +115,7 @@ impl CredentialFetch {
 
 impl Mef {
     /// This MEF keeps the Enrolment Keys of enrolments that name targets, and answers their
-    /// fetchCredentials requests (see [`crate::mef_fetch`]).
+    /// fetchCredentials requests (see [`super::fetch`]).
     pub fn with_credential_fetch(mut self, fetch: CredentialFetch) -> Self {
         self.fetch = Some(Arc::new(fetch));
         self
@@ -227,7 +227,7 @@ fn to_hex(bytes: &[u8]) -> String {
 
 impl Cse {
     /// Answers a fetchCredentials request (`POST /.mef/fetch-credentials`, see
-    /// [`crate::mef_fetch`]); always a response.
+    /// [`super::fetch`]); always a response.
     pub async fn fetch_credentials(&self, ctx: &SecurityContext, req: KeyRequest) -> Response {
         let rqi = req.rqi.clone();
         if let Err(e) = ctx.admit(crate::Service::KeyFunctions) {

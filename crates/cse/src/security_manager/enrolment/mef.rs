@@ -35,12 +35,12 @@
 //! | an indication set to `true` | 5001 |
 //!
 //! `"enrolmentTargets": ["Cmaf1"]` names the Enrolment Targets that may later fetch
-//! usage-constrained keys derived from Ke; the MEF then keeps Ke ([`crate::mef_fetch`]).
+//! usage-constrained keys derived from Ke; the MEF then keeps Ke ([`super::fetch`]).
 //!
 //! Every refusal after the first request consumed the exporter, so an association never gets
 //! a second chance; nothing is stored unless the whole exchange succeeds.
 
-use crate::audit::AuditTrail;
+use crate::security_manager::audit::AuditTrail;
 use crate::SecurityContext;
 use manager::audit::Event;
 use manager::kdf::{self, EnroleeId, ExporterLabel, ExporterOutput, Fqdn, KeId, KpsaId, Suid};
@@ -63,8 +63,8 @@ pub struct Mef {
     lifetime: Duration,
     pub(crate) fqdn: Fqdn,
     target: EnroleeId,
-    /// Kept Enrolment Keys and fetchCredentials rules ([`crate::mef_fetch`]), if any.
-    pub(crate) fetch: Option<Arc<crate::mef_fetch::CredentialFetch>>,
+    /// Kept Enrolment Keys and fetchCredentials rules ([`super::fetch`]), if any.
+    pub(crate) fetch: Option<Arc<super::fetch::CredentialFetch>>,
 }
 
 impl fmt::Debug for Mef {
@@ -100,7 +100,7 @@ struct EnrolRequest {
     maf_enrolment: bool,
     #[serde(default)]
     remote_management: bool,
-    /// The Enrolment Targets that may fetch keys derived from Ke ([`crate::mef_fetch`]).
+    /// The Enrolment Targets that may fetch keys derived from Ke ([`super::fetch`]).
     #[serde(default)]
     enrolment_targets: Vec<String>,
 }
@@ -181,7 +181,7 @@ impl Mef {
                 )));
             }
         }
-        let named = crate::mef_fetch::named_targets(self, request.enrolment_targets)?;
+        let named = super::fetch::named_targets(self, request.enrolment_targets)?;
         let kpm_id = sa
             .established
             .credential_id
@@ -224,8 +224,7 @@ impl Mef {
                 .await?;
         }
         if !named.is_empty() {
-            crate::mef_fetch::keep_enrolment_key(self, &ke, &ke_id, &kpm_id, named, expires)
-                .await?;
+            super::fetch::keep_enrolment_key(self, &ke, &ke_id, &kpm_id, named, expires).await?;
         }
         drop(ke);
         let issued = Issued {
