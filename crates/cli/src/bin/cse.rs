@@ -468,19 +468,12 @@ fn audit_trail(
     if let Some(dir) = audit.file.parent().filter(|d| !d.as_os_str().is_empty()) {
         cli::secret_files::create_private_folder(dir)?;
     }
-    // One writer per log: held until the process ends (the File is leaked on purpose), so
-    // `m2m ca` does not fork the chain while the CSE runs (cli::audit_lock).
-    let lock = cli::audit_lock::try_lock(&audit.file)
-        .with_context(|| format!("cannot lock the audit log {}", audit.file.display()))?
-        .ok_or_else(|| {
-            anyhow::anyhow!(
-                "the audit log {} is in use by another process (another CSE, or an m2m ca command)",
-                audit.file.display()
-            )
-        })?;
-    std::mem::forget(lock);
-    let log = manager::audit::AuditLog::open_with(&audit.file, signer, audit.layout.clone())
-        .with_context(|| format!("audit log {}", audit.file.display()))?;
+    // One writer per log: the log holds its lock (manager::audit::WriterLock) for as long as
+    // the CSE runs, so `m2m ca` does not fork the chain meanwhile.
+    let log = match manager::audit::AuditLog::open_with(&audit.file, signer, audit.layout.clone()) {
+        Err(e @ manager::audit::AuditError::InUse { .. }) => return Err(e.into()),
+        opened => opened.with_context(|| format!("audit log {}", audit.file.display()))?,
+    };
     tracing::info!(file = %audit.file.display(), signed = audit.signing_key.is_some(), "audit log open");
     Ok(Some(audit::AuditTrail::start(
         log,
