@@ -52,8 +52,8 @@ fn sa_on(
     level: Option<Level>,
 ) -> SecurityContext {
     let bootstrap = (role != ListenerRole::Mca).then(|| {
-        security::enrolment::BootstrapExporter::new(zeroize::Zeroizing::new(
-            [7u8; security::enrolment::BOOTSTRAP_EXPORTER_LEN],
+        security::association::BootstrapExporter::new(zeroize::Zeroizing::new(
+            [7u8; security::association::BOOTSTRAP_EXPORTER_LEN],
         ))
     });
     let mut established = established(framework, credential, identity);
