@@ -15,7 +15,8 @@
 //! * Each action that changes anything is audited: appended to the configured audit log
 //!   under its lock (`manager::audit::WriterLock`, taken before the action and held until the
 //!   entries are appended), or, while a CSE runs with that log, recorded by the CSE, which
-//!   the command tells over `--url`. Without `--url` such an action is refused (exit 2) before anything is done.
+//!   the command tells over `--url`. Without `--url` such an action is refused (exit 2)
+//!   before anything is done.
 //!
 //! Exit codes: 0 done, 1 refused (by the CA: wrong identity, forged CSR, impossible
 //! transition; or by the CSE), 2 unusable arguments, configuration or files, 3 the CSE did

@@ -31,8 +31,8 @@ pub trait Handler: Send + Sync + 'static {
         async move { Response::error(&model::Error::not_found("no enrolment function"), rqi) }
     }
 
-    /// Handles a request to the CSE's MAF (`/.maf/...`, see `cse::security_manager::maf`); none by default
-    /// (4004).
+    /// Handles a request to the CSE's MAF (`/.maf/...`, see `cse::security_manager::maf`);
+    /// none by default (4004).
     fn maf(
         &self,
         ctx: SecurityContext,
