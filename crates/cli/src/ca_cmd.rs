@@ -13,21 +13,21 @@
 //!   certificate's Credential-ID, so new handshakes are refused and live associations closed
 //!   without waiting for the CSE to re-read the new CRL (`m2m reload-tls` or SIGHUP).
 //! * Each action that changes anything is audited: appended to the configured audit log
-//!   under its lock ([`crate::audit_lock`], taken before the action and held to the end), or,
-//!   while a CSE runs with that log, recorded by the CSE, which the command tells over
-//!   `--url`. Without `--url` such an action is refused (exit 2) before anything is done.
+//!   under its lock (`manager::audit::WriterLock`, taken before the action and held until the
+//!   entries are appended), or, while a CSE runs with that log, recorded by the CSE, which
+//!   the command tells over `--url`. Without `--url` such an action is refused (exit 2)
+//!   before anything is done.
 //!
 //! Exit codes: 0 done, 1 refused (by the CA: wrong identity, forged CSR, impossible
 //! transition; or by the CSE), 2 unusable arguments, configuration or files, 3 the CSE did
 //! not answer.
 
-use crate::audit_lock;
 use crate::config::{AuditSettings, FileConfig, Settings};
 use crate::keyhomes::KeyHomes;
 use crate::keys_cmd::utc;
 use anyhow::{anyhow, bail, Context};
 use keystore::KeyRole;
-use manager::audit::{AuditLog, Event};
+use manager::audit::{AuditLog, Event, WriterLock};
 use manager::ca::{
     AfterRenewal, CaConfig, CaError, CertificateAuthority, CertificateRecord, Grant, Identity,
     RevocationReason, Serial, Status, Validity, CA_CERTIFICATE_FILE, RECORDS_FILE,
@@ -200,8 +200,8 @@ fn execute(args: &CaArgs, live: Option<Live>) -> Result<String, Failure> {
         .as_deref()
         .ok_or_else(|| anyhow!("m2m ca needs --config FILE (the CSE's configuration)"))?;
     let ctx = Ca::load(config, args.ca_dir.as_deref())?;
-    // Taken before anything changes and held to the end, so that an action is never done
-    // unaudited: see `AuditWriter`.
+    // Taken before anything changes and held until the entries are appended, so that an
+    // action is never done unaudited: see `AuditWriter`.
     let writer = match &args.action {
         CaAction::List | CaAction::Show { .. } | CaAction::Crl { .. } => AuditWriter::Nobody,
         _ => AuditWriter::claim(ctx.settings.audit.as_ref(), live.is_some())?,
@@ -386,9 +386,9 @@ fn execute(args: &CaArgs, live: Option<Live>) -> Result<String, Failure> {
             _ => None,
         })
         .collect();
-    match &writer {
-        AuditWriter::Us(_lock, audit) => {
-            out.push_str(&append_locked(audit, &ctx.homes, events)?);
+    match writer {
+        AuditWriter::Us(lock, audit) => {
+            out.push_str(&append_locked(lock, audit, &ctx.homes, events)?);
         }
         // The running CSE holds its log (and `claim` made sure it can be told): it records
         // the issue itself when told, and the withdrawal below when told about it.
@@ -545,7 +545,7 @@ fn same(a: &Path, b: &Path) -> bool {
 #[derive(Debug)]
 enum AuditWriter<'a> {
     /// This command, which holds the audit log's lock until it ends.
-    Us(audit_lock::AuditLock, &'a AuditSettings),
+    Us(WriterLock, &'a AuditSettings),
     /// The running CSE (it holds the log), told over `--url`.
     TheCse(&'a AuditSettings),
     /// Nobody: the audit log is disabled, or the action changes nothing.
@@ -564,7 +564,7 @@ impl<'a> AuditWriter<'a> {
             crate::secret_files::create_private_folder(dir)?;
         }
         let file = &audit.file;
-        match audit_lock::try_lock(file)
+        match WriterLock::try_take(file)
             .with_context(|| format!("cannot lock the audit log {}", file.display()))?
         {
             Some(lock) => Ok(Self::Us(lock, audit)),
@@ -587,7 +587,7 @@ pub(crate) fn append_events(
     events: Vec<Event>,
 ) -> anyhow::Result<String> {
     match AuditWriter::claim(audit, false)? {
-        AuditWriter::Us(_lock, audit) => append_locked(audit, homes, events),
+        AuditWriter::Us(lock, audit) => append_locked(lock, audit, homes, events),
         AuditWriter::TheCse(_) | AuditWriter::Nobody => Ok(if events.is_empty() {
             String::new()
         } else {
@@ -598,6 +598,7 @@ pub(crate) fn append_events(
 
 /// Appends `events` to the audit log, whose lock the caller holds; says where.
 fn append_locked(
+    lock: WriterLock,
     audit: &AuditSettings,
     homes: &KeyHomes,
     events: Vec<Event>,
@@ -610,7 +611,7 @@ fn append_locked(
         Some(key) => Some(homes.signing_key("audit.signing_key", key, KeyRole::AuditLog)?),
         None => None,
     };
-    let log = AuditLog::open_with(file, signer, audit.layout.clone())
+    let log = AuditLog::open_locked(lock, signer, audit.layout.clone())
         .with_context(|| format!("audit log {}", file.display()))?;
     let mut last = 0;
     for event in events {

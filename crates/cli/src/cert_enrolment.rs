@@ -7,7 +7,7 @@
 use crate::config::Settings;
 use crate::keyhomes::KeyHomes;
 use anyhow::{anyhow, Context};
-use cse::cert_enrolment::DeviceMef;
+use cse::security_manager::enrolment::certificate::DeviceMef;
 use manager::ca::CertificateAuthority;
 use security::credentials::CredentialStore;
 use security::revocation::{Revocations, Withdrawable};

@@ -147,8 +147,8 @@ pub struct SupervisionSection {
 }
 
 impl SupervisionSection {
-    fn resolve(self) -> Result<cse::supervision::Settings, ConfigError> {
-        use cse::supervision::{Rule, Settings, MAX_FAILED_HANDSHAKES};
+    fn resolve(self) -> Result<cse::security_manager::supervision::Settings, ConfigError> {
+        use cse::security_manager::supervision::{Rule, Settings, MAX_FAILED_HANDSHAKES};
         let bad = |why: String| ConfigError::Invalid(format!("[supervision] {why}"));
         let mut s = Settings::default();
         if let Some(on) = self.concurrent_peers {
@@ -291,7 +291,7 @@ pub struct EnrolmentSection {
 }
 
 /// `[[enrolment.target]]`: an Enrolment Target and the SUIDs of the usage-constrained keys it
-/// may fetch (`cse::mef_fetch`).
+/// may fetch (`cse::security_manager::enrolment::fetch`).
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct EnrolmentTargetSection {
@@ -302,7 +302,7 @@ pub struct EnrolmentTargetSection {
 }
 
 impl EnrolmentTargetSection {
-    fn resolve(self) -> Result<cse::mef_fetch::TargetRule, ConfigError> {
+    fn resolve(self) -> Result<cse::security_manager::enrolment::fetch::TargetRule, ConfigError> {
         if self.id.trim().is_empty()
             || self.suids.is_empty()
             || self.suids.iter().any(|s| !(21..=25).contains(s))
@@ -312,7 +312,7 @@ impl EnrolmentTargetSection {
                 self.id
             )));
         }
-        Ok(cse::mef_fetch::TargetRule {
+        Ok(cse::security_manager::enrolment::fetch::TargetRule {
             id: self.id,
             suids: self.suids,
         })
@@ -329,7 +329,7 @@ pub struct EnrolmentSettings {
     /// Lifetime of an enrolled key (never beyond its enrolee key's expiry).
     pub lifetime: Duration,
     /// Which SUIDs each Enrolment Target may fetch.
-    pub targets: Vec<cse::mef_fetch::TargetRule>,
+    pub targets: Vec<cse::security_manager::enrolment::fetch::TargetRule>,
     /// Withdrawing an enrolee key (`10-<KpmID>`) withdraws the keys it enrolled.
     pub withdraw_enrolled: bool,
 }
@@ -708,7 +708,7 @@ pub struct Settings {
     /// Trusted token issuers (their keys are read by the binary before it listens).
     pub token_issuers: Vec<TokenIssuerSection>,
     /// The supervision's rules.
-    pub supervision: cse::supervision::Settings,
+    pub supervision: cse::security_manager::supervision::Settings,
     /// The MAF; `None` when not enabled.
     pub maf: Option<MafSettings>,
 }
@@ -1372,9 +1372,9 @@ mod tests {
 
     #[test]
     fn supervision_rules_are_checked() {
-        use cse::supervision::Rule;
+        use cse::security_manager::supervision::Rule;
         let s = resolve("").expect("defaults").supervision;
-        assert_eq!(s, cse::supervision::Settings::default());
+        assert_eq!(s, cse::security_manager::supervision::Settings::default());
         assert!(
             s.suspend_on.is_empty(),
             "no automatic suspension by default"

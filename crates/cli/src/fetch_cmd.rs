@@ -1,7 +1,7 @@
 //! `m2m mef fetch`: an Enrolment Target fetches from the CSE's MEF the usage-constrained key
-//! derived for an enrolee (fetchCredentials, TS-0003 clause 8.3.2.1; see `cse::mef_fetch`),
-//! over the target's own security association (the TLS flags of `m2m`, `--origin` = its
-//! AE-ID or CSE-ID).
+//! derived for an enrolee (fetchCredentials, TS-0003 clause 8.3.2.1; see
+//! `cse::security_manager::enrolment::fetch`), over the target's own security association
+//! (the TLS flags of `m2m`, `--origin` = its AE-ID or CSE-ID).
 //!
 //! The key never goes to standard output: it is written, as 64 hex digits, to the file
 //! `--key-out` names (mode 600); the key identifier, Credential-ID, enrolee and lifetime are

@@ -3,7 +3,6 @@
 #![forbid(unsafe_code)]
 
 pub mod audit_cmd;
-pub mod audit_lock;
 pub mod ca_cmd;
 pub mod cert_enrol_cmd;
 pub mod cert_enrolment;

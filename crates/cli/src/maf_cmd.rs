@@ -1,6 +1,6 @@
 //! `m2m maf register|retrieve|delete`: keys between applications through the CSE's MAF
-//! (trust scenario 2; TS-0003 clause 8.8, see `cse::maf`), each over the caller's own
-//! security association (the TLS flags of `m2m`).
+//! (trust scenario 2; TS-0003 clause 8.8, see `cse::security_manager::maf`), each over the
+//! caller's own security association (the TLS flags of `m2m`).
 //!
 //! The key never goes to standard output: `register` and `retrieve` write it, as 64 hex
 //! digits, to the file `--key-out` names (mode 600) and print the key identifier and the

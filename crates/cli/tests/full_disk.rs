@@ -368,7 +368,7 @@ async fn a_withdrawal_the_full_disk_cannot_take_is_in_force_and_persists_when_sp
     let done = cse
         .withdraw(
             "CAdmin",
-            cse::withdrawal::Withdraw::Revoke,
+            cse::security_manager::withdrawal::Withdraw::Revoke,
             CREDENTIAL,
             "stolen",
         )

@@ -173,7 +173,7 @@ impl Cse {
                 _ => None,
             };
             store::write(self.store.as_ref(), move |t| {
-                still_registered(t, creator.as_deref())?;
+                resources::ae::still_registered(t, creator.as_deref())?;
                 if let Some(bind_to) = registration {
                     resources::ae::claim(t, r.ri(), bind_to.as_deref(), remember.as_deref())?;
                 }
@@ -204,17 +204,5 @@ impl Cse {
         );
         resp.location = Some(created.srn.clone());
         Ok(resp)
-    }
-}
-
-/// Inside a write: the AE `creator` (when the originator is one) is still registered under
-/// that AE-ID. An AE that rotated its AE-ID (or deregistered) while its request was on the
-/// way is refused (4106), so no resource is written naming an AE-ID that is gone.
-pub(crate) fn still_registered(t: &mut dyn store::Txn, creator: Option<&str>) -> Result<()> {
-    match creator {
-        Some(id) if t.resource_type(id)? != Some(ResourceType::Ae) => Err(
-            Error::not_authenticated(format!("originator '{id}' is no longer a registered AE")),
-        ),
-        _ => Ok(()),
     }
 }

@@ -5,7 +5,9 @@
 //! operations, which method each takes and what each answers is decided here, once, so
 //! every binding gets the same behaviour and the same status codes.
 
-use crate::{admin, cert_enrolment, maf, mef, mef_fetch, pseudonyms, Cse, SecurityContext};
+use crate::security_manager::enrolment::{certificate, fetch, mef};
+use crate::security_manager::{admin, maf, pseudonyms};
+use crate::{Cse, SecurityContext};
 use model::{Error, Request, Response, ResponseStatusCode};
 
 /// Path prefix of published CRLs (the CRL distribution points of the CSE's certificates).
@@ -109,9 +111,9 @@ impl Door {
     pub fn addressed(path: &str) -> Option<Self> {
         if path.starts_with(CRL_PREFIX) {
             Some(Self::Crl)
-        } else if path == mef::ENROL_PATH || path == cert_enrolment::CERTIFICATE_PATH {
+        } else if path == mef::ENROL_PATH || path == certificate::CERTIFICATE_PATH {
             Some(Self::Enrolment)
-        } else if path == mef_fetch::FETCH_PATH {
+        } else if path == fetch::FETCH_PATH {
             Some(Self::FetchCredentials)
         } else if path.starts_with(maf::MAF_PREFIX) {
             Some(Self::Maf)

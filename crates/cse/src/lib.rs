@@ -12,9 +12,6 @@
 
 pub mod access;
 pub mod addressing;
-pub mod admin;
-pub mod audit;
-pub mod cert_enrolment;
 pub mod config;
 mod content;
 mod create;
@@ -23,27 +20,21 @@ mod discovery;
 pub mod expiry;
 mod group;
 pub mod inbound;
-pub mod maf;
-pub mod mef;
-pub mod mef_fetch;
 pub mod notification;
 mod notify;
 pub mod originator;
 pub mod outbound;
 mod page;
-pub mod pseudonyms;
 pub mod records;
-pub mod reload;
 mod resources;
 mod retrieve;
 pub mod security_context;
+pub mod security_manager;
 mod subscribers;
 pub mod subscription;
-pub mod supervision;
 #[cfg(feature = "testing")]
 pub mod testing;
 mod update;
-pub mod withdrawal;
 
 pub use config::{CseConfig, NotificationTls};
 pub use inbound::{Answer, Inbound};
@@ -53,6 +44,8 @@ use addressing::Target;
 use model::{Error, Operation, Request, Resource, ResourceType, Response, Result};
 use notification::Notifier;
 use originator::Originator;
+use security_manager::enrolment::{certificate, mef};
+use security_manager::{audit, maf, pseudonyms, reload, supervision, withdrawal};
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
@@ -70,7 +63,7 @@ pub struct Cse {
     audit: Option<audit::AuditTrail>,
     revocations: Arc<security::revocation::Revocations>,
     mef: Option<Arc<mef::Mef>>,
-    device_mef: Option<Arc<cert_enrolment::DeviceMef>>,
+    device_mef: Option<Arc<certificate::DeviceMef>>,
     maf: Option<Arc<maf::Maf>>,
     supervisor: Arc<supervision::Supervisor>,
     tls_reload: Option<Arc<dyn reload::TlsReload>>,
@@ -93,7 +86,7 @@ pub struct Services {
     pub mef: Option<Arc<mef::Mef>>,
     /// The certificate-based enrolment of devices, when configured (`[enrolment]
     /// device_listen`).
-    pub device_mef: Option<Arc<cert_enrolment::DeviceMef>>,
+    pub device_mef: Option<Arc<certificate::DeviceMef>>,
     /// The authentication function that distributes keys between applications, when the
     /// CSE hosts one (`[maf]`).
     pub maf: Option<Arc<maf::Maf>>,
@@ -287,10 +280,10 @@ impl Cse {
         }
     }
 
-    /// Answers a certificate enrolment request (see [`cert_enrolment`]).
+    /// Answers a certificate enrolment request (see [`certificate`]).
     async fn enrol_device(
         &self,
-        device_mef: &cert_enrolment::DeviceMef,
+        device_mef: &certificate::DeviceMef,
         ctx: &SecurityContext,
         rqi: String,
         body: &[u8],

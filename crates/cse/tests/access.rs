@@ -898,12 +898,12 @@ async fn attributes_that_decide_access_need_the_self_privileges() {
     }
 }
 
-fn explain_query(pairs: &[(&str, &str)]) -> cse::admin::ExplainQuery {
+fn explain_query(pairs: &[(&str, &str)]) -> cse::security_manager::admin::ExplainQuery {
     let params: Vec<(String, String)> = pairs
         .iter()
         .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
         .collect();
-    cse::admin::ExplainQuery::parse(&params).expect("valid query")
+    cse::security_manager::admin::ExplainQuery::parse(&params).expect("valid query")
 }
 
 async fn explain(t: &TestCse, fr: &str, pairs: &[(&str, &str)]) -> model::Response {
@@ -914,7 +914,7 @@ async fn explain(t: &TestCse, fr: &str, pairs: &[(&str, &str)]) -> model::Respon
             &ctx,
             Some(fr.to_owned()),
             "rq-explain",
-            cse::admin::AdminCommand::Explain(explain_query(pairs)),
+            cse::security_manager::admin::AdminCommand::Explain(explain_query(pairs)),
         )
         .await
 }
@@ -1080,7 +1080,7 @@ async fn the_admin_can_ask_why_and_the_requester_cannot_see_it() {
             .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
             .collect();
         assert_eq!(
-            cse::admin::ExplainQuery::parse(&params).map_err(|e| e.rsc),
+            cse::security_manager::admin::ExplainQuery::parse(&params).map_err(|e| e.rsc),
             Err(R::BadRequest),
             "{bad:?}"
         );

@@ -53,8 +53,8 @@ fn sa_on(
     level: Option<Level>,
 ) -> SecurityContext {
     let bootstrap = (role != ListenerRole::Mca).then(|| {
-        security::enrolment::BootstrapExporter::new(zeroize::Zeroizing::new(
-            [7u8; security::enrolment::BOOTSTRAP_EXPORTER_LEN],
+        security::association::BootstrapExporter::new(zeroize::Zeroizing::new(
+            [7u8; security::association::BOOTSTRAP_EXPORTER_LEN],
         ))
     });
     let mut established = established(framework, credential, identity);
@@ -426,7 +426,7 @@ async fn the_admin_needs_an_admin_credential_in_a_secure_deployment() {
                 &names_admin,
                 Some(ADMIN.into()),
                 "a1",
-                cse::admin::AdminCommand::ListAssociations
+                cse::security_manager::admin::AdminCommand::ListAssociations
             )
             .await
             .rsc,
@@ -936,7 +936,7 @@ async fn an_enrolment_association_reaches_nothing_but_enrolment_whatever_it_name
                 &ctx,
                 Some(ADMIN.into()),
                 "a1",
-                cse::admin::AdminCommand::ListAssociations,
+                cse::security_manager::admin::AdminCommand::ListAssociations,
             )
             .await;
         assert_eq!(r.rsc, R::OperationNotAllowed, "{role:?}: {:?}", r.pc);
@@ -963,7 +963,7 @@ async fn an_enrolment_association_reaches_nothing_but_enrolment_whatever_it_name
             &mca,
             Some(ADMIN.into()),
             "a2",
-            cse::admin::AdminCommand::ListAssociations,
+            cse::security_manager::admin::AdminCommand::ListAssociations,
         )
         .await;
     assert_eq!(r.rsc, R::Ok, "{:?}", r.pc);

@@ -522,8 +522,8 @@ fn certificate_association(t: &TestCse, credential: &str, ae: &str) -> cse::Secu
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_subscriber_whose_credential_is_withdrawn_is_not_notified() {
     for what in [
-        cse::withdrawal::Withdraw::Suspend,
-        cse::withdrawal::Withdraw::Revoke,
+        cse::security_manager::withdrawal::Withdraw::Suspend,
+        cse::security_manager::withdrawal::Withdraw::Revoke,
     ] {
         let t = TestCse::new().await;
         let rx = Receiver::start(2000).await;
@@ -569,14 +569,14 @@ async fn a_subscriber_whose_credential_is_withdrawn_is_not_notified() {
         let sub = t.retrieve(ADMIN, "cse-in/owner/data/watch").await.rsc;
         match what {
             // Revoked: the subscription is gone for good.
-            cse::withdrawal::Withdraw::Revoke => assert_eq!(sub, R::NotFound),
+            cse::security_manager::withdrawal::Withdraw::Revoke => assert_eq!(sub, R::NotFound),
             // Suspended: it stays, silent, and speaks again once resumed.
             _ => {
                 assert_eq!(sub, R::Ok);
                 t.cse
                     .withdraw(
                         ADMIN,
-                        cse::withdrawal::Withdraw::Resume,
+                        cse::security_manager::withdrawal::Withdraw::Resume,
                         "33-reader-certificate",
                         "",
                     )

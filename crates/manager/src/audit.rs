@@ -51,9 +51,11 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Mutex;
 
 pub mod checkpoint;
+pub mod lock;
 pub mod segments;
 
 pub use checkpoint::{Checkpoint, Purpose};
+pub use lock::WriterLock;
 pub use segments::{
     anchor_file, closed_segments, lock_file, segment_file, Layout, DEFAULT_KEEP_SEGMENTS,
     DEFAULT_SEGMENT_BYTES,
@@ -658,6 +660,13 @@ pub enum AuditError {
         /// The checkpoint file.
         checkpoint: PathBuf,
     },
+    /// Another writer holds the log's lock ([`WriterLock`]): appending too would fork the
+    /// chain.
+    #[error("the audit log {} is in use by another process (another CSE, or an m2m ca command)", path.display())]
+    InUse {
+        /// The log.
+        path: PathBuf,
+    },
     /// An earlier write or sync failed; the log takes no more entries until it is reopened
     /// (which re-verifies it and cuts an incomplete last line).
     #[error("the audit log {path} failed earlier and takes no more entries; reopen it")]
@@ -1066,6 +1075,8 @@ pub struct AuditLog {
     /// active file is closed into a segment.
     sync_file: Mutex<File>,
     recovered_bytes: u64,
+    /// The right to append, held as long as the log is open.
+    _lock: WriterLock,
 }
 
 impl fmt::Debug for AuditLog {
@@ -1096,11 +1107,29 @@ impl AuditLog {
     /// With `signer` (a key of role [`KeyRole::AuditLog`], ECDSA P-256, in any home) every
     /// entry and checkpoint is signed inside the key's home; a log is signed from its first
     /// entry or never.
+    ///
+    /// The log's [`WriterLock`] is taken first and held until the log is dropped; another
+    /// writer holding it is refused ([`AuditError::InUse`]).
     pub fn open_with(
         path: &Path,
         signer: Option<SigningKey>,
         layout: Layout,
     ) -> Result<Self, AuditError> {
+        let lock = WriterLock::try_take(path)?.ok_or_else(|| AuditError::InUse {
+            path: path.to_owned(),
+        })?;
+        Self::open_locked(lock, signer, layout)
+    }
+
+    /// Opens the log whose [`WriterLock`] the caller took earlier (to know it may write
+    /// before doing what the entries will record), as [`AuditLog::open_with`] does.
+    pub fn open_locked(
+        lock: WriterLock,
+        signer: Option<SigningKey>,
+        layout: Layout,
+    ) -> Result<Self, AuditError> {
+        let log_path = lock.log().to_owned();
+        let path = log_path.as_path();
         if let Some(key) = &signer {
             let handle = key.handle();
             if handle.role() != KeyRole::AuditLog
@@ -1186,6 +1215,7 @@ impl AuditLog {
             signer,
             sync_file: Mutex::new(sync_file),
             recovered_bytes,
+            _lock: lock,
         };
         // Entries synced after the last checkpoint (a crash in between): move it up.
         if let Some(head) = head {

@@ -10,6 +10,7 @@ use keystore::{
 use manager::audit::{
     anchor_file, closed_segments, verify, verify_with_head, AuditError, AuditLog, AuditPublicKey,
     ChainHash, Checkpoint, Entry, Event, Head, Layout, Problem, Purpose, Tampered, VerifyError,
+    WriterLock,
 };
 use std::io::{BufRead, BufReader, Write};
 use std::path::{Path, PathBuf};
@@ -842,4 +843,32 @@ fn a_crash_before_the_first_checkpoint_does_not_stop_the_next_start() {
     std::fs::remove_file(&head_path).unwrap();
     assert!(AuditLog::open(&path, None).is_err());
     drop(tmp);
+}
+
+/// The log owns its writer lock: a second writer on the same log (another process, or this
+/// one) is refused while the first is open, so no caller can fork the chain by forgetting to
+/// lock, and a lock taken ahead (to act only when the action can be audited) opens the log.
+#[test]
+fn a_second_writer_is_refused_while_the_log_is_open() {
+    let (_tmp, path) = temp_log();
+    let log = AuditLog::open(&path, None).unwrap();
+    log.append(refused(1)).unwrap();
+    assert!(matches!(
+        AuditLog::open(&path, None),
+        Err(AuditError::InUse { path: p }) if p == path
+    ));
+    assert!(
+        WriterLock::try_take(&path).unwrap().is_none(),
+        "held by the log"
+    );
+    drop(log);
+    let lock = WriterLock::try_take(&path)
+        .unwrap()
+        .expect("released with the log");
+    let log = AuditLog::open_locked(lock, None, Layout::for_log(&path)).unwrap();
+    assert_eq!(log.append(refused(2)).unwrap().seq, 2);
+    assert!(matches!(
+        AuditLog::open(&path, None),
+        Err(AuditError::InUse { .. })
+    ));
 }

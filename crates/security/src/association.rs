@@ -11,6 +11,9 @@ use tokio::sync::watch;
 
 use crate::refusals::{Observed, RefusalWindow, Summary};
 
+mod bootstrap;
+pub use bootstrap::{BootstrapExporter, BOOTSTRAP_EXPORTER_LABEL, BOOTSTRAP_EXPORTER_LEN};
+
 /// The security level of a key's home (1 software, 2 TPM, 3 HSM; seed 6.3.1.x), as the key
 /// store defines it. Re-exported so that users of associations need not name the key store.
 pub use keystore::Level;
@@ -86,7 +89,7 @@ pub struct Established {
     /// On an enrolment listener only: the `EXPORTER-oneM2M-Bootstrap` output the MEF derives
     /// the Enrolment Key from, usable by one request (TS-0003 clauses 8.3.2.1, 10.3.1).
     /// `None` on every other listener. Never printed.
-    pub bootstrap: Option<crate::enrolment::BootstrapExporter>,
+    pub bootstrap: Option<BootstrapExporter>,
 }
 
 impl Established {

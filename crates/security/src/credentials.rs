@@ -15,6 +15,9 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use zeroize::Zeroizing;
 
+mod withdrawal;
+pub use withdrawal::{Withdrawal, WithdrawalKind};
+
 /// Secret key bytes: zeroized when dropped, never printed, compared in constant time.
 pub struct Secret(Zeroizing<Vec<u8>>);
 
@@ -63,7 +66,7 @@ pub trait CredentialStore: Send + Sync + fmt::Debug + 'static {
 
     /// Whether the credential is withdrawn (revoked or suspended), and why; a withdrawn
     /// credential gets no association. None by default: see [`crate::revocation`].
-    fn withdrawn(&self, _credential_id: &str) -> Option<crate::revocation::Withdrawal> {
+    fn withdrawn(&self, _credential_id: &str) -> Option<Withdrawal> {
         None
     }
 

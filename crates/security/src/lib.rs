@@ -1,11 +1,12 @@
 //! The security functions of secure-cse.
 //!
-//! * [`association`]: what a security association is bound to after its handshake, and the
-//!   registry of live associations an admin can list;
+//! * [`association`]: what a security association is bound to after its handshake (with the
+//!   exporter an enrolment association carries), and the registry of live associations an
+//!   admin can list;
 //! * [`credentials`]: where credentials come from (files today; the security manager and the
 //!   key store plug in behind the same trait), and secrets as types;
-//! * [`enrolment`]: the enrolee keys (Kpm) of the MEF's enrolment listener and the exporter
-//!   an enrolment association carries (TS-0003 clause 8.3.2.1);
+//! * [`enrolment`]: the enrolee keys (Kpm) of the MEF's enrolment listener (TS-0003 clause
+//!   8.3.2.1);
 //! * [`enrolment_keys`]: the Enrolment Keys (Ke) the MEF keeps, sealed, so that Enrolment
 //!   Targets can fetch usage-constrained keys (clause 10.3.7);
 //! * [`maf_store`]: the MAF's key registrations (keys between applications, clause 8.8),

@@ -35,36 +35,7 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::{SystemTime, UNIX_EPOCH};
 
-/// How a credential is withdrawn.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "kebab-case")]
-pub enum WithdrawalKind {
-    /// For good.
-    Revoked,
-    /// Until resumed.
-    Suspended,
-}
-
-impl WithdrawalKind {
-    /// `revoked` or `suspended`.
-    pub fn name(self) -> &'static str {
-        match self {
-            Self::Revoked => "revoked",
-            Self::Suspended => "suspended",
-        }
-    }
-}
-
-/// Why and since when a credential is withdrawn.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Withdrawal {
-    /// Revoked or suspended.
-    pub kind: WithdrawalKind,
-    /// The reason given.
-    pub reason: String,
-    /// When (seconds since the Unix epoch).
-    pub at: u64,
-}
+pub use crate::credentials::{Withdrawal, WithdrawalKind};
 
 /// One line of the journal.
 #[derive(Debug, Serialize, Deserialize)]

@@ -697,7 +697,7 @@ fn action_for(command: Command, origin: Option<String>) -> anyhow::Result<Action
             let Some(origin) = origin else {
                 bail!("m2m privacy rotate needs --origin (your current AE-ID)");
             };
-            let path = cse::pseudonyms::ROTATE_PATH.trim_start_matches('/');
+            let path = cse::security_manager::pseudonyms::ROTATE_PATH.trim_start_matches('/');
             Request::new(Operation::Create, path.to_owned(), Some(origin))
         }
         Command::Credentials(command) => {

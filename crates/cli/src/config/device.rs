@@ -28,7 +28,7 @@ pub struct DeviceEnrolmentSettings {
     /// The manufacturers' CRLs, checked for every device certificate.
     pub device_crls: Vec<PathBuf>,
     /// The devices and their AE-IDs (normalised fingerprints).
-    pub policy: cse::cert_enrolment::DevicePolicy,
+    pub policy: cse::security_manager::enrolment::certificate::DevicePolicy,
     /// Validity of an issued certificate.
     pub validity: Duration,
 }
@@ -72,7 +72,7 @@ impl EnrolmentSection {
         }
         let mut devices = Vec::new();
         for e in entries {
-            let f = cse::cert_enrolment::DevicePolicy::fingerprint(&e.fingerprint).ok_or_else(
+            let f = cse::security_manager::enrolment::certificate::DevicePolicy::fingerprint(&e.fingerprint).ok_or_else(
                 || {
                     ConfigError::Invalid(format!(
                         "enrolment.device fingerprint {:?} is not a certificate digest (m2m credentials id)",
@@ -86,7 +86,7 @@ impl EnrolmentSection {
             listen,
             device_cas: cas,
             device_crls: crls,
-            policy: cse::cert_enrolment::DevicePolicy {
+            policy: cse::security_manager::enrolment::certificate::DevicePolicy {
                 devices,
                 any_device: any.unwrap_or(false),
             },

@@ -65,7 +65,7 @@ pub fn open_revocations(settings: &Settings) -> anyhow::Result<Arc<Revocations>>
 
 /// The MAF (`[maf]`): its sealed registrations in the data folder, keys named
 /// `HEX@<cse public domain name>`.
-pub fn maf(settings: &Settings) -> anyhow::Result<Option<Arc<cse::maf::Maf>>> {
+pub fn maf(settings: &Settings) -> anyhow::Result<Option<Arc<cse::security_manager::maf::Maf>>> {
     use security::maf_store::{KeySeal, MafKeys};
     let Some(m) = &settings.maf else {
         return Ok(None);
@@ -81,8 +81,12 @@ pub fn maf(settings: &Settings) -> anyhow::Result<Option<Arc<cse::maf::Maf>>> {
         sp_id: settings.cse.sp_id.clone(),
         cse_id: settings.cse.cse_id.clone(),
     };
-    let maf = cse::maf::Maf::new(keys.clone(), &local.public_domain_name(), m.max_lifetime)
-        .map_err(|e| anyhow::anyhow!("[maf]: {e}"))?;
+    let maf = cse::security_manager::maf::Maf::new(
+        keys.clone(),
+        &local.public_domain_name(),
+        m.max_lifetime,
+    )
+    .map_err(|e| anyhow::anyhow!("[maf]: {e}"))?;
     tracing::info!(registrations = keys.len(), seal = %described, "key distribution function (MAF) configured");
     Ok(Some(Arc::new(maf)))
 }
@@ -103,7 +107,12 @@ pub fn enrolment(
     settings: &Settings,
     provisioned: &Arc<ProvisionedKeys>,
     revocations: &Arc<Revocations>,
-) -> anyhow::Result<Option<(Arc<TlsAcceptor>, Arc<cse::mef::Mef>)>> {
+) -> anyhow::Result<
+    Option<(
+        Arc<TlsAcceptor>,
+        Arc<cse::security_manager::enrolment::mef::Mef>,
+    )>,
+> {
     let Some(e) = &settings.enrolment else {
         return Ok(None);
     };
@@ -123,7 +132,7 @@ pub fn enrolment(
     ));
     let acceptor =
         TlsAcceptor::enrolment(&policy, guarded, local.clone()).context("[enrolment] listener")?;
-    let mef = cse::mef::Mef::new(
+    let mef = cse::security_manager::enrolment::mef::Mef::new(
         enrolees.clone(),
         provisioned.clone(),
         e.lifetime,
@@ -131,7 +140,7 @@ pub fn enrolment(
         &settings.cse.cse_id,
     )
     .map_err(|m| anyhow::anyhow!("[enrolment]: {m}"))?;
-    // fetchCredentials (cse::mef_fetch): only when some target may fetch.
+    // fetchCredentials (cse::security_manager::enrolment::fetch): only when some target may fetch.
     let mef = if e.targets.is_empty() {
         mef
     } else {
@@ -142,8 +151,9 @@ pub fn enrolment(
             seal,
             security::enrolment_keys::DEFAULT_MAX_ENROLMENTS,
         )?);
-        let fetch = cse::mef_fetch::CredentialFetch::new(kept, e.targets.clone())
-            .map_err(|m| anyhow::anyhow!("[[enrolment.target]]: {m}"))?;
+        let fetch =
+            cse::security_manager::enrolment::fetch::CredentialFetch::new(kept, e.targets.clone())
+                .map_err(|m| anyhow::anyhow!("[[enrolment.target]]: {m}"))?;
         mef.with_credential_fetch(fetch)
     };
     tracing::info!(
@@ -158,7 +168,7 @@ pub fn enrolment(
 pub fn audit_trail(
     settings: &Settings,
     homes: Option<&KeyHomes>,
-) -> anyhow::Result<Option<cse::audit::AuditTrail>> {
+) -> anyhow::Result<Option<cse::security_manager::audit::AuditTrail>> {
     let Some(audit) = &settings.audit else {
         return Ok(None);
     };
@@ -174,21 +184,14 @@ pub fn audit_trail(
     if let Some(dir) = audit.file.parent().filter(|d| !d.as_os_str().is_empty()) {
         crate::secret_files::create_private_folder(dir)?;
     }
-    // One writer per log: held until the process ends (the File is leaked on purpose), so
-    // `m2m ca` does not fork the chain while the CSE runs (crate::audit_lock).
-    let lock = crate::audit_lock::try_lock(&audit.file)
-        .with_context(|| format!("cannot lock the audit log {}", audit.file.display()))?
-        .ok_or_else(|| {
-            anyhow::anyhow!(
-                "the audit log {} is in use by another process (another CSE, or an m2m ca command)",
-                audit.file.display()
-            )
-        })?;
-    std::mem::forget(lock);
-    let log = manager::audit::AuditLog::open_with(&audit.file, signer, audit.layout.clone())
-        .with_context(|| format!("audit log {}", audit.file.display()))?;
+    // One writer per log: the log holds its lock (manager::audit::WriterLock) for as long as
+    // it is open, so `m2m ca` does not fork the chain while the CSE runs.
+    let log = match manager::audit::AuditLog::open_with(&audit.file, signer, audit.layout.clone()) {
+        Err(e @ manager::audit::AuditError::InUse { .. }) => return Err(e.into()),
+        opened => opened.with_context(|| format!("audit log {}", audit.file.display()))?,
+    };
     tracing::info!(file = %audit.file.display(), signed = audit.signing_key.is_some(), "audit log open");
-    Ok(Some(cse::audit::AuditTrail::start(
+    Ok(Some(cse::security_manager::audit::AuditTrail::start(
         log,
         settings.cse.refusal_window,
     )?))
@@ -220,7 +223,7 @@ pub fn tls_acceptors(
     homes: Option<&KeyHomes>,
     revocations: &Arc<Revocations>,
     provisioned: &Arc<ProvisionedKeys>,
-    audit: Option<&cse::audit::AuditTrail>,
+    audit: Option<&cse::security_manager::audit::AuditTrail>,
 ) -> anyhow::Result<Vec<Arc<TlsAcceptor>>> {
     // `derive_from` entries open their PSK master keys in the configured homes now.
     let masters: &dyn security::credentials::PskMasterSource = match homes {
@@ -290,7 +293,7 @@ pub fn tls_acceptors(
 pub fn gba_naf(
     g: &crate::config::GbaSettings,
     local: &LocalIdentity,
-    audit: Option<&cse::audit::AuditTrail>,
+    audit: Option<&cse::security_manager::audit::AuditTrail>,
 ) -> anyhow::Result<security::gba::GbaNaf> {
     use manager::kdf::{Fqdn, NafId};
     use security::association::{CredentialBinding, PeerIdentity};

@@ -29,7 +29,7 @@ pub struct Reloader {
     /// The running journal of keys the MEF issued.
     pub provisioned: Arc<ProvisionedKeys>,
     /// The running audit trail (the GBA NAF writes to it).
-    pub audit: Option<cse::audit::AuditTrail>,
+    pub audit: Option<cse::security_manager::audit::AuditTrail>,
     /// Each `[[tls]]` listener: its name, its address and the slot its acceptor is replaced in.
     pub listeners: Vec<(String, SocketAddr, Arc<AcceptorSlot>)>,
     /// The device enrolment listener (`[enrolment] device_listen`): its manufacturer CAs and
@@ -37,8 +37,8 @@ pub struct Reloader {
     pub device: Option<Arc<AcceptorSlot>>,
 }
 
-impl cse::reload::TlsReload for Reloader {
-    fn reload(&self) -> Result<cse::reload::Reloaded, String> {
+impl cse::security_manager::reload::TlsReload for Reloader {
+    fn reload(&self) -> Result<cse::security_manager::reload::Reloaded, String> {
         let file = match self.config.as_deref().map(FileConfig::load).transpose() {
             Ok(f) => f.unwrap_or_default(),
             Err(e) => return Err(e.to_string()),
@@ -92,12 +92,14 @@ impl cse::reload::TlsReload for Reloader {
         if let Some((slot, acceptor)) = device {
             slot.replace(Arc::new(acceptor));
             tracing::info!(
-                listener = %cse::cert_enrolment::DEVICE_ENROLMENT_LISTENER,
+                listener = %cse::security_manager::enrolment::certificate::DEVICE_ENROLMENT_LISTENER,
                 "TLS listener reloaded"
             );
-            names.push(cse::cert_enrolment::DEVICE_ENROLMENT_LISTENER.to_owned());
+            names.push(
+                cse::security_manager::enrolment::certificate::DEVICE_ENROLMENT_LISTENER.to_owned(),
+            );
         }
-        Ok(cse::reload::Reloaded {
+        Ok(cse::security_manager::reload::Reloaded {
             listeners: names,
             published_crls,
         })
@@ -108,7 +110,7 @@ impl cse::reload::TlsReload for Reloader {
 mod tests {
     use super::*;
     use crate::startup::{parts, Overrides};
-    use cse::reload::TlsReload;
+    use cse::security_manager::reload::TlsReload;
     use std::path::Path;
     use std::process::Command;
 

@@ -154,7 +154,8 @@ pub async fn run(
     }
     if let Some((listener, acceptor)) = device_enrolment {
         let transport = http_binding::Tls {
-            listener: cse::cert_enrolment::DEVICE_ENROLMENT_LISTENER.to_owned(),
+            listener: cse::security_manager::enrolment::certificate::DEVICE_ENROLMENT_LISTENER
+                .to_owned(),
             acceptor,
             registry: cse.associations().clone(),
             role: cse::ListenerRole::DeviceEnrolment,

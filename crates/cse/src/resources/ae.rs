@@ -88,3 +88,15 @@ pub(crate) fn prepare(originator: &Originator, r: &mut Resource) -> Result<()> {
     }
     Ok(())
 }
+
+/// Inside a write: the AE `creator` (when the originator is one) is still registered under
+/// that AE-ID. An AE that rotated its AE-ID (or deregistered) while its request was on the
+/// way is refused (4106), so no resource is written naming an AE-ID that is gone.
+pub(crate) fn still_registered(t: &mut dyn store::Txn, creator: Option<&str>) -> Result<()> {
+    match creator {
+        Some(id) if t.resource_type(id)? != Some(model::ResourceType::Ae) => Err(
+            Error::not_authenticated(format!("originator '{id}' is no longer a registered AE")),
+        ),
+        _ => Ok(()),
+    }
+}

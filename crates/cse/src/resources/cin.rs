@@ -48,7 +48,7 @@ pub(crate) async fn insert(
     creator: Option<String>,
 ) -> Result<(Resource, Vec<Resource>)> {
     store::write(cse.store.as_ref(), move |t| {
-        crate::create::still_registered(t, creator.as_deref())?;
+        super::ae::still_registered(t, creator.as_deref())?;
         let mut cnt = t
             .get(r.pi())?
             .ok_or_else(|| Error::not_found("the container was deleted"))?;

@@ -6,9 +6,9 @@
 use super::error::TlsError;
 use super::policy::{LocalIdentity, TlsPolicy};
 use super::TlsAcceptor;
+use crate::association::{BootstrapExporter, BOOTSTRAP_EXPORTER_LABEL, BOOTSTRAP_EXPORTER_LEN};
 use crate::association::{CredentialBinding, Established, Framework, PeerIdentity};
 use crate::credentials::{CredentialStore, PskCredential};
-use crate::enrolment::{BootstrapExporter, BOOTSTRAP_EXPORTER_LABEL, BOOTSTRAP_EXPORTER_LEN};
 use openssl::ssl::SslRef;
 use std::sync::Arc;
 use zeroize::Zeroizing;

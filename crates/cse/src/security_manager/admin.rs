@@ -6,7 +6,7 @@
 use crate::access::{Check, RequestContext};
 use crate::addressing::Target;
 use crate::originator::{self, Claimed, Originator};
-use crate::withdrawal::Withdraw;
+use crate::security_manager::withdrawal::Withdraw;
 use crate::{Cse, SecurityContext};
 use model::resources::acp::region::{Location, Region};
 use model::time::Timestamp;

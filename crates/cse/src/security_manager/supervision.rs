@@ -19,8 +19,8 @@
 //! Every map is keyed by values a peer chooses (addresses, offered identities), so each has
 //! a cap and evicts its stalest entry when full.
 
-use crate::audit::AuditTrail;
-use crate::withdrawal::Withdraw;
+use crate::security_manager::audit::AuditTrail;
+use crate::security_manager::withdrawal::Withdraw;
 use crate::Cse;
 use manager::audit::Event;
 use model::{Error, Result};

@@ -190,7 +190,7 @@ impl Cse {
 
 /// Writes `event` to the audit log; when it cannot be written yet (a full disk), keeps trying
 /// in the background every [`RETRY_PERIOD`] and returns false.
-async fn record_or_retry(audit: &crate::audit::AuditTrail, event: Event) -> bool {
+async fn record_or_retry(audit: &crate::security_manager::audit::AuditTrail, event: Event) -> bool {
     match audit.record_durably(event.clone()).await {
         Ok(()) => true,
         Err(e) => {

@@ -43,9 +43,8 @@
 //! Every refusal is logged and written to the audit log (`key-request-refused`,
 //! `credential-fetch-refused`) before the answer leaves; nothing changes.
 
-use crate::maf::{KeyMethod, KeyRequest};
-use crate::mef::Mef;
 use crate::originator;
+use crate::security_manager::maf::{KeyMethod, KeyRequest};
 use crate::{Cse, SecurityContext};
 use manager::audit::Event;
 use manager::kdf::{self, EnrolmentKey, EnrolmentTargetId, KeId, Suid};
@@ -112,22 +111,16 @@ impl CredentialFetch {
     }
 }
 
-impl Mef {
-    /// This MEF keeps the Enrolment Keys of enrolments that name targets, and answers their
-    /// fetchCredentials requests (see [`crate::mef_fetch`]).
-    pub fn with_credential_fetch(mut self, fetch: CredentialFetch) -> Self {
-        self.fetch = Some(Arc::new(fetch));
-        self
-    }
-}
-
 /// Checks the Enrolment Targets an enrolment request names (4000 when malformed; 5001 when
-/// this MEF keeps no Enrolment Keys); the list without repeats.
-pub(crate) fn named_targets(mef: &Mef, given: Vec<String>) -> Result<Vec<String>> {
+/// the MEF keeps no Enrolment Keys: no `fetch`); the list without repeats.
+pub(crate) fn named_targets(
+    fetch: Option<&CredentialFetch>,
+    given: Vec<String>,
+) -> Result<Vec<String>> {
     if given.is_empty() {
         return Ok(given);
     }
-    if mef.fetch.is_none() {
+    if fetch.is_none() {
         return Err(Error::new(
             ResponseStatusCode::NotImplemented,
             "this MEF keeps no enrolment keys: enrolmentTargets is not supported",
@@ -158,14 +151,14 @@ pub(crate) fn named_targets(mef: &Mef, given: Vec<String>) -> Result<Vec<String>
 /// Keeps Ke durably and sealed for an enrolment that named `targets`. On `Err` nothing is
 /// kept and the enrolment fails.
 pub(crate) async fn keep_enrolment_key(
-    mef: &Mef,
+    fetch: Option<Arc<CredentialFetch>>,
     ke: &EnrolmentKey,
     ke_id: &KeId,
     enrolee: &str,
     targets: Vec<String>,
     expires: u64,
 ) -> Result<()> {
-    let Some(fetch) = mef.fetch.clone() else {
+    let Some(fetch) = fetch else {
         return Err(Error::internal("this MEF keeps no enrolment keys"));
     };
     let record = EnrolmentRecord {
@@ -226,7 +219,7 @@ fn to_hex(bytes: &[u8]) -> String {
 
 impl Cse {
     /// Answers a fetchCredentials request (`POST /.mef/fetch-credentials`, see
-    /// [`crate::mef_fetch`]); always a response.
+    /// [`super::fetch`]); always a response.
     pub async fn fetch_credentials(&self, ctx: &SecurityContext, req: KeyRequest) -> Response {
         let rqi = req.rqi.clone();
         if let Err(e) = ctx.admit(crate::Service::KeyFunctions) {

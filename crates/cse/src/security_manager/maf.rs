@@ -218,7 +218,7 @@ fn credential_id(suid: u8, key_id: &str) -> String {
 }
 
 impl Cse {
-    /// Answers a MAF request (see [`crate::maf`]); always a response.
+    /// Answers a MAF request (see [`crate::security_manager::maf`]); always a response.
     pub async fn maf(&self, ctx: &SecurityContext, req: KeyRequest) -> Response {
         let rqi = req.rqi.clone();
         if let Err(e) = ctx.admit(crate::Service::KeyFunctions) {

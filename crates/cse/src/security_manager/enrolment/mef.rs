@@ -4,7 +4,7 @@
 //!
 //! 1. **MEF handshake.** The enrolee opens TLS-PSK to the enrolment listener with its Kpm
 //!    (`psk_identity` = KpmID). The listener computes the `EXPORTER-oneM2M-Bootstrap` output
-//!    and the association carries it ([`security::enrolment::BootstrapExporter`]).
+//!    and the association carries it ([`security::association::BootstrapExporter`]).
 //! 2. **Enrolment key.** [`Mef::enrol`] takes the exporter (once per association) and derives
 //!    Ke and KeID (clauses 10.3.1, 10.3.4) with `manager::kdf`.
 //! 3. **Enrolment exchange.** One request, `POST /.mef/enrol`, whose JSON body asks for a
@@ -35,12 +35,13 @@
 //! | an indication set to `true` | 5001 |
 //!
 //! `"enrolmentTargets": ["Cmaf1"]` names the Enrolment Targets that may later fetch
-//! usage-constrained keys derived from Ke; the MEF then keeps Ke ([`crate::mef_fetch`]).
+//! usage-constrained keys derived from Ke; the MEF then keeps Ke ([`super::fetch`]).
 //!
 //! Every refusal after the first request consumed the exporter, so an association never gets
 //! a second chance; nothing is stored unless the whole exchange succeeds.
 
-use crate::audit::AuditTrail;
+use super::fetch::CredentialFetch;
+use crate::security_manager::audit::AuditTrail;
 use crate::SecurityContext;
 use manager::audit::Event;
 use manager::kdf::{self, EnroleeId, ExporterLabel, ExporterOutput, Fqdn, KeId, KpsaId, Suid};
@@ -63,8 +64,8 @@ pub struct Mef {
     lifetime: Duration,
     pub(crate) fqdn: Fqdn,
     target: EnroleeId,
-    /// Kept Enrolment Keys and fetchCredentials rules ([`crate::mef_fetch`]), if any.
-    pub(crate) fetch: Option<Arc<crate::mef_fetch::CredentialFetch>>,
+    /// Kept Enrolment Keys and fetchCredentials rules ([`super::fetch`]), if any.
+    pub(crate) fetch: Option<Arc<CredentialFetch>>,
 }
 
 impl fmt::Debug for Mef {
@@ -100,12 +101,19 @@ struct EnrolRequest {
     maf_enrolment: bool,
     #[serde(default)]
     remote_management: bool,
-    /// The Enrolment Targets that may fetch keys derived from Ke ([`crate::mef_fetch`]).
+    /// The Enrolment Targets that may fetch keys derived from Ke ([`super::fetch`]).
     #[serde(default)]
     enrolment_targets: Vec<String>,
 }
 
 impl Mef {
+    /// This MEF keeps the Enrolment Keys of enrolments that name targets, and answers their
+    /// fetchCredentials requests (see [`super::fetch`]).
+    pub fn with_credential_fetch(mut self, fetch: CredentialFetch) -> Self {
+        self.fetch = Some(Arc::new(fetch));
+        self
+    }
+
     /// A MEF for the CSE `cse_id` (SP-relative, `/id-in`; a missing slash is added) whose
     /// FQDN (the `@` part of KeID and KpsaID) is `fqdn`. Issued keys live `lifetime`, and
     /// never longer than the enrolee key they were enrolled with.
@@ -182,7 +190,7 @@ impl Mef {
                 )));
             }
         }
-        let named = crate::mef_fetch::named_targets(self, request.enrolment_targets)?;
+        let named = super::fetch::named_targets(self.fetch.as_deref(), request.enrolment_targets)?;
         let kpm_id = sa
             .established
             .credential_id
@@ -225,8 +233,15 @@ impl Mef {
                 .await?;
         }
         if !named.is_empty() {
-            crate::mef_fetch::keep_enrolment_key(self, &ke, &ke_id, &kpm_id, named, expires)
-                .await?;
+            super::fetch::keep_enrolment_key(
+                self.fetch.clone(),
+                &ke,
+                &ke_id,
+                &kpm_id,
+                named,
+                expires,
+            )
+            .await?;
         }
         drop(ke);
         let issued = Issued {

@@ -30,7 +30,7 @@
 //! Nothing is issued unless every check passed; a certificate whose audit record cannot be
 //! written is revoked at once and not handed out.
 
-use crate::audit::AuditTrail;
+use crate::security_manager::audit::AuditTrail;
 use crate::SecurityContext;
 use manager::audit::Event;
 use manager::ca::{CaError, CertificateAuthority, Grant, RevocationReason, Validity};
