@@ -32,6 +32,7 @@ mod handler;
 mod headers;
 mod limits;
 mod lobby;
+mod mapping;
 mod media;
 mod parse_error;
 mod request;
@@ -43,6 +44,7 @@ mod wire_case;
 
 pub use handler::Handler;
 pub use limits::HttpLimits;
+pub use mapping::primitive_from_http;
 pub use server::{serve, serve_with};
 pub use status::http_status;
 pub use transport::{Plaintext, Tls, Transport};
