@@ -36,6 +36,7 @@ mod handler;
 mod headers;
 mod limits;
 mod lobby;
+mod mapping;
 mod media;
 pub mod outbound;
 mod parse_error;
@@ -48,6 +49,7 @@ mod wire_case;
 
 pub use handler::Handler;
 pub use limits::HttpLimits;
+pub use mapping::primitive_from_http;
 pub use server::{serve, serve_with};
 pub use status::http_status;
 pub use transport::{Plaintext, Tls, Transport};

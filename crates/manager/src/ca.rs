@@ -53,3 +53,22 @@ pub use error::CaError;
 pub use identity::{Identity, LocalNames};
 pub use records::{CertificateRecord, RevocationReason, Status};
 pub use serials::Serial;
+
+/// Reads a CSR and checks it exactly as [`CertificateAuthority::issue`] does before issuing
+/// (size, encoding, self-signature, P-256 key, requested names), without a CA: the fuzz
+/// targets reach the CSR parser through it.
+pub fn check_csr(input: &[u8]) -> Result<(), CaError> {
+    csr::read(input).map(|_| ())
+}
+
+#[cfg(test)]
+mod check_csr_tests {
+    use super::*;
+
+    #[test]
+    fn garbage_and_oversized_input_are_invalid_csrs() {
+        for input in [&b""[..], b"not a csr", &[0x30; 70 * 1024]] {
+            assert!(matches!(check_csr(input), Err(CaError::InvalidCsr(_))));
+        }
+    }
+}

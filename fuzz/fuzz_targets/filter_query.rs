@@ -1,0 +1,57 @@
+//! Filter criteria in both forms the CSE reads: the HTTP query string (through the binding,
+//! with the request parameters that share it) and the JSON `fc` of other bindings; what is
+//! accepted is then matched against resources, as discovery does for every stored resource.
+#![no_main]
+
+use libfuzzer_sys::fuzz_target;
+use model::{FilterCriteria, ResourceType};
+
+fuzz_target!(|data: &[u8]| {
+    let Some((&selector, bytes)) = data.split_first() else {
+        return;
+    };
+    let Ok(text) = std::str::from_utf8(bytes) else {
+        return;
+    };
+    let fc = if selector & 1 == 0 {
+        let request = http::Request::builder()
+            .uri(format!("/cse-in?{text}"))
+            .header("X-M2M-RI", "fuzz")
+            .header("X-M2M-Origin", "Cfuzz")
+            .body(());
+        let Ok(request) = request else {
+            return;
+        };
+        let (parts, ()) = request.into_parts();
+        match http_binding::primitive_from_http(&parts, b"") {
+            Ok(primitive) => primitive.fc,
+            Err(_) => return,
+        }
+    } else {
+        let Ok(value) = serde_json::from_str::<serde_json::Value>(text) else {
+            return;
+        };
+        match FilterCriteria::from_json(&value) {
+            Ok(fc) => fc,
+            Err(_) => return,
+        }
+    };
+    let _ = fc.validate();
+    let _ = fc.has_conditions();
+    let resources = [
+        serde_json::json!({"ri": "cnt1", "rn": "box", "ty": 3, "lbl": ["a", "key=value"],
+            "ct": "20250101T000000", "lt": "20250102T000000", "et": "20991231T235959",
+            "st": 4, "cni": 2, "cbs": 10, "mni": 5, "cr": "Cae1"}),
+        serde_json::json!({"ri": "cin1", "rn": "cin_1", "ty": 4, "cnf": "text/plain:0",
+            "cs": 3, "con": "abc", "ct": "20250101T000001", "st": 0}),
+        serde_json::json!({}),
+    ];
+    for attrs in &resources {
+        let Some(attrs) = attrs.as_object() else {
+            continue;
+        };
+        for ty in ResourceType::ALL {
+            let _ = fc.matches(ty, attrs);
+        }
+    }
+});
