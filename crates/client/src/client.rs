@@ -19,6 +19,8 @@ const RVI: HeaderName = HeaderName::from_static("x-m2m-rvi");
 const RSC: HeaderName = HeaderName::from_static("x-m2m-rsc");
 const OT: HeaderName = HeaderName::from_static("x-m2m-ot");
 const RET: HeaderName = HeaderName::from_static("x-m2m-ret");
+const RST: HeaderName = HeaderName::from_static("x-m2m-rst");
+const OET: HeaderName = HeaderName::from_static("x-m2m-oet");
 const VSI: HeaderName = HeaderName::from_static("x-m2m-vsi");
 
 /// A oneM2M HTTP client bound to one CSE's base URL; [`Client::send_to_url`] reaches any
@@ -321,6 +323,8 @@ impl Client {
         put(h, RVI, "rvi", req.rvi.as_deref())?;
         put(h, OT, "ot", req.ot.as_deref())?;
         put(h, RET, "rqet", req.rqet.as_deref())?;
+        put(h, RST, "rset", req.rset.as_deref())?;
+        put(h, OET, "oet", req.oet.as_deref())?;
         put(h, VSI, "vsi", req.vsi.as_deref())?;
         h.insert(ACCEPT, HeaderValue::from_static(self.format.media_type()));
         let ty = req.ty.filter(|_| req.op == Operation::Create);

@@ -3,7 +3,7 @@
 
 use crate::config::CseConfig;
 use model::id::Address;
-use model::{time, Error, Resource, ResourceType, ResponseStatusCode, Result};
+use model::{time, Error, Resource, ResourceType, Result};
 use store::Store;
 
 /// What a request targets.
@@ -28,18 +28,25 @@ pub enum Target {
 }
 
 /// Turns `To` into a CSE-relative path: structured (`cse-in/...`) or unstructured (`ri/...`).
+///
+/// By the resource identifier syntax (TS-0004 clause 6.2.4) an SP-relative or absolute
+/// address names a resource after the CSE-ID: a bare `/id-in` or `//sp/id-in` names the CSE,
+/// not its `<CSEBase>`, and addresses no resource here (4004). Every resource name is
+/// non-empty, so a trailing `/` is 4000 like any other empty segment. This CSE is an IN-CSE
+/// without `<remoteCSE>` resources, so another CSE-ID or SP-ID matches nothing it could
+/// forward to: 4004 (TS-0004 clause 7.3.2.6).
 fn local_path(to: &str, config: &CseConfig) -> Result<String> {
-    let unreachable = |id: &str| {
-        Error::new(
-            ResponseStatusCode::TargetNotReachable,
-            format!("'{id}' is not this CSE; remote CSEs are not connected"),
-        )
+    let unknown = |id: &str| {
+        Error::not_found(format!(
+            "'{id}' is not this CSE and no <remoteCSE> leads to it"
+        ))
     };
-    Ok(match Address::parse(to)? {
+    let bare = || Error::not_found(format!("'{to}' names a CSE, not a resource"));
+    let path = match Address::parse(to)? {
         Address::CseRelative(p) => p,
         Address::SpRelative { cse_id, rest } => {
             if cse_id != config.cse_id {
-                return Err(unreachable(&cse_id));
+                return Err(unknown(&cse_id));
             }
             rest
         }
@@ -49,11 +56,20 @@ fn local_path(to: &str, config: &CseConfig) -> Result<String> {
             rest,
         } => {
             if sp_id != config.sp_id || cse_id != config.cse_id {
-                return Err(unreachable(&format!("//{sp_id}/{cse_id}")));
+                return Err(unknown(&format!("//{sp_id}/{cse_id}")));
             }
             rest
         }
-    })
+    };
+    if path.is_empty() {
+        return Err(bare());
+    }
+    if path.split('/').any(str::is_empty) {
+        return Err(Error::bad_request(format!(
+            "invalid target address '{to}': empty resource name"
+        )));
+    }
+    Ok(path)
 }
 
 /// Resolves `To` against the store. Expired resources that the sweeper has not removed yet
@@ -61,16 +77,8 @@ fn local_path(to: &str, config: &CseConfig) -> Result<String> {
 pub fn resolve(to: &str, config: &CseConfig, store: &dyn Store) -> Result<Target> {
     let path = local_path(to, config)?;
     let live = |r| live_at(r, &config.clock);
-    let path = path.trim_end_matches('/');
-    let mut segments: Vec<&str> = if path.is_empty() {
-        vec![]
-    } else {
-        path.split('/').collect()
-    };
-    // The CSEBase itself: empty path, its name, its ri, or "-".
-    if segments.is_empty() {
-        segments.push(&config.cse_name);
-    }
+    let mut segments: Vec<&str> = path.split('/').collect();
+    // The CSEBase itself: its name, its ri, or "-".
     if segments[0] == "-" || segments[0] == config.cse_id {
         segments[0] = &config.cse_name;
     }

@@ -330,14 +330,7 @@ impl Cse {
             // AE of this CSE: its listener serves the enrolment request and nothing else.
             ctx.admit(Service::Resources)?;
             req.validate()?;
-            if let Some(rqet) = &req.rqet {
-                if model::time::parse(rqet)? < self.config.clock.now() {
-                    return Err(Error::new(
-                        model::ResponseStatusCode::RequestTimeout,
-                        "request expired before it was processed",
-                    ));
-                }
-            }
+            req.check_times(self.config.clock.now())?;
             let originator = originator::check(ctx, &req, &self.config, self.store.as_ref())?;
             let tokens = access::dynamic::verify_tokens(&self.config, &originator, &req)?;
             let caller = Caller {

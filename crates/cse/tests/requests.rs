@@ -56,16 +56,22 @@ async fn every_address_form_reaches_the_same_resource() {
     }
     assert_eq!(t.retrieve(&id, "cse-in/ae/nope").await.rsc, R::NotFound);
     assert_eq!(t.retrieve(&id, "nope").await.rsc, R::NotFound);
-    assert_eq!(
-        t.retrieve(&id, "/id-other/cse-in").await.rsc,
-        R::TargetNotReachable
-    );
+    // An IN-CSE without <remoteCSE>: another CSE-ID or SP-ID is 4004 (TS-0004 7.3.2.6).
+    assert_eq!(t.retrieve(&id, "/id-other/cse-in").await.rsc, R::NotFound);
     assert_eq!(
         t.retrieve(&id, "//other.sp/id-in/cse-in").await.rsc,
-        R::TargetNotReachable
+        R::NotFound
     );
     assert_eq!(t.retrieve(&id, "cse-in//ae").await.rsc, R::BadRequest);
-    let cb = t.retrieve(ADMIN, "/id-in").await;
+    // A bare CSE-ID names the CSE, not its <CSEBase>; a trailing `/` leaves an empty
+    // resource name (TS-0004 6.2.4).
+    assert_eq!(t.retrieve(ADMIN, "/id-in").await.rsc, R::NotFound);
+    assert_eq!(
+        t.retrieve(ADMIN, "//secure-cse.example/id-in").await.rsc,
+        R::NotFound
+    );
+    assert_eq!(t.retrieve(ADMIN, "cse-in/").await.rsc, R::BadRequest);
+    let cb = t.retrieve(ADMIN, "/id-in/cse-in").await;
     assert_eq!(
         (cb.rsc, attr(&cb, "csi"), attr(&cb, "cst")),
         (R::Ok, json!("/id-in"), json!(1))

@@ -15,6 +15,10 @@ pub(crate) const RSC: HeaderName = HeaderName::from_static("x-m2m-rsc");
 pub(crate) const OT: HeaderName = HeaderName::from_static("x-m2m-ot");
 /// Request Expiration Timestamp.
 pub(crate) const RET: HeaderName = HeaderName::from_static("x-m2m-ret");
+/// Result Expiration Timestamp.
+pub(crate) const RST: HeaderName = HeaderName::from_static("x-m2m-rst");
+/// Operation Execution Time.
+pub(crate) const OET: HeaderName = HeaderName::from_static("x-m2m-oet");
 /// Content Status of a partial RETRIEVE result (TS-0009 clause 6.4.20).
 pub(crate) const CTS: HeaderName = HeaderName::from_static("x-m2m-cts");
 /// Content Offset that continues a partial result (TS-0009 clause 6.4.21).

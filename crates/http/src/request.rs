@@ -37,6 +37,8 @@ pub(crate) fn from_head(parts: &Parts, rqi: String) -> Result<(Request, Option<F
     req.rvi = owned(headers::single(&parts.headers, &headers::RVI)?);
     req.ot = owned(headers::single(&parts.headers, &headers::OT)?);
     req.rqet = owned(headers::single(&parts.headers, &headers::RET)?);
+    req.rset = owned(headers::single(&parts.headers, &headers::RST)?);
+    req.oet = owned(headers::single(&parts.headers, &headers::OET)?);
     req.vsi = owned(headers::single(&parts.headers, &headers::VSI)?);
     req.tkns = headers::tokens(&parts.headers)?;
     if let Some(query) = parts.uri.query() {
@@ -70,8 +72,9 @@ pub(crate) fn operation(method: &Method, has_ty: bool) -> Result<Operation> {
 /// `/~/X` is SP-relative `/X`, `/_/X` is absolute `//X`, and `/X` is CSE-relative `X`.
 ///
 /// Segments are percent-decoded one by one; a decoded `/` or control character is refused,
-/// so an encoded slash cannot make one segment look like two to a later stage. A single
-/// trailing slash is dropped (the spec's own example path ends in one).
+/// so an encoded slash cannot make one segment look like two to a later stage. A trailing
+/// slash is kept: the mapping is literal, and the CSE refuses the empty resource name it
+/// leaves (TS-0004 clause 6.2.4), so `/cse-in/` does not quietly mean `/cse-in`.
 pub(crate) fn target(path: &str) -> Result<String> {
     let bad = |why: &str| Error::bad_request(format!("invalid request target '{path}': {why}"));
     let (prefix, rest) = if let Some(rest) = path.strip_prefix("/~/") {
@@ -83,7 +86,6 @@ pub(crate) fn target(path: &str) -> Result<String> {
     } else {
         return Err(bad("not an origin-form path"));
     };
-    let rest = rest.strip_suffix('/').unwrap_or(rest);
     if rest.is_empty() || (prefix.is_empty() && matches!(rest, "~" | "_")) {
         return Err(bad("no resource address"));
     }
@@ -306,7 +308,7 @@ mod tests {
         assert_eq!(target("/cin00856").ok().as_deref(), Some("cin00856"));
         assert_eq!(
             target("/CSEBase/ae12/cont27/contInst696/").ok().as_deref(),
-            Some("CSEBase/ae12/cont27/contInst696")
+            Some("CSEBase/ae12/cont27/contInst696/")
         );
         assert_eq!(
             target("/~/CSE178/cin00856").ok().as_deref(),

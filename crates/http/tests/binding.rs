@@ -70,7 +70,7 @@ async fn path_forms_and_headers_reach_the_primitive() {
         ("/cse-in/ae1/cnt", "cse-in/ae1/cnt"),
         ("/~/id-in/cse-in", "/id-in/cse-in"),
         ("/_/sp.example/id-in/cin1", "//sp.example/id-in/cin1"),
-        ("/cse-in/my%20box/caf%C3%A9/", "cse-in/my box/café"),
+        ("/cse-in/my%20box/caf%C3%A9/", "cse-in/my box/café/"),
     ];
     for (path, to) in cases {
         let r = once(s.addr, &get(path)).await;
@@ -79,7 +79,7 @@ async fn path_forms_and_headers_reach_the_primitive() {
     }
     let r = once(
         s.addr,
-        "GET /cse-in HTTP/1.1\r\nHost: x\r\nx-m2m-origin: Cae\r\nX-M2M-RI: abc\r\nX-M2M-RVI: 4\r\nX-M2M-OT: 20250101T000000\r\nX-M2M-RET: 20990101T000000\r\nX-M2M-VSI: vendor\r\n\r\n",
+        "GET /cse-in HTTP/1.1\r\nHost: x\r\nx-m2m-origin: Cae\r\nX-M2M-RI: abc\r\nX-M2M-RVI: 4\r\nX-M2M-OT: 20250101T000000\r\nX-M2M-RET: 20990101T000000\r\nX-M2M-RST: 60000\r\nX-M2M-OET: 20250101T000000\r\nX-M2M-VSI: vendor\r\n\r\n",
     )
     .await;
     assert_eq!(r.header("X-M2M-RI"), Some("abc"));
@@ -96,6 +96,8 @@ async fn path_forms_and_headers_reach_the_primitive() {
     assert_eq!(p.rvi.as_deref(), Some("4"));
     assert_eq!(p.ot.as_deref(), Some("20250101T000000"));
     assert_eq!(p.rqet.as_deref(), Some("20990101T000000"));
+    assert_eq!(p.rset.as_deref(), Some("60000"));
+    assert_eq!(p.oet.as_deref(), Some("20250101T000000"));
     assert_eq!(p.vsi.as_deref(), Some("vendor"));
 
     once(

@@ -27,6 +27,8 @@ async fn primitives_round_trip_through_client_and_binding() {
         req.rvi = Some("4".into());
         req.ot = Some("20250101T000000".into());
         req.rqet = Some("20990101T000000".into());
+        req.rset = Some("3600000".into());
+        req.oet = Some("-1".into());
         req.vsi = Some("v".into());
         let resp = c.send(&req).await.unwrap();
         assert_eq!(resp.rsc, ResponseStatusCode::Ok);
@@ -45,6 +47,7 @@ async fn primitives_round_trip_through_client_and_binding() {
             (got.rvi, got.ot, got.rqet, got.vsi),
             (req.rvi, req.ot, req.rqet, req.vsi)
         );
+        assert_eq!((got.rset, got.oet), (req.rset, req.oet));
     }
 }
 

@@ -4,6 +4,7 @@
 use crate::error::{Error, Result};
 use crate::filter::FilterCriteria;
 use crate::rsc::ResponseStatusCode;
+use crate::time::Timestamp;
 use crate::types::{Operation, ResourceType};
 use serde_json::Value;
 
@@ -128,9 +129,15 @@ pub struct Request {
     pub atrl: Vec<String>,
     /// Originating timestamp, if sent.
     pub ot: Option<String>,
-    /// Request expiration timestamp, if sent.
+    /// Request expiration timestamp (`m2m:absRelTimestamp`), if sent.
     pub rqet: Option<String>,
-    /// Response type: only blocking requests (1) are served.
+    /// Result expiration timestamp (`m2m:absRelTimestamp`), if sent.
+    pub rset: Option<String>,
+    /// Operation execution time (`m2m:absRelTimestamp`), if sent.
+    pub oet: Option<String>,
+    /// Response type (TS-0004 clause 6.3.4.2.6 `m2m:responseType`): absent, 3 (blocking) and 4
+    /// (flex-blocking, which this CSE always answers blocking) are served; see
+    /// [`Request::validate`] for 1 and 2.
     pub rt: Option<u8>,
     /// Vendor information, passed through.
     pub vsi: Option<String>,
@@ -158,6 +165,8 @@ impl Request {
             atrl: Vec::new(),
             ot: None,
             rqet: None,
+            rset: None,
+            oet: None,
             rt: None,
             vsi: None,
             tkns: Vec::new(),
@@ -191,13 +200,73 @@ impl Request {
         if self.op == Operation::Create && self.ty.is_none() {
             return Err(Error::bad_request("CREATE needs a resource type"));
         }
-        if matches!(self.rt, Some(r) if r != 1) {
-            return Err(Error::new(
+        self.check_response_type()?;
+        self.fc.validate()
+    }
+
+    /// The response types this CSE serves (TS-0004 clause 7.3.2.2, `m2m:responseType`):
+    /// blocking (3, the default) and flex-blocking (4, answered blocking: the receiver
+    /// chooses). Non-blocking synchronous (1) needs `<request>` resources, which this CSE
+    /// does not host: 5206. Non-blocking asynchronous (2) would be acknowledged and its
+    /// result sent later as a notification, which this CSE does not do: 5001 (a value for an
+    /// unsupported feature, clause 7.3.2.1) rather than an acknowledgement for a result that
+    /// would never come. Other values are 4000.
+    fn check_response_type(&self) -> Result<()> {
+        match self.rt {
+            None | Some(3 | 4) => Ok(()),
+            Some(1) => Err(Error::new(
+                ResponseStatusCode::NonBlockingSynchRequestNotSupported,
+                "non-blocking synchronous requests (rt=1) need <request> resources, which this CSE does not host",
+            )),
+            Some(2) => Err(Error::new(
                 ResponseStatusCode::NotImplemented,
-                "only blocking requests (rt=1) are supported",
+                "non-blocking asynchronous requests (rt=2) are not supported",
+            )),
+            Some(n) => Err(Error::bad_request(format!("invalid response type {n}"))),
+        }
+    }
+
+    /// Checks the time-related parameters against `now`, the moment of reception, from which
+    /// relative values count (TS-0004 clauses 7.3.2.1 and 7.3.2.6):
+    ///
+    /// * a Request or Result Expiration Timestamp in the past is 4008 REQUEST_TIMEOUT; a
+    ///   Result Expiration Timestamp not later than the Request Expiration Timestamp is 4000
+    ///   (TS-0004 Table 6.3.3-1);
+    /// * an Operation Execution Time in the past (or now) is honoured by executing at once; one
+    ///   in the future would have to be held until then, which this CSE does not do: 5001.
+    pub fn check_times(&self, now: Timestamp) -> Result<()> {
+        let at = |v: &Option<String>| {
+            v.as_deref()
+                .map(|s| crate::time::parse_abs_rel(s, now))
+                .transpose()
+        };
+        let (rqet, rset, oet) = (at(&self.rqet)?, at(&self.rset)?, at(&self.oet)?);
+        if let (Some(rqet), Some(rset)) = (rqet, rset) {
+            if rset <= rqet {
+                return Err(Error::bad_request(
+                    "the result expiration timestamp must be later than the request expiration timestamp",
+                ));
+            }
+        }
+        if rqet.is_some_and(|t| t < now) {
+            return Err(Error::new(
+                ResponseStatusCode::RequestTimeout,
+                "request expired before it was processed",
             ));
         }
-        self.fc.validate()
+        if rset.is_some_and(|t| t < now) {
+            return Err(Error::new(
+                ResponseStatusCode::RequestTimeout,
+                "the result expiration timestamp has passed",
+            ));
+        }
+        if oet.is_some_and(|t| t > now) {
+            return Err(Error::new(
+                ResponseStatusCode::NotImplemented,
+                "a future operation execution time is not supported",
+            ));
+        }
+        Ok(())
     }
 }
 
@@ -288,13 +357,47 @@ mod tests {
         );
         r.ty = Some(ResourceType::Container);
         assert!(r.validate().is_ok());
-        r.rt = Some(2);
-        assert_eq!(
-            r.validate().map_err(|e| e.rsc),
-            Err(ResponseStatusCode::NotImplemented)
-        );
+        for (rt, want) in [
+            (3, Ok(())),
+            (4, Ok(())),
+            (
+                1,
+                Err(ResponseStatusCode::NonBlockingSynchRequestNotSupported),
+            ),
+            (2, Err(ResponseStatusCode::NotImplemented)),
+            (0, Err(ResponseStatusCode::BadRequest)),
+            (5, Err(ResponseStatusCode::BadRequest)),
+        ] {
+            r.rt = Some(rt);
+            assert_eq!(r.validate().map_err(|e| e.rsc), want, "rt={rt}");
+        }
         let mut d = Request::new(Operation::Delete, "x", None);
         d.rcn = Some(ResultContent::ChildResources);
         assert!(d.validate().is_err());
+    }
+
+    #[test]
+    fn time_parameters() {
+        let now = crate::time::parse("20261127T101112").expect("valid");
+        let check = |rqet: Option<&str>, rset: Option<&str>, oet: Option<&str>| {
+            let mut r = Request::new(Operation::Retrieve, "cse-in", Some("C".into()));
+            r.rqet = rqet.map(str::to_owned);
+            r.rset = rset.map(str::to_owned);
+            r.oet = oet.map(str::to_owned);
+            r.check_times(now).map_err(|e| e.rsc)
+        };
+        use ResponseStatusCode as R;
+        assert_eq!(check(None, None, None), Ok(()));
+        assert_eq!(check(Some("1000"), Some("2000"), Some("0")), Ok(()));
+        assert_eq!(
+            check(Some("20261127T101111"), None, None),
+            Err(R::RequestTimeout)
+        );
+        assert_eq!(check(Some("-1"), None, None), Err(R::RequestTimeout));
+        assert_eq!(check(None, Some("-1"), None), Err(R::RequestTimeout));
+        assert_eq!(check(Some("2000"), Some("1000"), None), Err(R::BadRequest));
+        assert_eq!(check(None, None, Some("-5000")), Ok(()));
+        assert_eq!(check(None, None, Some("1000")), Err(R::NotImplemented));
+        assert_eq!(check(Some("soon"), None, None), Err(R::BadRequest));
     }
 }

@@ -68,6 +68,9 @@ pub enum ResponseStatusCode {
     TargetNotSubscribable,
     /// 5204: the verification request of a new subscription failed.
     SubscriptionVerificationInitiationFailed,
+    /// 5206: a non-blocking synchronous request (`rt=1`) needs `<request>` resources, which
+    /// this CSE does not host (TS-0004 clause 7.3.2.2, creation of `<request>`).
+    NonBlockingSynchRequestNotSupported,
     /// 5207: the request cannot be accepted: it cannot be answered in an acceptable form,
     /// its content does not fit the container, or the CSE's storage is full (nothing was
     /// written; the same request can succeed once space returns).
@@ -159,6 +162,11 @@ pub const ALL_CODES: &[(ResponseStatusCode, u16, &str)] = &[
         R::SubscriptionVerificationInitiationFailed,
         5204,
         "SUBSCRIPTION_VERIFICATION_INITIATION_FAILED",
+    ),
+    (
+        R::NonBlockingSynchRequestNotSupported,
+        5206,
+        "NON_BLOCKING_SYNCH_REQUEST_NOT_SUPPORTED",
     ),
     (R::NotAcceptable, 5207, "NOT_ACCEPTABLE"),
     (

@@ -57,6 +57,21 @@ pub fn parse(s: &str) -> Result<Timestamp> {
     Ok(t)
 }
 
+/// Parses an `m2m:absRelTimestamp` (TS-0004 Table 6.3.3-1): either an absolute timestamp or
+/// a relative time in milliseconds (an `xs:long`, possibly negative), counted from `now`.
+/// A relative value outside the representable range is 4000, never a panic.
+pub fn parse_abs_rel(s: &str, now: Timestamp) -> Result<Timestamp> {
+    if s.contains('T') {
+        return parse(s);
+    }
+    let ms: i64 = s
+        .parse()
+        .map_err(|_| Error::bad_request(format!("invalid absolute or relative time '{s}'")))?;
+    chrono::TimeDelta::try_milliseconds(ms)
+        .and_then(|d| now.checked_add_signed(d))
+        .ok_or_else(|| Error::bad_request(format!("relative time '{s}' is out of range")))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -73,5 +88,32 @@ mod tests {
         assert!(parse("20261127T101112Z").is_ok());
         let early = parse("00010102T030405,000007").expect("valid");
         assert_eq!(format(early), "00010102T030405,000007");
+    }
+
+    #[test]
+    fn absolute_or_relative() {
+        let now = parse("20261127T101112").expect("valid");
+        assert_eq!(
+            parse_abs_rel("20261127T101113", now).ok(),
+            parse("20261127T101113").ok()
+        );
+        assert_eq!(
+            parse_abs_rel("3600000", now).ok(),
+            Some(now + chrono::Duration::hours(1))
+        );
+        assert_eq!(
+            parse_abs_rel("-1000", now).ok(),
+            Some(now - chrono::Duration::seconds(1))
+        );
+        for bad in [
+            "",
+            "1h",
+            "9223372036854775807",
+            "-9223372036854775808",
+            "+",
+            "1.5",
+        ] {
+            assert!(parse_abs_rel(bad, now).is_err(), "{bad}");
+        }
     }
 }
