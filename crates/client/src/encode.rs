@@ -102,6 +102,9 @@ fn filter_into(fc: &FilterCriteria, q: &mut Query) {
     q.opt("lvl", fc.lvl);
     q.opt("ofst", fc.ofst);
     q.opt("fo", fc.fo);
+    for (name, value) in &fc.atr {
+        q.value(name, value);
+    }
 }
 
 /// A query string under construction.

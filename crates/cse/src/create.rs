@@ -197,10 +197,16 @@ impl Cse {
         for gone in &evicted {
             self.fire(&parent, Event::ChildDeleted(gone));
         }
+        // What the originator sent, read again only when `rcn` = 9 compares against it.
+        let sent = if req.rcn == Some(model::ResultContent::ModifiedAttributes) {
+            content_of(req, ty)?
+        } else {
+            Map::new()
+        };
         let mut resp = Response::new(
             ResponseStatusCode::Created,
             &req.rqi,
-            for_create(&created, req.rcn),
+            for_create(&created, req.rcn, &sent),
         );
         resp.location = Some(created.srn.clone());
         Ok(resp)

@@ -26,13 +26,26 @@ impl Cse {
         }
         self.authorize_dynamic(caller, &r, AccessOperation::DELETE, None)
             .await?;
+        // A child-related result is read before the subtree goes, one page of it, each
+        // child passing its own RETRIEVE decision as for a RETRIEVE (TS-0001 clause 8.1.2).
+        let rcn = req.rcn.unwrap_or(ResultContent::Nothing);
+        let children = if rcn.is_child_related() {
+            Some(self.child_content(caller, req, &r, rcn)?)
+        } else {
+            None
+        };
         let gone = self.remove(&r).await?;
         let root = gone.into_iter().next().unwrap_or(r);
-        let pc = match req.rcn.unwrap_or(ResultContent::Nothing) {
-            ResultContent::Attributes => Some(root.wrapped()),
-            _ => None,
+        let (pc, page) = match (rcn, children) {
+            (_, Some((pc, page))) => (Some(pc), Some(page)),
+            (ResultContent::Attributes, None) => (Some(root.wrapped()), None),
+            _ => (None, None),
         };
-        Ok(Response::new(ResponseStatusCode::Deleted, &req.rqi, pc))
+        let mut resp = Response::new(ResponseStatusCode::Deleted, &req.rqi, pc);
+        if let Some(page) = page {
+            page.mark(&mut resp);
+        }
+        Ok(resp)
     }
 
     /// Deletes a resource and its subtree (no access check: callers decide), keeps the

@@ -2,15 +2,15 @@
 //! criteria and that the originator may discover.
 //!
 //! Each result passes its own DISCOVER decision before it counts toward `ofst` and `lim`
-//! (TS-0001 clause 10.2.6); a result content that returns representations rather than
-//! addresses also needs RETRIEVE on each of them, and on the target when the target's own
-//! attributes are returned. Results are read one page at a time ([`crate::page`]).
+//! (TS-0001 clause 10.2.6). Discovery returns addresses only (`rcn` 11 or 6); a filter on an
+//! attribute's value (clause 7.3.3.17.9) also needs RETRIEVE on each result. Results are read
+//! one page at a time ([`crate::page`]).
 //!
 //! The request's verified tokens count for the target and for every result, as for any other
 //! operation; a DAS is not consulted (one consultation per candidate would be a scan of the DAS).
 
 use crate::addressing::Target;
-use crate::content::{child_ref, embed, representation};
+use crate::content::child_ref;
 use crate::page::{self, Bounds, Shape};
 use crate::{real_target, Caller, Cse};
 use model::{AccessOperation, Request, Response, ResponseStatusCode, Result, ResultContent};
@@ -26,22 +26,14 @@ impl Cse {
     ) -> Result<Response> {
         let root = real_target(target)?;
         self.authorize(caller, &root, AccessOperation::DISCOVERY, None)?;
+        // Addresses only: the other result contents are refused before (TS-0001 table
+        // 8.1.2-1), so DISCOVER is the one decision each result needs.
         let rcn = req.rcn.unwrap_or(ResultContent::DiscoveryResultReferences);
-        let with_root = matches!(
-            rcn,
-            ResultContent::Attributes
-                | ResultContent::AttributesAndChildResources
-                | ResultContent::AttributesAndChildResourceReferences
-        );
-        if with_root {
-            self.authorize(caller, &root, AccessOperation::RETRIEVE, None)?;
-        }
-        let shape = match rcn {
-            ResultContent::Attributes
-            | ResultContent::AttributesAndChildResources
-            | ResultContent::ChildResources => Shape::Representations,
-            _ => Shape::References,
-        };
+        let shape = Shape::References;
+        // A condition on an attribute's value reads that value: only a resource the
+        // originator may also RETRIEVE is tested on it, so discovery is no oracle for
+        // attributes hidden from it (clause 7.3.3.17.9 leaves the rights unsaid).
+        let reads_values = req.fc.has_attribute_conditions();
         let gate = self.gate().with_tokens(&caller.tokens, &caller.rids);
         let facts = self.request_context(caller);
         let bounds = Bounds {
@@ -64,39 +56,23 @@ impl Cse {
                 admit: &mut |r| {
                     let who = &caller.originator;
                     gate.permits(who, &facts, r, AccessOperation::DISCOVERY)
-                        && (shape == Shape::References
+                        && (!reads_values
                             || gate.permits(who, &facts, r, AccessOperation::RETRIEVE))
                 },
                 by_parent: caller.tokens.is_empty(),
             },
         )?;
         let found = &page.found;
-        let pc = match rcn {
-            ResultContent::DiscoveryResultReferences => {
-                let unstructured = req.drt == Some(2);
-                let uris: Vec<&str> = found
-                    .iter()
-                    .map(|r| if unstructured { r.ri() } else { r.srn.as_str() })
-                    .collect();
-                json!({ "m2m:uril": uris })
-            }
-            ResultContent::ChildResourceReferences => {
-                let refs: Vec<_> = found.iter().map(child_ref).collect();
-                json!({ "m2m:rrl": { "rrf": refs } })
-            }
-            ResultContent::ChildResources => embed(json!({ root.ty.wrapper(): {} }), found),
-            ResultContent::AttributesAndChildResourceReferences => {
-                let mut rep = representation(&root, &req.atrl)?;
-                let refs: Vec<_> = found.iter().map(child_ref).collect();
-                if let Some(obj) = rep
-                    .get_mut(root.ty.wrapper())
-                    .and_then(|v| v.as_object_mut())
-                {
-                    obj.insert("ch".into(), json!(refs));
-                }
-                rep
-            }
-            _ => embed(representation(&root, &req.atrl)?, found),
+        let pc = if rcn == ResultContent::ChildResourceReferences {
+            let refs: Vec<_> = found.iter().map(child_ref).collect();
+            json!({ "m2m:rrl": { "rrf": refs } })
+        } else {
+            let unstructured = req.drt == Some(2);
+            let uris: Vec<&str> = found
+                .iter()
+                .map(|r| if unstructured { r.ri() } else { r.srn.as_str() })
+                .collect();
+            json!({ "m2m:uril": uris })
         };
         let mut resp = Response::new(ResponseStatusCode::Ok, &req.rqi, Some(pc));
         page.mark(&mut resp);

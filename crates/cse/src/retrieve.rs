@@ -12,7 +12,7 @@ use crate::{real_target, Caller, Cse};
 use model::{
     AccessOperation, Request, Resource, Response, ResponseStatusCode, Result, ResultContent,
 };
-use serde_json::json;
+use serde_json::{json, Value};
 use store::Scope;
 
 impl Cse {
@@ -42,59 +42,60 @@ impl Cse {
                 Some(r.into_wrapped()),
             ));
         }
+        if !rcn.is_child_related() {
+            return Ok(Response::new(
+                ResponseStatusCode::Ok,
+                &req.rqi,
+                Some(representation(&r, &req.atrl)?),
+            ));
+        }
+        let (pc, page) = self.child_content(caller, req, &r, rcn)?;
+        let mut resp = Response::new(ResponseStatusCode::Ok, &req.rqi, Some(pc));
+        page.mark(&mut resp);
+        Ok(resp)
+    }
+
+    /// The content of a child-related result (`rcn` 4, 5, 6, 8, for RETRIEVE and DELETE):
+    /// the children of `r` and their descendants down to `lvl`, filtered by `fc`, one page
+    /// of them (TS-0001 clause 8.1.2).
+    pub(crate) fn child_content(
+        &self,
+        caller: &Caller<'_>,
+        req: &Request,
+        r: &Resource,
+        rcn: ResultContent,
+    ) -> Result<(Value, page::Page)> {
         let shape = match rcn {
             ResultContent::AttributesAndChildResources | ResultContent::ChildResources => {
                 Shape::Representations
             }
             _ => Shape::References,
         };
-        let children = || self.readable_children(caller, req, &r, shape);
-        let (pc, page) = match rcn {
-            ResultContent::Attributes => (representation(&r, &req.atrl)?, None),
+        let page = self.readable_descendants(caller, req, r, shape)?;
+        let pc = match rcn {
             ResultContent::AttributesAndChildResources => {
-                let page = children()?;
-                (
-                    embed(representation(&r, &req.atrl)?, &page.found),
-                    Some(page),
-                )
+                embed(representation(r, &req.atrl)?, r, &page.found)
             }
-            ResultContent::ChildResources => {
-                let page = children()?;
-                (
-                    embed(json!({ r.ty.wrapper(): {} }), &page.found),
-                    Some(page),
-                )
-            }
+            ResultContent::ChildResources => embed(json!({ r.ty.wrapper(): {} }), r, &page.found),
             ResultContent::AttributesAndChildResourceReferences => {
-                let page = children()?;
-                let mut rep = representation(&r, &req.atrl)?;
+                let mut rep = representation(r, &req.atrl)?;
                 let refs: Vec<_> = page.found.iter().map(child_ref).collect();
                 if let Some(obj) = rep.get_mut(r.ty.wrapper()).and_then(|v| v.as_object_mut()) {
                     obj.insert("ch".into(), json!(refs));
                 }
-                (rep, Some(page))
-            }
-            ResultContent::ChildResourceReferences => {
-                let page = children()?;
-                let refs: Vec<_> = page.found.iter().map(child_ref).collect();
-                (json!({ "m2m:rrl": { "rrf": refs } }), Some(page))
+                rep
             }
             _ => {
-                return Err(model::Error::bad_request(
-                    "result content not valid for RETRIEVE",
-                ))
+                let refs: Vec<_> = page.found.iter().map(child_ref).collect();
+                json!({ "m2m:rrl": { "rrf": refs } })
             }
         };
-        let mut resp = Response::new(ResponseStatusCode::Ok, &req.rqi, Some(pc));
-        if let Some(page) = page {
-            page.mark(&mut resp);
-        }
-        Ok(resp)
+        Ok((pc, page))
     }
 
-    /// The direct children of `parent` that match the request's filter criteria and that
-    /// the originator may RETRIEVE, one page of them.
-    fn readable_children(
+    /// The descendants of `parent` (down to `lvl`) that match the request's filter criteria
+    /// and that the originator may RETRIEVE, one page of them, parents before children.
+    fn readable_descendants(
         &self,
         caller: &Caller<'_>,
         req: &Request,
@@ -110,9 +111,13 @@ impl Cse {
             max_bytes: self.config.result_max_bytes,
             shape,
         };
+        let scope = Scope::Descendants {
+            srn: &parent.srn,
+            max_depth: req.fc.lvl,
+        };
         page::collect(
             self.store.as_ref(),
-            &page::scan(Scope::Children(parent.ri()), &req.fc),
+            &page::scan(scope, &req.fc),
             &req.fc,
             bounds,
             page::Admission {

@@ -274,8 +274,9 @@ async fn result_contents() {
     )
     .await;
     let ch = &r.pc.as_ref().expect("pc")["m2m:cnt"]["ch"];
+    // Descendants in structured-name order, parents before children.
     assert_eq!(
-        ch[1],
+        ch[0],
         json!({"nm": "i1", "typ": 4, "val": "cse-in/ae/c/i1"})
     );
     let r = with_rcn(

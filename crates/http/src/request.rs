@@ -116,7 +116,8 @@ pub(crate) fn target(path: &str) -> Result<String> {
 ///   list items (`atrl`, `lbl`, `cty`, `ty`) are split on `+` before percent-decoding;
 /// * `rp` (result persistence) is ignored: it only means something for non-blocking
 ///   requests, which the CSE refuses through `rt`;
-/// * `da` (delivery aggregation) is accepted when false and refused with 5001 when true;
+/// * `da` (delivery aggregation) and `sqi` (semantic query) are accepted when false and
+///   refused with 5001 when true;
 /// * `rvi`, `rqi` and `ec` are refused: in HTTP they travel as `X-M2M-*` headers, and two
 ///   places for one parameter invite disagreement.
 pub(crate) fn apply_query(req: &mut Request, query: &str) -> Result<()> {
@@ -160,6 +161,18 @@ pub(crate) fn apply_query(req: &mut Request, query: &str) -> Result<()> {
                     ))
                 }
                 _ => return Err(Error::bad_request("da must be true, false, 1 or 0")),
+            },
+            // Semantic query (TS-0009 table 6.2.2.2-1): not implemented, so only its
+            // default is accepted (TS-0004 clause 7.3.2.1).
+            "sqi" => match value.as_str() {
+                "false" | "0" => {}
+                "true" | "1" => {
+                    return Err(Error::new(
+                        ResponseStatusCode::NotImplemented,
+                        "semantic query is not supported",
+                    ))
+                }
+                _ => return Err(Error::bad_request("sqi must be true, false, 1 or 0")),
             },
             "rvi" | "rqi" | "ec" => {
                 return Err(Error::bad_request(format!(

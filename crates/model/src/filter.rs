@@ -1,7 +1,9 @@
 //! Filter criteria (`fc`, TS-0004 clause 6.3.5.8): conditions for discovery and conditional
 //! retrieval, parsed strictly and evaluated against stored resources.
 
+use crate::attributes;
 use crate::error::{Error, Result};
+use crate::rsc::ResponseStatusCode;
 use crate::time::{self, Timestamp};
 use crate::types::ResourceType;
 use serde_json::{Map, Value};
@@ -48,11 +50,34 @@ pub struct FilterCriteria {
     pub ofst: Option<u64>,
     /// 1 AND (default), 2 OR between different criteria.
     pub fo: Option<u8>,
+    /// Conditions on attributes by short name and value (`attribute`, clause 7.3.3.17.9):
+    /// one criterion, met when any of them matches.
+    pub atr: Vec<(String, String)>,
+}
+
+/// Attributes that other criteria cover, so clause 7.3.3.17.9 forbids them as attribute
+/// conditions.
+const NOT_AN_ATTRIBUTE_CONDITION: &[&str] = &["ct", "lt", "st", "et", "lbl", "ty", "cs", "cnf"];
+
+/// Criteria TS-0004 defines that this CSE does not implement: refused with 5001
+/// (clause 7.3.2.1) rather than ignored. Semantic and content-based discovery, the
+/// labels query, criteria on parents and children, the relative path, and the geo-query
+/// (which needs the `loc` attribute, not hosted).
+const NOT_IMPLEMENTED: &[&str] = &[
+    "smf", "cfs", "cfq", "lbq", "clbl", "plbl", "chty", "pty", "arp", "gmty", "geom", "gsf",
+];
+
+/// Whether a name is an attribute of some resource type this CSE hosts.
+fn is_attribute(name: &str) -> bool {
+    crate::types::ResourceType::ALL
+        .iter()
+        .any(|ty| attributes::find(*ty, name).is_some())
 }
 
 /// Query parameters that are request parameters rather than filter criteria.
-pub const NON_FILTER_PARAMS: &[&str] =
-    &["rcn", "rt", "rp", "da", "drt", "atrl", "rvi", "rqi", "ec"];
+pub const NON_FILTER_PARAMS: &[&str] = &[
+    "rcn", "rt", "rp", "da", "drt", "atrl", "rvi", "rqi", "ec", "sqi",
+];
 
 fn int(key: &str, v: &str) -> Result<u64> {
     v.parse::<u64>()
@@ -111,6 +136,21 @@ impl FilterCriteria {
             "cty" => self.cty.push(value.to_owned()),
             "rn" => self.rn.push(value.to_owned()),
             "ty" => self.ty.push(ResourceType::from_code(int(key, value)?)?),
+            _ if NOT_IMPLEMENTED.contains(&key)
+                || key.starts_with("c.")
+                || key.starts_with("p.") =>
+            {
+                return Err(Error::new(
+                    ResponseStatusCode::NotImplemented,
+                    format!("filter criterion '{key}' is not supported"),
+                ))
+            }
+            _ if NOT_AN_ATTRIBUTE_CONDITION.contains(&key) => {
+                return Err(Error::bad_request(format!(
+                    "'{key}' cannot be an attribute condition (TS-0004 7.3.3.17.9)"
+                )))
+            }
+            _ if is_attribute(key) => self.atr.push((key.to_owned(), value.to_owned())),
             _ => {
                 return Err(Error::bad_request(format!(
                     "unknown filter criterion '{key}'"
@@ -162,9 +202,17 @@ impl FilterCriteria {
             || self.szb.is_some()
             || !self.cty.is_empty()
             || !self.rn.is_empty()
+            || !self.atr.is_empty()
     }
 
-    /// Whether a resource (its attribute map) matches the conditions.
+    /// True when a condition reads an attribute's value by name (clause 7.3.3.17.9).
+    pub fn has_attribute_conditions(&self) -> bool {
+        !self.atr.is_empty()
+    }
+
+    /// Whether a resource (its attribute map) matches the conditions. A range given by two
+    /// tags (`cra`/`crb`, `ms`/`us`, `stb`/`sts`, `exa`/`exb`, `sza`/`szb`) is one criterion,
+    /// as clauses 7.3.3.17.1 to .4 and .7 define it; `fo` combines the criteria.
     pub fn matches(&self, ty: ResourceType, attrs: &Map<String, Value>) -> bool {
         let ts = |k: &str| {
             attrs
@@ -174,42 +222,32 @@ impl FilterCriteria {
         };
         let num = |k: &str| attrs.get(k).and_then(Value::as_u64);
         let mut results: Vec<bool> = Vec::new();
+        let mut range =
+            |value: Option<Timestamp>, after: Option<Timestamp>, before: Option<Timestamp>| {
+                if after.is_some() || before.is_some() {
+                    results.push(value.is_some_and(|v| {
+                        after.is_none_or(|a| a <= v) && before.is_none_or(|b| v < b)
+                    }));
+                }
+            };
+        range(ts("ct"), self.cra, self.crb);
+        range(ts("lt"), self.ms, self.us);
+        range(ts("et"), self.exa, self.exb);
         let mut check = |present: bool, ok: bool| {
             if present {
                 results.push(ok);
             }
         };
+        let within = |value: Option<u64>, above: Option<u64>, below: Option<u64>| {
+            value.is_some_and(|v| above.is_none_or(|a| a <= v) && below.is_none_or(|b| v < b))
+        };
         check(
-            self.crb.is_some(),
-            matches!((ts("ct"), self.crb), (Some(c), Some(b)) if c < b),
+            self.stb.is_some() || self.sts.is_some(),
+            within(num("st"), self.stb, self.sts),
         );
         check(
-            self.cra.is_some(),
-            matches!((ts("ct"), self.cra), (Some(c), Some(a)) if c > a),
-        );
-        check(
-            self.ms.is_some(),
-            matches!((ts("lt"), self.ms), (Some(l), Some(m)) if l > m),
-        );
-        check(
-            self.us.is_some(),
-            matches!((ts("lt"), self.us), (Some(l), Some(u)) if l < u),
-        );
-        check(
-            self.sts.is_some(),
-            matches!((num("st"), self.sts), (Some(s), Some(x)) if s < x),
-        );
-        check(
-            self.stb.is_some(),
-            matches!((num("st"), self.stb), (Some(s), Some(x)) if s > x),
-        );
-        check(
-            self.exb.is_some(),
-            matches!((ts("et"), self.exb), (Some(e), Some(x)) if e < x),
-        );
-        check(
-            self.exa.is_some(),
-            matches!((ts("et"), self.exa), (Some(e), Some(x)) if e > x),
+            self.sza.is_some() || self.szb.is_some(),
+            within(num("cs"), self.sza, self.szb),
         );
         check(!self.lbl.is_empty(), {
             let labels = attrs.get("lbl").and_then(Value::as_array);
@@ -219,14 +257,6 @@ impl FilterCriteria {
             })
         });
         check(!self.ty.is_empty(), self.ty.contains(&ty));
-        check(
-            self.sza.is_some(),
-            matches!((num("cs"), self.sza), (Some(s), Some(x)) if s >= x),
-        );
-        check(
-            self.szb.is_some(),
-            matches!((num("cs"), self.szb), (Some(s), Some(x)) if s < x),
-        );
         check(!self.cty.is_empty(), {
             let cnf = attrs
                 .get("cnf")
@@ -238,6 +268,15 @@ impl FilterCriteria {
             let rn = attrs.get("rn").and_then(Value::as_str);
             rn.is_some_and(|r| self.rn.iter().any(|x| x == r))
         });
+        check(
+            !self.atr.is_empty(),
+            self.atr.iter().any(|(name, wanted)| {
+                attributes::find(ty, name).is_some()
+                    && attrs
+                        .get(name)
+                        .is_some_and(|v| value_matches(v, wanted, self.fu == Some(1)))
+            }),
+        );
         if results.is_empty() {
             return true;
         }
@@ -247,6 +286,44 @@ impl FilterCriteria {
             results.iter().all(|b| *b)
         }
     }
+}
+
+/// Whether an attribute's value matches a condition's value, given as text (the HTTP query
+/// form): a string equals it (with `*` for any run of characters in discovery, clause
+/// 7.3.3.17.9), a number or boolean is compared in its JSON text, a list matches when any
+/// item does. An object never matches: no text form of it is defined.
+fn value_matches(v: &Value, wanted: &str, wildcards: bool) -> bool {
+    match v {
+        Value::String(s) if wildcards && wanted.contains('*') => wildcard(s, wanted),
+        Value::String(s) => s == wanted,
+        Value::Number(n) => n.to_string() == wanted,
+        Value::Bool(b) => b.to_string() == wanted,
+        Value::Array(items) => items
+            .iter()
+            .any(|i| !i.is_array() && value_matches(i, wanted, wildcards)),
+        _ => false,
+    }
+}
+
+/// Glob matching with `*` only, in time linear in the text per pattern piece (no
+/// backtracking blow-up on hostile patterns).
+fn wildcard(text: &str, pattern: &str) -> bool {
+    let mut pieces = pattern.split('*');
+    let first = pieces.next().unwrap_or("");
+    let Some(mut rest) = text.strip_prefix(first) else {
+        return false;
+    };
+    let pieces: Vec<&str> = pieces.collect();
+    let Some((last, middle)) = pieces.split_last() else {
+        return rest.is_empty();
+    };
+    for piece in middle {
+        match rest.find(piece) {
+            Some(at) => rest = &rest[at + piece.len()..],
+            None => return false,
+        }
+    }
+    rest.len() >= last.len() && rest.ends_with(last)
 }
 
 fn scalar(v: &Value) -> Result<String> {
@@ -298,5 +375,69 @@ mod tests {
         sz.add("sza", "10").ok();
         sz.add("szb", "11").ok();
         assert!(sz.matches(ResourceType::ContentInstance, &r));
+    }
+
+    #[test]
+    fn ranges_include_their_lower_bound_and_are_one_criterion() {
+        // TS-0004 7.3.3.17.1/.3: createdAfter <= ct < createdBefore, stateTagBigger <= st.
+        let r = attrs(json!({"ct": "20260101T000000", "st": 3, "rn": "x"}));
+        let mut fc = FilterCriteria::default();
+        fc.add("cra", "20260101T000000").ok();
+        fc.add("stb", "3").ok();
+        assert!(fc.matches(ResourceType::Container, &r));
+        fc.add("crb", "20260101T000000").ok();
+        assert!(!fc.matches(ResourceType::Container, &r));
+        // With OR the creation-time range still needs both of its bounds.
+        fc.fo = Some(2);
+        fc.stb = None;
+        fc.add("rn", "y").ok();
+        assert!(!fc.matches(ResourceType::Container, &r));
+    }
+
+    #[test]
+    fn attribute_conditions() {
+        let cnt = attrs(json!({"cni": 5, "cr": "CAE-ID12", "acpi": ["a1", "a2"], "rn": "c"}));
+        let mut fc = FilterCriteria::default();
+        fc.add("cni", "5").expect("cni");
+        assert!(fc.matches(ResourceType::Container, &cnt));
+        assert_eq!(fc.atr, vec![("cni".to_owned(), "5".to_owned())]);
+        let mut other = FilterCriteria::default();
+        other.add("cni", "4").ok();
+        assert!(!other.matches(ResourceType::Container, &cnt));
+        // Several attribute conditions are one criterion: any of them (clause 7.3.3.17.9).
+        other.add("acpi", "a2").ok();
+        assert!(other.matches(ResourceType::Container, &cnt));
+        // Wildcards in discovery only.
+        let mut wild = FilterCriteria::default();
+        wild.add("cr", "CAE-*2").ok();
+        assert!(!wild.matches(ResourceType::Container, &cnt));
+        wild.fu = Some(1);
+        assert!(wild.matches(ResourceType::Container, &cnt));
+        // An attribute the type does not have never matches.
+        let mut api = FilterCriteria::default();
+        api.add("api", "Nx").ok();
+        assert!(!api.matches(ResourceType::Container, &json_map(json!({"api": "Nx"}))));
+        assert!(api.matches(ResourceType::Ae, &json_map(json!({"api": "Nx"}))));
+        // Refusals: forbidden names 4000, unknown names 4000, unimplemented criteria 5001.
+        let code = |k: &str| FilterCriteria::default().add(k, "1").err().map(|e| e.rsc);
+        assert_eq!(code("ct"), Some(ResponseStatusCode::BadRequest));
+        assert_eq!(code("nosuch"), Some(ResponseStatusCode::BadRequest));
+        for k in ["smf", "arp", "gmty", "geom", "gsf", "c.rn", "p.lbl", "chty"] {
+            assert_eq!(code(k), Some(ResponseStatusCode::NotImplemented), "{k}");
+        }
+    }
+
+    fn json_map(v: Value) -> Map<String, Value> {
+        attrs(v)
+    }
+
+    #[test]
+    fn wildcards() {
+        assert!(wildcard("CAE-ID123", "CAE-ID*"));
+        assert!(wildcard("CAE-ID123", "*ID123"));
+        assert!(wildcard("abc", "a*b*c"));
+        assert!(wildcard("abc", "*"));
+        assert!(!wildcard("ab", "a*b*b"));
+        assert!(!wildcard("abc", "b*"));
     }
 }

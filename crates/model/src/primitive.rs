@@ -68,37 +68,39 @@ impl ResultContent {
             .map_or(1, |(_, c)| *c)
     }
 
-    /// Whether this value is defined for an operation (TS-0004 clause 8.1.2).
+    /// Whether this value is defined for an operation (TS-0001 table 8.1.2-1; TS-0004
+    /// clause 7.3.2.1 refuses the others with 4000). Discovery returns addresses only.
     pub fn allowed_for(self, op: Operation, discovery: bool) -> bool {
         use ResultContent::*;
         match op {
-            Operation::Create => {
-                matches!(
-                    self,
-                    Nothing | Attributes | HierarchicalAddress | HierarchicalAddressAndAttributes
-                )
-            }
-            Operation::Retrieve if discovery => matches!(
+            Operation::Create => matches!(
                 self,
-                DiscoveryResultReferences
+                Nothing
                     | Attributes
-                    | AttributesAndChildResources
-                    | AttributesAndChildResourceReferences
-                    | ChildResourceReferences
-                    | ChildResources
+                    | HierarchicalAddress
+                    | HierarchicalAddressAndAttributes
+                    | ModifiedAttributes
             ),
-            Operation::Retrieve => matches!(
-                self,
-                Attributes
-                    | AttributesAndChildResources
-                    | AttributesAndChildResourceReferences
-                    | ChildResourceReferences
-                    | ChildResources
-            ),
+            Operation::Retrieve if discovery => {
+                matches!(self, DiscoveryResultReferences | ChildResourceReferences)
+            }
+            Operation::Retrieve => matches!(self, Attributes) || self.is_child_related(),
             Operation::Update => matches!(self, Nothing | Attributes | ModifiedAttributes),
-            Operation::Delete => matches!(self, Nothing | Attributes),
+            Operation::Delete => matches!(self, Nothing | Attributes) || self.is_child_related(),
             Operation::Notify => matches!(self, Nothing),
         }
+    }
+
+    /// Whether the result holds the target's children and their descendants (`rcn` 4, 5,
+    /// 6, 8).
+    pub fn is_child_related(self) -> bool {
+        matches!(
+            self,
+            ResultContent::AttributesAndChildResources
+                | ResultContent::AttributesAndChildResourceReferences
+                | ResultContent::ChildResourceReferences
+                | ResultContent::ChildResources
+        )
     }
 }
 
@@ -371,8 +373,45 @@ mod tests {
             r.rt = Some(rt);
             assert_eq!(r.validate().map_err(|e| e.rsc), want, "rt={rt}");
         }
+        // TS-0001 table 8.1.2-1, a row per value.
+        use ResultContent::*;
+        let table: &[(ResultContent, [bool; 5])] = &[
+            // Create, Retrieve, Update, Delete, discovery
+            (Nothing, [true, false, true, true, false]),
+            (Attributes, [true, true, true, true, false]),
+            (HierarchicalAddress, [true, false, false, false, false]),
+            (
+                HierarchicalAddressAndAttributes,
+                [true, false, false, false, false],
+            ),
+            (
+                AttributesAndChildResources,
+                [false, true, false, true, false],
+            ),
+            (
+                AttributesAndChildResourceReferences,
+                [false, true, false, true, false],
+            ),
+            (ChildResourceReferences, [false, true, false, true, true]),
+            (ChildResources, [false, true, false, true, false]),
+            (ModifiedAttributes, [true, false, true, false, false]),
+            (
+                DiscoveryResultReferences,
+                [false, false, false, false, true],
+            ),
+        ];
+        for (rcn, allowed) in table {
+            let got = [
+                rcn.allowed_for(Operation::Create, false),
+                rcn.allowed_for(Operation::Retrieve, false),
+                rcn.allowed_for(Operation::Update, false),
+                rcn.allowed_for(Operation::Delete, false),
+                rcn.allowed_for(Operation::Retrieve, true),
+            ];
+            assert_eq!(&got, allowed, "{rcn:?}");
+        }
         let mut d = Request::new(Operation::Delete, "x", None);
-        d.rcn = Some(ResultContent::ChildResources);
+        d.rcn = Some(ResultContent::HierarchicalAddress);
         assert!(d.validate().is_err());
     }
 

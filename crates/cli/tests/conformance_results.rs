@@ -1,0 +1,320 @@
+//! Issue 12, groups 2 and 3, over HTTP against the real binary with curl: the result
+//! contents each operation accepts and what they hold (TS-0001 clause 8.1.2, TS-0004 clause
+//! 7.3.2.1), and the filter criteria (TS-0004 clause 7.3.3.17, TS-0009 clause 6.2.2.2).
+mod common;
+
+use common::*;
+use serde_json::Value;
+
+struct Http {
+    base: String,
+}
+
+/// An answer: its `X-M2M-RSC`, its headers, and its body as JSON (`Null` when empty).
+struct Answer {
+    rsc: u16,
+    head: String,
+    body: Value,
+}
+
+impl Answer {
+    fn header(&self, name: &str) -> Option<&str> {
+        self.head
+            .lines()
+            .find_map(|l| l.strip_prefix(&format!("{name}: ")))
+            .map(str::trim)
+    }
+}
+
+impl Http {
+    fn send(&self, method: &str, from: &str, path: &str, ty_body: Option<(u8, &str)>) -> Answer {
+        let url = format!("{}/{path}", self.base);
+        let from = format!("X-M2M-Origin: {from}");
+        let mut args = vec![
+            "-X",
+            method,
+            url.as_str(),
+            "-H",
+            from.as_str(),
+            "-H",
+            "X-M2M-RI: r",
+            "-H",
+            "X-M2M-RVI: 3",
+        ];
+        let content_type;
+        if let Some((ty, body)) = ty_body {
+            content_type = format!("Content-Type: application/json;ty={ty}");
+            args.extend(["-H", content_type.as_str(), "-d", body]);
+        }
+        let out = curl(&args).replace("\r\n", "\n");
+        let (head, body) = out.split_once("\n\n").unwrap_or((out.as_str(), ""));
+        let rsc = head
+            .lines()
+            .find_map(|l| l.strip_prefix("X-M2M-RSC: "))
+            .and_then(|v| v.trim().parse().ok())
+            .unwrap_or(0);
+        Answer {
+            rsc,
+            head: head.to_owned(),
+            body: serde_json::from_str(body).unwrap_or(Value::Null),
+        }
+    }
+
+    fn get(&self, from: &str, path: &str) -> Answer {
+        self.send("GET", from, path, None)
+    }
+
+    fn create(&self, from: &str, path: &str, ty: u8, body: &str) -> Answer {
+        let a = self.send("POST", from, path, Some((ty, body)));
+        assert_eq!(a.rsc, 2001, "{path}: {}", a.body);
+        a
+    }
+
+    /// Registers an AE and returns its AE-ID.
+    fn register(&self, rn: &str) -> String {
+        let body = format!(
+            r#"{{"m2m:ae": {{"rn": "{rn}", "api": "Nconformance", "rr": false, "srv": ["3"]}}}}"#
+        );
+        let a = self.create("C", "cse-in", 2, &body);
+        a.body["m2m:ae"]["aei"].as_str().expect("aei").to_owned()
+    }
+}
+
+/// `ae` holding `c` (instances `i1`, `i2`, the second `text/plain`) and an empty `d`.
+fn server(dir: &std::path::Path, config: &str) -> (Server, Http, String) {
+    let file = dir.join("cse.toml");
+    std::fs::write(&file, config).expect("config");
+    let server = Server::start_with(
+        &dir.join("data"),
+        &["--config", file.to_str().expect("utf8")],
+    );
+    let http = Http { base: server.url() };
+    let me = http.register("ae");
+    http.create(&me, "cse-in/ae", 3, r#"{"m2m:cnt": {"rn": "c"}}"#);
+    http.create(
+        &me,
+        "cse-in/ae/c",
+        4,
+        r#"{"m2m:cin": {"rn": "i1", "con": "a"}}"#,
+    );
+    http.create(
+        &me,
+        "cse-in/ae/c",
+        4,
+        r#"{"m2m:cin": {"rn": "i2", "con": "bb", "cnf": "text/plain:0"}}"#,
+    );
+    http.create(&me, "cse-in/ae", 3, r#"{"m2m:cnt": {"rn": "d"}}"#);
+    (server, http, me)
+}
+
+/// The `rn` of each element of a list.
+fn rns(list: &Value) -> Vec<String> {
+    list.as_array()
+        .map(|a| {
+            a.iter()
+                .filter_map(|v| v["rn"].as_str().map(str::to_owned))
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// The addresses of an `m2m:uril` or of an `m2m:rrl`.
+fn addresses(body: &Value) -> Vec<String> {
+    let uril = body["m2m:uril"].as_array().cloned();
+    let rrf = body["m2m:rrl"]["rrf"]
+        .as_array()
+        .map(|a| a.iter().map(|r| r["val"].clone()).collect());
+    uril.or(rrf)
+        .unwrap_or_default()
+        .iter()
+        .filter_map(|v| v.as_str().map(str::to_owned))
+        .collect()
+}
+
+#[test]
+fn result_contents_hold_descendants_and_each_operation_takes_its_own_values() {
+    if !have_curl() {
+        return;
+    }
+    let dir = tempfile::tempdir().expect("tmp");
+    let (_server, http, me) = server(dir.path(), "[cse]\n");
+
+    // TS-0001 8.1.2 child-resources: children AND their descendants, filter applied. The
+    // instances' parent `c` is filtered out, so they nest in the target.
+    let a = http.get(&me, "cse-in/ae?rcn=8&ty=4");
+    assert_eq!(a.rsc, 2000, "{}", a.body);
+    assert_eq!(rns(&a.body["m2m:ae"]["m2m:cin"]), ["i1", "i2"]);
+    assert!(a.body["m2m:ae"].get("ri").is_none(), "{}", a.body);
+    // attributes+child-resources: nested by parent (TS-0004 8.4.2, example 3).
+    let a = http.get(&me, "cse-in/ae?rcn=4");
+    let ae = &a.body["m2m:ae"];
+    assert_eq!(ae["rn"], "ae");
+    assert_eq!(rns(&ae["m2m:cnt"]), ["c", "d"]);
+    assert_eq!(rns(&ae["m2m:cnt"][0]["m2m:cin"]), ["i1", "i2"]);
+    // References: every descendant, or down to `lvl`.
+    let a = http.get(&me, "cse-in/ae?rcn=6");
+    assert_eq!(
+        addresses(&a.body),
+        [
+            "cse-in/ae/c",
+            "cse-in/ae/c/i1",
+            "cse-in/ae/c/i2",
+            "cse-in/ae/d"
+        ]
+    );
+    let a = http.get(&me, "cse-in/ae?rcn=5&lvl=1");
+    let ch: Vec<&str> = a.body["m2m:ae"]["ch"]
+        .as_array()
+        .map(|c| c.iter().filter_map(|r| r["val"].as_str()).collect())
+        .unwrap_or_default();
+    assert_eq!(ch, ["cse-in/ae/c", "cse-in/ae/d"]);
+
+    // CREATE takes modified-attributes (9): what the CSE set or changed, not what was sent.
+    let a = http.send(
+        "POST",
+        &me,
+        "cse-in/ae?rcn=9",
+        Some((3, r#"{"m2m:cnt": {"rn": "e", "lbl": ["x"]}}"#)),
+    );
+    assert_eq!(a.rsc, 2001, "{}", a.body);
+    let cnt = a.body["m2m:cnt"].as_object().cloned().unwrap_or_default();
+    assert!(cnt.contains_key("ri") && cnt.contains_key("ct"), "{cnt:?}");
+    assert!(
+        !cnt.contains_key("rn") && !cnt.contains_key("lbl"),
+        "{cnt:?}"
+    );
+
+    // DELETE takes 4, 5, 6, 8: the subtree as it was, read before it goes.
+    let a = http.send("DELETE", &me, "cse-in/ae/c?rcn=6", None);
+    assert_eq!(a.rsc, 2002, "{}", a.body);
+    assert_eq!(addresses(&a.body), ["cse-in/ae/c/i1", "cse-in/ae/c/i2"]);
+    assert_eq!(http.get(&me, "cse-in/ae/c").rsc, 4004);
+    let a = http.send("DELETE", &me, "cse-in/ae/d?rcn=4", None);
+    assert_eq!((a.rsc, &a.body["m2m:cnt"]["rn"]), (2002, &"d".into()));
+
+    // What the table gives as n/a is 4000 (TS-0004 7.3.2.1).
+    for (method, path) in [
+        ("DELETE", "cse-in/ae/e?rcn=2"),
+        ("DELETE", "cse-in/ae/e?rcn=9"),
+        ("GET", "cse-in/ae?rcn=9"),
+        ("GET", "cse-in/ae?rcn=0"),
+        ("GET", "cse-in/ae?fu=1&rcn=1"),
+        ("GET", "cse-in/ae?fu=1&rcn=4"),
+        ("GET", "cse-in/ae?fu=1&rcn=5"),
+        ("GET", "cse-in/ae?fu=1&rcn=8"),
+    ] {
+        assert_eq!(
+            http.send(method, &me, path, None).rsc,
+            4000,
+            "{method} {path}"
+        );
+    }
+    let a = http.send(
+        "POST",
+        &me,
+        "cse-in/ae?rcn=6",
+        Some((3, r#"{"m2m:cnt": {"rn": "f"}}"#)),
+    );
+    assert_eq!(a.rsc, 4000);
+    let a = http.get(&me, "cse-in/ae?fu=1&rcn=6");
+    assert_eq!(
+        (a.rsc, addresses(&a.body)),
+        (2000, vec!["cse-in/ae/e".into()])
+    );
+}
+
+#[test]
+fn descendants_are_read_one_bounded_page_at_a_time() {
+    if !have_curl() {
+        return;
+    }
+    let dir = tempfile::tempdir().expect("tmp");
+    let (_server, http, me) = server(dir.path(), "[cse]\nresult_limit = 2\n");
+    // TS-0001 8.1.2: a partial result says so, with the offset to continue from.
+    let a = http.get(&me, "cse-in/ae?rcn=6");
+    assert_eq!(a.header("X-M2M-CTS"), Some("1"), "{}", a.head);
+    assert_eq!(a.header("X-M2M-CTO"), Some("2"), "{}", a.head);
+    assert_eq!(addresses(&a.body), ["cse-in/ae/c", "cse-in/ae/c/i1"]);
+    let a = http.get(&me, "cse-in/ae?rcn=6&ofst=2");
+    assert_eq!(a.header("X-M2M-CTS"), None, "{}", a.head);
+    assert_eq!(addresses(&a.body), ["cse-in/ae/c/i2", "cse-in/ae/d"]);
+}
+
+#[test]
+fn filter_criteria_follow_the_table() {
+    if !have_curl() {
+        return;
+    }
+    let dir = tempfile::tempdir().expect("tmp");
+    let (_server, http, me) = server(dir.path(), "[cse]\n");
+    let found = |path: &str| {
+        // The admin (the default profile's `CAdmin`) may discover below the CSEBase.
+        let from = if path.starts_with("cse-in?") {
+            "CAdmin"
+        } else {
+            me.as_str()
+        };
+        let a = http.get(from, path);
+        assert_eq!(a.rsc, 2000, "{path}: {}", a.body);
+        addresses(&a.body)
+    };
+    // TS-0009 6.2.2.2: any attribute short name is a condition (TS-0004 7.3.3.17.9).
+    assert_eq!(found("cse-in/ae?fu=1&cni=2"), ["cse-in/ae/c"]);
+    assert_eq!(found("cse-in?fu=1&ty=2&api=Nconformance"), ["cse-in/ae"]);
+    // Wildcards in discovery.
+    assert_eq!(found("cse-in?fu=1&ty=2&api=Nconf*"), ["cse-in/ae"]);
+    assert!(found("cse-in?fu=1&ty=2&api=Nother*").is_empty());
+    // fo (7.3.3.17.12): AND by default, OR with fo=2.
+    assert!(found("cse-in/ae?fu=1&cni=2&rn=d").is_empty());
+    assert_eq!(
+        found("cse-in/ae?fu=1&cni=2&rn=d&fo=2"),
+        ["cse-in/ae/c", "cse-in/ae/d"]
+    );
+    // cty (7.3.3.17.8): the type part of cnf.
+    assert_eq!(found("cse-in/ae?fu=1&cty=text/plain"), ["cse-in/ae/c/i2"]);
+    // sts/stb (7.3.3.17.3): stateTagBigger <= st < stateTagSmaller.
+    assert_eq!(
+        found("cse-in/ae/c?fu=1&ty=4&stb=0"),
+        ["cse-in/ae/c/i1", "cse-in/ae/c/i2"]
+    );
+    assert!(found("cse-in/ae/c?fu=1&ty=4&sts=0").is_empty());
+    // sza/szb (7.3.3.17.7): sizeAbove <= cs < sizeBelow.
+    assert_eq!(found("cse-in/ae/c?fu=1&sza=2"), ["cse-in/ae/c/i2"]);
+    assert_eq!(found("cse-in/ae/c?fu=1&szb=2"), ["cse-in/ae/c/i1"]);
+    // exa/exb and cra/crb (7.3.3.17.1, .4): the lower bound is inclusive.
+    let c = http.get(&me, "cse-in/ae/c").body;
+    let (ct, et) = (c["m2m:cnt"]["ct"].as_str(), c["m2m:cnt"]["et"].as_str());
+    let (ct, et) = (ct.expect("ct"), et.expect("et"));
+    assert!(found(&format!("cse-in/ae?fu=1&ty=3&cra={ct}")).contains(&"cse-in/ae/c".into()));
+    assert!(!found(&format!("cse-in/ae?fu=1&ty=3&crb={ct}")).contains(&"cse-in/ae/c".into()));
+    assert!(found(&format!("cse-in/ae?fu=1&ty=3&exa={et}")).contains(&"cse-in/ae/c".into()));
+    assert!(!found(&format!("cse-in/ae?fu=1&ty=3&exb={et}")).contains(&"cse-in/ae/c".into()));
+    // Attribute conditions also filter child results (7.3.3.17.0).
+    let a = http.get(&me, "cse-in/ae?rcn=8&con=bb");
+    assert_eq!(rns(&a.body["m2m:ae"]["m2m:cin"]), ["i2"]);
+
+    // Criteria defined but not implemented: 5001, never ignored (TS-0004 7.3.2.1).
+    for q in [
+        "smf=x",
+        "sqi=true",
+        "arp=../d",
+        "gmty=1",
+        "geom=%5B1%2C2%5D",
+        "gsf=1",
+        "cfs=2",
+        "c.rn=i1",
+        "chty=4",
+    ] {
+        let a = http.get(&me, &format!("cse-in/ae?fu=1&{q}"));
+        assert_eq!(a.rsc, 5001, "{q}: {}", a.body);
+    }
+    // Attributes other criteria cover, and unknown names: 4000 (7.3.3.17.9).
+    for q in ["ct=20260101T000000", "cs=2", "cnf=text/plain:0", "nosuch=1"] {
+        assert_eq!(
+            http.get(&me, &format!("cse-in/ae?fu=1&{q}")).rsc,
+            4000,
+            "{q}"
+        );
+    }
+    assert_eq!(http.get(&me, "cse-in/ae?fu=1&sqi=false").rsc, 2000);
+}
