@@ -14,9 +14,9 @@
 //! folder), with the KeID, the enrolee, the targets and the expiry as associated data, so a
 //! sealed Ke cannot be moved to another line.
 
-use crate::credentials::Secret;
 use crate::enrolment::unix;
 use crate::sealing::{data_folder_key, Sealer};
+use keystore::SecretBytes;
 use serde::{Deserialize, Serialize};
 use std::collections::HashMap;
 use std::fmt;
@@ -96,7 +96,7 @@ pub struct EnrolmentRecord {
 
 struct Entry {
     record: EnrolmentRecord,
-    ke: Secret,
+    ke: SecretBytes,
 }
 
 #[derive(Serialize, Deserialize)]
@@ -195,7 +195,7 @@ impl EnrolmentKeys {
                     record.ke_id.clone(),
                     Entry {
                         record,
-                        ke: Secret::new(ke.to_vec()),
+                        ke: SecretBytes::new(ke.to_vec()),
                     },
                 );
             }
@@ -280,7 +280,7 @@ impl EnrolmentKeys {
             record.ke_id.clone(),
             Entry {
                 record,
-                ke: Secret::new(ke.to_vec()),
+                ke: SecretBytes::new(ke.to_vec()),
             },
         );
         Ok(())
@@ -288,11 +288,11 @@ impl EnrolmentKeys {
 
     /// The enrolment `ke_id` and a copy of its Ke, if kept (expired ones included: the
     /// caller decides, and says why).
-    pub fn get(&self, ke_id: &str) -> Option<(EnrolmentRecord, Secret)> {
+    pub fn get(&self, ke_id: &str) -> Option<(EnrolmentRecord, SecretBytes)> {
         let entries = self.entries.read().unwrap_or_else(|p| p.into_inner());
         entries
             .get(ke_id)
-            .map(|e| (e.record.clone(), Secret::new(e.ke.expose().to_vec())))
+            .map(|e| (e.record.clone(), SecretBytes::new(e.ke.expose().to_vec())))
     }
 
     /// Number of enrolments held.

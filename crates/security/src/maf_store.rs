@@ -18,9 +18,9 @@
 //! Memory is bounded: at most `max_keys` registrations in all and `max_per_source` per
 //! registering AE; expired registrations are dropped before a new one is refused.
 
-use crate::credentials::Secret;
 use crate::enrolment::unix;
 use crate::sealing::{data_folder_key, SealError, Sealer};
+use keystore::SecretBytes;
 use serde::{Deserialize, Serialize};
 use std::collections::HashMap;
 use std::fmt;
@@ -103,7 +103,7 @@ pub struct Registration {
 
 struct Entry {
     registration: Registration,
-    key: Secret,
+    key: SecretBytes,
 }
 
 /// One journal line.
@@ -291,7 +291,7 @@ impl MafKeys {
                             id,
                             Entry {
                                 registration,
-                                key: Secret::new(key.to_vec()),
+                                key: SecretBytes::new(key.to_vec()),
                             },
                         );
                     }
@@ -401,7 +401,7 @@ impl MafKeys {
             registration.relative_id.clone(),
             Entry {
                 registration,
-                key: Secret::new(key.to_vec()),
+                key: SecretBytes::new(key.to_vec()),
             },
         );
         Ok(())
@@ -409,11 +409,14 @@ impl MafKeys {
 
     /// The registration `relative_id` and a copy of its key, if registered and not deleted
     /// (expired ones included: the caller decides, and says why).
-    pub fn get(&self, relative_id: &str) -> Option<(Registration, Secret)> {
+    pub fn get(&self, relative_id: &str) -> Option<(Registration, SecretBytes)> {
         let entries = self.entries.read().unwrap_or_else(|p| p.into_inner());
-        entries
-            .get(relative_id)
-            .map(|e| (e.registration.clone(), Secret::new(e.key.expose().to_vec())))
+        entries.get(relative_id).map(|e| {
+            (
+                e.registration.clone(),
+                SecretBytes::new(e.key.expose().to_vec()),
+            )
+        })
     }
 
     /// The registration `relative_id`, without its key.

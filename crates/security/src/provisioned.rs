@@ -22,10 +22,11 @@
 //! of it is refused too, since resumption asks for the binding again).
 
 use crate::association::{CredentialBinding, Level, PeerIdentity};
-use crate::credentials::{valid_kpsa_id, CredentialStore, PskCredential, PskUnavailable, Secret};
+use crate::credentials::{valid_kpsa_id, CredentialStore, PskCredential, PskUnavailable};
 use crate::enrolment::{rfc3339, unix};
 use crate::revocation::Withdrawal;
 use crate::sealing::{data_folder_key, Sealer};
+use keystore::SecretBytes;
 use serde::{Deserialize, Serialize};
 use std::collections::HashMap;
 use std::fs::File;
@@ -102,7 +103,7 @@ pub struct Issued {
 }
 
 struct Entry {
-    key: Secret,
+    key: SecretBytes,
     issued: Issued,
 }
 
@@ -222,7 +223,7 @@ impl Line {
         Ok((
             self.kpsa_id.clone(),
             Entry {
-                key: Secret::new(key.to_vec()),
+                key: SecretBytes::new(key.to_vec()),
                 issued,
             },
         ))
@@ -365,7 +366,7 @@ impl ProvisionedKeys {
         keys.insert(
             id,
             Entry {
-                key: Secret::new(key.to_vec()),
+                key: SecretBytes::new(key.to_vec()),
                 issued,
             },
         );
@@ -424,7 +425,7 @@ impl ProvisionedKeys {
         }
         Ok(Some(PskCredential {
             identity: kpsa_id.to_owned(),
-            key: Secret::new(entry.key.expose().to_vec()),
+            key: SecretBytes::new(entry.key.expose().to_vec()),
             binding: entry.issued.binding.clone(),
         }))
     }
