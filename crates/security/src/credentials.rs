@@ -16,34 +16,10 @@ use std::sync::Arc;
 use zeroize::Zeroizing;
 
 mod withdrawal;
+/// Key bytes (zeroized on drop, redacted `Debug`, constant-time `ct_eq`): the key store's own
+/// secret type, so a key crosses from a key home to a handshake without changing type.
+pub use keystore::SecretBytes;
 pub use withdrawal::{Withdrawal, WithdrawalKind};
-
-/// Secret key bytes: zeroized when dropped, never printed, compared in constant time.
-pub struct Secret(Zeroizing<Vec<u8>>);
-
-impl Secret {
-    /// Wraps key bytes.
-    pub fn new(bytes: Vec<u8>) -> Self {
-        Self(Zeroizing::new(bytes))
-    }
-
-    /// The bytes, for the TLS library's PSK callback only.
-    pub fn expose(&self) -> &[u8] {
-        &self.0
-    }
-
-    /// Constant-time equality.
-    pub fn ct_eq(&self, other: &Secret) -> bool {
-        use subtle::ConstantTimeEq;
-        self.0.len() == other.0.len() && bool::from(self.0.as_slice().ct_eq(other.0.as_slice()))
-    }
-}
-
-impl fmt::Debug for Secret {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "Secret({} bytes)", self.0.len())
-    }
-}
 
 /// A provisioned pre-shared key (Kpsa) and what it may be used as.
 #[derive(Debug)]
@@ -51,7 +27,7 @@ pub struct PskCredential {
     /// KpsaID, the TLS `psk_identity`.
     pub identity: String,
     /// Kpsa.
-    pub key: Secret,
+    pub key: SecretBytes,
     /// What an association using it is bound to.
     pub binding: CredentialBinding,
 }
@@ -113,12 +89,12 @@ pub fn derive_kpsa(
     store: &KeyStore,
     master: &KeyHandle,
     kpsa_id: &str,
-) -> Result<Secret, KeyStoreError> {
+) -> Result<SecretBytes, KeyStoreError> {
     let mut info = Vec::with_capacity(KPSA_INFO_LABEL.len() + kpsa_id.len());
     info.extend_from_slice(KPSA_INFO_LABEL);
     info.extend_from_slice(kpsa_id.as_bytes());
     let okm = store.derive(master, &info, DERIVED_PSK_LEN)?;
-    Ok(Secret::new(okm.expose().to_vec()))
+    Ok(okm)
 }
 
 /// A PSK master key (TS-0003 Km: role `psk-master`, HMAC-SHA-256) in a key home, from which
@@ -163,7 +139,7 @@ impl PskMaster {
     }
 
     /// The PSK of `kpsa_id` ([`derive_kpsa`]).
-    pub fn derive(&self, kpsa_id: &str) -> Result<Secret, KeyStoreError> {
+    pub fn derive(&self, kpsa_id: &str) -> Result<SecretBytes, KeyStoreError> {
         derive_kpsa(&self.store, &self.handle, kpsa_id)
     }
 }
@@ -347,7 +323,7 @@ pub struct FileCredentials {
 #[derive(Debug)]
 enum PskKey {
     /// `key_hex`: held in (zeroizing) memory.
-    Stored(Secret),
+    Stored(SecretBytes),
     /// `derive_from`: derived in the master's home when needed.
     Derived(PskMaster),
 }
@@ -411,7 +387,10 @@ impl FileCredentials {
                         return Err(format!("{what}: keys must be at least 16 bytes"));
                     }
                     // A PSK whose peer side nobody vouches for is a software key: level 1.
-                    (PskKey::Stored(Secret::new(key.to_vec())), Level::Software)
+                    (
+                        PskKey::Stored(SecretBytes::new(key.to_vec())),
+                        Level::Software,
+                    )
                 }
                 (None, Some(from)) => {
                     let master = match opened.get(&(from.home.clone(), from.id.clone())) {
@@ -516,7 +495,7 @@ impl CredentialStore for FileCredentials {
             return Ok(None);
         };
         let key = match key {
-            PskKey::Stored(key) => Secret::new(key.expose().to_vec()),
+            PskKey::Stored(key) => SecretBytes::new(key.expose().to_vec()),
             PskKey::Derived(master) => home_call(master.level(), || master.derive(identity)).map_err(|e| {
                 let (id, home) = (master.handle().id(), master.handle().home());
                 tracing::error!(key = %id, %home, error = %e, "the PSK master key's home could not derive a PSK: handshake refused");
@@ -758,8 +737,8 @@ mod tests {
 
     #[test]
     fn secrets_compare_in_constant_time() {
-        assert!(Secret::new(vec![1, 2]).ct_eq(&Secret::new(vec![1, 2])));
-        assert!(!Secret::new(vec![1, 2]).ct_eq(&Secret::new(vec![1, 3])));
-        assert!(!Secret::new(vec![1]).ct_eq(&Secret::new(vec![1, 2])));
+        assert!(SecretBytes::new(vec![1, 2]).ct_eq(&SecretBytes::new(vec![1, 2])));
+        assert!(!SecretBytes::new(vec![1, 2]).ct_eq(&SecretBytes::new(vec![1, 3])));
+        assert!(!SecretBytes::new(vec![1]).ct_eq(&SecretBytes::new(vec![1, 2])));
     }
 }

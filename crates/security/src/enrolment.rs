@@ -9,8 +9,9 @@
 //! cell the MEF empties exactly once, so one association can enrol once and never twice.
 
 use crate::association::{CredentialBinding, Level, PeerIdentity};
+use crate::credentials::PskUnavailable;
 use crate::credentials::{valid_kpsa_id, CredentialError, CredentialStore, PskCredential};
-use crate::credentials::{PskUnavailable, Secret};
+use keystore::SecretBytes;
 use serde::Deserialize;
 use std::collections::HashMap;
 use std::path::Path;
@@ -21,7 +22,7 @@ use zeroize::Zeroizing;
 /// issued to it are bound to.
 #[derive(Debug)]
 struct Enrolee {
-    key: Secret,
+    key: SecretBytes,
     expires: Option<u64>,
     binding: CredentialBinding,
 }
@@ -144,7 +145,7 @@ impl EnroleeKeys {
                 level: Some(e.level.unwrap_or(Level::Software)),
             };
             let enrolee = Enrolee {
-                key: Secret::new(key.to_vec()),
+                key: SecretBytes::new(key.to_vec()),
                 expires,
                 binding,
             };
@@ -193,7 +194,7 @@ impl EnroleeKeys {
         }
         Ok(Some(PskCredential {
             identity: identity.to_owned(),
-            key: Secret::new(e.key.expose().to_vec()),
+            key: SecretBytes::new(e.key.expose().to_vec()),
             binding: e.binding.clone(),
         }))
     }

@@ -14,15 +14,15 @@
 //! folder), with the KeID, the enrolee, the targets and the expiry as associated data, so a
 //! sealed Ke cannot be moved to another line.
 
-use crate::credentials::Secret;
 use crate::enrolment::unix;
+use crate::journal::Journal;
 use crate::sealing::{data_folder_key, Sealer};
+use keystore::SecretBytes;
 use serde::{Deserialize, Serialize};
 use std::collections::HashMap;
 use std::fmt;
-use std::fs::File;
 use std::path::{Path, PathBuf};
-use std::sync::{Mutex, RwLock};
+use std::sync::RwLock;
 use std::time::SystemTime;
 use zeroize::Zeroizing;
 
@@ -96,7 +96,7 @@ pub struct EnrolmentRecord {
 
 struct Entry {
     record: EnrolmentRecord,
-    ke: Secret,
+    ke: SecretBytes,
 }
 
 #[derive(Serialize, Deserialize)]
@@ -124,7 +124,7 @@ fn aad(r: &EnrolmentRecord) -> Vec<u8> {
 
 /// The kept enrolment keys, durable in a sealed journal (or in memory only, for tests).
 pub struct EnrolmentKeys {
-    journal: Option<(PathBuf, Mutex<File>)>,
+    journal: Option<Journal>,
     seal: Sealer,
     max: usize,
     entries: RwLock<HashMap<String, Entry>>,
@@ -133,7 +133,7 @@ pub struct EnrolmentKeys {
 impl fmt::Debug for EnrolmentKeys {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("EnrolmentKeys")
-            .field("journal", &self.journal.as_ref().map(|(p, _)| p))
+            .field("journal", &self.journal.as_ref().map(Journal::path))
             .field("seal", &self.seal)
             .field("max", &self.max)
             .field("kept", &self.len())
@@ -160,7 +160,7 @@ impl EnrolmentKeys {
             path: path.to_owned(),
             source,
         };
-        let (file, text) = crate::journal::open(path, "enrolment key").map_err(io)?;
+        let (journal, text) = Journal::open(path, "enrolment key", 0).map_err(io)?;
         let complete = text.len();
         let now = unix(SystemTime::now());
         let mut entries = HashMap::new();
@@ -195,13 +195,13 @@ impl EnrolmentKeys {
                     record.ke_id.clone(),
                     Entry {
                         record,
-                        ke: Secret::new(ke.to_vec()),
+                        ke: SecretBytes::new(ke.to_vec()),
                     },
                 );
             }
         }
         let keys = Self {
-            journal: Some((path.to_owned(), Mutex::new(file))),
+            journal: Some(journal),
             seal,
             max,
             entries: RwLock::new(entries),
@@ -215,11 +215,11 @@ impl EnrolmentKeys {
     /// Rewrites the journal with the live enrolments only (a new file, synced, renamed over
     /// the old one).
     fn compact(&self) -> Result<(), EnrolmentKeyError> {
-        let Some((path, file)) = &self.journal else {
+        let Some(journal) = &self.journal else {
             return Ok(());
         };
         let io = |source| EnrolmentKeyError::Io {
-            path: path.clone(),
+            path: journal.path().to_owned(),
             source,
         };
         let entries = self.entries.read().unwrap_or_else(|p| p.into_inner());
@@ -227,8 +227,7 @@ impl EnrolmentKeys {
         for entry in entries.values() {
             text.extend_from_slice(&self.line_for(&entry.record, entry.ke.expose())?);
         }
-        let reopened = crate::journal::replace(path, &text).map_err(io)?;
-        *file.lock().unwrap_or_else(|p| p.into_inner()) = reopened;
+        journal.replace(&text).map_err(io)?;
         Ok(())
     }
 
@@ -268,19 +267,18 @@ impl EnrolmentKeys {
             return Err(EnrolmentKeyError::Full);
         }
         let line = Zeroizing::new(self.line_for(&record, ke)?);
-        if let Some((path, file)) = &self.journal {
+        if let Some(journal) = &self.journal {
             let io = |source| EnrolmentKeyError::Io {
-                path: path.clone(),
+                path: journal.path().to_owned(),
                 source,
             };
-            let file = file.lock().unwrap_or_else(|p| p.into_inner());
-            crate::journal::append(&file, &line).map_err(io)?;
+            journal.append(&line).map_err(io)?;
         }
         entries.insert(
             record.ke_id.clone(),
             Entry {
                 record,
-                ke: Secret::new(ke.to_vec()),
+                ke: SecretBytes::new(ke.to_vec()),
             },
         );
         Ok(())
@@ -288,11 +286,11 @@ impl EnrolmentKeys {
 
     /// The enrolment `ke_id` and a copy of its Ke, if kept (expired ones included: the
     /// caller decides, and says why).
-    pub fn get(&self, ke_id: &str) -> Option<(EnrolmentRecord, Secret)> {
+    pub fn get(&self, ke_id: &str) -> Option<(EnrolmentRecord, SecretBytes)> {
         let entries = self.entries.read().unwrap_or_else(|p| p.into_inner());
         entries
             .get(ke_id)
-            .map(|e| (e.record.clone(), Secret::new(e.ke.expose().to_vec())))
+            .map(|e| (e.record.clone(), SecretBytes::new(e.ke.expose().to_vec())))
     }
 
     /// Number of enrolments held.

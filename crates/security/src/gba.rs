@@ -38,9 +38,10 @@
 pub mod zn;
 
 use crate::association::{CredentialBinding, PeerIdentity};
-use crate::credentials::{CredentialStore, PskCredential, PskUnavailable, Secret};
+use crate::credentials::{CredentialStore, PskCredential, PskUnavailable};
 use crate::enrolment::{rfc3339, unix};
 use crate::revocation::{DerivedCredentials, Withdrawal};
+use keystore::SecretBytes;
 use manager::kdf::{
     self, BootstrapTransactionId, EdgeIdentity, Fqdn, GbaNafKeyKind, KdfError, NafId, NafKey,
     UaSecurityProtocolId,
@@ -86,7 +87,7 @@ pub struct GbaConfig {
 /// One fetched key, until its lifetime ends.
 #[derive(Debug)]
 struct Cached {
-    key: Secret,
+    key: SecretBytes,
     expires: u64,
     binding: CredentialBinding,
 }
@@ -203,7 +204,7 @@ impl GbaNaf {
         }
         Ok(self.naf_key_at(identity, now)?.map(|c| PskCredential {
             identity: identity.to_owned(),
-            key: Secret::new(c.key.expose().to_vec()),
+            key: SecretBytes::new(c.key.expose().to_vec()),
             binding: c.binding,
         }))
     }
@@ -216,7 +217,7 @@ impl GbaNaf {
             match cache.get(btid) {
                 Some(c) if now < c.expires => {
                     return Ok(Some(Cached {
-                        key: Secret::new(c.key.expose().to_vec()),
+                        key: SecretBytes::new(c.key.expose().to_vec()),
                         expires: c.expires,
                         binding: c.binding.clone(),
                     }))
@@ -249,14 +250,14 @@ impl GbaNaf {
             None => self.config.default_binding.clone(),
         };
         let fetched = Cached {
-            key: Secret::new(answer.key.expose().to_vec()),
+            key: SecretBytes::new(answer.key.expose().to_vec()),
             expires: answer.expires,
             binding: binding.clone(),
         };
         self.insert(
             btid,
             Cached {
-                key: Secret::new(answer.key.expose().to_vec()),
+                key: SecretBytes::new(answer.key.expose().to_vec()),
                 expires: answer.expires,
                 binding: binding.clone(),
             },
@@ -301,7 +302,7 @@ impl GbaNaf {
         self.announce(&edge, &binding, gateway.expires, unix(now));
         Ok(Some(PskCredential {
             identity: identity.to_owned(),
-            key: Secret::new(key.expose().to_vec()),
+            key: SecretBytes::new(key.expose().to_vec()),
             binding,
         }))
     }

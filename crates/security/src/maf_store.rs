@@ -18,15 +18,15 @@
 //! Memory is bounded: at most `max_keys` registrations in all and `max_per_source` per
 //! registering AE; expired registrations are dropped before a new one is refused.
 
-use crate::credentials::Secret;
 use crate::enrolment::unix;
+use crate::journal::Journal;
 use crate::sealing::{data_folder_key, SealError, Sealer};
+use keystore::SecretBytes;
 use serde::{Deserialize, Serialize};
 use std::collections::HashMap;
 use std::fmt;
-use std::fs::File;
 use std::path::{Path, PathBuf};
-use std::sync::{Mutex, RwLock};
+use std::sync::RwLock;
 use std::time::SystemTime;
 use zeroize::Zeroizing;
 
@@ -103,7 +103,7 @@ pub struct Registration {
 
 struct Entry {
     registration: Registration,
-    key: Secret,
+    key: SecretBytes,
 }
 
 /// One journal line.
@@ -208,7 +208,7 @@ impl Default for Limits {
 
 /// The MAF's key registrations, durable in a sealed journal (or in memory only, for tests).
 pub struct MafKeys {
-    journal: Option<(PathBuf, Mutex<File>)>,
+    journal: Option<Journal>,
     seal: KeySeal,
     limits: Limits,
     entries: RwLock<HashMap<String, Entry>>,
@@ -217,7 +217,7 @@ pub struct MafKeys {
 impl fmt::Debug for MafKeys {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("MafKeys")
-            .field("journal", &self.journal.as_ref().map(|(p, _)| p))
+            .field("journal", &self.journal.as_ref().map(Journal::path))
             .field("seal", &self.seal)
             .field("limits", &self.limits)
             .field("registrations", &self.len())
@@ -244,7 +244,7 @@ impl MafKeys {
             path: path.to_owned(),
             source,
         };
-        let (file, text) = crate::journal::open(path, "MAF key").map_err(io)?;
+        let (journal, text) = Journal::open(path, "MAF key", 0).map_err(io)?;
         let complete = text.len();
         let now = unix(SystemTime::now());
         let mut entries = HashMap::new();
@@ -291,7 +291,7 @@ impl MafKeys {
                             id,
                             Entry {
                                 registration,
-                                key: Secret::new(key.to_vec()),
+                                key: SecretBytes::new(key.to_vec()),
                             },
                         );
                     }
@@ -302,7 +302,7 @@ impl MafKeys {
             }
         }
         let keys = Self {
-            journal: Some((path.to_owned(), Mutex::new(file))),
+            journal: Some(journal),
             seal,
             limits,
             entries: RwLock::new(entries),
@@ -316,11 +316,11 @@ impl MafKeys {
     /// Rewrites the journal with the live registrations only (a new file, synced, renamed
     /// over the old one): deleted and expired ones leave the disk.
     fn compact(&self) -> Result<(), MafStoreError> {
-        let Some((path, file)) = &self.journal else {
+        let Some(journal) = &self.journal else {
             return Ok(());
         };
         let io = |source| MafStoreError::Io {
-            path: path.clone(),
+            path: journal.path().to_owned(),
             source,
         };
         let entries = self.entries.read().unwrap_or_else(|p| p.into_inner());
@@ -328,8 +328,7 @@ impl MafKeys {
         for entry in entries.values() {
             text.extend_from_slice(&self.line_for(&entry.registration, entry.key.expose())?);
         }
-        let reopened = crate::journal::replace(path, &text).map_err(io)?;
-        *file.lock().unwrap_or_else(|p| p.into_inner()) = reopened;
+        journal.replace(&text).map_err(io)?;
         Ok(())
     }
 
@@ -353,14 +352,13 @@ impl MafKeys {
 
     /// Appends one line and syncs it.
     fn append(&self, bytes: &[u8]) -> Result<(), MafStoreError> {
-        if let Some((path, file)) = &self.journal {
+        if let Some(journal) = &self.journal {
             let io = |source| MafStoreError::Io {
-                path: path.clone(),
+                path: journal.path().to_owned(),
                 source,
             };
-            let file = file.lock().unwrap_or_else(|p| p.into_inner());
             // One write of the whole line: a crash leaves it whole or torn at the end.
-            crate::journal::append(&file, bytes).map_err(io)?;
+            journal.append(bytes).map_err(io)?;
         }
         Ok(())
     }
@@ -401,7 +399,7 @@ impl MafKeys {
             registration.relative_id.clone(),
             Entry {
                 registration,
-                key: Secret::new(key.to_vec()),
+                key: SecretBytes::new(key.to_vec()),
             },
         );
         Ok(())
@@ -409,11 +407,14 @@ impl MafKeys {
 
     /// The registration `relative_id` and a copy of its key, if registered and not deleted
     /// (expired ones included: the caller decides, and says why).
-    pub fn get(&self, relative_id: &str) -> Option<(Registration, Secret)> {
+    pub fn get(&self, relative_id: &str) -> Option<(Registration, SecretBytes)> {
         let entries = self.entries.read().unwrap_or_else(|p| p.into_inner());
-        entries
-            .get(relative_id)
-            .map(|e| (e.registration.clone(), Secret::new(e.key.expose().to_vec())))
+        entries.get(relative_id).map(|e| {
+            (
+                e.registration.clone(),
+                SecretBytes::new(e.key.expose().to_vec()),
+            )
+        })
     }
 
     /// The registration `relative_id`, without its key.

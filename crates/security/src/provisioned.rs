@@ -22,15 +22,16 @@
 //! of it is refused too, since resumption asks for the binding again).
 
 use crate::association::{CredentialBinding, Level, PeerIdentity};
-use crate::credentials::{valid_kpsa_id, CredentialStore, PskCredential, PskUnavailable, Secret};
+use crate::credentials::{valid_kpsa_id, CredentialStore, PskCredential, PskUnavailable};
 use crate::enrolment::{rfc3339, unix};
+use crate::journal::Journal;
 use crate::revocation::Withdrawal;
 use crate::sealing::{data_folder_key, Sealer};
+use keystore::SecretBytes;
 use serde::{Deserialize, Serialize};
 use std::collections::HashMap;
-use std::fs::File;
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex, RwLock};
+use std::sync::{Arc, RwLock};
 use std::time::SystemTime;
 use zeroize::{Zeroize, Zeroizing};
 
@@ -102,7 +103,7 @@ pub struct Issued {
 }
 
 struct Entry {
-    key: Secret,
+    key: SecretBytes,
     issued: Issued,
 }
 
@@ -222,7 +223,7 @@ impl Line {
         Ok((
             self.kpsa_id.clone(),
             Entry {
-                key: Secret::new(key.to_vec()),
+                key: SecretBytes::new(key.to_vec()),
                 issued,
             },
         ))
@@ -234,15 +235,15 @@ const MIN_KEY: usize = 32;
 
 /// The keys the MEF issued, durable in a sealed journal (or in memory only, for tests).
 pub struct ProvisionedKeys {
-    journal: Option<(PathBuf, Mutex<File>, Sealer)>,
+    journal: Option<(Journal, Sealer)>,
     keys: RwLock<HashMap<String, Entry>>,
 }
 
 impl std::fmt::Debug for ProvisionedKeys {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("ProvisionedKeys")
-            .field("journal", &self.journal.as_ref().map(|(p, ..)| p))
-            .field("seal", &self.journal.as_ref().map(|(.., s)| s))
+            .field("journal", &self.journal.as_ref().map(|(j, _)| j.path()))
+            .field("seal", &self.journal.as_ref().map(|(_, s)| s))
             .field("keys", &self.len())
             .finish()
     }
@@ -267,7 +268,7 @@ impl ProvisionedKeys {
             source,
         };
         // The journal's directory entry is durable too, before any key is issued.
-        let (mut file, text) = crate::journal::open(path, "provisioned key").map_err(io)?;
+        let (journal, text) = Journal::open(path, "provisioned key", 0).map_err(io)?;
         let mut keys = HashMap::new();
         // The journal with every key sealed, and how many were in clear.
         let mut rewritten = Zeroizing::new(Vec::with_capacity(text.len()));
@@ -295,11 +296,11 @@ impl ProvisionedKeys {
             }
         }
         if in_clear > 0 {
-            file = crate::journal::replace(path, &rewritten).map_err(io)?;
+            journal.replace(&rewritten).map_err(io)?;
             tracing::warn!(journal = %path.display(), keys = in_clear, "provisioned keys an older version kept in clear are now sealed");
         }
         Ok(Self {
-            journal: Some((path.to_owned(), Mutex::new(file), seal)),
+            journal: Some((journal, seal)),
             keys: RwLock::new(keys),
         })
     }
@@ -338,9 +339,9 @@ impl ProvisionedKeys {
         if keys.contains_key(&issued.kpsa_id) {
             return Err(ProvisionError::AlreadyIssued(issued.kpsa_id));
         }
-        if let Some((path, file, seal)) = &self.journal {
+        if let Some((journal, seal)) = &self.journal {
             let io = |source| ProvisionError::Io {
-                path: path.clone(),
+                path: journal.path().to_owned(),
                 source,
             };
             let line = Line {
@@ -357,15 +358,14 @@ impl ProvisionedKeys {
                 at: unix(SystemTime::now()),
             };
             let bytes = line.sealed_line(key, seal).map_err(ProvisionError::Seal)?;
-            let file = file.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
             // One write of the whole line: a crash leaves it whole or torn at the end.
-            crate::journal::append(&file, &bytes).map_err(io)?;
+            journal.append(&bytes).map_err(io)?;
         }
         let id = issued.kpsa_id.clone();
         keys.insert(
             id,
             Entry {
-                key: Secret::new(key.to_vec()),
+                key: SecretBytes::new(key.to_vec()),
                 issued,
             },
         );
@@ -424,7 +424,7 @@ impl ProvisionedKeys {
         }
         Ok(Some(PskCredential {
             identity: kpsa_id.to_owned(),
-            key: Secret::new(entry.key.expose().to_vec()),
+            key: SecretBytes::new(entry.key.expose().to_vec()),
             binding: entry.issued.binding.clone(),
         }))
     }

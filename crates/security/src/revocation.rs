@@ -27,12 +27,12 @@
 
 use crate::association::CredentialBinding;
 use crate::credentials::{CredentialStore, PskCredential, PskUnavailable};
+use crate::journal::Journal;
 use serde::{Deserialize, Serialize};
 use std::collections::HashMap;
 use std::fmt;
-use std::fs::File;
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex, RwLock};
+use std::sync::{Arc, RwLock};
 use std::time::{SystemTime, UNIX_EPOCH};
 
 pub use crate::credentials::{Withdrawal, WithdrawalKind};
@@ -132,52 +132,6 @@ impl DerivedCredentials for DerivedRules {
     }
 }
 
-/// The journal file and what is in force but not yet in it.
-#[derive(Debug)]
-struct Journal {
-    path: PathBuf,
-    state: Mutex<JournalState>,
-}
-
-#[derive(Debug)]
-struct JournalState {
-    file: File,
-    /// The length of the journal's complete, synced lines: a failed append is cut back to it.
-    end: u64,
-    /// Lines in force but not yet written, oldest first.
-    pending: Vec<Vec<u8>>,
-}
-
-impl JournalState {
-    /// Writes the pending lines (in one append, synced) and tops the reserve up. On failure
-    /// the file is cut back to its last complete line and the lines stay pending.
-    fn flush(&mut self, path: &Path) -> std::io::Result<()> {
-        if self.pending.is_empty() {
-            return Ok(());
-        }
-        if self.file.metadata()?.len() != self.end {
-            // What an earlier failed append left behind.
-            self.file.set_len(self.end)?;
-        }
-        let bytes = self.pending.concat();
-        if let Err(e) = crate::journal::append(&self.file, &bytes) {
-            // Never leave a torn line that a later append would bury in the middle.
-            let _ = self.file.set_len(self.end);
-            return Err(e);
-        }
-        self.end += bytes.len() as u64;
-        self.pending.clear();
-        self.keep_reserve(path);
-        Ok(())
-    }
-
-    fn keep_reserve(&self, path: &Path) {
-        if let Err(e) = crate::journal::reserve(&self.file, JOURNAL_RESERVE) {
-            tracing::warn!(journal = %path.display(), error = %e, "cannot reserve space for the revocation journal; withdrawals may not persist while the disk is full");
-        }
-    }
-}
-
 /// The withdrawn credentials, durable in a journal (or in memory only, for tests).
 #[derive(Debug, Default)]
 pub struct Revocations {
@@ -203,7 +157,7 @@ impl Revocations {
             path: path.to_owned(),
             source,
         };
-        let (file, text) = crate::journal::open(path, "revocation").map_err(io)?;
+        let (journal, text) = Journal::open(path, "revocation", JOURNAL_RESERVE).map_err(io)?;
         let mut withdrawn = HashMap::new();
         for (i, line) in text.lines().enumerate() {
             if line.trim().is_empty() {
@@ -217,17 +171,8 @@ impl Revocations {
                 })?;
             apply(&mut withdrawn, change);
         }
-        let state = JournalState {
-            file,
-            end: text.len() as u64,
-            pending: Vec::new(),
-        };
-        state.keep_reserve(path);
         Ok(Self {
-            journal: Some(Journal {
-                path: path.to_owned(),
-                state: Mutex::new(state),
-            }),
+            journal: Some(journal),
             withdrawn: RwLock::new(withdrawn),
             derived: RwLock::default(),
         })
@@ -383,24 +328,24 @@ impl Revocations {
             return Ok(Persistence::Durable);
         };
         let mut line = serde_json::to_vec(&change).map_err(|e| RevocationError::Corrupt {
-            path: journal.path.clone(),
+            path: journal.path().to_owned(),
             line: 0,
             message: e.to_string(),
         })?;
         line.push(b'\n');
         // The journal lock is held from the change in memory to its line, so the journal's
         // order is the order in which changes took effect.
-        let mut state = journal.state.lock().unwrap_or_else(|p| p.into_inner());
+        let mut writer = journal.lock();
         apply(
             &mut self.withdrawn.write().unwrap_or_else(|p| p.into_inner()),
             change,
         );
-        state.pending.push(line);
-        match state.flush(&journal.path) {
+        writer.hold(line);
+        match writer.flush() {
             Ok(()) => Ok(Persistence::Durable),
             Err(e) => {
-                let pending = state.pending.len();
-                tracing::error!(journal = %journal.path.display(), error = %e, pending, "a credential withdrawal is in force but not yet persisted; retrying until the journal can be written");
+                let pending = writer.held();
+                tracing::error!(journal = %journal.path().display(), error = %e, pending, "a credential withdrawal is in force but not yet persisted; retrying until the journal can be written");
                 Ok(Persistence::Pending {
                     reason: e.to_string(),
                 })
@@ -420,13 +365,7 @@ impl Revocations {
 
     /// How many changes are in force but not yet on disk.
     pub fn pending(&self) -> usize {
-        self.journal.as_ref().map_or(0, |j| {
-            j.state
-                .lock()
-                .unwrap_or_else(|p| p.into_inner())
-                .pending
-                .len()
-        })
+        self.journal.as_ref().map_or(0, Journal::held)
     }
 
     /// Writes the changes that are in force but not yet on disk. The CSE calls it
@@ -436,18 +375,16 @@ impl Revocations {
         let Some(journal) = &self.journal else {
             return Ok(());
         };
-        let mut state = journal.state.lock().unwrap_or_else(|p| p.into_inner());
-        let pending = state.pending.len();
+        let mut writer = journal.lock();
+        let pending = writer.held();
         if pending == 0 {
             return Ok(());
         }
-        state
-            .flush(&journal.path)
-            .map_err(|source| RevocationError::Io {
-                path: journal.path.clone(),
-                source,
-            })?;
-        tracing::warn!(journal = %journal.path.display(), written = pending, "credential withdrawals held in memory are now persisted");
+        writer.flush().map_err(|source| RevocationError::Io {
+            path: journal.path().to_owned(),
+            source,
+        })?;
+        tracing::warn!(journal = %journal.path().display(), written = pending, "credential withdrawals held in memory are now persisted");
         Ok(())
     }
 }
@@ -598,11 +535,11 @@ mod tests {
 
     impl Revocations {
         /// Points the journal at `file` (a device that refuses writes), as if the disk filled.
-        fn swap_journal_file(&self, file: File, end: u64) {
-            let journal = self.journal.as_ref().expect("a journal");
-            let mut state = journal.state.lock().expect("lock");
-            state.file = file;
-            state.end = end;
+        fn swap_journal_file(&self, file: std::fs::File, end: u64) {
+            self.journal
+                .as_ref()
+                .expect("a journal")
+                .swap_file(file, end);
         }
     }
 

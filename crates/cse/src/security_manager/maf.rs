@@ -51,7 +51,7 @@ use crate::{Cse, SecurityContext};
 use manager::audit::Event;
 use manager::kdf::{ExportedKeyId, Fqdn, MafKeyId};
 use model::{Error, Operation, Request, Response, ResponseStatusCode, Result};
-use security::credentials::Secret;
+use security::credentials::SecretBytes;
 use security::maf_store::{MafKeys, MafStoreError, Registration, KEY_LEN};
 use serde::Deserialize;
 use serde_json::{json, Value};
@@ -399,7 +399,7 @@ impl Cse {
         let key = {
             let mut bytes = vec![0u8; KEY_LEN];
             rand::RngCore::fill_bytes(&mut rand::rngs::OsRng, &mut bytes);
-            Secret::new(bytes)
+            SecretBytes::new(bytes)
         };
         let key_id = MafKeyId::new(&ExportedKeyId::from_bytes(relative), &maf.fqdn);
         let registration = Registration {

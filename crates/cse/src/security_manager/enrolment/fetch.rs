@@ -49,7 +49,7 @@ use crate::{Cse, SecurityContext};
 use manager::audit::Event;
 use manager::kdf::{self, EnrolmentKey, EnrolmentTargetId, KeId, Suid};
 use model::{Error, Response, ResponseStatusCode, Result};
-use security::credentials::Secret;
+use security::credentials::SecretBytes;
 use security::enrolment::rfc3339;
 use security::enrolment_keys::{EnrolmentKeyError, EnrolmentKeys, EnrolmentRecord, KE_LEN};
 use serde::Deserialize;
@@ -167,7 +167,7 @@ pub(crate) async fn keep_enrolment_key(
         targets,
         expires,
     };
-    let copy = Secret::new(ke.expose().to_vec());
+    let copy = SecretBytes::new(ke.expose().to_vec());
     let kept =
         tokio::task::spawn_blocking(move || match <&[u8; KE_LEN]>::try_from(copy.expose()) {
             Ok(bytes) => fetch.keys.keep(record, bytes),
