@@ -3,7 +3,8 @@
 
 use crate::{Caller, Cse};
 use model::{
-    AccessOperation, Error, Operation, Request, Resource, Response, ResponseStatusCode, Result,
+    AccessOperation, ContentStatus, Error, Operation, Request, Resource, Response,
+    ResponseStatusCode, Result,
 };
 use serde_json::{json, Value};
 
@@ -46,6 +47,11 @@ impl Cse {
                 "the group has no members",
             ));
         }
+        // Each member's answer embeds its content while the combined response stays within
+        // `result_max_bytes`; past that, members still get the request but their entries
+        // carry only the status, and the response is marked partial.
+        let mut budget = self.config.result_max_bytes;
+        let mut cut = false;
         let mut answers = Vec::with_capacity(members.len());
         for member in members {
             let mut sub = req.clone();
@@ -61,14 +67,24 @@ impl Cse {
             };
             let mut rsp = json!({ "rsc": resp.rsc.code(), "rqi": req.rqi, "to": member, "fr": format!("/{}", self.config.cse_id) });
             if let (Some(pc), Some(obj)) = (resp.pc, rsp.as_object_mut()) {
-                obj.insert("pc".into(), pc);
+                let size = serde_json::to_vec(&pc).map_or(u64::MAX, |v| v.len() as u64);
+                if size <= budget {
+                    budget -= size;
+                    obj.insert("pc".into(), pc);
+                } else {
+                    cut = true;
+                }
             }
             answers.push(rsp);
         }
-        Ok(Response::new(
+        let mut resp = Response::new(
             ResponseStatusCode::Ok,
             &req.rqi,
             Some(json!({ "m2m:agr": { "m2m:rsp": Value::Array(answers) } })),
-        ))
+        );
+        if cut {
+            resp.cnst = Some(ContentStatus::Partial);
+        }
+        Ok(resp)
     }
 }

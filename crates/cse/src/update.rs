@@ -82,7 +82,7 @@ impl Cse {
             }
             _ => {}
         }
-        let derived: Map<String, Value> = ["cnm", "mtv"]
+        let derived: Map<String, Value> = ["cnm", "mtv", "mid", "mt"]
             .iter()
             .filter_map(|k| preview.attrs.get(*k).map(|v| ((*k).to_owned(), v.clone())))
             .collect();

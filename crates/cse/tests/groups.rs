@@ -73,14 +73,11 @@ async fn member_rules() {
         json!({"m2m:cnt": {"rn": "a"}}),
     )
     .await;
+    // TS-0004 7.4.13.2.1: the request is refused only for these.
     let cases = [
         (
-            json!({"mt": 2, "mnm": 5, "mid": ["cse-in/ae/a"]}),
+            json!({"mt": 2, "csy": 2, "mnm": 5, "mid": ["cse-in/ae/a"]}),
             R::GroupMemberTypeInconsistent,
-        ),
-        (
-            json!({"mt": 3, "mnm": 5, "mid": ["cse-in/ae/a", "cse-in/ae/a"]}),
-            R::BadRequest,
         ),
         (
             json!({"mt": 3, "mnm": 5, "mid": ["cse-in/ae/zzz"]}),
@@ -89,8 +86,18 @@ async fn member_rules() {
         (json!({"mt": 3, "mnm": 0, "mid": []}), R::BadRequest),
         (json!({"mt": 3, "mid": ["cse-in/ae/a"]}), R::BadRequest),
         (
+            json!({"mt": 3, "mnm": 5, "mid": [], "csy": 4}),
+            R::BadRequest,
+        ),
+        (json!({"mt": 99, "mnm": 5, "mid": []}), R::BadRequest),
+        (json!({"mnm": 5, "mid": [], "spty": "x"}), R::BadRequest),
+        (
             json!({"mt": 3, "mnm": 1, "mid": ["cse-in/ae/a"], "cnm": 1}),
             R::BadRequest,
+        ),
+        (
+            json!({"mnm": 1, "mid": ["cse-in/ae/a", "cse-in/ae"]}),
+            R::MaxNumberOfMemberExceeded,
         ),
     ];
     for (grp, want) in cases {
@@ -102,8 +109,17 @@ async fn member_rules() {
             "{grp}"
         );
     }
-    let g = t.create(&id, "cse-in/ae", T::Group, json!({"m2m:grp": {"rn": "g", "mt": 24, "mnm": 3, "mid": ["cse-in/ae/a", "cse-in/ae"]}})).await;
-    assert_eq!(g.rsc, R::Created);
+    // Duplicates are dropped, ABANDON_MEMBER (the default) drops the AE, SET_MIXED keeps it.
+    let g = t.create(&id, "cse-in/ae", T::Group, json!({"m2m:grp": {"rn": "g", "mt": 3, "mnm": 3, "mid": ["cse-in/ae/a", "cse-in/ae", "cse-in/ae/a"]}})).await;
+    assert_eq!(
+        (g.rsc, attr(&g, "mid"), attr(&g, "cnm"), attr(&g, "mt")),
+        (R::Created, json!(["cse-in/ae/a"]), json!(1), json!(3))
+    );
+    let m = t.create(&id, "cse-in/ae", T::Group, json!({"m2m:grp": {"rn": "m", "mt": 3, "csy": 3, "mnm": 3, "mid": ["cse-in/ae/a", "cse-in/ae"]}})).await;
+    assert_eq!(
+        (m.rsc, attr(&m, "cnm"), attr(&m, "mt"), attr(&m, "mtv")),
+        (R::Created, json!(2), json!(0), json!(true))
+    );
     let u = t
         .update(&id, "cse-in/ae/g", json!({"m2m:grp": {"mid": []}}))
         .await;

@@ -351,7 +351,7 @@ async fn fan_out_checks_each_member_and_its_children() {
             &owner,
             "cse-in/owner",
             T::Group,
-            json!({"m2m:grp": {"rn": "g", "mt": 24, "mnm": 5, "acpi": [share],
+            json!({"m2m:grp": {"rn": "g", "mt": 0, "mnm": 5, "acpi": [share],
                 "mid": ["cse-in/owner/closed", "cse-in/owner/open", "cse-in/owner"]}}),
         )
         .await;

@@ -79,6 +79,8 @@ pub enum ResponseStatusCode {
     GroupMembersNotResponded,
     /// 6003: an external object is not reachable.
     ExternalObjectNotReachable,
+    /// 6010: a group would hold more members than its `mnm`.
+    MaxNumberOfMemberExceeded,
 }
 
 use ResponseStatusCode as R;
@@ -178,6 +180,11 @@ pub const ALL_CODES: &[(ResponseStatusCode, u16, &str)] = &[
         R::ExternalObjectNotReachable,
         6003,
         "EXTERNAL_OBJECT_NOT_REACHABLE",
+    ),
+    (
+        R::MaxNumberOfMemberExceeded,
+        6010,
+        "MAX_NUMBER_OF_MEMBER_EXCEEDED",
     ),
 ];
 

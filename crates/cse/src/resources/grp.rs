@@ -1,49 +1,78 @@
-//! `<group>`: members must exist, be unique and match the member type (TS-0001 9.6.13).
+//! `<group>`: members must exist and fit `mnm`; duplicates are dropped and members whose type
+//! is not `mt` are handled as `csy` says (TS-0001 9.6.13, TS-0004 7.4.13.2.1 and 7.4.13.2.3).
 
 use crate::Cse;
-use model::{Error, Resource, ResponseStatusCode, Result};
+use model::resources::grp::{ConsistencyStrategy, MIXED};
+use model::{Error, Resource, ResourceType, ResponseStatusCode, Result};
 use serde_json::json;
 
-/// Validates `mid` against `mt` and `mnm` and sets the derived `cnm` and `mtv`.
+/// Validates a new group: `mt` defaults to MIXED, then as [`check_members`].
 pub(crate) fn prepare(cse: &Cse, r: &mut Resource) -> Result<()> {
-    check_members(cse, r)?;
-    Ok(())
+    r.attrs.entry("mt").or_insert(json!(MIXED));
+    check_members(cse, r)
 }
 
-/// Shared by create and update: members exist here, no duplicates, `cnm <= mnm`, and each
-/// member's type is `mt` unless the group is mixed.
+/// Shared by create and update (with the merged resource): drops duplicate members (the
+/// first occurrence stays), checks that every member exists here and that `cnm <= mnm`
+/// (6010), applies `csy` to members whose type is not `mt`, and sets the derived `cnm` and
+/// `mtv`. `mid` and `mt` may change, so callers store them back.
 pub(crate) fn check_members(cse: &Cse, r: &mut Resource) -> Result<()> {
-    let mid = r.str_list("mid");
-    let mut seen = std::collections::HashSet::new();
-    if let Some(dup) = mid.iter().find(|m| !seen.insert(m.as_str())) {
+    let mt = r.u64_attr("mt").unwrap_or(MIXED);
+    if mt != MIXED && ResourceType::from_code(mt).is_err() {
         return Err(Error::bad_request(format!(
-            "member '{dup}' is listed twice"
+            "mt {mt} is not a resource type this CSE hosts"
         )));
     }
+    let csy = match r.u64_attr("csy") {
+        None => ConsistencyStrategy::AbandonMember,
+        Some(n) => ConsistencyStrategy::from_code(n)
+            .ok_or_else(|| Error::bad_request(format!("csy {n} is not defined")))?,
+    };
     let mnm = r.u64_attr("mnm").unwrap_or(u64::MAX);
-    if mnm == 0 || mid.len() as u64 > mnm {
+    if mnm == 0 {
+        return Err(Error::bad_request("mnm must be a positive integer"));
+    }
+    let mut seen = std::collections::HashSet::new();
+    let mut mid = r.str_list("mid");
+    mid.retain(|m| seen.insert(m.clone()));
+    if mid.len() as u64 > mnm {
         return Err(Error::new(
-            ResponseStatusCode::BadRequest,
+            ResponseStatusCode::MaxNumberOfMemberExceeded,
             format!("{} members exceed mnm {mnm}", mid.len()),
         ));
     }
-    let mt = r.u64_attr("mt").unwrap_or(model::resources::grp::MIXED);
+    let mut inconsistent = Vec::new();
     for m in &mid {
-        let member = crate::addressing::resolve(m, &cse.config, cse.store.as_ref())
-            .ok()
-            .and_then(|t| crate::real_target(t).ok())
-            .ok_or_else(|| Error::bad_request(format!("member '{m}' does not exist")))?;
-        if mt != model::resources::grp::MIXED && u64::from(member.ty.code()) != mt {
-            return Err(Error::new(
-                ResponseStatusCode::GroupMemberTypeInconsistent,
-                format!(
-                    "member '{m}' is a {}, the group holds type {mt}",
-                    member.ty.short_name()
-                ),
-            ));
+        let member = match crate::addressing::resolve(m, &cse.config, cse.store.as_ref()) {
+            // Sub-group fan-out members would let fan-outs nest without a bound.
+            Ok(crate::addressing::Target::FanOut { .. }) => {
+                return Err(Error::bad_request(format!(
+                    "member '{m}': sub-group fan-out members (.../fopt) are not supported"
+                )))
+            }
+            target => target.ok().and_then(|t| crate::real_target(t).ok()),
+        }
+        .ok_or_else(|| Error::bad_request(format!("member '{m}' does not exist")))?;
+        if mt != MIXED && u64::from(member.ty.code()) != mt {
+            inconsistent.push(m.clone());
         }
     }
+    let mut mt = mt;
+    if let Some(first) = inconsistent.first() {
+        match csy {
+            ConsistencyStrategy::AbandonGroup => {
+                return Err(Error::new(
+                    ResponseStatusCode::GroupMemberTypeInconsistent,
+                    format!("member '{first}' is not of the group's type {mt}"),
+                ))
+            }
+            ConsistencyStrategy::AbandonMember => mid.retain(|m| !inconsistent.contains(m)),
+            ConsistencyStrategy::SetMixed => mt = MIXED,
+        }
+    }
+    r.attrs.insert("mt".into(), json!(mt));
     r.attrs.insert("cnm".into(), json!(mid.len()));
+    r.attrs.insert("mid".into(), json!(mid));
     r.attrs.insert("mtv".into(), json!(true));
     Ok(())
 }

@@ -2,12 +2,13 @@
 
 use crate::attributes::{attr, Attr, Kind, Presence::*};
 
-/// Attribute table.
+/// Attribute table (TS-0004 table 7.4.13.1-3). `spty` is not accepted: it only constrains
+/// `<flexContainer>` and `<mgmtObj>` members, which this CSE does not host, so it could not
+/// be enforced.
 pub const ATTRIBUTES: &[Attr] = &[
     attr("acpi", Kind::StrList, Optional, Optional),
     attr("cr", Kind::NullOnly, Optional, NotPresent),
-    attr("mt", Kind::Int, Mandatory, NotPresent),
-    attr("spty", Kind::Str, Optional, NotPresent),
+    attr("mt", Kind::Int, Optional, NotPresent),
     attr("cnm", Kind::Int, NotPresent, NotPresent),
     attr("mnm", Kind::Int, Mandatory, Optional),
     attr("mid", Kind::StrList, Mandatory, Optional),
@@ -18,5 +19,29 @@ pub const ATTRIBUTES: &[Attr] = &[
     attr("daci", Kind::StrList, Optional, Optional),
 ];
 
-/// The `mt` value that admits members of any type.
-pub const MIXED: u64 = 24;
+/// The `mt` value that admits members of any type (TS-0004 table 6.3.4.2.11-1); also the
+/// default when a CREATE leaves `mt` out.
+pub const MIXED: u64 = 0;
+
+/// What to do with a member whose type is not `mt` (`csy`, TS-0004 table 6.3.4.2.12-1).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ConsistencyStrategy {
+    /// 1, the default: drop the inconsistent members.
+    AbandonMember,
+    /// 2: refuse the request with GROUP_MEMBER_TYPE_INCONSISTENT.
+    AbandonGroup,
+    /// 3: turn the group into a MIXED one.
+    SetMixed,
+}
+
+impl ConsistencyStrategy {
+    /// The strategy for a `csy` value; `None` for a value the table does not define.
+    pub fn from_code(n: u64) -> Option<Self> {
+        match n {
+            1 => Some(Self::AbandonMember),
+            2 => Some(Self::AbandonGroup),
+            3 => Some(Self::SetMixed),
+            _ => None,
+        }
+    }
+}
