@@ -14,6 +14,7 @@ pub mod access;
 pub mod addressing;
 pub mod admin;
 pub mod audit;
+mod batch;
 pub mod cert_enrolment;
 pub mod config;
 mod content;
@@ -82,6 +83,8 @@ pub struct Cse {
     /// The credential each subscription was made with, so a withdrawal reaches its
     /// notifications.
     subscribers: subscribers::SubscriberCredentials,
+    /// The notifications of subscriptions with `bn` waiting to be sent together.
+    batches: batch::Batches,
 }
 
 /// The security manager's services the CSE works with.
@@ -212,6 +215,7 @@ impl Cse {
             published_crls: std::sync::RwLock::new(config_crls),
             rotations: pseudonyms::Rotations::default(),
             subscribers: subscribers::SubscriberCredentials::default(),
+            batches: batch::Batches::default(),
         });
         supervision::spawn_suspensions(Arc::downgrade(&cse), suspensions);
         withdrawal::spawn_persistence(Arc::downgrade(&cse));
