@@ -4,22 +4,18 @@ use crate::attributes::{attr, Attr, Kind, Presence::*};
 use crate::error::{Error, Result};
 use serde_json::Value;
 
-/// Attribute table.
+/// Attribute table. The notification policies this CSE does not enforce (`gpi`, `nfu`,
+/// `rl`, `pn`, `nsp`, `nec`) are left out, so a request that sets one is refused rather than
+/// silently ignored.
 pub const ATTRIBUTES: &[Attr] = &[
     attr("acpi", Kind::StrList, Optional, Optional),
     attr("cr", Kind::NullOnly, Optional, NotPresent),
     attr("enc", Kind::Object, Optional, Optional),
     attr("exc", Kind::Int, Optional, Optional),
     attr("nu", Kind::StrList, Mandatory, Optional),
-    attr("gpi", Kind::Str, Optional, Optional),
-    attr("nfu", Kind::Str, Optional, Optional),
     attr("bn", Kind::Object, Optional, Optional),
-    attr("rl", Kind::Object, Optional, Optional),
-    attr("pn", Kind::Int, Optional, Optional),
-    attr("nsp", Kind::Int, Optional, Optional),
     attr("ln", Kind::Bool, Optional, Optional),
     attr("nct", Kind::Int, Optional, Optional),
-    attr("nec", Kind::Int, Optional, Optional),
     attr("su", Kind::Str, Optional, NotPresent),
     attr("daci", Kind::StrList, Optional, Optional),
 ];
