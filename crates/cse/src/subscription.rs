@@ -42,9 +42,35 @@ pub fn notification_urls(cse: &Cse, nu: &str) -> Result<Vec<String>> {
             .str_list("poa")
             .into_iter()
             .filter(|p| cse.notifier.reaches(p))
+            .map(|p| with_serialization_of(p, &r))
             .collect(),
         _ => Vec::new(),
     })
+}
+
+/// A point of access of `ae` marked with the serialization the AE prefers: the first of its
+/// `csz` (a list in order of preference) that can be sent, as the `ct=` a notification URI
+/// may carry (TS-0004 clause 7.5.1.2.2 step 2.5), which the binding reads and removes.
+/// JSON, the default, needs no mark; a point of access with its own `ct=` keeps it.
+fn with_serialization_of(poa: String, ae: &Resource) -> String {
+    let preferred = ae
+        .str_list("csz")
+        .into_iter()
+        .find_map(|m| match m.as_str() {
+            "application/json" => Some("json"),
+            "application/cbor" => Some("cbor"),
+            _ => None,
+        });
+    let marked = poa
+        .split_once('?')
+        .is_some_and(|(_, q)| q.split('&').any(|p| p.starts_with("ct=")));
+    match preferred {
+        Some("cbor") if !marked => {
+            let joint = if poa.contains('?') { '&' } else { '?' };
+            format!("{poa}{joint}ct=cbor")
+        }
+        _ => poa,
+    }
 }
 
 impl Cse {
