@@ -264,7 +264,8 @@ async fn batches_are_sent_as_one_aggregated_notification() {
 
 // TS-0004 clause 7.4.8.2.1/7.4.8.2.3: a `chty` that is not a child type of the subscribed-to
 // resource, an `nct` TS-0001 table 9.6.8-4 does not allow with `net`, a malformed `bn`, and
-// an emptied `nu` are each refused with BAD_REQUEST (4000).
+// an emptied `nu` are each refused with BAD_REQUEST (4000); so are the notification
+// policies this CSE does not enforce (`rl`, `nec`, ...).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn invalid_subscriptions_are_refused() {
     let cse = Cse::start().await;
@@ -278,6 +279,8 @@ async fn invalid_subscriptions_are_refused() {
         json!({"bn": {"dur": "P1Y"}}),
         json!({"bn": {"dur": 5}}),
         json!({"bn": {"size": 5}}),
+        json!({"rl": {"mne": 1, "tww": "PT1S"}}),
+        json!({"nec": 2}),
     ] {
         let mut sub = bad.clone();
         sub["nu"] = json!([target.url]);
@@ -335,4 +338,52 @@ async fn the_notification_uri_chooses_cbor_and_nct_3_sends_the_resource_id() {
     let ri = cin.pc.as_ref().expect("pc")["m2m:cin"]["ri"].clone();
     assert_eq!(sgn["m2m:sgn"]["nev"]["rep"], json!({ "m2m:uri": ri }));
     assert_eq!(sgn["m2m:sgn"]["nev"]["net"], json!(3));
+}
+
+// TS-0004 clause 7.5.1.2.2 step 2.5 with TS-0001 table 9.6.5-2: an AE target's `csz` (its
+// serializations in order of preference) chooses how notifications to it are serialized.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_ae_targets_csz_chooses_the_serialization() {
+    let cse = Cse::start().await;
+    let target = Target::start();
+    let r = request(
+        &cse.client,
+        Operation::Create,
+        "C",
+        "cse-in",
+        Some(T::Ae),
+        Some(
+            json!({"m2m:ae": {"rn": "listener", "api": "Nlistener", "rr": true, "srv": ["3"],
+            "poa": [target.url], "csz": ["application/cbor", "application/json"]}}),
+        ),
+    )
+    .await;
+    assert_eq!(r.rsc, R::Created, "{:?}", r.pc);
+    let listener = r.pc.as_ref().expect("pc")["m2m:ae"]["aei"]
+        .as_str()
+        .expect("aei")
+        .to_owned();
+    let sub = cse
+        .create(
+            "cse-in/ae/c",
+            T::Subscription,
+            json!({"m2m:sub": {"nu": [listener], "enc": {"net": [3]}}}),
+        )
+        .await;
+    assert_eq!(sub.rsc, R::Created, "{:?}", sub.pc);
+    cse.cin("cbor please").await;
+    let got = target.wait_for(2);
+    assert_eq!(got.len(), 2, "verification and notification");
+    for n in &got {
+        assert!(n.head.starts_with("POST /n HTTP/1.1\r\n"), "{}", n.head);
+        assert_eq!(
+            n.header("content-type").as_deref(),
+            Some("application/cbor")
+        );
+    }
+    let sgn = codec::decode(&got[1].body, Format::Cbor).expect("CBOR");
+    assert_eq!(
+        sgn["m2m:sgn"]["nev"]["rep"]["m2m:cin"]["con"],
+        json!("cbor please")
+    );
 }
