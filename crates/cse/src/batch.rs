@@ -13,6 +13,10 @@ use std::time::Duration;
 /// TS-0004 clause 7.4.8.2.1 asks the hosting CSE to store in `bn/dur`.
 pub(crate) const DEFAULT_DURATION: &str = "PT1M";
 
+/// The most notifications one batch holds: a batch that reaches it is sent early, so that
+/// a long `bn/dur` without `bn/num` cannot gather without bound.
+pub(crate) const MAX_BATCH: usize = 256;
+
 /// How one subscription batches, read from its `bn` and `ln`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) struct Policy {
@@ -134,12 +138,18 @@ impl Batches {
         batch.guard = guard.map(GuardSlot);
         for (url, sgn) in per_target {
             match batch.per_target.iter_mut().find(|(u, _)| *u == url) {
-                Some((_, list)) => list.push(sgn),
+                Some((_, list)) => {
+                    if policy.latest_only {
+                        list.clear();
+                    }
+                    list.push(sgn);
+                }
                 None => batch.per_target.push((url, vec![sgn])),
             }
         }
         let generation = batch.generation;
-        if policy.number.is_some_and(|n| batch.count >= n) {
+        let limit = policy.number.unwrap_or(MAX_BATCH).min(MAX_BATCH);
+        if batch.count >= limit {
             return match open.by_sub.remove(sub) {
                 Some(full) => Added::Full(full.close()),
                 None => Added::Joined,
@@ -228,6 +238,34 @@ mod tests {
             )]
         );
         assert!(b.take("s").is_none());
+    }
+
+    #[test]
+    fn a_batch_without_num_is_sent_at_the_bound() {
+        let b = Batches::default();
+        for n in 1..MAX_BATCH {
+            let added = b.add(
+                "s",
+                policy(None, false),
+                vec![("u".to_owned(), json!(n))],
+                None,
+            );
+            assert!(!matches!(added, Added::Full(_)), "{n}");
+        }
+        let last = b.add(
+            "s",
+            policy(Some(10_000), false),
+            vec![("u".to_owned(), json!(0))],
+            None,
+        );
+        let Added::Full(closed) = last else {
+            panic!("the bound closes the batch")
+        };
+        let sent = bodies(closed);
+        assert_eq!(
+            sent[0].1["m2m:agn"]["m2m:sgn"].as_array().map(Vec::len),
+            Some(MAX_BATCH)
+        );
     }
 
     #[test]
