@@ -12,6 +12,7 @@
 
 pub mod access;
 pub mod addressing;
+mod batch;
 pub mod config;
 mod content;
 mod create;
@@ -73,6 +74,8 @@ pub struct Cse {
     /// When each credential last rotated its AE-ID; held across a rotation, so rotations
     /// run one at a time.
     rotations: pseudonyms::Rotations,
+    /// The notifications of subscriptions with `bn` waiting to be sent together.
+    batches: batch::Batches,
 }
 
 /// The security manager's services the CSE works with.
@@ -202,6 +205,7 @@ impl Cse {
             tls_reload,
             published_crls: std::sync::RwLock::new(config_crls),
             rotations: pseudonyms::Rotations::default(),
+            batches: batch::Batches::default(),
         });
         supervision::spawn_suspensions(Arc::downgrade(&cse), suspensions);
         withdrawal::spawn_persistence(Arc::downgrade(&cse));

@@ -107,6 +107,9 @@ impl Notifier {
     }
 }
 
+/// The release version indicator of the requests the CSE sends: Release 3.
+const RELEASE: &str = "3";
+
 /// The largest answer to a notification that is read (the HTTP client's former default).
 const MAX_ANSWER_BYTES: usize = 16 * 1024 * 1024;
 
@@ -149,6 +152,9 @@ impl Inner {
     async fn post(&self, url: &str, body: &Value) -> Result<ResponseStatusCode> {
         let mut req = Request::new(Operation::Notify, "", Some(self.origin.clone()));
         req.pc = Some(body.clone());
+        // TS-0004 clause 7.3.1.1: every request to a Release 2 or later entity carries the
+        // release it complies with (X-M2M-RVI, TS-0009 clause 6.4.22).
+        req.rvi = Some(RELEASE.to_owned());
         match self.outbound.send(url, &req, self.limits).await {
             Ok(resp) => Ok(resp.rsc),
             Err(DeliveryError::NoPrimitive { accepted: true, .. }) => Ok(ResponseStatusCode::Ok),

@@ -75,7 +75,12 @@ impl Cse {
         let mut preview = current.clone();
         apply(&mut preview, &changes);
         match current.ty {
-            ResourceType::Subscription => model::resources::sub::validate(&preview.attrs)?,
+            ResourceType::Subscription => {
+                model::resources::sub::validate(&preview.attrs)?;
+                if let Some(parent) = self.store.get(current.pi())? {
+                    model::resources::sub::check_child_types(&preview.attrs, parent.ty)?;
+                }
+            }
             ResourceType::Group => resources::grp::check_members(self, &mut preview)?,
             ResourceType::DynamicAuthorizationConsultation => {
                 resources::dac::prepare(&self.config, &preview)?

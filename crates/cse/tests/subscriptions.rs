@@ -160,7 +160,11 @@ async fn update_notifications_with_modified_attributes_and_resource_ids() {
         )
         .await;
     let got = ids.wait_for(2).await;
-    assert_eq!(got[1]["m2m:sgn"]["nev"]["rep"], attr(&cin, "ri"));
+    // TS-0004 table 6.3.5.62-1: nct 3 carries an m2m:URI.
+    assert_eq!(
+        got[1]["m2m:sgn"]["nev"]["rep"],
+        json!({ "m2m:uri": attr(&cin, "ri") })
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

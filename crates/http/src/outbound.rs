@@ -8,6 +8,7 @@
 use client::{Client, ClientError, TlsOptions};
 use cse::outbound::{Delivery, DeliveryError, Limits, Outbound, Senders};
 use cse::NotificationTls;
+use model::codec::Format;
 use model::Request;
 use std::sync::Arc;
 
@@ -43,15 +44,48 @@ impl HttpSender {
 impl Outbound for HttpSender {
     fn send<'a>(&'a self, target: &'a str, req: &'a Request, limits: Limits) -> Delivery<'a> {
         Box::pin(async move {
-            self.client
+            let (url, format) = serialization(target)?;
+            let mut client = self
+                .client
                 .clone()
                 .with_timeout(limits.timeout)
-                .with_max_body_bytes(limits.max_body_bytes)
-                .send_to_url(target, req)
-                .await
-                .map_err(delivery_error)
+                .with_max_body_bytes(limits.max_body_bytes);
+            if let Some(format) = format {
+                client = client.with_format(format);
+            }
+            client.send_to_url(&url, req).await.map_err(delivery_error)
         })
     }
+}
+
+/// The serialization a target asks for with `ct=` in its query (a notification URI such
+/// as `http://host/n?ct=cbor`, TS-0004 clause 7.5.1.2.2 step 2.5), and the target without
+/// it, as it is sent. A serialization this binding cannot produce (XML) is refused.
+fn serialization(target: &str) -> Result<(String, Option<Format>), DeliveryError> {
+    let Some((base, query)) = target.split_once('?') else {
+        return Ok((target.to_owned(), None));
+    };
+    let mut format = None;
+    let mut kept = Vec::new();
+    for pair in query.split('&') {
+        match pair.split_once('=') {
+            Some(("ct", "json")) => format = Some(Format::Json),
+            Some(("ct", "cbor")) => format = Some(Format::Cbor),
+            Some(("ct", other)) => {
+                return Err(DeliveryError::Unsendable(format!(
+                    "serialization '{}' is not supported",
+                    model::Untrusted(&other)
+                )))
+            }
+            _ => kept.push(pair),
+        }
+    }
+    let url = if kept.is_empty() {
+        base.to_owned()
+    } else {
+        format!("{base}?{}", kept.join("&"))
+    };
+    Ok((url, format))
 }
 
 /// The client TLS options for `https://` targets: only the configured CAs vouch for a
@@ -112,6 +146,30 @@ mod tests {
             bad.to_string(),
             ClientError::InvalidHeader("fr").to_string()
         );
+    }
+
+    #[test]
+    fn ct_in_the_query_chooses_the_serialization_and_is_not_sent_on() {
+        let cases = [
+            ("http://h/n", "http://h/n", None),
+            ("http://h/n?ct=cbor", "http://h/n", Some(Format::Cbor)),
+            (
+                "http://h/n?a=1&ct=json&b=2",
+                "http://h/n?a=1&b=2",
+                Some(Format::Json),
+            ),
+        ];
+        for (target, url, format) in cases {
+            assert_eq!(
+                serialization(target),
+                Ok((url.to_owned(), format)),
+                "{target}"
+            );
+        }
+        assert!(matches!(
+            serialization("http://h/n?ct=xml"),
+            Err(DeliveryError::Unsendable(_))
+        ));
     }
 
     #[test]

@@ -72,6 +72,53 @@ pub fn parse_abs_rel(s: &str, now: Timestamp) -> Result<Timestamp> {
         .ok_or_else(|| Error::bad_request(format!("relative time '{s}' is out of range")))
 }
 
+/// Parses an `xs:duration` without years or months (`PnDTnHnMnS`, fractional seconds
+/// allowed): the form durations such as `batchNotify/duration` take. Years and months have
+/// no fixed length, so they are refused rather than guessed.
+pub fn parse_duration(s: &str) -> Result<std::time::Duration> {
+    let bad = || Error::bad_request(format!("invalid duration '{s}'"));
+    let rest = s.strip_prefix('P').ok_or_else(bad)?;
+    let (days, time) = match rest.split_once('T') {
+        Some((d, t)) if !t.is_empty() => (d, t),
+        Some(_) => return Err(bad()),
+        None => (rest, ""),
+    };
+    if days.is_empty() && time.is_empty() {
+        return Err(bad());
+    }
+    let mut nanos: u128 = 0;
+    for (part, units) in [
+        (days, &[('D', 86_400.0)][..]),
+        (time, &[('H', 3600.0), ('M', 60.0), ('S', 1.0)][..]),
+    ] {
+        let mut part = part;
+        let mut units = units.iter();
+        while !part.is_empty() {
+            let end = part
+                .find(|c: char| c.is_ascii_alphabetic())
+                .ok_or_else(bad)?;
+            let (number, unit) = (&part[..end], part.as_bytes()[end] as char);
+            let seconds = units
+                .by_ref()
+                .find(|(u, _)| *u == unit)
+                .map(|(_, s)| *s)
+                .ok_or_else(bad)?;
+            let fraction_ok = unit == 'S' || !number.contains('.');
+            if number.is_empty()
+                || !fraction_ok
+                || !number.bytes().all(|b| b.is_ascii_digit() || b == b'.')
+            {
+                return Err(bad());
+            }
+            let value: f64 = number.parse().map_err(|_| bad())?;
+            nanos += (value * seconds * 1e9) as u128;
+            part = &part[end + 1..];
+        }
+    }
+    let nanos = u64::try_from(nanos).map_err(|_| bad())?;
+    Ok(std::time::Duration::from_nanos(nanos))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -114,6 +161,26 @@ mod tests {
             "1.5",
         ] {
             assert!(parse_abs_rel(bad, now).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn durations() {
+        use std::time::Duration;
+        assert_eq!(parse_duration("PT5S").ok(), Some(Duration::from_secs(5)));
+        assert_eq!(
+            parse_duration("PT0.25S").ok(),
+            Some(Duration::from_millis(250))
+        );
+        assert_eq!(
+            parse_duration("P1DT1H2M3S").ok(),
+            Some(Duration::from_secs(86_400 + 3723))
+        );
+        assert_eq!(parse_duration("PT1M").ok(), Some(Duration::from_secs(60)));
+        for bad in [
+            "", "P", "PT", "5", "PT5", "P1Y", "P1M", "PT1S2M", "PT1.5M", "PT-1S", "PTS",
+        ] {
+            assert!(parse_duration(bad).is_err(), "{bad}");
         }
     }
 }

@@ -4,7 +4,7 @@
 use crate::subscription::notification_urls;
 use crate::{Caller, Cse};
 use model::{AccessOperation, Error, Resource, ResponseStatusCode, Result};
-use serde_json::json;
+use serde_json::{json, Value};
 
 /// Validates the subscription, checks that its creator may read what it subscribes to, and
 /// sends the verification request to every target that is not the creator itself.
@@ -15,6 +15,7 @@ pub(crate) async fn prepare(
     r: &mut Resource,
 ) -> Result<()> {
     model::resources::sub::validate(&r.attrs)?;
+    model::resources::sub::check_child_types(&r.attrs, parent.ty)?;
     cse.authorize(caller, parent, AccessOperation::RETRIEVE, None)
         .map_err(|_| {
             Error::new(
@@ -23,6 +24,7 @@ pub(crate) async fn prepare(
             )
         })?;
     let creator = caller.originator.id(&cse.config).to_owned();
+    complete(r, &creator);
     for nu in r.str_list("nu") {
         if nu == creator {
             continue;
@@ -49,6 +51,21 @@ pub(crate) async fn prepare(
         }
     }
     Ok(())
+}
+
+/// Sets what TS-0004 clause 7.4.8.2.1 has the hosting CSE set: the default `nct`, the
+/// default `bn/dur`, and the creator when a notification target is not the originator.
+fn complete(r: &mut Resource, creator: &str) {
+    r.attrs
+        .entry("nct")
+        .or_insert(json!(model::resources::sub::DEFAULT_NCT));
+    if let Some(bn) = r.attrs.get_mut("bn").and_then(Value::as_object_mut) {
+        bn.entry("dur")
+            .or_insert(json!(crate::batch::DEFAULT_DURATION));
+    }
+    if r.str_list("nu").iter().any(|nu| nu != creator) {
+        r.attrs.insert("cr".into(), json!(creator));
+    }
 }
 
 fn verification_failed(nu: &str, why: &str) -> Error {

@@ -4,22 +4,18 @@ use crate::attributes::{attr, Attr, Kind, Presence::*};
 use crate::error::{Error, Result};
 use serde_json::Value;
 
-/// Attribute table.
+/// Attribute table. The notification policies this CSE does not enforce (`gpi`, `nfu`,
+/// `rl`, `pn`, `nsp`, `nec`) are left out, so a request that sets one is refused rather than
+/// silently ignored.
 pub const ATTRIBUTES: &[Attr] = &[
     attr("acpi", Kind::StrList, Optional, Optional),
     attr("cr", Kind::NullOnly, Optional, NotPresent),
     attr("enc", Kind::Object, Optional, Optional),
     attr("exc", Kind::Int, Optional, Optional),
     attr("nu", Kind::StrList, Mandatory, Optional),
-    attr("gpi", Kind::Str, Optional, Optional),
-    attr("nfu", Kind::Str, Optional, Optional),
     attr("bn", Kind::Object, Optional, Optional),
-    attr("rl", Kind::Object, Optional, Optional),
-    attr("pn", Kind::Int, Optional, Optional),
-    attr("nsp", Kind::Int, Optional, Optional),
     attr("ln", Kind::Bool, Optional, Optional),
     attr("nct", Kind::Int, Optional, Optional),
-    attr("nec", Kind::Int, Optional, Optional),
     attr("su", Kind::Str, Optional, NotPresent),
     attr("daci", Kind::StrList, Optional, Optional),
 ];
@@ -82,6 +78,15 @@ pub fn validate(attrs: &serde_json::Map<String, Value>) -> Result<()> {
         if !(1..=3).contains(&nct) {
             return Err(Error::bad_request("nct must be 1, 2 or 3"));
         }
+        // TS-0001 table 9.6.8-4: modified attributes only make sense for an update.
+        if nct == 2 && event_types(attrs).iter().any(|n| *n != net::UPDATE) {
+            return Err(Error::bad_request(
+                "nct 2 (modified attributes) is allowed with net 1 (update) only",
+            ));
+        }
+    }
+    if let Some(bn) = attrs.get("bn").filter(|v| !v.is_null()) {
+        batch_notify(bn)?;
     }
     if let Some(nu) = attrs.get("nu").and_then(Value::as_array) {
         if nu.is_empty() || nu.iter().any(|u| u.as_str().is_some_and(str::is_empty)) {
@@ -90,6 +95,71 @@ pub fn validate(attrs: &serde_json::Map<String, Value>) -> Result<()> {
     }
     if attrs.get("exc").and_then(Value::as_u64) == Some(0) {
         return Err(Error::bad_request("exc must be at least 1"));
+    }
+    Ok(())
+}
+
+/// The notification event types a subscription asks for: `enc/net`, by default update.
+pub fn event_types(attrs: &serde_json::Map<String, Value>) -> Vec<u64> {
+    attrs
+        .get("enc")
+        .and_then(|e| e.get("net"))
+        .and_then(Value::as_array)
+        .map(|a| a.iter().filter_map(Value::as_u64).collect())
+        .unwrap_or_else(|| vec![net::UPDATE])
+}
+
+/// The default `nct` for a subscription's event types (TS-0001 table 9.6.8-4): all
+/// attributes for every type this CSE raises.
+pub const DEFAULT_NCT: u64 = 1;
+
+/// Checks `bn` (m2m:batchNotify): `num` a positive integer, `dur` an `xs:duration`.
+fn batch_notify(bn: &Value) -> Result<()> {
+    let obj = bn
+        .as_object()
+        .ok_or_else(|| Error::bad_request("bn must be an object"))?;
+    for (k, v) in obj {
+        match k.as_str() {
+            "num" if v.as_u64().is_some_and(|n| n >= 1) => {}
+            "num" => return Err(Error::bad_request("bn/num must be a positive integer")),
+            "dur" => {
+                let d = v
+                    .as_str()
+                    .ok_or_else(|| Error::bad_request("bn/dur must be a duration"))?;
+                if crate::time::parse_duration(d)?.is_zero() {
+                    return Err(Error::bad_request("bn/dur must be longer than zero"));
+                }
+            }
+            other => {
+                return Err(Error::bad_request(format!(
+                    "unsupported bn member '{other}'"
+                )))
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Refuses an `enc/chty` naming a type that cannot be a child of the subscribed-to resource
+/// (TS-0004 clause 7.4.8.2.1), so the condition could never match.
+pub fn check_child_types(
+    attrs: &serde_json::Map<String, Value>,
+    parent: crate::ResourceType,
+) -> Result<()> {
+    let chty = attrs
+        .get("enc")
+        .and_then(|e| e.get("chty"))
+        .and_then(Value::as_array);
+    for t in chty.into_iter().flatten() {
+        let ok = t
+            .as_u64()
+            .and_then(|t| crate::ResourceType::from_code(t).ok())
+            .is_some_and(|t| parent.allowed_children().contains(&t));
+        if !ok {
+            return Err(Error::bad_request(format!(
+                "enc/chty {t} is not a child type of the subscribed-to resource"
+            )));
+        }
     }
     Ok(())
 }
