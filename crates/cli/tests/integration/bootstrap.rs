@@ -11,21 +11,6 @@ use std::process::{Command, Output};
 const SP: &str = "secure-cse.example";
 const CSE_NAME: &str = "id-in.secure-cse.example";
 
-fn have_tools() -> bool {
-    let ok = Command::new("openssl")
-        .arg("version")
-        .output()
-        .is_ok_and(|o| o.status.success());
-    if !ok {
-        assert!(
-            std::env::var_os("SECURE_CSE_REQUIRE_SERVICES").is_none(),
-            "openssl is required"
-        );
-        eprintln!("skipping: the openssl command is not installed");
-    }
-    ok && have_curl()
-}
-
 fn text(out: &Output) -> String {
     format!(
         "{}{}",
@@ -142,7 +127,7 @@ fn init(root: &Path) -> PathBuf {
 
 #[test]
 fn init_start_register_certify_revoke_and_verify_the_audit_log() {
-    if !have_tools() {
+    if !(have_openssl() && have_curl()) {
         return;
     }
     let root = tempfile::tempdir().expect("tmp");
@@ -454,7 +439,7 @@ fn init_refuses_a_directory_that_is_not_empty() {
 
 #[test]
 fn a_csr_naming_another_identity_is_refused() {
-    if !have_tools() {
+    if !(have_openssl() && have_curl()) {
         return;
     }
     let root = tempfile::tempdir().expect("tmp");
@@ -526,7 +511,7 @@ fn m2m_with(flags: &[String], extra: &[&str]) -> Output {
 /// revoke that credential as the admin, the next handshake refused, the audit log verified.
 #[test]
 fn init_enrol_register_revoke_and_verify_the_audit_log() {
-    if !have_tools() {
+    if !(have_openssl() && have_curl()) {
         return;
     }
     let root = tempfile::tempdir().expect("tmp");
@@ -632,7 +617,7 @@ fn init_enrol_register_revoke_and_verify_the_audit_log() {
 /// unless `--revoke-old --url` revokes it (superseded) and tells the running CSE.
 #[test]
 fn renew_rotates_a_certificate_and_revoke_old_cuts_the_old_one_off() {
-    if !have_tools() {
+    if !(have_openssl() && have_curl()) {
         return;
     }
     let root = tempfile::tempdir().expect("tmp");
@@ -855,7 +840,7 @@ fn renew_rotates_a_certificate_and_revoke_old_cuts_the_old_one_off() {
 /// verifies.
 #[test]
 fn a_generated_audit_log_key_signs_the_audit_log() {
-    if !have_tools() {
+    if !(have_openssl() && have_curl()) {
         return;
     }
     let root = tempfile::tempdir().expect("tmp");
@@ -918,7 +903,7 @@ fn a_generated_audit_log_key_signs_the_audit_log() {
 /// quietly: exit code 0 and no panic (they used to panic on EPIPE and exit 101).
 #[test]
 fn a_reader_that_went_away_ends_the_commands_quietly() {
-    if !have_tools() {
+    if !(have_openssl() && have_curl()) {
         return;
     }
     let root = tempfile::tempdir().expect("tmp");

@@ -15,21 +15,6 @@ const CSE_NAME: &str = "id-in.secure-cse.example";
 /// The device enrolment listener: after HTTP, HTTPS and cse init's MEF listener.
 const DEVICE_LISTENER: usize = 3;
 
-fn have_tools() -> bool {
-    let ok = Command::new("openssl")
-        .arg("version")
-        .output()
-        .is_ok_and(|o| o.status.success());
-    if !ok {
-        assert!(
-            std::env::var_os("SECURE_CSE_REQUIRE_SERVICES").is_none(),
-            "openssl is required"
-        );
-        eprintln!("skipping: the openssl command is not installed");
-    }
-    ok && have_curl()
-}
-
 fn text(out: &Output) -> String {
     format!(
         "{}{}",
@@ -382,7 +367,7 @@ fn body_json(response: &str) -> serde_json::Value {
 
 #[test]
 fn a_device_certificate_buys_an_ae_certificate_and_registers_with_it() {
-    if !have_tools() {
+    if !(have_openssl() && have_curl()) {
         return;
     }
     let setup = Setup::start();
@@ -457,7 +442,7 @@ fn a_device_certificate_buys_an_ae_certificate_and_registers_with_it() {
 
 #[test]
 fn an_untrusted_device_and_a_csr_for_another_identity_are_refused() {
-    if !have_tools() {
+    if !(have_openssl() && have_curl()) {
         return;
     }
     let setup = Setup::start();
@@ -556,7 +541,7 @@ fn an_untrusted_device_and_a_csr_for_another_identity_are_refused() {
 
 #[test]
 fn m2m_enrol_cert_writes_a_key_and_a_certificate_that_register() {
-    if !have_tools() {
+    if !(have_openssl() && have_curl()) {
         return;
     }
     let setup = Setup::start();
@@ -654,7 +639,7 @@ const AE_BODY: &str = r#"{"m2m:ae":{"rn":"NAME","api":"Nsensor","rr":false,"srv"
 
 #[test]
 fn a_manufacturer_certificate_naming_the_admin_reaches_enrolment_and_nothing_else() {
-    if !have_tools() {
+    if !(have_openssl() && have_curl()) {
         return;
     }
     let setup = Setup::start();
@@ -739,7 +724,7 @@ fn a_manufacturer_certificate_naming_the_admin_reaches_enrolment_and_nothing_els
 
 #[test]
 fn each_listener_serves_only_what_it_is_for() {
-    if !have_tools() {
+    if !(have_openssl() && have_curl()) {
         return;
     }
     let setup = Setup::start();

@@ -147,18 +147,17 @@ pub fn curl(args: &[&str]) -> String {
 
 /// Whether curl exists; CI installs it, a laptop may not have it.
 pub fn have_curl() -> bool {
-    let ok = Command::new("curl")
-        .arg("--version")
-        .output()
-        .is_ok_and(|o| o.status.success());
-    if !ok {
-        assert!(
-            std::env::var_os("SECURE_CSE_REQUIRE_SERVICES").is_none(),
-            "curl is required (SECURE_CSE_REQUIRE_SERVICES is set)"
-        );
-        eprintln!("skipping: curl is not installed");
-    }
-    ok
+    have_tool("curl", &["--version"])
+}
+
+/// Whether the openssl command exists (the test PKI, s_client, CSRs).
+pub fn have_openssl() -> bool {
+    have_tool("openssl", &["version"])
+}
+
+/// Whether python3 exists (the stand-in DAS, BSF and HTTPS notification target).
+pub fn have_python3() -> bool {
+    have_tool("python3", &["--version"])
 }
 
 /// Makes the test PKI (`scripts/make-test-pki.sh`) in `dir/tls` and returns that folder.
@@ -299,19 +298,6 @@ pub fn ber_signature_copy(cert_pem: &Path, out: &Path) {
     std::fs::write(out, parsed.to_pem().expect("pem")).expect("write the copy");
 }
 
-/// Whether `tool --version`-like `args` runs; CI (SECURE_CSE_REQUIRE_SERVICES) must have it,
-/// a laptop may skip with a printed reason.
-pub fn have_tool(tool: &str, args: &[&str]) -> bool {
-    let ok = Command::new(tool)
-        .args(args)
-        .output()
-        .is_ok_and(|o| o.status.success());
-    if !ok {
-        assert!(
-            std::env::var_os("SECURE_CSE_REQUIRE_SERVICES").is_none(),
-            "{tool} is required (SECURE_CSE_REQUIRE_SERVICES is set)"
-        );
-        eprintln!("skipping: {tool} is not installed");
-    }
-    ok
-}
+/// The workspace's one skip rule (`test-support`): skip with a printed reason, or fail when
+/// SECURE_CSE_REQUIRE_SERVICES is set.
+pub use test_support::{have_tool, skip_unless};

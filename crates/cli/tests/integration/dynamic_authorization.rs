@@ -17,21 +17,6 @@ use std::time::{Duration, Instant};
 const DAS_SCRIPT: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../../scripts/das.py");
 const ISSUER: &str = "das-test";
 
-fn have_tools() -> bool {
-    let ok = Command::new("python3")
-        .arg("--version")
-        .output()
-        .is_ok_and(|o| o.status.success());
-    if !ok {
-        assert!(
-            std::env::var_os("SECURE_CSE_REQUIRE_SERVICES").is_none(),
-            "python3 is required (SECURE_CSE_REQUIRE_SERVICES is set)"
-        );
-        eprintln!("skipping: python3 is not installed");
-    }
-    ok && have_curl()
-}
-
 fn write_secret(path: &Path, secret: &str) {
     std::fs::write(path, secret).expect("write secret");
     #[cfg(unix)]
@@ -313,7 +298,7 @@ fn read_rule(originator: &str) -> Value {
 
 #[test]
 fn a_das_grant_admits_the_request_and_is_kept_for_its_lifetime() {
-    if !have_tools() {
+    if !(have_python3() && have_curl()) {
         return;
     }
     let (s, das) = Setup::with_das(&json!({"rules": [read_rule(READER)]}));
@@ -352,7 +337,7 @@ fn a_das_grant_admits_the_request_and_is_kept_for_its_lifetime() {
 
 #[test]
 fn a_das_that_denies_leaves_the_refusal() {
-    if !have_tools() {
+    if !(have_python3() && have_curl()) {
         return;
     }
     let mut deny = read_rule(READER);
@@ -374,7 +359,7 @@ fn a_das_that_denies_leaves_the_refusal() {
 
 #[test]
 fn a_das_that_is_down_means_refused_and_nothing_changes() {
-    if !have_tools() {
+    if !(have_python3() && have_curl()) {
         return;
     }
     let all = json!({"originator": "*", "operations": ["RETRIEVE", "UPDATE", "DELETE"]});
@@ -394,7 +379,7 @@ fn a_das_that_is_down_means_refused_and_nothing_changes() {
 
 #[test]
 fn a_das_may_answer_with_a_token_instead_of_privileges() {
-    if !have_tools() {
+    if !(have_python3() && have_curl()) {
         return;
     }
     let mut rule = read_rule(READER);
@@ -413,7 +398,7 @@ fn a_das_may_answer_with_a_token_instead_of_privileges() {
 
 #[test]
 fn a_das_that_is_not_configured_is_refused_and_never_asked() {
-    if !have_tools() {
+    if !(have_python3() && have_curl()) {
         return;
     }
     // A running DAS that the configuration does not list (nothing is listed here).
@@ -435,7 +420,7 @@ fn a_das_that_is_not_configured_is_refused_and_never_asked() {
 
 #[test]
 fn a_token_grants_exactly_its_permissions_to_its_holder() {
-    if !have_tools() {
+    if !(have_python3() && have_curl()) {
         return;
     }
     let s = Setup::start();
@@ -482,7 +467,7 @@ fn a_token_grants_exactly_its_permissions_to_its_holder() {
 
 #[test]
 fn discovery_counts_tokens_for_every_result() {
-    if !have_tools() {
+    if !(have_python3() && have_curl()) {
         return;
     }
     let s = Setup::start();
@@ -508,7 +493,7 @@ fn discovery_counts_tokens_for_every_result() {
 
 #[test]
 fn notify_counts_tokens() {
-    if !have_tools() {
+    if !(have_python3() && have_curl()) {
         return;
     }
     let s = Setup::start();
@@ -530,15 +515,10 @@ fn notify_counts_tokens() {
 /// token's RETRIEVE and nothing more.
 #[test]
 fn the_documented_es256_token_is_accepted() {
-    if !have_tools() {
+    if !(have_python3() && have_curl()) {
         return;
     }
-    if Command::new("openssl").arg("version").output().is_err() {
-        assert!(
-            std::env::var_os("SECURE_CSE_REQUIRE_SERVICES").is_none(),
-            "openssl is required (SECURE_CSE_REQUIRE_SERVICES is set)"
-        );
-        eprintln!("skipping: the openssl command is not installed");
+    if !have_openssl() {
         return;
     }
     let docs = std::fs::read_to_string(concat!(

@@ -12,7 +12,7 @@
 
 use crate::common;
 
-use common::{eventually, Server};
+use common::{eventually, have_openssl, have_python3, Server};
 use security::gba::zn::{post_json, HttpUrl};
 use std::io::{BufRead, BufReader, Read, Write};
 use std::path::{Path, PathBuf};
@@ -27,27 +27,6 @@ const WRONG_K: &str = "ff7e151628aed2a6abf7158809cf4f3c2b7e151628aed2a6abf715880
 const ELSEWHERE: &str = "roamer@ims.secure-cse.example";
 const ADMIN_ID: &str = "admin@secure-cse.example";
 const ADMIN_KEY: &str = "a0a1a2a3a4a5a6a7a8a9aaabacadaeafb0b1b2b3b4b5b6b7b8b9babbbcbdbebf";
-
-/// Whether `tool --version`-like probing works; skips (or fails under
-/// SECURE_CSE_REQUIRE_SERVICES) when it does not.
-fn have(tool: &str, arg: &str) -> bool {
-    let ok = Command::new(tool)
-        .arg(arg)
-        .output()
-        .is_ok_and(|o| o.status.success());
-    if !ok {
-        assert!(
-            std::env::var_os("SECURE_CSE_REQUIRE_SERVICES").is_none(),
-            "{tool} is required (SECURE_CSE_REQUIRE_SERVICES is set)"
-        );
-        eprintln!("skipping: {tool} is not installed");
-    }
-    ok
-}
-
-fn have_tools() -> bool {
-    have("python3", "--version") && have("openssl", "version")
-}
 
 fn write_private(path: &Path, text: &str) {
     use std::os::unix::fs::PermissionsExt;
@@ -286,7 +265,7 @@ fn aei(out: &Output) -> String {
 
 #[test]
 fn bootstrap_then_register_over_the_btid_with_the_bsfs_key() {
-    if !have_tools() {
+    if !(have_python3() && have_openssl()) {
         return;
     }
     let dir = tempfile::tempdir().expect("tmp");
@@ -355,7 +334,7 @@ fn bootstrap_then_register_over_the_btid_with_the_bsfs_key() {
 
 #[test]
 fn refusals_unknown_expired_wrong_key_and_forbidden_naf() {
-    if !have_tools() {
+    if !(have_python3() && have_openssl()) {
         return;
     }
     let dir = tempfile::tempdir().expect("tmp");
@@ -449,7 +428,7 @@ fn refusals_unknown_expired_wrong_key_and_forbidden_naf() {
 
 #[test]
 fn a_bsf_that_does_not_answer_fails_closed_and_nothing_is_cached() {
-    if !have_tools() {
+    if !(have_python3() && have_openssl()) {
         return;
     }
     let dir = tempfile::tempdir().expect("tmp");
@@ -578,7 +557,7 @@ fn live_s_client(
 
 #[test]
 fn a_gateway_extends_its_key_to_edge_nodes_and_takes_them_along_when_revoked() {
-    if !have_tools() {
+    if !(have_python3() && have_openssl()) {
         return;
     }
     let dir = tempfile::tempdir().expect("tmp");
@@ -754,7 +733,7 @@ fn a_gateway_extends_its_key_to_edge_nodes_and_takes_them_along_when_revoked() {
 
 #[test]
 fn edge_identities_are_unknown_when_edge_nodes_is_off() {
-    if !have_tools() {
+    if !(have_python3() && have_openssl()) {
         return;
     }
     let dir = tempfile::tempdir().expect("tmp");

@@ -13,27 +13,6 @@ use std::process::{Child, ChildStdout, Command, Stdio};
 use std::sync::mpsc;
 use std::time::Duration;
 
-fn have_tools() -> bool {
-    let ok = ["openssl", "python3"].iter().all(|tool| {
-        Command::new(tool)
-            .arg("--version")
-            .output()
-            .is_ok_and(|o| o.status.success())
-            || Command::new(tool)
-                .arg("version")
-                .output()
-                .is_ok_and(|o| o.status.success())
-    });
-    if !ok {
-        assert!(
-            std::env::var_os("SECURE_CSE_REQUIRE_SERVICES").is_none(),
-            "openssl and python3 are required (SECURE_CSE_REQUIRE_SERVICES is set)"
-        );
-        eprintln!("skipping: openssl or python3 is not installed");
-    }
-    ok
-}
-
 /// The Python target: its port and one JSON value per request it received.
 struct Target {
     child: Child,
@@ -126,7 +105,7 @@ async fn create(server: &Server, to: &str, ty: ResourceType, pc: Value) -> Respo
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn notifications_reach_an_https_target_with_mutual_authentication() {
-    if !have_tools() {
+    if !(have_openssl() && have_python3()) {
         return;
     }
     let dir = tempfile::tempdir().expect("tmp");
@@ -172,7 +151,7 @@ async fn notifications_reach_an_https_target_with_mutual_authentication() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_https_target_the_trust_anchors_do_not_vouch_for_is_refused() {
-    if !have_tools() {
+    if !(have_openssl() && have_python3()) {
         return;
     }
     let dir = tempfile::tempdir().expect("tmp");
@@ -236,7 +215,7 @@ fn unreadable_notification_tls_files_stop_the_cse_at_start() {
 /// back, naming the target.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn each_notification_target_sees_its_own_alias() {
-    if !have_tools() {
+    if !(have_openssl() && have_python3()) {
         return;
     }
     let dir = tempfile::tempdir().expect("tmp");
@@ -426,7 +405,7 @@ fn send_as(
 /// order) keeps being notified; the revoked AE's subscription is gone.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_subscriber_whose_certificate_is_revoked_gets_nothing_more() {
-    if !have_tools() || !have_curl() {
+    if !(have_openssl() && have_python3() && have_curl()) {
         return;
     }
     let dir = tempfile::tempdir().expect("tmp");
@@ -572,7 +551,7 @@ fn secure_config(dir: &Path, pki: &Path) -> std::path::PathBuf {
 /// nothing more (a sentinel subscription to the same endpoint shows notifications flow).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_revocation_after_a_restart_still_reaches_the_subscriptions_of_the_certificate() {
-    if !have_tools() || !have_curl() {
+    if !(have_openssl() && have_python3() && have_curl()) {
         return;
     }
     let dir = tempfile::tempdir().expect("tmp");

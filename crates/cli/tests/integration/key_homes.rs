@@ -4,52 +4,13 @@
 //! the real `cse` binary serving HTTPS with that key, `m2m keys list`, and the start-up
 //! refusals (wrong PIN, key below the policy) with exit code 64.
 
+use crate::common::{have_curl, have_openssl, make_test_pki};
 use keystore::testing::SoftHsm;
 #[cfg(feature = "tpm")]
 use keystore::testing::Swtpm;
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
-
-fn have_tools() -> bool {
-    let ok = ["openssl", "curl"].iter().all(|t| {
-        Command::new(t)
-            .arg(if *t == "openssl" {
-                "version"
-            } else {
-                "--version"
-            })
-            .output()
-            .is_ok_and(|o| o.status.success())
-    });
-    if !ok {
-        assert!(
-            std::env::var_os("SECURE_CSE_REQUIRE_SERVICES").is_none(),
-            "openssl and curl are required"
-        );
-        eprintln!("SKIPPED: the openssl or curl command is not installed");
-    }
-    ok
-}
-
-/// The test PKI in `dir/tls`.
-fn pki(dir: &Path) -> PathBuf {
-    let pki = dir.join("tls");
-    let out = Command::new("bash")
-        .arg(concat!(
-            env!("CARGO_MANIFEST_DIR"),
-            "/../../scripts/make-test-pki.sh"
-        ))
-        .arg(&pki)
-        .output()
-        .expect("run the PKI script");
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    pki
-}
 
 /// The script's configuration with the listener on an ephemeral port, its private key taken
 /// from `key` (a `key = {...}` line) and its certificate `cert`, plus `extra` sections.
@@ -245,7 +206,7 @@ fn write_private(path: &Path, text: &str) {
 
 #[test]
 fn https_with_the_tls_key_in_softhsm_and_refusals_at_start() {
-    if !have_tools() {
+    if !(have_openssl() && have_curl()) {
         return;
     }
     let dir = tempfile::tempdir().expect("tmp");
@@ -255,7 +216,7 @@ fn https_with_the_tls_key_in_softhsm_and_refusals_at_start() {
     hsm.init_token("cse-token", "1234");
     let conf = hsm.conf();
     let env = [("SOFTHSM2_CONF", conf.as_path())];
-    let pki = pki(dir.path());
+    let pki = make_test_pki(dir.path());
     let pin = pki.join("hsm.pin");
     write_private(&pin, "1234\n");
     let homes = format!(
@@ -365,11 +326,11 @@ fn https_with_the_tls_key_in_softhsm_and_refusals_at_start() {
 
 #[test]
 fn keys_below_the_policy_stop_the_start() {
-    if !have_tools() {
+    if !(have_openssl() && have_curl()) {
         return;
     }
     let dir = tempfile::tempdir().expect("tmp");
-    let pki = pki(dir.path());
+    let pki = make_test_pki(dir.path());
     let kek = pki.join("kek");
     write_private(&kek, &"cd".repeat(32));
     let software = format!(
@@ -502,14 +463,14 @@ fn keys_below_the_policy_stop_the_start() {
 #[cfg(feature = "tpm")]
 #[test]
 fn https_with_the_tls_key_in_swtpm() {
-    if !have_tools() {
+    if !(have_openssl() && have_curl()) {
         return;
     }
     let Some(tpm) = Swtpm::start() else {
         return;
     };
     let dir = tempfile::tempdir().expect("tmp");
-    let pki = pki(dir.path());
+    let pki = make_test_pki(dir.path());
     let homes = format!(
         "\n[keystore.tpm]\ntcti = \"{}\"\ndir = \"{}\"\n",
         tpm.tcti(),
@@ -590,14 +551,14 @@ fn a_tpm_home_in_a_build_without_it_says_how_to_rebuild() {
 #[cfg(feature = "tpm")]
 #[test]
 fn failed_starts_leave_nothing_loaded_in_the_tpm() {
-    if !have_tools() {
+    if !(have_openssl() && have_curl()) {
         return;
     }
     let Some(tpm) = Swtpm::start() else {
         return;
     };
     let dir = tempfile::tempdir().expect("tmp");
-    let pki = pki(dir.path());
+    let pki = make_test_pki(dir.path());
     let cfg = config(
         &pki,
         "key = { home = \"tpm\", id = \"tls\" }",
@@ -635,7 +596,7 @@ fn failed_starts_leave_nothing_loaded_in_the_tpm() {
 /// too: the CSE it made starts with its pseudonym vault at level 3 (SoftHSM).
 #[test]
 fn init_keystore_from_puts_the_pseudonym_key_in_that_home() {
-    if !have_tools() {
+    if !(have_openssl() && have_curl()) {
         return;
     }
     let dir = tempfile::tempdir().expect("tmp");

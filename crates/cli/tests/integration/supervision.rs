@@ -16,21 +16,6 @@ use std::time::{Duration, Instant};
 const IDENTITY: &str = "sensor-1@secure-cse.example";
 const CREDENTIAL: &str = "12-sensor-1@secure-cse.example";
 
-fn have_openssl() -> bool {
-    let ok = Command::new("openssl")
-        .arg("version")
-        .output()
-        .is_ok_and(|o| o.status.success());
-    if !ok {
-        assert!(
-            std::env::var_os("SECURE_CSE_REQUIRE_SERVICES").is_none(),
-            "openssl is required"
-        );
-        eprintln!("skipping: the openssl command is not installed");
-    }
-    ok
-}
-
 /// The test PKI's CSE with a PSK listener on an ephemeral port and `supervision` appended.
 struct Cse {
     server: Server,

@@ -9,21 +9,6 @@ use std::path::PathBuf;
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
-fn have_openssl() -> bool {
-    let ok = Command::new("openssl")
-        .arg("version")
-        .output()
-        .is_ok_and(|o| o.status.success());
-    if !ok {
-        assert!(
-            std::env::var_os("SECURE_CSE_REQUIRE_SERVICES").is_none(),
-            "openssl is required"
-        );
-        eprintln!("skipping: the openssl command is not installed");
-    }
-    ok && have_curl()
-}
-
 struct Secure {
     server: Server,
     pki: PathBuf,
@@ -170,7 +155,7 @@ fn aei(response: &str) -> String {
 
 #[test]
 fn certificate_framework_binds_the_ae_id() {
-    if !have_openssl() {
+    if !(have_openssl() && have_curl()) {
         return;
     }
     let s = Secure::start();
@@ -217,7 +202,7 @@ fn certificate_framework_binds_the_ae_id() {
 
 #[test]
 fn bad_certificates_are_refused_in_the_handshake_and_logged() {
-    if !have_openssl() {
+    if !(have_openssl() && have_curl()) {
         return;
     }
     let s = Secure::start();
@@ -345,7 +330,7 @@ fn bad_certificates_are_refused_in_the_handshake_and_logged() {
 
 #[test]
 fn psk_framework_remembers_the_assigned_ae_id() {
-    if !have_openssl() {
+    if !(have_openssl() && have_curl()) {
         return;
     }
     let s = Secure::start();
@@ -412,7 +397,7 @@ fn psk_framework_remembers_the_assigned_ae_id() {
 
 #[test]
 fn admin_only_over_an_admin_credential_and_associations_are_listed() {
-    if !have_openssl() {
+    if !(have_openssl() && have_curl()) {
         return;
     }
     let s = Secure::start();
@@ -468,7 +453,7 @@ fn admin_only_over_an_admin_credential_and_associations_are_listed() {
 
 #[test]
 fn plaintext_and_stalled_clients_do_not_harm_the_listener() {
-    if !have_openssl() {
+    if !(have_openssl() && have_curl()) {
         return;
     }
     let s = Secure::start();
@@ -521,7 +506,7 @@ fn a_missing_tls_file_stops_the_start_with_exit_64() {
 
 #[test]
 fn the_connecting_securely_guide_works_as_written() {
-    if !have_openssl() {
+    if !(have_openssl() && have_curl()) {
         return;
     }
     let s = Secure::start();
@@ -648,7 +633,7 @@ fn issue_client_certificate(pki: &std::path::Path, name: &str, subject: &str, sa
 /// those identities, the certificate's serial or fingerprint, or a peer's address.
 #[test]
 fn real_identities_behind_credentials_appear_in_no_resource_and_no_log() {
-    if !have_openssl() {
+    if !(have_openssl() && have_curl()) {
         return;
     }
     let psk_identity = "alice-pacemaker-PM-0042@secure-cse.example";
@@ -882,7 +867,7 @@ fn real_identities_behind_credentials_appear_in_no_resource_and_no_log() {
 /// which a restart continues; an altered log stops the next start (exit 64).
 #[test]
 fn associations_are_audited_and_the_log_verifies() {
-    if !have_openssl() {
+    if !(have_openssl() && have_curl()) {
         return;
     }
     let mut s = Secure::start();
@@ -960,7 +945,7 @@ fn associations_are_audited_and_the_log_verifies() {
 /// change is in the audit log; state changes only by POST and only by the admin.
 #[test]
 fn revoked_and_suspended_credentials_are_cut_off() {
-    if !have_openssl() {
+    if !(have_openssl() && have_curl()) {
         return;
     }
     let s = Secure::start();
@@ -1146,7 +1131,7 @@ fn revoked_and_suspended_credentials_are_cut_off() {
 /// the CSE's own certificate is replaced the same way, by `m2m reload-tls` or SIGHUP.
 #[test]
 fn tls_material_is_reloaded_without_a_restart() {
-    if !have_openssl() {
+    if !(have_openssl() && have_curl()) {
         return;
     }
     let s = Secure::start();
@@ -1354,7 +1339,7 @@ fn tls_material_is_reloaded_without_a_restart() {
 
 #[test]
 fn an_ae_rotates_its_pseudonym_and_keeps_its_resources() {
-    if !have_openssl() {
+    if !(have_openssl() && have_curl()) {
         return;
     }
     let s = Secure::start();
@@ -1566,7 +1551,7 @@ fn idle_connections(port: &str, count: usize, spread: bool) -> Vec<std::net::Tcp
 
 #[test]
 fn idle_connections_cost_real_clients_nothing() {
-    if !have_openssl() {
+    if !(have_openssl() && have_curl()) {
         return;
     }
     // The test's own sockets: up to 2,300 at once.
@@ -1617,7 +1602,7 @@ fn idle_connections_cost_real_clients_nothing() {
 /// under the earlier whole-DER Credential-ID still refuses the encoding it names.
 #[test]
 fn a_re_encoded_certificate_is_the_same_credential() {
-    if !have_openssl() {
+    if !(have_openssl() && have_curl()) {
         return;
     }
     let legacy = std::sync::Mutex::new(String::new());
@@ -1872,7 +1857,7 @@ impl Secure {
 /// and the refusal says why.
 #[test]
 fn a_session_whose_certificate_expired_is_not_resumed() {
-    if !have_openssl() {
+    if !(have_openssl() && have_curl()) {
         return;
     }
     let not_after = unix_now() + 6;
@@ -1918,7 +1903,7 @@ fn a_session_whose_certificate_expired_is_not_resumed() {
 /// client makes a full handshake instead), while a fresh one is.
 #[test]
 fn sessions_live_no_longer_than_the_configured_lifetime() {
-    if !have_openssl() {
+    if !(have_openssl() && have_curl()) {
         return;
     }
     let s = Secure::start_after(|pki| {

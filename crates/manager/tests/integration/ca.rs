@@ -23,25 +23,13 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::sync::{Arc, OnceLock};
 use std::time::{Duration, SystemTime};
+use test_support::skip_unless;
 
 const SP: &str = "secure-cse.example";
 const CSE: &str = "id-in";
 const DAY: Duration = Duration::from_secs(86_400);
 
 // === fixtures ===
-
-/// `None` when the service is there; otherwise skips (prints why) or, with
-/// `SECURE_CSE_REQUIRE_SERVICES` set, fails the test.
-fn skip_unless(available: bool, what: &str) -> Option<()> {
-    if available {
-        return None;
-    }
-    if std::env::var_os("SECURE_CSE_REQUIRE_SERVICES").is_some() {
-        panic!("{what} is required (SECURE_CSE_REQUIRE_SERVICES is set) but missing");
-    }
-    eprintln!("SKIPPED: {what} is missing");
-    Some(())
-}
 
 fn have_openssl() -> bool {
     Command::new("openssl")

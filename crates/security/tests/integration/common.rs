@@ -539,24 +539,12 @@ pub fn ae(id: &str) -> PeerIdentity {
 /// Whether a command-line tool is there; without it a test is skipped (with a printed
 /// reason), unless SECURE_CSE_REQUIRE_SERVICES is set.
 pub fn have(tool: &str) -> bool {
-    let ok = std::process::Command::new(tool)
-        .arg(if tool == "openssl" {
-            "version"
-        } else {
-            "--version"
-        })
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .status()
-        .map(|s| s.success())
-        .unwrap_or(false);
-    if !ok {
-        if std::env::var_os("SECURE_CSE_REQUIRE_SERVICES").is_some() {
-            panic!("{tool} is required (SECURE_CSE_REQUIRE_SERVICES is set) but not found");
-        }
-        eprintln!("SKIPPED: `{tool}` is not installed");
-    }
-    ok
+    let probe = if tool == "openssl" {
+        "version"
+    } else {
+        "--version"
+    };
+    test_support::have_tool(tool, &[probe])
 }
 
 /// What a client run printed.
@@ -671,4 +659,26 @@ pub async fn client_hello() -> Vec<u8> {
     hello.truncate(n);
     assert_eq!(hello.first(), Some(&0x16), "a handshake record");
     hello
+}
+
+// === SoftHSM ===
+
+/// The one SoftHSM configuration of this test binary: the PKCS#11 module reads
+/// `SOFTHSM2_CONF` once per process, so every test that opens a token goes through here
+/// and its tokens are made here, before any test loads the module (a token made while
+/// another test lists the slots is read half-written). `None` (with a printed reason)
+/// without SoftHSM.
+pub fn softhsm() -> Option<&'static keystore::testing::SoftHsm> {
+    static HSM: OnceLock<Option<(tempfile::TempDir, keystore::testing::SoftHsm)>> = OnceLock::new();
+    HSM.get_or_init(|| {
+        let dir = tempfile::tempdir().expect("tmp");
+        let hsm = keystore::testing::SoftHsm::new(dir.path())?;
+        for label in ["tls-test", "psk-token"] {
+            hsm.init_token(label, "1234");
+        }
+        hsm.use_in_this_process();
+        Some((dir, hsm))
+    })
+    .as_ref()
+    .map(|(_, hsm)| hsm)
 }

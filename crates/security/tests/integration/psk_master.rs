@@ -4,7 +4,7 @@
 //! and the entry's credential level defaults to the token's.
 
 use keystore::pkcs11::{Pkcs11Config, Pkcs11Home};
-use keystore::testing::{SoftHsm, SOFTHSM_MODULE};
+use keystore::testing::SOFTHSM_MODULE;
 use keystore::{
     Algorithm, KeyHome, KeyId, KeyRole, KeyStore, KeyStorePolicy, Level, SecretBytes, SecretSource,
 };
@@ -42,13 +42,10 @@ fn hkdf_expand_32(identity: &str) -> Vec<u8> {
 
 #[test]
 fn the_token_derives_rfc5869_psks_at_level_3() {
-    let dir = tempfile::tempdir().expect("tmp");
-    let Some(hsm) = SoftHsm::new(dir.path()) else {
+    // The binary's one SoftHSM configuration (the module reads it once per process).
+    let Some(_hsm) = crate::common::softhsm() else {
         return;
     };
-    hsm.init_token("psk-token", "1234");
-    // The only SoftHSM configuration of this test binary, set before the module loads.
-    hsm.use_in_this_process();
     let home: Arc<dyn KeyHome> = Arc::new(
         Pkcs11Home::open(&Pkcs11Config {
             module: SOFTHSM_MODULE.into(),

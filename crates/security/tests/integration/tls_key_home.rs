@@ -9,7 +9,7 @@ use keystore::pkcs11::{Pkcs11Config, Pkcs11Home};
 use keystore::software::{KekSource, SoftwareConfig, SoftwareHome};
 #[cfg(feature = "tpm")]
 use keystore::testing::Swtpm;
-use keystore::testing::{SoftHsm, SOFTHSM_MODULE};
+use keystore::testing::SOFTHSM_MODULE;
 #[cfg(feature = "tpm")]
 use keystore::tpm::{TpmConfig, TpmHome};
 use keystore::{
@@ -22,7 +22,7 @@ use openssl::x509::extension::{ExtendedKeyUsage, KeyUsage, SubjectAlternativeNam
 use openssl::x509::{X509Name, X509};
 use security::tls::{ServerKey, TlsAcceptor, TlsError, TlsPolicy};
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, OnceLock};
+use std::sync::Arc;
 
 /// A server certificate for the home's key, issued by the test CA (like a CSR signed by the
 /// CA: only the public key leaves the home).
@@ -184,28 +184,14 @@ async fn level2_tpm_key_and_a_tpm_that_goes_away() {
     }
 }
 
-/// SoftHSM reads its configuration once per process: one configuration for this binary.
-fn softhsm() -> Option<&'static SoftHsm> {
-    static HSM: OnceLock<Option<(tempfile::TempDir, SoftHsm)>> = OnceLock::new();
-    HSM.get_or_init(|| {
-        let dir = tempfile::tempdir().expect("tmp");
-        let hsm = SoftHsm::new(dir.path())?;
-        hsm.use_in_this_process();
-        Some((dir, hsm))
-    })
-    .as_ref()
-    .map(|(_, hsm)| hsm)
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn level3_pkcs11_key() {
     if !have("openssl") {
         return;
     }
-    let Some(hsm) = softhsm() else {
+    let Some(_hsm) = softhsm() else {
         return;
     };
-    hsm.init_token("tls-test", "1234");
     let tmp = tempfile::tempdir().expect("tmp");
     let pin = tmp.path().join("pin");
     std::fs::write(&pin, "1234\n").expect("pin");
