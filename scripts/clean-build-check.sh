@@ -95,7 +95,7 @@ printf '%s\n' "$answered" | grep -q 'X-M2M-RSC: 2000' || { echo "FAILED: the CSE
 
 say "README: cargo test (parts: keystore, the quick tour)"
 in_chroot 'nice cargo test -p keystore 2>&1 | grep -E "^test result|SKIPPED|FAILED|panicked|error" '
-in_chroot 'nice cargo test -p cli --test quick_tour 2>&1 | grep -E "^test result|SKIPPED|FAILED|panicked|error" '
+in_chroot 'nice cargo test -p cli --test integration quick_tour:: 2>&1 | grep -E "^test result|SKIPPED|FAILED|panicked|error" '
 if [ "$FULL" = 1 ]; then
   say "README: cargo test --workspace"
   in_chroot 'nice cargo test --workspace 2>&1 | grep -E "^test result|SKIPPED|FAILED|panicked|^error" '

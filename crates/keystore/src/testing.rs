@@ -15,14 +15,10 @@ pub const SOFTHSM_MODULE: &str = "/usr/lib/softhsm/libsofthsm2.so";
 /// `None` when the service is there; otherwise prints why and returns `Some(())` (the test
 /// returns early), or panics when `SECURE_CSE_REQUIRE_SERVICES` is set.
 pub fn skip_unless(available: bool, what: &str) -> Option<()> {
-    if available {
-        return None;
-    }
-    if std::env::var_os("SECURE_CSE_REQUIRE_SERVICES").is_some() {
-        panic!("{what} is required (SECURE_CSE_REQUIRE_SERVICES is set) but missing; run .ci/keystore-services.sh");
-    }
-    eprintln!("SKIPPED: {what} is missing (run .ci/keystore-services.sh to install it)");
-    Some(())
+    test_support::skip_unless(
+        available,
+        &format!("{what} (.ci/keystore-services.sh installs it)"),
+    )
 }
 
 /// Whether `tool` is an executable on `PATH`.

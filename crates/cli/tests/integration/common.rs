@@ -1,0 +1,303 @@
+//! Starts the real `cse` binary on an ephemeral port with its own data folder.
+#![allow(dead_code, unreachable_pub, missing_docs)]
+
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+
+pub struct Server {
+    child: Child,
+    pub addr: String,
+    /// Every `listening on URL` line, in order (plaintext first, then TLS listeners).
+    pub urls: Vec<String>,
+    pub data: PathBuf,
+    /// Where the server's standard error goes (`cse.log` in the data folder by default).
+    pub log: PathBuf,
+}
+
+impl Server {
+    /// Starts `cse --http 127.0.0.1:0 --data DIR` and waits for it to listen.
+    pub fn start(data: &Path) -> Self {
+        Self::start_with(data, &[])
+    }
+
+    pub fn start_with(data: &Path, extra: &[&str]) -> Self {
+        Self::start_listeners(data, extra, 1)
+    }
+
+    /// Starts the binary and waits for `listeners` `listening on` lines.
+    pub fn start_listeners(data: &Path, extra: &[&str], listeners: usize) -> Self {
+        std::fs::create_dir_all(data).expect("data dir");
+        Self::start_logged(data, &data.join("cse.log"), extra, listeners)
+    }
+
+    /// Like [`Server::start_listeners`], with the log in the file `log` (outside the data
+    /// folder, which the CSE then creates itself when missing).
+    pub fn start_logged(data: &Path, log: &Path, extra: &[&str], listeners: usize) -> Self {
+        let log_path = log.to_owned();
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(log)
+            .expect("log file");
+        let mut child = Command::new(env!("CARGO_BIN_EXE_cse"))
+            .args(["--http", "127.0.0.1:0", "--data"])
+            .arg(data)
+            .args(extra)
+            .stdout(Stdio::piped())
+            .stderr(log)
+            .spawn()
+            .expect("start cse");
+        let stdout = child.stdout.take().expect("stdout");
+        let mut reader = BufReader::new(stdout);
+        let mut urls = Vec::new();
+        for _ in 0..listeners {
+            let mut line = String::new();
+            reader
+                .read_line(&mut line)
+                .expect("read the listening line");
+            let url = line
+                .trim()
+                .strip_prefix("listening on ")
+                .unwrap_or_else(|| {
+                    panic!(
+                        "unexpected line {line:?}; log: {}",
+                        std::fs::read_to_string(&log_path).unwrap_or_default()
+                    )
+                })
+                .to_owned();
+            urls.push(url);
+        }
+        let addr = urls[0].split("://").nth(1).unwrap_or_default().to_owned();
+        Self {
+            child,
+            addr,
+            urls,
+            data: data.to_owned(),
+            log: log_path,
+        }
+    }
+
+    pub fn url(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+
+    pub fn client(&self) -> client::Client {
+        client::Client::new(&self.url()).expect("client")
+    }
+
+    /// The server's process id.
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// SIGKILL: no shutdown, no flush.
+    pub fn kill9(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    /// The log once it contains `needle` (waiting at most 20 s): the server logs some
+    /// events, such as a refused handshake, only after the client has seen their effect.
+    pub fn log_with(&self, needle: &str) -> String {
+        self.log_with_count(needle, 1)
+    }
+
+    /// The log once `needle` occurs at least `count` times (waiting at most 20 s).
+    pub fn log_with_count(&self, needle: &str, count: usize) -> String {
+        eventually(|| self.log(), &[(needle, count)])
+    }
+}
+
+/// What `read` returns once every needle occurs at least its count of times, or after 20 s
+/// (then the caller's assertion says what is missing): servers log some events, such as a
+/// refused handshake, only after the client has seen their effect.
+pub fn eventually(read: impl Fn() -> String, needles: &[(&str, usize)]) -> String {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    loop {
+        let text = read();
+        let all = needles.iter().all(|(n, c)| text.matches(n).count() >= *c);
+        if all || std::time::Instant::now() > deadline {
+            return text;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        self.kill9();
+    }
+}
+
+/// Runs curl with the given arguments; returns (headers+body) as text.
+pub fn curl(args: &[&str]) -> String {
+    let out = Command::new("curl")
+        .arg("-s")
+        .arg("-i")
+        .args(args)
+        .output()
+        .expect("curl is installed");
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// Whether curl exists; CI installs it, a laptop may not have it.
+pub fn have_curl() -> bool {
+    have_tool("curl", &["--version"])
+}
+
+/// Whether the openssl command exists (the test PKI, s_client, CSRs).
+pub fn have_openssl() -> bool {
+    have_tool("openssl", &["version"])
+}
+
+/// Whether python3 exists (the stand-in DAS, BSF and HTTPS notification target).
+pub fn have_python3() -> bool {
+    have_tool("python3", &["--version"])
+}
+
+/// Makes the test PKI (`scripts/make-test-pki.sh`) in `dir/tls` and returns that folder.
+pub fn make_test_pki(dir: &Path) -> PathBuf {
+    let pki = dir.join("tls");
+    let script = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../../scripts/make-test-pki.sh"
+    );
+    let out = Command::new("bash")
+        .arg(script)
+        .arg(&pki)
+        .output()
+        .expect("run the PKI script");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    pki
+}
+
+/// The PKI's `cse.toml` with its TLS listener on an ephemeral port and `extra` appended,
+/// written to `pki/test.toml`; returns that path.
+pub fn test_config(pki: &Path, extra: &str) -> PathBuf {
+    let config = std::fs::read_to_string(pki.join("cse.toml"))
+        .expect("cse.toml")
+        .replace("127.0.0.1:8443", "127.0.0.1:0")
+        + extra;
+    let path = pki.join("test.toml");
+    std::fs::write(&path, config).expect("write config");
+    path
+}
+
+/// Sends one request primitive and returns the response (panics when none comes).
+pub async fn request(
+    c: &client::Client,
+    op: model::Operation,
+    fr: &str,
+    to: &str,
+    ty: Option<model::ResourceType>,
+    pc: Option<serde_json::Value>,
+) -> model::Response {
+    let mut r = model::Request::new(op, to, Some(fr.to_owned()));
+    r.ty = ty;
+    r.pc = pc;
+    c.send(&r).await.expect("a response")
+}
+
+/// Writes to `out` a copy of the certificate `cert_pem` whose ECDSA signature `(r, s)` is
+/// replaced by `(r, n - s)`, `n` the order of the issuer's curve (read from `issuer_pem`): the
+/// same certificate, signed part and key unchanged, in a different and equally valid
+/// encoding. Returns the DER of the original and of the copy.
+pub fn reencode_signature(cert_pem: &Path, issuer_pem: &Path, out: &Path) -> (Vec<u8>, Vec<u8>) {
+    use openssl::bn::{BigNum, BigNumContext};
+    use openssl::ecdsa::EcdsaSig;
+    use openssl::x509::X509;
+    let read = |p: &Path| X509::from_pem(&std::fs::read(p).expect("pem")).expect("certificate");
+    let (cert, issuer) = (read(cert_pem), read(issuer_pem));
+    let issuer_key = issuer
+        .public_key()
+        .and_then(|k| k.ec_key())
+        .expect("EC issuer");
+    let mut order = BigNum::new().expect("bn");
+    issuer_key
+        .group()
+        .order(&mut order, &mut BigNumContext::new().expect("ctx"))
+        .expect("order");
+    let der = cert.to_der().expect("der");
+    let sig_der = cert.signature().as_slice().to_vec();
+    let sig = EcdsaSig::from_der(&sig_der).expect("an ECDSA signature");
+    let mut s = BigNum::new().expect("bn");
+    s.checked_sub(&order, sig.s()).expect("n - s");
+    let twin = EcdsaSig::from_private_components(sig.r().to_owned().expect("r"), s)
+        .and_then(|sig| sig.to_der())
+        .expect("twin signature");
+    let copy = with_signature(&der, &sig_der, &twin);
+    let parsed = X509::from_der(&copy).expect("the copy parses");
+    assert!(
+        parsed
+            .verify(&issuer.public_key().expect("key"))
+            .expect("verify"),
+        "the copy's signature verifies"
+    );
+    assert_ne!(copy, der, "a different encoding");
+    std::fs::write(out, parsed.to_pem().expect("pem")).expect("write the copy");
+    (der, copy)
+}
+
+/// `m2m credentials id FILE`: the certificate's Credential-ID digest.
+pub fn certificate_digest(cert: &Path) -> String {
+    let out = Command::new(env!("CARGO_BIN_EXE_m2m"))
+        .args(["credentials", "id"])
+        .arg(cert)
+        .output()
+        .expect("m2m credentials id");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let digest = String::from_utf8_lossy(&out.stdout).trim().to_owned();
+    assert_eq!(digest.len(), 64, "{digest}");
+    digest
+}
+
+/// `der` (a certificate whose signature value is `sig_der`) with the signature value
+/// `signature` instead. Certificate = SEQUENCE { tbsCertificate, signatureAlgorithm,
+/// BIT STRING { 0, signature } }; the outer header is 4 bytes (30 82 hi lo) and the BIT
+/// STRING's 3 (03 len 00) for an ECDSA signature.
+fn with_signature(der: &[u8], sig_der: &[u8], signature: &[u8]) -> Vec<u8> {
+    assert!(der[0] == 0x30 && der[1] == 0x82 && der.ends_with(sig_der));
+    let signed_and_algorithm = &der[4..der.len() - sig_der.len() - 3];
+    let mut body = signed_and_algorithm.to_vec();
+    body.extend([0x03, (signature.len() + 1) as u8, 0x00]);
+    body.extend(signature);
+    let mut copy = vec![0x30, 0x82, (body.len() >> 8) as u8, body.len() as u8];
+    copy.extend(body);
+    copy
+}
+
+/// Writes to `out` a copy of `cert_pem` whose ECDSA signature value is the same (r, s) in
+/// BER rather than DER (the SEQUENCE length in the long form): an encoding the stack must
+/// refuse.
+pub fn ber_signature_copy(cert_pem: &Path, out: &Path) {
+    use openssl::x509::X509;
+    let cert = X509::from_pem(&std::fs::read(cert_pem).expect("pem")).expect("certificate");
+    let der = cert.to_der().expect("der");
+    let sig_der = cert.signature().as_slice().to_vec();
+    assert!(
+        sig_der[0] == 0x30 && sig_der[1] < 0x80,
+        "a short-form ECDSA signature"
+    );
+    let mut ber = vec![0x30, 0x81, sig_der[1]];
+    ber.extend(&sig_der[2..]);
+    let copy = with_signature(&der, &sig_der, &ber);
+    let parsed = X509::from_der(&copy).expect("the copy parses");
+    std::fs::write(out, parsed.to_pem().expect("pem")).expect("write the copy");
+}
+
+/// The workspace's one skip rule (`test-support`): skip with a printed reason, or fail when
+/// SECURE_CSE_REQUIRE_SERVICES is set.
+pub use test_support::{have_tool, skip_unless};

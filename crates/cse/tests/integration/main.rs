@@ -1,0 +1,16 @@
+//! The integration tests of `cse`, in one binary (one link instead of one per file).
+//! A new test file is a module here, kept in alphabetical order.
+
+mod access;
+mod acp_decision;
+mod acp_properties;
+mod associations;
+mod common;
+mod container_properties;
+mod containers;
+mod dynamic_authorization;
+mod groups;
+mod registration;
+mod requests;
+mod results;
+mod subscriptions;
