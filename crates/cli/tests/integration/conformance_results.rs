@@ -1,7 +1,7 @@
 //! Issue 12, groups 2 and 3, over HTTP against the real binary with curl: the result
 //! contents each operation accepts and what they hold (TS-0001 clause 8.1.2, TS-0004 clause
 //! 7.3.2.1), and the filter criteria (TS-0004 clause 7.3.3.17, TS-0009 clause 6.2.2.2).
-mod common;
+use crate::common;
 
 use common::*;
 use serde_json::Value;

@@ -1,7 +1,7 @@
 //! Subscriptions and notifications over HTTP against the real binary (issue 12 group 5):
 //! batches (`bn`, `ln`), the checks TS-0004 clause 7.4.8.2 gives, the content of each
 //! notification, and how the NOTIFY request goes on the wire.
-mod common;
+use crate::common;
 
 use common::*;
 use model::codec::{self, Format};

@@ -1,6 +1,6 @@
 //! Conformance over HTTP against the real binary, with curl (issue 12, groups 1, 7 and 8):
 //! the response type, the time parameters, the address forms and the creator attribute.
-mod common;
+use crate::common;
 
 use common::*;
 

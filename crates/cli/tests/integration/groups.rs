@@ -2,7 +2,7 @@
 //! MIXED, duplicates are dropped, `mnm` gives 6010, `csy` decides about members of the wrong
 //! type, and `fopt` fans every operation out, also through sub-paths, with a combined
 //! response bounded by `result_max_bytes`.
-mod common;
+use crate::common;
 
 use common::*;
 use serde_json::{json, Value};
