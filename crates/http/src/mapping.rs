@@ -3,21 +3,33 @@
 
 use crate::{headers, media, request};
 use http::request::Parts;
+use model::codec::Format;
 use model::{Request, Result};
 
-/// Maps an HTTP request head and its body to a validated request primitive, in the order the
-/// server applies the same steps (method, `X-M2M-RI`, `Accept`, head, body, primitive checks).
-///
-/// The server does not call this function (it reads the body between the steps), so it is
-/// kept for tests and fuzzing; every step it calls is the server's own.
+/// Maps an HTTP request head and its body to a validated request primitive: the server's own
+/// steps ([`head`], then the body), followed by the primitive checks the CSE applies.
 pub fn primitive_from_http(parts: &Parts, body: &[u8]) -> Result<Request> {
-    request::operation(&parts.method, false)?;
-    let rqi = headers::request_id(&parts.headers)?;
-    media::negotiate(&parts.headers)?;
-    let (mut primitive, format) = request::from_head(parts, rqi)?;
+    let rqi = headers::request_id(&parts.headers);
+    let accept = media::negotiate(&parts.headers);
+    let (mut primitive, format) = head(parts, rqi, accept)?;
     primitive.pc = request::content(body, format)?;
     primitive.validate()?;
     Ok(primitive)
+}
+
+/// The head of a request to a resource as a primitive without content, and the content
+/// format it declares. The order decides which error wins: an unmapped method (4005), then
+/// `X-M2M-RI`, `Accept`, the head. `rqi` and `accept` come read already, because the server
+/// echoes them in any error.
+pub(crate) fn head(
+    parts: &Parts,
+    rqi: Result<String>,
+    accept: Result<Format>,
+) -> Result<(Request, Option<Format>)> {
+    request::operation(&parts.method, false)?;
+    let rqi = rqi?;
+    accept?;
+    request::from_head(parts, rqi)
 }
 
 #[cfg(test)]

@@ -343,11 +343,7 @@ async fn primitive(
     accept: model::Result<model::codec::Format>,
 ) -> Result<model::Request, Rejection> {
     check_head(parts, limits)?;
-    // An unmapped method is refused first: it is 4005 whatever else is wrong.
-    request::operation(&parts.method, false)?;
-    let rqi = rqi?;
-    accept?;
-    let (mut primitive, format) = request::from_head(parts, rqi)?;
+    let (mut primitive, format) = crate::mapping::head(parts, rqi, accept)?;
     let bytes = read_body(parts, body, limits).await?;
     primitive.pc = request::content(&bytes, format)?;
     Ok(primitive)
