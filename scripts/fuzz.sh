@@ -17,7 +17,7 @@ seconds=${1:-60}
 shift || true
 targets=("$@")
 if [ ${#targets[@]} -eq 0 ]; then
-  targets=(codec http_request acp_rules filter_query config_files credentials)
+  targets=(codec http_request acp_rules filter_query config_files credentials chunk_framing admin_query)
 fi
 
 export RUSTC_BOOTSTRAP=1

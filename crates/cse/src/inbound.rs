@@ -277,38 +277,18 @@ impl Cse {
                 ))
             }
         };
-        let params = admin_params(&req.query)?;
-        match admin::AdminCommand::with_params(command, &params) {
-            Some(Ok(c)) if c.changes_state() != change => Err(Error::new(
+        match admin::AdminCommand::from_request(command, &req.query)? {
+            Some(c) if c.changes_state() != change => Err(Error::new(
                 ResponseStatusCode::OperationNotAllowed,
                 format!(
                     "admin command '{command}' takes {}",
                     if c.changes_state() { "POST" } else { "GET" }
                 ),
             )),
-            Some(Ok(c)) => Ok(self.admin(ctx, req.fr.clone(), &req.rqi, c).await),
-            Some(Err(e)) => Err(e),
+            Some(c) => Ok(self.admin(ctx, req.fr.clone(), &req.rqi, c).await),
             None => Err(Error::not_found(format!("no admin command '{command}'"))),
         }
     }
-}
-
-/// The query of an admin request as percent-decoded `key=value` pairs (`+` is a plus).
-fn admin_params(query: &str) -> model::Result<Vec<(String, String)>> {
-    let decode = |s: &str| {
-        percent_encoding::percent_decode_str(s)
-            .decode_utf8()
-            .map(|c| c.into_owned())
-            .map_err(|_| Error::bad_request("admin query is not UTF-8 after percent-decoding"))
-    };
-    query
-        .split('&')
-        .filter(|p| !p.is_empty())
-        .map(|pair| {
-            let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
-            Ok((decode(k)?, decode(v)?))
-        })
-        .collect()
 }
 
 #[cfg(test)]
@@ -334,20 +314,5 @@ mod tests {
         assert_eq!(Door::addressed("/.mef/enrol/x"), None);
         assert!(!Door::Crl.needs_request_id());
         assert!(Door::Admin.needs_request_id());
-    }
-
-    #[test]
-    fn admin_params_are_percent_decoded() {
-        let params = admin_params("credential=a%40b&reason=key+lost&flag").expect("params");
-        assert_eq!(
-            params,
-            vec![
-                ("credential".to_owned(), "a@b".to_owned()),
-                ("reason".to_owned(), "key+lost".to_owned()),
-                ("flag".to_owned(), String::new()),
-            ]
-        );
-        let bad = admin_params("x=%FF").expect_err("not UTF-8");
-        assert_eq!(bad.rsc, ResponseStatusCode::BadRequest);
     }
 }

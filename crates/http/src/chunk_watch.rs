@@ -104,6 +104,8 @@ impl Framing {
                         .take_while(|b| matches!(b, b'\r' | b'\n'))
                         .count();
                     match head[skip..].windows(4).position(|w| w == b"\r\n\r\n") {
+                        // The same limit whether the head came in one piece or many.
+                        Some(end) if skip + end + 4 > self.max_head => return,
                         Some(end) => {
                             let used = skip + end + 4 - before;
                             self.state = self.body_of(&head[skip..skip + end + 4]);
@@ -240,6 +242,37 @@ impl Framing {
                 (true, _) => return Err(State::Lost),
             },
         })
+    }
+}
+
+/// What following one connection's bytes concluded: the fuzz target and the property tests
+/// compare it across different splits of the same bytes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Followed {
+    /// Requests whose head was read.
+    pub requests: u64,
+    /// The request flagged as declaring too large a chunked body (numbered from 1; 0: none).
+    pub flagged: u64,
+    /// Whether the watcher still follows the connection.
+    pub following: bool,
+}
+
+/// Follows `pieces`, one connection's bytes in the pieces they arrived in, exactly as a
+/// listener's watcher would. Public so that the framing can be fuzzed outside the crate; the
+/// result must not depend on how the same bytes were split.
+pub fn follow<'a>(
+    pieces: impl IntoIterator<Item = &'a [u8]>,
+    max_body: usize,
+    max_head: usize,
+) -> Followed {
+    let (mut watch, oversized) = ChunkWatch::new((), max_body, max_head);
+    for piece in pieces {
+        watch.framing.feed(piece);
+    }
+    Followed {
+        requests: watch.framing.requests,
+        flagged: oversized.request.load(Ordering::Acquire),
+        following: !matches!(watch.framing.state, State::Lost),
     }
 }
 
@@ -388,6 +421,80 @@ mod tests {
                 String::from_utf8_lossy(stream)
             );
             assert_eq!(flagged(&f), 0);
+        }
+    }
+
+    /// Pieces a connection's bytes are made of: well-formed framing and damage to it.
+    fn piece() -> impl proptest::strategy::Strategy<Value = Vec<u8>> {
+        use proptest::prelude::*;
+        prop_oneof![
+            Just(b"GET /a HTTP/1.1\r\nHost: x\r\n\r\n".to_vec()),
+            Just(CHUNKED.to_vec()),
+            (0u32..64).prop_map(
+                |n| format!("PUT /b HTTP/1.1\r\nContent-Length: {n}\r\n\r\n").into_bytes()
+            ),
+            (0u64..0x200).prop_map(|n| format!("{n:x}\r\n").into_bytes()),
+            (0u64..0x200).prop_map(|n| format!("{n:x};e=1\r\n").into_bytes()),
+            Just(b"\r\n".to_vec()),
+            Just(b"0\r\n\r\n".to_vec()),
+            proptest::collection::vec(any::<u8>(), 0..40),
+        ]
+    }
+
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig::with_cases(2_000))]
+
+        /// The watcher's conclusion depends on the bytes, never on how they were split into
+        /// reads (the fuzz target `chunk_framing` checks the same on arbitrary bytes).
+        #[test]
+        fn the_conclusion_does_not_depend_on_how_the_bytes_arrive(
+            pieces in proptest::collection::vec(piece(), 0..12),
+            cuts in proptest::collection::vec(proptest::prelude::any::<proptest::sample::Index>(), 0..8),
+            max_body in 0usize..600,
+            max_head in 16usize..128,
+        ) {
+            let stream = pieces.concat();
+            let mut at: Vec<usize> = cuts.iter().map(|c| c.index(stream.len() + 1)).collect();
+            at.sort_unstable();
+            let mut split = Vec::new();
+            let mut from = 0;
+            for to in at.into_iter().chain([stream.len()]) {
+                split.push(&stream[from..to]);
+                from = to;
+            }
+            let whole = follow([&stream[..]], max_body, max_head);
+            proptest::prop_assert_eq!(follow(split, max_body, max_head), whole);
+            let bytewise = follow(stream.chunks(1), max_body, max_head);
+            proptest::prop_assert_eq!(bytewise, whole);
+        }
+
+        /// Well-formed chunked requests: the first one whose declared chunks add up to more
+        /// than the limit is the one flagged, and nothing is flagged otherwise.
+        #[test]
+        fn the_first_request_declaring_too_much_is_flagged(
+            requests in proptest::collection::vec(proptest::collection::vec(1usize..300, 0..5), 1..6),
+            max_body in 0usize..900,
+        ) {
+            let mut stream = Vec::new();
+            let mut expected = 0;
+            for (i, chunks) in requests.iter().enumerate() {
+                stream.extend_from_slice(CHUNKED);
+                for &size in chunks {
+                    stream.extend_from_slice(format!("{size:x}\r\n").as_bytes());
+                    stream.extend(std::iter::repeat_n(b'x', size));
+                    stream.extend_from_slice(b"\r\n");
+                }
+                stream.extend_from_slice(b"0\r\n\r\n");
+                if expected == 0 && chunks.iter().sum::<usize>() > max_body {
+                    expected = i as u64 + 1;
+                }
+            }
+            let followed = follow([&stream[..]], max_body, 4096);
+            proptest::prop_assert_eq!(followed.flagged, expected);
+            proptest::prop_assert_eq!(followed.following, expected == 0);
+            if expected == 0 {
+                proptest::prop_assert_eq!(followed.requests, requests.len() as u64);
+            }
         }
     }
 

@@ -47,6 +47,7 @@ mod status;
 mod transport;
 mod wire_case;
 
+pub use chunk_watch::{follow as follow_chunked_framing, Followed};
 pub use handler::Handler;
 pub use limits::HttpLimits;
 pub use mapping::primitive_from_http;
