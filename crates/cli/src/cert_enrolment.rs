@@ -36,13 +36,13 @@ pub fn open(
         homes.ok_or_else(|| anyhow!("[enrolment] device_listen needs a [keystore] home"))?;
     let handle = homes.open_key("keystore.ca_key", &key, keystore::KeyRole::CaSigning)?;
     let dir = crate::ca_cmd::trusted_ca_dir(settings).context("[enrolment] device_listen")?;
-    let ca = CertificateAuthority::open(
-        &dir,
-        crate::ca_cmd::ca_config(&settings.cse.sp_id, &settings.cse.cse_id),
-        homes.shared_store(),
-        handle,
-    )
-    .with_context(|| format!("the CA in {}", dir.display()))?;
+    // The CSE's clock: what it issues starts at the CSE's time.
+    let config = manager::ca::CaConfig {
+        clock: settings.cse.clock.clone(),
+        ..crate::ca_cmd::ca_config(&settings.cse.sp_id, &settings.cse.cse_id)
+    };
+    let ca = CertificateAuthority::open(&dir, config, homes.shared_store(), handle)
+        .with_context(|| format!("the CA in {}", dir.display()))?;
     let mef = DeviceMef::new(
         Arc::new(ca),
         d.policy.clone(),
@@ -90,6 +90,7 @@ pub fn acceptor(
             ..server
         }),
         psk: false,
+        clock: settings.cse.clock.clone(),
         ..TlsPolicy::default()
     };
     // A device certificate can be withdrawn like any credential (`31-<digest>`).

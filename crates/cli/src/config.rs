@@ -713,6 +713,20 @@ pub struct Settings {
     pub maf: Option<MafSettings>,
 }
 
+impl Settings {
+    /// The same settings on `clock`: the CSE's decisions and every TLS listener's checks
+    /// read it. Production keeps the system clock; only an in-process test passes a
+    /// [`ManualClock`](model::clock::ManualClock)'s, since no option of the file or the
+    /// command line moves a running CSE's time.
+    pub fn with_clock(mut self, clock: model::clock::Clock) -> Self {
+        for t in &mut self.tls {
+            t.policy.clock = clock.clone();
+        }
+        self.cse.clock = clock;
+        self
+    }
+}
+
 /// One resolved TLS listener.
 #[derive(Debug)]
 pub struct TlsListener {

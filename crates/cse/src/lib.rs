@@ -173,7 +173,7 @@ impl Cse {
             supervision,
             audit.clone(),
             Some(suspend),
-            Arc::new(config.clock.clone()),
+            config.clock.clone(),
         ));
         let mut listeners: Vec<Arc<dyn security::association::AssociationEvents>> = Vec::new();
         if let Some(trail) = &audit {
@@ -183,6 +183,7 @@ impl Cse {
         let mut registry = security::association::Registry::with_events(Arc::new(
             security::association::EventFanout(listeners),
         ))
+        .with_clock(config.clock.clone())
         .with_refusal_window(config.refusal_window);
         if let Some(vault) = pseudonyms {
             registry = registry.with_pseudonyms(vault);

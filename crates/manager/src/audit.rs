@@ -35,6 +35,7 @@
 //! key material: the event types have no field for it.
 
 use keystore::{Algorithm, KeyRole, KeyStoreError, SigningKey};
+use model::clock::Clock;
 use openssl::bn::BigNumContext;
 use openssl::ec::PointConversionForm;
 use openssl::ecdsa::EcdsaSig;
@@ -1075,6 +1076,8 @@ pub struct AuditLog {
     /// active file is closed into a segment.
     sync_file: Mutex<File>,
     recovered_bytes: u64,
+    /// Each entry's time is read from it (the CSE's clock; the system clock otherwise).
+    clock: Clock,
     /// The right to append, held as long as the log is open.
     _lock: WriterLock,
 }
@@ -1215,6 +1218,7 @@ impl AuditLog {
             signer,
             sync_file: Mutex::new(sync_file),
             recovered_bytes,
+            clock: Clock::system(),
             _lock: lock,
         };
         // Entries synced after the last checkpoint (a crash in between): move it up.
@@ -1233,6 +1237,13 @@ impl AuditLog {
             })?;
         }
         Ok(log)
+    }
+
+    /// The same log, timing its entries by `clock` (the CSE's), so a test that moves the
+    /// CSE's time sees the audit log move with it.
+    pub fn with_clock(mut self, clock: Clock) -> Self {
+        self.clock = clock;
+        self
     }
 
     /// The file.
@@ -1303,7 +1314,8 @@ impl AuditLog {
         let mut w = self.writer.lock().map_err(|_| self.poisoned())?;
         let mut entry = Entry {
             seq: w.next_seq,
-            time: chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Micros, true),
+            time: chrono::DateTime::<chrono::Utc>::from(self.clock.system_time())
+                .to_rfc3339_opts(chrono::SecondsFormat::Micros, true),
             event,
             prev: w.prev,
             hash: ChainHash::GENESIS,

@@ -59,6 +59,20 @@ impl Clock {
     }
 }
 
+/// Two handles are the same clock when both are the system clock or both come from the
+/// same [`ManualClock`] (so a configuration holding one still compares by its settings).
+impl PartialEq for Clock {
+    fn eq(&self, other: &Self) -> bool {
+        match (&self.advanced, &other.advanced) {
+            (None, None) => true,
+            (Some(a), Some(b)) => Arc::ptr_eq(a, b),
+            _ => false,
+        }
+    }
+}
+
+impl Eq for Clock {}
+
 /// A clock for tests: it follows the system clock, plus whatever it has been advanced by,
 /// so what the CSE records still orders by creation while expiry can be reached at once.
 #[derive(Debug, Default)]
@@ -102,5 +116,14 @@ mod tests {
         assert!(clock.now() - before >= chrono::Duration::seconds(3600));
         assert!(clock.unix() >= system.unix() + 3599);
         assert!(clock.instant() >= Instant::now() + Duration::from_secs(3599));
+    }
+
+    #[test]
+    fn handles_compare_by_their_source() {
+        let manual = ManualClock::new();
+        assert_eq!(Clock::system(), Clock::default());
+        assert_eq!(manual.clock(), manual.clock());
+        assert_ne!(manual.clock(), Clock::system());
+        assert_ne!(manual.clock(), ManualClock::new().clock());
     }
 }

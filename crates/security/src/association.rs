@@ -10,6 +10,7 @@ use std::time::SystemTime;
 use tokio::sync::watch;
 
 use crate::refusals::{Observed, RefusalWindow, Summary};
+use model::clock::Clock;
 
 mod bootstrap;
 pub use bootstrap::{BootstrapExporter, BOOTSTRAP_EXPORTER_LABEL, BOOTSTRAP_EXPORTER_LEN};
@@ -227,6 +228,8 @@ pub struct Registry {
     /// Refusals counted for the operational log, so a flood of refused handshakes writes a
     /// bounded number of log lines (`crate::refusals`).
     logged_refusals: Mutex<RefusalWindow>,
+    /// Times the refusal windows and the associations' opening.
+    clock: Clock,
 }
 
 /// One log line for the refusals counted in a window.
@@ -300,8 +303,17 @@ impl Registry {
     /// The same registry, counting refusals for the log over `window` rather than writing
     /// a line for each (`crate::refusals`).
     pub fn with_refusal_window(mut self, window: std::time::Duration) -> Self {
-        self.logged_refusals = Mutex::new(RefusalWindow::new(window));
+        self.logged_refusals =
+            Mutex::new(RefusalWindow::new(window).with_clock(self.clock.clone()));
         self
+    }
+
+    /// The same registry on `clock` (the CSE's): refusal windows and opening times move
+    /// with it.
+    pub fn with_clock(mut self, clock: Clock) -> Self {
+        let window = self.refusal_window();
+        self.clock = clock;
+        self.with_refusal_window(window)
     }
 
     /// Records a refused handshake (it never became an association): the first refusal of
@@ -313,7 +325,7 @@ impl Registry {
         let credential = offered.map(|identity| psk_credential_id(listener, identity));
         if let Ok(mut window) = self.logged_refusals.lock() {
             let (ended, observed) = window.observe(
-                std::time::Instant::now(),
+                self.clock.instant(),
                 listener,
                 peer.ip(),
                 credential.as_deref(),
@@ -340,7 +352,7 @@ impl Registry {
     /// refusal.
     pub fn flush_refusals(&self) {
         let ended = match self.logged_refusals.lock() {
-            Ok(mut window) => window.expire(std::time::Instant::now()),
+            Ok(mut window) => window.expire(self.clock.instant()),
             Err(_) => return,
         };
         ended.iter().for_each(log_summary);
@@ -377,7 +389,7 @@ impl Registry {
             listener: listener.to_owned(),
             peer,
             established,
-            opened: SystemTime::now(),
+            opened: self.clock.system_time(),
             requests: AtomicU64::new(0),
             closing: watch::channel(None).0,
         });

@@ -12,6 +12,7 @@ use crate::association::{CredentialBinding, Level, PeerIdentity};
 use crate::credentials::PskUnavailable;
 use crate::credentials::{valid_kpsa_id, CredentialError, CredentialStore, PskCredential};
 use keystore::SecretBytes;
+use model::clock::Clock;
 use serde::Deserialize;
 use std::collections::HashMap;
 use std::path::Path;
@@ -83,6 +84,8 @@ impl Drop for RawEnrolee {
 #[derive(Debug, Default)]
 pub struct EnroleeKeys {
     enrolees: HashMap<String, Enrolee>,
+    /// Decides whether a Kpm has expired.
+    clock: Clock,
 }
 
 impl EnroleeKeys {
@@ -153,7 +156,16 @@ impl EnroleeKeys {
                 return Err(format!("{what} is listed twice"));
             }
         }
-        Ok(Self { enrolees })
+        Ok(Self {
+            enrolees,
+            clock: Clock::system(),
+        })
+    }
+
+    /// The same keys, their expiry decided by `clock` (the CSE's).
+    pub fn with_clock(mut self, clock: Clock) -> Self {
+        self.clock = clock;
+        self
     }
 
     /// Number of enrolees.
@@ -210,7 +222,7 @@ impl CredentialStore for EnroleeKeys {
     }
 
     fn lookup_psk(&self, identity: &str) -> Result<Option<PskCredential>, PskUnavailable> {
-        self.lookup_at(identity, SystemTime::now())
+        self.lookup_at(identity, self.clock.system_time())
     }
 }
 

@@ -14,16 +14,15 @@
 //! folder), with the KeID, the enrolee, the targets and the expiry as associated data, so a
 //! sealed Ke cannot be moved to another line.
 
-use crate::enrolment::unix;
 use crate::journal::Journal;
 use crate::sealing::{data_folder_key, Sealer};
 use keystore::SecretBytes;
+use model::clock::Clock;
 use serde::{Deserialize, Serialize};
 use std::collections::HashMap;
 use std::fmt;
 use std::path::{Path, PathBuf};
 use std::sync::RwLock;
-use std::time::SystemTime;
 use zeroize::Zeroizing;
 
 /// Length of Ke.
@@ -128,6 +127,8 @@ pub struct EnrolmentKeys {
     seal: Sealer,
     max: usize,
     entries: RwLock<HashMap<String, Entry>>,
+    /// Decides which enrolments have expired.
+    clock: Clock,
 }
 
 impl fmt::Debug for EnrolmentKeys {
@@ -149,20 +150,32 @@ impl EnrolmentKeys {
             seal,
             max,
             entries: RwLock::default(),
+            clock: Clock::system(),
         }
+    }
+
+    /// The same, deciding expiry by `clock` (a test's [`ManualClock`](model::clock::ManualClock)).
+    pub fn with_clock(mut self, clock: Clock) -> Self {
+        self.clock = clock;
+        self
     }
 
     /// Opens the journal at `path` (created, mode 600, when missing), replays it and opens
     /// every sealed Ke (one that does not open stops the start). Expired enrolments are not
-    /// loaded.
-    pub fn open(path: &Path, seal: Sealer, max: usize) -> Result<Self, EnrolmentKeyError> {
+    /// loaded (by `clock`, which decides expiry from then on).
+    pub fn open(
+        path: &Path,
+        seal: Sealer,
+        max: usize,
+        clock: Clock,
+    ) -> Result<Self, EnrolmentKeyError> {
         let io = |source| EnrolmentKeyError::Io {
             path: path.to_owned(),
             source,
         };
         let (journal, text) = Journal::open(path, "enrolment key", 0).map_err(io)?;
         let complete = text.len();
-        let now = unix(SystemTime::now());
+        let now = clock.unix();
         let mut entries = HashMap::new();
         let mut lines = 0usize;
         for (i, raw) in text[..complete].lines().enumerate() {
@@ -205,6 +218,7 @@ impl EnrolmentKeys {
             seal,
             max,
             entries: RwLock::new(entries),
+            clock,
         };
         if lines > 64 && lines > 2 * keys.len() {
             keys.compact()?;
@@ -242,7 +256,7 @@ impl EnrolmentKeys {
             targets: r.targets.clone(),
             expires: r.expires,
             sealed: hex::encode(sealed),
-            at: unix(SystemTime::now()),
+            at: self.clock.unix(),
         };
         let mut bytes = serde_json::to_vec(&line).map_err(|_| EnrolmentKeyError::Seal)?;
         bytes.push(b'\n');
@@ -260,7 +274,7 @@ impl EnrolmentKeys {
             return Err(EnrolmentKeyError::AlreadyKept(record.ke_id));
         }
         if entries.len() >= self.max {
-            let now = unix(SystemTime::now());
+            let now = self.clock.unix();
             entries.retain(|_, e| e.record.expires > now);
         }
         if entries.len() >= self.max {
@@ -307,6 +321,8 @@ impl EnrolmentKeys {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use model::clock::ManualClock;
+    use std::time::Duration;
 
     fn record(id: &str, expires: u64) -> EnrolmentRecord {
         EnrolmentRecord {
@@ -322,8 +338,8 @@ mod tests {
         let dir = tempfile::tempdir().expect("tmp");
         let path = dir.path().join("enrolment-keys.jsonl");
         let seal = || seal_in_data_folder(dir.path()).expect("seal");
-        let far = unix(SystemTime::now()) + 3600;
-        let keys = EnrolmentKeys::open(&path, seal(), 4).expect("open");
+        let far = Clock::system().unix() + 3600;
+        let keys = EnrolmentKeys::open(&path, seal(), 4, Clock::system()).expect("open");
         keys.keep(record("AA@m", far), &[0x5a; KE_LEN])
             .expect("keep");
         keys.keep(record("BB@m", 1), &[0x6b; KE_LEN])
@@ -340,16 +356,25 @@ mod tests {
         assert!(!format!("{keys:?}").contains("5a5a"));
         drop(keys);
 
-        let keys = EnrolmentKeys::open(&path, seal(), 4).expect("reopen");
+        let keys = EnrolmentKeys::open(&path, seal(), 4, Clock::system()).expect("reopen");
         let (r, ke) = keys.get("AA@m").expect("AA is back");
         assert_eq!(r, record("AA@m", far));
         assert_eq!(ke.expose(), &[0x5a; KE_LEN]);
         assert!(keys.get("BB@m").is_none(), "expired: not loaded");
         drop(keys);
+        // Expiry is the clock's: two hours on, AA is not loaded either.
+        let later = ManualClock::new();
+        later.advance(Duration::from_secs(7200));
+        let keys = EnrolmentKeys::open(&path, seal(), 4, later.clock()).expect("later");
+        assert!(
+            keys.get("AA@m").is_none(),
+            "expired by the clock: not loaded"
+        );
+        drop(keys);
 
         // A sealed Ke moved to another KeID does not open: the start stops.
         std::fs::write(&path, text.replacen("\"AA@m\"", "\"CC@m\"", 1)).expect("tamper");
-        let err = EnrolmentKeys::open(&path, seal(), 4)
+        let err = EnrolmentKeys::open(&path, seal(), 4, Clock::system())
             .map(|_| ())
             .expect_err("tampered");
         assert!(
@@ -363,12 +388,20 @@ mod tests {
         let dir = tempfile::tempdir().expect("tmp");
         let seal = seal_in_data_folder(dir.path()).expect("seal");
         let keys = EnrolmentKeys::in_memory(seal, 1);
-        let far = unix(SystemTime::now()) + 3600;
+        let far = Clock::system().unix() + 3600;
         keys.keep(record("01@m", far), &[1; KE_LEN]).expect("1");
         assert!(matches!(
             keys.keep(record("02@m", far), &[1; KE_LEN]),
             Err(EnrolmentKeyError::Full)
         ));
         assert_eq!(keys.len(), 1);
+        // Once the clock passes the first one's expiry, it makes room.
+        let clock = ManualClock::new();
+        let keys = keys.with_clock(clock.clock());
+        clock.advance(Duration::from_secs(7200));
+        let later = clock.clock().unix() + 3600;
+        keys.keep(record("02@m", later), &[1; KE_LEN])
+            .expect("room");
+        assert!(keys.get("01@m").is_none());
     }
 }

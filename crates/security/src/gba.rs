@@ -46,6 +46,7 @@ use manager::kdf::{
     self, BootstrapTransactionId, EdgeIdentity, Fqdn, GbaNafKeyKind, KdfError, NafId, NafKey,
     UaSecurityProtocolId,
 };
+use model::clock::Clock;
 use std::collections::HashMap;
 use std::fmt;
 use std::sync::{Arc, Mutex};
@@ -143,6 +144,8 @@ pub struct GbaNaf {
     /// for (identifiers only; bounded by `max_cached`).
     announced: Mutex<HashMap<String, u64>>,
     events: Option<GbaEvents>,
+    /// Decides whether a cached key's lifetime has ended.
+    clock: Clock,
 }
 
 impl fmt::Debug for GbaNaf {
@@ -167,7 +170,14 @@ impl GbaNaf {
             cache: Mutex::default(),
             announced: Mutex::default(),
             events: None,
+            clock: Clock::system(),
         }
+    }
+
+    /// The same NAF, deciding key lifetimes by `clock` (the CSE's).
+    pub fn with_clock(mut self, clock: Clock) -> Self {
+        self.clock = clock;
+        self
     }
 
     /// Reports each fetched key to `events` (the audit trail).
@@ -451,14 +461,14 @@ impl CredentialStore for WithGba {
 
     fn lookup_psk(&self, identity: &str) -> Result<Option<PskCredential>, PskUnavailable> {
         match self.naf.is_btid(identity) {
-            true => self.naf.lookup_at(identity, SystemTime::now()),
+            true => self.naf.lookup_at(identity, self.naf.clock.system_time()),
             false => self.inner.lookup_psk(identity),
         }
     }
 
     fn psk_binding(&self, identity: &str) -> Option<CredentialBinding> {
         match self.naf.is_btid(identity) {
-            true => self.naf.binding_at(identity, SystemTime::now()),
+            true => self.naf.binding_at(identity, self.naf.clock.system_time()),
             false => self.inner.psk_binding(identity),
         }
     }

@@ -337,6 +337,7 @@ mod tests {
             &d.join("enrolment-keys.jsonl"),
             crate::enrolment_keys::seal_in_data_folder(d).expect("seal"),
             16,
+            model::clock::Clock::system(),
         )
         .expect("e");
         assert_eq!(e.len(), 2);
@@ -350,6 +351,7 @@ mod tests {
             &d.join("maf-keys.jsonl"),
             crate::maf_store::KeySeal::in_data_folder(d).expect("seal"),
             crate::maf_store::Limits::default(),
+            model::clock::Clock::system(),
         )
         .expect("m");
         assert_eq!(m.len(), 2);

@@ -18,16 +18,15 @@
 //! Memory is bounded: at most `max_keys` registrations in all and `max_per_source` per
 //! registering AE; expired registrations are dropped before a new one is refused.
 
-use crate::enrolment::unix;
 use crate::journal::Journal;
 use crate::sealing::{data_folder_key, SealError, Sealer};
 use keystore::SecretBytes;
+use model::clock::Clock;
 use serde::{Deserialize, Serialize};
 use std::collections::HashMap;
 use std::fmt;
 use std::path::{Path, PathBuf};
 use std::sync::RwLock;
-use std::time::SystemTime;
 use zeroize::Zeroizing;
 
 /// Length of a registered key value (HMAC-SHA-256 / AES-256 sized).
@@ -212,6 +211,8 @@ pub struct MafKeys {
     seal: KeySeal,
     limits: Limits,
     entries: RwLock<HashMap<String, Entry>>,
+    /// Decides which registrations have expired.
+    clock: Clock,
 }
 
 impl fmt::Debug for MafKeys {
@@ -233,20 +234,32 @@ impl MafKeys {
             seal,
             limits,
             entries: RwLock::default(),
+            clock: Clock::system(),
         }
+    }
+
+    /// The same, deciding expiry by `clock` (a test's [`ManualClock`](model::clock::ManualClock)).
+    pub fn with_clock(mut self, clock: Clock) -> Self {
+        self.clock = clock;
+        self
     }
 
     /// Opens the journal at `path` (created, mode 600, when missing), replays it and opens
     /// every sealed key (a value that does not open stops the start). Expired registrations
-    /// are not loaded.
-    pub fn open(path: &Path, seal: KeySeal, limits: Limits) -> Result<Self, MafStoreError> {
+    /// are not loaded (by `clock`, which decides expiry from then on).
+    pub fn open(
+        path: &Path,
+        seal: KeySeal,
+        limits: Limits,
+        clock: Clock,
+    ) -> Result<Self, MafStoreError> {
         let io = |source| MafStoreError::Io {
             path: path.to_owned(),
             source,
         };
         let (journal, text) = Journal::open(path, "MAF key", 0).map_err(io)?;
         let complete = text.len();
-        let now = unix(SystemTime::now());
+        let now = clock.unix();
         let mut entries = HashMap::new();
         let mut lines = 0usize;
         for (i, raw) in text[..complete].lines().enumerate() {
@@ -306,6 +319,7 @@ impl MafKeys {
             seal,
             limits,
             entries: RwLock::new(entries),
+            clock,
         };
         if lines > 64 && lines > 2 * keys.len() {
             keys.compact()?;
@@ -343,7 +357,7 @@ impl MafKeys {
             expires: r.expires,
             labels: r.labels.clone(),
             sealed: hex::encode(sealed),
-            at: unix(SystemTime::now()),
+            at: self.clock.unix(),
         };
         let mut bytes = serde_json::to_vec(&line).map_err(|_| MafStoreError::Seal)?;
         bytes.push(b'\n');
@@ -374,7 +388,7 @@ impl MafKeys {
         if entries.contains_key(&registration.relative_id) {
             return Err(MafStoreError::AlreadyRegistered(registration.relative_id));
         }
-        let now = unix(SystemTime::now());
+        let now = self.clock.unix();
         let per_source = |entries: &HashMap<String, Entry>| {
             entries
                 .values()
@@ -431,7 +445,7 @@ impl MafKeys {
         }
         let line = Line::Delete {
             id: relative_id.to_owned(),
-            at: unix(SystemTime::now()),
+            at: self.clock.unix(),
         };
         let mut bytes = serde_json::to_vec(&line).map_err(|_| MafStoreError::Seal)?;
         bytes.push(b'\n');
@@ -469,11 +483,12 @@ mod tests {
     fn registrations_survive_reopening_sealed_and_deletions_stick() {
         let dir = tempfile::tempdir().expect("tmp");
         let path = dir.path().join("maf-keys.jsonl");
-        let far = unix(SystemTime::now()) + 3600;
+        let far = Clock::system().unix() + 3600;
         let keys = MafKeys::open(
             &path,
             KeySeal::in_data_folder(dir.path()).expect("seal"),
             Limits::default(),
+            model::clock::Clock::system(),
         )
         .expect("open");
         keys.register(registration("AA", "Ca", far), &[0x5a; KEY_LEN])
@@ -501,6 +516,7 @@ mod tests {
             &path,
             KeySeal::in_data_folder(dir.path()).expect("seal"),
             Limits::default(),
+            model::clock::Clock::system(),
         )
         .expect("reopen");
         let (r, key) = keys.get("AA").expect("AA is back");
@@ -516,6 +532,7 @@ mod tests {
             &path,
             KeySeal::in_data_folder(dir.path()).expect("seal"),
             Limits::default(),
+            model::clock::Clock::system(),
         )
         .map(|_| ())
         .expect_err("tampered");
@@ -536,7 +553,7 @@ mod tests {
                 max_per_source: 2,
             },
         );
-        let far = unix(SystemTime::now()) + 3600;
+        let far = Clock::system().unix() + 3600;
         keys.register(registration("01", "Ca", far), &[1; KEY_LEN])
             .expect("1");
         keys.register(registration("02", "Ca", far), &[1; KEY_LEN])

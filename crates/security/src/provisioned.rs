@@ -28,6 +28,7 @@ use crate::journal::Journal;
 use crate::revocation::Withdrawal;
 use crate::sealing::{data_folder_key, Sealer};
 use keystore::SecretBytes;
+use model::clock::Clock;
 use serde::{Deserialize, Serialize};
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -237,6 +238,8 @@ const MIN_KEY: usize = 32;
 pub struct ProvisionedKeys {
     journal: Option<(Journal, Sealer)>,
     keys: RwLock<HashMap<String, Entry>>,
+    /// Decides whether a key has expired.
+    clock: Clock,
 }
 
 impl std::fmt::Debug for ProvisionedKeys {
@@ -255,7 +258,14 @@ impl ProvisionedKeys {
         Self {
             journal: None,
             keys: RwLock::default(),
+            clock: Clock::system(),
         }
+    }
+
+    /// The same keys, their expiry decided by `clock` (the CSE's).
+    pub fn with_clock(mut self, clock: Clock) -> Self {
+        self.clock = clock;
+        self
     }
 
     /// Opens the journal at `path` (created, mode 600, when missing) and replays it, opening
@@ -302,6 +312,7 @@ impl ProvisionedKeys {
         Ok(Self {
             journal: Some((journal, seal)),
             keys: RwLock::new(keys),
+            clock: Clock::system(),
         })
     }
 
@@ -355,7 +366,7 @@ impl ProvisionedKeys {
                 allowed_aes,
                 allowed_apps: issued.binding.allowed_apps.clone(),
                 level: issued.binding.level,
-                at: unix(SystemTime::now()),
+                at: self.clock.unix(),
             };
             let bytes = line.sealed_line(key, seal).map_err(ProvisionError::Seal)?;
             // One write of the whole line: a crash leaves it whole or torn at the end.
@@ -461,14 +472,17 @@ impl CredentialStore for WithProvisioned {
     }
 
     fn lookup_psk(&self, identity: &str) -> Result<Option<PskCredential>, PskUnavailable> {
-        match self.keys.lookup_at(identity, SystemTime::now())? {
+        match self
+            .keys
+            .lookup_at(identity, self.keys.clock.system_time())?
+        {
             Some(found) => Ok(Some(found)),
             None => self.inner.lookup_psk(identity),
         }
     }
 
     fn psk_binding(&self, identity: &str) -> Option<CredentialBinding> {
-        match self.keys.lookup_at(identity, SystemTime::now()) {
+        match self.keys.lookup_at(identity, self.keys.clock.system_time()) {
             Ok(Some(found)) => Some(found.binding),
             // Expired: a resumed session of it is refused like a new handshake.
             Err(_) => None,
@@ -706,6 +720,25 @@ mod tests {
         assert!(store.psk_binding("a@cse.example").is_none());
         assert!(store.psk("f@sp.example").is_some());
         assert!(matches!(store.lookup_psk("z@sp.example"), Ok(None)));
+    }
+
+    #[test]
+    fn the_layer_decides_expiry_by_the_keys_clock() {
+        let clock = model::clock::ManualClock::new();
+        let keys = Arc::new(ProvisionedKeys::in_memory().with_clock(clock.clock()));
+        let expires = clock.clock().unix() + 60;
+        keys.issue(issued("a@cse.example", expires), &[7u8; 32])
+            .expect("issue");
+        let store = WithProvisioned::new(Arc::new(FileCredentials::default()), keys);
+        assert!(store.lookup_psk("a@cse.example").expect("usable").is_some());
+        assert!(store.psk_binding("a@cse.example").is_some());
+        clock.advance(Duration::from_secs(61));
+        let err = store
+            .lookup_psk("a@cse.example")
+            .map(|_| ())
+            .expect_err("expired");
+        assert!(err.to_string().contains("expired at"), "{err}");
+        assert!(store.psk_binding("a@cse.example").is_none());
     }
 
     #[test]

@@ -14,6 +14,7 @@
 //! are counted together as [`Source::Other`]. Each key yields at most two lines per window
 //! (its first refusal and its summary), whatever the size of the flood.
 
+use model::clock::Clock;
 use std::collections::HashMap;
 use std::fmt;
 use std::net::{IpAddr, Ipv6Addr};
@@ -132,6 +133,8 @@ pub struct RefusalWindow {
     started: Instant,
     slots: HashMap<Key, Slot>,
     reasons: HashMap<(String, Source), usize>,
+    /// The wall time of each refusal (first and last of a slot) is read from it.
+    clock: Clock,
 }
 
 impl Default for RefusalWindow {
@@ -148,7 +151,15 @@ impl RefusalWindow {
             started: Instant::now(),
             slots: HashMap::new(),
             reasons: HashMap::new(),
+            clock: Clock::system(),
         }
+    }
+
+    /// The same window, reading wall times from `clock` (callers pass its `instant` as `now`).
+    pub fn with_clock(mut self, clock: Clock) -> Self {
+        self.started = clock.instant();
+        self.clock = clock;
+        self
     }
 
     /// The window's length.
@@ -171,7 +182,7 @@ impl RefusalWindow {
             self.started = now;
         }
         let key = self.key(listener, Source::of(peer), credential, reason);
-        let wall = SystemTime::now();
+        let wall = self.clock.system_time();
         let observed = match self.slots.get_mut(&key) {
             Some(slot) => {
                 slot.count += 1;

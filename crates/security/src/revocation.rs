@@ -28,12 +28,12 @@
 use crate::association::CredentialBinding;
 use crate::credentials::{CredentialStore, PskCredential, PskUnavailable};
 use crate::journal::Journal;
+use model::clock::Clock;
 use serde::{Deserialize, Serialize};
 use std::collections::HashMap;
 use std::fmt;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, RwLock};
-use std::time::{SystemTime, UNIX_EPOCH};
 
 pub use crate::credentials::{Withdrawal, WithdrawalKind};
 
@@ -139,13 +139,8 @@ pub struct Revocations {
     withdrawn: RwLock<HashMap<String, Withdrawal>>,
     /// The rule naming derived credentials' parents; none: no credential derives from another.
     derived: RwLock<Option<Arc<dyn DerivedCredentials>>>,
-}
-
-fn now() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_secs())
-        .unwrap_or_default()
+    /// When a withdrawal or resumption happened (recorded, shown to the admin).
+    clock: Clock,
 }
 
 impl Revocations {
@@ -175,7 +170,14 @@ impl Revocations {
             journal: Some(journal),
             withdrawn: RwLock::new(withdrawn),
             derived: RwLock::default(),
+            clock: Clock::system(),
         })
+    }
+
+    /// The same list, its entries timed by `clock` (the CSE's).
+    pub fn with_clock(mut self, clock: Clock) -> Self {
+        self.clock = clock;
+        self
     }
 
     /// Installs (or, with `None`, removes) the rule that names the parent of a derived
@@ -293,7 +295,7 @@ impl Revocations {
         }
         self.commit(Change::Resume {
             credential: credential_id.to_owned(),
-            at: now(),
+            at: self.clock.unix(),
         })
     }
 
@@ -311,7 +313,7 @@ impl Revocations {
             withdrawal: Withdrawal {
                 kind,
                 reason: reason.to_owned(),
-                at: now(),
+                at: self.clock.unix(),
             },
         })
     }

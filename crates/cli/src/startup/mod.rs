@@ -108,7 +108,10 @@ pub struct Assembled {
 /// Opens every part of the CSE from `settings`, in the order an operator reads the errors:
 /// data folder, key homes, audit log, journals, TLS acceptors, enrolment, CRLs, token
 /// issuers, notification TLS, pseudonym vault, MAF. Any failure is [`StartError::Config`].
-pub fn assemble(overrides: &Overrides, mut settings: Settings) -> Result<Assembled, StartError> {
+pub fn assemble(overrides: &Overrides, settings: Settings) -> Result<Assembled, StartError> {
+    // One clock everywhere: the TLS listeners check certificates by the CSE's clock.
+    let clock = settings.cse.clock.clone();
+    let mut settings = settings.with_clock(clock);
     // The data folder is private (mode 700) before anything is written into it. (A failure
     // is reported and the start goes on, as it always did; the store then says what is wrong.)
     if let Err(e) = crate::secret_files::private_folder(&settings.data) {
@@ -160,6 +163,7 @@ pub fn assemble(overrides: &Overrides, mut settings: Settings) -> Result<Assembl
             .map(|((name, listen), slot)| (name, listen, slot))
             .collect(),
         device: device.as_ref().map(|(slot, _)| slot.clone()),
+        clock: settings.cse.clock.clone(),
     };
     let enrolment =
         parts::enrolment(&settings, &provisioned, &revocations).map_err(StartError::config)?;
@@ -203,12 +207,41 @@ pub fn assemble(overrides: &Overrides, mut settings: Settings) -> Result<Assembl
 
 impl Assembled {
     /// Starts a runtime and serves every listener until `stop` completes, then closes the
-    /// listeners, flushes the audit writer and closes the key homes.
+    /// listeners, flushes the audit writer and closes the key homes. Announces each
+    /// listener on standard output as `listening on URL` (scripts and tests read these lines
+    /// to learn the ports when binding to port 0).
     pub fn serve(self, stop: impl Future<Output = ()> + Send + 'static) -> Result<(), StartError> {
-        let runtime = tokio::runtime::Builder::new_multi_thread()
-            .enable_all()
-            .build()
-            .map_err(StartError::Runtime)?;
+        self.serve_with(
+            stop,
+            |urls| {
+                for url in urls {
+                    crate::stdout::announce(&format!("listening on {url}"));
+                }
+            },
+            None,
+        )
+    }
+
+    /// [`Assembled::serve`] for a CSE served inside another program (the in-process tests,
+    /// which give it a [`ManualClock`](model::clock::ManualClock) through
+    /// [`Settings::with_clock`]): `listening` gets the listeners' URLs instead of standard
+    /// output, and with `log` every thread of the CSE's runtime logs there rather than to the
+    /// program's global subscriber.
+    pub fn serve_with(
+        self,
+        stop: impl Future<Output = ()> + Send + 'static,
+        listening: impl FnOnce(Vec<String>),
+        log: Option<tracing::Dispatch>,
+    ) -> Result<(), StartError> {
+        let mut builder = tokio::runtime::Builder::new_multi_thread();
+        if let Some(log) = log.clone() {
+            // The runtime's threads live as long as it does; so does their default.
+            builder.on_thread_start(move || {
+                std::mem::forget(tracing::dispatcher::set_default(&log));
+            });
+        }
+        let runtime = builder.enable_all().build().map_err(StartError::Runtime)?;
+        let _log = log.as_ref().map(tracing::dispatcher::set_default);
         let Assembled {
             settings,
             acceptors,
@@ -225,6 +258,7 @@ impl Assembled {
                 device_enrolment,
                 services,
                 stop,
+                listening,
             ))
             .map_err(StartError::Run)
     }

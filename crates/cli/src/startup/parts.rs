@@ -58,9 +58,10 @@ pub fn pseudonym_vault(
 
 /// Opens the journal of withdrawn credentials in the data folder.
 pub fn open_revocations(settings: &Settings) -> anyhow::Result<Arc<Revocations>> {
-    Ok(Arc::new(Revocations::open(
-        &settings.data.join("revocations.jsonl"),
-    )?))
+    Ok(Arc::new(
+        Revocations::open(&settings.data.join("revocations.jsonl"))?
+            .with_clock(settings.cse.clock.clone()),
+    ))
 }
 
 /// The MAF (`[maf]`): its sealed registrations in the data folder, keys named
@@ -76,6 +77,7 @@ pub fn maf(settings: &Settings) -> anyhow::Result<Option<Arc<cse::security_manag
         &settings.data.join("maf-keys.jsonl"),
         seal,
         m.limits,
+        settings.cse.clock.clone(),
     )?);
     let local = LocalIdentity {
         sp_id: settings.cse.sp_id.clone(),
@@ -96,7 +98,8 @@ pub fn open_provisioned(settings: &Settings) -> anyhow::Result<Arc<ProvisionedKe
     let seal = security::provisioned::seal_in_data_folder(&settings.data)
         .context("the sealing key of provisioned keys")?;
     let described = seal.describe();
-    let keys = ProvisionedKeys::open(&settings.data.join("provisioned-psk.jsonl"), seal)?;
+    let keys = ProvisionedKeys::open(&settings.data.join("provisioned-psk.jsonl"), seal)?
+        .with_clock(settings.cse.clock.clone());
     tracing::debug!(seal = %described, "provisioned keys open");
     Ok(Arc::new(keys))
 }
@@ -116,13 +119,18 @@ pub fn enrolment(
     let Some(e) = &settings.enrolment else {
         return Ok(None);
     };
-    let enrolees = Arc::new(EnroleeKeys::load(&e.enrolees).context("[enrolment] enrolees")?);
+    let enrolees = Arc::new(
+        EnroleeKeys::load(&e.enrolees)
+            .context("[enrolment] enrolees")?
+            .with_clock(settings.cse.clock.clone()),
+    );
     let local = LocalIdentity {
         sp_id: settings.cse.sp_id.clone(),
         cse_id: settings.cse.cse_id.clone(),
     };
     let policy = security::tls::TlsPolicy {
         psk: true,
+        clock: settings.cse.clock.clone(),
         ..security::tls::TlsPolicy::default()
     };
     // Enrolee keys can be revoked like any credential (`10-<KpmID>`).
@@ -150,6 +158,7 @@ pub fn enrolment(
             &settings.data.join("enrolment-keys.jsonl"),
             seal,
             security::enrolment_keys::DEFAULT_MAX_ENROLMENTS,
+            settings.cse.clock.clone(),
         )?);
         let fetch =
             cse::security_manager::enrolment::fetch::CredentialFetch::new(kept, e.targets.clone())
@@ -194,6 +203,7 @@ pub fn audit_trail(
     Ok(Some(cse::security_manager::audit::AuditTrail::start(
         log,
         settings.cse.refusal_window,
+        settings.cse.clock.clone(),
     )?))
 }
 
@@ -243,7 +253,9 @@ pub fn tls_acceptors(
     };
     // Network-provided keys: B-TIDs of the BSF's domain, keys from the BSF (also withdrawable).
     let naf = match &settings.gba {
-        Some(g) => Some(Arc::new(gba_naf(g, &local, audit)?)),
+        Some(g) => Some(Arc::new(
+            gba_naf(g, &local, audit)?.with_clock(settings.cse.clock.clone()),
+        )),
         None => None,
     };
     let credentials: Arc<dyn CredentialStore> = match &naf {

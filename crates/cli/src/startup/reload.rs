@@ -35,6 +35,8 @@ pub struct Reloader {
     /// The device enrolment listener (`[enrolment] device_listen`): its manufacturer CAs and
     /// CRLs are re-read too.
     pub device: Option<Arc<AcceptorSlot>>,
+    /// The running CSE's clock, which the re-read listeners check certificates by.
+    pub clock: model::clock::Clock,
 }
 
 impl cse::security_manager::reload::TlsReload for Reloader {
@@ -45,7 +47,8 @@ impl cse::security_manager::reload::TlsReload for Reloader {
         };
         let settings = file
             .resolve(self.http, self.data.clone())
-            .map_err(|e| e.to_string())?;
+            .map_err(|e| e.to_string())?
+            .with_clock(self.clock.clone());
         let now: Vec<(String, SocketAddr)> = settings
             .tls
             .iter()
@@ -189,6 +192,7 @@ mod tests {
             audit: None,
             listeners,
             device: None,
+            clock: model::clock::Clock::system(),
         };
         (pki, reloader)
     }

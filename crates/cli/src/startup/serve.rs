@@ -8,8 +8,9 @@ use std::sync::Arc;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 
-/// Opens the store and the CSE, binds and serves every listener, and returns once `shutdown`
-/// completed, the listeners closed and the audit writer was flushed.
+/// Opens the store and the CSE, binds and serves every listener, tells `listening` the URL
+/// of each (points of access first, then the enrolment listeners), and returns once
+/// `shutdown` completed, the listeners closed and the audit writer was flushed.
 pub async fn run(
     mut settings: Settings,
     acceptors: Vec<Arc<AcceptorSlot>>,
@@ -17,6 +18,7 @@ pub async fn run(
     device_enrolment: Option<Arc<AcceptorSlot>>,
     services: cse::Services,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+    listening: impl FnOnce(Vec<String>),
 ) -> anyhow::Result<()> {
     let plain = match settings.http_enabled {
         true => Some(bind(settings.listen).await?),
@@ -166,18 +168,14 @@ pub async fn run(
         });
     }
     tracing::info!(cse_id = %settings.cse.cse_id, data = %settings.data.display(), "CSE {} started", settings.cse.cse_name);
-    // Scripts and tests read these lines to learn the ports when binding to port 0.
-    for url in &advertised {
-        crate::stdout::announce(&format!("listening on {url}"));
-    }
-    // The enrolment listener last, and not a point of access of the CSE.
-    if let Some(addr) = enrolment_addr {
-        crate::stdout::announce(&format!("listening on https://{addr}"));
-    }
-    // Then the device (certificate-based) enrolment listener.
-    if let Some(addr) = device_addr {
-        crate::stdout::announce(&format!("listening on https://{addr}"));
-    }
+    // The enrolment listener after the points of access (it is not one), then the device
+    // (certificate-based) enrolment listener.
+    let urls = advertised
+        .into_iter()
+        .chain(enrolment_addr.map(|a| format!("https://{a}")))
+        .chain(device_addr.map(|a| format!("https://{a}")))
+        .collect();
+    listening(urls);
     tokio::spawn(async move {
         shutdown.await;
         tracing::info!("shutting down");

@@ -6,7 +6,9 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 
 pub struct Server {
-    child: Child,
+    /// The `cse` process, or `None` for a CSE served in this process ([`Server::in_process`]).
+    child: Option<Child>,
+    embedded: Option<Embedded>,
     pub addr: String,
     /// Every `listening on URL` line, in order (plaintext first, then TLS listeners).
     pub urls: Vec<String>,
@@ -70,7 +72,79 @@ impl Server {
         }
         let addr = urls[0].split("://").nth(1).unwrap_or_default().to_owned();
         Self {
-            child,
+            child: Some(child),
+            embedded: None,
+            addr,
+            urls,
+            data: data.to_owned(),
+            log: log_path,
+        }
+    }
+
+    /// A CSE served in this process through `cli::startup` (the same assembly as the binary),
+    /// on `clock`, with the configuration file `config` and the data folder `data`; its log
+    /// goes to `cse.log` in the data folder. For tests about time: the test advances the
+    /// clock instead of waiting, which a separate process cannot offer (no option moves a
+    /// running `cse`'s clock).
+    pub fn in_process(
+        data: &Path,
+        config: Option<&Path>,
+        listeners: usize,
+        clock: &model::clock::ManualClock,
+    ) -> Self {
+        std::fs::create_dir_all(data).expect("data dir");
+        let log_path = data.join("cse.log");
+        let file = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&log_path)
+            .expect("log file");
+        let overrides = cli::startup::Overrides {
+            config: config.map(Path::to_owned),
+            http: Some("127.0.0.1:0".parse().expect("address")),
+            data: Some(data.to_owned()),
+        };
+        let settings = overrides
+            .settings()
+            .expect("settings")
+            .with_clock(clock.clock());
+        let log = tracing::Dispatch::new(
+            tracing_subscriber::fmt()
+                .with_env_filter(tracing_subscriber::EnvFilter::new(&settings.log))
+                .with_ansi(false)
+                .with_writer(std::sync::Mutex::new(file))
+                .finish(),
+        );
+        let assembled = tracing::dispatcher::with_default(&log, || {
+            cli::startup::assemble(&overrides, settings)
+        })
+        .unwrap_or_else(|e| panic!("assemble: {e}"));
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        let (tell, told) = std::sync::mpsc::channel();
+        let thread = std::thread::spawn(move || {
+            let stop = async move {
+                let _ = stopped.await;
+            };
+            if let Err(e) = assembled.serve_with(stop, move |urls| drop(tell.send(urls)), Some(log))
+            {
+                panic!("serve: {e}");
+            }
+        });
+        let urls: Vec<String> = match told.recv_timeout(std::time::Duration::from_secs(120)) {
+            Ok(urls) => urls,
+            Err(e) => panic!(
+                "the CSE did not listen ({e}); log: {}",
+                std::fs::read_to_string(&log_path).unwrap_or_default()
+            ),
+        };
+        assert!(urls.len() >= listeners, "{urls:?}");
+        let addr = urls[0].split("://").nth(1).unwrap_or_default().to_owned();
+        Self {
+            child: None,
+            embedded: Some(Embedded {
+                stop: Some(stop),
+                thread: Some(thread),
+            }),
             addr,
             urls,
             data: data.to_owned(),
@@ -88,13 +162,19 @@ impl Server {
 
     /// The server's process id.
     pub fn pid(&self) -> u32 {
-        self.child.id()
+        self.child.as_ref().expect("a cse process").id()
     }
 
-    /// SIGKILL: no shutdown, no flush.
+    /// SIGKILL: no shutdown, no flush. A CSE served in this process is stopped instead
+    /// (listeners closed, audit flushed), and waited for.
     pub fn kill9(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
+        if let Some(child) = &mut self.child {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+        if let Some(embedded) = &mut self.embedded {
+            embedded.stop();
+        }
     }
 
     pub fn log(&self) -> String {
@@ -125,6 +205,26 @@ pub fn eventually(read: impl Fn() -> String, needles: &[(&str, usize)]) -> Strin
             return text;
         }
         std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+}
+
+/// A CSE served on a thread of the test process.
+struct Embedded {
+    stop: Option<tokio::sync::oneshot::Sender<()>>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl Embedded {
+    /// Stops it and waits until it has (a panic of its thread is reported here).
+    fn stop(&mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        if let Some(thread) = self.thread.take() {
+            if thread.join().is_err() && !std::thread::panicking() {
+                panic!("the CSE served in process failed");
+            }
+        }
     }
 }
 

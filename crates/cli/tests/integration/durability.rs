@@ -136,7 +136,11 @@ async fn sigkill_under_write_load_loses_no_acknowledged_write() {
             }
         }));
     }
-    tokio::time::sleep(std::time::Duration::from_millis(700)).await;
+    // Kill once the load has surely run a while: a hundred acknowledged writes (bounded).
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    while acked.lock().expect("lock").len() < 100 && std::time::Instant::now() < deadline {
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
     server.kill9();
     stop.store(true, Ordering::Relaxed);
     for t in tasks {
@@ -196,8 +200,10 @@ async fn acknowledged_ae_id_rotations_survive_sigkill() {
     // an AE-ID that was just rotated away is refused, never half applied.
     let current = Arc::new(Mutex::new(id.clone()));
     let stop = Arc::new(AtomicBool::new(false));
+    let written = Arc::new(std::sync::atomic::AtomicUsize::new(0));
     let writer = {
         let (c, current, stop) = (c.clone(), current.clone(), stop.clone());
+        let written = written.clone();
         tokio::spawn(async move {
             let mut acked = Vec::new();
             let mut i = 0;
@@ -214,7 +220,10 @@ async fn acknowledged_ae_id_rotations_survive_sigkill() {
                 )
                 .await
                 {
-                    Some(r) if r.rsc == R::Created => acked.push(format!("cse-in/w/c/r{i}")),
+                    Some(r) if r.rsc == R::Created => {
+                        acked.push(format!("cse-in/w/c/r{i}"));
+                        written.fetch_add(1, Ordering::Relaxed);
+                    }
                     Some(_) => {}
                     None => break,
                 }
@@ -223,9 +232,13 @@ async fn acknowledged_ae_id_rotations_survive_sigkill() {
             acked
         })
     };
+    // Rotations while the writer runs, until both have done some (counts, not a duration;
+    // bounded).
     let mut rotations = 0;
-    let started = std::time::Instant::now();
-    while started.elapsed() < std::time::Duration::from_millis(600) {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    while (rotations < 5 || written.load(Ordering::Relaxed) < 20)
+        && std::time::Instant::now() < deadline
+    {
         let mut r = Request::new(Operation::Create, ".privacy/rotate-ae-id", Some(id.clone()));
         r.ty = None;
         let answer = c.send(&r).await.expect("rotate");

@@ -8,6 +8,7 @@ use crate::common;
 
 use cli::enrol_cmd::EnrolmentSession;
 use common::Server;
+use model::clock::ManualClock;
 use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
@@ -85,6 +86,11 @@ impl Setup {
     fn start(&self) -> Server {
         let data = self.path("data");
         Server::start_listeners(&data, &["--config", self.config.to_str().expect("utf8")], 3)
+    }
+
+    /// The same CSE served in this process on `clock` (tests about expiry).
+    fn start_at(&self, clock: &ManualClock) -> Server {
+        Server::in_process(&self.path("data"), Some(&self.config), 3, clock)
     }
 }
 
@@ -359,21 +365,24 @@ fn replayed_or_truncated_exchanges_are_refused_and_store_nothing() {
 
 #[test]
 fn an_expired_enrolled_key_is_refused_in_the_handshake() {
-    let setup = Setup::new(1);
-    let server = setup.start();
+    // In process, on a clock the test moves: the key expires when the test says, not after
+    // a wait, however slow the machine.
+    let setup = Setup::new(3600);
+    let clock = ManualClock::new();
+    let server = setup.start_at(&clock);
     let out = setup.path("dev");
     let e = enrol(&server, &setup.path("kpm.hex"), KPM_ID, &out, &[]);
     assert!(e.status.success(), "{}", text(&e));
-    // The expiry the MEF stored (seconds since the epoch); wait by the clock, not by a
-    // timing assertion, until it has passed.
+    // Still valid: the lifetime (an hour) has not passed on the CSE's clock.
+    let reg = register(&server, &out, "early");
+    assert!(reg.status.success(), "{}", text(&reg));
+    // The expiry the MEF stored is the CSE's clock plus the lifetime.
     let journal =
         std::fs::read_to_string(server.data.join("provisioned-psk.jsonl")).expect("journal");
     let line: serde_json::Value = serde_json::from_str(journal.trim()).expect("one line");
-    let expires =
-        std::time::UNIX_EPOCH + Duration::from_secs(line["expires"].as_u64().expect("expires"));
-    while std::time::SystemTime::now() <= expires + Duration::from_millis(500) {
-        std::thread::sleep(Duration::from_millis(200));
-    }
+    let expires = line["expires"].as_u64().expect("expires");
+    assert!(expires >= clock.clock().unix() + 3500, "{line}");
+    clock.advance(Duration::from_secs(3601));
     let reg = register(&server, &out, "late");
     assert_eq!(reg.status.code(), Some(3), "{}", text(&reg));
     let log = server.log_with("expired at");

@@ -10,6 +10,7 @@ use crate::common;
 
 use cli::enrol_cmd::EnrolmentSession;
 use common::Server;
+use model::clock::ManualClock;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 use std::time::Duration;
@@ -90,6 +91,11 @@ impl Setup {
             &["--config", self.config.to_str().expect("utf8")],
             3,
         )
+    }
+
+    /// The same CSE served in this process on `clock` (tests about expiry).
+    fn start_at(&self, clock: &ManualClock) -> Server {
+        Server::in_process(&self.path("data"), Some(&self.config), 3, clock)
     }
 
     /// `m2m` over the PSK listener as `ae` (its own association), `From` = `from`.
@@ -364,13 +370,14 @@ fn a_named_target_fetches_the_key_the_device_derives_and_others_are_refused() {
 
 #[test]
 fn an_expired_enrolment_is_not_fetched() {
-    let setup = Setup::new(1);
-    let server = setup.start();
+    // In process, on a clock the test moves past the enrolment's lifetime (no waiting).
+    let setup = Setup::new(3600);
+    let clock = ManualClock::new();
+    let server = setup.start_at(&clock);
     register_targets(&setup, &server);
     let (ke_id, _session) = setup.enrol(&server, &["Cmaf1"]);
     assert_eq!(journal(&server).lines().count(), 1);
-    // The enrolment lives one second; wait until it has surely passed.
-    std::thread::sleep(Duration::from_millis(2100));
+    clock.advance(Duration::from_secs(3601));
     let out = setup.fetch(&server, "Cmaf1", &ke_id, "23", "late.key");
     refused(&out, "4004");
     assert!(String::from_utf8_lossy(&out.stderr).contains("expired"));

@@ -54,6 +54,27 @@ impl Secure {
         }
     }
 
+    /// Makes the PKI, lets `prepare` add to it, then serves the CSE in this process on
+    /// `clock` (sessions live a day, so only the clock the test moves ends them).
+    fn start_in_process(
+        prepare: impl FnOnce(&std::path::Path),
+        clock: &model::clock::ManualClock,
+    ) -> Self {
+        let dir = tempfile::tempdir().expect("tmp");
+        let pki = make_test_pki(dir.path());
+        prepare(&pki);
+        let config_path = test_config(
+            &pki,
+            "handshake_timeout_ms = 5000\nsession_lifetime_secs = 86400\n",
+        );
+        let server = Server::in_process(&dir.path().join("data"), Some(&config_path), 2, clock);
+        Self {
+            server,
+            pki,
+            _dir: dir,
+        }
+    }
+
     fn https(&self) -> &str {
         &self.server.urls[1]
     }
@@ -1816,13 +1837,6 @@ fn rand_serial() -> u32 {
     u32::from_be_bytes(bytes) | 1
 }
 
-fn unix_now() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .expect("time")
-        .as_secs() as i64
-}
-
 impl Secure {
     /// One request through `openssl s_client` with a client certificate, saving the session
     /// to (or resuming it from) `session`; s_client's full output (it says "New" or
@@ -1860,8 +1874,14 @@ fn a_session_whose_certificate_expired_is_not_resumed() {
     if !(have_openssl() && have_curl()) {
         return;
     }
-    let not_after = unix_now() + 6;
-    let s = Secure::start_after(|pki| issue_short_lived(pki, "short", "Cshort", not_after));
+    // In process, on a clock the test moves: the certificate (valid for an hour) expires
+    // when the test advances the CSE's clock past it, however long start-up took.
+    let clock = model::clock::ManualClock::new();
+    let not_after = i64::try_from(clock.clock().unix()).expect("time") + 3600;
+    let s = Secure::start_in_process(
+        |pki| issue_short_lived(pki, "short", "Cshort", not_after),
+        &clock,
+    );
     let mut saved = Vec::new();
     for tls in ["-tls1_2", "-tls1_3"] {
         let session = s.pki.join(format!("short{tls}.sess"));
@@ -1872,12 +1892,8 @@ fn a_session_whose_certificate_expired_is_not_resumed() {
         );
         saved.push((tls, session));
     }
-    // The condition: the certificate is past its notAfter (bounded wait).
-    let deadline = std::time::Instant::now() + Duration::from_secs(20);
-    while unix_now() <= not_after + 1 && std::time::Instant::now() < deadline {
-        std::thread::sleep(Duration::from_millis(100));
-    }
-    assert!(unix_now() > not_after + 1);
+    // Two hours on the CSE's clock: past notAfter, well within the sessions' lifetime.
+    clock.advance(Duration::from_secs(7200));
     for (tls, session) in &saved {
         let again = s.cert_session("short", tls, ("-sess_in", session));
         assert!(
@@ -1900,7 +1916,10 @@ fn a_session_whose_certificate_expired_is_not_resumed() {
 }
 
 /// `session_lifetime_secs` bounds resumption: a session older than it is not resumed (the
-/// client makes a full handshake instead), while a fresh one is.
+/// client makes a full handshake instead), while a fresh one is. The session's age is
+/// OpenSSL's own (its cache and ticket timeout read the real clock), so this runs against
+/// the real binary and waits, bounded, for the condition: the saved session is no longer
+/// resumed.
 #[test]
 fn sessions_live_no_longer_than_the_configured_lifetime() {
     if !(have_openssl() && have_curl()) {
@@ -1909,7 +1928,7 @@ fn sessions_live_no_longer_than_the_configured_lifetime() {
     let s = Secure::start_after(|pki| {
         let config = pki.join("cse.toml");
         let text = std::fs::read_to_string(&config).expect("cse.toml");
-        std::fs::write(&config, text + "session_lifetime_secs = 2\n").expect("write");
+        std::fs::write(&config, text + "session_lifetime_secs = 1\n").expect("write");
     });
     let session = s.pki.join("ae1.sess");
     let first = s.cert_session("ae1", "-tls1_3", ("-sess_out", &session));
@@ -1917,19 +1936,20 @@ fn sessions_live_no_longer_than_the_configured_lifetime() {
         first.contains("New,") && first.contains("X-M2M-RSC"),
         "{first}"
     );
-    let made = unix_now();
-    let young = s.cert_session("ae1", "-tls1_3", ("-sess_in", &session));
-    if unix_now() <= made + 1 {
-        assert!(
-            young.contains("Reused,") && young.contains("X-M2M-RSC"),
-            "{young}"
-        );
-    }
+    // Offer the saved session until the CSE answers with a full handshake; until then every
+    // answer is a served resumption.
     let deadline = std::time::Instant::now() + Duration::from_secs(20);
-    while unix_now() <= made + 3 && std::time::Instant::now() < deadline {
+    let old = loop {
+        let again = s.cert_session("ae1", "-tls1_3", ("-sess_in", &session));
+        if again.contains("New,") || std::time::Instant::now() > deadline {
+            break again;
+        }
+        assert!(
+            again.contains("Reused,") && again.contains("X-M2M-RSC"),
+            "a young session is resumed and served: {again}"
+        );
         std::thread::sleep(Duration::from_millis(100));
-    }
-    let old = s.cert_session("ae1", "-tls1_3", ("-sess_in", &session));
+    };
     assert!(
         old.contains("New,"),
         "an expired session is not resumed: {old}"

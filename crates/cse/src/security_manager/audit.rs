@@ -19,6 +19,7 @@
 //! operator only.
 
 use manager::audit::{AuditLog, Event};
+use model::clock::Clock;
 use model::{Error, Result};
 use security::association::{AssociationEvents, SecurityAssociation};
 use security::refusals::{Observed, RefusalWindow, Summary};
@@ -43,6 +44,8 @@ struct Queue {
     wake: Condvar,
     /// Signalled whenever the writer has appended a batch.
     written: Condvar,
+    /// Decides when a refusal window ends (the CSE's clock).
+    clock: Clock,
 }
 
 #[derive(Debug)]
@@ -54,17 +57,19 @@ struct Pending {
 }
 
 impl AuditTrail {
-    /// Starts the writer thread for `log`, counting refused associations over `window`.
-    pub fn start(log: AuditLog, window: Duration) -> std::io::Result<Self> {
-        let log = Arc::new(log);
+    /// Starts the writer thread for `log`, counting refused associations over `window` of
+    /// `clock` (the CSE's), which also times the log's entries.
+    pub fn start(log: AuditLog, window: Duration, clock: Clock) -> std::io::Result<Self> {
+        let log = Arc::new(log.with_clock(clock.clone()));
         let queue = Arc::new(Queue {
             state: Mutex::new(Pending {
                 events: Vec::new(),
-                refusals: RefusalWindow::new(window),
+                refusals: RefusalWindow::new(window).with_clock(clock.clone()),
                 writing: false,
             }),
             wake: Condvar::new(),
             written: Condvar::new(),
+            clock,
         });
         let (writer_log, writer_queue) = (log.clone(), queue.clone());
         std::thread::Builder::new()
@@ -104,10 +109,13 @@ impl AuditTrail {
                 tracing::error!("the audit queue is unusable after a panic: refusal not recorded");
                 return;
             };
-            let (ended, observed) =
-                pending
-                    .refusals
-                    .observe(Instant::now(), listener, peer.ip(), credential, reason);
+            let (ended, observed) = pending.refusals.observe(
+                self.queue.clock.instant(),
+                listener,
+                peer.ip(),
+                credential,
+                reason,
+            );
             pending.events.extend(ended.into_iter().map(summary_event));
             if observed == Observed::Counted {
                 return;
@@ -184,7 +192,7 @@ fn write_queued(log: &AuditLog, queue: &Queue) {
                 return;
             };
             loop {
-                let now = Instant::now();
+                let now = queue.clock.instant();
                 let ended = pending.refusals.expire(now);
                 pending.events.extend(ended.into_iter().map(summary_event));
                 if !pending.events.is_empty() {
@@ -267,7 +275,8 @@ mod tests {
         let dir = tempfile::tempdir().expect("tmp");
         let path = dir.path().join("audit.log");
         let log = AuditLog::open(&path, None).expect("log");
-        let trail = AuditTrail::start(log, Duration::from_secs(3600)).expect("trail");
+        let trail =
+            AuditTrail::start(log, Duration::from_secs(3600), Clock::system()).expect("trail");
         let peer: SocketAddr = "192.0.2.7:40000".parse().expect("addr");
         for _ in 0..500 {
             trail.record_refusal("https", peer, None, "certificate verify failed");
@@ -295,6 +304,49 @@ mod tests {
                 ("association-refused".to_owned(), 1),
                 ("associations-refused".to_owned(), 500)
             ]
+        );
+    }
+
+    /// The refusal window ends, and entries are timed, by the trail's clock: moved past the
+    /// window, the next refusal opens a new one at once (no waiting).
+    #[test]
+    fn windows_and_entry_times_follow_the_clock() {
+        let dir = tempfile::tempdir().expect("tmp");
+        let path = dir.path().join("audit.log");
+        let log = AuditLog::open(&path, None).expect("log");
+        let manual = model::clock::ManualClock::new();
+        let trail = AuditTrail::start(log, Duration::from_secs(60), manual.clock()).expect("trail");
+        let peer: SocketAddr = "192.0.2.7:40000".parse().expect("addr");
+        for _ in 0..3 {
+            trail.record_refusal("https", peer, None, "certificate verify failed");
+        }
+        // The first refusal's entry is on disk (bounded wait), timed before the clock moves.
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while kinds_and_counts(&path).is_empty() && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        manual.advance(Duration::from_secs(61));
+        trail.record_refusal("https", peer, None, "certificate verify failed");
+        assert!(trail.flush(Duration::from_secs(20)), "written in time");
+        let written = kinds_and_counts(&path);
+        assert_eq!(
+            written[..3],
+            [
+                ("association-refused".to_owned(), 1),
+                ("associations-refused".to_owned(), 3),
+                ("association-refused".to_owned(), 1)
+            ],
+            "{written:?}"
+        );
+        let times: Vec<chrono::DateTime<chrono::FixedOffset>> = std::fs::read_to_string(&path)
+            .expect("log")
+            .lines()
+            .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+            .filter_map(|e| chrono::DateTime::parse_from_rfc3339(e["time"].as_str()?).ok())
+            .collect();
+        assert!(
+            times[2] - times[0] >= chrono::Duration::seconds(60),
+            "{times:?}"
         );
     }
 }

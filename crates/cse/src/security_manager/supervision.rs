@@ -23,12 +23,12 @@ use crate::security_manager::audit::AuditTrail;
 use crate::security_manager::withdrawal::Withdraw;
 use crate::Cse;
 use manager::audit::Event;
+use model::clock::Clock;
 use model::{Error, Result};
 use security::association::{AssociationEvents, SecurityAssociation};
 use security::privacy;
 use serde_json::{json, Value};
 use std::collections::{HashMap, VecDeque};
-use std::fmt;
 use std::hash::Hash;
 use std::net::{IpAddr, Ipv6Addr, SocketAddr};
 use std::sync::{Arc, Mutex, MutexGuard, Weak};
@@ -109,40 +109,6 @@ impl Default for Settings {
             max_credentials: 4096,
             max_addresses: 4096,
         }
-    }
-}
-
-/// Where the supervisor reads the time: the system clock in the CSE, a hand-moved one in
-/// tests (no sleeping, no timing).
-pub trait Clock: Send + Sync + fmt::Debug {
-    /// Monotonic time, for windows and intervals.
-    fn now(&self) -> Instant;
-    /// Wall-clock time, for the first and last use shown to the admin.
-    fn wall(&self) -> SystemTime;
-}
-
-/// The system clock.
-#[derive(Debug, Clone, Copy, Default)]
-pub struct SystemClock;
-
-impl Clock for SystemClock {
-    fn now(&self) -> Instant {
-        Instant::now()
-    }
-
-    fn wall(&self) -> SystemTime {
-        SystemTime::now()
-    }
-}
-
-/// The CSE's clock ([`CseConfig::clock`](crate::CseConfig)), so the windows move with it.
-impl Clock for model::clock::Clock {
-    fn now(&self) -> Instant {
-        self.instant()
-    }
-
-    fn wall(&self) -> SystemTime {
-        self.system_time()
     }
 }
 
@@ -281,7 +247,8 @@ fn host_name(host: IpAddr) -> String {
 #[derive(Debug)]
 pub struct Supervisor {
     settings: Settings,
-    clock: Arc<dyn Clock>,
+    /// Windows and intervals read its monotonic time; first and last use its wall time.
+    clock: Clock,
     audit: Option<AuditTrail>,
     suspensions: Option<mpsc::Sender<Suspension>>,
     state: Mutex<State>,
@@ -295,15 +262,16 @@ impl Supervisor {
         audit: Option<AuditTrail>,
         suspensions: Option<mpsc::Sender<Suspension>>,
     ) -> Self {
-        Self::with_clock(settings, audit, suspensions, Arc::new(SystemClock))
+        Self::with_clock(settings, audit, suspensions, Clock::system())
     }
 
-    /// The same on another clock (tests).
+    /// The same on the CSE's clock ([`CseConfig::clock`](crate::CseConfig)), so its windows
+    /// move with a test's [`ManualClock`](model::clock::ManualClock).
     pub fn with_clock(
         settings: Settings,
         audit: Option<AuditTrail>,
         suspensions: Option<mpsc::Sender<Suspension>>,
-        clock: Arc<dyn Clock>,
+        clock: Clock,
     ) -> Self {
         Self {
             settings,
@@ -331,7 +299,7 @@ impl Supervisor {
         live: &[Arc<SecurityAssociation>],
         credential: Option<&str>,
     ) -> Vec<CredentialUsage> {
-        let wall = self.clock.wall();
+        let wall = self.clock.system_time();
         let state = self.state();
         let mut out: Vec<CredentialUsage> = state
             .usage
@@ -388,7 +356,7 @@ impl Supervisor {
 
     /// An association opened: usage, then the `concurrent-peers` rule.
     fn observe_opened(&self, id: u64, credential: &str, peer: SocketAddr) -> Vec<Finding> {
-        let (now, wall) = (self.clock.now(), self.clock.wall());
+        let (now, wall) = (self.clock.instant(), self.clock.system_time());
         let ip = peer.ip().to_canonical();
         let mut guard = self.state();
         let state = &mut *guard;
@@ -441,7 +409,7 @@ impl Supervisor {
 
     /// An association closed: its requests join the credential's count.
     fn observe_closed(&self, id: u64, credential: &str, requests: u64) {
-        let (now, wall) = (self.clock.now(), self.clock.wall());
+        let (now, wall) = (self.clock.instant(), self.clock.system_time());
         let mut guard = self.state();
         let state = &mut *guard;
         if let Some(live) = state.live.get_mut(credential) {
@@ -465,7 +433,7 @@ impl Supervisor {
         credential: Option<&str>,
         reason: &str,
     ) -> Vec<Finding> {
-        let (now, wall) = (self.clock.now(), self.clock.wall());
+        let (now, wall) = (self.clock.instant(), self.clock.system_time());
         let mut guard = self.state();
         let state = &mut *guard;
         if let Some(c) = credential {

@@ -13,6 +13,7 @@ use super::records::{from_unix, unix, CertificateRecord, Records, RevocationReas
 use super::serials::Serial;
 use super::signer::CaKey;
 use keystore::{Algorithm, KeyHandle, KeyRole, KeyStore, Level};
+use model::clock::Clock;
 use rcgen::{
     BasicConstraints, CertificateParams, CertificateRevocationListParams, CrlDistributionPoint,
     DistinguishedName, DnType, ExtendedKeyUsagePurpose, IsCa, KeyIdMethod, KeyUsagePurpose,
@@ -139,9 +140,9 @@ impl fmt::Debug for CertificateAuthority {
     }
 }
 
-/// Now, rounded down to whole seconds (certificates carry no fractions).
-fn now() -> SystemTime {
-    from_unix(unix(SystemTime::now()))
+/// `clock`'s now, rounded down to whole seconds (certificates carry no fractions).
+fn now(clock: &Clock) -> SystemTime {
+    from_unix(unix(clock.system_time()))
 }
 
 /// Checks the handle and fetches the public key; the key store checks the policy here.
@@ -193,7 +194,7 @@ impl CertificateAuthority {
         let spki = key.store.public_key(&key.handle)?;
         // RFC 7093 method 1 style: the leftmost 160 bits of SHA-256 over the key.
         let key_identifier = openssl::sha::sha256(spki.as_der())[..20].to_vec();
-        let not_before = now();
+        let not_before = now(&config.clock);
         let not_after = not_before + config.ca_validity;
         let mut params = CertificateParams::default();
         params.serial_number = Some(SerialNumber::from_slice(Serial::random()?.as_bytes()));
@@ -274,7 +275,7 @@ impl CertificateAuthority {
                 key: key.handle.id().to_string(),
             });
         }
-        if loaded.not_after <= SystemTime::now() {
+        if loaded.not_after <= config.clock.system_time() {
             return Err(invalid("it has expired".into()));
         }
         let pem_text =
@@ -464,7 +465,7 @@ impl CertificateAuthority {
             identity: grant.identity.clone(),
             not_before,
             not_after,
-            issued_at: now(),
+            issued_at: now(&self.config.clock),
             status: Status::Active,
             superseded_by: None,
             der: certificate.der().to_vec(),
@@ -522,7 +523,7 @@ impl CertificateAuthority {
     fn window(&self, validity: Validity) -> Result<(SystemTime, SystemTime), CaError> {
         let (not_before, not_after) = match validity {
             Validity::For(duration) => {
-                let start = now();
+                let start = now(&self.config.clock);
                 (start, start + duration)
             }
             Validity::Window {
@@ -572,7 +573,10 @@ impl CertificateAuthority {
                 }),
                 _ => Ok(()),
             },
-            Status::Revoked { reason, at: now() },
+            Status::Revoked {
+                reason,
+                at: now(&self.config.clock),
+            },
         )
     }
 
@@ -589,7 +593,9 @@ impl CertificateAuthority {
                     operation: "suspend",
                 }),
             },
-            Status::Suspended { since: now() },
+            Status::Suspended {
+                since: now(&self.config.clock),
+            },
         )
     }
 
@@ -629,7 +635,7 @@ impl CertificateAuthority {
     /// after the configured CRL validity, the next CRL number. Write it where the TLS
     /// listeners and `/.well-known/crl/<name>` read it ([`Crl::write_der`]).
     pub fn crl(&self) -> Result<Crl, CaError> {
-        let this_update = now();
+        let this_update = now(&self.config.clock);
         let next_update = this_update + self.config.crl_validity;
         self.records.with_next_crl_number(|number, withdrawn| {
             let revoked_certs: Vec<_> = withdrawn.iter().filter_map(crl::entry).collect();

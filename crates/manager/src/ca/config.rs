@@ -2,6 +2,7 @@
 
 use super::error::CaError;
 use super::identity::{valid_scheme, LocalNames};
+use model::clock::Clock;
 use std::time::Duration;
 
 /// One day.
@@ -39,6 +40,10 @@ pub struct CaConfig {
     pub crl_distribution_points: Vec<String>,
     /// How long a CRL is valid (its nextUpdate); default 7 days. Publish a new one before.
     pub crl_validity: Duration,
+    /// The time the CA issues, withdraws and signs CRLs at (notBefore, thisUpdate, record
+    /// times) and judges its own certificate's expiry by: the system clock, or the CSE's
+    /// (a test's [`ManualClock`](model::clock::ManualClock)).
+    pub clock: Clock,
 }
 
 impl CaConfig {
@@ -56,6 +61,7 @@ impl CaConfig {
             ae_uri_scheme: Some("onem2m".into()),
             crl_distribution_points: Vec::new(),
             crl_validity: 7 * DAY,
+            clock: Clock::system(),
         }
     }
 

@@ -470,6 +470,47 @@ fn identities_validity_and_name_constraints_are_checked() {
         .is_ok());
 }
 
+/// The CA works at its configured clock: what it issues starts, and its CRLs are dated, at
+/// that clock's time; and a CA certificate past its notAfter on that clock does not open.
+#[test]
+fn the_ca_issues_and_judges_at_its_clock() {
+    let tmp = tempfile::tempdir().unwrap();
+    drop(ca_in(tmp.path()));
+    let manual = model::clock::ManualClock::new();
+    manual.advance(30 * DAY);
+    let home = software_home(tmp.path());
+    let id = home.id().clone();
+    let store = permissive(home);
+    let key = ca_key(&store, &id);
+    let at_clock = CaConfig {
+        clock: manual.clock(),
+        ..config()
+    };
+    let ca = CertificateAuthority::open(
+        &tmp.path().join("ca"),
+        at_clock.clone(),
+        store.clone(),
+        key.clone(),
+    )
+    .unwrap();
+    let (_, request) = csr(vec![]);
+    let issued = ca.issue(&request, &grant(ae(&ca, "Cae1"))).unwrap();
+    let ahead = |t: SystemTime| t.duration_since(SystemTime::now()).unwrap_or_default();
+    assert!(
+        ahead(issued.not_before) >= 29 * DAY,
+        "{:?}",
+        issued.not_before
+    );
+    assert!(ahead(ca.crl().unwrap().this_update) >= 29 * DAY);
+    drop(ca);
+    // Past the CA certificate's ten years on that clock: the CA does not open.
+    manual.advance(3700 * DAY);
+    assert!(matches!(
+        CertificateAuthority::open(&tmp.path().join("ca"), at_clock, store, key),
+        Err(CaError::InvalidCaCertificate { .. })
+    ));
+}
+
 // === the CA key and the key store policy ===
 
 #[test]

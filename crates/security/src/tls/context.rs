@@ -34,7 +34,11 @@ pub(crate) fn build(
     local: &LocalIdentity,
     index: Index<Ssl, ConnState>,
 ) -> Result<(SslContext, Crls), TlsError> {
-    let mut material = policy.certificate.as_ref().map(files::load).transpose()?;
+    let mut material = policy
+        .certificate
+        .as_ref()
+        .map(|c| files::load(c, &policy.clock))
+        .transpose()?;
     let crls = material
         .as_mut()
         .map(|m| std::mem::take(&mut m.crl_list))

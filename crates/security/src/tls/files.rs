@@ -3,6 +3,7 @@
 
 use super::error::TlsError;
 use super::policy::{CertificateConfig, ServerKey};
+use model::clock::Clock;
 use openssl::asn1::{Asn1Time, Asn1TimeRef};
 use openssl::nid::Nid;
 use openssl::pkey::{Id, PKey, Private};
@@ -24,8 +25,12 @@ pub(crate) struct CertificateMaterial {
     pub(crate) crl_list: super::resumption::Crls,
 }
 
-pub(crate) fn load(config: &CertificateConfig) -> Result<CertificateMaterial, TlsError> {
-    let now = Asn1Time::days_from_now(0).map_err(TlsError::library("the current time"))?;
+/// Reads and checks the material; validity and CRL freshness are judged at `clock`'s time.
+pub(crate) fn load(
+    config: &CertificateConfig,
+    clock: &Clock,
+) -> Result<CertificateMaterial, TlsError> {
+    let now = asn1_now(clock)?;
     let chain = load_chain(&config.chain, &now)?;
     let key = match &config.key {
         ServerKey::File(path) => load_key(path)?,
@@ -123,6 +128,12 @@ pub(crate) fn load(config: &CertificateConfig) -> Result<CertificateMaterial, Tl
         crls,
         crl_list: super::resumption::Crls(crl_list),
     })
+}
+
+/// `clock`'s time as OpenSSL compares it.
+pub(crate) fn asn1_now(clock: &Clock) -> Result<Asn1Time, TlsError> {
+    let secs = i64::try_from(clock.unix()).unwrap_or(i64::MAX);
+    Asn1Time::from_unix(secs).map_err(TlsError::library("the current time"))
 }
 
 fn read(path: &Path) -> Result<Vec<u8>, TlsError> {

@@ -186,7 +186,11 @@ impl TlsAcceptor {
                 local: local_names,
                 limits: Limits::new(policy.max_handshakes, policy.max_handshakes_per_ip),
                 policy: policy.clone(),
-                resumption: ResumptionCheck::new(policy.session_lifetime, crls),
+                resumption: ResumptionCheck::new(
+                    policy.session_lifetime,
+                    crls,
+                    policy.clock.clone(),
+                ),
                 enrolment: false,
                 device_enrolment: false,
             }),
@@ -281,6 +285,10 @@ impl TlsAcceptor {
         let inner = &*self.inner;
         io.get_ref().set_nodelay(true).map_err(HandshakeError::Io)?;
         let mut ssl = Ssl::new(&inner.context).map_err(openssl_failure)?;
+        // Client certificates and CRLs are verified at the policy's clock, read once per
+        // handshake (the handshake lasts at most `handshake_timeout`).
+        let now = i64::try_from(inner.policy.clock.unix()).unwrap_or(i64::MAX);
+        ssl.param_mut().set_time(now);
         ssl.set_ex_data(inner.index, ConnState::default());
         let mut stream = SslStream::new(ssl, io).map_err(openssl_failure)?;
         let _ = files::take_sign_failure();

@@ -1,5 +1,6 @@
 //! What a TLS listener accepts: the policy with its defaults, and the names the CSE answers to.
 
+use model::clock::Clock;
 use std::path::PathBuf;
 use std::time::Duration;
 
@@ -114,6 +115,9 @@ pub struct TlsPolicy {
     /// Only suites of the built-in list can be named, and the suites TS-0003 makes mandatory
     /// for an enabled framework cannot be removed. `None`: every built-in suite.
     pub suites: Option<Vec<String>>,
+    /// The time certificates, CRLs and sessions are checked at: the system clock, or a test's
+    /// [`ManualClock`](model::clock::ManualClock) (the CSE's `CseConfig::clock`).
+    pub clock: Clock,
 }
 
 impl Default for TlsPolicy {
@@ -130,6 +134,7 @@ impl Default for TlsPolicy {
             session_resumption: true,
             session_lifetime: DEFAULT_SESSION_LIFETIME,
             suites: None,
+            clock: Clock::system(),
         }
     }
 }

@@ -4,11 +4,12 @@
 //! session's whole lifetime. The Credential-ID's withdrawal is checked for every
 //! association after the handshake (`TlsAcceptor::accept`); this adds the rest.
 
-use openssl::asn1::{Asn1Time, Asn1TimeRef};
+use model::clock::Clock;
+use openssl::asn1::Asn1TimeRef;
 use openssl::ssl::SslRef;
 use openssl::x509::{CrlStatus, X509Crl, X509Ref};
 use std::cmp::Ordering;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
 /// The CRLs a listener loaded (`Debug` shows how many).
 #[derive(Default)]
@@ -20,26 +21,29 @@ impl std::fmt::Debug for Crls {
     }
 }
 
-/// The checks of one listener: its session lifetime and the CRLs it loaded.
+/// The checks of one listener: its session lifetime and the CRLs it loaded, at the time of
+/// its clock.
 #[derive(Debug)]
 pub(crate) struct ResumptionCheck {
     lifetime: Duration,
     crls: Crls,
+    clock: Clock,
 }
 
 impl ResumptionCheck {
-    pub(crate) fn new(lifetime: Duration, crls: Crls) -> Self {
-        Self { lifetime, crls }
+    pub(crate) fn new(lifetime: Duration, crls: Crls, clock: Clock) -> Self {
+        Self {
+            lifetime,
+            crls,
+            clock,
+        }
     }
 
     /// Why the resumed session of `ssl` must not become an association, if it must not:
     /// older than the lifetime (OpenSSL refuses those itself; this is the backstop), or a
     /// client certificate that is no longer valid, revoked by a CRL or whose CRL expired.
     pub(crate) fn refusal(&self, ssl: &SslRef) -> Option<String> {
-        let now = SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .map(|d| d.as_secs())
-            .unwrap_or_default();
+        let now = self.clock.unix();
         if let Some(session) = ssl.session() {
             let made = u64::try_from(session.time()).unwrap_or_default();
             if now.saturating_sub(made) > self.lifetime.as_secs() {
@@ -55,7 +59,7 @@ impl ResumptionCheck {
     }
 
     fn certificate_refusal(&self, leaf: &X509Ref) -> Option<String> {
-        let Ok(now) = Asn1Time::days_from_now(0) else {
+        let Ok(now) = super::files::asn1_now(&self.clock) else {
             return Some("the current time is unavailable".into());
         };
         if compare(leaf.not_after(), &now) == Ordering::Less {
@@ -94,11 +98,13 @@ fn compare(a: &Asn1TimeRef, b: &Asn1TimeRef) -> Ordering {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use openssl::asn1::Asn1Time;
     use openssl::ec::{EcGroup, EcKey};
     use openssl::hash::MessageDigest;
     use openssl::nid::Nid;
     use openssl::pkey::PKey;
     use openssl::x509::{X509Builder, X509NameBuilder, X509};
+    use std::time::{SystemTime, UNIX_EPOCH};
 
     fn certificate(not_before_days: i64, not_after_days: i64) -> X509 {
         let group = EcGroup::from_curve_name(Nid::X9_62_PRIME256V1).expect("group");
@@ -126,11 +132,23 @@ mod tests {
 
     #[test]
     fn validity_is_checked_again() {
-        let check = ResumptionCheck::new(Duration::from_secs(600), Crls::default());
+        let check =
+            ResumptionCheck::new(Duration::from_secs(600), Crls::default(), Clock::system());
         assert_eq!(check.certificate_refusal(&certificate(-1, 1)), None);
         let expired = check.certificate_refusal(&certificate(-2, -1));
         assert!(expired.is_some_and(|r| r.contains("expired")));
         let early = check.certificate_refusal(&certificate(1, 2));
         assert!(early.is_some_and(|r| r.contains("not yet valid")));
+    }
+
+    #[test]
+    fn validity_is_judged_at_the_clocks_time() {
+        let manual = model::clock::ManualClock::new();
+        let check = ResumptionCheck::new(Duration::from_secs(600), Crls::default(), manual.clock());
+        let cert = certificate(-1, 1);
+        assert_eq!(check.certificate_refusal(&cert), None);
+        manual.advance(Duration::from_secs(2 * 86_400));
+        let expired = check.certificate_refusal(&cert);
+        assert!(expired.is_some_and(|r| r.contains("expired")));
     }
 }

@@ -403,3 +403,28 @@ async fn earlier_form_credential_ids_still_match_their_encoding() {
         .refused("revoked under its earlier Credential-ID")
         .await;
 }
+
+/// Client certificates are verified at the policy's clock, not the system's: the same
+/// certificate is accepted, then refused as expired once the clock passes its notAfter
+/// (2090), without waiting.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn client_certificates_are_verified_at_the_policys_clock() {
+    if !have("openssl") {
+        return;
+    }
+    let clock = model::clock::ManualClock::new();
+    // No CRL: its nextUpdate would expire first.
+    let mut config = certificate_config();
+    config.crls.clear();
+    let mut server = Server::start(TlsPolicy {
+        certificate: Some(config),
+        clock: clock.clock(),
+        ..both()
+    })
+    .await;
+    s_client_cert(&server, "ae1", &[]).await;
+    server.established().await;
+    clock.advance(std::time::Duration::from_secs(70 * 366 * 86_400));
+    s_client_cert(&server, "ae1", &[]).await;
+    server.refused("client certificate has expired").await;
+}

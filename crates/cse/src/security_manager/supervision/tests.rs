@@ -1,46 +1,26 @@
 //! The rules and the usage record, on a clock moved by hand: no sleeping, no timing.
 
 use super::*;
+use model::clock::ManualClock;
 use security::association::{CredentialBinding, Established, Framework, PeerIdentity, Registry};
-use std::time::UNIX_EPOCH;
 
-#[derive(Debug)]
-struct Hand {
-    start: Instant,
-    offset: Mutex<Duration>,
-}
+/// A test's clock, advanced by whole seconds.
+struct Hand(ManualClock);
 
 impl Hand {
-    fn new() -> Arc<Self> {
-        Arc::new(Self {
-            start: Instant::now(),
-            offset: Mutex::new(Duration::ZERO),
-        })
+    fn new() -> Self {
+        Self(ManualClock::new())
     }
 
     fn advance(&self, secs: u64) {
-        *self.offset.lock().expect("clock") += Duration::from_secs(secs);
-    }
-
-    fn offset(&self) -> Duration {
-        *self.offset.lock().expect("clock")
+        self.0.advance(Duration::from_secs(secs));
     }
 }
 
-impl Clock for Hand {
-    fn now(&self) -> Instant {
-        self.start + self.offset()
-    }
-
-    fn wall(&self) -> SystemTime {
-        UNIX_EPOCH + Duration::from_secs(1_800_000_000) + self.offset()
-    }
-}
-
-fn supervisor(settings: Settings) -> (Arc<Supervisor>, Arc<Hand>) {
-    let clock = Hand::new();
-    let s = Supervisor::with_clock(settings, None, None, clock.clone());
-    (Arc::new(s), clock)
+fn supervisor(settings: Settings) -> (Arc<Supervisor>, Hand) {
+    let hand = Hand::new();
+    let s = Supervisor::with_clock(settings, None, None, hand.0.clock());
+    (Arc::new(s), hand)
 }
 
 fn at(addr: &str) -> SocketAddr {
@@ -208,10 +188,13 @@ fn usage_through_the_registry_counts_associations_refusals_requests_and_peers() 
         ),
         (3, 1, 3, 2)
     );
-    let epoch = UNIX_EPOCH + Duration::from_secs(1_800_000_000);
-    assert_eq!(u.first_use, Some(epoch));
-    assert_eq!(u.last_refused, Some(epoch + Duration::from_secs(10)));
-    assert_eq!(u.last_use, Some(clock.wall()), "in use now");
+    // The clock was advanced 10 s between the first use and the refusal, 10 s more since.
+    let first = u.first_use.expect("first use");
+    let refused = u.last_refused.expect("refused");
+    let since = |a: SystemTime, b: SystemTime| b.duration_since(a).unwrap_or_default();
+    assert!(since(first, refused) >= Duration::from_secs(10), "{u:?}");
+    let in_use = u.last_use.expect("in use now");
+    assert!(since(refused, in_use) >= Duration::from_secs(10), "{u:?}");
     // The last two distinct addresses, oldest first.
     assert_eq!(
         u.peers,
@@ -226,7 +209,6 @@ fn usage_through_the_registry_counts_associations_refusals_requests_and_peers() 
 #[test]
 fn a_rule_in_suspend_on_asks_for_the_suspension_even_when_the_alert_is_rate_limited() {
     let (tx, mut rx) = suspension_queue();
-    let clock = Hand::new();
     let s = Arc::new(Supervisor::with_clock(
         Settings {
             suspend_on: vec![Rule::ConcurrentPeers],
@@ -234,7 +216,7 @@ fn a_rule_in_suspend_on_asks_for_the_suspension_even_when_the_alert_is_rate_limi
         },
         None,
         Some(tx),
-        clock,
+        Clock::system(),
     ));
     let registry = Arc::new(Registry::with_events(s.clone()));
     let _a = registry.open("https", at("127.0.0.1:1"), established("12-k"));
