@@ -76,7 +76,7 @@ impl Cse {
             );
             return false;
         };
-        let Some(subscriber) = originator_of_record(&cr, &self.config, self.store.as_ref()) else {
+        let Some(subscriber) = originator_of_record(cr, &self.config, self.store.as_ref()) else {
             tracing::warn!(
                 sub = sub.ri(),
                 subscriber = %cr,
