@@ -221,6 +221,29 @@ async fn release_versions_result_contents_and_expiry_of_requests() {
     assert_eq!(t.send(expired).await.rsc, R::RequestTimeout);
 }
 
+/// A `<CSEBase>` an earlier version stored claims the releases (`srv`) and resource types
+/// (`srt`) of that version; at the next start it claims what this build implements.
+#[tokio::test]
+async fn a_stored_cse_base_claims_what_this_build_implements() {
+    let t = TestCse::new().await;
+    let store = t.cse.store().clone();
+    let cb = store.get_by_srn("cse-in").ok().flatten().expect("CSEBase");
+    assert_eq!(cb.attrs["srv"], json!(model::primitive::SUPPORTED_RELEASES));
+    let srt = cb.attrs["srt"].clone();
+    let mut old = cb.clone();
+    old.attrs.insert("srv".into(), json!(["2a", "3", "4", "5"]));
+    old.attrs.insert("srt".into(), json!([1, 2]));
+    store::write(store.as_ref(), move |t| t.update(&old))
+        .await
+        .expect("write");
+    let _again = open_cse(cse::CseConfig::default(), store.clone()).await;
+    let cb = store.get_by_srn("cse-in").ok().flatten().expect("CSEBase");
+    assert_eq!(
+        (&cb.attrs["srv"], &cb.attrs["srt"]),
+        (&json!(["2a", "3"]), &srt)
+    );
+}
+
 async fn with_rcn(
     t: &TestCse,
     id: &str,
