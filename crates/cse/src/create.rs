@@ -112,7 +112,10 @@ impl Cse {
             let et = now + chrono::Duration::seconds(self.config.default_expiration_secs as i64);
             attrs.insert("et".into(), json!(time::format(et)));
         }
-        if model::attributes::find(ty, "cr").is_some() {
+        // TS-0004 clause 7.3.3.5: `cr` is part of the resource only when the CREATE asked
+        // for it with `cr: null` (any other value was refused by the table check); the
+        // creator the security checks rely on is recorded apart from it (`creator` below).
+        if attrs.contains_key("cr") {
             attrs.insert("cr".into(), json!(caller.originator.id(&self.config)));
         }
         let mut resource = Resource {
@@ -172,6 +175,12 @@ impl Cse {
                 }
                 _ => None,
             };
+            // Who holds the default access policy of the new resource, whom a `<dac>`
+            // speaks for, whose standing a subscription's notifications need: recorded for
+            // the types with a creator that have policies of their own (a content instance
+            // is governed by its container's).
+            let recorded_creator = (ty.has_acpi() && model::attributes::find(ty, "cr").is_some())
+                .then(|| caller.originator.id(&self.config).to_owned());
             store::write(self.store.as_ref(), move |t| {
                 resources::ae::still_registered(t, creator.as_deref())?;
                 if let Some(bind_to) = registration {
@@ -186,6 +195,9 @@ impl Cse {
                 }
                 if let Some(credential_id) = subscriber {
                     t.remember_subscriber_credential(r.ri(), &credential_id)?;
+                }
+                if let Some(originator) = recorded_creator {
+                    t.remember_creator(r.ri(), &originator)?;
                 }
                 Ok(())
             })

@@ -29,6 +29,10 @@ impl Cse {
         // A child-related result is read before the subtree goes, one page of it, each
         // child passing its own RETRIEVE decision as for a RETRIEVE (TS-0001 clause 8.1.2).
         let rcn = req.rcn.unwrap_or(ResultContent::Nothing);
+        if rcn == ResultContent::Attributes {
+            // The answer would carry the instance: a read, which `disr` forbids.
+            crate::resources::cnt::check_instance_retrievable(self.store.as_ref(), &r)?;
+        }
         let children = if rcn.is_child_related() {
             Some(self.child_content(caller, req, &r, rcn)?)
         } else {
@@ -52,8 +56,9 @@ impl Cse {
     /// parent container's counters exact, and sends every deletion notification.
     pub(crate) async fn remove(&self, r: &Resource) -> Result<Vec<Resource>> {
         let ri = r.ri().to_owned();
-        let (gone, credentials) = store::write(self.store.as_ref(), move |t| {
+        let (gone, credentials, creators) = store::write(self.store.as_ref(), move |t| {
             let credentials = t.subscriber_credentials_below(&ri)?;
+            let creators = t.creators_below(&ri)?;
             let gone = t.delete_subtree(&ri)?;
             if let Some(root) = gone
                 .first()
@@ -72,7 +77,7 @@ impl Cse {
                     t.update(&cnt)?;
                 }
             }
-            Ok((gone, credentials))
+            Ok((gone, credentials, creators))
         })
         .await?;
         let Some(root) = gone.first() else {
@@ -85,7 +90,7 @@ impl Cse {
                 .filter(|s| s.ty == ResourceType::Subscription && s.pi() == res.ri())
                 .collect();
             if !subs.is_empty() {
-                self.fire_deleted(res, &subs, &credentials);
+                self.fire_deleted(res, &subs, &credentials, &creators);
             }
             if res.ty == ResourceType::Subscription {
                 self.subscription_deleted(res, credentials.get(res.ri()));

@@ -45,6 +45,7 @@ use addressing::Target;
 use model::{Error, Operation, Request, Resource, ResourceType, Response, Result};
 use notification::Notifier;
 use originator::Originator;
+use records::StoreRecords;
 use security_manager::enrolment::{certificate, mef};
 use security_manager::{audit, maf, pseudonyms, reload, supervision, withdrawal};
 use std::future::Future;
@@ -452,7 +453,8 @@ impl Cse {
     /// `daci` needs, checked now. A `<dac>` anyone may create under their own AE therefore
     /// grants nothing on resources whose policies do not already trust its creator.
     fn dac_trusted(&self, dac: &Resource, owner: &Resource) -> bool {
-        let creator = dac.creator().and_then(|cr| {
+        let recorded = self.store.creator_of(dac);
+        let creator = recorded.as_deref().and_then(|cr| {
             access::standing::originator_of_record(cr, &self.config, self.store.as_ref())
         });
         let trusted = creator.is_some_and(|originator| {
@@ -472,7 +474,7 @@ impl Cse {
         if !trusted {
             tracing::warn!(
                 dac = dac.ri(),
-                creator = dac.creator().unwrap_or("none"),
+                creator = recorded.as_deref().unwrap_or("none"),
                 owner = owner.ri(),
                 "dynamic authorization: <dac> not trusted by the resource's policies; not consulted"
             );

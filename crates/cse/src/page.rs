@@ -104,6 +104,7 @@ pub(crate) fn collect(
         fc.fo != Some(2) && !rest.has_conditions()
     };
     let mut collector = Collector {
+        store,
         fc,
         bounds,
         admission,
@@ -119,6 +120,7 @@ pub(crate) fn collect(
 
 /// The visitor of [`collect`]'s scan.
 struct Collector<'f, 'a> {
+    store: &'f dyn Store,
     fc: &'f FilterCriteria,
     bounds: Bounds,
     admission: Admission<'a>,
@@ -149,18 +151,21 @@ impl Visitor for Collector<'_, '_> {
         if !self.fc.matches(r.ty, &r.attrs) {
             return Ok(Flow::Continue);
         }
+        // Its own access decision, and no content instance of a container that disables
+        // retrieval (`disr`); both depend on the parent alone for siblings it governs.
         let admitted = if self.admission.by_parent && governed_by_parent(r.ty) {
             let key = (r.pi().to_owned(), r.ty);
             match self.decided.get(&key) {
                 Some(known) => *known,
                 None => {
-                    let admitted = (self.admission.admit)(&r);
+                    let admitted = (self.admission.admit)(&r)
+                        && crate::resources::cnt::may_list(self.store, &r);
                     self.decided.insert(key, admitted);
                     admitted
                 }
             }
         } else {
-            (self.admission.admit)(&r)
+            (self.admission.admit)(&r) && crate::resources::cnt::may_list(self.store, &r)
         };
         if !admitted {
             return Ok(Flow::Continue);

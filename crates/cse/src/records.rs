@@ -1,13 +1,14 @@
 //! The security manager's records in the store: which AE-ID a credential registered, which
-//! credential an AE-ID is bound to, the sealed identity behind an AE-ID, and which credential
-//! made a subscription.
+//! credential an AE-ID is bound to, the sealed identity behind an AE-ID, which credential
+//! made a subscription, and who created a resource.
 //!
 //! The store knows none of this: it keeps named tables of opaque values
 //! ([`store::Txn::put_record`]) in the same durable transaction as the resources, so a
 //! registration, or a subscription, and its record are acknowledged together or not at
 //! all. The table names and what their values mean live here, and only here.
 
-use model::{Error, Result};
+use model::{Error, Resource, Result};
+use serde_json::Value;
 
 /// Credential (the store's key of it) -> the AE-ID the CSE assigned it at its first
 /// registration (TS-0003 clause 8.2.1: the credential keeps that AE-ID).
@@ -21,6 +22,13 @@ pub const SEALED_IDENTITY: &str = "sealed-identity";
 /// Subscription `ri` -> the Credential-ID of the association it was created over; tied to
 /// the subscription, so it goes with it.
 pub const SUBSCRIPTION_CREDENTIAL: &str = "subscription-credential";
+
+/// Resource `ri` -> the originator that created it (TS-0001 clause 9.6.1.3: the holder of
+/// the default access policy of a resource without `acpi`; the party a `<dac>` speaks for;
+/// the subscriber a `<subscription>`'s notifications are checked against). Kept apart from
+/// the `cr` attribute, which a resource shows only when its CREATE asked for it (TS-0004
+/// clause 7.3.3.5). Tied to the resource, so it goes with it.
+pub const CREATOR: &str = "creator";
 
 /// A text record's value.
 fn text(value: Option<Vec<u8>>) -> Result<Option<String>> {
@@ -50,10 +58,30 @@ pub trait TxnRecords {
     /// The Credential-ID of every subscription at or below `ri`, by subscription `ri`
     /// (read before deleting `ri`, which deletes them).
     fn subscriber_credentials_below(&mut self, ri: &str) -> Result<SubscriberCredentials>;
+    /// Records who created the resource `ri`, until it is deleted.
+    fn remember_creator(&mut self, ri: &str, creator: &str) -> Result<()>;
+    /// The creator records of `ri` and everything below it, by resource `ri` (read before
+    /// deleting `ri`, which deletes them: a deleted subscription's subscriber is still
+    /// checked before the notice of its resource's deletion).
+    fn creators_below(&mut self, ri: &str) -> Result<Creators>;
+    /// Makes `new` the creator of every resource `old` created (an AE-ID rotation);
+    /// returns how many changed.
+    fn reassign_creator(&mut self, old: &str, new: &str) -> Result<usize>;
 }
 
 /// Credential-IDs by subscription `ri`.
 pub type SubscriberCredentials = std::collections::HashMap<String, String>;
+
+/// Creators by resource `ri`.
+pub type Creators = std::collections::HashMap<String, String>;
+
+/// Who created `r`, given its creator record: the record, or, for a resource an earlier
+/// version stored (which kept no record and gave every resource `cr`), its `cr` attribute.
+pub fn creator_given(record: Option<&str>, r: &Resource) -> Option<String> {
+    record
+        .or_else(|| r.attrs.get("cr").and_then(Value::as_str))
+        .map(str::to_owned)
+}
 
 impl TxnRecords for dyn store::Txn + '_ {
     fn remember_credential_ae(&mut self, credential: &str, ae_id: &str) -> Result<()> {
@@ -94,6 +122,24 @@ impl TxnRecords for dyn store::Txn + '_ {
             .into_iter()
             .collect())
     }
+
+    fn remember_creator(&mut self, ri: &str, creator: &str) -> Result<()> {
+        self.put_record(CREATOR, ri, creator.as_bytes(), Some(ri))
+    }
+
+    fn creators_below(&mut self, ri: &str) -> Result<Creators> {
+        Ok(texts(self.tied_records(CREATOR, ri)?)?
+            .into_iter()
+            .collect())
+    }
+
+    fn reassign_creator(&mut self, old: &str, new: &str) -> Result<usize> {
+        let created = self.keys_holding(CREATOR, old.as_bytes())?;
+        for ri in &created {
+            self.remember_creator(ri, new)?;
+        }
+        Ok(created.len())
+    }
 }
 
 /// The security manager's records as committed.
@@ -110,6 +156,11 @@ pub trait StoreRecords {
     fn subscriber_credential(&self, sub: &str) -> Result<Option<String>>;
     /// Every (subscription `ri`, Credential-ID) remembered.
     fn subscriber_credentials(&self) -> Result<Vec<(String, String)>>;
+    /// Who created `r`: its creator record, or, for a resource an earlier version stored
+    /// (which kept no record and gave every resource `cr`), its `cr` attribute. `None`
+    /// when neither is there or the record cannot be read (a check that needs the creator
+    /// then refuses: fail closed).
+    fn creator_of(&self, r: &Resource) -> Option<String>;
 }
 
 impl StoreRecords for dyn store::Store {
@@ -135,6 +186,16 @@ impl StoreRecords for dyn store::Store {
 
     fn subscriber_credentials(&self) -> Result<Vec<(String, String)>> {
         texts(self.table(SUBSCRIPTION_CREDENTIAL)?)
+    }
+
+    fn creator_of(&self, r: &Resource) -> Option<String> {
+        match self.record(CREATOR, r.ri()).and_then(text) {
+            Ok(record) => creator_given(record.as_deref(), r),
+            Err(e) => {
+                tracing::error!(ri = r.ri(), error = %e, "cannot read the creator of a resource");
+                None
+            }
+        }
     }
 }
 

@@ -8,6 +8,7 @@
 use crate::addressing::Target;
 use crate::content::{child_ref, embed, representation};
 use crate::page::{self, Bounds, Shape};
+use crate::resources;
 use crate::{real_target, Caller, Cse};
 use model::{
     AccessOperation, Request, Resource, Response, ResponseStatusCode, Result, ResultContent,
@@ -30,10 +31,12 @@ impl Cse {
             // Whether a container has instances is itself something only its readers learn.
             self.authorize_dynamic(caller, container, AccessOperation::RETRIEVE, None)
                 .await?;
+            resources::cnt::check_retrievable(container)?;
         }
         let r = real_target(target)?;
         self.authorize_dynamic(caller, &r, AccessOperation::RETRIEVE, None)
             .await?;
+        resources::cnt::check_instance_retrievable(self.store.as_ref(), &r)?;
         let rcn = req.rcn.unwrap_or(ResultContent::Attributes);
         if rcn == ResultContent::Attributes && req.atrl.is_empty() {
             return Ok(Response::new(

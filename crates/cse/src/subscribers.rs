@@ -38,22 +38,24 @@ impl Cse {
     }
 
     /// Whether `sub`'s subscriber may be notified about `subject` now: the credential it
-    /// subscribed with is not withdrawn, its creator (`cr`) still stands for a registered
+    /// subscribed with is not withdrawn, its creator (the record, not `cr`) still stands for a registered
     /// AE (or the admin, a CSE), and that originator may RETRIEVE `subject` under the
     /// policies as they are now. A refusal is logged.
     pub(crate) fn may_notify(&self, sub: &Resource, subject: &Resource) -> bool {
         let Ok(credential) = self.subscriber_credential(sub.ri()) else {
             return false;
         };
-        self.may_notify_as(sub, credential.as_deref(), subject)
+        let creator = self.store.creator_of(sub);
+        self.may_notify_as(sub, credential.as_deref(), creator.as_deref(), subject)
     }
 
-    /// [`Cse::may_notify`] for a subscription made with `credential` (read before it was
-    /// deleted, for the notice of its own parent's deletion).
+    /// [`Cse::may_notify`] for a subscription made with `credential` by `creator` (both
+    /// read before it was deleted, for the notice of its own parent's deletion).
     pub(crate) fn may_notify_as(
         &self,
         sub: &Resource,
         credential: Option<&str>,
+        creator: Option<&str>,
         subject: &Resource,
     ) -> bool {
         if let Some(credential) = credential {
@@ -67,7 +69,7 @@ impl Cse {
                 return false;
             }
         }
-        let Some(cr) = sub.creator() else {
+        let Some(cr) = creator else {
             tracing::warn!(
                 sub = sub.ri(),
                 "notification suppressed: no subscriber recorded"
@@ -77,7 +79,7 @@ impl Cse {
         let Some(subscriber) = originator_of_record(cr, &self.config, self.store.as_ref()) else {
             tracing::warn!(
                 sub = sub.ri(),
-                subscriber = cr,
+                subscriber = %cr,
                 "notification suppressed: the subscriber is no longer registered"
             );
             return false;
@@ -91,7 +93,7 @@ impl Cse {
         if !allowed {
             tracing::warn!(
                 sub = sub.ri(),
-                subscriber = cr,
+                subscriber = %cr,
                 target = subject.ri(),
                 "notification suppressed: the subscriber has lost RETRIEVE privilege"
             );

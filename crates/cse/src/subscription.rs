@@ -129,10 +129,26 @@ impl Cse {
         deleted: &Resource,
         subs: &[&Resource],
         credentials: &crate::records::SubscriberCredentials,
+        creators: &crate::records::Creators,
     ) {
+        // The deleted resource's creator record went with it: the access check sees a copy
+        // that names the creator read before the deletion (the notification carries the
+        // resource as it was, without it).
+        let checked = match creators.get(deleted.ri()) {
+            Some(creator) if !deleted.attrs.contains_key("cr") => {
+                let mut copy = deleted.clone();
+                copy.attrs.insert("cr".into(), creator.clone().into());
+                std::borrow::Cow::Owned(copy)
+            }
+            _ => std::borrow::Cow::Borrowed(deleted),
+        };
         for sub in subs {
             let credential = credentials.get(sub.ri()).map(String::as_str);
-            if wants(sub, net::DELETE, deleted) && self.may_notify_as(sub, credential, deleted) {
+            let creator =
+                crate::records::creator_given(creators.get(sub.ri()).map(String::as_str), sub);
+            if wants(sub, net::DELETE, deleted)
+                && self.may_notify_as(sub, credential, creator.as_deref(), &checked)
+            {
                 self.send(sub, net::DELETE, deleted, deleted.wrapped(), true);
             }
         }

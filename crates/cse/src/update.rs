@@ -99,6 +99,7 @@ impl Cse {
             let mut r = t
                 .get(&ri)?
                 .ok_or_else(|| Error::not_found("the resource was deleted"))?;
+            let before = r.clone();
             apply(&mut r, &changes_for_write);
             if r.ty == ResourceType::Group {
                 r.attrs.extend(derived);
@@ -109,7 +110,9 @@ impl Cse {
                 r.attrs.insert("st".into(), json!(st + 1));
             }
             let evicted = if r.ty == ResourceType::Container {
-                resources::cnt::enforce_limits(t, &mut r)?
+                let mut gone = resources::cnt::drop_hidden_instances(t, &before, &mut r)?;
+                gone.extend(resources::cnt::enforce_limits(t, &mut r)?);
+                gone
             } else {
                 Vec::new()
             };

@@ -241,4 +241,36 @@ mod tests {
         .is_ok());
         assert!(validate(ResourceType::Container, Operation::Update, &map(json!({}))).is_err());
     }
+
+    /// Issue 12, group 9: attributes of later releases, and those this CSE would store
+    /// without acting on them, are not in any table of the types they belong to, so a
+    /// request that sets one is refused; `disr` is, being enforced.
+    #[test]
+    fn attributes_not_enforced_are_not_accepted() {
+        use ResourceType as T;
+        let unenforced = [
+            (T::Ae, "at"),
+            (T::Ae, "aa"),
+            (T::Ae, "nl"),
+            (T::Ae, "esi"),
+            (T::Ae, "cstn"),
+            (T::Ae, "regs"),
+            (T::Container, "at"),
+            (T::Container, "aa"),
+            (T::Container, "li"),
+            (T::Container, "cstn"),
+            (T::Container, "loc"),
+            (T::ContentInstance, "dgt"),
+            (T::ContentInstance, "dcnt"),
+            (T::Subscription, "nse"),
+            (T::Subscription, "nsi"),
+            (T::Subscription, "om"),
+            (T::Group, "cstn"),
+            (T::AccessControlPolicy, "adri"),
+        ];
+        for (ty, name) in unenforced {
+            assert!(find(ty, name).is_none(), "{ty:?} {name}");
+        }
+        assert!(find(T::Container, "disr").is_some_and(|a| a.kind == Kind::Bool));
+    }
 }

@@ -8,8 +8,11 @@ use crate::time::Timestamp;
 use crate::types::{Operation, ResourceType};
 use serde_json::Value;
 
-/// Release versions this CSE accepts in `rvi`.
-pub const SUPPORTED_RELEASES: &[&str] = &["2a", "3", "4", "5"];
+/// Release versions this CSE implements: what the `<CSEBase>` lists in `srv` and what it
+/// accepts in `rvi` (any other value: RELEASE_VERSION_NOT_SUPPORTED, TS-0004 clause
+/// 7.3.2.1). Releases 4 and 5 are not claimed: their attributes are not implemented, so a
+/// request that sets one is refused as unknown (TS-0004 clause 7.3.3.3).
+pub const SUPPORTED_RELEASES: &[&str] = &["2a", "3"];
 
 /// What the response should contain (`rcn`, TS-0004 clause 6.3.4.2.18 / 7.3.1.2).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

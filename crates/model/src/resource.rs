@@ -60,11 +60,6 @@ impl Resource {
             .unwrap_or_default()
     }
 
-    /// The creator (`cr`), if recorded.
-    pub fn creator(&self) -> Option<&str> {
-        self.attrs.get("cr").and_then(Value::as_str)
-    }
-
     /// The representation wrapped in its type's key, without copying the attributes.
     pub fn into_wrapped(self) -> Value {
         let mut m = Map::new();

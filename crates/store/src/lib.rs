@@ -77,6 +77,9 @@ pub trait Txn {
     fn record(&mut self, table: &str, key: &str) -> Result<Option<Vec<u8>>>;
     /// Deletes a record with all its values.
     fn delete_record(&mut self, table: &str, key: &str) -> Result<()>;
+    /// The keys of `table` whose first value is `value`, as this transaction sees them (a
+    /// scan of the table: for rare maintenance such as following a rotated AE-ID).
+    fn keys_holding(&mut self, table: &str, value: &[u8]) -> Result<Vec<String>>;
     /// The records of `table` (key, first value) tied to the resource `ri` or to anything
     /// below it: what [`Txn::delete_subtree`] of `ri` will delete with it, for a caller that
     /// still needs them to act on the deletion.

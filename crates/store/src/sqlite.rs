@@ -982,6 +982,21 @@ impl Txn for SqlTxn<'_> {
             .map_err(db_err)
     }
 
+    fn keys_holding(&mut self, table: &str, value: &[u8]) -> Result<Vec<String>> {
+        // The first value of each key, as `record` reads it.
+        self.conn
+            .prepare_cached(
+                "SELECT key FROM records AS r WHERE tbl = ?1 AND value = ?2 AND rowid = \
+                 (SELECT min(rowid) FROM records WHERE tbl = r.tbl AND key = r.key) \
+                 ORDER BY rowid",
+            )
+            .map_err(db_err)?
+            .query_map(params![table, value], |r| r.get(0))
+            .map_err(db_err)?
+            .collect::<rusqlite::Result<_>>()
+            .map_err(db_err)
+    }
+
     fn delete_record(&mut self, table: &str, key: &str) -> Result<()> {
         self.conn
             .prepare_cached("DELETE FROM records WHERE tbl = ?1 AND key = ?2")

@@ -209,7 +209,8 @@ async fn acknowledged_ae_id_rotations_survive_sigkill() {
             let mut i = 0;
             while !stop.load(Ordering::Relaxed) {
                 let fr = current.lock().expect("lock").clone();
-                let pc = json!({"m2m:cin": {"rn": format!("r{i}"), "con": "payload"}});
+                // With `cr` (asked for, TS-0004 clause 7.3.3.5): the rotation rewrites it.
+                let pc = json!({"m2m:cin": {"rn": format!("r{i}"), "con": "payload", "cr": null}});
                 match send(
                     &c,
                     Operation::Create,

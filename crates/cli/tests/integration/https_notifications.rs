@@ -287,7 +287,8 @@ async fn each_notification_target_sees_its_own_alias() {
         .unwrap_or_default()
         .to_owned();
     for _ in 0..2 {
-        let cin = json!({"m2m:cin": {"con": "7"}});
+        // `cr` asked for (TS-0004 clause 7.3.3.5), so the representation names the AE.
+        let cin = json!({"m2m:cin": {"con": "7", "cr": null}});
         let r = send(
             &ae_id,
             Operation::Create,

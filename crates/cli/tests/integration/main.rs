@@ -7,6 +7,7 @@ mod audit_flood;
 mod bootstrap;
 mod cert_enrolment;
 mod common;
+mod conformance_releases;
 mod conformance_requests;
 mod conformance_results;
 mod data_folder;

@@ -1401,7 +1401,7 @@ fn an_ae_rotates_its_pseudonym_and_keeps_its_resources() {
         &format!("{base}/data"),
         &old,
         Some(4),
-        r#"{"m2m:cin":{"con":"21.5"}}"#,
+        r#"{"m2m:cin":{"con":"21.5","cr":null}}"#,
     );
     assert!(made.contains("X-M2M-RSC: 2001"), "{made}");
 

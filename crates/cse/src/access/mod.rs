@@ -31,6 +31,7 @@ pub use rule::{Domain, Policy, Principal, RuleSet};
 use crate::addressing::{self, Target};
 use crate::config::CseConfig;
 use crate::originator::{normalize, Claimed, Originator};
+use crate::records::StoreRecords;
 use crate::SecurityContext;
 use model::resources::acp::region::Location;
 use model::time::Timestamp;
@@ -345,7 +346,11 @@ impl<'a> Gate<'a> {
         };
         let acpi = owner.str_list("acpi");
         if acpi.is_empty() {
-            let (holder, granted) = default_policy(owner, &who.id, op);
+            let creator = match owner.ty {
+                ResourceType::Ae | ResourceType::CseBase => None,
+                _ => self.store.creator_of(owner),
+            };
+            let (holder, granted) = default_policy(owner, creator.as_deref(), &who.id, op);
             return Ok(Governing::Default {
                 owner: owner.ri().to_owned(),
                 holder,
@@ -507,17 +512,23 @@ fn explanation(
 }
 
 /// The default policy of a resource without `acpi` (TS-0001 clause 9.6.1.3): its creator
-/// (for an `<AE>`: the AE itself) has every privilege; every originator that passed the
-/// originator check may read the `<CSEBase>`; nobody else gets anything. Returns who holds
-/// the privileges, for the explainer, and the decision.
-fn default_policy(owner: &Resource, originator: &str, op: AccessOperation) -> (String, bool) {
+/// (`creator`, the record kept apart from the `cr` attribute; for an `<AE>`: the AE itself)
+/// has every privilege; every originator that passed the originator check may read the
+/// `<CSEBase>`; nobody else gets anything. Returns who holds the privileges, for the
+/// explainer, and the decision.
+fn default_policy(
+    owner: &Resource,
+    creator: Option<&str>,
+    originator: &str,
+    op: AccessOperation,
+) -> (String, bool) {
     match owner.ty {
         ResourceType::Ae => (owner.ri().to_owned(), owner.ri() == originator),
         ResourceType::CseBase => (
             "every registered originator, RETRIEVE only".to_owned(),
             op == AccessOperation::RETRIEVE,
         ),
-        _ => match owner.creator() {
+        _ => match creator {
             Some(cr) => (cr.to_owned(), cr == originator),
             None => ("nobody (no creator recorded)".to_owned(), false),
         },

@@ -10,7 +10,7 @@ use crate::originator::Originator;
 use model::ResourceType;
 use store::Store;
 
-/// The originator a recorded ID (`cr`) stands for now: the admin, this CSE, a remote CSE
+/// The originator a recorded ID (a creator record) stands for now: the admin, this CSE, a remote CSE
 /// (an ID starting with `/`), or an AE that is still registered under that AE-ID. `None`
 /// for an AE-ID that is gone (deregistered or rotated away), so it holds nothing.
 pub fn originator_of_record(id: &str, config: &CseConfig, store: &dyn Store) -> Option<Originator> {

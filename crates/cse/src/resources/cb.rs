@@ -7,16 +7,29 @@ use serde_json::{json, Map};
 /// Creates the CSEBase if the store has none yet.
 pub(crate) async fn ensure(cse: &Cse) -> Result<()> {
     let c = &cse.config;
+    let srt: Vec<u16> = ResourceType::ALL.iter().map(|t| t.code()).collect();
     if let Some(mut cb) = cse.store.get_by_srn(&c.cse_name)? {
-        // Points of access follow the configuration of this start.
-        if cb.str_list("poa") != c.poa {
-            cb.attrs.insert("poa".into(), json!(c.poa));
+        // Points of access follow the configuration of this start; the releases and
+        // resource types this build supports follow the build (a CSEBase an earlier
+        // version created may claim others).
+        let current = [
+            ("poa", json!(c.poa)),
+            ("srv", json!(model::primitive::SUPPORTED_RELEASES)),
+            ("srt", json!(srt)),
+        ];
+        let mut changed = false;
+        for (name, value) in current {
+            if cb.attrs.get(name) != Some(&value) {
+                cb.attrs.insert(name.to_owned(), value);
+                changed = true;
+            }
+        }
+        if changed {
             store::write(cse.store.as_ref(), move |t| t.update(&cb)).await?;
         }
         return Ok(());
     }
     let now = time::format(c.clock.now());
-    let srt: Vec<u16> = ResourceType::ALL.iter().map(|t| t.code()).collect();
     let mut attrs = Map::new();
     for (k, v) in [
         ("ri", json!(c.cse_id)),

@@ -205,7 +205,7 @@ impl Cse {
     /// rotation, seed 6.4), keeping everything it has: its resource (same resource name
     /// unless the name was the AE-ID itself), its children and their subtree, and every
     /// reference to it in identifier attributes (`cr`, subscription `nu`, group `mid`, ACP
-    /// `acor`, ...), all in one durable write. The credential's binding and the sealed
+    /// `acor`, ...) and the creator records of what it created, all in one durable write. The credential's binding and the sealed
     /// identity follow, so the AE keeps its association and an authorised resolution of
     /// either AE-ID leads to the same credential. The answer carries the new AE-ID.
     ///
@@ -301,6 +301,9 @@ impl Cse {
                 t.bind_ae(&to, &credential)?;
             }
             let mut rewritten = t.reassign_instance_creator(&from, &to)?;
+            // The creator records of what it created: its default access policy, the
+            // `<dac>`s it speaks through and its subscriptions follow it.
+            rewritten += t.reassign_creator(&from, &to)?;
             for mut r in t.mentioning(&from)? {
                 if rewrite_references(&mut r.attrs, &from, &to) {
                     t.update(&r)?;

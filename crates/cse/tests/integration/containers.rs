@@ -34,7 +34,8 @@ async fn counters_and_state_tags() {
         (attr(&first, "cs"), attr(&first, "st")),
         (json!(3), json!(1))
     );
-    assert_eq!(attr(&first, "cr"), json!(id));
+    // No `cr` unless the CREATE asked for it (TS-0004 clause 7.3.3.5).
+    assert_eq!(attr(&first, "cr"), serde_json::Value::Null);
     cin(&t, &id, "defgh").await;
     let c = t.retrieve(&id, "cse-in/ae/c").await;
     assert_eq!(

@@ -124,6 +124,9 @@ async fn guarded(t: &TestCse, das: &str, dal: Option<Value>) -> (String, String)
         )
         .await;
     assert_eq!(r.rsc, R::Created, "{:?}", r.pc);
+    // Without `cr` on the wire (not asked for): the trust in the `<dac>` rests on the
+    // creator record (issue 12, group 8).
+    assert_eq!(attr(&r, "cr"), Value::Null);
     let dac = attr(&r, "ri");
     let r = t
         .create(

@@ -8,6 +8,7 @@ mod associations;
 mod common;
 mod container_properties;
 mod containers;
+mod creator;
 mod dynamic_authorization;
 mod groups;
 mod registration;

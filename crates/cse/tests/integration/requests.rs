@@ -202,10 +202,13 @@ async fn malformed_content_changes_nothing() {
 #[tokio::test]
 async fn release_versions_result_contents_and_expiry_of_requests() {
     let (t, id) = tree().await;
-    let mut old = Request::new(Operation::Retrieve, "cse-in/ae", Some(id.clone()));
-    old.rvi = Some("1".into());
-    assert_eq!(t.send(old).await.rsc, R::ReleaseVersionNotSupported);
-    for rvi in ["2a", "3", "4", "5"] {
+    // Only the releases the CSEBase claims in `srv` (issue 12, group 9).
+    for rvi in ["1", "2", "4", "5", "x"] {
+        let mut r = Request::new(Operation::Retrieve, "cse-in/ae", Some(id.clone()));
+        r.rvi = Some(rvi.into());
+        assert_eq!(t.send(r).await.rsc, R::ReleaseVersionNotSupported, "{rvi}");
+    }
+    for rvi in ["2a", "3"] {
         let mut r = Request::new(Operation::Retrieve, "cse-in/ae", Some(id.clone()));
         r.rvi = Some(rvi.into());
         assert_eq!(t.send(r).await.rsc, R::Ok, "{rvi}");
@@ -216,6 +219,29 @@ async fn release_versions_result_contents_and_expiry_of_requests() {
     let mut expired = Request::new(Operation::Retrieve, "cse-in/ae", Some(id.clone()));
     expired.rqet = Some("20200101T000000".into());
     assert_eq!(t.send(expired).await.rsc, R::RequestTimeout);
+}
+
+/// A `<CSEBase>` an earlier version stored claims the releases (`srv`) and resource types
+/// (`srt`) of that version; at the next start it claims what this build implements.
+#[tokio::test]
+async fn a_stored_cse_base_claims_what_this_build_implements() {
+    let t = TestCse::new().await;
+    let store = t.cse.store().clone();
+    let cb = store.get_by_srn("cse-in").ok().flatten().expect("CSEBase");
+    assert_eq!(cb.attrs["srv"], json!(model::primitive::SUPPORTED_RELEASES));
+    let srt = cb.attrs["srt"].clone();
+    let mut old = cb.clone();
+    old.attrs.insert("srv".into(), json!(["2a", "3", "4", "5"]));
+    old.attrs.insert("srt".into(), json!([1, 2]));
+    store::write(store.as_ref(), move |t| t.update(&old))
+        .await
+        .expect("write");
+    let _again = open_cse(cse::CseConfig::default(), store.clone()).await;
+    let cb = store.get_by_srn("cse-in").ok().flatten().expect("CSEBase");
+    assert_eq!(
+        (&cb.attrs["srv"], &cb.attrs["srt"]),
+        (&json!(["2a", "3"]), &srt)
+    );
 }
 
 async fn with_rcn(

@@ -3,7 +3,11 @@
 use crate::attributes::{attr, Attr, Kind, Presence::*};
 use crate::error::{Error, Result};
 
-/// Attribute table.
+/// Attribute table. Left out, so that a request setting one is refused (4000) rather than
+/// stored and ignored: `at`/`aa` (announcement: this CSE announces nothing), `nl` (a link
+/// to a `<node>`, a type this CSE does not host), `esi` (end-to-end security of primitives
+/// and data, TS-0003 clause 8.4, which this CSE does not provide), and every attribute of
+/// Release 4 and later (see `primitive::SUPPORTED_RELEASES`).
 pub const ATTRIBUTES: &[Attr] = &[
     attr("acpi", Kind::StrList, Optional, Optional),
     attr("api", Kind::Str, Mandatory, NotPresent),
@@ -11,14 +15,10 @@ pub const ATTRIBUTES: &[Attr] = &[
     attr("aei", Kind::Str, NotPresent, NotPresent),
     attr("poa", Kind::StrList, Optional, Optional),
     attr("rr", Kind::Bool, Mandatory, Optional),
-    attr("nl", Kind::Str, Optional, Optional),
     attr("csz", Kind::StrList, Optional, Optional),
     attr("srv", Kind::StrList, Optional, Optional),
-    attr("esi", Kind::Object, Optional, Optional),
     attr("or", Kind::Str, Optional, Optional),
     attr("daci", Kind::StrList, Optional, Optional),
-    attr("at", Kind::StrList, Optional, Optional),
-    attr("aa", Kind::StrList, Optional, Optional),
 ];
 
 /// An App-ID starts with `R` (registered) or `N` (non-registered) (TS-0001 clause 7.1.3).

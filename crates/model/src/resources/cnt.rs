@@ -2,7 +2,11 @@
 
 use crate::attributes::{attr, Attr, Kind, Presence::*};
 
-/// Attribute table.
+/// Attribute table. `disr` (disableRetrieval) is the one attribute of a later release
+/// (Release 4) accepted: it is enforced (`cse::resources::cnt`). Left out, so that a request
+/// setting one is refused (4000) rather than stored and ignored: `at`/`aa` (announcement:
+/// this CSE announces nothing) and `li` (a link to a `<locationPolicy>`, a type this CSE
+/// does not host).
 pub const ATTRIBUTES: &[Attr] = &[
     attr("acpi", Kind::StrList, Optional, Optional),
     attr("st", Kind::Int, NotPresent, NotPresent),
@@ -12,10 +16,14 @@ pub const ATTRIBUTES: &[Attr] = &[
     attr("mia", Kind::Int, Optional, Optional),
     attr("cni", Kind::Int, NotPresent, NotPresent),
     attr("cbs", Kind::Int, NotPresent, NotPresent),
-    attr("li", Kind::Str, Optional, Optional),
     attr("or", Kind::Str, Optional, Optional),
     attr("disr", Kind::Bool, Optional, Optional),
     attr("daci", Kind::StrList, Optional, Optional),
-    attr("at", Kind::StrList, Optional, Optional),
-    attr("aa", Kind::StrList, Optional, Optional),
 ];
+
+/// Whether a container disables the retrieval of its content instances (`disr` true): then
+/// no request reads one, directly, as `la`/`ol`, or among child resources or discovery
+/// results (OPERATION_NOT_ALLOWED for a direct read).
+pub fn retrieval_disabled(attrs: &serde_json::Map<String, serde_json::Value>) -> bool {
+    attrs.get("disr") == Some(&serde_json::Value::Bool(true))
+}

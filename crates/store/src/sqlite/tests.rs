@@ -317,6 +317,27 @@ async fn records_survive_restart_and_tied_ones_go_with_their_resource() {
     assert_eq!(store.table("subs").ok().map(|t| t.len()), Some(1));
 }
 
+#[tokio::test]
+async fn keys_holding_a_value_are_found_by_their_first_value() {
+    let dir = tempfile::tempdir().expect("tmp");
+    let store = open(dir.path());
+    let keys = write(&*store, |t| {
+        t.put_record("creator", "cnt1", b"Cold", Some("cnt1"))?;
+        t.put_record("creator", "cnt2", b"Cother", None)?;
+        t.put_record("creator", "cnt3", b"Cold", None)?;
+        t.put_record("elsewhere", "x", b"Cold", None)?;
+        t.add_record("several", "k", b"first")?;
+        t.add_record("several", "k", b"Cold")?;
+        let mut keys = t.keys_holding("creator", b"Cold")?;
+        keys.extend(t.keys_holding("several", b"Cold")?);
+        Ok(keys)
+    })
+    .await
+    .expect("write");
+    // Only the first value of a key counts (the one `record` reads), in its own table.
+    assert_eq!(keys, vec!["cnt1".to_owned(), "cnt3".to_owned()]);
+}
+
 /// The schema of version 1, as the previous build created it.
 const SCHEMA_1: &str = "
 CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
