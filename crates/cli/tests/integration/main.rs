@@ -9,6 +9,7 @@ mod cert_enrolment;
 mod common;
 mod conformance_requests;
 mod conformance_results;
+mod conformance_validation;
 mod data_folder;
 mod durability;
 mod dynamic_authorization;

@@ -8,8 +8,10 @@ use serde_json::{json, Map};
 pub(crate) async fn ensure(cse: &Cse) -> Result<()> {
     let c = &cse.config;
     if let Some(mut cb) = cse.store.get_by_srn(&c.cse_name)? {
-        // Points of access follow the configuration of this start.
-        if cb.str_list("poa") != c.poa {
+        // Points of access follow the configuration of this start. `rr`, which earlier
+        // versions stored, is not a <CSEBase> attribute (TS-0001 Table 9.6.3-2).
+        let stale_rr = cb.attrs.remove("rr").is_some();
+        if cb.str_list("poa") != c.poa || stale_rr {
             cb.attrs.insert("poa".into(), json!(c.poa));
             store::write(cse.store.as_ref(), move |t| t.update(&cb)).await?;
         }
@@ -30,7 +32,6 @@ pub(crate) async fn ensure(cse: &Cse) -> Result<()> {
         ("srt", json!(srt)),
         ("poa", json!(c.poa)),
         ("srv", json!(model::primitive::SUPPORTED_RELEASES)),
-        ("rr", json!(true)),
         ("csz", json!(["application/json", "application/cbor"])),
     ] {
         attrs.insert(k.to_owned(), v);

@@ -14,3 +14,4 @@ mod registration;
 mod requests;
 mod results;
 mod subscriptions;
+mod validation;
