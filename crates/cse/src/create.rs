@@ -39,6 +39,13 @@ pub(crate) fn content_of(req: &Request, ty: ResourceType) -> Result<Map<String, 
     }
 }
 
+/// The `et` of a resource whose originator left the lifetime to the CSE (no `et` on CREATE,
+/// `et: null` on UPDATE): the configured default lifetime from `now`.
+pub(crate) fn default_expiration(config: &crate::config::CseConfig, now: time::Timestamp) -> Value {
+    let et = now + chrono::Duration::seconds(config.default_expiration_secs as i64);
+    json!(time::format(et))
+}
+
 impl Cse {
     pub(crate) async fn create(
         &self,
@@ -54,6 +61,13 @@ impl Cse {
         let ty = req
             .ty
             .ok_or_else(|| Error::bad_request("CREATE needs a resource type"))?;
+        if ty == ResourceType::Subscription && !parent.ty.allowed_children().contains(&ty) {
+            // TS-0004 clause 7.4.8.2.1 Recv-6.4: this code instead of INVALID_CHILD_RESOURCE_TYPE.
+            return Err(Error::new(
+                ResponseStatusCode::TargetNotSubscribable,
+                format!("a {} cannot be subscribed to", parent.ty.short_name()),
+            ));
+        }
         if !parent.ty.allowed_children().contains(&ty) {
             return Err(Error::invalid_child_type(format!(
                 "a {} cannot be created under a {}",
@@ -109,8 +123,7 @@ impl Cse {
         attrs.insert("ct".into(), json!(stamp));
         attrs.insert("lt".into(), json!(stamp));
         if !attrs.contains_key("et") {
-            let et = now + chrono::Duration::seconds(self.config.default_expiration_secs as i64);
-            attrs.insert("et".into(), json!(time::format(et)));
+            attrs.insert("et".into(), default_expiration(&self.config, now));
         }
         // TS-0004 clause 7.3.3.5: `cr` is part of the resource only when the CREATE asked
         // for it with `cr: null` (any other value was refused by the table check); the
@@ -125,7 +138,9 @@ impl Cse {
         };
 
         match ty {
-            ResourceType::Ae => resources::ae::prepare(&caller.originator, &mut resource)?,
+            ResourceType::Ae => {
+                resources::ae::prepare(&caller.originator, req.rvi.as_deref(), &mut resource)?
+            }
             ResourceType::Container => resources::cnt::prepare(&mut resource),
             ResourceType::ContentInstance => resources::cin::prepare(self, &parent, &mut resource)?,
             ResourceType::Subscription => {

@@ -18,7 +18,12 @@ impl Cse {
         let r = real_target(target)?;
         self.authorize(caller, &r, AccessOperation::NOTIFY, None)?;
         match r.ty {
-            ResourceType::CseBase => Ok(Response::new(ResponseStatusCode::Ok, &req.rqi, None)),
+            ResourceType::CseBase => {
+                // TS-0004 clause 7.3.3.9.2: the CSE processes the content, which must be a
+                // notification (clause 7.5.1.1); anything else is a malformed request.
+                model::resources::sub::validate_notification(req.pc.as_ref())?;
+                Ok(Response::new(ResponseStatusCode::Ok, &req.rqi, None))
+            }
             ResourceType::Ae => {
                 let urls = notification_urls(self, r.ri())?;
                 let url = urls.first().ok_or_else(|| {

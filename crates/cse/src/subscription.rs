@@ -56,16 +56,12 @@ fn with_serialization_of(poa: String, ae: &Resource) -> String {
     let preferred = ae
         .str_list("csz")
         .into_iter()
-        .find_map(|m| match m.as_str() {
-            "application/json" => Some("json"),
-            "application/cbor" => Some("cbor"),
-            _ => None,
-        });
+        .find_map(|m| model::codec::Format::from_serialization(&m));
     let marked = poa
         .split_once('?')
         .is_some_and(|(_, q)| q.split('&').any(|p| p.starts_with("ct=")));
     match preferred {
-        Some("cbor") if !marked => {
+        Some(model::codec::Format::Cbor) if !marked => {
             let joint = if poa.contains('?') { '&' } else { '?' };
             format!("{poa}{joint}ct=cbor")
         }

@@ -29,8 +29,20 @@ impl Cse {
                 "a content instance cannot be updated",
             ));
         }
-        let changes = content_of(req, current.ty)?;
+        if current.ty == ResourceType::CseBase {
+            // TS-0004 clause 7.4.3.2.3: the <CSEBase> is not updated through the API.
+            return Err(Error::operation_not_allowed(
+                "the CSEBase cannot be updated",
+            ));
+        }
+        let mut changes = content_of(req, current.ty)?;
         model::attributes::validate(current.ty, Operation::Update, &changes)?;
+        if changes.get("et").is_some_and(Value::is_null) {
+            // TS-0001 clause 9.6.1.3.2: `et` set to null asks the CSE for a new lifetime; the
+            // resource always has one (multiplicity 1), so it gets the CSE's default.
+            let et = crate::create::default_expiration(&self.config, self.config.clock.now());
+            changes.insert("et".into(), et);
+        }
         if let Some(et) = changes.get("et").and_then(Value::as_str) {
             if time::parse(et)? <= self.config.clock.now() {
                 return Err(Error::bad_request("expiration time is in the past"));

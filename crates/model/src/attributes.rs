@@ -30,6 +30,20 @@ pub enum Kind {
     Acrs,
     /// Only `null` may be sent: a request for the CSE to fill the value in (`cr`).
     NullOnly,
+    /// A positive integer (`xs:positiveInteger`: 1 and up).
+    PositiveInt,
+    /// `m2m:labels`: a non-empty list of `xs:token` strings.
+    Labels,
+    /// An `xs:anyURI`: a non-empty string without white space or control characters.
+    Uri,
+    /// A list of `xs:anyURI`.
+    UriList,
+    /// `m2m:poaList`: a non-empty list of points of access, each `scheme://authority...`.
+    PoaList,
+    /// `m2m:serializations`: a non-empty list of serialization types (`json`, `application/json`, ...).
+    Serializations,
+    /// `m2m:contentInfo`: `type/subtype:encoding[:security]` ([`content_info`]).
+    ContentInfo,
 }
 
 /// Whether the originator may send an attribute in a request.
@@ -56,15 +70,31 @@ pub struct Attr {
     pub create: Presence,
     /// Presence on UPDATE.
     pub update: Presence,
+    /// Multiplicity 1 or 1 (L) in TS-0001's attribute table: the resource always has the
+    /// attribute, so an UPDATE cannot remove it with `null` (TS-0004 clause 7.3.3.7: 4000).
+    pub single: bool,
 }
 
-/// Shorthand for a table row.
+/// Shorthand for a table row. An attribute mandatory on CREATE is taken as multiplicity 1;
+/// [`Attr::single`] marks the others that are.
 pub const fn attr(name: &'static str, kind: Kind, create: Presence, update: Presence) -> Attr {
     Attr {
         name,
         kind,
         create,
         update,
+        single: matches!(create, Presence::Mandatory),
+    }
+}
+
+impl Attr {
+    /// The row of an attribute that is optional on CREATE but that every resource of the
+    /// type has (multiplicity 1: the CSE sets a default), so it cannot be removed.
+    pub const fn single(self) -> Self {
+        Self {
+            single: true,
+            ..self
+        }
     }
 }
 
@@ -77,7 +107,7 @@ pub const UNIVERSAL: &[Attr] = &[
     attr("ct", Kind::Time, NP, NP),
     attr("lt", Kind::Time, NP, NP),
     attr("et", Kind::Time, O, O),
-    attr("lbl", Kind::StrList, O, O),
+    attr("lbl", Kind::Labels, O, O),
 ];
 
 /// The table for a resource type, universal attributes excluded.
@@ -101,7 +131,8 @@ pub fn find(ty: ResourceType, name: &str) -> Option<&'static Attr> {
 
 /// Checks request content for a CREATE or UPDATE against the type's table: unknown names,
 /// attributes the originator may not set, wrong value shapes and missing mandatory ones are
-/// all 4000. `null` on UPDATE means "remove" and is allowed for optional attributes only.
+/// all 4000. `null` on UPDATE means "remove" and is allowed for attributes a resource may
+/// lack only (not for [`Attr::single`] ones, TS-0004 clause 7.3.3.7).
 pub fn validate(ty: ResourceType, op: Operation, attrs: &Map<String, Value>) -> Result<()> {
     for (name, value) in attrs {
         let a = find(ty, name).ok_or_else(|| {
@@ -121,7 +152,7 @@ pub fn validate(ty: ResourceType, op: Operation, attrs: &Map<String, Value>) -> 
             )));
         }
         if value.is_null() {
-            if op == Operation::Update && presence == O {
+            if op == Operation::Update && presence == O && !a.single {
                 continue;
             }
             if a.kind == Kind::NullOnly {
@@ -161,6 +192,27 @@ fn check_kind(name: &str, kind: Kind, v: &Value) -> Result<()> {
         Kind::Any => true,
         Kind::NullOnly => false,
         Kind::Acrs => return crate::resources::acp::validate_acrs(name, v),
+        Kind::PositiveInt => v.as_u64().is_some_and(|n| n >= 1),
+        Kind::Labels => non_empty_list(v).is_some_and(|a| a.iter().all(is_token)),
+        Kind::Uri => v.as_str().is_some_and(is_uri),
+        Kind::UriList => v
+            .as_array()
+            .is_some_and(|a| a.iter().all(|u| u.as_str().is_some_and(is_uri))),
+        Kind::PoaList => non_empty_list(v)
+            .is_some_and(|a| a.iter().all(|p| p.as_str().is_some_and(is_point_of_access))),
+        Kind::Serializations => non_empty_list(v)
+            .is_some_and(|a| a.iter().all(|s| s.as_str().is_some_and(is_serialization))),
+        Kind::ContentInfo => {
+            return match v.as_str().map(content_info) {
+                Some(Ok(_)) => Ok(()),
+                Some(Err(why)) => Err(Error::bad_request(format!(
+                    "attribute '{name}' is not an m2m:contentInfo: {why}"
+                ))),
+                None => Err(Error::bad_request(format!(
+                    "attribute '{name}' must be a string"
+                ))),
+            }
+        }
     };
     if ok {
         Ok(())
@@ -169,6 +221,89 @@ fn check_kind(name: &str, kind: Kind, v: &Value) -> Result<()> {
             "attribute '{name}' has the wrong type (expected {kind:?})"
         )))
     }
+}
+
+fn non_empty_list(v: &Value) -> Option<&Vec<Value>> {
+    v.as_array().filter(|a| !a.is_empty())
+}
+
+/// An `xs:token`: no tab, carriage return or line feed, no space at either end and no run of
+/// two spaces (TS-0004 Table 6.3.2-1); and not empty, since a label names something.
+fn is_token(v: &Value) -> bool {
+    v.as_str().is_some_and(|s| {
+        !s.is_empty()
+            && !s.contains(['\t', '\r', '\n'])
+            && !s.starts_with(' ')
+            && !s.ends_with(' ')
+            && !s.contains("  ")
+    })
+}
+
+/// An `xs:anyURI` as this CSE stores it: not empty, and no white space or control
+/// characters (which a URI reference cannot hold unescaped).
+fn is_uri(s: &str) -> bool {
+    !s.is_empty() && !s.chars().any(|c| c.is_whitespace() || c.is_control())
+}
+
+/// An `m2m:pointOfAccess` (TS-0004 Table 6.3.3-1): a URI naming its transport protocol (a
+/// scheme), then `://` and a host, with no white space.
+fn is_point_of_access(s: &str) -> bool {
+    is_uri(s)
+        && s.split_once("://").is_some_and(|(scheme, rest)| {
+            scheme.starts_with(|c: char| c.is_ascii_alphabetic())
+                && scheme
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || matches!(c, '+' | '-' | '.'))
+                && !rest.is_empty()
+                && !rest.starts_with('/')
+        })
+}
+
+/// A serialization type of `m2m:serializations`: XML (which this CSE neither reads nor
+/// sends, but an AE may prefer it), or one of the [`Format`](crate::codec::Format)s.
+fn is_serialization(s: &str) -> bool {
+    matches!(s, "xml" | "application/xml") || crate::codec::Format::from_serialization(s).is_some()
+}
+
+/// The parts of an `m2m:contentInfo` (TS-0004 Table 6.3.3-1): a media type
+/// (`type/subtype`, with optional `;` parameters), an `m2m:encodingType` (0 plain, 1 base64
+/// of a string, 2 base64 of binary data; Table 6.3.4.2.28-1) and an optional
+/// `m2m:contentSecurity` (0 to 5; Table 6.3.4.2.38-1), joined by `:`. The error says which
+/// part is wrong.
+pub fn content_info(s: &str) -> std::result::Result<(&str, u8, u8), String> {
+    let mut parts = s.split(':');
+    let media = parts.next().unwrap_or("");
+    let (ty, sub) = media
+        .split(';')
+        .next()
+        .and_then(|m| m.split_once('/'))
+        .ok_or_else(|| format!("'{media}' is not a media type (type/subtype)"))?;
+    let token = |t: &str| {
+        !t.is_empty()
+            && t.bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b"!#$&-^_.+".contains(&b))
+    };
+    if !token(ty) || !token(sub) {
+        return Err(format!("'{media}' is not a media type (type/subtype)"));
+    }
+    let number = |part: Option<&str>, what: &str, max: u8| match part {
+        Some(p) if p.len() == 1 => p
+            .parse::<u8>()
+            .ok()
+            .filter(|n| *n <= max)
+            .ok_or_else(|| format!("{what} '{p}' is not 0 to {max}")),
+        Some(p) => Err(format!("{what} '{p}' is not 0 to {max}")),
+        None => Err(format!("the {what} is missing (type/subtype:encoding)")),
+    };
+    let encoding = number(parts.next(), "encoding type", 2)?;
+    let security = match parts.next() {
+        None => 0,
+        p => number(p, "content security", 5)?,
+    };
+    if parts.next().is_some() {
+        return Err("more than three ':'-separated parts".to_owned());
+    }
+    Ok((media, encoding, security))
 }
 
 #[cfg(test)]
@@ -203,6 +338,155 @@ mod tests {
                 }
             }
         }
+    }
+
+    /// TS-0004 clause 7.3.3.7: `null` removes only what may be absent (TS-0001
+    /// multiplicity 0..1); walks every table.
+    #[test]
+    fn null_removes_only_what_may_be_absent() {
+        for ty in ResourceType::ALL {
+            for a in UNIVERSAL.iter().chain(table(ty)) {
+                if a.update != O {
+                    continue;
+                }
+                let r = validate(ty, Operation::Update, &map(json!({ a.name: null })));
+                assert_eq!(r.is_err(), a.single, "{ty:?} {}", a.name);
+            }
+        }
+        let single = |ty, name| find(ty, name).is_some_and(|a| a.single);
+        for (ty, name) in [
+            (ResourceType::Subscription, "nu"),
+            (ResourceType::Subscription, "nct"),
+            (ResourceType::AccessControlPolicy, "pv"),
+            (ResourceType::AccessControlPolicy, "pvs"),
+            (ResourceType::Group, "mnm"),
+            (ResourceType::Group, "mid"),
+            (ResourceType::Ae, "rr"),
+            (ResourceType::DynamicAuthorizationConsultation, "dae"),
+            (ResourceType::DynamicAuthorizationConsultation, "dap"),
+        ] {
+            assert!(single(ty, name), "{ty:?} {name}");
+        }
+        // `et` (multiplicity 1) may be sent as null: the CSE then sets a new lifetime.
+        assert!(!single(ResourceType::Container, "et"));
+    }
+
+    /// The data types of TS-0004 Tables 6.3.2-1 and 6.3.3-1 that the tables name.
+    #[test]
+    fn value_types() {
+        let ok = |ty, attrs: Value| validate(ty, Operation::Create, &map(attrs)).is_ok();
+        let cnt = ResourceType::Container;
+        assert!(ok(cnt, json!({"lbl": ["a b", "key:value", "x"]})));
+        for bad in [
+            json!([]),
+            json!(["a  b"]),
+            json!([" a"]),
+            json!(["a "]),
+            json!(["a\tb"]),
+            json!(["a\rb"]),
+            json!(["a\nb"]),
+            json!([""]),
+            json!("a"),
+            json!([1]),
+        ] {
+            assert!(!ok(cnt, json!({ "lbl": bad })), "{bad}");
+        }
+        assert!(ok(cnt, json!({"mni": 0, "mbs": 0, "mia": 0})));
+        assert!(!ok(cnt, json!({"li": "x"})));
+        let sub = ResourceType::Subscription;
+        assert!(ok(
+            sub,
+            json!({"nu": ["http://h/n", "Cae"], "exc": 1, "su": "Cae"})
+        ));
+        assert!(!ok(sub, json!({"nu": ["a b"]})));
+        assert!(!ok(sub, json!({"nu": [""]})));
+        assert!(!ok(sub, json!({"nu": ["x"], "exc": 0})));
+        assert!(!ok(sub, json!({"nu": ["x"], "su": "a\nb"})));
+        let grp = ResourceType::Group;
+        assert!(ok(grp, json!({"mnm": 1, "mid": []})));
+        assert!(!ok(grp, json!({"mnm": 0, "mid": []})));
+        let ae = |extra: Value| {
+            let mut m = map(json!({"api": "Nx", "rr": true}));
+            m.extend(map(extra));
+            validate(ResourceType::Ae, Operation::Create, &m).is_ok()
+        };
+        for good in [
+            json!(["json"]),
+            json!(["application/cbor", "xml"]),
+            json!(["application/json", "application/xml", "cbor"]),
+        ] {
+            assert!(ae(json!({ "csz": good })), "{good}");
+        }
+        for bad in [
+            json!(["wrong"]),
+            json!([]),
+            json!(["application/json", "text/plain"]),
+            json!(["JSON"]),
+            json!("json"),
+        ] {
+            assert!(!ae(json!({ "csz": bad })), "{bad}");
+        }
+        assert!(ae(
+            json!({"poa": ["http://10.0.0.1:8080/n"], "nl": "cse-in/node"})
+        ));
+        assert!(ae(
+            json!({"poa": ["coap://m2m.sp.com:5683", "mqtt://172.25.0.10:1883"]})
+        ));
+        for bad in [
+            json!(["http://a b"]),
+            json!([]),
+            json!(["10.0.0.1:80"]),
+            json!(["http://"]),
+            json!(["http:///x"]),
+            json!(["1http://h"]),
+            json!(["://h"]),
+        ] {
+            assert!(!ae(json!({ "poa": bad })), "{bad}");
+        }
+    }
+
+    /// TS-0004 Table 6.3.3-1 (`m2m:contentInfo`), Tables 6.3.4.2.28-1 and 6.3.4.2.38-1.
+    #[test]
+    fn content_info_parts() {
+        assert_eq!(content_info("text/plain:0"), Ok(("text/plain", 0, 0)));
+        assert_eq!(
+            content_info("application/xml:1:5"),
+            Ok(("application/xml", 1, 5))
+        );
+        assert_eq!(
+            content_info("text/plain;charset=utf-8:2:0"),
+            Ok(("text/plain;charset=utf-8", 2, 0))
+        );
+        assert_eq!(content_info("application/vnd.x+json:0").map(|c| c.1), Ok(0));
+        for bad in [
+            "",
+            "text/plain",
+            "text/plain:",
+            "text/plain:3",
+            "text/plain:00",
+            "text/plain:-1",
+            "text/plain:0:6",
+            "text/plain:0:",
+            "text/plain:0:1:2",
+            "plain:0",
+            "/plain:0",
+            "text/:0",
+            "te xt/plain:0",
+            "text/pl@in:0",
+            ":0",
+        ] {
+            assert!(content_info(bad).is_err(), "{bad}");
+        }
+        let cin = |cnf: &str| {
+            validate(
+                ResourceType::ContentInstance,
+                Operation::Create,
+                &map(json!({"con": "x", "cnf": cnf})),
+            )
+        };
+        assert!(cin("text/plain:0").is_ok());
+        let err = cin("text/plain").expect_err("no encoding");
+        assert!(err.message.contains("encoding"), "{}", err.message);
     }
 
     #[test]

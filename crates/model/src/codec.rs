@@ -41,6 +41,18 @@ impl Format {
         }
     }
 
+    /// The format a serialization type of `m2m:serializations` (an AE's `csz`) names: its
+    /// short name (`json`, `cbor`: TS-0004 Table 6.3.3-1) or its media type
+    /// (`application/json`, `application/cbor`: TR-0051's examples and deployed clients).
+    /// `None` for XML and anything else.
+    pub fn from_serialization(s: &str) -> Option<Self> {
+        match s {
+            "json" | "application/json" => Some(Self::Json),
+            "cbor" | "application/cbor" => Some(Self::Cbor),
+            _ => None,
+        }
+    }
+
     /// The media type to label content of this format with.
     pub fn media_type(self) -> &'static str {
         match self {

@@ -65,17 +65,24 @@ impl Address {
     }
 }
 
-/// A valid resource name: printable, no `/`, not a reserved virtual-resource name.
+/// A valid resource name (`m2m:resourceName`, TS-0004 Table 6.3.3-1 and the `resource-name`
+/// production of clause 6.2.4): a letter or digit, then letters, digits, `-`, `.` and `_`,
+/// at most 255 characters, and not a virtual resource's name (`la`, `ol`, `fopt`). Names
+/// outside this set could not be written in a structured address without escaping, so two
+/// clients could disagree about which resource an address names.
 pub fn validate_resource_name(rn: &str) -> Result<()> {
-    let ok = !rn.is_empty()
-        && rn.len() <= 255
-        && !rn.contains('/')
-        && rn.chars().all(|c| !c.is_control() && !c.is_whitespace())
-        && !matches!(rn, "la" | "ol" | "fopt" | "." | ".." | "-");
+    let mut chars = rn.chars();
+    let ok = rn.len() <= 255
+        && chars.next().is_some_and(|c| c.is_ascii_alphanumeric())
+        && chars.all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '.' | '_'))
+        && !matches!(rn, "la" | "ol" | "fopt");
     if ok {
         Ok(())
     } else {
-        Err(Error::bad_request(format!("invalid resource name '{rn}'")))
+        Err(Error::bad_request(format!(
+            "invalid resource name '{rn}': a letter or digit, then letters, digits, '-', '.' \
+             or '_' (TS-0004 m2m:resourceName), and not la, ol or fopt"
+        )))
     }
 }
 
@@ -213,5 +220,21 @@ mod tests {
         assert!(validate_resource_name("la").is_err());
         assert!(validate_resource_name("a b").is_err());
         assert!(validate_resource_name("sensor-1").is_ok());
+    }
+
+    /// TS-0004 Table 6.3.3-1 (`m2m:resourceName`) and the clause 6.2.4 ABNF.
+    #[test]
+    fn resource_names_are_unreserved_characters() {
+        for good in ["a", "7", "myLightBulb", "123Sensor", "a-b.c_d", "x.."] {
+            assert!(validate_resource_name(good).is_ok(), "{good}");
+        }
+        for bad in [
+            "", "test?", "a#b", "a/b", "a%20b", "a~b", "-a", ".a", "_a", ".", "..", "-", "é",
+            "a b", "a\tb", "fopt", "ol",
+        ] {
+            assert!(validate_resource_name(bad).is_err(), "{bad:?}");
+        }
+        assert!(validate_resource_name(&"a".repeat(255)).is_ok());
+        assert!(validate_resource_name(&"a".repeat(256)).is_err());
     }
 }

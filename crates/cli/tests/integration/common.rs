@@ -401,3 +401,122 @@ pub fn ber_signature_copy(cert_pem: &Path, out: &Path) {
 /// The workspace's one skip rule (`test-support`): skip with a printed reason, or fail when
 /// SECURE_CSE_REQUIRE_SERVICES is set.
 pub use test_support::{have_tool, skip_unless};
+
+/// Sends one oneM2M request with curl as a standard client does: `X-M2M-Origin`,
+/// `X-M2M-RI`, `X-M2M-RVI: 3` (unless `headers` has its own), the extra `headers`, and the
+/// content with its media type.
+/// Returns the raw response (head and body).
+pub fn m2m_curl(
+    url: &str,
+    method: &str,
+    from: &str,
+    headers: &[&str],
+    content: Option<(&str, &str)>,
+) -> String {
+    let from = format!("X-M2M-Origin: {from}");
+    let mut args = vec!["-X", method, url, "-H", from.as_str(), "-H", "X-M2M-RI: r"];
+    if !headers.iter().any(|h| h.starts_with("X-M2M-RVI:")) {
+        args.extend(["-H", "X-M2M-RVI: 3"]);
+    }
+    for h in headers {
+        args.extend(["-H", h]);
+    }
+    let content_type;
+    if let Some((ct, body)) = content {
+        content_type = format!("Content-Type: {ct}");
+        args.extend(["-H", content_type.as_str(), "-d", body]);
+    }
+    curl(&args)
+}
+
+/// A oneM2M client over HTTP with curl, for the conformance tests: each request is what a
+/// standard client sends, and each answer is read as a client reads it.
+pub struct Http {
+    pub base: String,
+}
+
+/// An answer: its `X-M2M-RSC` (0 when missing), its headers, and its body as JSON (`Null`
+/// when empty or not JSON).
+pub struct Answer {
+    pub rsc: u16,
+    pub head: String,
+    pub body: serde_json::Value,
+}
+
+impl Answer {
+    /// A response header's value.
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.head
+            .lines()
+            .find_map(|l| l.strip_prefix(&format!("{name}: ")))
+            .map(str::trim)
+    }
+}
+
+impl Http {
+    /// A request with `Content-Type: application/json;ty=<ty>` and the body when given.
+    pub fn send(
+        &self,
+        method: &str,
+        from: &str,
+        path: &str,
+        ty_body: Option<(u8, &str)>,
+    ) -> Answer {
+        let body = ty_body.map(|(ty, body)| (format!("application/json;ty={ty}"), body));
+        self.send_as(
+            method,
+            from,
+            path,
+            body.as_ref().map(|(c, b)| (c.as_str(), *b)),
+        )
+    }
+
+    /// A request with the given content type and body (a NOTIFY, an UPDATE).
+    pub fn send_as(
+        &self,
+        method: &str,
+        from: &str,
+        path: &str,
+        content: Option<(&str, &str)>,
+    ) -> Answer {
+        let url = format!("{}/{path}", self.base);
+        let out = m2m_curl(&url, method, from, &[], content);
+        let out = out.replace("\r\n", "\n");
+        let (head, body) = out.split_once("\n\n").unwrap_or((out.as_str(), ""));
+        let rsc = head
+            .lines()
+            .find_map(|l| l.strip_prefix("X-M2M-RSC: "))
+            .and_then(|v| v.trim().parse().ok())
+            .unwrap_or(0);
+        Answer {
+            rsc,
+            head: head.to_owned(),
+            body: serde_json::from_str(body).unwrap_or(serde_json::Value::Null),
+        }
+    }
+
+    pub fn get(&self, from: &str, path: &str) -> Answer {
+        self.send("GET", from, path, None)
+    }
+
+    /// A CREATE that must succeed (2001).
+    pub fn create(&self, from: &str, path: &str, ty: u8, body: &str) -> Answer {
+        let a = self.send("POST", from, path, Some((ty, body)));
+        assert_eq!(a.rsc, 2001, "{path}: {}", a.body);
+        a
+    }
+
+    /// An UPDATE (PUT) with JSON content.
+    pub fn update(&self, from: &str, path: &str, body: &str) -> Answer {
+        self.send_as("PUT", from, path, Some(("application/json", body)))
+    }
+
+    /// Registers an AE and returns its AE-ID.
+    pub fn register(&self, rn: &str) -> String {
+        let body = format!(
+            r#"{{"m2m:ae": {{"rn": "{rn}", "api": "Nconformance", "rr": false, "srv": ["3"]}}}}"#
+        );
+        let a = self.create("C", "cse-in", 2, &body);
+        a.body["m2m:ae"]["aei"].as_str().expect("aei").to_owned()
+    }
+}

@@ -22,32 +22,21 @@ struct Answer {
 impl Http {
     fn send(&self, method: &str, from: &str, path: &str, ty_body: Option<(u8, &Value)>) -> Answer {
         let url = format!("{}/{path}", self.base);
-        let from = format!("X-M2M-Origin: {from}");
-        let mut args = vec![
-            "-X",
-            method,
-            url.as_str(),
-            "-H",
-            from.as_str(),
-            "-H",
-            "X-M2M-RI: r",
-            "-H",
-            "X-M2M-RVI: 3",
-            "-H",
-            "Accept: application/json",
-        ];
-        let content_type;
-        let body;
-        if let Some((ty, pc)) = ty_body {
-            content_type = if ty == 0 {
-                "Content-Type: application/json".to_owned()
+        let content = ty_body.map(|(ty, pc)| {
+            let ct = if ty == 0 {
+                "application/json".to_owned()
             } else {
-                format!("Content-Type: application/json;ty={ty}")
+                format!("application/json;ty={ty}")
             };
-            body = pc.to_string();
-            args.extend(["-H", content_type.as_str(), "-d", body.as_str()]);
-        }
-        let raw = curl(&args);
+            (ct, pc.to_string())
+        });
+        let raw = m2m_curl(
+            &url,
+            method,
+            from,
+            &["Accept: application/json"],
+            content.as_ref().map(|(c, b)| (c.as_str(), b.as_str())),
+        );
         let (head, text) = raw.split_once("\r\n\r\n").unwrap_or((raw.as_str(), ""));
         let header = |name: &str| {
             head.lines()

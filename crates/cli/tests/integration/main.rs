@@ -10,6 +10,7 @@ mod common;
 mod conformance_releases;
 mod conformance_requests;
 mod conformance_results;
+mod conformance_validation;
 mod data_folder;
 mod durability;
 mod dynamic_authorization;

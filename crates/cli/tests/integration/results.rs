@@ -12,24 +12,14 @@ struct Http {
 impl Http {
     fn send(&self, method: &str, from: &str, path: &str, ty_body: Option<(u8, &str)>) -> String {
         let url = format!("{}/{path}", self.base);
-        let from = format!("X-M2M-Origin: {from}");
-        let mut args = vec![
-            "-X",
+        let ty = ty_body.map(|(ty, body)| (format!("application/json;ty={ty}"), body));
+        m2m_curl(
+            &url,
             method,
-            url.as_str(),
-            "-H",
-            from.as_str(),
-            "-H",
-            "X-M2M-RI: r",
-            "-H",
-            "X-M2M-RVI: 3",
-        ];
-        let content_type;
-        if let Some((ty, body)) = ty_body {
-            content_type = format!("Content-Type: application/json;ty={ty}");
-            args.extend(["-H", content_type.as_str(), "-d", body]);
-        }
-        curl(&args)
+            from,
+            &[],
+            ty.as_ref().map(|(c, b)| (c.as_str(), *b)),
+        )
     }
 
     /// Registers an AE and returns its AE-ID.

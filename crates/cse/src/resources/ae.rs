@@ -68,10 +68,11 @@ pub(crate) fn claim(
     }
 }
 
-/// Checks the App-ID (and that the registering credential allows it) and fills in `aei`.
-pub(crate) fn prepare(originator: &Originator, r: &mut Resource) -> Result<()> {
+/// Checks the App-ID against the release the request declares (`rvi`) and that the
+/// registering credential allows it, and fills in `aei`.
+pub(crate) fn prepare(originator: &Originator, rvi: Option<&str>, r: &mut Resource) -> Result<()> {
     let api = r.attrs.get("api").and_then(Value::as_str).unwrap_or("");
-    model::resources::ae::validate_app_id(api)?;
+    model::resources::ae::validate_app_id(api, rvi)?;
     if let Originator::Registering(reg) = originator {
         if !reg.allowed_apps.is_empty() && !reg.allowed_apps.iter().any(|a| model::id::glob(a, api))
         {

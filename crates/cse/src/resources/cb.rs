@@ -11,13 +11,14 @@ pub(crate) async fn ensure(cse: &Cse) -> Result<()> {
     if let Some(mut cb) = cse.store.get_by_srn(&c.cse_name)? {
         // Points of access follow the configuration of this start; the releases and
         // resource types this build supports follow the build (a CSEBase an earlier
-        // version created may claim others).
+        // version created may claim others). `rr`, which earlier versions stored, is not a
+        // <CSEBase> attribute (TS-0001 Table 9.6.3-2).
+        let mut changed = cb.attrs.remove("rr").is_some();
         let current = [
             ("poa", json!(c.poa)),
             ("srv", json!(model::primitive::SUPPORTED_RELEASES)),
             ("srt", json!(srt)),
         ];
-        let mut changed = false;
         for (name, value) in current {
             if cb.attrs.get(name) != Some(&value) {
                 cb.attrs.insert(name.to_owned(), value);
@@ -43,7 +44,6 @@ pub(crate) async fn ensure(cse: &Cse) -> Result<()> {
         ("srt", json!(srt)),
         ("poa", json!(c.poa)),
         ("srv", json!(model::primitive::SUPPORTED_RELEASES)),
-        ("rr", json!(true)),
         ("csz", json!(["application/json", "application/cbor"])),
     ] {
         attrs.insert(k.to_owned(), v);

@@ -16,12 +16,11 @@ pub(crate) async fn prepare(
 ) -> Result<()> {
     model::resources::sub::validate(&r.attrs)?;
     model::resources::sub::check_child_types(&r.attrs, parent.ty)?;
+    // TS-0004 clause 7.4.8.2.1 Recv-6.3: ORIGINATOR_HAS_NO_PRIVILEGE (4103), the code of
+    // every access refusal; 4101 is for a subscription's creator at notification time.
     cse.authorize(caller, parent, AccessOperation::RETRIEVE, None)
         .map_err(|_| {
-            Error::new(
-                ResponseStatusCode::SubscriptionCreatorHasNoPrivilege,
-                "the subscriber may not retrieve the subscribed-to resource",
-            )
+            Error::no_privilege("the subscriber may not retrieve the subscribed-to resource")
         })?;
     let creator = caller.originator.id(&cse.config).to_owned();
     complete(r, &creator);

@@ -64,7 +64,8 @@ async fn default_policy_is_creator_only() {
         )
         .await;
     assert_eq!(r.rsc, R::OriginatorHasNoPrivilege);
-    // Registered AEs may read the CSEBase, but not create under it without a policy.
+    // Registered AEs may read the CSEBase, but not create under it without a policy; nobody
+    // updates it (TS-0004 clause 7.4.3.2.3).
     assert_eq!(t.retrieve(&other, "cse-in").await.rsc, R::Ok);
     assert_eq!(
         t.create(&other, "cse-in", T::Container, json!({"m2m:cnt": {}}))
@@ -76,7 +77,7 @@ async fn default_policy_is_creator_only() {
         t.update(&other, "cse-in", json!({"m2m:cb": {"lbl": ["x"]}}))
             .await
             .rsc,
-        R::OriginatorHasNoPrivilege
+        R::OperationNotAllowed
     );
     // Nothing changed.
     assert_eq!(

@@ -15,3 +15,4 @@ mod registration;
 mod requests;
 mod results;
 mod subscriptions;
+mod validation;

@@ -194,7 +194,7 @@ async fn malformed_content_changes_nothing() {
         t.update(ADMIN, "cse-in", json!({"m2m:cb": {"cst": 2}}))
             .await
             .rsc,
-        R::BadRequest
+        R::OperationNotAllowed
     );
     assert_eq!(t.delete(ADMIN, "cse-in").await.rsc, R::OperationNotAllowed);
 }

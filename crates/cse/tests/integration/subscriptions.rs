@@ -262,7 +262,7 @@ async fn ae_targets_and_privileges() {
     )
     .await;
     // Without CREATE on the container the listener cannot subscribe; with CREATE but no
-    // RETRIEVE it may not either (4101).
+    // RETRIEVE it may not either (4103, TS-0004 clause 7.4.8.2.1 Recv-6.3).
     let r = t
         .create(
             &listener,
@@ -296,7 +296,7 @@ async fn ae_targets_and_privileges() {
             json!({"m2m:sub": {"nu": [listener]}}),
         )
         .await;
-    assert_eq!(r.rsc, R::SubscriptionCreatorHasNoPrivilege);
+    assert_eq!(r.rsc, R::OriginatorHasNoPrivilege, "{:?}", r.pc);
     // The owner subscribes the listener by AE-ID: verified through the listener's poa.
     let r = t
         .create(

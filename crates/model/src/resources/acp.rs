@@ -97,16 +97,20 @@ fn bad(name: &str, why: &str) -> Error {
     Error::bad_request(format!("invalid '{name}': {why}"))
 }
 
-/// The rule list of an `m2m:setOfAcrs`, unparsed.
+/// The rule list of an `m2m:setOfAcrs`, unparsed. `acr` has multiplicity 0..n (TS-0004
+/// Table 6.3.5.26-1), so `{}` is an empty set: privileges that grant nothing.
 pub fn rules_of(v: &Value) -> std::result::Result<&[Value], String> {
     let obj = v.as_object().ok_or("not an object")?;
     if let Some(k) = obj.keys().find(|k| *k != "acr") {
         return Err(format!("unknown member '{k}'"));
     }
-    obj.get("acr")
-        .and_then(Value::as_array)
-        .map(Vec::as_slice)
-        .ok_or_else(|| "acr must be a list".to_owned())
+    match obj.get("acr") {
+        None => Ok(&[]),
+        Some(acr) => acr
+            .as_array()
+            .map(Vec::as_slice)
+            .ok_or_else(|| "acr must be a list".to_owned()),
+    }
 }
 
 /// Parses one rule; the error says which element is wrong and why.
@@ -395,5 +399,9 @@ mod tests {
         assert!(validate_acrs("pv", &json!([])).is_err());
         assert!(validate_acrs("pv", &json!({"acr": []})).is_ok());
         assert!(validate_acrs("pvs", &json!({"acr": []})).is_err());
+        // `acr` is 0..n: an empty set of privileges may leave it out; pvs still needs a rule.
+        assert!(validate_acrs("pv", &json!({})).is_ok());
+        assert!(validate_acrs("pvs", &json!({})).is_err());
+        assert!(validate_acrs("pv", &json!({"acr": {}})).is_err());
     }
 }

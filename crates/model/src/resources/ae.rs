@@ -9,25 +9,66 @@ use crate::error::{Error, Result};
 /// and data, TS-0003 clause 8.4, which this CSE does not provide), and every attribute of
 /// Release 4 and later (see `primitive::SUPPORTED_RELEASES`).
 pub const ATTRIBUTES: &[Attr] = &[
-    attr("acpi", Kind::StrList, Optional, Optional),
+    attr("acpi", Kind::UriList, Optional, Optional),
     attr("api", Kind::Str, Mandatory, NotPresent),
     attr("apn", Kind::Str, Optional, Optional),
     attr("aei", Kind::Str, NotPresent, NotPresent),
-    attr("poa", Kind::StrList, Optional, Optional),
+    attr("poa", Kind::PoaList, Optional, Optional),
     attr("rr", Kind::Bool, Mandatory, Optional),
-    attr("csz", Kind::StrList, Optional, Optional),
+    attr("csz", Kind::Serializations, Optional, Optional),
     attr("srv", Kind::StrList, Optional, Optional),
-    attr("or", Kind::Str, Optional, Optional),
-    attr("daci", Kind::StrList, Optional, Optional),
+    attr("or", Kind::Uri, Optional, Optional),
+    attr("daci", Kind::UriList, Optional, Optional),
 ];
 
-/// An App-ID starts with `R` (registered) or `N` (non-registered) (TS-0001 clause 7.1.3).
-pub fn validate_app_id(api: &str) -> Result<()> {
-    if api.len() > 1 && (api.starts_with('R') || api.starts_with('N')) && !api.contains('/') {
+/// An App-ID (TS-0001 Table 7.2-1) is registered, `R...` (`R{authority-ID}.{reverseDNS}.
+/// {applicationName}`, a format the table recommends but does not require), or
+/// non-registered, `N...`. A lower-case `r` is permitted for registered App-IDs up to
+/// Release 3 and forbidden from Release 4 on, so it is refused only when the request
+/// declares release 4 or later (`rvi`). Something must follow the prefix, and an App-ID
+/// holds no `/` (it is not a path).
+pub fn validate_app_id(api: &str, rvi: Option<&str>) -> Result<()> {
+    let from_release_4 = rvi.is_some_and(|v| v.parse::<u32>().is_ok_and(|n| n >= 4));
+    let prefix_ok = match api.chars().next() {
+        Some('R' | 'N') => true,
+        Some('r') => !from_release_4,
+        _ => false,
+    };
+    if api.len() > 1 && prefix_ok && !api.contains('/') {
         Ok(())
     } else {
         Err(Error::bad_request(format!(
-            "invalid App-ID '{api}': must start with R or N"
+            "invalid App-ID '{api}': must start with R (registered; r up to Release 3) or N \
+             (non-registered), then at least one character and no '/'"
         )))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// TS-0001 Table 7.2-1: R and N, and r for the releases that permit it.
+    #[test]
+    fn app_id_prefixes() {
+        for rvi in [None, Some("2a"), Some("3"), Some("4"), Some("5")] {
+            assert!(validate_app_id("Ra01.com.company.smartcity", rvi).is_ok());
+            assert!(validate_app_id("Nk836-t071-fc022", rvi).is_ok());
+            for bad in ["", "R", "N", "n836", "Xapp", "Cx", "Rapp/x"] {
+                assert!(validate_app_id(bad, rvi).is_err(), "{bad} {rvi:?}");
+            }
+        }
+        for rvi in [None, Some("2a"), Some("3")] {
+            assert!(
+                validate_app_id("ra01.com.company.smartcity", rvi).is_ok(),
+                "{rvi:?}"
+            );
+        }
+        for rvi in [Some("4"), Some("5")] {
+            assert!(
+                validate_app_id("ra01.com.company.smartcity", rvi).is_err(),
+                "{rvi:?}"
+            );
+        }
     }
 }

@@ -4,8 +4,8 @@ use crate::attributes::{attr, Attr, Kind, Presence::*};
 
 /// Attribute table.
 pub const ATTRIBUTES: &[Attr] = &[
-    attr("acpi", Kind::StrList, NotPresent, Optional),
-    attr("daci", Kind::StrList, NotPresent, Optional),
+    attr("acpi", Kind::UriList, NotPresent, Optional),
+    attr("daci", Kind::UriList, NotPresent, Optional),
     attr("cst", Kind::Int, NotPresent, NotPresent),
     attr("csi", Kind::Str, NotPresent, NotPresent),
     attr("srt", Kind::IntList, NotPresent, NotPresent),
@@ -13,6 +13,5 @@ pub const ATTRIBUTES: &[Attr] = &[
     attr("nl", Kind::Str, NotPresent, NotPresent),
     attr("srv", Kind::StrList, NotPresent, NotPresent),
     attr("csz", Kind::StrList, NotPresent, NotPresent),
-    attr("rr", Kind::Bool, NotPresent, NotPresent),
     attr("esi", Kind::Object, NotPresent, NotPresent),
 ];

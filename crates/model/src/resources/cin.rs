@@ -7,10 +7,10 @@ use serde_json::Value;
 pub const ATTRIBUTES: &[Attr] = &[
     attr("st", Kind::Int, NotPresent, NotPresent),
     attr("cr", Kind::NullOnly, Optional, NotPresent),
-    attr("cnf", Kind::Str, Optional, NotPresent),
+    attr("cnf", Kind::ContentInfo, Optional, NotPresent),
     attr("cs", Kind::Int, NotPresent, NotPresent),
     attr("conr", Kind::Str, Optional, NotPresent),
-    attr("or", Kind::Str, Optional, NotPresent),
+    attr("or", Kind::Uri, Optional, NotPresent),
     attr("con", Kind::Any, Mandatory, NotPresent),
 ];
 

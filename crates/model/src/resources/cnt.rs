@@ -8,7 +8,7 @@ use crate::attributes::{attr, Attr, Kind, Presence::*};
 /// this CSE announces nothing) and `li` (a link to a `<locationPolicy>`, a type this CSE
 /// does not host).
 pub const ATTRIBUTES: &[Attr] = &[
-    attr("acpi", Kind::StrList, Optional, Optional),
+    attr("acpi", Kind::UriList, Optional, Optional),
     attr("st", Kind::Int, NotPresent, NotPresent),
     attr("cr", Kind::NullOnly, Optional, NotPresent),
     attr("mni", Kind::Int, Optional, Optional),
@@ -16,9 +16,9 @@ pub const ATTRIBUTES: &[Attr] = &[
     attr("mia", Kind::Int, Optional, Optional),
     attr("cni", Kind::Int, NotPresent, NotPresent),
     attr("cbs", Kind::Int, NotPresent, NotPresent),
-    attr("or", Kind::Str, Optional, Optional),
+    attr("or", Kind::Uri, Optional, Optional),
     attr("disr", Kind::Bool, Optional, Optional),
-    attr("daci", Kind::StrList, Optional, Optional),
+    attr("daci", Kind::UriList, Optional, Optional),
 ];
 
 /// Whether a container disables the retrieval of its content instances (`disr` true): then

@@ -11,11 +11,11 @@ use serde_json::{Map, Value};
 
 /// Attribute table.
 pub const ATTRIBUTES: &[Attr] = &[
-    attr("acpi", Kind::StrList, Optional, Optional),
+    attr("acpi", Kind::UriList, Optional, Optional),
     attr("cr", Kind::NullOnly, Optional, NotPresent),
-    attr("daci", Kind::StrList, Optional, Optional),
+    attr("daci", Kind::UriList, Optional, Optional),
     attr("dae", Kind::Bool, Mandatory, Optional),
-    attr("dap", Kind::StrList, Mandatory, Optional),
+    attr("dap", Kind::UriList, Mandatory, Optional),
     attr("dal", Kind::Any, Optional, Optional),
 ];
 

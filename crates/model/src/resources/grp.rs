@@ -6,17 +6,17 @@ use crate::attributes::{attr, Attr, Kind, Presence::*};
 /// `<flexContainer>` and `<mgmtObj>` members, which this CSE does not host, so it could not
 /// be enforced.
 pub const ATTRIBUTES: &[Attr] = &[
-    attr("acpi", Kind::StrList, Optional, Optional),
+    attr("acpi", Kind::UriList, Optional, Optional),
     attr("cr", Kind::NullOnly, Optional, NotPresent),
     attr("mt", Kind::Int, Optional, NotPresent),
     attr("cnm", Kind::Int, NotPresent, NotPresent),
-    attr("mnm", Kind::Int, Mandatory, Optional),
-    attr("mid", Kind::StrList, Mandatory, Optional),
-    attr("macp", Kind::StrList, Optional, Optional),
+    attr("mnm", Kind::PositiveInt, Mandatory, Optional),
+    attr("mid", Kind::UriList, Mandatory, Optional),
+    attr("macp", Kind::UriList, Optional, Optional),
     attr("mtv", Kind::Bool, NotPresent, NotPresent),
     attr("csy", Kind::Int, Optional, NotPresent),
     attr("gn", Kind::Str, Optional, Optional),
-    attr("daci", Kind::StrList, Optional, Optional),
+    attr("daci", Kind::UriList, Optional, Optional),
 ];
 
 /// The `mt` value that admits members of any type (TS-0004 table 6.3.4.2.11-1); also the

@@ -8,16 +8,16 @@ use serde_json::Value;
 /// `rl`, `pn`, `nsp`, `nec`) are left out, so a request that sets one is refused rather than
 /// silently ignored.
 pub const ATTRIBUTES: &[Attr] = &[
-    attr("acpi", Kind::StrList, Optional, Optional),
+    attr("acpi", Kind::UriList, Optional, Optional),
     attr("cr", Kind::NullOnly, Optional, NotPresent),
     attr("enc", Kind::Object, Optional, Optional),
-    attr("exc", Kind::Int, Optional, Optional),
-    attr("nu", Kind::StrList, Mandatory, Optional),
+    attr("exc", Kind::PositiveInt, Optional, Optional),
+    attr("nu", Kind::UriList, Mandatory, Optional),
     attr("bn", Kind::Object, Optional, Optional),
     attr("ln", Kind::Bool, Optional, Optional),
-    attr("nct", Kind::Int, Optional, Optional),
-    attr("su", Kind::Str, Optional, NotPresent),
-    attr("daci", Kind::StrList, Optional, Optional),
+    attr("nct", Kind::Int, Optional, Optional).single(),
+    attr("su", Kind::Uri, Optional, NotPresent),
+    attr("daci", Kind::UriList, Optional, Optional),
 ];
 
 /// Notification event types (`net`, TS-0004 clause 6.3.4.2.19) this CSE raises.
@@ -162,4 +162,97 @@ pub fn check_child_types(
         }
     }
     Ok(())
+}
+
+/// Checks that the content of a NOTIFY is a notification (TS-0004 clause 7.5.1.1): one
+/// `m2m:sgn` (`m2m:notification`, Table 6.3.5.13-1) or one `m2m:agn` holding a non-empty
+/// list of them (Table 6.3.5.12-1). Each has its subscription reference (`sur`, multiplicity
+/// 1) and only the members the table defines, each of its type. Anything else is 4000.
+pub fn validate_notification(pc: Option<&Value>) -> Result<()> {
+    let bad = |why: &str| Error::bad_request(format!("not a notification: {why}"));
+    let obj = pc
+        .and_then(Value::as_object)
+        .filter(|o| o.len() == 1)
+        .ok_or_else(|| bad("the content must be one m2m:sgn or m2m:agn"))?;
+    match obj.iter().next() {
+        Some((k, v)) if k == "m2m:sgn" => notification(v).map_err(|why| bad(&why)),
+        Some((k, v)) if k == "m2m:agn" => {
+            let list = v
+                .as_object()
+                .filter(|o| o.len() == 1)
+                .and_then(|o| o.get("m2m:sgn"))
+                .ok_or_else(|| bad("m2m:agn must hold m2m:sgn"))?;
+            let list = match list {
+                Value::Array(a) if !a.is_empty() => a.as_slice(),
+                Value::Array(_) => return Err(bad("m2m:agn holds no notification")),
+                one => std::slice::from_ref(one),
+            };
+            list.iter()
+                .try_for_each(notification)
+                .map_err(|why| bad(&why))
+        }
+        _ => Err(bad("the content must be one m2m:sgn or m2m:agn")),
+    }
+}
+
+/// One `m2m:notification`; the error names the member that is wrong.
+fn notification(v: &Value) -> std::result::Result<(), String> {
+    let obj = v.as_object().ok_or("m2m:sgn must be an object")?;
+    if obj
+        .get("sur")
+        .and_then(Value::as_str)
+        .is_none_or(str::is_empty)
+    {
+        return Err("sur (the subscription reference) is missing".to_owned());
+    }
+    for (k, v) in obj {
+        let ok = match k.as_str() {
+            "sur" | "cr" | "nfu" | "ntt" | "tid1" | "tid2" => v.is_string(),
+            "vrq" | "sud" | "trr" | "tra" | "aerp" | "aerid" => v.is_boolean(),
+            "nev" | "idr" => v.is_object(),
+            _ => return Err(format!("unknown member '{k}'")),
+        };
+        if !ok {
+            return Err(format!("member '{k}' has the wrong type"));
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    /// TS-0004 clause 7.5.1.1, Tables 6.3.5.12-1 and 6.3.5.13-1.
+    #[test]
+    fn only_notifications_are_notifications() {
+        let sgn = json!({"nev": {"rep": {}, "net": 1}, "sur": "cse-in/ae/sub", "cr": "Cae"});
+        for good in [
+            json!({ "m2m:sgn": sgn }),
+            json!({"m2m:sgn": {"vrq": true, "sur": "cse-in/x", "cr": "C1"}}),
+            json!({"m2m:sgn": {"sud": true, "sur": "cse-in/x"}}),
+            json!({"m2m:agn": {"m2m:sgn": [sgn, sgn]}}),
+            json!({"m2m:agn": {"m2m:sgn": sgn}}),
+        ] {
+            assert!(validate_notification(Some(&good)).is_ok(), "{good}");
+        }
+        for bad in [
+            json!({"m2m:cnt": {"rn": "x"}}),
+            json!({"m2m:sgn": {"nev": {"net": 1}}}),
+            json!({"m2m:sgn": {"sur": ""}}),
+            json!({"m2m:sgn": {"sur": "x", "zzz": 1}}),
+            json!({"m2m:sgn": {"sur": "x", "vrq": "yes"}}),
+            json!({"m2m:sgn": "x"}),
+            json!({"m2m:sgn": { "sur": "x" }, "m2m:cnt": {}}),
+            json!({"m2m:agn": {"m2m:sgn": []}}),
+            json!({"m2m:agn": {}}),
+            json!("hello"),
+            json!({}),
+        ] {
+            let err = validate_notification(Some(&bad)).expect_err("refused");
+            assert_eq!(err.rsc, crate::ResponseStatusCode::BadRequest, "{bad}");
+        }
+        assert!(validate_notification(None).is_err());
+    }
 }

@@ -40,15 +40,17 @@ fn json() -> impl Strategy<Value = Value> {
 
 fn value_of(kind: Kind) -> BoxedStrategy<Value> {
     match kind {
-        Kind::Str => ".{0,16}".prop_map(Value::String).boxed(),
-        Kind::Int => any::<u64>().prop_map(Value::from).boxed(),
+        Kind::Str | Kind::Uri | Kind::ContentInfo => ".{0,16}".prop_map(Value::String).boxed(),
+        Kind::Int | Kind::PositiveInt => any::<u64>().prop_map(Value::from).boxed(),
         Kind::Bool => any::<bool>().prop_map(Value::Bool).boxed(),
         Kind::Time => "20[0-9]{2}[01][0-9][0-3][0-9]T[0-2][0-9][0-5][0-9][0-5][0-9](,[0-9]{1,6})?"
             .prop_map(Value::String)
             .boxed(),
-        Kind::StrList => prop::collection::vec(".{0,8}".prop_map(Value::String), 0..4)
-            .prop_map(Value::Array)
-            .boxed(),
+        Kind::StrList | Kind::UriList | Kind::PoaList | Kind::Labels | Kind::Serializations => {
+            prop::collection::vec(".{0,8}".prop_map(Value::String), 0..4)
+                .prop_map(Value::Array)
+                .boxed()
+        }
         Kind::IntList => prop::collection::vec(any::<u32>().prop_map(Value::from), 0..4)
             .prop_map(Value::Array)
             .boxed(),
