@@ -83,7 +83,12 @@ impl Cse {
                     model::resources::sub::check_event_types(&preview.attrs, parent.ty)?;
                 }
             }
-            ResourceType::Group => resources::grp::check_members(self, caller, &mut preview)?,
+            ResourceType::Group => resources::grp::check_members(
+                self,
+                caller,
+                &mut preview,
+                changes.contains_key("mid"),
+            )?,
             ResourceType::DynamicAuthorizationConsultation => {
                 resources::dac::prepare(&self.config, &preview)?
             }

@@ -10,16 +10,22 @@ use serde_json::json;
 /// Validates a new group: `mt` defaults to MIXED, then as [`check_members`].
 pub(crate) fn prepare(cse: &Cse, caller: &Caller<'_>, r: &mut Resource) -> Result<()> {
     r.attrs.entry("mt").or_insert(json!(MIXED));
-    check_members(cse, caller, r)
+    check_members(cse, caller, r, true)
 }
 
 /// Shared by create and update (with the merged resource): drops duplicate members (the
-/// first occurrence stays), checks that `cnm <= mnm` (6010), and, unless `mt` is MIXED,
-/// reads each member's type with the originator's RETRIEVE privilege (TS-0004 7.4.13.2.1:
-/// a type that cannot be read, because the member is missing or not readable, is
-/// RECEIVER_HAS_NO_PRIVILEGE) and applies `csy` to members whose type is not `mt`; then
-/// sets the derived `cnm` and `mtv`. `mid` and `mt` may change, so callers store them back.
-pub(crate) fn check_members(cse: &Cse, caller: &Caller<'_>, r: &mut Resource) -> Result<()> {
+/// first occurrence stays), checks that `cnm <= mnm` (6010), and, when the request sets
+/// `mid` (`members_given`) and `mt` is not MIXED, reads each member's type with the
+/// originator's RETRIEVE privilege (TS-0004 7.4.13.2.1 and 7.4.13.2.3: a type that cannot
+/// be read, because the member is missing or not readable, is RECEIVER_HAS_NO_PRIVILEGE)
+/// and applies `csy` to members whose type is not `mt`; then sets the derived `cnm` and
+/// `mtv`. `mid` and `mt` may change, so callers store them back.
+pub(crate) fn check_members(
+    cse: &Cse,
+    caller: &Caller<'_>,
+    r: &mut Resource,
+    members_given: bool,
+) -> Result<()> {
     let mt = r.u64_attr("mt").unwrap_or(MIXED);
     if mt != MIXED && ResourceType::from_code(mt).is_err() {
         return Err(Error::bad_request(format!(
@@ -52,7 +58,7 @@ pub(crate) fn check_members(cse: &Cse, caller: &Caller<'_>, r: &mut Resource) ->
                 "member '{m}': sub-group fan-out members (.../fopt) are not supported"
             )));
         }
-        if mt == MIXED {
+        if mt == MIXED || !members_given {
             continue;
         }
         let ty = member_type(cse, caller, m).ok_or_else(|| {
