@@ -22,6 +22,7 @@ const RET: HeaderName = HeaderName::from_static("x-m2m-ret");
 const RST: HeaderName = HeaderName::from_static("x-m2m-rst");
 const OET: HeaderName = HeaderName::from_static("x-m2m-oet");
 const VSI: HeaderName = HeaderName::from_static("x-m2m-vsi");
+const EC: HeaderName = HeaderName::from_static("x-m2m-ec");
 
 /// A oneM2M HTTP client bound to one CSE's base URL; [`Client::send_to_url`] reaches any
 /// other URL (notification targets) through the same connection pool.
@@ -326,6 +327,7 @@ impl Client {
         put(h, RST, "rset", req.rset.as_deref())?;
         put(h, OET, "oet", req.oet.as_deref())?;
         put(h, VSI, "vsi", req.vsi.as_deref())?;
+        put(h, EC, "ec", req.ec.map(|ec| ec.to_string()).as_deref())?;
         h.insert(ACCEPT, HeaderValue::from_static(self.format.media_type()));
         let ty = req.ty.filter(|_| req.op == Operation::Create);
         if req.pc.is_some() || ty.is_some() {

@@ -3,6 +3,7 @@
 //! hyper-util keys its pool by scheme and authority, so plain and TLS connections to the
 //! same host never mix.
 
+use crate::header_case::HeadCase;
 use crate::tls::TlsConfig;
 use hyper_util::client::legacy::connect::{Connected, Connection, HttpConnector};
 use hyper_util::rt::TokioIo;
@@ -105,9 +106,11 @@ impl Service<http::Uri> for Connector {
         };
         let tcp = self.tcp.call(dst.clone());
         let Some(tls) = tls else {
-            return Box::pin(
-                async move { Ok(TokioIo::new(Stream::Plain(tcp.await?.into_inner()))) },
-            );
+            return Box::pin(async move {
+                Ok(TokioIo::new(Stream::new(Transport::Plain(
+                    tcp.await?.into_inner(),
+                ))))
+            });
         };
         let Some(name) = self.server_name(&tls, &dst) else {
             return fail("the URL has no host");
@@ -123,7 +126,7 @@ impl Service<http::Uri> for Connector {
             let ssl = tls.connector.configure()?.into_ssl(&name)?;
             let mut stream = SslStream::new(ssl, tcp)?;
             match tokio::time::timeout(timeout, Pin::new(&mut stream).connect()).await {
-                Ok(Ok(())) => Ok(TokioIo::new(Stream::Tls(stream))),
+                Ok(Ok(())) => Ok(TokioIo::new(Stream::new(Transport::Tls(stream)))),
                 Ok(Err(e)) => Err(HandshakeError::failed(name, e, &stream, tls.is_psk()).into()),
                 Err(_) => Err(HandshakeError {
                     server: name,
@@ -204,18 +207,35 @@ impl fmt::Display for HandshakeError {
 
 impl std::error::Error for HandshakeError {}
 
-/// A pooled connection: plain TCP or TLS over TCP.
+/// A pooled connection: plain TCP or TLS over TCP, which writes header names in their
+/// conventional spelling ([`HeadCase`]).
 #[derive(Debug)]
-pub(crate) enum Stream {
+pub(crate) struct Stream {
+    io: Transport,
+    case: HeadCase,
+}
+
+/// The bytes under a [`Stream`].
+#[derive(Debug)]
+enum Transport {
     Plain(TcpStream),
     Tls(SslStream<TcpStream>),
 }
 
+impl Stream {
+    fn new(io: Transport) -> Self {
+        Self {
+            io,
+            case: HeadCase::default(),
+        }
+    }
+}
+
 impl Connection for Stream {
     fn connected(&self) -> Connected {
-        match self {
-            Self::Plain(tcp) => tcp.connected(),
-            Self::Tls(tls) => tls.get_ref().connected(),
+        match &self.io {
+            Transport::Plain(tcp) => tcp.connected(),
+            Transport::Tls(tls) => tls.get_ref().connected(),
         }
     }
 }
@@ -226,9 +246,9 @@ impl AsyncRead for Stream {
         cx: &mut Context<'_>,
         buf: &mut ReadBuf<'_>,
     ) -> Poll<io::Result<()>> {
-        match self.get_mut() {
-            Self::Plain(s) => Pin::new(s).poll_read(cx, buf),
-            Self::Tls(s) => Pin::new(s).poll_read(cx, buf),
+        match &mut self.get_mut().io {
+            Transport::Plain(s) => Pin::new(s).poll_read(cx, buf),
+            Transport::Tls(s) => Pin::new(s).poll_read(cx, buf),
         }
     }
 }
@@ -239,41 +259,42 @@ impl AsyncWrite for Stream {
         cx: &mut Context<'_>,
         buf: &[u8],
     ) -> Poll<io::Result<usize>> {
-        match self.get_mut() {
-            Self::Plain(s) => Pin::new(s).poll_write(cx, buf),
-            Self::Tls(s) => Pin::new(s).poll_write(cx, buf),
+        let this = self.get_mut();
+        if !this.case.active() {
+            return match &mut this.io {
+                Transport::Plain(s) => Pin::new(s).poll_write(cx, buf),
+                Transport::Tls(s) => Pin::new(s).poll_write(cx, buf),
+            };
         }
+        // Rewritten on a copy; the writer moves past only what was taken.
+        let mut out = buf.to_vec();
+        this.case.clone().apply(&mut out);
+        let written = match &mut this.io {
+            Transport::Plain(s) => Pin::new(s).poll_write(cx, &out),
+            Transport::Tls(s) => Pin::new(s).poll_write(cx, &out),
+        };
+        if let Poll::Ready(Ok(n)) = written {
+            this.case.apply(&mut out[..n].to_vec());
+        }
+        written
     }
 
-    fn poll_write_vectored(
-        self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        bufs: &[io::IoSlice<'_>],
-    ) -> Poll<io::Result<usize>> {
-        match self.get_mut() {
-            Self::Plain(s) => Pin::new(s).poll_write_vectored(cx, bufs),
-            Self::Tls(s) => Pin::new(s).poll_write_vectored(cx, bufs),
-        }
-    }
-
+    // Not vectored: hyper then hands over each head in one contiguous buffer.
     fn is_write_vectored(&self) -> bool {
-        match self {
-            Self::Plain(s) => s.is_write_vectored(),
-            Self::Tls(s) => s.is_write_vectored(),
-        }
+        false
     }
 
     fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        match self.get_mut() {
-            Self::Plain(s) => Pin::new(s).poll_flush(cx),
-            Self::Tls(s) => Pin::new(s).poll_flush(cx),
+        match &mut self.get_mut().io {
+            Transport::Plain(s) => Pin::new(s).poll_flush(cx),
+            Transport::Tls(s) => Pin::new(s).poll_flush(cx),
         }
     }
 
     fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        match self.get_mut() {
-            Self::Plain(s) => Pin::new(s).poll_shutdown(cx),
-            Self::Tls(s) => Pin::new(s).poll_shutdown(cx),
+        match &mut self.get_mut().io {
+            Transport::Plain(s) => Pin::new(s).poll_shutdown(cx),
+            Transport::Tls(s) => Pin::new(s).poll_shutdown(cx),
         }
     }
 }

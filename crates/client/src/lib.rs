@@ -25,6 +25,7 @@ mod client;
 mod connector;
 mod encode;
 mod error;
+mod header_case;
 mod psk;
 mod tls;
 

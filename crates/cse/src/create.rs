@@ -146,7 +146,7 @@ impl Cse {
             ResourceType::Subscription => {
                 resources::sub::prepare(self, caller, &parent, &mut resource).await?
             }
-            ResourceType::Group => resources::grp::prepare(self, &mut resource)?,
+            ResourceType::Group => resources::grp::prepare(self, caller, &mut resource)?,
             ResourceType::DynamicAuthorizationConsultation => {
                 resources::dac::prepare(&self.config, &resource)?
             }
@@ -214,15 +214,20 @@ impl Cse {
                 if let Some(originator) = recorded_creator {
                     t.remember_creator(r.ri(), &originator)?;
                 }
+                if r.ty == ResourceType::Subscription
+                    && model::resources::sub::is_blocking(&r.attrs)
+                {
+                    t.claim_blocking_subscription(r.pi(), r.ri())?;
+                }
                 Ok(())
             })
             .await?;
             (resource, Vec::new())
         };
         tracing::debug!(ri = created.ri(), ty = ty.code(), "created");
-        self.fire(&parent, Event::ChildCreated(&created));
+        self.fire(&parent, Event::ChildCreated(&created)).await;
         for gone in &evicted {
-            self.fire(&parent, Event::ChildDeleted(gone));
+            self.fire(&parent, Event::ChildDeleted(gone)).await;
         }
         // What the originator sent, read again only when `rcn` = 9 compares against it.
         let sent = if req.rcn == Some(model::ResultContent::ModifiedAttributes) {

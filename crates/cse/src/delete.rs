@@ -38,7 +38,10 @@ impl Cse {
         } else {
             None
         };
+        // A blocked UPDATE of this resource finishes first (TS-0001 table 9.6.8-2).
+        let held = self.hold_for_delete(&r).await?;
         let gone = self.remove(&r).await?;
+        drop(held);
         let root = gone.into_iter().next().unwrap_or(r);
         let (pc, page) = match (rcn, children) {
             (_, Some((pc, page))) => (Some(pc), Some(page)),
@@ -97,7 +100,7 @@ impl Cse {
             }
         }
         if let Some(parent) = self.store.get(root.pi())? {
-            self.fire(&parent, Event::ChildDeleted(root));
+            self.fire(&parent, Event::ChildDeleted(root)).await;
         }
         Ok(gone)
     }

@@ -13,6 +13,7 @@
 pub mod access;
 pub mod addressing;
 mod batch;
+mod blocking;
 pub mod config;
 mod content;
 mod create;
@@ -77,6 +78,8 @@ pub struct Cse {
     rotations: pseudonyms::Rotations,
     /// The notifications of subscriptions with `bn` waiting to be sent together.
     batches: batch::Batches,
+    /// The resources whose UPDATEs and DELETEs wait for a blocked UPDATE (`net` 7).
+    blocking: blocking::Holds,
 }
 
 /// The security manager's services the CSE works with.
@@ -208,11 +211,13 @@ impl Cse {
             published_crls: std::sync::RwLock::new(config_crls),
             rotations: pseudonyms::Rotations::default(),
             batches: batch::Batches::default(),
+            blocking: blocking::Holds::default(),
         });
         supervision::spawn_suspensions(Arc::downgrade(&cse), suspensions);
         withdrawal::spawn_persistence(Arc::downgrade(&cse));
         resources::cb::ensure(&cse).await?;
         pseudonyms::rekey_clear_bindings(&cse).await?;
+        cse.resume_batches();
         Ok(cse)
     }
 

@@ -26,14 +26,14 @@ impl Cse {
             }
             ResourceType::Ae => {
                 let urls = notification_urls(self, r.ri())?;
-                let url = urls.first().ok_or_else(|| {
+                let to = urls.first().ok_or_else(|| {
                     Error::new(
                         ResponseStatusCode::TargetNotReachable,
                         "the AE has no reachable point of access",
                     )
                 })?;
                 let body = req.pc.clone().unwrap_or(Value::Null);
-                let rsc = self.notifier.send_now(url, &body).await?;
+                let rsc = self.notifier.send_now(to, &body).await?;
                 Ok(Response::new(rsc, &req.rqi, None))
             }
             _ => Err(Error::operation_not_allowed(

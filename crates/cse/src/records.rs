@@ -1,6 +1,7 @@
 //! The security manager's records in the store: which AE-ID a credential registered, which
 //! credential an AE-ID is bound to, the sealed identity behind an AE-ID, which credential
-//! made a subscription, and who created a resource.
+//! made a subscription, and who created a resource; which subscription blocks the UPDATEs of
+//! a resource, and the notifications a batching subscription has gathered.
 //!
 //! The store knows none of this: it keeps named tables of opaque values
 //! ([`store::Txn::put_record`]) in the same durable transaction as the resources, so a
@@ -29,6 +30,68 @@ pub const SUBSCRIPTION_CREDENTIAL: &str = "subscription-credential";
 /// the `cr` attribute, which a resource shows only when its CREATE asked for it (TS-0004
 /// clause 7.3.3.5). Tied to the resource, so it goes with it.
 pub const CREATOR: &str = "creator";
+
+/// Subscribed-to resource `ri` -> the `ri` of its blocking-update subscription (`net` 7,
+/// at most one per resource: TS-0004 clause 7.4.8.2.1); tied to the subscription.
+pub const BLOCKING_SUBSCRIPTION: &str = "blocking-subscription";
+
+/// `<sub ri>/<seq>/<target>` -> one notification gathered in an open batch (`bn`) for one
+/// target: [`Batched`] as JSON. Tied to the subscription, so it goes with it; deleted once
+/// its batch has been delivered (or given up).
+pub const BATCHED_NOTIFICATION: &str = "batched-notification";
+
+/// One gathered notification of an open batch, as kept in [`BATCHED_NOTIFICATION`].
+#[derive(Debug, Clone, PartialEq)]
+pub struct Batched {
+    /// The batching subscription's `ri`.
+    pub sub: String,
+    /// The event's number, increasing over the CSE's life (one event, one number, for all
+    /// its targets).
+    pub seq: u64,
+    /// The target's position among the event's targets.
+    pub target: u32,
+    /// Where it goes.
+    pub url: String,
+    /// The release it is sent as.
+    pub rvi: Option<String>,
+    /// The `m2m:sgn` content, as that target may see it.
+    pub sgn: serde_json::Value,
+    /// When its batch was opened (`m2m:timestamp`): the batch's duration runs from there.
+    pub opened: String,
+}
+
+impl Batched {
+    /// The record's key: ordered by subscription, then by event, then by target.
+    pub fn key(&self) -> String {
+        format!("{}/{:020}/{:04}", self.sub, self.seq, self.target)
+    }
+
+    fn value(&self) -> Vec<u8> {
+        serde_json::json!({
+            "url": self.url, "rvi": self.rvi, "sgn": self.sgn, "opened": self.opened
+        })
+        .to_string()
+        .into_bytes()
+    }
+
+    /// The record `key` = `value`; none if it is not one this version wrote.
+    fn read(key: &str, value: &[u8]) -> Option<Self> {
+        let mut parts = key.rsplitn(3, '/');
+        let target = parts.next()?.parse().ok()?;
+        let seq = parts.next()?.parse().ok()?;
+        let sub = parts.next()?.to_owned();
+        let v: serde_json::Value = serde_json::from_slice(value).ok()?;
+        Some(Self {
+            sub,
+            seq,
+            target,
+            url: v.get("url")?.as_str()?.to_owned(),
+            rvi: v.get("rvi").and_then(|r| r.as_str()).map(str::to_owned),
+            sgn: v.get("sgn")?.clone(),
+            opened: v.get("opened")?.as_str()?.to_owned(),
+        })
+    }
+}
 
 /// A text record's value.
 fn text(value: Option<Vec<u8>>) -> Result<Option<String>> {
@@ -67,6 +130,13 @@ pub trait TxnRecords {
     /// Makes `new` the creator of every resource `old` created (an AE-ID rotation);
     /// returns how many changed.
     fn reassign_creator(&mut self, old: &str, new: &str) -> Result<usize>;
+    /// Makes `sub` the blocking-update subscription of `subject`, unless `subject` already
+    /// has one that still exists and still blocks (BLOCKING_SUBSCRIPTION_ALREADY_EXISTS).
+    fn claim_blocking_subscription(&mut self, subject: &str, sub: &str) -> Result<()>;
+    /// Keeps one gathered notification of an open batch, tied to its subscription.
+    fn keep_batched(&mut self, batched: &Batched) -> Result<()>;
+    /// Forgets a gathered notification (sent, or replaced by a later one with `ln`).
+    fn forget_batched(&mut self, key: &str) -> Result<()>;
 }
 
 /// Credential-IDs by subscription `ri`.
@@ -140,6 +210,35 @@ impl TxnRecords for dyn store::Txn + '_ {
         }
         Ok(created.len())
     }
+
+    fn claim_blocking_subscription(&mut self, subject: &str, sub: &str) -> Result<()> {
+        if let Some(holder) = text(self.record(BLOCKING_SUBSCRIPTION, subject)?)? {
+            // A record outlives a subscription UPDATEd away from net 7; it no longer counts.
+            let blocks = self
+                .get(&holder)?
+                .is_some_and(|s| model::resources::sub::is_blocking(&s.attrs));
+            if blocks {
+                return Err(Error::new(
+                    model::ResponseStatusCode::BlockingSubscriptionAlreadyExists,
+                    "the subscribed-to resource already has a blocking-update subscription",
+                ));
+            }
+        }
+        self.put_record(BLOCKING_SUBSCRIPTION, subject, sub.as_bytes(), Some(sub))
+    }
+
+    fn keep_batched(&mut self, batched: &Batched) -> Result<()> {
+        self.put_record(
+            BATCHED_NOTIFICATION,
+            &batched.key(),
+            &batched.value(),
+            Some(&batched.sub),
+        )
+    }
+
+    fn forget_batched(&mut self, key: &str) -> Result<()> {
+        self.delete_record(BATCHED_NOTIFICATION, key)
+    }
 }
 
 /// The security manager's records as committed.
@@ -161,6 +260,12 @@ pub trait StoreRecords {
     /// when neither is there or the record cannot be read (a check that needs the creator
     /// then refuses: fail closed).
     fn creator_of(&self, r: &Resource) -> Option<String>;
+    /// The `ri` of the blocking-update subscription of `subject`, if it has had one (the
+    /// caller checks that it still exists and still blocks).
+    fn blocking_subscription(&self, subject: &str) -> Result<Option<String>>;
+    /// Every gathered notification of the open batches, in key order (by subscription,
+    /// then oldest first); records this version cannot read are skipped, and logged.
+    fn batched(&self) -> Result<Vec<Batched>>;
 }
 
 impl StoreRecords for dyn store::Store {
@@ -197,6 +302,24 @@ impl StoreRecords for dyn store::Store {
             }
         }
     }
+
+    fn blocking_subscription(&self, subject: &str) -> Result<Option<String>> {
+        text(self.record(BLOCKING_SUBSCRIPTION, subject)?)
+    }
+
+    fn batched(&self) -> Result<Vec<Batched>> {
+        Ok(self
+            .table(BATCHED_NOTIFICATION)?
+            .into_iter()
+            .filter_map(|(key, value)| {
+                let read = Batched::read(&key, &value);
+                if read.is_none() {
+                    tracing::error!(key, "unreadable batched notification record skipped");
+                }
+                read
+            })
+            .collect())
+    }
 }
 
 /// A table of text records.
@@ -205,4 +328,27 @@ fn texts(table: Vec<(String, Vec<u8>)>) -> Result<Vec<(String, String)>> {
         .into_iter()
         .map(|(k, v)| Ok((k, text(Some(v))?.unwrap_or_default())))
         .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_batched_notification_reads_back_as_written() {
+        let b = Batched {
+            sub: "sub123".into(),
+            seq: 42,
+            target: 1,
+            url: "http://h/n?ct=cbor".into(),
+            rvi: Some("2a".into()),
+            sgn: serde_json::json!({"nev": {"net": 3}}),
+            opened: "20261207T205000,000000".into(),
+        };
+        assert_eq!(b.key(), "sub123/00000000000000000042/0001");
+        assert_eq!(Batched::read(&b.key(), &b.value()), Some(b.clone()));
+        let no_rvi = Batched { rvi: None, ..b };
+        assert_eq!(Batched::read(&no_rvi.key(), &no_rvi.value()), Some(no_rvi));
+        assert_eq!(Batched::read("x", b"{}"), None);
+    }
 }

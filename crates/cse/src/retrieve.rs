@@ -9,9 +9,11 @@ use crate::addressing::Target;
 use crate::content::{child_ref, embed, representation};
 use crate::page::{self, Bounds, Shape};
 use crate::resources;
+use crate::subscription::Event;
 use crate::{real_target, Caller, Cse};
 use model::{
-    AccessOperation, Request, Resource, Response, ResponseStatusCode, Result, ResultContent,
+    time, AccessOperation, Request, Resource, ResourceType, Response, ResponseStatusCode, Result,
+    ResultContent,
 };
 use serde_json::{json, Value};
 use store::Scope;
@@ -53,9 +55,38 @@ impl Cse {
             ));
         }
         let (pc, page) = self.child_content(caller, req, &r, rcn)?;
+        self.tell_if_empty(&r, rcn).await?;
         let mut resp = Response::new(ResponseStatusCode::Ok, &req.rqi, Some(pc));
         page.mark(&mut resp);
         Ok(resp)
+    }
+
+    /// `net` 5 (TS-0004 table 6.3.4.2.19-1): a RETRIEVE of a `<container>` asking for
+    /// its children (`rcn` 4 or 8) while it holds no content instance (none, or only
+    /// expired ones) notifies the container's subscribers.
+    async fn tell_if_empty(&self, r: &Resource, rcn: ResultContent) -> Result<()> {
+        let asks_children = matches!(
+            rcn,
+            ResultContent::AttributesAndChildResources | ResultContent::ChildResources
+        );
+        if r.ty != ResourceType::Container || !asks_children {
+            return Ok(());
+        }
+        let now = self.config.clock.now();
+        let live = self
+            .store
+            .newest_child(r.ri(), ResourceType::ContentInstance)?
+            .is_some_and(|cin| {
+                cin.attrs
+                    .get("et")
+                    .and_then(Value::as_str)
+                    .and_then(|et| time::parse(et).ok())
+                    .is_none_or(|et| et > now)
+            });
+        if !live {
+            self.fire(r, Event::RetrievedEmpty(r)).await;
+        }
+        Ok(())
     }
 
     /// The content of a child-related result (`rcn` 4, 5, 6, 8, for RETRIEVE and DELETE):

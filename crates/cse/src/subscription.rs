@@ -2,7 +2,8 @@
 //! notification says (`nct`), where it goes (`nu`), and the expiration counter (`exc`).
 
 use crate::batch;
-use crate::notification::{Guard, Notification, Notifier};
+use crate::notification::{Endpoint, Guard, Notification, Notifier};
+use crate::records::StoreRecords;
 use crate::Cse;
 use model::resources::sub::net;
 use model::{Error, Resource, ResourceType, Result};
@@ -19,14 +20,31 @@ pub enum Event<'a> {
     ChildCreated(&'a Resource),
     /// A direct child was deleted.
     ChildDeleted(&'a Resource),
+    /// The subscribed-to `<container>` was retrieved with its children (`rcn` 4 or 8)
+    /// while it had no content instance.
+    RetrievedEmpty(&'a Resource),
 }
 
-/// Resolves one `nu` entry to URLs: a URL as is, or an AE (by AE-ID or address) through its
-/// points of access. Entries that resolve to nothing reachable give an empty list.
-pub fn notification_urls(cse: &Cse, nu: &str) -> Result<Vec<String>> {
+/// Resolves one `nu` entry to endpoints: a URL as is, or an AE (by AE-ID or address)
+/// through its points of access, each sent as the release the AE supports (`srv`).
+/// Entries that resolve to nothing reachable give an empty list.
+pub fn notification_urls(cse: &Cse, nu: &str) -> Result<Vec<Endpoint>> {
     if nu.contains("://") {
-        return Ok(vec![nu.to_owned()]);
+        return Ok(vec![Endpoint::url(nu)]);
     }
+    Ok(match target_ae(cse, nu)? {
+        Some(r) => r
+            .str_list("poa")
+            .into_iter()
+            .filter(|p| cse.notifier.reaches(p))
+            .map(|p| Endpoint::of_ae(with_serialization_of(p, &r), &r.str_list("srv")))
+            .collect(),
+        None => Vec::new(),
+    })
+}
+
+/// The `<AE>` a `nu` entry that is not a URL names: by AE-ID, or by its address.
+pub(crate) fn target_ae(cse: &Cse, nu: &str) -> Result<Option<Resource>> {
     let ae = match crate::originator::normalize(nu, &cse.config) {
         Ok(crate::originator::Claimed::AeId(id)) => cse.store.get(&id)?,
         _ => None,
@@ -37,15 +55,7 @@ pub fn notification_urls(cse: &Cse, nu: &str) -> Result<Vec<String>> {
             .ok()
             .and_then(|t| crate::real_target(t).ok()),
     };
-    Ok(match ae {
-        Some(r) if r.ty == ResourceType::Ae => r
-            .str_list("poa")
-            .into_iter()
-            .filter(|p| cse.notifier.reaches(p))
-            .map(|p| with_serialization_of(p, &r))
-            .collect(),
-        _ => Vec::new(),
-    })
+    Ok(ae.filter(|r| r.ty == ResourceType::Ae))
 }
 
 /// A point of access of `ae` marked with the serialization the AE prefers: the first of its
@@ -70,9 +80,11 @@ fn with_serialization_of(poa: String, ae: &Resource) -> String {
 }
 
 impl Cse {
-    /// Notifies the subscriptions of `subject` about an event. Never blocks and never fails
-    /// the request: delivery problems are logged by the notifier.
-    pub(crate) fn fire(&self, subject: &Resource, event: Event<'_>) {
+    /// Notifies the subscriptions of `subject` about an event. Never waits for a target
+    /// and never fails the request: delivery problems are logged by the notifier. It
+    /// returns once what batching subscriptions gathered is durable, so that an
+    /// acknowledged event is not lost from a batch by a restart.
+    pub(crate) async fn fire(&self, subject: &Resource, event: Event<'_>) {
         let subs = match self
             .store
             .children(subject.ri(), Some(ResourceType::Subscription))
@@ -83,6 +95,7 @@ impl Cse {
                 return;
             }
         };
+        let mut changes = batch::Changes::default();
         for sub in subs {
             let (code, rep) = match event {
                 Event::Updated(r, modified) => {
@@ -107,6 +120,7 @@ impl Cse {
                 }
                 Event::ChildCreated(c) => (net::CREATE_CHILD, (c, c.wrapped())),
                 Event::ChildDeleted(c) => (net::DELETE_CHILD, (c, c.wrapped())),
+                Event::RetrievedEmpty(r) => (net::RETRIEVE_EMPTY_CONTAINER, (r, r.wrapped())),
             };
             // A new subscription is not told about its own creation.
             if !wants(&sub, code, rep.0) || sub.ri() == rep.0.ri() {
@@ -115,8 +129,9 @@ impl Cse {
             if !self.may_notify(&sub, subject) {
                 continue;
             }
-            self.send(&sub, code, rep.0, rep.1, false);
+            changes.extend(self.send(&sub, code, rep.0, rep.1, false));
         }
+        changes.write(self.store.as_ref()).await;
     }
 
     /// Notifies the subscriptions of a deleted resource (which were deleted with it).
@@ -160,19 +175,22 @@ impl Cse {
             return;
         }
         if let Some(pending) = pending {
-            pending.send(&self.notifier);
+            pending.send(&self.notifier, &self.store);
         }
-        for (url, body) in self.deletion_notices(sub) {
+        for (to, body) in self.deletion_notices(sub) {
             self.notifier.enqueue(Notification {
-                url,
+                url: to.url,
+                rvi: to.rvi,
                 body,
                 guard: None,
+                done: None,
+                latest: None,
             });
         }
     }
 
     /// The subscription deletion notification for each target of `su`.
-    fn deletion_notices(&self, sub: &Resource) -> Vec<(String, Value)> {
+    fn deletion_notices(&self, sub: &Resource) -> Vec<(Endpoint, Value)> {
         let body = json!({ "m2m:sgn": { "sud": true, "sur": sub.srn } });
         sub.attrs
             .get("su")
@@ -182,50 +200,135 @@ impl Cse {
     }
 
     /// Sends one notification of `sub` (`last`: the subscription is being deleted with its
-    /// subscribed-to resource), now or, with `bn`, as part of a batch.
-    fn send(&self, sub: &Resource, code: u64, resource: &Resource, rep: Value, last: bool) {
+    /// subscribed-to resource), now or, with `bn`, as part of a batch; returns the batch
+    /// records to write before the event is acknowledged.
+    fn send(
+        &self,
+        sub: &Resource,
+        code: u64,
+        resource: &Resource,
+        rep: Value,
+        last: bool,
+    ) -> batch::Changes {
         let sgn = notification(sub, code, resource, rep);
         let guard = self.delivery_guard(sub);
         let Some(policy) = batch::Policy::of(sub) else {
             let body = json!({ "m2m:sgn": sgn });
+            let latest = policy_latest(sub).then(|| sub.ri().to_owned());
             for nu in sub.str_list("nu") {
-                self.deliver(&nu, &body, guard.clone());
+                self.deliver(&nu, &body, guard.clone(), latest.clone());
             }
             self.count_down(sub);
-            return;
+            return batch::Changes::default();
         };
         let per_target = sub
             .str_list("nu")
             .iter()
             .flat_map(|nu| self.targets(nu, &json!({ "m2m:sgn": sgn })))
-            .map(|(url, mut body)| (url, body["m2m:sgn"].take()))
+            .map(|(to, mut body)| (to, body["m2m:sgn"].take()))
             .collect();
-        match self.batches.add(sub.ri(), policy, per_target, guard) {
+        let now = model::time::format(self.config.clock.now());
+        let (added, changes) = self.batches.add(sub.ri(), policy, per_target, guard, &now);
+        match added {
             batch::Added::Full(closed) => {
-                closed.send(&self.notifier);
+                closed.send(&self.notifier, &self.store);
                 self.count_down(sub);
             }
-            batch::Added::Opened(generation) if !last => {
-                let batches = self.batches.clone();
-                let notifier = self.notifier.clone();
-                let ri = sub.ri().to_owned();
-                let counting = self.counting_down(sub);
-                tokio::spawn(async move {
-                    tokio::time::sleep(policy.duration).await;
-                    if let Some(closed) = batches.expire(&ri, generation) {
-                        closed.send(&notifier);
-                        if let Some(counting) = counting {
-                            counting.await;
-                        }
-                    }
-                });
-            }
+            batch::Added::Opened(generation) if !last => self.arm(sub, generation, policy.duration),
             batch::Added::Opened(_) | batch::Added::Joined => {}
         }
         if last {
+            // Sent now, and its records go with the subscription.
             if let Some(closed) = self.batches.take(sub.ri()) {
-                closed.send(&self.notifier);
+                closed.send(&self.notifier, &self.store);
             }
+            return batch::Changes::default();
+        }
+        changes
+    }
+
+    /// Sends `sub`'s batch of `generation` after `delay`, if it is still open then.
+    fn arm(&self, sub: &Resource, generation: u64, delay: std::time::Duration) {
+        let batches = self.batches.clone();
+        let notifier = self.notifier.clone();
+        let store = self.store.clone();
+        let ri = sub.ri().to_owned();
+        let counting = self.counting_down(sub);
+        tokio::spawn(async move {
+            tokio::time::sleep(delay).await;
+            if let Some(closed) = batches.expire(&ri, generation) {
+                closed.send(&notifier, &store);
+                if let Some(counting) = counting {
+                    counting.await;
+                }
+            }
+        });
+    }
+
+    /// Rebuilds the open batches after a start from their records, each with what is left
+    /// of its duration (counted from when it was opened; none left: sent now). A batch
+    /// whose subscription no longer batches is sent now. Needs the runtime (it starts the
+    /// batches' timers).
+    pub(crate) fn resume_batches(&self) {
+        let records = match self.store.batched() {
+            Ok(r) => r,
+            Err(e) => {
+                tracing::error!(error = %e, "cannot read the batched notifications");
+                return;
+            }
+        };
+        let mut by_sub: Vec<(String, Vec<crate::records::Batched>)> = Vec::new();
+        for record in records {
+            match by_sub.last_mut() {
+                Some((sub, list)) if *sub == record.sub => list.push(record),
+                _ => by_sub.push((record.sub.clone(), vec![record])),
+            }
+        }
+        let now = self.config.clock.now();
+        let mut resumed = 0;
+        for (ri, records) in by_sub {
+            let sub = match self.store.get(&ri) {
+                Ok(Some(sub)) if sub.ty == ResourceType::Subscription => sub,
+                outcome => {
+                    // Records go with their subscription; none should be left behind.
+                    tracing::warn!(
+                        sub = ri,
+                        ok = outcome.is_ok(),
+                        "batched notifications of a missing subscription dropped"
+                    );
+                    continue;
+                }
+            };
+            let policy = batch::Policy::of(&sub).unwrap_or_else(batch::Policy::at_once);
+            let opened = records
+                .iter()
+                .filter_map(|r| model::time::parse(&r.opened).ok())
+                .min()
+                .unwrap_or(now);
+            let due = chrono::Duration::from_std(policy.duration)
+                .ok()
+                .and_then(|d| opened.checked_add_signed(d))
+                .unwrap_or(now);
+            let left = (due - now).to_std().unwrap_or_default();
+            let guard = self.delivery_guard(&sub);
+            let (restored, stale) = self.batches.restore(&ri, policy, records, guard);
+            if !stale.is_empty() {
+                let changes = batch::Changes::forgetting(stale);
+                let store = self.store.clone();
+                tokio::spawn(async move { changes.write(store.as_ref()).await });
+            }
+            match restored {
+                Some(batch::Restored::Open(generation)) => self.arm(&sub, generation, left),
+                Some(batch::Restored::Full(closed)) => {
+                    closed.send(&self.notifier, &self.store);
+                    self.count_down(&sub);
+                }
+                None => continue,
+            }
+            resumed += 1;
+        }
+        if resumed > 0 {
+            tracing::info!(batches = resumed, "open notification batches resumed");
         }
     }
 
@@ -249,12 +352,12 @@ impl Cse {
     }
 
     /// Where one `nu` entry's notifications go, each with `body` as that target may see it.
-    fn targets(&self, nu: &str, body: &Value) -> Vec<(String, Value)> {
+    pub(crate) fn targets(&self, nu: &str, body: &Value) -> Vec<(Endpoint, Value)> {
         match notification_urls(self, nu) {
             Ok(urls) if !urls.is_empty() => urls
                 .into_iter()
-                .filter_map(|url| match self.as_seen_by(&url, body) {
-                    Some(body) => Some((url, body)),
+                .filter_map(|to| match self.as_seen_by(&to.url, body) {
+                    Some(body) => Some((to, body)),
                     None => {
                         tracing::warn!("notification not sent: no alias for an AE-ID in it");
                         None
@@ -272,21 +375,32 @@ impl Cse {
         }
     }
 
-    fn deliver(&self, nu: &str, body: &Value, guard: Option<Guard>) {
-        for (url, body) in self.targets(nu, body) {
+    /// Queues `body` for each endpoint of `nu`; `latest`: the subscription's `ri` when it
+    /// has `ln` (Event Category "latest").
+    fn deliver(&self, nu: &str, body: &Value, guard: Option<Guard>, latest: Option<String>) {
+        for (to, body) in self.targets(nu, body) {
             self.notifier.enqueue(Notification {
-                url,
+                url: to.url,
+                rvi: to.rvi,
                 body,
                 guard: guard.clone(),
+                done: None,
+                latest: latest.clone(),
             });
         }
     }
 }
 
+/// Whether `sub` has `ln` (latest notify): its notifications carry Event Category "latest"
+/// (TS-0004 clause 7.5.1.2.2 step 2.3; TS-0001 table 10.2.10.3-1 for an UPDATE setting it).
+fn policy_latest(sub: &Resource) -> bool {
+    sub.attrs.get("ln").and_then(Value::as_bool) == Some(true)
+}
+
 /// The `m2m:sgn` content for one event (TS-0004 clause 7.5.1.2.2): the representation
 /// `nct` asks for (`nct` 3: the resource's ID as `m2m:uri`, table 6.3.5.62-1), and the
 /// subscription's creator when it has one (table 6.3.5.13-1).
-fn notification(sub: &Resource, code: u64, resource: &Resource, rep: Value) -> Value {
+pub(crate) fn notification(sub: &Resource, code: u64, resource: &Resource, rep: Value) -> Value {
     let rep = if sub.u64_attr("nct") == Some(3) {
         json!({ "m2m:uri": resource.ri() })
     } else {
@@ -321,7 +435,7 @@ async fn count_down(
     notifier: Notifier,
     ri: String,
     config: crate::CseConfig,
-    deletion_notices: Vec<(String, Value)>,
+    deletion_notices: Vec<(Endpoint, Value)>,
 ) {
     let outcome = store::write(store.as_ref(), move |t| {
         let Some(mut sub) = t.get(&ri)? else {
@@ -339,11 +453,14 @@ async fn count_down(
     .await;
     match outcome {
         Ok(Some(sub)) => {
-            for (url, body) in deletion_notices {
+            for (to, body) in deletion_notices {
                 notifier.enqueue(Notification {
-                    url,
+                    url: to.url,
+                    rvi: to.rvi,
                     body,
                     guard: None,
+                    done: None,
+                    latest: None,
                 });
             }
             tracing::debug!(sub = sub.ri(), cse = %config.cse_id, "subscription expired by its notification counter");

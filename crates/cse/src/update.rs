@@ -88,12 +88,19 @@ impl Cse {
         apply(&mut preview, &changes);
         match current.ty {
             ResourceType::Subscription => {
+                model::resources::sub::check_update(&changes)?;
                 model::resources::sub::validate(&preview.attrs)?;
                 if let Some(parent) = self.store.get(current.pi())? {
                     model::resources::sub::check_child_types(&preview.attrs, parent.ty)?;
+                    model::resources::sub::check_event_types(&preview.attrs, parent.ty)?;
                 }
             }
-            ResourceType::Group => resources::grp::check_members(self, &mut preview)?,
+            ResourceType::Group => resources::grp::check_members(
+                self,
+                caller,
+                &mut preview,
+                changes.contains_key("mid"),
+            )?,
             ResourceType::DynamicAuthorizationConsultation => {
                 resources::dac::prepare(&self.config, &preview)?
             }
@@ -104,6 +111,9 @@ impl Cse {
             .filter_map(|k| preview.attrs.get(*k).map(|v| ((*k).to_owned(), v.clone())))
             .collect();
 
+        // A blocking-update subscription approves the change first (TS-0004 7.5.1.2.19);
+        // other UPDATEs and DELETEs of this resource wait until this one is written.
+        let _held = self.approve_update(&current, &changes).await?;
         let ri = current.ri().to_owned();
         let changes_for_write = changes.clone();
         let clock = self.config.clock.clone();
@@ -141,9 +151,10 @@ impl Cse {
                 }
             }
         }
-        self.fire(&updated, Event::Updated(&updated, &modified));
+        self.fire(&updated, Event::Updated(&updated, &modified))
+            .await;
         for gone in &evicted {
-            self.fire(&updated, Event::ChildDeleted(gone));
+            self.fire(&updated, Event::ChildDeleted(gone)).await;
         }
         let pc = match req.rcn.unwrap_or(ResultContent::Attributes) {
             ResultContent::Nothing => None,

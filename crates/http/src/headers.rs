@@ -25,6 +25,8 @@ pub(crate) const CTS: HeaderName = HeaderName::from_static("x-m2m-cts");
 pub(crate) const CTO: HeaderName = HeaderName::from_static("x-m2m-cto");
 /// Vendor Information.
 pub(crate) const VSI: HeaderName = HeaderName::from_static("x-m2m-vsi");
+/// `X-M2M-EC`: the Event Category (TS-0009 clause 6.4.16).
+pub(crate) const EC: HeaderName = HeaderName::from_static("x-m2m-ec");
 
 /// Tokens (TS-0009 clause 6.4.19): the standard `Authorization` header carries the `tkns`
 /// parameter, one JWT after another separated by `+`.

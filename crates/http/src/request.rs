@@ -40,6 +40,13 @@ pub(crate) fn from_head(parts: &Parts, rqi: String) -> Result<(Request, Option<F
     req.rset = owned(headers::single(&parts.headers, &headers::RST)?);
     req.oet = owned(headers::single(&parts.headers, &headers::OET)?);
     req.vsi = owned(headers::single(&parts.headers, &headers::VSI)?);
+    req.ec = headers::single(&parts.headers, &headers::EC)?
+        .map(|ec| {
+            ec.trim()
+                .parse::<u16>()
+                .map_err(|_| Error::bad_request("X-M2M-EC must be an event category number"))
+        })
+        .transpose()?;
     req.tkns = headers::tokens(&parts.headers)?;
     if let Some(query) = parts.uri.query() {
         apply_query(&mut req, query)?;
@@ -353,6 +360,7 @@ mod tests {
                 ("X-M2M-OT", "20250101T000000"),
                 ("X-M2M-RET", "20250101T000100"),
                 ("X-M2M-VSI", "v"),
+                ("X-M2M-EC", "4"),
             ],
         )
         .expect("valid");
@@ -362,6 +370,8 @@ mod tests {
         assert_eq!(r.ot.as_deref(), Some("20250101T000000"));
         assert_eq!(r.rqet.as_deref(), Some("20250101T000100"));
         assert_eq!(r.vsi.as_deref(), Some("v"));
+        assert_eq!(r.ec, Some(4));
+        assert!(map(Method::GET, "/cse-in", &[("X-M2M-EC", "latest")]).is_err());
         let r = map(Method::GET, "/cse-in", &[]).expect("valid");
         assert_eq!((r.fr, r.rvi, r.ot), (None, None, None));
         let r = map(Method::GET, "/cse-in", &[("X-M2M-Origin", "")]).expect("valid");

@@ -146,11 +146,26 @@ pub struct Request {
     pub rt: Option<u8>,
     /// Vendor information, passed through.
     pub vsi: Option<String>,
+    /// Event Category (`ec`, TS-0004 table 6.3.4.2.4-1 `m2m:eventCat`): 2 immediate, 3
+    /// best effort, 4 latest, 100-999 user-defined. It steers store-and-forward, which this
+    /// CSE does not do for requests: every request is served at once, whatever its
+    /// category; a value outside `m2m:eventCat` is 4000.
+    pub ec: Option<u16>,
     /// Tokens (`tkns`): signed JWTs for token-based dynamic authorization (TS-0003 7.3.2.3).
     pub tkns: Vec<String>,
     /// Role IDs (`rids`) the originator claims; honoured only as far as a verified token
     /// grants them.
     pub rids: Vec<String>,
+}
+
+/// Event Category "latest" (TS-0004 table 6.3.4.2.4-1): of several pending requests with
+/// the same subscription reference, only the newest needs to be delivered.
+pub const EVENT_CATEGORY_LATEST: u16 = 4;
+
+/// Whether `ec` is an `m2m:eventCat`: a standard category (2 immediate, 3 best effort, 4
+/// latest) or a user-defined one (100-999).
+pub fn is_event_category(ec: u16) -> bool {
+    matches!(ec, 2..=4 | 100..=999)
 }
 
 impl Request {
@@ -174,6 +189,7 @@ impl Request {
             oet: None,
             rt: None,
             vsi: None,
+            ec: None,
             tkns: Vec::new(),
             rids: Vec::new(),
         }
@@ -199,6 +215,13 @@ impl Request {
                 return Err(Error::bad_request(format!(
                     "rcn {rcn:?} not allowed for {:?}",
                     self.op
+                )));
+            }
+        }
+        if let Some(ec) = self.ec {
+            if !is_event_category(ec) {
+                return Err(Error::bad_request(format!(
+                    "event category {ec} is not an m2m:eventCat (2, 3, 4 or 100-999)"
                 )));
             }
         }

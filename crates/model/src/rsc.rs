@@ -52,6 +52,8 @@ pub enum ResponseStatusCode {
     GroupMemberTypeInconsistent,
     /// 4117: the AE-ID is already registered.
     OriginatorHasAlreadyRegistered,
+    /// 4124: the subscribed-to resource already has a blocking-update subscription.
+    BlockingSubscriptionAlreadyExists,
     /// 4126: the service subscription rules do not allow this registration.
     AppRuleValidationFailed,
     /// 4127: a remote entity refused the operation.
@@ -62,8 +64,14 @@ pub enum ResponseStatusCode {
     NotImplemented,
     /// 5103: the target is not reachable.
     TargetNotReachable,
+    /// 5105: the receiver may not read what the request needs it to (a group member whose
+    /// type must be checked).
+    ReceiverHasNoPrivilege,
     /// 5106: the resource already exists.
     AlreadyExists,
+    /// 5107: a remote entity this request depends on (a blocking-update notification
+    /// target) was not reached.
+    RemoteEntityNotReachable,
     /// 5203: the target cannot be subscribed to.
     TargetNotSubscribable,
     /// 5204: the verification request of a new subscription failed.
@@ -146,6 +154,11 @@ pub const ALL_CODES: &[(ResponseStatusCode, u16, &str)] = &[
         "ORIGINATOR_HAS_ALREADY_REGISTERED",
     ),
     (
+        R::BlockingSubscriptionAlreadyExists,
+        4124,
+        "BLOCKING_SUBSCRIPTION_ALREADY_EXISTS",
+    ),
+    (
         R::AppRuleValidationFailed,
         4126,
         "APP_RULE_VALIDATION_FAILED",
@@ -158,7 +171,13 @@ pub const ALL_CODES: &[(ResponseStatusCode, u16, &str)] = &[
     (R::InternalServerError, 5000, "INTERNAL_SERVER_ERROR"),
     (R::NotImplemented, 5001, "NOT_IMPLEMENTED"),
     (R::TargetNotReachable, 5103, "TARGET_NOT_REACHABLE"),
+    (R::ReceiverHasNoPrivilege, 5105, "RECEIVER_HAS_NO_PRIVILEGE"),
     (R::AlreadyExists, 5106, "ALREADY_EXISTS"),
+    (
+        R::RemoteEntityNotReachable,
+        5107,
+        "REMOTE_ENTITY_NOT_REACHABLE",
+    ),
     (R::TargetNotSubscribable, 5203, "TARGET_NOT_SUBSCRIBABLE"),
     (
         R::SubscriptionVerificationInitiationFailed,

@@ -309,3 +309,70 @@ fn fan_out_serves_every_operation_and_sub_paths_with_a_bounded_answer() {
         empty.raw
     );
 }
+
+// TS-0004 7.4.13.2.1: only a group whose `mt` is not MIXED has its members' types checked,
+// by reading them with the originator's privileges; a member whose type cannot be read is
+// RECEIVER_HAS_NO_PRIVILEGE. A member that does not exist gets exactly the same answer as
+// one the originator may not read, so that creating groups cannot probe for resources
+// (docs/security.md); a MIXED group checks neither.
+#[test]
+fn members_the_originator_cannot_read_answer_like_missing_ones() {
+    if !have_curl() {
+        return;
+    }
+    let (_dir, server) = started("[cse]\n");
+    let http = Http { base: server.url() };
+    let me = http.register("me");
+    let stranger = http.register("stranger");
+    let c = http.create(
+        &stranger,
+        "cse-in/stranger",
+        3,
+        json!({"m2m:cnt": {"rn": "secret"}}),
+    );
+    assert_eq!(c.rsc, 2001, "{}", c.raw);
+    let c = http.create(&me, "cse-in/me", 3, json!({"m2m:cnt": {"rn": "mine"}}));
+    assert_eq!(c.rsc, 2001, "{}", c.raw);
+    let grp = |mt: Option<u64>, member: &str| {
+        let mut body = json!({"mnm": 5, "mid": [member]});
+        if let Some(mt) = mt {
+            body["mt"] = json!(mt);
+        }
+        http.create(&me, "cse-in/me", 9, json!({ "m2m:grp": body }))
+    };
+    let hidden = grp(Some(3), "cse-in/stranger/secret");
+    let missing = grp(Some(3), "cse-in/stranger/nothing");
+    assert_eq!(
+        (hidden.rsc, missing.rsc),
+        (5105, 5105),
+        "{} {}",
+        hidden.raw,
+        missing.raw
+    );
+    assert_eq!(
+        hidden.body.to_string().replace("secret", "X"),
+        missing.body.to_string().replace("nothing", "X"),
+        "the same answer"
+    );
+    assert_eq!(grp(Some(3), "cse-in/me/mine").rsc, 2001);
+    for member in ["cse-in/stranger/secret", "cse-in/stranger/nothing"] {
+        let g = grp(None, member);
+        assert_eq!(g.rsc, 2001, "MIXED checks no member: {}", g.raw);
+    }
+    // TS-0004 7.4.13.2.3: the same on UPDATE of a typed group.
+    let g = http.create(
+        &me,
+        "cse-in/me",
+        9,
+        json!({"m2m:grp": {"rn": "typed", "mt": 3, "mnm": 5, "mid": ["cse-in/me/mine"]}}),
+    );
+    assert_eq!(g.rsc, 2001, "{}", g.raw);
+    for member in ["cse-in/stranger/secret", "cse-in/stranger/nothing"] {
+        let u = http.update(
+            &me,
+            "cse-in/me/typed",
+            json!({"m2m:grp": {"mid": [member]}}),
+        );
+        assert_eq!(u.rsc, 5105, "{}", u.raw);
+    }
+}

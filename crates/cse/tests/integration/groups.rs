@@ -79,9 +79,10 @@ async fn member_rules() {
             json!({"mt": 2, "csy": 2, "mnm": 5, "mid": ["cse-in/ae/a"]}),
             R::GroupMemberTypeInconsistent,
         ),
+        // A member whose type cannot be read: missing here, answered as an unreadable one.
         (
             json!({"mt": 3, "mnm": 5, "mid": ["cse-in/ae/zzz"]}),
-            R::BadRequest,
+            R::ReceiverHasNoPrivilege,
         ),
         (json!({"mt": 3, "mnm": 0, "mid": []}), R::BadRequest),
         (json!({"mt": 3, "mid": ["cse-in/ae/a"]}), R::BadRequest),

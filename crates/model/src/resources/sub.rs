@@ -20,7 +20,7 @@ pub const ATTRIBUTES: &[Attr] = &[
     attr("daci", Kind::UriList, Optional, Optional),
 ];
 
-/// Notification event types (`net`, TS-0004 clause 6.3.4.2.19) this CSE raises.
+/// Notification event types (`net`, TS-0004 table 6.3.4.2.19-1, Release 3 numbering).
 pub mod net {
     /// 1: the subscribed-to resource was updated.
     pub const UPDATE: u64 = 1;
@@ -30,6 +30,16 @@ pub mod net {
     pub const CREATE_CHILD: u64 = 3;
     /// 4: a direct child was deleted.
     pub const DELETE_CHILD: u64 = 4;
+    /// 5: a RETRIEVE of the subscribed-to `<container>` asked for its children while it had
+    /// no content instance.
+    pub const RETRIEVE_EMPTY_CONTAINER: u64 = 5;
+    /// 6: a trigger was received for the subscribed-to `<AE>` (needs device triggering).
+    pub const TRIGGER_FOR_AE: u64 = 6;
+    /// 7: an UPDATE of the subscribed-to resource waits for the notification target's
+    /// approval (blocking update).
+    pub const BLOCKING_UPDATE: u64 = 7;
+    /// 8: missing data points of a `<timeSeries>` were detected.
+    pub const MISSING_DATA: u64 = 8;
 }
 
 /// Checks the parts of a subscription the generic table cannot: `enc`, `nct`, `nu`.
@@ -44,11 +54,11 @@ pub fn validate(attrs: &serde_json::Map<String, Value>) -> Result<()> {
                     let ok = v.as_array().is_some_and(|a| {
                         !a.is_empty()
                             && a.iter()
-                                .all(|n| n.as_u64().is_some_and(|n| (1..=4).contains(&n)))
+                                .all(|n| n.as_u64().is_some_and(|n| (1..=8).contains(&n)))
                     });
                     if !ok {
                         return Err(Error::bad_request(
-                            "enc/net must be a list of event types 1-4",
+                            "enc/net must be a list of event types 1-8",
                         ));
                     }
                 }
@@ -74,15 +84,26 @@ pub fn validate(attrs: &serde_json::Map<String, Value>) -> Result<()> {
             }
         }
     }
+    let types = event_types(attrs);
+    if types.contains(&net::MISSING_DATA) {
+        // TS-0004 clause 7.4.8.2.1: net 8 needs `enc/md`, and `md` a `<timeSeries>`, a type
+        // this CSE does not host (so `md` is an unknown condition above).
+        return Err(Error::bad_request(
+            "enc/net 8 (missing data points) needs enc/md on a <timeSeries>, which this CSE does not host",
+        ));
+    }
+    if types.contains(&net::BLOCKING_UPDATE) {
+        blocking_update(attrs, &types)?;
+    }
     if let Some(nct) = attrs.get("nct").and_then(Value::as_u64) {
         if !(1..=3).contains(&nct) {
             return Err(Error::bad_request("nct must be 1, 2 or 3"));
         }
-        // TS-0001 table 9.6.8-4: modified attributes only make sense for an update.
-        if nct == 2 && event_types(attrs).iter().any(|n| *n != net::UPDATE) {
-            return Err(Error::bad_request(
-                "nct 2 (modified attributes) is allowed with net 1 (update) only",
-            ));
+        // TS-0001 table 9.6.8-4: which content each event type allows.
+        if let Some(n) = types.iter().find(|n| !content_allowed(nct, **n)) {
+            return Err(Error::bad_request(format!(
+                "nct {nct} is not allowed with net {n} (TS-0001 table 9.6.8-4)"
+            )));
         }
     }
     if let Some(bn) = attrs.get("bn").filter(|v| !v.is_null()) {
@@ -109,9 +130,94 @@ pub fn event_types(attrs: &serde_json::Map<String, Value>) -> Vec<u64> {
         .unwrap_or_else(|| vec![net::UPDATE])
 }
 
-/// The default `nct` for a subscription's event types (TS-0001 table 9.6.8-4): all
-/// attributes for every type this CSE raises.
-pub const DEFAULT_NCT: u64 = 1;
+/// The default `nct` for a subscription's event types (TS-0001 table 9.6.8-4): modified
+/// attributes for a blocking update (7), all attributes for every other type this CSE raises.
+pub fn default_nct(attrs: &serde_json::Map<String, Value>) -> u64 {
+    if event_types(attrs).contains(&net::BLOCKING_UPDATE) {
+        2
+    } else {
+        1
+    }
+}
+
+/// Whether TS-0001 table 9.6.8-4 allows content `nct` with event type `net`: all attributes
+/// (1) and the resource ID (3) with 1-5, modified attributes (2) with 1 and 7.
+fn content_allowed(nct: u64, event: u64) -> bool {
+    match nct {
+        1 | 3 => (net::UPDATE..=net::RETRIEVE_EMPTY_CONTAINER).contains(&event),
+        2 => event == net::UPDATE || event == net::BLOCKING_UPDATE,
+        _ => false,
+    }
+}
+
+/// Whether the subscription is a blocking-update one (`net` 7).
+pub fn is_blocking(attrs: &serde_json::Map<String, Value>) -> bool {
+    event_types(attrs).contains(&net::BLOCKING_UPDATE)
+}
+
+/// The rules of a blocking-update subscription (TS-0004 clause 7.4.8.2.1, TS-0001 table
+/// 9.6.8-2): `net` 7 alone, no condition but `atr`, exactly one notification target, and it
+/// a resource ID (an AE), not a URL; no other notification policy (`exc`, `bn`, `ln`, `su`),
+/// and the content is modified attributes (`nct` 2, which the hosting CSE sets).
+fn blocking_update(attrs: &serde_json::Map<String, Value>, types: &[u64]) -> Result<()> {
+    if types.len() != 1 {
+        return Err(Error::bad_request(
+            "enc/net 7 (blocking update) cannot be combined with other event types",
+        ));
+    }
+    let conditions = attrs.get("enc").and_then(Value::as_object);
+    if let Some(other) = conditions
+        .into_iter()
+        .flat_map(|c| c.keys())
+        .find(|k| *k != "net" && *k != "atr")
+    {
+        return Err(Error::bad_request(format!(
+            "enc/{other} is not allowed with net 7 (blocking update): only atr is"
+        )));
+    }
+    if let Some(other) = ["exc", "bn", "ln", "su"]
+        .into_iter()
+        .find(|k| attrs.get(*k).is_some_and(|v| !v.is_null()))
+    {
+        return Err(Error::bad_request(format!(
+            "{other} is not allowed on a blocking-update subscription (net 7)"
+        )));
+    }
+    if attrs
+        .get("nct")
+        .and_then(Value::as_u64)
+        .is_some_and(|n| n != 2)
+    {
+        return Err(Error::bad_request(
+            "a blocking-update subscription (net 7) notifies modified attributes (nct 2) only",
+        ));
+    }
+    let nu: Vec<&str> = attrs
+        .get("nu")
+        .and_then(Value::as_array)
+        .map(|a| a.iter().filter_map(Value::as_str).collect())
+        .unwrap_or_default();
+    match nu.as_slice() {
+        [target] if !target.contains("://") => Ok(()),
+        [_] => Err(Error::bad_request(
+            "the notification target of a blocking-update subscription (net 7) must be a resource ID, not a URL",
+        )),
+        _ => Err(Error::bad_request(
+            "a blocking-update subscription (net 7) has exactly one notification target",
+        )),
+    }
+}
+
+/// Refuses what an UPDATE of a `<subscription>` may not set (TS-0004 clause 7.4.8.2.3):
+/// `net` 7 (blocking update) is chosen at creation only.
+pub fn check_update(changes: &serde_json::Map<String, Value>) -> Result<()> {
+    if is_blocking(changes) {
+        return Err(Error::bad_request(
+            "enc/net 7 (blocking update) cannot be set by an UPDATE",
+        ));
+    }
+    Ok(())
+}
 
 /// Checks `bn` (m2m:batchNotify): `num` a positive integer, `dur` an `xs:duration`.
 fn batch_notify(bn: &Value) -> Result<()> {
@@ -160,6 +266,32 @@ pub fn check_child_types(
                 "enc/chty {t} is not a child type of the subscribed-to resource"
             )));
         }
+    }
+    Ok(())
+}
+
+/// Refuses an event type that cannot happen to the subscribed-to resource (TS-0001 table
+/// 9.6.8-2): 5 needs a `<container>`; 6 an `<AE>`, and then device triggering, which this
+/// CSE does not implement (5001), so the subscription could never fire.
+pub fn check_event_types(
+    attrs: &serde_json::Map<String, Value>,
+    parent: crate::ResourceType,
+) -> Result<()> {
+    let types = event_types(attrs);
+    if types.contains(&net::RETRIEVE_EMPTY_CONTAINER) && parent != crate::ResourceType::Container {
+        return Err(Error::bad_request(
+            "enc/net 5 (retrieve of a container without content instance) needs a subscribed-to <container>",
+        ));
+    }
+    if types.contains(&net::TRIGGER_FOR_AE) {
+        return Err(if parent == crate::ResourceType::Ae {
+            Error::new(
+                crate::ResponseStatusCode::NotImplemented,
+                "enc/net 6 (trigger received) needs device triggering, which this CSE does not implement",
+            )
+        } else {
+            Error::bad_request("enc/net 6 (trigger received) needs a subscribed-to <AE>")
+        });
     }
     Ok(())
 }
