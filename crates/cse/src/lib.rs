@@ -26,6 +26,7 @@ mod notify;
 pub mod originator;
 pub mod outbound;
 mod page;
+mod polling;
 pub mod records;
 mod resources;
 mod retrieve;
@@ -36,6 +37,7 @@ pub mod subscription;
 #[cfg(feature = "testing")]
 pub mod testing;
 mod update;
+pub mod waiting;
 
 pub use config::{CseConfig, NotificationTls};
 pub use inbound::{Answer, Inbound};
@@ -76,6 +78,8 @@ pub struct Cse {
     rotations: pseudonyms::Rotations,
     /// The notifications of subscriptions with `bn` waiting to be sent together.
     batches: batch::Batches,
+    /// The polling channels' queues, waiting polls and awaited answers.
+    polling: polling::Channels,
 }
 
 /// The security manager's services the CSE works with.
@@ -163,6 +167,9 @@ impl Cse {
             tls_reload,
             outbound,
         } = services;
+        // Requests for a request-unreachable AE leave through its polling channel.
+        let polling = polling::Channels::new(&config, store.clone());
+        let outbound = outbound.with(polling::SCHEME, Arc::new(polling.sender()));
         let notifier = Notifier::new(&config, outbound.clone());
         let policies = access::PolicyCache::new(access::Domain::of(&config));
         let consultant = access::Consultant::new(&config, outbound);
@@ -206,6 +213,7 @@ impl Cse {
             published_crls: std::sync::RwLock::new(config_crls),
             rotations: pseudonyms::Rotations::default(),
             batches: batch::Batches::default(),
+            polling,
         });
         supervision::spawn_suspensions(Arc::downgrade(&cse), suspensions);
         withdrawal::spawn_persistence(Arc::downgrade(&cse));
@@ -346,6 +354,12 @@ impl Cse {
             let target = addressing::resolve(&req.to, &self.config, self.store.as_ref())?;
             if let Target::FanOut { group, suffix } = target {
                 return self.fan_out(&caller, &req, group, &suffix).await;
+            }
+            if let Target::PollingChannelUri(channel) = target {
+                return self.polling_channel_uri(&caller, &req, channel).await;
+            }
+            if let Target::Resource(r) = &target {
+                polling::check_owner(&caller, r)?;
             }
             match req.op {
                 Operation::Create => self.create(&caller, &req, target).await,
@@ -518,5 +532,6 @@ pub(crate) fn real_target(target: Target) -> Result<Resource> {
         Target::FanOut { .. } => Err(Error::operation_not_allowed(
             "fopt is only valid for fan-out",
         )),
+        Target::PollingChannelUri(_) => Err(polling::not_allowed()),
     }
 }

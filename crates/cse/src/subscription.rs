@@ -22,8 +22,12 @@ pub enum Event<'a> {
 }
 
 /// Resolves one `nu` entry to URLs: a URL as is, or an AE (by AE-ID or address) through its
-/// points of access. Entries that resolve to nothing reachable give an empty list.
+/// points of access, or through its polling channel when it cannot receive requests
+/// (`polling::route`). Entries that resolve to nothing reachable give an empty list.
 pub fn notification_urls(cse: &Cse, nu: &str) -> Result<Vec<String>> {
+    if crate::polling::is_channel_address(nu) {
+        return Ok(Vec::new());
+    }
     if nu.contains("://") {
         return Ok(vec![nu.to_owned()]);
     }
@@ -37,11 +41,16 @@ pub fn notification_urls(cse: &Cse, nu: &str) -> Result<Vec<String>> {
             .ok()
             .and_then(|t| crate::real_target(t).ok()),
     };
+    if let Some(ae) = ae.as_ref().filter(|r| r.ty == ResourceType::Ae) {
+        if let Some(channel) = crate::polling::route(cse, ae)? {
+            return Ok(channel);
+        }
+    }
     Ok(match ae {
         Some(r) if r.ty == ResourceType::Ae => r
             .str_list("poa")
             .into_iter()
-            .filter(|p| cse.notifier.reaches(p))
+            .filter(|p| cse.notifier.reaches(p) && !crate::polling::is_channel_address(p))
             .map(|p| with_serialization_of(p, &r))
             .collect(),
         _ => Vec::new(),

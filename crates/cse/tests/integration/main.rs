@@ -10,6 +10,7 @@ mod container_properties;
 mod containers;
 mod dynamic_authorization;
 mod groups;
+mod polling;
 mod registration;
 mod requests;
 mod results;
