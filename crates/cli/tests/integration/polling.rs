@@ -255,3 +255,29 @@ fn a_waiting_poll_gives_its_request_place_back() {
         assert_eq!((rsc, con_of(&body["m2m:rqp"])), (2000, json!("go")));
     });
 }
+
+#[test]
+fn a_poll_is_answered_in_cbor_with_short_names_when_asked() {
+    if !have_curl() {
+        return;
+    }
+    let dir = tempfile::tempdir().expect("tmp");
+    let server = Server::start(dir.path());
+    let dev = setup(&server);
+    add_instance(&server, &dev, "cbor");
+    let out = std::process::Command::new("curl")
+        .args(["-s", "--max-time", "30", "-D", "-", "-o"])
+        .arg(dir.path().join("body.cbor"))
+        .arg(format!("{}/cse-in/dev/pch/pcu", server.url()))
+        .args(["-H", "X-M2M-RI: r", "-H", "X-M2M-RVI: 3", "-H", "X-M2M-RET: 10000"])
+        .args(["-H", &format!("X-M2M-Origin: {dev}"), "-H", "Accept: application/cbor"])
+        .output()
+        .expect("curl");
+    let head = String::from_utf8_lossy(&out.stdout).to_ascii_lowercase();
+    assert!(head.contains("x-m2m-rsc: 2000"), "{head}");
+    assert!(head.contains("content-type: application/cbor"), "{head}");
+    let body = std::fs::read(dir.path().join("body.cbor")).expect("body");
+    let pc = model::codec::decode(&body, model::codec::Format::Cbor).expect("CBOR");
+    assert_eq!(pc["m2m:rqp"]["op"], json!(5));
+    assert_eq!(con_of(&pc["m2m:rqp"]), json!("cbor"));
+}
