@@ -19,6 +19,7 @@ mod hello;
 mod keyhome_bench;
 mod keyhome_report;
 mod load;
+mod polling_bench;
 mod process;
 mod report;
 mod revoke_bench;
@@ -96,6 +97,9 @@ enum Mode {
     /// Soak: RSS of the CSE sampled under a long mixed load (reads of `la`, creates into a
     /// container capped by `mni`), which must stay flat after the warm-up.
     Soak(SoakArgs),
+    /// Polling channels: the memory of N AEs waiting on their channels, and the time from a
+    /// notification to its waiting poller, next to the same CSE with no poll waiting.
+    Polling(PollingArgs),
     /// One home's ECDSA sign rate, raw and through the key store (run by tls-keyhome).
     #[command(hide = true)]
     SignRate(sign_rate::SignRateArgs),
@@ -151,6 +155,20 @@ struct SoakArgs {
     /// The container's mni (the data set's bound).
     #[arg(long, default_value_t = 1000)]
     mni: u64,
+}
+
+/// Options of `bench polling` (besides the common ones: --client-threads, --cse).
+#[derive(Debug, clap::Args)]
+struct PollingArgs {
+    /// AEs with a channel and a waiting poll each.
+    #[arg(long, default_value_t = 10_000)]
+    aes: usize,
+    /// Notifications whose time to the poller is measured.
+    #[arg(long, default_value_t = 200)]
+    samples: usize,
+    /// Connections registering the AEs.
+    #[arg(long, default_value_t = 16)]
+    setup_conns: usize,
 }
 
 /// Options of `bench rotate` (besides the common ones: --rounds, --cse).
@@ -217,6 +235,7 @@ fn main() -> anyhow::Result<()> {
         Some(Mode::Enrol(enrol)) => bench_enrol(&args, enrol),
         Some(Mode::Rotate(rotate)) => bench_rotate(&args, rotate),
         Some(Mode::Soak(soak)) => bench_soak(&args, soak),
+        Some(Mode::Polling(polling)) => bench_polling(&args, polling),
         Some(Mode::TlsKeyhome(kh)) => bench_tls_keyhome(&args, kh),
         Some(Mode::SignRate(sr)) => sign_rate::run(sr),
         None => bench(&args),
@@ -441,6 +460,24 @@ fn bench_soak(args: &Args, soak: &SoakArgs) -> anyhow::Result<()> {
     };
     let outcome = client_runtime(args)?.block_on(soak_bench::run(&plan))?;
     print!("{}", soak_bench::render(&plan, &outcome, args.markdown));
+    Ok(())
+}
+
+/// Runs `bench polling` and prints its report.
+fn bench_polling(args: &Args, polling: &PollingArgs) -> anyhow::Result<()> {
+    let cse = common(args)?;
+    anyhow::ensure!(
+        polling.aes > 0 && polling.samples > 0 && polling.samples <= polling.aes,
+        "--aes and --samples must be at least 1, and --samples at most --aes"
+    );
+    let plan = polling_bench::PollingPlan {
+        cse,
+        aes: polling.aes,
+        samples: polling.samples,
+        setup_conns: polling.setup_conns,
+    };
+    let outcome = client_runtime(args)?.block_on(polling_bench::run(&plan))?;
+    print!("{}", polling_bench::render(&plan, &outcome));
     Ok(())
 }
 

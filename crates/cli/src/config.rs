@@ -24,6 +24,9 @@ pub struct FileConfig {
     /// Notification delivery.
     #[serde(default)]
     pub notifications: NotificationSection,
+    /// Polling channels of request-unreachable AEs.
+    #[serde(default)]
+    pub polling: PollingSection,
     /// Logging.
     #[serde(default)]
     pub log: LogSection,
@@ -635,6 +638,54 @@ pub struct NotificationSection {
     pub private_key: Option<PathBuf>,
 }
 
+/// `[polling]`: the polling channels of request-unreachable AEs (TS-0001 clause
+/// 10.2.5.17; docs/conformance.md, "Polling channels").
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PollingSection {
+    /// Wait of a long poll without a request expiration timestamp, seconds (default 30).
+    pub default_wait_secs: Option<u64>,
+    /// Longest wait of any long poll, seconds (default 600).
+    pub max_wait_secs: Option<u64>,
+    /// Most requests queued per channel (default 100).
+    pub queue_limit: Option<u64>,
+    /// How long a queued request is kept, seconds (default one day).
+    pub lifetime_secs: Option<u64>,
+    /// When a delivered, unanswered request is delivered again, seconds (default 30).
+    pub redelivery_secs: Option<u64>,
+}
+
+impl PollingSection {
+    /// The resolved settings; zero waits or limits are refused.
+    fn resolve(&self) -> Result<cse::config::Polling, ConfigError> {
+        let mut p = cse::config::Polling::default();
+        let secs = |v: Option<u64>, d: Duration| v.map_or(d, Duration::from_secs);
+        p.default_wait = secs(self.default_wait_secs, p.default_wait);
+        p.max_wait = secs(self.max_wait_secs, p.max_wait);
+        p.lifetime = secs(self.lifetime_secs, p.lifetime);
+        p.redelivery = secs(self.redelivery_secs, p.redelivery);
+        if let Some(n) = self.queue_limit {
+            p.queue_limit = n;
+        }
+        if p.default_wait.is_zero()
+            || p.max_wait.is_zero()
+            || p.lifetime.is_zero()
+            || p.redelivery.is_zero()
+            || p.queue_limit == 0
+        {
+            return Err(ConfigError::Invalid(
+                "polling: every wait, lifetime and limit must be at least 1".into(),
+            ));
+        }
+        if p.default_wait > p.max_wait {
+            return Err(ConfigError::Invalid(
+                "polling.default_wait_secs must not exceed polling.max_wait_secs".into(),
+            ));
+        }
+        Ok(p)
+    }
+}
+
 impl NotificationSection {
     /// The TLS client settings for `https://` targets (the binary reads the files before
     /// it listens).
@@ -896,6 +947,7 @@ impl FileConfig {
         set!(c.notification_attempts, n.attempts);
         set!(c.notification_timeout_ms, n.timeout_ms);
         c.notification_tls = n.tls()?;
+        c.polling = self.polling.resolve()?;
         let d = self.dynamic_authorization;
         set!(c.dynamic_authorization.timeout_ms, d.timeout_ms);
         set!(c.dynamic_authorization.max_grant_secs, d.max_grant_secs);
@@ -1446,7 +1498,7 @@ mod tests {
                 _ => 0,
             };
         }
-        assert_eq!(documented, 106, "every option is in the documented sample");
+        assert_eq!(documented, 111, "every option is in the documented sample");
         // The key homes' own keys, one level further down.
         let keystore = table_of(sample, "keystore");
         let len = |name: &str| {

@@ -1,5 +1,6 @@
 //! Resolving a request's `To` to a resource of this CSE, including the virtual resources
-//! `la` (latest), `ol` (oldest) and `fopt` (group fan-out).
+//! `la` (latest), `ol` (oldest), `fopt` (group fan-out) and `pcu` (a polling channel's
+//! long-polling point).
 
 use crate::config::CseConfig;
 use model::id::Address;
@@ -25,6 +26,9 @@ pub enum Target {
         /// Path appended to each member's address.
         suffix: String,
     },
+    /// `<pollingChannel>/pcu`: the `<pollingChannelURI>` its owner long-polls and answers
+    /// through (TS-0004 clause 7.4.22); carries the channel.
+    PollingChannelUri(Resource),
 }
 
 /// Turns `To` into a CSE-relative path: structured (`cse-in/...`) or unstructured (`ri/...`).
@@ -95,7 +99,7 @@ pub fn resolve(to: &str, config: &CseConfig, store: &dyn Store) -> Result<Target
     // Fast path: no virtual resource named, so the structured name is the whole answer.
     if !segments[1..]
         .iter()
-        .any(|s| matches!(*s, "la" | "ol" | "fopt"))
+        .any(|s| matches!(*s, "la" | "ol" | "fopt" | "pcu"))
     {
         let mut srn = srn_of_first;
         for seg in &segments[1..] {
@@ -124,6 +128,9 @@ pub fn resolve(to: &str, config: &CseConfig, store: &dyn Store) -> Result<Target
                     container: parent,
                     instance: live(instance),
                 });
+            }
+            "pcu" if i == segments.len() - 1 && parent.ty == ResourceType::PollingChannel => {
+                return Ok(Target::PollingChannelUri(parent));
             }
             "fopt" if parent.ty == ResourceType::Group => {
                 let suffix = segments[i + 1..].join("/");

@@ -2,6 +2,7 @@
 
 use std::path::PathBuf;
 use std::sync::Arc;
+use std::time::Duration;
 
 /// Settings the request pipeline needs. Defaults are the documented defaults of
 /// `docs/configuration.md`.
@@ -59,9 +60,43 @@ pub struct CseConfig {
     /// audit trail and in the log, so a flood of refused handshakes writes a bounded number
     /// of lines (`security::refusals`).
     pub refusal_window: std::time::Duration,
+    /// Polling channels: how long a long poll waits, how much a channel may hold.
+    pub polling: Polling,
     /// The clock every decision based on time asks (expiry, tokens, grants, key lifetimes,
     /// windows); the system clock unless a test moves it.
     pub clock: model::clock::Clock,
+}
+
+/// Settings of the polling channels (`<pollingChannel>`, TS-0001 clause 10.2.5.17).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Polling {
+    /// How long a long poll without a Request Expiration Timestamp waits for a request
+    /// before it is answered 4008.
+    pub default_wait: Duration,
+    /// The longest a long poll waits, whatever its Request Expiration Timestamp says: a
+    /// waiting poll holds a connection.
+    pub max_wait: Duration,
+    /// Most requests one channel holds; a request that finds it full is not queued (the
+    /// sender sees the channel as unreachable), so one AE that stops polling cannot fill the
+    /// disk.
+    pub queue_limit: u64,
+    /// How long a request stays queued for an AE that does not poll before it is dropped.
+    pub lifetime: Duration,
+    /// A request delivered to a poll but not answered (NOTIFY with its `m2m:rsp`) within
+    /// this time is delivered again to the next poll: delivery is at least once.
+    pub redelivery: Duration,
+}
+
+impl Default for Polling {
+    fn default() -> Self {
+        Self {
+            default_wait: Duration::from_secs(30),
+            max_wait: Duration::from_secs(600),
+            queue_limit: 100,
+            lifetime: Duration::from_secs(24 * 3600),
+            redelivery: Duration::from_secs(30),
+        }
+    }
 }
 
 /// Settings of dynamic authorization: whose tokens are trusted, and how long the CSE waits
@@ -125,6 +160,7 @@ impl Default for CseConfig {
             rotation_interval: std::time::Duration::from_secs(3600),
             dynamic_authorization: DynamicAuthorization::default(),
             refusal_window: security::refusals::DEFAULT_WINDOW,
+            polling: Polling::default(),
             clock: model::clock::Clock::system(),
         }
     }

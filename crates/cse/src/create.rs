@@ -147,6 +147,7 @@ impl Cse {
                 resources::sub::prepare(self, caller, &parent, &mut resource).await?
             }
             ResourceType::Group => resources::grp::prepare(self, caller, &mut resource)?,
+            ResourceType::PollingChannel => resources::pch::prepare(self, caller, &parent)?,
             ResourceType::DynamicAuthorizationConsultation => {
                 resources::dac::prepare(&self.config, &resource)?
             }
@@ -200,6 +201,9 @@ impl Cse {
                 resources::ae::still_registered(t, creator.as_deref())?;
                 if let Some(bind_to) = registration {
                     resources::ae::claim(t, r.ri(), bind_to.as_deref(), remember.as_deref())?;
+                }
+                if r.ty == ResourceType::PollingChannel {
+                    resources::pch::only_one(t, r.pi())?;
                 }
                 t.insert(&r)?;
                 if let Some(key) = remember {

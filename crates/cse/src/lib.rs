@@ -27,6 +27,7 @@ mod notify;
 pub mod originator;
 pub mod outbound;
 mod page;
+mod polling;
 pub mod records;
 mod resources;
 mod retrieve;
@@ -37,6 +38,7 @@ pub mod subscription;
 #[cfg(feature = "testing")]
 pub mod testing;
 mod update;
+pub mod waiting;
 
 pub use config::{CseConfig, NotificationTls};
 pub use inbound::{Answer, Inbound};
@@ -80,6 +82,8 @@ pub struct Cse {
     batches: batch::Batches,
     /// The resources whose UPDATEs and DELETEs wait for a blocked UPDATE (`net` 7).
     blocking: blocking::Holds,
+    /// The polling channels' queues, waiting polls and awaited answers.
+    polling: polling::Channels,
 }
 
 /// The security manager's services the CSE works with.
@@ -167,6 +171,9 @@ impl Cse {
             tls_reload,
             outbound,
         } = services;
+        // Requests for a request-unreachable AE leave through its polling channel.
+        let polling = polling::Channels::new(&config, store.clone());
+        let outbound = outbound.with(polling::SCHEME, Arc::new(polling.sender()));
         let notifier = Notifier::new(&config, outbound.clone());
         let policies = access::PolicyCache::new(access::Domain::of(&config));
         let consultant = access::Consultant::new(&config, outbound);
@@ -212,6 +219,7 @@ impl Cse {
             rotations: pseudonyms::Rotations::default(),
             batches: batch::Batches::default(),
             blocking: blocking::Holds::default(),
+            polling,
         });
         supervision::spawn_suspensions(Arc::downgrade(&cse), suspensions);
         withdrawal::spawn_persistence(Arc::downgrade(&cse));
@@ -353,6 +361,12 @@ impl Cse {
             let target = addressing::resolve(&req.to, &self.config, self.store.as_ref())?;
             if let Target::FanOut { group, suffix } = target {
                 return self.fan_out(&caller, &req, group, &suffix).await;
+            }
+            if let Target::PollingChannelUri(channel) = target {
+                return self.polling_channel_uri(&caller, &req, channel).await;
+            }
+            if let Target::Resource(r) = &target {
+                polling::check_owner(&caller, r)?;
             }
             match req.op {
                 Operation::Create => self.create(&caller, &req, target).await,
@@ -526,5 +540,6 @@ pub(crate) fn real_target(target: Target) -> Result<Resource> {
         Target::FanOut { .. } => Err(Error::operation_not_allowed(
             "fopt is only valid for fan-out",
         )),
+        Target::PollingChannelUri(_) => Err(polling::not_allowed()),
     }
 }

@@ -1,7 +1,8 @@
 //! The security manager's records in the store: which AE-ID a credential registered, which
 //! credential an AE-ID is bound to, the sealed identity behind an AE-ID, which credential
 //! made a subscription, and who created a resource; which subscription blocks the UPDATEs of
-//! a resource, and the notifications a batching subscription has gathered.
+//! a resource, the notifications a batching subscription has gathered, and the requests
+//! queued on polling channels.
 //!
 //! The store knows none of this: it keeps named tables of opaque values
 //! ([`store::Txn::put_record`]) in the same durable transaction as the resources, so a
@@ -93,6 +94,44 @@ impl Batched {
     }
 }
 
+/// `<pollingChannel>` `ri` + `/` + 16 hex digits of a sequence number -> one request queued
+/// for the channel's AE (the JSON of a queued item of `cse/src/polling.rs`: the request primitive
+/// and until when it is of use); tied to the channel, so it goes with it. Keys sort in
+/// arrival order within a channel.
+pub const POLLING_QUEUE: &str = "polling-queue";
+/// `<pollingChannel>` `ri` -> `"<next sequence number> <requests queued>"`; tied to the
+/// channel. Read and written in the transaction that queues or removes a request, so the
+/// count that bounds the queue is exact.
+pub const POLLING_HEAD: &str = "polling-head";
+
+/// The key of a queued request: the channel, then its sequence number in fixed-width hex.
+pub fn polling_key(channel: &str, seq: u64) -> String {
+    format!("{channel}/{seq:016x}")
+}
+
+/// The key prefix of a channel's queued requests.
+pub fn polling_prefix(channel: &str) -> String {
+    format!("{channel}/")
+}
+
+/// A polling channel's queue is at its bound: the request was not queued.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct QueueFull;
+
+/// The (next sequence number, requests queued) of a channel, as this transaction sees it.
+fn polling_head(t: &mut (dyn store::Txn + '_), channel: &str) -> Result<(u64, u64)> {
+    let Some(head) = text(t.record(POLLING_HEAD, channel)?)? else {
+        return Ok((0, 0));
+    };
+    let mut parts = head.split(' ').map(str::parse::<u64>);
+    match (parts.next(), parts.next(), parts.next()) {
+        (Some(Ok(next)), Some(Ok(len)), None) => Ok((next, len)),
+        _ => Err(Error::internal(
+            "store: a polling channel head is malformed",
+        )),
+    }
+}
+
 /// A text record's value.
 fn text(value: Option<Vec<u8>>) -> Result<Option<String>> {
     value
@@ -137,6 +176,16 @@ pub trait TxnRecords {
     fn keep_batched(&mut self, batched: &Batched) -> Result<()>;
     /// Forgets a gathered notification (sent, or replaced by a later one with `ln`).
     fn forget_batched(&mut self, key: &str) -> Result<()>;
+    /// Queues `item` on a polling channel unless it already holds `limit` requests; returns
+    /// the item's key.
+    fn queue_polled(
+        &mut self,
+        channel: &str,
+        item: &[u8],
+        limit: u64,
+    ) -> Result<std::result::Result<String, QueueFull>>;
+    /// Removes a queued request (no effect when it is already gone); whether it was there.
+    fn unqueue_polled(&mut self, channel: &str, key: &str) -> Result<bool>;
 }
 
 /// Credential-IDs by subscription `ri`.
@@ -239,6 +288,34 @@ impl TxnRecords for dyn store::Txn + '_ {
     fn forget_batched(&mut self, key: &str) -> Result<()> {
         self.delete_record(BATCHED_NOTIFICATION, key)
     }
+
+    fn queue_polled(
+        &mut self,
+        channel: &str,
+        item: &[u8],
+        limit: u64,
+    ) -> Result<std::result::Result<String, QueueFull>> {
+        let (next, len) = polling_head(self, channel)?;
+        if len >= limit {
+            return Ok(Err(QueueFull));
+        }
+        let key = polling_key(channel, next);
+        self.put_record(POLLING_QUEUE, &key, item, Some(channel))?;
+        let head = format!("{} {}", next + 1, len + 1);
+        self.put_record(POLLING_HEAD, channel, head.as_bytes(), Some(channel))?;
+        Ok(Ok(key))
+    }
+
+    fn unqueue_polled(&mut self, channel: &str, key: &str) -> Result<bool> {
+        if self.record(POLLING_QUEUE, key)?.is_none() {
+            return Ok(false);
+        }
+        self.delete_record(POLLING_QUEUE, key)?;
+        let (next, len) = polling_head(self, channel)?;
+        let head = format!("{next} {}", len.saturating_sub(1));
+        self.put_record(POLLING_HEAD, channel, head.as_bytes(), Some(channel))?;
+        Ok(true)
+    }
 }
 
 /// The security manager's records as committed.
@@ -266,6 +343,8 @@ pub trait StoreRecords {
     /// Every gathered notification of the open batches, in key order (by subscription,
     /// then oldest first); records this version cannot read are skipped, and logged.
     fn batched(&self) -> Result<Vec<Batched>>;
+    /// The requests queued on a polling channel, (key, item), oldest first.
+    fn polled_queue(&self, channel: &str) -> Result<Vec<(String, Vec<u8>)>>;
 }
 
 impl StoreRecords for dyn store::Store {
@@ -319,6 +398,10 @@ impl StoreRecords for dyn store::Store {
                 read
             })
             .collect())
+    }
+
+    fn polled_queue(&self, channel: &str) -> Result<Vec<(String, Vec<u8>)>> {
+        self.table_prefix(POLLING_QUEUE, &polling_prefix(channel))
     }
 }
 

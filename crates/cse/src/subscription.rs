@@ -26,21 +26,32 @@ pub enum Event<'a> {
 }
 
 /// Resolves one `nu` entry to endpoints: a URL as is, or an AE (by AE-ID or address)
-/// through its points of access, each sent as the release the AE supports (`srv`).
-/// Entries that resolve to nothing reachable give an empty list.
+/// through its points of access, or through its polling channel when it cannot receive
+/// requests (`polling::route`), each sent as the release the AE supports (`srv`). Entries
+/// that resolve to nothing reachable give an empty list.
 pub fn notification_urls(cse: &Cse, nu: &str) -> Result<Vec<Endpoint>> {
+    if crate::polling::is_channel_address(nu) {
+        return Ok(Vec::new());
+    }
     if nu.contains("://") {
         return Ok(vec![Endpoint::url(nu)]);
     }
-    Ok(match target_ae(cse, nu)? {
-        Some(r) => r
-            .str_list("poa")
+    let Some(ae) = target_ae(cse, nu)? else {
+        return Ok(Vec::new());
+    };
+    let srv = ae.str_list("srv");
+    if let Some(channel) = crate::polling::route(cse, &ae)? {
+        return Ok(channel
             .into_iter()
-            .filter(|p| cse.notifier.reaches(p))
-            .map(|p| Endpoint::of_ae(with_serialization_of(p, &r), &r.str_list("srv")))
-            .collect(),
-        None => Vec::new(),
-    })
+            .map(|c| Endpoint::of_ae(c, &srv))
+            .collect());
+    }
+    Ok(ae
+        .str_list("poa")
+        .into_iter()
+        .filter(|p| cse.notifier.reaches(p) && !crate::polling::is_channel_address(p))
+        .map(|p| Endpoint::of_ae(with_serialization_of(p, &ae), &srv))
+        .collect())
 }
 
 /// The `<AE>` a `nu` entry that is not a URL names: by AE-ID, or by its address.

@@ -201,8 +201,9 @@ impl<H: Handler> Connection<H> {
                     std::future::pending::<()>().await;
                 }
                 // The semaphore is never closed; without a permit the request still runs.
-                let _permit = requests.acquire_owned().await.ok();
-                let mut resp = answer(&shared, ctx, req).await;
+                // A request that starts a long wait (a long poll) gives its place back.
+                let permit = requests.acquire_owned().await.ok();
+                let mut resp = cse::waiting::holding(permit, answer(&shared, ctx, req)).await;
                 *resp.extensions_mut() = shared.case.clone();
                 Ok::<_, Infallible>(resp)
             }

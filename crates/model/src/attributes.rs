@@ -120,6 +120,7 @@ pub fn table(ty: ResourceType) -> &'static [Attr] {
         ResourceType::ContentInstance => resources::cin::ATTRIBUTES,
         ResourceType::CseBase => resources::cb::ATTRIBUTES,
         ResourceType::Group => resources::grp::ATTRIBUTES,
+        ResourceType::PollingChannel => resources::pch::ATTRIBUTES,
         ResourceType::Subscription => resources::sub::ATTRIBUTES,
     }
 }

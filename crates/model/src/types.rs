@@ -83,6 +83,9 @@ pub enum ResourceType {
     CseBase,
     /// 9 `grp`: group.
     Group,
+    /// 15 `pch`: polling channel, through which a request-unreachable AE collects the
+    /// requests (notifications) addressed to it.
+    PollingChannel,
     /// 23 `sub`: subscription.
     Subscription,
     /// 34 `dac`: dynamic authorization consultation (where to ask a DAS).
@@ -91,13 +94,14 @@ pub enum ResourceType {
 
 impl ResourceType {
     /// Every type, for tables and tests.
-    pub const ALL: [Self; 8] = [
+    pub const ALL: [Self; 9] = [
         Self::AccessControlPolicy,
         Self::Ae,
         Self::Container,
         Self::ContentInstance,
         Self::CseBase,
         Self::Group,
+        Self::PollingChannel,
         Self::Subscription,
         Self::DynamicAuthorizationConsultation,
     ];
@@ -111,6 +115,7 @@ impl ResourceType {
             Self::ContentInstance => 4,
             Self::CseBase => 5,
             Self::Group => 9,
+            Self::PollingChannel => 15,
             Self::Subscription => 23,
             Self::DynamicAuthorizationConsultation => 34,
         }
@@ -133,6 +138,7 @@ impl ResourceType {
             Self::ContentInstance => "cin",
             Self::CseBase => "cb",
             Self::Group => "grp",
+            Self::PollingChannel => "pch",
             Self::Subscription => "sub",
             Self::DynamicAuthorizationConsultation => "dac",
         }
@@ -147,6 +153,7 @@ impl ResourceType {
             Self::ContentInstance => "m2m:cin",
             Self::CseBase => "m2m:cb",
             Self::Group => "m2m:grp",
+            Self::PollingChannel => "m2m:pch",
             Self::Subscription => "m2m:sub",
             Self::DynamicAuthorizationConsultation => "m2m:dac",
         }
@@ -173,19 +180,24 @@ impl ResourceType {
                 AccessControlPolicy,
                 Container,
                 Group,
+                PollingChannel,
                 Subscription,
                 DynamicAuthorizationConsultation,
             ],
             Container => &[Container, ContentInstance, Subscription],
             Group => &[Subscription],
             AccessControlPolicy | DynamicAuthorizationConsultation => &[Subscription],
-            ContentInstance | Subscription => &[],
+            ContentInstance | Subscription | PollingChannel => &[],
         }
     }
 
-    /// True when resources of this type carry their own `acpi`.
+    /// True when resources of this type carry their own `acpi`. A `<pollingChannel>` has
+    /// none (TS-0004 table 7.4.21.1-2): its parent `<AE>`'s policies govern it.
     pub fn has_acpi(self) -> bool {
-        !matches!(self, Self::ContentInstance | Self::AccessControlPolicy)
+        !matches!(
+            self,
+            Self::ContentInstance | Self::AccessControlPolicy | Self::PollingChannel
+        )
     }
 }
 

@@ -197,6 +197,14 @@ pub trait Store: Send + Sync + std::fmt::Debug + 'static {
     fn records(&self, table: &str, key: &str) -> Result<Vec<Vec<u8>>>;
     /// Every record of a table as (key, first value), sorted by key (committed state).
     fn table(&self, table: &str) -> Result<Vec<(String, Vec<u8>)>>;
+    /// The records of a table whose key starts with `prefix`, as (key, first value), sorted
+    /// by key (committed state): one owner's share of a table whose keys start with the
+    /// owner's name, without reading the others'.
+    fn table_prefix(&self, table: &str, prefix: &str) -> Result<Vec<(String, Vec<u8>)>> {
+        let mut rows = self.table(table)?;
+        rows.retain(|(k, _)| k.starts_with(prefix));
+        Ok(rows)
+    }
     /// `ri`s of resources whose `et` is before `now` (formatted timestamp), oldest first.
     fn expired(&self, now: &str, limit: usize) -> Result<Vec<String>>;
     /// Runs a write job in the next group transaction; the receiver yields once the job's

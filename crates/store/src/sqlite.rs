@@ -1182,6 +1182,14 @@ impl Store for SqliteStore {
         Ok(tree.table(table))
     }
 
+    fn table_prefix(&self, table: &str, prefix: &str) -> Result<Vec<(String, Vec<u8>)>> {
+        let tree = self
+            .tree
+            .read()
+            .map_err(|_| Error::internal("store cache poisoned"))?;
+        Ok(tree.table_prefix(table, prefix))
+    }
+
     fn expired(&self, now: &str, limit: usize) -> Result<Vec<String>> {
         self.with_reader(|c| {
             let mut stmt = c

@@ -24,6 +24,7 @@ mod key_homes;
 mod log_escaping;
 mod maf;
 mod notifications;
+mod polling;
 mod psk_derived;
 mod quick_tour;
 mod results;

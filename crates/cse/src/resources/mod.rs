@@ -7,4 +7,5 @@ pub(crate) mod cin;
 pub(crate) mod cnt;
 pub(crate) mod dac;
 pub(crate) mod grp;
+pub(crate) mod pch;
 pub(crate) mod sub;

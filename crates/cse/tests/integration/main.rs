@@ -11,6 +11,7 @@ mod containers;
 mod creator;
 mod dynamic_authorization;
 mod groups;
+mod polling;
 mod registration;
 mod requests;
 mod results;

@@ -8,4 +8,5 @@ pub mod cin;
 pub mod cnt;
 pub mod dac;
 pub mod grp;
+pub mod pch;
 pub mod sub;

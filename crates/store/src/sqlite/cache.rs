@@ -66,6 +66,17 @@ impl Tree {
             .collect()
     }
 
+    /// The records of a table whose key starts with `prefix` (key, first value), sorted by
+    /// key: a range of the map, so other keys cost nothing.
+    pub(super) fn table_prefix(&self, table: &str, prefix: &str) -> Vec<(String, Vec<u8>)> {
+        let from = (table.to_owned(), prefix.to_owned());
+        self.records
+            .range(from..)
+            .take_while(|((t, k), _)| t == table && k.starts_with(prefix))
+            .filter_map(|((_, k), v)| Some((k.clone(), v.first()?.clone())))
+            .collect()
+    }
+
     /// Applies a committed change to a record.
     pub(super) fn change_record(&mut self, change: RecordChange) {
         match change {

@@ -979,3 +979,27 @@ async fn creates_trimmed_to_mni_keep_the_instance_cache_bounded() {
     assert!(store.get("cin0").ok().flatten().is_none());
     assert!(store.get("cin999").ok().flatten().is_some());
 }
+
+#[tokio::test]
+async fn a_table_prefix_reads_one_owners_records_in_key_order() {
+    let dir = tempfile::tempdir().expect("tmp");
+    let store = open(dir.path());
+    write(&*store, |t| {
+        t.put_record("q", "a/2", b"a2", None)?;
+        t.put_record("q", "a/1", b"a1", None)?;
+        t.put_record("q", "ab/1", b"ab1", None)?;
+        t.put_record("q", "b/1", b"b1", None)?;
+        t.put_record("r", "a/0", b"other table", None)?;
+        Ok(())
+    })
+    .await
+    .expect("write");
+    assert_eq!(
+        store.table_prefix("q", "a/").ok(),
+        Some(vec![
+            ("a/1".to_owned(), b"a1".to_vec()),
+            ("a/2".to_owned(), b"a2".to_vec())
+        ])
+    );
+    assert_eq!(store.table_prefix("q", "c/").ok(), Some(Vec::new()));
+}
