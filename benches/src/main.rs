@@ -13,6 +13,7 @@
 #![deny(unsafe_code)]
 
 mod acp_bench;
+mod anchor_bench;
 mod client;
 mod enrol_bench;
 mod hello;
@@ -96,6 +97,9 @@ enum Mode {
     /// Soak: RSS of the CSE sampled under a long mixed load (reads of `la`, creates into a
     /// container capped by `mni`), which must stay flat after the warm-up.
     Soak(SoakArgs),
+    /// The audit checkpoint's anchor: one update of a TPM NV counter (swtpm) and of a
+    /// PKCS#11 record (SoftHSM), and an append anchored at once next to a plain one.
+    Anchor(anchor_bench::AnchorArgs),
     /// One home's ECDSA sign rate, raw and through the key store (run by tls-keyhome).
     #[command(hide = true)]
     SignRate(sign_rate::SignRateArgs),
@@ -219,6 +223,7 @@ fn main() -> anyhow::Result<()> {
         Some(Mode::Soak(soak)) => bench_soak(&args, soak),
         Some(Mode::TlsKeyhome(kh)) => bench_tls_keyhome(&args, kh),
         Some(Mode::SignRate(sr)) => sign_rate::run(sr),
+        Some(Mode::Anchor(anchor)) => anchor_bench::run(anchor, args.rounds),
         None => bench(&args),
     }
 }

@@ -490,6 +490,13 @@ pub struct AuditSection {
     /// Where the checkpoint (the signed last entry on disk) is kept (default: the log's
     /// path with `.head` appended).
     pub head_file: Option<PathBuf>,
+    /// Where the checkpoint is anchored beyond the reach of whoever can rewrite the files:
+    /// a TPM NV counter (`{ home = "tpm", id = "0x01800100" }`) or a PKCS#11 data object
+    /// (`{ home = "pkcs11", id = "audit-head" }`). Needs `signing_key`.
+    pub head_anchor: Option<crate::keyhomes::AnchorRef>,
+    /// Shortest time between two anchorings for ordinary entries, seconds (withdrawals and
+    /// administrative actions are anchored at once).
+    pub anchor_interval_secs: Option<u64>,
 }
 
 /// Where the audit log goes, who signs it, and how much of it is kept.
@@ -501,6 +508,10 @@ pub struct AuditSettings {
     pub signing_key: Option<KeyRef>,
     /// Segment size, retention and the checkpoint file.
     pub layout: manager::audit::Layout,
+    /// Where the checkpoint is anchored, if anywhere.
+    pub head_anchor: Option<crate::keyhomes::AnchorRef>,
+    /// Shortest time between two anchorings for ordinary entries.
+    pub anchor_interval: std::time::Duration,
 }
 
 /// `[security]`
@@ -1052,10 +1063,32 @@ impl FileConfig {
                 if let Some(head) = self.audit.head_file {
                     layout.head_file = head;
                 }
+                if let Some(anchor) = &self.audit.head_anchor {
+                    anchor.check(&keystore).map_err(|m| {
+                        ConfigError::Invalid(format!("audit.head_anchor: {anchor}: {m}"))
+                    })?;
+                    if self.audit.signing_key.is_none() {
+                        return Err(ConfigError::Invalid(format!(
+                            "audit.head_anchor: {anchor}, but the log is not signed: an anchor \
+                             needs audit.signing_key"
+                        )));
+                    }
+                }
+                let anchor_interval = match self.audit.anchor_interval_secs {
+                    Some(0) => {
+                        return Err(ConfigError::Invalid(
+                            "audit.anchor_interval_secs must be at least 1".into(),
+                        ))
+                    }
+                    Some(secs) => std::time::Duration::from_secs(secs),
+                    None => manager::audit::DEFAULT_ANCHOR_INTERVAL,
+                };
                 Some(AuditSettings {
                     file,
                     signing_key: self.audit.signing_key,
                     layout,
+                    head_anchor: self.audit.head_anchor,
+                    anchor_interval,
                 })
             }
         };

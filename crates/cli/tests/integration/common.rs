@@ -34,6 +34,27 @@ impl Server {
     /// Like [`Server::start_listeners`], with the log in the file `log` (outside the data
     /// folder, which the CSE then creates itself when missing).
     pub fn start_logged(data: &Path, log: &Path, extra: &[&str], listeners: usize) -> Self {
+        Self::start_logged_env(data, log, extra, listeners, &[])
+    }
+
+    /// Like [`Server::start_listeners`], with `env` set for the server (`SOFTHSM2_CONF`).
+    pub fn start_env(
+        data: &Path,
+        extra: &[&str],
+        listeners: usize,
+        env: &[(&str, &Path)],
+    ) -> Self {
+        std::fs::create_dir_all(data).expect("data dir");
+        Self::start_logged_env(data, &data.join("cse.log"), extra, listeners, env)
+    }
+
+    fn start_logged_env(
+        data: &Path,
+        log: &Path,
+        extra: &[&str],
+        listeners: usize,
+        env: &[(&str, &Path)],
+    ) -> Self {
         let log_path = log.to_owned();
         let log = std::fs::OpenOptions::new()
             .create(true)
@@ -44,6 +65,7 @@ impl Server {
             .args(["--http", "127.0.0.1:0", "--data"])
             .arg(data)
             .args(extra)
+            .envs(env.iter().map(|(k, v)| (*k, *v)))
             .stdout(Stdio::piped())
             .stderr(log)
             .spawn()
@@ -89,6 +111,14 @@ impl Server {
     /// The server's process id.
     pub fn pid(&self) -> u32 {
         self.child.id()
+    }
+
+    /// SIGTERM, and waits for the orderly shutdown to end; returns the exit code.
+    pub fn terminate(&mut self) -> Option<i32> {
+        let _ = Command::new("kill")
+            .args(["-TERM", &self.child.id().to_string()])
+            .status();
+        self.child.wait().ok().and_then(|s| s.code())
     }
 
     /// SIGKILL: no shutdown, no flush.

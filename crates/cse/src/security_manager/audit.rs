@@ -143,7 +143,16 @@ impl AuditTrail {
                 Err(_) => return false,
             };
         }
-        true
+        drop(pending);
+        // The last entries are on disk: anchor their checkpoint too, so a stop leaves no
+        // window behind (the log is shared with the writer thread and never dropped).
+        match self.log.anchor_pending() {
+            Ok(_) => true,
+            Err(e) => {
+                tracing::error!(error = %e, "the last audit checkpoint could not be anchored");
+                false
+            }
+        }
     }
 
     /// Appends an event and returns once it is on disk.
@@ -190,9 +199,15 @@ fn write_queued(log: &AuditLog, queue: &Queue) {
                 if !pending.events.is_empty() {
                     break;
                 }
-                let wait = pending
-                    .refusals
-                    .deadline()
+                // A checkpoint the anchor does not cover yet, and its interval has passed.
+                let anchor_due = log.anchor_due();
+                if anchor_due.is_some_and(|d| d <= now) {
+                    break;
+                }
+                let wait = [pending.refusals.deadline(), anchor_due]
+                    .into_iter()
+                    .flatten()
+                    .min()
                     .map_or(IDLE_WAKE, |d| d.saturating_duration_since(now));
                 pending = match queue.wake.wait_timeout(pending, wait) {
                     Ok((p, _)) => p,
@@ -202,9 +217,16 @@ fn write_queued(log: &AuditLog, queue: &Queue) {
             pending.writing = true;
             std::mem::take(&mut pending.events)
         };
-        let n = batch.len();
-        if let Err(e) = log.append_batch(batch) {
-            tracing::error!(error = %e, events = n, "cannot write to the audit log: security events lost");
+        if batch.is_empty() {
+            // Woken because the anchor fell due.
+            if let Err(e) = log.anchor_pending() {
+                tracing::error!(error = %e, "the audit checkpoint could not be anchored; trying again later");
+            }
+        } else {
+            let n = batch.len();
+            if let Err(e) = log.append_batch(batch) {
+                tracing::error!(error = %e, events = n, "cannot write to the audit log: security events lost");
+            }
         }
         if let Ok(mut pending) = queue.state.lock() {
             pending.writing = false;
