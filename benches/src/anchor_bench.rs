@@ -8,10 +8,10 @@
 //! SoftHSM reads `SOFTHSM2_CONF` once, when the module loads: this mode sets it first, while
 //! the process has one thread.
 
-use keystore::anchor::{AnchorRecord, MonotonicCounter};
+use keystore::anchor::AnchorRecord;
 use keystore::software::{KekSource, SoftwareConfig, SoftwareHome};
 use keystore::{Algorithm, KeyHome, KeyId, KeyRole, KeyStore, KeyStorePolicy, SecretBytes};
-use manager::audit::{AuditLog, Anchoring, Event, HeadAnchor, Layout};
+use manager::audit::{Anchoring, AuditLog, Event, HeadAnchor, Layout};
 use std::path::Path;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -136,11 +136,16 @@ pub(crate) fn run(args: &AnchorArgs, rounds: usize) -> anyhow::Result<()> {
                 tmp.path(),
                 "pkcs11",
                 &key,
-                Some(HeadAnchor::Record(Arc::new(home.anchor_record("audit-head")?))),
+                Some(HeadAnchor::Record(Arc::new(
+                    home.anchor_record("audit-head")?,
+                ))),
                 args,
                 rounds,
             )?;
-            println!("{:<44} {anchored:>8.3} ms", "append, anchored at once (SoftHSM)");
+            println!(
+                "{:<44} {anchored:>8.3} ms",
+                "append, anchored at once (SoftHSM)"
+            );
         }
         None => println!("PKCS#11 skipped: SoftHSMv2 missing"),
     }
@@ -160,6 +165,7 @@ fn tpm(
     args: &AnchorArgs,
     rounds: usize,
 ) -> anyhow::Result<()> {
+    use keystore::anchor::MonotonicCounter;
     use keystore::tpm::{TpmConfig, TpmHome};
     let Some(swtpm) = keystore::testing::Swtpm::start() else {
         println!("TPM skipped: swtpm missing");
@@ -175,16 +181,24 @@ fn tpm(
         counter.increment()?;
         Ok(())
     })?;
-    println!("{:<44} {update:>8.3} ms", "TPM NV counter increment (swtpm)");
+    println!(
+        "{:<44} {update:>8.3} ms",
+        "TPM NV counter increment (swtpm)"
+    );
     let anchored = appends(
         dir,
         "tpm",
         key,
-        Some(HeadAnchor::Counter(Arc::new(home.nv_counter("0x01800101")?))),
+        Some(HeadAnchor::Counter(Arc::new(
+            home.nv_counter("0x01800101")?,
+        ))),
         args,
         rounds,
     )?;
-    println!("{:<44} {anchored:>8.3} ms", "append, anchored at once (swtpm)");
+    println!(
+        "{:<44} {anchored:>8.3} ms",
+        "append, anchored at once (swtpm)"
+    );
     home.close();
     Ok(())
 }

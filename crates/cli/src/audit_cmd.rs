@@ -13,9 +13,9 @@
 //! Exit codes of `verify`: 0 intact, 1 tampered or damaged (the first bad entry is named on
 //! standard error), 2 the file, public key, head or anchor cannot be read.
 
-use clap::Subcommand;
 use crate::config::FileConfig;
 use crate::keyhomes::KeyHomes;
+use clap::Subcommand;
 use manager::audit::{
     self, AuditError, AuditPublicKey, Checkpoint, Head, Layout, Purpose, VerifyError,
 };

@@ -1307,6 +1307,50 @@ mod tests {
     }
 
     #[test]
+    fn a_head_anchor_needs_a_signed_log_and_a_home_that_can_hold_it() {
+        let pkcs11 =
+            "[keystore.pkcs11]\nmodule = \"/m.so\"\ntoken-label = \"t\"\npin = { env = \"PIN\" }\n";
+        let signed = "signing_key = { home = \"pkcs11\", id = \"audit\" }\n";
+        let anchor = "head_anchor = { home = \"pkcs11\", id = \"audit-head\" }\n";
+        let s = resolve(&format!("[audit]\n{signed}{anchor}{pkcs11}")).expect("valid");
+        let audit = s.audit.expect("on");
+        assert_eq!(
+            audit.head_anchor.as_ref().map(|a| (a.home, a.id.as_str())),
+            Some((crate::keyhomes::HomeKind::Pkcs11, "audit-head"))
+        );
+        assert_eq!(
+            audit.anchor_interval,
+            manager::audit::DEFAULT_ANCHOR_INTERVAL
+        );
+        let s = resolve(&format!(
+            "[audit]\n{signed}{anchor}anchor_interval_secs = 5\n{pkcs11}"
+        ))
+        .expect("valid");
+        assert_eq!(s.audit.expect("on").anchor_interval, Duration::from_secs(5));
+        for (bad, why) in [
+            (format!("[audit]\n{anchor}{pkcs11}"), "not signed"),
+            (format!("[audit]\n{signed}{anchor}"), "no [keystore.pkcs11] section"),
+            (
+                format!("[audit]\n{signed}head_anchor = {{ home = \"software\", id = \"x\" }}\n{pkcs11}"),
+                "level-1 home",
+            ),
+            (
+                format!("[audit]\n{signed}head_anchor = {{ home = \"pkcs11\", id = \"a b\" }}\n{pkcs11}"),
+                "only A-Z",
+            ),
+            (
+                format!("[audit]\n{signed}{anchor}anchor_interval_secs = 0\n{pkcs11}"),
+                "at least 1",
+            ),
+        ] {
+            match resolve(&bad) {
+                Err(ConfigError::Invalid(m)) => assert!(m.contains(why), "{bad}: {m}"),
+                other => panic!("{bad}: {other:?}"),
+            }
+        }
+    }
+
+    #[test]
     fn plaintext_off_loopback_needs_to_be_declared_trusted() {
         let open = resolve("[http]\nlisten = \"0.0.0.0:8080\"");
         assert!(matches!(open, Err(ConfigError::Invalid(m)) if m.contains("not on loopback")));

@@ -118,9 +118,11 @@ impl AnchorRef {
     pub fn check(&self, section: &KeystoreSection) -> Result<(), String> {
         match self.home {
             HomeKind::Software => {
-                return Err("a level-1 home cannot anchor the checkpoint: its files are \
+                return Err(
+                    "a level-1 home cannot anchor the checkpoint: its files are \
                             as easy to rewind as the checkpoint itself (use tpm or pkcs11)"
-                    .into())
+                        .into(),
+                )
             }
             HomeKind::Tpm => {
                 #[cfg(feature = "tpm")]

@@ -1678,10 +1678,12 @@ impl AuditLog {
                             detail: "the counter disappeared while the log was open".into(),
                         })?,
                 };
-                let next = base.checked_add(1).ok_or_else(|| AuditError::AnchorBehind {
-                    anchor: name.clone(),
-                    detail: "the counter is at its largest value".into(),
-                })?;
+                let next = base
+                    .checked_add(1)
+                    .ok_or_else(|| AuditError::AnchorBehind {
+                        anchor: name.clone(),
+                        detail: "the counter is at its largest value".into(),
+                    })?;
                 // Write first: a crash before the increment leaves a checkpoint one ahead of
                 // the counter, which the next start accepts and completes.
                 self.save_signed(head, Some(next))?;

@@ -295,7 +295,9 @@ fn a_checkpoint_rewound_with_the_log_is_caught_by_its_pkcs11_anchor() {
     let (code, out) = verify(true);
     assert_eq!(code, Some(0), "{out}");
     assert!(
-        out.contains("not older than its anchor (PKCS#11 data object audit-head on token cse-token)"),
+        out.contains(
+            "not older than its anchor (PKCS#11 data object audit-head on token cse-token)"
+        ),
         "{out}"
     );
 

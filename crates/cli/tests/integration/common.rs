@@ -38,12 +38,7 @@ impl Server {
     }
 
     /// Like [`Server::start_listeners`], with `env` set for the server (`SOFTHSM2_CONF`).
-    pub fn start_env(
-        data: &Path,
-        extra: &[&str],
-        listeners: usize,
-        env: &[(&str, &Path)],
-    ) -> Self {
+    pub fn start_env(data: &Path, extra: &[&str], listeners: usize, env: &[(&str, &Path)]) -> Self {
         std::fs::create_dir_all(data).expect("data dir");
         Self::start_logged_env(data, &data.join("cse.log"), extra, listeners, env)
     }

@@ -100,7 +100,10 @@ impl Pkcs11Record {
         Ok(out)
     }
 
-    fn err(&self, operation: &'static str) -> impl Fn(cryptoki::error::Error) -> KeyStoreError + '_ {
+    fn err(
+        &self,
+        operation: &'static str,
+    ) -> impl Fn(cryptoki::error::Error) -> KeyStoreError + '_ {
         move |e| KeyStoreError::backend(&self.home.id, operation, module::reason(&e))
     }
 }

@@ -7,9 +7,9 @@ use std::str::FromStr;
 use std::sync::{mpsc, Mutex};
 use std::thread::JoinHandle;
 use tss_esapi::attributes::{NvIndexAttributesBuilder, ObjectAttributesBuilder};
-use tss_esapi::constants::NvIndexType;
 use tss_esapi::constants::response_code::{Tss2ResponseCode, Tss2ResponseCodeKind};
 use tss_esapi::constants::tss::{TPM2_RH_NULL, TPM2_ST_HASHCHECK};
+use tss_esapi::constants::NvIndexType;
 use tss_esapi::handles::{KeyHandle as TpmKeyHandle, NvIndexHandle, NvIndexTpmHandle, TpmHandle};
 use tss_esapi::interface_types::algorithm::{HashingAlgorithm, PublicAlgorithm};
 use tss_esapi::interface_types::ecc::EccCurve;
@@ -17,8 +17,8 @@ use tss_esapi::interface_types::resource_handles::{Hierarchy, NvAuth, Provision}
 use tss_esapi::interface_types::session_handles::AuthSession;
 use tss_esapi::structures::{
     Auth, Digest, EccPoint, EccScheme, HashScheme, HashcheckTicket, KeyedHashScheme, MaxBuffer,
-    NvPublicBuilder, Private, Public, PublicBuilder, PublicEccParametersBuilder, PublicKeyedHashParameters,
-    SignatureScheme, SymmetricDefinitionObject,
+    NvPublicBuilder, Private, Public, PublicBuilder, PublicEccParametersBuilder,
+    PublicKeyedHashParameters, SignatureScheme, SymmetricDefinitionObject,
 };
 use tss_esapi::tss2_esys::TPMT_TK_HASHCHECK;
 use tss_esapi::{Context, TctiNameConf};

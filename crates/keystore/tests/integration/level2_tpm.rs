@@ -393,7 +393,11 @@ fn an_nv_counter_only_grows_across_restarts_and_re_definition() {
     let counter = home.nv_counter("0x01800100").unwrap();
     assert_eq!(counter.read().unwrap(), None);
     let again = counter.create().unwrap();
-    assert!(again >= first + 2, "re-defined at {again}, was at {}", first + 2);
+    assert!(
+        again >= first + 2,
+        "re-defined at {again}, was at {}",
+        first + 2
+    );
 }
 
 #[test]
@@ -406,10 +410,7 @@ fn only_a_plain_counter_in_the_owners_range_is_an_nv_anchor() {
     define_raw_nv(&tpm.tcti(), 0x0180_0200, false, false);
     define_raw_nv(&tpm.tcti(), 0x0180_0201, true, true);
     let home = Arc::new(TpmHome::open(&config(tpm.tcti(), &dir)).unwrap());
-    for (index, why) in [
-        ("0x01800200", "not a counter"),
-        ("0x01800201", "orderly"),
-    ] {
+    for (index, why) in [("0x01800200", "not a counter"), ("0x01800201", "orderly")] {
         let err = home.nv_counter(index).unwrap().read().unwrap_err();
         assert!(matches!(err, KeyStoreError::AnchorUnusable { .. }), "{err}");
         assert!(err.to_string().contains(why), "{index}: {err}");

@@ -33,7 +33,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 /// Default shortest time between two anchorings for ordinary entries.
-pub const DEFAULT_ANCHOR_INTERVAL: Duration = Duration::from_secs(60);
+pub const DEFAULT_ANCHOR_INTERVAL: Duration = Duration::from_secs(300);
 
 /// Where the checkpoint is anchored.
 #[derive(Clone)]

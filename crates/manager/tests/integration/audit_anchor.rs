@@ -14,7 +14,7 @@ use keystore::pkcs11::{Pkcs11Config, Pkcs11Home, Pkcs11Record};
 use keystore::testing::{SoftHsm, SOFTHSM_MODULE};
 use keystore::{KeyStoreError, SecretBytes, SecretSource, SigningKey};
 use manager::audit::{
-    anchor, AuditError, AuditLog, Anchoring, Checkpoint, Event, HeadAnchor, Layout,
+    anchor, Anchoring, AuditError, AuditLog, Checkpoint, Event, HeadAnchor, Layout,
 };
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -155,7 +155,11 @@ fn a_checkpoint_rewound_with_the_log_is_refused_with_a_counter_anchor() {
     assert_eq!(checkpoint(&path).counter, Some(1001));
     log.append(refused(5)).unwrap();
     drop(log);
-    assert_eq!(counter.value(), Some(1002), "closing anchors the last entry");
+    assert_eq!(
+        counter.value(),
+        Some(1002),
+        "closing anchors the last entry"
+    );
 
     // The forger keeps entries 1-3 and the signed checkpoint of that time.
     rewind(&path, &before);
@@ -194,7 +198,11 @@ fn a_crash_between_the_checkpoint_and_the_increment_does_not_stop_the_next_start
     counter.fail_before.store(false, Ordering::SeqCst);
     let log = open(&path, &key, counted(&counter)).unwrap();
     assert_eq!(log.head().unwrap().seq, 2);
-    assert_eq!(counter.value(), Some(1001), "the start completed the increment");
+    assert_eq!(
+        counter.value(),
+        Some(1001),
+        "the start completed the increment"
+    );
     assert_eq!(checkpoint(&path).counter, Some(1001));
     drop(log);
 
@@ -238,7 +246,10 @@ fn ordinary_entries_move_the_anchor_at_most_once_per_interval() {
     assert_eq!(counter.increments.load(Ordering::SeqCst), 0);
     assert_eq!(checkpoint(&path).seq, 20);
     assert_eq!(checkpoint(&path).counter, Some(1000));
-    assert!(log.anchor_due().is_some(), "the last entries wait for the interval");
+    assert!(
+        log.anchor_due().is_some(),
+        "the last entries wait for the interval"
+    );
     // What the CSE's audit writer does when the interval has passed, and at shutdown.
     assert!(log.anchor_pending().unwrap());
     assert_eq!(counter.increments.load(Ordering::SeqCst), 1);
@@ -259,14 +270,13 @@ fn an_anchor_needs_a_signed_log_and_a_counter_that_fits() {
     let tmp = tempfile::tempdir().unwrap();
     let path = tmp.path().join("audit.log");
     let counter = Counter::at(None);
-    let err = AuditLog::open_with_anchor(
-        &path,
-        None,
-        Layout::for_log(&path),
-        Some(counted(&counter)),
-    )
-    .unwrap_err();
-    assert!(matches!(err, AuditError::AnchorNeedsSignature { .. }), "{err}");
+    let err =
+        AuditLog::open_with_anchor(&path, None, Layout::for_log(&path), Some(counted(&counter)))
+            .unwrap_err();
+    assert!(
+        matches!(err, AuditError::AnchorNeedsSignature { .. }),
+        "{err}"
+    );
     let _ = std::fs::remove_file(&path);
 
     // A log written before the anchor was configured is adopted once: the counter is made.
@@ -281,7 +291,10 @@ fn an_anchor_needs_a_signed_log_and_a_counter_that_fits() {
     rewind(&path, &before);
     let err = open(&path, &key, counted(&counter)).unwrap_err();
     assert!(matches!(err, AuditError::Rewound { .. }), "{err}");
-    assert!(err.to_string().contains("carries no counter value"), "{err}");
+    assert!(
+        err.to_string().contains("carries no counter value"),
+        "{err}"
+    );
 
     // A counter that is gone, or behind the checkpoint, is another counter.
     let tmp = tempfile::tempdir().unwrap();
@@ -305,8 +318,8 @@ fn an_anchor_needs_a_signed_log_and_a_counter_that_fits() {
 fn softhsm() -> Option<&'static SoftHsm> {
     static HSM: OnceLock<Option<SoftHsm>> = OnceLock::new();
     HSM.get_or_init(|| {
-        let dir =
-            Path::new(env!("CARGO_TARGET_TMPDIR")).join(format!("audit-softhsm-{}", std::process::id()));
+        let dir = Path::new(env!("CARGO_TARGET_TMPDIR"))
+            .join(format!("audit-softhsm-{}", std::process::id()));
         let _ = std::fs::remove_dir_all(&dir);
         let hsm = SoftHsm::new(&dir)?;
         hsm.use_in_this_process();
@@ -367,7 +380,11 @@ fn a_checkpoint_rewound_with_the_log_is_refused_with_a_token_anchor() {
     let before = save(&path);
     log.append(revoked(4)).unwrap();
     let kept: Checkpoint = serde_json::from_slice(&record.read().unwrap().unwrap()).unwrap();
-    assert_eq!(kept, checkpoint(&path), "the token holds the signed checkpoint");
+    assert_eq!(
+        kept,
+        checkpoint(&path),
+        "the token holds the signed checkpoint"
+    );
     assert!(kept.verifies(&public(&key), manager::audit::Purpose::Head));
     drop(log);
 
