@@ -121,6 +121,10 @@ pub(crate) fn run(args: &AnchorArgs, rounds: usize) -> anyhow::Result<()> {
             hsm.init_token("bench", "1234");
             let pin = tmp.path().join("pin");
             std::fs::write(&pin, "1234\n")?;
+            {
+                use std::os::unix::fs::PermissionsExt;
+                std::fs::set_permissions(&pin, std::fs::Permissions::from_mode(0o600))?;
+            }
             let home = Arc::new(keystore::pkcs11::Pkcs11Home::open(
                 &keystore::pkcs11::Pkcs11Config {
                     module: keystore::testing::SOFTHSM_MODULE.into(),
