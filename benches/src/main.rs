@@ -13,6 +13,7 @@
 #![deny(unsafe_code)]
 
 mod acp_bench;
+mod anchor_bench;
 mod client;
 mod enrol_bench;
 mod hello;
@@ -100,6 +101,9 @@ enum Mode {
     /// Polling channels: the memory of N AEs waiting on their channels, and the time from a
     /// notification to its waiting poller, next to the same CSE with no poll waiting.
     Polling(PollingArgs),
+    /// The audit checkpoint's anchor: one update of a TPM NV counter (swtpm) and of a
+    /// PKCS#11 record (SoftHSM), and an append anchored at once next to a plain one.
+    Anchor(anchor_bench::AnchorArgs),
     /// One home's ECDSA sign rate, raw and through the key store (run by tls-keyhome).
     #[command(hide = true)]
     SignRate(sign_rate::SignRateArgs),
@@ -238,6 +242,7 @@ fn main() -> anyhow::Result<()> {
         Some(Mode::Polling(polling)) => bench_polling(&args, polling),
         Some(Mode::TlsKeyhome(kh)) => bench_tls_keyhome(&args, kh),
         Some(Mode::SignRate(sr)) => sign_rate::run(sr),
+        Some(Mode::Anchor(anchor)) => anchor_bench::run(anchor, args.rounds),
         None => bench(&args),
     }
 }

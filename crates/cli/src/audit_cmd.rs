@@ -6,11 +6,19 @@
 //! starting after the anchor that retention left, and checks the log's own checkpoint
 //! (`audit.log.head`) and the admin's copy (`--head`): a log that ends before either was cut.
 //!
+//! With `--anchor-from cse.toml` it also reads the checkpoint's anchor (`[audit]
+//! head_anchor`, a TPM NV counter or a PKCS#11 data object) and refuses a checkpoint older
+//! than the anchor says, and a log that does not reach the anchored head.
+//!
 //! Exit codes of `verify`: 0 intact, 1 tampered or damaged (the first bad entry is named on
-//! standard error), 2 the file, public key or head cannot be read.
+//! standard error), 2 the file, public key, head or anchor cannot be read.
 
+use crate::config::FileConfig;
+use crate::keyhomes::KeyHomes;
 use clap::Subcommand;
-use manager::audit::{self, AuditPublicKey, Checkpoint, Head, Layout, Purpose, VerifyError};
+use manager::audit::{
+    self, AuditError, AuditPublicKey, Checkpoint, Head, Layout, Purpose, VerifyError,
+};
 use serde_json::Value;
 use std::collections::VecDeque;
 use std::fmt::Write as _;
@@ -36,9 +44,15 @@ pub enum AuditCommand {
         #[arg(long, value_name = "FILE")]
         head: Option<PathBuf>,
         /// The log's checkpoint file, when `[audit] head_file` moved it (default: the log's
-        /// path with `.head` appended; checked when it exists).
+        /// path with `.head` appended, or `head_file` of --anchor-from's configuration;
+        /// checked when it exists).
         #[arg(long, value_name = "FILE")]
         checkpoint: Option<PathBuf>,
+        /// The CSE's configuration file: check the checkpoint against the anchor its
+        /// `[audit] head_anchor` names (opens that key home; needs --public-key). Catches a
+        /// checkpoint rewound together with the log.
+        #[arg(long, value_name = "CONFIG", requires = "public_key")]
+        anchor_from: Option<PathBuf>,
     },
     /// Ask the running CSE for the audit log's checkpoint (admin: GET /.admin/audit-head; the
     /// origin defaults to CAdmin) and print it as JSON: keep it away from the CSE and pass it
@@ -72,11 +86,13 @@ pub fn run(command: &AuditCommand) -> ExitCode {
             public_key,
             head,
             checkpoint,
+            anchor_from,
         } => verify(
             file,
             public_key.as_deref(),
             head.as_deref(),
             checkpoint.as_deref(),
+            anchor_from.as_deref(),
         ),
         AuditCommand::Head => {
             eprintln!(
@@ -111,11 +127,31 @@ fn load_head(path: &Path, key: Option<&AuditPublicKey>) -> Result<Option<Head>, 
     Ok(point.as_ref().map(Checkpoint::head))
 }
 
+/// The anchor a configuration names for its audit log, opened in its home, and the
+/// checkpoint file that configuration uses.
+fn configured_anchor(config: &Path) -> Result<(audit::HeadAnchor, PathBuf), String> {
+    let settings = FileConfig::load(config)
+        .and_then(|c| c.resolve(None, None))
+        .map_err(|e| e.to_string())?;
+    let audit = settings
+        .audit
+        .as_ref()
+        .filter(|a| a.head_anchor.is_some())
+        .ok_or_else(|| format!("{}: [audit] has no head_anchor", config.display()))?;
+    let homes = KeyHomes::open(&settings.keystore, false).map_err(|e| e.to_string())?;
+    let anchoring = homes
+        .audit_anchoring(audit)
+        .map_err(|e| e.to_string())?
+        .ok_or_else(|| format!("{}: [audit] has no head_anchor", config.display()))?;
+    Ok((anchoring.anchor, audit.layout.head_file.clone()))
+}
+
 fn verify(
     file: &Path,
     public_key: Option<&Path>,
     head: Option<&Path>,
     checkpoint: Option<&Path>,
+    anchor_from: Option<&Path>,
 ) -> ExitCode {
     let key = match public_key.map(read_public_key).transpose() {
         Ok(key) => key,
@@ -135,7 +171,18 @@ fn verify(
             return ExitCode::from(1);
         }
     };
-    let own_file = checkpoint.map_or_else(|| Layout::for_log(file).head_file, Path::to_owned);
+    let anchor = match anchor_from.map(configured_anchor).transpose() {
+        Ok(anchor) => anchor,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    let own_file = match (checkpoint, &anchor) {
+        (Some(path), _) => path.to_owned(),
+        (None, Some((_, configured))) => configured.clone(),
+        (None, None) => Layout::for_log(file).head_file,
+    };
     let own = match load_head(&own_file, key.as_ref()) {
         Ok(own) => own,
         Err(e) => {
@@ -143,7 +190,33 @@ fn verify(
             return ExitCode::from(1);
         }
     };
-    let heads: Vec<Head> = kept.iter().chain(own.iter()).copied().collect();
+    let mut heads: Vec<Head> = kept.iter().chain(own.iter()).copied().collect();
+    let anchored = match (&anchor, &key) {
+        (Some((anchor, _)), Some(key)) => {
+            let point = match Checkpoint::load(&own_file) {
+                Ok(point) => point,
+                Err(e) => {
+                    eprintln!("error: {e}");
+                    return ExitCode::from(2);
+                }
+            };
+            match audit::anchor::judge(anchor, point.as_ref(), &own_file, key) {
+                Ok(judged) => {
+                    heads.extend(judged.head());
+                    Some(anchor.name())
+                }
+                Err(e @ AuditError::Anchor { .. }) => {
+                    eprintln!("error: {e}");
+                    return ExitCode::from(2);
+                }
+                Err(e) => {
+                    eprintln!("TAMPERED: {e}");
+                    return ExitCode::from(1);
+                }
+            }
+        }
+        _ => None,
+    };
     match audit::verify_with_heads(file, key.as_ref(), &heads) {
         Ok(verified) => {
             let mut out = format!("ok: {} entries", verified.count);
@@ -165,6 +238,9 @@ fn verify(
             }
             if let Some(h) = &own {
                 let _ = write!(out, ", reaches its checkpoint (seq {})", h.seq);
+            }
+            if let Some(name) = &anchored {
+                let _ = write!(out, ", checkpoint not older than its anchor ({name})");
             }
             match &kept {
                 Some(h) => {

@@ -611,7 +611,8 @@ fn append_locked(
         Some(key) => Some(homes.signing_key("audit.signing_key", key, KeyRole::AuditLog)?),
         None => None,
     };
-    let log = AuditLog::open_locked(lock, signer, audit.layout.clone())
+    let anchoring = homes.audit_anchoring(audit)?;
+    let log = AuditLog::open_anchored(lock, signer, audit.layout.clone(), anchoring)
         .with_context(|| format!("audit log {}", file.display()))?;
     let mut last = 0;
     for event in events {

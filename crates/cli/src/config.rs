@@ -493,6 +493,13 @@ pub struct AuditSection {
     /// Where the checkpoint (the signed last entry on disk) is kept (default: the log's
     /// path with `.head` appended).
     pub head_file: Option<PathBuf>,
+    /// Where the checkpoint is anchored beyond the reach of whoever can rewrite the files:
+    /// a TPM NV counter (`{ home = "tpm", id = "0x01800100" }`) or a PKCS#11 data object
+    /// (`{ home = "pkcs11", id = "audit-head" }`). Needs `signing_key`.
+    pub head_anchor: Option<crate::keyhomes::AnchorRef>,
+    /// Shortest time between two anchorings for ordinary entries, seconds (withdrawals and
+    /// administrative actions are anchored at once).
+    pub anchor_interval_secs: Option<u64>,
 }
 
 /// Where the audit log goes, who signs it, and how much of it is kept.
@@ -504,6 +511,10 @@ pub struct AuditSettings {
     pub signing_key: Option<KeyRef>,
     /// Segment size, retention and the checkpoint file.
     pub layout: manager::audit::Layout,
+    /// Where the checkpoint is anchored, if anywhere.
+    pub head_anchor: Option<crate::keyhomes::AnchorRef>,
+    /// Shortest time between two anchorings for ordinary entries.
+    pub anchor_interval: std::time::Duration,
 }
 
 /// `[security]`
@@ -1118,10 +1129,32 @@ impl FileConfig {
                 if let Some(head) = self.audit.head_file {
                     layout.head_file = head;
                 }
+                if let Some(anchor) = &self.audit.head_anchor {
+                    anchor.check(&keystore).map_err(|m| {
+                        ConfigError::Invalid(format!("audit.head_anchor: {anchor}: {m}"))
+                    })?;
+                    if self.audit.signing_key.is_none() {
+                        return Err(ConfigError::Invalid(format!(
+                            "audit.head_anchor: {anchor}, but the log is not signed: an anchor \
+                             needs audit.signing_key"
+                        )));
+                    }
+                }
+                let anchor_interval = match self.audit.anchor_interval_secs {
+                    Some(0) => {
+                        return Err(ConfigError::Invalid(
+                            "audit.anchor_interval_secs must be at least 1".into(),
+                        ))
+                    }
+                    Some(secs) => std::time::Duration::from_secs(secs),
+                    None => manager::audit::DEFAULT_ANCHOR_INTERVAL,
+                };
                 Some(AuditSettings {
                     file,
                     signing_key: self.audit.signing_key,
                     layout,
+                    head_anchor: self.audit.head_anchor,
+                    anchor_interval,
                 })
             }
         };
@@ -1340,6 +1373,50 @@ mod tests {
     }
 
     #[test]
+    fn a_head_anchor_needs_a_signed_log_and_a_home_that_can_hold_it() {
+        let pkcs11 =
+            "[keystore.pkcs11]\nmodule = \"/m.so\"\ntoken-label = \"t\"\npin = { env = \"PIN\" }\n";
+        let signed = "signing_key = { home = \"pkcs11\", id = \"audit\" }\n";
+        let anchor = "head_anchor = { home = \"pkcs11\", id = \"audit-head\" }\n";
+        let s = resolve(&format!("[audit]\n{signed}{anchor}{pkcs11}")).expect("valid");
+        let audit = s.audit.expect("on");
+        assert_eq!(
+            audit.head_anchor.as_ref().map(|a| (a.home, a.id.as_str())),
+            Some((crate::keyhomes::HomeKind::Pkcs11, "audit-head"))
+        );
+        assert_eq!(
+            audit.anchor_interval,
+            manager::audit::DEFAULT_ANCHOR_INTERVAL
+        );
+        let s = resolve(&format!(
+            "[audit]\n{signed}{anchor}anchor_interval_secs = 5\n{pkcs11}"
+        ))
+        .expect("valid");
+        assert_eq!(s.audit.expect("on").anchor_interval, Duration::from_secs(5));
+        for (bad, why) in [
+            (format!("[audit]\n{anchor}{pkcs11}"), "not signed"),
+            (format!("[audit]\n{signed}{anchor}"), "no [keystore.pkcs11] section"),
+            (
+                format!("[audit]\n{signed}head_anchor = {{ home = \"software\", id = \"x\" }}\n{pkcs11}"),
+                "level-1 home",
+            ),
+            (
+                format!("[audit]\n{signed}head_anchor = {{ home = \"pkcs11\", id = \"a b\" }}\n{pkcs11}"),
+                "only A-Z",
+            ),
+            (
+                format!("[audit]\n{signed}{anchor}anchor_interval_secs = 0\n{pkcs11}"),
+                "at least 1",
+            ),
+        ] {
+            match resolve(&bad) {
+                Err(ConfigError::Invalid(m)) => assert!(m.contains(why), "{bad}: {m}"),
+                other => panic!("{bad}: {other:?}"),
+            }
+        }
+    }
+
+    #[test]
     fn plaintext_off_loopback_needs_to_be_declared_trusted() {
         let open = resolve("[http]\nlisten = \"0.0.0.0:8080\"");
         assert!(matches!(open, Err(ConfigError::Invalid(m)) if m.contains("not on loopback")));
@@ -1498,7 +1575,7 @@ mod tests {
                 _ => 0,
             };
         }
-        assert_eq!(documented, 111, "every option is in the documented sample");
+        assert_eq!(documented, 113, "every option is in the documented sample");
         // The key homes' own keys, one level further down.
         let keystore = table_of(sample, "keystore");
         let len = |name: &str| {

@@ -94,6 +94,51 @@ impl fmt::Display for KeyRef {
     }
 }
 
+/// Where the audit checkpoint is anchored (`[audit] head_anchor`): a TPM NV counter
+/// (`{ home = "tpm", id = "0x01800100" }`, an NV index of the owner's range) or a PKCS#11
+/// data object (`{ home = "pkcs11", id = "audit-head" }`, its label).
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AnchorRef {
+    /// Which home holds it.
+    pub home: HomeKind,
+    /// The NV index (TPM) or the object's label (PKCS#11).
+    pub id: String,
+}
+
+impl fmt::Display for AnchorRef {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "anchor {} in home {}", self.id, self.home)
+    }
+}
+
+impl AnchorRef {
+    /// Checks, before anything opens, that the home can hold an anchor, has a section, and
+    /// that the id fits it.
+    pub fn check(&self, section: &KeystoreSection) -> Result<(), String> {
+        match self.home {
+            HomeKind::Software => {
+                return Err(
+                    "a level-1 home cannot anchor the checkpoint: its files are \
+                            as easy to rewind as the checkpoint itself (use tpm or pkcs11)"
+                        .into(),
+                )
+            }
+            HomeKind::Tpm => {
+                #[cfg(feature = "tpm")]
+                keystore::tpm::parse_nv_index(&self.id)?;
+            }
+            HomeKind::Pkcs11 => {
+                KeyId::new(self.id.as_str()).map_err(|e| e.to_string())?;
+            }
+        }
+        if !section.has(self.home) {
+            return Err(format!("there is no [keystore.{}] section", self.home));
+        }
+        Ok(())
+    }
+}
+
 impl KeystoreSection {
     /// Whether `home` has a section (checked while resolving, before anything opens).
     pub fn has(&self, home: HomeKind) -> bool {
@@ -142,6 +187,17 @@ pub enum KeyHomeError {
         /// The key.
         key: KeyRef,
     },
+    /// The configured anchor cannot be used (its home is missing or cannot hold one, its
+    /// id does not fit).
+    #[error("{what}: {anchor}: {reason}")]
+    Anchor {
+        /// Who asked for it.
+        what: String,
+        /// The anchor.
+        anchor: AnchorRef,
+        /// Why.
+        reason: String,
+    },
     /// A configured key cannot be used (missing from its home, wrong role, below the
     /// policy's minimum, corrupted, home unreachable).
     #[error("{what}: {key}: {error}")]
@@ -162,6 +218,11 @@ pub enum KeyHomeError {
 pub struct KeyHomes {
     store: Arc<KeyStore>,
     ids: BTreeMap<HomeKind, HomeId>,
+    /// The level-3 home as itself, for its anchor records.
+    pkcs11: Option<Arc<Pkcs11Home>>,
+    /// The level-2 home as itself, for its NV counters.
+    #[cfg(feature = "tpm")]
+    tpm: Option<Arc<TpmHome>>,
 }
 
 impl KeyHomes {
@@ -198,21 +259,25 @@ impl KeyHomes {
             )?;
         }
         #[cfg(feature = "tpm")]
+        let mut tpm = None;
+        #[cfg(feature = "tpm")]
         if let Some(c) = &section.tpm {
-            add(
-                HomeKind::Tpm,
-                TpmHome::open(c).map(|h| Arc::new(h) as Arc<dyn KeyHome>),
-            )?;
+            let home = TpmHome::open(c).map(Arc::new);
+            tpm = home.as_ref().ok().cloned();
+            add(HomeKind::Tpm, home.map(|h| h as Arc<dyn KeyHome>))?;
         }
+        let mut pkcs11 = None;
         if let Some(c) = &section.pkcs11 {
-            add(
-                HomeKind::Pkcs11,
-                Pkcs11Home::open(c).map(|h| Arc::new(h) as Arc<dyn KeyHome>),
-            )?;
+            let home = Pkcs11Home::open(c).map(Arc::new);
+            pkcs11 = home.as_ref().ok().cloned();
+            add(HomeKind::Pkcs11, home.map(|h| h as Arc<dyn KeyHome>))?;
         }
         Ok(Self {
             store: Arc::new(store),
             ids,
+            pkcs11,
+            #[cfg(feature = "tpm")]
+            tpm,
         })
     }
 
@@ -302,6 +367,59 @@ impl KeyHomes {
                     .join(", ")
             )),
         }
+    }
+
+    /// The configured anchor of the audit checkpoint (`[audit] head_anchor`), in its home.
+    pub fn head_anchor(
+        &self,
+        what: &str,
+        anchor: &AnchorRef,
+    ) -> Result<manager::audit::HeadAnchor, KeyHomeError> {
+        let unusable = |reason: String| KeyHomeError::Anchor {
+            what: what.to_owned(),
+            anchor: anchor.clone(),
+            reason,
+        };
+        let missing = || unusable(format!("there is no [keystore.{}] section", anchor.home));
+        match anchor.home {
+            HomeKind::Software => Err(unusable("a level-1 home cannot hold an anchor".into())),
+            HomeKind::Pkcs11 => {
+                let home = self.pkcs11.as_ref().ok_or_else(missing)?;
+                let record = home
+                    .anchor_record(&anchor.id)
+                    .map_err(|e| unusable(e.to_string()))?;
+                Ok(manager::audit::HeadAnchor::Record(Arc::new(record)))
+            }
+            #[cfg(feature = "tpm")]
+            HomeKind::Tpm => {
+                let home = self.tpm.as_ref().ok_or_else(missing)?;
+                let counter = home
+                    .nv_counter(&anchor.id)
+                    .map_err(|e| unusable(e.to_string()))?;
+                Ok(manager::audit::HeadAnchor::Counter(Arc::new(counter)))
+            }
+            #[cfg(not(feature = "tpm"))]
+            HomeKind::Tpm => Err(KeyHomeError::TpmNotBuilt),
+        }
+    }
+
+    /// The anchoring of the audit log's checkpoint that `[audit]` configures, if any: the
+    /// anchor in its home and the interval. The CSE and `m2m ca` open the log with it, so
+    /// that every writer of the log moves the anchor.
+    pub fn audit_anchoring(
+        &self,
+        audit: &crate::config::AuditSettings,
+    ) -> Result<Option<manager::audit::Anchoring>, KeyHomeError> {
+        audit
+            .head_anchor
+            .as_ref()
+            .map(|anchor| {
+                Ok(manager::audit::Anchoring {
+                    anchor: self.head_anchor("audit.head_anchor", anchor)?,
+                    interval: audit.anchor_interval,
+                })
+            })
+            .transpose()
     }
 
     /// [`KeyHomes::open_key`] for a signing key (TLS server, CA).

@@ -259,6 +259,15 @@ pub enum KeyStoreError {
         /// The limit.
         limit: usize,
     },
+    /// An anchor (a TPM NV counter, a token record) cannot be used as one: its name does
+    /// not fit the home, or something else occupies it.
+    #[error("{anchor} cannot be used as an anchor: {reason}")]
+    AnchorUnusable {
+        /// The anchor, as named by its home.
+        anchor: String,
+        /// Why.
+        reason: String,
+    },
     /// The backend failed in a way not covered above. Kept as a catch-all because PKCS#11
     /// modules and TPMs return many vendor-specific codes; the message carries the backend's
     /// own code so an operator can look it up.

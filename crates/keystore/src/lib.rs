@@ -34,6 +34,7 @@
 //! ```
 #![forbid(unsafe_code)]
 
+pub mod anchor;
 mod crypto;
 mod error;
 mod fsutil;

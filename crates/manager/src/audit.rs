@@ -48,13 +48,16 @@ use std::fs::{File, OpenOptions};
 use std::io::{BufRead, BufReader, Read, Write};
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Mutex;
+use std::time::Instant;
 
+pub mod anchor;
 pub mod checkpoint;
 pub mod lock;
 pub mod segments;
 
+pub use anchor::{Anchoring, HeadAnchor, DEFAULT_ANCHOR_INTERVAL};
 pub use checkpoint::{Checkpoint, Purpose};
 pub use lock::WriterLock;
 pub use segments::{
@@ -256,6 +259,21 @@ impl Event {
             Event::KeyRequestRefused { .. } => "key-request-refused",
             Event::AnomalyDetected { .. } => "anomaly-detected",
         }
+    }
+
+    /// Whether a log with an anchor moves it as soon as this event is on disk rather than
+    /// at the anchoring interval: withdrawals, resumptions, administrative actions and
+    /// pseudonym resolutions, the entries a forger would most want to cut. They come from an
+    /// administrator or a rule with its own rate limit, so they do not wear a TPM's NV.
+    pub fn is_anchored_at_once(&self) -> bool {
+        matches!(
+            self,
+            Event::Revoked { .. }
+                | Event::Suspended { .. }
+                | Event::Resumed { .. }
+                | Event::AdminAction { .. }
+                | Event::PseudonymResolved { .. }
+        )
     }
 }
 
@@ -668,6 +686,51 @@ pub enum AuditError {
         /// The log.
         path: PathBuf,
     },
+    /// An anchor is configured for a log that is not signed: the checkpoint's counter value
+    /// and the anchored copy are only worth their signature.
+    #[error("the audit log {} has a head anchor ({anchor}) but no signing key: set [audit] signing_key", path.display())]
+    AnchorNeedsSignature {
+        /// The log.
+        path: PathBuf,
+        /// The anchor.
+        anchor: String,
+    },
+    /// The checkpoint is older than what the anchor recorded: it was rewound, and entries
+    /// after it may have been cut off the end of the log.
+    #[error("the audit checkpoint {} was rewound ({anchor} says so): {detail}", checkpoint.display())]
+    Rewound {
+        /// The checkpoint file.
+        checkpoint: PathBuf,
+        /// The anchor.
+        anchor: String,
+        /// What each says.
+        detail: String,
+    },
+    /// The anchor is behind the checkpoint or gone: it was deleted or replaced (which needs
+    /// the TPM owner's authorisation), or it belongs to another TPM.
+    #[error("the audit head anchor {anchor} does not fit the checkpoint: {detail}")]
+    AnchorBehind {
+        /// The anchor.
+        anchor: String,
+        /// What each says.
+        detail: String,
+    },
+    /// The anchored copy of the checkpoint is not one the audit key signed.
+    #[error("the audit head anchor {anchor} was forged: {detail}")]
+    AnchorForged {
+        /// The anchor.
+        anchor: String,
+        /// Why.
+        detail: String,
+    },
+    /// The anchor's home failed (TPM unreachable, token logged out, ...).
+    #[error("the audit head anchor {anchor}: {error}")]
+    Anchor {
+        /// The anchor.
+        anchor: String,
+        /// Why (boxed: the key store's errors are large).
+        error: Box<KeyStoreError>,
+    },
     /// An earlier write or sync failed; the log takes no more entries until it is reopened
     /// (which re-verifies it and cuts an incomplete last line).
     #[error("the audit log {path} failed earlier and takes no more entries; reopen it")]
@@ -682,6 +745,13 @@ impl AuditError {
         AuditError::Io {
             path: path.to_owned(),
             source,
+        }
+    }
+
+    fn anchor(anchor: &str, error: KeyStoreError) -> Self {
+        AuditError::Anchor {
+            anchor: anchor.to_owned(),
+            error: Box::new(error),
         }
     }
 }
@@ -1078,8 +1148,33 @@ pub struct AuditLog {
     recovered_bytes: u64,
     /// Each entry's time is read from it (the CSE's clock; the system clock otherwise).
     clock: Clock,
+    /// The anchor of the checkpoint, when one is configured.
+    anchored: Option<Anchored>,
     /// The right to append, held as long as the log is open.
     _lock: WriterLock,
+}
+
+/// The anchor of an open log and when it last moved.
+struct Anchored {
+    anchoring: Anchoring,
+    clock: Mutex<AnchorClock>,
+    /// The sequence number of the last entry written that asks for anchoring at once.
+    urgent: AtomicU64,
+}
+
+#[derive(Debug)]
+struct AnchorClock {
+    /// The last attempt to move the anchor (or the open).
+    last: Instant,
+    /// The counter value the checkpoints carry (counter anchors): the counter's value, or
+    /// the next one while an increment is outstanding.
+    counter: Option<u64>,
+    /// Whether `counter` is known to be the counter's value.
+    counter_synced: bool,
+    /// A checkpoint was saved that the anchor does not cover yet.
+    pending: bool,
+    /// The sequence number of the last checkpoint the anchor covers.
+    anchored_seq: u64,
 }
 
 impl fmt::Debug for AuditLog {
@@ -1089,6 +1184,10 @@ impl fmt::Debug for AuditLog {
             .field("layout", &self.layout)
             .field("written", &self.written.lock().ok().and_then(|w| *w))
             .field("signed", &self.signer.is_some())
+            .field(
+                "anchor",
+                &self.anchored.as_ref().map(|a| a.anchoring.anchor.name()),
+            )
             .finish()
     }
 }
@@ -1118,10 +1217,21 @@ impl AuditLog {
         signer: Option<SigningKey>,
         layout: Layout,
     ) -> Result<Self, AuditError> {
+        Self::open_with_anchor(path, signer, layout, None)
+    }
+
+    /// [`AuditLog::open_with`] with the checkpoint anchored in a key home (see
+    /// [`AuditLog::open_anchored`]).
+    pub fn open_with_anchor(
+        path: &Path,
+        signer: Option<SigningKey>,
+        layout: Layout,
+        anchoring: Option<Anchoring>,
+    ) -> Result<Self, AuditError> {
         let lock = WriterLock::try_take(path)?.ok_or_else(|| AuditError::InUse {
             path: path.to_owned(),
         })?;
-        Self::open_locked(lock, signer, layout)
+        Self::open_anchored(lock, signer, layout, anchoring)
     }
 
     /// Opens the log whose [`WriterLock`] the caller took earlier (to know it may write
@@ -1130,6 +1240,21 @@ impl AuditLog {
         lock: WriterLock,
         signer: Option<SigningKey>,
         layout: Layout,
+    ) -> Result<Self, AuditError> {
+        Self::open_anchored(lock, signer, layout, None)
+    }
+
+    /// [`AuditLog::open_locked`] with the checkpoint anchored in a key home ([`anchor`]):
+    /// the log must be signed, the checkpoint must not be older than the anchor says
+    /// ([`AuditError::Rewound`]), and the anchor moves with the checkpoint at the rate
+    /// `anchoring` sets, at once for the entries that ask for it
+    /// ([`Event::is_anchored_at_once`]), at [`AuditLog::anchor_pending`] and when the log
+    /// is dropped. Opening anchors the checkpoint once (creating a counter the first time).
+    pub fn open_anchored(
+        lock: WriterLock,
+        signer: Option<SigningKey>,
+        layout: Layout,
+        anchoring: Option<Anchoring>,
     ) -> Result<Self, AuditError> {
         let log_path = lock.log().to_owned();
         let path = log_path.as_path();
@@ -1170,11 +1295,24 @@ impl AuditLog {
             public.as_ref(),
             Purpose::Head,
         )?;
-        let mut chain = Chain::new(
-            public.as_ref(),
-            anchor.as_ref(),
-            checkpoint.iter().map(Checkpoint::head).collect(),
-        );
+        let judged = match (&anchoring, &public) {
+            (None, _) => None,
+            (Some(a), None) => {
+                return Err(AuditError::AnchorNeedsSignature {
+                    path: path.to_owned(),
+                    anchor: a.anchor.name(),
+                })
+            }
+            (Some(a), Some(key)) => Some(anchor::judge(
+                &a.anchor,
+                checkpoint.as_ref(),
+                &layout.head_file,
+                key,
+            )?),
+        };
+        let mut heads: Vec<Head> = checkpoint.iter().map(Checkpoint::head).collect();
+        heads.extend(judged.as_ref().and_then(anchor::Judged::head));
+        let mut chain = Chain::new(public.as_ref(), anchor.as_ref(), heads);
         let (scan, _) = walk(path, &mut file, &mut chain)?;
         if let Some(signed) = chain.signed {
             if signed != signer.is_some() {
@@ -1201,6 +1339,21 @@ impl AuditLog {
         let next_seq = chain.count + 1;
         let head = chain.last;
         let sync_file = file.try_clone().map_err(io)?;
+        let (counter, counter_synced) = match &judged {
+            Some(anchor::Judged::Counter { counter, file }) => (Some(*file), file == counter),
+            _ => (None, false),
+        };
+        let anchored = anchoring.map(|anchoring| Anchored {
+            anchoring,
+            clock: Mutex::new(AnchorClock {
+                last: Instant::now(),
+                counter,
+                counter_synced,
+                pending: false,
+                anchored_seq: 0,
+            }),
+            urgent: AtomicU64::new(0),
+        });
         let log = Self {
             path: path.to_owned(),
             layout,
@@ -1219,6 +1372,7 @@ impl AuditLog {
             sync_file: Mutex::new(sync_file),
             recovered_bytes,
             clock: Clock::system(),
+            anchored,
             _lock: lock,
         };
         // Entries synced after the last checkpoint (a crash in between): move it up.
@@ -1235,6 +1389,27 @@ impl AuditLog {
                 seq: start,
                 hash: chain.prev,
             })?;
+        }
+        if let Some(anchored) = &log.anchored {
+            let current = head.unwrap_or(Head {
+                seq: start,
+                hash: chain.prev,
+            });
+            match (&judged, &anchored.anchoring.anchor) {
+                (Some(anchor::Judged::CounterNew), HeadAnchor::Counter(counter)) => {
+                    // The first anchoring: the counter gets its first value, which the
+                    // checkpoint then carries.
+                    let name = counter.name();
+                    let value = counter.create().map_err(|e| AuditError::anchor(&name, e))?;
+                    log.save_signed(current, Some(value))?;
+                    let mut clock = anchored.clock.lock().map_err(|_| log.poisoned())?;
+                    clock.counter = Some(value);
+                    clock.counter_synced = true;
+                    clock.anchored_seq = current.seq;
+                    clock.pending = false;
+                }
+                _ => log.checkpoint_and_anchor(current, true)?,
+            }
         }
         Ok(log)
     }
@@ -1338,6 +1513,11 @@ impl AuditLog {
         }
         w.len += line.len() as u64;
         w.next_seq += 1;
+        if let Some(anchored) = &self.anchored {
+            if entry.event.is_anchored_at_once() {
+                anchored.urgent.fetch_max(entry.seq, Ordering::AcqRel);
+            }
+        }
         w.prev = entry.hash;
         if let Ok(mut written) = self.written.lock() {
             *written = Some(entry.head());
@@ -1439,14 +1619,137 @@ impl AuditLog {
         self.save_checkpoint(target)
     }
 
-    /// Signs and saves `head` as the checkpoint.
+    /// Signs and saves `head` as the checkpoint, and moves the anchor when it is due. An
+    /// anchor that cannot be moved now is logged and tried again at the next checkpoint:
+    /// the entries are on disk, and what is on disk stays consistent (see [`anchor`]).
     fn save_checkpoint(&self, head: Head) -> Result<(), AuditError> {
-        let checkpoint = Checkpoint::sign(head, Purpose::Head, self.signer.as_ref())?;
+        match self.checkpoint_and_anchor(head, false) {
+            Err(e @ (AuditError::Anchor { .. } | AuditError::AnchorBehind { .. })) => {
+                tracing::error!(error = %e, "the audit checkpoint could not be anchored now; trying again at the next one");
+                Ok(())
+            }
+            other => other,
+        }
+    }
+
+    /// Signs `head` with the anchor's `counter` value, if any, and saves it as the
+    /// checkpoint.
+    fn save_signed(&self, head: Head, counter: Option<u64>) -> Result<Checkpoint, AuditError> {
+        let checkpoint =
+            Checkpoint::sign_counted(head, Purpose::Head, counter, self.signer.as_ref())?;
         checkpoint.save(&self.layout.head_file)?;
         if let Ok(mut kept) = self.checkpointed.lock() {
-            *kept = Some(checkpoint);
+            *kept = Some(checkpoint.clone());
+        }
+        Ok(checkpoint)
+    }
+
+    /// Saves the checkpoint and, when `force`d or due, moves the anchor to it.
+    fn checkpoint_and_anchor(&self, head: Head, force: bool) -> Result<(), AuditError> {
+        let Some(anchored) = &self.anchored else {
+            return self.save_signed(head, None).map(drop);
+        };
+        let mut clock = anchored.clock.lock().map_err(|_| self.poisoned())?;
+        let urgent = anchored.urgent.load(Ordering::Acquire) > clock.anchored_seq;
+        if !(force || urgent || clock.last.elapsed() >= anchored.anchoring.interval) {
+            self.save_signed(head, clock.counter)?;
+            clock.pending = true;
+            return Ok(());
+        }
+        clock.pending = true;
+        let moved = self.move_anchor(anchored, &mut clock, head);
+        // A failed attempt is retried at the next checkpoint that asks for it at once, or
+        // an interval later (not in a loop while the home is down).
+        clock.last = Instant::now();
+        if moved.is_ok() {
+            clock.pending = false;
+            clock.anchored_seq = head.seq;
+        }
+        moved
+    }
+
+    /// Saves the checkpoint and moves the anchor to it, in the order that keeps every crash
+    /// in between acceptable to the next start (see [`anchor`]).
+    fn move_anchor(
+        &self,
+        anchored: &Anchored,
+        clock: &mut AnchorClock,
+        head: Head,
+    ) -> Result<(), AuditError> {
+        let name = anchored.anchoring.anchor.name();
+        match &anchored.anchoring.anchor {
+            HeadAnchor::Counter(counter) => {
+                let base = match clock.counter {
+                    Some(value) if clock.counter_synced => value,
+                    // After a failed increment: did it happen? The counter says.
+                    _ => counter
+                        .read()
+                        .map_err(|e| AuditError::anchor(&name, e))?
+                        .ok_or_else(|| AuditError::AnchorBehind {
+                            anchor: name.clone(),
+                            detail: "the counter disappeared while the log was open".into(),
+                        })?,
+                };
+                let next = base
+                    .checked_add(1)
+                    .ok_or_else(|| AuditError::AnchorBehind {
+                        anchor: name.clone(),
+                        detail: "the counter is at its largest value".into(),
+                    })?;
+                // Write first: a crash before the increment leaves a checkpoint one ahead of
+                // the counter, which the next start accepts and completes.
+                self.save_signed(head, Some(next))?;
+                clock.counter = Some(next);
+                clock.counter_synced = false;
+                let value = counter
+                    .increment()
+                    .map_err(|e| AuditError::anchor(&name, e))?;
+                if value != next {
+                    // Something else incremented the counter too: carry its value.
+                    tracing::warn!(anchor = %name, expected = next, found = value, "the audit anchor's counter was moved by something other than this log");
+                    self.save_signed(head, Some(value))?;
+                }
+                clock.counter = Some(value);
+                clock.counter_synced = true;
+            }
+            HeadAnchor::Record(record) => {
+                let checkpoint = self.save_signed(head, None)?;
+                let bytes = serde_json::to_vec(&checkpoint).map_err(AuditError::Encode)?;
+                record
+                    .write(&bytes)
+                    .map_err(|e| AuditError::anchor(&name, e))?;
+            }
         }
         Ok(())
+    }
+
+    /// When the anchor falls due for a checkpoint it does not cover yet (`None`: nothing
+    /// waits, or no anchor). The log's writer calls [`AuditLog::anchor_pending`] then, so
+    /// that the last entries of a quiet period are anchored without a further entry.
+    pub fn anchor_due(&self) -> Option<Instant> {
+        let anchored = self.anchored.as_ref()?;
+        let clock = anchored.clock.lock().ok()?;
+        clock
+            .pending
+            .then(|| clock.last + anchored.anchoring.interval)
+    }
+
+    /// Moves the anchor to the current checkpoint if it does not cover it yet (at an
+    /// orderly shutdown, and when [`AuditLog::anchor_due`] has come). Returns whether it
+    /// moved.
+    pub fn anchor_pending(&self) -> Result<bool, AuditError> {
+        let Some(anchored) = &self.anchored else {
+            return Ok(false);
+        };
+        let _synced = self.synced.lock().map_err(|_| self.poisoned())?;
+        let pending = anchored.clock.lock().map_err(|_| self.poisoned())?.pending;
+        let Some(head) = self.checkpoint().map(|c| c.head()) else {
+            return Ok(false);
+        };
+        if !pending {
+            return Ok(false);
+        }
+        self.checkpoint_and_anchor(head, true).map(|()| true)
     }
 
     /// Saves the current head to `path`, durably (a copy for [`verify_with_head`]). It
@@ -1458,5 +1761,14 @@ impl AuditLog {
             h.save(path)?;
         }
         Ok(head)
+    }
+}
+
+impl Drop for AuditLog {
+    /// Anchors what the anchor does not cover yet, so an orderly stop leaves no window.
+    fn drop(&mut self) {
+        if let Err(e) = self.anchor_pending() {
+            tracing::error!(error = %e, "the last audit checkpoint could not be anchored");
+        }
     }
 }

@@ -195,11 +195,28 @@ pub fn audit_trail(
     }
     // One writer per log: the log holds its lock (manager::audit::WriterLock) for as long as
     // it is open, so `m2m ca` does not fork the chain while the CSE runs.
-    let log = match manager::audit::AuditLog::open_with(&audit.file, signer, audit.layout.clone()) {
+    let anchoring = match (&audit.head_anchor, homes) {
+        (Some(_), Some(homes)) => homes.audit_anchoring(audit)?,
+        (Some(anchor), None) => {
+            anyhow::bail!("audit.head_anchor: {anchor}, but no key home is configured")
+        }
+        (None, _) => None,
+    };
+    let log = match manager::audit::AuditLog::open_with_anchor(
+        &audit.file,
+        signer,
+        audit.layout.clone(),
+        anchoring,
+    ) {
         Err(e @ manager::audit::AuditError::InUse { .. }) => return Err(e.into()),
         opened => opened.with_context(|| format!("audit log {}", audit.file.display()))?,
     };
-    tracing::info!(file = %audit.file.display(), signed = audit.signing_key.is_some(), "audit log open");
+    tracing::info!(
+        file = %audit.file.display(),
+        signed = audit.signing_key.is_some(),
+        anchor = %audit.head_anchor.as_ref().map(ToString::to_string).unwrap_or_else(|| "none".into()),
+        "audit log open"
+    );
     Ok(Some(cse::security_manager::audit::AuditTrail::start(
         log,
         settings.cse.refusal_window,

@@ -4,6 +4,10 @@
 //! (dropping the later ones, as a forger hiding a suspension or a revocation would) makes
 //! the CSE refuse to start, and `m2m audit verify` with the admin's copy fails even after
 //! the forger also rewinds the log's own checkpoint.
+//!
+//! With the checkpoint anchored in a PKCS#11 token (`[audit] head_anchor`, SoftHSMv2 here),
+//! rewinding the checkpoint with the log stops the CSE and fails `m2m audit verify
+//! --anchor-from` without any copy kept by the admin.
 use crate::common;
 
 use common::*;
@@ -149,4 +153,178 @@ fn a_log_cut_at_its_end_stops_the_cse_and_fails_verify_with_the_admins_head() {
     let out = verify(&["--head", &s(&kept)]);
     assert_eq!(out.status.code(), Some(1), "{}", text(&out));
     assert!(text(&out).contains("cut off the end"), "{}", text(&out));
+}
+
+/// The checkpoint file and the log's lines, as a forger keeping copies would save them.
+struct Copy {
+    log: String,
+    head: Vec<u8>,
+}
+
+/// The log and its checkpoint once the checkpoint covers the whole log (the CSE writes it
+/// right after each sync; waits at most 20 s).
+fn settled(data: &Path) -> Copy {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    loop {
+        let log = std::fs::read_to_string(data.join("audit.log")).unwrap_or_default();
+        let head = std::fs::read(data.join("audit.log.head")).unwrap_or_default();
+        let seq = serde_json::from_slice::<serde_json::Value>(&head)
+            .ok()
+            .and_then(|v| v["seq"].as_u64());
+        if seq == Some(log.lines().count() as u64) || std::time::Instant::now() > deadline {
+            return Copy { log, head };
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+}
+
+fn put_back(data: &Path, copy: &Copy) {
+    std::fs::write(data.join("audit.log"), &copy.log).expect("log");
+    std::fs::write(data.join("audit.log.head"), &copy.head).expect("head");
+}
+
+#[test]
+fn a_checkpoint_rewound_with_the_log_is_caught_by_its_pkcs11_anchor() {
+    if !have_tool("openssl", &["version"]) {
+        return;
+    }
+    let root = tempfile::tempdir().expect("tmp");
+    let Some(hsm) = keystore::testing::SoftHsm::new(&root.path().join("softhsm")) else {
+        return;
+    };
+    hsm.init_token("cse-token", "1234");
+    let conf = hsm.conf();
+    let env = [("SOFTHSM2_CONF", conf.as_path())];
+    let pin = root.path().join("hsm.pin");
+    std::fs::write(&pin, "1234\n").expect("pin");
+    {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(&pin, std::fs::Permissions::from_mode(0o600)).expect("chmod");
+    }
+    let homes = root.path().join("hsm.toml");
+    std::fs::write(
+        &homes,
+        format!(
+            "[keystore.pkcs11]\nmodule = \"{}\"\ntoken-label = \"cse-token\"\npin = {{ file = \"{}\" }}\n",
+            keystore::testing::SOFTHSM_MODULE,
+            pin.display()
+        ),
+    )
+    .expect("hsm.toml");
+    let dir = root.path().join("cse");
+    let init = Command::new(env!("CARGO_BIN_EXE_cse"))
+        .args(["init", &s(&dir), "--keystore-from", &s(&homes)])
+        .args(["--http", "127.0.0.1:0", "--https", "127.0.0.1:0"])
+        .args(["--enrolment", "127.0.0.1:0"])
+        .envs(env)
+        .output()
+        .expect("cse init");
+    assert!(init.status.success(), "{}", text(&init));
+    // Every key in the token, and the checkpoint anchored there too.
+    let config = dir.join("cse.toml");
+    let original = std::fs::read_to_string(&config).expect("cse.toml");
+    assert!(original.contains("[audit]\n"), "{original}");
+    std::fs::write(
+        &config,
+        original.replace(
+            "[audit]\n",
+            "[audit]\nhead_anchor = { home = \"pkcs11\", id = \"audit-head\" }\nanchor_interval_secs = 3600\n",
+        ),
+    )
+    .expect("anchor");
+    let data = dir.join("data");
+    let mut server = Server::start_env(&data, &["--config", &s(&config)], 3, &env);
+    let url = server.urls[1].clone();
+    let admin = |extra: &[&str]| {
+        let mut args: Vec<String> = [
+            "--url",
+            &url,
+            "--servername",
+            CSE_NAME,
+            "--cacert",
+            &s(&dir.join("ca/ca.pem")),
+            "--cert",
+            &s(&dir.join("admin.pem")),
+            "--key",
+            &s(&dir.join("admin.key")),
+        ]
+        .iter()
+        .map(|a| a.to_string())
+        .collect();
+        args.extend(extra.iter().map(|a| a.to_string()));
+        let out = m2m(&args);
+        assert!(out.status.success(), "{}", text(&out));
+    };
+    admin(&["associations"]);
+    let early = settled(&data);
+    // A suspension: what a forger wants gone. It is anchored before the admin's answer.
+    admin(&[
+        "credentials",
+        "suspend",
+        "12-sensor-1@secure-cse.example",
+        "--reason",
+        "stolen",
+    ]);
+    let suspended = settled(&data);
+    assert!(suspended.log.contains("\"suspended\""), "{}", suspended.log);
+    // Ordinary entries after it wait for the interval, and are anchored at the shutdown.
+    admin(&["associations"]);
+    settled(&data);
+    server.terminate();
+    let last = settled(&data);
+
+    let public = s(&dir.join("audit.pub.pem"));
+    let verify = |anchored: bool| {
+        let mut args = vec![
+            "audit".to_owned(),
+            "verify".to_owned(),
+            s(&data.join("audit.log")),
+            "--public-key".to_owned(),
+            public.clone(),
+        ];
+        if anchored {
+            args.extend(["--anchor-from".to_owned(), s(&config)]);
+        }
+        let out = Command::new(env!("CARGO_BIN_EXE_m2m"))
+            .args(&args)
+            .envs(env)
+            .output()
+            .expect("m2m");
+        (out.status.code(), text(&out))
+    };
+    let (code, out) = verify(true);
+    assert_eq!(code, Some(0), "{out}");
+    assert!(
+        out.contains(
+            "not older than its anchor (PKCS#11 data object audit-head on token cse-token)"
+        ),
+        "{out}"
+    );
+
+    // Rewound to the checkpoint written right after the suspension: the files agree, the
+    // anchor (moved at the shutdown) does not.
+    put_back(&data, &suspended);
+    let (code, out) = verify(false);
+    assert_eq!(code, Some(0), "without the anchor the cut passes: {out}");
+    let (code, out) = verify(true);
+    assert_eq!(code, Some(1), "{out}");
+    assert!(out.contains("was rewound"), "{out}");
+
+    // Rewound to before the suspension: the CSE refuses to start.
+    put_back(&data, &early);
+    let out = Command::new(env!("CARGO_BIN_EXE_cse"))
+        .args(["--http", "127.0.0.1:0", "--data"])
+        .arg(&data)
+        .arg("--config")
+        .arg(&config)
+        .envs(env)
+        .output()
+        .expect("cse");
+    assert_eq!(out.status.code(), Some(64), "{}", text(&out));
+    assert!(text(&out).contains("was rewound"), "{}", text(&out));
+
+    // The intact files start again.
+    put_back(&data, &last);
+    let mut server = Server::start_env(&data, &["--config", &s(&config)], 3, &env);
+    server.kill9();
 }

@@ -36,6 +36,22 @@ impl Server {
     /// Like [`Server::start_listeners`], with the log in the file `log` (outside the data
     /// folder, which the CSE then creates itself when missing).
     pub fn start_logged(data: &Path, log: &Path, extra: &[&str], listeners: usize) -> Self {
+        Self::start_logged_env(data, log, extra, listeners, &[])
+    }
+
+    /// Like [`Server::start_listeners`], with `env` set for the server (`SOFTHSM2_CONF`).
+    pub fn start_env(data: &Path, extra: &[&str], listeners: usize, env: &[(&str, &Path)]) -> Self {
+        std::fs::create_dir_all(data).expect("data dir");
+        Self::start_logged_env(data, &data.join("cse.log"), extra, listeners, env)
+    }
+
+    fn start_logged_env(
+        data: &Path,
+        log: &Path,
+        extra: &[&str],
+        listeners: usize,
+        env: &[(&str, &Path)],
+    ) -> Self {
         let log_path = log.to_owned();
         let log = std::fs::OpenOptions::new()
             .create(true)
@@ -46,6 +62,7 @@ impl Server {
             .args(["--http", "127.0.0.1:0", "--data"])
             .arg(data)
             .args(extra)
+            .envs(env.iter().map(|(k, v)| (*k, *v)))
             .stdout(Stdio::piped())
             .stderr(log)
             .spawn()
@@ -163,6 +180,16 @@ impl Server {
     /// The server's process id.
     pub fn pid(&self) -> u32 {
         self.child.as_ref().expect("a cse process").id()
+    }
+
+    /// SIGTERM to the cse process, and waits for the orderly shutdown to end; returns the
+    /// exit code.
+    pub fn terminate(&mut self) -> Option<i32> {
+        let child = self.child.as_mut().expect("a cse process");
+        let _ = Command::new("kill")
+            .args(["-TERM", &child.id().to_string()])
+            .status();
+        child.wait().ok().and_then(|s| s.code())
     }
 
     /// SIGKILL: no shutdown, no flush. A CSE served in this process is stopped instead

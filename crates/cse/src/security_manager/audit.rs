@@ -151,7 +151,16 @@ impl AuditTrail {
                 Err(_) => return false,
             };
         }
-        true
+        drop(pending);
+        // The last entries are on disk: anchor their checkpoint too, so a stop leaves no
+        // window behind (the log is shared with the writer thread and never dropped).
+        match self.log.anchor_pending() {
+            Ok(_) => true,
+            Err(e) => {
+                tracing::error!(error = %e, "the last audit checkpoint could not be anchored");
+                false
+            }
+        }
     }
 
     /// Appends an event and returns once it is on disk.
@@ -198,9 +207,15 @@ fn write_queued(log: &AuditLog, queue: &Queue) {
                 if !pending.events.is_empty() {
                     break;
                 }
-                let wait = pending
-                    .refusals
-                    .deadline()
+                // A checkpoint the anchor does not cover yet, and its interval has passed.
+                let anchor_due = log.anchor_due();
+                if anchor_due.is_some_and(|d| d <= now) {
+                    break;
+                }
+                let wait = [pending.refusals.deadline(), anchor_due]
+                    .into_iter()
+                    .flatten()
+                    .min()
                     .map_or(IDLE_WAKE, |d| d.saturating_duration_since(now));
                 pending = match queue.wake.wait_timeout(pending, wait) {
                     Ok((p, _)) => p,
@@ -210,9 +225,16 @@ fn write_queued(log: &AuditLog, queue: &Queue) {
             pending.writing = true;
             std::mem::take(&mut pending.events)
         };
-        let n = batch.len();
-        if let Err(e) = log.append_batch(batch) {
-            tracing::error!(error = %e, events = n, "cannot write to the audit log: security events lost");
+        if batch.is_empty() {
+            // Woken because the anchor fell due.
+            if let Err(e) = log.anchor_pending() {
+                tracing::error!(error = %e, "the audit checkpoint could not be anchored; trying again later");
+            }
+        } else {
+            let n = batch.len();
+            if let Err(e) = log.append_batch(batch) {
+                tracing::error!(error = %e, events = n, "cannot write to the audit log: security events lost");
+            }
         }
         if let Ok(mut pending) = queue.state.lock() {
             pending.writing = false;
@@ -348,5 +370,101 @@ mod tests {
             times[2] - times[0] >= chrono::Duration::seconds(60),
             "{times:?}"
         );
+    }
+
+    /// A counter in memory for an anchored log.
+    #[derive(Debug, Default)]
+    struct Counter(std::sync::Mutex<Option<u64>>);
+
+    impl keystore::anchor::MonotonicCounter for Counter {
+        fn name(&self) -> String {
+            "the test counter".into()
+        }
+        fn read(&self) -> std::result::Result<Option<u64>, keystore::KeyStoreError> {
+            Ok(*self.0.lock().expect("lock"))
+        }
+        fn create(&self) -> std::result::Result<u64, keystore::KeyStoreError> {
+            *self.0.lock().expect("lock") = Some(1);
+            Ok(1)
+        }
+        fn increment(&self) -> std::result::Result<u64, keystore::KeyStoreError> {
+            let mut value = self.0.lock().expect("lock");
+            let next = value.unwrap_or_default() + 1;
+            *value = Some(next);
+            Ok(next)
+        }
+    }
+
+    fn anchored_log(dir: &std::path::Path, counter: &Arc<Counter>, interval: Duration) -> AuditLog {
+        use keystore::software::{KekSource, SoftwareConfig, SoftwareHome};
+        use keystore::{Algorithm, KeyHome, KeyId, KeyRole, KeyStore, KeyStorePolicy};
+        let home = Arc::new(
+            SoftwareHome::create(&SoftwareConfig {
+                dir: dir.join("keys"),
+                kek: KekSource::Passphrase(keystore::SecretSource::Provided(
+                    keystore::SecretBytes::from_slice(b"audit writer tests"),
+                )),
+            })
+            .expect("home"),
+        );
+        let id = home.id().clone();
+        let store = KeyStore::new(KeyStorePolicy::default()).with_home(home);
+        let handle = store
+            .generate(
+                &id,
+                &KeyId::new("audit").expect("id"),
+                KeyRole::AuditLog,
+                Algorithm::EcdsaP256Sha256,
+            )
+            .expect("key");
+        let path = dir.join("audit.log");
+        AuditLog::open_with_anchor(
+            &path,
+            Some(store.signing_key(&handle).expect("signer")),
+            manager::audit::Layout::for_log(&path),
+            Some(manager::audit::Anchoring {
+                anchor: manager::audit::HeadAnchor::Counter(counter.clone()),
+                interval,
+            }),
+        )
+        .expect("log")
+    }
+
+    fn opened() -> Event {
+        Event::AssociationOpened {
+            peer: "192.0.2.7:40000".into(),
+            identity: "Csensor".into(),
+            credential: "12-sensor@sp.example".into(),
+            framework: "tls-psk".into(),
+        }
+    }
+
+    #[test]
+    fn the_writer_anchors_a_waiting_checkpoint_once_its_interval_has_passed() {
+        let dir = tempfile::tempdir().expect("tmp");
+        let counter = Arc::new(Counter::default());
+        let log = anchored_log(dir.path(), &counter, Duration::from_secs(1));
+        let trail = AuditTrail::start(log, Duration::from_secs(3600), Clock::system()).expect("trail");
+        assert_eq!(*counter.0.lock().expect("lock"), Some(1), "created at open");
+        trail.record(opened());
+        // No further entry comes: the writer itself moves the anchor when it falls due.
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while *counter.0.lock().expect("lock") == Some(1) && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        assert_eq!(*counter.0.lock().expect("lock"), Some(2));
+        assert_eq!(trail.log().anchor_due(), None);
+    }
+
+    #[test]
+    fn a_flush_anchors_what_waits() {
+        let dir = tempfile::tempdir().expect("tmp");
+        let counter = Arc::new(Counter::default());
+        let log = anchored_log(dir.path(), &counter, Duration::from_secs(3600));
+        let trail = AuditTrail::start(log, Duration::from_secs(3600), Clock::system()).expect("trail");
+        trail.record(opened());
+        assert!(trail.flush(Duration::from_secs(20)), "written and anchored");
+        assert_eq!(*counter.0.lock().expect("lock"), Some(2));
+        assert_eq!(trail.log().anchor_due(), None);
     }
 }

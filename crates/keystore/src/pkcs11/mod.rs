@@ -22,6 +22,9 @@
 //! One session per home serialises operations (PKCS#11 sessions are single-threaded).
 
 mod module;
+mod record;
+
+pub use record::{Pkcs11Record, RECORD_LIMIT};
 
 use crate::crypto::{self, P256_OID_DER};
 use crate::error::KeyStoreError;

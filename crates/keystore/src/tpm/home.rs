@@ -204,6 +204,22 @@ impl TpmHome {
     }
 }
 
+impl TpmHome {
+    /// Runs `f` on the TPM thread, for an operation that uses no key (NV indices); the
+    /// failure comes back as the worker saw it, for the caller to name what it concerns.
+    pub(super) fn call<R: Send + 'static>(
+        &self,
+        f: impl FnOnce(&mut worker::Tpm) -> Result<R, TpmFailure> + Send + 'static,
+    ) -> Result<R, TpmFailure> {
+        self.worker.call(f)
+    }
+
+    /// The key store's error for a TPM failure of an operation that uses no key.
+    pub(super) fn failure_of(&self, operation: &'static str, f: TpmFailure) -> KeyStoreError {
+        failure(&self.tcti, &self.id, operation, None, f)
+    }
+}
+
 /// The one mapping of a TPM failure to the key store's errors. `path` is the key file, when
 /// the command used a key.
 fn failure(

@@ -29,10 +29,14 @@
 //! ([`BUILT`] tells it).
 
 #[cfg(feature = "tpm")]
+mod counter;
+#[cfg(feature = "tpm")]
 mod home;
 #[cfg(feature = "tpm")]
 mod worker;
 
+#[cfg(feature = "tpm")]
+pub use counter::{parse_nv_index, TpmNvCounter, OWNER_NV_FIRST, OWNER_NV_LAST};
 #[cfg(feature = "tpm")]
 pub use home::{TpmHome, HMAC_INPUT_LIMIT};
 

@@ -6,18 +6,19 @@ use crate::types::KeyId;
 use std::str::FromStr;
 use std::sync::{mpsc, Mutex};
 use std::thread::JoinHandle;
-use tss_esapi::attributes::ObjectAttributesBuilder;
+use tss_esapi::attributes::{NvIndexAttributesBuilder, ObjectAttributesBuilder};
 use tss_esapi::constants::response_code::{Tss2ResponseCode, Tss2ResponseCodeKind};
 use tss_esapi::constants::tss::{TPM2_RH_NULL, TPM2_ST_HASHCHECK};
-use tss_esapi::handles::KeyHandle as TpmKeyHandle;
+use tss_esapi::constants::NvIndexType;
+use tss_esapi::handles::{KeyHandle as TpmKeyHandle, NvIndexHandle, NvIndexTpmHandle, TpmHandle};
 use tss_esapi::interface_types::algorithm::{HashingAlgorithm, PublicAlgorithm};
 use tss_esapi::interface_types::ecc::EccCurve;
-use tss_esapi::interface_types::resource_handles::Hierarchy;
+use tss_esapi::interface_types::resource_handles::{Hierarchy, NvAuth, Provision};
 use tss_esapi::interface_types::session_handles::AuthSession;
 use tss_esapi::structures::{
     Auth, Digest, EccPoint, EccScheme, HashScheme, HashcheckTicket, KeyedHashScheme, MaxBuffer,
-    Private, Public, PublicBuilder, PublicEccParametersBuilder, PublicKeyedHashParameters,
-    SignatureScheme, SymmetricDefinitionObject,
+    NvPublicBuilder, Private, Public, PublicBuilder, PublicEccParametersBuilder,
+    PublicKeyedHashParameters, SignatureScheme, SymmetricDefinitionObject,
 };
 use tss_esapi::tss2_esys::TPMT_TK_HASHCHECK;
 use tss_esapi::{Context, TctiNameConf};
@@ -138,6 +139,8 @@ pub(crate) struct Tpm {
     primary: TpmKeyHandle,
     /// The last key loaded, kept to save a load on repeated use (swtpm holds 3 objects).
     loaded: Option<(KeyId, TpmKeyHandle)>,
+    /// ESYS handles of the NV indices used, by index.
+    nv: std::collections::HashMap<u32, NvIndexHandle>,
 }
 
 /// A key as stored: the TPM's public area and wrapped private blob, and the auth value that
@@ -242,6 +245,7 @@ impl Tpm {
             ctx,
             primary,
             loaded: None,
+            nv: std::collections::HashMap::new(),
         })
     }
 
@@ -354,6 +358,172 @@ impl Tpm {
     }
 }
 
+/// Whether a TPM answer is the response code `kind` (TPM layer, or passed on by a resource
+/// manager).
+fn answered(e: &tss_esapi::Error, kind: Tss2ResponseCodeKind) -> bool {
+    match e {
+        tss_esapi::Error::Tss2Error(rc) => {
+            raw_code(*rc).is_some_and(|code| {
+                matches!(code >> LAYER_SHIFT & 0xff, LAYER_TPM | LAYER_RESMGR_TPM)
+            }) && rc.kind() == Some(kind)
+        }
+        tss_esapi::Error::WrapperError(_) => false,
+    }
+}
+
+/// NV counters: an index of type counter, read and incremented with its own (empty)
+/// authorisation, so day-to-day use needs no owner authorisation; defining one does.
+impl Tpm {
+    /// The ESYS handle of the NV index `index`, or `None` when the TPM has no such index.
+    fn nv_handle(&mut self, index: u32) -> TpmResult<Option<NvIndexHandle>> {
+        if let Some(handle) = self.nv.get(&index) {
+            return Ok(Some(*handle));
+        }
+        // Asked first, so that a missing index is an answer rather than a failed lookup
+        // (which the TSS library would also log as an error).
+        let (listed, _) = self
+            .ctx
+            .execute_without_session(|ctx| {
+                ctx.get_capability(tss_esapi::constants::CapabilityType::Handles, index, 1)
+            })
+            .map_err(classify)?;
+        let defined = match listed {
+            tss_esapi::structures::CapabilityData::Handles(handles) => handles
+                .into_inner()
+                .first()
+                .is_some_and(|h| u32::from(*h) == index),
+            _ => false,
+        };
+        if !defined {
+            return Ok(None);
+        }
+        let tpm_handle = NvIndexTpmHandle::new(index).map_err(classify)?;
+        // Reading an index's public area takes no authorisation, and the password session the
+        // context carries for key use must not go with it: the TPM refuses the command, and
+        // TSS 3.2's Esys_TR_FromTPMPublic crashes on it.
+        let found = self
+            .ctx
+            .execute_without_session(|ctx| ctx.tr_from_tpm_public(TpmHandle::NvIndex(tpm_handle)));
+        match found {
+            Ok(object) => {
+                let handle = NvIndexHandle::from(object);
+                self.nv.insert(index, handle);
+                Ok(Some(handle))
+            }
+            Err(e) if answered(&e, Tss2ResponseCodeKind::Handle) => Ok(None),
+            Err(e) => Err(classify(e)),
+        }
+    }
+
+    /// Refuses an index that is not a counter the CSE can read and increment.
+    fn check_counter(&mut self, handle: NvIndexHandle) -> TpmResult<()> {
+        let (public, _) = self
+            .ctx
+            .execute_without_session(|ctx| ctx.nv_read_public(handle))
+            .map_err(classify)?;
+        let attributes = public.attributes();
+        let counter = attributes
+            .index_type()
+            .is_ok_and(|t| t == NvIndexType::Counter);
+        if !counter || !attributes.auth_read() || !attributes.auth_write() {
+            return Err(TpmFailure::Other(
+                "the NV index exists but is not a counter that its own authorisation reads and \
+                 increments"
+                    .into(),
+            ));
+        }
+        if attributes.orderly() {
+            return Err(TpmFailure::Other(
+                "the NV counter is orderly: after a power loss the TPM may move it ahead, \
+                 which would make an intact checkpoint look rewound"
+                    .into(),
+            ));
+        }
+        Ok(())
+    }
+
+    /// The counter's value; `None` when the index does not exist, or exists but was never
+    /// incremented (then `Some(None)` is not distinguished: the caller increments it).
+    pub(crate) fn nv_counter_read(&mut self, index: u32) -> TpmResult<Option<NvCounterState>> {
+        let Some(handle) = self.nv_handle(index)? else {
+            return Ok(None);
+        };
+        self.check_counter(handle)?;
+        match self.ctx.nv_read(NvAuth::NvIndex(handle), handle, 8, 0) {
+            Ok(data) => Ok(Some(NvCounterState::Value(counter_value(data.value())?))),
+            Err(e) if answered(&e, Tss2ResponseCodeKind::NvUninitialized) => {
+                Ok(Some(NvCounterState::Unwritten))
+            }
+            Err(e) => Err(classify(e)),
+        }
+    }
+
+    /// Defines the counter index (owner authorisation) and increments it once, which gives
+    /// it its first value: above every value any counter of this TPM has had.
+    pub(crate) fn nv_counter_define(&mut self, index: u32) -> TpmResult<u64> {
+        let attributes = NvIndexAttributesBuilder::new()
+            .with_nv_index_type(NvIndexType::Counter)
+            .with_auth_read(true)
+            .with_auth_write(true)
+            .with_owner_read(true)
+            .with_no_da(true)
+            .build()
+            .map_err(classify)?;
+        let public = NvPublicBuilder::new()
+            .with_nv_index(NvIndexTpmHandle::new(index).map_err(classify)?)
+            .with_index_name_algorithm(HashingAlgorithm::Sha256)
+            .with_index_attributes(attributes)
+            .with_data_area_size(8)
+            .build()
+            .map_err(classify)?;
+        let handle = self
+            .ctx
+            .nv_define_space(Provision::Owner, None, public)
+            .map_err(classify)?;
+        self.nv.insert(index, handle);
+        self.nv_counter_increment(index)
+    }
+
+    /// Adds one to the counter and returns the new value.
+    pub(crate) fn nv_counter_increment(&mut self, index: u32) -> TpmResult<u64> {
+        let handle = self
+            .nv_handle(index)?
+            .ok_or_else(|| TpmFailure::Other("the NV index does not exist".into()))?;
+        self.ctx
+            .nv_increment(NvAuth::NvIndex(handle), handle)
+            .map_err(classify)?;
+        let data = self
+            .ctx
+            .nv_read(NvAuth::NvIndex(handle), handle, 8, 0)
+            .map_err(classify)?;
+        counter_value(data.value())
+    }
+
+    /// Releases the ESYS objects of the NV indices used (no TPM slot is held by them).
+    fn close_nv(&mut self) {
+        for (_, handle) in self.nv.drain() {
+            let mut object = handle.into();
+            let _ = self.ctx.tr_close(&mut object);
+        }
+    }
+}
+
+/// What an NV counter index holds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum NvCounterState {
+    /// Defined but never incremented: it has no value yet.
+    Unwritten,
+    /// Its value.
+    Value(u64),
+}
+
+fn counter_value(bytes: &[u8]) -> TpmResult<u64> {
+    let bytes: [u8; 8] = bytes
+        .try_into()
+        .map_err(|_| TpmFailure::Other("an NV counter is not 8 bytes".into()))?;
+    Ok(u64::from_be_bytes(bytes))
+}
+
 type Job = Box<dyn FnOnce(&mut Tpm) + Send>;
 
 /// The handle to the worker thread: its job queue and the thread, until closed.
@@ -379,6 +549,7 @@ impl Worker {
                     // The queue ends when the home is closed or dropped: give the TPM its
                     // object slots back.
                     tpm.flush_loaded();
+                    tpm.close_nv();
                     let _ = tpm.ctx.flush_context(tpm.primary.into());
                 }
                 Err(e) => {

@@ -312,3 +312,114 @@ fn a_tpm_that_answers_an_error_is_not_called_unreachable() {
     drop(ctx);
     TpmHome::open(&config(tpm.tcti(), &dir)).unwrap();
 }
+
+/// Defines an NV index at `index` with the owner's authorisation (raw, beside the home).
+fn define_raw_nv(tcti: &str, index: u32, counter: bool, orderly: bool) {
+    use tss_esapi::attributes::NvIndexAttributesBuilder;
+    use tss_esapi::constants::NvIndexType;
+    use tss_esapi::handles::NvIndexTpmHandle;
+    use tss_esapi::interface_types::algorithm::HashingAlgorithm;
+    use tss_esapi::interface_types::resource_handles::Provision;
+    use tss_esapi::interface_types::session_handles::AuthSession;
+    use tss_esapi::structures::NvPublicBuilder;
+    let mut ctx = raw_tpm(tcti);
+    ctx.set_sessions((Some(AuthSession::Password), None, None));
+    let attributes = NvIndexAttributesBuilder::new()
+        .with_nv_index_type(if counter {
+            NvIndexType::Counter
+        } else {
+            NvIndexType::Ordinary
+        })
+        .with_auth_read(true)
+        .with_auth_write(true)
+        .with_orderly(orderly)
+        .with_no_da(true)
+        .build()
+        .unwrap();
+    let public = NvPublicBuilder::new()
+        .with_nv_index(NvIndexTpmHandle::new(index).unwrap())
+        .with_index_name_algorithm(HashingAlgorithm::Sha256)
+        .with_index_attributes(attributes)
+        .with_data_area_size(8)
+        .build()
+        .unwrap();
+    ctx.nv_define_space(Provision::Owner, None, public).unwrap();
+}
+
+/// Deletes the NV index at `index` with the owner's authorisation.
+fn undefine_raw_nv(tcti: &str, index: u32) {
+    use tss_esapi::handles::{NvIndexTpmHandle, TpmHandle};
+    use tss_esapi::interface_types::resource_handles::Provision;
+    use tss_esapi::interface_types::session_handles::AuthSession;
+    let mut ctx = raw_tpm(tcti);
+    // Without a session: TSS 3.2's Esys_TR_FromTPMPublic crashes when given the password one.
+    let handle = ctx
+        .tr_from_tpm_public(TpmHandle::NvIndex(NvIndexTpmHandle::new(index).unwrap()))
+        .unwrap();
+    ctx.set_sessions((Some(AuthSession::Password), None, None));
+    ctx.nv_undefine_space(Provision::Owner, handle.into())
+        .unwrap();
+}
+
+#[test]
+fn an_nv_counter_only_grows_across_restarts_and_re_definition() {
+    use keystore::anchor::MonotonicCounter;
+    let Some(tpm) = swtpm() else { return };
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("k");
+    let home = Arc::new(TpmHome::open(&config(tpm.tcti(), &dir)).unwrap());
+    let counter = home.nv_counter("0x01800100").unwrap();
+    assert_eq!(counter.name(), "TPM NV counter 0x01800100");
+    assert_eq!(counter.read().unwrap(), None, "not defined yet");
+    let first = counter.create().unwrap();
+    assert_eq!(counter.read().unwrap(), Some(first));
+    assert_eq!(counter.increment().unwrap(), first + 1);
+    assert_eq!(counter.increment().unwrap(), first + 2);
+    let err = counter.create().unwrap_err();
+    assert!(matches!(err, KeyStoreError::AnchorUnusable { .. }), "{err}");
+    home.close();
+    drop((counter, home));
+
+    // A new home (a restart of the CSE) reads where it was.
+    let home = Arc::new(TpmHome::open(&config(tpm.tcti(), &dir)).unwrap());
+    let counter = home.nv_counter("0x01800100").unwrap();
+    assert_eq!(counter.read().unwrap(), Some(first + 2));
+    home.close();
+    drop((counter, home));
+
+    // Deleted (the owner's authorisation) and defined again: it does not start lower.
+    undefine_raw_nv(&tpm.tcti(), 0x0180_0100);
+    let home = Arc::new(TpmHome::open(&config(tpm.tcti(), &dir)).unwrap());
+    let counter = home.nv_counter("0x01800100").unwrap();
+    assert_eq!(counter.read().unwrap(), None);
+    let again = counter.create().unwrap();
+    assert!(
+        again >= first + 2,
+        "re-defined at {again}, was at {}",
+        first + 2
+    );
+}
+
+#[test]
+fn only_a_plain_counter_in_the_owners_range_is_an_nv_anchor() {
+    use keystore::anchor::MonotonicCounter;
+    let Some(tpm) = swtpm() else { return };
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("k");
+    // Other indices a counter must not be mistaken for.
+    define_raw_nv(&tpm.tcti(), 0x0180_0200, false, false);
+    define_raw_nv(&tpm.tcti(), 0x0180_0201, true, true);
+    let home = Arc::new(TpmHome::open(&config(tpm.tcti(), &dir)).unwrap());
+    for (index, why) in [("0x01800200", "not a counter"), ("0x01800201", "orderly")] {
+        let err = home.nv_counter(index).unwrap().read().unwrap_err();
+        assert!(matches!(err, KeyStoreError::AnchorUnusable { .. }), "{err}");
+        assert!(err.to_string().contains(why), "{index}: {err}");
+    }
+    for index in ["0x01000000", "0x81000001", "audit", ""] {
+        let err = home.nv_counter(index).unwrap_err();
+        assert!(matches!(err, KeyStoreError::AnchorUnusable { .. }), "{err}");
+    }
+    // Defining over an existing index is refused, and the index is left alone.
+    let err = home.nv_counter("0x01800200").unwrap().create().unwrap_err();
+    assert!(matches!(err, KeyStoreError::AnchorUnusable { .. }), "{err}");
+}

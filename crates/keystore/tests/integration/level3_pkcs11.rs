@@ -399,3 +399,49 @@ fn config_parses_from_toml() {
         "a PIN in the configuration itself is refused"
     );
 }
+
+#[test]
+fn an_anchor_record_is_replaced_in_place_and_read_by_a_new_session() {
+    use keystore::anchor::AnchorRecord;
+    let Some((home, pin)) = home("t-anchor") else {
+        return;
+    };
+    let home = Arc::new(home);
+    let record = home.anchor_record("audit-head").unwrap();
+    assert_eq!(
+        record.name(),
+        "PKCS#11 data object audit-head on token t-anchor"
+    );
+    assert_eq!(record.read().unwrap(), None);
+    record.write(b"{\"seq\":1}").unwrap();
+    record.write(b"{\"seq\":2}").unwrap();
+    assert_eq!(record.read().unwrap().as_deref(), Some(&b"{\"seq\":2}"[..]));
+    // Another record on the same token is another object; neither is a key.
+    let other = home.anchor_record("other-head").unwrap();
+    assert_eq!(other.read().unwrap(), None);
+    assert!(
+        home.list().unwrap().is_empty(),
+        "a record is not listed as a key"
+    );
+    // A key with the record's name does not collide with it.
+    home.generate(
+        &id("audit-head"),
+        KeyRole::AuditLog,
+        Algorithm::EcdsaP256Sha256,
+    )
+    .unwrap();
+    assert_eq!(record.read().unwrap().as_deref(), Some(&b"{\"seq\":2}"[..]));
+
+    // Another session (a restart) reads what was written.
+    let again = Arc::new(Pkcs11Home::open(&config("t-anchor", SecretSource::File(pin))).unwrap());
+    let record = again.anchor_record("audit-head").unwrap();
+    assert_eq!(record.read().unwrap().as_deref(), Some(&b"{\"seq\":2}"[..]));
+
+    // Too large, or a label that is not an identifier: refused.
+    let err = record
+        .write(&vec![b'x'; keystore::pkcs11::RECORD_LIMIT + 1])
+        .unwrap_err();
+    assert!(matches!(err, KeyStoreError::InputTooLong { .. }), "{err}");
+    let err = again.anchor_record("no spaces").unwrap_err();
+    assert!(matches!(err, KeyStoreError::AnchorUnusable { .. }), "{err}");
+}

@@ -14,6 +14,10 @@
 //!
 //! Both are signed with the audit key when the log is signed, under their own domain
 //! prefixes, so neither can be made from an entry signature or from each other.
+//!
+//! With a TPM NV counter as anchor ([`super::anchor`]), the checkpoint also carries the
+//! counter value it was written with, inside its signature (a prefix of its own, so a
+//! checkpoint without a value cannot be turned into one with a value or back).
 
 use super::{sync_parent, AuditError, AuditPublicKey, ChainHash, Head};
 use keystore::SigningKey;
@@ -29,6 +33,7 @@ use std::path::Path;
 pub enum Purpose {
     /// The last entry on disk (the checkpoint).
     Head,
+
     /// The last entry removed by retention (the anchor).
     Anchor,
 }
@@ -42,6 +47,9 @@ impl Purpose {
     }
 }
 
+/// Prefix of a position that carries an anchor's counter value.
+const COUNTED_PREFIX: &[u8] = b"secure-cse audit counted position v1 ";
+
 /// A position in the chain (sequence number and hash), signed when the log is.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -50,15 +58,29 @@ pub struct Checkpoint {
     pub seq: u64,
     /// The entry's hash.
     pub hash: ChainHash,
-    /// ECDSA signature (DER, hex) over the purpose, `seq` and `hash`.
+    /// The anchor's counter value this checkpoint was written with, when the log is
+    /// anchored in a monotonic counter (see [`super::anchor`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub counter: Option<u64>,
+    /// ECDSA signature (DER, hex) over the purpose, `seq`, `hash` and `counter`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub sig: Option<String>,
 }
 
-fn message(purpose: Purpose, seq: u64, hash: &ChainHash) -> Vec<u8> {
-    let mut m = purpose.prefix().to_vec();
+fn message(purpose: Purpose, seq: u64, hash: &ChainHash, counter: Option<u64>) -> Vec<u8> {
+    let mut m = match counter {
+        Some(_) => COUNTED_PREFIX.to_vec(),
+        None => purpose.prefix().to_vec(),
+    };
+    // The purpose is part of the counted prefix's message too, after it.
+    if counter.is_some() {
+        m.extend_from_slice(purpose.prefix());
+    }
     m.extend_from_slice(&seq.to_be_bytes());
     m.extend_from_slice(&hash.0);
+    if let Some(counter) = counter {
+        m.extend_from_slice(&counter.to_be_bytes());
+    }
     m
 }
 
@@ -69,15 +91,27 @@ impl Checkpoint {
         purpose: Purpose,
         signer: Option<&SigningKey>,
     ) -> Result<Self, AuditError> {
+        Self::sign_counted(head, purpose, None, signer)
+    }
+
+    /// `head` with the anchor's `counter` value, signed with `signer` when there is one.
+    pub fn sign_counted(
+        head: Head,
+        purpose: Purpose,
+        counter: Option<u64>,
+        signer: Option<&SigningKey>,
+    ) -> Result<Self, AuditError> {
         let sig = match signer {
             Some(key) => Some(hex::encode(
-                key.sign(&message(purpose, head.seq, &head.hash))?.as_der(),
+                key.sign(&message(purpose, head.seq, &head.hash, counter))?
+                    .as_der(),
             )),
             None => None,
         };
         Ok(Self {
             seq: head.seq,
             hash: head.hash,
+            counter,
             sig,
         })
     }
@@ -92,7 +126,7 @@ impl Checkpoint {
 
     /// Whether the signature is present and valid under `key` for `purpose`.
     pub fn verifies(&self, key: &AuditPublicKey, purpose: Purpose) -> bool {
-        let digest = Sha256::digest(message(purpose, self.seq, &self.hash));
+        let digest = Sha256::digest(message(purpose, self.seq, &self.hash, self.counter));
         self.sig
             .as_deref()
             .is_some_and(|sig| key.verifies_digest(&digest.into(), sig))

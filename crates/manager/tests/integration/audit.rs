@@ -17,7 +17,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::sync::Arc;
 
-fn refused(n: u64) -> Event {
+pub(crate) fn refused(n: u64) -> Event {
     Event::AssociationRefused {
         peer: format!("127.0.0.1:{}", 40000 + n),
         credential: Some(format!("12-dev{n}@sp.example")),
@@ -43,7 +43,7 @@ fn unsigned_log(n: u64) -> (tempfile::TempDir, PathBuf, Head) {
 }
 
 /// A level-1 key store with an audit-log signing key.
-fn audit_key(dir: &Path, name: &str) -> SigningKey {
+pub(crate) fn audit_key(dir: &Path, name: &str) -> SigningKey {
     let home = SoftwareHome::create(&SoftwareConfig {
         dir: dir.join(format!("keys-{name}")),
         kek: KekSource::Passphrase(SecretSource::Provided(SecretBytes::from_slice(
@@ -65,11 +65,11 @@ fn audit_key(dir: &Path, name: &str) -> SigningKey {
     store.signing_key(&handle).unwrap()
 }
 
-fn public(key: &SigningKey) -> AuditPublicKey {
+pub(crate) fn public(key: &SigningKey) -> AuditPublicKey {
     AuditPublicKey::from_der(key.public_key().as_der()).unwrap()
 }
 
-fn lines(path: &Path) -> Vec<String> {
+pub(crate) fn lines(path: &Path) -> Vec<String> {
     std::fs::read_to_string(path)
         .unwrap()
         .lines()
@@ -77,7 +77,7 @@ fn lines(path: &Path) -> Vec<String> {
         .collect()
 }
 
-fn write_lines(path: &Path, lines: &[String]) {
+pub(crate) fn write_lines(path: &Path, lines: &[String]) {
     let mut text = lines.join("\n");
     text.push('\n');
     std::fs::write(path, text).unwrap();

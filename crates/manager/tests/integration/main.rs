@@ -2,6 +2,7 @@
 //! A new test file is a module here, kept in alphabetical order.
 
 mod audit;
+mod audit_anchor;
 mod ca;
 mod kdf_properties;
 mod kdf_vectors;
