@@ -269,8 +269,20 @@ fn a_poll_is_answered_in_cbor_with_short_names_when_asked() {
         .args(["-s", "--max-time", "30", "-D", "-", "-o"])
         .arg(dir.path().join("body.cbor"))
         .arg(format!("{}/cse-in/dev/pch/pcu", server.url()))
-        .args(["-H", "X-M2M-RI: r", "-H", "X-M2M-RVI: 3", "-H", "X-M2M-RET: 10000"])
-        .args(["-H", &format!("X-M2M-Origin: {dev}"), "-H", "Accept: application/cbor"])
+        .args([
+            "-H",
+            "X-M2M-RI: r",
+            "-H",
+            "X-M2M-RVI: 3",
+            "-H",
+            "X-M2M-RET: 10000",
+        ])
+        .args([
+            "-H",
+            &format!("X-M2M-Origin: {dev}"),
+            "-H",
+            "Accept: application/cbor",
+        ])
         .output()
         .expect("curl");
     let head = String::from_utf8_lossy(&out.stdout).to_ascii_lowercase();

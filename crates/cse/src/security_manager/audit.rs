@@ -444,7 +444,8 @@ mod tests {
         let dir = tempfile::tempdir().expect("tmp");
         let counter = Arc::new(Counter::default());
         let log = anchored_log(dir.path(), &counter, Duration::from_secs(1));
-        let trail = AuditTrail::start(log, Duration::from_secs(3600), Clock::system()).expect("trail");
+        let trail =
+            AuditTrail::start(log, Duration::from_secs(3600), Clock::system()).expect("trail");
         assert_eq!(*counter.0.lock().expect("lock"), Some(1), "created at open");
         trail.record(opened());
         // No further entry comes: the writer itself moves the anchor when it falls due.
@@ -461,7 +462,8 @@ mod tests {
         let dir = tempfile::tempdir().expect("tmp");
         let counter = Arc::new(Counter::default());
         let log = anchored_log(dir.path(), &counter, Duration::from_secs(3600));
-        let trail = AuditTrail::start(log, Duration::from_secs(3600), Clock::system()).expect("trail");
+        let trail =
+            AuditTrail::start(log, Duration::from_secs(3600), Clock::system()).expect("trail");
         trail.record(opened());
         assert!(trail.flush(Duration::from_secs(20)), "written and anchored");
         assert_eq!(*counter.0.lock().expect("lock"), Some(2));
