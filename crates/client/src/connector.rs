@@ -3,6 +3,7 @@
 //! hyper-util keys its pool by scheme and authority, so plain and TLS connections to the
 //! same host never mix.
 
+use crate::error::{chain, ClientError};
 use crate::tls::TlsConfig;
 use hyper_util::client::legacy::connect::{Connected, Connection, HttpConnector};
 use hyper_util::rt::TokioIo;
@@ -52,6 +53,22 @@ impl Connector {
     /// Whether `https://` URLs can be reached.
     pub(crate) fn has_tls(&self) -> bool {
         self.tls.is_some()
+    }
+
+    /// One connection to `dst` outside the pool ([`crate::Connection`]): a TCP failure is
+    /// [`ClientError::Connect`], a refused TLS handshake [`ClientError::Handshake`].
+    pub(crate) async fn open(&self, dst: http::Uri) -> Result<Stream, ClientError> {
+        let mut connector = self.clone();
+        std::future::poll_fn(|cx| Service::<http::Uri>::poll_ready(&mut connector, cx))
+            .await
+            .map_err(|e| ClientError::Connect(chain(&*e)))?;
+        match connector.call(dst).await {
+            Ok(io) => Ok(io.into_inner()),
+            Err(e) if e.is::<HandshakeError>() || e.is::<openssl::error::ErrorStack>() => {
+                Err(ClientError::Handshake(e.to_string()))
+            }
+            Err(e) => Err(ClientError::Connect(chain(&*e))),
+        }
     }
 
     /// The name for SNI and certificate verification on a connection to `dst`.
@@ -123,7 +140,7 @@ impl Service<http::Uri> for Connector {
             let ssl = tls.connector.configure()?.into_ssl(&name)?;
             let mut stream = SslStream::new(ssl, tcp)?;
             match tokio::time::timeout(timeout, Pin::new(&mut stream).connect()).await {
-                Ok(Ok(())) => Ok(TokioIo::new(Stream::Tls(stream))),
+                Ok(Ok(())) => Ok(TokioIo::new(Stream::Tls(stream, None))),
                 Ok(Err(e)) => Err(HandshakeError::failed(name, e, &stream, tls.is_psk()).into()),
                 Err(_) => Err(HandshakeError {
                     server: name,
@@ -208,14 +225,16 @@ impl std::error::Error for HandshakeError {}
 #[derive(Debug)]
 pub(crate) enum Stream {
     Plain(TcpStream),
-    Tls(SslStream<TcpStream>),
+    /// With the error of a write the server refused, kept while the reason (an alert) may
+    /// still be on its way in (see [`why_closed`]).
+    Tls(SslStream<TcpStream>, Option<io::Error>),
 }
 
 impl Connection for Stream {
     fn connected(&self) -> Connected {
         match self {
             Self::Plain(tcp) => tcp.connected(),
-            Self::Tls(tls) => tls.get_ref().connected(),
+            Self::Tls(tls, _) => tls.get_ref().connected(),
         }
     }
 }
@@ -228,7 +247,7 @@ impl AsyncRead for Stream {
     ) -> Poll<io::Result<()>> {
         match self.get_mut() {
             Self::Plain(s) => Pin::new(s).poll_read(cx, buf),
-            Self::Tls(s) => Pin::new(s).poll_read(cx, buf),
+            Self::Tls(s, _) => Pin::new(s).poll_read(cx, buf),
         }
     }
 }
@@ -241,7 +260,13 @@ impl AsyncWrite for Stream {
     ) -> Poll<io::Result<usize>> {
         match self.get_mut() {
             Self::Plain(s) => Pin::new(s).poll_write(cx, buf),
-            Self::Tls(s) => Pin::new(s).poll_write(cx, buf),
+            Self::Tls(s, refused) => {
+                let written = match refused.take() {
+                    Some(e) => Poll::Ready(Err(e)),
+                    None => Pin::new(&mut *s).poll_write(cx, buf),
+                };
+                why_closed(s, refused, cx, written)
+            }
         }
     }
 
@@ -252,28 +277,77 @@ impl AsyncWrite for Stream {
     ) -> Poll<io::Result<usize>> {
         match self.get_mut() {
             Self::Plain(s) => Pin::new(s).poll_write_vectored(cx, bufs),
-            Self::Tls(s) => Pin::new(s).poll_write_vectored(cx, bufs),
+            Self::Tls(s, refused) => {
+                let written = match refused.take() {
+                    Some(e) => Poll::Ready(Err(e)),
+                    None => Pin::new(&mut *s).poll_write_vectored(cx, bufs),
+                };
+                why_closed(s, refused, cx, written)
+            }
         }
     }
 
     fn is_write_vectored(&self) -> bool {
         match self {
             Self::Plain(s) => s.is_write_vectored(),
-            Self::Tls(s) => s.is_write_vectored(),
+            Self::Tls(s, _) => s.is_write_vectored(),
         }
     }
 
     fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
         match self.get_mut() {
             Self::Plain(s) => Pin::new(s).poll_flush(cx),
-            Self::Tls(s) => Pin::new(s).poll_flush(cx),
+            Self::Tls(s, _) => Pin::new(s).poll_flush(cx),
         }
     }
 
     fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
         match self.get_mut() {
             Self::Plain(s) => Pin::new(s).poll_shutdown(cx),
-            Self::Tls(s) => Pin::new(s).poll_shutdown(cx),
+            Self::Tls(s, _) => Pin::new(s).poll_shutdown(cx),
         }
     }
+}
+
+/// A write the server's close refused (`EPIPE`, or OpenSSL's own error for it), replaced by
+/// the TLS alert the server sent before closing.
+///
+/// NOTE(alert): in TLS 1.3 a server checks the client certificate after the client has
+/// finished its side of the handshake, so a refusal (`unknown ca`, `certificate revoked`)
+/// arrives as an alert while the first request is on its way. "Broken pipe" would tell the
+/// user nothing; the alert says why. The runtime may not have seen the alert arrive yet when
+/// the write fails, so the write waits (its error kept in `refused`) until the connection is
+/// readable: then the alert, or else the write's own error, is the answer.
+fn why_closed(
+    tls: &mut SslStream<TcpStream>,
+    refused: &mut Option<io::Error>,
+    cx: &mut Context<'_>,
+    written: Poll<io::Result<usize>>,
+) -> Poll<io::Result<usize>> {
+    let Poll::Ready(Err(e)) = written else {
+        return written;
+    };
+    let mut scratch = [0u8; 64];
+    let mut buf = ReadBuf::new(&mut scratch);
+    match Pin::new(tls).poll_read(cx, &mut buf) {
+        Poll::Ready(Err(read)) if is_alert(&read) => Poll::Ready(Err(read)),
+        Poll::Ready(_) => Poll::Ready(Err(e)),
+        Poll::Pending => {
+            *refused = Some(e);
+            Poll::Pending
+        }
+    }
+}
+
+/// Whether an I/O error is OpenSSL reporting a TLS alert the peer sent.
+fn is_alert(e: &io::Error) -> bool {
+    e.get_ref()
+        .and_then(|inner| inner.downcast_ref::<openssl::ssl::Error>())
+        .and_then(openssl::ssl::Error::ssl_error)
+        .is_some_and(|stack| {
+            stack
+                .errors()
+                .iter()
+                .any(|e| e.reason().is_some_and(|r| r.contains("alert")))
+        })
 }
