@@ -8,7 +8,7 @@
 
 use crate::common;
 
-use cli::enrol_cmd::EnrolmentSession;
+use cli::enrol_cmd::{EnrolmentClient, EnrolmentSession};
 use common::Server;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
@@ -132,13 +132,15 @@ impl Setup {
 
     /// A device enrols, naming `targets`; its KeID and the session (for local derivations).
     fn enrol(&self, server: &Server, targets: &[&str]) -> (String, EnrolmentSession) {
-        let mut session = EnrolmentSession::connect(
+        let mut session = EnrolmentClient::new(
             &server.urls[2],
             KPM_ID,
             Zeroizing::new(hex::decode(KPM).expect("hex")),
             false,
             TIMEOUT,
         )
+        .expect("client")
+        .connect()
         .expect("MEF handshake");
         let targets: Vec<String> = targets.iter().map(|t| (*t).to_owned()).collect();
         let enrolled = session.enrol_towards(None, &targets).expect("enrolled");

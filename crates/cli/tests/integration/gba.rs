@@ -13,7 +13,6 @@
 use crate::common;
 
 use common::{eventually, have_openssl, have_python3, Server};
-use security::gba::zn::{post_json, HttpUrl};
 use std::io::{BufRead, BufReader, Read, Write};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
@@ -85,10 +84,15 @@ impl Bsf {
     }
 
     fn control(&self, path: &str, body: &str) {
-        let url = HttpUrl::parse(&self.url).expect("url");
-        let (status, _) =
-            post_json(&url, path, body.as_bytes(), Duration::from_secs(10)).expect("control");
-        assert_eq!(status, 200, "{path}");
+        let client = client::Client::new(&self.url).expect("url");
+        let content = ("application/json", body.as_bytes().to_vec());
+        let req = client
+            .http_request(http::Method::POST, path, Some(content))
+            .expect("request");
+        let answer = client::Blocking::new("bsf-control")
+            .run(async move { client.request(req).await })
+            .expect("control");
+        assert_eq!(answer.status(), 200, "{path}");
     }
 }
 
