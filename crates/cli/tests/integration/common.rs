@@ -3,7 +3,7 @@
 
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Command, Output, Stdio};
 
 pub struct Server {
     child: Child,
@@ -301,3 +301,83 @@ pub fn ber_signature_copy(cert_pem: &Path, out: &Path) {
 /// The workspace's one skip rule (`test-support`): skip with a printed reason, or fail when
 /// SECURE_CSE_REQUIRE_SERVICES is set.
 pub use test_support::{have_tool, skip_unless};
+
+/// Writes a secret file the way the CSE and `m2m` require it (mode 600).
+pub fn write_private(path: &Path, text: &str) {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::write(path, text).expect("write");
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600)).expect("chmod");
+}
+
+/// Runs `m2m` with `args`.
+pub fn m2m(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_m2m"))
+        .args(args)
+        .output()
+        .expect("run m2m")
+}
+
+/// A finished command's exit status and output, for assertion messages.
+pub fn text(out: &Output) -> String {
+    format!(
+        "status {:?}\nstdout: {}\nstderr: {}",
+        out.status.code(),
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    )
+}
+
+/// AEs that hold PSK credentials, as (AE-ID, PSK identity, key hex), written into a test's
+/// folder: `credentials.toml` for `[security] credentials`, and a key file `<AE-ID>.psk`
+/// each for `m2m --psk-key-file`.
+pub struct PskAes {
+    dir: PathBuf,
+    aes: &'static [(&'static str, &'static str, &'static str)],
+}
+
+impl PskAes {
+    /// Writes the files for `aes` into `dir`.
+    pub fn write(dir: &Path, aes: &'static [(&'static str, &'static str, &'static str)]) -> Self {
+        let mut credentials = String::new();
+        for (ae, identity, key) in aes {
+            credentials.push_str(&format!(
+                "[[psk]]\nidentity = \"{identity}\"\nkey_hex = \"{key}\"\nae = \"{ae}\"\n\n"
+            ));
+            write_private(&dir.join(format!("{ae}.psk")), &format!("{key}\n"));
+        }
+        let aes = Self {
+            dir: dir.to_path_buf(),
+            aes,
+        };
+        write_private(&aes.credentials(), &credentials);
+        aes
+    }
+
+    /// The credential file.
+    pub fn credentials(&self) -> PathBuf {
+        self.dir.join("credentials.toml")
+    }
+
+    /// `m2m` over the PSK listener at `url` as the AE `ae` (its own association), with
+    /// `From` = `from`.
+    pub fn m2m_as(&self, url: &str, ae: &str, from: &str, args: &[&str]) -> Output {
+        let (_, identity, _) = self
+            .aes
+            .iter()
+            .find(|(a, _, _)| *a == ae)
+            .expect("known AE");
+        let key = self.dir.join(format!("{ae}.psk"));
+        let mut all = vec![
+            "--url",
+            url,
+            "--psk-identity",
+            identity,
+            "--psk-key-file",
+            key.to_str().expect("utf8"),
+            "--origin",
+            from,
+        ];
+        all.extend_from_slice(args);
+        m2m(&all)
+    }
+}

@@ -7,10 +7,10 @@
 use crate::common;
 
 use cli::enrol_cmd::{EnrolmentClient, EnrolmentSession};
-use common::Server;
+use common::{m2m, text, write_private, Server};
 use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::process::Output;
 use std::time::Duration;
 use zeroize::Zeroizing;
 
@@ -19,12 +19,6 @@ const KPM: &str = "000102030405060708090a0b0c0d0e0f101112131415161718191a1b1c1d1
 const OLD_ID: &str = "old-1@mef.secure-cse.example";
 const ADMIN_ID: &str = "admin@secure-cse.example";
 const ADMIN_KEY: &str = "a0a1a2a3a4a5a6a7a8a9aaabacadaeafb0b1b2b3b4b5b6b7b8b9babbbcbdbebf";
-
-fn write_private(path: &Path, text: &str) {
-    use std::os::unix::fs::PermissionsExt;
-    std::fs::write(path, text).expect("write");
-    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600)).expect("chmod");
-}
 
 /// A CSE with a PSK-only `[[tls]]` listener and an enrolment listener, both on ephemeral
 /// ports; `listen_urls[1]` is the PSK listener, `[2]` the MEF.
@@ -86,22 +80,6 @@ impl Setup {
         let data = self.path("data");
         Server::start_listeners(&data, &["--config", self.config.to_str().expect("utf8")], 3)
     }
-}
-
-fn m2m(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_m2m"))
-        .args(args)
-        .output()
-        .expect("run m2m")
-}
-
-fn text(out: &Output) -> String {
-    format!(
-        "status {:?}\nstdout: {}\nstderr: {}",
-        out.status.code(),
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    )
 }
 
 /// `m2m enrol` against the MEF of `server`.

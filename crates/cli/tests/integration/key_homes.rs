@@ -4,7 +4,7 @@
 //! the real `cse` binary serving HTTPS with that key, `m2m keys list`, and the start-up
 //! refusals (wrong PIN, key below the policy) with exit code 64.
 
-use crate::common::{have_curl, have_openssl, make_test_pki};
+use crate::common::{have_curl, have_openssl, make_test_pki, write_private};
 use keystore::testing::SoftHsm;
 #[cfg(feature = "tpm")]
 use keystore::testing::Swtpm;
@@ -196,12 +196,6 @@ fn register(pki: &Path, cse: &Cse) -> String {
         .output()
         .expect("curl");
     String::from_utf8_lossy(&out.stdout).into_owned()
-}
-
-fn write_private(path: &Path, text: &str) {
-    use std::os::unix::fs::PermissionsExt;
-    std::fs::write(path, text).expect("write");
-    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600)).expect("chmod");
 }
 
 #[test]

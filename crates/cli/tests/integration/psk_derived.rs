@@ -5,6 +5,7 @@
 //! that cannot be opened stops the start with exit code 64.
 
 use crate::common;
+use common::write_private;
 
 use keystore::testing::{on_path, skip_unless, SoftHsm, SOFTHSM_MODULE};
 use std::io::{BufRead, BufReader, Write};
@@ -16,12 +17,6 @@ const OTHER_DEVICE: &str = "sensor-8@secure-cse.example";
 
 fn have_openssl() -> bool {
     skip_unless(on_path("openssl"), "the openssl command").is_none()
-}
-
-fn write_private(path: &Path, text: &str) {
-    use std::os::unix::fs::PermissionsExt;
-    std::fs::write(path, text).expect("write");
-    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600)).expect("chmod");
 }
 
 /// A PSK-only listener on an ephemeral port, the credential file, and `homes`.
