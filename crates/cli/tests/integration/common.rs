@@ -381,3 +381,49 @@ impl PskAes {
         m2m(&all)
     }
 }
+
+/// The `cse` command with a configuration file, a data folder, plain HTTP on an ephemeral
+/// port, and `env` (a key home's `SOFTHSM2_CONF`, say).
+pub fn cse_command(cfg: &Path, data: &Path, env: &[(&str, &Path)]) -> Command {
+    let mut c = Command::new(env!("CARGO_BIN_EXE_cse"));
+    c.args(["--http", "127.0.0.1:0", "--config"])
+        .arg(cfg)
+        .arg("--data")
+        .arg(data);
+    for (k, v) in env {
+        c.env(k, v);
+    }
+    c
+}
+
+/// Starts [`cse_command`], its log in `data/cse.log`, and waits for its first `listeners`
+/// URLs: the process, the URLs and the log's path (for tests that keep the process
+/// themselves).
+pub fn spawn_cse(
+    cfg: &Path,
+    data: &Path,
+    env: &[(&str, &Path)],
+    listeners: usize,
+) -> (Child, Vec<String>, PathBuf) {
+    std::fs::create_dir_all(data).expect("data");
+    let log = data.join("cse.log");
+    let mut child = cse_command(cfg, data, env)
+        .stdout(Stdio::piped())
+        .stderr(std::fs::File::create(&log).expect("log"))
+        .spawn()
+        .expect("start cse");
+    let mut reader = BufReader::new(child.stdout.take().expect("stdout"));
+    let mut urls = Vec::new();
+    for _ in 0..listeners {
+        let mut line = String::new();
+        let _ = reader.read_line(&mut line);
+        match line.trim().strip_prefix("listening on ") {
+            Some(url) => urls.push(url.to_owned()),
+            None => panic!(
+                "cse did not start: {line:?}; log: {}",
+                std::fs::read_to_string(&log).unwrap_or_default()
+            ),
+        }
+    }
+    (child, urls, log)
+}
