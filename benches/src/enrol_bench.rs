@@ -5,7 +5,7 @@
 
 use crate::process::Server;
 use anyhow::Context;
-use cli::enrol_cmd::EnrolmentSession;
+use cli::enrol_cmd::EnrolmentClient;
 use std::io::Write;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -124,12 +124,10 @@ fn rate(clients: usize, measure: Duration, url: &str, enrol: bool) -> anyhow::Re
         let (stop, done, url, key) = (stop.clone(), done.clone(), url.to_owned(), key.clone());
         threads.push(std::thread::spawn(move || -> anyhow::Result<()> {
             // One TLS configuration per enrolee, as a device keeps it.
-            let connector = EnrolmentSession::connector(KPM_ID, key, false)
+            let enrolee = EnrolmentClient::new(&url, KPM_ID, key, false, Duration::from_secs(10))
                 .map_err(|e| anyhow::anyhow!("{e}"))?;
             while !stop.load(Ordering::Relaxed) {
-                let mut session =
-                    EnrolmentSession::connect_with(&connector, &url, Duration::from_secs(10))
-                        .map_err(|e| anyhow::anyhow!("{e}"))?;
+                let mut session = enrolee.connect().map_err(|e| anyhow::anyhow!("{e}"))?;
                 if enrol {
                     session.enrol(None).map_err(|e| anyhow::anyhow!("{e}"))?;
                 }

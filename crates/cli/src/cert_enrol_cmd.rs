@@ -3,8 +3,9 @@
 //!
 //! 1. A new ECDSA P-256 key is made and written to `--key-out` (mode 600, never replaced);
 //! 2. a CSR for it, with an empty subject and no subjectAltName (the MEF decides the AE-ID);
-//! 3. mutual TLS to the listener (`--url`) with the device certificate and key, the CSE's
-//!    certificate checked against `--cacert` and `--servername` (or the URL's host);
+//! 3. mutual TLS to the listener (`--url`) with the device certificate and key (mode 600),
+//!    the CSE's certificate checked against `--cacert` (only those CAs) and `--servername`
+//!    (or the URL's host), through the project's HTTP client;
 //! 4. one request, `POST /.mef/certificate` with the CSR (PEM);
 //! 5. the certificate of the answer is written to `--cert-out`, ready for
 //!    `m2m --cert CERT --key KEY --cacert ca.pem ...` on the CSE's normal TLS listener.
@@ -12,16 +13,15 @@
 //! Exit codes: 0 enrolled, 1 the MEF refused (its status is printed), 2 usage (arguments,
 //! files), 3 no answer (connection or handshake refused, timeout, unreadable answer).
 
-use anyhow::{anyhow, bail, Context};
+use anyhow::{anyhow, Context};
 use clap::Args;
+use client::{Blocking, TlsOptions};
 use openssl::ec::{EcGroup, EcKey};
 use openssl::hash::MessageDigest;
 use openssl::nid::Nid;
 use openssl::pkey::PKey;
-use openssl::ssl::{SslConnector, SslFiletype, SslMethod, SslVersion};
 use openssl::x509::{X509NameBuilder, X509ReqBuilder};
-use std::io::{Read, Write};
-use std::net::{TcpStream, ToSocketAddrs};
+use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::time::Duration;
@@ -98,7 +98,6 @@ fn enrol(
     servername: Option<&str>,
     args: &CertEnrolArgs,
 ) -> Result<Issued, Failure> {
-    let (host, port) = parse_url(url).map_err(usage)?;
     if cacert.is_empty() {
         return Err(usage(anyhow!(
             "--cacert: the CA certificate that issued the CSE's certificate"
@@ -110,65 +109,34 @@ fn enrol(
             args.key_out.display()
         )));
     }
-    let mut builder = SslConnector::builder(SslMethod::tls_client())
-        .map_err(|e| usage(anyhow!("TLS client: {e}")))?;
-    builder
-        .set_min_proto_version(Some(SslVersion::TLS1_2))
-        .map_err(|e| usage(anyhow!("TLS client: {e}")))?;
+    let mut tls = TlsOptions::new().client_cert_files(&args.device_cert, &args.device_key);
     for ca in cacert {
-        builder
-            .load_verify_locations(Some(ca), None)
-            .map_err(|e| usage(anyhow!("{}: {e}", ca.display())))?;
+        tls = tls.trust_anchor_file(ca);
     }
-    builder
-        .set_certificate_chain_file(&args.device_cert)
-        .map_err(|e| usage(anyhow!("{}: {e}", args.device_cert.display())))?;
-    builder
-        .set_private_key_file(&args.device_key, SslFiletype::PEM)
-        .map_err(|e| usage(anyhow!("{}: {e}", args.device_key.display())))?;
-    builder.check_private_key().map_err(|e| {
-        usage(anyhow!(
-            "the device key does not match its certificate: {e}"
-        ))
-    })?;
-    let connector = builder.build();
+    if let Some(name) = servername {
+        tls = tls.server_name(name);
+    }
+    let client = crate::https_url::https_client(url, tls, "device enrolment listener")
+        .map_err(usage)?
+        .with_timeout(timeout)
+        .with_max_body_bytes(MAX_ANSWER);
 
     let (key_pem, csr_pem) = new_key_and_csr().map_err(usage)?;
-    let name = servername.unwrap_or(&host);
-    let addr = (host.as_str(), port)
-        .to_socket_addrs()
-        .ok()
-        .and_then(|mut a| a.next())
-        .ok_or_else(|| no_answer(anyhow!("cannot resolve {host}")))?;
-    let tcp = TcpStream::connect_timeout(&addr, timeout)
-        .with_context(|| format!("cannot connect to {addr}"))
-        .map_err(no_answer)?;
-    let _ = tcp.set_read_timeout(Some(timeout));
-    let _ = tcp.set_write_timeout(Some(timeout));
-    let mut tls = connector
-        .connect(name, tcp)
-        .map_err(|e| no_answer(anyhow!("TLS handshake with {addr} ({name}) failed: {e}")))?;
-    let request = format!(
-        "POST /.mef/certificate HTTP/1.1\r\nHost: {name}\r\nX-M2M-RI: enrol-cert\r\nX-M2M-RVI: 3\r\n\
-         Content-Type: application/pkcs10\r\nAccept: application/json\r\nContent-Length: {}\r\n\r\n",
-        csr_pem.len()
-    );
-    // NOTE(alert): in TLS 1.3 the MEF checks the device certificate after this side has
-    // finished its handshake, so a refusal (`unknown ca`) arrives as an alert while the
-    // request is on its way. The request goes out in one write, and should the write fail
-    // anyway (EPIPE once the MEF has closed), the alert, which says why, is read: a bare
-    // "Broken pipe" told the user nothing.
-    let mut whole = request.into_bytes();
-    whole.extend_from_slice(&csr_pem);
-    if let Err(e) = tls.write_all(&whole).and_then(|()| tls.flush()) {
-        let why = match read_answer(&mut tls) {
-            Err(refused) => refused,
-            Ok(_) => anyhow::Error::new(e).context("sending the request"),
-        };
-        return Err(no_answer(why));
-    }
-    let (rsc, body) = read_answer(&mut tls).map_err(no_answer)?;
-    let content: serde_json::Value = serde_json::from_slice(&body)
+    let (req, _) = client
+        .manager_request(
+            http::Method::POST,
+            "/.mef/certificate",
+            None,
+            Some(("application/pkcs10", csr_pem)),
+        )
+        .map_err(|e| usage(anyhow!(e)))?;
+    // A refused device certificate shows as the MEF's TLS alert (`unknown ca`), which the
+    // client reports instead of the broken pipe it causes (NOTE(alert) in `client`).
+    let answer = Blocking::new("m2m-enrol-cert")
+        .run(async move { client.request(req).await })
+        .map_err(|e| no_answer(anyhow!(e)))?;
+    let rsc = answer.rsc();
+    let content: serde_json::Value = serde_json::from_slice(answer.body())
         .context("the answer is not JSON")
         .map_err(no_answer)?;
     if rsc != Some(2001) {
@@ -213,54 +181,6 @@ fn new_key_and_csr() -> anyhow::Result<(Vec<u8>, Vec<u8>)> {
 /// Largest answer read: a certificate and some JSON.
 const MAX_ANSWER: usize = 64 * 1024;
 
-/// One HTTP answer with a `Content-Length`: `X-M2M-RSC` and the body.
-fn read_answer(stream: &mut impl Read) -> anyhow::Result<(Option<u16>, Vec<u8>)> {
-    let mut buf = Vec::new();
-    let mut chunk = [0u8; 4096];
-    let head_end = loop {
-        if let Some(i) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
-            break i + 4;
-        }
-        if buf.len() > MAX_ANSWER {
-            bail!("answer head too long");
-        }
-        let n = stream.read(&mut chunk).context("reading the answer")?;
-        if n == 0 {
-            bail!("the MEF closed the connection without an answer");
-        }
-        buf.extend_from_slice(&chunk[..n]);
-    };
-    let head = std::str::from_utf8(&buf[..head_end]).context("answer head is not text")?;
-    let (mut rsc, mut length) = (None, 0usize);
-    for line in head.split("\r\n").skip(1) {
-        if let Some((name, value)) = line.split_once(':') {
-            if name.eq_ignore_ascii_case("x-m2m-rsc") {
-                rsc = value.trim().parse().ok();
-            } else if name.eq_ignore_ascii_case("content-length") {
-                length = value.trim().parse().context("bad Content-Length")?;
-            }
-        }
-    }
-    if length > MAX_ANSWER {
-        bail!("answer body too long");
-    }
-    let mut body = buf[head_end..].to_vec();
-    while body.len() < length {
-        let n = stream.read(&mut chunk).context("reading the answer")?;
-        if n == 0 {
-            bail!("the answer was cut short");
-        }
-        body.extend_from_slice(&chunk[..n]);
-    }
-    body.truncate(length);
-    Ok((rsc, body))
-}
-
-/// `https://HOST[:PORT][/...]` to host and port (443 by default).
-fn parse_url(url: &str) -> anyhow::Result<(String, u16)> {
-    crate::https_url::host_and_port(url, "device enrolment listener")
-}
-
 /// Writes a new file (mode 600 when `private`); an existing key file is never replaced.
 fn write_file(path: &Path, bytes: &[u8], private: bool) -> anyhow::Result<()> {
     use std::os::unix::fs::OpenOptionsExt;
@@ -282,19 +202,6 @@ fn write_file(path: &Path, bytes: &[u8], private: bool) -> anyhow::Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn urls_and_answers() {
-        assert_eq!(
-            parse_url("https://127.0.0.1:8446/x").expect("ok"),
-            ("127.0.0.1".to_owned(), 8446)
-        );
-        assert!(parse_url("http://127.0.0.1:8446").is_err());
-        let answer = b"HTTP/1.1 201 Created\r\nX-M2M-RSC: 2001\r\nContent-Length: 2\r\n\r\n{}";
-        let (rsc, body) = read_answer(&mut &answer[..]).expect("answer");
-        assert_eq!((rsc, body.as_slice()), (Some(2001), &b"{}"[..]));
-        assert!(read_answer(&mut &b"HTTP/1.1 200 OK\r\n"[..]).is_err());
-    }
 
     #[test]
     fn the_csr_is_p256_and_self_signed() {

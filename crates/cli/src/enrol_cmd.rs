@@ -2,10 +2,12 @@
 //! clause 8.3.2.1) against a CSE that hosts a MEF.
 //!
 //! 1. TLS-PSK to the enrolment listener with the enrolee key Kpm (`psk_identity` = KpmID),
-//!    TLS 1.3 or 1.2, with OpenSSL directly (the exporter is not reachable through the HTTP
-//!    client);
-//! 2. the `EXPORTER-oneM2M-Bootstrap` output (48 bytes), the same value the MEF computes;
-//! 3. one request, `POST /.mef/enrol`, asking for a key for the PSK-based SAEF (SUID 22);
+//!    TLS 1.3 or 1.2: one connection of the project's HTTP client (`client::Connection`),
+//!    outside its pool, since the keys belong to this one association;
+//! 2. the `EXPORTER-oneM2M-Bootstrap` output (48 bytes), exported by that connection right
+//!    after its handshake: the same value the MEF computes;
+//! 3. one request on it, `POST /.mef/enrol`, asking for a key for the PSK-based SAEF
+//!    (SUID 22);
 //! 4. the answer names KpsaID, KeID, the target and the expiry, never the key: the enrolee
 //!    derives Ke, checks that the KeID's relative part is its own RelativeKeID (both sides
 //!    saw the same exporter), then derives Kpsa (clause 10.3.3) with `manager::kdf`;
@@ -17,12 +19,12 @@
 //! handshake refused, timeout, unreadable answer).
 
 use crate::secret_files::{read_hex_key, write_private};
-use anyhow::{anyhow, bail, Context};
+use anyhow::{anyhow, Context};
 use clap::Args;
+use client::{
+    Blocking, Client, ClientError, Connection, Exporter, Psk, RawResponse, TlsOptions, TlsProtocol,
+};
 use manager::kdf::{self, EnroleeId, ExporterLabel, ExporterOutput, KeId};
-use openssl::ssl::{SslConnector, SslMethod, SslStream, SslVerifyMode, SslVersion};
-use std::io::{Read, Write};
-use std::net::{TcpStream, ToSocketAddrs};
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Duration;
@@ -112,7 +114,7 @@ fn enrol_to_files(url: &str, timeout: Duration, args: &EnrolArgs) -> Result<Enro
         .with_context(|| format!("cannot create {}", args.out.display()))
         .map_err(EnrolError::Usage)?;
     let mut session =
-        EnrolmentSession::connect(url, &args.enrolee_identity, key, args.tls12, timeout)?;
+        EnrolmentClient::new(url, &args.enrolee_identity, key, args.tls12, timeout)?.connect()?;
     let enrolled = session.enrol_towards(args.target.as_deref(), &args.enrolment_targets)?;
     write_private(&args.out.join(KEY_FILE), &enrolled.key_hex()).map_err(EnrolError::Usage)?;
     std::fs::write(args.out.join(ID_FILE), format!("{}\n", enrolled.kpsa_id))
@@ -152,32 +154,90 @@ impl std::fmt::Debug for Enrolled {
     }
 }
 
-/// One HTTP answer, as read off the enrolment association.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct RawAnswer {
-    /// The HTTP status.
-    pub status: u16,
-    /// `X-M2M-RSC`, when present.
-    pub rsc: Option<u16>,
-    /// The body.
-    pub body: Vec<u8>,
+/// An enrolee's client for one MEF: its enrolee key and TLS version, and the thread its
+/// exchanges run on. Building it reads the system's OpenSSL configuration (tens of
+/// milliseconds), so an enrolee that connects often keeps it.
+#[derive(Debug, Clone)]
+pub struct EnrolmentClient {
+    client: Client,
+    blocking: Blocking,
+}
+
+impl EnrolmentClient {
+    /// A client for the enrolment listener at `url` (`https://HOST:PORT`) with the enrolee
+    /// key `key` under `identity`; TLS 1.2 only when `tls12`, else TLS 1.3; `timeout` bounds
+    /// the connection with its handshake, and each exchange.
+    pub fn new(
+        url: &str,
+        identity: &str,
+        key: Zeroizing<Vec<u8>>,
+        tls12: bool,
+        timeout: Duration,
+    ) -> Result<Self, EnrolError> {
+        let psk = Psk::new(identity, key)
+            .map_err(|e| EnrolError::Usage(anyhow!("the enrolee key: {e}")))?;
+        // NOTE(psk): the enrolee key authenticates the MEF; the client's PSK configuration
+        // never accepts a certificate instead (a TLS 1.3 server not taking the PSK would
+        // fall back to one).
+        let protocol = match tls12 {
+            true => TlsProtocol::Tls12,
+            false => TlsProtocol::Tls13,
+        };
+        let tls = TlsOptions::new().psk(psk).protocol(protocol);
+        let client = crate::https_url::https_client(url, tls, "enrolment listener")
+            .map_err(EnrolError::Usage)?
+            .with_timeout(timeout)
+            .with_max_body_bytes(MAX_ANSWER);
+        Ok(Self {
+            client,
+            blocking: Blocking::new("m2m-enrol"),
+        })
+    }
+
+    /// Runs the MEF handshake: a new enrolment association and its exporter output.
+    pub fn connect(&self) -> Result<EnrolmentSession, EnrolError> {
+        let exporter = Exporter::new(ExporterLabel::Bootstrap.as_str(), kdf::EXPORTER_LEN);
+        let connection = self
+            .blocking
+            .run(self.client.connect(Some(exporter)))
+            .map_err(|e| {
+                EnrolError::NoAnswer(match e {
+                    ClientError::Handshake(why) => anyhow!(
+                        "the MEF handshake failed (wrong or expired enrolee key, or not an enrolment listener): {why}"
+                    ),
+                    other => anyhow!(other),
+                })
+            })?;
+        let mut exporter = Zeroizing::new([0u8; kdf::EXPORTER_LEN]);
+        match connection.keying_material() {
+            Some(ekm) if ekm.len() == kdf::EXPORTER_LEN => exporter.copy_from_slice(ekm),
+            _ => {
+                return Err(EnrolError::NoAnswer(anyhow!(
+                    "the TLS exporter gave no value"
+                )))
+            }
+        }
+        Ok(EnrolmentSession {
+            client: self.clone(),
+            connection,
+            exporter,
+        })
+    }
 }
 
 /// An enrolment association, client side: the TLS-PSK connection with the enrolee key and
-/// its `EXPORTER-oneM2M-Bootstrap` output. Public so that tests can also misuse it
-/// (replay, truncation).
+/// its `EXPORTER-oneM2M-Bootstrap` output. [`EnrolmentSession::post`] is public so that
+/// tests can also misuse the association (a second request, a body that is not JSON).
 pub struct EnrolmentSession {
-    stream: SslStream<TcpStream>,
+    client: EnrolmentClient,
+    connection: Connection,
     exporter: Zeroizing<[u8; kdf::EXPORTER_LEN]>,
-    host: String,
-    requests: u32,
 }
 
 impl std::fmt::Debug for EnrolmentSession {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("EnrolmentSession")
-            .field("host", &self.host)
-            .field("protocol", &self.stream.ssl().version_str())
+            .field("connection", &self.connection)
             .finish_non_exhaustive()
     }
 }
@@ -186,104 +246,6 @@ impl std::fmt::Debug for EnrolmentSession {
 const MAX_ANSWER: usize = 64 * 1024;
 
 impl EnrolmentSession {
-    /// Connects to `url` (`https://HOST:PORT`) and runs the MEF handshake with the enrolee
-    /// key `key` under `identity`; TLS 1.2 only when `tls12`, else TLS 1.3.
-    pub fn connect(
-        url: &str,
-        identity: &str,
-        key: Zeroizing<Vec<u8>>,
-        tls12: bool,
-        timeout: Duration,
-    ) -> Result<Self, EnrolError> {
-        let connector = Self::connector(identity, key, tls12)?;
-        Self::connect_with(&connector, url, timeout)
-    }
-
-    /// The TLS configuration of an enrolee: its key under `identity`, TLS 1.2 only when
-    /// `tls12`, else TLS 1.3. Building it reads the system's CA store (tens of
-    /// milliseconds), so an enrolee that connects often keeps it.
-    pub fn connector(
-        identity: &str,
-        key: Zeroizing<Vec<u8>>,
-        tls12: bool,
-    ) -> Result<SslConnector, EnrolError> {
-        let no_answer = |e: anyhow::Error| EnrolError::NoAnswer(e);
-        let mut b = SslConnector::builder(SslMethod::tls_client())
-            .context("OpenSSL")
-            .map_err(no_answer)?;
-        let version = if tls12 {
-            SslVersion::TLS1_2
-        } else {
-            SslVersion::TLS1_3
-        };
-        b.set_min_proto_version(Some(version))
-            .and_then(|()| b.set_max_proto_version(Some(version)))
-            .and_then(|()| b.set_cipher_list(PSK_TLS12_CIPHERS))
-            .and_then(|()| b.set_ciphersuites(PSK_TLS13_SUITES))
-            .context("OpenSSL settings")
-            .map_err(no_answer)?;
-        // NOTE(psk): the enrolee key authenticates the MEF; a certificate is never accepted
-        // instead (a TLS 1.3 server not taking the PSK would fall back to one).
-        b.set_verify_callback(SslVerifyMode::PEER, |_, _| false);
-        let id = identity.as_bytes().to_vec();
-        b.set_psk_client_callback(move |_ssl, _hint, identity_out, key_out| {
-            if id.len() >= identity_out.len() || key.len() > key_out.len() {
-                return Err(openssl::error::ErrorStack::get());
-            }
-            identity_out[..id.len()].copy_from_slice(&id);
-            identity_out[id.len()] = 0;
-            key_out[..key.len()].copy_from_slice(&key);
-            Ok(key.len())
-        });
-        Ok(b.build())
-    }
-
-    /// [`EnrolmentSession::connect`] with a [`EnrolmentSession::connector`] already built.
-    pub fn connect_with(
-        connector: &SslConnector,
-        url: &str,
-        timeout: Duration,
-    ) -> Result<Self, EnrolError> {
-        let (host, port) = parse_url(url).map_err(EnrolError::Usage)?;
-        let no_answer = |e: anyhow::Error| EnrolError::NoAnswer(e);
-        let addr = (host.as_str(), port)
-            .to_socket_addrs()
-            .with_context(|| format!("cannot resolve {host}"))
-            .map_err(no_answer)?
-            .next()
-            .ok_or_else(|| no_answer(anyhow!("{host} has no address")))?;
-        let tcp = TcpStream::connect_timeout(&addr, timeout)
-            .with_context(|| format!("cannot connect to {addr}"))
-            .map_err(no_answer)?;
-        tcp.set_read_timeout(Some(timeout))
-            .and_then(|()| tcp.set_write_timeout(Some(timeout)))
-            .and_then(|()| tcp.set_nodelay(true))
-            .context("socket options")
-            .map_err(no_answer)?;
-        let config = connector
-            .configure()
-            .map(|c| c.verify_hostname(false))
-            .context("OpenSSL")
-            .map_err(no_answer)?;
-        let stream = config.connect(&host, tcp).map_err(|e| {
-            no_answer(anyhow!(
-                "the MEF handshake failed (wrong or expired enrolee key, or not an enrolment listener): {e}"
-            ))
-        })?;
-        let mut exporter = Zeroizing::new([0u8; kdf::EXPORTER_LEN]);
-        stream
-            .ssl()
-            .export_keying_material(&mut exporter[..], ExporterLabel::Bootstrap.as_str(), None)
-            .context("the TLS exporter")
-            .map_err(no_answer)?;
-        Ok(Self {
-            stream,
-            exporter,
-            host: format!("{host}:{port}"),
-            requests: 0,
-        })
-    }
-
     /// The usage-constrained key for `suid` and the Enrolment Target `target` (TS-0003
     /// clause 10.3.7), derived on this side from the association's exporter: the key the
     /// MEF hands that target on fetchCredentials.
@@ -300,82 +262,20 @@ impl EnrolmentSession {
 
     /// The negotiated protocol (`TLSv1.3`).
     pub fn protocol(&self) -> &'static str {
-        self.stream.ssl().version_str()
+        self.connection.protocol().unwrap_or("none")
     }
 
-    /// The bytes of an enrolment request (`POST /.mef/enrol`) carrying `body`.
-    pub fn request_bytes(&mut self, body: &str) -> Vec<u8> {
-        self.requests += 1;
-        format!(
-            "POST /.mef/enrol HTTP/1.1\r\nHost: {}\r\nX-M2M-RI: enrol-{}\r\nX-M2M-RVI: 3\r\n\
-             Content-Type: application/json\r\nAccept: application/json\r\nContent-Length: {}\r\n\r\n{body}",
-            self.host,
-            self.requests,
-            body.len()
-        )
-        .into_bytes()
-    }
-
-    /// Writes raw bytes on the association.
-    pub fn send_raw(&mut self, bytes: &[u8]) -> std::io::Result<()> {
-        self.stream.write_all(bytes)?;
-        self.stream.flush()
-    }
-
-    /// Ends the sending side (TLS close_notify); answers can still be read.
-    pub fn close_sending(&mut self) {
-        let _ = self.stream.shutdown();
-    }
-
-    /// Reads one HTTP answer (with a `Content-Length`).
-    pub fn read_answer(&mut self) -> anyhow::Result<RawAnswer> {
-        let mut buf = Vec::new();
-        let mut chunk = [0u8; 4096];
-        let head_end = loop {
-            if let Some(i) = find(&buf, b"\r\n\r\n") {
-                break i + 4;
-            }
-            if buf.len() > MAX_ANSWER {
-                bail!("answer head too long");
-            }
-            let n = self.stream.read(&mut chunk).context("reading the answer")?;
-            if n == 0 {
-                bail!("the MEF closed the connection without an answer");
-            }
-            buf.extend_from_slice(&chunk[..n]);
-        };
-        let head = std::str::from_utf8(&buf[..head_end]).context("answer head is not text")?;
-        let mut lines = head.split("\r\n");
-        let status = lines
-            .next()
-            .and_then(|l| l.split(' ').nth(1))
-            .and_then(|s| s.parse::<u16>().ok())
-            .ok_or_else(|| anyhow!("no HTTP status line"))?;
-        let mut rsc = None;
-        let mut length = 0usize;
-        for line in lines {
-            if let Some((name, value)) = line.split_once(':') {
-                let value = value.trim();
-                if name.eq_ignore_ascii_case("x-m2m-rsc") {
-                    rsc = value.parse().ok();
-                } else if name.eq_ignore_ascii_case("content-length") {
-                    length = value.parse().context("bad Content-Length")?;
-                }
-            }
-        }
-        if length > MAX_ANSWER {
-            bail!("answer body too long");
-        }
-        let mut body = buf[head_end..].to_vec();
-        while body.len() < length {
-            let n = self.stream.read(&mut chunk).context("reading the answer")?;
-            if n == 0 {
-                bail!("the answer was cut short");
-            }
-            body.extend_from_slice(&chunk[..n]);
-        }
-        body.truncate(length);
-        Ok(RawAnswer { status, rsc, body })
+    /// Sends one enrolment request (`POST /.mef/enrol`) carrying `body` on this
+    /// association, and reads its answer (any status).
+    pub fn post(&mut self, body: &str) -> anyhow::Result<RawResponse> {
+        let content = ("application/json", body.as_bytes().to_vec());
+        let (req, _) = self.client.client.manager_request(
+            http::Method::POST,
+            "/.mef/enrol",
+            None,
+            Some(content),
+        )?;
+        Ok(self.client.blocking.run(self.connection.send(req))?)
     }
 
     /// The enrolment exchange: asks for a key for the SAEF with `target` (default: the MEF's
@@ -398,17 +298,16 @@ impl EnrolmentSession {
         if !enrolment_targets.is_empty() {
             request["m2m:enrolReq"]["enrolmentTargets"] = enrolment_targets.into();
         }
-        let bytes = self.request_bytes(&request.to_string());
-        self.send_raw(&bytes)
-            .context("sending the enrolment request")
+        let answer = self
+            .post(&request.to_string())
+            .context("the enrolment request")
             .map_err(EnrolError::NoAnswer)?;
-        let answer = self.read_answer().map_err(EnrolError::NoAnswer)?;
-        let content: serde_json::Value = serde_json::from_slice(&answer.body)
+        let content: serde_json::Value = serde_json::from_slice(answer.body())
             .context("the answer is not JSON")
             .map_err(EnrolError::NoAnswer)?;
-        if answer.rsc != Some(2001) {
+        if answer.rsc() != Some(2001) {
             return Err(EnrolError::Refused {
-                rsc: answer.rsc.unwrap_or(answer.status),
+                rsc: answer.rsc().unwrap_or(answer.status()),
                 message: content["m2m:dbg"].as_str().unwrap_or_default().to_owned(),
             });
         }
@@ -448,48 +347,9 @@ impl EnrolmentSession {
     }
 }
 
-/// TLS 1.2 PSK suites offered, the mandatory one (TS-0003 clause 10.2) included.
-const PSK_TLS12_CIPHERS: &str =
-    "PSK-AES128-CBC-SHA256:ECDHE-PSK-AES128-CBC-SHA256:PSK-AES128-GCM-SHA256";
-/// TLS 1.3: OpenSSL's PSK client callback makes an external PSK for SHA-256 suites only.
-const PSK_TLS13_SUITES: &str = "TLS_AES_128_GCM_SHA256";
-
-fn find(haystack: &[u8], needle: &[u8]) -> Option<usize> {
-    haystack.windows(needle.len()).position(|w| w == needle)
-}
-
-/// `https://HOST[:PORT][/...]` to host and port (443 by default).
-fn parse_url(url: &str) -> anyhow::Result<(String, u16)> {
-    crate::https_url::host_and_port(url, "enrolment listener")
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn urls_of_the_enrolment_listener() {
-        assert_eq!(
-            parse_url("https://127.0.0.1:8445").expect("ok"),
-            ("127.0.0.1".to_owned(), 8445)
-        );
-        assert_eq!(
-            parse_url("HTTPS://[::1]:9/x").expect("ok"),
-            ("::1".to_owned(), 9)
-        );
-        assert_eq!(
-            parse_url("https://mef.example").expect("ok"),
-            ("mef.example".to_owned(), 443)
-        );
-        for bad in [
-            "http://127.0.0.1:1",
-            "https://:1",
-            "https://h:x",
-            "https://[::1:1",
-        ] {
-            assert!(parse_url(bad).is_err(), "{bad}");
-        }
-    }
 
     #[test]
     fn key_files_must_be_private_hex() {

@@ -26,12 +26,13 @@
 use crate::secret_files::{read_hex_key, write_private};
 use anyhow::{anyhow, Context};
 use clap::Args;
+use client::{Blocking, Client};
 use manager::kdf::{
     self, BootstrapTransactionId, EdgeIdentity, EdgeNodeName, Fqdn, GbaBootstrapKey, GbaRand, Impi,
     NafId, NafKey,
 };
 use openssl::{hash::MessageDigest, memcmp, pkey::PKey, sign::Signer};
-use security::gba::zn::{key_kind, post_json, HttpUrl, ZnError};
+use security::gba::zn::{key_kind, MAX_ANSWER};
 use security::gba::UA_TLS_PSK;
 use serde::Deserialize;
 use std::path::{Path, PathBuf};
@@ -150,7 +151,10 @@ fn sim(k: &[u8], label: &[u8], rand: &[u8]) -> anyhow::Result<Zeroizing<Vec<u8>>
 
 fn bootstrap(args: &GbaArgs, timeout: Duration) -> Result<String, GbaError> {
     let usage = |e: anyhow::Error| GbaError::Usage(e);
-    let url = HttpUrl::parse(&args.bsf).map_err(|e| usage(anyhow!("--bsf: {e}")))?;
+    let client = Client::new(&args.bsf)
+        .map_err(|e| usage(anyhow!("--bsf: {e}")))?
+        .with_timeout(timeout)
+        .with_max_body_bytes(MAX_ANSWER);
     let impi = Impi::new(&args.impi).map_err(|e| usage(anyhow!("--impi: {e}")))?;
     let fqdn = Fqdn::new(&args.naf_fqdn).map_err(|e| usage(anyhow!("--naf-fqdn: {e}")))?;
     let kind = key_kind(&args.naf_key).ok_or_else(|| {
@@ -164,13 +168,24 @@ fn bootstrap(args: &GbaArgs, timeout: Duration) -> Result<String, GbaError> {
         .with_context(|| format!("cannot create {}", args.out.display()))
         .map_err(usage)?;
 
+    // Blocking: `m2m gba` runs without a runtime of its own.
+    let blocking = Blocking::new("m2m-gba");
     let post = |body: serde_json::Value| -> Result<(u16, Zeroizing<Vec<u8>>), GbaError> {
-        post_json(&url, "/ub/bootstrap", body.to_string().as_bytes(), timeout).map_err(
-            |e| match e {
-                ZnError::Unreachable(m) => GbaError::NoAnswer(m),
-                other => GbaError::NoAnswer(other.to_string()),
-            },
-        )
+        let no_answer = |e: client::ClientError| {
+            GbaError::NoAnswer(format!(
+                "{}/ub/bootstrap: {e}",
+                args.bsf.trim_end_matches('/')
+            ))
+        };
+        let content = ("application/json", body.to_string().into_bytes());
+        let req = client
+            .http_request(http::Method::POST, "/ub/bootstrap", Some(content))
+            .map_err(no_answer)?;
+        let c = client.clone();
+        let answer = blocking
+            .run(async move { c.request(req).await })
+            .map_err(no_answer)?;
+        Ok((answer.status(), answer.into_secret_body()))
     };
     let refused = |status: u16, body: &[u8]| {
         let why = serde_json::from_slice::<Refusal>(body)

@@ -1,51 +1,43 @@
-//! The `--url` of the commands that open their own TLS connection (`m2m enrol`,
-//! `m2m enrol-cert`): read with `http::Uri`, like every other URL, rather than by hand.
+//! The `--url` of the commands that talk to one of the MEF's own listeners (`m2m enrol`,
+//! `m2m enrol-cert`): it must be `https://`, and the project's client reads the rest.
 
-use anyhow::{anyhow, bail};
+use anyhow::anyhow;
+use client::{Client, TlsOptions};
 
-/// `https://HOST[:PORT][/...]` to host and port (443 by default; `[v6]` hosts without their
-/// brackets); `listener` names what the URL must point at, for the message.
-pub fn host_and_port(url: &str, listener: &str) -> anyhow::Result<(String, u16)> {
+/// A client for `url`, which must be `https://HOST[:PORT]` of the `listener` (named in the
+/// message), with `tls`: a bad URL or unusable TLS options are a usage error.
+pub fn https_client(url: &str, tls: TlsOptions, listener: &str) -> anyhow::Result<Client> {
     let not_https = || anyhow!("--url must be https://HOST:PORT of the {listener}, not {url}");
-    let uri: http::Uri = url.parse().map_err(|e| match url.get(..8) {
-        Some(s) if s.eq_ignore_ascii_case("https://") => anyhow!("bad URL {url}: {e}"),
-        _ => not_https(),
-    })?;
+    let uri = url.parse::<http::Uri>().map_err(|_| not_https())?;
     if uri.scheme() != Some(&http::uri::Scheme::HTTPS) {
         return Err(not_https());
     }
-    let Some(authority) = uri.authority() else {
-        bail!("no host in {url}");
-    };
-    let host = authority
-        .host()
-        .trim_start_matches('[')
-        .trim_end_matches(']');
-    if host.is_empty() {
-        bail!("no host in {url}");
-    }
-    // `Uri` keeps a port it cannot read as a number; that is an error here.
-    let text = authority.as_str();
-    let after_host = text
-        .rfind(authority.host())
-        .map(|i| &text[i + authority.host().len()..]);
-    let port = match after_host.and_then(|rest| rest.strip_prefix(':')) {
-        None => 443,
-        Some(p) => p.parse().map_err(|_| anyhow!("bad port in {url}"))?,
-    };
-    Ok((host.to_owned(), port))
+    // The listener's operations have absolute paths: a path in the URL is ignored.
+    let authority = uri.authority().map_or("", |a| a.as_str());
+    Client::with_tls(&format!("https://{authority}"), tls).map_err(|e| anyhow!("--url {url}: {e}"))
 }
 
 #[cfg(test)]
 mod tests {
-    use super::host_and_port;
+    use super::https_client;
+    use client::{Psk, TlsOptions};
 
     #[test]
-    fn https_urls_give_host_and_port() {
-        let ok = |url| host_and_port(url, "enrolment listener").expect(url);
-        assert_eq!(ok("https://127.0.0.1:8445"), ("127.0.0.1".to_owned(), 8445));
-        assert_eq!(ok("HTTPS://[::1]:9/x"), ("::1".to_owned(), 9));
-        assert_eq!(ok("https://mef.example"), ("mef.example".to_owned(), 443));
+    fn only_https_urls_of_a_listener() {
+        let tls = || {
+            TlsOptions::new()
+                .psk(Psk::from_hex("d", "00112233445566778899aabbccddeeff").expect("psk"))
+        };
+        for ok in [
+            "https://127.0.0.1:8445",
+            "HTTPS://[::1]:9/x",
+            "https://mef.example",
+        ] {
+            assert!(
+                https_client(ok, tls(), "enrolment listener").is_ok(),
+                "{ok}"
+            );
+        }
         for bad in [
             "http://127.0.0.1:1",
             "127.0.0.1:1",
@@ -55,7 +47,7 @@ mod tests {
             "https://[::1:1",
             "",
         ] {
-            let e = host_and_port(bad, "enrolment listener").expect_err(bad);
+            let e = https_client(bad, tls(), "enrolment listener").expect_err(bad);
             assert!(e.to_string().contains(bad), "{bad}: {e}");
         }
     }

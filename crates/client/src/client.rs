@@ -1,13 +1,15 @@
 //! The client: one pooled hyper client, a base URL, a serialization and a timeout.
 
+use crate::connection::{Connection, Exporter};
 use crate::connector::Connector;
 use crate::encode::{encode_query, path_for};
 use crate::error::ClientError;
+use crate::raw::{self, RawResponse};
 use crate::tls::TlsOptions;
 use bytes::Bytes;
 use http::header::{HeaderMap, HeaderName, HeaderValue, ACCEPT, CONTENT_LOCATION, CONTENT_TYPE};
 use http::{Method, Uri};
-use http_body_util::{BodyExt, Full, Limited};
+use http_body_util::Full;
 use hyper_util::rt::TokioExecutor;
 use model::codec::{self, Format};
 use model::{Operation, Request, Response, ResponseStatusCode};
@@ -35,6 +37,8 @@ const EC: HeaderName = HeaderName::from_static("x-m2m-ec");
 #[derive(Debug, Clone)]
 pub struct Client {
     http: hyper_util::client::legacy::Client<Connector, Full<Bytes>>,
+    /// The pool's connector, also used for connections outside it ([`Client::connect`]).
+    connector: Connector,
     /// Whether the connector can reach `https://` URLs.
     has_tls: bool,
     base: BaseUrl,
@@ -65,12 +69,19 @@ impl BaseUrl {
             Some(s) if s.eq_ignore_ascii_case("https") => "https",
             _ => return Err(invalid("only http:// and https:// URLs are supported")),
         };
-        let authority = uri
-            .authority()
-            .ok_or_else(|| invalid("no host"))?
-            .to_string();
+        let parsed = uri.authority().ok_or_else(|| invalid("no host"))?;
+        let authority = parsed.to_string();
         if authority.contains('@') {
             return Err(invalid("user information in URLs is not supported"));
+        }
+        if parsed.host().is_empty() {
+            return Err(invalid("no host"));
+        }
+        // `Uri` keeps a port it cannot read as a number.
+        if let Some(port) = authority[parsed.host().len()..].strip_prefix(':') {
+            if port.parse::<u16>().is_err() {
+                return Err(invalid("the port is not a number from 0 to 65535"));
+            }
         }
         let prefix = uri.path().trim_end_matches('/').to_owned();
         Ok((
@@ -121,9 +132,10 @@ impl Client {
             // Below the binding's 10 s idle limit, so a pooled connection is not reused
             // just as the server closes it.
             .pool_idle_timeout(Duration::from_secs(5))
-            .build(connector);
+            .build(connector.clone());
         Ok(Self {
             http,
+            connector,
             has_tls,
             base,
             format: Format::Json,
@@ -218,11 +230,6 @@ impl Client {
         if !valid {
             return Err(ClientError::InvalidAdminCommand(command.to_owned()));
         }
-        let rqi = model::id::random_token(12);
-        let uri = format!(
-            "{}://{}{}/.admin/{command}",
-            self.base.scheme, self.base.authority, self.base.prefix
-        );
         let encode = |s: &str| {
             percent_encoding::utf8_percent_encode(s, percent_encoding::NON_ALPHANUMERIC).to_string()
         };
@@ -230,24 +237,112 @@ impl Client {
             .iter()
             .map(|(k, v)| format!("{}={}", encode(k), encode(v)))
             .collect();
-        let uri = if query.is_empty() {
-            uri
+        let path = if query.is_empty() {
+            format!("/.admin/{command}")
         } else {
-            format!("{uri}?{}", query.join("&"))
+            format!("/.admin/{command}?{}", query.join("&"))
         };
+        let (http_req, rqi) = self.manager_request(method, &path, Some(origin), None)?;
+        self.round_trip(http_req, &rqi).await
+    }
+
+    /// An HTTP request for `path` (with its query, percent-encoded) under the base URL,
+    /// carrying `content` (media type, bytes) when given: for exchanges that are not
+    /// request primitives, such as the JSON of a bootstrap server. Send it with
+    /// [`Client::request`] or on a [`Connection`].
+    pub fn http_request(
+        &self,
+        method: Method,
+        path: &str,
+        content: Option<(&str, Vec<u8>)>,
+    ) -> Result<http::Request<Full<Bytes>>, ClientError> {
+        let uri = format!(
+            "{}://{}{}{path}",
+            self.base.scheme, self.base.authority, self.base.prefix
+        );
         let uri: Uri = uri.parse().map_err(|_| ClientError::InvalidUrl {
             url: uri,
             reason: "not a valid request URI",
         })?;
         let mut http_req = http::Request::new(Full::new(Bytes::new()));
-        *http_req.uri_mut() = uri;
         *http_req.method_mut() = method;
+        *http_req.uri_mut() = uri;
+        if let Some((media_type, bytes)) = content {
+            put(
+                http_req.headers_mut(),
+                CONTENT_TYPE,
+                "content type",
+                Some(media_type),
+            )?;
+            *http_req.body_mut() = Full::new(Bytes::from(bytes));
+        }
+        Ok(http_req)
+    }
+
+    /// A request to one of the security manager's operations under the base URL
+    /// (`/.admin/...`, `/.mef/enrol`, `/.mef/certificate`): not a resource, so not a
+    /// primitive, but with the oneM2M headers the CSE reads (a fresh `X-M2M-RI`, returned
+    /// too, `X-M2M-RVI: 3`, `X-M2M-Origin` when given, `Accept` of the client's
+    /// serialization).
+    pub fn manager_request(
+        &self,
+        method: Method,
+        path: &str,
+        origin: Option<&str>,
+        content: Option<(&str, Vec<u8>)>,
+    ) -> Result<(http::Request<Full<Bytes>>, String), ClientError> {
+        let rqi = model::id::random_token(12);
+        let mut http_req = self.http_request(method, path, content)?;
         let h = http_req.headers_mut();
-        put(h, ORIGIN, "fr", Some(origin))?;
+        put(h, ORIGIN, "fr", origin)?;
         put(h, RI, "rqi", Some(&rqi))?;
         put(h, RVI, "rvi", Some("3"))?;
         h.insert(ACCEPT, HeaderValue::from_static(self.format.media_type()));
-        self.round_trip(http_req, &rqi).await
+        Ok((http_req, rqi))
+    }
+
+    /// Sends any HTTP request through the pool and reads its answer as it is (any status),
+    /// within the client's timeout and body limit.
+    pub async fn request(
+        &self,
+        http_req: http::Request<Full<Bytes>>,
+    ) -> Result<RawResponse, ClientError> {
+        raw::within(self.timeout, async {
+            let resp = self.http.request(http_req).await?;
+            raw::read(resp, self.max_body_bytes).await
+        })
+        .await
+    }
+
+    /// Opens a connection of its own to the base URL, outside the pool (see [`Connection`]),
+    /// within the client's timeout; with `export`, the TLS session's keying material is
+    /// exported right after the handshake.
+    ///
+    /// The future owns what it needs, so it can be handed to [`crate::Blocking::run`].
+    pub fn connect(
+        &self,
+        export: Option<Exporter>,
+    ) -> impl std::future::Future<Output = Result<Connection, ClientError>> + Send + 'static {
+        let client = self.clone();
+        async move {
+            let uri = format!("{}://{}/", client.base.scheme, client.base.authority);
+            let uri: Uri = uri.parse().map_err(|_| ClientError::InvalidUrl {
+                url: uri,
+                reason: "not a valid request URI",
+            })?;
+            raw::within(client.timeout, async {
+                let stream = client.connector.open(uri).await?;
+                Connection::start(
+                    stream,
+                    &client.base.authority,
+                    export.as_ref(),
+                    client.timeout,
+                    client.max_body_bytes,
+                )
+                .await
+            })
+            .await
+        }
     }
 
     async fn exchange(
@@ -268,25 +363,7 @@ impl Client {
         http_req: http::Request<Full<Bytes>>,
         rqi: &str,
     ) -> Result<Response, ClientError> {
-        let exchange = async {
-            let resp = self.http.request(http_req).await?;
-            let (parts, body) = resp.into_parts();
-            let body = Limited::new(body, self.max_body_bytes)
-                .collect()
-                .await
-                .map_err(|e| ClientError::Body(e.to_string()))?
-                .to_bytes();
-            parse_response(
-                parts.status.as_u16(),
-                &parts.headers,
-                &body,
-                self.format,
-                rqi,
-            )
-        };
-        tokio::time::timeout(self.timeout, exchange)
-            .await
-            .map_err(|_| ClientError::Timeout(self.timeout))?
+        self.request(http_req).await?.primitive(self.format, rqi)
     }
 
     fn build(
@@ -371,7 +448,7 @@ fn put(
 }
 
 /// Reads a response primitive from an HTTP response (TS-0009 clause 6.3 and 6.4, reversed).
-fn parse_response(
+pub(crate) fn parse_response(
     status: u16,
     headers: &HeaderMap,
     body: &[u8],
@@ -424,6 +501,10 @@ mod tests {
         assert!(Client::new("localhost:8080").is_err());
         assert!(Client::new("http://u:p@localhost").is_err());
         assert!(Client::new("http://localhost/?q=1").is_err());
+        assert!(Client::new("http://localhost:x").is_err());
+        assert!(Client::new("http://localhost:65536").is_err());
+        assert!(Client::new("http://:1").is_err());
+        assert!(Client::new("http://[::1]:1").is_ok());
         let tls = || {
             let psk = crate::Psk::from_hex("dev1", "00112233445566778899aabbccddeeff");
             TlsOptions::new().psk(psk.expect("valid"))

@@ -3,6 +3,7 @@
 //! hyper-util keys its pool by scheme and authority, so plain and TLS connections to the
 //! same host never mix.
 
+use crate::error::{chain, ClientError};
 use crate::header_case::HeadCase;
 use crate::tls::TlsConfig;
 use hyper_util::client::legacy::connect::{Connected, Connection, HttpConnector};
@@ -55,6 +56,21 @@ impl Connector {
         self.tls.is_some()
     }
 
+    /// One connection to `dst` outside the pool ([`crate::Connection`]): a TCP failure is
+    /// [`ClientError::Connect`], a refused TLS handshake [`ClientError::Handshake`].
+    pub(crate) async fn open(&self, dst: http::Uri) -> Result<Stream, ClientError> {
+        let mut connector = self.clone();
+        std::future::poll_fn(|cx| Service::<http::Uri>::poll_ready(&mut connector, cx))
+            .await
+            .map_err(|e| ClientError::Connect(chain(&*e)))?;
+        match connector.call(dst).await {
+            Ok(io) => Ok(io.into_inner()),
+            Err(e) if e.is::<HandshakeError>() || e.is::<openssl::error::ErrorStack>() => {
+                Err(ClientError::Handshake(e.to_string()))
+            }
+            Err(e) => Err(ClientError::Connect(chain(&*e))),
+        }
+    }
     /// The name for SNI and certificate verification on a connection to `dst`.
     fn server_name(&self, tls: &TlsConfig, dst: &http::Uri) -> Option<String> {
         let authority = dst.authority()?;
@@ -126,7 +142,7 @@ impl Service<http::Uri> for Connector {
             let ssl = tls.connector.configure()?.into_ssl(&name)?;
             let mut stream = SslStream::new(ssl, tcp)?;
             match tokio::time::timeout(timeout, Pin::new(&mut stream).connect()).await {
-                Ok(Ok(())) => Ok(TokioIo::new(Stream::new(Transport::Tls(stream)))),
+                Ok(Ok(())) => Ok(TokioIo::new(Stream::new(Transport::Tls(stream, None)))),
                 Ok(Err(e)) => Err(HandshakeError::failed(name, e, &stream, tls.is_psk()).into()),
                 Err(_) => Err(HandshakeError {
                     server: name,
@@ -219,7 +235,9 @@ pub(crate) struct Stream {
 #[derive(Debug)]
 enum Transport {
     Plain(TcpStream),
-    Tls(SslStream<TcpStream>),
+    /// With the error of a write the server refused, kept while the reason (an alert) may
+    /// still be on its way in (see [`why_closed`]).
+    Tls(SslStream<TcpStream>, Option<io::Error>),
 }
 
 impl Stream {
@@ -229,13 +247,21 @@ impl Stream {
             case: HeadCase::default(),
         }
     }
+
+    /// The TLS session, for a connection over TLS.
+    pub(crate) fn tls(&self) -> Option<&SslStream<TcpStream>> {
+        match &self.io {
+            Transport::Plain(_) => None,
+            Transport::Tls(tls, _) => Some(tls),
+        }
+    }
 }
 
 impl Connection for Stream {
     fn connected(&self) -> Connected {
         match &self.io {
             Transport::Plain(tcp) => tcp.connected(),
-            Transport::Tls(tls) => tls.get_ref().connected(),
+            Transport::Tls(tls, _) => tls.get_ref().connected(),
         }
     }
 }
@@ -248,7 +274,7 @@ impl AsyncRead for Stream {
     ) -> Poll<io::Result<()>> {
         match &mut self.get_mut().io {
             Transport::Plain(s) => Pin::new(s).poll_read(cx, buf),
-            Transport::Tls(s) => Pin::new(s).poll_read(cx, buf),
+            Transport::Tls(s, _) => Pin::new(s).poll_read(cx, buf),
         }
     }
 }
@@ -263,7 +289,7 @@ impl AsyncWrite for Stream {
         if !this.case.active() {
             return match &mut this.io {
                 Transport::Plain(s) => Pin::new(s).poll_write(cx, buf),
-                Transport::Tls(s) => Pin::new(s).poll_write(cx, buf),
+                Transport::Tls(s, refused) => tls_write(s, refused, cx, buf),
             };
         }
         // Rewritten on a copy; the writer moves past only what was taken.
@@ -271,7 +297,7 @@ impl AsyncWrite for Stream {
         this.case.clone().apply(&mut out);
         let written = match &mut this.io {
             Transport::Plain(s) => Pin::new(s).poll_write(cx, &out),
-            Transport::Tls(s) => Pin::new(s).poll_write(cx, &out),
+            Transport::Tls(s, refused) => tls_write(s, refused, cx, &out),
         };
         if let Poll::Ready(Ok(n)) = written {
             this.case.apply(&mut out[..n].to_vec());
@@ -287,14 +313,72 @@ impl AsyncWrite for Stream {
     fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
         match &mut self.get_mut().io {
             Transport::Plain(s) => Pin::new(s).poll_flush(cx),
-            Transport::Tls(s) => Pin::new(s).poll_flush(cx),
+            Transport::Tls(s, _) => Pin::new(s).poll_flush(cx),
         }
     }
 
     fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
         match &mut self.get_mut().io {
             Transport::Plain(s) => Pin::new(s).poll_shutdown(cx),
-            Transport::Tls(s) => Pin::new(s).poll_shutdown(cx),
+            Transport::Tls(s, _) => Pin::new(s).poll_shutdown(cx),
         }
     }
+}
+
+/// One write to a TLS stream, unless an earlier write was refused (then its error, or the
+/// alert that explains it: [`why_closed`]).
+fn tls_write(
+    s: &mut SslStream<TcpStream>,
+    refused: &mut Option<io::Error>,
+    cx: &mut Context<'_>,
+    buf: &[u8],
+) -> Poll<io::Result<usize>> {
+    let written = match refused.take() {
+        Some(e) => Poll::Ready(Err(e)),
+        None => Pin::new(&mut *s).poll_write(cx, buf),
+    };
+    why_closed(s, refused, cx, written)
+}
+
+/// A write the server's close refused (`EPIPE`, or OpenSSL's own error for it), replaced by
+/// the TLS alert the server sent before closing.
+///
+/// NOTE(alert): in TLS 1.3 a server checks the client certificate after the client has
+/// finished its side of the handshake, so a refusal (`unknown ca`, `certificate revoked`)
+/// arrives as an alert while the first request is on its way. "Broken pipe" would tell the
+/// user nothing; the alert says why. The runtime may not have seen the alert arrive yet when
+/// the write fails, so the write waits (its error kept in `refused`) until the connection is
+/// readable: then the alert, or else the write's own error, is the answer.
+fn why_closed(
+    tls: &mut SslStream<TcpStream>,
+    refused: &mut Option<io::Error>,
+    cx: &mut Context<'_>,
+    written: Poll<io::Result<usize>>,
+) -> Poll<io::Result<usize>> {
+    let Poll::Ready(Err(e)) = written else {
+        return written;
+    };
+    let mut scratch = [0u8; 64];
+    let mut buf = ReadBuf::new(&mut scratch);
+    match Pin::new(tls).poll_read(cx, &mut buf) {
+        Poll::Ready(Err(read)) if is_alert(&read) => Poll::Ready(Err(read)),
+        Poll::Ready(_) => Poll::Ready(Err(e)),
+        Poll::Pending => {
+            *refused = Some(e);
+            Poll::Pending
+        }
+    }
+}
+
+/// Whether an I/O error is OpenSSL reporting a TLS alert the peer sent.
+fn is_alert(e: &io::Error) -> bool {
+    e.get_ref()
+        .and_then(|inner| inner.downcast_ref::<openssl::ssl::Error>())
+        .and_then(openssl::ssl::Error::ssl_error)
+        .is_some_and(|stack| {
+            stack
+                .errors()
+                .iter()
+                .any(|e| e.reason().is_some_and(|r| r.contains("alert")))
+        })
 }

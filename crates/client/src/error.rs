@@ -37,9 +37,33 @@ pub enum ClientError {
     /// as `source()` (reports would print every cause twice).
     #[error("transport error: {}", chain(.0))]
     Transport(hyper_util::client::legacy::Error),
-    /// The response body could not be read or was larger than the client accepts.
+    /// The response body could not be read (the connection broke, or the body was cut
+    /// short). Retrying may help.
     #[error("could not read the response body: {0}")]
     Body(String),
+    /// The response body is larger than the client accepts
+    /// ([`crate::Client::with_max_body_bytes`]); it was not read further.
+    #[error("the response body is larger than {limit} bytes")]
+    BodyTooLarge {
+        /// The largest body accepted, in bytes.
+        limit: usize,
+    },
+    /// A [`crate::Connection`] could not be opened: no TCP connection to the server (refused,
+    /// unreachable, no address, or no connection within the timeout).
+    #[error("cannot connect: {0}")]
+    Connect(String),
+    /// A [`crate::Connection`] could not be opened: the server refused the TLS handshake, or
+    /// the client refused the server; the message gives OpenSSL's reason.
+    #[error("{0}")]
+    Handshake(String),
+    /// Sending a request or reading its answer on a [`crate::Connection`] failed (the server
+    /// closed the connection, or it broke); the message includes the cause.
+    #[error("the exchange failed: {0}")]
+    Exchange(String),
+    /// [`crate::Blocking`] could not run the request: its thread could not be started, or
+    /// the request was lost (the thread ended). Nothing was received.
+    #[error("the client's own thread could not run the request: {0}")]
+    Runtime(String),
     /// No complete response arrived within the timeout. The request may still have been
     /// carried out by the receiver.
     #[error("no response within {0:?}")]
@@ -137,7 +161,7 @@ impl From<openssl::error::ErrorStack> for TlsError {
 
 /// The error and its sources on one line: hyper's top-level messages ("client error
 /// (Connect)") say little without the cause.
-fn chain(e: &(dyn std::error::Error + 'static)) -> String {
+pub(crate) fn chain(e: &(dyn std::error::Error + 'static)) -> String {
     let mut out = e.to_string();
     let mut source = e.source();
     while let Some(s) = source {

@@ -19,19 +19,34 @@
 //! security association frameworks of TS-0003 clause 8.2: a pre-shared key ([`Psk`]), or
 //! certificates (trust anchors for the server, optionally a client certificate). TLS runs
 //! on OpenSSL, the stack with external-PSK support for both TLS 1.2 and TLS 1.3.
+//!
+//! It is also the project's one HTTP/1.1 client for exchanges that are not request
+//! primitives: [`Client::request`] sends any HTTP request and returns the answer as
+//! received ([`RawResponse`]: any status, the body read whole, chunked or not, up to the
+//! client's limit, within its timeout); [`Client::manager_request`] builds a request to a
+//! security-manager operation (`/.mef/enrol`, `/.admin/...`); [`Client::connect`] opens one
+//! [`Connection`] outside the pool, whose TLS session can export keying material
+//! (RFC 5705) for an enrolment; [`Blocking`] runs the client for callers that cannot
+//! `.await` (the CSE's Zn query inside a TLS handshake, `m2m` commands).
 #![forbid(unsafe_code)]
 
+mod blocking;
 mod client;
+mod connection;
 mod connector;
 mod encode;
 mod error;
 mod header_case;
 mod psk;
+mod raw;
 mod tls;
 
+pub use blocking::Blocking;
 pub use client::Client;
+pub use connection::{Connection, Exporter};
 pub use encode::{encode_filter, encode_query, path_for};
 pub use error::{ClientError, TlsError};
 pub use psk::Psk;
-pub use tls::TlsOptions;
+pub use raw::RawResponse;
+pub use tls::{TlsOptions, TlsProtocol};
 pub use zeroize::Zeroizing;

@@ -7,7 +7,7 @@
 //!   anchors (never the system store) and its name against the URL's host or
 //!   [`TlsOptions::server_name`]. A client certificate is sent if the server asks.
 //!
-//! Either way TLS 1.2 is the lowest version offered.
+//! Either way TLS 1.2 is the lowest version offered; [`TlsOptions::protocol`] pins one.
 
 use crate::error::TlsError;
 use crate::psk::Psk;
@@ -56,6 +56,18 @@ pub struct TlsOptions {
     client_cert: Option<(Pem, KeyPem)>,
     psk: Option<Psk>,
     server_name: Option<String>,
+    protocol: Option<TlsProtocol>,
+}
+
+/// One TLS version, for a client that must use exactly that one
+/// ([`TlsOptions::protocol`]); without it the client offers TLS 1.2 and 1.3.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum TlsProtocol {
+    /// TLS 1.2 only (RFC 5246).
+    Tls12,
+    /// TLS 1.3 only (RFC 8446).
+    Tls13,
 }
 
 /// Certificates (public): a file or inline PEM.
@@ -118,11 +130,24 @@ impl TlsOptions {
         self
     }
 
+    /// Offers only `protocol`: for an exchange whose meaning depends on the version (an
+    /// enrolee asked to use TLS 1.2 with the oneM2M PSK suites, say) or a test of one.
+    pub fn protocol(mut self, protocol: TlsProtocol) -> Self {
+        self.protocol = Some(protocol);
+        self
+    }
+
     /// Loads the files and builds the OpenSSL configuration.
     pub(crate) fn build(self) -> Result<TlsConfig, TlsError> {
         let server_name = self.server_name.map(check_server_name).transpose()?;
         let mut b = SslConnector::builder(SslMethod::tls_client())?;
-        b.set_min_proto_version(Some(SslVersion::TLS1_2))?;
+        let (lowest, highest) = match self.protocol {
+            None => (SslVersion::TLS1_2, None),
+            Some(TlsProtocol::Tls12) => (SslVersion::TLS1_2, Some(SslVersion::TLS1_2)),
+            Some(TlsProtocol::Tls13) => (SslVersion::TLS1_3, Some(SslVersion::TLS1_3)),
+        };
+        b.set_min_proto_version(Some(lowest))?;
+        b.set_max_proto_version(highest)?;
         // Replaces the store `SslConnector::builder` filled from the system defaults: only
         // the configured trust anchors vouch for a server.
         let mut store = X509StoreBuilder::new()?;
@@ -212,6 +237,7 @@ impl fmt::Debug for TlsOptions {
             )
             .field("psk", &self.psk)
             .field("server_name", &self.server_name)
+            .field("protocol", &self.protocol)
             .finish()
     }
 }

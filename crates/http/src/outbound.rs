@@ -111,12 +111,13 @@ fn delivery_error(e: ClientError) -> DeliveryError {
             accepted: (200..300).contains(&status),
             reason,
         },
-        ClientError::Body(_) | ClientError::UnknownRsc(_) | ClientError::Content(_) => {
-            DeliveryError::NoPrimitive {
-                accepted: false,
-                reason,
-            }
-        }
+        ClientError::Body(_)
+        | ClientError::BodyTooLarge { .. }
+        | ClientError::UnknownRsc(_)
+        | ClientError::Content(_) => DeliveryError::NoPrimitive {
+            accepted: false,
+            reason,
+        },
         _ => DeliveryError::Unsendable(reason),
     }
 }

@@ -427,7 +427,9 @@ mod tests {
         ] {
             assert!(!ae(json!({ "csz": bad })), "{bad}");
         }
-        assert!(ae(
+        assert!(ae(json!({"poa": ["http://10.0.0.1:8080/n"]})));
+        // `nl` links to a <node>, a type this CSE does not host: refused, not stored.
+        assert!(!ae(
             json!({"poa": ["http://10.0.0.1:8080/n"], "nl": "cse-in/node"})
         ));
         assert!(ae(

@@ -30,10 +30,11 @@
 //! withdraws its nodes too: [`GbaNaf`] is the
 //! [`DerivedCredentials`] rule that says so.
 //!
-//! NOTE(gba-blocking): OpenSSL's PSK callback is synchronous, so the Zn query runs inside it,
-//! in `block_in_place` on a multi-threaded runtime (the same way a key home derives a PSK).
-//! A handshake therefore holds a worker for at most `timeout`; the listener's handshake caps
-//! bound how many do so at once.
+//! NOTE(gba-blocking): OpenSSL's PSK callback is synchronous, so the callback waits for the
+//! Zn query, in `block_in_place` on a multi-threaded runtime (the same way a key home derives
+//! a PSK), while the query itself runs on the HTTP client's own thread and runtime
+//! ([`zn::HttpZn`]), never on the runtime it blocks. A handshake therefore holds a worker for
+//! at most `timeout`; the listener's handshake caps bound how many do so at once.
 
 pub mod zn;
 

@@ -400,7 +400,7 @@ fn main() -> ExitCode {
         Command::Credentials(CredentialsCommand::Id { certificate }) => {
             Ok(certificate_digest(certificate))
         }
-        // Its own HTTP exchanges with the BSF; blocking, no runtime needed.
+        // JSON exchanges with the BSF (not primitives), through `client::Blocking`.
         Command::Gba(gba) => Ok(::cli::gba_cmd::run(gba, timeout)),
         // The key goes to a file, never to standard output.
         Command::Maf(maf) => {

@@ -3,7 +3,7 @@
 
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Command, Output, Stdio};
 
 pub struct Server {
     /// The `cse` process, or `None` for a CSE served in this process ([`Server::in_process`]).
@@ -546,4 +546,130 @@ impl Http {
         let a = self.create("C", "cse-in", 2, &body);
         a.body["m2m:ae"]["aei"].as_str().expect("aei").to_owned()
     }
+}
+
+/// Writes a secret file the way the CSE and `m2m` require it (mode 600).
+pub fn write_private(path: &Path, text: &str) {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::write(path, text).expect("write");
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600)).expect("chmod");
+}
+
+/// Runs `m2m` with `args`.
+pub fn m2m(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_m2m"))
+        .args(args)
+        .output()
+        .expect("run m2m")
+}
+
+/// A finished command's exit status and output, for assertion messages.
+pub fn text(out: &Output) -> String {
+    format!(
+        "status {:?}\nstdout: {}\nstderr: {}",
+        out.status.code(),
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    )
+}
+
+/// AEs that hold PSK credentials, as (AE-ID, PSK identity, key hex), written into a test's
+/// folder: `credentials.toml` for `[security] credentials`, and a key file `<AE-ID>.psk`
+/// each for `m2m --psk-key-file`.
+pub struct PskAes {
+    dir: PathBuf,
+    aes: &'static [(&'static str, &'static str, &'static str)],
+}
+
+impl PskAes {
+    /// Writes the files for `aes` into `dir`.
+    pub fn write(dir: &Path, aes: &'static [(&'static str, &'static str, &'static str)]) -> Self {
+        let mut credentials = String::new();
+        for (ae, identity, key) in aes {
+            credentials.push_str(&format!(
+                "[[psk]]\nidentity = \"{identity}\"\nkey_hex = \"{key}\"\nae = \"{ae}\"\n\n"
+            ));
+            write_private(&dir.join(format!("{ae}.psk")), &format!("{key}\n"));
+        }
+        let aes = Self {
+            dir: dir.to_path_buf(),
+            aes,
+        };
+        write_private(&aes.credentials(), &credentials);
+        aes
+    }
+
+    /// The credential file.
+    pub fn credentials(&self) -> PathBuf {
+        self.dir.join("credentials.toml")
+    }
+
+    /// `m2m` over the PSK listener at `url` as the AE `ae` (its own association), with
+    /// `From` = `from`.
+    pub fn m2m_as(&self, url: &str, ae: &str, from: &str, args: &[&str]) -> Output {
+        let (_, identity, _) = self
+            .aes
+            .iter()
+            .find(|(a, _, _)| *a == ae)
+            .expect("known AE");
+        let key = self.dir.join(format!("{ae}.psk"));
+        let mut all = vec![
+            "--url",
+            url,
+            "--psk-identity",
+            identity,
+            "--psk-key-file",
+            key.to_str().expect("utf8"),
+            "--origin",
+            from,
+        ];
+        all.extend_from_slice(args);
+        m2m(&all)
+    }
+}
+
+/// The `cse` command with a configuration file, a data folder, plain HTTP on an ephemeral
+/// port, and `env` (a key home's `SOFTHSM2_CONF`, say).
+pub fn cse_command(cfg: &Path, data: &Path, env: &[(&str, &Path)]) -> Command {
+    let mut c = Command::new(env!("CARGO_BIN_EXE_cse"));
+    c.args(["--http", "127.0.0.1:0", "--config"])
+        .arg(cfg)
+        .arg("--data")
+        .arg(data);
+    for (k, v) in env {
+        c.env(k, v);
+    }
+    c
+}
+
+/// Starts [`cse_command`], its log in `data/cse.log`, and waits for its first `listeners`
+/// URLs: the process, the URLs and the log's path (for tests that keep the process
+/// themselves).
+pub fn spawn_cse(
+    cfg: &Path,
+    data: &Path,
+    env: &[(&str, &Path)],
+    listeners: usize,
+) -> (Child, Vec<String>, PathBuf) {
+    std::fs::create_dir_all(data).expect("data");
+    let log = data.join("cse.log");
+    let mut child = cse_command(cfg, data, env)
+        .stdout(Stdio::piped())
+        .stderr(std::fs::File::create(&log).expect("log"))
+        .spawn()
+        .expect("start cse");
+    let mut reader = BufReader::new(child.stdout.take().expect("stdout"));
+    let mut urls = Vec::new();
+    for _ in 0..listeners {
+        let mut line = String::new();
+        let _ = reader.read_line(&mut line);
+        match line.trim().strip_prefix("listening on ") {
+            Some(url) => urls.push(url.to_owned()),
+            None => panic!(
+                "cse did not start: {line:?}; log: {}",
+                std::fs::read_to_string(&log).unwrap_or_default()
+            ),
+        }
+    }
+    (child, urls, log)
 }

@@ -328,14 +328,12 @@ fn app_id_prefixes() {
         register_with_release(&http, "ra01.com.company.smartcity", "2a"),
         2001
     );
-    assert_eq!(
-        register_with_release(&http, "ra01.com.company.smartcity", "4"),
-        4000
-    );
-    assert_eq!(
-        register_with_release(&http, "Ra01.com.company.smartcity", "4"),
-        2001
-    );
+    // Release 4, where a lower-case `r` is forbidden, is not a release this CSE claims: any
+    // request declaring it is refused before its content is read (4001, see group 9), so the
+    // prefix rule of that release is only reached in `model::resources::ae`'s unit test.
+    for api in ["ra01.com.company.smartcity", "Ra01.com.company.smartcity"] {
+        assert_eq!(register_with_release(&http, api, "4"), 4001, "{api}");
+    }
     assert_eq!(register_with_release(&http, "Nk836-t071-fc022", "3"), 2001);
     for bad in ["nlower", "Xapp", "N", "Rapp/x"] {
         assert_eq!(register_with_release(&http, bad, "3"), 4000, "{bad}");

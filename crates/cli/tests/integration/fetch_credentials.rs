@@ -8,17 +8,17 @@
 
 use crate::common;
 
-use cli::enrol_cmd::EnrolmentSession;
-use common::Server;
+use cli::enrol_cmd::{EnrolmentClient, EnrolmentSession};
+use common::{m2m, text, write_private, PskAes, Server};
 use model::clock::ManualClock;
-use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::path::PathBuf;
+use std::process::Output;
 use std::time::Duration;
 use zeroize::Zeroizing;
 
 const KPM_ID: &str = "sensor-9@mef.secure-cse.example";
 const KPM: &str = "000102030405060708090a0b0c0d0e0f101112131415161718191a1b1c1d1e1f";
-const TARGETS: [(&str, &str, &str); 2] = [
+const TARGETS: &[(&str, &str, &str)] = &[
     (
         "Cmaf1",
         "maf1@sp.example",
@@ -32,17 +32,12 @@ const TARGETS: [(&str, &str, &str); 2] = [
 ];
 const TIMEOUT: Duration = Duration::from_secs(10);
 
-fn write_private(path: &Path, text: &str) {
-    use std::os::unix::fs::PermissionsExt;
-    std::fs::write(path, text).expect("write");
-    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600)).expect("chmod");
-}
-
 /// A CSE with a PSK listener (`urls[1]`), an enrolment listener (`urls[2]`), and two
 /// Enrolment Targets: Cmaf1 may fetch SUIDs 23 and 24, Cother SUID 23.
 struct Setup {
     dir: tempfile::TempDir,
     config: PathBuf,
+    targets: PskAes,
 }
 
 impl Setup {
@@ -55,15 +50,8 @@ impl Setup {
                 "[[enrolee]]\nidentity = \"{KPM_ID}\"\nkey_hex = \"{KPM}\"\nallowed_aes = [\"C*\"]\n"
             ),
         );
-        let mut credentials = String::new();
-        for (ae, identity, key) in TARGETS {
-            credentials.push_str(&format!(
-                "[[psk]]\nidentity = \"{identity}\"\nkey_hex = \"{key}\"\nae = \"{ae}\"\n\n"
-            ));
-            write_private(&dir.path().join(format!("{ae}.psk")), &format!("{key}\n"));
-        }
-        let creds = dir.path().join("credentials.toml");
-        write_private(&creds, &credentials);
+        let targets = PskAes::write(dir.path(), TARGETS);
+        let creds = targets.credentials();
         let config = dir.path().join("cse.toml");
         std::fs::write(
             &config,
@@ -78,7 +66,11 @@ impl Setup {
             ),
         )
         .expect("config");
-        Self { dir, config }
+        Self {
+            dir,
+            config,
+            targets,
+        }
     }
 
     fn path(&self, name: &str) -> PathBuf {
@@ -100,20 +92,7 @@ impl Setup {
 
     /// `m2m` over the PSK listener as `ae` (its own association), `From` = `from`.
     fn m2m_as(&self, server: &Server, ae: &str, from: &str, args: &[&str]) -> Output {
-        let (_, identity, _) = TARGETS.iter().find(|(a, _, _)| *a == ae).expect("known");
-        let key = self.path(&format!("{ae}.psk"));
-        let mut all = vec![
-            "--url",
-            server.urls[1].as_str(),
-            "--psk-identity",
-            identity,
-            "--psk-key-file",
-            key.to_str().expect("utf8"),
-            "--origin",
-            from,
-        ];
-        all.extend_from_slice(args);
-        m2m(&all)
+        self.targets.m2m_as(&server.urls[1], ae, from, args)
     }
 
     /// `m2m mef fetch` as `ae`, the key to `out`.
@@ -138,34 +117,20 @@ impl Setup {
 
     /// A device enrols, naming `targets`; its KeID and the session (for local derivations).
     fn enrol(&self, server: &Server, targets: &[&str]) -> (String, EnrolmentSession) {
-        let mut session = EnrolmentSession::connect(
+        let mut session = EnrolmentClient::new(
             &server.urls[2],
             KPM_ID,
             Zeroizing::new(hex::decode(KPM).expect("hex")),
             false,
             TIMEOUT,
         )
+        .expect("client")
+        .connect()
         .expect("MEF handshake");
         let targets: Vec<String> = targets.iter().map(|t| (*t).to_owned()).collect();
         let enrolled = session.enrol_towards(None, &targets).expect("enrolled");
         (enrolled.ke_id.clone(), session)
     }
-}
-
-fn m2m(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_m2m"))
-        .args(args)
-        .output()
-        .expect("run m2m")
-}
-
-fn text(out: &Output) -> String {
-    format!(
-        "status {:?}\nstdout: {}\nstderr: {}",
-        out.status.code(),
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    )
 }
 
 /// Asserts exit code 1 with the status `rsc` on standard error.

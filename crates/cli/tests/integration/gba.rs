@@ -12,8 +12,7 @@
 
 use crate::common;
 
-use common::{eventually, have_openssl, have_python3, Server};
-use security::gba::zn::{post_json, HttpUrl};
+use common::{eventually, have_openssl, have_python3, m2m, text, write_private, Server};
 use std::io::{BufRead, BufReader, Read, Write};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
@@ -27,12 +26,6 @@ const WRONG_K: &str = "ff7e151628aed2a6abf7158809cf4f3c2b7e151628aed2a6abf715880
 const ELSEWHERE: &str = "roamer@ims.secure-cse.example";
 const ADMIN_ID: &str = "admin@secure-cse.example";
 const ADMIN_KEY: &str = "a0a1a2a3a4a5a6a7a8a9aaabacadaeafb0b1b2b3b4b5b6b7b8b9babbbcbdbebf";
-
-fn write_private(path: &Path, text: &str) {
-    use std::os::unix::fs::PermissionsExt;
-    std::fs::write(path, text).expect("write");
-    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600)).expect("chmod");
-}
 
 /// `scripts/bsf.py` on an ephemeral port, with test controls; killed (by its PID) on drop.
 struct Bsf {
@@ -85,10 +78,15 @@ impl Bsf {
     }
 
     fn control(&self, path: &str, body: &str) {
-        let url = HttpUrl::parse(&self.url).expect("url");
-        let (status, _) =
-            post_json(&url, path, body.as_bytes(), Duration::from_secs(10)).expect("control");
-        assert_eq!(status, 200, "{path}");
+        let client = client::Client::new(&self.url).expect("url");
+        let content = ("application/json", body.as_bytes().to_vec());
+        let req = client
+            .http_request(http::Method::POST, path, Some(content))
+            .expect("request");
+        let answer = client::Blocking::new("bsf-control")
+            .run(async move { client.request(req).await })
+            .expect("control");
+        assert_eq!(answer.status(), 200, "{path}");
     }
 }
 
@@ -147,22 +145,6 @@ fn start_edge_cse(dir: &Path, name: &str, bsf_url: &str, edge_nodes: bool) -> Se
         &dir.join(format!("{name}-data")),
         &["--config", config.to_str().expect("utf8")],
         2,
-    )
-}
-
-fn m2m(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_m2m"))
-        .args(args)
-        .output()
-        .expect("run m2m")
-}
-
-fn text(out: &Output) -> String {
-    format!(
-        "status {:?}\nstdout: {}\nstderr: {}",
-        out.status.code(),
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
     )
 }
 

@@ -4,13 +4,14 @@
 //! the real `cse` binary serving HTTPS with that key, `m2m keys list`, and the start-up
 //! refusals (wrong PIN, key below the policy) with exit code 64.
 
-use crate::common::{have_curl, have_openssl, make_test_pki};
+use crate::common::{
+    cse_command, have_curl, have_openssl, make_test_pki, spawn_cse, write_private,
+};
 use keystore::testing::SoftHsm;
 #[cfg(feature = "tpm")]
 use keystore::testing::Swtpm;
-use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Output, Stdio};
+use std::process::{Child, Command, Output};
 
 /// The script's configuration with the listener on an ephemeral port, its private key taken
 /// from `key` (a `key = {...}` line) and its certificate `cert`, plus `extra` sections.
@@ -122,39 +123,8 @@ impl Drop for Cse {
     }
 }
 
-fn cse_command(cfg: &Path, data: &Path, env: &[(&str, &Path)]) -> Command {
-    let mut c = Command::new(env!("CARGO_BIN_EXE_cse"));
-    c.args(["--http", "127.0.0.1:0", "--config"])
-        .arg(cfg)
-        .arg("--data")
-        .arg(data);
-    for (k, v) in env {
-        c.env(k, v);
-    }
-    c
-}
-
 fn start(cfg: &Path, data: &Path, env: &[(&str, &Path)]) -> Cse {
-    std::fs::create_dir_all(data).expect("data");
-    let log = data.join("cse.log");
-    let mut child = cse_command(cfg, data, env)
-        .stdout(Stdio::piped())
-        .stderr(std::fs::File::create(&log).expect("log"))
-        .spawn()
-        .expect("start cse");
-    let mut reader = BufReader::new(child.stdout.take().expect("stdout"));
-    let mut urls = Vec::new();
-    for _ in 0..2 {
-        let mut line = String::new();
-        let _ = reader.read_line(&mut line);
-        match line.trim().strip_prefix("listening on ") {
-            Some(url) => urls.push(url.to_owned()),
-            None => panic!(
-                "cse did not start: {line:?}; log: {}",
-                std::fs::read_to_string(&log).unwrap_or_default()
-            ),
-        }
-    }
+    let (child, urls, log) = spawn_cse(cfg, data, env, 2);
     Cse { child, urls, log }
 }
 
@@ -196,12 +166,6 @@ fn register(pki: &Path, cse: &Cse) -> String {
         .output()
         .expect("curl");
     String::from_utf8_lossy(&out.stdout).into_owned()
-}
-
-fn write_private(path: &Path, text: &str) {
-    use std::os::unix::fs::PermissionsExt;
-    std::fs::write(path, text).expect("write");
-    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600)).expect("chmod");
 }
 
 #[test]

@@ -7,12 +7,12 @@
 
 use crate::common;
 
-use common::Server;
+use common::{m2m, text, PskAes, Server};
 use model::clock::ManualClock;
-use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::path::PathBuf;
+use std::process::Output;
 
-const AES: [(&str, &str, &str); 3] = [
+const AES: &[(&str, &str, &str)] = &[
     (
         "Calice",
         "alice@sp.example",
@@ -30,29 +30,17 @@ const AES: [(&str, &str, &str); 3] = [
     ),
 ];
 
-fn write_private(path: &Path, text: &str) {
-    use std::os::unix::fs::PermissionsExt;
-    std::fs::write(path, text).expect("write");
-    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600)).expect("chmod");
-}
-
 struct Setup {
     dir: tempfile::TempDir,
     config: PathBuf,
+    aes: PskAes,
 }
 
 impl Setup {
     fn new() -> Self {
         let dir = tempfile::tempdir().expect("tmp");
-        let mut credentials = String::new();
-        for (ae, identity, key) in AES {
-            credentials.push_str(&format!(
-                "[[psk]]\nidentity = \"{identity}\"\nkey_hex = \"{key}\"\nae = \"{ae}\"\n\n"
-            ));
-            write_private(&dir.path().join(format!("{ae}.psk")), &format!("{key}\n"));
-        }
-        let creds = dir.path().join("credentials.toml");
-        write_private(&creds, &credentials);
+        let aes = PskAes::write(dir.path(), AES);
+        let creds = aes.credentials();
         let config = dir.path().join("cse.toml");
         std::fs::write(
             &config,
@@ -63,7 +51,7 @@ impl Setup {
             ),
         )
         .expect("config");
-        Self { dir, config }
+        Self { dir, config, aes }
     }
 
     fn path(&self, name: &str) -> PathBuf {
@@ -85,37 +73,8 @@ impl Setup {
 
     /// `m2m` over the PSK listener as the AE `ae` (its own association), `From` = `from`.
     fn m2m_as(&self, server: &Server, ae: &str, from: &str, args: &[&str]) -> Output {
-        let (_, identity, _) = AES.iter().find(|(a, _, _)| *a == ae).expect("known AE");
-        let key = self.path(&format!("{ae}.psk"));
-        let mut all = vec![
-            "--url",
-            server.urls[1].as_str(),
-            "--psk-identity",
-            identity,
-            "--psk-key-file",
-            key.to_str().expect("utf8"),
-            "--origin",
-            from,
-        ];
-        all.extend_from_slice(args);
-        m2m(&all)
+        self.aes.m2m_as(&server.urls[1], ae, from, args)
     }
-}
-
-fn m2m(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_m2m"))
-        .args(args)
-        .output()
-        .expect("run m2m")
-}
-
-fn text(out: &Output) -> String {
-    format!(
-        "status {:?}\nstdout: {}\nstderr: {}",
-        out.status.code(),
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    )
 }
 
 fn stdout_field(out: &Output, name: &str) -> String {

@@ -5,9 +5,10 @@
 //! that cannot be opened stops the start with exit code 64.
 
 use crate::common;
+use common::{cse_command, spawn_cse, write_private};
 
 use keystore::testing::{on_path, skip_unless, SoftHsm, SOFTHSM_MODULE};
-use std::io::{BufRead, BufReader, Write};
+use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
 
@@ -16,12 +17,6 @@ const OTHER_DEVICE: &str = "sensor-8@secure-cse.example";
 
 fn have_openssl() -> bool {
     skip_unless(on_path("openssl"), "the openssl command").is_none()
-}
-
-fn write_private(path: &Path, text: &str) {
-    use std::os::unix::fs::PermissionsExt;
-    std::fs::write(path, text).expect("write");
-    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600)).expect("chmod");
 }
 
 /// A PSK-only listener on an ephemeral port, the credential file, and `homes`.
@@ -149,39 +144,8 @@ impl Cse {
     }
 }
 
-fn cse_command(cfg: &Path, data: &Path, env: &[(&str, &Path)]) -> Command {
-    let mut c = Command::new(env!("CARGO_BIN_EXE_cse"));
-    c.args(["--http", "127.0.0.1:0", "--config"])
-        .arg(cfg)
-        .arg("--data")
-        .arg(data);
-    for (k, v) in env {
-        c.env(k, v);
-    }
-    c
-}
-
 fn start(cfg: &Path, data: &Path, env: &[(&str, &Path)]) -> Cse {
-    std::fs::create_dir_all(data).expect("data");
-    let log = data.join("cse.log");
-    let mut child = cse_command(cfg, data, env)
-        .stdout(Stdio::piped())
-        .stderr(std::fs::File::create(&log).expect("log"))
-        .spawn()
-        .expect("start cse");
-    let mut reader = BufReader::new(child.stdout.take().expect("stdout"));
-    let mut urls = Vec::new();
-    for _ in 0..2 {
-        let mut line = String::new();
-        let _ = reader.read_line(&mut line);
-        match line.trim().strip_prefix("listening on ") {
-            Some(url) => urls.push(url.to_owned()),
-            None => panic!(
-                "cse did not start: {line:?}; log: {}",
-                std::fs::read_to_string(&log).unwrap_or_default()
-            ),
-        }
-    }
+    let (child, urls, log) = spawn_cse(cfg, data, env, 2);
     let port = urls[1].rsplit(':').next().unwrap_or_default().to_owned();
     Cse { child, port, log }
 }

@@ -3,7 +3,7 @@
 //! Certificates are generated per run; no key is checked in.
 
 use bytes::Bytes;
-use client::{Client, ClientError, Psk, TlsError, TlsOptions, Zeroizing};
+use client::{Client, ClientError, Exporter, Psk, TlsError, TlsOptions, TlsProtocol, Zeroizing};
 use http_body_util::Full;
 use hyper::service::service_fn;
 use hyper_util::rt::TokioIo;
@@ -26,6 +26,9 @@ const KEY_HEX: &str = "00112233445566778899aabbccddeeff";
 const KEY: [u8; 16] = [
     0x00, 0x11, 0x22, 0x33, 0x44, 0x55, 0x66, 0x77, 0x88, 0x99, 0xaa, 0xbb, 0xcc, 0xdd, 0xee, 0xff,
 ];
+
+/// The label the server exports 32 bytes under, for [`Connection`]'s exporter.
+const EXPORTER_LABEL: &str = "EXPORTER-secure-cse-test";
 
 // === test server ===
 
@@ -108,7 +111,11 @@ fn session_info(tls: &SslStream<TcpStream>) -> Value {
             .next()
             .and_then(|e| e.data().to_string().ok())
     });
+    let mut exported = [0u8; 32];
+    ssl.export_keying_material(&mut exported, EXPORTER_LABEL, None)
+        .expect("exporter");
     json!({
+        "exporter": hex::encode(exported),
         "version": ssl.version_str(),
         "cipher": ssl.current_cipher().map(|c| c.name()),
         "pskIdentity": ssl.ex_data(psk_identity_index()),
@@ -357,6 +364,67 @@ async fn psk_client_refuses_a_certificate_server() {
     assert_eq!(server.handshakes(), 0);
 }
 
+/// One connection outside the pool: every request on it shares the one TLS session, whose
+/// exported keying material both ends agree on; the version is the one asked for.
+#[tokio::test]
+async fn a_connection_is_one_session_with_its_exported_keying_material() {
+    for (version, protocol, name) in [
+        (SslVersion::TLS1_2, TlsProtocol::Tls12, "TLSv1.2"),
+        (SslVersion::TLS1_3, TlsProtocol::Tls13, "TLSv1.3"),
+    ] {
+        let server = Server::tls(psk_acceptor(version)).await;
+        let client = Client::with_tls(
+            &server.url("https", "127.0.0.1"),
+            TlsOptions::new().psk(psk()).protocol(protocol),
+        )
+        .expect("client");
+        let connection = client
+            .connect(Some(Exporter::new(EXPORTER_LABEL, 32)))
+            .await
+            .expect("connection");
+        assert_eq!(connection.protocol(), Some(name));
+        let ekm = hex::encode(connection.keying_material().expect("exported"));
+        for _ in 0..2 {
+            let (req, rqi) = client
+                .manager_request(
+                    http::Method::POST,
+                    "/.mef/enrol",
+                    None,
+                    Some(("application/json", b"{}".to_vec())),
+                )
+                .expect("request");
+            let answer = connection.send(req).await.expect("answer");
+            assert_eq!((answer.status(), answer.rsc()), (200, Some(2000)));
+            let seen: Value = serde_json::from_slice(answer.body()).expect("json");
+            assert_eq!(seen["tls"]["exporter"], ekm.as_str(), "{name}");
+            assert_eq!(seen["tls"]["version"], name);
+            assert_eq!(
+                (&seen["path"], &seen["ri"]),
+                (&json!("/.mef/enrol"), &json!(rqi))
+            );
+        }
+        assert_eq!(server.handshakes(), 1, "one session for both requests");
+    }
+    // A pinned version the server does not speak: the handshake is refused, as such.
+    let server = Server::tls(psk_acceptor(SslVersion::TLS1_2)).await;
+    let client = Client::with_tls(
+        &server.url("https", "127.0.0.1"),
+        TlsOptions::new().psk(psk()).protocol(TlsProtocol::Tls13),
+    )
+    .expect("client");
+    let refused = client.connect(None).await.expect_err("no common version");
+    assert!(matches!(refused, ClientError::Handshake(_)), "{refused}");
+    let closed = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind")
+        .local_addr()
+        .expect("addr");
+    let client = Client::with_tls(&format!("https://{closed}"), TlsOptions::new().psk(psk()))
+        .expect("client");
+    let refused = client.connect(None).await.expect_err("closed port");
+    assert!(matches!(refused, ClientError::Connect(_)), "{refused}");
+}
+
 // === certificate framework ===
 
 #[tokio::test]
@@ -441,6 +509,27 @@ async fn server_requiring_a_client_certificate_refuses_a_client_without_one() {
         client.send(&retrieve()).await,
         Err(ClientError::Transport(_))
     ));
+}
+
+/// A client certificate the server does not trust: the error gives the server's reason
+/// (its `unknown ca` alert, NOTE(alert) in the connector), not a broken pipe.
+#[tokio::test]
+async fn a_refused_client_certificate_reads_as_the_servers_alert() {
+    let (pki, other) = (Pki::new("CA"), Pki::new("Other CA"));
+    let server = Server::tls(pki.acceptor()).await;
+    let options = TlsOptions::new()
+        .trust_anchor_pem(pki.ca.as_bytes())
+        .client_cert_pem(
+            other.client.0.as_bytes(),
+            Zeroizing::new(other.client.1.as_bytes().to_vec()),
+        );
+    let client = Client::with_tls(&server.url("https", "127.0.0.1"), options).expect("client");
+    let refused = client.send(&retrieve()).await;
+    assert!(
+        !format!("{refused:?}").contains("Broken pipe"),
+        "{refused:?}"
+    );
+    assert_transport_error(refused, "unknown ca");
 }
 
 #[cfg(unix)]

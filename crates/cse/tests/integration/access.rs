@@ -7,18 +7,7 @@ use model::{Operation, Request, ResourceType as T, ResponseStatusCode as R};
 use serde_json::json;
 
 async fn two_aes() -> (TestCse, String, String) {
-    let t = TestCse::new().await;
-    let owner = t.register("owner").await;
-    let other = t.register("other").await;
-    let r = t
-        .create(
-            &owner,
-            "cse-in/owner",
-            T::Container,
-            json!({"m2m:cnt": {"rn": "data"}}),
-        )
-        .await;
-    assert_eq!(r.rsc, R::Created);
+    let (t, owner, other) = common::owner_and_other(cse::CseConfig::default()).await;
     t.create(
         &owner,
         "cse-in/owner/data",
@@ -27,6 +16,11 @@ async fn two_aes() -> (TestCse, String, String) {
     )
     .await;
     (t, owner, other)
+}
+
+/// Every privilege (acop 63) to `ae` alone: the usual `pvs`.
+fn all_to(ae: &str) -> serde_json::Value {
+    json!([{"acor": [ae], "acop": 63}])
 }
 
 fn acp(rn: &str, pv: serde_json::Value, pvs: serde_json::Value) -> serde_json::Value {
@@ -97,7 +91,7 @@ async fn acp_rules_grant_exactly_their_bits() {
             acp(
                 "share",
                 json!([{"acor": [other], "acop": 2}, {"acor": [owner], "acop": 63}]),
-                json!([{"acor": [owner], "acop": 63}]),
+                all_to(&owner),
             ),
         )
         .await;
@@ -169,7 +163,7 @@ async fn wildcards_all_and_discovery_bits() {
             acp(
                 "wild",
                 json!([{"acor": ["C*"], "acop": 32}, {"acor": [owner], "acop": 63}]),
-                json!([{"acor": [owner], "acop": 63}]),
+                all_to(&owner),
             ),
         )
         .await;
@@ -198,11 +192,7 @@ async fn wildcards_all_and_discovery_bits() {
             &owner,
             "cse-in/owner",
             T::AccessControlPolicy,
-            acp(
-                "s",
-                json!([{"acor": ["S*"], "acop": 2}]),
-                json!([{"acor": [owner], "acop": 63}]),
-            ),
+            acp("s", json!([{"acor": ["S*"], "acop": 2}]), all_to(&owner)),
         )
         .await;
     let s_ri = attr(&r, "ri");
@@ -211,11 +201,7 @@ async fn wildcards_all_and_discovery_bits() {
             &owner,
             "cse-in/owner",
             T::AccessControlPolicy,
-            acp(
-                "all",
-                json!([{"acor": ["all"], "acop": 2}]),
-                json!([{"acor": [owner], "acop": 63}]),
-            ),
+            acp("all", json!([{"acor": ["all"], "acop": 2}]), all_to(&owner)),
         )
         .await;
     let all_ri = attr(&r, "ri");
@@ -290,7 +276,7 @@ async fn acpi_rules() {
             acp(
                 "authn",
                 json!([{"acor": [owner], "acop": 63, "acaf": true}]),
-                json!([{"acor": [owner], "acop": 63}]),
+                all_to(&owner),
             ),
         )
         .await;
@@ -341,7 +327,7 @@ async fn set_acpi(t: &TestCse, fr: &str, to: &str, acpi: &[&str]) -> R {
 #[tokio::test]
 async fn malformed_contexts_are_refused_at_creation_and_update() {
     let (t, owner, _other) = two_aes().await;
-    let ok_pvs = json!([{"acor": [owner], "acop": 63}]);
+    let ok_pvs = all_to(&owner);
     let bad_contexts = [
         json!([{"actw": ["* * * * * *"]}]),
         json!([{"actw": ["* * 24 * * * *"]}]),
@@ -441,7 +427,7 @@ async fn wildcard_and_prefix_tricks() {
             "cse-in/owner",
             &format!("p{i}"),
             json!([{"acor": [entry], "acop": 2}]),
-            json!([{"acor": [owner], "acop": 63}]),
+            all_to(&owner),
         )
         .await;
         assert_eq!(
@@ -465,11 +451,7 @@ async fn wildcard_and_prefix_tricks() {
             &owner,
             "cse-in/owner",
             T::AccessControlPolicy,
-            acp(
-                "star",
-                json!([{"acor": ["*"], "acop": 2}]),
-                json!([{"acor": [owner], "acop": 63}]),
-            ),
+            acp("star", json!([{"acor": ["*"], "acop": 2}]), all_to(&owner)),
         )
         .await;
     assert_eq!(r.rsc, R::BadRequest, "{:?}", r.pc);
@@ -497,7 +479,7 @@ async fn self_granting_updates_are_refused() {
         "cse-in/owner",
         "shared",
         json!([{"acor": [other], "acop": 63}, {"acor": [owner], "acop": 63}]),
-        json!([{"acor": [owner], "acop": 63}]),
+        all_to(&owner),
     )
     .await;
     assert_eq!(
@@ -598,7 +580,7 @@ async fn groups_and_roles_in_acor() {
             "cse-in/owner",
             &format!("g{i}"),
             json!([{"acor": [entry], "acop": 2}]),
-            json!([{"acor": [owner], "acop": 63}]),
+            all_to(&owner),
         )
         .await;
         assert_eq!(
@@ -649,7 +631,7 @@ async fn groups_and_roles_in_acor() {
         "cse-in/owner",
         "roles",
         json!([{"acor": ["operators"], "acop": 2}]),
-        json!([{"acor": [owner], "acop": 63}]),
+        all_to(&owner),
     )
     .await;
     assert_eq!(
@@ -687,7 +669,7 @@ async fn contexts_through_the_pipeline() {
             "cse-in/owner",
             &format!("c{i}"),
             json!([{"acor": [other], "acop": 2, "acco": [ctx]}]),
-            json!([{"acor": [owner], "acop": 63}]),
+            all_to(&owner),
         )
         .await;
         assert_eq!(
@@ -737,7 +719,7 @@ async fn macp_governs_fan_out() {
         "cse-in/owner",
         "fan",
         json!([{"acor": [other], "acop": 2}]),
-        json!([{"acor": [owner], "acop": 63}]),
+        all_to(&owner),
     )
     .await;
     let u = t
@@ -783,7 +765,7 @@ async fn attributes_that_decide_access_need_the_self_privileges() {
         "cse-in/owner",
         "upd",
         json!([{"acor": [owner], "acop": 63}, {"acor": [other], "acop": 4}]),
-        json!([{"acor": [owner], "acop": 63}]),
+        all_to(&owner),
     )
     .await;
     let open = make_acp(
@@ -934,7 +916,7 @@ async fn the_admin_can_ask_why_and_the_requester_cannot_see_it() {
             {"acor": [owner], "acop": 63},
             {"acor": [other], "acop": 2, "acco": [{"actw": ["* * 8-17 * * 1-5 *"], "acip": {"ipv4": ["10.0.0.0/8"]}}]}
         ]),
-        json!([{"acor": [owner], "acop": 63}]),
+        all_to(&owner),
     )
     .await;
     assert_eq!(

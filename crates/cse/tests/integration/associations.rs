@@ -20,6 +20,25 @@ fn sa(
     sa_at(registry, framework, credential, identity, admin, apps, None)
 }
 
+/// A PSK association whose credential may register AEs the CSE names (`C*`).
+fn psk_c(registry: &Arc<Registry>, credential: &str) -> SecurityContext {
+    let any_c = PeerIdentity::AllowedAes(vec!["C*".into()]);
+    sa(registry, Framework::Psk, credential, any_c, false, &[])
+}
+
+/// A certificate association bound to the AE-ID `ae`.
+fn cert_ae(registry: &Arc<Registry>, credential: &str, ae: &str) -> SecurityContext {
+    let bound = PeerIdentity::Ae(ae.into());
+    sa(
+        registry,
+        Framework::Certificate,
+        credential,
+        bound,
+        false,
+        &[],
+    )
+}
+
 fn sa_at(
     registry: &Arc<Registry>,
     framework: Framework,
@@ -86,14 +105,7 @@ fn ae_body(rn: &str, api: &str) -> Option<serde_json::Value> {
 async fn a_certificate_bound_ae_is_held_to_its_id() {
     let t = TestCse::new().await;
     let reg = Arc::new(Registry::default());
-    let ctx = sa(
-        &reg,
-        Framework::Certificate,
-        "33-abc",
-        PeerIdentity::Ae("//secure-cse.example/id-in/Cdev1".into()),
-        false,
-        &[],
-    );
+    let ctx = cert_ae(&reg, "33-abc", "//secure-cse.example/id-in/Cdev1");
     // Registering with another stem is refused; with `C` the AE gets the certificate's AE-ID.
     let r = t
         .send_ctx(
@@ -122,38 +134,14 @@ async fn a_certificate_bound_ae_is_held_to_its_id() {
         .await;
     assert_eq!((r.rsc, attr(&r, "aei")), (R::Created, json!("Cdev1")));
     // Its own requests pass; a spoofed From over the same association does not.
+    assert_eq!(t.send_ctx(&ctx, get("cse-in/d", "Cdev1")).await.rsc, R::Ok);
     assert_eq!(
-        t.send_ctx(
-            &ctx,
-            req(Operation::Retrieve, "cse-in/d", Some("Cdev1"), None, None)
-        )
-        .await
-        .rsc,
-        R::Ok
-    );
-    assert_eq!(
-        t.send_ctx(
-            &ctx,
-            req(
-                Operation::Retrieve,
-                "cse-in/d",
-                Some("/id-in/Cdev1"),
-                None,
-                None
-            )
-        )
-        .await
-        .rsc,
+        t.send_ctx(&ctx, get("cse-in/d", "/id-in/Cdev1")).await.rsc,
         R::Ok
     );
     let other = t.register("victim").await;
     for spoof in [other.as_str(), "CAdmin", "/id-in", "/id-mn", "Cdev2"] {
-        let r = t
-            .send_ctx(
-                &ctx,
-                req(Operation::Retrieve, "cse-in", Some(spoof), None, None),
-            )
-            .await;
+        let r = t.send_ctx(&ctx, get("cse-in", spoof)).await;
         assert_eq!(r.rsc, R::OriginatorNotAuthenticated, "{spoof}");
     }
     let counted = reg.list().first().map(|a| a.requests()).unwrap_or(0);
@@ -214,18 +202,7 @@ async fn acaf_rules_match_only_over_an_association() {
         R::Created
     );
     assert_eq!(
-        t.send_ctx(
-            &ctx,
-            req(
-                Operation::Retrieve,
-                "cse-in/dev/c",
-                Some("Cdev"),
-                None,
-                None
-            )
-        )
-        .await
-        .rsc,
+        t.send_ctx(&ctx, get("cse-in/dev/c", "Cdev")).await.rsc,
         R::Ok
     );
     // The same AE-ID over plain HTTP has no association of its credential: refused before
@@ -293,15 +270,7 @@ async fn a_c_star_credential_keeps_its_first_assigned_ae_id() {
     assert_eq!(r.rsc, R::Created);
     let first = attr(&r, "aei").as_str().expect("aei").to_owned();
     assert!(first.starts_with('C'));
-    assert_eq!(
-        t.send_ctx(
-            &ctx,
-            req(Operation::Retrieve, "cse-in/s", Some(&first), None, None)
-        )
-        .await
-        .rsc,
-        R::Ok
-    );
+    assert_eq!(t.send_ctx(&ctx, get("cse-in/s", &first)).await.rsc, R::Ok);
     assert_eq!(
         t.send_ctx(
             &ctx,
@@ -328,12 +297,7 @@ async fn a_c_star_credential_keeps_its_first_assigned_ae_id() {
     // Another AE's ID is not usable over this credential.
     let victim = t.register("victim").await;
     assert_eq!(
-        t.send_ctx(
-            &ctx,
-            req(Operation::Retrieve, "cse-in", Some(&victim), None, None)
-        )
-        .await
-        .rsc,
+        t.send_ctx(&ctx, get("cse-in", &victim)).await.rsc,
         R::OriginatorNotAuthenticated
     );
 }
@@ -359,12 +323,7 @@ async fn the_admin_needs_an_admin_credential_in_a_secure_deployment() {
         &[],
     );
     assert_eq!(
-        t.send_ctx(
-            &admin_psk,
-            req(Operation::Retrieve, "cse-in", Some(ADMIN), None, None)
-        )
-        .await
-        .rsc,
+        t.send_ctx(&admin_psk, get("cse-in", ADMIN)).await.rsc,
         R::Ok
     );
     let not_admin = sa(
@@ -376,48 +335,19 @@ async fn the_admin_needs_an_admin_credential_in_a_secure_deployment() {
         &[],
     );
     assert_eq!(
-        t.send_ctx(
-            &not_admin,
-            req(Operation::Retrieve, "cse-in", Some(ADMIN), None, None)
-        )
-        .await
-        .rsc,
+        t.send_ctx(&not_admin, get("cse-in", ADMIN)).await.rsc,
         R::OriginatorNotAuthenticated
     );
-    let other = sa(
-        &reg,
-        Framework::Psk,
-        "12-y@sp.example",
-        PeerIdentity::AllowedAes(vec!["C*".into()]),
-        false,
-        &[],
-    );
+    let other = psk_c(&reg, "12-y@sp.example");
     assert_eq!(
-        t.send_ctx(
-            &other,
-            req(Operation::Retrieve, "cse-in", Some(ADMIN), None, None)
-        )
-        .await
-        .rsc,
+        t.send_ctx(&other, get("cse-in", ADMIN)).await.rsc,
         R::OriginatorNotAuthenticated
     );
     // A certificate that names the admin AE-ID is no admin credential by that alone (H1):
     // any CA a listener trusts could have issued it.
-    let names_admin = sa(
-        &reg,
-        Framework::Certificate,
-        "33-ee",
-        PeerIdentity::Ae("//secure-cse.example/id-in/CAdmin".into()),
-        false,
-        &[],
-    );
+    let names_admin = cert_ae(&reg, "33-ee", "//secure-cse.example/id-in/CAdmin");
     assert_eq!(
-        t.send_ctx(
-            &names_admin,
-            req(Operation::Retrieve, "cse-in", Some(ADMIN), None, None)
-        )
-        .await
-        .rsc,
+        t.send_ctx(&names_admin, get("cse-in", ADMIN)).await.rsc,
         R::OriginatorNotAuthenticated
     );
     assert_eq!(
@@ -442,12 +372,7 @@ async fn the_admin_needs_an_admin_credential_in_a_secure_deployment() {
         &[],
     );
     assert_eq!(
-        t.send_ctx(
-            &admin_cert,
-            req(Operation::Retrieve, "cse-in", Some(ADMIN), None, None)
-        )
-        .await
-        .rsc,
+        t.send_ctx(&admin_cert, get("cse-in", ADMIN)).await.rsc,
         R::Ok
     );
     // The admin credential cannot register an AE either.
@@ -500,18 +425,7 @@ async fn a_cse_id_named_like_an_s_ae_is_not_that_ae() {
         &[],
     );
     for fr in ["/Sx", "//secure-cse.example/Sx", "Sx", "/Sx/Cbehind"] {
-        let r = t
-            .send_ctx(
-                &ctx,
-                req(
-                    Operation::Retrieve,
-                    "cse-in/owner/data",
-                    Some(fr),
-                    None,
-                    None,
-                ),
-            )
-            .await;
+        let r = t.send_ctx(&ctx, get("cse-in/owner/data", fr)).await;
         assert_eq!(r.rsc, R::OriginatorNotAuthenticated, "{fr}");
     }
 }
@@ -530,58 +444,23 @@ async fn a_cse_peer_speaks_only_for_itself() {
     );
     // Authenticated: it may read the CSEBase, but no policy grants it an AE's resources.
     let ae = t.register("local").await;
+    assert_eq!(t.send_ctx(&ctx, get("cse-in", "/id-mn")).await.rsc, R::Ok);
     assert_eq!(
-        t.send_ctx(
-            &ctx,
-            req(Operation::Retrieve, "cse-in", Some("/id-mn"), None, None)
-        )
-        .await
-        .rsc,
-        R::Ok
-    );
-    assert_eq!(
-        t.send_ctx(
-            &ctx,
-            req(
-                Operation::Retrieve,
-                "cse-in/local",
-                Some("/id-mn"),
-                None,
-                None
-            )
-        )
-        .await
-        .rsc,
+        t.send_ctx(&ctx, get("cse-in/local", "/id-mn")).await.rsc,
         R::OriginatorHasNoPrivilege
     );
-    let behind = req(
-        Operation::Retrieve,
-        "cse-in/local",
-        Some("//secure-cse.example/id-mn/Cbehind"),
-        None,
-        None,
-    );
+    let behind = get("cse-in/local", "//secure-cse.example/id-mn/Cbehind");
     assert_eq!(
         t.send_ctx(&ctx, behind).await.rsc,
         R::OriginatorHasNoPrivilege
     );
     assert_eq!(
-        t.send_ctx(
-            &ctx,
-            req(Operation::Retrieve, "cse-in/local", Some(&ae), None, None)
-        )
-        .await
-        .rsc,
+        t.send_ctx(&ctx, get("cse-in/local", &ae)).await.rsc,
         R::OriginatorNotAuthenticated
     );
     for spoof in ["/id-other", "/id-in", "Cxyz", "/id-mnx", "//other.sp/id-mn"] {
         assert_eq!(
-            t.send_ctx(
-                &ctx,
-                req(Operation::Retrieve, "cse-in", Some(spoof), None, None)
-            )
-            .await
-            .rsc,
+            t.send_ctx(&ctx, get("cse-in", spoof)).await.rsc,
             R::OriginatorNotAuthenticated,
             "{spoof}"
         );
@@ -654,31 +533,9 @@ async fn a_withdrawn_association_serves_no_further_request() {
         .await
         .expect("closed resolves");
 
-    let r = t
-        .send_ctx(
-            &ctx,
-            req(
-                Operation::Retrieve,
-                "cse-in/nine",
-                Some("Cdev9"),
-                None,
-                None,
-            ),
-        )
-        .await;
+    let r = t.send_ctx(&ctx, get("cse-in/nine", "Cdev9")).await;
     assert_eq!(r.rsc, R::OriginatorNotAuthenticated, "{r:?}");
-    let r = t
-        .send_ctx(
-            &other,
-            req(
-                Operation::Retrieve,
-                "cse-in/nine",
-                Some("Cdev9"),
-                None,
-                None,
-            ),
-        )
-        .await;
+    let r = t.send_ctx(&other, get("cse-in/nine", "Cdev9")).await;
     assert_eq!(r.rsc, R::Ok);
 }
 
@@ -761,15 +618,7 @@ async fn a_rule_can_require_the_credential_level_of_the_association() {
         )
         .await;
     assert_eq!(r.rsc, R::Created);
-    let read = || {
-        req(
-            Operation::Retrieve,
-            "cse-in/owner/vitals",
-            Some("Creader"),
-            None,
-            None,
-        )
-    };
+    let read = || get("cse-in/owner/vitals", "Creader");
     assert_eq!(
         t.send_ctx(&software, read()).await.rsc,
         R::OriginatorHasNoPrivilege
@@ -858,25 +707,9 @@ async fn clear_credential_bindings_move_under_the_pseudonym_vault() {
     assert_eq!(bindings[0].1, ae_id);
     // The credential is still bound to its AE-ID, and to nothing else.
     let ctx = psk(&second);
-    let own = second
-        .handle(
-            &ctx,
-            req(Operation::Retrieve, "cse-in/dev7", Some(&ae_id), None, None),
-        )
-        .await;
+    let own = second.handle(&ctx, get("cse-in/dev7", &ae_id)).await;
     assert_eq!(own.rsc, R::Ok);
-    let other = second
-        .handle(
-            &ctx,
-            req(
-                Operation::Retrieve,
-                "cse-in/dev7",
-                Some("Cother"),
-                None,
-                None,
-            ),
-        )
-        .await;
+    let other = second.handle(&ctx, get("cse-in/dev7", "Cother")).await;
     assert_eq!(other.rsc, R::OriginatorNotAuthenticated);
     // Only the resolution opens the sealed copy.
     let sealed = StoreRecords::sealed_identities(store.as_ref() as &dyn store::Store, &ae_id)
@@ -973,25 +806,11 @@ async fn an_enrolment_association_reaches_nothing_but_enrolment_whatever_it_name
 async fn an_ae_bound_to_a_credential_is_refused_without_its_association() {
     let t = TestCse::new().await;
     let reg = Arc::new(Registry::default());
-    let psk = sa(
-        &reg,
-        Framework::Psk,
-        "12-sensor@sp.example",
-        PeerIdentity::AllowedAes(vec!["C*".into()]),
-        false,
-        &[],
-    );
+    let psk = psk_c(&reg, "12-sensor@sp.example");
     let r = t.send_ctx(&psk, register_as_c("psk-ae", "Nsensor")).await;
     assert_eq!(r.rsc, R::Created);
     let bound = attr(&r, "aei").as_str().expect("aei").to_owned();
-    let cert = sa(
-        &reg,
-        Framework::Certificate,
-        "33-cc",
-        PeerIdentity::Ae("//secure-cse.example/id-in/Ccert".into()),
-        false,
-        &[],
-    );
+    let cert = cert_ae(&reg, "33-cc", "//secure-cse.example/id-in/Ccert");
     let r = t.send_ctx(&cert, register_as_c("cert-ae", "Nsensor")).await;
     assert_eq!(r.rsc, R::Created);
     let plain = t.register("plain-ae").await;
@@ -1096,14 +915,7 @@ async fn without_an_association_a_secure_deployment_assigns_the_ae_id() {
     assert_eq!(t.retrieve(&id, "cse-in/plain").await.rsc, R::Ok);
     // The holder of the certificate registers it over its association.
     let reg = Arc::new(Registry::default());
-    let cert = sa(
-        &reg,
-        Framework::Certificate,
-        "33-ab",
-        PeerIdentity::Ae("//secure-cse.example/id-in/Ccert".into()),
-        false,
-        &[],
-    );
+    let cert = cert_ae(&reg, "33-ab", "//secure-cse.example/id-in/Ccert");
     let r = t.send_ctx(&cert, register_as_c("cert", "Nx")).await;
     assert_eq!((r.rsc, attr(&r, "aei")), (R::Created, json!("Ccert")));
 }
@@ -1112,14 +924,7 @@ async fn without_an_association_a_secure_deployment_assigns_the_ae_id() {
 async fn a_rotated_ae_id_stays_bound_and_so_does_the_old_one() {
     let t = TestCse::new().await;
     let reg = Arc::new(Registry::default());
-    let psk = sa(
-        &reg,
-        Framework::Psk,
-        "12-rotating@sp.example",
-        PeerIdentity::AllowedAes(vec!["C*".into()]),
-        false,
-        &[],
-    );
+    let psk = psk_c(&reg, "12-rotating@sp.example");
     let r = t.send_ctx(&psk, register_as_c("rotating", "Nx")).await;
     assert_eq!(r.rsc, R::Created);
     let old = attr(&r, "aei").as_str().expect("aei").to_owned();
@@ -1257,14 +1062,7 @@ async fn a_pattern_grants_only_the_ae_ids_its_own_credential_registered() {
 async fn simultaneous_first_registrations_over_one_credential_register_one_ae() {
     let t = TestCse::new().await;
     let reg = Arc::new(Registry::default());
-    let ctx = sa(
-        &reg,
-        Framework::Psk,
-        "12-race@sp.example",
-        PeerIdentity::AllowedAes(vec!["C*".into()]),
-        false,
-        &[],
-    );
+    let ctx = psk_c(&reg, "12-race@sp.example");
     let tasks: Vec<_> = (0..24)
         .map(|i| {
             let (cse, ctx) = (t.cse.clone(), ctx.clone());
@@ -1339,13 +1137,7 @@ async fn the_memory_binding_carries_an_association_the_cse_knows() {
         ))
         .await;
     assert_eq!(r.rsc, R::Created);
-    let spoof = req(
-        Operation::Retrieve,
-        "cse-in/mem/c",
-        Some("Cother"),
-        None,
-        None,
-    );
+    let spoof = get("cse-in/mem/c", "Cother");
     assert_eq!(device.send(spoof).await.rsc, R::OriginatorNotAuthenticated);
     // The association is in the CSE's own registry: the admin sees it.
     let listed = t

@@ -104,6 +104,20 @@ impl TestCse {
 }
 
 /// An attribute of the single resource in a response.
+/// A CSE with `config`, two registered AEs (`owner`, `other`: their AE-IDs) and the
+/// owner's container `cse-in/owner/data`: the starting point of the access tests.
+pub async fn owner_and_other(config: CseConfig) -> (TestCse, String, String) {
+    let t = TestCse::with_config(config).await;
+    let owner = t.register("owner").await;
+    let other = t.register("other").await;
+    let data = json!({"m2m:cnt": {"rn": "data"}});
+    let r = t
+        .create(&owner, "cse-in/owner", ResourceType::Container, data)
+        .await;
+    assert_eq!(r.rsc, ResponseStatusCode::Created);
+    (t, owner, other)
+}
+
 pub fn attr(r: &Response, name: &str) -> Value {
     r.pc.as_ref()
         .and_then(|pc| pc.as_object())

@@ -594,19 +594,7 @@ async fn with_token(
 }
 
 async fn owned() -> (TestCse, String, String) {
-    let t = TestCse::with_config(config()).await;
-    let owner = t.register("owner").await;
-    let other = t.register("other").await;
-    let r = t
-        .create(
-            &owner,
-            "cse-in/owner",
-            T::Container,
-            json!({"m2m:cnt": {"rn": "data"}}),
-        )
-        .await;
-    assert_eq!(r.rsc, R::Created);
-    (t, owner, other)
+    common::owner_and_other(config()).await
 }
 
 #[tokio::test]

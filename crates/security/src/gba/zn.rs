@@ -15,15 +15,22 @@
 //!
 //! The answer carries a key, so [`HttpZn`] talks plain HTTP only to a loopback address (the
 //! BSF stand-in on the same host); a BSF elsewhere needs a protected Zn, which is not built.
-//! Every call is bounded by one timeout (connect, each read and write, and the whole answer)
-//! and by [`MAX_ANSWER`] bytes.
+//! The exchange goes through the project's HTTP client (`client`): every call is bounded
+//! by one timeout (connect, send and the whole answer) and by [`MAX_ANSWER`] bytes, and an
+//! answer may come with `Content-Length`, chunked, or up to the end of the connection.
+//!
+//! NOTE(gba-blocking): the query is made inside OpenSSL's synchronous PSK callback, on a
+//! worker of the CSE's runtime. Waiting there on a future that same runtime must drive
+//! could deadlock, so the client runs on a thread and runtime of its own
+//! ([`client::Blocking`], started at the first query); the callback only waits for the
+//! answer, inside `block_in_place` (see [`super`]).
 
+use client::{Blocking, Client, ClientError};
 use manager::kdf::{BootstrapTransactionId, GbaNafKeyKind, NafId, NafKey};
 use serde::{Deserialize, Serialize};
 use std::fmt;
-use std::io::{Read, Write};
-use std::net::{IpAddr, SocketAddr, TcpStream, ToSocketAddrs};
-use std::time::{Duration, Instant};
+use std::net::IpAddr;
+use std::time::Duration;
 use zeroize::{Zeroize, Zeroizing};
 
 /// The longest answer read from a BSF.
@@ -81,198 +88,34 @@ pub trait ZnSource: Send + Sync + fmt::Debug + 'static {
     ) -> Result<ZnAnswer, ZnError>;
 }
 
-/// An `http://host:port/prefix` URL, parsed once.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct HttpUrl {
-    host: String,
-    port: u16,
-    prefix: String,
+/// The NAF's Zn client over HTTP to a BSF on this host.
+#[derive(Debug, Clone)]
+pub struct HttpZn {
+    url: String,
+    client: Client,
+    blocking: Blocking,
 }
 
-impl HttpUrl {
-    /// Parses `http://HOST[:PORT][/PREFIX]` (no query, no fragment, no user info) with
-    /// `http::Uri`.
-    pub fn parse(url: &str) -> Result<Self, String> {
+impl HttpZn {
+    /// A client for the BSF at `url` (`http://HOST[:PORT][/PREFIX]` to a loopback address
+    /// only: the answer holds a key) with `timeout` for each query.
+    pub fn new(url: &str, timeout: Duration) -> Result<Self, String> {
         let shape = || format!("{url:?}: expected http://HOST:PORT[/PATH]");
         let uri: http::Uri = url.parse().map_err(|e| format!("{url:?}: {e}"))?;
         if uri.scheme() != Some(&http::uri::Scheme::HTTP) {
             return Err(format!("{url:?} is not an http:// URL"));
         }
-        let authority = uri.authority().ok_or_else(shape)?;
-        if authority.as_str().contains('@') || uri.query().is_some() || url.contains('#') {
+        if url.contains('#') {
             return Err(shape());
         }
-        let host = authority
+        let host = uri
             .host()
+            .ok_or_else(shape)?
             .trim_start_matches('[')
             .trim_end_matches(']');
-        if host.is_empty() {
-            return Err(format!("{url:?}: bad host"));
-        }
-        // `Uri` keeps a port it cannot read as a number; that is an error here.
-        let port = match authority.as_str()[authority.host().len()..].strip_prefix(':') {
-            None => 80,
-            Some(p) => p
-                .parse::<u16>()
-                .map_err(|_| format!("{url:?}: bad port {p:?}"))?,
-        };
-        Ok(Self {
-            host: host.to_owned(),
-            port,
-            prefix: uri.path().trim_end_matches('/').to_owned(),
-        })
-    }
-
-    /// Whether the host is a loopback address (or `localhost`).
-    pub fn is_loopback(&self) -> bool {
-        self.host.eq_ignore_ascii_case("localhost")
-            || self.host.parse::<IpAddr>().is_ok_and(|ip| ip.is_loopback())
-    }
-
-    fn addrs(&self) -> Result<Vec<SocketAddr>, String> {
-        (self.host.as_str(), self.port)
-            .to_socket_addrs()
-            .map(Iterator::collect)
-            .map_err(|e| format!("cannot resolve {}: {e}", self.host))
-    }
-}
-
-impl fmt::Display for HttpUrl {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self.host.contains(':') {
-            true => write!(f, "http://[{}]:{}{}", self.host, self.port, self.prefix),
-            false => write!(f, "http://{}:{}{}", self.host, self.port, self.prefix),
-        }
-    }
-}
-
-/// `POST <url><path>` with a JSON body; the status and the body of the answer. One request
-/// per connection; `timeout` bounds the connection, every read and write and the whole
-/// exchange; answers over [`MAX_ANSWER`] bytes are refused. Used by the NAF (Zn) and by the
-/// device side of the stand-in bootstrap (`m2m gba`).
-pub fn post_json(
-    url: &HttpUrl,
-    path: &str,
-    body: &[u8],
-    timeout: Duration,
-) -> Result<(u16, Zeroizing<Vec<u8>>), ZnError> {
-    let deadline = Instant::now() + timeout;
-    let unreachable =
-        |what: &str, e: &dyn fmt::Display| ZnError::Unreachable(format!("{what} {url}{path}: {e}"));
-    let addrs = url.addrs().map_err(ZnError::Unreachable)?;
-    let mut last = String::from("no address");
-    let mut stream = None;
-    for addr in addrs {
-        match TcpStream::connect_timeout(&addr, timeout) {
-            Ok(s) => {
-                stream = Some(s);
-                break;
-            }
-            Err(e) => last = e.to_string(),
-        }
-    }
-    let mut stream = stream.ok_or_else(|| unreachable("cannot connect to", &last))?;
-    stream
-        .set_read_timeout(Some(timeout))
-        .and_then(|()| stream.set_write_timeout(Some(timeout)))
-        .map_err(|e| unreachable("cannot set up", &e))?;
-    let mut request = Zeroizing::new(
-        format!(
-            "POST {}{path} HTTP/1.1\r\nHost: {}:{}\r\nContent-Type: application/json\r\n\
-             Content-Length: {}\r\nConnection: close\r\n\r\n",
-            url.prefix,
-            url.host,
-            url.port,
-            body.len()
-        )
-        .into_bytes(),
-    );
-    request.extend_from_slice(body);
-    stream
-        .write_all(&request)
-        .map_err(|e| unreachable("cannot send to", &e))?;
-    let mut answer = Zeroizing::new(Vec::new());
-    let mut buf = Zeroizing::new([0u8; 4096]);
-    loop {
-        if Instant::now() >= deadline {
-            return Err(unreachable("timed out waiting for", &"the whole answer"));
-        }
-        match stream.read(&mut buf[..]) {
-            Ok(0) => break,
-            Ok(n) => {
-                if answer.len() + n > MAX_ANSWER {
-                    return Err(ZnError::BadAnswer(format!(
-                        "answer over {MAX_ANSWER} bytes"
-                    )));
-                }
-                answer.extend_from_slice(&buf[..n]);
-                if complete(&answer) {
-                    break;
-                }
-            }
-            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
-            Err(e) => return Err(unreachable("no answer from", &e)),
-        }
-    }
-    parse_answer(&answer)
-}
-
-/// Whether `bytes` hold the head and the whole `Content-Length` body.
-fn complete(bytes: &[u8]) -> bool {
-    let Some(end) = find(bytes, b"\r\n\r\n") else {
-        return false;
-    };
-    content_length(&bytes[..end]).is_some_and(|len| bytes.len() >= end + 4 + len)
-}
-
-fn find(hay: &[u8], needle: &[u8]) -> Option<usize> {
-    hay.windows(needle.len()).position(|w| w == needle)
-}
-
-fn content_length(head: &[u8]) -> Option<usize> {
-    std::str::from_utf8(head).ok()?.lines().find_map(|l| {
-        let (name, value) = l.split_once(':')?;
-        name.trim()
-            .eq_ignore_ascii_case("content-length")
-            .then(|| value.trim().parse().ok())?
-    })
-}
-
-fn parse_answer(bytes: &[u8]) -> Result<(u16, Zeroizing<Vec<u8>>), ZnError> {
-    let end = find(bytes, b"\r\n\r\n")
-        .ok_or_else(|| ZnError::Unreachable("the answer ended before its headers did".into()))?;
-    let head = std::str::from_utf8(&bytes[..end])
-        .map_err(|_| ZnError::BadAnswer("headers are not UTF-8".into()))?;
-    let status = head
-        .lines()
-        .next()
-        .and_then(|l| l.split_whitespace().nth(1))
-        .and_then(|s| s.parse::<u16>().ok())
-        .ok_or_else(|| ZnError::BadAnswer("no HTTP status line".into()))?;
-    let mut body = bytes[end + 4..].to_vec();
-    if let Some(len) = content_length(&bytes[..end]) {
-        if body.len() < len {
-            body.zeroize();
-            return Err(ZnError::Unreachable("the answer was cut short".into()));
-        }
-        body.truncate(len);
-    }
-    Ok((status, Zeroizing::new(body)))
-}
-
-/// The NAF's Zn client over HTTP to a BSF on this host.
-#[derive(Debug, Clone)]
-pub struct HttpZn {
-    url: HttpUrl,
-    timeout: Duration,
-}
-
-impl HttpZn {
-    /// A client for the BSF at `url` (`http://` to a loopback address only: the answer holds
-    /// a key) with `timeout` for each query.
-    pub fn new(url: &str, timeout: Duration) -> Result<Self, String> {
-        let url = HttpUrl::parse(url)?;
-        if !url.is_loopback() {
+        let loopback = host.eq_ignore_ascii_case("localhost")
+            || host.parse::<IpAddr>().is_ok_and(|ip| ip.is_loopback());
+        if !loopback {
             return Err(format!(
                 "{url}: the Zn answer carries the NAF key, so plain HTTP is allowed to a loopback address only"
             ));
@@ -280,12 +123,38 @@ impl HttpZn {
         if timeout.is_zero() {
             return Err("the BSF timeout must not be zero".into());
         }
-        Ok(Self { url, timeout })
+        let client = Client::new(url)
+            .map_err(|e| e.to_string())?
+            .with_timeout(timeout)
+            .with_max_body_bytes(MAX_ANSWER);
+        Ok(Self {
+            url: url.trim_end_matches('/').to_owned(),
+            client,
+            blocking: Blocking::new("zn-client"),
+        })
     }
 
     /// The BSF's URL.
-    pub fn url(&self) -> &HttpUrl {
+    pub fn url(&self) -> &str {
         &self.url
+    }
+
+    /// `POST <url><path>` with a JSON body: the status and the body of the answer.
+    fn post_json(&self, path: &str, body: Vec<u8>) -> Result<(u16, Zeroizing<Vec<u8>>), ZnError> {
+        let client = self.client.clone();
+        let req = client
+            .http_request(http::Method::POST, path, Some(("application/json", body)))
+            .map_err(|e| ZnError::BadAnswer(format!("cannot make the request: {e}")))?;
+        let answer = self
+            .blocking
+            .run(async move { client.request(req).await })
+            .map_err(|e| match e {
+                ClientError::BodyTooLarge { .. } => {
+                    ZnError::BadAnswer(format!("answer over {MAX_ANSWER} bytes"))
+                }
+                other => ZnError::Unreachable(format!("{}{path}: {other}", self.url)),
+            })?;
+        Ok((answer.status(), answer.into_secret_body()))
     }
 }
 
@@ -352,7 +221,7 @@ impl ZnSource for HttpZn {
         };
         let body = serde_json::to_vec(&request)
             .map_err(|e| ZnError::BadAnswer(format!("cannot encode the request: {e}")))?;
-        let (status, body) = post_json(&self.url, "/zn/naf-key", &body, self.timeout)?;
+        let (status, body) = self.post_json("/zn/naf-key", body)?;
         let refusal = || {
             serde_json::from_slice::<ZnRefusal>(&body)
                 .unwrap_or_default()
@@ -404,42 +273,59 @@ impl ZnSource for HttpZn {
 mod tests {
     use super::*;
     use manager::kdf::Fqdn;
+    use std::io::{Read, Write};
     use std::net::TcpListener;
 
     #[test]
     fn urls_parse_and_only_loopback_is_allowed_for_zn() {
-        let u = HttpUrl::parse("http://127.0.0.1:8099/bsf/").expect("url");
-        assert_eq!(u.to_string(), "http://127.0.0.1:8099/bsf");
-        assert!(u.is_loopback());
+        let zn = |url| HttpZn::new(url, Duration::from_secs(1));
         assert_eq!(
-            HttpUrl::parse("http://[::1]:80").expect("v6").to_string(),
-            "http://[::1]:80"
+            zn("http://127.0.0.1:8099/bsf/").expect("url").url(),
+            "http://127.0.0.1:8099/bsf"
         );
-        assert!(HttpUrl::parse("https://127.0.0.1:1").is_err());
-        assert!(HttpUrl::parse("http://u@127.0.0.1:1").is_err());
-        assert!(HttpUrl::parse("http://127.0.0.1:x").is_err());
-        assert!(HttpUrl::parse("http://127.0.0.1:1/p?q").is_err());
-        assert!(HttpUrl::parse("http://127.0.0.1:1/p#f").is_err());
-        assert!(HttpUrl::parse("http://:1").is_err());
-        assert_eq!(
-            HttpUrl::parse("http://localhost/zn/")
-                .expect("default port")
-                .to_string(),
-            "http://localhost:80/zn"
-        );
-        assert!(HttpZn::new("http://bsf.example:80", Duration::from_secs(1)).is_err());
+        assert!(zn("http://[::1]:80").is_ok());
+        assert!(zn("http://localhost/zn/").is_ok(), "default port");
+        for bad in [
+            "https://127.0.0.1:1",
+            "http://u@127.0.0.1:1",
+            "http://127.0.0.1:x",
+            "http://127.0.0.1:1/p?q",
+            "http://127.0.0.1:1/p#f",
+            "http://:1",
+            "http://bsf.example:80",
+        ] {
+            assert!(zn(bad).is_err(), "{bad}");
+        }
         assert!(HttpZn::new("http://localhost:80", Duration::ZERO).is_err());
     }
 
-    /// A one-shot server that answers `reply` to the first request.
+    /// A one-shot server that answers `reply` to the first request (read whole: head and
+    /// `Content-Length` body).
     fn serve_once(reply: &'static [u8]) -> (String, std::thread::JoinHandle<Vec<u8>>) {
         let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
         let url = format!("http://{}", listener.local_addr().expect("addr"));
         let handle = std::thread::spawn(move || {
             let (mut s, _) = listener.accept().expect("accept");
-            let mut got = vec![0u8; 4096];
-            let n = s.read(&mut got).expect("read");
-            got.truncate(n);
+            let mut got = Vec::new();
+            let mut chunk = [0u8; 4096];
+            loop {
+                let text = String::from_utf8_lossy(&got).to_ascii_lowercase();
+                if let Some(end) = text.find("\r\n\r\n") {
+                    let length = text[..end]
+                        .lines()
+                        .find_map(|l| l.strip_prefix("content-length:"))
+                        .and_then(|v| v.trim().parse::<usize>().ok())
+                        .unwrap_or(0);
+                    if got.len() >= end + 4 + length {
+                        break;
+                    }
+                }
+                let n = s.read(&mut chunk).expect("read");
+                if n == 0 {
+                    break;
+                }
+                got.extend_from_slice(&chunk[..n]);
+            }
             s.write_all(reply).expect("write");
             got
         });
@@ -483,6 +369,71 @@ mod tests {
             zn.naf_key(&btid, &naf(), GbaNafKeyKind::KsNaf),
             Err(ZnError::BadAnswer(_))
         ));
+    }
+
+    /// The edges the client reads once for every caller: a chunked answer is read whole,
+    /// one over [`MAX_ANSWER`] is unusable, a BSF that never answers is unreachable.
+    #[test]
+    fn chunked_oversized_and_silent_answers() {
+        let btid = BootstrapTransactionId::new("qg==@bsf.sp.example").expect("btid");
+        let mut ok = String::from("HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n");
+        for part in [
+            r#"{"btid": "qg==@bsf.sp.example", "#,
+            &format!(r#""key_hex": "{}", "expires": 9}}"#, "07".repeat(32)),
+        ] {
+            ok.push_str(&format!("{:x}\r\n{part}\r\n", part.len()));
+        }
+        ok.push_str("0\r\n\r\n");
+        let ok: &'static [u8] = Box::leak(ok.into_bytes().into_boxed_slice());
+        let (url, _) = serve_once(ok);
+        let zn = HttpZn::new(&url, Duration::from_secs(5)).expect("zn");
+        let answer = zn.naf_key(&btid, &naf(), GbaNafKeyKind::KsNaf);
+        assert_eq!(answer.expect("chunked").key.expose(), &[7; 32]);
+
+        let huge: &'static [u8] = Box::leak(
+            format!(
+                "HTTP/1.1 200 OK\r\nContent-Length: {}\r\n\r\n",
+                MAX_ANSWER + 1
+            )
+            .into_bytes()
+            .into_iter()
+            .chain(std::iter::repeat_n(b' ', MAX_ANSWER + 1))
+            .collect::<Vec<u8>>()
+            .into_boxed_slice(),
+        );
+        let (url, _) = serve_once(huge);
+        let zn = HttpZn::new(&url, Duration::from_secs(5)).expect("zn");
+        assert!(matches!(
+            zn.naf_key(&btid, &naf(), GbaNafKeyKind::KsNaf),
+            Err(ZnError::BadAnswer(m)) if m.contains("over")
+        ));
+
+        // Accepts, and never answers.
+        let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
+        let url = format!("http://{}", listener.local_addr().expect("addr"));
+        let zn = HttpZn::new(&url, Duration::from_millis(200)).expect("zn");
+        assert!(matches!(
+            zn.naf_key(&btid, &naf(), GbaNafKeyKind::KsNaf),
+            Err(ZnError::Unreachable(_))
+        ));
+        drop(listener);
+    }
+
+    /// The PSK callback runs inside the CSE's runtime. On a current-thread runtime the
+    /// callback cannot step aside (`block_in_place` needs a multi-threaded one), so a query
+    /// that needed this runtime to make progress would wait on itself forever; the query
+    /// runs on the client's own thread instead and answers.
+    #[test]
+    fn a_query_from_inside_a_current_thread_runtime_answers() {
+        let btid = BootstrapTransactionId::new("qg==@bsf.sp.example").expect("btid");
+        let (url, _) = serve_once(b"HTTP/1.0 404 Not Found\r\n\r\n{}");
+        let zn = HttpZn::new(&url, Duration::from_secs(5)).expect("zn");
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .expect("runtime");
+        let answer = runtime.block_on(async { zn.naf_key(&btid, &naf(), GbaNafKeyKind::KsNaf) });
+        assert_eq!(answer.map(|_| ()).expect_err("404"), ZnError::UnknownBtid);
     }
 
     #[test]
