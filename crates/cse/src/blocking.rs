@@ -100,16 +100,7 @@ impl Cse {
         let Some(sub) = self.blocking_subscription_of(subject)? else {
             return Ok(Some(held));
         };
-        let atr = sub
-            .attrs
-            .get("enc")
-            .and_then(|e| e.get("atr"))
-            .and_then(Value::as_array);
-        if atr.is_some_and(|atr| {
-            !atr.iter()
-                .filter_map(Value::as_str)
-                .any(|a| changes.contains_key(a))
-        }) {
+        if !model::resources::sub::concerns_update(&sub.attrs, changes) {
             return Ok(Some(held));
         }
         if !self.may_notify(&sub, subject) {

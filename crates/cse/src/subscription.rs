@@ -110,16 +110,7 @@ impl Cse {
         for sub in subs {
             let (code, rep) = match event {
                 Event::Updated(r, modified) => {
-                    let atr = sub
-                        .attrs
-                        .get("enc")
-                        .and_then(|e| e.get("atr"))
-                        .and_then(Value::as_array);
-                    if atr.is_some_and(|atr| {
-                        !atr.iter()
-                            .filter_map(Value::as_str)
-                            .any(|a| modified.contains_key(a))
-                    }) {
+                    if !model::resources::sub::concerns_update(&sub.attrs, modified) {
                         continue;
                     }
                     let rep = if sub.u64_attr("nct") == Some(2) {

@@ -150,6 +150,23 @@ fn content_allowed(nct: u64, event: u64) -> bool {
     }
 }
 
+/// Whether an UPDATE that changed the attributes `modified` concerns the subscription: with
+/// `enc/atr`, only a change of one of those attributes does (TS-0001 table 9.6.8-2).
+pub fn concerns_update(
+    attrs: &serde_json::Map<String, Value>,
+    modified: &serde_json::Map<String, Value>,
+) -> bool {
+    let atr = attrs
+        .get("enc")
+        .and_then(|e| e.get("atr"))
+        .and_then(Value::as_array);
+    atr.is_none_or(|atr| {
+        atr.iter()
+            .filter_map(Value::as_str)
+            .any(|a| modified.contains_key(a))
+    })
+}
+
 /// Whether the subscription is a blocking-update one (`net` 7).
 pub fn is_blocking(attrs: &serde_json::Map<String, Value>) -> bool {
     event_types(attrs).contains(&net::BLOCKING_UPDATE)
@@ -355,6 +372,26 @@ fn notification(v: &Value) -> std::result::Result<(), String> {
 mod tests {
     use super::*;
     use serde_json::json;
+
+    /// TS-0001 table 9.6.8-2: `atr` narrows the UPDATEs a subscription hears of.
+    #[test]
+    fn an_update_concerns_a_subscription_through_its_attributes() {
+        let changed = |names: &[&str]| {
+            names
+                .iter()
+                .map(|n| ((*n).to_owned(), json!(1)))
+                .collect::<serde_json::Map<_, _>>()
+        };
+        let any = json!({"nu": ["Cae"]});
+        let some = json!({"nu": ["Cae"], "enc": {"atr": ["lbl", "mni"]}});
+        let (any, some) = (
+            any.as_object().expect("object"),
+            some.as_object().expect("object"),
+        );
+        assert!(concerns_update(any, &changed(&["et"])));
+        assert!(concerns_update(some, &changed(&["et", "mni"])));
+        assert!(!concerns_update(some, &changed(&["et", "mbs"])));
+    }
 
     /// TS-0004 clause 7.5.1.1, Tables 6.3.5.12-1 and 6.3.5.13-1.
     #[test]
