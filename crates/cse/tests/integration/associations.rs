@@ -101,6 +101,17 @@ fn ae_body(rn: &str, api: &str) -> Option<serde_json::Value> {
     Some(json!({"m2m:ae": {"rn": rn, "api": api, "rr": false, "srv": ["3"]}}))
 }
 
+/// An AE registration on the CSEBase from `fr`, with the name `rn` and the App-ID `api`.
+fn registration(fr: Option<&str>, rn: &str, api: &str) -> Request {
+    req(
+        Operation::Create,
+        "cse-in",
+        fr,
+        Some(T::Ae),
+        ae_body(rn, api),
+    )
+}
+
 #[tokio::test]
 async fn a_certificate_bound_ae_is_held_to_its_id() {
     let t = TestCse::new().await;
@@ -108,30 +119,10 @@ async fn a_certificate_bound_ae_is_held_to_its_id() {
     let ctx = cert_ae(&reg, "33-abc", "//secure-cse.example/id-in/Cdev1");
     // Registering with another stem is refused; with `C` the AE gets the certificate's AE-ID.
     let r = t
-        .send_ctx(
-            &ctx,
-            req(
-                Operation::Create,
-                "cse-in",
-                Some("Cother"),
-                Some(T::Ae),
-                ae_body("d", "Napp"),
-            ),
-        )
+        .send_ctx(&ctx, registration(Some("Cother"), "d", "Napp"))
         .await;
     assert_eq!(r.rsc, R::OriginatorNotAuthenticated);
-    let r = t
-        .send_ctx(
-            &ctx,
-            req(
-                Operation::Create,
-                "cse-in",
-                Some("C"),
-                Some(T::Ae),
-                ae_body("d", "Napp"),
-            ),
-        )
-        .await;
+    let r = t.send_ctx(&ctx, registration(Some("C"), "d", "Napp")).await;
     assert_eq!((r.rsc, attr(&r, "aei")), (R::Created, json!("Cdev1")));
     // Its own requests pass; a spoofed From over the same association does not.
     assert_eq!(t.send_ctx(&ctx, get("cse-in/d", "Cdev1")).await.rsc, R::Ok);
@@ -160,17 +151,7 @@ async fn acaf_rules_match_only_over_an_association() {
         false,
         &[],
     );
-    t.send_ctx(
-        &ctx,
-        req(
-            Operation::Create,
-            "cse-in",
-            None,
-            Some(T::Ae),
-            ae_body("dev", "Napp"),
-        ),
-    )
-    .await;
+    t.send_ctx(&ctx, registration(None, "dev", "Napp")).await;
     let acp = json!({"m2m:acp": {"rn": "p", "pv": {"acr": [{"acor": ["Cdev"], "acop": 63, "acaf": true}]}, "pvs": {"acr": [{"acor": ["Cdev"], "acop": 63, "acaf": true}]}}});
     let r = t
         .send_ctx(
@@ -226,16 +207,7 @@ async fn a_c_star_credential_keeps_its_first_assigned_ae_id() {
         &["Nsensor*"],
     );
     let r = t
-        .send_ctx(
-            &ctx,
-            req(
-                Operation::Create,
-                "cse-in",
-                Some("Cchosen"),
-                Some(T::Ae),
-                ae_body("s", "Nsensor"),
-            ),
-        )
+        .send_ctx(&ctx, registration(Some("Cchosen"), "s", "Nsensor"))
         .await;
     assert_eq!(
         r.rsc,
@@ -243,29 +215,11 @@ async fn a_c_star_credential_keeps_its_first_assigned_ae_id() {
         "C* allows a CSE-assigned ID only"
     );
     let r = t
-        .send_ctx(
-            &ctx,
-            req(
-                Operation::Create,
-                "cse-in",
-                Some("C"),
-                Some(T::Ae),
-                ae_body("s", "Nother"),
-            ),
-        )
+        .send_ctx(&ctx, registration(Some("C"), "s", "Nother"))
         .await;
     assert_eq!(r.rsc, R::AppRuleValidationFailed);
     let r = t
-        .send_ctx(
-            &ctx,
-            req(
-                Operation::Create,
-                "cse-in",
-                Some("C"),
-                Some(T::Ae),
-                ae_body("s", "Nsensor-1"),
-            ),
-        )
+        .send_ctx(&ctx, registration(Some("C"), "s", "Nsensor-1"))
         .await;
     assert_eq!(r.rsc, R::Created);
     let first = attr(&r, "aei").as_str().expect("aei").to_owned();
@@ -281,18 +235,7 @@ async fn a_c_star_credential_keeps_its_first_assigned_ae_id() {
         R::Deleted
     );
     // Registering again over the same credential gives the same AE-ID.
-    let r = t
-        .send_ctx(
-            &ctx,
-            req(
-                Operation::Create,
-                "cse-in",
-                None,
-                Some(T::Ae),
-                ae_body("s2", "Nsensor"),
-            ),
-        )
-        .await;
+    let r = t.send_ctx(&ctx, registration(None, "s2", "Nsensor")).await;
     assert_eq!((r.rsc, attr(&r, "aei")), (R::Created, json!(first)));
     // Another AE's ID is not usable over this credential.
     let victim = t.register("victim").await;
@@ -377,16 +320,7 @@ async fn the_admin_needs_an_admin_credential_in_a_secure_deployment() {
     );
     // The admin credential cannot register an AE either.
     let r = t
-        .send_ctx(
-            &admin_cert,
-            req(
-                Operation::Create,
-                "cse-in",
-                Some("C"),
-                Some(T::Ae),
-                ae_body("x", "Nx"),
-            ),
-        )
+        .send_ctx(&admin_cert, registration(Some("C"), "x", "Nx"))
         .await;
     assert_eq!(r.rsc, R::OriginatorNotAuthenticated);
 }
@@ -466,16 +400,7 @@ async fn a_cse_peer_speaks_only_for_itself() {
         );
     }
     let r = t
-        .send_ctx(
-            &ctx,
-            req(
-                Operation::Create,
-                "cse-in",
-                Some("/id-mn"),
-                Some(T::Ae),
-                ae_body("x", "Nx"),
-            ),
-        )
+        .send_ctx(&ctx, registration(Some("/id-mn"), "x", "Nx"))
         .await;
     assert_eq!(r.rsc, R::OriginatorNotAuthenticated);
 }
@@ -502,16 +427,7 @@ async fn a_withdrawn_association_serves_no_further_request() {
         &[],
     );
     let r = t
-        .send_ctx(
-            &ctx,
-            req(
-                Operation::Create,
-                "cse-in",
-                Some("Cdev9"),
-                Some(T::Ae),
-                ae_body("nine", "Nx"),
-            ),
-        )
+        .send_ctx(&ctx, registration(Some("Cdev9"), "nine", "Nx"))
         .await;
     assert_eq!(r.rsc, R::Created);
 
@@ -559,16 +475,7 @@ async fn a_rule_can_require_the_credential_level_of_the_association() {
         req(Operation::Create, to, Some("Cowner"), Some(ty), Some(pc))
     };
     let r = t
-        .send_ctx(
-            &owner,
-            req(
-                Operation::Create,
-                "cse-in",
-                Some("Cowner"),
-                Some(T::Ae),
-                ae_body("owner", "Nx"),
-            ),
-        )
+        .send_ctx(&owner, registration(Some("Cowner"), "owner", "Nx"))
         .await;
     assert_eq!(r.rsc, R::Created);
     let acp = json!({"m2m:acp": {
@@ -606,16 +513,7 @@ async fn a_rule_can_require_the_credential_level_of_the_association() {
     };
     let software = reader("33-r1", Some(Level::Software));
     let r = t
-        .send_ctx(
-            &software,
-            req(
-                Operation::Create,
-                "cse-in",
-                Some("Creader"),
-                Some(T::Ae),
-                ae_body("reader", "Ny"),
-            ),
-        )
+        .send_ctx(&software, registration(Some("Creader"), "reader", "Ny"))
         .await;
     assert_eq!(r.rsc, R::Created);
     let read = || get("cse-in/owner/vitals", "Creader");
@@ -668,16 +566,7 @@ async fn clear_credential_bindings_move_under_the_pseudonym_vault() {
         .await
         .expect("cse");
     let r = first
-        .handle(
-            &psk(&first),
-            req(
-                Operation::Create,
-                "cse-in",
-                Some("C"),
-                Some(T::Ae),
-                ae_body("dev7", "Nx"),
-            ),
-        )
+        .handle(&psk(&first), registration(Some("C"), "dev7", "Nx"))
         .await;
     assert_eq!(r.rsc, R::Created, "{r:?}");
     let ae_id =
@@ -727,13 +616,7 @@ async fn clear_credential_bindings_move_under_the_pseudonym_vault() {
 
 /// A registration with `From: C` of an AE named `rn` with App-ID `api`.
 fn register_as_c(rn: &str, api: &str) -> Request {
-    req(
-        Operation::Create,
-        "cse-in",
-        Some("C"),
-        Some(T::Ae),
-        ae_body(rn, api),
-    )
+    registration(Some("C"), rn, api)
 }
 
 /// A retrieve of `to` as `fr`.
@@ -977,19 +860,7 @@ async fn a_pattern_grants_only_the_ae_ids_its_own_credential_registered() {
     let (a, b) = (pattern("12-a@sp.example"), pattern("12-b@sp.example"));
     let register = |ctx: SecurityContext, fr: &'static str, rn: &'static str| {
         let cse = t.cse.clone();
-        async move {
-            cse.handle(
-                &ctx,
-                req(
-                    Operation::Create,
-                    "cse-in",
-                    Some(fr),
-                    Some(T::Ae),
-                    ae_body(rn, "Nx"),
-                ),
-            )
-            .await
-        }
+        async move { cse.handle(&ctx, registration(Some(fr), rn, "Nx")).await }
     };
     let r = register(a.clone(), "S", "sa").await;
     assert_eq!(r.rsc, R::Created);
