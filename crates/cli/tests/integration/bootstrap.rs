@@ -48,6 +48,20 @@ fn s(p: &Path) -> String {
     p.to_string_lossy().into_owned()
 }
 
+/// Starts the CSE that [`init`] wrote into `dir` and waits for its three listeners.
+fn start(dir: &Path) -> Server {
+    Server::start_listeners(
+        &dir.join("data"),
+        &["--config", &s(&dir.join("cse.toml"))],
+        3,
+    )
+}
+
+/// The port of a listener URL.
+fn port_of(url: &str) -> String {
+    url.rsplit(':').next().unwrap_or_default().to_owned()
+}
+
 /// `cse init DIR` on ephemeral ports; the directory.
 fn init(root: &Path) -> PathBuf {
     let dir = root.join("cse");
@@ -132,13 +146,9 @@ fn init_start_register_certify_revoke_and_verify_the_audit_log() {
     }
     let root = tempfile::tempdir().expect("tmp");
     let dir = init(root.path());
-    let mut server = Server::start_listeners(
-        &dir.join("data"),
-        &["--config", &s(&dir.join("cse.toml"))],
-        3,
-    );
+    let mut server = start(&dir);
     let https = server.urls[1].clone();
-    let port = https.rsplit(':').next().unwrap_or_default().to_owned();
+    let port = port_of(&https);
 
     // The first device registers over its PSK; the CSE assigns its AE-ID.
     let device = m2m(&[
@@ -516,11 +526,7 @@ fn init_enrol_register_revoke_and_verify_the_audit_log() {
     }
     let root = tempfile::tempdir().expect("tmp");
     let dir = init(root.path());
-    let mut server = Server::start_listeners(
-        &dir.join("data"),
-        &["--config", &s(&dir.join("cse.toml"))],
-        3,
-    );
+    let mut server = start(&dir);
     let (https, mef) = (server.urls[1].clone(), server.urls[2].clone());
 
     // m2m enrol with the pre-provisioned enrolee key cse init made for the device.
@@ -622,13 +628,9 @@ fn renew_rotates_a_certificate_and_revoke_old_cuts_the_old_one_off() {
     }
     let root = tempfile::tempdir().expect("tmp");
     let dir = init(root.path());
-    let mut server = Server::start_listeners(
-        &dir.join("data"),
-        &["--config", &s(&dir.join("cse.toml"))],
-        3,
-    );
+    let mut server = start(&dir);
     let https = server.urls[1].clone();
-    let port = https.rsplit(':').next().unwrap_or_default().to_owned();
+    let port = port_of(&https);
     let admin = admin_flags(&dir, &https);
     let config = s(&dir.join("cse.toml"));
     let new_csr = |name: &str| {
