@@ -15,6 +15,12 @@ use serde_json::{json, Map, Value};
 
 /// The attributes inside `{"m2m:xxx": {...}}`, which must name exactly the type being created.
 pub(crate) fn content_of(req: &Request, ty: ResourceType) -> Result<Map<String, Value>> {
+    content_under(req, ty.wrapper(), ty.code())
+}
+
+/// The attributes inside `{"<wrapper>": {...}}`: [`content_of`] for a key that is not the
+/// type's own (a `<mgmtObj>`'s specialisation, `m2m:bat`).
+pub(crate) fn content_under(req: &Request, wrapper: &str, code: u16) -> Result<Map<String, Value>> {
     let pc = req
         .pc
         .as_ref()
@@ -24,17 +30,15 @@ pub(crate) fn content_of(req: &Request, ty: ResourceType) -> Result<Map<String, 
         .ok_or_else(|| Error::bad_request("content must be an object"))?;
     let mut entries = obj.iter();
     match (entries.next(), entries.next()) {
-        (Some((key, Value::Object(attrs))), None) if key == ty.wrapper() => Ok(attrs.clone()),
-        (Some((key, _)), None) if key == ty.wrapper() => {
+        (Some((key, Value::Object(attrs))), None) if key == wrapper => Ok(attrs.clone()),
+        (Some((key, _)), None) if key == wrapper => {
             Err(Error::bad_request(format!("{key} must be an object")))
         }
         (Some((key, _)), None) => Err(Error::bad_request(format!(
-            "content '{key}' does not match resource type {}",
-            ty.code()
+            "content '{key}' does not match resource type {code} ({wrapper})"
         ))),
         _ => Err(Error::bad_request(format!(
-            "content must hold exactly one '{}'",
-            ty.wrapper()
+            "content must hold exactly one '{wrapper}'"
         ))),
     }
 }
@@ -75,8 +79,22 @@ impl Cse {
                 parent.ty.short_name()
             )));
         }
-        let mut attrs = content_of(req, ty)?;
-        model::attributes::validate(ty, model::Operation::Create, &attrs)?;
+        // A <mgmtObj>'s specialisation is named by its content's key (`m2m:bat`).
+        let specialisation = if ty == ResourceType::MgmtObj {
+            Some(resources::mgo::specialisation_of(req)?)
+        } else {
+            None
+        };
+        let mut attrs = match specialisation {
+            Some(s) => content_under(req, s.wrapper, ty.code())?,
+            None => content_of(req, ty)?,
+        };
+        match specialisation {
+            Some(s) => {
+                model::attributes::validate_specialised(s, model::Operation::Create, &attrs)?
+            }
+            None => model::attributes::validate(ty, model::Operation::Create, &attrs)?,
+        }
         if let Some(rn) = attrs.get("rn").and_then(Value::as_str) {
             model::id::validate_resource_name(rn)?;
         }
@@ -151,7 +169,12 @@ impl Cse {
             ResourceType::DynamicAuthorizationConsultation => {
                 resources::dac::prepare(&self.config, &resource)?
             }
-            ResourceType::AccessControlPolicy | ResourceType::CseBase => {}
+            ResourceType::MgmtObj => {
+                if let Some(s) = specialisation {
+                    resources::mgo::prepare(s, &mut resource)?
+                }
+            }
+            ResourceType::AccessControlPolicy | ResourceType::CseBase | ResourceType::Node => {}
         }
 
         // The AE whose AE-ID becomes `cr`: checked again inside the write, since it may have
@@ -195,7 +218,10 @@ impl Cse {
             // speaks for, whose standing a subscription's notifications need: recorded for
             // the types with a creator that have policies of their own (a content instance
             // is governed by its container's).
-            let recorded_creator = (ty.has_acpi() && model::attributes::find(ty, "cr").is_some())
+            // A <node> and a <mgmtObj> have no `cr` attribute, but a creator all the same.
+            let with_creator = model::attributes::find(ty, "cr").is_some()
+                || matches!(ty, ResourceType::Node | ResourceType::MgmtObj);
+            let recorded_creator = (ty.has_acpi() && with_creator)
                 .then(|| caller.originator.id(&self.config).to_owned());
             store::write(self.store.as_ref(), move |t| {
                 resources::ae::still_registered(t, creator.as_deref())?;
@@ -204,6 +230,9 @@ impl Cse {
                 }
                 if r.ty == ResourceType::PollingChannel {
                     resources::pch::only_one(t, r.pi())?;
+                }
+                if r.ty == ResourceType::MgmtObj {
+                    resources::mgo::one_per_node(t, &r)?;
                 }
                 t.insert(&r)?;
                 if let Some(key) = remember {
@@ -235,7 +264,7 @@ impl Cse {
         }
         // What the originator sent, read again only when `rcn` = 9 compares against it.
         let sent = if req.rcn == Some(model::ResultContent::ModifiedAttributes) {
-            content_of(req, ty)?
+            content_under(req, created.wrapper(), ty.code())?
         } else {
             Map::new()
         };

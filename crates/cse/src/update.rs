@@ -2,7 +2,7 @@
 //! (`acpi`, `daci`, `macp`, a `<dac>`'s `dap`/`dae`) checked against `pvs`, container limits re-applied, subscribers told what changed.
 
 use crate::addressing::Target;
-use crate::create::content_of;
+use crate::create::content_under;
 use crate::resources;
 use crate::subscription::Event;
 use crate::{Caller, Cse};
@@ -35,8 +35,14 @@ impl Cse {
                 "the CSEBase cannot be updated",
             ));
         }
-        let mut changes = content_of(req, current.ty)?;
-        model::attributes::validate(current.ty, Operation::Update, &changes)?;
+        let mut changes = content_under(req, current.wrapper(), current.ty.code())?;
+        if current.ty == ResourceType::MgmtObj {
+            let s = resources::mgo::stored(&current)?;
+            model::attributes::validate_specialised(s, Operation::Update, &changes)?;
+            s.requested_actions(&changes)?;
+        } else {
+            model::attributes::validate(current.ty, Operation::Update, &changes)?;
+        }
         if changes.get("et").is_some_and(Value::is_null) {
             // TS-0001 clause 9.6.1.3.2: `et` set to null asks the CSE for a new lifetime; the
             // resource always has one (multiplicity 1), so it gets the CSE's default.
@@ -114,6 +120,9 @@ impl Cse {
         // A blocking-update subscription approves the change first (TS-0004 7.5.1.2.19);
         // other UPDATEs and DELETEs of this resource wait until this one is written.
         let _held = self.approve_update(&current, &changes).await?;
+        if current.ty == ResourceType::MgmtObj {
+            resources::mgo::audit_actions(self, caller, &current, &changes).await?;
+        }
         let ri = current.ri().to_owned();
         let changes_for_write = changes.clone();
         let clock = self.config.clock.clone();
@@ -158,7 +167,7 @@ impl Cse {
         }
         let pc = match req.rcn.unwrap_or(ResultContent::Attributes) {
             ResultContent::Nothing => None,
-            ResultContent::ModifiedAttributes => Some(json!({ updated.ty.wrapper(): modified })),
+            ResultContent::ModifiedAttributes => Some(json!({ updated.wrapper(): modified })),
             _ => Some(updated.wrapped()),
         };
         Ok(Response::new(ResponseStatusCode::Updated, &req.rqi, pc))

@@ -237,6 +237,18 @@ pub enum Event {
         /// What was seen (addresses, counts, the window).
         detail: String,
     },
+    /// An originator the access control policies allow asked a managed device to act: an
+    /// executable attribute of a `<mgmtObj>` (reboot, factory reset, firmware update,
+    /// software install, ...) was set to true. The CSE acts on nothing itself; the request
+    /// reaches the device through the notifications of its subscriptions.
+    ManagementRequested {
+        /// Who asked (AE-ID, CSE-ID or the admin originator).
+        actor: String,
+        /// The `<mgmtObj>` (structured resource name).
+        target: String,
+        /// The specialisation and the executable attributes set, e.g. `reboot: rbo`.
+        action: String,
+    },
 }
 
 impl Event {
@@ -258,6 +270,7 @@ impl Event {
             Event::PseudonymRotated { .. } => "pseudonym-rotated",
             Event::KeyRequestRefused { .. } => "key-request-refused",
             Event::AnomalyDetected { .. } => "anomaly-detected",
+            Event::ManagementRequested { .. } => "management-requested",
         }
     }
 

@@ -44,6 +44,12 @@ pub enum Kind {
     Serializations,
     /// `m2m:contentInfo`: `type/subtype:encoding[:security]` ([`content_info`]).
     ContentInfo,
+    /// A non-negative integer no greater than the bound (`btl`: a percentage).
+    UpTo(u64),
+    /// One of the listed integers: an enumeration of TS-0004 clause 6.3.4.2.
+    OneOf(&'static [u64]),
+    /// `m2m:actionStatus` ([`resources::mgo::is_action_status`]).
+    ActionStatus,
 }
 
 /// Whether the originator may send an attribute in a request.
@@ -120,14 +126,40 @@ pub fn table(ty: ResourceType) -> &'static [Attr] {
         ResourceType::ContentInstance => resources::cin::ATTRIBUTES,
         ResourceType::CseBase => resources::cb::ATTRIBUTES,
         ResourceType::Group => resources::grp::ATTRIBUTES,
+        ResourceType::MgmtObj => resources::mgo::COMMON,
+        ResourceType::Node => resources::nod::ATTRIBUTES,
         ResourceType::PollingChannel => resources::pch::ATTRIBUTES,
         ResourceType::Subscription => resources::sub::ATTRIBUTES,
     }
 }
 
-/// Looks up an attribute of a type.
+/// Looks up an attribute of a type. For `<mgmtObj>`, an attribute of any specialisation
+/// (what a filter or a type-wide question needs); [`find_in`] answers for one resource.
 pub fn find(ty: ResourceType, name: &str) -> Option<&'static Attr> {
-    UNIVERSAL.iter().chain(table(ty)).find(|a| a.name == name)
+    UNIVERSAL
+        .iter()
+        .chain(table(ty))
+        .find(|a| a.name == name)
+        .or_else(|| {
+            (ty == ResourceType::MgmtObj)
+                .then(|| {
+                    resources::mgo::SPECIALISATIONS
+                        .iter()
+                        .find_map(|s| s.attributes.iter().find(|a| a.name == name))
+                })
+                .flatten()
+        })
+}
+
+/// Looks up an attribute of one resource: a `<mgmtObj>` has only its specialisation's.
+pub fn find_in(r: &crate::Resource, name: &str) -> Option<&'static Attr> {
+    match resources::mgo::Specialisation::of_attrs(&r.attrs) {
+        Some(s) if r.ty == ResourceType::MgmtObj => UNIVERSAL
+            .iter()
+            .find(|a| a.name == name)
+            .or_else(|| s.find(name)),
+        _ => find(r.ty, name),
+    }
 }
 
 /// Checks request content for a CREATE or UPDATE against the type's table: unknown names,
@@ -135,13 +167,40 @@ pub fn find(ty: ResourceType, name: &str) -> Option<&'static Attr> {
 /// all 4000. `null` on UPDATE means "remove" and is allowed for attributes a resource may
 /// lack only (not for [`Attr::single`] ones, TS-0004 clause 7.3.3.7).
 pub fn validate(ty: ResourceType, op: Operation, attrs: &Map<String, Value>) -> Result<()> {
+    let rows = || UNIVERSAL.iter().chain(table(ty));
+    validate_rows(ty.short_name(), &|name| find(ty, name), rows(), op, attrs)
+}
+
+/// [`validate`] for a `<mgmtObj>` of one specialisation: its attributes only, so that an
+/// attribute of another specialisation is unknown (4000).
+pub fn validate_specialised(
+    s: &resources::mgo::Specialisation,
+    op: Operation,
+    attrs: &Map<String, Value>,
+) -> Result<()> {
+    let rows = UNIVERSAL
+        .iter()
+        .chain(resources::mgo::COMMON)
+        .chain(s.attributes);
+    let lookup = |name: &str| {
+        UNIVERSAL
+            .iter()
+            .find(|a| a.name == name)
+            .or_else(|| s.find(name))
+    };
+    validate_rows(s.name, &lookup, rows, op, attrs)
+}
+
+fn validate_rows<'a>(
+    what: &str,
+    lookup: &dyn Fn(&str) -> Option<&'static Attr>,
+    rows: impl Iterator<Item = &'a Attr>,
+    op: Operation,
+    attrs: &Map<String, Value>,
+) -> Result<()> {
     for (name, value) in attrs {
-        let a = find(ty, name).ok_or_else(|| {
-            Error::bad_request(format!(
-                "unknown attribute '{name}' for {}",
-                ty.short_name()
-            ))
-        })?;
+        let a = lookup(name)
+            .ok_or_else(|| Error::bad_request(format!("unknown attribute '{name}' for {what}")))?;
         let presence = if op == Operation::Create {
             a.create
         } else {
@@ -166,7 +225,7 @@ pub fn validate(ty: ResourceType, op: Operation, attrs: &Map<String, Value>) -> 
         check_kind(name, a.kind, value)?;
     }
     if op == Operation::Create {
-        for a in UNIVERSAL.iter().chain(table(ty)) {
+        for a in rows {
             if a.create == M && !attrs.contains_key(a.name) {
                 return Err(Error::bad_request(format!(
                     "missing mandatory attribute '{}'",
@@ -194,6 +253,9 @@ fn check_kind(name: &str, kind: Kind, v: &Value) -> Result<()> {
         Kind::NullOnly => false,
         Kind::Acrs => return crate::resources::acp::validate_acrs(name, v),
         Kind::PositiveInt => v.as_u64().is_some_and(|n| n >= 1),
+        Kind::UpTo(max) => v.as_u64().is_some_and(|n| n <= max),
+        Kind::OneOf(values) => v.as_u64().is_some_and(|n| values.contains(&n)),
+        Kind::ActionStatus => resources::mgo::is_action_status(v),
         Kind::Labels => non_empty_list(v).is_some_and(|a| a.iter().all(is_token)),
         Kind::Uri => v.as_str().is_some_and(is_uri),
         Kind::UriList => v
@@ -428,7 +490,7 @@ mod tests {
             assert!(!ae(json!({ "csz": bad })), "{bad}");
         }
         assert!(ae(json!({"poa": ["http://10.0.0.1:8080/n"]})));
-        // `nl` links to a <node>, a type this CSE does not host: refused, not stored.
+        // `nl` links to a <node>; not kept in step with the node's `hael`: refused, not stored.
         assert!(!ae(
             json!({"poa": ["http://10.0.0.1:8080/n"], "nl": "cse-in/node"})
         ));

@@ -60,20 +60,28 @@ impl Resource {
             .unwrap_or_default()
     }
 
+    /// The key a representation is wrapped in: the type's (`m2m:cnt`), or for a
+    /// `<mgmtObj>` its specialisation's (`m2m:bat`), as its `mgd` says.
+    pub fn wrapper(&self) -> &'static str {
+        if self.ty == ResourceType::MgmtObj {
+            if let Some(s) = crate::resources::mgo::Specialisation::of_attrs(&self.attrs) {
+                return s.wrapper;
+            }
+        }
+        self.ty.wrapper()
+    }
+
     /// The representation wrapped in its type's key, without copying the attributes.
     pub fn into_wrapped(self) -> Value {
         let mut m = Map::new();
-        m.insert(self.ty.wrapper().to_owned(), Value::Object(self.attrs));
+        m.insert(self.wrapper().to_owned(), Value::Object(self.attrs));
         Value::Object(m)
     }
 
     /// The representation wrapped in its type's key, e.g. `{"m2m:cnt": {...}}`.
     pub fn wrapped(&self) -> Value {
         let mut m = Map::new();
-        m.insert(
-            self.ty.wrapper().to_owned(),
-            Value::Object(self.attrs.clone()),
-        );
+        m.insert(self.wrapper().to_owned(), Value::Object(self.attrs.clone()));
         Value::Object(m)
     }
 }

@@ -83,6 +83,11 @@ pub enum ResourceType {
     CseBase,
     /// 9 `grp`: group.
     Group,
+    /// 13 `mgo`: management object, shown under its specialisation's key (`m2m:fwr`,
+    /// `m2m:bat`, ...) as its `mgd` says (`resources::mgo`).
+    MgmtObj,
+    /// 14 `nod`: node, the device that management objects describe.
+    Node,
     /// 15 `pch`: polling channel, through which a request-unreachable AE collects the
     /// requests (notifications) addressed to it.
     PollingChannel,
@@ -94,13 +99,15 @@ pub enum ResourceType {
 
 impl ResourceType {
     /// Every type, for tables and tests.
-    pub const ALL: [Self; 9] = [
+    pub const ALL: [Self; 11] = [
         Self::AccessControlPolicy,
         Self::Ae,
         Self::Container,
         Self::ContentInstance,
         Self::CseBase,
         Self::Group,
+        Self::MgmtObj,
+        Self::Node,
         Self::PollingChannel,
         Self::Subscription,
         Self::DynamicAuthorizationConsultation,
@@ -115,6 +122,8 @@ impl ResourceType {
             Self::ContentInstance => 4,
             Self::CseBase => 5,
             Self::Group => 9,
+            Self::MgmtObj => 13,
+            Self::Node => 14,
             Self::PollingChannel => 15,
             Self::Subscription => 23,
             Self::DynamicAuthorizationConsultation => 34,
@@ -138,6 +147,8 @@ impl ResourceType {
             Self::ContentInstance => "cin",
             Self::CseBase => "cb",
             Self::Group => "grp",
+            Self::MgmtObj => "mgo",
+            Self::Node => "nod",
             Self::PollingChannel => "pch",
             Self::Subscription => "sub",
             Self::DynamicAuthorizationConsultation => "dac",
@@ -153,15 +164,22 @@ impl ResourceType {
             Self::ContentInstance => "m2m:cin",
             Self::CseBase => "m2m:cb",
             Self::Group => "m2m:grp",
+            Self::MgmtObj => crate::resources::mgo::GENERIC_WRAPPER,
+            Self::Node => "m2m:nod",
             Self::PollingChannel => "m2m:pch",
             Self::Subscription => "m2m:sub",
             Self::DynamicAuthorizationConsultation => "m2m:dac",
         }
     }
 
-    /// The type for a wrapper key.
+    /// The type for a wrapper key; a specialisation's key (`m2m:bat`) is a `<mgmtObj>`.
     pub fn from_wrapper(key: &str) -> Option<Self> {
-        Self::ALL.into_iter().find(|t| t.wrapper() == key)
+        Self::ALL
+            .into_iter()
+            .find(|t| t.wrapper() == key)
+            .or_else(|| {
+                crate::resources::mgo::Specialisation::of_wrapper(key).map(|_| Self::MgmtObj)
+            })
     }
 
     /// Which child types may be created under this type (TS-0004 resource definitions).
@@ -173,6 +191,7 @@ impl ResourceType {
                 Ae,
                 Container,
                 Group,
+                Node,
                 Subscription,
                 DynamicAuthorizationConsultation,
             ],
@@ -186,6 +205,8 @@ impl ResourceType {
             ],
             Container => &[Container, ContentInstance, Subscription],
             Group => &[Subscription],
+            Node => &[MgmtObj, Subscription],
+            MgmtObj => &[Subscription],
             AccessControlPolicy | DynamicAuthorizationConsultation => &[Subscription],
             ContentInstance | Subscription | PollingChannel => &[],
         }

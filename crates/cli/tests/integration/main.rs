@@ -12,6 +12,7 @@ mod conformance_requests;
 mod conformance_results;
 mod conformance_validation;
 mod data_folder;
+mod device_management;
 mod durability;
 mod dynamic_authorization;
 mod enrolment;

@@ -7,5 +7,6 @@ pub(crate) mod cin;
 pub(crate) mod cnt;
 pub(crate) mod dac;
 pub(crate) mod grp;
+pub(crate) mod mgo;
 pub(crate) mod pch;
 pub(crate) mod sub;

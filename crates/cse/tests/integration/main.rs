@@ -9,6 +9,7 @@ mod common;
 mod container_properties;
 mod containers;
 mod creator;
+mod device_management;
 mod dynamic_authorization;
 mod groups;
 mod polling;

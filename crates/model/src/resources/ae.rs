@@ -5,7 +5,7 @@ use crate::error::{Error, Result};
 
 /// Attribute table. Left out, so that a request setting one is refused (4000) rather than
 /// stored and ignored: `at`/`aa` (announcement: this CSE announces nothing), `nl` (a link
-/// to a `<node>`, a type this CSE does not host), `esi` (end-to-end security of primitives
+/// to a `<node>`, which this CSE would not keep in step with the node's `hael`), `esi` (end-to-end security of primitives
 /// and data, TS-0003 clause 8.4, which this CSE does not provide), and every attribute of
 /// Release 4 and later (see `primitive::SUPPORTED_RELEASES`).
 pub const ATTRIBUTES: &[Attr] = &[

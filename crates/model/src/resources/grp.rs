@@ -2,9 +2,9 @@
 
 use crate::attributes::{attr, Attr, Kind, Presence::*};
 
-/// Attribute table (TS-0004 table 7.4.13.1-3). `spty` is not accepted: it only constrains
-/// `<flexContainer>` and `<mgmtObj>` members, which this CSE does not host, so it could not
-/// be enforced.
+/// Attribute table (TS-0004 table 7.4.13.1-3). `spty` is not accepted: it constrains
+/// `<flexContainer>` and `<mgmtObj>` members by specialisation, which `check_members` does
+/// not enforce.
 pub const ATTRIBUTES: &[Attr] = &[
     attr("acpi", Kind::UriList, Optional, Optional),
     attr("cr", Kind::NullOnly, Optional, NotPresent),

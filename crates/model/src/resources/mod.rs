@@ -8,5 +8,7 @@ pub mod cin;
 pub mod cnt;
 pub mod dac;
 pub mod grp;
+pub mod mgo;
+pub mod nod;
 pub mod pch;
 pub mod sub;

@@ -41,7 +41,9 @@ fn json() -> impl Strategy<Value = Value> {
 fn value_of(kind: Kind) -> BoxedStrategy<Value> {
     match kind {
         Kind::Str | Kind::Uri | Kind::ContentInfo => ".{0,16}".prop_map(Value::String).boxed(),
-        Kind::Int | Kind::PositiveInt => any::<u64>().prop_map(Value::from).boxed(),
+        Kind::Int | Kind::PositiveInt | Kind::UpTo(_) | Kind::OneOf(_) => {
+            any::<u64>().prop_map(Value::from).boxed()
+        }
         Kind::Bool => any::<bool>().prop_map(Value::Bool).boxed(),
         Kind::Time => "20[0-9]{2}[01][0-9][0-3][0-9]T[0-2][0-9][0-5][0-9][0-5][0-9](,[0-9]{1,6})?"
             .prop_map(Value::String)
@@ -55,7 +57,7 @@ fn value_of(kind: Kind) -> BoxedStrategy<Value> {
             .prop_map(Value::Array)
             .boxed(),
         Kind::NullOnly => Just(Value::Null).boxed(),
-        Kind::Object | Kind::Any | Kind::Acrs => json().boxed(),
+        Kind::Object | Kind::Any | Kind::Acrs | Kind::ActionStatus => json().boxed(),
     }
 }
 

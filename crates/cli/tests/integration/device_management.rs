@@ -1,0 +1,308 @@
+//! Device management over HTTP against the real binary, with curl (issue 13 item 6): a
+//! device's `<node>` with a battery and a reboot `<mgmtObj>`, an agent subscribed to the
+//! reboot object, a reboot asked for by the admin and by an operator the policy allows, the
+//! agent notified of it, an originator the policy does not name refused with 4103, and the
+//! request in the audit log.
+use crate::common;
+
+use common::*;
+use serde_json::{json, Value};
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::TcpListener;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+struct Http {
+    base: String,
+}
+
+/// One answer: the `X-M2M-RSC` and the JSON body (`Null` if none).
+struct Answer {
+    rsc: u16,
+    body: Value,
+    raw: String,
+}
+
+impl Http {
+    fn send(&self, method: &str, from: &str, path: &str, ty_body: Option<(u8, &Value)>) -> Answer {
+        let url = format!("{}/{path}", self.base);
+        let content = ty_body.map(|(ty, pc)| {
+            let ct = if ty == 0 {
+                "application/json".to_owned()
+            } else {
+                format!("application/json;ty={ty}")
+            };
+            (ct, pc.to_string())
+        });
+        let raw = m2m_curl(
+            &url,
+            method,
+            from,
+            &["Accept: application/json"],
+            content.as_ref().map(|(c, b)| (c.as_str(), b.as_str())),
+        );
+        let (head, text) = raw.split_once("\r\n\r\n").unwrap_or((raw.as_str(), ""));
+        let rsc = head
+            .lines()
+            .find_map(|l| l.strip_prefix("X-M2M-RSC: "))
+            .and_then(|v| v.trim().parse().ok())
+            .unwrap_or_else(|| panic!("no X-M2M-RSC: {raw}"));
+        Answer {
+            rsc,
+            body: serde_json::from_str(text).unwrap_or(Value::Null),
+            raw: raw.clone(),
+        }
+    }
+
+    fn create(&self, from: &str, path: &str, ty: u8, pc: Value) -> Answer {
+        self.send("POST", from, path, Some((ty, &pc)))
+    }
+
+    fn update(&self, from: &str, path: &str, pc: Value) -> Answer {
+        self.send("PUT", from, path, Some((0, &pc)))
+    }
+
+    fn get(&self, from: &str, path: &str) -> Answer {
+        self.send("GET", from, path, None)
+    }
+
+    fn register(&self, rn: &str) -> String {
+        let a = self.create(
+            "C",
+            "cse-in",
+            2,
+            json!({"m2m:ae": {"rn": rn, "api": "Ndevice", "rr": true, "srv": ["3"]}}),
+        );
+        assert_eq!(a.rsc, 2001, "{}", a.raw);
+        a.body["m2m:ae"]["aei"].as_str().expect("aei").to_owned()
+    }
+}
+
+/// A plain HTTP notification target (the device's agent) that records each JSON body and
+/// answers 2000.
+struct Agent {
+    url: String,
+    got: Arc<Mutex<Vec<Value>>>,
+}
+
+impl Agent {
+    fn start() -> Self {
+        let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
+        let url = format!("http://{}/agent", listener.local_addr().expect("addr"));
+        let got = Arc::new(Mutex::new(Vec::new()));
+        let sink = got.clone();
+        std::thread::spawn(move || {
+            for stream in listener.incoming().flatten() {
+                let sink = sink.clone();
+                std::thread::spawn(move || {
+                    let mut reader = BufReader::new(stream);
+                    loop {
+                        let (mut length, mut ri) = (0usize, String::new());
+                        loop {
+                            let mut line = String::new();
+                            if reader.read_line(&mut line).unwrap_or(0) == 0 {
+                                return;
+                            }
+                            if line == "\r\n" {
+                                break;
+                            }
+                            if let Some((name, value)) = line.split_once(':') {
+                                match name.to_ascii_lowercase().as_str() {
+                                    "content-length" => length = value.trim().parse().unwrap_or(0),
+                                    "x-m2m-ri" => value.trim().clone_into(&mut ri),
+                                    _ => {}
+                                }
+                            }
+                        }
+                        let mut body = vec![0; length];
+                        if reader.read_exact(&mut body).is_err() {
+                            return;
+                        }
+                        if let Ok(v) = serde_json::from_slice::<Value>(&body) {
+                            sink.lock().expect("lock").push(v);
+                        }
+                        let answer = format!(
+                            "HTTP/1.1 200 OK\r\nX-M2M-RSC: 2000\r\nX-M2M-RI: {ri}\r\nContent-Length: 0\r\n\r\n"
+                        );
+                        if reader.get_mut().write_all(answer.as_bytes()).is_err() {
+                            return;
+                        }
+                    }
+                });
+            }
+        });
+        Self { url, got }
+    }
+
+    /// Waits (at most 10 s) until `n` requests have arrived.
+    fn wait_for(&self, n: usize) -> Vec<Value> {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            let got = self.got.lock().expect("lock").clone();
+            if got.len() >= n || Instant::now() > deadline {
+                return got;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+}
+
+/// The `management-requested` entries of the audit log, as their `event` objects.
+fn management_entries(log: &std::path::Path) -> Vec<Value> {
+    std::fs::read_to_string(log)
+        .unwrap_or_default()
+        .lines()
+        .filter_map(|l| serde_json::from_str::<Value>(l).ok())
+        .map(|e| e["event"].clone())
+        .filter(|e| e["kind"] == json!("management-requested"))
+        .collect()
+}
+
+#[test]
+fn a_reboot_reaches_the_device_agent_and_is_audited() {
+    if !have_curl() {
+        return;
+    }
+    let dir = tempfile::tempdir().expect("tmp");
+    let file = dir.path().join("cse.toml");
+    std::fs::write(&file, "[audit]\nenabled = true\n").expect("config");
+    let data = dir.path().join("data");
+    let server = Server::start_with(&data, &["--config", file.to_str().expect("utf8")]);
+    let http = Http { base: server.url() };
+    let device = http.register("device");
+    let operator = http.register("operator");
+    let other = http.register("other");
+
+    // The admin, who alone may create under the <CSEBase>, sets up the policy and the node.
+    let acp = http.create(
+        "CAdmin",
+        "cse-in",
+        1,
+        json!({"m2m:acp": {"rn": "devacp",
+            "pv": {"acr": [{"acor": [device], "acop": 63}, {"acor": [operator], "acop": 6}]},
+            "pvs": {"acr": [{"acor": ["CAdmin"], "acop": 63}]}}}),
+    );
+    assert_eq!(acp.rsc, 2001, "{}", acp.raw);
+    let acpi = acp.body["m2m:acp"]["ri"].clone();
+    let node = http.create(
+        "CAdmin",
+        "cse-in",
+        14,
+        json!({"m2m:nod": {"rn": "node1", "ni": "urn:gsma:imei:90420156-025763-0",
+            "hael": [device], "acpi": [acpi]}}),
+    );
+    assert_eq!(node.rsc, 2001, "{}", node.raw);
+    assert_eq!(node.body["m2m:nod"]["ty"], json!(14));
+
+    // The device describes itself: a battery and the place to reboot it.
+    let bat = http.create(
+        &device,
+        "cse-in/node1",
+        13,
+        json!({"m2m:bat": {"rn": "battery", "mgd": 1006, "btl": 77, "bts": 1, "acpi": [acpi]}}),
+    );
+    assert_eq!(bat.rsc, 2001, "{}", bat.raw);
+    let rbo = http.create(
+        &device,
+        "cse-in/node1",
+        13,
+        json!({"m2m:rbo": {"rn": "reboot", "mgd": 1009, "acpi": [acpi]}}),
+    );
+    assert_eq!(rbo.rsc, 2001, "{}", rbo.raw);
+    assert_eq!(rbo.body["m2m:rbo"]["rbo"], json!(false));
+    let got = http.get(&operator, "cse-in/node1/battery");
+    assert_eq!(got.rsc, 2000, "{}", got.raw);
+    assert_eq!(got.body["m2m:bat"]["btl"], json!(77));
+
+    // A battery attribute on the reboot object, and a reboot with a factory reset, are 4000.
+    let bad = http.update(
+        &operator,
+        "cse-in/node1/reboot",
+        json!({"m2m:rbo": {"btl": 1}}),
+    );
+    assert_eq!(bad.rsc, 4000, "{}", bad.raw);
+    let bad = http.update(
+        &operator,
+        "cse-in/node1/reboot",
+        json!({"m2m:rbo": {"rbo": true, "far": true}}),
+    );
+    assert_eq!(bad.rsc, 4000, "{}", bad.raw);
+
+    // The device's agent subscribes to the reboot object.
+    let agent = Agent::start();
+    let sub = http.create(
+        &device,
+        "cse-in/node1/reboot",
+        23,
+        json!({"m2m:sub": {"rn": "agent", "nu": [agent.url], "enc": {"net": [1]}}}),
+    );
+    assert_eq!(sub.rsc, 2001, "{}", sub.raw);
+    assert_eq!(agent.wait_for(1).len(), 1, "verification request");
+
+    // An AE the policy does not name: 4103, nothing stored, nobody notified.
+    let refused = http.update(
+        &other,
+        "cse-in/node1/reboot",
+        json!({"m2m:rbo": {"rbo": true}}),
+    );
+    assert_eq!(refused.rsc, 4103, "{}", refused.raw);
+    assert_eq!(
+        http.get(&device, "cse-in/node1/reboot").body["m2m:rbo"]["rbo"],
+        json!(false)
+    );
+
+    // The admin asks for a reboot; the agent hears of it.
+    let asked = http.update(
+        "CAdmin",
+        "cse-in/node1/reboot",
+        json!({"m2m:rbo": {"rbo": true}}),
+    );
+    assert_eq!(asked.rsc, 2004, "{}", asked.raw);
+    let got = agent.wait_for(2);
+    assert_eq!(got.len(), 2, "{got:?}");
+    assert_eq!(
+        got[1]["m2m:sgn"]["nev"]["rep"]["m2m:rbo"]["rbo"],
+        json!(true),
+        "{got:?}"
+    );
+    // The agent reboots the device and clears the request.
+    let done = http.update(
+        &device,
+        "cse-in/node1/reboot",
+        json!({"m2m:rbo": {"rbo": false}}),
+    );
+    assert_eq!(done.rsc, 2004, "{}", done.raw);
+    // The operator the policy allows asks again.
+    let asked = http.update(
+        &operator,
+        "cse-in/node1/reboot",
+        json!({"m2m:rbo": {"rbo": true}}),
+    );
+    assert_eq!(asked.rsc, 2004, "{}", asked.raw);
+    let got = agent.wait_for(4);
+    assert_eq!(got.len(), 4, "{got:?}");
+    assert_eq!(
+        got[3]["m2m:sgn"]["nev"]["rep"]["m2m:rbo"]["rbo"],
+        json!(true)
+    );
+
+    // Each request is in the audit log, written before the answer; the refused one is not.
+    let entries = management_entries(&data.join("audit.log"));
+    let who: Vec<(&str, &str, &str)> = entries
+        .iter()
+        .map(|e| {
+            (
+                e["actor"].as_str().unwrap_or(""),
+                e["target"].as_str().unwrap_or(""),
+                e["action"].as_str().unwrap_or(""),
+            )
+        })
+        .collect();
+    assert_eq!(
+        who,
+        vec![
+            ("CAdmin", "cse-in/node1/reboot", "reboot: rbo"),
+            (operator.as_str(), "cse-in/node1/reboot", "reboot: rbo"),
+        ]
+    );
+}
