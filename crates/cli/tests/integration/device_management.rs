@@ -147,6 +147,51 @@ impl Agent {
     }
 }
 
+/// One request with curl whose body (if any) and answer are CBOR: the `X-M2M-RSC` and the
+/// decoded answer.
+fn cbor_exchange(
+    base: &str,
+    method: &str,
+    from: &str,
+    path: &str,
+    pc: Option<&Value>,
+) -> (u16, Value) {
+    let dir = tempfile::tempdir().expect("tmp");
+    let (sent, got) = (dir.path().join("sent.cbor"), dir.path().join("got.cbor"));
+    let mut args: Vec<String> = ["-s", "-D", "-", "-o"].map(str::to_owned).to_vec();
+    args.push(got.to_str().expect("utf8").to_owned());
+    args.extend(["-X".to_owned(), method.to_owned(), format!("{base}/{path}")]);
+    for h in [
+        format!("X-M2M-Origin: {from}"),
+        "X-M2M-RI: dm-cbor".to_owned(),
+        "X-M2M-RVI: 3".to_owned(),
+        "Accept: application/cbor".to_owned(),
+    ] {
+        args.extend(["-H".to_owned(), h]);
+    }
+    if let Some(pc) = pc {
+        std::fs::write(&sent, model::codec::encode(pc, model::codec::Format::Cbor)).expect("write");
+        args.extend([
+            "-H".to_owned(),
+            "Content-Type: application/cbor;ty=13".to_owned(),
+        ]);
+        args.extend(["--data-binary".to_owned(), format!("@{}", sent.display())]);
+    }
+    let out = std::process::Command::new("curl")
+        .args(&args)
+        .output()
+        .expect("curl");
+    let head = String::from_utf8_lossy(&out.stdout).into_owned();
+    let rsc = head
+        .lines()
+        .find_map(|l| l.strip_prefix("X-M2M-RSC: "))
+        .and_then(|v| v.trim().parse().ok())
+        .unwrap_or_else(|| panic!("no X-M2M-RSC: {head}"));
+    let body = std::fs::read(&got).unwrap_or_default();
+    let value = model::codec::decode(&body, model::codec::Format::Cbor).unwrap_or(Value::Null);
+    (rsc, value)
+}
+
 /// The `management-requested` entries of the audit log, as their `event` objects.
 fn management_entries(log: &std::path::Path) -> Vec<Value> {
     std::fs::read_to_string(log)
@@ -213,6 +258,22 @@ fn a_reboot_reaches_the_device_agent_and_is_audited() {
     let got = http.get(&operator, "cse-in/node1/battery");
     assert_eq!(got.rsc, 2000, "{}", got.raw);
     assert_eq!(got.body["m2m:bat"]["btl"], json!(77));
+
+    // The same short names in CBOR: a memory object created and read back as CBOR.
+    let mem = json!({"m2m:mem": {"rn": "memory", "mgd": 1003, "mma": 1024, "mmt": 4096}});
+    let (rsc, created) = cbor_exchange(&server.url(), "POST", &device, "cse-in/node1", Some(&mem));
+    assert_eq!(rsc, 2001, "{created}");
+    assert_eq!(created["m2m:mem"]["mmt"], json!(4096));
+    let (rsc, read) = cbor_exchange(&server.url(), "GET", &device, "cse-in/node1/memory", None);
+    assert_eq!(rsc, 2000, "{read}");
+    assert_eq!(
+        (
+            &read["m2m:mem"]["mgd"],
+            &read["m2m:mem"]["mma"],
+            &read["m2m:mem"]["ty"]
+        ),
+        (&json!(1003), &json!(1024), &json!(13))
+    );
 
     // A battery attribute on the reboot object, and a reboot with a factory reset, are 4000.
     let bad = http.update(

@@ -614,3 +614,36 @@ async fn management_objects_are_durable_and_go_with_their_node() {
         R::NotFound
     );
 }
+
+/// A memory object is at most one per node even when eight CREATEs race for it: the check
+/// is made inside the creating write.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn concurrent_creates_leave_one_memory_object_per_node() {
+    let t = Arc::new(TestCse::new().await);
+    let (device, _, _) = device_tree(&t).await;
+    let mut tasks = Vec::new();
+    for i in 0..8 {
+        let (t, device) = (t.clone(), device.clone());
+        tasks.push(tokio::spawn(async move {
+            let mem =
+                json!({"m2m:mem": {"rn": format!("mem{i}"), "mgd": 1003, "mma": 1, "mmt": 2}});
+            t.create(&device, NODE, T::MgmtObj, mem).await.rsc
+        }));
+    }
+    let mut codes = Vec::new();
+    for task in tasks {
+        codes.push(task.await.expect("task"));
+    }
+    let created = codes.iter().filter(|c| **c == R::Created).count();
+    let refused = codes.iter().filter(|c| **c == R::Conflict).count();
+    assert_eq!((created, refused), (1, 7), "{codes:?}");
+    let mut req = Request::new(Operation::Retrieve, NODE, Some(device.clone()));
+    req.fc.add("fu", "1").expect("fu");
+    req.fc.add("mgd", "1003").expect("mgd");
+    let r = t.send(req).await;
+    let found =
+        r.pc.as_ref()
+            .and_then(|p| p["m2m:uril"].as_array().cloned())
+            .unwrap_or_default();
+    assert_eq!(found.len(), 1, "{found:?}");
+}
