@@ -606,6 +606,12 @@ async fn management_objects_are_durable_and_go_with_their_node() {
         t.retrieve(&device, "cse-in/node1/mem").await.rsc,
         R::NotFound
     );
+    // ... and frees its place too.
+    let mem = json!({"m2m:mem": {"rn": "mem2", "mgd": 1003, "mma": 1, "mmt": 2}});
+    assert_eq!(
+        t.create(&device, NODE, T::MgmtObj, mem).await.rsc,
+        R::Created
+    );
     // The node goes with its objects.
     assert_eq!(t.delete(ADMIN, NODE).await.rsc, R::Deleted);
     assert_eq!(t.retrieve(ADMIN, BAT).await.rsc, R::NotFound);
@@ -613,6 +619,14 @@ async fn management_objects_are_durable_and_go_with_their_node() {
         t.retrieve(ADMIN, "cse-in/node1/rbo2").await.rsc,
         R::NotFound
     );
+    // A node of the same name starts empty: its single objects have no place taken.
+    let node = json!({"m2m:nod": {"rn": "node1", "ni": "n1"}});
+    assert_eq!(
+        t.create(ADMIN, "cse-in", T::Node, node).await.rsc,
+        R::Created
+    );
+    let rbo = json!({"m2m:rbo": {"rn": "rbo", "mgd": 1009}});
+    assert_eq!(t.create(ADMIN, NODE, T::MgmtObj, rbo).await.rsc, R::Created);
 }
 
 /// A memory object is at most one per node even when eight CREATEs race for it: the check
