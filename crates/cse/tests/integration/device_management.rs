@@ -661,3 +661,56 @@ async fn concurrent_creates_leave_one_memory_object_per_node() {
             .unwrap_or_default();
     assert_eq!(found.len(), 1, "{found:?}");
 }
+
+/// The node's own procedures: the admin updates it, a subscriber on it hears of a new
+/// management object under its specialisation's key (`net` 3), and of its deletion (`net` 4).
+#[tokio::test]
+async fn a_node_is_updated_and_tells_its_subscribers_about_its_objects() {
+    let t = TestCse::new().await;
+    let (device, operator, other) = device_tree(&t).await;
+    let r = t
+        .update(
+            ADMIN,
+            NODE,
+            json!({"m2m:nod": {"mgca": "coap://10.0.0.8:5683", "hcl": "cse-in"}}),
+        )
+        .await;
+    assert_eq!(r.rsc, R::Updated, "{:?}", r.pc);
+    assert_eq!(attr(&r, "mgca"), json!("coap://10.0.0.8:5683"));
+    // The operator's policy grants UPDATE too...
+    let r = t
+        .update(&operator, NODE, json!({"m2m:nod": {"ni": "urn:x:2"}}))
+        .await;
+    assert_eq!(r.rsc, R::Updated);
+    // ...and an AE the policy does not name may do neither.
+    assert_eq!(
+        t.retrieve(&other, NODE).await.rsc,
+        R::OriginatorHasNoPrivilege
+    );
+    let r = t
+        .update(&other, NODE, json!({"m2m:nod": {"ni": "urn:x:3"}}))
+        .await;
+    assert_eq!(r.rsc, R::OriginatorHasNoPrivilege);
+    assert_eq!(read(&t, &device, NODE).await.1["ni"], json!("urn:x:2"));
+
+    let rx = Receiver::start(2000).await;
+    let sub = json!({"m2m:sub": {"rn": "children", "nu": [rx.url.clone()],
+        "enc": {"net": [3, 4]}}});
+    assert_eq!(
+        t.create(&device, NODE, T::Subscription, sub).await.rsc,
+        R::Created
+    );
+    assert_eq!(rx.wait_for(1).await.len(), 1, "verification request");
+    let evl = json!({"m2m:evl": {"rn": "evl", "mgd": 1010, "lgt": 2, "lgd": "", "lgst": 3}});
+    assert_eq!(
+        t.create(&device, NODE, T::MgmtObj, evl).await.rsc,
+        R::Created
+    );
+    let got = rx.wait_for(2).await;
+    let sgn = &got[1]["m2m:sgn"]["nev"];
+    assert_eq!(sgn["net"], json!(3), "{sgn}");
+    assert_eq!(sgn["rep"]["m2m:evl"]["lgt"], json!(2), "{sgn}");
+    assert_eq!(t.delete(&device, "cse-in/node1/evl").await.rsc, R::Deleted);
+    let got = rx.wait_for(3).await;
+    assert_eq!(got[2]["m2m:sgn"]["nev"]["net"], json!(4), "{got:?}");
+}
