@@ -98,6 +98,9 @@ impl Cse {
         if let Some(rn) = attrs.get("rn").and_then(Value::as_str) {
             model::id::validate_resource_name(rn)?;
         }
+        if ty == ResourceType::Ae {
+            resources::nod::check_node_link(self, &attrs)?;
+        }
         let now = self.config.clock.now();
         if let Some(et) = attrs.get("et").and_then(Value::as_str) {
             if time::parse(et)? <= now {

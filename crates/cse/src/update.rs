@@ -43,6 +43,9 @@ impl Cse {
         } else {
             model::attributes::validate(current.ty, Operation::Update, &changes)?;
         }
+        if current.ty == ResourceType::Ae {
+            resources::nod::check_node_link(self, &changes)?;
+        }
         if changes.get("et").is_some_and(Value::is_null) {
             // TS-0001 clause 9.6.1.3.2: `et` set to null asks the CSE for a new lifetime; the
             // resource always has one (multiplicity 1), so it gets the CSE's default.

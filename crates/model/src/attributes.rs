@@ -490,10 +490,11 @@ mod tests {
             assert!(!ae(json!({ "csz": bad })), "{bad}");
         }
         assert!(ae(json!({"poa": ["http://10.0.0.1:8080/n"]})));
-        // `nl` links to a <node>; not kept in step with the node's `hael`: refused, not stored.
-        assert!(!ae(
+        // `nl` links to a <node> (whether it names one is the CSE's check).
+        assert!(ae(
             json!({"poa": ["http://10.0.0.1:8080/n"], "nl": "cse-in/node"})
         ));
+        assert!(!ae(json!({"nl": ["cse-in/node"]})));
         assert!(ae(
             json!({"poa": ["coap://m2m.sp.com:5683", "mqtt://172.25.0.10:1883"]})
         ));
@@ -600,7 +601,6 @@ mod tests {
         let unenforced = [
             (T::Ae, "at"),
             (T::Ae, "aa"),
-            (T::Ae, "nl"),
             (T::Ae, "esi"),
             (T::Ae, "cstn"),
             (T::Ae, "regs"),

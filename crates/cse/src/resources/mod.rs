@@ -8,5 +8,6 @@ pub(crate) mod cnt;
 pub(crate) mod dac;
 pub(crate) mod grp;
 pub(crate) mod mgo;
+pub(crate) mod nod;
 pub(crate) mod pch;
 pub(crate) mod sub;

@@ -714,3 +714,35 @@ async fn a_node_is_updated_and_tells_its_subscribers_about_its_objects() {
     let got = rx.wait_for(3).await;
     assert_eq!(got[2]["m2m:sgn"]["nev"]["net"], json!(4), "{got:?}");
 }
+
+/// An `<AE>`'s `nl` (nodeLink) names the `<node>` of the device it runs on: accepted when it
+/// names a node, 4000 otherwise, on registration and on UPDATE, with nothing changed.
+#[tokio::test]
+async fn an_ae_links_to_its_node() {
+    let t = TestCse::new().await;
+    let (device, _, _) = device_tree(&t).await;
+    let linked = t.register_with("linked", json!({"nl": NODE})).await;
+    assert_eq!(
+        read(&t, &linked, "cse-in/linked").await.1["nl"],
+        json!(NODE)
+    );
+    for nl in [BAT, "cse-in/device", "cse-in/nothing"] {
+        let ae = json!({"m2m:ae": {"rn": "bad", "api": "Ntest", "rr": true, "nl": nl}});
+        let r = t.create("C", "cse-in", T::Ae, ae).await;
+        assert_eq!(r.rsc, R::BadRequest, "{nl}: {:?}", r.pc);
+        assert_eq!(t.retrieve(ADMIN, "cse-in/bad").await.rsc, R::NotFound);
+        let r = t
+            .update(&device, "cse-in/device", json!({"m2m:ae": {"nl": nl}}))
+            .await;
+        assert_eq!(r.rsc, R::BadRequest, "{nl}");
+        assert_eq!(
+            read(&t, &device, "cse-in/device").await.1["nl"],
+            Value::Null
+        );
+    }
+    let r = t
+        .update(&device, "cse-in/device", json!({"m2m:ae": {"nl": NODE}}))
+        .await;
+    assert_eq!(r.rsc, R::Updated, "{:?}", r.pc);
+    assert_eq!(attr(&r, "nl"), json!(NODE));
+}

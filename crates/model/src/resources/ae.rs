@@ -3,9 +3,9 @@
 use crate::attributes::{attr, Attr, Kind, Presence::*};
 use crate::error::{Error, Result};
 
-/// Attribute table. Left out, so that a request setting one is refused (4000) rather than
-/// stored and ignored: `at`/`aa` (announcement: this CSE announces nothing), `nl` (a link
-/// to a `<node>`, which this CSE would not keep in step with the node's `hael`), `esi` (end-to-end security of primitives
+/// Attribute table. `nl` (nodeLink) must name a `<node>` (checked by the CSE). Left out, so
+/// that a request setting one is refused (4000) rather than stored and ignored: `at`/`aa`
+/// (announcement: this CSE announces nothing), `esi` (end-to-end security of primitives
 /// and data, TS-0003 clause 8.4, which this CSE does not provide), and every attribute of
 /// Release 4 and later (see `primitive::SUPPORTED_RELEASES`).
 pub const ATTRIBUTES: &[Attr] = &[
@@ -18,6 +18,7 @@ pub const ATTRIBUTES: &[Attr] = &[
     attr("csz", Kind::Serializations, Optional, Optional),
     attr("srv", Kind::StrList, Optional, Optional),
     attr("or", Kind::Uri, Optional, Optional),
+    attr("nl", Kind::Uri, Optional, Optional),
     attr("daci", Kind::UriList, Optional, Optional),
 ];
 
