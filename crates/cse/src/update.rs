@@ -35,6 +35,10 @@ impl Cse {
                 "the CSEBase cannot be updated",
             ));
         }
+        if current.ty == ResourceType::Request {
+            self.authorize(caller, &current, AccessOperation::UPDATE, None)?;
+            return Err(resources::req::not_updated());
+        }
         let mut changes = content_of(req, current.ty)?;
         model::attributes::validate(current.ty, Operation::Update, &changes)?;
         if changes.get("et").is_some_and(Value::is_null) {

@@ -121,6 +121,7 @@ pub fn table(ty: ResourceType) -> &'static [Attr] {
         ResourceType::CseBase => resources::cb::ATTRIBUTES,
         ResourceType::Group => resources::grp::ATTRIBUTES,
         ResourceType::PollingChannel => resources::pch::ATTRIBUTES,
+        ResourceType::Request => resources::req::ATTRIBUTES,
         ResourceType::Subscription => resources::sub::ATTRIBUTES,
     }
 }

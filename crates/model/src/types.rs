@@ -86,6 +86,9 @@ pub enum ResourceType {
     /// 15 `pch`: polling channel, through which a request-unreachable AE collects the
     /// requests (notifications) addressed to it.
     PollingChannel,
+    /// 17 `req`: the context and result of a non-blocking request, created by the CSE
+    /// itself (never through the API) for its originator to fetch.
+    Request,
     /// 23 `sub`: subscription.
     Subscription,
     /// 34 `dac`: dynamic authorization consultation (where to ask a DAS).
@@ -94,7 +97,7 @@ pub enum ResourceType {
 
 impl ResourceType {
     /// Every type, for tables and tests.
-    pub const ALL: [Self; 9] = [
+    pub const ALL: [Self; 10] = [
         Self::AccessControlPolicy,
         Self::Ae,
         Self::Container,
@@ -102,6 +105,7 @@ impl ResourceType {
         Self::CseBase,
         Self::Group,
         Self::PollingChannel,
+        Self::Request,
         Self::Subscription,
         Self::DynamicAuthorizationConsultation,
     ];
@@ -116,6 +120,7 @@ impl ResourceType {
             Self::CseBase => 5,
             Self::Group => 9,
             Self::PollingChannel => 15,
+            Self::Request => 17,
             Self::Subscription => 23,
             Self::DynamicAuthorizationConsultation => 34,
         }
@@ -139,6 +144,7 @@ impl ResourceType {
             Self::CseBase => "cb",
             Self::Group => "grp",
             Self::PollingChannel => "pch",
+            Self::Request => "req",
             Self::Subscription => "sub",
             Self::DynamicAuthorizationConsultation => "dac",
         }
@@ -154,6 +160,7 @@ impl ResourceType {
             Self::CseBase => "m2m:cb",
             Self::Group => "m2m:grp",
             Self::PollingChannel => "m2m:pch",
+            Self::Request => "m2m:req",
             Self::Subscription => "m2m:sub",
             Self::DynamicAuthorizationConsultation => "m2m:dac",
         }
@@ -187,7 +194,7 @@ impl ResourceType {
             Container => &[Container, ContentInstance, Subscription],
             Group => &[Subscription],
             AccessControlPolicy | DynamicAuthorizationConsultation => &[Subscription],
-            ContentInstance | Subscription | PollingChannel => &[],
+            ContentInstance | Subscription | PollingChannel | Request => &[],
         }
     }
 

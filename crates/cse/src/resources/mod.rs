@@ -8,4 +8,5 @@ pub(crate) mod cnt;
 pub(crate) mod dac;
 pub(crate) mod grp;
 pub(crate) mod pch;
+pub(crate) mod req;
 pub(crate) mod sub;

@@ -14,6 +14,7 @@ mod groups;
 mod polling;
 mod registration;
 mod requests;
+mod requests_nonblocking;
 mod results;
 mod subscriptions;
 mod validation;

@@ -9,4 +9,5 @@ pub mod cnt;
 pub mod dac;
 pub mod grp;
 pub mod pch;
+pub mod req;
 pub mod sub;
