@@ -389,3 +389,97 @@ async fn the_request_type_is_supported_and_the_old_refusals_are_gone() {
     req.oet = Some("60000".into());
     assert_eq!(t.send(req).await.rsc, R::NotImplemented);
 }
+
+#[tokio::test]
+async fn a_credential_withdrawn_before_the_execution_time_stops_its_pending_request() {
+    use security::association::{Framework, PeerIdentity};
+    let clock = model::clock::ManualClock::new();
+    let config = cse::CseConfig {
+        clock: clock.clock(),
+        ..Default::default()
+    };
+    let t = TestCse::with_config(config).await;
+    // A certificate-bound AE, registered and asking over its association.
+    let ctx = over(
+        t.cse.associations(),
+        cse::ListenerRole::Mca,
+        established(
+            Framework::Certificate,
+            "33-device-certificate",
+            PeerIdentity::Ae("//secure-cse.example/id-in/Cdevice".into()),
+        ),
+    );
+    let mut reg = Request::new(Operation::Create, "cse-in", Some("Cdevice".to_owned()));
+    reg.ty = Some(T::Ae);
+    reg.pc = Some(json!({"m2m:ae": {"rn": "device", "api": "Ntest", "rr": true, "srv": ["3"]}}));
+    assert_eq!(t.send_ctx(&ctx, reg).await.rsc, R::Created);
+    let mut held = container("Cdevice", "cse-in/device", "later", 1);
+    held.oet = Some("60000".into());
+    let ack = t.send_ctx(&ctx, held).await;
+    assert_eq!(ack.rsc, R::AcceptedNonBlockingSynch, "{:?}", ack.pc);
+    let ri = reference(&ack);
+    // The credential is suspended while the request waits: its association closes, and the
+    // request runs as any request on it would, refused.
+    t.cse
+        .withdraw(
+            ADMIN,
+            cse::security_manager::withdrawal::Withdraw::Suspend,
+            "33-device-certificate",
+            "lost device",
+        )
+        .await
+        .expect("withdrawn");
+    clock.advance(Duration::from_secs(61));
+    let done = finished(&t, ADMIN, &ri).await;
+    assert_eq!(done["rs"], json!(1));
+    assert_eq!(done["ors"]["rsc"], json!(4106), "{done}");
+    assert_eq!(
+        t.retrieve(ADMIN, "cse-in/device/later").await.rsc,
+        R::NotFound
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_request_whose_operation_runs_cannot_be_recalled() {
+    let t = TestCse::new().await;
+    // A NOTIFY relayed to an AE whose endpoint holds the answer until released.
+    let arrived = Arc::new(tokio::sync::Notify::new());
+    let release = Arc::new(tokio::sync::Notify::new());
+    let (seen, gate) = (arrived.clone(), release.clone());
+    let url = listen(
+        "held",
+        Arc::new(move |req: Request| {
+            let (seen, gate) = (seen.clone(), gate.clone());
+            answer(async move {
+                seen.notify_one();
+                gate.notified().await;
+                Ok(Response::new(R::Ok, &req.rqi, None))
+            })
+        }),
+    );
+    let sink = t.register_with("sink", json!({"poa": [url]})).await;
+    let mut notify = non_blocking(Operation::Notify, &sink, "cse-in/sink", 1);
+    notify.pc = Some(json!({"m2m:sgn": {"sur": "x"}}));
+    let ri = reference(&t.send(notify).await);
+    tokio::time::timeout(Duration::from_secs(10), arrived.notified())
+        .await
+        .expect("the operation started");
+    // TS-0004 clause 7.4.12.2.4: running, so 5220, and the <request> stays.
+    assert_eq!(t.delete(&sink, &ri).await.rsc, R::UnableToRecallRequest);
+    release.notify_one();
+    let done = finished(&t, &sink, &ri).await;
+    assert_eq!(
+        (done["rs"].clone(), done["ors"]["rsc"].clone()),
+        (json!(1), json!(2000))
+    );
+    // Nothing can be subscribed under a <request> (5203).
+    let r = t
+        .create(
+            &sink,
+            &ri,
+            T::Subscription,
+            json!({"m2m:sub": {"nu": [url], "enc": {"net": [1]}}}),
+        )
+        .await;
+    assert_eq!(r.rsc, R::TargetNotSubscribable);
+}
