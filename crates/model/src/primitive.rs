@@ -272,6 +272,7 @@ impl Request {
     /// * a Request or Result Expiration Timestamp in the past is 4008 REQUEST_TIMEOUT; a
     ///   Result Expiration Timestamp not later than the Request Expiration Timestamp is 4000
     ///   (TS-0004 Table 6.3.3-1);
+    /// * a Result Persistence of none of its forms is 4000;
     /// * an Operation Execution Time in the past (or now) is honoured by executing at once; one
     ///   in the future would have to be held until then, which this CSE does not do: 5001.
     pub fn check_times(&self, now: Timestamp) -> Result<()> {
@@ -300,6 +301,9 @@ impl Request {
                 "the result expiration timestamp has passed",
             ));
         }
+        if let Some(rp) = &self.rp {
+            check_result_persistence(rp)?;
+        }
         if oet.is_some_and(|t| t > now) && !self.is_non_blocking() {
             return Err(Error::new(
                 ResponseStatusCode::NotImplemented,
@@ -307,6 +311,21 @@ impl Request {
             ));
         }
         Ok(())
+    }
+}
+
+/// The forms a Result Persistence (`rp`) may take: a number of milliseconds, an
+/// `xs:duration` without years or months (`PT10M`, as TS-0009's example uses), or an
+/// absolute timestamp. Anything else is 4000, for every response type.
+fn check_result_persistence(rp: &str) -> Result<()> {
+    if rp.starts_with('P') {
+        crate::time::parse_duration(rp).map(|_| ())
+    } else if rp.contains('T') {
+        crate::time::parse(rp).map(|_| ())
+    } else {
+        rp.parse::<u64>().map(|_| ()).map_err(|_| {
+            Error::bad_request("result persistence must be milliseconds, a duration or a timestamp")
+        })
     }
 }
 
@@ -492,5 +511,18 @@ mod tests {
             assert_eq!(r.check_times(now).map_err(|e| e.rsc), Ok(()));
         }
         assert_eq!(check(Some("soon"), None, None), Err(R::BadRequest));
+        // Result Persistence is checked whatever the response type.
+        for (rp, want) in [
+            ("PT10M", Ok(())),
+            ("600000", Ok(())),
+            ("20261127T111112", Ok(())),
+            ("P1Y", Err(R::BadRequest)),
+            ("-5", Err(R::BadRequest)),
+            ("later", Err(R::BadRequest)),
+        ] {
+            let mut r = Request::new(Operation::Retrieve, "cse-in", Some("C".into()));
+            r.rp = Some(rp.into());
+            assert_eq!(r.check_times(now).map_err(|e| e.rsc), want, "{rp}");
+        }
     }
 }
