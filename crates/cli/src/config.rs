@@ -27,6 +27,9 @@ pub struct FileConfig {
     /// Polling channels of request-unreachable AEs.
     #[serde(default)]
     pub polling: PollingSection,
+    /// Non-blocking requests (`rt` 1 and 2) and their `<request>` resources.
+    #[serde(default)]
+    pub non_blocking: NonBlockingSection,
     /// Logging.
     #[serde(default)]
     pub log: LogSection,
@@ -697,6 +700,48 @@ impl PollingSection {
     }
 }
 
+/// `[non_blocking]`: non-blocking requests and their `<request>` resources (TS-0004 clause
+/// 7.3.2.2; docs/conformance.md, "Non-blocking requests").
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NonBlockingSection {
+    /// Most requests one originator may have accepted and not finished (default 32).
+    pub max_pending_per_originator: Option<usize>,
+    /// How long a result stays retrievable when the request sets no `rp`, seconds
+    /// (default 600).
+    pub result_persistence_secs: Option<u64>,
+    /// The longest a `<request>` may live from acceptance, seconds (default one day).
+    pub max_lifetime_secs: Option<u64>,
+}
+
+impl NonBlockingSection {
+    /// The resolved settings; zero limits are refused, and the default persistence must
+    /// fit the longest lifetime.
+    fn resolve(&self) -> Result<cse::config::NonBlocking, ConfigError> {
+        let mut n = cse::config::NonBlocking::default();
+        if let Some(v) = self.max_pending_per_originator {
+            n.max_pending_per_originator = v;
+        }
+        if let Some(v) = self.result_persistence_secs {
+            n.result_persistence = Duration::from_secs(v);
+        }
+        if let Some(v) = self.max_lifetime_secs {
+            n.max_lifetime = Duration::from_secs(v);
+        }
+        if n.max_pending_per_originator == 0 || n.result_persistence.is_zero() {
+            return Err(ConfigError::Invalid(
+                "non_blocking: max_pending_per_originator and result_persistence_secs must be at least 1".into(),
+            ));
+        }
+        if n.result_persistence > n.max_lifetime {
+            return Err(ConfigError::Invalid(
+                "non_blocking.result_persistence_secs must not exceed non_blocking.max_lifetime_secs".into(),
+            ));
+        }
+        Ok(n)
+    }
+}
+
 impl NotificationSection {
     /// The TLS client settings for `https://` targets (the binary reads the files before
     /// it listens).
@@ -959,6 +1004,7 @@ impl FileConfig {
         set!(c.notification_timeout_ms, n.timeout_ms);
         c.notification_tls = n.tls()?;
         c.polling = self.polling.resolve()?;
+        c.non_blocking = self.non_blocking.resolve()?;
         let d = self.dynamic_authorization;
         set!(c.dynamic_authorization.timeout_ms, d.timeout_ms);
         set!(c.dynamic_authorization.max_grant_secs, d.max_grant_secs);
@@ -1351,6 +1397,34 @@ mod tests {
     }
 
     #[test]
+    fn non_blocking_settings_are_read_and_checked() {
+        let s = resolve(
+            "[non_blocking]\nmax_pending_per_originator = 4\nresult_persistence_secs = 60\nmax_lifetime_secs = 120",
+        )
+        .expect("valid");
+        assert_eq!(
+            s.cse.non_blocking,
+            cse::config::NonBlocking {
+                max_pending_per_originator: 4,
+                result_persistence: Duration::from_secs(60),
+                max_lifetime: Duration::from_secs(120),
+            }
+        );
+        assert_eq!(
+            resolve("").expect("defaults").cse.non_blocking,
+            cse::config::NonBlocking::default()
+        );
+        for bad in [
+            "[non_blocking]\nmax_pending_per_originator = 0",
+            "[non_blocking]\nresult_persistence_secs = 0",
+            "[non_blocking]\nresult_persistence_secs = 60\nmax_lifetime_secs = 30",
+            "[non_blocking]\nmax_pending = 3",
+        ] {
+            assert!(resolve(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
     fn audit_layout_and_refusal_window() {
         let s = resolve(
             "[audit]\nfile = \"/d/a.log\"\nrefusal_window_secs = 5\nsegment_bytes = 65536\nkeep_segments = 3",
@@ -1575,7 +1649,7 @@ mod tests {
                 _ => 0,
             };
         }
-        assert_eq!(documented, 113, "every option is in the documented sample");
+        assert_eq!(documented, 116, "every option is in the documented sample");
         // The key homes' own keys, one level further down.
         let keystore = table_of(sample, "keystore");
         let len = |name: &str| {

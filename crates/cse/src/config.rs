@@ -62,6 +62,8 @@ pub struct CseConfig {
     pub refusal_window: std::time::Duration,
     /// Polling channels: how long a long poll waits, how much a channel may hold.
     pub polling: Polling,
+    /// Non-blocking requests: how many may wait per originator, how long results are kept.
+    pub non_blocking: NonBlocking,
     /// The clock every decision based on time asks (expiry, tokens, grants, key lifetimes,
     /// windows); the system clock unless a test moves it.
     pub clock: model::clock::Clock,
@@ -95,6 +97,31 @@ impl Default for Polling {
             queue_limit: 100,
             lifetime: Duration::from_secs(24 * 3600),
             redelivery: Duration::from_secs(30),
+        }
+    }
+}
+
+/// Settings of non-blocking requests (`rt` 1 and 2, `<request>` resources; TS-0004 clause
+/// 7.3.2.2).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NonBlocking {
+    /// Most requests one originator may have accepted and not finished; one more is 5207,
+    /// so a client cannot park an unbounded number of tasks and `<request>`s.
+    pub max_pending_per_originator: usize,
+    /// How long a result stays retrievable after it is due, when the request sets no
+    /// Result Persistence (`rp`).
+    pub result_persistence: Duration,
+    /// The longest a `<request>` may live from its acceptance, whatever `oet`, `rset` and
+    /// `rp` ask; a request that asks more is refused (TS-0004 table 7.3.2.2-1).
+    pub max_lifetime: Duration,
+}
+
+impl Default for NonBlocking {
+    fn default() -> Self {
+        Self {
+            max_pending_per_originator: 32,
+            result_persistence: Duration::from_secs(600),
+            max_lifetime: Duration::from_secs(24 * 3600),
         }
     }
 }
@@ -161,6 +188,7 @@ impl Default for CseConfig {
             dynamic_authorization: DynamicAuthorization::default(),
             refusal_window: security::refusals::DEFAULT_WINDOW,
             polling: Polling::default(),
+            non_blocking: NonBlocking::default(),
             clock: model::clock::Clock::system(),
         }
     }

@@ -65,6 +65,9 @@ impl Cse {
         let ty = req
             .ty
             .ok_or_else(|| Error::bad_request("CREATE needs a resource type"))?;
+        if ty == ResourceType::Request {
+            return Err(resources::req::not_created());
+        }
         if ty == ResourceType::Subscription && !parent.ty.allowed_children().contains(&ty) {
             // TS-0004 clause 7.4.8.2.1 Recv-6.4: this code instead of INVALID_CHILD_RESOURCE_TYPE.
             return Err(Error::new(
@@ -177,7 +180,10 @@ impl Cse {
                     resources::mgo::prepare(s, &mut resource)?
                 }
             }
-            ResourceType::AccessControlPolicy | ResourceType::CseBase | ResourceType::Node => {}
+            ResourceType::AccessControlPolicy
+            | ResourceType::CseBase
+            | ResourceType::Node
+            | ResourceType::Request => {}
         }
 
         // The AE whose AE-ID becomes `cr`: checked again inside the write, since it may have

@@ -26,6 +26,10 @@ impl Cse {
         }
         self.authorize_dynamic(caller, &r, AccessOperation::DELETE, None)
             .await?;
+        if r.ty == ResourceType::Request {
+            // Deleting a pending `<request>` cancels its operation, if it has not started.
+            self.requests.recall(r.ri())?;
+        }
         // A child-related result is read before the subtree goes, one page of it, each
         // child passing its own RETRIEVE decision as for a RETRIEVE (TS-0001 clause 8.1.2).
         let rcn = req.rcn.unwrap_or(ResultContent::Nothing);

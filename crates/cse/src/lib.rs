@@ -22,6 +22,7 @@ mod discovery;
 pub mod expiry;
 mod group;
 pub mod inbound;
+mod non_blocking;
 pub mod notification;
 mod notify;
 pub mod originator;
@@ -84,6 +85,11 @@ pub struct Cse {
     blocking: blocking::Holds,
     /// The polling channels' queues, waiting polls and awaited answers.
     polling: polling::Channels,
+    /// The non-blocking requests accepted and not finished.
+    requests: non_blocking::Pending,
+    /// This CSE, for the tasks it starts (a non-blocking request's execution); weak, so a
+    /// task never keeps a stopped CSE alive.
+    me: std::sync::Weak<Cse>,
 }
 
 /// The security manager's services the CSE works with.
@@ -201,7 +207,7 @@ impl Cse {
         }
         let associations = Arc::new(registry);
         flush_refusal_counts(&associations);
-        let cse = Arc::new(Self {
+        let cse = Arc::new_cyclic(|me| Self {
             policies,
             consultant,
             config,
@@ -220,12 +226,15 @@ impl Cse {
             batches: batch::Batches::default(),
             blocking: blocking::Holds::default(),
             polling,
+            requests: non_blocking::Pending::default(),
+            me: me.clone(),
         });
         supervision::spawn_suspensions(Arc::downgrade(&cse), suspensions);
         withdrawal::spawn_persistence(Arc::downgrade(&cse));
         resources::cb::ensure(&cse).await?;
         pseudonyms::rekey_clear_bindings(&cse).await?;
         cse.resume_batches();
+        cse.fail_interrupted_requests().await;
         Ok(cse)
     }
 
@@ -358,6 +367,9 @@ impl Cse {
                 tokens,
                 rids: req.rids.clone(),
             };
+            if req.is_non_blocking() {
+                return self.accept_non_blocking(&caller, req).await;
+            }
             let target = addressing::resolve(&req.to, &self.config, self.store.as_ref())?;
             if let Target::FanOut { group, suffix } = target {
                 return self.fan_out(&caller, &req, group, &suffix).await;

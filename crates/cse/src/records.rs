@@ -1,8 +1,8 @@
 //! The security manager's records in the store: which AE-ID a credential registered, which
 //! credential an AE-ID is bound to, the sealed identity behind an AE-ID, which credential
 //! made a subscription, and who created a resource; which subscription blocks the UPDATEs of
-//! a resource, the notifications a batching subscription has gathered, and the requests
-//! queued on polling channels.
+//! a resource, the notifications a batching subscription has gathered, the requests
+//! queued on polling channels, and the non-blocking requests not finished yet.
 //!
 //! The store knows none of this: it keeps named tables of opaque values
 //! ([`store::Txn::put_record`]) in the same durable transaction as the resources, so a
@@ -93,6 +93,11 @@ impl Batched {
         })
     }
 }
+
+/// `<request>` `ri` -> the originator of a non-blocking request accepted and not finished
+/// yet; tied to the `<request>`, deleted when its result is recorded. What a restart finds
+/// here was interrupted and is marked failed (`non_blocking`).
+pub const PENDING_REQUEST: &str = "pending-request";
 
 /// `<pollingChannel>` `ri` + `/` + 16 hex digits of a sequence number -> one request queued
 /// for the channel's AE (the JSON of a queued item of `cse/src/polling.rs`: the request primitive

@@ -35,6 +35,10 @@ impl Cse {
                 "the CSEBase cannot be updated",
             ));
         }
+        if current.ty == ResourceType::Request {
+            self.authorize(caller, &current, AccessOperation::UPDATE, None)?;
+            return Err(resources::req::not_updated());
+        }
         let mut changes = content_under(req, current.wrapper(), current.ty.code())?;
         if current.ty == ResourceType::MgmtObj {
             let s = resources::mgo::stored(&current)?;

@@ -25,6 +25,9 @@ pub(crate) const CTS: HeaderName = HeaderName::from_static("x-m2m-cts");
 pub(crate) const CTO: HeaderName = HeaderName::from_static("x-m2m-cto");
 /// Vendor Information.
 pub(crate) const VSI: HeaderName = HeaderName::from_static("x-m2m-vsi");
+/// `X-M2M-RTU`: the notification targets of a non-blocking asynchronous request's result
+/// (TS-0009 clause 6.4.11), `&`-separated; present and empty: no notification.
+pub(crate) const RTU: HeaderName = HeaderName::from_static("x-m2m-rtu");
 /// `X-M2M-EC`: the Event Category (TS-0009 clause 6.4.16).
 pub(crate) const EC: HeaderName = HeaderName::from_static("x-m2m-ec");
 

@@ -48,10 +48,22 @@ pub(crate) fn from_head(parts: &Parts, rqi: String) -> Result<(Request, Option<F
         })
         .transpose()?;
     req.tkns = headers::tokens(&parts.headers)?;
+    req.rtu = headers::single(&parts.headers, &headers::RTU)?.map(notification_targets);
     if let Some(query) = parts.uri.query() {
         apply_query(&mut req, query)?;
     }
     Ok((req, content_type.map(|c| c.format)))
+}
+
+/// The targets of `X-M2M-RTU` (TS-0009 clause 6.4.11): `&`-separated; an empty value is
+/// the empty list, which asks for no notification (TS-0004 clause 7.5.1.2.5).
+fn notification_targets(value: &str) -> Vec<String> {
+    value
+        .split('&')
+        .map(str::trim)
+        .filter(|t| !t.is_empty())
+        .map(str::to_owned)
+        .collect()
 }
 
 fn owned(v: Option<&str>) -> Option<String> {
@@ -121,8 +133,7 @@ pub(crate) fn target(path: &str) -> Result<String> {
 ///
 /// * `rcn`, `rt`, `drt` (once each), `atrl` and `rids` (`+`-separated, may repeat) are mapped;
 ///   list items (`atrl`, `lbl`, `cty`, `ty`) are split on `+` before percent-decoding;
-/// * `rp` (result persistence) is ignored: it only means something for non-blocking
-///   requests, which the CSE refuses through `rt`;
+/// * `rp` (result persistence, once) is mapped as given; the CSE reads it;
 /// * `da` (delivery aggregation) and `sqi` (semantic query) are accepted when false and
 ///   refused with 5001 when true;
 /// * `rvi`, `rqi` and `ec` are refused: in HTTP they travel as `X-M2M-*` headers, and two
@@ -158,7 +169,7 @@ pub(crate) fn apply_query(req: &mut Request, query: &str) -> Result<()> {
                 d @ (1 | 2) => once(&mut req.drt, &key, d)?,
                 _ => return Err(Error::bad_request("drt must be 1 or 2")),
             },
-            "rp" => {}
+            "rp" => once(&mut req.rp, &key, value)?,
             "da" => match value.as_str() {
                 "false" | "0" => {}
                 "true" | "1" => {
@@ -372,7 +383,19 @@ mod tests {
         assert_eq!(r.vsi.as_deref(), Some("v"));
         assert_eq!(r.ec, Some(4));
         assert!(map(Method::GET, "/cse-in", &[("X-M2M-EC", "latest")]).is_err());
+        // TS-0009 clause 6.4.11: `&`-separated targets; an empty header is the empty list.
+        let rtu = |v: &str| {
+            map(Method::GET, "/cse-in?rt=2", &[("X-M2M-RTU", v)])
+                .expect("valid")
+                .rtu
+        };
+        assert_eq!(
+            rtu("http://a/n&Cae"),
+            Some(vec!["http://a/n".to_owned(), "Cae".to_owned()])
+        );
+        assert_eq!(rtu(""), Some(Vec::new()));
         let r = map(Method::GET, "/cse-in", &[]).expect("valid");
+        assert_eq!(r.rtu, None);
         assert_eq!((r.fr, r.rvi, r.ot), (None, None, None));
         let r = map(Method::GET, "/cse-in", &[("X-M2M-Origin", "")]).expect("valid");
         assert_eq!(r.fr.as_deref(), Some(""));
@@ -398,6 +421,7 @@ mod tests {
         assert_eq!(r.fc.lim, Some(5));
         assert_eq!(r.atrl, vec!["ri", "lbl", "rr"]);
         assert_eq!((r.drt, r.rt), (Some(2), Some(1)));
+        assert_eq!(r.rp.as_deref(), Some("P1D"));
         let r = map(
             Method::GET,
             "/cse-in?rids=r1+r2&rids=r3",

@@ -129,6 +129,7 @@ pub fn table(ty: ResourceType) -> &'static [Attr] {
         ResourceType::MgmtObj => resources::mgo::COMMON,
         ResourceType::Node => resources::nod::ATTRIBUTES,
         ResourceType::PollingChannel => resources::pch::ATTRIBUTES,
+        ResourceType::Request => resources::req::ATTRIBUTES,
         ResourceType::Subscription => resources::sub::ATTRIBUTES,
     }
 }

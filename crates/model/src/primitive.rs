@@ -141,9 +141,17 @@ pub struct Request {
     /// Operation execution time (`m2m:absRelTimestamp`), if sent.
     pub oet: Option<String>,
     /// Response type (TS-0004 clause 6.3.4.2.6 `m2m:responseType`): absent, 3 (blocking) and 4
-    /// (flex-blocking, which this CSE always answers blocking) are served; see
-    /// [`Request::validate`] for 1 and 2.
+    /// (flex-blocking, which this CSE always answers blocking) are served at once; 1 and 2
+    /// (non-blocking) are accepted and served through a `<request>` resource.
     pub rt: Option<u8>,
+    /// The notification targets of a non-blocking asynchronous request (`responseTypeInfo`
+    /// `nu`, HTTP `X-M2M-RTU`): none: the originator; an empty list: nobody (TS-0004
+    /// clause 7.5.1.2.5). Only with `rt` 2.
+    pub rtu: Option<Vec<String>>,
+    /// Result Persistence (`rp`): how long the result of a non-blocking request stays
+    /// retrievable, as a relative time in milliseconds, an `xs:duration` or an absolute
+    /// timestamp.
+    pub rp: Option<String>,
     /// Vendor information, passed through.
     pub vsi: Option<String>,
     /// Event Category (`ec`, TS-0004 table 6.3.4.2.4-1 `m2m:eventCat`): 2 immediate, 3
@@ -188,11 +196,19 @@ impl Request {
             rset: None,
             oet: None,
             rt: None,
+            rtu: None,
+            rp: None,
             vsi: None,
             ec: None,
             tkns: Vec::new(),
             rids: Vec::new(),
         }
+    }
+
+    /// True for a non-blocking request (`rt` 1 or 2): accepted at once, executed later,
+    /// its result kept in a `<request>` resource.
+    pub fn is_non_blocking(&self) -> bool {
+        matches!(self.rt, Some(1 | 2))
     }
 
     /// True when this RETRIEVE is a discovery (`fu=1`).
@@ -232,26 +248,22 @@ impl Request {
         self.fc.validate()
     }
 
-    /// The response types this CSE serves (TS-0004 clause 7.3.2.2, `m2m:responseType`):
-    /// blocking (3, the default) and flex-blocking (4, answered blocking: the receiver
-    /// chooses). Non-blocking synchronous (1) needs `<request>` resources, which this CSE
-    /// does not host: 5206. Non-blocking asynchronous (2) would be acknowledged and its
-    /// result sent later as a notification, which this CSE does not do: 5001 (a value for an
-    /// unsupported feature, clause 7.3.2.1) rather than an acknowledgement for a result that
-    /// would never come. Other values are 4000.
+    /// The response types (TS-0004 clause 7.3.2.2, `m2m:responseType`): non-blocking
+    /// synchronous (1) and asynchronous (2), blocking (3, the default) and flex-blocking
+    /// (4, answered blocking: the receiver chooses). Other values (5, noResponse, is for
+    /// 3GPP interworking only) are 4000. Notification targets (`rtu`) belong to `rt` 2
+    /// alone (TS-0004 table 6.3.5.30-1): elsewhere 4000.
     fn check_response_type(&self) -> Result<()> {
         match self.rt {
-            None | Some(3 | 4) => Ok(()),
-            Some(1) => Err(Error::new(
-                ResponseStatusCode::NonBlockingSynchRequestNotSupported,
-                "non-blocking synchronous requests (rt=1) need <request> resources, which this CSE does not host",
-            )),
-            Some(2) => Err(Error::new(
-                ResponseStatusCode::NotImplemented,
-                "non-blocking asynchronous requests (rt=2) are not supported",
-            )),
-            Some(n) => Err(Error::bad_request(format!("invalid response type {n}"))),
+            None | Some(1..=4) => {}
+            Some(n) => return Err(Error::bad_request(format!("invalid response type {n}"))),
         }
+        if self.rtu.is_some() && self.rt != Some(2) {
+            return Err(Error::bad_request(
+                "notification targets of a response (X-M2M-RTU) need rt=2",
+            ));
+        }
+        Ok(())
     }
 
     /// Checks the time-related parameters against `now`, the moment of reception, from which
@@ -260,6 +272,7 @@ impl Request {
     /// * a Request or Result Expiration Timestamp in the past is 4008 REQUEST_TIMEOUT; a
     ///   Result Expiration Timestamp not later than the Request Expiration Timestamp is 4000
     ///   (TS-0004 Table 6.3.3-1);
+    /// * a Result Persistence of none of its forms is 4000;
     /// * an Operation Execution Time in the past (or now) is honoured by executing at once; one
     ///   in the future would have to be held until then, which this CSE does not do: 5001.
     pub fn check_times(&self, now: Timestamp) -> Result<()> {
@@ -288,13 +301,31 @@ impl Request {
                 "the result expiration timestamp has passed",
             ));
         }
-        if oet.is_some_and(|t| t > now) {
+        if let Some(rp) = &self.rp {
+            check_result_persistence(rp)?;
+        }
+        if oet.is_some_and(|t| t > now) && !self.is_non_blocking() {
             return Err(Error::new(
                 ResponseStatusCode::NotImplemented,
-                "a future operation execution time is not supported",
+                "a future operation execution time needs a non-blocking request (rt=1 or 2)",
             ));
         }
         Ok(())
+    }
+}
+
+/// The forms a Result Persistence (`rp`) may take: a number of milliseconds, an
+/// `xs:duration` without years or months (`PT10M`, as TS-0009's example uses), or an
+/// absolute timestamp. Anything else is 4000, for every response type.
+fn check_result_persistence(rp: &str) -> Result<()> {
+    if rp.starts_with('P') {
+        crate::time::parse_duration(rp).map(|_| ())
+    } else if rp.contains('T') {
+        crate::time::parse(rp).map(|_| ())
+    } else {
+        rp.parse::<u64>().map(|_| ()).map_err(|_| {
+            Error::bad_request("result persistence must be milliseconds, a duration or a timestamp")
+        })
     }
 }
 
@@ -388,17 +419,26 @@ mod tests {
         for (rt, want) in [
             (3, Ok(())),
             (4, Ok(())),
-            (
-                1,
-                Err(ResponseStatusCode::NonBlockingSynchRequestNotSupported),
-            ),
-            (2, Err(ResponseStatusCode::NotImplemented)),
+            (1, Ok(())),
+            (2, Ok(())),
             (0, Err(ResponseStatusCode::BadRequest)),
             (5, Err(ResponseStatusCode::BadRequest)),
         ] {
             r.rt = Some(rt);
             assert_eq!(r.validate().map_err(|e| e.rsc), want, "rt={rt}");
         }
+        // Notification targets of a result belong to rt=2 alone, an empty list included.
+        for (rt, want) in [
+            (Some(2), Ok(())),
+            (Some(1), Err(ResponseStatusCode::BadRequest)),
+            (None, Err(ResponseStatusCode::BadRequest)),
+        ] {
+            r.rt = rt;
+            r.rtu = Some(Vec::new());
+            assert_eq!(r.validate().map_err(|e| e.rsc), want, "rt={rt:?}");
+        }
+        r.rt = None;
+        r.rtu = None;
         // TS-0001 table 8.1.2-1, a row per value.
         use ResultContent::*;
         let table: &[(ResultContent, [bool; 5])] = &[
@@ -463,6 +503,26 @@ mod tests {
         assert_eq!(check(Some("2000"), Some("1000"), None), Err(R::BadRequest));
         assert_eq!(check(None, None, Some("-5000")), Ok(()));
         assert_eq!(check(None, None, Some("1000")), Err(R::NotImplemented));
+        // A non-blocking request is held until its operation execution time.
+        for rt in [1, 2] {
+            let mut r = Request::new(Operation::Retrieve, "cse-in", Some("C".into()));
+            r.rt = Some(rt);
+            r.oet = Some("1000".into());
+            assert_eq!(r.check_times(now).map_err(|e| e.rsc), Ok(()));
+        }
         assert_eq!(check(Some("soon"), None, None), Err(R::BadRequest));
+        // Result Persistence is checked whatever the response type.
+        for (rp, want) in [
+            ("PT10M", Ok(())),
+            ("600000", Ok(())),
+            ("20261127T111112", Ok(())),
+            ("P1Y", Err(R::BadRequest)),
+            ("-5", Err(R::BadRequest)),
+            ("later", Err(R::BadRequest)),
+        ] {
+            let mut r = Request::new(Operation::Retrieve, "cse-in", Some("C".into()));
+            r.rp = Some(rp.into());
+            assert_eq!(r.check_times(now).map_err(|e| e.rsc), want, "{rp}");
+        }
     }
 }

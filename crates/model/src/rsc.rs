@@ -10,6 +10,12 @@ pub enum ResponseStatusCode {
     /// 1000: the request is accepted but its processing is not complete (the CSE answers an
     /// admin withdrawal with it when the withdrawal is in force but not yet on disk).
     Accepted,
+    /// 1001: a non-blocking synchronous request (`rt=1`) is accepted; its result is kept
+    /// in the `<request>` resource the answer names (TS-0004 clause 7.3.2.3).
+    AcceptedNonBlockingSynch,
+    /// 1002: a non-blocking asynchronous request (`rt=2`) is accepted; its result is also
+    /// sent as a notification (TS-0004 clause 7.5.1.2.5).
+    AcceptedNonBlockingAsynch,
     /// 2000: the request succeeded (RETRIEVE, NOTIFY, discovery).
     Ok,
     /// 2001: a resource was created.
@@ -83,6 +89,9 @@ pub enum ResponseStatusCode {
     /// its content does not fit the container, or the CSE's storage is full (nothing was
     /// written; the same request can succeed once space returns).
     NotAcceptable,
+    /// 5220: a `<request>` whose operation has already started cannot be cancelled
+    /// (TS-0004 clause 7.4.12.2.4).
+    UnableToRecallRequest,
     /// 5209: some group members did not respond.
     GroupMembersNotResponded,
     /// 6003: an external object is not reachable.
@@ -96,6 +105,16 @@ use ResponseStatusCode as R;
 /// Every code with its number and name, in one table (tests walk it).
 pub const ALL_CODES: &[(ResponseStatusCode, u16, &str)] = &[
     (R::Accepted, 1000, "ACCEPTED"),
+    (
+        R::AcceptedNonBlockingSynch,
+        1001,
+        "ACCEPTED_NON_BLOCKING_REQUEST_SYNCH",
+    ),
+    (
+        R::AcceptedNonBlockingAsynch,
+        1002,
+        "ACCEPTED_NON_BLOCKING_REQUEST_ASYNCH",
+    ),
     (R::Ok, 2000, "OK"),
     (R::Created, 2001, "CREATED"),
     (R::Deleted, 2002, "DELETED"),
@@ -190,6 +209,7 @@ pub const ALL_CODES: &[(ResponseStatusCode, u16, &str)] = &[
         "NON_BLOCKING_SYNCH_REQUEST_NOT_SUPPORTED",
     ),
     (R::NotAcceptable, 5207, "NOT_ACCEPTABLE"),
+    (R::UnableToRecallRequest, 5220, "UNABLE_TO_RECALL_REQUEST"),
     (
         R::GroupMembersNotResponded,
         5209,

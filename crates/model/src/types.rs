@@ -91,6 +91,9 @@ pub enum ResourceType {
     /// 15 `pch`: polling channel, through which a request-unreachable AE collects the
     /// requests (notifications) addressed to it.
     PollingChannel,
+    /// 17 `req`: the context and result of a non-blocking request, created by the CSE
+    /// itself (never through the API) for its originator to fetch.
+    Request,
     /// 23 `sub`: subscription.
     Subscription,
     /// 34 `dac`: dynamic authorization consultation (where to ask a DAS).
@@ -99,7 +102,7 @@ pub enum ResourceType {
 
 impl ResourceType {
     /// Every type, for tables and tests.
-    pub const ALL: [Self; 11] = [
+    pub const ALL: [Self; 12] = [
         Self::AccessControlPolicy,
         Self::Ae,
         Self::Container,
@@ -109,6 +112,7 @@ impl ResourceType {
         Self::MgmtObj,
         Self::Node,
         Self::PollingChannel,
+        Self::Request,
         Self::Subscription,
         Self::DynamicAuthorizationConsultation,
     ];
@@ -125,6 +129,7 @@ impl ResourceType {
             Self::MgmtObj => 13,
             Self::Node => 14,
             Self::PollingChannel => 15,
+            Self::Request => 17,
             Self::Subscription => 23,
             Self::DynamicAuthorizationConsultation => 34,
         }
@@ -150,6 +155,7 @@ impl ResourceType {
             Self::MgmtObj => "mgo",
             Self::Node => "nod",
             Self::PollingChannel => "pch",
+            Self::Request => "req",
             Self::Subscription => "sub",
             Self::DynamicAuthorizationConsultation => "dac",
         }
@@ -167,6 +173,7 @@ impl ResourceType {
             Self::MgmtObj => crate::resources::mgo::GENERIC_WRAPPER,
             Self::Node => "m2m:nod",
             Self::PollingChannel => "m2m:pch",
+            Self::Request => "m2m:req",
             Self::Subscription => "m2m:sub",
             Self::DynamicAuthorizationConsultation => "m2m:dac",
         }
@@ -208,7 +215,7 @@ impl ResourceType {
             Node => &[MgmtObj, Subscription],
             MgmtObj => &[Subscription],
             AccessControlPolicy | DynamicAuthorizationConsultation => &[Subscription],
-            ContentInstance | Subscription | PollingChannel => &[],
+            ContentInstance | Subscription | PollingChannel | Request => &[],
         }
     }
 

@@ -67,9 +67,9 @@ fn start() -> Option<(tempfile::TempDir, Server, Http, String)> {
 }
 
 /// TS-0004 clause 7.3.2.2 and Table 6.3.4.2.6-1: blocking (3) and flex-blocking (4) are
-/// served; non-blocking synchronous (1) is 5206 without `<request>` resources;
-/// non-blocking asynchronous (2) is 5001 (clause 7.3.2.1: a value for a feature not
-/// supported); values outside the table are 4000.
+/// served at once; non-blocking synchronous (1) and asynchronous (2) are accepted (1001,
+/// 1002) and served through a `<request>` (`requests_nonblocking`); values outside the
+/// table are 4000.
 #[test]
 fn response_types() {
     let Some((_dir, _server, http, me)) = start() else {
@@ -78,24 +78,14 @@ fn response_types() {
     for (rt, want) in [
         ("3", "2000"),
         ("4", "2000"),
-        ("1", "5206"),
-        ("2", "5001"),
+        ("1", "1001"),
+        ("2", "1002"),
         ("0", "4000"),
         ("5", "4000"),
     ] {
         let path = format!("cse-in/me?rt={rt}");
         assert_eq!(http.get(&me, &path, &[]), want, "rt={rt}");
     }
-    // Not served means not executed: a refused non-blocking CREATE creates nothing.
-    let out = http.send(
-        "POST",
-        &me,
-        "cse-in/me?rt=1",
-        &[],
-        Some((3, r#"{"m2m:cnt": {"rn": "nb"}}"#)),
-    );
-    assert_eq!(rsc(&out), "5206", "{out}");
-    assert_eq!(http.get(&me, "cse-in/me/nb", &[]), "4004");
 }
 
 /// TS-0004 clause 7.3.2.1, Table 6.3.3-1 (`m2m:absRelTimestamp`) and TS-0009 clauses
@@ -118,8 +108,8 @@ fn time_parameters_absolute_and_relative() {
         // The result cannot expire before the request does (Table 6.3.3-1).
         (&["X-M2M-RET: 60000", "X-M2M-RST: 30000"], "4000"),
         (&["X-M2M-RET: 30000", "X-M2M-RST: 60000"], "2000"),
-        // An execution time already reached is honoured at once; a future one is not
-        // supported (clause 7.3.2.1: NOT_IMPLEMENTED).
+        // An execution time already reached is honoured at once; a future one is held for
+        // a non-blocking request only: a blocking one is 5001 (clause 7.3.2.1).
         (&["X-M2M-OET: -1000"], "2000"),
         (&["X-M2M-OET: 20200101T000000"], "2000"),
         (&["X-M2M-OET: 3600000"], "5001"),

@@ -28,6 +28,7 @@ mod notifications;
 mod polling;
 mod psk_derived;
 mod quick_tour;
+mod requests_nonblocking;
 mod results;
 mod supervision;
 mod tls;

@@ -10,4 +10,5 @@ pub(crate) mod grp;
 pub(crate) mod mgo;
 pub(crate) mod nod;
 pub(crate) mod pch;
+pub(crate) mod req;
 pub(crate) mod sub;

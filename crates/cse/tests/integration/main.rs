@@ -15,6 +15,7 @@ mod groups;
 mod polling;
 mod registration;
 mod requests;
+mod requests_nonblocking;
 mod results;
 mod subscriptions;
 mod validation;

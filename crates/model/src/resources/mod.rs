@@ -11,4 +11,5 @@ pub mod grp;
 pub mod mgo;
 pub mod nod;
 pub mod pch;
+pub mod req;
 pub mod sub;
