@@ -111,7 +111,7 @@ impl Cse {
             ));
         }
         // TS-0004 clause 7.5.1.2.19: the representation is what the UPDATE carries.
-        let rep = json!({ subject.ty.wrapper(): changes });
+        let rep = json!({ subject.wrapper(): changes });
         let body = json!({ "m2m:sgn": notification(&sub, net::BLOCKING_UPDATE, subject, rep) });
         let nu = sub.str_list("nu").into_iter().next().unwrap_or_default();
         let Some((to, body)) = self.targets(&nu, &body).into_iter().next() else {

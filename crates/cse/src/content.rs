@@ -20,7 +20,7 @@ pub(crate) fn representation(r: &Resource, atrl: &[String]) -> Result<Value> {
             attrs.insert(name.clone(), v.clone());
         }
     }
-    Ok(json!({ r.ty.wrapper(): attrs }))
+    Ok(json!({ r.wrapper(): attrs }))
 }
 
 /// A child resource reference (`m2m:childResourceRef`).
@@ -77,7 +77,7 @@ pub(crate) fn embed(mut parent: Value, top: &Resource, found: &[Resource]) -> Va
 fn put(into: &mut Map<String, Value>, found: &[Resource], nodes: Vec<(usize, Map<String, Value>)>) {
     for (i, attrs) in nodes.into_iter().rev() {
         let list = into
-            .entry(found[i].ty.wrapper())
+            .entry(found[i].wrapper())
             .or_insert_with(|| Value::Array(Vec::new()));
         if let Value::Array(a) = list {
             a.push(Value::Object(attrs));
@@ -96,7 +96,7 @@ pub(crate) fn for_create(
         ResultContent::Nothing => None,
         ResultContent::HierarchicalAddress => Some(json!({ "m2m:uri": r.srn })),
         ResultContent::HierarchicalAddressAndAttributes => {
-            Some(json!({ "m2m:rce": { r.ty.wrapper(): r.attrs, "uri": r.srn } }))
+            Some(json!({ "m2m:rce": { r.wrapper(): r.attrs, "uri": r.srn } }))
         }
         ResultContent::ModifiedAttributes => {
             let modified: Map<String, Value> = r
@@ -105,7 +105,7 @@ pub(crate) fn for_create(
                 .filter(|(k, v)| sent.get(*k) != Some(*v))
                 .map(|(k, v)| (k.clone(), v.clone()))
                 .collect();
-            (!modified.is_empty()).then(|| json!({ r.ty.wrapper(): modified }))
+            (!modified.is_empty()).then(|| json!({ r.wrapper(): modified }))
         }
         _ => Some(r.wrapped()),
     }

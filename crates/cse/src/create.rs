@@ -75,8 +75,13 @@ impl Cse {
                 parent.ty.short_name()
             )));
         }
-        let mut attrs = content_of(req, ty)?;
-        model::attributes::validate(ty, model::Operation::Create, &attrs)?;
+        let mut attrs = if ty == ResourceType::FlexContainer {
+            resources::fcnt::create_content(req)?
+        } else {
+            let attrs = content_of(req, ty)?;
+            model::attributes::validate(ty, model::Operation::Create, &attrs)?;
+            attrs
+        };
         if let Some(rn) = attrs.get("rn").and_then(Value::as_str) {
             model::id::validate_resource_name(rn)?;
         }
@@ -151,6 +156,7 @@ impl Cse {
             ResourceType::DynamicAuthorizationConsultation => {
                 resources::dac::prepare(&self.config, &resource)?
             }
+            ResourceType::FlexContainer => resources::fcnt::prepare(&parent, &mut resource)?,
             ResourceType::AccessControlPolicy | ResourceType::CseBase => {}
         }
 
@@ -235,7 +241,11 @@ impl Cse {
         }
         // What the originator sent, read again only when `rcn` = 9 compares against it.
         let sent = if req.rcn == Some(model::ResultContent::ModifiedAttributes) {
-            content_of(req, ty)?
+            if ty == ResourceType::FlexContainer {
+                resources::fcnt::create_content(req)?
+            } else {
+                content_of(req, ty)?
+            }
         } else {
             Map::new()
         };

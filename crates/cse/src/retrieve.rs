@@ -110,11 +110,11 @@ impl Cse {
             ResultContent::AttributesAndChildResources => {
                 embed(representation(r, &req.atrl)?, r, &page.found)
             }
-            ResultContent::ChildResources => embed(json!({ r.ty.wrapper(): {} }), r, &page.found),
+            ResultContent::ChildResources => embed(json!({ r.wrapper(): {} }), r, &page.found),
             ResultContent::AttributesAndChildResourceReferences => {
                 let mut rep = representation(r, &req.atrl)?;
                 let refs: Vec<_> = page.found.iter().map(child_ref).collect();
-                if let Some(obj) = rep.get_mut(r.ty.wrapper()).and_then(|v| v.as_object_mut()) {
+                if let Some(obj) = rep.get_mut(r.wrapper()).and_then(|v| v.as_object_mut()) {
                     obj.insert("ch".into(), json!(refs));
                 }
                 rep

@@ -114,7 +114,7 @@ impl Cse {
                         continue;
                     }
                     let rep = if sub.u64_attr("nct") == Some(2) {
-                        json!({ r.ty.wrapper(): modified })
+                        json!({ r.wrapper(): modified })
                     } else {
                         r.wrapped()
                     };

@@ -35,8 +35,13 @@ impl Cse {
                 "the CSEBase cannot be updated",
             ));
         }
-        let mut changes = content_of(req, current.ty)?;
-        model::attributes::validate(current.ty, Operation::Update, &changes)?;
+        let mut changes = if current.ty == ResourceType::FlexContainer {
+            resources::fcnt::update_content(req, &current)?
+        } else {
+            let changes = content_of(req, current.ty)?;
+            model::attributes::validate(current.ty, Operation::Update, &changes)?;
+            changes
+        };
         if changes.get("et").is_some_and(Value::is_null) {
             // TS-0001 clause 9.6.1.3.2: `et` set to null asks the CSE for a new lifetime; the
             // resource always has one (multiplicity 1), so it gets the CSE's default.
@@ -131,6 +136,9 @@ impl Cse {
             if let Some(st) = r.u64_attr("st") {
                 r.attrs.insert("st".into(), json!(st + 1));
             }
+            if r.ty == ResourceType::FlexContainer {
+                resources::fcnt::refresh_size(&mut r);
+            }
             let evicted = if r.ty == ResourceType::Container {
                 let mut gone = resources::cnt::drop_hidden_instances(t, &before, &mut r)?;
                 gone.extend(resources::cnt::enforce_limits(t, &mut r)?);
@@ -144,7 +152,7 @@ impl Cse {
         .await?;
 
         let mut modified = changes.clone();
-        for k in ["lt", "st", "cni", "cbs", "cnm"] {
+        for k in ["lt", "st", "cni", "cbs", "cnm", "cs"] {
             if updated.attrs.get(k) != current.attrs.get(k) {
                 if let Some(v) = updated.attrs.get(k) {
                     modified.insert(k.to_owned(), v.clone());
@@ -158,7 +166,7 @@ impl Cse {
         }
         let pc = match req.rcn.unwrap_or(ResultContent::Attributes) {
             ResultContent::Nothing => None,
-            ResultContent::ModifiedAttributes => Some(json!({ updated.ty.wrapper(): modified })),
+            ResultContent::ModifiedAttributes => Some(json!({ updated.wrapper(): modified })),
             _ => Some(updated.wrapped()),
         };
         Ok(Response::new(ResponseStatusCode::Updated, &req.rqi, pc))

@@ -122,12 +122,22 @@ pub fn table(ty: ResourceType) -> &'static [Attr] {
         ResourceType::Group => resources::grp::ATTRIBUTES,
         ResourceType::PollingChannel => resources::pch::ATTRIBUTES,
         ResourceType::Subscription => resources::sub::ATTRIBUTES,
+        ResourceType::FlexContainer => resources::fcnt::ATTRIBUTES,
     }
 }
 
-/// Looks up an attribute of a type.
+/// Looks up an attribute of a type. For a flexContainer, a custom attribute of any
+/// specialisation answers [`resources::fcnt::CUSTOM`] (which one a resource may hold is
+/// checked by [`resources::fcnt::validate`]).
 pub fn find(ty: ResourceType, name: &str) -> Option<&'static Attr> {
-    UNIVERSAL.iter().chain(table(ty)).find(|a| a.name == name)
+    UNIVERSAL
+        .iter()
+        .chain(table(ty))
+        .find(|a| a.name == name)
+        .or_else(|| {
+            (ty == ResourceType::FlexContainer && resources::fcnt::is_custom_attribute(name))
+                .then_some(&resources::fcnt::CUSTOM)
+        })
 }
 
 /// Checks request content for a CREATE or UPDATE against the type's table: unknown names,

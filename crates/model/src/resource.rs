@@ -60,20 +60,28 @@ impl Resource {
             .unwrap_or_default()
     }
 
+    /// The key a representation of this resource is wrapped in: its type's (`m2m:cnt`), or
+    /// for a flexContainer its specialisation's (`cod:binSh`, named by its `cnd`).
+    pub fn wrapper(&self) -> &'static str {
+        if self.ty == ResourceType::FlexContainer {
+            if let Some((name, _)) = crate::resources::fcnt::of(&self.attrs) {
+                return name.wrapper;
+            }
+        }
+        self.ty.wrapper()
+    }
+
     /// The representation wrapped in its type's key, without copying the attributes.
     pub fn into_wrapped(self) -> Value {
         let mut m = Map::new();
-        m.insert(self.ty.wrapper().to_owned(), Value::Object(self.attrs));
+        m.insert(self.wrapper().to_owned(), Value::Object(self.attrs));
         Value::Object(m)
     }
 
     /// The representation wrapped in its type's key, e.g. `{"m2m:cnt": {...}}`.
     pub fn wrapped(&self) -> Value {
         let mut m = Map::new();
-        m.insert(
-            self.ty.wrapper().to_owned(),
-            Value::Object(self.attrs.clone()),
-        );
+        m.insert(self.wrapper().to_owned(), Value::Object(self.attrs.clone()));
         Value::Object(m)
     }
 }

@@ -88,13 +88,16 @@ pub enum ResourceType {
     PollingChannel,
     /// 23 `sub`: subscription.
     Subscription,
+    /// 28 `fcnt`: flexContainer, whose data are custom attributes of a specialisation
+    /// named by `cnd` (its JSON key is the specialisation's, e.g. `cod:binSh`).
+    FlexContainer,
     /// 34 `dac`: dynamic authorization consultation (where to ask a DAS).
     DynamicAuthorizationConsultation,
 }
 
 impl ResourceType {
     /// Every type, for tables and tests.
-    pub const ALL: [Self; 9] = [
+    pub const ALL: [Self; 10] = [
         Self::AccessControlPolicy,
         Self::Ae,
         Self::Container,
@@ -103,6 +106,7 @@ impl ResourceType {
         Self::Group,
         Self::PollingChannel,
         Self::Subscription,
+        Self::FlexContainer,
         Self::DynamicAuthorizationConsultation,
     ];
 
@@ -117,6 +121,7 @@ impl ResourceType {
             Self::Group => 9,
             Self::PollingChannel => 15,
             Self::Subscription => 23,
+            Self::FlexContainer => 28,
             Self::DynamicAuthorizationConsultation => 34,
         }
     }
@@ -140,11 +145,13 @@ impl ResourceType {
             Self::Group => "grp",
             Self::PollingChannel => "pch",
             Self::Subscription => "sub",
+            Self::FlexContainer => "fcnt",
             Self::DynamicAuthorizationConsultation => "dac",
         }
     }
 
-    /// The JSON wrapper key of a resource representation (`m2m:cnt`).
+    /// The JSON wrapper key of a resource representation (`m2m:cnt`). A flexContainer's is
+    /// its specialisation's ([`crate::Resource::wrapper`]); `m2m:fcnt` stands for the type only.
     pub fn wrapper(self) -> &'static str {
         match self {
             Self::AccessControlPolicy => "m2m:acp",
@@ -155,6 +162,7 @@ impl ResourceType {
             Self::Group => "m2m:grp",
             Self::PollingChannel => "m2m:pch",
             Self::Subscription => "m2m:sub",
+            Self::FlexContainer => "m2m:fcnt",
             Self::DynamicAuthorizationConsultation => "m2m:dac",
         }
     }
@@ -174,6 +182,7 @@ impl ResourceType {
                 Container,
                 Group,
                 Subscription,
+                FlexContainer,
                 DynamicAuthorizationConsultation,
             ],
             Ae => &[
@@ -182,9 +191,11 @@ impl ResourceType {
                 Group,
                 PollingChannel,
                 Subscription,
+                FlexContainer,
                 DynamicAuthorizationConsultation,
             ],
-            Container => &[Container, ContentInstance, Subscription],
+            Container => &[Container, ContentInstance, Subscription, FlexContainer],
+            FlexContainer => &[Container, Subscription, FlexContainer],
             Group => &[Subscription],
             AccessControlPolicy | DynamicAuthorizationConsultation => &[Subscription],
             ContentInstance | Subscription | PollingChannel => &[],
