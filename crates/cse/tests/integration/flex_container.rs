@@ -417,7 +417,7 @@ async fn subscribers_are_notified_under_the_specialisation_s_key() {
     for (to, sub) in [
         (
             "cse-in/ae/lamp/switch",
-            json!({"m2m:sub": {"nu": [all.url]}}),
+            json!({"m2m:sub": {"nu": [all.url], "enc": {"net": [1, 2]}}}),
         ),
         (
             "cse-in/ae/lamp/switch",
@@ -467,6 +467,14 @@ async fn subscribers_are_notified_under_the_specialisation_s_key() {
     assert_eq!(
         got[2]["m2m:sgn"]["nev"]["rep"]["cod:brigs"]["rn"],
         json!("dim")
+    );
+    // Deleting the switch: its subscriber is told (net 2), under the switch's key.
+    assert_eq!(t.delete(&id, "cse-in/ae/lamp/switch").await.rsc, R::Deleted);
+    let got = all.wait_for(3).await;
+    assert_eq!(got[2]["m2m:sgn"]["nev"]["net"], json!(2), "{}", got[2]);
+    assert_eq!(
+        got[2]["m2m:sgn"]["nev"]["rep"]["cod:binSh"]["rn"],
+        json!("switch")
     );
 }
 
@@ -566,4 +574,61 @@ async fn acknowledged_writes_survive_a_restart() {
     assert_eq!(r.rsc, R::Ok);
     assert_eq!(r.pc, before);
     assert_eq!(rep(&r, "cod:binSh")["powSe"], json!(true));
+}
+
+#[tokio::test]
+async fn release_4_additions_are_refused_and_other_parents_take_flex_containers() {
+    let (t, id) = setup().await;
+    // No <flexContainerInstance> (ty 58), no la/ol, no instance limits: Release 4 only.
+    let mut req = Request::new(Operation::Create, "cse-in/ae/lamp/switch", Some(id.clone()));
+    req.pc = Some(json!({"m2m:fcin": {"powSe": true}}));
+    req.ty = model::ResourceType::from_code(58).ok();
+    assert_eq!(req.ty, None, "ty 58 is not a type this CSE hosts");
+    assert_eq!(t.send(req).await.rsc, R::BadRequest);
+    for virtual_child in ["la", "ol"] {
+        let r = t
+            .retrieve(&id, &format!("cse-in/ae/lamp/switch/{virtual_child}"))
+            .await;
+        assert_eq!(r.rsc, R::NotFound, "{virtual_child}");
+    }
+    for limit in ["mni", "mbs", "mia"] {
+        let r = t
+            .update(
+                &id,
+                "cse-in/ae/lamp/switch",
+                json!({"cod:binSh": { limit: 3 }}),
+            )
+            .await;
+        assert_eq!(r.rsc, R::BadRequest, "{limit}");
+    }
+
+    // Under a container, with the creator asked for; an UPDATE with rcn=9 reports cs.
+    let r = t
+        .create(
+            &id,
+            "cse-in/ae",
+            T::Container,
+            json!({"m2m:cnt": {"rn": "room"}}),
+        )
+        .await;
+    assert_eq!(r.rsc, R::Created);
+    let r = t
+        .create(
+            &id,
+            "cse-in/ae/room",
+            T::FlexContainer,
+            json!({"cod:fauDn": {"rn": "fault", "cnd": "org.onem2m.common.moduleclass.faultDetection", "sus": false, "cr": null}}),
+        )
+        .await;
+    assert_eq!(r.rsc, R::Created, "{:?}", r.pc);
+    assert_eq!(rep(&r, "cod:fauDn")["cr"], json!(id));
+    let mut req = Request::new(Operation::Update, "cse-in/ae/room/fault", Some(id.clone()));
+    req.pc = Some(json!({"cod:fauDn": {"sus": true, "code": 7, "dc": "bulb"}}));
+    req.rcn = Some(model::ResultContent::ModifiedAttributes);
+    let r = t.send(req).await;
+    assert_eq!(r.rsc, R::Updated, "{:?}", r.pc);
+    let modified = rep(&r, "cod:fauDn");
+    assert_eq!(modified["cs"], json!(4 + 1 + 4));
+    assert_eq!(modified["st"], json!(1));
+    assert!(modified.get("cnd").is_none(), "{modified}");
 }
