@@ -632,3 +632,77 @@ async fn release_4_additions_are_refused_and_other_parents_take_flex_containers(
     assert_eq!(modified["st"], json!(1));
     assert!(modified.get("cnd").is_none(), "{modified}");
 }
+
+#[tokio::test]
+async fn a_group_of_switches_turns_them_all_on() {
+    let (t, id) = setup().await;
+    let r = t
+        .create(
+            &id,
+            "cse-in/ae/lamp",
+            T::FlexContainer,
+            json!({"cod:binSh": {"rn": "night", "cnd": SWITCH, "powSe": false}}),
+        )
+        .await;
+    assert_eq!(r.rsc, R::Created);
+    let g = t
+        .create(&id, "cse-in/ae", T::Group, json!({"m2m:grp": {"rn": "switches", "mt": 28, "mnm": 5, "mid": ["cse-in/ae/lamp/switch", "cse-in/ae/lamp/night"]}}))
+        .await;
+    assert_eq!(
+        (g.rsc, attr(&g, "mtv")),
+        (R::Created, json!(true)),
+        "{:?}",
+        g.pc
+    );
+    let r = t
+        .update(
+            &id,
+            "cse-in/ae/switches/fopt",
+            json!({"cod:binSh": {"powSe": true}}),
+        )
+        .await;
+    assert_eq!(r.rsc, R::Ok, "{:?}", r.pc);
+    let rsps =
+        r.pc.as_ref()
+            .map(|p| p["m2m:agr"]["m2m:rsp"].clone())
+            .unwrap_or_default();
+    assert_eq!(rsps.as_array().map(Vec::len), Some(2), "{rsps}");
+    for rn in ["switch", "night"] {
+        let sw = rep(
+            &t.retrieve(&id, &format!("cse-in/ae/lamp/{rn}")).await,
+            "cod:binSh",
+        );
+        assert_eq!(sw["powSe"], json!(true), "{rn}");
+    }
+    // A light is a flexContainer too: a group of type 28 takes it (no specializationType
+    // is hosted), but it is not a switch, so the fan-out below answers 4000 for it.
+    let g = t
+        .create(&id, "cse-in/ae", T::Group, json!({"m2m:grp": {"rn": "mixed", "mt": 28, "mnm": 5, "mid": ["cse-in/ae/lamp/switch", "cse-in/ae/lamp"]}}))
+        .await;
+    assert_eq!(g.rsc, R::Created, "{:?}", g.pc);
+    let r = t
+        .update(
+            &id,
+            "cse-in/ae/mixed/fopt",
+            json!({"cod:binSh": {"powSe": false}}),
+        )
+        .await;
+    let rsps =
+        r.pc.as_ref()
+            .map(|p| p["m2m:agr"]["m2m:rsp"].clone())
+            .unwrap_or_default();
+    let codes: Vec<Value> = rsps
+        .as_array()
+        .into_iter()
+        .flatten()
+        .map(|r| r["rsc"].clone())
+        .collect();
+    assert!(
+        codes.contains(&json!(2004)) && codes.contains(&json!(4000)),
+        "{rsps}"
+    );
+    assert_eq!(
+        rep(&t.retrieve(&id, "cse-in/ae/lamp").await, "cod:devLt")["st"],
+        json!(0)
+    );
+}
