@@ -519,6 +519,11 @@ async fn discovery_by_type_definition_and_custom_attribute() {
         discover(&t, &id, &[("powSe", "true")]).await,
         vec!["cse-in/ae/lamp/night"]
     );
+    // contentSize is the size criterion: "false" (5 bytes) is, "true" (4) is not.
+    assert_eq!(
+        discover(&t, &id, &[("ty", "28"), ("sza", "5")]).await,
+        vec!["cse-in/ae/lamp/switch"]
+    );
     // Partial retrieve of a custom attribute.
     let mut r = Request::new(
         Operation::Retrieve,
