@@ -156,7 +156,9 @@ impl Cse {
             ResourceType::DynamicAuthorizationConsultation => {
                 resources::dac::prepare(&self.config, &resource)?
             }
-            ResourceType::FlexContainer => resources::fcnt::prepare(&parent, &mut resource)?,
+            ResourceType::FlexContainer => {
+                resources::fcnt::prepare(&self.config, &parent, &mut resource)?
+            }
             ResourceType::AccessControlPolicy | ResourceType::CseBase => {}
         }
 

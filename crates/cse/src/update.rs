@@ -122,6 +122,7 @@ impl Cse {
         let ri = current.ri().to_owned();
         let changes_for_write = changes.clone();
         let clock = self.config.clock.clone();
+        let max_content_size = self.config.max_content_size;
         let (updated, evicted) = store::write(self.store.as_ref(), move |t| {
             let mut r = t
                 .get(&ri)?
@@ -137,7 +138,7 @@ impl Cse {
                 r.attrs.insert("st".into(), json!(st + 1));
             }
             if r.ty == ResourceType::FlexContainer {
-                resources::fcnt::refresh_size(&mut r);
+                resources::fcnt::refresh_size(&mut r, max_content_size)?;
             }
             let evicted = if r.ty == ResourceType::Container {
                 let mut gone = resources::cnt::drop_hidden_instances(t, &before, &mut r)?;

@@ -3,6 +3,7 @@
 //! must be that specialisation's; a device class takes only its module classes as
 //! flexContainer children; `cs` follows the custom attributes on every write.
 
+use crate::config::CseConfig;
 use model::resources::fcnt::{self, Specialisation};
 use model::{Error, Operation, Request, Resource, ResourceType, ResponseStatusCode, Result};
 use serde_json::{json, Map, Value};
@@ -69,7 +70,7 @@ fn specialisation(r: &Resource) -> Result<&'static Specialisation> {
 
 /// Before the insert: a flexContainer below another takes only the specialisations its
 /// parent's schema lists (4108 otherwise); `st` starts at 0 and `cs` is computed.
-pub(crate) fn prepare(parent: &Resource, r: &mut Resource) -> Result<()> {
+pub(crate) fn prepare(config: &CseConfig, parent: &Resource, r: &mut Resource) -> Result<()> {
     let spec = specialisation(r)?;
     if parent.ty == ResourceType::FlexContainer {
         let parent_spec = specialisation(parent)?;
@@ -81,15 +82,22 @@ pub(crate) fn prepare(parent: &Resource, r: &mut Resource) -> Result<()> {
         }
     }
     r.attrs.insert("st".into(), json!(0));
-    refresh_size(r);
-    Ok(())
+    refresh_size(r, config.max_content_size)
 }
 
 /// Recomputes `cs` from the custom attributes the resource holds now (inside the write of
-/// an UPDATE, so it always matches what is stored).
-pub(crate) fn refresh_size(r: &mut Resource) {
+/// an UPDATE, so it always matches what is stored). Custom attributes are content like a
+/// content instance's, held to the same `max_content_size`: more is 4000 and nothing is
+/// written.
+pub(crate) fn refresh_size(r: &mut Resource, max_content_size: u64) -> Result<()> {
     if let Some((_, spec)) = fcnt::of(&r.attrs) {
         let cs = fcnt::content_size(spec, &r.attrs);
+        if cs > max_content_size {
+            return Err(Error::bad_request(format!(
+                "custom attributes of {cs} bytes exceed the limit of {max_content_size}"
+            )));
+        }
         r.attrs.insert("cs".into(), json!(cs));
     }
+    Ok(())
 }

@@ -711,3 +711,54 @@ async fn a_group_of_switches_turns_them_all_on() {
         json!(0)
     );
 }
+
+#[tokio::test]
+async fn custom_attributes_are_held_to_the_content_size_limit() {
+    let (t, id) = setup_with(cse::CseConfig {
+        max_content_size: 16,
+        ..Default::default()
+    })
+    .await;
+    let cnd = "org.onem2m.common.moduleclass.faultDetection";
+    // "false" (5) + "0123456789a" (11) = 16: at the limit.
+    let r = t
+        .create(
+            &id,
+            "cse-in/ae/lamp",
+            T::FlexContainer,
+            json!({"cod:fauDn": {"rn": "fault", "cnd": cnd, "sus": false, "dc": "0123456789a"}}),
+        )
+        .await;
+    assert_eq!(r.rsc, R::Created, "{:?}", r.pc);
+    assert_eq!(rep(&r, "cod:fauDn")["cs"], json!(16));
+    let r = t
+        .create(
+            &id,
+            "cse-in/ae/lamp",
+            T::FlexContainer,
+            json!({"cod:fauDn": {"rn": "big", "cnd": cnd, "sus": false, "dc": "0123456789ab"}}),
+        )
+        .await;
+    assert_eq!(r.rsc, R::BadRequest, "{:?}", r.pc);
+    assert_eq!(t.retrieve(&id, "cse-in/ae/lamp/big").await.rsc, R::NotFound);
+    let before = t.retrieve(&id, "cse-in/ae/lamp/fault").await.pc;
+    let r = t
+        .update(
+            &id,
+            "cse-in/ae/lamp/fault",
+            json!({"cod:fauDn": {"code": 7}}),
+        )
+        .await;
+    assert_eq!(r.rsc, R::BadRequest, "{:?}", r.pc);
+    assert_eq!(t.retrieve(&id, "cse-in/ae/lamp/fault").await.pc, before);
+    // Making room first is fine.
+    let r = t
+        .update(
+            &id,
+            "cse-in/ae/lamp/fault",
+            json!({"cod:fauDn": {"dc": null, "code": 7}}),
+        )
+        .await;
+    assert_eq!(r.rsc, R::Updated, "{:?}", r.pc);
+    assert_eq!(rep(&r, "cod:fauDn")["cs"], json!(6));
+}
