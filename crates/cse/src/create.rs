@@ -82,22 +82,26 @@ impl Cse {
                 parent.ty.short_name()
             )));
         }
-        // A <mgmtObj>'s specialisation is named by its content's key (`m2m:bat`).
+        // A <mgmtObj>'s specialisation is named by its content's key (`m2m:bat`); a
+        // <flexContainer>'s by its key and its `cnd`, checked against its schema.
         let specialisation = if ty == ResourceType::MgmtObj {
             Some(resources::mgo::specialisation_of(req)?)
         } else {
             None
         };
         let mut attrs = match specialisation {
-            Some(s) => content_under(req, s.wrapper, ty.code())?,
-            None => content_of(req, ty)?,
-        };
-        match specialisation {
             Some(s) => {
-                model::attributes::validate_specialised(s, model::Operation::Create, &attrs)?
+                let attrs = content_under(req, s.wrapper, ty.code())?;
+                model::attributes::validate_specialised(s, model::Operation::Create, &attrs)?;
+                attrs
             }
-            None => model::attributes::validate(ty, model::Operation::Create, &attrs)?,
-        }
+            None if ty == ResourceType::FlexContainer => resources::fcnt::create_content(req)?,
+            None => {
+                let attrs = content_of(req, ty)?;
+                model::attributes::validate(ty, model::Operation::Create, &attrs)?;
+                attrs
+            }
+        };
         if let Some(rn) = attrs.get("rn").and_then(Value::as_str) {
             model::id::validate_resource_name(rn)?;
         }
@@ -179,6 +183,9 @@ impl Cse {
                 if let Some(s) = specialisation {
                     resources::mgo::prepare(s, &mut resource)?
                 }
+            }
+            ResourceType::FlexContainer => {
+                resources::fcnt::prepare(&self.config, &parent, &mut resource)?
             }
             ResourceType::AccessControlPolicy
             | ResourceType::CseBase

@@ -39,14 +39,21 @@ impl Cse {
             self.authorize(caller, &current, AccessOperation::UPDATE, None)?;
             return Err(resources::req::not_updated());
         }
-        let mut changes = content_under(req, current.wrapper(), current.ty.code())?;
-        if current.ty == ResourceType::MgmtObj {
-            let s = resources::mgo::stored(&current)?;
-            model::attributes::validate_specialised(s, Operation::Update, &changes)?;
-            s.requested_actions(&changes)?;
-        } else {
-            model::attributes::validate(current.ty, Operation::Update, &changes)?;
-        }
+        let mut changes = match current.ty {
+            ResourceType::FlexContainer => resources::fcnt::update_content(req, &current)?,
+            ResourceType::MgmtObj => {
+                let changes = content_under(req, current.wrapper(), current.ty.code())?;
+                let s = resources::mgo::stored(&current)?;
+                model::attributes::validate_specialised(s, Operation::Update, &changes)?;
+                s.requested_actions(&changes)?;
+                changes
+            }
+            ty => {
+                let changes = content_under(req, current.wrapper(), ty.code())?;
+                model::attributes::validate(ty, Operation::Update, &changes)?;
+                changes
+            }
+        };
         if current.ty == ResourceType::Ae {
             resources::nod::check_node_link(self, &changes)?;
         }
@@ -133,6 +140,7 @@ impl Cse {
         let ri = current.ri().to_owned();
         let changes_for_write = changes.clone();
         let clock = self.config.clock.clone();
+        let max_content_size = self.config.max_content_size;
         let (updated, evicted) = store::write(self.store.as_ref(), move |t| {
             let mut r = t
                 .get(&ri)?
@@ -147,6 +155,9 @@ impl Cse {
             if let Some(st) = r.u64_attr("st") {
                 r.attrs.insert("st".into(), json!(st + 1));
             }
+            if r.ty == ResourceType::FlexContainer {
+                resources::fcnt::refresh_size(&mut r, max_content_size)?;
+            }
             let evicted = if r.ty == ResourceType::Container {
                 let mut gone = resources::cnt::drop_hidden_instances(t, &before, &mut r)?;
                 gone.extend(resources::cnt::enforce_limits(t, &mut r)?);
@@ -160,7 +171,7 @@ impl Cse {
         .await?;
 
         let mut modified = changes.clone();
-        for k in ["lt", "st", "cni", "cbs", "cnm"] {
+        for k in ["lt", "st", "cni", "cbs", "cnm", "cs"] {
             if updated.attrs.get(k) != current.attrs.get(k) {
                 if let Some(v) = updated.attrs.get(k) {
                     modified.insert(k.to_owned(), v.clone());

@@ -131,24 +131,28 @@ pub fn table(ty: ResourceType) -> &'static [Attr] {
         ResourceType::PollingChannel => resources::pch::ATTRIBUTES,
         ResourceType::Request => resources::req::ATTRIBUTES,
         ResourceType::Subscription => resources::sub::ATTRIBUTES,
+        ResourceType::FlexContainer => resources::fcnt::ATTRIBUTES,
     }
 }
 
 /// Looks up an attribute of a type. For `<mgmtObj>`, an attribute of any specialisation
-/// (what a filter or a type-wide question needs); [`find_in`] answers for one resource.
+/// (what a filter or a type-wide question needs); [`find_in`] answers for one resource. For
+/// a flexContainer, a custom attribute of any specialisation answers
+/// [`resources::fcnt::CUSTOM`] (which one a resource may hold is checked by
+/// [`resources::fcnt::validate`]).
 pub fn find(ty: ResourceType, name: &str) -> Option<&'static Attr> {
     UNIVERSAL
         .iter()
         .chain(table(ty))
         .find(|a| a.name == name)
-        .or_else(|| {
-            (ty == ResourceType::MgmtObj)
-                .then(|| {
-                    resources::mgo::SPECIALISATIONS
-                        .iter()
-                        .find_map(|s| s.attributes.iter().find(|a| a.name == name))
-                })
-                .flatten()
+        .or_else(|| match ty {
+            ResourceType::MgmtObj => resources::mgo::SPECIALISATIONS
+                .iter()
+                .find_map(|s| s.attributes.iter().find(|a| a.name == name)),
+            ResourceType::FlexContainer if resources::fcnt::is_custom_attribute(name) => {
+                Some(&resources::fcnt::CUSTOM)
+            }
+            _ => None,
         })
 }
 

@@ -60,15 +60,20 @@ impl Resource {
             .unwrap_or_default()
     }
 
-    /// The key a representation is wrapped in: the type's (`m2m:cnt`), or for a
-    /// `<mgmtObj>` its specialisation's (`m2m:bat`), as its `mgd` says.
+    /// The key a representation is wrapped in: the type's (`m2m:cnt`), or a specialisation's:
+    /// a `<mgmtObj>`'s (`m2m:bat`, as its `mgd` says) or a flexContainer's (`cod:binSh`, as
+    /// its `cnd` says).
     pub fn wrapper(&self) -> &'static str {
-        if self.ty == ResourceType::MgmtObj {
-            if let Some(s) = crate::resources::mgo::Specialisation::of_attrs(&self.attrs) {
-                return s.wrapper;
+        let specialised = match self.ty {
+            ResourceType::MgmtObj => {
+                crate::resources::mgo::Specialisation::of_attrs(&self.attrs).map(|s| s.wrapper)
             }
-        }
-        self.ty.wrapper()
+            ResourceType::FlexContainer => {
+                crate::resources::fcnt::of(&self.attrs).map(|(name, _)| name.wrapper)
+            }
+            _ => None,
+        };
+        specialised.unwrap_or(self.ty.wrapper())
     }
 
     /// The representation wrapped in its type's key, without copying the attributes.

@@ -60,6 +60,9 @@ pub enum ResponseStatusCode {
     OriginatorHasAlreadyRegistered,
     /// 4124: the subscribed-to resource already has a blocking-update subscription.
     BlockingSubscriptionAlreadyExists,
+    /// 4125: a `<flexContainer>`'s containerDefinition (`cnd`) names a specialisation this
+    /// CSE has no schema for.
+    SpecializationSchemaNotFound,
     /// 4126: the service subscription rules do not allow this registration.
     AppRuleValidationFailed,
     /// 4127: a remote entity refused the operation.
@@ -176,6 +179,11 @@ pub const ALL_CODES: &[(ResponseStatusCode, u16, &str)] = &[
         R::BlockingSubscriptionAlreadyExists,
         4124,
         "BLOCKING_SUBSCRIPTION_ALREADY_EXISTS",
+    ),
+    (
+        R::SpecializationSchemaNotFound,
+        4125,
+        "SPECIALIZATION_SCHEMA_NOT_FOUND",
     ),
     (
         R::AppRuleValidationFailed,

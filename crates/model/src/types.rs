@@ -96,13 +96,16 @@ pub enum ResourceType {
     Request,
     /// 23 `sub`: subscription.
     Subscription,
+    /// 28 `fcnt`: flexContainer, whose data are custom attributes of a specialisation
+    /// named by `cnd` (its JSON key is the specialisation's, e.g. `cod:binSh`).
+    FlexContainer,
     /// 34 `dac`: dynamic authorization consultation (where to ask a DAS).
     DynamicAuthorizationConsultation,
 }
 
 impl ResourceType {
     /// Every type, for tables and tests.
-    pub const ALL: [Self; 12] = [
+    pub const ALL: [Self; 13] = [
         Self::AccessControlPolicy,
         Self::Ae,
         Self::Container,
@@ -114,6 +117,7 @@ impl ResourceType {
         Self::PollingChannel,
         Self::Request,
         Self::Subscription,
+        Self::FlexContainer,
         Self::DynamicAuthorizationConsultation,
     ];
 
@@ -131,6 +135,7 @@ impl ResourceType {
             Self::PollingChannel => 15,
             Self::Request => 17,
             Self::Subscription => 23,
+            Self::FlexContainer => 28,
             Self::DynamicAuthorizationConsultation => 34,
         }
     }
@@ -157,11 +162,13 @@ impl ResourceType {
             Self::PollingChannel => "pch",
             Self::Request => "req",
             Self::Subscription => "sub",
+            Self::FlexContainer => "fcnt",
             Self::DynamicAuthorizationConsultation => "dac",
         }
     }
 
-    /// The JSON wrapper key of a resource representation (`m2m:cnt`).
+    /// The JSON wrapper key of a resource representation (`m2m:cnt`). A flexContainer's is
+    /// its specialisation's ([`crate::Resource::wrapper`]); `m2m:fcnt` stands for the type only.
     pub fn wrapper(self) -> &'static str {
         match self {
             Self::AccessControlPolicy => "m2m:acp",
@@ -175,6 +182,7 @@ impl ResourceType {
             Self::PollingChannel => "m2m:pch",
             Self::Request => "m2m:req",
             Self::Subscription => "m2m:sub",
+            Self::FlexContainer => "m2m:fcnt",
             Self::DynamicAuthorizationConsultation => "m2m:dac",
         }
     }
@@ -200,6 +208,7 @@ impl ResourceType {
                 Group,
                 Node,
                 Subscription,
+                FlexContainer,
                 DynamicAuthorizationConsultation,
             ],
             Ae => &[
@@ -208,9 +217,11 @@ impl ResourceType {
                 Group,
                 PollingChannel,
                 Subscription,
+                FlexContainer,
                 DynamicAuthorizationConsultation,
             ],
-            Container => &[Container, ContentInstance, Subscription],
+            Container => &[Container, ContentInstance, Subscription, FlexContainer],
+            FlexContainer => &[Container, Subscription, FlexContainer],
             Group => &[Subscription],
             Node => &[MgmtObj, Subscription],
             MgmtObj => &[Subscription],

@@ -17,6 +17,7 @@ mod durability;
 mod dynamic_authorization;
 mod enrolment;
 mod fetch_credentials;
+mod flex_container;
 mod full_disk;
 mod gba;
 mod groups;

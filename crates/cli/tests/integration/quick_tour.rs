@@ -62,6 +62,12 @@ fn readme_quick_tour_works_as_written() {
         1,
         "{uril}"
     );
+    // The light and its switch were created, the switch turned on and read back as such.
+    assert!(stdout.contains("\"cod:devLt\""), "{stdout}");
+    let switched = stdout.split("\"cod:binSh\"").skip(1).collect::<Vec<_>>();
+    assert_eq!(switched.len(), 3, "created, updated, read: {stdout}");
+    assert!(switched[1].contains("\"powSe\":true"), "{stdout}");
+    assert!(switched[2].contains("\"powSe\":true"), "{stdout}");
 }
 
 #[test]

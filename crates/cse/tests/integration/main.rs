@@ -11,6 +11,7 @@ mod containers;
 mod creator;
 mod device_management;
 mod dynamic_authorization;
+mod flex_container;
 mod groups;
 mod polling;
 mod registration;

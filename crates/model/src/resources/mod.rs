@@ -7,6 +7,7 @@ pub mod cb;
 pub mod cin;
 pub mod cnt;
 pub mod dac;
+pub mod fcnt;
 pub mod grp;
 pub mod mgo;
 pub mod nod;
