@@ -37,6 +37,7 @@ mod subscribers;
 pub mod subscription;
 #[cfg(feature = "testing")]
 pub mod testing;
+pub mod time_series;
 mod update;
 pub mod waiting;
 
@@ -84,6 +85,8 @@ pub struct Cse {
     blocking: blocking::Holds,
     /// The polling channels' queues, waiting polls and awaited answers.
     polling: polling::Channels,
+    /// The timer tasks of the time series whose missing data is watched.
+    monitors: time_series::Monitors,
 }
 
 /// The security manager's services the CSE works with.
@@ -220,12 +223,15 @@ impl Cse {
             batches: batch::Batches::default(),
             blocking: blocking::Holds::default(),
             polling,
+            monitors: time_series::Monitors::default(),
         });
+        cse.monitors.bind(Arc::downgrade(&cse));
         supervision::spawn_suspensions(Arc::downgrade(&cse), suspensions);
         withdrawal::spawn_persistence(Arc::downgrade(&cse));
         resources::cb::ensure(&cse).await?;
         pseudonyms::rekey_clear_bindings(&cse).await?;
         cse.resume_batches();
+        cse.resume_monitoring();
         Ok(cse)
     }
 

@@ -44,6 +44,9 @@ pub enum Kind {
     Serializations,
     /// `m2m:contentInfo`: `type/subtype:encoding[:security]` ([`content_info`]).
     ContentInfo,
+    /// `m2m:absRelTimestamp`: an absolute timestamp string, or a time relative to now in
+    /// milliseconds (a JSON integer or a string of one).
+    AbsRelTime,
 }
 
 /// Whether the originator may send an attribute in a request.
@@ -122,6 +125,8 @@ pub fn table(ty: ResourceType) -> &'static [Attr] {
         ResourceType::Group => resources::grp::ATTRIBUTES,
         ResourceType::PollingChannel => resources::pch::ATTRIBUTES,
         ResourceType::Subscription => resources::sub::ATTRIBUTES,
+        ResourceType::TimeSeries => resources::ts::ATTRIBUTES,
+        ResourceType::TimeSeriesInstance => resources::tsi::ATTRIBUTES,
     }
 }
 
@@ -194,6 +199,7 @@ fn check_kind(name: &str, kind: Kind, v: &Value) -> Result<()> {
         Kind::NullOnly => false,
         Kind::Acrs => return crate::resources::acp::validate_acrs(name, v),
         Kind::PositiveInt => v.as_u64().is_some_and(|n| n >= 1),
+        Kind::AbsRelTime => abs_rel_time(v, crate::time::now()).is_ok(),
         Kind::Labels => non_empty_list(v).is_some_and(|a| a.iter().all(is_token)),
         Kind::Uri => v.as_str().is_some_and(is_uri),
         Kind::UriList => v
@@ -221,6 +227,23 @@ fn check_kind(name: &str, kind: Kind, v: &Value) -> Result<()> {
         Err(Error::bad_request(format!(
             "attribute '{name}' has the wrong type (expected {kind:?})"
         )))
+    }
+}
+
+/// The point in time an `m2m:absRelTimestamp` value names, relative values counted from
+/// `now`: a timestamp string, or milliseconds as a JSON integer or a string of one.
+pub fn abs_rel_time(v: &Value, now: crate::time::Timestamp) -> Result<crate::time::Timestamp> {
+    match v {
+        Value::String(s) => crate::time::parse_abs_rel(s, now),
+        Value::Number(n) => match n.as_i64() {
+            Some(ms) => crate::time::parse_abs_rel(&ms.to_string(), now),
+            None => Err(Error::bad_request(format!(
+                "'{n}' is not a time in milliseconds"
+            ))),
+        },
+        _ => Err(Error::bad_request(
+            "an absolute or relative time must be a string or an integer",
+        )),
     }
 }
 

@@ -88,13 +88,18 @@ pub enum ResourceType {
     PollingChannel,
     /// 23 `sub`: subscription.
     Subscription,
+    /// 29 `ts`: time series, a container of periodic data points whose missing points
+    /// the CSE can detect and report.
+    TimeSeries,
+    /// 30 `tsi`: one data point of a time series, unique by its data generation time.
+    TimeSeriesInstance,
     /// 34 `dac`: dynamic authorization consultation (where to ask a DAS).
     DynamicAuthorizationConsultation,
 }
 
 impl ResourceType {
     /// Every type, for tables and tests.
-    pub const ALL: [Self; 9] = [
+    pub const ALL: [Self; 11] = [
         Self::AccessControlPolicy,
         Self::Ae,
         Self::Container,
@@ -103,6 +108,8 @@ impl ResourceType {
         Self::Group,
         Self::PollingChannel,
         Self::Subscription,
+        Self::TimeSeries,
+        Self::TimeSeriesInstance,
         Self::DynamicAuthorizationConsultation,
     ];
 
@@ -117,6 +124,8 @@ impl ResourceType {
             Self::Group => 9,
             Self::PollingChannel => 15,
             Self::Subscription => 23,
+            Self::TimeSeries => 29,
+            Self::TimeSeriesInstance => 30,
             Self::DynamicAuthorizationConsultation => 34,
         }
     }
@@ -140,6 +149,8 @@ impl ResourceType {
             Self::Group => "grp",
             Self::PollingChannel => "pch",
             Self::Subscription => "sub",
+            Self::TimeSeries => "ts",
+            Self::TimeSeriesInstance => "tsi",
             Self::DynamicAuthorizationConsultation => "dac",
         }
     }
@@ -155,6 +166,8 @@ impl ResourceType {
             Self::Group => "m2m:grp",
             Self::PollingChannel => "m2m:pch",
             Self::Subscription => "m2m:sub",
+            Self::TimeSeries => "m2m:ts",
+            Self::TimeSeriesInstance => "m2m:tsi",
             Self::DynamicAuthorizationConsultation => "m2m:dac",
         }
     }
@@ -174,6 +187,7 @@ impl ResourceType {
                 Container,
                 Group,
                 Subscription,
+                TimeSeries,
                 DynamicAuthorizationConsultation,
             ],
             Ae => &[
@@ -182,12 +196,14 @@ impl ResourceType {
                 Group,
                 PollingChannel,
                 Subscription,
+                TimeSeries,
                 DynamicAuthorizationConsultation,
             ],
-            Container => &[Container, ContentInstance, Subscription],
+            Container => &[Container, ContentInstance, Subscription, TimeSeries],
+            TimeSeries => &[TimeSeriesInstance, Subscription],
             Group => &[Subscription],
             AccessControlPolicy | DynamicAuthorizationConsultation => &[Subscription],
-            ContentInstance | Subscription | PollingChannel => &[],
+            ContentInstance | Subscription | PollingChannel | TimeSeriesInstance => &[],
         }
     }
 
@@ -196,8 +212,28 @@ impl ResourceType {
     pub fn has_acpi(self) -> bool {
         !matches!(
             self,
-            Self::ContentInstance | Self::AccessControlPolicy | Self::PollingChannel
+            Self::ContentInstance
+                | Self::TimeSeriesInstance
+                | Self::AccessControlPolicy
+                | Self::PollingChannel
         )
+    }
+
+    /// The type of the data items a holder keeps and counts (`cni`, `cbs`), that `la` and
+    /// `ol` stand for and that `mni`/`mbs`/`mia` prune: content instances in a
+    /// `<container>`, time series instances in a `<timeSeries>`.
+    pub fn instance_type(self) -> Option<Self> {
+        match self {
+            Self::Container => Some(Self::ContentInstance),
+            Self::TimeSeries => Some(Self::TimeSeriesInstance),
+            _ => None,
+        }
+    }
+
+    /// True for the immutable data items of a holder ([`Self::instance_type`]): never
+    /// updated, counted by their parent, the bulk of the data.
+    pub fn is_instance(self) -> bool {
+        matches!(self, Self::ContentInstance | Self::TimeSeriesInstance)
     }
 }
 

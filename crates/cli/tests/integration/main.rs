@@ -29,4 +29,5 @@ mod psk_derived;
 mod quick_tour;
 mod results;
 mod supervision;
+mod time_series;
 mod tls;

@@ -16,4 +16,5 @@ mod registration;
 mod requests;
 mod results;
 mod subscriptions;
+mod time_series;
 mod validation;

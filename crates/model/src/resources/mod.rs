@@ -10,3 +10,5 @@ pub mod dac;
 pub mod grp;
 pub mod pch;
 pub mod sub;
+pub mod ts;
+pub mod tsi;
