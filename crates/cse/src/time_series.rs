@@ -278,6 +278,13 @@ impl Cse {
     /// (the series' `mdlt`/`mdc`, the monitor and the subscriptions' windows together),
     /// then the series' subscribers are told.
     async fn detect_missing(&self, ri: &str) -> Result<(usize, Next)> {
+        let now = self.config.clock.now();
+        let now_us = now.timestamp_micros();
+        // Read first, from committed state: most wake-ups (a new data point) find nothing
+        // due, and then cost no write.
+        if let Some(next) = self.nothing_due(ri, now_us)? {
+            return Ok((0, next));
+        }
         let subs: Vec<(String, u64, i64)> = self
             .store
             .children(ri, Some(ResourceType::Subscription))?
@@ -289,8 +296,6 @@ impl Cse {
                 Some((s.ri().to_owned(), num, dur))
             })
             .collect();
-        let now = self.config.clock.now();
-        let now_us = now.timestamp_micros();
         let ri_owned = ri.to_owned();
         let found = store::write(self.store.as_ref(), move |t| {
             let stop = Found {
@@ -368,6 +373,29 @@ impl Cse {
             self.notify_missing(series, found.notices).await;
         }
         Ok((found.missing, found.next))
+    }
+
+    /// What the task is to do next when, by committed state, no period of `ri` is due at
+    /// `now` (µs); none when one is (or may be: the write decides).
+    fn nothing_due(&self, ri: &str, now: i64) -> Result<Option<Next>> {
+        let Some(series) = self.store.get(ri)? else {
+            return Ok(Some(Next::Stop));
+        };
+        let Some(settings) = Settings::of(&series.attrs) else {
+            return Ok(Some(Next::Stop));
+        };
+        let monitor: Monitor = match self.store.record(TIME_SERIES_MONITOR, ri)? {
+            Some(bytes) => match serde_json::from_slice(&bytes) {
+                Ok(m) => m,
+                Err(_) => return Ok(None),
+            },
+            None => return Ok(Some(Next::Idle)),
+        };
+        Ok(match monitor.due(&settings) {
+            Some(due) if due > now => Some(Next::At(due)),
+            None if monitor.anchor.is_none() => Some(Next::Idle),
+            _ => None,
+        })
     }
 
     /// Sends each subscription's time series notification (`m2m:tsn`), as its other
