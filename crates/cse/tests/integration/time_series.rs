@@ -792,3 +792,28 @@ async fn missing_data_is_notified_per_window() {
     }
     assert_eq!(rx.count(), verifications + 2, "a new window, below num");
 }
+
+/// Instances expire by `mia` and the counters follow; an expired series goes with its
+/// instances and its detection.
+#[tokio::test]
+async fn instances_and_series_expire() {
+    let clock = ManualClock::new();
+    let soon = stamp(at(clock.clock().now(), 600_000));
+    let (t, id) = watched(&clock, json!({"mia": 60, "et": soon})).await;
+    let anchor = clock.clock().now();
+    assert_eq!(
+        point(&t, &id, json!(stamp(anchor)), "p0").await.rsc,
+        R::Created
+    );
+    move_to(&clock, anchor, 61_000);
+    assert_eq!(cse::expiry::sweep(&t.cse).await, 1);
+    let ts = t.retrieve(&id, TS).await;
+    assert_eq!((attr(&ts, "cni"), attr(&ts, "cbs")), (json!(0), json!(0)));
+    assert_eq!(t.retrieve(&id, &format!("{TS}/la")).await.rsc, R::NotFound);
+    let ri = attr(&ts, "ri");
+    let ri = ri.as_str().expect("ri");
+    move_to(&clock, anchor, 601_000);
+    assert_eq!(cse::expiry::sweep(&t.cse).await, 1);
+    assert_eq!(t.retrieve(&id, TS).await.rsc, R::NotFound);
+    assert_eq!(cse::time_series::detect(&t.cse, ri).await.ok(), Some(0));
+}

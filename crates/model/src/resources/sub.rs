@@ -431,6 +431,38 @@ mod tests {
     use serde_json::json;
 
     /// TS-0001 table 9.6.8-2: `atr` narrows the UPDATEs a subscription hears of.
+    /// TS-0004 table 6.3.5.40-1 and clause 7.4.8.2.1: `md` is `num` and `dur`; `net` 8
+    /// needs it, alone, and the time series notification (`nct` 5) is its content.
+    #[test]
+    fn missing_data_conditions() {
+        let attrs = |v: serde_json::Value| v.as_object().cloned().unwrap_or_default();
+        let ok = attrs(
+            serde_json::json!({"nu": ["x"], "enc": {"net": [8], "md": {"num": 2, "dur": "PT1M"}}}),
+        );
+        assert!(validate(&ok).is_ok());
+        assert_eq!(default_nct(&ok), 5);
+        assert_eq!(
+            missing_data(&ok),
+            Some((2, std::time::Duration::from_secs(60)))
+        );
+        for bad in [
+            serde_json::json!({"net": [8]}),
+            serde_json::json!({"net": [8, 3], "md": {"num": 2, "dur": "PT1M"}}),
+            serde_json::json!({"net": [8], "md": {"num": 0, "dur": "PT1M"}}),
+            serde_json::json!({"net": [8], "md": {"num": 2}}),
+            serde_json::json!({"net": [8], "md": {"num": 2, "dur": "P1Y"}}),
+            serde_json::json!({"net": [8], "md": [2, "PT1M"]}),
+        ] {
+            let a = attrs(serde_json::json!({"nu": ["x"], "enc": bad}));
+            assert!(validate(&a).is_err(), "{bad}");
+        }
+        let mut with_nct = ok.clone();
+        with_nct.insert("nct".into(), serde_json::json!(1));
+        assert!(validate(&with_nct).is_err());
+        assert!(check_event_types(&ok, crate::ResourceType::Container).is_err());
+        assert!(check_event_types(&ok, crate::ResourceType::TimeSeries).is_ok());
+    }
+
     #[test]
     fn an_update_concerns_a_subscription_through_its_attributes() {
         let changed = |names: &[&str]| {
