@@ -540,9 +540,13 @@ pub(crate) fn real_target(target: Target) -> Result<Resource> {
         Target::Edge {
             instance: Some(r), ..
         } => Ok(r),
-        Target::Edge { instance: None, .. } => {
-            Err(Error::not_found("the container has no content instance"))
-        }
+        Target::Edge {
+            container,
+            instance: None,
+        } => Err(Error::not_found(format!(
+            "the {} has no instance",
+            container.ty.short_name()
+        ))),
         Target::FanOut { .. } => Err(Error::operation_not_allowed(
             "fopt is only valid for fan-out",
         )),
