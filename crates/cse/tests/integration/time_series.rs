@@ -685,6 +685,16 @@ async fn missing_data_subscriptions_are_checked() {
             .await;
         assert_eq!(r.rsc, R::BadRequest, "{to} {sub}: {:?}", r.pc);
     }
+    let mut subs = Request::new(Operation::Retrieve, "cse-in/ae", Some(id.clone()));
+    subs.fc.add("fu", "1").expect("fu");
+    subs.fc.add("ty", "23").expect("ty");
+    let found = t.send(subs).await;
+    let none = found.pc.as_ref().map(|p| p["m2m:uril"].clone());
+    assert!(
+        none.as_ref()
+            .is_none_or(|u| u.as_array().is_none_or(Vec::is_empty)),
+        "{none:?}"
+    );
     let r = t
         .create(
             &id,
@@ -695,15 +705,22 @@ async fn missing_data_subscriptions_are_checked() {
         .await;
     assert_eq!(r.rsc, R::Created, "{:?}", r.pc);
     assert_eq!(attr(&r, "nct"), json!(5));
-    // An UPDATE may not drop md while net 8 stays.
+    // An UPDATE may not drop md while net 8 stays, nor combine net 8 with another.
+    let sub = format!("{TS}/s");
+    for enc in [json!({"net": [8]}), json!({"net": [8, 1], "md": md})] {
+        let r = t.update(&id, &sub, json!({"m2m:sub": {"enc": enc}})).await;
+        assert_eq!(r.rsc, R::BadRequest, "{enc}");
+    }
+    assert_eq!(
+        attr(&t.retrieve(&id, &sub).await, "enc"),
+        json!({"net": [8], "md": md})
+    );
+    // `md` may change (a new window).
+    let other = json!({"net": [8], "md": {"num": 1, "dur": "PT1H"}});
     let r = t
-        .update(
-            &id,
-            &format!("{TS}/s"),
-            json!({"m2m:sub": {"enc": {"net": [8]}}}),
-        )
+        .update(&id, &sub, json!({"m2m:sub": {"enc": other}}))
         .await;
-    assert_eq!(r.rsc, R::BadRequest);
+    assert_eq!(r.rsc, R::Updated, "{:?}", r.pc);
 }
 
 /// TS-0001 clause 10.2.4.29: from the `num`-th missing point in a window of `dur`, each
