@@ -834,3 +834,46 @@ async fn instances_and_series_expire() {
     assert_eq!(t.retrieve(&id, TS).await.rsc, R::NotFound);
     assert_eq!(cse::time_series::detect(&t.cse, ri).await.ok(), Some(0));
 }
+
+/// TS-0001 table 9.6.8-2: an UPDATE of `md` stops the window and its count; counting starts
+/// again at the next missing point.
+#[tokio::test]
+async fn updating_md_restarts_the_window() {
+    let clock = ManualClock::new();
+    let (t, id) = watched(&clock, json!({"mdn": 10})).await;
+    let rx = Receiver::start(2000).await;
+    let md = json!({"num": 2, "dur": "PT1H"});
+    let sub = json!({"m2m:sub": {"rn": "md", "nu": [rx.url], "enc": {"net": [8], "md": md}}});
+    assert_eq!(
+        t.create(&id, TS, T::Subscription, sub).await.rsc,
+        R::Created
+    );
+    let verifications = rx.count();
+    let anchor = clock.clock().now();
+    assert_eq!(
+        point(&t, &id, json!(stamp(anchor)), "p0").await.rsc,
+        R::Created
+    );
+    move_to(&clock, anchor, PEI + 30_000);
+    detect(&t).await;
+    let r = t
+        .update(
+            &id,
+            &format!("{TS}/md"),
+            json!({"m2m:sub": {"enc": {"net": [8], "md": md}}}),
+        )
+        .await;
+    assert_eq!(r.rsc, R::Updated);
+    move_to(&clock, anchor, 2 * PEI + 30_000);
+    detect(&t).await;
+    assert_eq!(mdc(&t, &id).await, json!(2));
+    assert_eq!(rx.count(), verifications, "the count started again at 1");
+    move_to(&clock, anchor, 3 * PEI + 30_000);
+    detect(&t).await;
+    let got = rx.wait_for(verifications + 1).await;
+    assert_eq!(
+        got.get(verifications)
+            .map(|g| g["m2m:sgn"]["nev"]["rep"]["m2m:tsn"].clone()),
+        Some(json!({"mdlt": [stamp(at(anchor, 3 * PEI)), stamp(at(anchor, 2 * PEI))], "mdc": 2}))
+    );
+}
