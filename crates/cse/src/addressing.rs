@@ -12,7 +12,8 @@ use store::Store;
 pub enum Target {
     /// A real resource.
     Resource(Resource),
-    /// `<container>/la` or `/ol`: the newest or oldest content instance (may not exist).
+    /// `<container>/la` or `/ol`: the newest or oldest content instance (may not exist);
+    /// of a `<timeSeries>`, its newest or oldest time series instance.
     Edge {
         /// The container.
         container: Resource,
@@ -118,11 +119,15 @@ pub fn resolve(to: &str, config: &CseConfig, store: &dyn Store) -> Result<Target
             None => live(store.get_by_srn(&srn)?).ok_or_else(|| not_found(to))?,
         };
         match *seg {
-            "la" | "ol" if i == segments.len() - 1 && parent.ty == ResourceType::Container => {
+            "la" | "ol" if i == segments.len() - 1 && parent.ty.instance_type().is_some() => {
+                let ty = parent
+                    .ty
+                    .instance_type()
+                    .unwrap_or(ResourceType::ContentInstance);
                 let instance = if *seg == "la" {
-                    store.newest_child(parent.ri(), ResourceType::ContentInstance)?
+                    store.newest_child(parent.ri(), ty)?
                 } else {
-                    store.oldest_child(parent.ri(), ResourceType::ContentInstance)?
+                    store.oldest_child(parent.ri(), ty)?
                 };
                 return Ok(Target::Edge {
                     container: parent,

@@ -171,6 +171,10 @@ impl Cse {
             }
             ResourceType::Container => resources::cnt::prepare(&mut resource),
             ResourceType::ContentInstance => resources::cin::prepare(self, &parent, &mut resource)?,
+            ResourceType::TimeSeries => resources::ts::prepare(&mut resource)?,
+            ResourceType::TimeSeriesInstance => {
+                resources::tsi::prepare(self, &parent, &mut resource)?
+            }
             ResourceType::Subscription => {
                 resources::sub::prepare(self, caller, &parent, &mut resource).await?
             }
@@ -199,7 +203,7 @@ impl Cse {
             Originator::Ae(id) => Some(id.clone()),
             _ => None,
         };
-        let (created, evicted) = if ty == ResourceType::ContentInstance {
+        let (created, evicted) = if ty.is_instance() {
             resources::cin::insert(self, resource, creator).await?
         } else {
             let r = resource.clone();
@@ -274,6 +278,10 @@ impl Cse {
             (resource, Vec::new())
         };
         tracing::debug!(ri = created.ri(), ty = ty.code(), "created");
+        if ty == ResourceType::TimeSeriesInstance {
+            // The first data point starts the series' missing data detection.
+            self.monitors.wake(parent.ri());
+        }
         self.fire(&parent, Event::ChildCreated(&created)).await;
         for gone in &evicted {
             self.fire(&parent, Event::ChildDeleted(gone)).await;

@@ -60,17 +60,15 @@ impl Cse {
     }
 
     /// Deletes a resource and its subtree (no access check: callers decide), keeps the
-    /// parent container's counters exact, and sends every deletion notification.
+    /// parent container's (or time series') counters exact, stops the missing data
+    /// detection of a deleted time series, and sends every deletion notification.
     pub(crate) async fn remove(&self, r: &Resource) -> Result<Vec<Resource>> {
         let ri = r.ri().to_owned();
         let (gone, credentials, creators) = store::write(self.store.as_ref(), move |t| {
             let credentials = t.subscriber_credentials_below(&ri)?;
             let creators = t.creators_below(&ri)?;
             let gone = t.delete_subtree(&ri)?;
-            if let Some(root) = gone
-                .first()
-                .filter(|g| g.ty == ResourceType::ContentInstance)
-            {
+            if let Some(root) = gone.first().filter(|g| g.ty.is_instance()) {
                 if let Some(mut cnt) = t.get(root.pi())? {
                     let cs = root.u64_attr("cs").unwrap_or(0);
                     cnt.attrs.insert(
@@ -90,6 +88,9 @@ impl Cse {
         let Some(root) = gone.first() else {
             return Ok(gone);
         };
+        for series in gone.iter().filter(|g| g.ty == ResourceType::TimeSeries) {
+            self.monitors.wake(series.ri());
+        }
         tracing::debug!(ri = root.ri(), count = gone.len(), "deleted");
         for res in &gone {
             let subs: Vec<&Resource> = gone

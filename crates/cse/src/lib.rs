@@ -38,6 +38,7 @@ mod subscribers;
 pub mod subscription;
 #[cfg(feature = "testing")]
 pub mod testing;
+pub mod time_series;
 mod update;
 pub mod waiting;
 
@@ -90,6 +91,8 @@ pub struct Cse {
     /// This CSE, for the tasks it starts (a non-blocking request's execution); weak, so a
     /// task never keeps a stopped CSE alive.
     me: std::sync::Weak<Cse>,
+    /// The timer tasks of the time series whose missing data is watched.
+    monitors: time_series::Monitors,
 }
 
 /// The security manager's services the CSE works with.
@@ -228,13 +231,16 @@ impl Cse {
             polling,
             requests: non_blocking::Pending::default(),
             me: me.clone(),
+            monitors: time_series::Monitors::default(),
         });
+        cse.monitors.bind(Arc::downgrade(&cse));
         supervision::spawn_suspensions(Arc::downgrade(&cse), suspensions);
         withdrawal::spawn_persistence(Arc::downgrade(&cse));
         resources::cb::ensure(&cse).await?;
         pseudonyms::rekey_clear_bindings(&cse).await?;
         cse.resume_batches();
         cse.fail_interrupted_requests().await;
+        cse.resume_monitoring();
         Ok(cse)
     }
 
@@ -546,9 +552,13 @@ pub(crate) fn real_target(target: Target) -> Result<Resource> {
         Target::Edge {
             instance: Some(r), ..
         } => Ok(r),
-        Target::Edge { instance: None, .. } => {
-            Err(Error::not_found("the container has no content instance"))
-        }
+        Target::Edge {
+            container,
+            instance: None,
+        } => Err(Error::not_found(format!(
+            "the {} has no instance",
+            container.ty.short_name()
+        ))),
         Target::FanOut { .. } => Err(Error::operation_not_allowed(
             "fopt is only valid for fan-out",
         )),

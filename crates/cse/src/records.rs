@@ -109,6 +109,19 @@ pub const POLLING_QUEUE: &str = "polling-queue";
 /// count that bounds the queue is exact.
 pub const POLLING_HEAD: &str = "polling-head";
 
+/// `<timeSeries>` `ri` + `/` + a data generation time (`m2m:timestamp`) -> the `ri` of the
+/// `<timeSeriesInstance>` that has it; tied to the instance, so it goes with it. Read in
+/// the write that creates an instance: a second one with the same time is 4105 (TS-0004
+/// clause 7.4.39.2.1).
+pub const TIME_SERIES_DGT: &str = "time-series-dgt";
+/// `<timeSeries>` `ri` -> where its missing data detection stands (JSON of
+/// `time_series::Monitor`: the first data point's time, the next period to check and the
+/// periods already seen); tied to the series.
+pub const TIME_SERIES_MONITOR: &str = "time-series-monitor";
+/// `<subscription>` `ri` -> its missing data window (JSON of `time_series::Window`: when the
+/// window ends, the points counted in it, those not yet notified); tied to the subscription.
+pub const MISSING_DATA_WINDOW: &str = "missing-data-window";
+
 /// The key of a queued request: the channel, then its sequence number in fixed-width hex.
 pub fn polling_key(channel: &str, seq: u64) -> String {
     format!("{channel}/{seq:016x}")

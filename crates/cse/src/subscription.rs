@@ -204,7 +204,7 @@ impl Cse {
     /// Sends one notification of `sub` (`last`: the subscription is being deleted with its
     /// subscribed-to resource), now or, with `bn`, as part of a batch; returns the batch
     /// records to write before the event is acknowledged.
-    fn send(
+    pub(crate) fn send(
         &self,
         sub: &Resource,
         code: u64,

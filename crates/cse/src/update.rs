@@ -24,10 +24,12 @@ impl Cse {
                 "virtual resources cannot be updated",
             ));
         };
-        if current.ty == ResourceType::ContentInstance {
-            return Err(Error::operation_not_allowed(
-                "a content instance cannot be updated",
-            ));
+        if current.ty.is_instance() {
+            // TS-0004 clauses 7.4.7.2.3 and 7.4.39.2.3.
+            return Err(Error::operation_not_allowed(format!(
+                "a {} cannot be updated",
+                current.ty.short_name()
+            )));
         }
         if current.ty == ResourceType::CseBase {
             // TS-0004 clause 7.4.3.2.3: the <CSEBase> is not updated through the API.
@@ -104,6 +106,9 @@ impl Cse {
                 .await?;
         }
 
+        if current.ty == ResourceType::TimeSeries {
+            resources::ts::check_update(&current, &mut changes)?;
+        }
         let mut preview = current.clone();
         apply(&mut preview, &changes);
         match current.ty {
@@ -124,6 +129,7 @@ impl Cse {
             ResourceType::DynamicAuthorizationConsultation => {
                 resources::dac::prepare(&self.config, &preview)?
             }
+            ResourceType::TimeSeries => model::resources::ts::check(&preview.attrs)?,
             _ => {}
         }
         let derived: Map<String, Value> = ["cnm", "mtv", "mid", "mt"]
@@ -158,20 +164,32 @@ impl Cse {
             if r.ty == ResourceType::FlexContainer {
                 resources::fcnt::refresh_size(&mut r, max_content_size)?;
             }
-            let evicted = if r.ty == ResourceType::Container {
-                let mut gone = resources::cnt::drop_hidden_instances(t, &before, &mut r)?;
-                gone.extend(resources::cnt::enforce_limits(t, &mut r)?);
-                gone
-            } else {
-                Vec::new()
+            let evicted = match r.ty {
+                ResourceType::Container => {
+                    let mut gone = resources::cnt::drop_hidden_instances(t, &before, &mut r)?;
+                    gone.extend(resources::cnt::enforce_limits(t, &mut r)?);
+                    gone
+                }
+                ResourceType::TimeSeries => {
+                    resources::ts::restart_detection(t, &changes_for_write, &mut r)?;
+                    resources::cnt::enforce_limits(t, &mut r)?
+                }
+                ResourceType::Subscription => {
+                    resources::ts::forget_window(t, &changes_for_write, &r)?;
+                    Vec::new()
+                }
+                _ => Vec::new(),
             };
             t.update(&r)?;
             Ok((r, evicted))
         })
         .await?;
 
+        if updated.ty == ResourceType::TimeSeries {
+            self.monitors.wake(updated.ri());
+        }
         let mut modified = changes.clone();
-        for k in ["lt", "st", "cni", "cbs", "cnm", "cs"] {
+        for k in ["lt", "st", "cni", "cbs", "cnm", "cs", "mdc", "mdlt"] {
             if updated.attrs.get(k) != current.attrs.get(k) {
                 if let Some(v) = updated.attrs.get(k) {
                     modified.insert(k.to_owned(), v.clone());

@@ -50,6 +50,9 @@ pub enum Kind {
     OneOf(&'static [u64]),
     /// `m2m:actionStatus` ([`resources::mgo::is_action_status`]).
     ActionStatus,
+    /// `m2m:absRelTimestamp`: an absolute timestamp string, or a time relative to now in
+    /// milliseconds (a JSON integer or a string of one).
+    AbsRelTime,
 }
 
 /// Whether the originator may send an attribute in a request.
@@ -132,6 +135,8 @@ pub fn table(ty: ResourceType) -> &'static [Attr] {
         ResourceType::Request => resources::req::ATTRIBUTES,
         ResourceType::Subscription => resources::sub::ATTRIBUTES,
         ResourceType::FlexContainer => resources::fcnt::ATTRIBUTES,
+        ResourceType::TimeSeries => resources::ts::ATTRIBUTES,
+        ResourceType::TimeSeriesInstance => resources::tsi::ATTRIBUTES,
     }
 }
 
@@ -261,6 +266,7 @@ fn check_kind(name: &str, kind: Kind, v: &Value) -> Result<()> {
         Kind::UpTo(max) => v.as_u64().is_some_and(|n| n <= max),
         Kind::OneOf(values) => v.as_u64().is_some_and(|n| values.contains(&n)),
         Kind::ActionStatus => resources::mgo::is_action_status(v),
+        Kind::AbsRelTime => abs_rel_time(v, crate::time::now()).is_ok(),
         Kind::Labels => non_empty_list(v).is_some_and(|a| a.iter().all(is_token)),
         Kind::Uri => v.as_str().is_some_and(is_uri),
         Kind::UriList => v
@@ -288,6 +294,23 @@ fn check_kind(name: &str, kind: Kind, v: &Value) -> Result<()> {
         Err(Error::bad_request(format!(
             "attribute '{name}' has the wrong type (expected {kind:?})"
         )))
+    }
+}
+
+/// The point in time an `m2m:absRelTimestamp` value names, relative values counted from
+/// `now`: a timestamp string, or milliseconds as a JSON integer or a string of one.
+pub fn abs_rel_time(v: &Value, now: crate::time::Timestamp) -> Result<crate::time::Timestamp> {
+    match v {
+        Value::String(s) => crate::time::parse_abs_rel(s, now),
+        Value::Number(n) => match n.as_i64() {
+            Some(ms) => crate::time::parse_abs_rel(&ms.to_string(), now),
+            None => Err(Error::bad_request(format!(
+                "'{n}' is not a time in milliseconds"
+            ))),
+        },
+        _ => Err(Error::bad_request(
+            "an absolute or relative time must be a string or an integer",
+        )),
     }
 }
 

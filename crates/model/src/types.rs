@@ -99,13 +99,18 @@ pub enum ResourceType {
     /// 28 `fcnt`: flexContainer, whose data are custom attributes of a specialisation
     /// named by `cnd` (its JSON key is the specialisation's, e.g. `cod:binSh`).
     FlexContainer,
+    /// 29 `ts`: time series, a container of periodic data points whose missing points
+    /// the CSE can detect and report.
+    TimeSeries,
+    /// 30 `tsi`: one data point of a time series, unique by its data generation time.
+    TimeSeriesInstance,
     /// 34 `dac`: dynamic authorization consultation (where to ask a DAS).
     DynamicAuthorizationConsultation,
 }
 
 impl ResourceType {
     /// Every type, for tables and tests.
-    pub const ALL: [Self; 13] = [
+    pub const ALL: [Self; 15] = [
         Self::AccessControlPolicy,
         Self::Ae,
         Self::Container,
@@ -118,6 +123,8 @@ impl ResourceType {
         Self::Request,
         Self::Subscription,
         Self::FlexContainer,
+        Self::TimeSeries,
+        Self::TimeSeriesInstance,
         Self::DynamicAuthorizationConsultation,
     ];
 
@@ -136,6 +143,8 @@ impl ResourceType {
             Self::Request => 17,
             Self::Subscription => 23,
             Self::FlexContainer => 28,
+            Self::TimeSeries => 29,
+            Self::TimeSeriesInstance => 30,
             Self::DynamicAuthorizationConsultation => 34,
         }
     }
@@ -163,6 +172,8 @@ impl ResourceType {
             Self::Request => "req",
             Self::Subscription => "sub",
             Self::FlexContainer => "fcnt",
+            Self::TimeSeries => "ts",
+            Self::TimeSeriesInstance => "tsi",
             Self::DynamicAuthorizationConsultation => "dac",
         }
     }
@@ -183,6 +194,8 @@ impl ResourceType {
             Self::Request => "m2m:req",
             Self::Subscription => "m2m:sub",
             Self::FlexContainer => "m2m:fcnt",
+            Self::TimeSeries => "m2m:ts",
+            Self::TimeSeriesInstance => "m2m:tsi",
             Self::DynamicAuthorizationConsultation => "m2m:dac",
         }
     }
@@ -209,6 +222,7 @@ impl ResourceType {
                 Node,
                 Subscription,
                 FlexContainer,
+                TimeSeries,
                 DynamicAuthorizationConsultation,
             ],
             Ae => &[
@@ -218,15 +232,23 @@ impl ResourceType {
                 PollingChannel,
                 Subscription,
                 FlexContainer,
+                TimeSeries,
                 DynamicAuthorizationConsultation,
             ],
-            Container => &[Container, ContentInstance, Subscription, FlexContainer],
+            Container => &[
+                Container,
+                ContentInstance,
+                Subscription,
+                FlexContainer,
+                TimeSeries,
+            ],
             FlexContainer => &[Container, Subscription, FlexContainer],
+            TimeSeries => &[TimeSeriesInstance, Subscription],
             Group => &[Subscription],
             Node => &[MgmtObj, Subscription],
             MgmtObj => &[Subscription],
             AccessControlPolicy | DynamicAuthorizationConsultation => &[Subscription],
-            ContentInstance | Subscription | PollingChannel | Request => &[],
+            ContentInstance | Subscription | PollingChannel | Request | TimeSeriesInstance => &[],
         }
     }
 
@@ -235,8 +257,28 @@ impl ResourceType {
     pub fn has_acpi(self) -> bool {
         !matches!(
             self,
-            Self::ContentInstance | Self::AccessControlPolicy | Self::PollingChannel
+            Self::ContentInstance
+                | Self::TimeSeriesInstance
+                | Self::AccessControlPolicy
+                | Self::PollingChannel
         )
+    }
+
+    /// The type of the data items a holder keeps and counts (`cni`, `cbs`), that `la` and
+    /// `ol` stand for and that `mni`/`mbs`/`mia` prune: content instances in a
+    /// `<container>`, time series instances in a `<timeSeries>`.
+    pub fn instance_type(self) -> Option<Self> {
+        match self {
+            Self::Container => Some(Self::ContentInstance),
+            Self::TimeSeries => Some(Self::TimeSeriesInstance),
+            _ => None,
+        }
+    }
+
+    /// True for the immutable data items of a holder ([`Self::instance_type`]): never
+    /// updated, counted by their parent, the bulk of the data.
+    pub fn is_instance(self) -> bool {
+        matches!(self, Self::ContentInstance | Self::TimeSeriesInstance)
     }
 }
 

@@ -45,7 +45,7 @@ pub trait Txn {
     /// It keeps its place among its siblings, and its children follow it (their `pi`). A
     /// taken `ri` or structured name is a 4105 CONFLICT.
     fn rename(&mut self, old_ri: &str, r: &Resource) -> Result<()>;
-    /// Every resource but content instances whose stored attributes contain `text`
+    /// Every resource but content and time series instances whose stored attributes contain `text`
     /// anywhere (a scan: for rare maintenance such as rewriting every reference to a
     /// rotated AE-ID).
     fn mentioning(&mut self, text: &str) -> Result<Vec<Resource>>;

@@ -196,8 +196,8 @@ impl SqliteStore {
         let mut tree = Tree::default();
         for r in query_many(
             &conn,
-            &format!("SELECT {COLS} FROM resources WHERE ty != ?1 ORDER BY seq"),
-            [ResourceType::ContentInstance.code()],
+            &format!("SELECT {COLS} FROM resources WHERE ty NOT IN (?1, ?2) ORDER BY seq"),
+            INSTANCE_TYPES,
         )? {
             tree.put(r);
         }
@@ -430,6 +430,9 @@ fn row_to_resource(ty: i64, srn: String, body: String) -> Result<Resource> {
 }
 
 const COLS: &str = "ty, srn, body";
+/// The `ty` of the types kept in SQLite only, outside the tree cache (`cache::cached`):
+/// content instances and time series instances.
+const INSTANCE_TYPES: [u16; 2] = [4, 30];
 
 fn query_one(conn: &Connection, sql: &str, p: impl rusqlite::Params) -> Result<Option<Resource>> {
     let mut stmt = conn.prepare_cached(sql).map_err(db_err)?;
@@ -757,13 +760,14 @@ impl Txn for SqlTxn<'_> {
             below.extend(query_many(
                 self.conn,
                 &format!(
-                    "SELECT {COLS} FROM resources WHERE srn > ?1 AND srn < ?2 AND pi != ?3 AND ty != ?4"
+                    "SELECT {COLS} FROM resources WHERE srn > ?1 AND srn < ?2 AND pi != ?3 AND ty NOT IN (?4, ?5)"
                 ),
                 params![
                     format!("{}/", old.srn),
                     format!("{}0", old.srn),
                     old_ri,
-                    ResourceType::ContentInstance.code()
+                    INSTANCE_TYPES[0],
+                    INSTANCE_TYPES[1]
                 ],
             )?);
         }
@@ -849,9 +853,9 @@ impl Txn for SqlTxn<'_> {
         let stored = query_many(
             self.conn,
             &format!(
-                "SELECT {COLS} FROM resources WHERE ty != ?2 AND instr(body, ?1) > 0 ORDER BY seq"
+                "SELECT {COLS} FROM resources WHERE ty NOT IN (?2, ?3) AND instr(body, ?1) > 0 ORDER BY seq"
             ),
-            params![text, ResourceType::ContentInstance.code()],
+            params![text, INSTANCE_TYPES[0], INSTANCE_TYPES[1]],
         )?;
         let mut seen = std::collections::HashSet::new();
         let mut found = Vec::new();
@@ -865,7 +869,7 @@ impl Txn for SqlTxn<'_> {
             }
         }
         for r in self.job.states().chain(self.batch.states()) {
-            let mentions = r.ty != ResourceType::ContentInstance
+            let mentions = !r.ty.is_instance()
                 && serde_json::to_string(&r.attrs).is_ok_and(|b| b.contains(text));
             if mentions && seen.insert(r.ri().to_owned()) {
                 found.push(r.clone());

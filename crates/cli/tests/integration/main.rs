@@ -32,4 +32,5 @@ mod quick_tour;
 mod requests_nonblocking;
 mod results;
 mod supervision;
+mod time_series;
 mod tls;

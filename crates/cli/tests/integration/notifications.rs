@@ -634,8 +634,8 @@ async fn a_blocking_update_waits_for_the_targets_answer() {
 // subscribed-to <container> asking for its children (rcn 4 or 8) while it has no content
 // instance; it needs a <container> (4000 elsewhere). Net 6 (trigger received) needs device
 // triggering, which this CSE does not implement (5001 on an <AE>, 4000 elsewhere); net 8
-// needs `md` on a <timeSeries>, which this CSE does not host (4000). nct 2 is not allowed
-// with net 5 (table 9.6.8-4).
+// needs `md` on a <timeSeries> (4000 on a <container>). nct 2 is not allowed with net 5
+// (table 9.6.8-4).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn retrieving_an_empty_container_notifies_net_5() {
     let cse = Cse::start().await;

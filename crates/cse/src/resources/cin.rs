@@ -4,7 +4,7 @@
 
 use crate::resources::cnt;
 use crate::Cse;
-use model::{time, Error, Resource, ResponseStatusCode, Result};
+use model::{time, Error, Resource, ResourceType, ResponseStatusCode, Result};
 use serde_json::json;
 
 /// Computes `cs`, checks size limits and applies `mia` as an expiration time.
@@ -40,8 +40,9 @@ pub(crate) fn prepare(cse: &Cse, parent: &Resource, r: &mut Resource) -> Result<
     Ok(())
 }
 
-/// Inserts the instance and updates its container in one durable write. Returns the
-/// instance as stored and the instances evicted to respect `mni`/`mbs`.
+/// Inserts the instance (a content instance, or a time series instance: `tsi::admit`) and
+/// updates its container or time series in one durable write. Returns the instance as
+/// stored and the instances evicted to respect `mni`/`mbs`.
 pub(crate) async fn insert(
     cse: &Cse,
     mut r: Resource,
@@ -52,11 +53,17 @@ pub(crate) async fn insert(
         let mut cnt = t
             .get(r.pi())?
             .ok_or_else(|| Error::not_found("the container was deleted"))?;
-        let st = cnt.u64_attr("st").unwrap_or(0) + 1;
+        if r.ty == ResourceType::TimeSeriesInstance {
+            super::tsi::admit(t, &cnt, &r)?;
+        }
         let cs = r.u64_attr("cs").unwrap_or(0);
-        r.attrs.insert("st".into(), json!(st));
+        // `st` (stateTag) belongs to containers and content instances only.
+        if cnt.ty == ResourceType::Container {
+            let st = cnt.u64_attr("st").unwrap_or(0) + 1;
+            r.attrs.insert("st".into(), json!(st));
+            cnt.attrs.insert("st".into(), json!(st));
+        }
         t.insert(&r)?;
-        cnt.attrs.insert("st".into(), json!(st));
         cnt.attrs
             .insert("cni".into(), json!(cnt.u64_attr("cni").unwrap_or(0) + 1));
         cnt.attrs

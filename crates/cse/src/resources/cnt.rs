@@ -77,9 +77,13 @@ pub(crate) fn prepare(r: &mut Resource) {
 }
 
 /// Removes the oldest instances until `cni <= mni` and `cbs <= mbs`, inside a write, and
-/// returns the removed instances. The container's counters are updated in place.
+/// returns the removed instances. The container's (or time series') counters are updated
+/// in place.
 pub(crate) fn enforce_limits(t: &mut dyn Txn, cnt: &mut Resource) -> Result<Vec<Resource>> {
     let mut evicted = Vec::new();
+    let Some(instance_type) = cnt.ty.instance_type() else {
+        return Ok(evicted);
+    };
     loop {
         let cni = cnt.u64_attr("cni").unwrap_or(0);
         let cbs = cnt.u64_attr("cbs").unwrap_or(0);
@@ -88,7 +92,7 @@ pub(crate) fn enforce_limits(t: &mut dyn Txn, cnt: &mut Resource) -> Result<Vec<
         if !over_n && !over_b {
             break;
         }
-        let Some(oldest) = t.oldest_child(cnt.ri(), ResourceType::ContentInstance)? else {
+        let Some(oldest) = t.oldest_child(cnt.ri(), instance_type)? else {
             break;
         };
         t.delete_subtree(oldest.ri())?;

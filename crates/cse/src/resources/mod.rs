@@ -13,3 +13,5 @@ pub(crate) mod nod;
 pub(crate) mod pch;
 pub(crate) mod req;
 pub(crate) mod sub;
+pub(crate) mod ts;
+pub(crate) mod tsi;

@@ -19,4 +19,5 @@ mod requests;
 mod requests_nonblocking;
 mod results;
 mod subscriptions;
+mod time_series;
 mod validation;

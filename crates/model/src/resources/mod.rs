@@ -14,3 +14,5 @@ pub mod nod;
 pub mod pch;
 pub mod req;
 pub mod sub;
+pub mod ts;
+pub mod tsi;

@@ -76,6 +76,7 @@ pub fn validate(attrs: &serde_json::Map<String, Value>) -> Result<()> {
                         ));
                     }
                 }
+                "md" => missing_data_condition(v)?,
                 other => {
                     return Err(Error::bad_request(format!(
                         "unsupported enc member '{other}'"
@@ -86,18 +87,24 @@ pub fn validate(attrs: &serde_json::Map<String, Value>) -> Result<()> {
     }
     let types = event_types(attrs);
     if types.contains(&net::MISSING_DATA) {
-        // TS-0004 clause 7.4.8.2.1: net 8 needs `enc/md`, and `md` a `<timeSeries>`, a type
-        // this CSE does not host (so `md` is an unknown condition above).
-        return Err(Error::bad_request(
-            "enc/net 8 (missing data points) needs enc/md on a <timeSeries>, which this CSE does not host",
-        ));
+        // TS-0004 clause 7.4.8.2.1: net 8 needs `enc/md`; TS-0001 table 9.6.8-2: alone.
+        if types.len() != 1 {
+            return Err(Error::bad_request(
+                "enc/net 8 (missing data points) cannot be combined with other event types",
+            ));
+        }
+        if missing_data(attrs).is_none() {
+            return Err(Error::bad_request(
+                "enc/net 8 (missing data points) needs enc/md",
+            ));
+        }
     }
     if types.contains(&net::BLOCKING_UPDATE) {
         blocking_update(attrs, &types)?;
     }
     if let Some(nct) = attrs.get("nct").and_then(Value::as_u64) {
-        if !(1..=3).contains(&nct) {
-            return Err(Error::bad_request("nct must be 1, 2 or 3"));
+        if !matches!(nct, 1 | 2 | 3 | 5) {
+            return Err(Error::bad_request("nct must be 1, 2, 3 or 5"));
         }
         // TS-0001 table 9.6.8-4: which content each event type allows.
         if let Some(n) = types.iter().find(|n| !content_allowed(nct, **n)) {
@@ -131,21 +138,64 @@ pub fn event_types(attrs: &serde_json::Map<String, Value>) -> Vec<u64> {
 }
 
 /// The default `nct` for a subscription's event types (TS-0001 table 9.6.8-4): modified
-/// attributes for a blocking update (7), all attributes for every other type this CSE raises.
+/// attributes for a blocking update (7), the time series notification for missing data
+/// (8), all attributes for every other type this CSE raises.
 pub fn default_nct(attrs: &serde_json::Map<String, Value>) -> u64 {
-    if event_types(attrs).contains(&net::BLOCKING_UPDATE) {
+    let types = event_types(attrs);
+    if types.contains(&net::BLOCKING_UPDATE) {
         2
+    } else if types.contains(&net::MISSING_DATA) {
+        5
     } else {
         1
     }
 }
 
+/// The `enc/md` condition (`m2m:missingData`, TS-0004 table 6.3.5.40-1) of a subscription:
+/// how many missing data points (`num`) within which window (`dur`) make a notification.
+pub fn missing_data(attrs: &serde_json::Map<String, Value>) -> Option<(u64, std::time::Duration)> {
+    let md = attrs.get("enc")?.get("md")?;
+    let num = md.get("num")?.as_u64().filter(|n| *n >= 1)?;
+    let dur = crate::time::parse_duration(md.get("dur")?.as_str()?).ok()?;
+    Some((num, dur))
+}
+
+/// Checks `enc/md`: exactly `num`, a positive integer, and `dur`, an `xs:duration` longer
+/// than zero (both multiplicity 1).
+fn missing_data_condition(md: &Value) -> Result<()> {
+    let obj = md
+        .as_object()
+        .ok_or_else(|| Error::bad_request("enc/md must be an object"))?;
+    if let Some(other) = obj.keys().find(|k| *k != "num" && *k != "dur") {
+        return Err(Error::bad_request(format!(
+            "unsupported enc/md member '{other}'"
+        )));
+    }
+    if obj
+        .get("num")
+        .and_then(Value::as_u64)
+        .is_none_or(|n| n == 0)
+    {
+        return Err(Error::bad_request("enc/md/num must be a positive integer"));
+    }
+    let dur = obj
+        .get("dur")
+        .and_then(Value::as_str)
+        .ok_or_else(|| Error::bad_request("enc/md/dur must be a duration"))?;
+    if crate::time::parse_duration(dur)?.is_zero() {
+        return Err(Error::bad_request("enc/md/dur must be longer than zero"));
+    }
+    Ok(())
+}
+
 /// Whether TS-0001 table 9.6.8-4 allows content `nct` with event type `net`: all attributes
-/// (1) and the resource ID (3) with 1-5, modified attributes (2) with 1 and 7.
+/// (1) and the resource ID (3) with 1-5, modified attributes (2) with 1 and 7, the time
+/// series notification (5) with 8.
 fn content_allowed(nct: u64, event: u64) -> bool {
     match nct {
         1 | 3 => (net::UPDATE..=net::RETRIEVE_EMPTY_CONTAINER).contains(&event),
         2 => event == net::UPDATE || event == net::BLOCKING_UPDATE,
+        5 => event == net::MISSING_DATA,
         _ => false,
     }
 }
@@ -295,6 +345,13 @@ pub fn check_event_types(
     parent: crate::ResourceType,
 ) -> Result<()> {
     let types = event_types(attrs);
+    let md = attrs.get("enc").and_then(|e| e.get("md")).is_some();
+    if (types.contains(&net::MISSING_DATA) || md) && parent != crate::ResourceType::TimeSeries {
+        // TS-0004 clause 7.4.8.2.1: missing data is watched on a <timeSeries> only.
+        return Err(Error::bad_request(
+            "enc/md and enc/net 8 (missing data points) need a subscribed-to <timeSeries>",
+        ));
+    }
     if types.contains(&net::RETRIEVE_EMPTY_CONTAINER) && parent != crate::ResourceType::Container {
         return Err(Error::bad_request(
             "enc/net 5 (retrieve of a container without content instance) needs a subscribed-to <container>",
@@ -374,6 +431,38 @@ mod tests {
     use serde_json::json;
 
     /// TS-0001 table 9.6.8-2: `atr` narrows the UPDATEs a subscription hears of.
+    /// TS-0004 table 6.3.5.40-1 and clause 7.4.8.2.1: `md` is `num` and `dur`; `net` 8
+    /// needs it, alone, and the time series notification (`nct` 5) is its content.
+    #[test]
+    fn missing_data_conditions() {
+        let attrs = |v: serde_json::Value| v.as_object().cloned().unwrap_or_default();
+        let ok = attrs(
+            serde_json::json!({"nu": ["x"], "enc": {"net": [8], "md": {"num": 2, "dur": "PT1M"}}}),
+        );
+        assert!(validate(&ok).is_ok());
+        assert_eq!(default_nct(&ok), 5);
+        assert_eq!(
+            missing_data(&ok),
+            Some((2, std::time::Duration::from_secs(60)))
+        );
+        for bad in [
+            serde_json::json!({"net": [8]}),
+            serde_json::json!({"net": [8, 3], "md": {"num": 2, "dur": "PT1M"}}),
+            serde_json::json!({"net": [8], "md": {"num": 0, "dur": "PT1M"}}),
+            serde_json::json!({"net": [8], "md": {"num": 2}}),
+            serde_json::json!({"net": [8], "md": {"num": 2, "dur": "P1Y"}}),
+            serde_json::json!({"net": [8], "md": [2, "PT1M"]}),
+        ] {
+            let a = attrs(serde_json::json!({"nu": ["x"], "enc": bad}));
+            assert!(validate(&a).is_err(), "{bad}");
+        }
+        let mut with_nct = ok.clone();
+        with_nct.insert("nct".into(), serde_json::json!(1));
+        assert!(validate(&with_nct).is_err());
+        assert!(check_event_types(&ok, crate::ResourceType::Container).is_err());
+        assert!(check_event_types(&ok, crate::ResourceType::TimeSeries).is_ok());
+    }
+
     #[test]
     fn an_update_concerns_a_subscription_through_its_attributes() {
         let changed = |names: &[&str]| {

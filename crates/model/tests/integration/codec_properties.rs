@@ -57,6 +57,11 @@ fn value_of(kind: Kind) -> BoxedStrategy<Value> {
             .prop_map(Value::Array)
             .boxed(),
         Kind::NullOnly => Just(Value::Null).boxed(),
+        Kind::AbsRelTime => prop_oneof![
+            "20[0-9]{2}[01][0-9][0-3][0-9]T[0-2][0-9][0-5][0-9][0-5][0-9]".prop_map(Value::String),
+            any::<i64>().prop_map(Value::from),
+        ]
+        .boxed(),
         Kind::Object | Kind::Any | Kind::Acrs | Kind::ActionStatus => json().boxed(),
     }
 }

@@ -1,4 +1,5 @@
-//! The tree cache: every resource except content instances, in memory.
+//! The tree cache: every resource except content instances and time series instances, in
+//! memory.
 //!
 //! Nearly every request reads a few of these (the originator's `<AE>`, the target's parent
 //! container, the policies of `acpi`, the subscriptions to notify), while content instances
@@ -13,7 +14,7 @@ use std::sync::Arc;
 
 /// Whether resources of a type live in the cache.
 pub(super) fn cached(ty: ResourceType) -> bool {
-    ty != ResourceType::ContentInstance
+    !ty.is_instance()
 }
 
 /// The cached part of the tree.
@@ -420,6 +421,17 @@ mod tests {
             srn: srn.into(),
             attrs,
         }
+    }
+
+    /// The SQL that loads the cache skips exactly the types the cache does not hold.
+    #[test]
+    fn instance_types_are_the_uncached_ones() {
+        let uncached: Vec<u16> = ResourceType::ALL
+            .into_iter()
+            .filter(|t| !cached(*t))
+            .map(ResourceType::code)
+            .collect();
+        assert_eq!(uncached, super::super::INSTANCE_TYPES);
     }
 
     #[test]
