@@ -62,6 +62,9 @@ pub struct CseConfig {
     pub refusal_window: std::time::Duration,
     /// Polling channels: how long a long poll waits, how much a channel may hold.
     pub polling: Polling,
+    /// The credential file's `allowed_apps`, which seed the `<serviceSubscribedAppRule>`s at
+    /// start (`service_subscription::seed`); empty: nothing is seeded.
+    pub app_rule_seeds: Vec<crate::service_subscription::AppRuleSeed>,
     /// The clock every decision based on time asks (expiry, tokens, grants, key lifetimes,
     /// windows); the system clock unless a test moves it.
     pub clock: model::clock::Clock,
@@ -161,6 +164,7 @@ impl Default for CseConfig {
             dynamic_authorization: DynamicAuthorization::default(),
             refusal_window: security::refusals::DEFAULT_WINDOW,
             polling: Polling::default(),
+            app_rule_seeds: Vec::new(),
             clock: model::clock::Clock::system(),
         }
     }

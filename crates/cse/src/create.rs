@@ -139,7 +139,7 @@ impl Cse {
 
         match ty {
             ResourceType::Ae => {
-                resources::ae::prepare(&caller.originator, req.rvi.as_deref(), &mut resource)?
+                resources::ae::prepare(self, caller, req.rvi.as_deref(), &mut resource)?
             }
             ResourceType::Container => resources::cnt::prepare(&mut resource),
             ResourceType::ContentInstance => resources::cin::prepare(self, &parent, &mut resource)?,
@@ -151,7 +151,13 @@ impl Cse {
             ResourceType::DynamicAuthorizationConsultation => {
                 resources::dac::prepare(&self.config, &resource)?
             }
-            ResourceType::AccessControlPolicy | ResourceType::CseBase => {}
+            ResourceType::ServiceSubscribedNode => resources::svsn::prepare(self, &resource.attrs)?,
+            ResourceType::ServiceSubscribedAppRule => {
+                model::resources::asar::validate(&resource.attrs)?
+            }
+            ResourceType::AccessControlPolicy
+            | ResourceType::CseBase
+            | ResourceType::M2mServiceSubscriptionProfile => {}
         }
 
         // The AE whose AE-ID becomes `cr`: checked again inside the write, since it may have
@@ -229,6 +235,8 @@ impl Cse {
             (resource, Vec::new())
         };
         tracing::debug!(ri = created.ri(), ty = ty.code(), "created");
+        let actor = caller.originator.id(&self.config);
+        crate::service_subscription::audit(self, actor, "create", &created).await?;
         self.fire(&parent, Event::ChildCreated(&created)).await;
         for gone in &evicted {
             self.fire(&parent, Event::ChildDeleted(gone)).await;

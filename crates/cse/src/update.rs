@@ -104,6 +104,12 @@ impl Cse {
             ResourceType::DynamicAuthorizationConsultation => {
                 resources::dac::prepare(&self.config, &preview)?
             }
+            ResourceType::ServiceSubscribedNode => {
+                resources::svsn::check_update(self, &current.attrs, &changes)?
+            }
+            ResourceType::ServiceSubscribedAppRule => {
+                model::resources::asar::validate(&preview.attrs)?
+            }
             _ => {}
         }
         let derived: Map<String, Value> = ["cnm", "mtv", "mid", "mt"]
@@ -151,6 +157,8 @@ impl Cse {
                 }
             }
         }
+        let actor = caller.originator.id(&self.config);
+        crate::service_subscription::audit(self, actor, "update", &updated).await?;
         self.fire(&updated, Event::Updated(&updated, &modified))
             .await;
         for gone in &evicted {

@@ -120,6 +120,9 @@ pub fn table(ty: ResourceType) -> &'static [Attr] {
         ResourceType::ContentInstance => resources::cin::ATTRIBUTES,
         ResourceType::CseBase => resources::cb::ATTRIBUTES,
         ResourceType::Group => resources::grp::ATTRIBUTES,
+        ResourceType::M2mServiceSubscriptionProfile => resources::mssp::ATTRIBUTES,
+        ResourceType::ServiceSubscribedAppRule => resources::asar::ATTRIBUTES,
+        ResourceType::ServiceSubscribedNode => resources::svsn::ATTRIBUTES,
         ResourceType::PollingChannel => resources::pch::ATTRIBUTES,
         ResourceType::Subscription => resources::sub::ATTRIBUTES,
     }
@@ -554,6 +557,8 @@ mod tests {
             (T::Subscription, "om"),
             (T::Group, "cstn"),
             (T::AccessControlPolicy, "adri"),
+            (T::ServiceSubscribedNode, "nrq"),
+            (T::ServiceSubscribedAppRule, "ari"),
         ];
         for (ty, name) in unenforced {
             assert!(find(ty, name).is_none(), "{ty:?} {name}");

@@ -83,9 +83,18 @@ pub enum ResourceType {
     CseBase,
     /// 9 `grp`: group.
     Group,
+    /// 11 `mssp`: M2M service subscription profile, the subscriber's contract; holds its
+    /// `<serviceSubscribedNode>`s.
+    M2mServiceSubscriptionProfile,
     /// 15 `pch`: polling channel, through which a request-unreachable AE collects the
     /// requests (notifications) addressed to it.
     PollingChannel,
+    /// 19 `asar`: service subscribed App rule: which App-IDs and AE-IDs the credentials it
+    /// names may register.
+    ServiceSubscribedAppRule,
+    /// 20 `svsn`: service subscribed node: one node of a subscription, linking the rules
+    /// that govern AE registration on its CSE.
+    ServiceSubscribedNode,
     /// 23 `sub`: subscription.
     Subscription,
     /// 34 `dac`: dynamic authorization consultation (where to ask a DAS).
@@ -94,14 +103,17 @@ pub enum ResourceType {
 
 impl ResourceType {
     /// Every type, for tables and tests.
-    pub const ALL: [Self; 9] = [
+    pub const ALL: [Self; 12] = [
         Self::AccessControlPolicy,
         Self::Ae,
         Self::Container,
         Self::ContentInstance,
         Self::CseBase,
         Self::Group,
+        Self::M2mServiceSubscriptionProfile,
         Self::PollingChannel,
+        Self::ServiceSubscribedAppRule,
+        Self::ServiceSubscribedNode,
         Self::Subscription,
         Self::DynamicAuthorizationConsultation,
     ];
@@ -115,6 +127,9 @@ impl ResourceType {
             Self::ContentInstance => 4,
             Self::CseBase => 5,
             Self::Group => 9,
+            Self::M2mServiceSubscriptionProfile => 11,
+            Self::ServiceSubscribedAppRule => 19,
+            Self::ServiceSubscribedNode => 20,
             Self::PollingChannel => 15,
             Self::Subscription => 23,
             Self::DynamicAuthorizationConsultation => 34,
@@ -138,6 +153,9 @@ impl ResourceType {
             Self::ContentInstance => "cin",
             Self::CseBase => "cb",
             Self::Group => "grp",
+            Self::M2mServiceSubscriptionProfile => "mssp",
+            Self::ServiceSubscribedAppRule => "asar",
+            Self::ServiceSubscribedNode => "svsn",
             Self::PollingChannel => "pch",
             Self::Subscription => "sub",
             Self::DynamicAuthorizationConsultation => "dac",
@@ -153,6 +171,9 @@ impl ResourceType {
             Self::ContentInstance => "m2m:cin",
             Self::CseBase => "m2m:cb",
             Self::Group => "m2m:grp",
+            Self::M2mServiceSubscriptionProfile => "m2m:mssp",
+            Self::ServiceSubscribedAppRule => "m2m:asar",
+            Self::ServiceSubscribedNode => "m2m:svsn",
             Self::PollingChannel => "m2m:pch",
             Self::Subscription => "m2m:sub",
             Self::DynamicAuthorizationConsultation => "m2m:dac",
@@ -175,6 +196,8 @@ impl ResourceType {
                 Group,
                 Subscription,
                 DynamicAuthorizationConsultation,
+                M2mServiceSubscriptionProfile,
+                ServiceSubscribedAppRule,
             ],
             Ae => &[
                 AccessControlPolicy,
@@ -186,6 +209,8 @@ impl ResourceType {
             ],
             Container => &[Container, ContentInstance, Subscription],
             Group => &[Subscription],
+            M2mServiceSubscriptionProfile => &[ServiceSubscribedNode, Subscription],
+            ServiceSubscribedNode | ServiceSubscribedAppRule => &[Subscription],
             AccessControlPolicy | DynamicAuthorizationConsultation => &[Subscription],
             ContentInstance | Subscription | PollingChannel => &[],
         }

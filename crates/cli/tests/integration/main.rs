@@ -28,5 +28,6 @@ mod polling;
 mod psk_derived;
 mod quick_tour;
 mod results;
+mod service_subscription;
 mod supervision;
 mod tls;

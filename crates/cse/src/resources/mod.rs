@@ -9,3 +9,4 @@ pub(crate) mod dac;
 pub(crate) mod grp;
 pub(crate) mod pch;
 pub(crate) mod sub;
+pub(crate) mod svsn;

@@ -15,5 +15,6 @@ mod polling;
 mod registration;
 mod requests;
 mod results;
+mod service_subscription;
 mod subscriptions;
 mod validation;

@@ -3,10 +3,13 @@
 
 pub mod acp;
 pub mod ae;
+pub mod asar;
 pub mod cb;
 pub mod cin;
 pub mod cnt;
 pub mod dac;
 pub mod grp;
+pub mod mssp;
 pub mod pch;
 pub mod sub;
+pub mod svsn;
