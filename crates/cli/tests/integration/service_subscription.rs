@@ -182,13 +182,15 @@ fn the_admins_rule_decides_which_app_ids_a_psk_may_register() {
     let a = http.send("DELETE", &ae, "cse-in/sensor-rule", None);
     assert_eq!(a.rsc, 4103, "{}", a.body);
 
-    // The admin widens the rule over the API: the same registration now passes.
+    // The admin widens the rule over the API, in CBOR this time: the same registration now
+    // passes.
     let out = m2m_over(
         &server,
         d,
         "admin",
         "CAdmin",
         &[
+            "--cbor",
             "update",
             "cse-in/sensor-rule",
             "--body",
@@ -196,6 +198,23 @@ fn the_admins_rule_decides_which_app_ids_a_psk_may_register() {
         ],
     );
     assert!(out.status.success(), "{}", text(&out));
+    let out = m2m_over(
+        &server,
+        d,
+        "admin",
+        "CAdmin",
+        &["--cbor", "retrieve", "cse-in/sensor-rule"],
+    );
+    let got: serde_json::Value = serde_json::from_slice(&out.stdout).expect("json");
+    assert_eq!(
+        (&got["m2m:asar"]["ty"], &got["m2m:asar"]["aai"]),
+        (
+            &serde_json::json!(19),
+            &serde_json::json!(["Nsensor", "Nother"])
+        ),
+        "{}",
+        text(&out)
+    );
     let out = m2m_over(
         &server,
         d,
