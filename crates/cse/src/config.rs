@@ -64,6 +64,9 @@ pub struct CseConfig {
     pub polling: Polling,
     /// Non-blocking requests: how many may wait per originator, how long results are kept.
     pub non_blocking: NonBlocking,
+    /// The credential file's `allowed_apps`, which seed the `<serviceSubscribedAppRule>`s at
+    /// start (`service_subscription::seed`); empty: nothing is seeded.
+    pub app_rule_seeds: Vec<crate::service_subscription::AppRuleSeed>,
     /// The clock every decision based on time asks (expiry, tokens, grants, key lifetimes,
     /// windows); the system clock unless a test moves it.
     pub clock: model::clock::Clock,
@@ -189,6 +192,7 @@ impl Default for CseConfig {
             refusal_window: security::refusals::DEFAULT_WINDOW,
             polling: Polling::default(),
             non_blocking: NonBlocking::default(),
+            app_rule_seeds: Vec::new(),
             clock: model::clock::Clock::system(),
         }
     }

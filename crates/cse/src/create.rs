@@ -167,7 +167,7 @@ impl Cse {
 
         match ty {
             ResourceType::Ae => {
-                resources::ae::prepare(&caller.originator, req.rvi.as_deref(), &mut resource)?
+                resources::ae::prepare(self, caller, req.rvi.as_deref(), &mut resource)?
             }
             ResourceType::Container => resources::cnt::prepare(&mut resource),
             ResourceType::ContentInstance => resources::cin::prepare(self, &parent, &mut resource)?,
@@ -191,7 +191,12 @@ impl Cse {
             ResourceType::FlexContainer => {
                 resources::fcnt::prepare(&self.config, &parent, &mut resource)?
             }
+            ResourceType::ServiceSubscribedNode => resources::svsn::prepare(self, &resource.attrs)?,
+            ResourceType::ServiceSubscribedAppRule => {
+                model::resources::asar::validate(&resource.attrs)?
+            }
             ResourceType::AccessControlPolicy
+            | ResourceType::M2mServiceSubscriptionProfile
             | ResourceType::CseBase
             | ResourceType::Node
             | ResourceType::Request => {}
@@ -282,6 +287,8 @@ impl Cse {
             // The first data point starts the series' missing data detection.
             self.monitors.wake(parent.ri());
         }
+        let actor = caller.originator.id(&self.config);
+        crate::service_subscription::audit(self, actor, "create", &created).await?;
         self.fire(&parent, Event::ChildCreated(&created)).await;
         for gone in &evicted {
             self.fire(&parent, Event::ChildDeleted(gone)).await;

@@ -47,6 +47,8 @@ impl Cse {
         let gone = self.remove(&r).await?;
         drop(held);
         let root = gone.into_iter().next().unwrap_or(r);
+        let actor = caller.originator.id(&self.config);
+        crate::service_subscription::audit(self, actor, "delete", &root).await?;
         let (pc, page) = match (rcn, children) {
             (_, Some((pc, page))) => (Some(pc), Some(page)),
             (ResultContent::Attributes, None) => (Some(root.wrapped()), None),

@@ -35,7 +35,14 @@ pub async fn sweep(cse: &Cse) -> usize {
         for ri in &due {
             match cse.store.get(ri) {
                 Ok(Some(r)) => match cse.remove(&r).await {
-                    Ok(gone) => removed += gone.len(),
+                    Ok(gone) => {
+                        removed += gone.len();
+                        if let Err(e) =
+                            crate::service_subscription::audit(cse, "expiry", "expire", &r).await
+                        {
+                            tracing::error!(ri, error = %model::Untrusted(&e), "cannot audit an expired service subscription resource");
+                        }
+                    }
                     Err(e) => {
                         tracing::error!(ri, error = %model::Untrusted(&e), "cannot delete expired resource")
                     }

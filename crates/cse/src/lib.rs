@@ -34,6 +34,7 @@ mod resources;
 mod retrieve;
 pub mod security_context;
 pub mod security_manager;
+pub mod service_subscription;
 mod subscribers;
 pub mod subscription;
 #[cfg(feature = "testing")]
@@ -237,6 +238,7 @@ impl Cse {
         supervision::spawn_suspensions(Arc::downgrade(&cse), suspensions);
         withdrawal::spawn_persistence(Arc::downgrade(&cse));
         resources::cb::ensure(&cse).await?;
+        service_subscription::seed(&cse).await?;
         pseudonyms::rekey_clear_bindings(&cse).await?;
         cse.resume_batches();
         cse.fail_interrupted_requests().await;

@@ -130,6 +130,12 @@ impl Cse {
                 resources::dac::prepare(&self.config, &preview)?
             }
             ResourceType::TimeSeries => model::resources::ts::check(&preview.attrs)?,
+            ResourceType::ServiceSubscribedNode => {
+                resources::svsn::check_update(self, &current.attrs, &changes)?
+            }
+            ResourceType::ServiceSubscribedAppRule => {
+                model::resources::asar::validate(&preview.attrs)?
+            }
             _ => {}
         }
         let derived: Map<String, Value> = ["cnm", "mtv", "mid", "mt"]
@@ -196,6 +202,8 @@ impl Cse {
                 }
             }
         }
+        let actor = caller.originator.id(&self.config);
+        crate::service_subscription::audit(self, actor, "update", &updated).await?;
         self.fire(&updated, Event::Updated(&updated, &modified))
             .await;
         for gone in &evicted {

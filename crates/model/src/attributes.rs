@@ -131,6 +131,9 @@ pub fn table(ty: ResourceType) -> &'static [Attr] {
         ResourceType::Group => resources::grp::ATTRIBUTES,
         ResourceType::MgmtObj => resources::mgo::COMMON,
         ResourceType::Node => resources::nod::ATTRIBUTES,
+        ResourceType::M2mServiceSubscriptionProfile => resources::mssp::ATTRIBUTES,
+        ResourceType::ServiceSubscribedAppRule => resources::asar::ATTRIBUTES,
+        ResourceType::ServiceSubscribedNode => resources::svsn::ATTRIBUTES,
         ResourceType::PollingChannel => resources::pch::ATTRIBUTES,
         ResourceType::Request => resources::req::ATTRIBUTES,
         ResourceType::Subscription => resources::sub::ATTRIBUTES,
@@ -644,6 +647,8 @@ mod tests {
             (T::Subscription, "om"),
             (T::Group, "cstn"),
             (T::AccessControlPolicy, "adri"),
+            (T::ServiceSubscribedNode, "nrq"),
+            (T::ServiceSubscribedAppRule, "ari"),
         ];
         for (ty, name) in unenforced {
             assert!(find(ty, name).is_none(), "{ty:?} {name}");

@@ -83,6 +83,9 @@ pub enum ResourceType {
     CseBase,
     /// 9 `grp`: group.
     Group,
+    /// 11 `mssp`: M2M service subscription profile, the subscriber's contract; holds its
+    /// `<serviceSubscribedNode>`s.
+    M2mServiceSubscriptionProfile,
     /// 13 `mgo`: management object, shown under its specialisation's key (`m2m:fwr`,
     /// `m2m:bat`, ...) as its `mgd` says (`resources::mgo`).
     MgmtObj,
@@ -94,6 +97,12 @@ pub enum ResourceType {
     /// 17 `req`: the context and result of a non-blocking request, created by the CSE
     /// itself (never through the API) for its originator to fetch.
     Request,
+    /// 19 `asar`: service subscribed App rule: which App-IDs and AE-IDs the credentials it
+    /// names may register.
+    ServiceSubscribedAppRule,
+    /// 20 `svsn`: service subscribed node: one node of a subscription, linking the rules
+    /// that govern AE registration on its CSE.
+    ServiceSubscribedNode,
     /// 23 `sub`: subscription.
     Subscription,
     /// 28 `fcnt`: flexContainer, whose data are custom attributes of a specialisation
@@ -110,17 +119,20 @@ pub enum ResourceType {
 
 impl ResourceType {
     /// Every type, for tables and tests.
-    pub const ALL: [Self; 15] = [
+    pub const ALL: [Self; 18] = [
         Self::AccessControlPolicy,
         Self::Ae,
         Self::Container,
         Self::ContentInstance,
         Self::CseBase,
         Self::Group,
+        Self::M2mServiceSubscriptionProfile,
         Self::MgmtObj,
         Self::Node,
         Self::PollingChannel,
         Self::Request,
+        Self::ServiceSubscribedAppRule,
+        Self::ServiceSubscribedNode,
         Self::Subscription,
         Self::FlexContainer,
         Self::TimeSeries,
@@ -139,6 +151,9 @@ impl ResourceType {
             Self::Group => 9,
             Self::MgmtObj => 13,
             Self::Node => 14,
+            Self::M2mServiceSubscriptionProfile => 11,
+            Self::ServiceSubscribedAppRule => 19,
+            Self::ServiceSubscribedNode => 20,
             Self::PollingChannel => 15,
             Self::Request => 17,
             Self::Subscription => 23,
@@ -168,6 +183,9 @@ impl ResourceType {
             Self::Group => "grp",
             Self::MgmtObj => "mgo",
             Self::Node => "nod",
+            Self::M2mServiceSubscriptionProfile => "mssp",
+            Self::ServiceSubscribedAppRule => "asar",
+            Self::ServiceSubscribedNode => "svsn",
             Self::PollingChannel => "pch",
             Self::Request => "req",
             Self::Subscription => "sub",
@@ -190,6 +208,9 @@ impl ResourceType {
             Self::Group => "m2m:grp",
             Self::MgmtObj => crate::resources::mgo::GENERIC_WRAPPER,
             Self::Node => "m2m:nod",
+            Self::M2mServiceSubscriptionProfile => "m2m:mssp",
+            Self::ServiceSubscribedAppRule => "m2m:asar",
+            Self::ServiceSubscribedNode => "m2m:svsn",
             Self::PollingChannel => "m2m:pch",
             Self::Request => "m2m:req",
             Self::Subscription => "m2m:sub",
@@ -224,6 +245,8 @@ impl ResourceType {
                 FlexContainer,
                 TimeSeries,
                 DynamicAuthorizationConsultation,
+                M2mServiceSubscriptionProfile,
+                ServiceSubscribedAppRule,
             ],
             Ae => &[
                 AccessControlPolicy,
@@ -247,6 +270,8 @@ impl ResourceType {
             Group => &[Subscription],
             Node => &[MgmtObj, Subscription],
             MgmtObj => &[Subscription],
+            M2mServiceSubscriptionProfile => &[ServiceSubscribedNode, Subscription],
+            ServiceSubscribedNode | ServiceSubscribedAppRule => &[Subscription],
             AccessControlPolicy | DynamicAuthorizationConsultation => &[Subscription],
             ContentInstance | Subscription | PollingChannel | Request | TimeSeriesInstance => &[],
         }

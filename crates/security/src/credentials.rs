@@ -353,6 +353,45 @@ impl FileCredentials {
         Self::parse_with(&text, masters).map_err(invalid)
     }
 
+    /// The `allowed_apps` of every entry that has some, as (Credential-ID, App-ID patterns):
+    /// `12-<identity>` for a PSK entry (the Credential-ID of a KpsaID, TS-0003 clause
+    /// 10.4), the `credential_id` of a certificate entry. The CSE seeds its
+    /// `<serviceSubscribedAppRule>`s from these. Reads the file without opening any key.
+    pub fn app_rules(path: &Path) -> Result<Vec<(String, Vec<String>)>, CredentialError> {
+        let invalid = |message: String| CredentialError::Invalid {
+            path: path.to_owned(),
+            message,
+        };
+        check_permissions(path).map_err(invalid)?;
+        let text = Zeroizing::new(std::fs::read_to_string(path).map_err(|source| {
+            CredentialError::Read {
+                path: path.to_owned(),
+                source,
+            }
+        })?);
+        Self::app_rules_in(&text).map_err(invalid)
+    }
+
+    /// [`FileCredentials::app_rules`] of the TOML text of a credential file.
+    pub fn app_rules_in(text: &str) -> Result<Vec<(String, Vec<String>)>, String> {
+        let raw: RawFile = toml::from_str(text).map_err(|e| match e.span() {
+            Some(span) => format!("syntax error at bytes {}..{}", span.start, span.end),
+            None => "syntax error".to_owned(),
+        })?;
+        let psks = raw.psk.into_iter().map(|p| {
+            let _key = p.key_hex.map(Zeroizing::new);
+            (format!("12-{}", p.identity), p.binding.allowed_apps)
+        });
+        let certificates = raw
+            .certificate
+            .into_iter()
+            .map(|c| (c.credential_id, c.binding.allowed_apps));
+        Ok(psks
+            .chain(certificates)
+            .filter(|(_, apps)| !apps.is_empty())
+            .collect())
+    }
+
     /// Parses the TOML text of a credential file without key homes.
     pub fn parse(text: &str) -> Result<Self, String> {
         Self::parse_with(text, &NoKeyHomes)
@@ -548,6 +587,27 @@ mod tests {
             let err = FileCredentials::parse(bad).map(|_| ()).expect_err(bad);
             assert!(!err.contains("00112233"), "no secret in errors: {err}");
         }
+    }
+
+    /// What seeds the CSE's `<serviceSubscribedAppRule>`s: entries with `allowed_apps`
+    /// only, by Credential-ID.
+    #[test]
+    fn app_rules_are_the_entries_with_allowed_apps() {
+        let text = "[[psk]]\nidentity = \"a@sp.example\"\nkey_hex = \"00112233445566778899aabbccddeeff\"\nallowed_aes = [\"C*\"]\nallowed_apps = [\"Nsensor\", \"R1*\"]\n\n\
+            [[psk]]\nidentity = \"b@sp.example\"\nkey_hex = \"00112233445566778899aabbccddeeff\"\nae = \"Cb\"\n\n\
+            [[certificate]]\ncredential_id = \"31-abcd\"\nae = \"Cdev\"\nallowed_apps = [\"Ndev\"]\n";
+        let rules = FileCredentials::app_rules_in(text).expect("valid");
+        assert_eq!(
+            rules,
+            vec![
+                (
+                    "12-a@sp.example".to_owned(),
+                    vec!["Nsensor".to_owned(), "R1*".to_owned()]
+                ),
+                ("31-abcd".to_owned(), vec!["Ndev".to_owned()]),
+            ]
+        );
+        assert!(FileCredentials::app_rules_in("[[psk]\n").is_err());
     }
 
     #[test]

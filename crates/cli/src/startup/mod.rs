@@ -143,6 +143,19 @@ pub fn assemble(overrides: &Overrides, settings: Settings) -> Result<Assembled, 
     .into_iter()
     .map(|a| Arc::new(AcceptorSlot::new(a)))
     .collect();
+    // The credential entries' `allowed_apps` seed the service subscription's rules.
+    if let Some(path) = &settings.credentials {
+        settings.cse.app_rule_seeds = security::credentials::FileCredentials::app_rules(path)
+            .map_err(StartError::config)?
+            .into_iter()
+            .map(
+                |(credential_id, allowed_apps)| cse::service_subscription::AppRuleSeed {
+                    credential_id,
+                    allowed_apps,
+                },
+            )
+            .collect();
+    }
     let device = crate::cert_enrolment::open(&settings, homes.as_deref(), &revocations)
         .map_err(StartError::config)?
         .map(|(acceptor, mef)| (Arc::new(AcceptorSlot::new(Arc::new(acceptor))), mef));

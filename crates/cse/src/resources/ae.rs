@@ -3,7 +3,7 @@
 
 use crate::originator::Originator;
 use crate::records::TxnRecords;
-use crate::Cse;
+use crate::{Caller, Cse};
 use model::{Error, Resource, ResponseStatusCode, Result};
 use serde_json::{json, Value};
 
@@ -68,19 +68,20 @@ pub(crate) fn claim(
     }
 }
 
-/// Checks the App-ID against the release the request declares (`rvi`) and that the
-/// registering credential allows it, and fills in `aei`.
-pub(crate) fn prepare(originator: &Originator, rvi: Option<&str>, r: &mut Resource) -> Result<()> {
+/// Checks the App-ID against the release the request declares (`rvi`) and against the
+/// service subscription (`service_subscription::check_registration`: the rules that apply
+/// to the registering credential, else the credential's own `allowed_apps`), and fills in
+/// `aei`.
+pub(crate) fn prepare(
+    cse: &Cse,
+    caller: &Caller<'_>,
+    rvi: Option<&str>,
+    r: &mut Resource,
+) -> Result<()> {
     let api = r.attrs.get("api").and_then(Value::as_str).unwrap_or("");
     model::resources::ae::validate_app_id(api, rvi)?;
-    if let Originator::Registering(reg) = originator {
-        if !reg.allowed_apps.is_empty() && !reg.allowed_apps.iter().any(|a| model::id::glob(a, api))
-        {
-            return Err(Error::new(
-                ResponseStatusCode::AppRuleValidationFailed,
-                format!("the credential does not allow App-ID '{api}'"),
-            ));
-        }
+    if let Originator::Registering(reg) = &caller.originator {
+        crate::service_subscription::check_registration(cse, caller, r, &reg.allowed_apps)?;
     }
     let id = r.ri().to_owned();
     r.attrs.insert("aei".into(), json!(id));

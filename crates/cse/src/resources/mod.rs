@@ -13,5 +13,6 @@ pub(crate) mod nod;
 pub(crate) mod pch;
 pub(crate) mod req;
 pub(crate) mod sub;
+pub(crate) mod svsn;
 pub(crate) mod ts;
 pub(crate) mod tsi;

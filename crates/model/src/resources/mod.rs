@@ -3,6 +3,7 @@
 
 pub mod acp;
 pub mod ae;
+pub mod asar;
 pub mod cb;
 pub mod cin;
 pub mod cnt;
@@ -10,9 +11,11 @@ pub mod dac;
 pub mod fcnt;
 pub mod grp;
 pub mod mgo;
+pub mod mssp;
 pub mod nod;
 pub mod pch;
 pub mod req;
 pub mod sub;
+pub mod svsn;
 pub mod ts;
 pub mod tsi;
