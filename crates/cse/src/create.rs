@@ -151,6 +151,14 @@ impl Cse {
             ResourceType::DynamicAuthorizationConsultation => {
                 resources::dac::prepare(&self.config, &resource)?
             }
+            ResourceType::Role => {
+                resources::authority::only_admin(self, caller, ty)?;
+                resources::rol::prepare(&self.config, &resource)?
+            }
+            ResourceType::Token => {
+                resources::authority::only_admin(self, caller, ty)?;
+                resources::tk::prepare(&self.config, &mut resource)?
+            }
             ResourceType::AccessControlPolicy | ResourceType::CseBase => {}
         }
 
@@ -205,6 +213,9 @@ impl Cse {
                 if r.ty == ResourceType::PollingChannel {
                     resources::pch::only_one(t, r.pi())?;
                 }
+                if r.ty == ResourceType::Token {
+                    resources::tk::claim_id(t, &r)?;
+                }
                 t.insert(&r)?;
                 if let Some(key) = remember {
                     t.remember_credential_ae(&key, r.ri())?;
@@ -229,6 +240,10 @@ impl Cse {
             (resource, Vec::new())
         };
         tracing::debug!(ri = created.ri(), ty = ty.code(), "created");
+        if resources::authority::assigns_privileges(ty) {
+            let actor = caller.originator.id(&self.config);
+            resources::authority::audited(self, actor, "created", &created).await?;
+        }
         self.fire(&parent, Event::ChildCreated(&created)).await;
         for gone in &evicted {
             self.fire(&parent, Event::ChildDeleted(gone)).await;

@@ -35,7 +35,15 @@ pub async fn sweep(cse: &Cse) -> usize {
         for ri in &due {
             match cse.store.get(ri) {
                 Ok(Some(r)) => match cse.remove(&r).await {
-                    Ok(gone) => removed += gone.len(),
+                    Ok(gone) => {
+                        removed += gone.len();
+                        let actor = &cse.config.cse_id;
+                        // Logged inside on failure; the sweep goes on with the next.
+                        let _ = crate::resources::authority::audited_removals(
+                            cse, actor, "expired", &gone,
+                        )
+                        .await;
+                    }
                     Err(e) => {
                         tracing::error!(ri, error = %model::Untrusted(&e), "cannot delete expired resource")
                     }

@@ -143,6 +143,10 @@ impl Cse {
         })
         .await?;
 
+        if resources::authority::assigns_privileges(updated.ty) {
+            let actor = caller.originator.id(&self.config);
+            resources::authority::audited(self, actor, "updated", &updated).await?;
+        }
         let mut modified = changes.clone();
         for k in ["lt", "st", "cni", "cbs", "cnm"] {
             if updated.attrs.get(k) != current.attrs.get(k) {

@@ -122,6 +122,8 @@ pub fn table(ty: ResourceType) -> &'static [Attr] {
         ResourceType::Group => resources::grp::ATTRIBUTES,
         ResourceType::PollingChannel => resources::pch::ATTRIBUTES,
         ResourceType::Subscription => resources::sub::ATTRIBUTES,
+        ResourceType::Role => resources::rol::ATTRIBUTES,
+        ResourceType::Token => resources::tk::ATTRIBUTES,
     }
 }
 

@@ -88,13 +88,17 @@ pub enum ResourceType {
     PollingChannel,
     /// 23 `sub`: subscription.
     Subscription,
+    /// 31 `rol`: a Role-ID assigned to one AE or CSE for a period (TS-0003 clause 7.4).
+    Role,
+    /// 32 `tk`: a token kept for its holder to name by Token-ID (TS-0003 clause 7.4).
+    Token,
     /// 34 `dac`: dynamic authorization consultation (where to ask a DAS).
     DynamicAuthorizationConsultation,
 }
 
 impl ResourceType {
     /// Every type, for tables and tests.
-    pub const ALL: [Self; 9] = [
+    pub const ALL: [Self; 11] = [
         Self::AccessControlPolicy,
         Self::Ae,
         Self::Container,
@@ -103,6 +107,8 @@ impl ResourceType {
         Self::Group,
         Self::PollingChannel,
         Self::Subscription,
+        Self::Role,
+        Self::Token,
         Self::DynamicAuthorizationConsultation,
     ];
 
@@ -117,6 +123,8 @@ impl ResourceType {
             Self::Group => 9,
             Self::PollingChannel => 15,
             Self::Subscription => 23,
+            Self::Role => 31,
+            Self::Token => 32,
             Self::DynamicAuthorizationConsultation => 34,
         }
     }
@@ -140,6 +148,8 @@ impl ResourceType {
             Self::Group => "grp",
             Self::PollingChannel => "pch",
             Self::Subscription => "sub",
+            Self::Role => "rol",
+            Self::Token => "tk",
             Self::DynamicAuthorizationConsultation => "dac",
         }
     }
@@ -155,6 +165,8 @@ impl ResourceType {
             Self::Group => "m2m:grp",
             Self::PollingChannel => "m2m:pch",
             Self::Subscription => "m2m:sub",
+            Self::Role => "m2m:rol",
+            Self::Token => "m2m:tk",
             Self::DynamicAuthorizationConsultation => "m2m:dac",
         }
     }
@@ -175,6 +187,8 @@ impl ResourceType {
                 Group,
                 Subscription,
                 DynamicAuthorizationConsultation,
+                Role,
+                Token,
             ],
             Ae => &[
                 AccessControlPolicy,
@@ -186,7 +200,9 @@ impl ResourceType {
             ],
             Container => &[Container, ContentInstance, Subscription],
             Group => &[Subscription],
-            AccessControlPolicy | DynamicAuthorizationConsultation => &[Subscription],
+            AccessControlPolicy | DynamicAuthorizationConsultation | Role | Token => {
+                &[Subscription]
+            }
             ContentInstance | Subscription | PollingChannel => &[],
         }
     }

@@ -28,5 +28,6 @@ mod polling;
 mod psk_derived;
 mod quick_tour;
 mod results;
+mod roles;
 mod supervision;
 mod tls;

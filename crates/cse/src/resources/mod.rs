@@ -2,10 +2,13 @@
 //! module per type; the shared steps are in `create`, `update` and `delete`.
 
 pub(crate) mod ae;
+pub(crate) mod authority;
 pub(crate) mod cb;
 pub(crate) mod cin;
 pub(crate) mod cnt;
 pub(crate) mod dac;
 pub(crate) mod grp;
 pub(crate) mod pch;
+pub(crate) mod rol;
 pub(crate) mod sub;
+pub(crate) mod tk;

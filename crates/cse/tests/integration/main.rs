@@ -15,5 +15,6 @@ mod polling;
 mod registration;
 mod requests;
 mod results;
+mod roles_tokens;
 mod subscriptions;
 mod validation;

@@ -9,4 +9,6 @@ pub mod cnt;
 pub mod dac;
 pub mod grp;
 pub mod pch;
+pub mod rol;
 pub mod sub;
+pub mod tk;

@@ -1,0 +1,24 @@
+//! `<role>`: checked on CREATE. How a role counts in access decisions is
+//! `access::repository`.
+
+use crate::config::CseConfig;
+use model::{Error, Resource, Result};
+use serde_json::Value;
+
+/// Checks the period and names (the attribute table checks the shapes), and that the
+/// issuer is this CSE: it is the only Authorization Authority whose roles its decisions
+/// honour (TS-0003 clause 7.4.3 step 4), so a role written for another issuer would be
+/// stored and never count (4102).
+pub(crate) fn prepare(config: &CseConfig, r: &Resource) -> Result<()> {
+    model::resources::rol::validate(&r.attrs)?;
+    let issuer = r.attrs.get("tkis").and_then(Value::as_str).unwrap_or("");
+    if crate::access::dynamic::audience(config)
+        .iter()
+        .all(|ours| ours != issuer)
+    {
+        return Err(Error::contents_unacceptable(format!(
+            "tkis '{issuer}' is not this CSE: it honours the roles it issues only"
+        )));
+    }
+    Ok(())
+}
