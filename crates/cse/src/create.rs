@@ -216,6 +216,9 @@ impl Cse {
                 if r.ty == ResourceType::Token {
                     resources::tk::claim_id(t, &r)?;
                 }
+                if r.ty == ResourceType::Role {
+                    resources::rol::index(t, &r)?;
+                }
                 t.insert(&r)?;
                 if let Some(key) = remember {
                     t.remember_credential_ae(&key, r.ri())?;

@@ -13,7 +13,9 @@
 //!   asked for privileges that no longer exist, as after a deletion.
 //!
 //! Only `<role>`s and `<token>`s directly under the `<CSEBase>` count: those are the ones
-//! only the admin can create (`resources::rol`, `resources::tk`).
+//! only the admin can create (`resources::rol`, `resources::tk`). Both are found through
+//! records written with them (by Role-ID, by Token-ID), so a request reads the resources it
+//! names and no others, however many roles and tokens the CSE keeps.
 
 use super::dynamic::{audience, holder_forms};
 use crate::config::CseConfig;
@@ -39,27 +41,30 @@ pub fn held_roles(
     let holders = holder_forms(originator, config);
     let ours = audience(config);
     let mut held: Vec<String> = Vec::new();
-    for role in live(store, config, ResourceType::Role, now)? {
-        let Some(rlid) = text(&role, "rlid") else {
+    for rlid in asked {
+        if held.contains(rlid) {
             continue;
-        };
-        let assigned = asked.iter().any(|a| a == rlid)
-            && !held.iter().any(|h| h == rlid)
-            && text(&role, "tkhd").is_some_and(|h| holders.iter().any(|f| f == h))
-            && text(&role, "tkis").is_some_and(|i| ours.iter().any(|o| o == i))
-            && model::resources::rol::in_period(&role.attrs, now);
-        if assigned {
-            tracing::debug!(role = %model::Untrusted(rlid), via = role.ri(), "role verified");
-            held.push(rlid.to_owned());
+        }
+        let prefix = crate::resources::rol::key_prefix(rlid);
+        for (_, ri) in store.table_prefix(crate::resources::rol::ROLE_ID, &prefix)? {
+            let Some(role) = store.get_shared(&String::from_utf8_lossy(&ri))? else {
+                continue;
+            };
+            let assigned = role.ty == ResourceType::Role
+                && role.pi() == config.cse_id
+                && not_expired(&role, now)
+                && text(&role, "rlid") == Some(rlid.as_str())
+                && text(&role, "tkhd").is_some_and(|h| holders.iter().any(|f| f == h))
+                && text(&role, "tkis").is_some_and(|i| ours.iter().any(|o| o == i))
+                && model::resources::rol::in_period(&role.attrs, now);
+            if assigned {
+                tracing::debug!(role = %model::Untrusted(rlid), via = role.ri(), "role verified");
+                held.push(rlid.clone());
+                break;
+            }
         }
     }
-    let mut out: Vec<String> = Vec::with_capacity(held.len());
-    for a in asked {
-        if held.contains(a) && !out.contains(a) {
-            out.push(a.clone());
-        }
-    }
-    Ok(out)
+    Ok(held)
 }
 
 /// The tokens of this CSE that `tids` name, each verified for `originator` as a token it
@@ -115,21 +120,6 @@ fn not_expired(r: &Resource, now: Timestamp) -> bool {
         .get("et")
         .and_then(Value::as_str)
         .is_none_or(|et| model::time::parse(et).is_ok_and(|et| et > now))
-}
-
-/// The resources of `ty` under the `<CSEBase>` that have not expired at `now` (the sweep
-/// may not have removed them yet).
-fn live(
-    store: &dyn Store,
-    config: &CseConfig,
-    ty: ResourceType,
-    now: Timestamp,
-) -> Result<Vec<Resource>> {
-    Ok(store
-        .children(&config.cse_id, Some(ty))?
-        .into_iter()
-        .filter(|r| not_expired(r, now))
-        .collect())
 }
 
 fn text<'a>(r: &'a Resource, name: &str) -> Option<&'a str> {

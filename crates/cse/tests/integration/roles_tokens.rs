@@ -163,6 +163,12 @@ async fn a_role_resource_grants_its_holder_and_deletion_revokes() {
         )
         .await;
     assert_eq!(r.rsc, R::Created, "{:?}", r.pc);
+    // Two roles with one Role-ID, for two holders: each holds it.
+    assert_eq!(read_as(&t, &third, &["operator"], &[]).await, R::Ok);
+    assert_eq!(
+        read_as(&t, &other, &["auditor", "operator"], &[]).await,
+        R::Ok
+    );
     // Only the admin reads a role by default (its policies decide, as for any resource).
     assert_eq!(
         t.retrieve(&other, "cse-in/op").await.rsc,
