@@ -195,6 +195,14 @@ impl Cse {
             ResourceType::ServiceSubscribedAppRule => {
                 model::resources::asar::validate(&resource.attrs)?
             }
+            ResourceType::Role => {
+                resources::authority::only_admin(self, caller, ty)?;
+                resources::rol::prepare(&self.config, &resource)?
+            }
+            ResourceType::Token => {
+                resources::authority::only_admin(self, caller, ty)?;
+                resources::tk::prepare(&self.config, &mut resource)?
+            }
             ResourceType::AccessControlPolicy
             | ResourceType::M2mServiceSubscriptionProfile
             | ResourceType::CseBase
@@ -259,6 +267,12 @@ impl Cse {
                 if r.ty == ResourceType::MgmtObj {
                     resources::mgo::one_per_node(t, &r)?;
                 }
+                if r.ty == ResourceType::Token {
+                    resources::tk::claim_id(t, &r)?;
+                }
+                if r.ty == ResourceType::Role {
+                    resources::rol::index(t, &r)?;
+                }
                 t.insert(&r)?;
                 if let Some(key) = remember {
                     t.remember_credential_ae(&key, r.ri())?;
@@ -289,6 +303,10 @@ impl Cse {
         }
         let actor = caller.originator.id(&self.config);
         crate::service_subscription::audit(self, actor, "create", &created).await?;
+        if resources::authority::assigns_privileges(ty) {
+            let actor = caller.originator.id(&self.config);
+            resources::authority::audited(self, actor, "created", &created).await?;
+        }
         self.fire(&parent, Event::ChildCreated(&created)).await;
         for gone in &evicted {
             self.fire(&parent, Event::ChildDeleted(gone)).await;

@@ -46,6 +46,8 @@ impl Cse {
         let held = self.hold_for_delete(&r).await?;
         let gone = self.remove(&r).await?;
         drop(held);
+        let actor = caller.originator.id(&self.config);
+        crate::resources::authority::audited_removals(self, actor, "deleted", &gone).await?;
         let root = gone.into_iter().next().unwrap_or(r);
         let actor = caller.originator.id(&self.config);
         crate::service_subscription::audit(self, actor, "delete", &root).await?;

@@ -42,6 +42,12 @@ pub async fn sweep(cse: &Cse) -> usize {
                         {
                             tracing::error!(ri, error = %model::Untrusted(&e), "cannot audit an expired service subscription resource");
                         }
+                        let actor = &cse.config.cse_id;
+                        // Logged inside on failure; the sweep goes on with the next.
+                        let _ = crate::resources::authority::audited_removals(
+                            cse, actor, "expired", &gone,
+                        )
+                        .await;
                     }
                     Err(e) => {
                         tracing::error!(ri, error = %model::Untrusted(&e), "cannot delete expired resource")

@@ -133,6 +133,8 @@ pub(crate) struct Caller<'a> {
     pub(crate) tokens: Vec<security::token::VerifiedToken>,
     /// The Role-IDs the request asked for (`rids`).
     pub(crate) rids: Vec<String>,
+    /// Those of them that a `<role>` of this CSE assigns to the originator now.
+    pub(crate) roles: Vec<String>,
 }
 
 type BoxedResponse<'a> = Pin<Box<dyn Future<Output = Result<Response>> + Send + 'a>>;
@@ -368,12 +370,27 @@ impl Cse {
             req.validate()?;
             req.check_times(self.config.clock.now())?;
             let originator = originator::check(ctx, &req, &self.config, self.store.as_ref())?;
-            let tokens = access::dynamic::verify_tokens(&self.config, &originator, &req)?;
+            let mut tokens = access::dynamic::verify_tokens(&self.config, &originator, &req)?;
+            let store = self.store.as_ref();
+            tokens.extend(access::repository::named_tokens(
+                store,
+                &self.config,
+                &originator,
+                &req.tids,
+            )?);
+            let roles = access::repository::held_roles(
+                store,
+                &self.config,
+                &originator,
+                &req.rids,
+                self.config.clock.now(),
+            )?;
             let caller = Caller {
                 ctx,
                 originator,
                 tokens,
                 rids: req.rids.clone(),
+                roles,
             };
             if req.is_non_blocking() {
                 return self.accept_non_blocking(&caller, req).await;
@@ -539,11 +556,13 @@ impl Cse {
 
     /// The facts about a request that access rules look at, besides originator and target.
     pub(crate) fn request_context(&self, caller: &Caller<'_>) -> access::RequestContext {
-        access::RequestContext::of(
+        let mut ctx = access::RequestContext::of(
             caller.ctx,
             self.authenticated(caller),
             self.config.clock.now(),
-        )
+        );
+        ctx.roles.clone_from(&caller.roles);
+        ctx
     }
 }
 

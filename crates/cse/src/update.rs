@@ -194,6 +194,10 @@ impl Cse {
         if updated.ty == ResourceType::TimeSeries {
             self.monitors.wake(updated.ri());
         }
+        if resources::authority::assigns_privileges(updated.ty) {
+            let actor = caller.originator.id(&self.config);
+            resources::authority::audited(self, actor, "updated", &updated).await?;
+        }
         let mut modified = changes.clone();
         for k in ["lt", "st", "cni", "cbs", "cnm", "cs", "mdc", "mdlt"] {
             if updated.attrs.get(k) != current.attrs.get(k) {

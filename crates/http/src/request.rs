@@ -131,7 +131,8 @@ pub(crate) fn target(path: &str) -> Result<String> {
 /// here; everything else is a filter criterion and goes to [`model::FilterCriteria::add`],
 /// which refuses unknown names with 4000. Of the request parameters:
 ///
-/// * `rcn`, `rt`, `drt` (once each), `atrl` and `rids` (`+`-separated, may repeat) are mapped;
+/// * `rcn`, `rt`, `drt` (once each), `atrl`, `rids` and `tids` (`+`-separated, may repeat)
+///   are mapped;
 ///   list items (`atrl`, `lbl`, `cty`, `ty`) are split on `+` before percent-decoding;
 /// * `rp` (result persistence, once) is mapped as given; the CSE reads it;
 /// * `da` (delivery aggregation) and `sqi` (semantic query) are accepted when false and
@@ -144,13 +145,15 @@ pub(crate) fn apply_query(req: &mut Request, query: &str) -> Result<()> {
         let key = decode_query(key)?;
         // List items are split on the literal `+` before decoding, so an item may carry an
         // escaped `%2B` of its own.
-        if key == "atrl" || key == "rids" || FilterCriteria::is_list(&key) {
+        if key == "atrl" || key == "rids" || key == "tids" || FilterCriteria::is_list(&key) {
             for item in raw.split('+').filter(|i| !i.is_empty()) {
                 let item = decode_query(item)?;
                 if key == "atrl" {
                     req.atrl.push(item);
                 } else if key == "rids" {
                     req.rids.push(item);
+                } else if key == "tids" {
+                    req.tids.push(item);
                 } else {
                     req.fc.add_item(&key, &item)?;
                 }
@@ -424,11 +427,12 @@ mod tests {
         assert_eq!(r.rp.as_deref(), Some("P1D"));
         let r = map(
             Method::GET,
-            "/cse-in?rids=r1+r2&rids=r3",
+            "/cse-in?rids=r1+r2&rids=r3&tids=t1+t2",
             &[("Authorization", "a.b.c")],
         )
         .expect("valid");
         assert_eq!(r.rids, vec!["r1", "r2", "r3"]);
+        assert_eq!(r.tids, vec!["t1", "t2"]);
         assert_eq!(r.tkns, vec!["a.b.c"]);
         let r = map(Method::GET, "/cse-in?lbl=key%3Dvalue&rn=a%26b", &[]).expect("valid");
         assert_eq!(r.fc.lbl, vec!["key=value"]);

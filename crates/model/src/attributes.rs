@@ -140,6 +140,8 @@ pub fn table(ty: ResourceType) -> &'static [Attr] {
         ResourceType::FlexContainer => resources::fcnt::ATTRIBUTES,
         ResourceType::TimeSeries => resources::ts::ATTRIBUTES,
         ResourceType::TimeSeriesInstance => resources::tsi::ATTRIBUTES,
+        ResourceType::Role => resources::rol::ATTRIBUTES,
+        ResourceType::Token => resources::tk::ATTRIBUTES,
     }
 }
 

@@ -162,8 +162,11 @@ pub struct Request {
     /// Tokens (`tkns`): signed JWTs for token-based dynamic authorization (TS-0003 7.3.2.3).
     pub tkns: Vec<String>,
     /// Role IDs (`rids`) the originator claims; honoured only as far as a verified token
-    /// grants them.
+    /// or a `<role>` resource of this CSE assigns them to the originator.
     pub rids: Vec<String>,
+    /// Token IDs (`tids`): tokens the originator names rather than carries, kept in
+    /// `<token>` resources of this CSE (TS-0003 clause 7.4.3).
+    pub tids: Vec<String>,
 }
 
 /// Event Category "latest" (TS-0004 table 6.3.4.2.4-1): of several pending requests with
@@ -202,6 +205,7 @@ impl Request {
             ec: None,
             tkns: Vec::new(),
             rids: Vec::new(),
+            tids: Vec::new(),
         }
     }
 

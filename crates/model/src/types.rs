@@ -113,13 +113,17 @@ pub enum ResourceType {
     TimeSeries,
     /// 30 `tsi`: one data point of a time series, unique by its data generation time.
     TimeSeriesInstance,
+    /// 31 `rol`: a Role-ID assigned to one AE or CSE for a period (TS-0003 clause 7.4).
+    Role,
+    /// 32 `tk`: a token kept for its holder to name by Token-ID (TS-0003 clause 7.4).
+    Token,
     /// 34 `dac`: dynamic authorization consultation (where to ask a DAS).
     DynamicAuthorizationConsultation,
 }
 
 impl ResourceType {
     /// Every type, for tables and tests.
-    pub const ALL: [Self; 18] = [
+    pub const ALL: [Self; 20] = [
         Self::AccessControlPolicy,
         Self::Ae,
         Self::Container,
@@ -137,6 +141,8 @@ impl ResourceType {
         Self::FlexContainer,
         Self::TimeSeries,
         Self::TimeSeriesInstance,
+        Self::Role,
+        Self::Token,
         Self::DynamicAuthorizationConsultation,
     ];
 
@@ -160,6 +166,8 @@ impl ResourceType {
             Self::FlexContainer => 28,
             Self::TimeSeries => 29,
             Self::TimeSeriesInstance => 30,
+            Self::Role => 31,
+            Self::Token => 32,
             Self::DynamicAuthorizationConsultation => 34,
         }
     }
@@ -192,6 +200,8 @@ impl ResourceType {
             Self::FlexContainer => "fcnt",
             Self::TimeSeries => "ts",
             Self::TimeSeriesInstance => "tsi",
+            Self::Role => "rol",
+            Self::Token => "tk",
             Self::DynamicAuthorizationConsultation => "dac",
         }
     }
@@ -217,6 +227,8 @@ impl ResourceType {
             Self::FlexContainer => "m2m:fcnt",
             Self::TimeSeries => "m2m:ts",
             Self::TimeSeriesInstance => "m2m:tsi",
+            Self::Role => "m2m:rol",
+            Self::Token => "m2m:tk",
             Self::DynamicAuthorizationConsultation => "m2m:dac",
         }
     }
@@ -247,6 +259,8 @@ impl ResourceType {
                 DynamicAuthorizationConsultation,
                 M2mServiceSubscriptionProfile,
                 ServiceSubscribedAppRule,
+                Role,
+                Token,
             ],
             Ae => &[
                 AccessControlPolicy,
@@ -272,7 +286,9 @@ impl ResourceType {
             MgmtObj => &[Subscription],
             M2mServiceSubscriptionProfile => &[ServiceSubscribedNode, Subscription],
             ServiceSubscribedNode | ServiceSubscribedAppRule => &[Subscription],
-            AccessControlPolicy | DynamicAuthorizationConsultation => &[Subscription],
+            AccessControlPolicy | DynamicAuthorizationConsultation | Role | Token => {
+                &[Subscription]
+            }
             ContentInstance | Subscription | PollingChannel | Request | TimeSeriesInstance => &[],
         }
     }

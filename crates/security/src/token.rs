@@ -130,6 +130,26 @@ pub struct VerifiedToken {
     pub permissions: Vec<TokenPermission>,
 }
 
+/// A token verified for storage ([`Issuers::inspect`]): the verified facts, and the
+/// claims a `<token>` resource shows in plaintext.
+#[derive(Debug, Clone, PartialEq)]
+pub struct InspectedToken {
+    /// Issuer, holder, ID, expiry and permissions, as a request's token has them.
+    pub token: VerifiedToken,
+    /// `nbf`/`tknb`, seconds since the epoch.
+    pub not_before: Option<i64>,
+    /// `aud`/`tkau`.
+    pub audience: Vec<String>,
+    /// `tkvr`/`vr`.
+    pub version: Option<String>,
+    /// `tknm`.
+    pub name: Option<String>,
+    /// `tkex`, as a string.
+    pub extension: Option<String>,
+    /// `tkps` (or `perms`, `permissions`) as written, an `m2m:tokenPermissions`.
+    pub permissions: Option<Value>,
+}
+
 /// One `m2m:tokenPermission`: rules and roles, for some resources or all.
 #[derive(Debug, Clone, PartialEq)]
 pub struct TokenPermission {
@@ -213,6 +233,45 @@ impl Issuers {
         token: &str,
         expect: &Expectations<'_>,
     ) -> Result<VerifiedToken, TokenError> {
+        let (issuer, claims) = self.signed_claims(token)?;
+        check(&claims, issuer, expect)
+    }
+
+    /// Verifies a token that is to be stored (a `<token>` resource, TS-0001 clause 9.6.39)
+    /// rather than presented: checks 1 to 5 as [`Issuers::verify`] makes them, and the
+    /// token must have a holder and name an audience, but neither is compared with a
+    /// request (the token may be meant for another CSE, and its holder presents it later).
+    /// Returns what the token says, for the resource's plaintext attributes.
+    pub fn inspect(&self, token: &str, now: i64) -> Result<InspectedToken, TokenError> {
+        let (issuer, claims) = self.signed_claims(token)?;
+        let audience = one_list(&claims, &["aud", "tkau"])?;
+        let holder = one_str(&claims, &["tkhd", "hld", "holder", "azp", "sub"])?
+            .ok_or_else(|| TokenError::Malformed("no holder (tkhd/hld/azp/sub)".into()))?;
+        let expect = Expectations {
+            audience: &audience,
+            holder: std::slice::from_ref(&holder),
+            now,
+        };
+        let token = check(&claims, issuer, &expect)?;
+        let string = |names: &[&str]| one_str(&claims, names);
+        Ok(InspectedToken {
+            not_before: one_time(&claims, &["nbf", "tknb"])?,
+            audience,
+            version: string(&["tkvr", "vr"])?,
+            name: string(&["tknm"])?,
+            extension: match one_value(&claims, &["tkex"])? {
+                None => None,
+                Some(Value::String(s)) => Some(s.clone()),
+                Some(other) => Some(other.to_string()),
+            },
+            permissions: one_value(&claims, &["tkps", "perms", "permissions"])?.cloned(),
+            token,
+        })
+    }
+
+    /// Checks 1 to 4: the token parses, its issuer is trusted, its algorithm is the
+    /// issuer's and its signature verifies. Returns the issuer and the verified claims.
+    fn signed_claims(&self, token: &str) -> Result<(String, Value), TokenError> {
         if token.split('.').count() != 3 {
             return Err(TokenError::Malformed(
                 "not a JWS in compact form (encrypted tokens are not supported)".into(),
@@ -232,7 +291,7 @@ impl Issuers {
             return Err(TokenError::AlgorithmNotAllowed(format!("{:?}", header.alg)));
         }
         let claims = claims(token, Some(key))?;
-        check(&claims, issuer, expect)
+        Ok((issuer, claims))
     }
 }
 
@@ -463,6 +522,40 @@ mod tests {
                 now: NOW,
             },
         )
+    }
+
+    /// A token to be stored is verified without a request: any holder and audience, but
+    /// the signature, issuer and period still hold, and its claims come back as written.
+    #[test]
+    fn a_token_to_store_is_inspected() {
+        let i = issuers();
+        let mut c = good();
+        c["sub"] = json!("Csomeone-else");
+        c["aud"] = json!(["id-other"]);
+        c["tknm"] = json!("reader");
+        let t = i.inspect(&sign(&c, SECRET), NOW).expect("inspected");
+        assert_eq!(t.token.holder, "Csomeone-else");
+        assert_eq!(t.audience, vec!["id-other"]);
+        assert_eq!(t.not_before, Some(NOW - 60));
+        assert_eq!(t.name.as_deref(), Some("reader"));
+        assert_eq!(t.permissions, Some(c["tkps"].clone()));
+        let bad = |c: &Value, secret: &[u8]| i.inspect(&sign(c, secret), NOW).err();
+        assert_eq!(
+            bad(&c, b"another-secret-another-secret-!!"),
+            Some(TokenError::BadSignature)
+        );
+        let mut expired = c.clone();
+        expired["exp"] = json!(NOW - 1);
+        assert_eq!(bad(&expired, SECRET), Some(TokenError::Expired));
+        let mut no_audience = c.clone();
+        no_audience["aud"] = json!([]);
+        assert_eq!(bad(&no_audience, SECRET), Some(TokenError::WrongAudience));
+        let mut no_holder = c;
+        no_holder.as_object_mut().map(|m| m.remove("sub"));
+        assert!(matches!(
+            bad(&no_holder, SECRET),
+            Some(TokenError::Malformed(_))
+        ));
     }
 
     #[test]

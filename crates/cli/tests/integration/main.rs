@@ -31,6 +31,7 @@ mod psk_derived;
 mod quick_tour;
 mod requests_nonblocking;
 mod results;
+mod roles;
 mod service_subscription;
 mod supervision;
 mod time_series;

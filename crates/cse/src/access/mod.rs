@@ -18,6 +18,7 @@ pub mod das_urls;
 pub mod decision;
 pub mod dynamic;
 pub mod explain;
+pub mod repository;
 pub mod rule;
 pub mod standing;
 
@@ -68,9 +69,10 @@ impl RequestContext {
             location: None,
             // The key-store level of the home behind the peer's credential (our `scl` extension).
             credential_level: ctx.credential_level().map(|l| l.number()),
-            // NOTE(acp): roles need verification (TS-0003 7.4). The ones a verified token
-            // grants are added per target by `Gate::gather` (`dynamic::token_grant`);
-            // `<role>` resources are not supported, so nothing else adds one.
+            // NOTE(acp): roles need verification (TS-0003 7.4). The ones a `<role>` of
+            // this CSE assigns are set by the caller (`repository::held_roles`); the ones a
+            // verified token grants are added per target by `Gate::gather`
+            // (`dynamic::token_grant`).
             roles: Vec::new(),
         }
     }

@@ -2,6 +2,7 @@
 //! module per type; the shared steps are in `create`, `update` and `delete`.
 
 pub(crate) mod ae;
+pub(crate) mod authority;
 pub(crate) mod cb;
 pub(crate) mod cin;
 pub(crate) mod cnt;
@@ -12,7 +13,9 @@ pub(crate) mod mgo;
 pub(crate) mod nod;
 pub(crate) mod pch;
 pub(crate) mod req;
+pub(crate) mod rol;
 pub(crate) mod sub;
 pub(crate) mod svsn;
+pub(crate) mod tk;
 pub(crate) mod ts;
 pub(crate) mod tsi;

@@ -18,6 +18,7 @@ mod registration;
 mod requests;
 mod requests_nonblocking;
 mod results;
+mod roles_tokens;
 mod service_subscription;
 mod subscriptions;
 mod time_series;

@@ -1,0 +1,41 @@
+//! `<role>`: checked on CREATE. How a role counts in access decisions is
+//! `access::repository`.
+
+use crate::config::CseConfig;
+use model::{Error, Resource, Result};
+use serde_json::Value;
+
+/// Record table: `<rlid>` + `\n` + `ri` -> `ri` of each `<role>` under the `<CSEBase>`, so a
+/// request naming a Role-ID reads the roles with that ID only, however many there are. Tied
+/// to the resource: deleting (or the expiry of) the `<role>` removes it in the same write.
+pub(crate) const ROLE_ID: &str = "role-id";
+
+/// The key prefix of the roles with Role-ID `rlid`.
+pub(crate) fn key_prefix(rlid: &str) -> String {
+    format!("{rlid}\n")
+}
+
+/// Checks the period and names (the attribute table checks the shapes), and that the
+/// issuer is this CSE: it is the only Authorization Authority whose roles its decisions
+/// honour (TS-0003 clause 7.4.3 step 4), so a role written for another issuer would be
+/// stored and never count (4102).
+pub(crate) fn prepare(config: &CseConfig, r: &Resource) -> Result<()> {
+    model::resources::rol::validate(&r.attrs)?;
+    let issuer = r.attrs.get("tkis").and_then(Value::as_str).unwrap_or("");
+    if crate::access::dynamic::audience(config)
+        .iter()
+        .all(|ours| ours != issuer)
+    {
+        return Err(Error::contents_unacceptable(format!(
+            "tkis '{issuer}' is not this CSE: it honours the roles it issues only"
+        )));
+    }
+    Ok(())
+}
+
+/// Inside the creating write: indexes the role by its Role-ID.
+pub(crate) fn index(t: &mut dyn store::Txn, r: &Resource) -> Result<()> {
+    let rlid = r.attrs.get("rlid").and_then(Value::as_str).unwrap_or("");
+    let key = format!("{}{}", key_prefix(rlid), r.ri());
+    t.put_record(ROLE_ID, &key, r.ri().as_bytes(), Some(r.ri()))
+}
