@@ -22,6 +22,7 @@ mod discovery;
 pub mod expiry;
 mod group;
 pub mod inbound;
+mod lifetime;
 pub mod notification;
 mod notify;
 pub mod originator;

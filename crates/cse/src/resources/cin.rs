@@ -52,6 +52,7 @@ pub(crate) async fn insert(
         let mut cnt = t
             .get(r.pi())?
             .ok_or_else(|| Error::not_found("the container was deleted"))?;
+        crate::lifetime::within_parent(&mut r, &cnt);
         let st = cnt.u64_attr("st").unwrap_or(0) + 1;
         let cs = r.u64_attr("cs").unwrap_or(0);
         r.attrs.insert("st".into(), json!(st));

@@ -55,7 +55,7 @@ fn value_of(kind: Kind) -> BoxedStrategy<Value> {
             .prop_map(Value::Array)
             .boxed(),
         Kind::NullOnly => Just(Value::Null).boxed(),
-        Kind::Object | Kind::Any | Kind::Acrs => json().boxed(),
+        Kind::Object | Kind::Any | Kind::Acrs | Kind::Unsupported => json().boxed(),
     }
 }
 
