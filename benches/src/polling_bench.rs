@@ -6,9 +6,12 @@
 //! One CSE; `aes` AEs registered with `rr` false, each with its `<pollingChannel>`. The
 //! baseline is the same process in the same run: its resident set with every AE and channel
 //! in place and no poll waiting, and the time the CSE takes to answer a NOTIFY. Then every
-//! AE long-polls its `pcu` on its own connection; once the CSE has logged every poll as
-//! waiting, the resident set is read again. Then, for `samples` AEs one at a time, a NOTIFY
-//! to the `<AE>` is sent and the time until that AE's poll is answered with it is measured.
+//! AE opens its own connection and retrieves its `<AE>` on it, and the resident set is read
+//! with those connections idle (kept alive): what the connections cost. Then every AE
+//! long-polls its `pcu` on that same connection; once the CSE has logged every poll as
+//! waiting, the resident set is read again: the difference is what the polls cost. Then, for
+//! `samples` AEs one at a time, a NOTIFY to the `<AE>` is sent and the time until that AE's
+//! poll is answered with it is measured.
 
 use crate::client::{Conn, Connector, Request, Response};
 use anyhow::Context;
@@ -40,6 +43,8 @@ pub(crate) struct PollingPlan {
 pub(crate) struct PollingOutcome {
     /// RSS with the AEs and channels in place, no poll waiting (KiB).
     pub(crate) baseline_rss_kib: u64,
+    /// RSS with one idle kept-alive connection per AE, no poll waiting (KiB).
+    pub(crate) idle_rss_kib: u64,
     /// RSS with every poll waiting (KiB).
     pub(crate) waiting_rss_kib: u64,
     /// Time from sending a NOTIFY to the AE to its poller getting it.
@@ -127,12 +132,12 @@ pub(crate) async fn run(plan: &PollingPlan) -> anyhow::Result<PollingOutcome> {
     let dir = tempfile::tempdir()?;
     let data = dir.path().join("data");
     let config = dir.path().join("cse.toml");
-    // Room for every poll's connection; polls wait at most 10 minutes; the CSE says when
-    // each poll waits.
+    // Room for every poll's connection, idle for as long as the run takes; polls wait at most
+    // 10 minutes; the CSE says when each poll waits.
     std::fs::write(
         &config,
         format!(
-            "[http]\nmax_connections = {}\n[polling]\ndefault_wait_secs = 600\nmax_wait_secs = 600\n[log]\nlevel = \"warn,cse::polling=debug\"\n",
+            "[http]\nmax_connections = {}\nheader_timeout_secs = 600\n[polling]\ndefault_wait_secs = 600\nmax_wait_secs = 600\n[log]\nlevel = \"warn,cse::polling=debug\"\n",
             plan.aes + 512
         ),
     )?;
@@ -180,16 +185,44 @@ pub(crate) async fn run(plan: &PollingPlan) -> anyhow::Result<PollingOutcome> {
     );
     let baseline_rss_kib = server.rss_kib()?;
 
-    // Every AE polls; each poll reports when its answer arrived.
+    // Every AE opens its connection and retrieves its <AE> on it, then waits for the word to
+    // poll on the same connection; each poll reports when its answer arrived.
+    let (go_tx, go_rx) = tokio::sync::watch::channel(false);
+    let mut ready = Vec::new();
     let mut arrivals = Vec::new();
     for (i, id) in ids.iter().enumerate() {
+        let (ready_tx, ready_rx) = oneshot::channel::<anyhow::Result<()>>();
         let (tx, rx) = oneshot::channel::<anyhow::Result<(Instant, Response)>>();
+        ready.push(ready_rx);
         arrivals.push(rx);
-        let path = format!("/cse-in/p{i}/pch/pcu");
         let id = id.clone();
+        let mut go = go_rx.clone();
         tokio::spawn(async move {
-            let outcome = async {
+            let opened = async {
                 let mut conn = Conn::open_with(addr, &Connector::Plain).await?;
+                let req = request(addr, Method::GET, &format!("/cse-in/p{i}"), &id, None)?;
+                let resp = conn.send(req).await?;
+                anyhow::ensure!(
+                    resp.status == StatusCode::OK,
+                    "retrieve p{i}: {}",
+                    rsc(&resp)
+                );
+                anyhow::Ok(conn)
+            }
+            .await;
+            let mut conn = match opened {
+                Ok(conn) => {
+                    let _ = ready_tx.send(Ok(()));
+                    conn
+                }
+                Err(e) => {
+                    let _ = ready_tx.send(Err(e));
+                    return;
+                }
+            };
+            let outcome = async {
+                go.wait_for(|go| *go).await?;
+                let path = format!("/cse-in/p{i}/pch/pcu");
                 let req = request(addr, Method::GET, &path, &id, None)?;
                 let resp = conn.send(req).await?;
                 anyhow::Ok((Instant::now(), resp))
@@ -198,6 +231,12 @@ pub(crate) async fn run(plan: &PollingPlan) -> anyhow::Result<PollingOutcome> {
             let _ = tx.send(outcome);
         });
     }
+    for r in ready {
+        r.await.context("connection task")??;
+    }
+    let idle_rss_kib = server.rss_kib()?;
+    eprintln!("bench: {} idle connections", plan.aes);
+    go_tx.send(true).context("no poller left")?;
     // Wait (bounded) until the CSE has logged every poll as waiting.
     let deadline = Instant::now() + Duration::from_secs(600);
     loop {
@@ -255,6 +294,7 @@ pub(crate) async fn run(plan: &PollingPlan) -> anyhow::Result<PollingOutcome> {
     server.stop().await?;
     Ok(PollingOutcome {
         baseline_rss_kib,
+        idle_rss_kib,
         waiting_rss_kib,
         latencies,
         notify_answers,
@@ -276,6 +316,9 @@ pub(crate) fn render(plan: &PollingPlan, o: &PollingOutcome) -> String {
     let ms = |d: Duration| d.as_secs_f64() * 1e3;
     let mut s = String::new();
     let extra = o.waiting_rss_kib.saturating_sub(o.baseline_rss_kib);
+    let connections = o.idle_rss_kib.saturating_sub(o.baseline_rss_kib);
+    let polls = o.waiting_rss_kib.saturating_sub(o.idle_rss_kib);
+    let per = |kib: u64| kib as f64 / plan.aes.max(1) as f64;
     let _ = writeln!(
         s,
         "Polling: {} AEs (rr false) with a channel each, set up in {:.1} s; {} notifications measured",
@@ -293,15 +336,33 @@ pub(crate) fn render(plan: &PollingPlan, o: &PollingOutcome) -> String {
     );
     let _ = writeln!(
         s,
-        "| {} polls waiting | {:.1} MiB |",
+        "| {} idle kept-alive connections (one RETRIEVE each), no poll | {:.1} MiB |",
+        plan.aes,
+        mib(o.idle_rss_kib)
+    );
+    let _ = writeln!(
+        s,
+        "| {} polls waiting, on those connections | {:.1} MiB |",
         plan.aes,
         mib(o.waiting_rss_kib)
     );
     let _ = writeln!(
         s,
-        "| extra for the waiting polls | {:.1} MiB ({:.1} KiB per poll; target 100 MiB for 10,000) |",
+        "| extra for the idle connections | {:.1} MiB ({:.1} KiB per connection) |",
+        mib(connections),
+        per(connections)
+    );
+    let _ = writeln!(
+        s,
+        "| extra for the polls on them | {:.1} MiB ({:.1} KiB per poll) |",
+        mib(polls),
+        per(polls)
+    );
+    let _ = writeln!(
+        s,
+        "| extra for the waiting polls, connections included | {:.1} MiB ({:.1} KiB per poll; target 100 MiB for 10,000) |",
         mib(extra),
-        extra as f64 / plan.aes.max(1) as f64
+        per(extra)
     );
     let _ = writeln!(s);
     let mut lat = o.latencies.clone();

@@ -219,7 +219,7 @@ impl Cse {
         let (created, evicted) = if ty.is_instance() {
             resources::cin::insert(self, resource, creator).await?
         } else {
-            let r = resource.clone();
+            let mut r = resource.clone();
             let (remember, registration) = match &caller.originator {
                 Originator::Registering(reg) => {
                     (reg.remember_for.clone(), Some(reg.bind_to.clone()))
@@ -256,8 +256,11 @@ impl Cse {
                 || matches!(ty, ResourceType::Node | ResourceType::MgmtObj);
             let recorded_creator = (ty.has_acpi() && with_creator)
                 .then(|| caller.originator.id(&self.config).to_owned());
-            store::write(self.store.as_ref(), move |t| {
+            let created = store::write(self.store.as_ref(), move |t| {
                 resources::ae::still_registered(t, creator.as_deref())?;
+                if let Some(parent) = t.get(r.pi())? {
+                    crate::lifetime::within_parent(&mut r, &parent);
+                }
                 if let Some(bind_to) = registration {
                     resources::ae::claim(t, r.ri(), bind_to.as_deref(), remember.as_deref())?;
                 }
@@ -291,10 +294,10 @@ impl Cse {
                 {
                     t.claim_blocking_subscription(r.pi(), r.ri())?;
                 }
-                Ok(())
+                Ok(r)
             })
             .await?;
-            (resource, Vec::new())
+            (created, Vec::new())
         };
         tracing::debug!(ri = created.ri(), ty = ty.code(), "created");
         if ty == ResourceType::TimeSeriesInstance {

@@ -163,7 +163,9 @@ impl Cse {
     pub async fn serve(&self, ctx: &SecurityContext, inbound: Inbound) -> Answer {
         match inbound {
             Inbound::Primitive(req) => Answer::Response(self.handle(ctx, req).await),
-            Inbound::Manager(req) => self.manage(ctx, req).await,
+            // Allocated on its own: the security manager's operations (enrolment, key
+            // derivation) are large futures that a resource request should not carry.
+            Inbound::Manager(req) => Box::pin(self.manage(ctx, req)).await,
         }
     }
 

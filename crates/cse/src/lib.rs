@@ -22,6 +22,7 @@ mod discovery;
 pub mod expiry;
 mod group;
 pub mod inbound;
+mod lifetime;
 mod non_blocking;
 pub mod notification;
 mod notify;
@@ -396,22 +397,25 @@ impl Cse {
                 return self.accept_non_blocking(&caller, req).await;
             }
             let target = addressing::resolve(&req.to, &self.config, self.store.as_ref())?;
+            // Each operation's future is allocated on its own (`Box::pin`), so that a request
+            // holds the memory of its own operation only, not that of the largest one: a
+            // long poll waits for minutes, thousands at a time (issue 13).
             if let Target::FanOut { group, suffix } = target {
-                return self.fan_out(&caller, &req, group, &suffix).await;
+                return Box::pin(self.fan_out(&caller, &req, group, &suffix)).await;
             }
             if let Target::PollingChannelUri(channel) = target {
-                return self.polling_channel_uri(&caller, &req, channel).await;
+                return Box::pin(self.polling_channel_uri(&caller, &req, channel)).await;
             }
             if let Target::Resource(r) = &target {
                 polling::check_owner(&caller, r)?;
             }
             match req.op {
-                Operation::Create => self.create(&caller, &req, target).await,
+                Operation::Create => Box::pin(self.create(&caller, &req, target)).await,
                 Operation::Retrieve if req.is_discovery() => self.discover(&caller, &req, target),
-                Operation::Retrieve => self.retrieve(&caller, &req, target).await,
-                Operation::Update => self.update(&caller, &req, target).await,
-                Operation::Delete => self.delete(&caller, &req, target).await,
-                Operation::Notify => self.notify(&caller, &req, target).await,
+                Operation::Retrieve => Box::pin(self.retrieve(&caller, &req, target)).await,
+                Operation::Update => Box::pin(self.update(&caller, &req, target)).await,
+                Operation::Delete => Box::pin(self.delete(&caller, &req, target)).await,
+                Operation::Notify => Box::pin(self.notify(&caller, &req, target)).await,
             }
         })
     }

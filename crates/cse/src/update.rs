@@ -159,6 +159,12 @@ impl Cse {
                 .ok_or_else(|| Error::not_found("the resource was deleted"))?;
             let before = r.clone();
             apply(&mut r, &changes_for_write);
+            if changes_for_write.contains_key("et") {
+                if let Some(parent) = t.get(r.pi())? {
+                    crate::lifetime::within_parent(&mut r, &parent);
+                }
+                crate::lifetime::check_children(t, &before, &r)?;
+            }
             if r.ty == ResourceType::Group {
                 r.attrs.extend(derived);
             }
@@ -199,6 +205,10 @@ impl Cse {
             resources::authority::audited(self, actor, "updated", &updated).await?;
         }
         let mut modified = changes.clone();
+        // The `et` the CSE set (capped at the parent's) is what the originator learns.
+        if let (Some(asked), Some(set)) = (modified.get_mut("et"), updated.attrs.get("et")) {
+            *asked = set.clone();
+        }
         for k in ["lt", "st", "cni", "cbs", "cnm", "cs", "mdc", "mdlt"] {
             if updated.attrs.get(k) != current.attrs.get(k) {
                 if let Some(v) = updated.attrs.get(k) {

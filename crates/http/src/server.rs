@@ -203,7 +203,13 @@ impl<H: Handler> Connection<H> {
                 // The semaphore is never closed; without a permit the request still runs.
                 // A request that starts a long wait (a long poll) gives its place back.
                 let permit = requests.acquire_owned().await.ok();
-                let mut resp = cse::waiting::holding(permit, answer(&shared, ctx, req)).await;
+                // NOTE(memory): hyper keeps one slot for this future per connection, for the
+                // connection's whole life, sized and written at its full size by the first
+                // request. Inline, the whole request pipeline made that slot about 16 KiB,
+                // held by every idle kept-alive connection; boxed, the pipeline's memory
+                // lives only while a request is in progress (issue 13, docs/benchmarks.md).
+                let mut resp =
+                    Box::pin(cse::waiting::holding(permit, answer(&shared, ctx, req))).await;
                 *resp.extensions_mut() = shared.case.clone();
                 Ok::<_, Infallible>(resp)
             }

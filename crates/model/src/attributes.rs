@@ -53,6 +53,11 @@ pub enum Kind {
     /// `m2m:absRelTimestamp`: an absolute timestamp string, or a time relative to now in
     /// milliseconds (a JSON integer or a string of one).
     AbsRelTime,
+    /// An attribute the type's Release 3 table defines but this CSE does not support:
+    /// sending it (where the table lets the originator send it) is 5001 NOT_IMPLEMENTED
+    /// (TS-0004 clauses 7.3.3.3 and 7.3.3.4), where a name no table defines is 4000. It is
+    /// never stored.
+    Unsupported,
 }
 
 /// Whether the originator may send an attribute in a request.
@@ -180,7 +185,9 @@ pub fn find_in(r: &crate::Resource, name: &str) -> Option<&'static Attr> {
 /// Checks request content for a CREATE or UPDATE against the type's table: unknown names,
 /// attributes the originator may not set, wrong value shapes and missing mandatory ones are
 /// all 4000. `null` on UPDATE means "remove" and is allowed for attributes a resource may
-/// lack only (not for [`Attr::single`] ones, TS-0004 clause 7.3.3.7).
+/// lack only (not for [`Attr::single`] ones, TS-0004 clause 7.3.3.7). An attribute of
+/// [`Kind::Unsupported`] that the originator may send is 5001, once nothing else in the
+/// request is a 4000: a malformed request is malformed whatever else it asks for.
 pub fn validate(ty: ResourceType, op: Operation, attrs: &Map<String, Value>) -> Result<()> {
     let rows = || UNIVERSAL.iter().chain(table(ty));
     validate_rows(ty.short_name(), &|name| find(ty, name), rows(), op, attrs)
@@ -213,6 +220,7 @@ fn validate_rows<'a>(
     op: Operation,
     attrs: &Map<String, Value>,
 ) -> Result<()> {
+    let mut unsupported = None;
     for (name, value) in attrs {
         let a = lookup(name)
             .ok_or_else(|| Error::bad_request(format!("unknown attribute '{name}' for {what}")))?;
@@ -225,6 +233,10 @@ fn validate_rows<'a>(
             return Err(Error::bad_request(format!(
                 "attribute '{name}' cannot be set on {op:?}"
             )));
+        }
+        if a.kind == Kind::Unsupported {
+            unsupported.get_or_insert(name);
+            continue;
         }
         if value.is_null() {
             if op == Operation::Update && presence == O && !a.single {
@@ -252,6 +264,11 @@ fn validate_rows<'a>(
     if op == Operation::Update && attrs.is_empty() {
         return Err(Error::bad_request("UPDATE without attributes"));
     }
+    if let Some(name) = unsupported {
+        return Err(Error::not_implemented(format!(
+            "attribute '{name}' of {what} is not supported by this CSE"
+        )));
+    }
     Ok(())
 }
 
@@ -265,7 +282,7 @@ fn check_kind(name: &str, kind: Kind, v: &Value) -> Result<()> {
         Kind::IntList => v.as_array().is_some_and(|a| a.iter().all(Value::is_u64)),
         Kind::Object => v.is_object(),
         Kind::Any => true,
-        Kind::NullOnly => false,
+        Kind::NullOnly | Kind::Unsupported => false,
         Kind::Acrs => return crate::resources::acp::validate_acrs(name, v),
         Kind::PositiveInt => v.as_u64().is_some_and(|n| n >= 1),
         Kind::UpTo(max) => v.as_u64().is_some_and(|n| n <= max),
@@ -442,7 +459,7 @@ mod tests {
     fn null_removes_only_what_may_be_absent() {
         for ty in ResourceType::ALL {
             for a in UNIVERSAL.iter().chain(table(ty)) {
-                if a.update != O {
+                if a.update != O || a.kind == Kind::Unsupported {
                     continue;
                 }
                 let r = validate(ty, Operation::Update, &map(json!({ a.name: null })));
@@ -625,21 +642,14 @@ mod tests {
         assert!(validate(ResourceType::Container, Operation::Update, &map(json!({}))).is_err());
     }
 
-    /// Issue 12, group 9: attributes of later releases, and those this CSE would store
-    /// without acting on them, are not in any table of the types they belong to, so a
-    /// request that sets one is refused; `disr` is, being enforced.
+    /// Issue 12, group 9: attributes of later releases are in no table, and those this CSE
+    /// would store without acting on them are [`Kind::Unsupported`], so a request that sets
+    /// one is refused either way; `disr` is accepted, being enforced.
     #[test]
     fn attributes_not_enforced_are_not_accepted() {
         use ResourceType as T;
-        let unenforced = [
-            (T::Ae, "at"),
-            (T::Ae, "aa"),
-            (T::Ae, "esi"),
+        let later_releases = [
             (T::Ae, "cstn"),
-            (T::Ae, "regs"),
-            (T::Container, "at"),
-            (T::Container, "aa"),
-            (T::Container, "li"),
             (T::Container, "cstn"),
             (T::Container, "loc"),
             (T::ContentInstance, "dgt"),
@@ -648,13 +658,94 @@ mod tests {
             (T::Subscription, "nsi"),
             (T::Subscription, "om"),
             (T::Group, "cstn"),
+        ];
+        for (ty, name) in later_releases {
+            assert!(find(ty, name).is_none(), "{ty:?} {name}");
+        }
+        let unsupported = [
+            (T::Ae, "at"),
+            (T::Ae, "aa"),
+            (T::Ae, "esi"),
+            (T::Ae, "regs"),
+            (T::Container, "at"),
+            (T::Container, "aa"),
+            (T::Container, "li"),
+            (T::Subscription, "gpi"),
+            (T::Subscription, "acrs"),
+            (T::Group, "spty"),
+            (T::Group, "nar"),
             (T::AccessControlPolicy, "adri"),
             (T::ServiceSubscribedNode, "nrq"),
             (T::ServiceSubscribedAppRule, "ari"),
         ];
-        for (ty, name) in unenforced {
-            assert!(find(ty, name).is_none(), "{ty:?} {name}");
+        for (ty, name) in unsupported {
+            assert!(
+                find(ty, name).is_some_and(|a| a.kind == Kind::Unsupported),
+                "{ty:?} {name}"
+            );
         }
         assert!(find(T::Container, "disr").is_some_and(|a| a.kind == Kind::Bool));
+    }
+
+    /// TS-0004 clauses 7.3.3.3 and 7.3.3.4: an attribute the type's table defines but this
+    /// CSE does not support is 5001 where the originator may send it, 4000 where it may not
+    /// (NP); a name no table defines is 4000, and so is any other fault in the same request.
+    #[test]
+    fn defined_but_unsupported_is_not_implemented() {
+        use crate::rsc::ResponseStatusCode as R;
+        let mut seen = 0;
+        for ty in ResourceType::ALL {
+            for a in table(ty).iter().filter(|a| a.kind == Kind::Unsupported) {
+                for (op, p) in [(Operation::Create, a.create), (Operation::Update, a.update)] {
+                    let mut attrs = map(json!({ a.name: "x" }));
+                    if op == Operation::Create {
+                        for m in table(ty).iter().filter(|m| m.create == M) {
+                            attrs.insert(m.name.to_owned(), mandatory_value(m.kind));
+                        }
+                    }
+                    let err = validate(ty, op, &attrs).expect_err(a.name);
+                    let want = if p == NP {
+                        R::BadRequest
+                    } else {
+                        R::NotImplemented
+                    };
+                    assert_eq!(err.rsc, want, "{ty:?} {op:?} {}: {}", a.name, err.message);
+                    seen += 1;
+                    // null is no way around it.
+                    if op == Operation::Update && p == O {
+                        let err =
+                            validate(ty, op, &map(json!({ a.name: null }))).expect_err(a.name);
+                        assert_eq!(err.rsc, R::NotImplemented, "{ty:?} {}", a.name);
+                    }
+                }
+            }
+        }
+        assert!(seen >= 30, "{seen}");
+        let sub = ResourceType::Subscription;
+        let err = validate(
+            sub,
+            Operation::Create,
+            &map(json!({"nu": ["x"], "nse": true})),
+        );
+        assert_eq!(err.expect_err("nse").rsc, R::BadRequest);
+        for bad in [
+            json!({"nu": ["x"], "gpi": "g", "zzz": 1}),
+            json!({"nu": ["x"], "gpi": "g", "exc": 0}),
+            json!({"gpi": "g"}),
+        ] {
+            let err = validate(sub, Operation::Create, &map(bad.clone())).expect_err("refused");
+            assert_eq!(err.rsc, R::BadRequest, "{bad}");
+        }
+    }
+
+    /// A value of the right shape for a mandatory attribute, to isolate another check.
+    fn mandatory_value(kind: Kind) -> Value {
+        match kind {
+            Kind::Acrs => json!({"acr": [{"acor": ["all"], "acop": 2}]}),
+            Kind::Bool => json!(true),
+            Kind::PositiveInt => json!(1),
+            Kind::UriList | Kind::PoaList => json!(["http://h/x"]),
+            _ => json!("Nx"),
+        }
     }
 }

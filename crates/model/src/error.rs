@@ -51,6 +51,8 @@ constructors! {
     storage_full => NotAcceptable;
     /// 5000: internal failure.
     internal => InternalServerError;
+    /// 5001: the request is valid but asks for something this CSE does not implement.
+    not_implemented => NotImplemented;
 }
 
 impl Error {

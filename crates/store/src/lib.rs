@@ -34,6 +34,10 @@ pub trait Txn {
     }
     /// The oldest direct child of a type.
     fn oldest_child(&mut self, pi: &str, ty: ResourceType) -> Result<Option<Resource>>;
+    /// Whether a direct child of `pi` expires (`et`) after `et`: whether shortening the
+    /// parent's lifetime would leave a child outliving it (TS-0004 clause 7.3.3.4), decided
+    /// inside the write so that no concurrent write slips in between.
+    fn child_expires_after(&mut self, pi: &str, et: model::time::Timestamp) -> Result<bool>;
     /// Inserts a new resource; a taken `ri` or structured name is a 4105 CONFLICT.
     fn insert(&mut self, r: &Resource) -> Result<()>;
     /// Replaces a resource's attributes (same `ri`).

@@ -660,6 +660,37 @@ impl Txn for SqlTxn<'_> {
         edge_child(self.conn, pi, ty, false)
     }
 
+    fn child_expires_after(&mut self, pi: &str, et: model::time::Timestamp) -> Result<bool> {
+        let later = |s: &str| model::time::parse(s).is_ok_and(|t| t > et);
+        // An UPDATE of a cached child in this group is written to SQLite only at the end of
+        // the group: its new `et` is in memory. (Its old one still counts below, which errs
+        // on the side of keeping the child.)
+        if self
+            .batch
+            .states()
+            .chain(self.job.states())
+            .any(|r| r.pi() == pi && r.et().is_some_and(later))
+        {
+            return Ok(true);
+        }
+        // Stored timestamps differ in their optional parts (`,fraction`, `Z`), so SQL picks
+        // those from the same second on, and each is compared as a time.
+        let second = model::time::format(et);
+        let second = second.get(..15).unwrap_or(&second);
+        let mut stmt = self
+            .conn
+            .prepare_cached("SELECT et FROM resources WHERE pi = ?1 AND et >= ?2")
+            .map_err(db_err)?;
+        let mut rows = stmt.query(params![pi, second]).map_err(db_err)?;
+        while let Some(row) = rows.next().map_err(db_err)? {
+            let stored: String = row.get(0).map_err(db_err)?;
+            if later(&stored) {
+                return Ok(true);
+            }
+        }
+        Ok(false)
+    }
+
     fn insert(&mut self, r: &Resource) -> Result<()> {
         let body = serde_json::to_string(&r.attrs).map_err(|e| Error::internal(e.to_string()))?;
         let mut stmt = self

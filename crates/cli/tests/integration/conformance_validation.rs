@@ -431,3 +431,243 @@ fn read_only_attributes_and_value_types() {
         r#"{"m2m:cnt": {"rn": "zero", "mni": 0, "mbs": 0, "mia": 0}}"#,
     );
 }
+
+/// TS-0004 clauses 7.3.3.3 (CREATE) and 7.3.3.4 (UPDATE): an attribute the resource type's
+/// Release 3 table defines but this CSE does not support is NOT_IMPLEMENTED (5001); a name
+/// no table of the release defines (Release 4 `nse`, `nsi`, `om`, a made-up name) is
+/// BAD_REQUEST (4000), and so is a defined attribute the table makes NP for the operation.
+/// Nothing is stored either way.
+#[test]
+fn defined_but_unsupported_attributes_are_not_implemented() {
+    let Some((_dir, _server, http, me)) = start() else {
+        return;
+    };
+    let sub = |extra: Value| {
+        let mut s = json!({"rn": "s", "nu": [me]});
+        if let (Some(s), Some(e)) = (s.as_object_mut(), extra.as_object()) {
+            s.extend(e.clone());
+        }
+        json!({ "m2m:sub": s })
+    };
+    let grp = |extra: Value| {
+        let mut g = json!({"rn": "s", "mnm": 2, "mid": []});
+        if let (Some(g), Some(e)) = (g.as_object_mut(), extra.as_object()) {
+            g.extend(e.clone());
+        }
+        json!({ "m2m:grp": g })
+    };
+    let cases: Vec<(&str, u8, Value, u16)> = vec![
+        ("cse-in/me/c", 23, sub(json!({"gpi": "cse-in/me/g"})), 5001),
+        ("cse-in/me/c", 23, sub(json!({"nfu": "http://h/n"})), 5001),
+        (
+            "cse-in/me/c",
+            23,
+            sub(json!({"rl": {"mnn": 1, "tww": "PT1M"}})),
+            5001,
+        ),
+        ("cse-in/me/c", 23, sub(json!({"psn": 1})), 5001),
+        ("cse-in/me/c", 23, sub(json!({"pn": 1})), 5001),
+        ("cse-in/me/c", 23, sub(json!({"nsp": 1})), 5001),
+        ("cse-in/me/c", 23, sub(json!({"nec": 2})), 5001),
+        ("cse-in/me/c", 23, sub(json!({"acrs": ["cse-in/x"]})), 5001),
+        ("cse-in/me/c", 23, sub(json!({"nse": true})), 4000),
+        ("cse-in/me/c", 23, sub(json!({"nsi": []})), 4000),
+        ("cse-in/me/c", 23, sub(json!({"om": {"ops": 1}})), 4000),
+        ("cse-in/me/c", 23, sub(json!({"gpi": "g", "zzz": 1})), 4000),
+        ("cse-in/me", 9, grp(json!({"spty": "x"})), 5001),
+        ("cse-in/me", 9, grp(json!({"nar": {"num": 2}})), 5001),
+        ("cse-in/me", 9, grp(json!({"ssi": true})), 4000),
+        (
+            "cse-in/me",
+            3,
+            json!({"m2m:cnt": {"rn": "s", "at": ["/id"]}}),
+            5001,
+        ),
+        (
+            "cse-in/me",
+            3,
+            json!({"m2m:cnt": {"rn": "s", "aa": ["lbl"]}}),
+            5001,
+        ),
+        (
+            "cse-in/me",
+            3,
+            json!({"m2m:cnt": {"rn": "s", "li": "x"}}),
+            4000,
+        ),
+        (
+            "cse-in/me/c",
+            4,
+            json!({"m2m:cin": {"rn": "s", "con": "x", "at": ["/id"]}}),
+            5001,
+        ),
+        (
+            "cse-in/me/c",
+            4,
+            json!({"m2m:cin": {"rn": "s", "con": "x", "dgt": "20300101T000000"}}),
+            4000,
+        ),
+        (
+            "cse-in/me",
+            1,
+            json!({"m2m:acp": {"rn": "s", "pv": {}, "pvs": {"acr": [{"acor": [me], "acop": 63}]}, "adri": ["x"]}}),
+            5001,
+        ),
+    ];
+    for (parent, ty, body, want) in &cases {
+        let a = http.send("POST", &me, parent, Some((*ty, &body.to_string())));
+        assert_eq!(a.rsc, *want, "{body}: {}", a.body);
+        assert_eq!(http.get(ADMIN, &format!("{parent}/s")).rsc, 4004, "{body}");
+    }
+    for attr in [
+        json!({"nl": "cse-in/node"}),
+        json!({"regs": 1}),
+        json!({"tren": true}),
+    ] {
+        let mut ae = json!({"rn": "z", "api": "Nz", "rr": false, "srv": ["3"]});
+        if let (Some(a), Some(e)) = (ae.as_object_mut(), attr.as_object()) {
+            a.extend(e.clone());
+        }
+        let body = json!({ "m2m:ae": ae }).to_string();
+        let a = http.send("POST", "C", "cse-in", Some((2, &body)));
+        assert_eq!(a.rsc, 5001, "{attr}: {}", a.body);
+        assert_eq!(http.get(ADMIN, "cse-in/z").rsc, 4004, "{attr}");
+    }
+
+    // UPDATE: O in the table is 5001, NP for UPDATE is 4000; nothing changes.
+    http.create(&me, "cse-in/me/c", 23, &sub(json!({})).to_string());
+    let before = read(&http, &me, "cse-in/me/c/s");
+    for (body, want) in [
+        (json!({"m2m:sub": {"gpi": "cse-in/me/g"}}), 5001),
+        (json!({"m2m:sub": {"nec": null}}), 5001),
+        (json!({"m2m:sub": {"nsp": 2, "exc": 3}}), 5001),
+        (json!({"m2m:sub": {"psn": 1}}), 4000),
+        (json!({"m2m:sub": {"nsi": []}}), 4000),
+    ] {
+        let a = http.update(&me, "cse-in/me/c/s", &body.to_string());
+        assert_eq!(a.rsc, want, "{body}: {}", a.body);
+    }
+    assert_eq!(read(&http, &me, "cse-in/me/c/s"), before);
+    let a = http.update(&me, "cse-in/me", r#"{"m2m:ae": {"esi": {"esct": [1]}}}"#);
+    assert_eq!(a.rsc, 5001, "{}", a.body);
+    assert_eq!(read(&http, &me, "cse-in/me").get("esi"), None);
+}
+
+/// The year of a resource's `ct`: the expiration times below are counted from the CSE's
+/// clock, not the test's.
+fn year_of(r: &Value) -> u32 {
+    r["ct"]
+        .as_str()
+        .and_then(|ct| ct.get(..4))
+        .and_then(|y| y.parse().ok())
+        .expect("ct")
+}
+
+/// TS-0004 clause 7.3.3.3: when the originator asks for an expiration time later than the
+/// parent's, or leaves it to the default lifetime (5 years) which is later, the CSE sets
+/// the parent's, and returns it as the result content allows (`rcn` 1, 9). The same holds
+/// on UPDATE. The `<CSEBase>` has no `et`: an AE's is its own.
+#[test]
+fn a_child_never_outlives_its_parent() {
+    let Some((_dir, _server, http, me)) = start() else {
+        return;
+    };
+    let year = year_of(&read(&http, &me, "cse-in/me"));
+    let parent_et = format!("{}0101T000000", year + 2);
+    let later = format!("{}0101T000000", year + 3);
+    let sooner = format!("{}0101T000000", year + 1);
+    // The container `c` expires with the AE (capped at its default lifetime): it goes
+    // first, or the AE could not be shortened (clause 7.3.3.4).
+    let body = json!({"m2m:cnt": {"et": sooner}}).to_string();
+    assert_eq!(http.update(&me, "cse-in/me/c", &body).rsc, 2004);
+    let body = json!({"m2m:ae": {"et": parent_et}}).to_string();
+    assert_eq!(http.update(&me, "cse-in/me", &body).rsc, 2004);
+    assert_eq!(read(&http, &me, "cse-in/me")["et"], json!(parent_et));
+
+    for (rn, et, want, rcn) in [
+        ("later", Some(&later), &parent_et, 1),
+        ("default", None, &parent_et, 1),
+        ("nine", Some(&later), &parent_et, 9),
+        ("sooner", Some(&sooner), &sooner, 1),
+    ] {
+        let mut cnt = json!({"rn": rn});
+        if let Some(et) = et {
+            cnt["et"] = json!(et);
+        }
+        let body = json!({ "m2m:cnt": cnt }).to_string();
+        let a = http.send(
+            "POST",
+            &me,
+            &format!("cse-in/me?rcn={rcn}"),
+            Some((3, &body)),
+        );
+        assert_eq!(a.rsc, 2001, "{rn}: {}", a.body);
+        assert_eq!(a.body["m2m:cnt"]["et"], json!(want), "{rn}: {}", a.body);
+        assert_eq!(
+            read(&http, &me, &format!("cse-in/me/{rn}"))["et"],
+            json!(want),
+            "{rn}"
+        );
+    }
+    // A content instance of the container that expires first.
+    let body = json!({"m2m:cin": {"con": "x", "rn": "i", "et": later}}).to_string();
+    let a = http.send("POST", &me, "cse-in/me/sooner", Some((4, &body)));
+    assert_eq!(a.rsc, 2001, "{}", a.body);
+    assert_eq!(a.body["m2m:cin"]["et"], json!(sooner));
+
+    // UPDATE, with a later value and with null (the default lifetime), `rcn` 9 included.
+    for (et, rcn) in [(json!(later), 1), (json!(null), 1), (json!(later), 9)] {
+        let body = json!({"m2m:cnt": {"et": et}}).to_string();
+        let a = http.send_as(
+            "PUT",
+            &me,
+            &format!("cse-in/me/sooner?rcn={rcn}"),
+            Some(("application/json", &body)),
+        );
+        assert_eq!(a.rsc, 2004, "{et} {rcn}: {}", a.body);
+        assert_eq!(
+            a.body["m2m:cnt"]["et"],
+            json!(parent_et),
+            "{et} {rcn}: {}",
+            a.body
+        );
+    }
+    assert_eq!(read(&http, &me, "cse-in/me/sooner")["et"], json!(parent_et));
+    // Below the CSEBase: what the AE asked for.
+    let body = json!({"m2m:ae": {"et": later}}).to_string();
+    let a = http.update(&me, "cse-in/me", &body);
+    assert_eq!(a.rsc, 2004, "{}", a.body);
+    assert_eq!(a.body["m2m:ae"]["et"], json!(later));
+}
+
+/// TS-0004 clause 7.3.3.4: an UPDATE that makes the `et` of a resource earlier than it was,
+/// while one of its children expires after the new value, is BAD_REQUEST and changes
+/// nothing; a shorter value no child outlives, or a longer one, is served.
+#[test]
+fn a_parent_is_not_shortened_below_a_child() {
+    let Some((_dir, _server, http, me)) = start() else {
+        return;
+    };
+    let year = year_of(&read(&http, &me, "cse-in/me"));
+    let at = |years: u32, month: &str| format!("{}{month}01T000000", year + years);
+    let body = json!({"m2m:cnt": {"et": at(2, "01")}}).to_string();
+    assert_eq!(http.update(&me, "cse-in/me/c", &body).rsc, 2004);
+    let sub = json!({"m2m:sub": {"rn": "s", "nu": [me], "et": at(1, "06")}}).to_string();
+    http.create(&me, "cse-in/me/c", 23, &sub);
+    let before = read(&http, &me, "cse-in/me/c");
+    for et in [at(1, "05"), at(1, "01")] {
+        let body = json!({"m2m:cnt": {"et": et}}).to_string();
+        let a = http.update(&me, "cse-in/me/c", &body);
+        assert_eq!(a.rsc, 4000, "{et}: {}", a.body);
+    }
+    assert_eq!(read(&http, &me, "cse-in/me/c"), before);
+    // The AE, whose container now expires in its year + 2, is held to the same rule.
+    let body = json!({"m2m:ae": {"et": at(1, "12")}}).to_string();
+    assert_eq!(http.update(&me, "cse-in/me", &body).rsc, 4000);
+    for et in [at(1, "07"), at(3, "01")] {
+        let body = json!({"m2m:cnt": {"et": et}}).to_string();
+        let a = http.update(&me, "cse-in/me/c", &body);
+        assert_eq!(a.rsc, 2004, "{et}: {}", a.body);
+        assert_eq!(a.body["m2m:cnt"]["et"], json!(et));
+    }
+}

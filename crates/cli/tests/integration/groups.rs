@@ -155,15 +155,16 @@ fn group_members_follow_mt_mnm_and_csy() {
         (&json!(0), &json!(2))
     );
     // Values outside the tables are refused (m2m:consistencyStrategy, m2m:memberType), and
-    // so is spty, which only constrains types this CSE does not host.
+    // so is spty, which only constrains types this CSE does not host (5001, not supported).
     for bad in [
         json!({"mt": 3, "csy": 0, "mnm": 5, "mid": []}),
         json!({"mt": 10000, "mnm": 5, "mid": []}),
-        json!({"mnm": 5, "mid": [], "spty": "org.example.x"}),
         json!({"mnm": 0, "mid": []}),
     ] {
         assert_eq!(grp(bad.clone()).rsc, 4000, "{bad}");
     }
+    let spty = json!({"mnm": 5, "mid": [], "spty": "org.example.x"});
+    assert_eq!(grp(spty).rsc, 5001);
 
     // TS-0004 7.4.13.2.3: the same rules on UPDATE, with the group's own mt and csy.
     let u = http.update(

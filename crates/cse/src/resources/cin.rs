@@ -56,6 +56,7 @@ pub(crate) async fn insert(
         if r.ty == ResourceType::TimeSeriesInstance {
             super::tsi::admit(t, &cnt, &r)?;
         }
+        crate::lifetime::within_parent(&mut r, &cnt);
         let cs = r.u64_attr("cs").unwrap_or(0);
         // `st` (stateTag) belongs to containers and content instances only.
         if cnt.ty == ResourceType::Container {

@@ -91,7 +91,7 @@ async fn member_rules() {
             R::BadRequest,
         ),
         (json!({"mt": 99, "mnm": 5, "mid": []}), R::BadRequest),
-        (json!({"mnm": 5, "mid": [], "spty": "x"}), R::BadRequest),
+        (json!({"mnm": 5, "mid": [], "spty": "x"}), R::NotImplemented),
         (
             json!({"mt": 3, "mnm": 1, "mid": ["cse-in/ae/a"], "cnm": 1}),
             R::BadRequest,

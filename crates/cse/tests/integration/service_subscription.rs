@@ -222,7 +222,6 @@ async fn malformed_content_is_refused_and_nothing_is_stored() {
         json!({"aae": ["Xabc"]}),
         json!({"aai": "Nsensor"}),
         json!({"apci": [""]}),
-        json!({"ari": ["R1"]}),
         json!({"ni": "x"}),
     ] {
         let r = t
@@ -262,7 +261,6 @@ async fn malformed_content_is_refused_and_nothing_is_stored() {
             json!({"ni": "n", "csi": "/id-in", "rlk": ["cse-in/p"]}),
             "a link to a profile",
         ),
-        (json!({"ni": "n", "nrq": true}), "nrq is not enforced"),
     ] {
         let r = t
             .create(ADMIN, "cse-in/p", T::ServiceSubscribedNode, svsn(bad))

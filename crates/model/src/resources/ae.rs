@@ -3,11 +3,14 @@
 use crate::attributes::{attr, Attr, Kind, Presence::*};
 use crate::error::{Error, Result};
 
-/// Attribute table. `nl` (nodeLink) must name a `<node>` (checked by the CSE). Left out, so
-/// that a request setting one is refused (4000) rather than stored and ignored: `at`/`aa`
-/// (announcement: this CSE announces nothing), `esi` (end-to-end security of primitives
-/// and data, TS-0003 clause 8.4, which this CSE does not provide), and every attribute of
-/// Release 4 and later (see `primitive::SUPPORTED_RELEASES`).
+/// Attribute table (TS-0004 tables 7.4.5.1-2 and 7.4.5.1-3). `nl` (nodeLink) must name a
+/// `<node>` (checked by the CSE). Defined but not supported, so
+/// that a request setting one is refused with 5001 rather than stored and ignored: `at`/`aa`
+/// (announcement: this CSE announces nothing), `esi` (end-to-end security of primitives and data, TS-0003 clause 8.4,
+/// which this CSE does not provide), `mei`, `tri`, `trn`, `tren` (device triggering through
+/// the underlying network), `ape` (activity patterns for the network), `regs`, `trps`, `scp`
+/// (registration tracking and session capabilities). Attributes of Release 4 and later are
+/// in no table (4000; see `primitive::SUPPORTED_RELEASES`).
 pub const ATTRIBUTES: &[Attr] = &[
     attr("acpi", Kind::UriList, Optional, Optional),
     attr("api", Kind::Str, Mandatory, NotPresent),
@@ -20,6 +23,17 @@ pub const ATTRIBUTES: &[Attr] = &[
     attr("or", Kind::Uri, Optional, Optional),
     attr("nl", Kind::Uri, Optional, Optional),
     attr("daci", Kind::UriList, Optional, Optional),
+    attr("at", Kind::Unsupported, Optional, Optional),
+    attr("aa", Kind::Unsupported, Optional, Optional),
+    attr("esi", Kind::Unsupported, Optional, Optional),
+    attr("mei", Kind::Unsupported, Optional, Optional),
+    attr("regs", Kind::Unsupported, Optional, Optional),
+    attr("trps", Kind::Unsupported, Optional, Optional),
+    attr("scp", Kind::Unsupported, Optional, Optional),
+    attr("tren", Kind::Unsupported, Optional, Optional),
+    attr("ape", Kind::Unsupported, Optional, Optional),
+    attr("tri", Kind::Unsupported, Optional, Optional),
+    attr("trn", Kind::Unsupported, Optional, Optional),
 ];
 
 /// An App-ID (TS-0001 Table 7.2-1) is registered, `R...` (`R{authority-ID}.{reverseDNS}.

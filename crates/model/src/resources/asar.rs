@@ -4,7 +4,7 @@
 //! empty, without any association). Every list is an allow-list of patterns in which `*`
 //! stands for any run of characters; an absent or empty list allows nothing.
 //!
-//! `ari` (allowedRole-IDs) is not accepted: it would restrict the roles used in requests,
+//! `ari` (allowedRole-IDs) is defined but not supported (5001): it would restrict the roles used in requests,
 //! which this CSE does not check against the subscription, so storing it would promise a
 //! restriction that is not enforced.
 
@@ -13,13 +13,14 @@ use crate::error::{Error, Result};
 use crate::id::glob;
 use serde_json::{Map, Value};
 
-/// Attribute table (TS-0004 table 7.4.29.1-3, without `ari`).
+/// Attribute table (TS-0004 table 7.4.29.1-3).
 pub const ATTRIBUTES: &[Attr] = &[
     attr("acpi", Kind::UriList, Optional, Optional),
     attr("daci", Kind::UriList, Optional, Optional),
     attr("apci", Kind::UriList, Optional, Optional),
     attr("aai", Kind::UriList, Optional, Optional),
     attr("aae", Kind::UriList, Optional, Optional),
+    attr("ari", Kind::Unsupported, Optional, Optional),
 ];
 
 /// The strings of a list attribute (absent: none).

@@ -2,11 +2,11 @@
 
 use crate::attributes::{attr, Attr, Kind, Presence::*};
 
-/// Attribute table. `disr` (disableRetrieval) is the one attribute of a later release
-/// (Release 4) accepted: it is enforced (`cse::resources::cnt`). Left out, so that a request
-/// setting one is refused (4000) rather than stored and ignored: `at`/`aa` (announcement:
-/// this CSE announces nothing) and `li` (a link to a `<locationPolicy>`, a type this CSE
-/// does not host).
+/// Attribute table (TS-0004 tables 7.4.6.1-2 and 7.4.6.1-3). `disr` (disableRetrieval) is
+/// enforced (`cse::resources::cnt`). Defined but not supported, so that a request setting
+/// one is refused with 5001 rather than stored and ignored: `at`/`aa` (announcement: this
+/// CSE announces nothing). `li` (a link to a `<locationPolicy>`, a type this CSE does not
+/// host) is set by the CSE only (NP: 4000).
 pub const ATTRIBUTES: &[Attr] = &[
     attr("acpi", Kind::UriList, Optional, Optional),
     attr("st", Kind::Int, NotPresent, NotPresent),
@@ -19,6 +19,9 @@ pub const ATTRIBUTES: &[Attr] = &[
     attr("or", Kind::Uri, Optional, Optional),
     attr("disr", Kind::Bool, Optional, Optional),
     attr("daci", Kind::UriList, Optional, Optional),
+    attr("at", Kind::Unsupported, Optional, Optional),
+    attr("aa", Kind::Unsupported, Optional, Optional),
+    attr("li", Kind::Unsupported, NotPresent, NotPresent),
 ];
 
 /// Whether a container disables the retrieval of its content instances (`disr` true): then

@@ -2,9 +2,11 @@
 
 use crate::attributes::{attr, Attr, Kind, Presence::*};
 
-/// Attribute table (TS-0004 table 7.4.13.1-3). `spty` is not accepted: it constrains
-/// `<flexContainer>` and `<mgmtObj>` members by specialisation, which `check_members` does
-/// not enforce.
+/// Attribute table (TS-0004 tables 7.4.13.1-2 and 7.4.13.1-3). Defined but not supported
+/// (5001): `at`/`aa` (announcement), `spty` (it constrains `<flexContainer>` and
+/// `<mgmtObj>` members by specialisation, which `check_members` does not enforce) and
+/// `nar` (aggregation of the members' notifications). `ssi` is set by the CSE only (NP:
+/// 4000); this CSE does not do semantic discovery, so it never sets it.
 pub const ATTRIBUTES: &[Attr] = &[
     attr("acpi", Kind::UriList, Optional, Optional),
     attr("cr", Kind::NullOnly, Optional, NotPresent),
@@ -17,6 +19,11 @@ pub const ATTRIBUTES: &[Attr] = &[
     attr("csy", Kind::Int, Optional, NotPresent),
     attr("gn", Kind::Str, Optional, Optional),
     attr("daci", Kind::UriList, Optional, Optional),
+    attr("at", Kind::Unsupported, Optional, Optional),
+    attr("aa", Kind::Unsupported, Optional, Optional),
+    attr("spty", Kind::Unsupported, Optional, NotPresent),
+    attr("nar", Kind::Unsupported, Optional, Optional),
+    attr("ssi", Kind::Unsupported, NotPresent, NotPresent),
 ];
 
 /// The `mt` value that admits members of any type (TS-0004 table 6.3.4.2.11-1); also the

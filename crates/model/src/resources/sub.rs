@@ -4,9 +4,11 @@ use crate::attributes::{attr, Attr, Kind, Presence::*};
 use crate::error::{Error, Result};
 use serde_json::Value;
 
-/// Attribute table. The notification policies this CSE does not enforce (`gpi`, `nfu`,
-/// `rl`, `pn`, `nsp`, `nec`) are left out, so a request that sets one is refused rather than
-/// silently ignored.
+/// Attribute table (TS-0004 tables 7.4.8.1-2 and 7.4.8.1-3). The notification policies
+/// this CSE does not enforce (`gpi`, `nfu`, `rl`, `psn`, `pn`, `nsp`, `nec`) and `acrs`
+/// (set by a `<crossResourceSubscription>`, a type this CSE does not host) are defined but
+/// not supported, so a request that sets one is refused with 5001 rather than silently
+/// ignored.
 pub const ATTRIBUTES: &[Attr] = &[
     attr("acpi", Kind::UriList, Optional, Optional),
     attr("cr", Kind::NullOnly, Optional, NotPresent),
@@ -18,6 +20,14 @@ pub const ATTRIBUTES: &[Attr] = &[
     attr("nct", Kind::Int, Optional, Optional).single(),
     attr("su", Kind::Uri, Optional, NotPresent),
     attr("daci", Kind::UriList, Optional, Optional),
+    attr("gpi", Kind::Unsupported, Optional, Optional),
+    attr("nfu", Kind::Unsupported, Optional, Optional),
+    attr("rl", Kind::Unsupported, Optional, Optional),
+    attr("psn", Kind::Unsupported, Optional, NotPresent),
+    attr("pn", Kind::Unsupported, Optional, Optional),
+    attr("nsp", Kind::Unsupported, Optional, Optional),
+    attr("nec", Kind::Unsupported, Optional, Optional),
+    attr("acrs", Kind::Unsupported, Optional, Optional),
 ];
 
 /// Notification event types (`net`, TS-0004 table 6.3.4.2.19-1, Release 3 numbering).

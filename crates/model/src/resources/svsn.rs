@@ -2,7 +2,7 @@
 //! of a subscription. When it names a CSE (`csi`), its `rlk` links the
 //! `<serviceSubscribedAppRule>`s that decide which AEs may register with that CSE.
 //!
-//! `nrq` (niddRequired) is not accepted: it asks the IN-CSE to configure Non-IP Data
+//! `nrq` (niddRequired) is defined but not supported (5001): it asks the IN-CSE to configure Non-IP Data
 //! Delivery in the underlying network (TS-0026), which this CSE cannot do, so storing it
 //! would promise something that never happens.
 
@@ -10,7 +10,7 @@ use crate::attributes::{attr, Attr, Kind, Presence::*};
 use crate::error::{Error, Result};
 use serde_json::{Map, Value};
 
-/// Attribute table (TS-0004 table 7.4.20.1-3, without `nrq`).
+/// Attribute table (TS-0004 table 7.4.20.1-3).
 pub const ATTRIBUTES: &[Attr] = &[
     attr("acpi", Kind::UriList, Optional, Optional),
     attr("daci", Kind::UriList, Optional, Optional),
@@ -18,6 +18,7 @@ pub const ATTRIBUTES: &[Attr] = &[
     attr("csi", Kind::Uri, Optional, NotPresent),
     attr("di", Kind::UriList, Optional, NotPresent),
     attr("rlk", Kind::UriList, Optional, Optional),
+    attr("nrq", Kind::Unsupported, Optional, Optional),
 ];
 
 /// TS-0004 clause 7.4.20.2.1: rule links belong to a node that has a CSE, so a CREATE with

@@ -62,7 +62,9 @@ fn value_of(kind: Kind) -> BoxedStrategy<Value> {
             any::<i64>().prop_map(Value::from),
         ]
         .boxed(),
-        Kind::Object | Kind::Any | Kind::Acrs | Kind::ActionStatus => json().boxed(),
+        Kind::Object | Kind::Any | Kind::Acrs | Kind::ActionStatus | Kind::Unsupported => {
+            json().boxed()
+        }
     }
 }
 
