@@ -111,14 +111,10 @@ impl Cse {
                     instance: Some(r), ..
                 }) => r,
                 Ok(_) => continue,
-                Err(Error { rsc, .. })
-                    if matches!(
-                        rsc,
-                        ResponseStatusCode::NotFound | ResponseStatusCode::BadRequest
-                    ) =>
-                {
-                    continue
-                }
+                Err(Error {
+                    rsc: ResponseStatusCode::NotFound | ResponseStatusCode::BadRequest,
+                    ..
+                }) => continue,
                 Err(e) => return Err(e),
             };
             if may_discover(&reached) && seen.insert(reached.ri().to_owned()) {
