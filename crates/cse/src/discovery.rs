@@ -12,8 +12,11 @@
 use crate::addressing::Target;
 use crate::content::child_ref;
 use crate::page::{self, Bounds, Shape};
-use crate::{real_target, Caller, Cse};
-use model::{AccessOperation, Request, Response, ResponseStatusCode, Result, ResultContent};
+use crate::{addressing, real_target, Caller, Cse};
+use model::filter::RelativePath;
+use model::{
+    AccessOperation, Error, Request, Resource, Response, ResponseStatusCode, Result, ResultContent,
+};
 use serde_json::json;
 use store::Scope;
 
@@ -62,7 +65,13 @@ impl Cse {
                 by_parent: caller.tokens.is_empty(),
             },
         )?;
-        let found = &page.found;
+        let found = match &req.fc.arp {
+            Some(path) => self.apply_relative_path(path, &page.found, &mut |r| {
+                gate.permits(&caller.originator, &facts, r, AccessOperation::DISCOVERY)
+            })?,
+            None => page.found.clone(),
+        };
+        let found = &found;
         let pc = if rcn == ResultContent::ChildResourceReferences {
             let refs: Vec<_> = found.iter().map(child_ref).collect();
             json!({ "m2m:rrl": { "rrf": refs } })
@@ -77,5 +86,41 @@ impl Cse {
         let mut resp = Response::new(ResponseStatusCode::Ok, &req.rqi, Some(pc));
         page.mark(&mut resp);
         Ok(resp)
+    }
+
+    /// The resources at `path` from each matched resource (clause 7.3.3.17.17), in the
+    /// order of the matches and each once. A path that reaches no resource (or climbs above
+    /// the `<CSEBase>`, or names `la`/`ol` of an empty container) adds nothing, as does a
+    /// resource the originator may not discover: the path must not reveal what discovery
+    /// would hide. `lim` and `ofst` counted the matches, before the path.
+    fn apply_relative_path(
+        &self,
+        path: &RelativePath,
+        matched: &[Resource],
+        may_discover: &mut dyn FnMut(&Resource) -> bool,
+    ) -> Result<Vec<Resource>> {
+        let mut seen = std::collections::HashSet::new();
+        let mut out = Vec::new();
+        for r in matched {
+            let Some(to) = path.apply(&r.srn) else {
+                continue;
+            };
+            let reached = match addressing::resolve(&to, &self.config, self.store.as_ref()) {
+                Ok(addressing::Target::Resource(r)) => r,
+                Ok(addressing::Target::Edge {
+                    instance: Some(r), ..
+                }) => r,
+                Ok(_) => continue,
+                Err(Error {
+                    rsc: ResponseStatusCode::NotFound | ResponseStatusCode::BadRequest,
+                    ..
+                }) => continue,
+                Err(e) => return Err(e),
+            };
+            if may_discover(&reached) && seen.insert(reached.ri().to_owned()) {
+                out.push(reached);
+            }
+        }
+        Ok(out)
     }
 }

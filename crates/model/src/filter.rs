@@ -53,6 +53,139 @@ pub struct FilterCriteria {
     /// Conditions on attributes by short name and value (`attribute`, clause 7.3.3.17.9):
     /// one criterion, met when any of them matches.
     pub atr: Vec<(String, String)>,
+    /// Expressions on `key:value` labels (`labelsQuery`, clause 7.3.3.17.16): one
+    /// criterion, met when any of them matches.
+    pub lbq: Vec<LabelQuery>,
+    /// A relative path appended to each discovered resource's address, whose resource
+    /// replaces it in the result (`applyRelativePath`, clause 7.3.3.17.17; discovery only).
+    pub arp: Option<RelativePath>,
+}
+
+/// One `labelsQuery` expression (clause 7.3.3.17.16) on labels of the form `key` or
+/// `key:value`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum LabelQuery {
+    /// `key`: some label has the key.
+    Has(String),
+    /// `NT key`: no label has the key.
+    Lacks(String),
+    /// `key EQ value` or `key:value`: some label is `key:value`.
+    Equals(String, String),
+    /// `key NE value`: some label has the key, none is `key:value`.
+    NotEquals(String, String),
+    /// `key IN (v1, v2, ...)`: some label is `key:vi`.
+    In(String, Vec<String>),
+    /// `key NI (v1, v2, ...)`: some label has the key, none is `key:vi`.
+    NotIn(String, Vec<String>),
+}
+
+impl LabelQuery {
+    /// Parses one expression; anything else is 4000.
+    pub fn parse(text: &str) -> Result<Self> {
+        let bad = || Error::bad_request(format!("invalid labels query expression '{text}'"));
+        let text = text.trim_start();
+        let word = |w: &str| -> Result<String> {
+            if w.is_empty() || w.contains(char::is_whitespace) || w.contains(['(', ')', ',']) {
+                Err(bad())
+            } else {
+                Ok(w.to_owned())
+            }
+        };
+        if let Some(key) = text.strip_prefix("NT ") {
+            return Ok(Self::Lacks(word(key.trim())?));
+        }
+        let text = text.trim_end();
+        let mut parts = text.splitn(3, char::is_whitespace);
+        let (key, op, rest) = (parts.next(), parts.next(), parts.next());
+        match (key, op, rest) {
+            (Some(key), None, None) => match key.split_once(':') {
+                Some((k, v)) => Ok(Self::Equals(word(k)?, word(v)?)),
+                None => Ok(Self::Has(word(key)?)),
+            },
+            (Some(key), Some("EQ"), Some(v)) => Ok(Self::Equals(word(key)?, word(v.trim())?)),
+            (Some(key), Some("NE"), Some(v)) => Ok(Self::NotEquals(word(key)?, word(v.trim())?)),
+            (Some(key), Some(op @ ("IN" | "NI")), Some(list)) => {
+                let inner = list
+                    .trim()
+                    .strip_prefix('(')
+                    .and_then(|l| l.strip_suffix(')'))
+                    .ok_or_else(bad)?;
+                let values = inner
+                    .split(',')
+                    .map(|v| word(v.trim()))
+                    .collect::<Result<Vec<_>>>()?;
+                let key = word(key)?;
+                Ok(if op == "IN" {
+                    Self::In(key, values)
+                } else {
+                    Self::NotIn(key, values)
+                })
+            }
+            _ => Err(bad()),
+        }
+    }
+
+    /// Whether labels (each `key` or `key:value`) satisfy the expression.
+    pub fn matches<'a>(&self, labels: impl Iterator<Item = &'a str> + Clone) -> bool {
+        let split = |l: &'a str| l.split_once(':').unwrap_or((l, ""));
+        let has_key = |key: &str| labels.clone().any(|l| split(l).0 == key);
+        let has_pair = |key: &str, value: &str| {
+            labels
+                .clone()
+                .any(|l| matches!(l.split_once(':'), Some((k, v)) if k == key && v == value))
+        };
+        match self {
+            Self::Has(key) => has_key(key),
+            Self::Lacks(key) => !has_key(key),
+            Self::Equals(key, value) => has_pair(key, value),
+            Self::NotEquals(key, value) => has_key(key) && !has_pair(key, value),
+            Self::In(key, values) => values.iter().any(|v| has_pair(key, v)),
+            Self::NotIn(key, values) => has_key(key) && !values.iter().any(|v| has_pair(key, v)),
+        }
+    }
+}
+
+/// An `applyRelativePath`: resource names, `..` (the parent) and the virtual `la`/`ol`,
+/// relative to a discovered resource.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RelativePath(Vec<String>);
+
+impl RelativePath {
+    /// Parses a relative path: non-empty segments, no leading `/` (4000 otherwise).
+    pub fn parse(text: &str) -> Result<Self> {
+        let bad =
+            |why: &str| Error::bad_request(format!("invalid applyRelativePath '{text}': {why}"));
+        if text.starts_with('/') {
+            return Err(bad("it must be relative"));
+        }
+        let segments: Vec<String> = text.split('/').map(str::to_owned).collect();
+        for s in &segments {
+            if s.is_empty() {
+                return Err(bad("empty segment"));
+            }
+            if s != ".." && s != "la" && s != "ol" {
+                crate::id::validate_resource_name(s).map_err(|_| bad("not a resource name"))?;
+            }
+        }
+        Ok(Self(segments))
+    }
+
+    /// The structured address reached from `srn` (a CSE-relative structured name); `None`
+    /// when `..` would climb above the `<CSEBase>`.
+    pub fn apply(&self, srn: &str) -> Option<String> {
+        let mut path: Vec<&str> = srn.split('/').collect();
+        for s in &self.0 {
+            if s == ".." {
+                path.pop();
+                if path.is_empty() {
+                    return None;
+                }
+            } else {
+                path.push(s);
+            }
+        }
+        Some(path.join("/"))
+    }
 }
 
 /// Attributes that other criteria cover, so clause 7.3.3.17.9 forbids them as attribute
@@ -64,7 +197,7 @@ const NOT_AN_ATTRIBUTE_CONDITION: &[&str] = &["ct", "lt", "st", "et", "lbl", "ty
 /// labels query, criteria on parents and children, the relative path, and the geo-query
 /// (which needs the `loc` attribute, not hosted).
 const NOT_IMPLEMENTED: &[&str] = &[
-    "smf", "cfs", "cfq", "lbq", "clbl", "plbl", "chty", "pty", "arp", "gmty", "geom", "gsf",
+    "smf", "cfs", "cfq", "clbl", "plbl", "chty", "pty", "gmty", "geom", "gsf",
 ];
 
 /// Whether a name is an attribute of some resource type this CSE hosts.
@@ -87,7 +220,7 @@ fn int(key: &str, v: &str) -> Result<u64> {
 impl FilterCriteria {
     /// Whether a criterion is a list whose items the HTTP query form joins with `+`.
     pub fn is_list(key: &str) -> bool {
-        matches!(key, "lbl" | "cty" | "ty")
+        matches!(key, "lbl" | "cty" | "ty" | "lbq")
     }
 
     /// Adds one `key=value` criterion in its decoded query form: list criteria are split on
@@ -135,6 +268,11 @@ impl FilterCriteria {
             "lbl" => self.lbl.push(value.to_owned()),
             "cty" => self.cty.push(value.to_owned()),
             "rn" => self.rn.push(value.to_owned()),
+            "lbq" => self.lbq.push(LabelQuery::parse(value)?),
+            "arp" if self.arp.is_some() => {
+                return Err(Error::bad_request("applyRelativePath is given once"))
+            }
+            "arp" => self.arp = Some(RelativePath::parse(value)?),
             "ty" => self.ty.push(ResourceType::from_code(int(key, value)?)?),
             _ if NOT_IMPLEMENTED.contains(&key)
                 || key.starts_with("c.")
@@ -183,6 +321,13 @@ impl FilterCriteria {
         if matches!((self.sza, self.szb), (Some(a), Some(b)) if a >= b) {
             return Err(Error::bad_request("sza must be smaller than szb"));
         }
+        if self.arp.is_some() && self.fu != Some(1) {
+            // Clause 7.3.3.17.17 shapes a discovery result; a conditional retrieval has
+            // none to shape.
+            return Err(Error::bad_request(
+                "applyRelativePath needs fu=1 (discovery)",
+            ));
+        }
         Ok(())
     }
 
@@ -203,6 +348,7 @@ impl FilterCriteria {
             || !self.cty.is_empty()
             || !self.rn.is_empty()
             || !self.atr.is_empty()
+            || !self.lbq.is_empty()
     }
 
     /// True when a condition reads an attribute's value by name (clause 7.3.3.17.9).
@@ -255,6 +401,14 @@ impl FilterCriteria {
                 l.iter()
                     .any(|v| v.as_str().is_some_and(|s| self.lbl.iter().any(|x| x == s)))
             })
+        });
+        check(!self.lbq.is_empty(), {
+            let labels = attrs
+                .get("lbl")
+                .and_then(Value::as_array)
+                .map(|l| l.iter().filter_map(Value::as_str).collect::<Vec<_>>())
+                .unwrap_or_default();
+            self.lbq.iter().any(|q| q.matches(labels.iter().copied()))
         });
         check(!self.ty.is_empty(), self.ty.contains(&ty));
         check(!self.cty.is_empty(), {
@@ -422,13 +576,56 @@ mod tests {
         let code = |k: &str| FilterCriteria::default().add(k, "1").err().map(|e| e.rsc);
         assert_eq!(code("ct"), Some(ResponseStatusCode::BadRequest));
         assert_eq!(code("nosuch"), Some(ResponseStatusCode::BadRequest));
-        for k in ["smf", "arp", "gmty", "geom", "gsf", "c.rn", "p.lbl", "chty"] {
+        for k in ["smf", "gmty", "geom", "gsf", "c.rn", "p.lbl", "chty"] {
             assert_eq!(code(k), Some(ResponseStatusCode::NotImplemented), "{k}");
         }
     }
 
     fn json_map(v: Value) -> Map<String, Value> {
         attrs(v)
+    }
+
+    #[test]
+    fn labels_queries() {
+        let labels = ["room:kitchen", "sensor", "room:hall"];
+        let q = |text: &str| LabelQuery::parse(text).expect(text);
+        let on = |text: &str| q(text).matches(labels.iter().copied());
+        assert!(on("room") && on("sensor") && !on("floor"));
+        assert!(on("NT floor") && !on("NT room"));
+        assert!(on("room EQ kitchen") && on("room:kitchen") && !on("room:bath"));
+        assert!(on("room NE bath") && !on("floor NE bath"));
+        assert!(on("room IN (bath, hall)") && !on("room IN (bath)"));
+        assert!(on("room NI (bath)") && !on("room NI (kitchen, bath)"));
+        // `sensor` is a key without a value: it has no `sensor:x` pair.
+        assert!(!on("sensor EQ x") && on("sensor NE x"));
+        for bad in [
+            "", "NT ", "a XX b", "a IN b", "a IN ()", "a EQ", "a b c d", "a:b:c d",
+        ] {
+            assert!(LabelQuery::parse(bad).is_err(), "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn relative_paths() {
+        let p = |text: &str| RelativePath::parse(text).expect(text);
+        assert_eq!(
+            p("la").apply("cse-in/ae/c").as_deref(),
+            Some("cse-in/ae/c/la")
+        );
+        assert_eq!(
+            p("../d/ol").apply("cse-in/ae/c").as_deref(),
+            Some("cse-in/ae/d/ol")
+        );
+        assert_eq!(p("..").apply("cse-in").as_deref(), None);
+        for bad in ["/cse-in", "a//b", "", "a/"] {
+            assert!(RelativePath::parse(bad).is_err(), "{bad:?}");
+        }
+        let mut fc = FilterCriteria::default();
+        fc.add("arp", "la").expect("arp");
+        assert!(fc.add("arp", "ol").is_err(), "given once");
+        assert!(fc.validate().is_err(), "discovery only");
+        fc.fu = Some(1);
+        assert!(fc.validate().is_ok());
     }
 
     #[test]

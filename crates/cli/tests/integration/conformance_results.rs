@@ -223,7 +223,6 @@ fn filter_criteria_follow_the_table() {
     for q in [
         "smf=x",
         "sqi=true",
-        "arp=../d",
         "gmty=1",
         "geom=%5B1%2C2%5D",
         "gsf=1",
@@ -243,4 +242,80 @@ fn filter_criteria_follow_the_table() {
         );
     }
     assert_eq!(http.get(&me, "cse-in/ae?fu=1&sqi=false").rsc, 2000);
+}
+
+#[test]
+fn labels_queries_and_relative_paths_follow_their_clauses() {
+    if !have_curl() {
+        return;
+    }
+    let dir = tempfile::tempdir().expect("tmp");
+    let (_server, http, me) = server(dir.path(), "[cse]\n");
+    http.register("ae2");
+    http.create(
+        &me,
+        "cse-in/ae",
+        3,
+        r#"{"m2m:cnt": {"rn": "k", "lbl": ["room:kitchen", "sensor"]}}"#,
+    );
+    http.create(
+        &me,
+        "cse-in/ae/k",
+        4,
+        r#"{"m2m:cin": {"rn": "t1", "con": "21"}}"#,
+    );
+    http.create(
+        &me,
+        "cse-in/ae",
+        3,
+        r#"{"m2m:cnt": {"rn": "b", "lbl": ["room:bath"]}}"#,
+    );
+    let found = |from: &str, path: &str| {
+        let a = http.get(from, path);
+        assert_eq!(a.rsc, 2000, "{path}: {}", a.body);
+        let mut got = addresses(&a.body);
+        got.sort();
+        got
+    };
+    let mine = |q: &str| found(&me, &format!("cse-in/ae?fu=1&{q}"));
+    // labelsQuery (TS-0004 7.3.3.17.16): key, NT, EQ (or key:value), NE, IN, NI; a list
+    // of expressions is met when any of them is.
+    assert_eq!(mine("lbq=room"), ["cse-in/ae/b", "cse-in/ae/k"]);
+    assert_eq!(mine("lbq=room%20EQ%20kitchen"), ["cse-in/ae/k"]);
+    assert_eq!(mine("lbq=room:kitchen"), ["cse-in/ae/k"]);
+    assert_eq!(mine("lbq=room%20NE%20kitchen"), ["cse-in/ae/b"]);
+    assert_eq!(mine("lbq=room%20IN%20(bath,%20cellar)"), ["cse-in/ae/b"]);
+    assert_eq!(mine("lbq=room%20NI%20(bath)"), ["cse-in/ae/k"]);
+    assert_eq!(mine("ty=3&lbq=NT%20room"), ["cse-in/ae/c", "cse-in/ae/d"]);
+    assert_eq!(
+        mine("lbq=sensor+room%20EQ%20bath"),
+        ["cse-in/ae/b", "cse-in/ae/k"]
+    );
+    for bad in ["lbq=room%20XX%20y", "lbq=room%20IN%20bath", "lbq=NT%20"] {
+        let a = http.get(&me, &format!("cse-in/ae?fu=1&{bad}"));
+        assert_eq!(a.rsc, 4000, "{bad}: {}", a.body);
+    }
+
+    // applyRelativePath (7.3.3.17.17): the resources at the path from each match, each
+    // once; a path to nothing (an empty container's `la`) adds nothing.
+    assert_eq!(mine("ty=3&arp=la"), ["cse-in/ae/c/i2", "cse-in/ae/k/t1"]);
+    assert_eq!(mine("ty=4&arp=../../d"), ["cse-in/ae/d"]);
+    assert!(mine("ty=3&arp=nosuch").is_empty());
+    // It must not reveal what discovery hides: another AE's resource is dropped for this
+    // originator, and found for the admin.
+    assert!(mine("ty=3&rn=c&arp=../../ae2").is_empty());
+    assert_eq!(
+        found("CAdmin", "cse-in?fu=1&ty=3&rn=c&arp=../../ae2"),
+        ["cse-in/ae2"]
+    );
+    // Relative, given once, discovery only: 4000 otherwise.
+    for bad in [
+        "cse-in/ae?fu=1&arp=/cse-in",
+        "cse-in/ae?fu=1&arp=a//b",
+        "cse-in/ae?fu=1&arp=la&arp=ol",
+        "cse-in/ae?fu=2&arp=la",
+    ] {
+        let a = http.get(&me, bad);
+        assert_eq!(a.rsc, 4000, "{bad}: {}", a.body);
+    }
 }
