@@ -200,11 +200,22 @@ const NOT_IMPLEMENTED: &[&str] = &[
     "smf", "cfs", "cfq", "clbl", "plbl", "chty", "pty", "gmty", "geom", "gsf",
 ];
 
-/// Whether a name is an attribute of some resource type this CSE hosts.
+/// Whether a name is an attribute of some resource type this CSE hosts (and supports: one
+/// of [`attributes::Kind::Unsupported`] is never stored, so a condition on it could only
+/// pretend to filter).
 fn is_attribute(name: &str) -> bool {
-    crate::types::ResourceType::ALL
-        .iter()
-        .any(|ty| attributes::find(*ty, name).is_some())
+    crate::types::ResourceType::ALL.iter().any(|ty| {
+        attributes::find(*ty, name).is_some_and(|a| a.kind != attributes::Kind::Unsupported)
+    })
+}
+
+/// Whether a name is an attribute the Release 3 tables define but this CSE does not
+/// support on any type: a condition on it is 5001, like the attribute itself.
+fn is_unsupported_attribute(name: &str) -> bool {
+    !is_attribute(name)
+        && crate::types::ResourceType::ALL
+            .iter()
+            .any(|ty| attributes::find(*ty, name).is_some())
 }
 
 /// Query parameters that are request parameters rather than filter criteria.
@@ -276,7 +287,8 @@ impl FilterCriteria {
             "ty" => self.ty.push(ResourceType::from_code(int(key, value)?)?),
             _ if NOT_IMPLEMENTED.contains(&key)
                 || key.starts_with("c.")
-                || key.starts_with("p.") =>
+                || key.starts_with("p.")
+                || is_unsupported_attribute(key) =>
             {
                 return Err(Error::new(
                     ResponseStatusCode::NotImplemented,
@@ -576,7 +588,8 @@ mod tests {
         let code = |k: &str| FilterCriteria::default().add(k, "1").err().map(|e| e.rsc);
         assert_eq!(code("ct"), Some(ResponseStatusCode::BadRequest));
         assert_eq!(code("nosuch"), Some(ResponseStatusCode::BadRequest));
-        for k in ["smf", "gmty", "geom", "gsf", "c.rn", "p.lbl", "chty"] {
+        // `gpi` is defined for <subscription> but not supported (never stored).
+        for k in ["smf", "gmty", "geom", "gsf", "c.rn", "p.lbl", "chty", "gpi"] {
             assert_eq!(code(k), Some(ResponseStatusCode::NotImplemented), "{k}");
         }
     }
