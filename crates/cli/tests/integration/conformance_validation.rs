@@ -520,7 +520,6 @@ fn defined_but_unsupported_attributes_are_not_implemented() {
         assert_eq!(http.get(ADMIN, &format!("{parent}/s")).rsc, 4004, "{body}");
     }
     for attr in [
-        json!({"nl": "cse-in/node"}),
         json!({"regs": 1}),
         json!({"tren": true}),
     ] {

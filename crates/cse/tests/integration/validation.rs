@@ -128,7 +128,7 @@ async fn defined_but_unsupported_attributes_are_not_implemented() {
             "C",
             "cse-in",
             T::Ae,
-            json!({"m2m:ae": {"rn": "x", "api": "Nx", "rr": true, "nl": "n"}}),
+            json!({"m2m:ae": {"rn": "x", "api": "Nx", "rr": true, "esi": {"esct": [1]}}}),
         )
         .await;
     assert_eq!(r.rsc, R::NotImplemented, "{:?}", r.pc);
