@@ -519,10 +519,7 @@ fn defined_but_unsupported_attributes_are_not_implemented() {
         assert_eq!(a.rsc, *want, "{body}: {}", a.body);
         assert_eq!(http.get(ADMIN, &format!("{parent}/s")).rsc, 4004, "{body}");
     }
-    for attr in [
-        json!({"regs": 1}),
-        json!({"tren": true}),
-    ] {
+    for attr in [json!({"regs": 1}), json!({"tren": true})] {
         let mut ae = json!({"rn": "z", "api": "Nz", "rr": false, "srv": ["3"]});
         if let (Some(a), Some(e)) = (ae.as_object_mut(), attr.as_object()) {
             a.extend(e.clone());
