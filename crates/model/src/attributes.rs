@@ -53,6 +53,9 @@ pub enum Kind {
     /// `m2m:absRelTimestamp`: an absolute timestamp string, or a time relative to now in
     /// milliseconds (a JSON integer or a string of one).
     AbsRelTime,
+    /// `m2m:geoCoordinates` (`loc`): a geometry type and its GeoJSON coordinates
+    /// ([`crate::location::Geo::from_geo_coordinates`]).
+    GeoCoordinates,
 }
 
 /// Whether the originator may send an attribute in a request.
@@ -281,6 +284,11 @@ fn check_kind(name: &str, kind: Kind, v: &Value) -> Result<()> {
             .is_some_and(|a| a.iter().all(|p| p.as_str().is_some_and(is_point_of_access))),
         Kind::Serializations => non_empty_list(v)
             .is_some_and(|a| a.iter().all(|s| s.as_str().is_some_and(is_serialization))),
+        Kind::GeoCoordinates => {
+            return crate::location::Geo::from_geo_coordinates(v)
+                .map(|_| ())
+                .map_err(|e| Error::bad_request(format!("attribute '{name}': {}", e.message)))
+        }
         Kind::ContentInfo => {
             return match v.as_str().map(content_info) {
                 Some(Ok(_)) => Ok(()),
@@ -641,7 +649,6 @@ mod tests {
             (T::Container, "aa"),
             (T::Container, "li"),
             (T::Container, "cstn"),
-            (T::Container, "loc"),
             (T::ContentInstance, "dgt"),
             (T::ContentInstance, "dcnt"),
             (T::Subscription, "nse"),

@@ -9,6 +9,8 @@ use crate::attributes::{attr, Attr, Kind, Presence::*};
 /// does not host).
 pub const ATTRIBUTES: &[Attr] = &[
     attr("acpi", Kind::UriList, Optional, Optional),
+    // Geo-location, searched by the geo-query of discovery.
+    attr("loc", Kind::GeoCoordinates, Optional, Optional),
     attr("st", Kind::Int, NotPresent, NotPresent),
     attr("cr", Kind::NullOnly, Optional, NotPresent),
     attr("mni", Kind::Int, Optional, Optional),

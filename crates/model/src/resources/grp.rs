@@ -7,6 +7,8 @@ use crate::attributes::{attr, Attr, Kind, Presence::*};
 /// not enforce.
 pub const ATTRIBUTES: &[Attr] = &[
     attr("acpi", Kind::UriList, Optional, Optional),
+    // Geo-location, searched by the geo-query of discovery.
+    attr("loc", Kind::GeoCoordinates, Optional, Optional),
     attr("cr", Kind::NullOnly, Optional, NotPresent),
     attr("mt", Kind::Int, Optional, NotPresent),
     attr("cnm", Kind::Int, NotPresent, NotPresent),
