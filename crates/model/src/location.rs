@@ -141,8 +141,13 @@ impl Geo {
     }
 
     /// Whether `self` (a resource's location) relates to `query` as `f` asks.
+    /// The relate algorithm has internal invariants (`expect`s); should one ever fail on a
+    /// crafted geometry, the resource does not match rather than the request panicking.
     pub fn satisfies(&self, f: SpatialFunction, query: &Geo) -> bool {
-        let m = self.0.relate(&query.0);
+        let relate = || self.0.relate(&query.0);
+        let Ok(m) = std::panic::catch_unwind(std::panic::AssertUnwindSafe(relate)) else {
+            return false;
+        };
         match f {
             SpatialFunction::Within => m.is_within(),
             SpatialFunction::Contains => m.is_contains(),
@@ -375,6 +380,43 @@ mod tests {
             &json!({"typ": 3, "crd": [[[0,0],[10,0],[10,10],[0,10],[0,0]]]})
         )));
         assert!(!crossing.matches(Some(&json!({"typ": 2, "crd": [[20, 20], [30, 30]]}))));
+    }
+
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig::with_cases(4000))]
+        /// Geometries on a coarse grid (many shared, collinear and touching points: the
+        /// degenerate cases) are related without a panic, and consistently: within one way
+        /// is contains the other way, and both imply intersects.
+        #[test]
+        fn relating_any_two_accepted_geometries_is_total_and_consistent(
+            a in (1u64..=6, proptest::collection::vec((0i8..4, 0i8..4), 1..9)),
+            b in (1u64..=6, proptest::collection::vec((0i8..4, 0i8..4), 1..9)),
+        ) {
+            let make = |(t, pts): &(u64, Vec<(i8, i8)>)| {
+                let pos: Vec<Value> = pts.iter().map(|(x, y)| json!([x, y])).collect();
+                let mut ring = pos.clone();
+                ring.push(pos[0].clone());
+                let crd = match t {
+                    1 => pos[0].clone(),
+                    2 | 4 => json!(pos),
+                    3 => json!([ring]),
+                    5 => json!([pos]),
+                    _ => json!([[ring]]),
+                };
+                Geo::from_geo_coordinates(&json!({"typ": t, "crd": crd})).ok()
+            };
+            if let (Some(a), Some(b)) = (make(&a), make(&b)) {
+                // Directly, so that a panic inside relate fails the test.
+                let m = a.0.relate(&b.0);
+                proptest::prop_assert_eq!(m.is_within(), a.satisfies(SpatialFunction::Within, &b));
+                let within = a.satisfies(SpatialFunction::Within, &b);
+                let contains = b.satisfies(SpatialFunction::Contains, &a);
+                proptest::prop_assert_eq!(within, contains);
+                if within {
+                    proptest::prop_assert!(a.satisfies(SpatialFunction::Intersects, &b));
+                }
+            }
+        }
     }
 
     #[test]
