@@ -102,6 +102,9 @@ fn filter_into(fc: &FilterCriteria, q: &mut Query) {
     q.opt("lvl", fc.lvl);
     q.opt("ofst", fc.ofst);
     q.opt("fo", fc.fo);
+    q.opt("gmty", fc.gmty);
+    q.opt("geom", fc.geom.as_ref());
+    q.opt("gsf", fc.gsf);
     for (name, value) in &fc.atr {
         q.value(name, value);
     }

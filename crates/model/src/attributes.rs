@@ -58,6 +58,9 @@ pub enum Kind {
     /// (TS-0004 clauses 7.3.3.3 and 7.3.3.4), where a name no table defines is 4000. It is
     /// never stored.
     Unsupported,
+    /// `m2m:geoCoordinates` (`loc`): a geometry type and its GeoJSON coordinates
+    /// ([`crate::location::Geo::from_geo_coordinates`]).
+    GeoCoordinates,
 }
 
 /// Whether the originator may send an attribute in a request.
@@ -298,6 +301,11 @@ fn check_kind(name: &str, kind: Kind, v: &Value) -> Result<()> {
             .is_some_and(|a| a.iter().all(|p| p.as_str().is_some_and(is_point_of_access))),
         Kind::Serializations => non_empty_list(v)
             .is_some_and(|a| a.iter().all(|s| s.as_str().is_some_and(is_serialization))),
+        Kind::GeoCoordinates => {
+            return crate::location::Geo::from_geo_coordinates(v)
+                .map(|_| ())
+                .map_err(|e| Error::bad_request(format!("attribute '{name}': {}", e.message)))
+        }
         Kind::ContentInfo => {
             return match v.as_str().map(content_info) {
                 Some(Ok(_)) => Ok(()),
@@ -651,7 +659,6 @@ mod tests {
         let later_releases = [
             (T::Ae, "cstn"),
             (T::Container, "cstn"),
-            (T::Container, "loc"),
             (T::ContentInstance, "dgt"),
             (T::ContentInstance, "dcnt"),
             (T::Subscription, "nse"),

@@ -59,6 +59,14 @@ pub struct FilterCriteria {
     /// A relative path appended to each discovered resource's address, whose resource
     /// replaces it in the result (`applyRelativePath`, clause 7.3.3.17.17; discovery only).
     pub arp: Option<RelativePath>,
+    /// Geo-query: the geometry type of `geom`.
+    pub gmty: Option<u64>,
+    /// Geo-query: the query geometry's coordinates, in their JSON text form.
+    pub geom: Option<String>,
+    /// Geo-query: the spatial function (1 within, 2 contains, 3 intersects).
+    pub gsf: Option<u64>,
+    /// The three geo-query criteria read together by [`validate`](Self::validate).
+    pub geo: Option<crate::location::GeoQuery>,
 }
 
 /// One `labelsQuery` expression (clause 7.3.3.17.16) on labels of the form `key` or
@@ -194,11 +202,8 @@ const NOT_AN_ATTRIBUTE_CONDITION: &[&str] = &["ct", "lt", "st", "et", "lbl", "ty
 
 /// Criteria TS-0004 defines that this CSE does not implement: refused with 5001
 /// (clause 7.3.2.1) rather than ignored. Semantic and content-based discovery, the
-/// labels query, criteria on parents and children, the relative path, and the geo-query
-/// (which needs the `loc` attribute, not hosted).
-const NOT_IMPLEMENTED: &[&str] = &[
-    "smf", "cfs", "cfq", "clbl", "plbl", "chty", "pty", "gmty", "geom", "gsf",
-];
+/// labels query, criteria on parents and children, and the relative path.
+const NOT_IMPLEMENTED: &[&str] = &["smf", "cfs", "cfq", "clbl", "plbl", "chty", "pty"];
 
 /// Whether a name is an attribute of some resource type this CSE hosts (and supports: one
 /// of [`attributes::Kind::Unsupported`] is never stored, so a condition on it could only
@@ -285,6 +290,7 @@ impl FilterCriteria {
             }
             "arp" => self.arp = Some(RelativePath::parse(value)?),
             "ty" => self.ty.push(ResourceType::from_code(int(key, value)?)?),
+            "gmty" | "geom" | "gsf" => self.add_geo(key, value)?,
             _ if NOT_IMPLEMENTED.contains(&key)
                 || key.starts_with("c.")
                 || key.starts_with("p.")
@@ -310,6 +316,29 @@ impl FilterCriteria {
         Ok(())
     }
 
+    /// One of the three geo-query criteria; once all three are there, the query is read
+    /// (4000 for a bad geometry) so that matching never parses it again.
+    fn add_geo(&mut self, key: &str, value: &str) -> Result<()> {
+        match key {
+            "gmty" => {
+                let n = int(key, value)?;
+                crate::location::GeometryType::from_code(n)?;
+                self.gmty = Some(n);
+            }
+            "gsf" => {
+                let n = int(key, value)?;
+                crate::location::SpatialFunction::from_code(n)?;
+                self.gsf = Some(n);
+            }
+            _ => self.geom = Some(value.to_owned()),
+        }
+        if let (Some(_), Some(_), Some(_)) = (self.gmty, &self.geom, self.gsf) {
+            self.geo =
+                crate::location::GeoQuery::from_parts(self.gmty, self.geom.as_deref(), self.gsf)?;
+        }
+        Ok(())
+    }
+
     /// Parses the JSON form of `fc` (as carried by non-HTTP bindings).
     pub fn from_json(v: &Value) -> Result<Self> {
         let obj = v
@@ -317,6 +346,10 @@ impl FilterCriteria {
             .ok_or_else(|| Error::bad_request("fc must be an object"))?;
         let mut fc = Self::default();
         for (k, v) in obj {
+            if k == "geom" && v.is_array() {
+                fc.add_item(k, &v.to_string())?;
+                continue;
+            }
             let items: Vec<String> = match v {
                 Value::Array(a) => a.iter().map(scalar).collect::<Result<_>>()?,
                 other => vec![scalar(other)?],
@@ -328,7 +361,8 @@ impl FilterCriteria {
         Ok(fc)
     }
 
-    /// Cross-field checks that a single parameter cannot make.
+    /// Cross-field checks that a single parameter cannot make: `sza` below `szb`, and a
+    /// geo-query has all of `gmty`, `geom` and `gsf` or none of them.
     pub fn validate(&self) -> Result<()> {
         if matches!((self.sza, self.szb), (Some(a), Some(b)) if a >= b) {
             return Err(Error::bad_request("sza must be smaller than szb"));
@@ -340,6 +374,7 @@ impl FilterCriteria {
                 "applyRelativePath needs fu=1 (discovery)",
             ));
         }
+        crate::location::GeoQuery::from_parts(self.gmty, self.geom.as_deref(), self.gsf)?;
         Ok(())
     }
 
@@ -361,11 +396,13 @@ impl FilterCriteria {
             || !self.rn.is_empty()
             || !self.atr.is_empty()
             || !self.lbq.is_empty()
+            || self.geo.is_some()
     }
 
     /// True when a condition reads an attribute's value by name (clause 7.3.3.17.9).
+    /// The geo-query reads `loc`, so it counts.
     pub fn has_attribute_conditions(&self) -> bool {
-        !self.atr.is_empty()
+        !self.atr.is_empty() || self.geo.is_some()
     }
 
     /// Whether a resource (its attribute map) matches the conditions. A range given by two
@@ -443,6 +480,9 @@ impl FilterCriteria {
                         .is_some_and(|v| value_matches(v, wanted, self.fu == Some(1)))
             }),
         );
+        if let Some(q) = &self.geo {
+            results.push(attributes::find(ty, "loc").is_some() && q.matches(attrs.get("loc")));
+        }
         if results.is_empty() {
             return true;
         }
@@ -589,9 +629,43 @@ mod tests {
         assert_eq!(code("ct"), Some(ResponseStatusCode::BadRequest));
         assert_eq!(code("nosuch"), Some(ResponseStatusCode::BadRequest));
         // `gpi` is defined for <subscription> but not supported (never stored).
-        for k in ["smf", "gmty", "geom", "gsf", "c.rn", "p.lbl", "chty", "gpi"] {
+        for k in ["smf", "c.rn", "p.lbl", "chty", "gpi"] {
             assert_eq!(code(k), Some(ResponseStatusCode::NotImplemented), "{k}");
         }
+    }
+
+    /// The geo-query: the three criteria together select resources whose `loc` relates to
+    /// the geometry; one missing is 4000 at validation, a bad geometry 4000 when read.
+    #[test]
+    fn geo_query() {
+        let inside = json_map(json!({"loc": {"typ": 1, "crd": "[2.35, 48.85]"}}));
+        let outside = json_map(json!({"loc": {"typ": 1, "crd": [13.4, 52.5]}}));
+        let mut fc = FilterCriteria::default();
+        fc.add("gmty", "3").expect("gmty");
+        fc.add("gsf", "1").expect("gsf");
+        assert_eq!(
+            fc.validate().err().map(|e| e.rsc),
+            Some(ResponseStatusCode::BadRequest)
+        );
+        fc.add("geom", "[[[2,48],[3,48],[3,49],[2,49],[2,48]]]")
+            .expect("geom");
+        assert!(fc.validate().is_ok());
+        assert!(fc.has_conditions());
+        assert!(fc.matches(ResourceType::Ae, &inside));
+        assert!(!fc.matches(ResourceType::Ae, &outside));
+        assert!(!fc.matches(ResourceType::Ae, &json_map(json!({"rn": "x"}))));
+        // A type without `loc` never matches, whatever it holds.
+        assert!(!fc.matches(ResourceType::ContentInstance, &inside));
+        let mut bad = FilterCriteria::default();
+        bad.add("gmty", "1").ok();
+        bad.add("gsf", "1").ok();
+        assert_eq!(
+            bad.add("geom", "[200,0]").err().map(|e| e.rsc),
+            Some(ResponseStatusCode::BadRequest)
+        );
+        let from_json =
+            FilterCriteria::from_json(&json!({"gmty": 1, "geom": [2.5, 48.5], "gsf": 1}));
+        assert!(from_json.is_ok_and(|f| f.geo.is_some()));
     }
 
     fn json_map(v: Value) -> Map<String, Value> {

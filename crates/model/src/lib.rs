@@ -11,6 +11,7 @@ pub mod codec;
 pub mod error;
 pub mod filter;
 pub mod id;
+pub mod location;
 pub mod primitive;
 pub mod resource;
 pub mod resources;

@@ -23,6 +23,7 @@ mod gba;
 mod groups;
 mod https_notifications;
 mod key_homes;
+mod location;
 mod log_escaping;
 mod maf;
 mod notifications;

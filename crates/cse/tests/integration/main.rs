@@ -13,6 +13,7 @@ mod device_management;
 mod dynamic_authorization;
 mod flex_container;
 mod groups;
+mod location;
 mod polling;
 mod registration;
 mod requests;

@@ -13,6 +13,8 @@ use crate::error::{Error, Result};
 /// in no table (4000; see `primitive::SUPPORTED_RELEASES`).
 pub const ATTRIBUTES: &[Attr] = &[
     attr("acpi", Kind::UriList, Optional, Optional),
+    // Geo-location, searched by the geo-query of discovery.
+    attr("loc", Kind::GeoCoordinates, Optional, Optional),
     attr("api", Kind::Str, Mandatory, NotPresent),
     attr("apn", Kind::Str, Optional, Optional),
     attr("aei", Kind::Str, NotPresent, NotPresent),

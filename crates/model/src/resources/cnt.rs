@@ -9,6 +9,8 @@ use crate::attributes::{attr, Attr, Kind, Presence::*};
 /// host) is set by the CSE only (NP: 4000).
 pub const ATTRIBUTES: &[Attr] = &[
     attr("acpi", Kind::UriList, Optional, Optional),
+    // Geo-location, searched by the geo-query of discovery.
+    attr("loc", Kind::GeoCoordinates, Optional, Optional),
     attr("st", Kind::Int, NotPresent, NotPresent),
     attr("cr", Kind::NullOnly, Optional, NotPresent),
     attr("mni", Kind::Int, Optional, Optional),

@@ -9,6 +9,8 @@ use crate::attributes::{attr, Attr, Kind, Presence::*};
 /// 4000); this CSE does not do semantic discovery, so it never sets it.
 pub const ATTRIBUTES: &[Attr] = &[
     attr("acpi", Kind::UriList, Optional, Optional),
+    // Geo-location, searched by the geo-query of discovery.
+    attr("loc", Kind::GeoCoordinates, Optional, Optional),
     attr("cr", Kind::NullOnly, Optional, NotPresent),
     attr("mt", Kind::Int, Optional, NotPresent),
     attr("cnm", Kind::Int, NotPresent, NotPresent),

@@ -9,6 +9,8 @@ use crate::attributes::{attr, Attr, Kind, Presence::*};
 /// nothing).
 pub const ATTRIBUTES: &[Attr] = &[
     attr("acpi", Kind::UriList, Optional, Optional),
+    // Geo-location, searched by the geo-query of discovery.
+    attr("loc", Kind::GeoCoordinates, Optional, Optional),
     attr("daci", Kind::UriList, Optional, Optional),
     attr("ni", Kind::Uri, Mandatory, Optional),
     attr("hcl", Kind::Uri, Optional, Optional),

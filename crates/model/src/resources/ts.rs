@@ -10,6 +10,8 @@ use serde_json::{Map, Value};
 /// refused (4000) rather than stored and ignored: `at`/`aa` (this CSE announces nothing).
 pub const ATTRIBUTES: &[Attr] = &[
     attr("acpi", Kind::UriList, Optional, Optional),
+    // Geo-location, searched by the geo-query of discovery.
+    attr("loc", Kind::GeoCoordinates, Optional, Optional),
     attr("cr", Kind::NullOnly, Optional, NotPresent),
     attr("mni", Kind::Int, Optional, Optional),
     attr("mbs", Kind::Int, Optional, Optional),

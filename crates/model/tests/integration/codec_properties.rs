@@ -65,6 +65,17 @@ fn value_of(kind: Kind) -> BoxedStrategy<Value> {
         Kind::Object | Kind::Any | Kind::Acrs | Kind::ActionStatus | Kind::Unsupported => {
             json().boxed()
         }
+        Kind::GeoCoordinates => (-180.0..=180.0f64, -90.0..=90.0f64, any::<bool>())
+            .prop_map(|(lon, lat, text)| {
+                let crd = serde_json::json!([lon, lat]);
+                let crd = if text {
+                    Value::String(crd.to_string())
+                } else {
+                    crd
+                };
+                serde_json::json!({"typ": 1, "crd": crd})
+            })
+            .boxed(),
     }
 }
 

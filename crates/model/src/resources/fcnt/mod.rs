@@ -24,6 +24,8 @@ use serde_json::{Map, Value};
 /// `<flexContainerInstance>` children (see docs/conformance.md).
 pub const ATTRIBUTES: &[Attr] = &[
     attr("acpi", Kind::UriList, Optional, Optional),
+    // Geo-location, searched by the geo-query of discovery.
+    attr("loc", Kind::GeoCoordinates, Optional, Optional),
     attr("st", Kind::Int, NotPresent, NotPresent),
     attr("cr", Kind::NullOnly, Optional, NotPresent),
     attr("cnd", Kind::Uri, Mandatory, NotPresent),
