@@ -329,7 +329,11 @@ impl Cse {
             req.oet = None;
             req.rqet = None;
             req.rset = None;
-            (RequestStatus::Completed, self.handle(ctx, req).await)
+            // Counted on its association when it was accepted, not again now.
+            (
+                RequestStatus::Completed,
+                self.handle_uncounted(ctx, req).await,
+            )
         };
         self.record_result(ri, status, resp).await;
     }

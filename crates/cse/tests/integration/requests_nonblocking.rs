@@ -483,3 +483,37 @@ async fn a_request_whose_operation_runs_cannot_be_recalled() {
         .await;
     assert_eq!(r.rsc, R::TargetNotSubscribable);
 }
+
+#[tokio::test]
+async fn a_non_blocking_request_counts_once_on_its_association() {
+    use security::association::{Framework, PeerIdentity};
+    let t = TestCse::new().await;
+    let ctx = over(
+        t.cse.associations(),
+        cse::ListenerRole::Mca,
+        established(
+            Framework::Certificate,
+            "33-counted-certificate",
+            PeerIdentity::Ae("//secure-cse.example/id-in/Ccounted".into()),
+        ),
+    );
+    let counted = || {
+        ctx.security_association()
+            .expect("an association")
+            .requests()
+    };
+    let mut reg = Request::new(Operation::Create, "cse-in", Some("Ccounted".to_owned()));
+    reg.ty = Some(T::Ae);
+    reg.pc = Some(json!({"m2m:ae": {"rn": "counted", "api": "Ntest", "rr": true, "srv": ["3"]}}));
+    assert_eq!(t.send_ctx(&ctx, reg).await.rsc, R::Created);
+    assert_eq!(counted(), 1);
+    let ack = t
+        .send_ctx(&ctx, container("Ccounted", "cse-in/counted", "c", 1))
+        .await;
+    assert_eq!(ack.rsc, R::AcceptedNonBlockingSynch, "{:?}", ack.pc);
+    // Read by the administrator, outside the association, until the operation ran.
+    let done = finished(&t, ADMIN, &reference(&ack)).await;
+    assert_eq!(done["ors"]["rsc"], json!(2001), "{done}");
+    // Accepted and executed: one request of the association, not two.
+    assert_eq!(counted(), 2);
+}
