@@ -216,6 +216,15 @@ impl Cse {
             Originator::Ae(id) => Some(id.clone()),
             _ => None,
         };
+        // Write-ahead: a security administration resource is in the audit log before it
+        // exists (5000 and nothing created when the log cannot be written).
+        crate::security_manager::administration::record(
+            self,
+            caller.originator.id(&self.config),
+            crate::security_manager::administration::Change::Create,
+            &resource,
+        )
+        .await?;
         let (created, evicted) = if ty.is_instance() {
             resources::cin::insert(self, resource, creator).await?
         } else {
@@ -300,12 +309,6 @@ impl Cse {
         if ty == ResourceType::TimeSeriesInstance {
             // The first data point starts the series' missing data detection.
             self.monitors.wake(parent.ri());
-        }
-        let actor = caller.originator.id(&self.config);
-        crate::service_subscription::audit(self, actor, "create", &created).await?;
-        if resources::authority::assigns_privileges(ty) {
-            let actor = caller.originator.id(&self.config);
-            resources::authority::audited(self, actor, "created", &created).await?;
         }
         self.fire(&parent, Event::ChildCreated(&created)).await;
         for gone in &evicted {

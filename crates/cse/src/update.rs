@@ -149,6 +149,14 @@ impl Cse {
         if current.ty == ResourceType::MgmtObj {
             resources::mgo::audit_actions(self, caller, &current, &changes).await?;
         }
+        // Write-ahead, as for an execution request above.
+        crate::security_manager::administration::record(
+            self,
+            caller.originator.id(&self.config),
+            crate::security_manager::administration::Change::Update,
+            &preview,
+        )
+        .await?;
         let ri = current.ri().to_owned();
         let changes_for_write = changes.clone();
         let clock = self.config.clock.clone();
@@ -194,10 +202,6 @@ impl Cse {
         if updated.ty == ResourceType::TimeSeries {
             self.monitors.wake(updated.ri());
         }
-        if resources::authority::assigns_privileges(updated.ty) {
-            let actor = caller.originator.id(&self.config);
-            resources::authority::audited(self, actor, "updated", &updated).await?;
-        }
         let mut modified = changes.clone();
         for k in ["lt", "st", "cni", "cbs", "cnm", "cs", "mdc", "mdlt"] {
             if updated.attrs.get(k) != current.attrs.get(k) {
@@ -206,8 +210,6 @@ impl Cse {
                 }
             }
         }
-        let actor = caller.originator.id(&self.config);
-        crate::service_subscription::audit(self, actor, "update", &updated).await?;
         self.fire(&updated, Event::Updated(&updated, &modified))
             .await;
         for gone in &evicted {
