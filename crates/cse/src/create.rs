@@ -197,11 +197,17 @@ impl Cse {
             }
             ResourceType::Role => {
                 resources::authority::only_admin(self, caller, ty)?;
-                resources::rol::prepare(&self.config, &resource)?
+                resources::rol::prepare(&self.config, &resource)?;
+                if let Some(et) = resources::authority::lifetime_within_validity(&resource.attrs)? {
+                    resource.attrs.insert("et".into(), et);
+                }
             }
             ResourceType::Token => {
                 resources::authority::only_admin(self, caller, ty)?;
-                resources::tk::prepare(&self.config, &mut resource)?
+                resources::tk::prepare(&self.config, &mut resource)?;
+                if let Some(et) = resources::authority::lifetime_within_validity(&resource.attrs)? {
+                    resource.attrs.insert("et".into(), et);
+                }
             }
             ResourceType::AccessControlPolicy
             | ResourceType::M2mServiceSubscriptionProfile

@@ -136,6 +136,12 @@ impl Cse {
             ResourceType::ServiceSubscribedAppRule => {
                 model::resources::asar::validate(&preview.attrs)?
             }
+            ResourceType::Role | ResourceType::Token => {
+                if let Some(et) = resources::authority::lifetime_within_validity(&preview.attrs)? {
+                    preview.attrs.insert("et".into(), et.clone());
+                    changes.insert("et".into(), et);
+                }
+            }
             _ => {}
         }
         let derived: Map<String, Value> = ["cnm", "mtv", "mid", "mt"]

@@ -722,3 +722,54 @@ async fn a_change_the_audit_log_cannot_record_is_refused_and_nothing_changes() {
     assert_eq!(r.rsc, R::InternalServerError, "{:?}", r.pc);
     assert_eq!(count(&t, T::ServiceSubscribedAppRule).await, 0);
 }
+
+#[tokio::test]
+async fn a_role_or_token_lives_no_longer_than_its_validity() {
+    let clock = ManualClock::new();
+    let (t, _, _, other) = setup(&clock).await;
+    let tkna = |r: &Response, wrapper: &str| r.pc.as_ref().expect("pc")[wrapper]["tkna"].clone();
+    // Without et: its end of validity (an hour), not the CSE's default lifetime.
+    let r = t
+        .create(ADMIN, "cse-in", T::Role, role(&clock, &other))
+        .await;
+    assert_eq!(r.rsc, R::Created, "{:?}", r.pc);
+    assert_eq!(attr(&r, "et"), tkna(&r, "m2m:rol"));
+    // An et after it is a hint the CSE brings back to it, on CREATE and UPDATE.
+    let mut later = role(&clock, &other);
+    later["m2m:rol"]["rn"] = json!("later");
+    later["m2m:rol"]["et"] = json!(stamp(&clock, 7200));
+    let r = t.create(ADMIN, "cse-in", T::Role, later).await;
+    assert_eq!(r.rsc, R::Created, "{:?}", r.pc);
+    assert_eq!(attr(&r, "et"), tkna(&r, "m2m:rol"));
+    let r = t
+        .update(
+            ADMIN,
+            "cse-in/later",
+            json!({"m2m:rol": {"et": stamp(&clock, 7200)}}),
+        )
+        .await;
+    assert_eq!(r.rsc, R::Updated, "{:?}", r.pc);
+    assert_eq!(attr(&r, "et"), tkna(&r, "m2m:rol"));
+    // An et before it is kept.
+    let sooner = stamp(&clock, 600);
+    let r = t
+        .update(ADMIN, "cse-in/later", json!({"m2m:rol": {"et": sooner}}))
+        .await;
+    assert_eq!(attr(&r, "et"), json!(sooner));
+    // A token: its end of validity is the token's own (exp, an hour).
+    let r = t
+        .create(
+            ADMIN,
+            "cse-in",
+            T::Token,
+            json!({"m2m:tk": {"tkid": "tk-life", "tkob": hs(&claims(&clock, "tk-life", &other))}}),
+        )
+        .await;
+    assert_eq!(r.rsc, R::Created, "{:?}", r.pc);
+    assert_eq!(attr(&r, "et"), tkna(&r, "m2m:tk"));
+    // Past it, the expiry sweep removes both roles and the token.
+    clock.advance(Duration::from_secs(3601));
+    assert_eq!(cse::expiry::sweep(&t.cse).await, 3);
+    assert_eq!(count(&t, T::Role).await, 0);
+    assert_eq!(count(&t, T::Token).await, 0);
+}
