@@ -197,11 +197,17 @@ impl Cse {
             }
             ResourceType::Role => {
                 resources::authority::only_admin(self, caller, ty)?;
-                resources::rol::prepare(&self.config, &resource)?
+                resources::rol::prepare(&self.config, &resource)?;
+                if let Some(et) = resources::authority::lifetime_within_validity(&resource.attrs)? {
+                    resource.attrs.insert("et".into(), et);
+                }
             }
             ResourceType::Token => {
                 resources::authority::only_admin(self, caller, ty)?;
-                resources::tk::prepare(&self.config, &mut resource)?
+                resources::tk::prepare(&self.config, &mut resource)?;
+                if let Some(et) = resources::authority::lifetime_within_validity(&resource.attrs)? {
+                    resource.attrs.insert("et".into(), et);
+                }
             }
             ResourceType::AccessControlPolicy
             | ResourceType::M2mServiceSubscriptionProfile
@@ -216,6 +222,15 @@ impl Cse {
             Originator::Ae(id) => Some(id.clone()),
             _ => None,
         };
+        // Write-ahead: a security administration resource is in the audit log before it
+        // exists (5000 and nothing created when the log cannot be written).
+        crate::security_manager::administration::record(
+            self,
+            caller.originator.id(&self.config),
+            crate::security_manager::administration::Change::Create,
+            &resource,
+        )
+        .await?;
         let (created, evicted) = if ty.is_instance() {
             resources::cin::insert(self, resource, creator).await?
         } else {
@@ -303,12 +318,6 @@ impl Cse {
         if ty == ResourceType::TimeSeriesInstance {
             // The first data point starts the series' missing data detection.
             self.monitors.wake(parent.ri());
-        }
-        let actor = caller.originator.id(&self.config);
-        crate::service_subscription::audit(self, actor, "create", &created).await?;
-        if resources::authority::assigns_privileges(ty) {
-            let actor = caller.originator.id(&self.config);
-            resources::authority::audited(self, actor, "created", &created).await?;
         }
         self.fire(&parent, Event::ChildCreated(&created)).await;
         for gone in &evicted {

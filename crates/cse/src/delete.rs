@@ -44,13 +44,18 @@ impl Cse {
         };
         // A blocked UPDATE of this resource finishes first (TS-0001 table 9.6.8-2).
         let held = self.hold_for_delete(&r).await?;
+        // Write-ahead: every security administration resource of the subtree is in the
+        // audit log before it goes (5000 and nothing deleted when the log cannot be written).
+        crate::security_manager::administration::record_removal(
+            self,
+            caller.originator.id(&self.config),
+            crate::security_manager::administration::Change::Delete,
+            &r,
+        )
+        .await?;
         let gone = self.remove(&r).await?;
         drop(held);
-        let actor = caller.originator.id(&self.config);
-        crate::resources::authority::audited_removals(self, actor, "deleted", &gone).await?;
         let root = gone.into_iter().next().unwrap_or(r);
-        let actor = caller.originator.id(&self.config);
-        crate::service_subscription::audit(self, actor, "delete", &root).await?;
         let (pc, page) = match (rcn, children) {
             (_, Some((pc, page))) => (Some(pc), Some(page)),
             (ResultContent::Attributes, None) => (Some(root.wrapped()), None),

@@ -6,6 +6,9 @@ use crate::Cse;
 use std::sync::Arc;
 use std::time::Duration;
 
+/// The actor of the audit entries of an expiry.
+pub(crate) const EXPIRY_ACTOR: &str = "expiry";
+
 /// Starts the sweeper; it runs until the runtime shuts down.
 pub fn spawn(cse: Arc<Cse>) -> tokio::task::JoinHandle<()> {
     tokio::spawn(async move {
@@ -32,34 +35,41 @@ pub async fn sweep(cse: &Cse) -> usize {
         if due.is_empty() {
             return removed;
         }
+        let mut unaudited = false;
         for ri in &due {
             match cse.store.get(ri) {
-                Ok(Some(r)) => match cse.remove(&r).await {
-                    Ok(gone) => {
-                        removed += gone.len();
-                        if let Err(e) =
-                            crate::service_subscription::audit(cse, "expiry", "expire", &r).await
-                        {
-                            tracing::error!(ri, error = %model::Untrusted(&e), "cannot audit an expired service subscription resource");
+                Ok(Some(r)) => {
+                    // Write-ahead: a security administration resource (and any below it)
+                    // is in the audit log before it goes; when the log cannot be written
+                    // it stays until a later sweep can (addressing already treats it as
+                    // gone).
+                    if crate::security_manager::administration::record_removal(
+                        cse,
+                        EXPIRY_ACTOR,
+                        crate::security_manager::administration::Change::Expire,
+                        &r,
+                    )
+                    .await
+                    .is_err()
+                    {
+                        unaudited = true;
+                        continue;
+                    }
+                    match cse.remove(&r).await {
+                        Ok(gone) => removed += gone.len(),
+                        Err(e) => {
+                            tracing::error!(ri, error = %model::Untrusted(&e), "cannot delete expired resource")
                         }
-                        let actor = &cse.config.cse_id;
-                        // Logged inside on failure; the sweep goes on with the next.
-                        let _ = crate::resources::authority::audited_removals(
-                            cse, actor, "expired", &gone,
-                        )
-                        .await;
                     }
-                    Err(e) => {
-                        tracing::error!(ri, error = %model::Untrusted(&e), "cannot delete expired resource")
-                    }
-                },
+                }
                 Ok(None) => {}
                 Err(e) => {
                     tracing::error!(ri, error = %model::Untrusted(&e), "cannot read expired resource")
                 }
             }
         }
-        if due.len() < 256 {
+        // A batch left to a later sweep is not read again now (it would come back first).
+        if due.len() < 256 || unaudited {
             return removed;
         }
     }

@@ -344,6 +344,12 @@ impl Cse {
         if let Some(sa) = ctx.security_association() {
             sa.count_request();
         }
+        self.handle_uncounted(ctx, req).await
+    }
+
+    /// [`Cse::handle`] without counting the request on its association: for a non-blocking
+    /// request's operation, counted once already when it was accepted.
+    pub(crate) async fn handle_uncounted(&self, ctx: &SecurityContext, req: Request) -> Response {
         let rqi = req.rqi.clone();
         let op = req.op;
         let to = req.to.clone();

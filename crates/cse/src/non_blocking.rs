@@ -3,7 +3,9 @@
 //! executed later on a task, their result recorded in that resource and, for `rt` 2, sent
 //! as a notification.
 //!
-//! * Acceptance writes the `<request>` (status PENDING), its creator (the originator: the
+//! * Acceptance first verifies each `rt` 2 result target that is not the originator itself,
+//!   with the verification request a subscription's `nu` gets (5204 when one does not
+//!   agree), then writes the `<request>` (status PENDING), its creator (the originator: the
 //!   holder of its default access policy, so only the originator and the admin reach it)
 //!   and a pending record, durably, before the 1001/1002 answer.
 //! * The task holds the request and the security context it arrived with, waits for the
@@ -234,6 +236,14 @@ impl Cse {
             &originator,
             self.config.non_blocking.max_pending_per_originator,
         )?;
+        // Each result target other than the originator itself agrees to be one before the
+        // request is accepted, as a subscription's `nu` does: nobody makes this CSE send
+        // results to an endpoint that did not ask for them (5204, nothing accepted). After
+        // the reservation, so an originator at its bound triggers no verification either.
+        if let Err(e) = self.verify_result_targets(&ri, &req, &originator).await {
+            self.requests.release(&ri);
+            return Err(e);
+        }
         let resource = self.request_resource(&ri, &req, &originator, rsc, now, schedule.et);
         let record = originator.clone();
         let written = store::write(self.store.as_ref(), move |t| {
@@ -263,6 +273,24 @@ impl Cse {
         };
         tokio::spawn(task.run());
         Ok(Response::new(rsc, rqi, Some(req::acknowledgement(&ri))))
+    }
+
+    /// Verifies the `rt` 2 result targets (`rtu`) of the request to be held as `ri` that are
+    /// not its originator (see [`crate::resources::sub::verify_target`]).
+    async fn verify_result_targets(
+        &self,
+        ri: &str,
+        req: &Request,
+        originator: &str,
+    ) -> model::Result<()> {
+        if req.rt != Some(2) {
+            return Ok(());
+        }
+        let sur = format!("{}/{ri}", self.config.cse_name);
+        for nu in req.rtu.iter().flatten().filter(|nu| *nu != originator) {
+            crate::resources::sub::verify_target(self, nu, &sur, originator).await?;
+        }
+        Ok(())
     }
 
     /// The `<request>` of a request just accepted (TS-0004 tables 7.3.2.2-1 and -2).
@@ -329,7 +357,11 @@ impl Cse {
             req.oet = None;
             req.rqet = None;
             req.rset = None;
-            (RequestStatus::Completed, self.handle(ctx, req).await)
+            // Counted on its association when it was accepted, not again now.
+            (
+                RequestStatus::Completed,
+                self.handle_uncounted(ctx, req).await,
+            )
         };
         self.record_result(ri, status, resp).await;
     }

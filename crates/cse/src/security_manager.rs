@@ -5,6 +5,7 @@
 //! each function to its files.
 
 pub mod admin;
+pub(crate) mod administration;
 pub mod audit;
 pub mod enrolment;
 pub mod maf;

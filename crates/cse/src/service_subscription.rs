@@ -15,9 +15,11 @@
 //!
 //! The credential file's `allowed_apps` seed the rules at start ([`seed`]): a rule it names
 //! is created when missing and never changed, so an administrator's change survives a
-//! restart. Every change to these resources is written to the audit log ([`audit`]).
+//! restart. Every change to these resources is written to the audit log before it is made
+//! (`security_manager::administration`).
 
 use crate::addressing::{resolve, Target};
+use crate::security_manager::administration::{self, Change};
 use crate::{Caller, Cse};
 use model::{time, Error, Resource, ResourceType, ResponseStatusCode, Result};
 use serde_json::{json, Map, Value};
@@ -38,16 +40,6 @@ const SEED_PROFILE: &str = "mssp-config";
 const SEED_NODE: &str = "svsn-config";
 /// The label every seeded resource carries.
 const SEED_LABEL: &str = "seeded-from-config";
-
-/// Whether a type is one of the service subscription types, whose changes are audited.
-pub(crate) fn governs(ty: ResourceType) -> bool {
-    matches!(
-        ty,
-        ResourceType::M2mServiceSubscriptionProfile
-            | ResourceType::ServiceSubscribedNode
-            | ResourceType::ServiceSubscribedAppRule
-    )
-}
 
 /// A resource that is still alive by the CSE's clock.
 fn live(cse: &Cse, r: &Resource) -> bool {
@@ -177,35 +169,6 @@ pub(crate) fn check_registration(
         }
         None => refuse("no applicable serviceSubscribedAppRule allows the App-ID and AE-ID"),
     }
-}
-
-/// Writes a change of a service subscription resource to the audit log before the
-/// originator hears of it (no effect for other types or without an audit log). `action` is
-/// `create`, `update`, `delete` or `expire`; the entry names the resource and what decides
-/// registrations in it.
-pub(crate) async fn audit(cse: &Cse, actor: &str, action: &str, r: &Resource) -> Result<()> {
-    if !governs(r.ty) {
-        return Ok(());
-    }
-    let Some(trail) = cse.audit() else {
-        return Ok(());
-    };
-    let deciding: Map<String, Value> = ["csi", "rlk", "apci", "aai", "aae", "acpi"]
-        .iter()
-        .filter_map(|k| r.attrs.get(*k).map(|v| ((*k).to_owned(), v.clone())))
-        .collect();
-    trail
-        .record_durably(manager::audit::Event::AdminAction {
-            actor: actor.to_owned(),
-            action: format!("{}-{action}", r.ty.short_name()),
-            target: Some(format!(
-                "{} ({}) {}",
-                r.srn,
-                r.ri(),
-                Value::Object(deciding)
-            )),
-        })
-        .await
 }
 
 /// The resource name of the rule seeded for a Credential-ID: `cfg-` and the Credential-ID
@@ -353,6 +316,14 @@ pub(crate) async fn seed(cse: &Cse) -> Result<()> {
     if created.is_empty() && changed.is_empty() {
         return Ok(());
     }
+    // Write-ahead, as for a change through the API.
+    for (r, change) in created
+        .iter()
+        .map(|r| (r, Change::Create))
+        .chain(changed.iter().map(|r| (r, Change::Update)))
+    {
+        administration::record(cse, "configuration", change, r).await?;
+    }
     let (to_insert, to_update) = (created.clone(), changed.clone());
     store::write(cse.store.as_ref(), move |t| {
         for r in &to_insert {
@@ -364,12 +335,6 @@ pub(crate) async fn seed(cse: &Cse) -> Result<()> {
         Ok(())
     })
     .await?;
-    for r in &created {
-        audit(cse, "configuration", "create", r).await?;
-    }
-    for r in &changed {
-        audit(cse, "configuration", "update", r).await?;
-    }
     tracing::info!(
         created = created.len(),
         updated = changed.len(),

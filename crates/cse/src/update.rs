@@ -136,6 +136,12 @@ impl Cse {
             ResourceType::ServiceSubscribedAppRule => {
                 model::resources::asar::validate(&preview.attrs)?
             }
+            ResourceType::Role | ResourceType::Token => {
+                if let Some(et) = resources::authority::lifetime_within_validity(&preview.attrs)? {
+                    preview.attrs.insert("et".into(), et.clone());
+                    changes.insert("et".into(), et);
+                }
+            }
             _ => {}
         }
         let derived: Map<String, Value> = ["cnm", "mtv", "mid", "mt"]
@@ -149,6 +155,14 @@ impl Cse {
         if current.ty == ResourceType::MgmtObj {
             resources::mgo::audit_actions(self, caller, &current, &changes).await?;
         }
+        // Write-ahead, as for an execution request above.
+        crate::security_manager::administration::record(
+            self,
+            caller.originator.id(&self.config),
+            crate::security_manager::administration::Change::Update,
+            &preview,
+        )
+        .await?;
         let ri = current.ri().to_owned();
         let changes_for_write = changes.clone();
         let clock = self.config.clock.clone();
@@ -200,10 +214,6 @@ impl Cse {
         if updated.ty == ResourceType::TimeSeries {
             self.monitors.wake(updated.ri());
         }
-        if resources::authority::assigns_privileges(updated.ty) {
-            let actor = caller.originator.id(&self.config);
-            resources::authority::audited(self, actor, "updated", &updated).await?;
-        }
         let mut modified = changes.clone();
         // The `et` the CSE set (capped at the parent's) is what the originator learns.
         if let (Some(asked), Some(set)) = (modified.get_mut("et"), updated.attrs.get("et")) {
@@ -216,8 +226,6 @@ impl Cse {
                 }
             }
         }
-        let actor = caller.originator.id(&self.config);
-        crate::service_subscription::audit(self, actor, "update", &updated).await?;
         self.fire(&updated, Event::Updated(&updated, &modified))
             .await;
         for gone in &evicted {

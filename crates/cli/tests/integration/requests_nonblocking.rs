@@ -226,10 +226,22 @@ fn an_asynchronous_result_is_notified_to_the_originator_or_to_x_m2m_rtu() {
     let rtu = format!("X-M2M-RTU: {}", named.url);
     let ack = send(&base, "GET", &me, "cse-in/me?rt=2", &[rtu.as_str()], None);
     assert_eq!(ack.rsc, "1002", "{}", ack.body);
-    let got = named.wait_for(1);
-    assert_eq!(got.len(), 1, "{got:?}");
-    assert_eq!(got[0]["m2m:rsp"]["rsc"], json!(2000));
-    assert_eq!(got[0]["m2m:rsp"]["pc"]["m2m:ae"]["aei"], json!(me));
+    // Verified first, as a subscription's target is, then notified.
+    let got = named.wait_for(2);
+    assert_eq!(got.len(), 2, "{got:?}");
+    assert_eq!(got[0]["m2m:sgn"]["vrq"], json!(true), "{got:?}");
+    assert_eq!(got[1]["m2m:rsp"]["rsc"], json!(2000));
+    assert_eq!(got[1]["m2m:rsp"]["pc"]["m2m:ae"]["aei"], json!(me));
+    // A target that cannot agree (nothing listens there): 5204, nothing accepted.
+    let forged = send(
+        &base,
+        "GET",
+        &me,
+        "cse-in/me?rt=2",
+        &["X-M2M-RTU: http://127.0.0.1:9/n"],
+        None,
+    );
+    assert_eq!(forged.rsc, "5204", "{}", forged.body);
     // No target named: the originator, at its point of access.
     let ack = send(
         &base,

@@ -107,7 +107,7 @@ fn a_role_resource_grants_its_holder_until_it_is_deleted() {
     assert_eq!(r["m2m:rol"]["ty"], json!(31));
     let audit = dir.path().join("audit.log");
     let log = std::fs::read_to_string(&audit).unwrap_or_default();
-    assert!(log.contains("role-created"), "{log}");
+    assert!(log.contains("rol-create"), "{log}");
     // The holder, naming the role: granted; without naming it: refused.
     assert_eq!(read(&server, &other, "?rids=operator"), 2000);
     assert_eq!(read(&server, &other, ""), 4103);
@@ -119,5 +119,5 @@ fn a_role_resource_grants_its_holder_until_it_is_deleted() {
     assert_eq!(call(&server, "DELETE", "cse-in/op", "CAdmin", &[]).0, 2002);
     assert_eq!(read(&server, &other, "?rids=operator"), 4103);
     let log = std::fs::read_to_string(&audit).unwrap_or_default();
-    assert!(log.contains("role-deleted"), "{log}");
+    assert!(log.contains("rol-delete"), "{log}");
 }

@@ -1,17 +1,12 @@
 //! What `<role>` and `<token>` share: this CSE is their Authorization Authority (TS-0003
 //! clause 7.4.1), so only its administrator creates them, and every change to one is a
-//! change of who may do what, audited like any other security administration.
+//! change of who may do what, audited like any other security administration
+//! (`security_manager::administration`).
 
 use crate::originator::Originator;
 use crate::{Caller, Cse};
-use manager::audit::Event;
-use model::{Error, Resource, ResourceType, Result};
-use serde_json::Value;
-
-/// Whether resources of `ty` assign privileges (their changes are audited).
-pub(crate) fn assigns_privileges(ty: ResourceType) -> bool {
-    matches!(ty, ResourceType::Role | ResourceType::Token)
-}
+use model::{time, Error, ResourceType, Result};
+use serde_json::{Map, Value};
 
 /// Only the administrator creates a `<role>` or a `<token>` (4103 for anyone else, whatever
 /// the `<CSEBase>`'s policies grant): creating one grants privileges, and granting is the
@@ -32,40 +27,18 @@ pub(crate) fn only_admin(cse: &Cse, caller: &Caller<'_>, ty: ResourceType) -> Re
     )))
 }
 
-/// Writes `action` (`created`, `updated`, `deleted`, `expired`) on `r` by `actor` to the
-/// audit trail and returns once it is on disk, so an acknowledged change is always in the
-/// log. The audit entry names the resource, its Role-ID or Token-ID and its holder, never
-/// the token itself.
-pub(crate) async fn audited(cse: &Cse, actor: &str, action: &str, r: &Resource) -> Result<()> {
-    let text = |name: &str| r.attrs.get(name).and_then(Value::as_str).unwrap_or("-");
-    let (kind, id) = match r.ty {
-        ResourceType::Role => ("role", format!("rlid={}", text("rlid"))),
-        _ => ("token", format!("tkid={}", text("tkid"))),
+/// The `et` a `<role>` or `<token>` gets instead of the one it would have (the CSE's
+/// default, or the originator's hint: TS-0001 clause 9.6.1.3 lets the hosting CSE set it)
+/// when that one is after its end of validity `tkna`: `tkna` itself. Past `tkna` the
+/// resource grants nothing, so it should not outlive it; TS-0004 clauses 7.4.40 and 7.4.41
+/// say nothing more. `None` when `et` is within the validity or there is no `tkna` (a
+/// token may have none).
+pub(crate) fn lifetime_within_validity(attrs: &Map<String, Value>) -> Result<Option<Value>> {
+    let (Some(et), Some(tkna)) = (
+        attrs.get("et").and_then(Value::as_str),
+        attrs.get("tkna").and_then(Value::as_str),
+    ) else {
+        return Ok(None);
     };
-    let target = format!("{} {id} holder={}", r.ri(), text("tkhd"));
-    tracing::info!(actor, action, %kind, target = %model::Untrusted(&target), "authorization resource changed");
-    let Some(trail) = cse.audit() else {
-        return Ok(());
-    };
-    trail
-        .record_durably(Event::AdminAction {
-            actor: actor.to_owned(),
-            action: format!("{kind}-{action}"),
-            target: Some(target),
-        })
-        .await
-        .inspect_err(|e| tracing::error!(error = %e, "authorization change not audited"))
-}
-
-/// [`audited`] for each `<role>` or `<token>` among `gone` (a deletion or an expiry).
-pub(crate) async fn audited_removals(
-    cse: &Cse,
-    actor: &str,
-    action: &str,
-    gone: &[Resource],
-) -> Result<()> {
-    for r in gone.iter().filter(|r| assigns_privileges(r.ty)) {
-        audited(cse, actor, action, r).await?;
-    }
-    Ok(())
+    Ok((time::parse(tkna)? < time::parse(et)?).then(|| Value::from(tkna)))
 }

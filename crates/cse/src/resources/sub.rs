@@ -32,25 +32,35 @@ pub(crate) async fn prepare(
         if nu == creator {
             continue;
         }
-        let urls = notification_urls(cse, &nu)?;
-        if urls.is_empty() {
-            return Err(verification_failed(&nu, "no reachable point of access"));
-        }
-        let body = json!({ "m2m:sgn": { "vrq": true, "sur": r.srn, "cr": creator } });
-        for to in urls {
-            let body = cse
-                .as_seen_by(&to.url, &body)
-                .ok_or_else(|| verification_failed(&nu, "no alias for the creator"))?;
-            match cse.notifier.send_now(&to, &body).await {
-                Ok(rsc) if rsc.is_success() => {}
-                Ok(rsc) => {
-                    return Err(verification_failed(
-                        &nu,
-                        &format!("target answered {}", rsc.code()),
-                    ))
-                }
-                Err(e) => return Err(verification_failed(&nu, &e.message)),
+        verify_target(cse, &nu, &r.srn, &creator).await?;
+    }
+    Ok(())
+}
+
+/// Sends the verification request (TS-0004 clause 7.5.1.2.3) for `sur`, made by `creator`,
+/// to each endpoint of the notification target `nu`, and succeeds only when every one of
+/// them answers with a success: a target that did not agree to be notified is never made
+/// one (5204 otherwise, nothing created). Used for a subscription's `nu` and for the
+/// result targets of a non-blocking request (`rtu`), which are the same kind of target.
+pub(crate) async fn verify_target(cse: &Cse, nu: &str, sur: &str, creator: &str) -> Result<()> {
+    let urls = notification_urls(cse, nu)?;
+    if urls.is_empty() {
+        return Err(verification_failed(nu, "no reachable point of access"));
+    }
+    let body = json!({ "m2m:sgn": { "vrq": true, "sur": sur, "cr": creator } });
+    for to in urls {
+        let body = cse
+            .as_seen_by(&to.url, &body)
+            .ok_or_else(|| verification_failed(nu, "no alias for the creator"))?;
+        match cse.notifier.send_now(&to, &body).await {
+            Ok(rsc) if rsc.is_success() => {}
+            Ok(rsc) => {
+                return Err(verification_failed(
+                    nu,
+                    &format!("target answered {}", rsc.code()),
+                ))
             }
+            Err(e) => return Err(verification_failed(nu, &e.message)),
         }
     }
     Ok(())

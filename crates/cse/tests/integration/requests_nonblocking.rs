@@ -166,10 +166,18 @@ async fn an_asynchronous_result_goes_to_the_targets_named_or_to_nobody() {
     req.rtu = Some(vec![rx.url.clone()]);
     let ack = t.send(req).await;
     assert_eq!(ack.rsc, R::AcceptedNonBlockingAsynch);
-    let got = rx.wait_for(1).await;
-    assert_eq!(got.len(), 1, "{got:?}");
+    // A target other than the originator is verified before the acknowledgement, as a
+    // subscription's is; then it gets the result.
+    let got = rx.wait_for(2).await;
+    assert_eq!(got.len(), 2, "{got:?}");
+    assert_eq!(got[0]["m2m:sgn"]["vrq"], json!(true), "{got:?}");
+    assert_eq!(got[0]["m2m:sgn"]["cr"], json!(owner));
+    assert_eq!(
+        got[0]["m2m:sgn"]["sur"],
+        json!(format!("cse-in/{}", reference(&ack)))
+    );
     // The content is the response primitive (clause 7.5.1.2.5 d).
-    let rsp = &got[0]["m2m:rsp"];
+    let rsp = &got[1]["m2m:rsp"];
     assert_eq!(rsp["rsc"], json!(2000));
     assert_eq!(rsp["rqi"], json!("nb-async"));
     assert_eq!(rsp["pc"]["m2m:cnt"]["rn"], json!("data"));
@@ -368,10 +376,12 @@ async fn a_request_interrupted_by_a_restart_is_marked_failed_and_its_failure_not
     assert_eq!(failed["rs"], json!(2), "FAILED");
     assert_eq!(failed["ors"]["rsc"], json!(5000));
     assert_eq!(failed["ors"]["rqi"], json!("nb-restart"));
-    let got = rx.wait_for(1).await;
-    assert_eq!(got.len(), 1, "{got:?}");
-    assert_eq!(got[0]["m2m:rsp"]["rsc"], json!(5000));
-    assert_eq!(got[0]["m2m:rsp"]["rqi"], json!("nb-restart"));
+    // The verification at acceptance, then the failure.
+    let got = rx.wait_for(2).await;
+    assert_eq!(got.len(), 2, "{got:?}");
+    assert_eq!(got[0]["m2m:sgn"]["vrq"], json!(true));
+    assert_eq!(got[1]["m2m:rsp"]["rsc"], json!(5000));
+    assert_eq!(got[1]["m2m:rsp"]["rqi"], json!("nb-restart"));
     assert_eq!(
         t.retrieve(&owner, "cse-in/owner/interrupted").await.rsc,
         R::NotFound
@@ -482,4 +492,91 @@ async fn a_request_whose_operation_runs_cannot_be_recalled() {
         )
         .await;
     assert_eq!(r.rsc, R::TargetNotSubscribable);
+}
+
+#[tokio::test]
+async fn a_non_blocking_request_counts_once_on_its_association() {
+    use security::association::{Framework, PeerIdentity};
+    let t = TestCse::new().await;
+    let ctx = over(
+        t.cse.associations(),
+        cse::ListenerRole::Mca,
+        established(
+            Framework::Certificate,
+            "33-counted-certificate",
+            PeerIdentity::Ae("//secure-cse.example/id-in/Ccounted".into()),
+        ),
+    );
+    let counted = || {
+        ctx.security_association()
+            .expect("an association")
+            .requests()
+    };
+    let mut reg = Request::new(Operation::Create, "cse-in", Some("Ccounted".to_owned()));
+    reg.ty = Some(T::Ae);
+    reg.pc = Some(json!({"m2m:ae": {"rn": "counted", "api": "Ntest", "rr": true, "srv": ["3"]}}));
+    assert_eq!(t.send_ctx(&ctx, reg).await.rsc, R::Created);
+    assert_eq!(counted(), 1);
+    let ack = t
+        .send_ctx(&ctx, container("Ccounted", "cse-in/counted", "c", 1))
+        .await;
+    assert_eq!(ack.rsc, R::AcceptedNonBlockingSynch, "{:?}", ack.pc);
+    // Read by the administrator, outside the association, until the operation ran.
+    let done = finished(&t, ADMIN, &reference(&ack)).await;
+    assert_eq!(done["ors"]["rsc"], json!(2001), "{done}");
+    // Accepted and executed: one request of the association, not two.
+    assert_eq!(counted(), 2);
+}
+
+#[tokio::test]
+async fn a_result_target_that_does_not_agree_is_refused_and_nothing_is_accepted() {
+    let (t, owner, _) = owner_and_other(cse::CseConfig::default()).await;
+    let before = requests_held(&t);
+    // A target that refuses the verification request, one that cannot be reached, and one
+    // of two where the other agrees: 5204 (a subscription's code), no <request>, no result.
+    let refusing = Receiver::start(4103).await;
+    let agreeing = Receiver::start(2000).await;
+    for rtu in [
+        vec![refusing.url.clone()],
+        vec!["http://127.0.0.1:9/unreachable".to_owned()],
+        vec![agreeing.url.clone(), refusing.url.clone()],
+    ] {
+        let mut req = container(&owner, "cse-in/owner", "forged", 2);
+        req.rtu = Some(rtu.clone());
+        let r = t.send(req).await;
+        assert_eq!(
+            r.rsc,
+            R::SubscriptionVerificationInitiationFailed,
+            "{rtu:?}: {:?}",
+            r.pc
+        );
+    }
+    assert_eq!(requests_held(&t), before);
+    assert_eq!(
+        t.retrieve(&owner, "cse-in/owner/forged").await.rsc,
+        R::NotFound
+    );
+    // Only the verification requests went out: one each time the refusing target was asked
+    // and one to the agreeing target, nothing else.
+    let refused = refusing.wait_for(2).await;
+    assert_eq!(refused.len(), 2, "{refused:?}");
+    assert!(refused.iter().all(|n| n["m2m:sgn"]["vrq"] == json!(true)));
+    assert_eq!(agreeing.count(), 1);
+    assert_eq!(agreeing.wait_for(1).await[0]["m2m:sgn"]["vrq"], json!(true));
+}
+
+#[tokio::test]
+async fn the_originator_named_as_result_target_is_not_verified() {
+    let t = TestCse::new().await;
+    let rx = Receiver::start(2000).await;
+    let owner = t.register_with("owner", json!({"poa": [rx.url]})).await;
+    let mut req = container(&owner, "cse-in/owner", "c", 2);
+    req.rtu = Some(vec![owner.clone()]);
+    req.rqi = "nb-self".into();
+    let ack = t.send(req).await;
+    assert_eq!(ack.rsc, R::AcceptedNonBlockingAsynch, "{:?}", ack.pc);
+    finished(&t, &owner, &reference(&ack)).await;
+    let got = rx.wait_for(1).await;
+    assert_eq!(got.len(), 1, "no verification, only the result: {got:?}");
+    assert_eq!(got[0]["m2m:rsp"]["rqi"], json!("nb-self"));
 }

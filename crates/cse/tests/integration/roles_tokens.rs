@@ -183,7 +183,7 @@ async fn a_role_resource_grants_its_holder_and_deletion_revokes() {
         R::OriginatorHasNoPrivilege
     );
     let actions: Vec<String> = audited(&path).into_iter().map(|(a, _)| a).collect();
-    assert_eq!(actions, ["role-created", "role-created", "role-deleted"]);
+    assert_eq!(actions, ["rol-create", "rol-create", "rol-delete"]);
     assert!(audited(&path)[2].1.starts_with(&ri), "{:?}", audited(&path));
 }
 
@@ -223,7 +223,7 @@ async fn a_role_counts_only_within_its_period_and_lifetime() {
         R::OriginatorHasNoPrivilege
     );
     let actions: Vec<String> = audited(&path).into_iter().map(|(a, _)| a).collect();
-    assert_eq!(actions, ["role-created", "role-created", "role-expired"]);
+    assert_eq!(actions, ["rol-create", "rol-create", "rol-expire"]);
 }
 
 #[tokio::test]
@@ -420,10 +420,14 @@ async fn a_token_named_by_id_grants_its_holder_and_deletion_revokes() {
     );
     let entries = audited(&path);
     let actions: Vec<&str> = entries.iter().map(|(a, _)| a.as_str()).collect();
-    assert_eq!(actions, ["token-created", "token-created", "token-deleted"]);
+    assert_eq!(actions, ["tk-create", "tk-create", "tk-delete"]);
     // The audit trail names the token, never carries it.
     let text = std::fs::read_to_string(&path).expect("log");
-    assert!(text.contains("tkid=tk1") && !text.contains(&object));
+    assert!(
+        entries.iter().any(|(_, t)| t.contains(r#""tkid":"tk1""#)),
+        "{entries:?}"
+    );
+    assert!(!text.contains(&object));
 }
 
 #[tokio::test]
@@ -587,7 +591,7 @@ async fn roles_and_tokens_survive_a_restart_and_are_discovered_and_subscribed_to
     assert_eq!(read_as(&t, &other, &["operator"], &[]).await, R::Ok);
     assert_eq!(read_as(&t, &other, &[], &["tk1"]).await, R::Ok);
     let actions: Vec<String> = audited(&path).into_iter().map(|(a, _)| a).collect();
-    assert_eq!(actions, ["role-created", "token-created", "role-updated"]);
+    assert_eq!(actions, ["rol-create", "tk-create", "rol-update"]);
 }
 
 #[tokio::test]
@@ -600,4 +604,172 @@ async fn an_unknown_token_id_is_refused_whoever_names_it() {
     req.tids = vec!["nope".into()];
     let r: Response = t.send(req).await;
     assert_eq!(r.rsc, R::OriginatorHasNoPrivilege);
+}
+
+/// A tmpfs mounted on `dir` (root only), unmounted (lazily) when dropped.
+struct SmallVolume(std::path::PathBuf);
+
+impl SmallVolume {
+    /// `None` (the test skipped, with the reason printed) unless this runs as root; with
+    /// `SECURE_CSE_REQUIRE_SERVICES` set, a failure instead.
+    fn mount(dir: &std::path::Path) -> Option<Self> {
+        let root = std::process::Command::new("id")
+            .arg("-u")
+            .output()
+            .is_ok_and(|o| String::from_utf8_lossy(&o.stdout).trim() == "0");
+        if !root {
+            assert!(
+                std::env::var_os("SECURE_CSE_REQUIRE_SERVICES").is_none(),
+                "root (mounting a tmpfs) is required"
+            );
+            eprintln!("SKIPPED: root (mounting a tmpfs) is missing");
+            return None;
+        }
+        std::fs::create_dir_all(dir).expect("mount point");
+        let ok = std::process::Command::new("mount")
+            .args(["-t", "tmpfs", "-o", "size=1m,mode=0700", "tmpfs"])
+            .arg(dir)
+            .status()
+            .is_ok_and(|s| s.success());
+        assert!(ok, "mount a tmpfs on {}", dir.display());
+        Some(Self(dir.to_owned()))
+    }
+
+    /// Writes a filler file until the volume refuses more.
+    fn fill(&self) {
+        use std::io::Write;
+        let mut f = std::fs::File::create(self.0.join("filler")).expect("filler");
+        let block = vec![0u8; 4096];
+        while f.write_all(&block).and_then(|()| f.sync_data()).is_ok() {}
+    }
+}
+
+impl Drop for SmallVolume {
+    fn drop(&mut self) {
+        let _ = std::process::Command::new("umount")
+            .arg("-l")
+            .arg(&self.0)
+            .status();
+    }
+}
+
+#[tokio::test]
+async fn a_change_the_audit_log_cannot_record_is_refused_and_nothing_changes() {
+    let clock = ManualClock::new();
+    let dir = tempfile::tempdir().expect("tempdir");
+    let Some(volume) = SmallVolume::mount(&dir.path().join("audit")) else {
+        return;
+    };
+    // Every entry starts a new segment file, so a full volume refuses the next one whatever
+    // room the last page of the current file has left.
+    let path = dir.path().join("audit").join("audit.log");
+    let layout = manager::audit::Layout {
+        segment_bytes: 1,
+        keep_segments: 0,
+        ..manager::audit::Layout::for_log(&path)
+    };
+    let log = manager::audit::AuditLog::open_with(&path, None, layout).expect("log");
+    let trail = cse::security_manager::audit::AuditTrail::start(
+        log,
+        Duration::from_secs(60),
+        clock.clock(),
+    )
+    .expect("trail");
+    let store =
+        store::SqliteStore::open(dir.path(), store::SqliteOptions::default()).expect("store");
+    let services = cse::Services {
+        audit: Some(trail),
+        outbound: senders(),
+        ..cse::Services::default()
+    };
+    let cse = cse::Cse::open_with(config(&clock), Arc::new(store), services)
+        .await
+        .expect("cse");
+    let t = TestCse { cse, dir };
+    let other = t.register("other").await;
+    assert_eq!(
+        t.create(ADMIN, "cse-in", T::Role, role(&clock, &other))
+            .await
+            .rsc,
+        R::Created
+    );
+    volume.fill();
+    // CREATE, UPDATE and DELETE of a role, CREATE of an app rule: 5000, nothing changed.
+    let mut second = role(&clock, &other);
+    second["m2m:rol"]["rn"] = json!("second");
+    let r = t.create(ADMIN, "cse-in", T::Role, second).await;
+    assert_eq!(r.rsc, R::InternalServerError, "{:?}", r.pc);
+    assert_eq!(count(&t, T::Role).await, 1);
+    let r = t
+        .update(ADMIN, "cse-in/op", json!({"m2m:rol": {"lbl": ["changed"]}}))
+        .await;
+    assert_eq!(r.rsc, R::InternalServerError, "{:?}", r.pc);
+    let op = t.retrieve(ADMIN, "cse-in/op").await;
+    assert_eq!(attr(&op, "lbl"), Value::Null);
+    assert_eq!(
+        t.delete(ADMIN, "cse-in/op").await.rsc,
+        R::InternalServerError
+    );
+    assert_eq!(t.retrieve(ADMIN, "cse-in/op").await.rsc, R::Ok);
+    let r = t
+        .create(
+            ADMIN,
+            "cse-in",
+            T::ServiceSubscribedAppRule,
+            json!({"m2m:asar": {"rn": "rule", "aai": ["Nx"], "aae": ["C*"]}}),
+        )
+        .await;
+    assert_eq!(r.rsc, R::InternalServerError, "{:?}", r.pc);
+    assert_eq!(count(&t, T::ServiceSubscribedAppRule).await, 0);
+}
+
+#[tokio::test]
+async fn a_role_or_token_lives_no_longer_than_its_validity() {
+    let clock = ManualClock::new();
+    let (t, _, _, other) = setup(&clock).await;
+    let tkna = |r: &Response, wrapper: &str| r.pc.as_ref().expect("pc")[wrapper]["tkna"].clone();
+    // Without et: its end of validity (an hour), not the CSE's default lifetime.
+    let r = t
+        .create(ADMIN, "cse-in", T::Role, role(&clock, &other))
+        .await;
+    assert_eq!(r.rsc, R::Created, "{:?}", r.pc);
+    assert_eq!(attr(&r, "et"), tkna(&r, "m2m:rol"));
+    // An et after it is a hint the CSE brings back to it, on CREATE and UPDATE.
+    let mut later = role(&clock, &other);
+    later["m2m:rol"]["rn"] = json!("later");
+    later["m2m:rol"]["et"] = json!(stamp(&clock, 7200));
+    let r = t.create(ADMIN, "cse-in", T::Role, later).await;
+    assert_eq!(r.rsc, R::Created, "{:?}", r.pc);
+    assert_eq!(attr(&r, "et"), tkna(&r, "m2m:rol"));
+    let r = t
+        .update(
+            ADMIN,
+            "cse-in/later",
+            json!({"m2m:rol": {"et": stamp(&clock, 7200)}}),
+        )
+        .await;
+    assert_eq!(r.rsc, R::Updated, "{:?}", r.pc);
+    assert_eq!(attr(&r, "et"), tkna(&r, "m2m:rol"));
+    // An et before it is kept.
+    let sooner = stamp(&clock, 600);
+    let r = t
+        .update(ADMIN, "cse-in/later", json!({"m2m:rol": {"et": sooner}}))
+        .await;
+    assert_eq!(attr(&r, "et"), json!(sooner));
+    // A token: its end of validity is the token's own (exp, an hour).
+    let r = t
+        .create(
+            ADMIN,
+            "cse-in",
+            T::Token,
+            json!({"m2m:tk": {"tkid": "tk-life", "tkob": hs(&claims(&clock, "tk-life", &other))}}),
+        )
+        .await;
+    assert_eq!(r.rsc, R::Created, "{:?}", r.pc);
+    assert_eq!(attr(&r, "et"), tkna(&r, "m2m:tk"));
+    // Past it, the expiry sweep removes both roles and the token.
+    clock.advance(Duration::from_secs(3601));
+    assert_eq!(cse::expiry::sweep(&t.cse).await, 3);
+    assert_eq!(count(&t, T::Role).await, 0);
+    assert_eq!(count(&t, T::Token).await, 0);
 }

@@ -569,6 +569,15 @@ async fn every_change_is_audited_before_the_answer() {
     assert_eq!(r.rsc, R::Updated);
     clock.advance(std::time::Duration::from_secs(61));
     assert_eq!(cse::expiry::sweep(&t.cse).await, 1);
+    // The expiry of a profile removes its node too: both are audited.
+    node(&t, &[]).await;
+    let soon = model::time::format(clock.clock().now() + chrono::Duration::seconds(60));
+    let r = t
+        .update(ADMIN, "cse-in/sub1", json!({"m2m:mssp": {"et": soon}}))
+        .await;
+    assert_eq!(r.rsc, R::Updated);
+    clock.advance(std::time::Duration::from_secs(61));
+    assert_eq!(cse::expiry::sweep(&t.cse).await, 2);
     let text = std::fs::read_to_string(&path).expect("audit log");
     let actions: Vec<(String, String, String)> = text
         .lines()
@@ -595,8 +604,14 @@ async fn every_change_is_audited_before_the_answer() {
             (ADMIN, "svsn-create"),
             (ADMIN, "asar-update"),
             (ADMIN, "mssp-delete"),
+            (ADMIN, "svsn-delete"),
             (ADMIN, "asar-update"),
             ("expiry", "asar-expire"),
+            (ADMIN, "mssp-create"),
+            (ADMIN, "svsn-create"),
+            (ADMIN, "mssp-update"),
+            ("expiry", "mssp-expire"),
+            ("expiry", "svsn-expire"),
         ],
         "{text}"
     );
