@@ -136,6 +136,14 @@ impl Cse {
             ResourceType::ServiceSubscribedAppRule => {
                 model::resources::asar::validate(&preview.attrs)?
             }
+            ResourceType::CrossResourceSubscription => {
+                model::resources::crs::validate(&preview.attrs, false)?;
+                if changes.contains_key("nu") {
+                    let creator = caller.originator.id(&self.config).to_owned();
+                    resources::sub::verify(self, &creator, &preview.srn, &preview.str_list("nu"))
+                        .await?;
+                }
+            }
             _ => {}
         }
         let derived: Map<String, Value> = ["cnm", "mtv", "mid", "mt"]
@@ -193,6 +201,12 @@ impl Cse {
 
         if updated.ty == ResourceType::TimeSeries {
             self.monitors.wake(updated.ri());
+        }
+        if updated.ty == ResourceType::CrossResourceSubscription
+            && (changes.contains_key("twt") || changes.contains_key("tws"))
+        {
+            self.crs_windows
+                .restart(updated.ri(), self.config.clock.now());
         }
         if resources::authority::assigns_privileges(updated.ty) {
             let actor = caller.originator.id(&self.config);

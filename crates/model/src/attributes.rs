@@ -135,6 +135,7 @@ pub fn table(ty: ResourceType) -> &'static [Attr] {
         ResourceType::ServiceSubscribedAppRule => resources::asar::ATTRIBUTES,
         ResourceType::ServiceSubscribedNode => resources::svsn::ATTRIBUTES,
         ResourceType::PollingChannel => resources::pch::ATTRIBUTES,
+        ResourceType::CrossResourceSubscription => resources::crs::ATTRIBUTES,
         ResourceType::Request => resources::req::ATTRIBUTES,
         ResourceType::Subscription => resources::sub::ATTRIBUTES,
         ResourceType::FlexContainer => resources::fcnt::ATTRIBUTES,

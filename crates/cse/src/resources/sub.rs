@@ -28,28 +28,36 @@ pub(crate) async fn prepare(
     }
     let creator = caller.originator.id(&cse.config).to_owned();
     complete(r, &creator);
-    for nu in r.str_list("nu") {
+    verify(cse, &creator, &r.srn, &r.str_list("nu")).await
+}
+
+/// Sends the verification request (TS-0004 clause 7.3.8.2.1) for the subscription-like
+/// resource `srn` to every target of `nus` that is not its creator; 5204 unless each
+/// accepts. Shared with `<crossResourceSubscription>`.
+pub(crate) async fn verify(cse: &Cse, creator: &str, srn: &str, nus: &[String]) -> Result<()> {
+    for nu in nus {
         if nu == creator {
             continue;
         }
-        let urls = notification_urls(cse, &nu)?;
+        let nu = nu.as_str();
+        let urls = notification_urls(cse, nu)?;
         if urls.is_empty() {
-            return Err(verification_failed(&nu, "no reachable point of access"));
+            return Err(verification_failed(nu, "no reachable point of access"));
         }
-        let body = json!({ "m2m:sgn": { "vrq": true, "sur": r.srn, "cr": creator } });
+        let body = json!({ "m2m:sgn": { "vrq": true, "sur": srn, "cr": creator } });
         for to in urls {
             let body = cse
                 .as_seen_by(&to.url, &body)
-                .ok_or_else(|| verification_failed(&nu, "no alias for the creator"))?;
+                .ok_or_else(|| verification_failed(nu, "no alias for the creator"))?;
             match cse.notifier.send_now(&to, &body).await {
                 Ok(rsc) if rsc.is_success() => {}
                 Ok(rsc) => {
                     return Err(verification_failed(
-                        &nu,
+                        nu,
                         &format!("target answered {}", rsc.code()),
                     ))
                 }
-                Err(e) => return Err(verification_failed(&nu, &e.message)),
+                Err(e) => return Err(verification_failed(nu, &e.message)),
             }
         }
     }

@@ -18,6 +18,8 @@ pub const ATTRIBUTES: &[Attr] = &[
     attr("nct", Kind::Int, Optional, Optional).single(),
     attr("su", Kind::Uri, Optional, NotPresent),
     attr("daci", Kind::UriList, Optional, Optional),
+    // Set only by this CSE for the `<crossResourceSubscription>`s the subscription serves.
+    attr("acrs", Kind::UriList, NotPresent, NotPresent),
 ];
 
 /// Notification event types (`net`, TS-0004 table 6.3.4.2.19-1, Release 3 numbering).
