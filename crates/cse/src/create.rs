@@ -165,6 +165,7 @@ impl Cse {
             attrs,
         };
 
+        let mut companions = Vec::new();
         match ty {
             ResourceType::Ae => {
                 resources::ae::prepare(self, caller, req.rvi.as_deref(), &mut resource)?
@@ -180,6 +181,9 @@ impl Cse {
             }
             ResourceType::Group => resources::grp::prepare(self, caller, &mut resource)?,
             ResourceType::PollingChannel => resources::pch::prepare(self, caller, &parent)?,
+            ResourceType::CrossResourceSubscription => {
+                companions = resources::crs::prepare(self, caller, &mut resource).await?
+            }
             ResourceType::DynamicAuthorizationConsultation => {
                 resources::dac::prepare(&self.config, &resource)?
             }
@@ -292,6 +296,7 @@ impl Cse {
                     resources::rol::index(t, &r)?;
                 }
                 t.insert(&r)?;
+                resources::crs::write_companions(t, &companions)?;
                 if let Some(key) = remember {
                     t.remember_credential_ae(&key, r.ri())?;
                 }

@@ -76,7 +76,8 @@ impl Cse {
         let (gone, credentials, creators) = store::write(self.store.as_ref(), move |t| {
             let credentials = t.subscriber_credentials_below(&ri)?;
             let creators = t.creators_below(&ri)?;
-            let gone = t.delete_subtree(&ri)?;
+            let mut gone = t.delete_subtree(&ri)?;
+            crate::resources::crs::cascade(t, &mut gone)?;
             if let Some(root) = gone.first().filter(|g| g.ty.is_instance()) {
                 if let Some(mut cnt) = t.get(root.pi())? {
                     let cs = root.u64_attr("cs").unwrap_or(0);
@@ -110,6 +111,11 @@ impl Cse {
                 self.fire_deleted(res, &subs, &credentials, &creators);
             }
             if res.ty == ResourceType::Subscription {
+                self.subscription_deleted(res, credentials.get(res.ri()));
+            }
+            if res.ty == ResourceType::CrossResourceSubscription {
+                // TS-0004 clause 7.5.1.2.20: its subscriber (`su`) is told.
+                self.crs_windows.forget(res.ri());
                 self.subscription_deleted(res, credentials.get(res.ri()));
             }
         }

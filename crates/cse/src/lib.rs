@@ -17,6 +17,7 @@ mod blocking;
 pub mod config;
 mod content;
 mod create;
+mod crs;
 mod delete;
 mod discovery;
 pub mod expiry;
@@ -95,6 +96,8 @@ pub struct Cse {
     me: std::sync::Weak<Cse>,
     /// The timer tasks of the time series whose missing data is watched.
     monitors: time_series::Monitors,
+    /// The time windows of the cross-resource subscriptions.
+    crs_windows: crs::Windows,
 }
 
 /// The security manager's services the CSE works with.
@@ -236,6 +239,7 @@ impl Cse {
             requests: non_blocking::Pending::default(),
             me: me.clone(),
             monitors: time_series::Monitors::default(),
+            crs_windows: crs::Windows::default(),
         });
         cse.monitors.bind(Arc::downgrade(&cse));
         supervision::spawn_suspensions(Arc::downgrade(&cse), suspensions);

@@ -192,7 +192,7 @@ impl Cse {
     }
 
     /// The subscription deletion notification for each target of `su`.
-    fn deletion_notices(&self, sub: &Resource) -> Vec<(Endpoint, Value)> {
+    pub(crate) fn deletion_notices(&self, sub: &Resource) -> Vec<(Endpoint, Value)> {
         let body = json!({ "m2m:sgn": { "sud": true, "sur": sub.srn } });
         sub.attrs
             .get("su")
@@ -218,6 +218,9 @@ impl Cse {
             let body = json!({ "m2m:sgn": sgn });
             let latest = policy_latest(sub).then(|| sub.ri().to_owned());
             for nu in sub.str_list("nu") {
+                if self.cross_event(sub, &nu) {
+                    continue;
+                }
                 self.deliver(&nu, &body, guard.clone(), latest.clone());
             }
             self.count_down(sub);

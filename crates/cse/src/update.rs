@@ -142,6 +142,14 @@ impl Cse {
                     changes.insert("et".into(), et);
                 }
             }
+            ResourceType::CrossResourceSubscription => {
+                model::resources::crs::validate(&preview.attrs, false)?;
+                if changes.contains_key("nu") {
+                    let creator = caller.originator.id(&self.config).to_owned();
+                    resources::sub::verify(self, &creator, &preview.srn, &preview.str_list("nu"))
+                        .await?;
+                }
+            }
             _ => {}
         }
         let derived: Map<String, Value> = ["cnm", "mtv", "mid", "mt"]
@@ -213,6 +221,12 @@ impl Cse {
 
         if updated.ty == ResourceType::TimeSeries {
             self.monitors.wake(updated.ri());
+        }
+        if updated.ty == ResourceType::CrossResourceSubscription
+            && (changes.contains_key("twt") || changes.contains_key("tws"))
+        {
+            self.crs_windows
+                .restart(updated.ri(), self.config.clock.now());
         }
         let mut modified = changes.clone();
         // The `et` the CSE set (capped at the parent's) is what the originator learns.

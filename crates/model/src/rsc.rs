@@ -97,6 +97,9 @@ pub enum ResponseStatusCode {
     UnableToRecallRequest,
     /// 5209: some group members did not respond.
     GroupMembersNotResponded,
+    /// 5221: a `<crossResourceSubscription>` could not make or join the subscription of
+    /// one of its targets (TS-0004 clause 7.4.58.2.1).
+    CrossResourceOperationFailure,
     /// 6003: an external object is not reachable.
     ExternalObjectNotReachable,
     /// 6010: a group would hold more members than its `mnm`.
@@ -222,6 +225,11 @@ pub const ALL_CODES: &[(ResponseStatusCode, u16, &str)] = &[
         R::GroupMembersNotResponded,
         5209,
         "GROUP_MEMBERS_NOT_RESPONDED",
+    ),
+    (
+        R::CrossResourceOperationFailure,
+        5221,
+        "CROSS_RESOURCE_OPERATION_FAILURE",
     ),
     (
         R::ExternalObjectNotReachable,

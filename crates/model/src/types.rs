@@ -119,11 +119,14 @@ pub enum ResourceType {
     Token,
     /// 34 `dac`: dynamic authorization consultation (where to ask a DAS).
     DynamicAuthorizationConsultation,
+    /// 48 `crs`: cross-resource subscription, one notification when events on all of
+    /// several resources happen within a time window.
+    CrossResourceSubscription,
 }
 
 impl ResourceType {
     /// Every type, for tables and tests.
-    pub const ALL: [Self; 20] = [
+    pub const ALL: [Self; 21] = [
         Self::AccessControlPolicy,
         Self::Ae,
         Self::Container,
@@ -144,6 +147,7 @@ impl ResourceType {
         Self::Role,
         Self::Token,
         Self::DynamicAuthorizationConsultation,
+        Self::CrossResourceSubscription,
     ];
 
     /// The `ty` number.
@@ -169,6 +173,7 @@ impl ResourceType {
             Self::Role => 31,
             Self::Token => 32,
             Self::DynamicAuthorizationConsultation => 34,
+            Self::CrossResourceSubscription => 48,
         }
     }
 
@@ -203,6 +208,7 @@ impl ResourceType {
             Self::Role => "rol",
             Self::Token => "tk",
             Self::DynamicAuthorizationConsultation => "dac",
+            Self::CrossResourceSubscription => "crs",
         }
     }
 
@@ -230,6 +236,7 @@ impl ResourceType {
             Self::Role => "m2m:rol",
             Self::Token => "m2m:tk",
             Self::DynamicAuthorizationConsultation => "m2m:dac",
+            Self::CrossResourceSubscription => "m2m:crs",
         }
     }
 
@@ -261,6 +268,7 @@ impl ResourceType {
                 ServiceSubscribedAppRule,
                 Role,
                 Token,
+                CrossResourceSubscription,
             ],
             Ae => &[
                 AccessControlPolicy,
@@ -271,6 +279,7 @@ impl ResourceType {
                 FlexContainer,
                 TimeSeries,
                 DynamicAuthorizationConsultation,
+                CrossResourceSubscription,
             ],
             Container => &[
                 Container,
@@ -289,7 +298,12 @@ impl ResourceType {
             AccessControlPolicy | DynamicAuthorizationConsultation | Role | Token => {
                 &[Subscription]
             }
-            ContentInstance | Subscription | PollingChannel | Request | TimeSeriesInstance => &[],
+            ContentInstance
+            | Subscription
+            | PollingChannel
+            | Request
+            | TimeSeriesInstance
+            | CrossResourceSubscription => &[],
         }
     }
 

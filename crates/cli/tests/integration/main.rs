@@ -11,6 +11,7 @@ mod conformance_releases;
 mod conformance_requests;
 mod conformance_results;
 mod conformance_validation;
+mod cross_resource_subscription;
 mod data_folder;
 mod device_management;
 mod durability;

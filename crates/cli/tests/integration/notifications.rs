@@ -16,7 +16,7 @@ use std::time::{Duration, Instant};
 /// One NOTIFY as it arrived: the request head (request line and headers, bytes as sent),
 /// the body, and the status code the target answered.
 #[derive(Debug, Clone)]
-struct Arrived {
+pub(crate) struct Arrived {
     head: String,
     body: Vec<u8>,
     answered: u16,
@@ -24,28 +24,28 @@ struct Arrived {
 
 impl Arrived {
     /// The header's value, whatever the case of its name.
-    fn header(&self, name: &str) -> Option<String> {
+    pub(crate) fn header(&self, name: &str) -> Option<String> {
         self.head.lines().find_map(|l| {
             let (n, v) = l.split_once(':')?;
             n.eq_ignore_ascii_case(name).then(|| v.trim().to_owned())
         })
     }
 
-    fn json(&self) -> Value {
+    pub(crate) fn json(&self) -> Value {
         serde_json::from_slice(&self.body).expect("a JSON body")
     }
 }
 
 /// A plain HTTP notification target that records each request and answers 2000, or the
 /// code set with [`Target::answer`].
-struct Target {
-    url: String,
+pub(crate) struct Target {
+    pub(crate) url: String,
     got: Arc<Mutex<Vec<Arrived>>>,
     answer: Arc<AtomicU16>,
 }
 
 impl Target {
-    fn start() -> Self {
+    pub(crate) fn start() -> Self {
         let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
         let url = format!("http://{}/n", listener.local_addr().expect("addr"));
         let got = Arc::new(Mutex::new(Vec::new()));
@@ -105,7 +105,7 @@ impl Target {
     }
 
     /// Waits (at most 10 s) until a request arrives that `wanted` accepts.
-    fn wait_until(&self, wanted: impl Fn(&Arrived) -> bool) -> Option<Arrived> {
+    pub(crate) fn wait_until(&self, wanted: impl Fn(&Arrived) -> bool) -> Option<Arrived> {
         let deadline = Instant::now() + Duration::from_secs(10);
         loop {
             if let Some(a) = self.got.lock().expect("lock").iter().find(|a| wanted(a)) {

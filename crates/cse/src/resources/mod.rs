@@ -6,6 +6,7 @@ pub(crate) mod authority;
 pub(crate) mod cb;
 pub(crate) mod cin;
 pub(crate) mod cnt;
+pub(crate) mod crs;
 pub(crate) mod dac;
 pub(crate) mod fcnt;
 pub(crate) mod grp;

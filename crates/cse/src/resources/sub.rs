@@ -28,11 +28,18 @@ pub(crate) async fn prepare(
     }
     let creator = caller.originator.id(&cse.config).to_owned();
     complete(r, &creator);
-    for nu in r.str_list("nu") {
+    verify(cse, &creator, &r.srn, &r.str_list("nu")).await
+}
+
+/// Sends the verification request (TS-0004 clause 7.3.8.2.1) for the subscription-like
+/// resource `srn` to every target of `nus` that is not its creator; 5204 unless each
+/// accepts. Shared with `<crossResourceSubscription>`.
+pub(crate) async fn verify(cse: &Cse, creator: &str, srn: &str, nus: &[String]) -> Result<()> {
+    for nu in nus {
         if nu == creator {
             continue;
         }
-        verify_target(cse, &nu, &r.srn, &creator).await?;
+        verify_target(cse, nu, srn, creator).await?;
     }
     Ok(())
 }

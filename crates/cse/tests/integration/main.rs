@@ -9,6 +9,7 @@ mod common;
 mod container_properties;
 mod containers;
 mod creator;
+mod cross_resource_subscription;
 mod device_management;
 mod dynamic_authorization;
 mod flex_container;

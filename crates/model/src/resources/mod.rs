@@ -7,6 +7,7 @@ pub mod asar;
 pub mod cb;
 pub mod cin;
 pub mod cnt;
+pub mod crs;
 pub mod dac;
 pub mod fcnt;
 pub mod grp;

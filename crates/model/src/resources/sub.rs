@@ -27,7 +27,8 @@ pub const ATTRIBUTES: &[Attr] = &[
     attr("pn", Kind::Unsupported, Optional, Optional),
     attr("nsp", Kind::Unsupported, Optional, Optional),
     attr("nec", Kind::Unsupported, Optional, Optional),
-    attr("acrs", Kind::Unsupported, Optional, Optional),
+    // Set only by this CSE for the `<crossResourceSubscription>`s the subscription serves.
+    attr("acrs", Kind::UriList, NotPresent, NotPresent),
 ];
 
 /// Notification event types (`net`, TS-0004 table 6.3.4.2.19-1, Release 3 numbering).
