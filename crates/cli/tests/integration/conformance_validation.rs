@@ -469,7 +469,8 @@ fn defined_but_unsupported_attributes_are_not_implemented() {
         ("cse-in/me/c", 23, sub(json!({"pn": 1})), 5001),
         ("cse-in/me/c", 23, sub(json!({"nsp": 1})), 5001),
         ("cse-in/me/c", 23, sub(json!({"nec": 2})), 5001),
-        ("cse-in/me/c", 23, sub(json!({"acrs": ["cse-in/x"]})), 5001),
+        // Set by the CSE only, for a <crossResourceSubscription> (NP): 4000.
+        ("cse-in/me/c", 23, sub(json!({"acrs": ["cse-in/x"]})), 4000),
         ("cse-in/me/c", 23, sub(json!({"nse": true})), 4000),
         ("cse-in/me/c", 23, sub(json!({"nsi": []})), 4000),
         ("cse-in/me/c", 23, sub(json!({"om": {"ops": 1}})), 4000),
