@@ -195,6 +195,9 @@ impl Cse {
             ResourceType::ServiceSubscribedAppRule => {
                 model::resources::asar::validate(&resource.attrs)?
             }
+            ResourceType::AuthorizationDecision => {
+                resources::authority::only_admin(self, caller, ty)?
+            }
             ResourceType::Role => {
                 resources::authority::only_admin(self, caller, ty)?;
                 resources::rol::prepare(&self.config, &resource)?

@@ -126,6 +126,7 @@ pub fn table(ty: ResourceType) -> &'static [Attr] {
         ResourceType::Ae => resources::ae::ATTRIBUTES,
         ResourceType::Container => resources::cnt::ATTRIBUTES,
         ResourceType::DynamicAuthorizationConsultation => resources::dac::ATTRIBUTES,
+        ResourceType::AuthorizationDecision => resources::auds::ATTRIBUTES,
         ResourceType::ContentInstance => resources::cin::ATTRIBUTES,
         ResourceType::CseBase => resources::cb::ATTRIBUTES,
         ResourceType::Group => resources::grp::ATTRIBUTES,

@@ -119,11 +119,14 @@ pub enum ResourceType {
     Token,
     /// 34 `dac`: dynamic authorization consultation (where to ask a DAS).
     DynamicAuthorizationConsultation,
+    /// 35 `auds`: authorization decision, where a PEP asks this CSE's PDP for a decision
+    /// (TS-0003 clause 7.5.2).
+    AuthorizationDecision,
 }
 
 impl ResourceType {
     /// Every type, for tables and tests.
-    pub const ALL: [Self; 20] = [
+    pub const ALL: [Self; 21] = [
         Self::AccessControlPolicy,
         Self::Ae,
         Self::Container,
@@ -144,6 +147,7 @@ impl ResourceType {
         Self::Role,
         Self::Token,
         Self::DynamicAuthorizationConsultation,
+        Self::AuthorizationDecision,
     ];
 
     /// The `ty` number.
@@ -169,6 +173,7 @@ impl ResourceType {
             Self::Role => 31,
             Self::Token => 32,
             Self::DynamicAuthorizationConsultation => 34,
+            Self::AuthorizationDecision => 35,
         }
     }
 
@@ -203,6 +208,7 @@ impl ResourceType {
             Self::Role => "rol",
             Self::Token => "tk",
             Self::DynamicAuthorizationConsultation => "dac",
+            Self::AuthorizationDecision => "auds",
         }
     }
 
@@ -230,6 +236,7 @@ impl ResourceType {
             Self::Role => "m2m:rol",
             Self::Token => "m2m:tk",
             Self::DynamicAuthorizationConsultation => "m2m:dac",
+            Self::AuthorizationDecision => "m2m:auds",
         }
     }
 
@@ -261,6 +268,7 @@ impl ResourceType {
                 ServiceSubscribedAppRule,
                 Role,
                 Token,
+                AuthorizationDecision,
             ],
             Ae => &[
                 AccessControlPolicy,
@@ -286,9 +294,11 @@ impl ResourceType {
             MgmtObj => &[Subscription],
             M2mServiceSubscriptionProfile => &[ServiceSubscribedNode, Subscription],
             ServiceSubscribedNode | ServiceSubscribedAppRule => &[Subscription],
-            AccessControlPolicy | DynamicAuthorizationConsultation | Role | Token => {
-                &[Subscription]
-            }
+            AccessControlPolicy
+            | DynamicAuthorizationConsultation
+            | Role
+            | Token
+            | AuthorizationDecision => &[Subscription],
             ContentInstance | Subscription | PollingChannel | Request | TimeSeriesInstance => &[],
         }
     }

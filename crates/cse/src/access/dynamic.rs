@@ -92,7 +92,16 @@ pub fn verify_tokens(
     originator: &Originator,
     req: &Request,
 ) -> Result<Vec<VerifiedToken>> {
-    if req.tkns.is_empty() || matches!(originator, Originator::Registering(_)) {
+    verify_token_list(config, originator, &req.tkns)
+}
+
+/// [`verify_tokens`] for tokens given apart from a request (a PDP's decision request).
+pub fn verify_token_list(
+    config: &CseConfig,
+    originator: &Originator,
+    tkns: &[String],
+) -> Result<Vec<VerifiedToken>> {
+    if tkns.is_empty() || matches!(originator, Originator::Registering(_)) {
         return Ok(Vec::new());
     }
     let audience = audience(config);
@@ -102,8 +111,8 @@ pub fn verify_tokens(
         holder: &holder,
         now: config.clock.now().timestamp(),
     };
-    let mut out = Vec::with_capacity(req.tkns.len());
-    for (i, token) in req.tkns.iter().enumerate() {
+    let mut out = Vec::with_capacity(tkns.len());
+    for (i, token) in tkns.iter().enumerate() {
         match config.dynamic_authorization.issuers.verify(token, &expect) {
             Ok(t) => {
                 tracing::debug!(token = %model::Untrusted(&t.id), issuer = %model::Untrusted(&t.issuer), "token verified");

@@ -8,9 +8,12 @@ use manager::audit::Event;
 use model::{Error, Resource, ResourceType, Result};
 use serde_json::Value;
 
-/// Whether resources of `ty` assign privileges (their changes are audited).
+/// Whether resources of `ty` assign or decide privileges (their changes are audited).
 pub(crate) fn assigns_privileges(ty: ResourceType) -> bool {
-    matches!(ty, ResourceType::Role | ResourceType::Token)
+    matches!(
+        ty,
+        ResourceType::Role | ResourceType::Token | ResourceType::AuthorizationDecision
+    )
 }
 
 /// Only the administrator creates a `<role>` or a `<token>` (4103 for anyone else, whatever
@@ -24,7 +27,7 @@ pub(crate) fn only_admin(cse: &Cse, caller: &Caller<'_>, ty: ResourceType) -> Re
     tracing::info!(
         originator = caller.originator.id(&cse.config),
         ty = ty.code(),
-        "creation refused: only the administrator assigns roles and tokens"
+        "creation refused: only the administrator creates authorization resources"
     );
     Err(Error::no_privilege(format!(
         "only the administrator creates a {}",
@@ -38,11 +41,29 @@ pub(crate) fn only_admin(cse: &Cse, caller: &Caller<'_>, ty: ResourceType) -> Re
 /// the token itself.
 pub(crate) async fn audited(cse: &Cse, actor: &str, action: &str, r: &Resource) -> Result<()> {
     let text = |name: &str| r.attrs.get(name).and_then(Value::as_str).unwrap_or("-");
-    let (kind, id) = match r.ty {
-        ResourceType::Role => ("role", format!("rlid={}", text("rlid"))),
-        _ => ("token", format!("tkid={}", text("tkid"))),
+    let detail = match r.ty {
+        ResourceType::Role => format!("rlid={} holder={}", text("rlid"), text("tkhd")),
+        ResourceType::Token => format!("tkid={} holder={}", text("tkid"), text("tkhd")),
+        _ => format!("acpi={}", r.str_list("acpi").join(",")),
     };
-    let target = format!("{} {id} holder={}", r.ri(), text("tkhd"));
+    audited_detail(cse, actor, action, r, &detail).await
+}
+
+/// [`audited`] with the words that say what changed (`detail`, e.g. a decision's request
+/// and answer, never a token).
+pub(crate) async fn audited_detail(
+    cse: &Cse,
+    actor: &str,
+    action: &str,
+    r: &Resource,
+    detail: &str,
+) -> Result<()> {
+    let kind = match r.ty {
+        ResourceType::Role => "role",
+        ResourceType::Token => "token",
+        _ => "authorization-decision",
+    };
+    let target = format!("{} {detail}", r.ri());
     tracing::info!(actor, action, %kind, target = %model::Untrusted(&target), "authorization resource changed");
     let Some(trail) = cse.audit() else {
         return Ok(());

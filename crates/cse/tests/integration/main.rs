@@ -10,6 +10,7 @@ mod container_properties;
 mod containers;
 mod creator;
 mod device_management;
+mod distributed_authorization;
 mod dynamic_authorization;
 mod flex_container;
 mod groups;
