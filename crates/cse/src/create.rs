@@ -206,8 +206,10 @@ impl Cse {
                 resources::authority::only_admin(self, caller, ty)?;
                 resources::tk::prepare(&self.config, &mut resource)?
             }
-            ResourceType::AccessControlPolicy
-            | ResourceType::M2mServiceSubscriptionProfile
+            ResourceType::AccessControlPolicy => {
+                crate::access::pdp::check_adri(&self.config, &resource.attrs)?
+            }
+            ResourceType::M2mServiceSubscriptionProfile
             | ResourceType::CseBase
             | ResourceType::Node
             | ResourceType::Request => {}

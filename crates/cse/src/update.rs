@@ -137,6 +137,9 @@ impl Cse {
             ResourceType::DynamicAuthorizationConsultation => {
                 resources::dac::prepare(&self.config, &preview)?
             }
+            ResourceType::AccessControlPolicy => {
+                crate::access::pdp::check_adri(&self.config, &changes)?
+            }
             ResourceType::TimeSeries => model::resources::ts::check(&preview.attrs)?,
             ResourceType::ServiceSubscribedNode => {
                 resources::svsn::check_update(self, &current.attrs, &changes)?

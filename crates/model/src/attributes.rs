@@ -649,7 +649,8 @@ mod tests {
             (T::Subscription, "nsi"),
             (T::Subscription, "om"),
             (T::Group, "cstn"),
-            (T::AccessControlPolicy, "adri"),
+            (T::AccessControlPolicy, "apri"),
+            (T::AccessControlPolicy, "airi"),
             (T::ServiceSubscribedNode, "nrq"),
             (T::ServiceSubscribedAppRule, "ari"),
         ];

@@ -228,6 +228,12 @@ impl Consultant {
         }
     }
 
+    /// The door out it asks through, shared with the consultation of remote PDPs
+    /// ([`super::pdp`]), which is bounded by the same timeout.
+    pub fn outbound(&self) -> &Senders {
+        &self.outbound
+    }
+
     /// How many grants are kept (for tests and the admin).
     pub fn cached(&self) -> usize {
         self.cache.lock().map_or(0, |c| c.len())

@@ -373,3 +373,226 @@ async fn changes_to_the_resource_itself_are_audited() {
     let r = ask(&s, json!({"to": DATA, "fr": s.other, "op": 2})).await;
     assert_eq!(r.rsc, R::NotFound);
 }
+
+/// A remote PDP on the in-memory network: records each question and gives the answer set.
+struct RemotePdp {
+    url: String,
+    asked: Arc<std::sync::Mutex<Vec<Value>>>,
+}
+
+impl RemotePdp {
+    /// `answer`: `Ok((rsc, pc))` sent back, or `Err(())` for an unreachable PDP.
+    fn start(answer: std::result::Result<(R, Value), ()>) -> Self {
+        let asked = Arc::new(std::sync::Mutex::new(Vec::new()));
+        let log = asked.clone();
+        let url = listen(
+            "cse-in/pdp",
+            Arc::new(move |req: Request| {
+                log.lock()
+                    .expect("lock")
+                    .push(json!({"op": req.op.code(), "fr": req.fr, "pc": req.pc}));
+                let out = answer.clone();
+                common::answer(async move {
+                    match out {
+                        Ok((rsc, pc)) => Ok(Response::new(rsc, &req.rqi, Some(pc))),
+                        Err(()) => Err(cse::outbound::DeliveryError::Unreachable("closed".into())),
+                    }
+                })
+            }),
+        );
+        Self { url, asked }
+    }
+
+    fn answering(dec: Option<u64>, sus: u64) -> Self {
+        let mut auds = json!({"sus": sus});
+        if let Some(dec) = dec {
+            auds["dec"] = json!(dec);
+        }
+        Self::start(Ok((R::Updated, json!({ "m2m:auds": auds }))))
+    }
+
+    fn asked(&self) -> Vec<Value> {
+        self.asked.lock().expect("lock").clone()
+    }
+}
+
+/// A PEP whose configuration lists `pdps`, with AEs `owner` and `other` and the owner's
+/// container whose policy grants nothing to `other` and names `adri` (its ri returned).
+async fn pep(pdps: &[&RemotePdp], adri: &[&RemotePdp]) -> (TestCse, String, String, String) {
+    let mut config = cse::CseConfig::default();
+    config.dynamic_authorization.pdp_urls =
+        cse::access::DasUrls::new(pdps.iter().map(|p| p.url.clone()));
+    let t = TestCse::with_config(config).await;
+    let owner = t.register("owner").await;
+    let other = t.register("other").await;
+    let adri: Vec<String> = adri.iter().map(|p| p.url.clone()).collect();
+    let r = t
+        .create(
+            &owner,
+            "cse-in/owner",
+            T::AccessControlPolicy,
+            json!({"m2m:acp": {"rn": "remote", "adri": adri,
+                "pv": {"acr": [{"acor": [owner.clone()], "acop": 63}]},
+                "pvs": {"acr": [{"acor": [owner.clone()], "acop": 63}]}}}),
+        )
+        .await;
+    assert_eq!(r.rsc, R::Created, "{:?}", r.pc);
+    let acp = attr(&r, "ri").as_str().expect("ri").to_owned();
+    let r = t
+        .create(
+            &owner,
+            "cse-in/owner",
+            T::Container,
+            json!({"m2m:cnt": {"rn": "data", "acpi": [acp.clone()]}}),
+        )
+        .await;
+    assert_eq!(r.rsc, R::Created, "{:?}", r.pc);
+    (t, owner, other, acp)
+}
+
+#[tokio::test]
+async fn the_pep_asks_the_remote_pdp_its_policy_names_when_the_rules_refuse() {
+    let pdp = RemotePdp::answering(Some(1), 1);
+    let (t, owner, other, _) = pep(&[&pdp], &[&pdp]).await;
+    // The owner's own rule grants: no PDP is asked.
+    assert_eq!(t.retrieve(&owner, DATA).await.rsc, R::Ok);
+    assert!(pdp.asked().is_empty());
+    // `other` has no rule: the PDP is asked, by UPDATE from this CSE, and permits.
+    assert_eq!(t.retrieve(&other, DATA).await.rsc, R::Ok);
+    let asked = pdp.asked();
+    assert_eq!(asked.len(), 1, "{asked:?}");
+    assert_eq!(asked[0]["op"], json!(3));
+    assert_eq!(asked[0]["fr"], json!("/id-in"));
+    let q = &asked[0]["pc"]["m2m:auds"];
+    let ri = attr(&t.retrieve(&owner, DATA).await, "ri");
+    assert_eq!(
+        q["to"],
+        json!(format!("/id-in/{}", ri.as_str().expect("ri")))
+    );
+    assert_eq!(q["fr"], json!(format!("/id-in/{other}")));
+    assert_eq!(q["op"], json!(2));
+    assert!(q.get("tkns").is_none());
+    // A CREATE tells the type; a DELETE its operation.
+    let r = t
+        .create(
+            &other,
+            DATA,
+            T::ContentInstance,
+            json!({"m2m:cin": {"con": "x"}}),
+        )
+        .await;
+    assert_eq!(r.rsc, R::Created, "{:?}", r.pc);
+    let q = pdp.asked()[1]["pc"]["m2m:auds"].clone();
+    assert_eq!((q["op"].clone(), q["rrt"].clone()), (json!(1), json!(4)));
+}
+
+#[tokio::test]
+async fn anything_but_a_permit_with_status_ok_leaves_the_refusal() {
+    let answers = [
+        RemotePdp::answering(Some(2), 1),
+        RemotePdp::answering(Some(1), 3),
+        RemotePdp::answering(Some(1), 5),
+        RemotePdp::answering(None, 1),
+        RemotePdp::start(Ok((R::Updated, json!({"m2m:auds": {"dec": 1}})))),
+        RemotePdp::start(Ok((R::Ok, json!({"m2m:auds": {"dec": 1, "sus": 1}})))),
+        RemotePdp::start(Ok((R::OriginatorHasNoPrivilege, json!({"m2m:dbg": "no"})))),
+        RemotePdp::start(Err(())),
+    ];
+    for pdp in &answers {
+        let (t, _, other, _) = pep(&[pdp], &[pdp]).await;
+        assert_eq!(
+            t.retrieve(&other, DATA).await.rsc,
+            R::OriginatorHasNoPrivilege
+        );
+        assert_eq!(pdp.asked().len(), 1);
+    }
+}
+
+#[tokio::test]
+async fn not_applicable_or_no_answer_moves_to_the_next_pdp() {
+    let unreachable = RemotePdp::start(Err(()));
+    let not_applicable = RemotePdp::answering(None, 2);
+    let permit = RemotePdp::answering(Some(1), 1);
+    let all = [&unreachable, &not_applicable, &permit];
+    let (t, _, other, _) = pep(&all, &all).await;
+    assert_eq!(t.retrieve(&other, DATA).await.rsc, R::Ok);
+    for pdp in all {
+        assert_eq!(pdp.asked().len(), 1);
+    }
+    // A DENY ends the consultation: the PDP after it is not asked.
+    let deny = RemotePdp::answering(Some(2), 1);
+    let after = RemotePdp::answering(Some(1), 1);
+    let (t, _, other, _) = pep(&[&deny, &after], &[&deny, &after]).await;
+    assert_eq!(
+        t.retrieve(&other, DATA).await.rsc,
+        R::OriginatorHasNoPrivilege
+    );
+    assert!(after.asked().is_empty());
+}
+
+#[tokio::test]
+async fn only_listed_pdps_may_be_named_or_asked() {
+    let listed = RemotePdp::answering(Some(1), 1);
+    let unlisted = RemotePdp::answering(Some(1), 1);
+    let (t, owner, other, acp) = pep(&[&listed], &[]).await;
+    let acp_body = |adri: &[&str]| {
+        json!({"m2m:acp": {"rn": "again", "adri": adri,
+            "pv": {"acr": [{"acor": [owner.clone()], "acop": 63}]},
+            "pvs": {"acr": [{"acor": [owner.clone()], "acop": 63}]}}})
+    };
+    let r = t
+        .create(
+            &owner,
+            "cse-in/owner",
+            T::AccessControlPolicy,
+            acp_body(&[&unlisted.url]),
+        )
+        .await;
+    assert_eq!(r.rsc, R::BadRequest, "{:?}", r.pc);
+    let before = t.retrieve(&owner, &acp).await.pc;
+    let r = t
+        .update(
+            &owner,
+            &acp,
+            json!({"m2m:acp": {"adri": [unlisted.url.clone()]}}),
+        )
+        .await;
+    assert_eq!(r.rsc, R::BadRequest, "{:?}", r.pc);
+    assert_eq!(t.retrieve(&owner, &acp).await.pc, before);
+    // apri and airi are not supported: refused, not ignored.
+    for name in ["apri", "airi"] {
+        let r = t
+            .update(
+                &owner,
+                &acp,
+                json!({"m2m:acp": { name: [listed.url.clone()] }}),
+            )
+            .await;
+        assert_eq!(r.rsc, R::BadRequest, "{name}");
+    }
+    // Only who holds the policy's self-privileges names a PDP.
+    let r = t
+        .update(
+            &other,
+            &acp,
+            json!({"m2m:acp": {"adri": [listed.url.clone()]}}),
+        )
+        .await;
+    assert_eq!(r.rsc, R::OriginatorHasNoPrivilege);
+    assert_eq!(
+        t.retrieve(&other, DATA).await.rsc,
+        R::OriginatorHasNoPrivilege
+    );
+    assert!(listed.asked().is_empty() && unlisted.asked().is_empty());
+    // Named by its owner, the listed PDP is asked.
+    let r = t
+        .update(
+            &owner,
+            &acp,
+            json!({"m2m:acp": {"adri": [listed.url.clone()]}}),
+        )
+        .await;
+    assert_eq!(r.rsc, R::Updated, "{:?}", r.pc);
+    assert_eq!(t.retrieve(&other, DATA).await.rsc, R::Ok);
+    assert_eq!(listed.asked().len(), 1);
+}

@@ -18,10 +18,12 @@ use schedule::Schedule;
 use serde_json::{Map, Value};
 
 /// Attribute table. `<accessControlPolicy>` has no `creator` (TS-0001 Table 9.6.2.0-2): a
-/// `cr` in a CREATE is an unknown attribute, 4000 (TS-0004 clause 7.3.3.3).
+/// `cr` in a CREATE is an unknown attribute, 4000 (TS-0004 clause 7.3.3.3). `adri` names
+/// the remote PDPs asked when `pv` refuses (`apri`, `airi` are not supported: 4000).
 pub const ATTRIBUTES: &[Attr] = &[
     attr("pv", Kind::Acrs, Mandatory, Optional),
     attr("pvs", Kind::Acrs, Mandatory, Optional),
+    attr("adri", Kind::UriList, Optional, Optional),
 ];
 
 /// The `acco` key of the secure-cse extension: the minimum key-store level (1 software,
