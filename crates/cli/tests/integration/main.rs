@@ -13,6 +13,7 @@ mod conformance_results;
 mod conformance_validation;
 mod data_folder;
 mod device_management;
+mod distributed_authorization;
 mod durability;
 mod dynamic_authorization;
 mod enrolment;

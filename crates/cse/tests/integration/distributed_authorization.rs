@@ -136,6 +136,11 @@ async fn stored(s: &Setup) -> Value {
 async fn the_pdp_decides_as_the_policies_of_the_target_would() {
     let clock = ManualClock::new();
     let s = setup(&clock).await;
+    let srt = attr(&s.t.retrieve(ADMIN, "cse-in").await, "srt");
+    assert!(
+        srt.as_array().is_some_and(|a| a.contains(&json!(35))),
+        "{srt}"
+    );
     let permit = (json!(1), json!(1));
     let deny = (json!(2), json!(1));
     let r = ask(&s, json!({"to": DATA, "fr": s.other, "op": 2})).await;
