@@ -41,7 +41,12 @@ pub fn check_adri(config: &CseConfig, attrs: &Map<String, Value>) -> Result<()> 
     }
 }
 
-/// The `adri` entries of the policies `owner` names, in order, each once.
+/// The most PDPs one refused request asks, so that a policy naming many cannot make one
+/// request wait for many timeouts.
+pub const MAX_ASKED: usize = 4;
+
+/// The `adri` entries of the policies `owner` names, in order, each once, at most
+/// [`MAX_ASKED`].
 pub fn named_pdps(store: &dyn Store, owner: &Resource) -> Vec<String> {
     let mut urls: Vec<String> = Vec::new();
     for acp in owner.str_list("acpi") {
@@ -57,6 +62,7 @@ pub fn named_pdps(store: &dyn Store, owner: &Resource) -> Vec<String> {
             }
         }
     }
+    urls.truncate(MAX_ASKED);
     urls
 }
 

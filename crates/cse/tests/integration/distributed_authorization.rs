@@ -601,3 +601,19 @@ async fn only_listed_pdps_may_be_named_or_asked() {
     assert_eq!(t.retrieve(&other, DATA).await.rsc, R::Ok);
     assert_eq!(listed.asked().len(), 1);
 }
+
+#[tokio::test]
+async fn at_most_four_pdps_are_asked_for_one_request() {
+    let silent: Vec<RemotePdp> = (0..4).map(|_| RemotePdp::answering(None, 2)).collect();
+    let fifth = RemotePdp::answering(Some(1), 1);
+    let all: Vec<&RemotePdp> = silent.iter().chain([&fifth]).collect();
+    let (t, _, other, _) = pep(&all, &all).await;
+    assert_eq!(
+        t.retrieve(&other, DATA).await.rsc,
+        R::OriginatorHasNoPrivilege
+    );
+    for pdp in &silent {
+        assert_eq!(pdp.asked().len(), 1);
+    }
+    assert!(fifth.asked().is_empty());
+}
