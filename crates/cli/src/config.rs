@@ -1675,7 +1675,7 @@ mod tests {
                 _ => 0,
             };
         }
-        assert_eq!(documented, 116, "every option is in the documented sample");
+        assert_eq!(documented, 117, "every option is in the documented sample");
         // The key homes' own keys, one level further down.
         let keystore = table_of(sample, "keystore");
         let len = |name: &str| {
