@@ -230,6 +230,9 @@ pub struct DynamicAuthorizationSection {
     pub max_grant_secs: Option<u64>,
     /// The DAS URLs the CSE may consult; none by default.
     pub das_urls: Option<Vec<String>>,
+    /// The remote PDP (`<authorizationDecision>`) URLs an ACP's `adri` may name; none by
+    /// default.
+    pub pdp_urls: Option<Vec<String>>,
 }
 
 /// `[[token_issuer]]`: one trusted issuer and its key, exactly one of the two.
@@ -1016,6 +1019,14 @@ impl FileConfig {
                     ))
                 })?;
         }
+        if let Some(urls) = d.pdp_urls {
+            c.dynamic_authorization.pdp_urls = cse::access::DasUrls::from_config(urls)
+                .map_err(|bad| {
+                    ConfigError::Invalid(format!(
+                        "dynamic_authorization.pdp_urls: '{bad}' is not an http:// or https:// URL with a host"
+                    ))
+                })?;
+        }
         for i in &self.token_issuer {
             if i.name.is_empty() || i.public_key.is_some() == i.secret_file.is_some() {
                 return Err(ConfigError::Invalid(format!(
@@ -1397,6 +1408,21 @@ mod tests {
     }
 
     #[test]
+    fn pdp_urls_are_urls_and_none_by_default() {
+        let s = resolve("[dynamic_authorization]\npdp_urls = [\"https://pdp.example/cse-in/pdp\"]")
+            .expect("valid");
+        let d = &s.cse.dynamic_authorization;
+        assert!(d.pdp_urls.lists("https://pdp.example/cse-in/pdp"));
+        assert!(d.das_urls.is_empty());
+        let defaults = resolve("").expect("defaults");
+        assert!(defaults.cse.dynamic_authorization.pdp_urls.is_empty());
+        assert!(matches!(
+            resolve("[dynamic_authorization]\npdp_urls = [\"pdp.example\"]"),
+            Err(ConfigError::Invalid(m)) if m.contains("pdp_urls")
+        ));
+    }
+
+    #[test]
     fn non_blocking_settings_are_read_and_checked() {
         let s = resolve(
             "[non_blocking]\nmax_pending_per_originator = 4\nresult_persistence_secs = 60\nmax_lifetime_secs = 120",
@@ -1649,7 +1675,7 @@ mod tests {
                 _ => 0,
             };
         }
-        assert_eq!(documented, 116, "every option is in the documented sample");
+        assert_eq!(documented, 117, "every option is in the documented sample");
         // The key homes' own keys, one level further down.
         let keystore = table_of(sample, "keystore");
         let len = |name: &str| {

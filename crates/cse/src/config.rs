@@ -143,6 +143,9 @@ pub struct DynamicAuthorization {
     /// The DAS URLs the CSE may consult; empty (the default): none, so no `<dac>` can make
     /// the CSE contact anything.
     pub das_urls: crate::access::DasUrls,
+    /// The `<authorizationDecision>` URLs of other CSEs (remote PDPs) that an ACP's `adri`
+    /// may name; empty (the default): none, so no ACP can make the CSE contact anything.
+    pub pdp_urls: crate::access::DasUrls,
 }
 
 impl Default for DynamicAuthorization {
@@ -152,6 +155,7 @@ impl Default for DynamicAuthorization {
             timeout_ms: 1000,
             max_grant_secs: 3600,
             das_urls: crate::access::DasUrls::default(),
+            pdp_urls: crate::access::DasUrls::default(),
         }
     }
 }

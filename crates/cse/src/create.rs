@@ -199,6 +199,9 @@ impl Cse {
             ResourceType::ServiceSubscribedAppRule => {
                 model::resources::asar::validate(&resource.attrs)?
             }
+            ResourceType::AuthorizationDecision => {
+                resources::authority::only_admin(self, caller, ty)?
+            }
             ResourceType::Role => {
                 resources::authority::only_admin(self, caller, ty)?;
                 resources::rol::prepare(&self.config, &resource)?;
@@ -213,8 +216,10 @@ impl Cse {
                     resource.attrs.insert("et".into(), et);
                 }
             }
-            ResourceType::AccessControlPolicy
-            | ResourceType::M2mServiceSubscriptionProfile
+            ResourceType::AccessControlPolicy => {
+                crate::access::pdp::check_adri(&self.config, &resource.attrs)?
+            }
+            ResourceType::M2mServiceSubscriptionProfile
             | ResourceType::CseBase
             | ResourceType::Node
             | ResourceType::Request => {}

@@ -478,13 +478,30 @@ impl Cse {
                 Err(refusal) => refusal,
             };
         let owner = gate.owner(target)?;
-        if owner.str_list("daci").is_empty() {
-            return Err(refusal.into_error());
-        }
-        let Some(dac) = access::dynamic::enabled_dacs(self.store.as_ref(), &owner)
-            .into_iter()
-            .find(|dac| self.dac_trusted(dac, &owner))
-        else {
+        let pdps = access::pdp::named_pdps(self.store.as_ref(), &owner);
+        let remote_pdp_permits = || async {
+            let q = access::pdp::Question {
+                originator: &caller.originator,
+                target,
+                op,
+                create_ty,
+                rids: &caller.rids,
+                ctx: &ctx,
+            };
+            !pdps.is_empty()
+                && access::pdp::permits(&self.config, self.consultant.outbound(), &pdps, &q).await
+        };
+        let dac = if owner.str_list("daci").is_empty() {
+            None
+        } else {
+            access::dynamic::enabled_dacs(self.store.as_ref(), &owner)
+                .into_iter()
+                .find(|dac| self.dac_trusted(dac, &owner))
+        };
+        let Some(dac) = dac else {
+            if remote_pdp_permits().await {
+                return Ok(());
+            }
             return Err(refusal.into_error());
         };
         let holders = access::dynamic::holder_forms(&caller.originator, &self.config);
@@ -514,6 +531,9 @@ impl Cse {
             {
                 return Ok(());
             }
+        }
+        if remote_pdp_permits().await {
+            return Ok(());
         }
         Err(refusal.into_error())
     }

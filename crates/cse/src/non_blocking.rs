@@ -372,6 +372,9 @@ impl Cse {
         let ot = time::format(self.config.clock.now());
         let fr = format!("/{}", self.config.cse_id);
         let key = ri.to_owned();
+        // The operation is over: its place is free before anyone can read the result, so
+        // an originator that sees its request done may send the next one at once.
+        self.requests.release(ri);
         let written = store::write(self.store.as_ref(), move |t| {
             t.delete_record(PENDING_REQUEST, &key)?;
             let Some(mut r) = t.get(&key)? else {
@@ -386,7 +389,6 @@ impl Cse {
             Ok(Some(r))
         })
         .await;
-        self.requests.release(ri);
         match written {
             Ok(Some(r)) => {
                 tracing::debug!(ri, rs = status.code(), "non-blocking request finished");

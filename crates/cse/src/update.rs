@@ -59,6 +59,14 @@ impl Cse {
         if current.ty == ResourceType::Ae {
             resources::nod::check_node_link(self, &changes)?;
         }
+        if current.ty == ResourceType::AuthorizationDecision
+            && resources::auds::asks_decision(&changes)
+        {
+            // TS-0004 clause 7.4.43.2.3: the PDP answers; nothing of the request is kept.
+            self.authorize_dynamic(caller, &current, AccessOperation::UPDATE, None)
+                .await?;
+            return resources::auds::decide(self, caller, req, &current, &changes).await;
+        }
         if changes.get("et").is_some_and(Value::is_null) {
             // TS-0001 clause 9.6.1.3.2: `et` set to null asks the CSE for a new lifetime; the
             // resource always has one (multiplicity 1), so it gets the CSE's default.
@@ -128,6 +136,9 @@ impl Cse {
             )?,
             ResourceType::DynamicAuthorizationConsultation => {
                 resources::dac::prepare(&self.config, &preview)?
+            }
+            ResourceType::AccessControlPolicy => {
+                crate::access::pdp::check_adri(&self.config, &changes)?
             }
             ResourceType::TimeSeries => model::resources::ts::check(&preview.attrs)?,
             ResourceType::ServiceSubscribedNode => {

@@ -134,6 +134,7 @@ pub fn table(ty: ResourceType) -> &'static [Attr] {
         ResourceType::Ae => resources::ae::ATTRIBUTES,
         ResourceType::Container => resources::cnt::ATTRIBUTES,
         ResourceType::DynamicAuthorizationConsultation => resources::dac::ATTRIBUTES,
+        ResourceType::AuthorizationDecision => resources::auds::ATTRIBUTES,
         ResourceType::ContentInstance => resources::cin::ATTRIBUTES,
         ResourceType::CseBase => resources::cb::ATTRIBUTES,
         ResourceType::Group => resources::grp::ATTRIBUTES,
@@ -681,7 +682,8 @@ mod tests {
             (T::Subscription, "gpi"),
             (T::Group, "spty"),
             (T::Group, "nar"),
-            (T::AccessControlPolicy, "adri"),
+            (T::AccessControlPolicy, "apri"),
+            (T::AccessControlPolicy, "airi"),
             (T::ServiceSubscribedNode, "nrq"),
             (T::ServiceSubscribedAppRule, "ari"),
         ];

@@ -122,11 +122,14 @@ pub enum ResourceType {
     /// 48 `crs`: cross-resource subscription, one notification when events on all of
     /// several resources happen within a time window.
     CrossResourceSubscription,
+    /// 35 `auds`: authorization decision, where a PEP asks this CSE's PDP for a decision
+    /// (TS-0003 clause 7.5.2).
+    AuthorizationDecision,
 }
 
 impl ResourceType {
     /// Every type, for tables and tests.
-    pub const ALL: [Self; 21] = [
+    pub const ALL: [Self; 22] = [
         Self::AccessControlPolicy,
         Self::Ae,
         Self::Container,
@@ -148,6 +151,7 @@ impl ResourceType {
         Self::Token,
         Self::DynamicAuthorizationConsultation,
         Self::CrossResourceSubscription,
+        Self::AuthorizationDecision,
     ];
 
     /// The `ty` number.
@@ -174,6 +178,7 @@ impl ResourceType {
             Self::Token => 32,
             Self::DynamicAuthorizationConsultation => 34,
             Self::CrossResourceSubscription => 48,
+            Self::AuthorizationDecision => 35,
         }
     }
 
@@ -209,6 +214,7 @@ impl ResourceType {
             Self::Token => "tk",
             Self::DynamicAuthorizationConsultation => "dac",
             Self::CrossResourceSubscription => "crs",
+            Self::AuthorizationDecision => "auds",
         }
     }
 
@@ -237,6 +243,7 @@ impl ResourceType {
             Self::Token => "m2m:tk",
             Self::DynamicAuthorizationConsultation => "m2m:dac",
             Self::CrossResourceSubscription => "m2m:crs",
+            Self::AuthorizationDecision => "m2m:auds",
         }
     }
 
@@ -269,6 +276,7 @@ impl ResourceType {
                 Role,
                 Token,
                 CrossResourceSubscription,
+                AuthorizationDecision,
             ],
             Ae => &[
                 AccessControlPolicy,
@@ -295,9 +303,11 @@ impl ResourceType {
             MgmtObj => &[Subscription],
             M2mServiceSubscriptionProfile => &[ServiceSubscribedNode, Subscription],
             ServiceSubscribedNode | ServiceSubscribedAppRule => &[Subscription],
-            AccessControlPolicy | DynamicAuthorizationConsultation | Role | Token => {
-                &[Subscription]
-            }
+            AccessControlPolicy
+            | DynamicAuthorizationConsultation
+            | Role
+            | Token
+            | AuthorizationDecision => &[Subscription],
             ContentInstance
             | Subscription
             | PollingChannel

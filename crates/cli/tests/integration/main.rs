@@ -14,6 +14,7 @@ mod conformance_validation;
 mod cross_resource_subscription;
 mod data_folder;
 mod device_management;
+mod distributed_authorization;
 mod durability;
 mod dynamic_authorization;
 mod enrolment;

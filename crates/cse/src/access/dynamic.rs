@@ -92,7 +92,16 @@ pub fn verify_tokens(
     originator: &Originator,
     req: &Request,
 ) -> Result<Vec<VerifiedToken>> {
-    if req.tkns.is_empty() || matches!(originator, Originator::Registering(_)) {
+    verify_token_list(config, originator, &req.tkns)
+}
+
+/// [`verify_tokens`] for tokens given apart from a request (a PDP's decision request).
+pub fn verify_token_list(
+    config: &CseConfig,
+    originator: &Originator,
+    tkns: &[String],
+) -> Result<Vec<VerifiedToken>> {
+    if tkns.is_empty() || matches!(originator, Originator::Registering(_)) {
         return Ok(Vec::new());
     }
     let audience = audience(config);
@@ -102,8 +111,8 @@ pub fn verify_tokens(
         holder: &holder,
         now: config.clock.now().timestamp(),
     };
-    let mut out = Vec::with_capacity(req.tkns.len());
-    for (i, token) in req.tkns.iter().enumerate() {
+    let mut out = Vec::with_capacity(tkns.len());
+    for (i, token) in tkns.iter().enumerate() {
         match config.dynamic_authorization.issuers.verify(token, &expect) {
             Ok(t) => {
                 tracing::debug!(token = %model::Untrusted(&t.id), issuer = %model::Untrusted(&t.issuer), "token verified");
@@ -217,6 +226,12 @@ impl Consultant {
             max_grant: chrono::Duration::try_seconds(max_secs).unwrap_or(chrono::Duration::MAX),
             cache: Mutex::new(HashMap::new()),
         }
+    }
+
+    /// The door out it asks through, shared with the consultation of remote PDPs
+    /// ([`super::pdp`]), which is bounded by the same timeout.
+    pub fn outbound(&self) -> &Senders {
+        &self.outbound
     }
 
     /// How many grants are kept (for tests and the admin).

@@ -18,6 +18,7 @@ pub mod das_urls;
 pub mod decision;
 pub mod dynamic;
 pub mod explain;
+pub mod pdp;
 pub mod repository;
 pub mod rule;
 pub mod standing;
@@ -546,6 +547,7 @@ fn default_policy(
 pub fn defines_access(ty: ResourceType, attr: &str) -> bool {
     match attr {
         "acpi" | "daci" => true,
+        "adri" => ty == ResourceType::AccessControlPolicy,
         "macp" | "mid" => ty == ResourceType::Group,
         "dap" | "dae" => ty == ResourceType::DynamicAuthorizationConsultation,
         "nu" => ty == ResourceType::Subscription,

@@ -19,7 +19,7 @@ pub(crate) fn only_admin(cse: &Cse, caller: &Caller<'_>, ty: ResourceType) -> Re
     tracing::info!(
         originator = caller.originator.id(&cse.config),
         ty = ty.code(),
-        "creation refused: only the administrator assigns roles and tokens"
+        "creation refused: only the administrator creates authorization resources"
     );
     Err(Error::no_privilege(format!(
         "only the administrator creates a {}",

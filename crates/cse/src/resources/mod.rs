@@ -2,6 +2,7 @@
 //! module per type; the shared steps are in `create`, `update` and `delete`.
 
 pub(crate) mod ae;
+pub(crate) mod auds;
 pub(crate) mod authority;
 pub(crate) mod cb;
 pub(crate) mod cin;

@@ -49,6 +49,7 @@ pub(crate) fn administers(ty: ResourceType) -> bool {
             | ResourceType::M2mServiceSubscriptionProfile
             | ResourceType::ServiceSubscribedNode
             | ResourceType::ServiceSubscribedAppRule
+            | ResourceType::AuthorizationDecision
     )
 }
 
@@ -76,6 +77,26 @@ pub(crate) async fn record(cse: &Cse, actor: &str, change: Change, r: &Resource)
         .collect();
     let action = format!("{}-{}", r.ty.short_name(), change.verb());
     let target = format!("{} ({}) {}", r.ri(), r.srn, Value::Object(shown));
+    write(cse, actor, action, target).await
+}
+
+/// A decision of this CSE's PDP, asked through the `<authorizationDecision>` `r`: action
+/// `auds-decide`, with `detail` (the question and the answer, never a token). Decisions
+/// grant or refuse privileges like the resources above, so they are in the same log, on
+/// disk before the answer.
+pub(crate) async fn record_decision(
+    cse: &Cse,
+    actor: &str,
+    r: &Resource,
+    detail: &str,
+) -> Result<()> {
+    let action = format!("{}-decide", r.ty.short_name());
+    let target = format!("{} ({}) {detail}", r.ri(), r.srn);
+    write(cse, actor, action, target).await
+}
+
+/// Writes one `admin-action` entry durably (no effect without an audit log).
+async fn write(cse: &Cse, actor: &str, action: String, target: String) -> Result<()> {
     tracing::info!(
         actor,
         action,

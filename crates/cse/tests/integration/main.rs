@@ -11,6 +11,7 @@ mod containers;
 mod creator;
 mod cross_resource_subscription;
 mod device_management;
+mod distributed_authorization;
 mod dynamic_authorization;
 mod flex_container;
 mod groups;

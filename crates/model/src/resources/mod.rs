@@ -4,6 +4,7 @@
 pub mod acp;
 pub mod ae;
 pub mod asar;
+pub mod auds;
 pub mod cb;
 pub mod cin;
 pub mod cnt;
