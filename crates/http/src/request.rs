@@ -495,7 +495,7 @@ mod tests {
     fn deep_bodies_are_refused_in_both_formats() {
         let deep = |levels: usize| {
             let mut cbor = b"\xa1\x67m2m:cin\xa1\x63con".to_vec();
-            cbor.extend(std::iter::repeat(0x81).take(levels));
+            cbor.extend(std::iter::repeat_n(0x81, levels));
             cbor.push(0x00);
             let json = format!(
                 "{{\"m2m:cin\":{{\"con\":{}0{}}}}}",

@@ -280,7 +280,7 @@ mod tests {
         }
         // What the fuzz target found: an indefinite-length CBOR array around 190 levels.
         let mut cbor = vec![0x9f];
-        cbor.extend(std::iter::repeat(0x81).take(190));
+        cbor.extend(std::iter::repeat_n(0x81, 190));
         cbor.extend([0x00, 0xff]);
         assert!(decode(&cbor, Format::Cbor).is_err());
         assert_eq!(nesting(&json!(1)), 0);
