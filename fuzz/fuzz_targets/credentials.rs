@@ -1,7 +1,7 @@
 //! What peers present to authenticate, and the audit trail that records it: PSK identities
 //! (the bytes of a TLS ClientHello's identity, KpsaIDs, edge identities, KDF identifiers),
-//! JWTs in `Authorization`, certificates and CSRs (PEM or DER), and audit-log lines as
-//! `m2m audit verify` and `tail` read them.
+//! JWTs in `Authorization` and in a `<token>`'s `tkob`, certificates and CSRs (PEM or DER),
+//! and audit-log lines as `m2m audit verify` and `tail` read them.
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
@@ -57,6 +57,8 @@ fuzz_target!(|data: &[u8]| {
             if let Err(e) = issuers().verify(token, &expect) {
                 let _ = e.rsc();
             }
+            // The same token as a `<token>` resource's `tkob` (stored, not presented).
+            let _ = issuers().inspect(token, 1_750_000_000);
         }
         2 => {
             let _ = certificate_digest(bytes);

@@ -44,6 +44,14 @@ fuzz_target!(|data: &[u8]| {
             "st": 4, "cni": 2, "cbs": 10, "mni": 5, "cr": "Cae1"}),
         serde_json::json!({"ri": "cin1", "rn": "cin_1", "ty": 4, "cnf": "text/plain:0",
             "cs": 3, "con": "abc", "ct": "20250101T000001", "st": 0}),
+        // The newer types: a flexContainer's custom attributes, a series, a management object.
+        serde_json::json!({"ri": "fcnt1", "rn": "switch", "ty": 28, "st": 1, "cs": 1,
+            "cnd": "org.onem2m.common.moduleclass.binarySwitch", "powSe": true,
+            "lbl": ["room=1"]}),
+        serde_json::json!({"ri": "ts1", "rn": "series", "ty": 29, "cni": 1, "cbs": 4,
+            "pei": 1000, "mdd": true, "mdlt": ["20250101T000000"]}),
+        serde_json::json!({"ri": "bat1", "rn": "bat", "ty": 13, "mgd": 1006, "btl": 80,
+            "bts": 1}),
         serde_json::json!({}),
     ];
     for attrs in &resources {

@@ -62,13 +62,20 @@ impl Format {
     }
 }
 
-/// Decodes content; anything malformed, with trailing data or with a key twice in one map
-/// (at any depth) is a 4000.
+/// How deeply arrays and objects may nest in content, in either format. The parsers' own
+/// limits differ (128 for JSON, 256 for CBOR), and the CSE keeps what it stores and sends as
+/// JSON, wrapped a few levels deeper (a `<request>`'s `ors`, a notification's `nev`): one
+/// limit well below the JSON parser's keeps every accepted value readable back from the
+/// store and answerable in either format.
+pub const MAX_NESTING: usize = 64;
+
+/// Decodes content; anything malformed, with trailing data, with a key twice in one map (at
+/// any depth) or nested deeper than [`MAX_NESTING`] is a 4000.
 pub fn decode(bytes: &[u8], format: Format) -> Result<Value> {
-    match format {
+    let value = match format {
         Format::Json => serde_json::from_slice::<Strict>(bytes)
             .map(|s| s.0)
-            .map_err(|e| Error::bad_request(format!("malformed JSON: {e}"))),
+            .map_err(|e| Error::bad_request(format!("malformed JSON: {e}")))?,
         Format::Cbor => {
             let mut reader = bytes;
             let v: Strict = ciborium::de::from_reader(&mut reader)
@@ -76,9 +83,33 @@ pub fn decode(bytes: &[u8], format: Format) -> Result<Value> {
             if !reader.is_empty() {
                 return Err(Error::bad_request("trailing data after CBOR content"));
             }
-            Ok(v.0)
+            v.0
         }
+    };
+    if nesting(&value) > MAX_NESTING {
+        return Err(Error::bad_request(format!(
+            "content nested deeper than {MAX_NESTING} levels"
+        )));
     }
+    Ok(value)
+}
+
+/// The number of arrays and objects on the longest path from the root (0 for a scalar);
+/// iterative, so that no input can make it recurse.
+fn nesting(value: &Value) -> usize {
+    let mut deepest = 0;
+    let mut pending = vec![(value, 0)];
+    while let Some((v, above)) = pending.pop() {
+        let children: Box<dyn Iterator<Item = &Value>> = match v {
+            Value::Array(items) => Box::new(items.iter()),
+            Value::Object(map) => Box::new(map.values()),
+            _ => continue,
+        };
+        let level = above + 1;
+        deepest = deepest.max(level);
+        pending.extend(children.map(|c| (c, level)));
+    }
+    deepest
 }
 
 /// A value tree decoded like [`Value`], except that a map naming a key twice is an error:
@@ -221,6 +252,39 @@ mod tests {
         for f in [Format::Json, Format::Cbor] {
             assert_eq!(decode(&encode(&v, f), f).ok(), Some(v.clone()));
         }
+    }
+
+    /// Found by the `codec` fuzz target: CBOR nested 129 to 256 deep was accepted although
+    /// its JSON form could not be read back, so such content was acknowledged and then
+    /// unreadable from the store (kept as JSON). Both formats now share one limit.
+    #[test]
+    fn nesting_has_one_limit_in_both_formats() {
+        let nested = |levels: usize| {
+            let mut v = json!(0);
+            for _ in 0..levels {
+                v = json!([v]);
+            }
+            json!({"m2m:cin": {"con": v}})
+        };
+        // The wrapper and the attribute map are two levels of their own.
+        let at_limit = nested(MAX_NESTING - 2);
+        for f in [Format::Json, Format::Cbor] {
+            assert_eq!(
+                decode(&encode(&at_limit, f), f).ok().as_ref(),
+                Some(&at_limit)
+            );
+            for levels in [MAX_NESTING - 1, 130, 200] {
+                let e = decode(&encode(&nested(levels), f), f).expect_err("too deep");
+                assert_eq!(e.rsc, ResponseStatusCode::BadRequest, "{f:?} {levels}");
+            }
+        }
+        // What the fuzz target found: an indefinite-length CBOR array around 190 levels.
+        let mut cbor = vec![0x9f];
+        cbor.extend(std::iter::repeat_n(0x81, 190));
+        cbor.extend([0x00, 0xff]);
+        assert!(decode(&cbor, Format::Cbor).is_err());
+        assert_eq!(nesting(&json!(1)), 0);
+        assert_eq!(nesting(&json!({"a": [1, {"b": []}], "c": 2})), 4);
     }
 
     #[test]
