@@ -108,7 +108,7 @@ fn audited(path: &std::path::Path) -> Vec<(String, String)> {
 fn decisions(path: &std::path::Path) -> Vec<String> {
     audited(path)
         .into_iter()
-        .filter(|(a, _)| a == "authorization-decision-decided")
+        .filter(|(a, _)| a == "auds-decide")
         .map(|(_, t)| t)
         .collect()
 }
@@ -368,11 +368,7 @@ async fn changes_to_the_resource_itself_are_audited() {
     assert_eq!(attr(&r, "lbl"), json!(["lab"]));
     assert_eq!(s.t.delete(ADMIN, PDP).await.rsc, R::Deleted);
     let actions: Vec<String> = audited(&s.audit).into_iter().map(|(a, _)| a).collect();
-    for want in [
-        "authorization-decision-created",
-        "authorization-decision-updated",
-        "authorization-decision-deleted",
-    ] {
+    for want in ["auds-create", "auds-update", "auds-delete"] {
         assert!(actions.iter().any(|a| a == want), "{want}: {actions:?}");
     }
     let r = ask(&s, json!({"to": DATA, "fr": s.other, "op": 2})).await;
