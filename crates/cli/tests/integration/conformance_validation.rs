@@ -511,7 +511,7 @@ fn defined_but_unsupported_attributes_are_not_implemented() {
         (
             "cse-in/me",
             1,
-            json!({"m2m:acp": {"rn": "s", "pv": {}, "pvs": {"acr": [{"acor": [me], "acop": 63}]}, "adri": ["x"]}}),
+            json!({"m2m:acp": {"rn": "s", "pv": {}, "pvs": {"acr": [{"acor": [me], "acop": 63}]}, "apri": ["x"]}}),
             5001,
         ),
     ];

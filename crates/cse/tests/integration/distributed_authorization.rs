@@ -560,7 +560,7 @@ async fn only_listed_pdps_may_be_named_or_asked() {
         .await;
     assert_eq!(r.rsc, R::BadRequest, "{:?}", r.pc);
     assert_eq!(t.retrieve(&owner, &acp).await.pc, before);
-    // apri and airi are not supported: refused, not ignored.
+    // apri and airi are defined but not supported: 5001, not ignored (TS-0004 7.3.3.4).
     for name in ["apri", "airi"] {
         let r = t
             .update(
@@ -569,7 +569,7 @@ async fn only_listed_pdps_may_be_named_or_asked() {
                 json!({"m2m:acp": { name: [listed.url.clone()] }}),
             )
             .await;
-        assert_eq!(r.rsc, R::BadRequest, "{name}");
+        assert_eq!(r.rsc, R::NotImplemented, "{name}");
     }
     // Only who holds the policy's self-privileges names a PDP.
     let r = t
