@@ -7,38 +7,21 @@ use crate::common;
 use common::*;
 use serde_json::{json, Value};
 
-fn call(server: &Server, method: &str, path: &str, from: &str, extra: &[&str]) -> (u16, Value) {
-    let url = format!("{}/{path}", server.url());
-    let origin = format!("X-M2M-Origin: {from}");
-    let mut args = vec![
-        "-X",
-        method,
-        &url,
-        "-H",
-        "X-M2M-RI: r",
-        "-H",
-        "X-M2M-RVI: 3",
-        "-H",
-        &origin,
-    ];
-    args.extend(extra);
-    let out = curl(&args);
-    let rsc = out
-        .lines()
-        .find_map(|l| {
-            l.strip_prefix("X-M2M-RSC: ")
-                .or_else(|| l.strip_prefix("x-m2m-rsc: "))
-        })
-        .and_then(|v| v.trim().parse().ok())
-        .unwrap_or(0);
-    let body = out.split("\r\n\r\n").nth(1).unwrap_or("");
-    (rsc, serde_json::from_str(body).unwrap_or(Value::Null))
+/// One request over HTTP with curl (`common::Http`), with optional JSON content.
+fn call(
+    server: &Server,
+    method: &str,
+    path: &str,
+    from: &str,
+    content: Option<(&str, &str)>,
+) -> (u16, Value) {
+    let a = Http { base: server.url() }.send_as(method, from, path, content);
+    (a.rsc, a.body)
 }
 
 fn create(server: &Server, path: &str, from: &str, ty: u16, body: &Value) -> (u16, Value) {
-    let ct = format!("Content-Type: application/json;ty={ty}");
-    let body = body.to_string();
-    call(server, "POST", path, from, &["-H", &ct, "-d", &body])
+    let ct = format!("application/json;ty={ty}");
+    call(server, "POST", path, from, Some((&ct, &body.to_string())))
 }
 
 fn ask(server: &Server, from: &str, question: Value) -> (u16, Value) {
@@ -48,7 +31,7 @@ fn ask(server: &Server, from: &str, question: Value) -> (u16, Value) {
         "PUT",
         "cse-in/pdp",
         from,
-        &["-H", "Content-Type: application/json", "-d", &body],
+        Some(("application/json", &body)),
     )
 }
 
@@ -113,7 +96,7 @@ fn a_pep_asks_the_pdp_over_http_and_gets_the_policies_decision() {
     );
     assert_eq!(ask(&server, &pep, json!({"to": data, "op": 2})).0, 4000);
     // Nothing of the questions is kept.
-    let (rsc, r) = call(&server, "GET", "cse-in/pdp", "CAdmin", &[]);
+    let (rsc, r) = call(&server, "GET", "cse-in/pdp", "CAdmin", None);
     assert_eq!(rsc, 2000, "{r}");
     for name in ["to", "fr", "op", "dec", "sus"] {
         assert!(r["m2m:auds"].get(name).is_none(), "{name}: {r}");

@@ -7,38 +7,21 @@ use crate::common;
 use common::*;
 use serde_json::{json, Value};
 
-fn call(server: &Server, method: &str, path: &str, from: &str, extra: &[&str]) -> (u16, Value) {
-    let url = format!("{}/{path}", server.url());
-    let origin = format!("X-M2M-Origin: {from}");
-    let mut args = vec![
-        "-X",
-        method,
-        &url,
-        "-H",
-        "X-M2M-RI: r",
-        "-H",
-        "X-M2M-RVI: 3",
-        "-H",
-        &origin,
-    ];
-    args.extend(extra);
-    let out = curl(&args);
-    let rsc = out
-        .lines()
-        .find_map(|l| {
-            l.strip_prefix("X-M2M-RSC: ")
-                .or_else(|| l.strip_prefix("x-m2m-rsc: "))
-        })
-        .and_then(|v| v.trim().parse().ok())
-        .unwrap_or(0);
-    let body = out.split("\r\n\r\n").nth(1).unwrap_or("");
-    (rsc, serde_json::from_str(body).unwrap_or(Value::Null))
+/// One request over HTTP with curl (`common::Http`), with optional JSON content.
+fn call(
+    server: &Server,
+    method: &str,
+    path: &str,
+    from: &str,
+    content: Option<(&str, &str)>,
+) -> (u16, Value) {
+    let a = Http { base: server.url() }.send_as(method, from, path, content);
+    (a.rsc, a.body)
 }
 
 fn create(server: &Server, path: &str, from: &str, ty: u16, body: &Value) -> (u16, Value) {
-    let ct = format!("Content-Type: application/json;ty={ty}");
-    let body = body.to_string();
-    call(server, "POST", path, from, &["-H", &ct, "-d", &body])
+    let ct = format!("application/json;ty={ty}");
+    call(server, "POST", path, from, Some((&ct, &body.to_string())))
 }
 
 fn stamp(secs: i64) -> String {
@@ -75,7 +58,7 @@ fn read(server: &Server, from: &str, query: &str) -> u16 {
         "GET",
         &format!("cse-in/owner/data{query}"),
         from,
-        &[],
+        None,
     )
     .0
 }
@@ -94,7 +77,7 @@ fn a_role_resource_grants_its_holder_until_it_is_deleted() {
     // An AE cannot assign itself the role; nothing is created.
     let (rsc, _) = create(&server, "cse-in", &other, 31, &role);
     assert_eq!(rsc, 4103);
-    assert_eq!(call(&server, "GET", "cse-in/op", "CAdmin", &[]).0, 4004);
+    assert_eq!(call(&server, "GET", "cse-in/op", "CAdmin", None).0, 4004);
     // A role for another issuer would never count: refused.
     let mut foreign = role.clone();
     foreign["m2m:rol"]["tkis"] = json!("/id-other");
@@ -116,7 +99,7 @@ fn a_role_resource_grants_its_holder_until_it_is_deleted() {
     let server = Server::start(dir.path());
     assert_eq!(read(&server, &other, "?rids=operator"), 2000);
     // Deleting it revokes it.
-    assert_eq!(call(&server, "DELETE", "cse-in/op", "CAdmin", &[]).0, 2002);
+    assert_eq!(call(&server, "DELETE", "cse-in/op", "CAdmin", None).0, 2002);
     assert_eq!(read(&server, &other, "?rids=operator"), 4103);
     let log = std::fs::read_to_string(&audit).unwrap_or_default();
     assert!(log.contains("rol-delete"), "{log}");
