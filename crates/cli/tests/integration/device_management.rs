@@ -4,13 +4,10 @@
 //! agent notified of it, an originator the policy does not name refused with 4103, and the
 //! request in the audit log.
 use crate::common;
+use crate::notifications::Arrived;
 
 use common::*;
 use serde_json::{json, Value};
-use std::io::{BufRead, BufReader, Read, Write};
-use std::net::TcpListener;
-use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
 
 struct Http {
     base: String,
@@ -79,74 +76,6 @@ impl Http {
 }
 
 /// A plain HTTP notification target (the device's agent) that records each JSON body and
-/// answers 2000.
-struct Agent {
-    url: String,
-    got: Arc<Mutex<Vec<Value>>>,
-}
-
-impl Agent {
-    fn start() -> Self {
-        let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
-        let url = format!("http://{}/agent", listener.local_addr().expect("addr"));
-        let got = Arc::new(Mutex::new(Vec::new()));
-        let sink = got.clone();
-        std::thread::spawn(move || {
-            for stream in listener.incoming().flatten() {
-                let sink = sink.clone();
-                std::thread::spawn(move || {
-                    let mut reader = BufReader::new(stream);
-                    loop {
-                        let (mut length, mut ri) = (0usize, String::new());
-                        loop {
-                            let mut line = String::new();
-                            if reader.read_line(&mut line).unwrap_or(0) == 0 {
-                                return;
-                            }
-                            if line == "\r\n" {
-                                break;
-                            }
-                            if let Some((name, value)) = line.split_once(':') {
-                                match name.to_ascii_lowercase().as_str() {
-                                    "content-length" => length = value.trim().parse().unwrap_or(0),
-                                    "x-m2m-ri" => value.trim().clone_into(&mut ri),
-                                    _ => {}
-                                }
-                            }
-                        }
-                        let mut body = vec![0; length];
-                        if reader.read_exact(&mut body).is_err() {
-                            return;
-                        }
-                        if let Ok(v) = serde_json::from_slice::<Value>(&body) {
-                            sink.lock().expect("lock").push(v);
-                        }
-                        let answer = format!(
-                            "HTTP/1.1 200 OK\r\nX-M2M-RSC: 2000\r\nX-M2M-RI: {ri}\r\nContent-Length: 0\r\n\r\n"
-                        );
-                        if reader.get_mut().write_all(answer.as_bytes()).is_err() {
-                            return;
-                        }
-                    }
-                });
-            }
-        });
-        Self { url, got }
-    }
-
-    /// Waits (at most 10 s) until `n` requests have arrived.
-    fn wait_for(&self, n: usize) -> Vec<Value> {
-        let deadline = Instant::now() + Duration::from_secs(10);
-        loop {
-            let got = self.got.lock().expect("lock").clone();
-            if got.len() >= n || Instant::now() > deadline {
-                return got;
-            }
-            std::thread::sleep(Duration::from_millis(20));
-        }
-    }
-}
-
 /// One request with curl whose body (if any) and answer are CBOR: the `X-M2M-RSC` and the
 /// decoded answer.
 fn cbor_exchange(
@@ -290,7 +219,7 @@ fn a_reboot_reaches_the_device_agent_and_is_audited() {
     assert_eq!(bad.rsc, 4000, "{}", bad.raw);
 
     // The device's agent subscribes to the reboot object.
-    let agent = Agent::start();
+    let agent = crate::notifications::Target::start();
     let sub = http.create(
         &device,
         "cse-in/node1/reboot",
@@ -319,7 +248,7 @@ fn a_reboot_reaches_the_device_agent_and_is_audited() {
         json!({"m2m:rbo": {"rbo": true}}),
     );
     assert_eq!(asked.rsc, 2004, "{}", asked.raw);
-    let got = agent.wait_for(2);
+    let got = Arrived::bodies(&agent.wait_for(2));
     assert_eq!(got.len(), 2, "{got:?}");
     assert_eq!(
         got[1]["m2m:sgn"]["nev"]["rep"]["m2m:rbo"]["rbo"],
@@ -340,7 +269,7 @@ fn a_reboot_reaches_the_device_agent_and_is_audited() {
         json!({"m2m:rbo": {"rbo": true}}),
     );
     assert_eq!(asked.rsc, 2004, "{}", asked.raw);
-    let got = agent.wait_for(4);
+    let got = Arrived::bodies(&agent.wait_for(4));
     assert_eq!(got.len(), 4, "{got:?}");
     assert_eq!(
         got[3]["m2m:sgn"]["nev"]["rep"]["m2m:rbo"]["rbo"],

@@ -34,6 +34,14 @@ impl Arrived {
     pub(crate) fn json(&self) -> Value {
         serde_json::from_slice(&self.body).expect("a JSON body")
     }
+
+    /// The bodies of `arrived`, as JSON (`null` for one that is not).
+    pub(crate) fn bodies(arrived: &[Arrived]) -> Vec<Value> {
+        arrived
+            .iter()
+            .map(|a| serde_json::from_slice(&a.body).unwrap_or(Value::Null))
+            .collect()
+    }
 }
 
 /// A plain HTTP notification target that records each request and answers 2000, or the
@@ -119,7 +127,7 @@ impl Target {
     }
 
     /// Waits (at most 10 s) until `n` requests have arrived.
-    fn wait_for(&self, n: usize) -> Vec<Arrived> {
+    pub(crate) fn wait_for(&self, n: usize) -> Vec<Arrived> {
         let deadline = Instant::now() + Duration::from_secs(10);
         loop {
             let got = self.got.lock().expect("lock").clone();

@@ -5,77 +5,11 @@
 //! to `X-M2M-RTU`, or to nobody), the `<request>` closed to other originators, and a
 //! `kill -9` after the acknowledgement.
 use crate::common;
+use crate::notifications::Arrived;
 
 use common::*;
 use serde_json::{json, Value};
-use std::io::{BufRead, BufReader, Read, Write};
-use std::net::TcpListener;
-use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
-
-/// A plain HTTP notification target: records each body (JSON) and answers 2000.
-struct Target {
-    url: String,
-    got: Arc<Mutex<Vec<Value>>>,
-}
-
-impl Target {
-    fn start() -> Self {
-        let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
-        let url = format!("http://{}/n", listener.local_addr().expect("addr"));
-        let got = Arc::new(Mutex::new(Vec::new()));
-        let sink = got.clone();
-        std::thread::spawn(move || {
-            for stream in listener.incoming().flatten() {
-                let sink = sink.clone();
-                std::thread::spawn(move || {
-                    let mut reader = BufReader::new(stream);
-                    loop {
-                        let mut length = 0usize;
-                        loop {
-                            let mut line = String::new();
-                            if reader.read_line(&mut line).unwrap_or(0) == 0 {
-                                return;
-                            }
-                            if line == "\r\n" {
-                                break;
-                            }
-                            if let Some((n, v)) = line.split_once(':') {
-                                if n.eq_ignore_ascii_case("content-length") {
-                                    length = v.trim().parse().unwrap_or(0);
-                                }
-                            }
-                        }
-                        let mut body = vec![0; length];
-                        if reader.read_exact(&mut body).is_err() {
-                            return;
-                        }
-                        let json = serde_json::from_slice(&body).unwrap_or(Value::Null);
-                        sink.lock().expect("lock").push(json);
-                        let answer =
-                            "HTTP/1.1 200 OK\r\nX-M2M-RSC: 2000\r\nContent-Length: 0\r\n\r\n";
-                        if reader.get_mut().write_all(answer.as_bytes()).is_err() {
-                            return;
-                        }
-                    }
-                });
-            }
-        });
-        Self { url, got }
-    }
-
-    /// Waits (at most 10 s) until `n` notifications have arrived.
-    fn wait_for(&self, n: usize) -> Vec<Value> {
-        let deadline = Instant::now() + Duration::from_secs(10);
-        loop {
-            let got = self.got.lock().expect("lock").clone();
-            if got.len() >= n || Instant::now() > deadline {
-                return got;
-            }
-            std::thread::sleep(Duration::from_millis(20));
-        }
-    }
-}
 
 /// The answer to one curl request: status line, `X-M2M-RSC` and the body as JSON.
 struct Reply {
@@ -209,8 +143,8 @@ fn an_asynchronous_result_is_notified_to_the_originator_or_to_x_m2m_rtu() {
     let Some((_dir, _server, base)) = started() else {
         return;
     };
-    let at_poa = Target::start();
-    let named = Target::start();
+    let at_poa = crate::notifications::Target::start();
+    let named = crate::notifications::Target::start();
     let me = register(&base, "me", &format!(r#", "poa": ["{}"]"#, at_poa.url));
     // An empty X-M2M-RTU: no notification at all (TS-0004 clause 7.5.1.2.5).
     let quiet = send(&base, "GET", &me, "cse-in/me?rt=2", &["X-M2M-RTU;"], None);
@@ -227,7 +161,7 @@ fn an_asynchronous_result_is_notified_to_the_originator_or_to_x_m2m_rtu() {
     let ack = send(&base, "GET", &me, "cse-in/me?rt=2", &[rtu.as_str()], None);
     assert_eq!(ack.rsc, "1002", "{}", ack.body);
     // Verified first, as a subscription's target is, then notified.
-    let got = named.wait_for(2);
+    let got = Arrived::bodies(&named.wait_for(2));
     assert_eq!(got.len(), 2, "{got:?}");
     assert_eq!(got[0]["m2m:sgn"]["vrq"], json!(true), "{got:?}");
     assert_eq!(got[1]["m2m:rsp"]["rsc"], json!(2000));
@@ -252,7 +186,7 @@ fn an_asynchronous_result_is_notified_to_the_originator_or_to_x_m2m_rtu() {
         Some((3, r#"{"m2m:cnt": {"rn": "c"}}"#)),
     );
     assert_eq!(ack.rsc, "1002", "{}", ack.body);
-    let got = at_poa.wait_for(1);
+    let got = Arrived::bodies(&at_poa.wait_for(1));
     assert_eq!(got.len(), 1, "only this result reached the AE: {got:?}");
     assert_eq!(got[0]["m2m:rsp"]["rsc"], json!(2001));
     assert_eq!(got[0]["m2m:rsp"]["pc"]["m2m:cnt"]["rn"], json!("c"));
