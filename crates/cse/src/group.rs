@@ -62,7 +62,7 @@ impl Cse {
             };
             sub.rqi = model::id::random_token(12);
             let resp = match self.process(caller.ctx, sub).await {
-                Ok(r) => r,
+                Ok(r) => r.settle().await,
                 Err(e) => Response::error(&e, ""),
             };
             let mut rsp = json!({ "rsc": resp.rsc.code(), "rqi": req.rqi, "to": member, "fr": format!("/{}", self.config.cse_id) });

@@ -7,7 +7,8 @@
 
 use crate::security_manager::enrolment::{certificate, fetch, mef};
 use crate::security_manager::{admin, maf, pseudonyms};
-use crate::{Cse, SecurityContext};
+use crate::waiting::Waiting;
+use crate::{Cse, Reply, SecurityContext};
 use model::{Error, Request, Response, ResponseStatusCode};
 
 /// Path prefix of published CRLs (the CRL distribution points of the CSE's certificates).
@@ -145,14 +146,20 @@ pub enum Answer {
         /// The document.
         bytes: Vec<u8>,
     },
+    /// A request that passed every check and now waits for its answer (a long poll): the
+    /// binding gives back the request's place among those in progress, keeps nothing of
+    /// the request but what it needs to answer, and awaits [`Waiting::answer`].
+    Waiting(Waiting),
 }
 
 impl Answer {
-    /// The response primitive, for callers that expect one (a document becomes `None`).
-    pub fn into_response(self) -> Option<Response> {
+    /// The response primitive, for callers that expect one (a document becomes `None`);
+    /// a waiting request is waited for.
+    pub async fn into_response(self) -> Option<Response> {
         match self {
             Self::Response(resp) => Some(resp),
             Self::Document { .. } => None,
+            Self::Waiting(waiting) => Some(waiting.answer().await),
         }
     }
 }
@@ -162,7 +169,15 @@ impl Cse {
     /// (errors are responses too).
     pub async fn serve(&self, ctx: &SecurityContext, inbound: Inbound) -> Answer {
         match inbound {
-            Inbound::Primitive(req) => Answer::Response(self.handle(ctx, req).await),
+            Inbound::Primitive(req) => {
+                if let Some(sa) = ctx.security_association() {
+                    sa.count_request();
+                }
+                match self.reply(ctx, req).await {
+                    Reply::Now(resp) => Answer::Response(resp),
+                    Reply::Waiting(waiting) => Answer::Waiting(waiting),
+                }
+            }
             // Allocated on its own: the security manager's operations (enrolment, key
             // derivation) are large futures that a resource request should not carry.
             Inbound::Manager(req) => Box::pin(self.manage(ctx, req)).await,

@@ -141,7 +141,28 @@ pub(crate) struct Caller<'a> {
     pub(crate) roles: Vec<String>,
 }
 
-type BoxedResponse<'a> = Pin<Box<dyn Future<Output = Result<Response>> + Send + 'a>>;
+type BoxedReply<'a> = Pin<Box<dyn Future<Output = Result<Reply>> + Send + 'a>>;
+
+/// What the pipeline made of a request: its response, or a long poll that passed every
+/// check and now only waits ([`waiting`]).
+#[derive(Debug)]
+pub(crate) enum Reply {
+    /// The response.
+    Now(Response),
+    /// The wait for the response, holding nothing of the pipeline.
+    Waiting(waiting::Waiting),
+}
+
+impl Reply {
+    /// The response, waited for if need be (callers that answer within the pipeline: a
+    /// group's fan-out, a non-blocking request's operation).
+    pub(crate) async fn settle(self) -> Response {
+        match self {
+            Self::Now(resp) => resp,
+            Self::Waiting(waiting) => waiting.answer().await,
+        }
+    }
+}
 
 /// Logs the refusal counts of each ended window even when no further refusal comes to push
 /// them out; the task ends with the registry.
@@ -354,26 +375,33 @@ impl Cse {
     /// [`Cse::handle`] without counting the request on its association: for a non-blocking
     /// request's operation, counted once already when it was accepted.
     pub(crate) async fn handle_uncounted(&self, ctx: &SecurityContext, req: Request) -> Response {
+        self.reply(ctx, req).await.settle().await
+    }
+
+    /// Runs a request through the pipeline (not counted on its association): its response,
+    /// or, for a long poll with nothing to answer yet, its wait.
+    pub(crate) async fn reply(&self, ctx: &SecurityContext, req: Request) -> Reply {
         let rqi = req.rqi.clone();
         let op = req.op;
         let to = req.to.clone();
         match self.process(ctx, req).await {
-            Ok(mut resp) => {
+            Ok(Reply::Now(mut resp)) => {
                 resp.rqi = rqi;
-                resp
+                Reply::Now(resp)
             }
+            Ok(waiting @ Reply::Waiting(_)) => waiting,
             Err(e) => {
                 if e.rsc == model::ResponseStatusCode::InternalServerError {
                     tracing::error!(rqi, ?op, to, peer = %security::privacy::peer_tag(ctx.peer), error = %model::Untrusted(&e), "request failed");
                 } else {
                     tracing::info!(rqi, ?op, to, peer = %security::privacy::peer_tag(ctx.peer), rsc = e.rsc.code(), reason = %model::Untrusted(&e.message), "request refused");
                 }
-                Response::error(&e, rqi)
+                Reply::Now(Response::error(&e, rqi))
             }
         }
     }
 
-    fn process<'a>(&'a self, ctx: &'a SecurityContext, req: Request) -> BoxedResponse<'a> {
+    fn process<'a>(&'a self, ctx: &'a SecurityContext, req: Request) -> BoxedReply<'a> {
         Box::pin(async move {
             // An enrolee (authenticated by its Kpm or a manufacturer's certificate) is not an
             // AE of this CSE: its listener serves the enrolment request and nothing else.
@@ -404,14 +432,16 @@ impl Cse {
                 roles,
             };
             if req.is_non_blocking() {
-                return self.accept_non_blocking(&caller, req).await;
+                return self.accept_non_blocking(&caller, req).await.map(Reply::Now);
             }
             let target = addressing::resolve(&req.to, &self.config, self.store.as_ref())?;
             // Each operation's future is allocated on its own (`Box::pin`), so that a request
             // holds the memory of its own operation only, not that of the largest one: a
             // long poll waits for minutes, thousands at a time (issue 13).
             if let Target::FanOut { group, suffix } = target {
-                return Box::pin(self.fan_out(&caller, &req, group, &suffix)).await;
+                return Box::pin(self.fan_out(&caller, &req, group, &suffix))
+                    .await
+                    .map(Reply::Now);
             }
             if let Target::PollingChannelUri(channel) = target {
                 return Box::pin(self.polling_channel_uri(&caller, &req, channel)).await;
@@ -419,14 +449,15 @@ impl Cse {
             if let Target::Resource(r) = &target {
                 polling::check_owner(&caller, r)?;
             }
-            match req.op {
+            let resp = match req.op {
                 Operation::Create => Box::pin(self.create(&caller, &req, target)).await,
                 Operation::Retrieve if req.is_discovery() => self.discover(&caller, &req, target),
                 Operation::Retrieve => Box::pin(self.retrieve(&caller, &req, target)).await,
                 Operation::Update => Box::pin(self.update(&caller, &req, target)).await,
                 Operation::Delete => Box::pin(self.delete(&caller, &req, target)).await,
                 Operation::Notify => Box::pin(self.notify(&caller, &req, target)).await,
-            }
+            };
+            resp.map(Reply::Now)
         })
     }
 

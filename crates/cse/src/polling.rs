@@ -15,7 +15,8 @@
 //! * **Long poll.** The channel's owner RETRIEVEs `pcu`: the oldest request not yet
 //!   delivered is the answer, `{"m2m:rqp": ...}`; with none, the poll waits on the
 //!   channel's [`Notify`] (no thread, no sleep loop) until one is queued or the poll's
-//!   time is up (4008), having given its binding's place back ([`crate::waiting`]).
+//!   time is up (4008). It waits outside the pipeline, once every check has passed, and
+//!   without its binding's place for requests in progress ([`crate::waiting`]).
 //! * **Answers.** The owner answers each request with a NOTIFY to `pcu` whose content is an
 //!   `m2m:rsp`; its `rqi` names the request, which is then removed. A verification request
 //!   waits for that answer; other requests count as delivered once queued. A delivered
@@ -25,7 +26,8 @@ use crate::config::Polling;
 use crate::originator::Originator;
 use crate::outbound::{Delivery, DeliveryError, Limits, Outbound};
 use crate::records::{QueueFull, StoreRecords, TxnRecords};
-use crate::{Caller, Cse};
+use crate::waiting::Waiting;
+use crate::{Caller, Cse, Reply};
 use model::resources::pch::{self, ResponsePrimitive};
 use model::{
     time, AccessOperation, Error, Operation, Request, Resource, ResourceType, Response,
@@ -280,11 +282,10 @@ impl Channels {
         .await
     }
 
-    /// A long poll on `channel`: the next request, waiting up to `wait` for one. The wait
-    /// is a wake-up of the channel's [`Notify`] (or the moment a delivered request is due
-    /// again), and gives the binding's place back.
-    async fn poll(&self, channel: &str, wait: Duration) -> Result<Option<Value>> {
-        let until = Instant::now() + wait;
+    /// A long poll on `channel` that found nothing to deliver: waits until `until` for the
+    /// next request. The wait is a wake-up of the channel's [`Notify`] (or the moment a
+    /// delivered request is due again); it holds the channel's address and nothing else.
+    async fn poll(&self, channel: &str, until: Instant) -> Result<Option<Value>> {
         let waiter = Waiter::new(self, channel);
         let mut waited = false;
         loop {
@@ -301,7 +302,6 @@ impl Channels {
             }
             if !waited {
                 waited = true;
-                crate::waiting::release();
                 tracing::debug!(channel, "long poll waiting");
             }
             let at = due.map_or(until, |d| d.min(until));
@@ -310,6 +310,27 @@ impl Channels {
                 () = tokio::time::sleep_until(at) => {}
             }
         }
+    }
+
+    /// The whole of a parked long poll ([`crate::waiting`]): waits for the next request of
+    /// `channel` until `until` and answers request `rqi` with it; 4008 when none came, 4004
+    /// when the channel was deleted meanwhile.
+    async fn long_poll(self, channel: String, rqi: String, until: Instant) -> Response {
+        let error = match self.poll(&channel, until).await {
+            Ok(Some(rqp)) => return delivered(rqi, rqp),
+            Ok(None) => match self.inner.store.resource_type(&channel) {
+                Ok(None) => Error::not_found("the polling channel was deleted"),
+                Ok(Some(_)) => timed_out(),
+                Err(e) => e,
+            },
+            Err(e) => e,
+        };
+        if error.rsc == ResponseStatusCode::InternalServerError {
+            tracing::error!(channel, rqi = %model::Untrusted(&rqi), error = %model::Untrusted(&error), "long poll failed");
+        } else {
+            tracing::debug!(channel, rqi = %model::Untrusted(&rqi), rsc = error.rsc.code(), "long poll ended without a request");
+        }
+        Response::error(&error, rqi)
     }
 
     /// Takes the owner's answer to a queued request: removes the request and hands the
@@ -348,6 +369,23 @@ impl Channels {
             rx: Some(rx),
         }
     }
+}
+
+/// The answer to a long poll that got request `rqp`.
+fn delivered(rqi: impl Into<String>, rqp: Value) -> Response {
+    Response::new(
+        ResponseStatusCode::Ok,
+        rqi,
+        Some(json!({ pch::REQUEST_PRIMITIVE: rqp })),
+    )
+}
+
+/// A long poll whose time ran out with nothing to deliver (4008).
+fn timed_out() -> Error {
+    Error::new(
+        ResponseStatusCode::RequestTimeout,
+        "no request for the AE arrived before the long poll expired",
+    )
 }
 
 /// A poll's registration on its channel; the channel's entry goes when its last poll ends.
@@ -464,7 +502,7 @@ impl Cse {
         caller: &Caller<'_>,
         req: &Request,
         channel: Resource,
-    ) -> Result<Response> {
+    ) -> Result<Reply> {
         let op = match req.op {
             Operation::Retrieve if !req.is_discovery() => AccessOperation::RETRIEVE,
             Operation::Notify => AccessOperation::NOTIFY,
@@ -473,23 +511,23 @@ impl Cse {
         self.authorize(caller, &channel, op, None)?;
         owned_by_originator(caller, channel.pi())?;
         if req.op == Operation::Notify {
-            return self.polled_answer(req, &channel).await;
+            return self.polled_answer(req, &channel).await.map(Reply::Now);
         }
         let wait = self.poll_wait(req)?;
-        match self.polling.poll(channel.ri(), wait).await? {
-            Some(rqp) => Ok(Response::new(
-                ResponseStatusCode::Ok,
-                &req.rqi,
-                Some(json!({ pch::REQUEST_PRIMITIVE: rqp })),
-            )),
-            None if self.store.get(channel.ri())?.is_none() => {
-                Err(Error::not_found("the polling channel was deleted"))
-            }
-            None => Err(Error::new(
-                ResponseStatusCode::RequestTimeout,
-                "no request for the AE arrived before the long poll expired",
-            )),
+        if let Next::Request(rqp) = self.polling.next(channel.ri()).await? {
+            return Ok(Reply::Now(delivered(&req.rqi, rqp)));
         }
+        if wait.is_zero() {
+            return Err(timed_out());
+        }
+        // Every check has passed and nothing is queued: the poll waits outside the
+        // pipeline, holding only what the wait needs (issue 13; `crate::waiting`).
+        let wait = self.polling.clone().long_poll(
+            channel.ri().to_owned(),
+            req.rqi.clone(),
+            Instant::now() + wait,
+        );
+        Ok(Reply::Waiting(Waiting::new(wait)))
     }
 
     /// How long a long poll waits: until its Request Expiration Timestamp, else the

@@ -64,6 +64,7 @@ impl MemoryBinding {
         let rqi = req.rqi.clone();
         match self.serve(Inbound::Primitive(req)).await {
             Answer::Response(resp) => resp,
+            Answer::Waiting(waiting) => waiting.answer().await,
             Answer::Document { .. } => Response::error(
                 &Error::internal("a request primitive was answered with a document"),
                 rqi,

@@ -1,72 +1,58 @@
 //! A request that waits a long time for something to happen (a long poll on a polling
-//! channel) gives its binding's place for requests in progress back while it waits.
+//! channel) is answered outside the request pipeline.
 //!
-//! A binding bounds the requests it handles at once (the HTTP binding's `max_requests`), so
-//! that bodies and work in progress stay bounded. A long poll holds no body and does no
-//! work while it waits; if it kept its place, a few thousand request-unreachable AEs
-//! polling would fill every place and starve every other client. So the binding runs each
-//! request inside [`holding`] with its place, and the CSE calls [`release`] when a request
-//! starts waiting: the place is freed at once, and the request goes on to its answer
-//! without one (what it then does is small: one answer from memory or one store read).
+//! Thousands of request-unreachable AEs each keep a long poll open for minutes. If each
+//! waited inside the pipeline, each would hold the pipeline's state for the whole wait: the
+//! request, its originator and tokens, the target resource, every step's future. So the
+//! pipeline runs every check first (originator, access, the channel's owner), and then, if
+//! there is nothing to answer yet, hands the binding a [`Waiting`]: a small future that
+//! holds what the wait needs (the channel, the request ID, the deadline) and nothing else.
+//! The binding gives back its place for requests in progress (a waiting poll holds no body
+//! and does no work; kept, a few thousand polls would fill every place and starve every
+//! other client), drops what it kept of the request, and awaits [`Waiting::answer`].
 
-use std::any::Any;
-use std::cell::RefCell;
+use model::Response;
+use std::fmt;
 use std::future::Future;
+use std::pin::Pin;
 
-/// Whatever stands for the place a binding gave a request (a semaphore permit).
-type Place = Box<dyn Any + Send>;
+/// A request that passed every check and now only waits for its answer (a long poll).
+/// Awaiting [`Waiting::answer`] yields the response; dropping it abandons the wait.
+pub struct Waiting(Pin<Box<dyn Future<Output = Response> + Send>>);
 
-tokio::task_local! {
-    static PLACE: RefCell<Option<Place>>;
+impl Waiting {
+    /// Wraps the wait. `wait` must hold only what the wait needs: it lives for the whole
+    /// wait, thousands at a time.
+    pub(crate) fn new(wait: impl Future<Output = Response> + Send + 'static) -> Self {
+        Self(Box::pin(wait))
+    }
+
+    /// Waits for the answer (which may be an error response: the wait timed out, the
+    /// channel went away).
+    pub async fn answer(self) -> Response {
+        self.0.await
+    }
 }
 
-/// Runs `request` holding `place` until the request ends or calls [`release`]. Bindings
-/// call it around [`crate::Cse::serve`].
-pub async fn holding<F: Future>(place: impl Any + Send, request: F) -> F::Output {
-    PLACE
-        .scope(RefCell::new(Some(Box::new(place))), request)
-        .await
-}
-
-/// Gives back the place of the request running on this task (no effect outside
-/// [`holding`], or when it is already given back).
-pub(crate) fn release() {
-    let place = PLACE
-        .try_with(|p| p.try_borrow_mut().ok().and_then(|mut p| p.take()))
-        .ok()
-        .flatten();
-    drop(place);
+impl fmt::Debug for Waiting {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("Waiting")
+    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::sync::Arc;
-    use tokio::sync::Semaphore;
+    use model::ResponseStatusCode;
 
     #[tokio::test]
-    async fn a_released_place_is_free_while_the_request_goes_on() {
-        let places = Arc::new(Semaphore::new(1));
-        let permit = places.clone().acquire_owned().await.expect("permit");
-        let places_inside = places.clone();
-        let seen = holding(permit, async move {
-            let before = places_inside.available_permits();
-            release();
-            release();
-            (before, places_inside.available_permits())
-        })
-        .await;
-        assert_eq!(seen, (0, 1));
-        release();
-        assert_eq!(places.available_permits(), 1);
-    }
-
-    #[tokio::test]
-    async fn a_place_not_released_is_held_until_the_end() {
-        let places = Arc::new(Semaphore::new(1));
-        let permit = places.clone().acquire_owned().await.expect("permit");
-        let inside = places.clone();
-        let during = holding(permit, async move { inside.available_permits() }).await;
-        assert_eq!((during, places.available_permits()), (0, 1));
+    async fn a_waiting_request_answers_what_its_wait_yields() {
+        let waiting = Waiting::new(async { Response::new(ResponseStatusCode::Ok, "r1", None) });
+        assert_eq!(format!("{waiting:?}"), "Waiting");
+        let resp = waiting.answer().await;
+        assert_eq!(
+            (resp.rsc, resp.rqi.as_str()),
+            (ResponseStatusCode::Ok, "r1")
+        );
     }
 }

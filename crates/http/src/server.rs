@@ -14,6 +14,7 @@ use crate::transport::{Plaintext, Transport};
 use crate::wire_case;
 use bytes::Bytes;
 use cse::inbound::{Answer, Door, Inbound, ManagerRequest, Verb};
+use cse::waiting::Waiting;
 use cse::SecurityContext;
 use futures_util::FutureExt;
 use http::header::CONTENT_LENGTH;
@@ -201,15 +202,20 @@ impl<H: Handler> Connection<H> {
                     std::future::pending::<()>().await;
                 }
                 // The semaphore is never closed; without a permit the request still runs.
-                // A request that starts a long wait (a long poll) gives its place back.
                 let permit = requests.acquire_owned().await.ok();
                 // NOTE(memory): hyper keeps one slot for this future per connection, for the
                 // connection's whole life, sized and written at its full size by the first
                 // request. Inline, the whole request pipeline made that slot about 16 KiB,
                 // held by every idle kept-alive connection; boxed, the pipeline's memory
                 // lives only while a request is in progress (issue 13, docs/benchmarks.md).
-                let mut resp =
-                    Box::pin(cse::waiting::holding(permit, answer(&shared, ctx, req))).await;
+                let answered = Box::pin(answer(&shared, ctx, req)).await;
+                // A long poll that waits gives its place back: it holds no body and does
+                // no work while it waits (`cse::waiting`).
+                drop(permit);
+                let mut resp = match answered {
+                    Answered::Now(resp) => resp,
+                    Answered::Waiting(waiting, echo) => wait(waiting, echo).await,
+                };
                 *resp.extensions_mut() = shared.case.clone();
                 Ok::<_, Infallible>(resp)
             }
@@ -289,13 +295,35 @@ fn check_head(parts: &http::request::Parts, limits: &HttpLimits) -> Result<(), R
     Ok(())
 }
 
+/// What [`answer`] made of a request.
+enum Answered {
+    /// The HTTP response.
+    Now(HttpResponse),
+    /// A long poll that passed every check and now waits, with what its HTTP response
+    /// needs of the request; everything else of the request is gone.
+    Waiting(Waiting, Echo),
+}
+
+/// Waits for a long poll's answer; a panic in the wait becomes a 5000 answer.
+async fn wait(waiting: Waiting, echo: Echo) -> HttpResponse {
+    let resp = AssertUnwindSafe(waiting.answer())
+        .catch_unwind()
+        .await
+        .unwrap_or_else(|_| {
+            tracing::error!("long poll failed: panicked");
+            let rqi = echo.rqi.clone().unwrap_or_default();
+            Response::error(&Error::internal("internal error"), rqi)
+        });
+    response::to_http(&resp, &echo, None)
+}
+
 /// Runs one HTTP request through the binding: converts it to an [`Inbound`] request, hands
 /// it to the handler, and converts the answer back. Cannot fail: every error is a response.
 async fn answer<H: Handler>(
     shared: &Shared<H>,
     ctx: SecurityContext,
     req: hyper::Request<Incoming>,
-) -> HttpResponse {
+) -> Answered {
     let peer = ctx.peer;
     let (parts, body) = req.into_parts();
     let rqi = headers::request_id(&parts.headers);
@@ -321,7 +349,7 @@ async fn answer<H: Handler>(
             .await
             .map(Inbound::Primitive),
     };
-    match inbound {
+    Answered::Now(match inbound {
         Ok(inbound) => match run_handler(shared.handler.clone(), ctx, inbound).await {
             Answer::Response(resp) => response::to_http(&resp, &echo, None),
             Answer::Document { media_type, bytes } => {
@@ -332,13 +360,14 @@ async fn answer<H: Handler>(
                 );
                 resp
             }
+            Answer::Waiting(waiting) => return Answered::Waiting(waiting, echo),
         },
         Err(rejection) => {
             tracing::debug!(peer = %privacy::peer_tag(peer), listener = %shared.listener, rsc = %rejection.error.rsc, reason = %model::Untrusted(&rejection.error.message), "request rejected by the HTTP binding");
             let resp = Response::error(&rejection.error, echo.rqi.clone().unwrap_or_default());
             response::to_http(&resp, &echo, rejection.status)
         }
-    }
+    })
 }
 
 /// An HTTP request to a oneM2M resource as a request primitive.

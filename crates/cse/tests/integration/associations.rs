@@ -1022,6 +1022,7 @@ async fn the_memory_binding_carries_an_association_the_cse_knows() {
         )
         .await
         .into_response()
+        .await
         .expect("a response");
     assert_eq!(listed.rsc, R::Ok);
     assert!(

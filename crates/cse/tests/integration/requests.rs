@@ -528,6 +528,7 @@ async fn manage(t: &TestCse, verb: Verb, path: &str, query: &str, body: &[u8]) -
             r.rsc
         }
         Answer::Document { media_type, .. } => panic!("{path}: a document ({media_type})"),
+        Answer::Waiting(_) => panic!("{path}: a waiting request"),
     }
 }
 
@@ -543,6 +544,7 @@ async fn admin_commands_take_get_to_read_and_post_to_change() {
         .manage(Verb::Retrieve, "/.admin/withdrawn", "", Some(ADMIN), b"")
         .await
         .into_response()
+        .await
         .expect("a response");
     assert_eq!(r.pc, Some(json!({"withdrawn": []})));
     // A read as a change, a change as a read, neither: 4005, before anything runs.
@@ -578,6 +580,7 @@ async fn admin_commands_take_get_to_read_and_post_to_change() {
         .manage(Verb::Retrieve, "/.admin/withdrawn", "", Some(&ae), b"")
         .await
         .into_response()
+        .await
         .expect("a response");
     assert_eq!(r.rsc, R::OriginatorHasNoPrivilege);
 }
@@ -649,5 +652,6 @@ async fn a_published_crl_is_a_document() {
             assert_eq!(bytes, vec![0x30, 0x03, 1, 2, 3]);
         }
         Answer::Response(r) => panic!("a response: {:?}", r.rsc),
+        Answer::Waiting(_) => panic!("a waiting request"),
     }
 }
