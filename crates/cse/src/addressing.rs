@@ -41,6 +41,12 @@ pub enum Target {
 /// without `<remoteCSE>` resources, so another CSE-ID or SP-ID matches nothing it could
 /// forward to: 4004 (TS-0004 clause 7.3.2.6).
 fn local_path(to: &str, config: &CseConfig) -> Result<String> {
+    local_path_of(to, &config.cse_id, &config.sp_id)
+}
+
+/// [`local_path`] for the CSE `cse_id` of the service provider `sp_id` (a check that runs
+/// inside a store write, without the configuration).
+pub(crate) fn local_path_of(to: &str, cse_id: &str, sp_id: &str) -> Result<String> {
     let unknown = |id: &str| {
         Error::not_found(format!(
             "'{id}' is not this CSE and no <remoteCSE> leads to it"
@@ -49,19 +55,22 @@ fn local_path(to: &str, config: &CseConfig) -> Result<String> {
     let bare = || Error::not_found(format!("'{to}' names a CSE, not a resource"));
     let path = match Address::parse(to)? {
         Address::CseRelative(p) => p,
-        Address::SpRelative { cse_id, rest } => {
-            if cse_id != config.cse_id {
-                return Err(unknown(&cse_id));
+        Address::SpRelative {
+            cse_id: to_cse,
+            rest,
+        } => {
+            if to_cse != cse_id {
+                return Err(unknown(&to_cse));
             }
             rest
         }
         Address::Absolute {
-            sp_id,
-            cse_id,
+            sp_id: to_sp,
+            cse_id: to_cse,
             rest,
         } => {
-            if sp_id != config.sp_id || cse_id != config.cse_id {
-                return Err(unknown(&format!("//{sp_id}/{cse_id}")));
+            if to_sp != sp_id || to_cse != cse_id {
+                return Err(unknown(&format!("//{to_sp}/{to_cse}")));
             }
             rest
         }

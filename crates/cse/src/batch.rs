@@ -117,6 +117,8 @@ impl std::fmt::Debug for GuardSlot {
 pub(crate) struct Changes {
     keep: Vec<Batched>,
     forget: Vec<String>,
+    /// Cross-resource windows that an event changed (`crate::crs`).
+    windows: Vec<crate::crs::Saved>,
 }
 
 impl Changes {
@@ -125,6 +127,15 @@ impl Changes {
         Self {
             keep: Vec::new(),
             forget: keys,
+            windows: Vec::new(),
+        }
+    }
+
+    /// Keeping a cross-resource window's new state, and nothing else.
+    pub(crate) fn saving_window(saved: crate::crs::Saved) -> Self {
+        Self {
+            windows: vec![saved],
+            ..Self::default()
         }
     }
 
@@ -132,12 +143,13 @@ impl Changes {
     pub(crate) fn extend(&mut self, other: Changes) {
         self.keep.extend(other.keep);
         self.forget.extend(other.forget);
+        self.windows.extend(other.windows);
     }
 
     /// Writes the records durably; a failure is logged (the batch still holds the
     /// notifications in memory).
     pub(crate) async fn write(self, store: &dyn Store) {
-        if self.keep.is_empty() && self.forget.is_empty() {
+        if self.keep.is_empty() && self.forget.is_empty() && self.windows.is_empty() {
             return;
         }
         let outcome = store::write(store, move |t| {
@@ -146,6 +158,9 @@ impl Changes {
             }
             for batched in &self.keep {
                 t.keep_batched(batched)?;
+            }
+            for window in &self.windows {
+                window.write(t)?;
             }
             Ok(())
         })

@@ -166,9 +166,11 @@ impl Cse {
         };
 
         let mut companions = Vec::new();
+        let mut registration_check = None;
         match ty {
             ResourceType::Ae => {
-                resources::ae::prepare(self, caller, req.rvi.as_deref(), &mut resource)?
+                registration_check =
+                    resources::ae::prepare(self, caller, req.rvi.as_deref(), &mut resource)?
             }
             ResourceType::Container => resources::cnt::prepare(&mut resource),
             ResourceType::ContentInstance => resources::cin::prepare(self, &parent, &mut resource)?,
@@ -282,6 +284,11 @@ impl Cse {
                 .then(|| caller.originator.id(&self.config).to_owned());
             let created = store::write(self.store.as_ref(), move |t| {
                 resources::ae::still_registered(t, creator.as_deref())?;
+                // The service subscription's rules, read in this write (TS-0001 clause
+                // 10.2.2.2 step 003): none can change between the check and the AE.
+                if let Some(check) = &registration_check {
+                    check.decide(t)?;
+                }
                 if let Some(parent) = t.get(r.pi())? {
                     crate::lifetime::within_parent(&mut r, &parent);
                 }

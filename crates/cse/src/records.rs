@@ -121,6 +121,10 @@ pub const TIME_SERIES_MONITOR: &str = "time-series-monitor";
 /// `<subscription>` `ri` -> its missing data window (JSON of `time_series::Window`: when the
 /// window ends, the points counted in it, those not yet notified); tied to the subscription.
 pub const MISSING_DATA_WINDOW: &str = "missing-data-window";
+/// `<crossResourceSubscription>` `ri` -> where its time window stands (JSON of
+/// `crs::Window`: anchor, start, the targets seen, a version); tied to the resource.
+/// Written before the event that changed it is acknowledged, so a restart keeps it.
+pub const CRS_WINDOW: &str = "crs-window";
 
 /// The key of a queued request: the channel, then its sequence number in fixed-width hex.
 pub fn polling_key(channel: &str, seq: u64) -> String {

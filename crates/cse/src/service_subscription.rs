@@ -41,36 +41,6 @@ const SEED_NODE: &str = "svsn-config";
 /// The label every seeded resource carries.
 const SEED_LABEL: &str = "seeded-from-config";
 
-/// A resource that is still alive by the CSE's clock.
-fn live(cse: &Cse, r: &Resource) -> bool {
-    r.et()
-        .is_none_or(|et| et > time::format(cse.config.clock.now()).as_str())
-}
-
-/// The live `<serviceSubscribedNode>`s of every profile that name this CSE.
-fn nodes_of_this_cse(cse: &Cse) -> Result<Vec<Resource>> {
-    let mut nodes = Vec::new();
-    for profile in cse.store.children(
-        &cse.config.cse_id,
-        Some(ResourceType::M2mServiceSubscriptionProfile),
-    )? {
-        if !live(cse, &profile) {
-            continue;
-        }
-        for node in cse
-            .store
-            .children(profile.ri(), Some(ResourceType::ServiceSubscribedNode))?
-        {
-            if live(cse, &node)
-                && model::resources::svsn::names_cse(&node.attrs, &cse.config.cse_id)
-            {
-                nodes.push(node);
-            }
-        }
-    }
-    Ok(nodes)
-}
-
 /// The live rule a link names, if it names one (a link whose rule was deleted names none).
 fn rule_at(cse: &Cse, link: &str) -> Result<Option<Resource>> {
     match resolve(link, &cse.config, cse.store.as_ref()) {
@@ -101,73 +71,160 @@ pub(crate) fn check_links(cse: &Cse, attrs: &Map<String, Value>) -> Result<()> {
     Ok(())
 }
 
-/// The registration check of TS-0001 clause 10.2.2.2 step 003 for `ae` (App-ID and AE-ID
-/// already set); `allowed_apps` is the credential entry's list, which decides when no rule
-/// applies (see the module documentation). 4126 when refused.
-pub(crate) fn check_registration(
-    cse: &Cse,
-    caller: &Caller<'_>,
-    ae: &Resource,
-    allowed_apps: &[String],
-) -> Result<()> {
-    let api = ae.attrs.get("api").and_then(Value::as_str).unwrap_or("");
-    let ae_id = ae.ri();
-    let credential = caller
-        .ctx
-        .security_association()
-        .map(|sa| sa.established.credential_id.as_str());
-    let tag = credential.map(|c| security::privacy::credential_tag(c).to_string());
-    let nodes = nodes_of_this_cse(cse)?;
-    let closed = nodes.iter().any(|n| {
-        n.attrs
-            .get("rlk")
-            .and_then(Value::as_array)
-            .is_some_and(Vec::is_empty)
-    });
-    let mut applicable = Vec::new();
-    let mut seen = std::collections::HashSet::new();
-    for link in nodes.iter().flat_map(|n| n.str_list("rlk")) {
-        if let Some(rule) = rule_at(cse, &link)? {
-            if seen.insert(rule.ri().to_owned())
-                && model::resources::asar::applies_to(&rule.attrs, credential)
-            {
-                applicable.push(rule);
+/// The registration check of TS-0001 clause 10.2.2.2 step 003, prepared outside the
+/// registration's write with everything it needs, and decided inside it
+/// ([`RegistrationCheck::decide`]): the profiles, nodes and rules are read in the
+/// transaction that creates the AE, so a concurrent change to them (a node relinked, a
+/// rule narrowed) is seen either whole or not at all, never half.
+#[derive(Debug)]
+pub(crate) struct RegistrationCheck {
+    api: String,
+    ae_id: String,
+    credential: Option<String>,
+    allowed_apps: Vec<String>,
+    cse_id: String,
+    cse_name: String,
+    sp_id: String,
+    now: String,
+}
+
+impl RegistrationCheck {
+    /// The check for `ae` (App-ID and AE-ID already set); `allowed_apps` is the credential
+    /// entry's list, which decides when no rule applies (see the module documentation).
+    pub(crate) fn new(
+        cse: &Cse,
+        caller: &Caller<'_>,
+        ae: &Resource,
+        allowed_apps: &[String],
+    ) -> Self {
+        Self {
+            api: ae
+                .attrs
+                .get("api")
+                .and_then(Value::as_str)
+                .unwrap_or("")
+                .to_owned(),
+            ae_id: ae.ri().to_owned(),
+            credential: caller
+                .ctx
+                .security_association()
+                .map(|sa| sa.established.credential_id.clone()),
+            allowed_apps: allowed_apps.to_vec(),
+            cse_id: cse.config.cse_id.clone(),
+            cse_name: cse.config.cse_name.clone(),
+            sp_id: cse.config.sp_id.clone(),
+            now: time::format(cse.config.clock.now()),
+        }
+    }
+
+    /// Whether a resource read in the transaction is still alive.
+    fn live(&self, r: &Resource) -> bool {
+        r.et().is_none_or(|et| et > self.now.as_str())
+    }
+
+    /// The live rule a link names, read in the transaction (a link whose rule was deleted
+    /// names none). A rule is a plain resource: no virtual resource is followed.
+    fn rule_at(&self, t: &mut dyn store::Txn, link: &str) -> Result<Option<Resource>> {
+        let Ok(path) = crate::addressing::local_path_of(link, &self.cse_id, &self.sp_id) else {
+            return Ok(None);
+        };
+        let mut segments = path.split('/');
+        let first = segments.next().unwrap_or_default();
+        let mut srn = if first == "-" || first == self.cse_id || first == self.cse_name {
+            self.cse_name.clone()
+        } else {
+            match t.get(first)? {
+                Some(r) if self.live(&r) => r.srn,
+                _ => return Ok(None),
+            }
+        };
+        for seg in segments {
+            srn.push('/');
+            srn.push_str(seg);
+        }
+        Ok(t.get_by_srn(&srn)?
+            .filter(|r| r.ty == ResourceType::ServiceSubscribedAppRule && self.live(r)))
+    }
+
+    /// The live `<serviceSubscribedNode>`s of every live profile that name this CSE, read
+    /// in the transaction.
+    fn nodes_of_this_cse(&self, t: &mut dyn store::Txn) -> Result<Vec<Resource>> {
+        let mut nodes = Vec::new();
+        for profile in t.children(&self.cse_id, ResourceType::M2mServiceSubscriptionProfile)? {
+            if !self.live(&profile) {
+                continue;
+            }
+            for node in t.children(profile.ri(), ResourceType::ServiceSubscribedNode)? {
+                if self.live(&node) && model::resources::svsn::names_cse(&node.attrs, &self.cse_id)
+                {
+                    nodes.push(node);
+                }
             }
         }
+        Ok(nodes)
     }
-    let refuse = |why: &str| {
-        tracing::info!(
-            credential = tag.as_deref().unwrap_or("none"),
-            app_id = %model::Untrusted(api),
-            rules = applicable.len(),
-            "AE registration refused: {why}"
-        );
-        Err(Error::new(
-            ResponseStatusCode::AppRuleValidationFailed,
-            format!("the service subscription does not allow App-ID '{api}' for this AE-ID and credential"),
-        ))
-    };
-    if applicable.is_empty() {
-        if closed {
-            return refuse("a serviceSubscribedNode of this CSE links no rule (rlk is empty)");
+
+    /// Inside the registration's write: allows the registration, or refuses it with 4126.
+    pub(crate) fn decide(&self, t: &mut dyn store::Txn) -> Result<()> {
+        let api = self.api.as_str();
+        let credential = self.credential.as_deref();
+        let tag = credential.map(|c| security::privacy::credential_tag(c).to_string());
+        let nodes = self.nodes_of_this_cse(t)?;
+        let closed = nodes.iter().any(|n| {
+            n.attrs
+                .get("rlk")
+                .and_then(Value::as_array)
+                .is_some_and(Vec::is_empty)
+        });
+        let mut applicable = Vec::new();
+        let mut seen = std::collections::HashSet::new();
+        for link in nodes.iter().flat_map(|n| n.str_list("rlk")) {
+            if let Some(rule) = self.rule_at(t, &link)? {
+                if seen.insert(rule.ri().to_owned())
+                    && model::resources::asar::applies_to(&rule.attrs, credential)
+                {
+                    applicable.push(rule);
+                }
+            }
         }
-        if !allowed_apps.is_empty() && !allowed_apps.iter().any(|a| model::id::glob(a, api)) {
-            return refuse("no rule applies and the credential's allowed_apps exclude the App-ID");
-        }
-        return Ok(());
-    }
-    match applicable
-        .iter()
-        .find(|r| model::resources::asar::allows(&r.attrs, api, ae_id))
-    {
-        Some(rule) => {
-            tracing::debug!(
-                rule = rule.ri(),
-                "AE registration allowed by a serviceSubscribedAppRule"
+        let refuse = |why: &str| {
+            tracing::info!(
+                credential = tag.as_deref().unwrap_or("none"),
+                app_id = %model::Untrusted(api),
+                rules = applicable.len(),
+                "AE registration refused: {why}"
             );
-            Ok(())
+            Err(Error::new(
+                ResponseStatusCode::AppRuleValidationFailed,
+                format!("the service subscription does not allow App-ID '{api}' for this AE-ID and credential"),
+            ))
+        };
+        if applicable.is_empty() {
+            if closed {
+                return refuse("a serviceSubscribedNode of this CSE links no rule (rlk is empty)");
+            }
+            if !self.allowed_apps.is_empty()
+                && !self.allowed_apps.iter().any(|a| model::id::glob(a, api))
+            {
+                return refuse(
+                    "no rule applies and the credential's allowed_apps exclude the App-ID",
+                );
+            }
+            return Ok(());
         }
-        None => refuse("no applicable serviceSubscribedAppRule allows the App-ID and AE-ID"),
+        match applicable
+            .iter()
+            .find(|r| model::resources::asar::allows(&r.attrs, api, &self.ae_id))
+        {
+            Some(rule) => {
+                tracing::debug!(
+                    rule = rule.ri(),
+                    "AE registration allowed by a serviceSubscribedAppRule"
+                );
+                Ok(())
+            }
+            None => refuse("no applicable serviceSubscribedAppRule allows the App-ID and AE-ID"),
+        }
     }
 }
 

@@ -217,14 +217,16 @@ impl Cse {
         let Some(policy) = batch::Policy::of(sub) else {
             let body = json!({ "m2m:sgn": sgn });
             let latest = policy_latest(sub).then(|| sub.ri().to_owned());
+            let mut changes = batch::Changes::default();
             for nu in sub.str_list("nu") {
-                if self.cross_event(sub, &nu) {
-                    continue;
+                match self.cross_event(sub, &nu) {
+                    Some(Some(saved)) => changes.extend(batch::Changes::saving_window(saved)),
+                    Some(None) => {}
+                    None => self.deliver(&nu, &body, guard.clone(), latest.clone()),
                 }
-                self.deliver(&nu, &body, guard.clone(), latest.clone());
             }
             self.count_down(sub);
-            return batch::Changes::default();
+            return changes;
         };
         let per_target = sub
             .str_list("nu")

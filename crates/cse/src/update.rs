@@ -236,8 +236,12 @@ impl Cse {
         if updated.ty == ResourceType::CrossResourceSubscription
             && (changes.contains_key("twt") || changes.contains_key("tws"))
         {
-            self.crs_windows
-                .restart(updated.ri(), self.config.clock.now());
+            if let Some(saved) = self
+                .crs_windows
+                .restart(updated.ri(), self.config.clock.now())
+            {
+                saved.save(self.store.as_ref()).await;
+            }
         }
         let mut modified = changes.clone();
         // The `et` the CSE set (capped at the parent's) is what the originator learns.

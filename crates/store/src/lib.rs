@@ -34,6 +34,12 @@ pub trait Txn {
     }
     /// The oldest direct child of a type.
     fn oldest_child(&mut self, pi: &str, ty: ResourceType) -> Result<Option<Resource>>;
+    /// The direct children of a type in creation order, as this transaction sees them (so
+    /// that a decision made on several resources, such as the service subscription rules
+    /// a registration is checked against, reads one consistent state).
+    fn children(&mut self, pi: &str, ty: ResourceType) -> Result<Vec<Resource>>;
+    /// A resource by structured name, as this transaction sees it.
+    fn get_by_srn(&mut self, srn: &str) -> Result<Option<Resource>>;
     /// Whether a direct child of `pi` expires (`et`) after `et`: whether shortening the
     /// parent's lifetime would leave a child outliving it (TS-0004 clause 7.3.3.4), decided
     /// inside the write so that no concurrent write slips in between.

@@ -660,6 +660,41 @@ impl Txn for SqlTxn<'_> {
         edge_child(self.conn, pi, ty, false)
     }
 
+    fn children(&mut self, pi: &str, ty: ResourceType) -> Result<Vec<Resource>> {
+        // SQLite has every insert and deletion of this group already; an update of a
+        // cached resource is in memory until the group ends, so each child is read
+        // through the overlays.
+        let ris: Vec<String> = self
+            .conn
+            .prepare_cached("SELECT ri FROM resources WHERE pi = ?1 AND ty = ?2 ORDER BY seq")
+            .map_err(db_err)?
+            .query_map(params![pi, ty.code()], |r| r.get(0))
+            .map_err(db_err)?
+            .collect::<rusqlite::Result<_>>()
+            .map_err(db_err)?;
+        let mut children = Vec::with_capacity(ris.len());
+        for ri in &ris {
+            if let Some(r) = Txn::get(self, ri)? {
+                children.push(r);
+            }
+        }
+        Ok(children)
+    }
+
+    fn get_by_srn(&mut self, srn: &str) -> Result<Option<Resource>> {
+        let ri: Option<String> = self
+            .conn
+            .prepare_cached("SELECT ri FROM resources WHERE srn = ?1")
+            .map_err(db_err)?
+            .query_row([srn], |r| r.get(0))
+            .optional()
+            .map_err(db_err)?;
+        match ri {
+            Some(ri) => Txn::get(self, &ri),
+            None => Ok(None),
+        }
+    }
+
     fn child_expires_after(&mut self, pi: &str, et: model::time::Timestamp) -> Result<bool> {
         let later = |s: &str| model::time::parse(s).is_ok_and(|t| t > et);
         // An UPDATE of a cached child in this group is written to SQLite only at the end of

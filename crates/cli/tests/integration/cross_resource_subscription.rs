@@ -68,3 +68,45 @@ fn cross_resource_notification_over_http() {
         .expect("deletion notification");
     assert_eq!(sgn(&gone)["sur"], json!("cse-in/me/x"));
 }
+
+/// Where a time window stands survives a restart (TS-0004 clause 7.4.58: the notification
+/// goes out when every target has notified within one window, and a restart of the CSE is
+/// no exception): one target's event before a `kill -9`, the other's after the restart,
+/// both within the window, give the cross-resource notification.
+#[test]
+fn a_time_window_survives_a_restart() {
+    if skip_unless(have_curl(), "curl").is_some() {
+        return;
+    }
+    let dir = tempfile::tempdir().expect("tmp");
+    let data = dir.path().join("data");
+    let mut server = Server::start(&data);
+    let http = Http { base: server.url() };
+    let me = http.register("me");
+    for rn in ["c1", "c2"] {
+        http.create(
+            &me,
+            "cse-in/me",
+            3,
+            &format!(r#"{{"m2m:cnt": {{"rn": "{rn}"}}}}"#),
+        );
+    }
+    let target = Target::start();
+    // A sliding window of an hour: both events fall in it, whatever the machine's load.
+    let body = json!({"m2m:crs": {"rn": "x", "rrat": ["cse-in/me/c1", "cse-in/me/c2"],
+        "encs": {"encn": [{"net": [3]}]}, "twt": 2, "tws": "PT3600S", "nu": [target.url]}});
+    http.create(&me, "cse-in/me", 48, &body.to_string());
+    target
+        .wait_until(|a| sgn(a)["vrq"] == json!(true))
+        .expect("verification request");
+    // The first target's event is acknowledged, then the CSE dies.
+    http.create(&me, "cse-in/me/c1", 4, r#"{"m2m:cin": {"con": "1"}}"#);
+    server.kill9();
+    let server = Server::start(&data);
+    let http = Http { base: server.url() };
+    http.create(&me, "cse-in/me/c2", 4, r#"{"m2m:cin": {"con": "2"}}"#);
+    let crossed = target
+        .wait_until(|a| sgn(a)["sur"] == json!("cse-in/me/x") && sgn(a).get("vrq").is_none())
+        .expect("cross-resource notification after the restart");
+    assert_eq!(sgn(&crossed)["cr"], json!(me));
+}

@@ -296,3 +296,81 @@ fn a_reboot_reaches_the_device_agent_and_is_audited() {
         ]
     );
 }
+
+/// An execution request is never stored, nor notified, without its audit entry: when the
+/// audit log cannot be written, the request is refused with 5000 and nothing changes
+/// (`resources::mgo::audit_actions`). The audit log sits on a small tmpfs that is filled
+/// once the device is set up; each reboot request (with a new label) is answered 2004 while
+/// the log's last page still has room, until one finds none: 5000, and the object keeps
+/// the label of the last request that was audited. Needs root (to mount the tmpfs).
+#[test]
+fn a_reboot_that_cannot_be_audited_is_refused_and_changes_nothing() {
+    use crate::full_disk::{fill, running_as_root, Tmpfs};
+    if skip_unless(running_as_root(), "root (mounting a tmpfs needs it)").is_some() || !have_curl()
+    {
+        return;
+    }
+    let dir = tempfile::tempdir().expect("tmp");
+    let volume = Tmpfs::mount(&dir.path().join("audit"), "256k");
+    let log = dir.path().join("audit").join("audit.log");
+    let file = dir.path().join("cse.toml");
+    std::fs::write(
+        &file,
+        format!("[audit]\nenabled = true\nfile = \"{}\"\n", log.display()),
+    )
+    .expect("config");
+    let data = dir.path().join("data");
+    let server = Server::start_with(&data, &["--config", file.to_str().expect("utf8")]);
+    let http = Http { base: server.url() };
+    let device = http.register("device");
+    let node = http.create(
+        "CAdmin",
+        "cse-in",
+        14,
+        json!({"m2m:nod": {"rn": "node1", "ni": "urn:gsma:imei:90420156-025763-1",
+            "hael": [device]}}),
+    );
+    assert_eq!(node.rsc, 2001, "{}", node.raw);
+    let rbo = http.create(
+        "CAdmin",
+        "cse-in/node1",
+        13,
+        json!({"m2m:rbo": {"rn": "reboot", "mgd": 1009}}),
+    );
+    assert_eq!(rbo.rsc, 2001, "{}", rbo.raw);
+    fill(&dir.path().join("audit").join("filler"));
+    let mut last_audited = Value::Null;
+    let mut refused = None;
+    for i in 0..256 {
+        let label = json!([format!("attempt-{i}")]);
+        let a = http.update(
+            "CAdmin",
+            "cse-in/node1/reboot",
+            json!({"m2m:rbo": {"rbo": true, "lbl": label}}),
+        );
+        match a.rsc {
+            2004 => last_audited = label,
+            5000 => {
+                refused = Some(i);
+                break;
+            }
+            other => panic!("attempt {i}: {other}: {}", a.raw),
+        }
+    }
+    let i = refused.expect("a request found the audit log full");
+    let got = http.get("CAdmin", "cse-in/node1/reboot");
+    assert_eq!(got.rsc, 2000, "{}", got.raw);
+    assert_eq!(
+        got.body["m2m:rbo"]
+            .get("lbl")
+            .cloned()
+            .unwrap_or(Value::Null),
+        last_audited,
+        "attempt {i} changed nothing"
+    );
+    // Every request that was answered 2004 is in the log; the refused one is not.
+    let entries = management_entries(&log);
+    assert_eq!(entries.len(), i, "{entries:?}");
+    drop(server);
+    drop(volume);
+}

@@ -30,20 +30,24 @@ const CREDENTIAL: &str = "12-sensor-1@secure-cse.example";
 /// Skips (with the reason printed) unless this runs as root with openssl installed; with
 /// `SECURE_CSE_REQUIRE_SERVICES` set, fails instead.
 fn can_run() -> bool {
-    let root = Command::new("id")
+    skip_unless(running_as_root(), "root (mounting a tmpfs needs it)").is_none() && have_openssl()
+}
+
+/// Whether the tests run as root (mounting a [`Tmpfs`] needs it).
+pub(crate) fn running_as_root() -> bool {
+    Command::new("id")
         .arg("-u")
         .output()
-        .is_ok_and(|o| String::from_utf8_lossy(&o.stdout).trim() == "0");
-    skip_unless(root, "root (mounting a tmpfs needs it)").is_none() && have_openssl()
+        .is_ok_and(|o| String::from_utf8_lossy(&o.stdout).trim() == "0")
 }
 
 /// A tmpfs of `size` mounted on a fresh folder, unmounted on every path out of the test.
-struct Tmpfs {
+pub(crate) struct Tmpfs {
     dir: PathBuf,
 }
 
 impl Tmpfs {
-    fn mount(dir: &Path, size: &str) -> Self {
+    pub(crate) fn mount(dir: &Path, size: &str) -> Self {
         std::fs::create_dir_all(dir).expect("mount point");
         let out = Command::new("mount")
             .args([
@@ -81,7 +85,7 @@ impl Drop for Tmpfs {
 }
 
 /// Writes zeros into `path` until the volume is full.
-fn fill(path: &Path) {
+pub(crate) fn fill(path: &Path) {
     let mut file = std::fs::File::create(path).expect("filler");
     let block = vec![0u8; 64 * 1024];
     loop {

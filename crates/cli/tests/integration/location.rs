@@ -94,3 +94,79 @@ fn geo_discovery_over_http() {
     let h = Http { base: server.url() };
     assert_eq!(found(&h, &ae, &query(3, square, 1)), ["cse-in/ae/paris"]);
 }
+
+/// The geo-query reads a resource's `loc`, so it tests only the resources the originator may
+/// also RETRIEVE (TS-0004 clause 7.3.3.17.9 leaves the rights unsaid; TS-0003 clause 7.1:
+/// no attribute hidden from the originator may be learnt). A container `other` may discover
+/// but not retrieve is never in a geo-query's result, whether its location matches or not:
+/// the answer is the same either way, so the filter is no oracle for where it is.
+#[test]
+fn a_geo_filter_reveals_nothing_the_originator_cannot_retrieve() {
+    if !have_curl() {
+        return;
+    }
+    let dir = tempfile::tempdir().expect("tmp");
+    let server = Server::start(dir.path());
+    let h = Http { base: server.url() };
+    let owner = h.register("owner");
+    let other = h.register("other");
+    // `see`: other may discover only; `read`: other may discover and retrieve. The owner
+    // keeps every right through both.
+    let mut acps = Vec::new();
+    for (rn, acop) in [("see", 32), ("read", 34)] {
+        let acp = json!({"m2m:acp": {"rn": rn,
+            "pv": {"acr": [{"acor": [other], "acop": acop}, {"acor": [owner], "acop": 63}]},
+            "pvs": {"acr": [{"acor": [owner], "acop": 63}]}}});
+        let a = h.create(&owner, "cse-in/owner", 1, &acp.to_string());
+        acps.push(a.body["m2m:acp"]["ri"].clone());
+    }
+    let a = h.update(
+        &owner,
+        "cse-in/owner",
+        &json!({"m2m:ae": {"acpi": [acps[1]]}}).to_string(),
+    );
+    assert_eq!(a.rsc, 2004, "{}", a.body);
+    let paris = json!({"typ": 1, "crd": [2.35, 48.85]});
+    for (rn, acp) in [("hidden", &acps[0]), ("shown", &acps[1])] {
+        let body = json!({"m2m:cnt": {"rn": rn, "loc": paris, "acpi": [acp]}});
+        h.create(&owner, "cse-in/owner", 3, &body.to_string());
+    }
+    assert_eq!(h.get(&other, "cse-in/owner/hidden").rsc, 4103);
+    assert_eq!(h.get(&other, "cse-in/owner/shown").rsc, 2000);
+    let under = |q: &str| -> Vec<String> {
+        let a = h.get(&other, &format!("cse-in/owner?{q}"));
+        assert_eq!(a.rsc, 2000, "{q}: {}", a.body);
+        let mut uris: Vec<String> = a.body["m2m:uril"]
+            .as_array()
+            .map(|u| {
+                u.iter()
+                    .filter_map(Value::as_str)
+                    .map(str::to_owned)
+                    .collect()
+            })
+            .unwrap_or_default();
+        uris.sort();
+        uris
+    };
+    // Without a condition on a value, DISCOVER alone lists both.
+    assert_eq!(
+        under("fu=1&ty=3"),
+        ["cse-in/owner/hidden", "cse-in/owner/shown"]
+    );
+    // A polygon around Paris: the hidden container's location matches, yet only the one
+    // the originator may read is found.
+    let around = "[[[2,48],[3,48],[3,49],[2,49],[2,48]]]";
+    assert_eq!(under(&query(3, around, 1)), ["cse-in/owner/shown"]);
+    // A polygon elsewhere: neither. The hidden container is absent both times.
+    let elsewhere = "[[[10,50],[11,50],[11,51],[10,51],[10,50]]]";
+    assert_eq!(under(&query(3, elsewhere, 1)), Vec::<String>::new());
+    // The owner, who may read both, finds both: the filter itself works on `hidden`.
+    let a = h.get(&owner, &format!("cse-in/owner?{}", query(3, around, 1)));
+    assert_eq!(a.rsc, 2000, "{}", a.body);
+    assert_eq!(
+        a.body["m2m:uril"].as_array().map(Vec::len),
+        Some(2),
+        "{}",
+        a.body
+    );
+}

@@ -104,3 +104,28 @@ fn a_role_resource_grants_its_holder_until_it_is_deleted() {
     let log = std::fs::read_to_string(&audit).unwrap_or_default();
     assert!(log.contains("rol-delete"), "{log}");
 }
+
+/// A `<role>` whose period has already ended, or whose `et` is past, could never count:
+/// refused with 4000 BAD_REQUEST (TS-0004 clause 7.2.2.2 answers a past `expirationTime`
+/// so; a past `tkna` is the same mistake), nothing created, nothing audited.
+#[test]
+fn a_role_that_has_already_ended_is_refused() {
+    if !have_curl() {
+        return;
+    }
+    let dir = tempfile::tempdir().expect("tmp");
+    let server = Server::start(dir.path());
+    let other = setup(&server);
+    let ended = json!({"m2m:rol": {"rn": "ended", "rlid": "operator", "tkis": "/id-in",
+        "tkhd": other, "tknb": stamp(-7200), "tkna": stamp(-60)}});
+    let (rsc, r) = create(&server, "cse-in", "CAdmin", 31, &ended);
+    assert_eq!(rsc, 4000, "{r}");
+    let expired = json!({"m2m:rol": {"rn": "ended", "rlid": "operator", "tkis": "/id-in",
+        "tkhd": other, "tknb": stamp(-60), "tkna": stamp(3600), "et": stamp(-60)}});
+    let (rsc, r) = create(&server, "cse-in", "CAdmin", 31, &expired);
+    assert_eq!(rsc, 4000, "{r}");
+    assert_eq!(call(&server, "GET", "cse-in/ended", "CAdmin", None).0, 4004);
+    assert_eq!(read(&server, &other, "?rids=operator"), 4103);
+    let log = std::fs::read_to_string(dir.path().join("audit.log")).unwrap_or_default();
+    assert!(!log.contains("rol-create"), "{log}");
+}

@@ -3,6 +3,7 @@
 
 use crate::originator::Originator;
 use crate::records::TxnRecords;
+use crate::service_subscription::RegistrationCheck;
 use crate::{Caller, Cse};
 use model::{Error, Resource, ResponseStatusCode, Result};
 use serde_json::{json, Value};
@@ -68,27 +69,31 @@ pub(crate) fn claim(
     }
 }
 
-/// Checks the App-ID against the release the request declares (`rvi`) and against the
-/// service subscription (`service_subscription::check_registration`: the rules that apply
-/// to the registering credential, else the credential's own `allowed_apps`), and fills in
-/// `aei`.
+/// Checks the App-ID against the release the request declares (`rvi`), fills in `aei`,
+/// and, for a registration, returns its service subscription check
+/// (`service_subscription::RegistrationCheck`: the rules that apply to the registering
+/// credential, else the credential's own `allowed_apps`), which the registration's write
+/// decides with the rules as that transaction sees them.
 pub(crate) fn prepare(
     cse: &Cse,
     caller: &Caller<'_>,
     rvi: Option<&str>,
     r: &mut Resource,
-) -> Result<()> {
+) -> Result<Option<RegistrationCheck>> {
     let api = r.attrs.get("api").and_then(Value::as_str).unwrap_or("");
     model::resources::ae::validate_app_id(api, rvi)?;
-    if let Originator::Registering(reg) = &caller.originator {
-        crate::service_subscription::check_registration(cse, caller, r, &reg.allowed_apps)?;
-    }
+    let check = match &caller.originator {
+        Originator::Registering(reg) => {
+            Some(RegistrationCheck::new(cse, caller, r, &reg.allowed_apps))
+        }
+        _ => None,
+    };
     let id = r.ri().to_owned();
     r.attrs.insert("aei".into(), json!(id));
     if !r.attrs.contains_key("srv") {
         r.attrs.insert("srv".into(), json!(["3"]));
     }
-    Ok(())
+    Ok(check)
 }
 
 /// Inside a write: the AE `creator` (when the originator is one) is still registered under

@@ -18,9 +18,16 @@ pub(crate) fn key_prefix(rlid: &str) -> String {
 /// Checks the period and names (the attribute table checks the shapes), and that the
 /// issuer is this CSE: it is the only Authorization Authority whose roles its decisions
 /// honour (TS-0003 clause 7.4.3 step 4), so a role written for another issuer would be
-/// stored and never count (4102).
+/// stored and never count (4102). A period that has already ended (`tkna` not after now)
+/// is refused as a past `et` is (4000, TS-0004 clause 7.2.2.2 for `expirationTime`): the
+/// role could never count, and storing it would only mislead its reader.
 pub(crate) fn prepare(config: &CseConfig, r: &Resource) -> Result<()> {
     model::resources::rol::validate(&r.attrs)?;
+    if let Some(na) = r.attrs.get("tkna").and_then(Value::as_str) {
+        if model::time::parse(na)? <= config.clock.now() {
+            return Err(Error::bad_request("tkna (notAfter) is in the past"));
+        }
+    }
     let issuer = r.attrs.get("tkis").and_then(Value::as_str).unwrap_or("");
     if crate::access::dynamic::audience(config)
         .iter()

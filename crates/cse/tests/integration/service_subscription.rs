@@ -664,3 +664,45 @@ async fn changes_are_notified_to_subscribers() {
         "{last}"
     );
 }
+
+/// The rules are read inside the registration's own write (TS-0001 clause 10.2.2.2 step
+/// 003): a change to them that the store orders before the registration is seen whole by
+/// it. Here the admin's narrowing of the rule is a write the store holds while the
+/// registration runs; the registration, allowed by the rule as it was, waits behind it and
+/// is refused by the rule as it is (4126), and nothing is registered.
+#[tokio::test]
+async fn the_rules_are_read_in_the_registrations_own_write() {
+    let t = TestCse::new().await;
+    let reg = Arc::new(Registry::default());
+    let sensor = psk(&reg, SENSOR, &[]);
+    let ri = rule(
+        &t,
+        "r1",
+        json!({"apci": [SENSOR], "aai": ["Nsensor", "Nother"], "aae": ["C*"]}),
+    )
+    .await;
+    node(&t, &[&ri]).await;
+    // The narrowing write: submitted first, it holds the store's writer until told to go.
+    let (go, wait) = std::sync::mpsc::channel::<()>();
+    let rule_ri = ri.clone();
+    let narrowed = t.cse.store().submit(Box::new(move |tx| {
+        let _ = wait.recv();
+        let mut r = tx.get(&rule_ri)?.expect("the rule");
+        r.attrs.insert("aai".into(), json!(["Nsensor"]));
+        tx.update(&r)
+    }));
+    // The registration runs up to its own write, which queues behind the narrowing.
+    let mut registering = Box::pin(t.send_ctx(&sensor, registration("s", "Nother")));
+    tokio::select! {
+        biased;
+        r = &mut registering => panic!("answered while the store was held: {:?}", r.rsc),
+        () = std::future::ready(()) => {}
+    }
+    go.send(()).expect("the narrowing write waits");
+    narrowed.await.expect("writer").expect("narrowed");
+    let r = registering.await;
+    assert_eq!(r.rsc, R::AppRuleValidationFailed, "{:?}", r.pc);
+    assert!(!registered(&t, "s").await, "nothing registered");
+    let r = t.send_ctx(&sensor, registration("s", "Nsensor")).await;
+    assert_eq!(r.rsc, R::Created, "{:?}", r.pc);
+}
