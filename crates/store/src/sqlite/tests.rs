@@ -1003,3 +1003,52 @@ async fn a_table_prefix_reads_one_owners_records_in_key_order() {
     );
     assert_eq!(store.table_prefix("q", "c/").ok(), Some(Vec::new()));
 }
+
+/// A write job sees its own group's changes through `Txn::children` and `Txn::get_by_srn`:
+/// an insert and a deletion at once, and the new state of an update of a cached resource
+/// that SQLite gets only when the group ends (a decision made on several resources inside
+/// a write, such as the registration's service subscription check, reads one state).
+#[tokio::test]
+async fn a_write_reads_children_and_names_as_its_transaction_sees_them() {
+    let dir = tempfile::tempdir().expect("tmp");
+    let store = open(dir.path());
+    seed(&*store).await;
+    let seen = write(&*store, |t| {
+        let mut cnt = t.get("cnt1")?.expect("cnt1");
+        cnt.attrs.insert("lbl".into(), json!(["changed"]));
+        t.update(&cnt)?;
+        t.delete_subtree("cnt2")?;
+        t.insert(&res(
+            ResourceType::Container,
+            "cnt3",
+            "Cae",
+            "cse-in/ae/new",
+            json!({}),
+        ))?;
+        let children: Vec<(String, Option<Value>)> = t
+            .children("Cae", ResourceType::Container)?
+            .into_iter()
+            .map(|r| (r.ri().to_owned(), r.attrs.get("lbl").cloned()))
+            .collect();
+        let by_name = t
+            .get_by_srn("cse-in/ae/cnt")?
+            .and_then(|r| r.attrs.get("lbl").cloned());
+        let gone = t.get_by_srn("cse-in/ae-x")?.is_none();
+        let new = t.get_by_srn("cse-in/ae/new")?.map(|r| r.ri().to_owned());
+        Ok((children, by_name, gone, new))
+    })
+    .await
+    .expect("write");
+    assert_eq!(
+        seen,
+        (
+            vec![
+                ("cnt1".to_owned(), Some(json!(["changed"]))),
+                ("cnt3".to_owned(), None)
+            ],
+            Some(json!(["changed"])),
+            true,
+            Some("cnt3".to_owned())
+        )
+    );
+}
