@@ -1012,7 +1012,7 @@ async fn a_table_prefix_reads_one_owners_records_in_key_order() {
 async fn a_write_reads_children_and_names_as_its_transaction_sees_them() {
     let dir = tempfile::tempdir().expect("tmp");
     let store = open(dir.path());
-    seed(&*store).await;
+    seed(&store).await;
     let seen = write(&*store, |t| {
         let mut cnt = t.get("cnt1")?.expect("cnt1");
         cnt.attrs.insert("lbl".into(), json!(["changed"]));
