@@ -557,9 +557,8 @@ fn read_policies(pc: Option<&Value>) -> std::result::Result<PolicyAnswer, String
             privileges: Vec::new(),
         });
     }
-    match aupy.get("ca").and_then(Value::as_u64) {
-        Some(PERMIT_OVERRIDES) => {}
-        _ => return Err("combining algorithm (ca) missing or not PERMIT_OVERRIDES".to_owned()),
+    if aupy.get("ca").and_then(Value::as_u64) != Some(PERMIT_OVERRIDES) {
+        return Err("combining algorithm (ca) missing or not PERMIT_OVERRIDES".to_owned());
     }
     let sets = aupy
         .get("ps")
