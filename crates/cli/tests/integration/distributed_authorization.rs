@@ -2,6 +2,8 @@
 //! and curl as the PEP. The admin creates the PDP resource; a PEP allowed to UPDATE it asks
 //! whether an originator may read a container and gets the decision the policies give,
 //! across a SIGKILL; nothing of the question is kept; every decision is in the audit log.
+//! Then the PRP and PIP (TS-0003 clauses 7.5.3, 7.5.4) over HTTP, and a second `cse` process
+//! naming them in `apri`/`airi`.
 use crate::common;
 
 use common::*;

@@ -2,7 +2,10 @@
 //! 7.4.43): this CSE as Policy Decision Point. A PEP allowed to UPDATE the resource asks
 //! whether `fr` may do `op` on `to` and gets the decision its policies give; nothing of
 //! the question or the answer is kept; only the admin creates one; every change and every
-//! decision is audited; a malformed question is 4000 and changes nothing.
+//! decision is audited; a malformed question is 4000 and changes nothing. Then
+//! `<authorizationPolicy>` and `<authorizationInformation>` (TS-0003 clauses 7.5.3 and 7.5.4,
+//! TS-0004 clauses 7.4.44 and 7.4.45): this CSE as PRP and PIP, and as the CSE that asks
+//! the PRPs and PIPs an ACP names in `apri`/`airi`, locally and on a second CSE.
 use crate::common;
 
 use common::*;
