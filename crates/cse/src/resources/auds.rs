@@ -187,8 +187,8 @@ async fn evaluate(cse: &Cse, q: &Question) -> Answer {
     let target = match addressing::resolve(&q.to, config, store) {
         Ok(t) => t,
         Err(e) => {
-            tracing::info!(to = %model::Untrusted(&q.to), error = %e, "PDP: no applicable target");
-            return Answer::status(Status::NotApplicable);
+            tracing::info!(to = %model::Untrusted(&q.to), error = %e, "PDP: not a target of this CSE; asking its policy repository");
+            return foreign(cse, q);
         }
     };
     let (target, check) = match target {
@@ -264,6 +264,69 @@ async fn evaluate(cse: &Cse, q: &Question) -> Answer {
             tracing::warn!(error = %e, "PDP: evaluation failed");
             Answer::status(Status::ProcessingError)
         }
+    }
+}
+
+/// Decides `q` for a target this CSE does not host (TS-0003 clause 7.5.2 step 2: the
+/// policies retrieved locally): by the policies its PRP repository files for `to`
+/// (`access::distributed::local_policies`) with the roles this CSE assigns to `fr` among
+/// those `rids` names. Without the target resource, a CREATE (whose `acod` needs the
+/// parent's type) is NOT_APPLICABLE, and `fr`'s tokens, addressed to the target's CSE, are
+/// not evaluated; the originator counts as unauthenticated (fail closed).
+fn foreign(cse: &Cse, q: &Question) -> Answer {
+    let (config, store) = (&cse.config, cse.store.as_ref());
+    if !q.to.starts_with('/') || q.op == AccessOperation::CREATE {
+        return Answer::status(Status::NotApplicable);
+    }
+    let found = distributed::local_policies(config, store, &q.to);
+    if found.status != Status::Ok {
+        return Answer::status(found.status);
+    }
+    let domain = crate::access::Domain::of(config);
+    let policies: Vec<std::sync::Arc<crate::access::Policy>> = found
+        .privileges
+        .iter()
+        .enumerate()
+        .map(|(i, pv)| {
+            std::sync::Arc::new(crate::access::Policy::compile(
+                &format!("repository#{}", i + 1),
+                crate::access::RuleSet::Privileges,
+                Some(pv),
+                &domain,
+            ))
+        })
+        .collect();
+    let roles = if q.rids.is_empty() {
+        Vec::new()
+    } else {
+        distributed::local_information(config, store, &q.from, &q.rids, &[])
+            .roles
+            .iter()
+            .filter_map(|r| r.get("rlid").and_then(Value::as_str).map(str::to_owned))
+            .collect()
+    };
+    let request = crate::access::AccessRequest {
+        originator: crate::access::Principal::remote(&q.from, &domain),
+        op: q.op,
+        // Read by `acod` only, which applies to CREATE, refused above.
+        target_ty: ResourceType::CseBase,
+        create: None,
+        authenticated: false,
+        time: q.time,
+        ip: q.ip,
+        location: None,
+        credential_level: None,
+        roles,
+        groups: Vec::new(),
+    };
+    let dec = if crate::access::decide(&policies, &request) {
+        PERMIT
+    } else {
+        DENY
+    };
+    Answer {
+        dec: Some(dec),
+        sus: Status::Ok,
     }
 }
 

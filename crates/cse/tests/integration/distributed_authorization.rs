@@ -1006,29 +1006,38 @@ impl Remote {
         let nobody = b.register("nobody").await;
         points(&b, &nobody, &peers).await;
         file_policy(&b, "mn", "/id-mn", json!([{"acor": ["reader"], "acop": 2}])).await;
-        let route = |to: &'static str| {
-            let b = b.clone();
-            let reg = Arc::new(security::association::Registry::default());
-            let ctx = over(
-                &reg,
-                cse::ListenerRole::Mca,
-                established(
-                    security::association::Framework::Certificate,
-                    "mn-cert",
-                    security::association::PeerIdentity::Cse("/id-mn".into()),
-                ),
-            );
-            listen(
-                to,
-                Arc::new(move |mut req: Request| {
-                    req.to = to.to_owned();
-                    let (b, ctx) = (b.clone(), ctx.clone());
-                    common::answer(async move { Ok(b.send_ctx(&ctx, req).await) })
-                }),
-            )
+        let mut remote = Self {
+            b,
+            prp: String::new(),
+            pip: String::new(),
         };
-        let (prp, pip) = (route(PRP), route(PIP));
-        Self { b, prp, pip }
+        remote.prp = remote.route(PRP);
+        remote.pip = remote.route(PIP);
+        remote
+    }
+
+    /// A URL on the in-memory network whose requests reach `to` on `b`, as from the
+    /// authenticated CSE `/id-mn`.
+    fn route(&self, to: &'static str) -> String {
+        let b = self.b.clone();
+        let reg = Arc::new(security::association::Registry::default());
+        let ctx = over(
+            &reg,
+            cse::ListenerRole::Mca,
+            established(
+                security::association::Framework::Certificate,
+                "mn-cert",
+                security::association::PeerIdentity::Cse("/id-mn".into()),
+            ),
+        );
+        listen(
+            to,
+            Arc::new(move |mut req: Request| {
+                req.to = to.to_owned();
+                let (b, ctx) = (b.clone(), ctx.clone());
+                common::answer(async move { Ok(b.send_ctx(&ctx, req).await) })
+            }),
+        )
     }
 
     /// The role `reader`, issued by `b` to `holder` for the next hour.
@@ -1193,4 +1202,68 @@ async fn a_prp_or_pip_that_fails_leaves_the_refusal() {
         R::OriginatorHasNoPrivilege
     );
     assert_eq!(pip.asked()[0]["pc"]["m2m:auif"]["rids"], json!(["reader"]));
+}
+
+/// TS-0003 clause 7.5.2, communication mode a between two CSEs: the PEP `id-mn` asks the PDP
+/// of another CSE about its own container; that PDP decides by the policies its repository
+/// files for `/id-mn` and the roles it assigns, named by the request.
+#[tokio::test]
+async fn a_pep_asks_the_pdp_of_another_cse_which_decides_from_its_repository() {
+    let remote = Remote::start().await;
+    let peers = attr(&remote.b.retrieve(ADMIN, "cse-in/peers").await, "ri");
+    let r = remote
+        .b
+        .create(
+            ADMIN,
+            "cse-in",
+            T::AuthorizationDecision,
+            json!({"m2m:auds": {"rn": "pdp", "acpi": [peers]}}),
+        )
+        .await;
+    assert_eq!(r.rsc, R::Created, "{:?}", r.pc);
+    let pdp = remote.route(PDP);
+    let mut config = cse::CseConfig {
+        cse_id: "id-mn".into(),
+        ..Default::default()
+    };
+    config.dynamic_authorization.pdp_urls = cse::access::DasUrls::new([pdp.clone()]);
+    let t = TestCse::with_config(config).await;
+    let owner = t.register("owner").await;
+    let other = t.register("other").await;
+    let r = t
+        .create(
+            &owner,
+            "cse-in/owner",
+            T::AccessControlPolicy,
+            json!({"m2m:acp": {"rn": "far-acp", "pv": {"acr": []}, "adri": [pdp],
+                "pvs": {"acr": [{"acor": [owner.clone()], "acop": 63}]}}}),
+        )
+        .await;
+    assert_eq!(r.rsc, R::Created, "{:?}", r.pc);
+    let acp = attr(&r, "ri");
+    let r = t
+        .create(
+            &owner,
+            "cse-in/owner",
+            T::Container,
+            json!({"m2m:cnt": {"rn": "far", "acpi": [acp]}}),
+        )
+        .await;
+    assert_eq!(r.rsc, R::Created, "{:?}", r.pc);
+    assert_eq!(
+        read_far(&t, &other, &["reader"]).await,
+        R::OriginatorHasNoPrivilege
+    );
+    remote.assign_reader(&format!("/id-mn/{other}")).await;
+    assert_eq!(read_far(&t, &other, &["reader"]).await, R::Ok);
+    // The PDP counts a role only when the request names it; RETRIEVE only.
+    assert_eq!(read_far(&t, &other, &[]).await, R::OriginatorHasNoPrivilege);
+    let r = t
+        .update(
+            &other,
+            "cse-in/owner/far",
+            json!({"m2m:cnt": {"lbl": ["x"]}}),
+        )
+        .await;
+    assert_eq!(r.rsc, R::OriginatorHasNoPrivilege);
 }
