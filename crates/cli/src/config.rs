@@ -233,6 +233,12 @@ pub struct DynamicAuthorizationSection {
     /// The remote PDP (`<authorizationDecision>`) URLs an ACP's `adri` may name; none by
     /// default.
     pub pdp_urls: Option<Vec<String>>,
+    /// The remote PRP (`<authorizationPolicy>`) URLs an ACP's `apri` may name; none by
+    /// default.
+    pub prp_urls: Option<Vec<String>>,
+    /// The remote PIP (`<authorizationInformation>`) URLs an ACP's `airi` may name; none
+    /// by default.
+    pub pip_urls: Option<Vec<String>>,
 }
 
 /// `[[token_issuer]]`: one trusted issuer and its key, exactly one of the two.
@@ -1027,6 +1033,26 @@ impl FileConfig {
                     ))
                 })?;
         }
+        for (name, urls, slot) in [
+            (
+                "prp_urls",
+                d.prp_urls,
+                &mut c.dynamic_authorization.prp_urls,
+            ),
+            (
+                "pip_urls",
+                d.pip_urls,
+                &mut c.dynamic_authorization.pip_urls,
+            ),
+        ] {
+            if let Some(urls) = urls {
+                *slot = cse::access::DasUrls::from_config(urls).map_err(|bad| {
+                    ConfigError::Invalid(format!(
+                        "dynamic_authorization.{name}: '{bad}' is not an http:// or https:// URL with a host"
+                    ))
+                })?;
+            }
+        }
         for i in &self.token_issuer {
             if i.name.is_empty() || i.public_key.is_some() == i.secret_file.is_some() {
                 return Err(ConfigError::Invalid(format!(
@@ -1423,6 +1449,27 @@ mod tests {
     }
 
     #[test]
+    fn prp_and_pip_urls_are_urls_and_none_by_default() {
+        let s = resolve(
+            "[dynamic_authorization]\nprp_urls = [\"https://prp.example/cse-in/prp\"]\npip_urls = [\"https://pip.example/cse-in/pip\"]",
+        )
+        .expect("valid");
+        let d = &s.cse.dynamic_authorization;
+        assert!(d.prp_urls.lists("https://prp.example/cse-in/prp"));
+        assert!(d.pip_urls.lists("https://pip.example/cse-in/pip"));
+        assert!(!d.prp_urls.lists("https://pip.example/cse-in/pip"));
+        let defaults = resolve("").expect("defaults");
+        assert!(defaults.cse.dynamic_authorization.prp_urls.is_empty());
+        assert!(defaults.cse.dynamic_authorization.pip_urls.is_empty());
+        for name in ["prp_urls", "pip_urls"] {
+            assert!(matches!(
+                resolve(&format!("[dynamic_authorization]\n{name} = [\"x.example\"]")),
+                Err(ConfigError::Invalid(m)) if m.contains(name)
+            ));
+        }
+    }
+
+    #[test]
     fn non_blocking_settings_are_read_and_checked() {
         let s = resolve(
             "[non_blocking]\nmax_pending_per_originator = 4\nresult_persistence_secs = 60\nmax_lifetime_secs = 120",
@@ -1675,7 +1722,7 @@ mod tests {
                 _ => 0,
             };
         }
-        assert_eq!(documented, 117, "every option is in the documented sample");
+        assert_eq!(documented, 119, "every option is in the documented sample");
         // The key homes' own keys, one level further down.
         let keystore = table_of(sample, "keystore");
         let len = |name: &str| {

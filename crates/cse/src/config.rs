@@ -146,6 +146,12 @@ pub struct DynamicAuthorization {
     /// The `<authorizationDecision>` URLs of other CSEs (remote PDPs) that an ACP's `adri`
     /// may name; empty (the default): none, so no ACP can make the CSE contact anything.
     pub pdp_urls: crate::access::DasUrls,
+    /// The `<authorizationPolicy>` URLs of other CSEs (remote PRPs) that an ACP's `apri`
+    /// may name; empty (the default): none.
+    pub prp_urls: crate::access::DasUrls,
+    /// The `<authorizationInformation>` URLs of other CSEs (remote PIPs) that an ACP's
+    /// `airi` may name; empty (the default): none.
+    pub pip_urls: crate::access::DasUrls,
 }
 
 impl Default for DynamicAuthorization {
@@ -156,6 +162,8 @@ impl Default for DynamicAuthorization {
             max_grant_secs: 3600,
             das_urls: crate::access::DasUrls::default(),
             pdp_urls: crate::access::DasUrls::default(),
+            prp_urls: crate::access::DasUrls::default(),
+            pip_urls: crate::access::DasUrls::default(),
         }
     }
 }

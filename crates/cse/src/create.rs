@@ -201,7 +201,9 @@ impl Cse {
             ResourceType::ServiceSubscribedAppRule => {
                 model::resources::asar::validate(&resource.attrs)?
             }
-            ResourceType::AuthorizationDecision => {
+            ResourceType::AuthorizationDecision
+            | ResourceType::AuthorizationPolicy
+            | ResourceType::AuthorizationInformation => {
                 resources::authority::only_admin(self, caller, ty)?
             }
             ResourceType::Role => {
@@ -219,7 +221,12 @@ impl Cse {
                 }
             }
             ResourceType::AccessControlPolicy => {
-                crate::access::pdp::check_adri(&self.config, &resource.attrs)?
+                crate::access::pdp::check_adri(&self.config, &resource.attrs)?;
+                crate::access::distributed::check_links(
+                    &self.config,
+                    self.store.as_ref(),
+                    &resource.attrs,
+                )?
             }
             ResourceType::M2mServiceSubscriptionProfile
             | ResourceType::CseBase

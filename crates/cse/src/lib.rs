@@ -509,6 +509,12 @@ impl Cse {
                 Err(refusal) => refusal,
             };
         let owner = gate.owner(target)?;
+        if self
+            .retrieved_permits(caller, &ctx, target, &owner, op, create_ty)
+            .await?
+        {
+            return Ok(());
+        }
         let pdps = access::pdp::named_pdps(self.store.as_ref(), &owner);
         let remote_pdp_permits = || async {
             let q = access::pdp::Question {
@@ -567,6 +573,51 @@ impl Cse {
             return Ok(());
         }
         Err(refusal.into_error())
+    }
+
+    /// Whether the policies of the PRPs and the roles and tokens of the PIPs that `owner`'s
+    /// policies name (`apri`, `airi`; TS-0003 clauses 7.5.3 and 7.5.4) grant a request its
+    /// rules refused. False when they name none, or nothing usable comes back.
+    async fn retrieved_permits(
+        &self,
+        caller: &Caller<'_>,
+        ctx: &access::RequestContext,
+        target: &Resource,
+        owner: &Resource,
+        op: model::AccessOperation,
+        create_ty: Option<ResourceType>,
+    ) -> Result<bool> {
+        let store = self.store.as_ref();
+        let (prps, pips) = access::distributed::named_points(store, owner);
+        if prps.is_empty() && pips.is_empty() {
+            return Ok(false);
+        }
+        let asked = access::distributed::Question {
+            originator: &caller.originator,
+            target,
+            rids: &caller.rids,
+            time: ctx.time,
+        };
+        let outbound = self.consultant.outbound();
+        let retrieved =
+            access::distributed::retrieve(&self.config, store, outbound, &prps, &pips, &asked)
+                .await;
+        if retrieved.is_empty() {
+            return Ok(false);
+        }
+        let mut tokens = caller.tokens.clone();
+        tokens.extend(retrieved.tokens);
+        let check = access::Check::Operation;
+        let decided = self.gate().with_tokens(&tokens, &caller.rids).check(
+            &caller.originator,
+            ctx,
+            target,
+            op,
+            create_ty,
+            check,
+            Some(&retrieved.grant),
+        )?;
+        Ok(decided.is_ok())
     }
 
     /// Whether `owner`'s policies trust `dac` (TS-0003 clause 7.3: a DAS is an authorised

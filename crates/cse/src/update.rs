@@ -67,6 +67,22 @@ impl Cse {
                 .await?;
             return resources::auds::decide(self, caller, req, &current, &changes).await;
         }
+        if current.ty == ResourceType::AuthorizationPolicy
+            && resources::aupy::asks_policies(&changes)
+        {
+            // TS-0004 clause 7.4.44.2.3: the PRP answers; nothing of the request is kept.
+            self.authorize_dynamic(caller, &current, AccessOperation::UPDATE, None)
+                .await?;
+            return resources::aupy::retrieve(self, caller, req, &current, &changes).await;
+        }
+        if current.ty == ResourceType::AuthorizationInformation
+            && resources::auif::asks_information(&changes)
+        {
+            // TS-0004 clause 7.4.45.2.3: the PIP answers; nothing of the request is kept.
+            self.authorize_dynamic(caller, &current, AccessOperation::UPDATE, None)
+                .await?;
+            return resources::auif::retrieve(self, caller, req, &current, &changes).await;
+        }
         if changes.get("et").is_some_and(Value::is_null) {
             // TS-0001 clause 9.6.1.3.2: `et` set to null asks the CSE for a new lifetime; the
             // resource always has one (multiplicity 1), so it gets the CSE's default.
@@ -138,7 +154,12 @@ impl Cse {
                 resources::dac::prepare(&self.config, &preview)?
             }
             ResourceType::AccessControlPolicy => {
-                crate::access::pdp::check_adri(&self.config, &changes)?
+                crate::access::pdp::check_adri(&self.config, &changes)?;
+                crate::access::distributed::check_links(
+                    &self.config,
+                    self.store.as_ref(),
+                    &preview.attrs,
+                )?
             }
             ResourceType::TimeSeries => model::resources::ts::check(&preview.attrs)?,
             ResourceType::ServiceSubscribedNode => {

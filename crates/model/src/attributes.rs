@@ -152,6 +152,8 @@ pub fn table(ty: ResourceType) -> &'static [Attr] {
         ResourceType::TimeSeriesInstance => resources::tsi::ATTRIBUTES,
         ResourceType::Role => resources::rol::ATTRIBUTES,
         ResourceType::Token => resources::tk::ATTRIBUTES,
+        ResourceType::AuthorizationPolicy => resources::aupy::ATTRIBUTES,
+        ResourceType::AuthorizationInformation => resources::auif::ATTRIBUTES,
     }
 }
 
@@ -682,8 +684,6 @@ mod tests {
             (T::Subscription, "gpi"),
             (T::Group, "spty"),
             (T::Group, "nar"),
-            (T::AccessControlPolicy, "apri"),
-            (T::AccessControlPolicy, "airi"),
             (T::ServiceSubscribedNode, "nrq"),
             (T::ServiceSubscribedAppRule, "ari"),
         ];

@@ -125,11 +125,17 @@ pub enum ResourceType {
     /// 35 `auds`: authorization decision, where a PEP asks this CSE's PDP for a decision
     /// (TS-0003 clause 7.5.2).
     AuthorizationDecision,
+    /// 36 `aupy`: authorization policy, where a PDP asks this CSE's PRP for the policies
+    /// that apply to a target (TS-0003 clause 7.5.3).
+    AuthorizationPolicy,
+    /// 37 `auif`: authorization information, where a PDP asks this CSE's PIP for the
+    /// roles and tokens of an originator (TS-0003 clause 7.5.4).
+    AuthorizationInformation,
 }
 
 impl ResourceType {
     /// Every type, for tables and tests.
-    pub const ALL: [Self; 22] = [
+    pub const ALL: [Self; 24] = [
         Self::AccessControlPolicy,
         Self::Ae,
         Self::Container,
@@ -152,6 +158,8 @@ impl ResourceType {
         Self::DynamicAuthorizationConsultation,
         Self::CrossResourceSubscription,
         Self::AuthorizationDecision,
+        Self::AuthorizationPolicy,
+        Self::AuthorizationInformation,
     ];
 
     /// The `ty` number.
@@ -179,6 +187,8 @@ impl ResourceType {
             Self::DynamicAuthorizationConsultation => 34,
             Self::CrossResourceSubscription => 48,
             Self::AuthorizationDecision => 35,
+            Self::AuthorizationPolicy => 36,
+            Self::AuthorizationInformation => 37,
         }
     }
 
@@ -215,6 +225,8 @@ impl ResourceType {
             Self::DynamicAuthorizationConsultation => "dac",
             Self::CrossResourceSubscription => "crs",
             Self::AuthorizationDecision => "auds",
+            Self::AuthorizationPolicy => "aupy",
+            Self::AuthorizationInformation => "auif",
         }
     }
 
@@ -244,6 +256,8 @@ impl ResourceType {
             Self::DynamicAuthorizationConsultation => "m2m:dac",
             Self::CrossResourceSubscription => "m2m:crs",
             Self::AuthorizationDecision => "m2m:auds",
+            Self::AuthorizationPolicy => "m2m:aupy",
+            Self::AuthorizationInformation => "m2m:auif",
         }
     }
 
@@ -277,6 +291,8 @@ impl ResourceType {
                 Token,
                 CrossResourceSubscription,
                 AuthorizationDecision,
+                AuthorizationPolicy,
+                AuthorizationInformation,
             ],
             Ae => &[
                 AccessControlPolicy,
@@ -307,7 +323,9 @@ impl ResourceType {
             | DynamicAuthorizationConsultation
             | Role
             | Token
-            | AuthorizationDecision => &[Subscription],
+            | AuthorizationDecision
+            | AuthorizationPolicy
+            | AuthorizationInformation => &[Subscription],
             ContentInstance
             | Subscription
             | PollingChannel

@@ -511,8 +511,14 @@ fn defined_but_unsupported_attributes_are_not_implemented() {
         (
             "cse-in/me",
             1,
-            json!({"m2m:acp": {"rn": "s", "pv": {}, "pvs": {"acr": [{"acor": [me], "acop": 63}]}, "apri": ["x"]}}),
+            json!({"m2m:acp": {"rn": "s", "pv": {}, "pvs": {"acr": [{"acor": [me], "acop": 63}]}, "at": ["/id"]}}),
             5001,
+        ),
+        (
+            "cse-in/me",
+            1,
+            json!({"m2m:acp": {"rn": "s", "pv": {}, "pvs": {"acr": [{"acor": [me], "acop": 63}]}, "apri": ["x"]}}),
+            4000,
         ),
     ];
     for (parent, ty, body, want) in &cases {

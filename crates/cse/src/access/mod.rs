@@ -16,6 +16,7 @@ pub mod cache;
 mod context;
 pub mod das_urls;
 pub mod decision;
+pub mod distributed;
 pub mod dynamic;
 pub mod explain;
 pub mod pdp;
@@ -547,7 +548,7 @@ fn default_policy(
 pub fn defines_access(ty: ResourceType, attr: &str) -> bool {
     match attr {
         "acpi" | "daci" => true,
-        "adri" => ty == ResourceType::AccessControlPolicy,
+        "adri" | "apri" | "airi" => ty == ResourceType::AccessControlPolicy,
         "macp" | "mid" => ty == ResourceType::Group,
         "dap" | "dae" => ty == ResourceType::DynamicAuthorizationConsultation,
         "nu" => ty == ResourceType::Subscription,

@@ -105,7 +105,11 @@ pub fn named_tokens(
 }
 
 /// The `<token>` holding Token-ID `tid`, unless it has expired.
-fn stored_token(store: &dyn Store, tid: &str, now: Timestamp) -> Result<Option<Resource>> {
+pub(crate) fn stored_token(
+    store: &dyn Store,
+    tid: &str,
+    now: Timestamp,
+) -> Result<Option<Resource>> {
     let Some(ri) = store.record(crate::resources::tk::TOKEN_ID, tid)? else {
         return Ok(None);
     };

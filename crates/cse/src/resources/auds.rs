@@ -6,14 +6,11 @@
 //! no DAS is consulted). The request and the answer are never stored: the write only
 //! moves `lt`, and the decision goes to the audit trail.
 
-use crate::access::{standing::originator_of_record, Check, RequestContext};
+use crate::access::{distributed, standing::originator_of_record, Check, RequestContext};
 use crate::addressing::{self, Target};
 use crate::{Caller, Cse};
 use model::resources::auds::{Status, DENY, PERMIT, REQUEST, REQUIRED};
-use model::{
-    time, AccessOperation, Error, Request, Resource, ResourceType, Response, ResponseStatusCode,
-    Result, ResultContent,
-};
+use model::{time, AccessOperation, Error, Request, Resource, ResourceType, Response, Result};
 use serde_json::{json, Map, Value};
 use std::net::IpAddr;
 
@@ -164,20 +161,7 @@ pub(crate) async fn decide(
     changes: &Map<String, Value>,
 ) -> Result<Response> {
     let question = Question::parse(changes, cse.config.clock.now())?;
-    let answer = evaluate(cse, &question);
-    let ri = current.ri().to_owned();
-    let clock = cse.config.clock.clone();
-    let updated = store::write(cse.store.as_ref(), move |t| {
-        let mut r = t
-            .get(&ri)?
-            .ok_or_else(|| Error::not_found("the resource was deleted"))?;
-        r.attrs
-            .insert("lt".into(), json!(time::format(clock.now())));
-        t.update(&r)?;
-        Ok(r)
-    })
-    .await?;
-    let actor = caller.originator.id(&cse.config);
+    let answer = evaluate(cse, &question).await;
     let detail = format!(
         "to={} fr={} op={} dec={} sus={}",
         question.to,
@@ -186,34 +170,25 @@ pub(crate) async fn decide(
         answer.dec.map_or("-".to_owned(), |d| d.to_string()),
         answer.sus.code()
     );
-    crate::security_manager::administration::record_decision(cse, actor, &updated, &detail).await?;
     let mut answered = Map::new();
     if let Some(dec) = answer.dec {
         answered.insert("dec".into(), json!(dec));
     }
     answered.insert("sus".into(), json!(answer.sus.code()));
-    let pc = match req.rcn.unwrap_or(ResultContent::Attributes) {
-        ResultContent::Nothing => None,
-        ResultContent::ModifiedAttributes => Some(json!({ updated.wrapper(): answered })),
-        _ => {
-            let mut shown = updated.clone();
-            shown.attrs.extend(answered);
-            Some(shown.wrapped())
-        }
-    };
-    Ok(Response::new(ResponseStatusCode::Updated, &req.rqi, pc))
+    super::authority::answer_procedure(cse, caller, req, current, "decide", &detail, answered).await
 }
 
-/// Decides `q` against this CSE's policies. Whatever cannot be established ends in a
-/// status other than OK, never in PERMIT.
-fn evaluate(cse: &Cse, q: &Question) -> Answer {
+/// Decides `q` against this CSE's policies and, when they refuse, those of the PRPs and the
+/// roles and tokens of the PIPs they name (`apri`, `airi`: TS-0003 clause 7.5.2 steps 2 and
+/// 3). Whatever cannot be established ends in a status other than OK, never in PERMIT.
+async fn evaluate(cse: &Cse, q: &Question) -> Answer {
     let store = cse.store.as_ref();
     let config = &cse.config;
     let target = match addressing::resolve(&q.to, config, store) {
         Ok(t) => t,
         Err(e) => {
-            tracing::info!(to = %model::Untrusted(&q.to), error = %e, "PDP: no applicable target");
-            return Answer::status(Status::NotApplicable);
+            tracing::info!(to = %model::Untrusted(&q.to), error = %e, "PDP: not a target of this CSE; asking its policy repository");
+            return foreign(cse, q);
         }
     };
     let (target, check) = match target {
@@ -243,15 +218,36 @@ fn evaluate(cse: &Cse, q: &Question) -> Answer {
             Ok(r) => r,
             Err(_) => return Answer::status(Status::ProcessingError),
         };
-    let decided = cse.gate().with_tokens(&tokens, &q.rids).check(
-        &originator,
-        &ctx,
-        &target,
-        q.op,
-        q.create_ty,
-        check,
-        None,
-    );
+    let gate = cse.gate().with_tokens(&tokens, &q.rids);
+    let mut decided = gate.check(&originator, &ctx, &target, q.op, q.create_ty, check, None);
+    if matches!(decided, Ok(Err(_))) {
+        let retrieved = match gate.owner(&target) {
+            Ok(owner) => {
+                let (prps, pips) = distributed::named_points(store, &owner);
+                let asked = distributed::Question {
+                    originator: &originator,
+                    target: &target,
+                    rids: &q.rids,
+                    time: q.time,
+                };
+                let outbound = cse.consultant.outbound();
+                distributed::retrieve(config, store, outbound, &prps, &pips, &asked).await
+            }
+            Err(_) => distributed::Retrieved::default(),
+        };
+        if !retrieved.is_empty() {
+            tokens.extend(retrieved.tokens);
+            decided = cse.gate().with_tokens(&tokens, &q.rids).check(
+                &originator,
+                &ctx,
+                &target,
+                q.op,
+                q.create_ty,
+                check,
+                Some(&retrieved.grant),
+            );
+        }
+    }
     match decided {
         Ok(Ok(())) => Answer {
             dec: Some(PERMIT),
@@ -268,6 +264,69 @@ fn evaluate(cse: &Cse, q: &Question) -> Answer {
             tracing::warn!(error = %e, "PDP: evaluation failed");
             Answer::status(Status::ProcessingError)
         }
+    }
+}
+
+/// Decides `q` for a target this CSE does not host (TS-0003 clause 7.5.2 step 2: the
+/// policies retrieved locally): by the policies its PRP repository files for `to`
+/// (`access::distributed::local_policies`) with the roles this CSE assigns to `fr` among
+/// those `rids` names. Without the target resource, a CREATE (whose `acod` needs the
+/// parent's type) is NOT_APPLICABLE, and `fr`'s tokens, addressed to the target's CSE, are
+/// not evaluated; the originator counts as unauthenticated (fail closed).
+fn foreign(cse: &Cse, q: &Question) -> Answer {
+    let (config, store) = (&cse.config, cse.store.as_ref());
+    if !q.to.starts_with('/') || q.op == AccessOperation::CREATE {
+        return Answer::status(Status::NotApplicable);
+    }
+    let found = distributed::local_policies(config, store, &q.to);
+    if found.status != Status::Ok {
+        return Answer::status(found.status);
+    }
+    let domain = crate::access::Domain::of(config);
+    let policies: Vec<std::sync::Arc<crate::access::Policy>> = found
+        .privileges
+        .iter()
+        .enumerate()
+        .map(|(i, pv)| {
+            std::sync::Arc::new(crate::access::Policy::compile(
+                &format!("repository#{}", i + 1),
+                crate::access::RuleSet::Privileges,
+                Some(pv),
+                &domain,
+            ))
+        })
+        .collect();
+    let roles = if q.rids.is_empty() {
+        Vec::new()
+    } else {
+        distributed::local_information(config, store, &q.from, &q.rids, &[])
+            .roles
+            .iter()
+            .filter_map(|r| r.get("rlid").and_then(Value::as_str).map(str::to_owned))
+            .collect()
+    };
+    let request = crate::access::AccessRequest {
+        originator: crate::access::Principal::remote(&q.from, &domain),
+        op: q.op,
+        // Read by `acod` only, which applies to CREATE, refused above.
+        target_ty: ResourceType::CseBase,
+        create: None,
+        authenticated: false,
+        time: q.time,
+        ip: q.ip,
+        location: None,
+        credential_level: None,
+        roles,
+        groups: Vec::new(),
+    };
+    let dec = if crate::access::decide(&policies, &request) {
+        PERMIT
+    } else {
+        DENY
+    };
+    Answer {
+        dec: Some(dec),
+        sus: Status::Ok,
     }
 }
 

@@ -42,3 +42,50 @@ pub(crate) fn lifetime_within_validity(attrs: &Map<String, Value>) -> Result<Opt
     };
     Ok((time::parse(tkna)? < time::parse(et)?).then(|| Value::from(tkna)))
 }
+
+/// The answer of a procedure bound to an authorization resource (the PDP of an
+/// `<authorizationDecision>`, the PRP of an `<authorizationPolicy>`, the PIP of an
+/// `<authorizationInformation>`; TS-0003 clause 7.5): the request and the answer are never
+/// stored (the write only moves `lt`), the answer goes to the audit trail as
+/// `<short name>-<verb>` with `detail` (never a token), durably before the response, and
+/// the response carries `answered` as the resource's attributes.
+pub(crate) async fn answer_procedure(
+    cse: &Cse,
+    caller: &Caller<'_>,
+    req: &model::Request,
+    current: &model::Resource,
+    verb: &str,
+    detail: &str,
+    answered: Map<String, Value>,
+) -> Result<model::Response> {
+    use model::{Response, ResponseStatusCode, ResultContent};
+    let ri = current.ri().to_owned();
+    let clock = cse.config.clock.clone();
+    let updated = store::write(cse.store.as_ref(), move |t| {
+        let mut r = t
+            .get(&ri)?
+            .ok_or_else(|| Error::not_found("the resource was deleted"))?;
+        r.attrs
+            .insert("lt".into(), Value::from(time::format(clock.now())));
+        t.update(&r)?;
+        Ok(r)
+    })
+    .await?;
+    let actor = caller.originator.id(&cse.config);
+    crate::security_manager::administration::record_procedure(cse, actor, &updated, verb, detail)
+        .await?;
+    let pc = match req.rcn.unwrap_or(ResultContent::Attributes) {
+        ResultContent::Nothing => None,
+        ResultContent::ModifiedAttributes => {
+            let mut m = Map::new();
+            m.insert(updated.wrapper().to_owned(), Value::Object(answered));
+            Some(Value::Object(m))
+        }
+        _ => {
+            let mut shown = updated.clone();
+            shown.attrs.extend(answered);
+            Some(shown.wrapped())
+        }
+    };
+    Ok(Response::new(ResponseStatusCode::Updated, &req.rqi, pc))
+}

@@ -3,6 +3,8 @@
 
 pub(crate) mod ae;
 pub(crate) mod auds;
+pub(crate) mod auif;
+pub(crate) mod aupy;
 pub(crate) mod authority;
 pub(crate) mod cb;
 pub(crate) mod cin;

@@ -1,6 +1,8 @@
 //! The one audit path of the security administration resources: `<role>` and `<token>`
 //! (who holds which privileges) and `<m2mServiceSubscriptionProfile>`,
-//! `<serviceSubscribedNode>` and `<serviceSubscribedAppRule>` (who may register). Each of
+//! `<serviceSubscribedNode>` and `<serviceSubscribedAppRule>` (who may register), and the
+//! distributed-authorization points `<authorizationDecision>`, `<authorizationPolicy>` and
+//! `<authorizationInformation>` (with the answers of their procedures). Each of
 //! their creations, updates, deletions and expiries is an `admin-action` entry of the audit
 //! log, written durably *before* the change is written to the store: an audit log that
 //! cannot be written refuses the change (5000) with nothing changed, so no acknowledged
@@ -50,6 +52,8 @@ pub(crate) fn administers(ty: ResourceType) -> bool {
             | ResourceType::ServiceSubscribedNode
             | ResourceType::ServiceSubscribedAppRule
             | ResourceType::AuthorizationDecision
+            | ResourceType::AuthorizationPolicy
+            | ResourceType::AuthorizationInformation
     )
 }
 
@@ -80,17 +84,19 @@ pub(crate) async fn record(cse: &Cse, actor: &str, change: Change, r: &Resource)
     write(cse, actor, action, target).await
 }
 
-/// A decision of this CSE's PDP, asked through the `<authorizationDecision>` `r`: action
-/// `auds-decide`, with `detail` (the question and the answer, never a token). Decisions
-/// grant or refuse privileges like the resources above, so they are in the same log, on
-/// disk before the answer.
-pub(crate) async fn record_decision(
+/// An answer of a procedure bound to the authorization resource `r` (a PDP's decision, a
+/// PRP's policies, a PIP's roles and tokens): action `<short name>-<verb>` (`auds-decide`,
+/// `aupy-retrieve`, `auif-retrieve`), with `detail` (the question and the answer, never a
+/// token). Answers grant or refuse privileges like the resources above, so they are in the
+/// same log, on disk before the answer.
+pub(crate) async fn record_procedure(
     cse: &Cse,
     actor: &str,
     r: &Resource,
+    verb: &str,
     detail: &str,
 ) -> Result<()> {
-    let action = format!("{}-decide", r.ty.short_name());
+    let action = format!("{}-{verb}", r.ty.short_name());
     let target = format!("{} ({}) {detail}", r.ri(), r.srn);
     write(cse, actor, action, target).await
 }

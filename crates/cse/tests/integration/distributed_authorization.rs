@@ -2,7 +2,10 @@
 //! 7.4.43): this CSE as Policy Decision Point. A PEP allowed to UPDATE the resource asks
 //! whether `fr` may do `op` on `to` and gets the decision its policies give; nothing of
 //! the question or the answer is kept; only the admin creates one; every change and every
-//! decision is audited; a malformed question is 4000 and changes nothing.
+//! decision is audited; a malformed question is 4000 and changes nothing. Then
+//! `<authorizationPolicy>` and `<authorizationInformation>` (TS-0003 clauses 7.5.3 and 7.5.4,
+//! TS-0004 clauses 7.4.44 and 7.4.45): this CSE as PRP and PIP, and as the CSE that asks
+//! the PRPs and PIPs an ACP names in `apri`/`airi`, locally and on a second CSE.
 use crate::common;
 
 use common::*;
@@ -560,7 +563,8 @@ async fn only_listed_pdps_may_be_named_or_asked() {
         .await;
     assert_eq!(r.rsc, R::BadRequest, "{:?}", r.pc);
     assert_eq!(t.retrieve(&owner, &acp).await.pc, before);
-    // apri and airi are defined but not supported: 5001, not ignored (TS-0004 7.3.3.4).
+    // apri and airi name PRPs and PIPs: a PDP's URL is neither (it is not listed as one),
+    // and apri cannot sit beside adri (TS-0001 clause 9.6.2.0): 4000, nothing changed.
     for name in ["apri", "airi"] {
         let r = t
             .update(
@@ -569,8 +573,9 @@ async fn only_listed_pdps_may_be_named_or_asked() {
                 json!({"m2m:acp": { name: [listed.url.clone()] }}),
             )
             .await;
-        assert_eq!(r.rsc, R::NotImplemented, "{name}");
+        assert_eq!(r.rsc, R::BadRequest, "{name}");
     }
+    assert_eq!(t.retrieve(&owner, &acp).await.pc, before);
     // Only who holds the policy's self-privileges names a PDP.
     let r = t
         .update(
@@ -612,4 +617,653 @@ async fn at_most_four_pdps_are_asked_for_one_request() {
         assert_eq!(pdp.asked().len(), 1);
     }
     assert!(fifth.asked().is_empty());
+}
+
+// === <authorizationPolicy> (PRP) and <authorizationInformation> (PIP) ===
+
+const PRP: &str = "cse-in/prp";
+const PIP: &str = "cse-in/pip";
+
+/// The admin's PRP `cse-in/prp` and PIP `cse-in/pip` on `t`, governed by the policy `acp`
+/// (who may ask them). Only the admin creates them (TS-0003 clause 7.5.5).
+async fn points(t: &TestCse, not_admin: &str, acp: &Value) {
+    for (ty, body) in [
+        (
+            T::AuthorizationPolicy,
+            json!({"m2m:aupy": {"rn": "prp", "acpi": [acp]}}),
+        ),
+        (
+            T::AuthorizationInformation,
+            json!({"m2m:auif": {"rn": "pip", "acpi": [acp]}}),
+        ),
+    ] {
+        let r = t.create(not_admin, "cse-in", ty, body.clone()).await;
+        assert_eq!(r.rsc, R::OriginatorHasNoPrivilege, "{:?}", r.pc);
+        let r = t.create(ADMIN, "cse-in", ty, body).await;
+        assert_eq!(r.rsc, R::Created, "{:?}", r.pc);
+        assert_eq!(attr(&r, "ty"), json!(ty.code()));
+    }
+}
+
+/// The `peps` policy of [`setup`] (`pep` may RETRIEVE and UPDATE).
+async fn peps(s: &Setup) -> Value {
+    attr(&s.t.retrieve(ADMIN, "cse-in/peps").await, "ri")
+}
+
+/// An admin policy of the `<CSEBase>` filed in the PRP's repository for `target`.
+async fn file_policy(t: &TestCse, rn: &str, target: &str, rules: Value) -> String {
+    let r = t
+        .create(
+            ADMIN,
+            "cse-in",
+            T::AccessControlPolicy,
+            json!({"m2m:acp": {"rn": rn, "lbl": [format!("prp-target={target}")],
+                "pv": {"acr": rules}, "pvs": {"acr": [{"acor": [ADMIN], "acop": 63}]}}}),
+        )
+        .await;
+    assert_eq!(r.rsc, R::Created, "{:?}", r.pc);
+    attr(&r, "ri").as_str().expect("ri").to_owned()
+}
+
+fn actions(s: &Setup, action: &str) -> usize {
+    audited(&s.audit)
+        .into_iter()
+        .filter(|(a, _)| a == action)
+        .count()
+}
+
+/// TS-0003 clause 7.5.3, TS-0004 clause 7.4.44.2.3: the PRP answers `ps`, `ca` and `sus`
+/// for `to`, keeps nothing, and audits every answer.
+#[tokio::test]
+async fn the_prp_answers_the_policies_that_apply_to_a_target() {
+    let clock = ManualClock::new();
+    let s = &setup(&clock).await;
+    points(&s.t, &s.pep, &peps(s).await).await;
+    let far = json!([{"acor": ["/id-mn/Creader"], "acop": 2}]);
+    file_policy(&s.t, "filed", "/id-mn", far.clone()).await;
+    let ask_prp = |to: Value| async move {
+        s.t.update(&s.pep, PRP, json!({"m2m:aupy": {"to": to}}))
+            .await
+    };
+    // A target on another CSE: the policies filed for it.
+    let r = ask_prp(json!("/id-mn/cnt1")).await;
+    assert_eq!(r.rsc, R::Updated, "{:?}", r.pc);
+    assert_eq!((attr(&r, "sus"), attr(&r, "ca")), (json!(1), json!(1)));
+    assert_eq!(attr(&r, "ps"), json!({"pv": [{"acr": far}]}));
+    // A target hosted here: the policies that govern it.
+    let r = ask_prp(json!(DATA)).await;
+    assert_eq!(attr(&r, "sus"), json!(1));
+    assert_eq!(attr(&r, "ps")["pv"][0]["acr"][0]["acor"], json!([s.other]));
+    // Nothing filed or hosted: NOT_APPLICABLE, no policies (an address is covered whole).
+    for to in ["/id-other/x", "/id-mnx/cnt1", "cse-in/nothing"] {
+        let r = ask_prp(json!(to)).await;
+        assert_eq!(r.rsc, R::Updated, "{to}");
+        assert_eq!(
+            (attr(&r, "sus"), attr(&r, "ps")),
+            (json!(2), Value::Null),
+            "{to}"
+        );
+    }
+    assert_eq!(actions(s, "aupy-retrieve"), 5);
+    // Misuse: 4000 (or 4103), nothing kept, nothing audited.
+    let before = s.t.retrieve(ADMIN, PRP).await.pc;
+    for bad in [
+        json!({"to": DATA, "lbl": ["x"]}),
+        json!({"to": ""}),
+        json!({"to": null}),
+        json!({"to": DATA, "ps": {"pv": []}}),
+        json!({"sus": 1}),
+        json!({"to": 5}),
+    ] {
+        let r = s.t.update(&s.pep, PRP, json!({ "m2m:aupy": bad })).await;
+        assert_eq!(r.rsc, R::BadRequest, "{bad}: {:?}", r.pc);
+    }
+    let r =
+        s.t.update(&s.other, PRP, json!({"m2m:aupy": {"to": DATA}}))
+            .await;
+    assert_eq!(r.rsc, R::OriginatorHasNoPrivilege);
+    let r =
+        s.t.create(
+            ADMIN,
+            "cse-in",
+            T::AuthorizationPolicy,
+            json!({"m2m:aupy": {"to": DATA}}),
+        )
+        .await;
+    assert_eq!(r.rsc, R::BadRequest);
+    let after = s.t.retrieve(ADMIN, PRP).await.pc;
+    assert_eq!(before, after);
+    let shown = after
+        .and_then(|pc| pc.get("m2m:aupy").cloned())
+        .expect("aupy");
+    for name in ["to", "ps", "ca", "sus"] {
+        assert!(shown.get(name).is_none(), "{name}: {shown}");
+    }
+    assert_eq!(actions(s, "aupy-retrieve"), 5);
+    // Changes of the resource itself are audited; deleted, it answers nothing.
+    let r =
+        s.t.update(ADMIN, PRP, json!({"m2m:aupy": {"lbl": ["prp"]}}))
+            .await;
+    assert_eq!(r.rsc, R::Updated, "{:?}", r.pc);
+    assert_eq!(s.t.delete(ADMIN, PRP).await.rsc, R::Deleted);
+    for action in ["aupy-create", "aupy-update", "aupy-delete"] {
+        assert_eq!(actions(s, action), 1, "{action}");
+    }
+    assert_eq!(ask_prp(json!(DATA)).await.rsc, R::NotFound);
+}
+
+/// TS-0003 clause 7.5.4, TS-0004 clause 7.4.45.2.3: the PIP answers the `<role>`s an
+/// originator holds (and the `<token>`s named), keeps nothing, and audits every answer.
+#[tokio::test]
+async fn the_pip_answers_the_roles_an_originator_holds() {
+    let clock = ManualClock::new();
+    let s = &setup(&clock).await;
+    points(&s.t, &s.pep, &peps(s).await).await;
+    let stamp =
+        |secs: i64| model::time::format(clock.clock().now() + chrono::Duration::seconds(secs));
+    for (rn, rlid, holder) in [
+        ("op", "operator", s.pep.clone()),
+        ("far", "auditor", "/id-mn/Cfar".to_owned()),
+    ] {
+        let r =
+            s.t.create(
+                ADMIN,
+                "cse-in",
+                T::Role,
+                json!({"m2m:rol": {"rn": rn, "rlid": rlid, "tkis": "/id-in",
+                    "tkhd": holder, "tknb": stamp(-60), "tkna": stamp(3600)}}),
+            )
+            .await;
+        assert_eq!(r.rsc, R::Created, "{:?}", r.pc);
+    }
+    let ask_pip = |q: Value| async move {
+        let r = s.t.update(&s.pep, PIP, json!({ "m2m:auif": q })).await;
+        assert_eq!(r.rsc, R::Updated, "{:?}", r.pc);
+        r
+    };
+    let rlids = |r: &Response| -> Vec<Value> {
+        attr(r, "m2m:rol")
+            .as_array()
+            .map(|a| a.iter().map(|role| role["rlid"].clone()).collect())
+            .unwrap_or_default()
+    };
+    let r = ask_pip(json!({"fr": s.pep})).await;
+    assert_eq!(
+        (attr(&r, "sus"), rlids(&r)),
+        (json!(1), vec![json!("operator")])
+    );
+    let r = ask_pip(json!({"fr": format!("/id-in/{}", s.pep), "rids": ["operator"]})).await;
+    assert_eq!(
+        (attr(&r, "sus"), rlids(&r)),
+        (json!(1), vec![json!("operator")])
+    );
+    let r = ask_pip(json!({"fr": "/id-mn/Cfar"})).await;
+    assert_eq!(rlids(&r), vec![json!("auditor")]);
+    // A role not held, one not named, an unknown token: NOT_APPLICABLE, nothing shown.
+    for q in [
+        json!({"fr": s.other}),
+        json!({"fr": s.pep, "rids": ["auditor"]}),
+        json!({"fr": s.pep, "rids": ["nope"], "tids": ["nope"]}),
+    ] {
+        let r = ask_pip(q.clone()).await;
+        assert_eq!((attr(&r, "sus"), rlids(&r)), (json!(2), vec![]), "{q}");
+    }
+    // Out of the role's period: not held.
+    clock.advance(Duration::from_secs(7200));
+    let r = ask_pip(json!({"fr": s.pep})).await;
+    assert_eq!(attr(&r, "sus"), json!(2));
+    assert_eq!(actions(s, "auif-retrieve"), 7);
+    // Misuse: 4000 (or 4103), nothing kept, nothing audited.
+    let before = s.t.retrieve(ADMIN, PIP).await.pc;
+    for bad in [
+        json!({"rids": ["operator"]}),
+        json!({"fr": ""}),
+        json!({"fr": s.pep, "lbl": ["x"]}),
+        json!({"fr": s.pep, "rids": "operator"}),
+        json!({"fr": s.pep, "sus": 1}),
+        json!({"fr": s.pep, "m2m:rol": []}),
+    ] {
+        let r = s.t.update(&s.pep, PIP, json!({ "m2m:auif": bad })).await;
+        assert_eq!(r.rsc, R::BadRequest, "{bad}: {:?}", r.pc);
+    }
+    let r =
+        s.t.update(&s.other, PIP, json!({"m2m:auif": {"fr": s.pep}}))
+            .await;
+    assert_eq!(r.rsc, R::OriginatorHasNoPrivilege);
+    let after = s.t.retrieve(ADMIN, PIP).await.pc;
+    assert_eq!(before, after);
+    let shown = after
+        .and_then(|pc| pc.get("m2m:auif").cloned())
+        .expect("auif");
+    for name in ["fr", "rids", "tids", "sus", "m2m:rol", "m2m:tk"] {
+        assert!(shown.get(name).is_none(), "{name}: {shown}");
+    }
+    assert_eq!(actions(s, "auif-retrieve"), 7);
+    assert_eq!(actions(s, "auif-create"), 1);
+}
+
+/// TS-0001 clause 9.6.2.0, TS-0003 clauses 7.5.3 and 7.5.4: a policy whose `pv` grants
+/// nothing and that names this CSE's own PRP and PIP grants what the policies filed for the
+/// target grant, with the roles the PIP finds; the PDP decides the same way.
+#[tokio::test]
+async fn a_policy_naming_local_points_grants_what_they_retrieve() {
+    let clock = ManualClock::new();
+    let s = setup(&clock).await;
+    points(&s.t, &s.pep, &peps(&s).await).await;
+    let r =
+        s.t.create(
+            &s.owner,
+            "cse-in/owner",
+            T::AccessControlPolicy,
+            json!({"m2m:acp": {"rn": "far-acp", "pv": {"acr": []}, "apri": [PRP], "airi": [PIP],
+                "pvs": {"acr": [{"acor": [s.owner.clone()], "acop": 63}]}}}),
+        )
+        .await;
+    assert_eq!(r.rsc, R::Created, "{:?}", r.pc);
+    let acp = attr(&r, "ri");
+    let r =
+        s.t.create(
+            &s.owner,
+            "cse-in/owner",
+            T::Container,
+            json!({"m2m:cnt": {"rn": "far", "acpi": [acp]}}),
+        )
+        .await;
+    assert_eq!(r.rsc, R::Created, "{:?}", r.pc);
+    let far = "cse-in/owner/far";
+    // Nothing filed yet: refused.
+    assert_eq!(
+        s.t.retrieve(&s.other, far).await.rsc,
+        R::OriginatorHasNoPrivilege
+    );
+    let filed = file_policy(
+        &s.t,
+        "filed",
+        "/id-in/cse-in/owner/far",
+        json!([{"acor": [s.other.clone()], "acop": 2}, {"acor": ["operator"], "acop": 4}]),
+    )
+    .await;
+    assert_eq!(s.t.retrieve(&s.other, far).await.rsc, R::Ok);
+    assert_eq!(
+        s.t.retrieve(&s.pep, far).await.rsc,
+        R::OriginatorHasNoPrivilege
+    );
+    // The role the PIP finds for `pep` grants the UPDATE the filed policy gives it.
+    let stamp =
+        |secs: i64| model::time::format(clock.clock().now() + chrono::Duration::seconds(secs));
+    let update = json!({"m2m:cnt": {"lbl": ["x"]}});
+    assert_eq!(
+        s.t.update(&s.pep, far, update.clone()).await.rsc,
+        R::OriginatorHasNoPrivilege
+    );
+    let r =
+        s.t.create(
+            ADMIN,
+            "cse-in",
+            T::Role,
+            json!({"m2m:rol": {"rn": "op", "rlid": "operator", "tkis": "/id-in",
+                "tkhd": s.pep, "tknb": stamp(-60), "tkna": stamp(3600)}}),
+        )
+        .await;
+    assert_eq!(r.rsc, R::Created, "{:?}", r.pc);
+    assert_eq!(
+        s.t.update(&s.pep, far, update.clone()).await.rsc,
+        R::Updated
+    );
+    assert_eq!(
+        s.t.update(&s.other, far, update).await.rsc,
+        R::OriginatorHasNoPrivilege
+    );
+    // The PDP decides with them too.
+    let r = ask(&s, json!({"to": far, "fr": s.other, "op": 2})).await;
+    assert_eq!(answer(&r), (json!(1), json!(1)));
+    let r = ask(&s, json!({"to": far, "fr": s.other, "op": 4})).await;
+    assert_eq!(answer(&r), (json!(2), json!(1)));
+    // Unfiled, the policy grants nothing at the next request (nothing is cached).
+    let r =
+        s.t.update(ADMIN, &filed, json!({"m2m:acp": {"lbl": ["elsewhere"]}}))
+            .await;
+    assert_eq!(r.rsc, R::Updated, "{:?}", r.pc);
+    assert_eq!(
+        s.t.retrieve(&s.other, far).await.rsc,
+        R::OriginatorHasNoPrivilege
+    );
+}
+
+/// What an `apri`/`airi` entry may name is checked when it is written (4000, nothing
+/// changed): a PRP/PIP of this CSE of the right type, or a URL the configuration lists;
+/// `apri` never beside `adri` (TS-0001 clause 9.6.2.0).
+#[tokio::test]
+async fn apri_and_airi_name_points_of_the_right_kind_only() {
+    let clock = ManualClock::new();
+    let s = setup(&clock).await;
+    points(&s.t, &s.pep, &peps(&s).await).await;
+    let r =
+        s.t.create(
+            &s.owner,
+            "cse-in/owner",
+            T::AccessControlPolicy,
+            json!({"m2m:acp": {"rn": "named", "pv": {"acr": []},
+                "pvs": {"acr": [{"acor": [s.owner.clone()], "acop": 63}]}}}),
+        )
+        .await;
+    assert_eq!(r.rsc, R::Created, "{:?}", r.pc);
+    let acp = attr(&r, "ri").as_str().expect("ri").to_owned();
+    let before = s.t.retrieve(&s.owner, &acp).await.pc;
+    for bad in [
+        json!({"apri": [PIP]}),
+        json!({"airi": [PRP]}),
+        json!({"apri": [PDP]}),
+        json!({"apri": ["cse-in/nothing"]}),
+        json!({"apri": ["http://127.0.0.1:9/cse-in/prp"]}),
+        json!({"airi": ["https://pip.example/cse-in/pip"]}),
+        json!({"apri": [PRP], "adri": ["http://127.0.0.1:9/cse-in/pdp"]}),
+    ] {
+        let r = s.t.update(&s.owner, &acp, json!({ "m2m:acp": bad })).await;
+        assert_eq!(r.rsc, R::BadRequest, "{bad}: {:?}", r.pc);
+    }
+    assert_eq!(s.t.retrieve(&s.owner, &acp).await.pc, before);
+    let r =
+        s.t.update(
+            &s.owner,
+            &acp,
+            json!({"m2m:acp": {"apri": [PRP], "airi": [PIP]}}),
+        )
+        .await;
+    assert_eq!(r.rsc, R::Updated, "{:?}", r.pc);
+    assert_eq!(attr(&r, "apri"), json!([PRP]));
+    // Only who holds the policy's self-privileges names them.
+    let r =
+        s.t.update(&s.other, &acp, json!({"m2m:acp": {"apri": []}}))
+            .await;
+    assert_eq!(r.rsc, R::OriginatorHasNoPrivilege);
+}
+
+/// A CSE acting as PRP and PIP for another (communication modes c and e of TS-0003 clause
+/// 7.5): `b` is a second CSE reached over the network, as the authenticated CSE `/id-mn`.
+struct Remote {
+    b: Arc<TestCse>,
+    prp: String,
+    pip: String,
+}
+
+impl Remote {
+    /// `b` with its PRP and PIP (that `/id-mn` may ask) and the policy filed for `/id-mn`:
+    /// holders of the role `reader` may RETRIEVE.
+    async fn start() -> Self {
+        let b = Arc::new(TestCse::new().await);
+        let r = b
+            .create(
+                ADMIN,
+                "cse-in",
+                T::AccessControlPolicy,
+                json!({"m2m:acp": {"rn": "peers", "pv": {"acr": [{"acor": ["/id-mn"], "acop": 4}]},
+                    "pvs": {"acr": [{"acor": [ADMIN], "acop": 63}]}}}),
+            )
+            .await;
+        assert_eq!(r.rsc, R::Created, "{:?}", r.pc);
+        let peers = attr(&r, "ri");
+        let nobody = b.register("nobody").await;
+        points(&b, &nobody, &peers).await;
+        file_policy(&b, "mn", "/id-mn", json!([{"acor": ["reader"], "acop": 2}])).await;
+        let mut remote = Self {
+            b,
+            prp: String::new(),
+            pip: String::new(),
+        };
+        remote.prp = remote.route(PRP);
+        remote.pip = remote.route(PIP);
+        remote
+    }
+
+    /// A URL on the in-memory network whose requests reach `to` on `b`, as from the
+    /// authenticated CSE `/id-mn`.
+    fn route(&self, to: &'static str) -> String {
+        let b = self.b.clone();
+        let reg = Arc::new(security::association::Registry::default());
+        let ctx = over(
+            &reg,
+            cse::ListenerRole::Mca,
+            established(
+                security::association::Framework::Certificate,
+                "mn-cert",
+                security::association::PeerIdentity::Cse("/id-mn".into()),
+            ),
+        );
+        listen(
+            to,
+            Arc::new(move |mut req: Request| {
+                req.to = to.to_owned();
+                let (b, ctx) = (b.clone(), ctx.clone());
+                common::answer(async move { Ok(b.send_ctx(&ctx, req).await) })
+            }),
+        )
+    }
+
+    /// The role `reader`, issued by `b` to `holder` for the next hour.
+    async fn assign_reader(&self, holder: &str) {
+        let now = model::time::now();
+        let r = self
+            .b
+            .create(
+                ADMIN,
+                "cse-in",
+                T::Role,
+                json!({"m2m:rol": {"rlid": "reader", "tkis": "/id-in", "tkhd": holder,
+                    "tknb": model::time::format(now - chrono::Duration::minutes(1)),
+                    "tkna": model::time::format(now + chrono::Duration::hours(1))}}),
+            )
+            .await;
+        assert_eq!(r.rsc, R::Created, "{:?}", r.pc);
+    }
+}
+
+/// `id-mn`, a CSE listing `prps` and `pips`, with `owner`, `other` and the owner's
+/// container `far` whose policy grants nothing and names `apri` and `airi`. Returns the
+/// CSE and `other`.
+async fn host(prps: &[&str], pips: &[&str], apri: &[&str], airi: &[&str]) -> (TestCse, String) {
+    let mut config = cse::CseConfig {
+        cse_id: "id-mn".into(),
+        ..Default::default()
+    };
+    config.dynamic_authorization.prp_urls =
+        cse::access::DasUrls::new(prps.iter().map(|u| u.to_string()));
+    config.dynamic_authorization.pip_urls =
+        cse::access::DasUrls::new(pips.iter().map(|u| u.to_string()));
+    let t = TestCse::with_config(config).await;
+    let owner = t.register("owner").await;
+    let other = t.register("other").await;
+    let r = t
+        .create(
+            &owner,
+            "cse-in/owner",
+            T::AccessControlPolicy,
+            json!({"m2m:acp": {"rn": "far-acp", "pv": {"acr": []}, "apri": apri, "airi": airi,
+                "pvs": {"acr": [{"acor": [owner.clone()], "acop": 63}]}}}),
+        )
+        .await;
+    assert_eq!(r.rsc, R::Created, "{:?}", r.pc);
+    let acp = attr(&r, "ri");
+    let r = t
+        .create(
+            &owner,
+            "cse-in/owner",
+            T::Container,
+            json!({"m2m:cnt": {"rn": "far", "acpi": [acp]}}),
+        )
+        .await;
+    assert_eq!(r.rsc, R::Created, "{:?}", r.pc);
+    (t, other)
+}
+
+async fn read_far(t: &TestCse, fr: &str, rids: &[&str]) -> R {
+    let mut req = Request::new(Operation::Retrieve, "cse-in/owner/far", Some(fr.to_owned()));
+    req.rids = rids.iter().map(|r| r.to_string()).collect();
+    t.send(req).await.rsc
+}
+
+/// TS-0003 clause 7.5, modes c and e: the hosting CSE `id-mn` retrieves the policies for its
+/// container from the PRP of another CSE and the originator's roles from that CSE's PIP,
+/// and grants what they grant together.
+#[tokio::test]
+async fn a_remote_prp_and_pip_are_asked_when_the_rules_refuse() {
+    let remote = Remote::start().await;
+    let (prp, pip) = (remote.prp.as_str(), remote.pip.as_str());
+    let (t, other) = host(&[prp], &[pip], &[prp], &[pip]).await;
+    // The remote policy grants holders of `reader`; `other` holds none yet.
+    assert_eq!(
+        read_far(&t, &other, &["reader"]).await,
+        R::OriginatorHasNoPrivilege
+    );
+    remote.assign_reader(&format!("/id-mn/{other}")).await;
+    assert_eq!(read_far(&t, &other, &["reader"]).await, R::Ok);
+    assert_eq!(read_far(&t, &other, &[]).await, R::Ok);
+    // A request naming other roles does not use this one; another AE holds none.
+    assert_eq!(
+        read_far(&t, &other, &["writer"]).await,
+        R::OriginatorHasNoPrivilege
+    );
+    let stranger = t.register("stranger").await;
+    assert_eq!(
+        read_far(&t, &stranger, &["reader"]).await,
+        R::OriginatorHasNoPrivilege
+    );
+    // The PRP grants RETRIEVE only.
+    let r = t
+        .update(
+            &other,
+            "cse-in/owner/far",
+            json!({"m2m:cnt": {"lbl": ["x"]}}),
+        )
+        .await;
+    assert_eq!(r.rsc, R::OriginatorHasNoPrivilege);
+}
+
+#[tokio::test]
+async fn a_prp_or_pip_that_fails_leaves_the_refusal() {
+    let acr = json!({"acr": [{"acor": ["all"], "acop": 63}]});
+    let answers = [
+        RemotePdp::start(Err(())),
+        RemotePdp::start(Ok((R::Updated, json!({"m2m:aupy": {"sus": 1, "ps": "x"}})))),
+        RemotePdp::start(Ok((
+            R::Updated,
+            json!({"m2m:aupy": {"sus": 1, "ca": 7, "ps": {"pv": [acr]}}}),
+        ))),
+        RemotePdp::start(Ok((R::Updated, json!({"m2m:aupy": {"sus": 5}})))),
+        RemotePdp::start(Ok((R::OriginatorHasNoPrivilege, json!({"m2m:dbg": "no"})))),
+        RemotePdp::start(Ok((
+            R::Ok,
+            json!({"m2m:aupy": {"sus": 1, "ca": 1, "ps": {"pv": [acr]}}}),
+        ))),
+    ];
+    for prp in &answers {
+        let url = prp.url.as_str();
+        let (t, other) = host(&[url], &[], &[url], &[]).await;
+        assert_eq!(read_far(&t, &other, &[]).await, R::OriginatorHasNoPrivilege);
+        assert_eq!(prp.asked().len(), 1);
+        let q = &prp.asked()[0];
+        assert_eq!(
+            (q["op"].clone(), q["fr"].clone()),
+            (json!(3), json!("/id-mn"))
+        );
+        assert!(q["pc"]["m2m:aupy"]["to"]
+            .as_str()
+            .is_some_and(|to| to.starts_with("/id-mn/")));
+    }
+    // NOT_APPLICABLE or no answer moves to the next; a well-formed OK answer grants.
+    let down = RemotePdp::start(Err(()));
+    let none = RemotePdp::start(Ok((R::Updated, json!({"m2m:aupy": {"sus": 2}}))));
+    let ok = RemotePdp::start(Ok((
+        R::Updated,
+        json!({"m2m:aupy": {"sus": 1, "ca": 1,
+        "ps": {"pv": [{"acr": [{"acor": ["all"], "acop": 2}]}]}}}),
+    )));
+    let all = [down.url.as_str(), none.url.as_str(), ok.url.as_str()];
+    let (t, other) = host(&all, &[], &all, &[]).await;
+    assert_eq!(read_far(&t, &other, &[]).await, R::Ok);
+    assert_eq!(
+        (down.asked().len(), none.asked().len(), ok.asked().len()),
+        (1, 1, 1)
+    );
+    // A PIP answering garbage gives no role.
+    let pip = RemotePdp::start(Ok((
+        R::Updated,
+        json!({"m2m:auif": {"sus": 1, "m2m:rol": "x"}}),
+    )));
+    let prp = RemotePdp::start(Ok((
+        R::Updated,
+        json!({"m2m:aupy": {"sus": 1, "ca": 1,
+        "ps": {"pv": [{"acr": [{"acor": ["reader"], "acop": 2}]}]}}}),
+    )));
+    let (prp_url, pip_url) = (prp.url.as_str(), pip.url.as_str());
+    let (t, other) = host(&[prp_url], &[pip_url], &[prp_url], &[pip_url]).await;
+    assert_eq!(
+        read_far(&t, &other, &["reader"]).await,
+        R::OriginatorHasNoPrivilege
+    );
+    assert_eq!(pip.asked()[0]["pc"]["m2m:auif"]["rids"], json!(["reader"]));
+}
+
+/// TS-0003 clause 7.5.2, communication mode a between two CSEs: the PEP `id-mn` asks the PDP
+/// of another CSE about its own container; that PDP decides by the policies its repository
+/// files for `/id-mn` and the roles it assigns, named by the request.
+#[tokio::test]
+async fn a_pep_asks_the_pdp_of_another_cse_which_decides_from_its_repository() {
+    let remote = Remote::start().await;
+    let peers = attr(&remote.b.retrieve(ADMIN, "cse-in/peers").await, "ri");
+    let r = remote
+        .b
+        .create(
+            ADMIN,
+            "cse-in",
+            T::AuthorizationDecision,
+            json!({"m2m:auds": {"rn": "pdp", "acpi": [peers]}}),
+        )
+        .await;
+    assert_eq!(r.rsc, R::Created, "{:?}", r.pc);
+    let pdp = remote.route(PDP);
+    let mut config = cse::CseConfig {
+        cse_id: "id-mn".into(),
+        ..Default::default()
+    };
+    config.dynamic_authorization.pdp_urls = cse::access::DasUrls::new([pdp.clone()]);
+    let t = TestCse::with_config(config).await;
+    let owner = t.register("owner").await;
+    let other = t.register("other").await;
+    let r = t
+        .create(
+            &owner,
+            "cse-in/owner",
+            T::AccessControlPolicy,
+            json!({"m2m:acp": {"rn": "far-acp", "pv": {"acr": []}, "adri": [pdp],
+                "pvs": {"acr": [{"acor": [owner.clone()], "acop": 63}]}}}),
+        )
+        .await;
+    assert_eq!(r.rsc, R::Created, "{:?}", r.pc);
+    let acp = attr(&r, "ri");
+    let r = t
+        .create(
+            &owner,
+            "cse-in/owner",
+            T::Container,
+            json!({"m2m:cnt": {"rn": "far", "acpi": [acp]}}),
+        )
+        .await;
+    assert_eq!(r.rsc, R::Created, "{:?}", r.pc);
+    assert_eq!(
+        read_far(&t, &other, &["reader"]).await,
+        R::OriginatorHasNoPrivilege
+    );
+    remote.assign_reader(&format!("/id-mn/{other}")).await;
+    assert_eq!(read_far(&t, &other, &["reader"]).await, R::Ok);
+    // The PDP counts a role only when the request names it; RETRIEVE only.
+    assert_eq!(read_far(&t, &other, &[]).await, R::OriginatorHasNoPrivilege);
+    let r = t
+        .update(
+            &other,
+            "cse-in/owner/far",
+            json!({"m2m:cnt": {"lbl": ["x"]}}),
+        )
+        .await;
+    assert_eq!(r.rsc, R::OriginatorHasNoPrivilege);
 }

@@ -20,16 +20,18 @@ use serde_json::{Map, Value};
 /// Attribute table (TS-0004 tables 7.4.2.1-2 and 7.4.2.1-3). `<accessControlPolicy>` has no
 /// `creator` (TS-0001 Table 9.6.2.0-2): a `cr` in a CREATE is an unknown attribute, 4000
 /// (TS-0004 clause 7.3.3.3). Defined but not supported (5001): announcement (`at`, `aa`:
-/// this CSE announces nothing) and the links to policy and information points (`apri`,
-/// `airi`: not hosted). `adri` names the remote PDPs asked when `pv` refuses.
+/// this CSE announces nothing). `adri` names the remote PDPs asked when `pv` refuses;
+/// `apri` and `airi` the PRPs and PIPs (local `<authorizationPolicy>` and
+/// `<authorizationInformation>` resources or listed remote ones) whose policies and roles are
+/// evaluated when `pv` refuses.
 pub const ATTRIBUTES: &[Attr] = &[
     attr("pv", Kind::Acrs, Mandatory, Optional),
     attr("pvs", Kind::Acrs, Mandatory, Optional),
     attr("at", Kind::Unsupported, Optional, Optional),
     attr("aa", Kind::Unsupported, Optional, Optional),
     attr("adri", Kind::UriList, Optional, Optional),
-    attr("apri", Kind::Unsupported, Optional, Optional),
-    attr("airi", Kind::Unsupported, Optional, Optional),
+    attr("apri", Kind::UriList, Optional, Optional),
+    attr("airi", Kind::UriList, Optional, Optional),
 ];
 
 /// The `acco` key of the secure-cse extension: the minimum key-store level (1 software,

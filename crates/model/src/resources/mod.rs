@@ -5,6 +5,8 @@ pub mod acp;
 pub mod ae;
 pub mod asar;
 pub mod auds;
+pub mod auif;
+pub mod aupy;
 pub mod cb;
 pub mod cin;
 pub mod cnt;
