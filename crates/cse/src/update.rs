@@ -153,6 +153,7 @@ impl Cse {
                     changes.insert("et".into(), et);
                 }
             }
+            ResourceType::Schedule => resources::sch::check_update(self, &current, &changes)?,
             ResourceType::CrossResourceSubscription => {
                 model::resources::crs::validate(&preview.attrs, false)?;
                 if changes.contains_key("nu") {

@@ -152,6 +152,7 @@ pub fn table(ty: ResourceType) -> &'static [Attr] {
         ResourceType::TimeSeriesInstance => resources::tsi::ATTRIBUTES,
         ResourceType::Role => resources::rol::ATTRIBUTES,
         ResourceType::Token => resources::tk::ATTRIBUTES,
+        ResourceType::Schedule => resources::sch::ATTRIBUTES,
     }
 }
 
@@ -754,6 +755,7 @@ mod tests {
             Kind::Bool => json!(true),
             Kind::PositiveInt => json!(1),
             Kind::UriList | Kind::PoaList => json!(["http://h/x"]),
+            Kind::Object => json!({}),
             _ => json!("Nx"),
         }
     }

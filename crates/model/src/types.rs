@@ -125,11 +125,14 @@ pub enum ResourceType {
     /// 35 `auds`: authorization decision, where a PEP asks this CSE's PDP for a decision
     /// (TS-0003 clause 7.5.2).
     AuthorizationDecision,
+    /// 18 `sch`: schedule, the time windows of its parent: when a subscription may notify,
+    /// when a node can be reached.
+    Schedule,
 }
 
 impl ResourceType {
     /// Every type, for tables and tests.
-    pub const ALL: [Self; 22] = [
+    pub const ALL: [Self; 23] = [
         Self::AccessControlPolicy,
         Self::Ae,
         Self::Container,
@@ -152,6 +155,7 @@ impl ResourceType {
         Self::DynamicAuthorizationConsultation,
         Self::CrossResourceSubscription,
         Self::AuthorizationDecision,
+        Self::Schedule,
     ];
 
     /// The `ty` number.
@@ -179,6 +183,7 @@ impl ResourceType {
             Self::DynamicAuthorizationConsultation => 34,
             Self::CrossResourceSubscription => 48,
             Self::AuthorizationDecision => 35,
+            Self::Schedule => 18,
         }
     }
 
@@ -215,6 +220,7 @@ impl ResourceType {
             Self::DynamicAuthorizationConsultation => "dac",
             Self::CrossResourceSubscription => "crs",
             Self::AuthorizationDecision => "auds",
+            Self::Schedule => "sch",
         }
     }
 
@@ -244,6 +250,7 @@ impl ResourceType {
             Self::DynamicAuthorizationConsultation => "m2m:dac",
             Self::CrossResourceSubscription => "m2m:crs",
             Self::AuthorizationDecision => "m2m:auds",
+            Self::Schedule => "m2m:sch",
         }
     }
 
@@ -277,6 +284,7 @@ impl ResourceType {
                 Token,
                 CrossResourceSubscription,
                 AuthorizationDecision,
+                Schedule,
             ],
             Ae => &[
                 AccessControlPolicy,
@@ -299,7 +307,7 @@ impl ResourceType {
             FlexContainer => &[Container, Subscription, FlexContainer],
             TimeSeries => &[TimeSeriesInstance, Subscription],
             Group => &[Subscription],
-            Node => &[MgmtObj, Subscription],
+            Node => &[MgmtObj, Subscription, Schedule],
             MgmtObj => &[Subscription],
             M2mServiceSubscriptionProfile => &[ServiceSubscribedNode, Subscription],
             ServiceSubscribedNode | ServiceSubscribedAppRule => &[Subscription],
@@ -308,8 +316,9 @@ impl ResourceType {
             | Role
             | Token
             | AuthorizationDecision => &[Subscription],
+            Subscription => &[Schedule],
+            Schedule => &[Subscription],
             ContentInstance
-            | Subscription
             | PollingChannel
             | Request
             | TimeSeriesInstance

@@ -22,6 +22,7 @@ mod requests;
 mod requests_nonblocking;
 mod results;
 mod roles_tokens;
+mod schedule;
 mod service_subscription;
 mod subscriptions;
 mod time_series;

@@ -18,6 +18,7 @@ pub mod nod;
 pub mod pch;
 pub mod req;
 pub mod rol;
+pub mod sch;
 pub mod sub;
 pub mod svsn;
 pub mod tk;
