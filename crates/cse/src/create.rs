@@ -220,6 +220,7 @@ impl Cse {
                 crate::access::pdp::check_adri(&self.config, &resource.attrs)?
             }
             ResourceType::Schedule => resources::sch::prepare(&parent, &mut resource)?,
+            ResourceType::SemanticDescriptor => resources::smd::prepare(&mut resource)?,
             ResourceType::M2mServiceSubscriptionProfile
             | ResourceType::CseBase
             | ResourceType::Node

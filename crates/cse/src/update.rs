@@ -154,6 +154,9 @@ impl Cse {
                 }
             }
             ResourceType::Schedule => resources::sch::check_update(self, &current, &changes)?,
+            ResourceType::SemanticDescriptor => {
+                resources::smd::check_update(&mut preview, &mut changes)?
+            }
             ResourceType::CrossResourceSubscription => {
                 model::resources::crs::validate(&preview.attrs, false)?;
                 if changes.contains_key("nu") {

@@ -153,6 +153,7 @@ pub fn table(ty: ResourceType) -> &'static [Attr] {
         ResourceType::Role => resources::rol::ATTRIBUTES,
         ResourceType::Token => resources::tk::ATTRIBUTES,
         ResourceType::Schedule => resources::sch::ATTRIBUTES,
+        ResourceType::SemanticDescriptor => resources::smd::ATTRIBUTES,
     }
 }
 
@@ -756,6 +757,7 @@ mod tests {
             Kind::PositiveInt => json!(1),
             Kind::UriList | Kind::PoaList => json!(["http://h/x"]),
             Kind::Object => json!({}),
+            Kind::OneOf(values) => json!(values.last().copied().unwrap_or(0)),
             _ => json!("Nx"),
         }
     }

@@ -128,11 +128,13 @@ pub enum ResourceType {
     /// 18 `sch`: schedule, the time windows of its parent: when a subscription may notify,
     /// when a node can be reached.
     Schedule,
+    /// 24 `smd`: semantic descriptor, RDF triples (checked on write) describing its parent.
+    SemanticDescriptor,
 }
 
 impl ResourceType {
     /// Every type, for tables and tests.
-    pub const ALL: [Self; 23] = [
+    pub const ALL: [Self; 24] = [
         Self::AccessControlPolicy,
         Self::Ae,
         Self::Container,
@@ -156,6 +158,7 @@ impl ResourceType {
         Self::CrossResourceSubscription,
         Self::AuthorizationDecision,
         Self::Schedule,
+        Self::SemanticDescriptor,
     ];
 
     /// The `ty` number.
@@ -184,6 +187,7 @@ impl ResourceType {
             Self::CrossResourceSubscription => 48,
             Self::AuthorizationDecision => 35,
             Self::Schedule => 18,
+            Self::SemanticDescriptor => 24,
         }
     }
 
@@ -221,6 +225,7 @@ impl ResourceType {
             Self::CrossResourceSubscription => "crs",
             Self::AuthorizationDecision => "auds",
             Self::Schedule => "sch",
+            Self::SemanticDescriptor => "smd",
         }
     }
 
@@ -251,6 +256,7 @@ impl ResourceType {
             Self::CrossResourceSubscription => "m2m:crs",
             Self::AuthorizationDecision => "m2m:auds",
             Self::Schedule => "m2m:sch",
+            Self::SemanticDescriptor => "m2m:smd",
         }
     }
 
@@ -296,6 +302,7 @@ impl ResourceType {
                 TimeSeries,
                 DynamicAuthorizationConsultation,
                 CrossResourceSubscription,
+                SemanticDescriptor,
             ],
             Container => &[
                 Container,
@@ -303,12 +310,13 @@ impl ResourceType {
                 Subscription,
                 FlexContainer,
                 TimeSeries,
+                SemanticDescriptor,
             ],
-            FlexContainer => &[Container, Subscription, FlexContainer],
-            TimeSeries => &[TimeSeriesInstance, Subscription],
-            Group => &[Subscription],
-            Node => &[MgmtObj, Subscription, Schedule],
-            MgmtObj => &[Subscription],
+            FlexContainer => &[Container, Subscription, FlexContainer, SemanticDescriptor],
+            TimeSeries => &[TimeSeriesInstance, Subscription, SemanticDescriptor],
+            Group => &[Subscription, SemanticDescriptor],
+            Node => &[MgmtObj, Subscription, Schedule, SemanticDescriptor],
+            MgmtObj => &[Subscription, SemanticDescriptor],
             M2mServiceSubscriptionProfile => &[ServiceSubscribedNode, Subscription],
             ServiceSubscribedNode | ServiceSubscribedAppRule => &[Subscription],
             AccessControlPolicy
@@ -317,7 +325,7 @@ impl ResourceType {
             | Token
             | AuthorizationDecision => &[Subscription],
             Subscription => &[Schedule],
-            Schedule => &[Subscription],
+            Schedule | SemanticDescriptor => &[Subscription],
             ContentInstance
             | PollingChannel
             | Request

@@ -17,6 +17,7 @@ pub(crate) mod pch;
 pub(crate) mod req;
 pub(crate) mod rol;
 pub(crate) mod sch;
+pub(crate) mod smd;
 pub(crate) mod sub;
 pub(crate) mod svsn;
 pub(crate) mod tk;
