@@ -228,6 +228,8 @@ impl Cse {
                     &resource.attrs,
                 )?
             }
+            ResourceType::Schedule => resources::sch::prepare(&parent, &mut resource)?,
+            ResourceType::SemanticDescriptor => resources::smd::prepare(&mut resource)?,
             ResourceType::M2mServiceSubscriptionProfile
             | ResourceType::CseBase
             | ResourceType::Node
@@ -284,9 +286,13 @@ impl Cse {
             // speaks for, whose standing a subscription's notifications need: recorded for
             // the types with a creator that have policies of their own (a content instance
             // is governed by its container's).
-            // A <node> and a <mgmtObj> have no `cr` attribute, but a creator all the same.
+            // A <node>, a <mgmtObj> and a <schedule> have no `cr` attribute, but a creator
+            // all the same.
             let with_creator = model::attributes::find(ty, "cr").is_some()
-                || matches!(ty, ResourceType::Node | ResourceType::MgmtObj);
+                || matches!(
+                    ty,
+                    ResourceType::Node | ResourceType::MgmtObj | ResourceType::Schedule
+                );
             let recorded_creator = (ty.has_acpi() && with_creator)
                 .then(|| caller.originator.id(&self.config).to_owned());
             let created = store::write(self.store.as_ref(), move |t| {
@@ -313,6 +319,9 @@ impl Cse {
                 }
                 if r.ty == ResourceType::Role {
                     resources::rol::index(t, &r)?;
+                }
+                if r.ty == ResourceType::Schedule {
+                    resources::sch::at_most_one(t, &r)?;
                 }
                 t.insert(&r)?;
                 resources::crs::write_companions(t, &companions)?;

@@ -108,7 +108,7 @@ impl Cse {
                 .filter(|s| s.ty == ResourceType::Subscription && s.pi() == res.ri())
                 .collect();
             if !subs.is_empty() {
-                self.fire_deleted(res, &subs, &credentials, &creators);
+                self.fire_deleted(res, &subs, &credentials, &creators, &gone);
             }
             if res.ty == ResourceType::Subscription {
                 self.subscription_deleted(res, credentials.get(res.ri()));

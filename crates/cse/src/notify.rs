@@ -3,7 +3,7 @@
 //! tokens ([`Cse::authorize`]) but does not consult a DAS.
 
 use crate::addressing::Target;
-use crate::subscription::notification_urls;
+use crate::subscription::reachable_urls;
 use crate::{real_target, Caller, Cse};
 use model::{AccessOperation, Error, Request, ResourceType, Response, ResponseStatusCode, Result};
 use serde_json::Value;
@@ -25,11 +25,13 @@ impl Cse {
                 Ok(Response::new(ResponseStatusCode::Ok, &req.rqi, None))
             }
             ResourceType::Ae => {
-                let urls = notification_urls(self, r.ri())?;
+                // Forwarded under the reachability schedule of the AE's node (TS-0004
+                // clause 7.4.9.1 example 1).
+                let urls = reachable_urls(self, r.ri())?;
                 let to = urls.first().ok_or_else(|| {
                     Error::new(
                         ResponseStatusCode::TargetNotReachable,
-                        "the AE has no reachable point of access",
+                        "the AE has no reachable point of access now",
                     )
                 })?;
                 let body = req.pc.clone().unwrap_or(Value::Null);

@@ -30,6 +30,18 @@ pub enum Event<'a> {
 /// requests (`polling::route`), each sent as the release the AE supports (`srv`). Entries
 /// that resolve to nothing reachable give an empty list.
 pub fn notification_urls(cse: &Cse, nu: &str) -> Result<Vec<Endpoint>> {
+    resolve_target(cse, nu, false)
+}
+
+/// [`notification_urls`] for a request the CSE sends now under the reachability schedule
+/// of the receiver (TS-0004 clause 7.5.1.2.2 step 3.0): an AE on a `<node>` whose
+/// schedules all exclude now resolves to nothing (`resources::sch::reachable`). A polling
+/// channel is not bound by it: the AE collects from it when it can.
+pub(crate) fn reachable_urls(cse: &Cse, nu: &str) -> Result<Vec<Endpoint>> {
+    resolve_target(cse, nu, true)
+}
+
+fn resolve_target(cse: &Cse, nu: &str, scheduled: bool) -> Result<Vec<Endpoint>> {
     if crate::polling::is_channel_address(nu) {
         return Ok(Vec::new());
     }
@@ -45,6 +57,10 @@ pub fn notification_urls(cse: &Cse, nu: &str) -> Result<Vec<Endpoint>> {
             .into_iter()
             .map(|c| Endpoint::of_ae(c, &srv))
             .collect());
+    }
+    if scheduled && !crate::resources::sch::reachable(cse, &ae)? {
+        tracing::debug!(ae = ae.ri(), "not sent: outside the reachability schedule");
+        return Ok(Vec::new());
     }
     Ok(ae
         .str_list("poa")
@@ -131,18 +147,27 @@ impl Cse {
             if !self.may_notify(&sub, subject) {
                 continue;
             }
+            if !crate::resources::sch::notification_allowed(self, &sub) {
+                tracing::debug!(
+                    sub = sub.ri(),
+                    "notification discarded: outside its schedule"
+                );
+                continue;
+            }
             changes.extend(self.send(&sub, code, rep.0, rep.1, false));
         }
         changes.write(self.store.as_ref()).await;
     }
 
-    /// Notifies the subscriptions of a deleted resource (which were deleted with it).
+    /// Notifies the subscriptions of a deleted resource (which were deleted with it, as were
+    /// their schedules: `gone` is everything the deletion removed).
     pub(crate) fn fire_deleted(
         &self,
         deleted: &Resource,
         subs: &[&Resource],
         credentials: &crate::records::SubscriberCredentials,
         creators: &crate::records::Creators,
+        gone: &[Resource],
     ) {
         // The deleted resource's creator record went with it: the access check sees a copy
         // that names the creator read before the deletion (the notification carries the
@@ -161,6 +186,7 @@ impl Cse {
                 crate::records::creator_given(creators.get(sub.ri()).map(String::as_str), sub);
             if wants(sub, net::DELETE, deleted)
                 && self.may_notify_as(sub, credential, creator.as_deref(), &checked)
+                && crate::resources::sch::notification_allowed_in(self, sub, gone)
             {
                 self.send(sub, net::DELETE, deleted, deleted.wrapped(), true);
             }
@@ -360,7 +386,7 @@ impl Cse {
 
     /// Where one `nu` entry's notifications go, each with `body` as that target may see it.
     pub(crate) fn targets(&self, nu: &str, body: &Value) -> Vec<(Endpoint, Value)> {
-        match notification_urls(self, nu) {
+        match reachable_urls(self, nu) {
             Ok(urls) if !urls.is_empty() => urls
                 .into_iter()
                 .filter_map(|to| match self.as_seen_by(&to.url, body) {

@@ -174,6 +174,10 @@ impl Cse {
                     changes.insert("et".into(), et);
                 }
             }
+            ResourceType::Schedule => resources::sch::check_update(self, &current, &changes)?,
+            ResourceType::SemanticDescriptor => {
+                resources::smd::check_update(&mut preview, &mut changes)?
+            }
             ResourceType::CrossResourceSubscription => {
                 model::resources::crs::validate(&preview.attrs, false)?;
                 if changes.contains_key("nu") {

@@ -154,6 +154,8 @@ pub fn table(ty: ResourceType) -> &'static [Attr] {
         ResourceType::Token => resources::tk::ATTRIBUTES,
         ResourceType::AuthorizationPolicy => resources::aupy::ATTRIBUTES,
         ResourceType::AuthorizationInformation => resources::auif::ATTRIBUTES,
+        ResourceType::Schedule => resources::sch::ATTRIBUTES,
+        ResourceType::SemanticDescriptor => resources::smd::ATTRIBUTES,
     }
 }
 
@@ -754,6 +756,8 @@ mod tests {
             Kind::Bool => json!(true),
             Kind::PositiveInt => json!(1),
             Kind::UriList | Kind::PoaList => json!(["http://h/x"]),
+            Kind::Object => json!({}),
+            Kind::OneOf(values) => json!(values.last().copied().unwrap_or(0)),
             _ => json!("Nx"),
         }
     }

@@ -131,11 +131,16 @@ pub enum ResourceType {
     /// 37 `auif`: authorization information, where a PDP asks this CSE's PIP for the
     /// roles and tokens of an originator (TS-0003 clause 7.5.4).
     AuthorizationInformation,
+    /// 18 `sch`: schedule, the time windows of its parent: when a subscription may notify,
+    /// when a node can be reached.
+    Schedule,
+    /// 24 `smd`: semantic descriptor, RDF triples (checked on write) describing its parent.
+    SemanticDescriptor,
 }
 
 impl ResourceType {
     /// Every type, for tables and tests.
-    pub const ALL: [Self; 24] = [
+    pub const ALL: [Self; 26] = [
         Self::AccessControlPolicy,
         Self::Ae,
         Self::Container,
@@ -160,6 +165,8 @@ impl ResourceType {
         Self::AuthorizationDecision,
         Self::AuthorizationPolicy,
         Self::AuthorizationInformation,
+        Self::Schedule,
+        Self::SemanticDescriptor,
     ];
 
     /// The `ty` number.
@@ -189,6 +196,8 @@ impl ResourceType {
             Self::AuthorizationDecision => 35,
             Self::AuthorizationPolicy => 36,
             Self::AuthorizationInformation => 37,
+            Self::Schedule => 18,
+            Self::SemanticDescriptor => 24,
         }
     }
 
@@ -227,6 +236,8 @@ impl ResourceType {
             Self::AuthorizationDecision => "auds",
             Self::AuthorizationPolicy => "aupy",
             Self::AuthorizationInformation => "auif",
+            Self::Schedule => "sch",
+            Self::SemanticDescriptor => "smd",
         }
     }
 
@@ -258,6 +269,8 @@ impl ResourceType {
             Self::AuthorizationDecision => "m2m:auds",
             Self::AuthorizationPolicy => "m2m:aupy",
             Self::AuthorizationInformation => "m2m:auif",
+            Self::Schedule => "m2m:sch",
+            Self::SemanticDescriptor => "m2m:smd",
         }
     }
 
@@ -293,6 +306,7 @@ impl ResourceType {
                 AuthorizationDecision,
                 AuthorizationPolicy,
                 AuthorizationInformation,
+                Schedule,
             ],
             Ae => &[
                 AccessControlPolicy,
@@ -304,6 +318,7 @@ impl ResourceType {
                 TimeSeries,
                 DynamicAuthorizationConsultation,
                 CrossResourceSubscription,
+                SemanticDescriptor,
             ],
             Container => &[
                 Container,
@@ -311,12 +326,13 @@ impl ResourceType {
                 Subscription,
                 FlexContainer,
                 TimeSeries,
+                SemanticDescriptor,
             ],
-            FlexContainer => &[Container, Subscription, FlexContainer],
-            TimeSeries => &[TimeSeriesInstance, Subscription],
-            Group => &[Subscription],
-            Node => &[MgmtObj, Subscription],
-            MgmtObj => &[Subscription],
+            FlexContainer => &[Container, Subscription, FlexContainer, SemanticDescriptor],
+            TimeSeries => &[TimeSeriesInstance, Subscription, SemanticDescriptor],
+            Group => &[Subscription, SemanticDescriptor],
+            Node => &[MgmtObj, Subscription, Schedule, SemanticDescriptor],
+            MgmtObj => &[Subscription, SemanticDescriptor],
             M2mServiceSubscriptionProfile => &[ServiceSubscribedNode, Subscription],
             ServiceSubscribedNode | ServiceSubscribedAppRule => &[Subscription],
             AccessControlPolicy
@@ -326,8 +342,9 @@ impl ResourceType {
             | AuthorizationDecision
             | AuthorizationPolicy
             | AuthorizationInformation => &[Subscription],
+            Subscription => &[Schedule],
+            Schedule | SemanticDescriptor => &[Subscription],
             ContentInstance
-            | Subscription
             | PollingChannel
             | Request
             | TimeSeriesInstance

@@ -35,6 +35,8 @@ mod quick_tour;
 mod requests_nonblocking;
 mod results;
 mod roles;
+mod schedule;
+mod semantic_descriptor;
 mod service_subscription;
 mod supervision;
 mod time_series;

@@ -18,6 +18,8 @@ pub(crate) mod nod;
 pub(crate) mod pch;
 pub(crate) mod req;
 pub(crate) mod rol;
+pub(crate) mod sch;
+pub(crate) mod smd;
 pub(crate) mod sub;
 pub(crate) mod svsn;
 pub(crate) mod tk;

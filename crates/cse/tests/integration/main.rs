@@ -22,6 +22,8 @@ mod requests;
 mod requests_nonblocking;
 mod results;
 mod roles_tokens;
+mod schedule;
+mod semantic_descriptor;
 mod service_subscription;
 mod subscriptions;
 mod time_series;

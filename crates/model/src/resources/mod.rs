@@ -20,6 +20,8 @@ pub mod nod;
 pub mod pch;
 pub mod req;
 pub mod rol;
+pub mod sch;
+pub mod smd;
 pub mod sub;
 pub mod svsn;
 pub mod tk;
