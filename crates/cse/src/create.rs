@@ -219,6 +219,10 @@ impl Cse {
             ResourceType::AccessControlPolicy => {
                 crate::access::pdp::check_adri(&self.config, &resource.attrs)?
             }
+            ResourceType::NotificationTargetPolicy => {
+                resources::ntp::check_policy(&resource.attrs)?
+            }
+            ResourceType::PolicyDeletionRules => resources::ntp::check_rules(&resource.attrs)?,
             ResourceType::M2mServiceSubscriptionProfile
             | ResourceType::CseBase
             | ResourceType::Node
@@ -275,9 +279,13 @@ impl Cse {
             // speaks for, whose standing a subscription's notifications need: recorded for
             // the types with a creator that have policies of their own (a content instance
             // is governed by its container's).
-            // A <node> and a <mgmtObj> have no `cr` attribute, but a creator all the same.
+            // A <node>, a <mgmtObj> and a <policyDeletionRules> have no `cr` attribute, but a
+            // creator all the same.
             let with_creator = model::attributes::find(ty, "cr").is_some()
-                || matches!(ty, ResourceType::Node | ResourceType::MgmtObj);
+                || matches!(
+                    ty,
+                    ResourceType::Node | ResourceType::MgmtObj | ResourceType::PolicyDeletionRules
+                );
             let recorded_creator = (ty.has_acpi() && with_creator)
                 .then(|| caller.originator.id(&self.config).to_owned());
             let created = store::write(self.store.as_ref(), move |t| {
@@ -299,6 +307,9 @@ impl Cse {
                 }
                 if r.ty == ResourceType::Role {
                     resources::rol::index(t, &r)?;
+                }
+                if r.ty == ResourceType::PolicyDeletionRules {
+                    resources::ntp::claim_group(t, &r)?;
                 }
                 t.insert(&r)?;
                 resources::crs::write_companions(t, &companions)?;

@@ -153,6 +153,10 @@ impl Cse {
                     changes.insert("et".into(), et);
                 }
             }
+            ResourceType::NotificationTargetPolicy => {
+                resources::ntp::check_policy_update(self, &current, &preview)?
+            }
+            ResourceType::PolicyDeletionRules => resources::ntp::check_rules(&preview.attrs)?,
             ResourceType::CrossResourceSubscription => {
                 model::resources::crs::validate(&preview.attrs, false)?;
                 if changes.contains_key("nu") {

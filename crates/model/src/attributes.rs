@@ -152,6 +152,8 @@ pub fn table(ty: ResourceType) -> &'static [Attr] {
         ResourceType::TimeSeriesInstance => resources::tsi::ATTRIBUTES,
         ResourceType::Role => resources::rol::ATTRIBUTES,
         ResourceType::Token => resources::tk::ATTRIBUTES,
+        ResourceType::NotificationTargetPolicy => resources::ntp::ATTRIBUTES,
+        ResourceType::PolicyDeletionRules => resources::pdr::ATTRIBUTES,
     }
 }
 

@@ -125,11 +125,17 @@ pub enum ResourceType {
     /// 35 `auds`: authorization decision, where a PEP asks this CSE's PDP for a decision
     /// (TS-0003 clause 7.5.2).
     AuthorizationDecision,
+    /// 26 `ntp`: notification target policy, what the CSE does when a notification target
+    /// asks to leave a subscription (TS-0001 clause 10.2.10.8).
+    NotificationTargetPolicy,
+    /// 27 `pdr`: policy deletion rules, one group of the rules under which a notification
+    /// target policy's action is taken.
+    PolicyDeletionRules,
 }
 
 impl ResourceType {
     /// Every type, for tables and tests.
-    pub const ALL: [Self; 22] = [
+    pub const ALL: [Self; 24] = [
         Self::AccessControlPolicy,
         Self::Ae,
         Self::Container,
@@ -152,6 +158,8 @@ impl ResourceType {
         Self::DynamicAuthorizationConsultation,
         Self::CrossResourceSubscription,
         Self::AuthorizationDecision,
+        Self::NotificationTargetPolicy,
+        Self::PolicyDeletionRules,
     ];
 
     /// The `ty` number.
@@ -179,6 +187,8 @@ impl ResourceType {
             Self::DynamicAuthorizationConsultation => 34,
             Self::CrossResourceSubscription => 48,
             Self::AuthorizationDecision => 35,
+            Self::NotificationTargetPolicy => 26,
+            Self::PolicyDeletionRules => 27,
         }
     }
 
@@ -215,6 +225,8 @@ impl ResourceType {
             Self::DynamicAuthorizationConsultation => "dac",
             Self::CrossResourceSubscription => "crs",
             Self::AuthorizationDecision => "auds",
+            Self::NotificationTargetPolicy => "ntp",
+            Self::PolicyDeletionRules => "pdr",
         }
     }
 
@@ -244,6 +256,8 @@ impl ResourceType {
             Self::DynamicAuthorizationConsultation => "m2m:dac",
             Self::CrossResourceSubscription => "m2m:crs",
             Self::AuthorizationDecision => "m2m:auds",
+            Self::NotificationTargetPolicy => "m2m:ntp",
+            Self::PolicyDeletionRules => "m2m:pdr",
         }
     }
 
@@ -277,6 +291,7 @@ impl ResourceType {
                 Token,
                 CrossResourceSubscription,
                 AuthorizationDecision,
+                NotificationTargetPolicy,
             ],
             Ae => &[
                 AccessControlPolicy,
@@ -308,6 +323,8 @@ impl ResourceType {
             | Role
             | Token
             | AuthorizationDecision => &[Subscription],
+            NotificationTargetPolicy => &[PolicyDeletionRules, Subscription],
+            PolicyDeletionRules => &[Subscription],
             ContentInstance
             | Subscription
             | PollingChannel
