@@ -1,6 +1,6 @@
 //! Resolving a request's `To` to a resource of this CSE, including the virtual resources
-//! `la` (latest), `ol` (oldest), `fopt` (group fan-out) and `pcu` (a polling channel's
-//! long-polling point).
+//! `la` (latest), `ol` (oldest), `fopt` (group fan-out), `pcu` (a polling channel's
+//! long-polling point) and `ntsr` (a subscription's notification target self-reference).
 
 use crate::config::CseConfig;
 use model::id::Address;
@@ -30,6 +30,9 @@ pub enum Target {
     /// `<pollingChannel>/pcu`: the `<pollingChannelURI>` its owner long-polls and answers
     /// through (TS-0004 clause 7.4.22); carries the channel.
     PollingChannelUri(Resource),
+    /// `<subscription>/ntsr`: the `<notificationTargetSelfReference>` a notification
+    /// target deletes to leave the subscription (TS-0004 clause 7.4.33); carries it.
+    NotificationTargetSelfReference(Resource),
 }
 
 /// Turns `To` into a CSE-relative path: structured (`cse-in/...`) or unstructured (`ri/...`).
@@ -109,7 +112,7 @@ pub fn resolve(to: &str, config: &CseConfig, store: &dyn Store) -> Result<Target
     // Fast path: no virtual resource named, so the structured name is the whole answer.
     if !segments[1..]
         .iter()
-        .any(|s| matches!(*s, "la" | "ol" | "fopt" | "pcu"))
+        .any(|s| matches!(*s, "la" | "ol" | "fopt" | "pcu" | "ntsr"))
     {
         let mut srn = srn_of_first;
         for seg in &segments[1..] {
@@ -145,6 +148,9 @@ pub fn resolve(to: &str, config: &CseConfig, store: &dyn Store) -> Result<Target
             }
             "pcu" if i == segments.len() - 1 && parent.ty == ResourceType::PollingChannel => {
                 return Ok(Target::PollingChannelUri(parent));
+            }
+            "ntsr" if i == segments.len() - 1 && parent.ty == ResourceType::Subscription => {
+                return Ok(Target::NotificationTargetSelfReference(parent));
             }
             "fopt" if parent.ty == ResourceType::Group => {
                 let suffix = segments[i + 1..].join("/");

@@ -230,6 +230,10 @@ impl Cse {
             }
             ResourceType::Schedule => resources::sch::prepare(&parent, &mut resource)?,
             ResourceType::SemanticDescriptor => resources::smd::prepare(&mut resource)?,
+            ResourceType::NotificationTargetPolicy => {
+                resources::ntp::check_policy(&resource.attrs)?
+            }
+            ResourceType::PolicyDeletionRules => resources::ntp::check_rules(&resource.attrs)?,
             ResourceType::M2mServiceSubscriptionProfile
             | ResourceType::CseBase
             | ResourceType::Node
@@ -286,12 +290,15 @@ impl Cse {
             // speaks for, whose standing a subscription's notifications need: recorded for
             // the types with a creator that have policies of their own (a content instance
             // is governed by its container's).
-            // A <node>, a <mgmtObj> and a <schedule> have no `cr` attribute, but a creator
-            // all the same.
+            // A <node>, a <mgmtObj>, a <schedule> and a <policyDeletionRules> have no
+            // `cr` attribute, but a creator all the same.
             let with_creator = model::attributes::find(ty, "cr").is_some()
                 || matches!(
                     ty,
-                    ResourceType::Node | ResourceType::MgmtObj | ResourceType::Schedule
+                    ResourceType::Node
+                        | ResourceType::MgmtObj
+                        | ResourceType::Schedule
+                        | ResourceType::PolicyDeletionRules
                 );
             let recorded_creator = (ty.has_acpi() && with_creator)
                 .then(|| caller.originator.id(&self.config).to_owned());
@@ -322,6 +329,9 @@ impl Cse {
                 }
                 if r.ty == ResourceType::Schedule {
                     resources::sch::at_most_one(t, &r)?;
+                }
+                if r.ty == ResourceType::PolicyDeletionRules {
+                    resources::ntp::claim_group(t, &r)?;
                 }
                 t.insert(&r)?;
                 resources::crs::write_companions(t, &companions)?;

@@ -39,6 +39,7 @@ pub mod security_manager;
 pub mod service_subscription;
 mod subscribers;
 pub mod subscription;
+mod target_removal;
 #[cfg(feature = "testing")]
 pub mod testing;
 pub mod time_series;
@@ -446,6 +447,9 @@ impl Cse {
             if let Target::PollingChannelUri(channel) = target {
                 return Box::pin(self.polling_channel_uri(&caller, &req, channel)).await;
             }
+            if let Target::NotificationTargetSelfReference(sub) = target {
+                return Box::pin(self.notification_target_self_reference(&caller, &req, sub)).await;
+            }
             if let Target::Resource(r) = &target {
                 polling::check_owner(&caller, r)?;
             }
@@ -700,5 +704,8 @@ pub(crate) fn real_target(target: Target) -> Result<Resource> {
             "fopt is only valid for fan-out",
         )),
         Target::PollingChannelUri(_) => Err(polling::not_allowed()),
+        Target::NotificationTargetSelfReference(_) => Err(Error::operation_not_allowed(
+            "a <notificationTargetSelfReference> is only deleted",
+        )),
     }
 }

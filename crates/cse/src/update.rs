@@ -178,6 +178,10 @@ impl Cse {
             ResourceType::SemanticDescriptor => {
                 resources::smd::check_update(&mut preview, &mut changes)?
             }
+            ResourceType::NotificationTargetPolicy => {
+                resources::ntp::check_policy_update(self, &current, &preview)?
+            }
+            ResourceType::PolicyDeletionRules => resources::ntp::check_rules(&preview.attrs)?,
             ResourceType::CrossResourceSubscription => {
                 model::resources::crs::validate(&preview.attrs, false)?;
                 if changes.contains_key("nu") {

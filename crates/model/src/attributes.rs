@@ -156,6 +156,8 @@ pub fn table(ty: ResourceType) -> &'static [Attr] {
         ResourceType::AuthorizationInformation => resources::auif::ATTRIBUTES,
         ResourceType::Schedule => resources::sch::ATTRIBUTES,
         ResourceType::SemanticDescriptor => resources::smd::ATTRIBUTES,
+        ResourceType::NotificationTargetPolicy => resources::ntp::ATTRIBUTES,
+        ResourceType::PolicyDeletionRules => resources::pdr::ATTRIBUTES,
     }
 }
 

@@ -136,11 +136,17 @@ pub enum ResourceType {
     Schedule,
     /// 24 `smd`: semantic descriptor, RDF triples (checked on write) describing its parent.
     SemanticDescriptor,
+    /// 26 `ntp`: notification target policy, what the CSE does when a notification target
+    /// asks to leave a subscription (TS-0001 clause 10.2.10.8).
+    NotificationTargetPolicy,
+    /// 27 `pdr`: policy deletion rules, one group of the rules under which a notification
+    /// target policy's action is taken.
+    PolicyDeletionRules,
 }
 
 impl ResourceType {
     /// Every type, for tables and tests.
-    pub const ALL: [Self; 26] = [
+    pub const ALL: [Self; 28] = [
         Self::AccessControlPolicy,
         Self::Ae,
         Self::Container,
@@ -167,6 +173,8 @@ impl ResourceType {
         Self::AuthorizationInformation,
         Self::Schedule,
         Self::SemanticDescriptor,
+        Self::NotificationTargetPolicy,
+        Self::PolicyDeletionRules,
     ];
 
     /// The `ty` number.
@@ -198,6 +206,8 @@ impl ResourceType {
             Self::AuthorizationInformation => 37,
             Self::Schedule => 18,
             Self::SemanticDescriptor => 24,
+            Self::NotificationTargetPolicy => 26,
+            Self::PolicyDeletionRules => 27,
         }
     }
 
@@ -238,6 +248,8 @@ impl ResourceType {
             Self::AuthorizationInformation => "auif",
             Self::Schedule => "sch",
             Self::SemanticDescriptor => "smd",
+            Self::NotificationTargetPolicy => "ntp",
+            Self::PolicyDeletionRules => "pdr",
         }
     }
 
@@ -271,6 +283,8 @@ impl ResourceType {
             Self::AuthorizationInformation => "m2m:auif",
             Self::Schedule => "m2m:sch",
             Self::SemanticDescriptor => "m2m:smd",
+            Self::NotificationTargetPolicy => "m2m:ntp",
+            Self::PolicyDeletionRules => "m2m:pdr",
         }
     }
 
@@ -307,6 +321,7 @@ impl ResourceType {
                 AuthorizationPolicy,
                 AuthorizationInformation,
                 Schedule,
+                NotificationTargetPolicy,
             ],
             Ae => &[
                 AccessControlPolicy,
@@ -344,6 +359,8 @@ impl ResourceType {
             | AuthorizationInformation => &[Subscription],
             Subscription => &[Schedule],
             Schedule | SemanticDescriptor => &[Subscription],
+            NotificationTargetPolicy => &[PolicyDeletionRules, Subscription],
+            PolicyDeletionRules => &[Subscription],
             ContentInstance
             | PollingChannel
             | Request

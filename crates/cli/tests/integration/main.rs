@@ -28,6 +28,7 @@ mod key_homes;
 mod location;
 mod log_escaping;
 mod maf;
+mod notification_target_policy;
 mod notifications;
 mod polling;
 mod psk_derived;

@@ -108,7 +108,7 @@ impl Target {
     }
 
     /// Answers `code` from now on.
-    fn answer(&self, code: u16) {
+    pub(crate) fn answer(&self, code: u16) {
         self.answer.store(code, Ordering::SeqCst);
     }
 

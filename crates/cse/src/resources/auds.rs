@@ -192,7 +192,9 @@ async fn evaluate(cse: &Cse, q: &Question) -> Answer {
         }
     };
     let (target, check) = match target {
-        Target::Resource(r) | Target::PollingChannelUri(r) => (r, Check::Operation),
+        Target::Resource(r)
+        | Target::PollingChannelUri(r)
+        | Target::NotificationTargetSelfReference(r) => (r, Check::Operation),
         Target::Edge { container, .. } => (container, Check::Operation),
         Target::FanOut { group, .. } => (group, Check::FanOut),
     };

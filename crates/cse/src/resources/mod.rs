@@ -15,6 +15,7 @@ pub(crate) mod fcnt;
 pub(crate) mod grp;
 pub(crate) mod mgo;
 pub(crate) mod nod;
+pub(crate) mod ntp;
 pub(crate) mod pch;
 pub(crate) mod req;
 pub(crate) mod rol;

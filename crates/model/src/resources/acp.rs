@@ -241,7 +241,9 @@ fn parse_addresses(v: &Value) -> std::result::Result<Vec<IpBlock>, String> {
     Ok(blocks)
 }
 
-fn parse_region(v: &Value) -> std::result::Result<Region, String> {
+/// Reads an `m2m:locationRegion` (`accr` circle or `accc` country list, never both): an
+/// ACP context's `aclr`, and a `<policyDeletionRules>`' `lr` entries.
+pub fn parse_region(v: &Value) -> std::result::Result<Region, String> {
     let obj = v
         .as_object()
         .ok_or("aclr must be an object with accr or accc")?;
