@@ -1012,7 +1012,7 @@ impl FileConfig {
         set!(c.dynamic_authorization.timeout_ms, d.timeout_ms);
         set!(c.dynamic_authorization.max_grant_secs, d.max_grant_secs);
         if let Some(urls) = d.das_urls {
-            c.dynamic_authorization.das_urls = cse::access::DasUrls::from_config(urls)
+            c.dynamic_authorization.das_urls = cse::config::DasUrls::from_config(urls)
                 .map_err(|bad| {
                     ConfigError::Invalid(format!(
                         "dynamic_authorization.das_urls: '{bad}' is not an http:// or https:// URL with a host"
@@ -1020,7 +1020,7 @@ impl FileConfig {
                 })?;
         }
         if let Some(urls) = d.pdp_urls {
-            c.dynamic_authorization.pdp_urls = cse::access::DasUrls::from_config(urls)
+            c.dynamic_authorization.pdp_urls = cse::config::DasUrls::from_config(urls)
                 .map_err(|bad| {
                     ConfigError::Invalid(format!(
                         "dynamic_authorization.pdp_urls: '{bad}' is not an http:// or https:// URL with a host"
