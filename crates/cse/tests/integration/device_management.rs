@@ -6,7 +6,7 @@
 //! nothing changed.
 
 use crate::common::{attr, open_cse, Receiver, TestCse, ADMIN};
-use model::{FilterCriteria, Operation, Request, ResourceType as T, ResponseStatusCode as R};
+use model::{Operation, Request, ResourceType as T, ResponseStatusCode as R};
 use serde_json::{json, Value};
 use std::sync::Arc;
 
@@ -487,27 +487,8 @@ async fn discovery_finds_management_objects_by_type_and_definition() {
     let t = TestCse::new().await;
     let (_, operator, other) = device_tree(&t).await;
     let discover = |who: String, to: &'static str, fc: Vec<(&'static str, &'static str)>| {
-        let mut req = Request::new(Operation::Retrieve, to, Some(who));
-        let mut f = FilterCriteria::default();
-        f.add("fu", "1").expect("fu");
-        for (k, v) in fc {
-            f.add(k, v).expect("filter");
-        }
-        req.fc = f;
         let t = &t;
-        async move {
-            let r = t.send(req).await;
-            assert_eq!(r.rsc, R::Ok, "{:?}", r.pc);
-            let mut found: Vec<String> =
-                r.pc.as_ref()
-                    .and_then(|p| p["m2m:uril"].as_array().cloned())
-                    .unwrap_or_default()
-                    .iter()
-                    .filter_map(|v| v.as_str().map(str::to_owned))
-                    .collect();
-            found.sort();
-            found
-        }
+        async move { t.discover(&who, to, &fc).await }
     };
     let admin = || ADMIN.to_owned();
     assert_eq!(
