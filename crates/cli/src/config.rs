@@ -1018,7 +1018,7 @@ impl FileConfig {
         set!(c.dynamic_authorization.timeout_ms, d.timeout_ms);
         set!(c.dynamic_authorization.max_grant_secs, d.max_grant_secs);
         if let Some(urls) = d.das_urls {
-            c.dynamic_authorization.das_urls = cse::access::DasUrls::from_config(urls)
+            c.dynamic_authorization.das_urls = cse::config::DasUrls::from_config(urls)
                 .map_err(|bad| {
                     ConfigError::Invalid(format!(
                         "dynamic_authorization.das_urls: '{bad}' is not an http:// or https:// URL with a host"
@@ -1026,7 +1026,7 @@ impl FileConfig {
                 })?;
         }
         if let Some(urls) = d.pdp_urls {
-            c.dynamic_authorization.pdp_urls = cse::access::DasUrls::from_config(urls)
+            c.dynamic_authorization.pdp_urls = cse::config::DasUrls::from_config(urls)
                 .map_err(|bad| {
                     ConfigError::Invalid(format!(
                         "dynamic_authorization.pdp_urls: '{bad}' is not an http:// or https:// URL with a host"
@@ -1046,7 +1046,7 @@ impl FileConfig {
             ),
         ] {
             if let Some(urls) = urls {
-                *slot = cse::access::DasUrls::from_config(urls).map_err(|bad| {
+                *slot = cse::config::DasUrls::from_config(urls).map_err(|bad| {
                     ConfigError::Invalid(format!(
                         "dynamic_authorization.{name}: '{bad}' is not an http:// or https:// URL with a host"
                     ))

@@ -1,4 +1,11 @@
 //! The CSE's identity and limits, resolved from the configuration file and command line.
+//!
+//! This module depends on no other module of the crate: the pipeline's modules (access,
+//! addressing, originator, ...) read the configuration, never the reverse.
+
+pub mod das_urls;
+
+pub use das_urls::DasUrls;
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -66,7 +73,7 @@ pub struct CseConfig {
     pub non_blocking: NonBlocking,
     /// The credential file's `allowed_apps`, which seed the `<serviceSubscribedAppRule>`s at
     /// start (`service_subscription::seed`); empty: nothing is seeded.
-    pub app_rule_seeds: Vec<crate::service_subscription::AppRuleSeed>,
+    pub app_rule_seeds: Vec<AppRuleSeed>,
     /// The clock every decision based on time asks (expiry, tokens, grants, key lifetimes,
     /// windows); the system clock unless a test moves it.
     pub clock: model::clock::Clock,
@@ -142,16 +149,16 @@ pub struct DynamicAuthorization {
     pub max_grant_secs: u64,
     /// The DAS URLs the CSE may consult; empty (the default): none, so no `<dac>` can make
     /// the CSE contact anything.
-    pub das_urls: crate::access::DasUrls,
+    pub das_urls: DasUrls,
     /// The `<authorizationDecision>` URLs of other CSEs (remote PDPs) that an ACP's `adri`
     /// may name; empty (the default): none, so no ACP can make the CSE contact anything.
-    pub pdp_urls: crate::access::DasUrls,
+    pub pdp_urls: DasUrls,
     /// The `<authorizationPolicy>` URLs of other CSEs (remote PRPs) that an ACP's `apri`
     /// may name; empty (the default): none.
-    pub prp_urls: crate::access::DasUrls,
+    pub prp_urls: DasUrls,
     /// The `<authorizationInformation>` URLs of other CSEs (remote PIPs) that an ACP's
     /// `airi` may name; empty (the default): none.
-    pub pip_urls: crate::access::DasUrls,
+    pub pip_urls: DasUrls,
 }
 
 impl Default for DynamicAuthorization {
@@ -160,10 +167,10 @@ impl Default for DynamicAuthorization {
             issuers: Arc::default(),
             timeout_ms: 1000,
             max_grant_secs: 3600,
-            das_urls: crate::access::DasUrls::default(),
-            pdp_urls: crate::access::DasUrls::default(),
-            prp_urls: crate::access::DasUrls::default(),
-            pip_urls: crate::access::DasUrls::default(),
+            das_urls: DasUrls::default(),
+            pdp_urls: DasUrls::default(),
+            prp_urls: DasUrls::default(),
+            pip_urls: DasUrls::default(),
         }
     }
 }
@@ -208,4 +215,15 @@ impl Default for CseConfig {
             clock: model::clock::Clock::system(),
         }
     }
+}
+
+/// One credential entry's `allowed_apps`, which the CSE turns into a rule at start
+/// (`crate::service_subscription`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AppRuleSeed {
+    /// The Credential-ID the rule applies to (`12-<KpsaID>`, a certificate's `3x-...`).
+    pub credential_id: String,
+    /// The App-ID patterns the credential may register with (never empty: an entry without
+    /// `allowed_apps` seeds nothing).
+    pub allowed_apps: Vec<String>,
 }

@@ -125,6 +125,19 @@ pub const MISSING_DATA_WINDOW: &str = "missing-data-window";
 /// `crs::Window`: anchor, start, the targets seen, a version); tied to the resource.
 /// Written before the event that changed it is acknowledged, so a restart keeps it.
 pub const CRS_WINDOW: &str = "crs-window";
+/// `<rlid>` + `\n` + `ri` -> `ri` of each `<role>` under the `<CSEBase>`, so a request
+/// naming a Role-ID reads the roles with that ID only, however many there are
+/// ([`role_prefix`]). Tied to the resource: deleting (or the expiry of) the `<role>` removes
+/// it in the same write.
+pub const ROLE_ID: &str = "role-id";
+/// Token-ID -> the `<token>` holding it; tied to the resource, so deleting (or the expiry
+/// of) the `<token>` frees the ID and revokes the token in one write.
+pub const TOKEN_ID: &str = "token-id";
+
+/// The key prefix of the roles with Role-ID `rlid` in [`ROLE_ID`].
+pub fn role_prefix(rlid: &str) -> String {
+    format!("{rlid}\n")
+}
 
 /// The key of a queued request: the channel, then its sequence number in fixed-width hex.
 pub fn polling_key(channel: &str, seq: u64) -> String {

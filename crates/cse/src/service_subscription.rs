@@ -24,15 +24,8 @@ use crate::{Caller, Cse};
 use model::{time, Error, Resource, ResourceType, ResponseStatusCode, Result};
 use serde_json::{json, Map, Value};
 
-/// One credential entry's `allowed_apps`, which the CSE turns into a rule at start.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct AppRuleSeed {
-    /// The Credential-ID the rule applies to (`12-<KpsaID>`, a certificate's `3x-...`).
-    pub credential_id: String,
-    /// The App-ID patterns the credential may register with (never empty: an entry without
-    /// `allowed_apps` seeds nothing).
-    pub allowed_apps: Vec<String>,
-}
+/// The seeds are part of the configuration; they are named here too, where they are used.
+pub use crate::config::AppRuleSeed;
 
 /// The profile and node the seeded rules hang from (under the CSEBase), by resource name.
 const SEED_PROFILE: &str = "mssp-config";

@@ -14,7 +14,7 @@
 //! folder), with the KeID, the enrolee, the targets and the expiry as associated data, so a
 //! sealed Ke cannot be moved to another line.
 
-use crate::journal::Journal;
+use crate::journal::{self, Journal};
 use crate::sealing::{data_folder_key, Sealer};
 use keystore::SecretBytes;
 use model::clock::Clock;
@@ -174,45 +174,28 @@ impl EnrolmentKeys {
             source,
         };
         let (journal, text) = Journal::open(path, "enrolment key", 0).map_err(io)?;
-        let complete = text.len();
         let now = clock.unix();
         let mut entries = HashMap::new();
-        let mut lines = 0usize;
-        for (i, raw) in text[..complete].lines().enumerate() {
-            if raw.trim().is_empty() {
-                continue;
-            }
-            lines += 1;
-            let corrupt = |message: String| EnrolmentKeyError::Corrupt {
-                path: path.to_owned(),
-                line: i + 1,
-                message,
-            };
-            let line: Line = serde_json::from_str(raw).map_err(|e| corrupt(e.to_string()))?;
+        let corrupt = |line, message| EnrolmentKeyError::Corrupt {
+            path: path.to_owned(),
+            line,
+            message,
+        };
+        let lines = journal::replay(&text, corrupt, |line: Line, _| {
             let record = EnrolmentRecord {
                 ke_id: line.ke_id,
                 enrolee: line.enrolee,
                 targets: line.targets,
                 expires: line.expires,
             };
-            let sealed = hex::decode(&line.sealed)
-                .map_err(|_| corrupt("the sealed key is not hex".into()))?;
-            let ke = seal
-                .open(&aad(&record), &sealed)
-                .map_err(|e| corrupt(e.to_string()))?;
-            if ke.len() != KE_LEN {
-                return Err(corrupt("the key is not 32 bytes".into()));
-            }
+            let ke = journal::open_sealed_key(&line.sealed, KE_LEN, |sealed| {
+                seal.open(&aad(&record), sealed)
+            })?;
             if record.expires > now {
-                entries.insert(
-                    record.ke_id.clone(),
-                    Entry {
-                        record,
-                        ke: SecretBytes::new(ke.to_vec()),
-                    },
-                );
+                entries.insert(record.ke_id.clone(), Entry { record, ke });
             }
-        }
+            Ok(())
+        })?;
         let keys = Self {
             journal: Some(journal),
             seal,
@@ -220,7 +203,7 @@ impl EnrolmentKeys {
             entries: RwLock::new(entries),
             clock,
         };
-        if lines > 64 && lines > 2 * keys.len() {
+        if journal::worth_compacting(lines, keys.len()) {
             keys.compact()?;
         }
         Ok(keys)

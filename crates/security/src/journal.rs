@@ -201,6 +201,51 @@ impl Writer<'_> {
     }
 }
 
+/// Replays a journal's complete lines (the text [`Journal::open`] returned) in order: each
+/// non-blank line is read as one JSON `L` and handed to `each` with its text. A line that
+/// does not parse, or that `each` refuses, stops the replay with the owner's error,
+/// `corrupt(line number from 1, why)`. Returns how many lines there were, what
+/// [`worth_compacting`] weighs. serde_json's message names a position, never the value, so
+/// no key reaches an error.
+pub(crate) fn replay<L: serde::de::DeserializeOwned, E>(
+    text: &str,
+    corrupt: impl Fn(usize, String) -> E,
+    mut each: impl FnMut(L, &str) -> Result<(), String>,
+) -> Result<usize, E> {
+    let mut lines = 0;
+    for (i, raw) in text.lines().enumerate() {
+        if raw.trim().is_empty() {
+            continue;
+        }
+        lines += 1;
+        let line = serde_json::from_str(raw).map_err(|e| corrupt(i + 1, e.to_string()))?;
+        each(line, raw).map_err(|why| corrupt(i + 1, why))?;
+    }
+    Ok(lines)
+}
+
+/// Whether a journal of `lines` lines that holds `live` records is worth rewriting: when
+/// most of it is records that no longer count (deleted, expired), and it is not tiny.
+pub(crate) fn worth_compacting(lines: usize, live: usize) -> bool {
+    lines > 64 && lines > 2 * live
+}
+
+/// Opens the sealed key of a journal line: `sealed` in hex, opened by `open` (which binds
+/// it to its line's associated data), `len` bytes long. The error says what is wrong, never
+/// the key.
+pub(crate) fn open_sealed_key<E: std::fmt::Display>(
+    sealed: &str,
+    len: usize,
+    open: impl FnOnce(&[u8]) -> Result<Zeroizing<Vec<u8>>, E>,
+) -> Result<keystore::SecretBytes, String> {
+    let sealed = hex::decode(sealed).map_err(|_| "the sealed key is not hex".to_owned())?;
+    let key = open(&sealed).map_err(|e| e.to_string())?;
+    if key.len() != len {
+        return Err(format!("the key is not {len} bytes"));
+    }
+    Ok(keystore::SecretBytes::new(key.to_vec()))
+}
+
 fn sync_dir(path: &Path) -> std::io::Result<()> {
     match path.parent().filter(|d| !d.as_os_str().is_empty()) {
         Some(dir) => File::open(dir).and_then(|d| d.sync_all()),

@@ -18,7 +18,7 @@
 //! Memory is bounded: at most `max_keys` registrations in all and `max_per_source` per
 //! registering AE; expired registrations are dropped before a new one is refused.
 
-use crate::journal::Journal;
+use crate::journal::{self, Journal};
 use crate::sealing::{data_folder_key, SealError, Sealer};
 use keystore::SecretBytes;
 use model::clock::Clock;
@@ -258,21 +258,15 @@ impl MafKeys {
             source,
         };
         let (journal, text) = Journal::open(path, "MAF key", 0).map_err(io)?;
-        let complete = text.len();
         let now = clock.unix();
         let mut entries = HashMap::new();
-        let mut lines = 0usize;
-        for (i, raw) in text[..complete].lines().enumerate() {
-            if raw.trim().is_empty() {
-                continue;
-            }
-            lines += 1;
-            let corrupt = |message: String| MafStoreError::Corrupt {
-                path: path.to_owned(),
-                line: i + 1,
-                message,
-            };
-            match serde_json::from_str::<Line>(raw).map_err(|e| corrupt(e.to_string()))? {
+        let corrupt = |line, message| MafStoreError::Corrupt {
+            path: path.to_owned(),
+            line,
+            message,
+        };
+        let lines = journal::replay(&text, corrupt, |line: Line, _| {
+            match line {
                 Line::Register {
                     id,
                     source,
@@ -291,29 +285,19 @@ impl MafKeys {
                         expires,
                         labels,
                     };
-                    let sealed = hex::decode(&sealed)
-                        .map_err(|_| corrupt("the sealed key is not hex".into()))?;
-                    let key = seal
-                        .open(&aad(&registration), &sealed)
-                        .map_err(|e| corrupt(e.to_string()))?;
-                    if key.len() != KEY_LEN {
-                        return Err(corrupt("the key is not 32 bytes".into()));
-                    }
+                    let key = journal::open_sealed_key(&sealed, KEY_LEN, |sealed| {
+                        seal.open(&aad(&registration), sealed)
+                    })?;
                     if expires > now {
-                        entries.insert(
-                            id,
-                            Entry {
-                                registration,
-                                key: SecretBytes::new(key.to_vec()),
-                            },
-                        );
+                        entries.insert(id, Entry { registration, key });
                     }
                 }
                 Line::Delete { id, at: _ } => {
                     entries.remove(&id);
                 }
             }
-        }
+            Ok(())
+        })?;
         let keys = Self {
             journal: Some(journal),
             seal,
@@ -321,7 +305,7 @@ impl MafKeys {
             entries: RwLock::new(entries),
             clock,
         };
-        if lines > 64 && lines > 2 * keys.len() {
+        if journal::worth_compacting(lines, keys.len()) {
             keys.compact()?;
         }
         Ok(keys)

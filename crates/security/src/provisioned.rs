@@ -24,7 +24,7 @@
 use crate::association::{CredentialBinding, Level, PeerIdentity};
 use crate::credentials::{valid_kpsa_id, CredentialStore, PskCredential, PskUnavailable};
 use crate::enrolment::{rfc3339, unix};
-use crate::journal::Journal;
+use crate::journal::{self, Journal};
 use crate::revocation::Withdrawal;
 use crate::sealing::{data_folder_key, Sealer};
 use keystore::SecretBytes;
@@ -283,28 +283,24 @@ impl ProvisionedKeys {
         // The journal with every key sealed, and how many were in clear.
         let mut rewritten = Zeroizing::new(Vec::with_capacity(text.len()));
         let mut in_clear = 0usize;
-        for (i, raw) in text.lines().enumerate() {
-            if raw.trim().is_empty() {
-                continue;
-            }
-            let corrupt = |message: String| ProvisionError::Corrupt {
-                path: path.to_owned(),
-                line: i + 1,
-                message,
-            };
-            // serde_json's message names a position, never the value.
-            let line: Line = serde_json::from_str(raw).map_err(|e| corrupt(e.to_string()))?;
-            let key = line.key(&seal).map_err(corrupt)?;
-            let (id, entry) = line.entry(&key).map_err(corrupt)?;
+        let corrupt = |line, message| ProvisionError::Corrupt {
+            path: path.to_owned(),
+            line,
+            message,
+        };
+        journal::replay(&text, corrupt, |line: Line, raw| {
+            let key = line.key(&seal)?;
+            let (id, entry) = line.entry(&key)?;
             keys.insert(id, entry);
             if line.key_hex.is_some() {
                 in_clear += 1;
-                rewritten.extend_from_slice(&line.sealed_line(&key, &seal).map_err(corrupt)?);
+                rewritten.extend_from_slice(&line.sealed_line(&key, &seal)?);
             } else {
                 rewritten.extend_from_slice(raw.as_bytes());
                 rewritten.push(b'\n');
             }
-        }
+            Ok(())
+        })?;
         if in_clear > 0 {
             journal.replace(&rewritten).map_err(io)?;
             tracing::warn!(journal = %path.display(), keys = in_clear, "provisioned keys an older version kept in clear are now sealed");

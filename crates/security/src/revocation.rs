@@ -27,7 +27,7 @@
 
 use crate::association::CredentialBinding;
 use crate::credentials::{CredentialStore, PskCredential, PskUnavailable};
-use crate::journal::Journal;
+use crate::journal::{self, Journal};
 use model::clock::Clock;
 use serde::{Deserialize, Serialize};
 use std::collections::HashMap;
@@ -154,18 +154,15 @@ impl Revocations {
         };
         let (journal, text) = Journal::open(path, "revocation", JOURNAL_RESERVE).map_err(io)?;
         let mut withdrawn = HashMap::new();
-        for (i, line) in text.lines().enumerate() {
-            if line.trim().is_empty() {
-                continue;
-            }
-            let change: Change =
-                serde_json::from_str(line).map_err(|e| RevocationError::Corrupt {
-                    path: path.to_owned(),
-                    line: i + 1,
-                    message: e.to_string(),
-                })?;
+        let corrupt = |line, message| RevocationError::Corrupt {
+            path: path.to_owned(),
+            line,
+            message,
+        };
+        journal::replay(&text, corrupt, |change: Change, _| {
             apply(&mut withdrawn, change);
-        }
+            Ok(())
+        })?;
         Ok(Self {
             journal: Some(journal),
             withdrawn: RwLock::new(withdrawn),

@@ -288,12 +288,12 @@ fn gather_information(
             .is_none_or(|et| et > model::time::format(now).as_str())
     };
     let records = if rids.is_empty() {
-        store.table(crate::resources::rol::ROLE_ID)?
+        store.table(crate::records::ROLE_ID)?
     } else {
         let mut all = Vec::new();
         for rlid in rids {
-            let prefix = crate::resources::rol::key_prefix(rlid);
-            all.extend(store.table_prefix(crate::resources::rol::ROLE_ID, &prefix)?);
+            let prefix = crate::records::role_prefix(rlid);
+            all.extend(store.table_prefix(crate::records::ROLE_ID, &prefix)?);
         }
         all
     };

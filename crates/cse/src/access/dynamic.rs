@@ -11,7 +11,7 @@
 //!   request on a resource whose `daci` (its own, or its parent's for types without `acpi`)
 //!   names an enabled `<dynamicAuthorizationConsultation>` that the resource's policies trust
 //!   (its creator holds their self-privileges, `Cse::dac_trusted`), the CSE asks the DAS at
-//!   a `dap` the configuration lists ([`super::DasUrls`]) with an `m2m:dynAuthDasRequest` and reads an `m2m:dynAuthDasResponse`. Granted privileges
+//!   a `dap` the configuration lists ([`crate::config::DasUrls`]) with an `m2m:dynAuthDasRequest` and reads an `m2m:dynAuthDasResponse`. Granted privileges
 //!   (`dai/gp`) and the permissions of tokens in the answer become a [`Grant`], kept for its
 //!   lifetime (`dai/pl`, bounded by `dal` and by the configured maximum) so repeated requests
 //!   do not ask again. A DAS that cannot be reached, is slow or answers anything but a
@@ -241,7 +241,7 @@ impl Consultant {
 
     /// What the DAS of `dac` (an enabled `<dynamicAuthorizationConsultation>` the caller
     /// found trusted, see [`enabled_dacs`]) grants, from the cache while it lasts. Only
-    /// `dap` entries the configuration lists ([`super::DasUrls`]) are contacted. `None`: the
+    /// `dap` entries the configuration lists ([`crate::config::DasUrls`]) are contacted. `None`: the
     /// DAS granted nothing or could not be asked (logged).
     pub async fn consult(
         &self,

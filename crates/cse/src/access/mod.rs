@@ -14,7 +14,6 @@
 
 pub mod cache;
 mod context;
-pub mod das_urls;
 pub mod decision;
 pub mod distributed;
 pub mod dynamic;
@@ -25,7 +24,6 @@ pub mod rule;
 pub mod standing;
 
 pub use cache::PolicyCache;
-pub use das_urls::DasUrls;
 pub use decision::{decide, AccessRequest, Creation, GroupFact};
 pub use dynamic::{Consultant, Grant};
 pub use explain::{Basis, Explanation};

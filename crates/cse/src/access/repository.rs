@@ -45,8 +45,8 @@ pub fn held_roles(
         if held.contains(rlid) {
             continue;
         }
-        let prefix = crate::resources::rol::key_prefix(rlid);
-        for (_, ri) in store.table_prefix(crate::resources::rol::ROLE_ID, &prefix)? {
+        let prefix = crate::records::role_prefix(rlid);
+        for (_, ri) in store.table_prefix(crate::records::ROLE_ID, &prefix)? {
             let Some(role) = store.get_shared(&String::from_utf8_lossy(&ri))? else {
                 continue;
             };
@@ -110,7 +110,7 @@ pub(crate) fn stored_token(
     tid: &str,
     now: Timestamp,
 ) -> Result<Option<Resource>> {
-    let Some(ri) = store.record(crate::resources::tk::TOKEN_ID, tid)? else {
+    let Some(ri) = store.record(crate::records::TOKEN_ID, tid)? else {
         return Ok(None);
     };
     let ri = String::from_utf8_lossy(&ri);

@@ -2,18 +2,9 @@
 //! `access::repository`.
 
 use crate::config::CseConfig;
+use crate::records::{role_prefix, ROLE_ID};
 use model::{Error, Resource, Result};
 use serde_json::Value;
-
-/// Record table: `<rlid>` + `\n` + `ri` -> `ri` of each `<role>` under the `<CSEBase>`, so a
-/// request naming a Role-ID reads the roles with that ID only, however many there are. Tied
-/// to the resource: deleting (or the expiry of) the `<role>` removes it in the same write.
-pub(crate) const ROLE_ID: &str = "role-id";
-
-/// The key prefix of the roles with Role-ID `rlid`.
-pub(crate) fn key_prefix(rlid: &str) -> String {
-    format!("{rlid}\n")
-}
 
 /// Checks the period and names (the attribute table checks the shapes), and that the
 /// issuer is this CSE: it is the only Authorization Authority whose roles its decisions
@@ -43,6 +34,6 @@ pub(crate) fn prepare(config: &CseConfig, r: &Resource) -> Result<()> {
 /// Inside the creating write: indexes the role by its Role-ID.
 pub(crate) fn index(t: &mut dyn store::Txn, r: &Resource) -> Result<()> {
     let rlid = r.attrs.get("rlid").and_then(Value::as_str).unwrap_or("");
-    let key = format!("{}{}", key_prefix(rlid), r.ri());
+    let key = format!("{}{}", role_prefix(rlid), r.ri());
     t.put_record(ROLE_ID, &key, r.ri().as_bytes(), Some(r.ri()))
 }

@@ -3,13 +3,10 @@
 //! `access::repository`.
 
 use crate::config::CseConfig;
+use crate::records::TOKEN_ID;
 use model::{time, Error, Resource, Result};
 use security::token::{InspectedToken, TokenError};
 use serde_json::{json, Map, Value};
-
-/// Record table: Token-ID -> the `<token>` holding it; tied to the resource, so deleting
-/// (or the expiry of) the `<token>` frees the ID and revokes the token in one write.
-pub(crate) const TOKEN_ID: &str = "token-id";
 
 /// Verifies `tkob` against the trusted issuers (signature, algorithm, period; it must name
 /// a holder and an audience, which are compared with requests when it is used), checks

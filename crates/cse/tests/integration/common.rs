@@ -299,3 +299,115 @@ impl TestCse {
         acp.as_str().expect("ri").to_owned()
     }
 }
+
+/// A configuration whose CSE decides by `clock` (a test's, which it advances).
+pub fn clocked(clock: &model::clock::ManualClock) -> CseConfig {
+    CseConfig {
+        clock: clock.clock(),
+        ..Default::default()
+    }
+}
+
+/// `base` (an object) with the attributes of `extra` added or replaced; a `null` in `extra`
+/// removes the attribute.
+pub fn merged(mut base: Value, extra: Value) -> Value {
+    if let (Some(b), Some(e)) = (base.as_object_mut(), extra.as_object()) {
+        for (k, v) in e {
+            if v.is_null() {
+                b.remove(k);
+            } else {
+                b.insert(k.clone(), v.clone());
+            }
+        }
+    }
+    base
+}
+
+/// A discovery request (`fu=1`) below `to` with the given filter criteria.
+pub fn discovery(fr: &str, to: &str, criteria: &[(&str, &str)]) -> Request {
+    let mut req = Request::new(Operation::Retrieve, to, Some(fr.to_owned()));
+    req.fc.add("fu", "1").expect("fu");
+    for (k, v) in criteria {
+        req.fc.add(k, v).expect("criterion");
+    }
+    req
+}
+
+/// The addresses of a discovery answer's `m2m:uril`, sorted; the answer must be 2000.
+pub fn uril(r: &Response) -> Vec<String> {
+    assert_eq!(r.rsc, ResponseStatusCode::Ok, "{:?}", r.pc);
+    let mut found: Vec<String> =
+        r.pc.as_ref()
+            .and_then(|pc| pc["m2m:uril"].as_array().cloned())
+            .unwrap_or_default()
+            .iter()
+            .filter_map(|v| v.as_str().map(str::to_owned))
+            .collect();
+    found.sort();
+    found
+}
+
+/// The security administration recorded in the audit log at `path`, as (action, target).
+pub fn admin_actions(path: &std::path::Path) -> Vec<(String, String)> {
+    manager::audit::read_entries(path)
+        .expect("audit entries")
+        .into_iter()
+        .filter_map(Result::ok)
+        .filter_map(|e| match e.event {
+            manager::audit::Event::AdminAction { action, target, .. } => {
+                Some((action, target.unwrap_or_default()))
+            }
+            _ => None,
+        })
+        .collect()
+}
+
+impl TestCse {
+    /// A CREATE that must succeed (2001); its answer.
+    pub async fn created(&self, fr: &str, to: &str, ty: ResourceType, pc: Value) -> Response {
+        let r = self.create(fr, to, ty, pc).await;
+        assert_eq!(r.rsc, ResponseStatusCode::Created, "{to}: {:?}", r.pc);
+        r
+    }
+
+    /// What a discovery below `to` finds ([`discovery`], [`uril`]).
+    pub async fn discover(&self, fr: &str, to: &str, criteria: &[(&str, &str)]) -> Vec<String> {
+        uril(&self.send(discovery(fr, to, criteria)).await)
+    }
+
+    /// A CSE with `config` whose security administration is audited into `log` (opened by
+    /// the caller in `dir`, which also holds the store), refused associations counted over
+    /// a minute of the configuration's clock.
+    pub async fn with_audit_log(
+        config: CseConfig,
+        dir: tempfile::TempDir,
+        log: manager::audit::AuditLog,
+    ) -> Self {
+        let trail = cse::security_manager::audit::AuditTrail::start(
+            log,
+            Duration::from_secs(60),
+            config.clock.clone(),
+        )
+        .expect("audit trail");
+        let store =
+            store::SqliteStore::open(dir.path(), store::SqliteOptions::default()).expect("store");
+        let services = cse::Services {
+            audit: Some(trail),
+            outbound: senders(),
+            ..cse::Services::default()
+        };
+        let cse = Cse::open_with(config, Arc::new(store), services)
+            .await
+            .expect("cse");
+        Self { cse, dir }
+    }
+
+    /// A CSE with `config` and its audit log `audit.log` in its data folder; with the log's
+    /// path.
+    pub async fn with_audit(config: CseConfig) -> (Self, std::path::PathBuf) {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("audit.log");
+        let log = manager::audit::AuditLog::open(&path, None).expect("audit log");
+        (Self::with_audit_log(config, dir, log).await, path)
+    }
+}

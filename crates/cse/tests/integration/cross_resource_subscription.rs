@@ -2,7 +2,7 @@
 //! targets, its time windows (on a manual clock: no waiting for time to pass), update,
 //! deletion and what goes with it, access checks and refused input.
 
-use super::common::{attr, open_cse, Receiver, TestCse};
+use super::common::{attr, clocked, merged, open_cse, Receiver, TestCse};
 use model::clock::ManualClock;
 use model::{Operation, Request, ResourceType as T, ResponseStatusCode as R};
 use serde_json::{json, Value};
@@ -16,65 +16,34 @@ const CRS: &str = "cse-in/ae/x";
 /// A CSE on a manual clock with an AE `ae` owning containers `c1` and `c2`.
 async fn setup() -> (TestCse, ManualClock, String) {
     let clock = ManualClock::new();
-    let config = cse::CseConfig {
-        clock: clock.clock(),
-        ..Default::default()
-    };
-    let t = TestCse::with_config(config).await;
+    let t = TestCse::with_config(clocked(&clock)).await;
     let id = t.register("ae").await;
     for rn in ["c1", "c2"] {
-        let r = t
-            .create(
-                &id,
-                "cse-in/ae",
-                T::Container,
-                json!({"m2m:cnt": {"rn": rn}}),
-            )
-            .await;
-        assert_eq!(r.rsc, R::Created);
+        t.created(
+            &id,
+            "cse-in/ae",
+            T::Container,
+            json!({"m2m:cnt": {"rn": rn}}),
+        )
+        .await;
     }
     (t, clock, id)
 }
 
 fn crs(extra: Value) -> Value {
-    let mut body = json!({"rn": "x", "rrat": [C1, C2], "encs": {"encn": [{"net": [3]}]},
+    let body = json!({"rn": "x", "rrat": [C1, C2], "encs": {"encn": [{"net": [3]}]},
         "twt": 1, "tws": "PT10S"});
-    if let (Some(b), Some(e)) = (body.as_object_mut(), extra.as_object()) {
-        for (k, v) in e {
-            if v.is_null() {
-                b.remove(k);
-            } else {
-                b.insert(k.clone(), v.clone());
-            }
-        }
-    }
-    json!({ "m2m:crs": body })
+    json!({ "m2m:crs": merged(body, extra) })
 }
 
 async fn cin(t: &TestCse, id: &str, to: &str) {
-    let r = t
-        .create(id, to, T::ContentInstance, json!({"m2m:cin": {"con": "v"}}))
+    t.created(id, to, T::ContentInstance, json!({"m2m:cin": {"con": "v"}}))
         .await;
-    assert_eq!(r.rsc, R::Created);
 }
 
 /// The subscriptions directly under `to` (discovery of `ty` 23, one level).
 async fn subs_under(t: &TestCse, id: &str, to: &str) -> Vec<String> {
-    let mut req = Request::new(Operation::Retrieve, to, Some(id.to_owned()));
-    req.fc.add("fu", "1").expect("fu");
-    req.fc.add("ty", "23").expect("ty");
-    req.fc.add("lvl", "1").expect("lvl");
-    let r = t.send(req).await;
-    assert_eq!(r.rsc, R::Ok, "{:?}", r.pc);
-    r.pc.as_ref()
-        .and_then(|pc| pc.get("m2m:uril"))
-        .and_then(Value::as_array)
-        .map(|a| {
-            a.iter()
-                .filter_map(|v| v.as_str().map(str::to_owned))
-                .collect()
-        })
-        .unwrap_or_default()
+    t.discover(id, to, &[("ty", "23"), ("lvl", "1")]).await
 }
 
 const PROBE: &str = "cse-in/ae/c3/probe";
@@ -82,18 +51,15 @@ const PROBE: &str = "cse-in/ae/c3/probe";
 /// Adds a probe to `rx`: a plain subscription on a third container, whose notifications go
 /// to the same target, on the same ordered queue, as the cross-resource notifications.
 async fn probe(t: &TestCse, id: &str, rx: &Receiver) {
-    let r = t
-        .create(
-            id,
-            "cse-in/ae",
-            T::Container,
-            json!({"m2m:cnt": {"rn": "c3"}}),
-        )
-        .await;
-    assert_eq!(r.rsc, R::Created);
+    t.created(
+        id,
+        "cse-in/ae",
+        T::Container,
+        json!({"m2m:cnt": {"rn": "c3"}}),
+    )
+    .await;
     let sub = json!({"m2m:sub": {"rn": "probe", "nu": [rx.url], "enc": {"net": [3]}}});
-    let r = t.create(id, "cse-in/ae/c3", T::Subscription, sub).await;
-    assert_eq!(r.rsc, R::Created);
+    t.created(id, "cse-in/ae/c3", T::Subscription, sub).await;
 }
 
 /// How many cross-resource notifications `rx` got before the events so far were handled:
@@ -127,14 +93,13 @@ async fn create_subscribes_to_every_regular_target() {
     let (t, _clock, id) = setup().await;
     let rx = Receiver::start(2000).await;
     let r = t
-        .create(
+        .created(
             &id,
             "cse-in/ae",
             T::CrossResourceSubscription,
             crs(json!({"nu": [rx.url]})),
         )
         .await;
-    assert_eq!(r.rsc, R::Created, "{:?}", r.pc);
     let ri = attr(&r, "ri").as_str().expect("ri").to_owned();
     assert_eq!(attr(&r, "ty"), json!(48));
     // The notification target was asked first (verification, as for a <subscription>).
@@ -176,15 +141,13 @@ async fn create_subscribes_to_every_regular_target() {
 async fn periodic_window_notifies_when_all_targets_change_within_it() {
     let (t, clock, id) = setup().await;
     let rx = Receiver::start(2000).await;
-    let r = t
-        .create(
-            &id,
-            "cse-in/ae",
-            T::CrossResourceSubscription,
-            crs(json!({"nu": [rx.url]})),
-        )
-        .await;
-    assert_eq!(r.rsc, R::Created, "{:?}", r.pc);
+    t.created(
+        &id,
+        "cse-in/ae",
+        T::CrossResourceSubscription,
+        crs(json!({"nu": [rx.url]})),
+    )
+    .await;
     probe(&t, &id, &rx).await;
     cin(&t, &id, C1).await;
     assert_eq!(crs_notified(&t, &id, &rx).await, 0);
@@ -217,15 +180,13 @@ async fn periodic_window_notifies_when_all_targets_change_within_it() {
 async fn sliding_window_starts_with_the_first_event() {
     let (t, clock, id) = setup().await;
     let rx = Receiver::start(2000).await;
-    let r = t
-        .create(
-            &id,
-            "cse-in/ae",
-            T::CrossResourceSubscription,
-            crs(json!({"nu": [rx.url], "twt": 2})),
-        )
-        .await;
-    assert_eq!(r.rsc, R::Created, "{:?}", r.pc);
+    t.created(
+        &id,
+        "cse-in/ae",
+        T::CrossResourceSubscription,
+        crs(json!({"nu": [rx.url], "twt": 2})),
+    )
+    .await;
     probe(&t, &id, &rx).await;
     // Long after creation, off any periodic boundary: this window starts now.
     clock.advance(Duration::from_secs(95));
@@ -254,21 +215,19 @@ async fn subscription_targets_are_joined_and_released() {
     let rx = Receiver::start(2000).await;
     let su = Receiver::start(2000).await;
     let s = t
-        .create(
+        .created(
             &id,
             C1,
             T::Subscription,
             json!({"m2m:sub": {"rn": "s", "nu": [own.url], "enc": {"net": [3]}}}),
         )
         .await;
-    assert_eq!(s.rsc, R::Created);
     own.wait_for(1).await;
     let body =
         crs(json!({"rrat": [C2], "srat": [format!("{C1}/s")], "nu": [rx.url], "su": su.url}));
     let r = t
-        .create(&id, "cse-in/ae", T::CrossResourceSubscription, body)
+        .created(&id, "cse-in/ae", T::CrossResourceSubscription, body)
         .await;
-    assert_eq!(r.rsc, R::Created, "{:?}", r.pc);
     let ri = attr(&r, "ri").as_str().expect("ri").to_owned();
     let sri = attr(&s, "ri");
     assert_eq!(attr(&r, "srat"), json!([sri]));
@@ -300,14 +259,13 @@ async fn a_deleted_target_deletes_the_cross_resource_subscription() {
     let (t, _clock, id) = setup().await;
     let su = Receiver::start(2000).await;
     let r = t
-        .create(
+        .created(
             &id,
             "cse-in/ae",
             T::CrossResourceSubscription,
             crs(json!({"nu": [id], "su": su.url})),
         )
         .await;
-    assert_eq!(r.rsc, R::Created, "{:?}", r.pc);
     let other = attr(&r, "rrats")[1].as_str().expect("rrats").to_owned();
     assert_eq!(t.delete(&id, C1).await.rsc, R::Deleted);
     assert_eq!(t.retrieve(&id, CRS).await.rsc, R::NotFound);
@@ -321,15 +279,13 @@ async fn a_deleted_target_deletes_the_cross_resource_subscription() {
 async fn the_expiration_counter_deletes_it() {
     let (t, _clock, id) = setup().await;
     let rx = Receiver::start(2000).await;
-    let r = t
-        .create(
-            &id,
-            "cse-in/ae",
-            T::CrossResourceSubscription,
-            crs(json!({"nu": [rx.url], "exc": 1})),
-        )
-        .await;
-    assert_eq!(r.rsc, R::Created, "{:?}", r.pc);
+    t.created(
+        &id,
+        "cse-in/ae",
+        T::CrossResourceSubscription,
+        crs(json!({"nu": [rx.url], "exc": 1})),
+    )
+    .await;
     cin(&t, &id, C1).await;
     cin(&t, &id, C2).await;
     rx.wait_for(2).await;
@@ -350,15 +306,13 @@ async fn the_expiration_counter_deletes_it() {
 async fn expiry_removes_it_with_its_subscriptions() {
     let (t, clock, id) = setup().await;
     let soon = model::time::format(clock.clock().now() + chrono::Duration::seconds(60));
-    let r = t
-        .create(
-            &id,
-            "cse-in/ae",
-            T::CrossResourceSubscription,
-            crs(json!({"nu": [id], "et": soon})),
-        )
-        .await;
-    assert_eq!(r.rsc, R::Created, "{:?}", r.pc);
+    t.created(
+        &id,
+        "cse-in/ae",
+        T::CrossResourceSubscription,
+        crs(json!({"nu": [id], "et": soon})),
+    )
+    .await;
     clock.advance(Duration::from_secs(61));
     assert!(cse::expiry::sweep(&t.cse).await >= 1);
     assert_eq!(t.retrieve(&id, CRS).await.rsc, R::NotFound);
@@ -371,15 +325,13 @@ async fn expiry_removes_it_with_its_subscriptions() {
 async fn update_restarts_the_window() {
     let (t, clock, id) = setup().await;
     let rx = Receiver::start(2000).await;
-    let r = t
-        .create(
-            &id,
-            "cse-in/ae",
-            T::CrossResourceSubscription,
-            crs(json!({"nu": [rx.url]})),
-        )
-        .await;
-    assert_eq!(r.rsc, R::Created, "{:?}", r.pc);
+    t.created(
+        &id,
+        "cse-in/ae",
+        T::CrossResourceSubscription,
+        crs(json!({"nu": [rx.url]})),
+    )
+    .await;
     probe(&t, &id, &rx).await;
     cin(&t, &id, C1).await;
     clock.advance(Duration::from_secs(1));
@@ -501,9 +453,8 @@ async fn every_target_is_access_checked() {
     let acp = json!({"m2m:acp": {"rn": "read", "pv": {"acr": [{"acor": [other], "acop": 2}, {"acor": [owner], "acop": 63}]},
         "pvs": {"acr": [{"acor": [owner], "acop": 63}]}}});
     let a = t
-        .create(&owner, "cse-in/ae", T::AccessControlPolicy, acp)
+        .created(&owner, "cse-in/ae", T::AccessControlPolicy, acp)
         .await;
-    assert_eq!(a.rsc, R::Created, "{:?}", a.pc);
     let acpi = attr(&a, "ri");
     let all = json!({"m2m:acp": {"rn": "all", "pv": {"acr": [{"acor": [other, owner], "acop": 63}]},
         "pvs": {"acr": [{"acor": [owner], "acop": 63}]}}});
@@ -525,10 +476,8 @@ async fn every_target_is_access_checked() {
     t.update(&owner, C2, json!({"m2m:cnt": {"acpi": [all]}}))
         .await;
     let body = crs(json!({"rn": "y", "nu": [other]}));
-    let r = t
-        .create(&other, "cse-in/other", T::CrossResourceSubscription, body)
+    t.created(&other, "cse-in/other", T::CrossResourceSubscription, body)
         .await;
-    assert_eq!(r.rsc, R::Created, "{:?}", r.pc);
 }
 
 /// The resource and its subscriptions survive a restart, and still work.
@@ -537,14 +486,13 @@ async fn it_is_durable() {
     let (mut t, clock, id) = setup().await;
     let rx = Receiver::start(2000).await;
     let r = t
-        .create(
+        .created(
             &id,
             "cse-in/ae",
             T::CrossResourceSubscription,
             crs(json!({"nu": [rx.url]})),
         )
         .await;
-    assert_eq!(r.rsc, R::Created, "{:?}", r.pc);
     let store =
         store::SqliteStore::open(t.dir.path(), store::SqliteOptions::default()).expect("store");
     let config = cse::CseConfig {

@@ -5,40 +5,14 @@
 //! by the access control policies and audited; and every misuse answered precisely with
 //! nothing changed.
 
-use crate::common::{attr, open_cse, senders, Receiver, TestCse, ADMIN};
-use model::{FilterCriteria, Operation, Request, ResourceType as T, ResponseStatusCode as R};
+use crate::common::{attr, open_cse, Receiver, TestCse, ADMIN};
+use model::{Operation, Request, ResourceType as T, ResponseStatusCode as R};
 use serde_json::{json, Value};
-use std::path::PathBuf;
 use std::sync::Arc;
 
 const NODE: &str = "cse-in/node1";
 const BAT: &str = "cse-in/node1/bat";
 const RBO: &str = "cse-in/node1/rbo";
-
-/// A CSE whose audit trail writes to `<dir>/audit.log`.
-async fn audited() -> (TestCse, PathBuf) {
-    let dir = tempfile::tempdir().expect("tempdir");
-    let path = dir.path().join("audit.log");
-    let log = manager::audit::AuditLog::open(&path, None).expect("audit log");
-    let clock = model::clock::Clock::system();
-    let trail = cse::security_manager::audit::AuditTrail::start(
-        log,
-        std::time::Duration::from_secs(60),
-        clock,
-    )
-    .expect("audit trail");
-    let store =
-        store::SqliteStore::open(dir.path(), store::SqliteOptions::default()).expect("store");
-    let services = cse::Services {
-        outbound: senders(),
-        audit: Some(trail),
-        ..cse::Services::default()
-    };
-    let cse = cse::Cse::open_with(cse::CseConfig::default(), Arc::new(store), services)
-        .await
-        .expect("cse");
-    (TestCse { cse, dir }, path)
-}
 
 /// The `management-requested` entries of the audit log, as (actor, target, action).
 fn management_entries(path: &std::path::Path) -> Vec<(String, String, String)> {
@@ -394,7 +368,7 @@ async fn bad_input_is_refused_precisely_and_changes_nothing() {
 /// nothing stored, notified or audited.
 #[tokio::test]
 async fn a_reboot_request_is_allowed_audited_and_notified() {
-    let (t, log) = audited().await;
+    let (t, log) = TestCse::with_audit(cse::CseConfig::default()).await;
     let (device, operator, other) = device_tree(&t).await;
     let rx = subscribe(&t, &device, RBO).await;
 
@@ -448,7 +422,7 @@ async fn a_reboot_request_is_allowed_audited_and_notified() {
 /// update whose status the device then reports, and the status kept by the device.
 #[tokio::test]
 async fn firmware_and_software_actions_are_audited_with_their_names() {
-    let (t, log) = audited().await;
+    let (t, log) = TestCse::with_audit(cse::CseConfig::default()).await;
     let (device, operator, _) = device_tree(&t).await;
     let fwr = json!({"m2m:fwr": {"rn": "fwr", "mgd": 1001, "vr": "1.0", "fwn": "fw",
         "url": "https://fw.example/1.0", "ud": false, "acpi": ["cse-in/devacp"]}});
@@ -513,27 +487,8 @@ async fn discovery_finds_management_objects_by_type_and_definition() {
     let t = TestCse::new().await;
     let (_, operator, other) = device_tree(&t).await;
     let discover = |who: String, to: &'static str, fc: Vec<(&'static str, &'static str)>| {
-        let mut req = Request::new(Operation::Retrieve, to, Some(who));
-        let mut f = FilterCriteria::default();
-        f.add("fu", "1").expect("fu");
-        for (k, v) in fc {
-            f.add(k, v).expect("filter");
-        }
-        req.fc = f;
         let t = &t;
-        async move {
-            let r = t.send(req).await;
-            assert_eq!(r.rsc, R::Ok, "{:?}", r.pc);
-            let mut found: Vec<String> =
-                r.pc.as_ref()
-                    .and_then(|p| p["m2m:uril"].as_array().cloned())
-                    .unwrap_or_default()
-                    .iter()
-                    .filter_map(|v| v.as_str().map(str::to_owned))
-                    .collect();
-            found.sort();
-            found
-        }
+        async move { t.discover(&who, to, &fc).await }
     };
     let admin = || ADMIN.to_owned();
     assert_eq!(

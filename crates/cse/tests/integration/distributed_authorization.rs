@@ -13,7 +13,6 @@ use model::clock::ManualClock;
 use model::{Operation, Request, ResourceType as T, Response, ResponseStatusCode as R};
 use serde_json::{json, Value};
 use std::sync::Arc;
-use std::time::Duration;
 
 const DATA: &str = "cse-in/owner/data";
 const PDP: &str = "cse-in/pdp";
@@ -30,30 +29,7 @@ struct Setup {
 }
 
 async fn setup(clock: &ManualClock) -> Setup {
-    let dir = tempfile::tempdir().expect("tempdir");
-    let path = dir.path().join("audit.log");
-    let log = manager::audit::AuditLog::open(&path, None).expect("log");
-    let trail = cse::security_manager::audit::AuditTrail::start(
-        log,
-        Duration::from_secs(60),
-        clock.clock(),
-    )
-    .expect("trail");
-    let store =
-        store::SqliteStore::open(dir.path(), store::SqliteOptions::default()).expect("store");
-    let services = cse::Services {
-        audit: Some(trail),
-        outbound: senders(),
-        ..cse::Services::default()
-    };
-    let config = cse::CseConfig {
-        clock: clock.clock(),
-        ..Default::default()
-    };
-    let cse = cse::Cse::open_with(config, Arc::new(store), services)
-        .await
-        .expect("cse");
-    let t = TestCse { cse, dir };
+    let (t, path) = TestCse::with_audit(clocked(clock)).await;
     let owner = t.register("owner").await;
     let other = t.register("other").await;
     let pep = t.register("pep").await;
@@ -65,7 +41,7 @@ async fn setup(clock: &ManualClock) -> Setup {
     )
     .await;
     let r = t
-        .create(
+        .created(
             ADMIN,
             "cse-in",
             T::AccessControlPolicy,
@@ -73,17 +49,15 @@ async fn setup(clock: &ManualClock) -> Setup {
                 "pvs": {"acr": [{"acor": [ADMIN], "acop": 63}]}}}),
         )
         .await;
-    assert_eq!(r.rsc, R::Created, "{:?}", r.pc);
     let acp = attr(&r, "ri");
     let r = t
-        .create(
+        .created(
             ADMIN,
             "cse-in",
             T::AuthorizationDecision,
             json!({"m2m:auds": {"rn": "pdp", "acpi": [acp]}}),
         )
         .await;
-    assert_eq!(r.rsc, R::Created, "{:?}", r.pc);
     assert_eq!(attr(&r, "ty"), json!(35));
     Setup {
         t,
@@ -94,22 +68,8 @@ async fn setup(clock: &ManualClock) -> Setup {
     }
 }
 
-fn audited(path: &std::path::Path) -> Vec<(String, String)> {
-    manager::audit::read_entries(path)
-        .expect("entries")
-        .into_iter()
-        .filter_map(Result::ok)
-        .filter_map(|e| match e.event {
-            manager::audit::Event::AdminAction { action, target, .. } => {
-                Some((action, target.unwrap_or_default()))
-            }
-            _ => None,
-        })
-        .collect()
-}
-
 fn decisions(path: &std::path::Path) -> Vec<String> {
-    audited(path)
+    admin_actions(path)
         .into_iter()
         .filter(|(a, _)| a == "auds-decide")
         .map(|(_, t)| t)
@@ -370,7 +330,10 @@ async fn changes_to_the_resource_itself_are_audited() {
     assert_eq!(r.rsc, R::Updated, "{:?}", r.pc);
     assert_eq!(attr(&r, "lbl"), json!(["lab"]));
     assert_eq!(s.t.delete(ADMIN, PDP).await.rsc, R::Deleted);
-    let actions: Vec<String> = audited(&s.audit).into_iter().map(|(a, _)| a).collect();
+    let actions: Vec<String> = admin_actions(&s.audit)
+        .into_iter()
+        .map(|(a, _)| a)
+        .collect();
     for want in ["auds-create", "auds-update", "auds-delete"] {
         assert!(actions.iter().any(|a| a == want), "{want}: {actions:?}");
     }
@@ -425,13 +388,13 @@ impl RemotePdp {
 async fn pep(pdps: &[&RemotePdp], adri: &[&RemotePdp]) -> (TestCse, String, String, String) {
     let mut config = cse::CseConfig::default();
     config.dynamic_authorization.pdp_urls =
-        cse::access::DasUrls::new(pdps.iter().map(|p| p.url.clone()));
+        cse::config::DasUrls::new(pdps.iter().map(|p| p.url.clone()));
     let t = TestCse::with_config(config).await;
     let owner = t.register("owner").await;
     let other = t.register("other").await;
     let adri: Vec<String> = adri.iter().map(|p| p.url.clone()).collect();
     let r = t
-        .create(
+        .created(
             &owner,
             "cse-in/owner",
             T::AccessControlPolicy,
@@ -440,17 +403,14 @@ async fn pep(pdps: &[&RemotePdp], adri: &[&RemotePdp]) -> (TestCse, String, Stri
                 "pvs": {"acr": [{"acor": [owner.clone()], "acop": 63}]}}}),
         )
         .await;
-    assert_eq!(r.rsc, R::Created, "{:?}", r.pc);
     let acp = attr(&r, "ri").as_str().expect("ri").to_owned();
-    let r = t
-        .create(
-            &owner,
-            "cse-in/owner",
-            T::Container,
-            json!({"m2m:cnt": {"rn": "data", "acpi": [acp.clone()]}}),
-        )
-        .await;
-    assert_eq!(r.rsc, R::Created, "{:?}", r.pc);
+    t.created(
+        &owner,
+        "cse-in/owner",
+        T::Container,
+        json!({"m2m:cnt": {"rn": "data", "acpi": [acp.clone()]}}),
+    )
+    .await;
     (t, owner, other, acp)
 }
 
@@ -477,15 +437,13 @@ async fn the_pep_asks_the_remote_pdp_its_policy_names_when_the_rules_refuse() {
     assert_eq!(q["op"], json!(2));
     assert!(q.get("tkns").is_none());
     // A CREATE tells the type; a DELETE its operation.
-    let r = t
-        .create(
-            &other,
-            DATA,
-            T::ContentInstance,
-            json!({"m2m:cin": {"con": "x"}}),
-        )
-        .await;
-    assert_eq!(r.rsc, R::Created, "{:?}", r.pc);
+    t.created(
+        &other,
+        DATA,
+        T::ContentInstance,
+        json!({"m2m:cin": {"con": "x"}}),
+    )
+    .await;
     let q = pdp.asked()[1]["pc"]["m2m:auds"].clone();
     assert_eq!((q["op"].clone(), q["rrt"].clone()), (json!(1), json!(4)));
 }
@@ -1067,9 +1025,9 @@ async fn host(prps: &[&str], pips: &[&str], apri: &[&str], airi: &[&str]) -> (Te
         ..Default::default()
     };
     config.dynamic_authorization.prp_urls =
-        cse::access::DasUrls::new(prps.iter().map(|u| u.to_string()));
+        cse::config::DasUrls::new(prps.iter().map(|u| u.to_string()));
     config.dynamic_authorization.pip_urls =
-        cse::access::DasUrls::new(pips.iter().map(|u| u.to_string()));
+        cse::config::DasUrls::new(pips.iter().map(|u| u.to_string()));
     let t = TestCse::with_config(config).await;
     let owner = t.register("owner").await;
     let other = t.register("other").await;
@@ -1226,7 +1184,7 @@ async fn a_pep_asks_the_pdp_of_another_cse_which_decides_from_its_repository() {
         cse_id: "id-mn".into(),
         ..Default::default()
     };
-    config.dynamic_authorization.pdp_urls = cse::access::DasUrls::new([pdp.clone()]);
+    config.dynamic_authorization.pdp_urls = cse::config::DasUrls::new([pdp.clone()]);
     let t = TestCse::with_config(config).await;
     let owner = t.register("owner").await;
     let other = t.register("other").await;

@@ -29,7 +29,7 @@ MFkwEwYHKoZIzj0CAQYIKoZIzj0DAQcDQgAE3IATykAL9fZy64l68lcDIna10aC0
 /// The configuration of [`config`] with `das` as the one DAS the CSE may consult.
 fn config_for(das: &str) -> cse::CseConfig {
     let mut c = config();
-    c.dynamic_authorization.das_urls = cse::access::DasUrls::new([das.to_owned()]);
+    c.dynamic_authorization.das_urls = cse::config::DasUrls::new([das.to_owned()]);
     c
 }
 
@@ -499,7 +499,7 @@ async fn a_das_outside_the_allow_list_is_never_contacted() {
     // ... and one stored while the URL was allowed is not contacted once it no longer is.
     let mut allowed = config_for(&recorder.url);
     allowed.dynamic_authorization.das_urls =
-        cse::access::DasUrls::new([recorder.url.clone(), "http://127.0.0.1:1/das".into()]);
+        cse::config::DasUrls::new([recorder.url.clone(), "http://127.0.0.1:1/das".into()]);
     let before = TestCse::with_config(allowed).await;
     let owner = before.register("owner").await;
     let other_before = before.register("other").await;

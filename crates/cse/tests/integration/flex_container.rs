@@ -6,7 +6,6 @@
 use crate::common;
 
 use common::*;
-use model::filter::FilterCriteria;
 use model::{Operation, Request, ResourceType as T, ResponseStatusCode as R};
 use serde_json::{json, Value};
 use std::sync::Arc;
@@ -20,24 +19,20 @@ const COLOUR: &str = "org.onem2m.common.moduleclass.colour";
 async fn setup_with(config: cse::CseConfig) -> (TestCse, String) {
     let t = TestCse::with_config(config).await;
     let id = t.register("ae").await;
-    let r = t
-        .create(
-            &id,
-            "cse-in/ae",
-            T::FlexContainer,
-            json!({"cod:devLt": {"rn": "lamp", "cnd": LIGHT}}),
-        )
-        .await;
-    assert_eq!(r.rsc, R::Created, "{:?}", r.pc);
-    let r = t
-        .create(
-            &id,
-            "cse-in/ae/lamp",
-            T::FlexContainer,
-            json!({"cod:binSh": {"rn": "switch", "cnd": SWITCH, "powSe": false}}),
-        )
-        .await;
-    assert_eq!(r.rsc, R::Created, "{:?}", r.pc);
+    t.created(
+        &id,
+        "cse-in/ae",
+        T::FlexContainer,
+        json!({"cod:devLt": {"rn": "lamp", "cnd": LIGHT}}),
+    )
+    .await;
+    t.created(
+        &id,
+        "cse-in/ae/lamp",
+        T::FlexContainer,
+        json!({"cod:binSh": {"rn": "switch", "cnd": SWITCH, "powSe": false}}),
+    )
+    .await;
     (t, id)
 }
 
@@ -51,28 +46,6 @@ fn rep(r: &model::Response, key: &str) -> Value {
         .and_then(|pc| pc.get(key))
         .cloned()
         .unwrap_or_else(|| panic!("no '{key}' in {:?}", r.pc))
-}
-
-async fn discover(t: &TestCse, id: &str, fc: &[(&str, &str)]) -> Vec<String> {
-    let mut r = Request::new(Operation::Retrieve, "cse-in/ae", Some(id.to_owned()));
-    let mut f = FilterCriteria::default();
-    f.add("fu", "1").expect("fu");
-    for (k, v) in fc {
-        f.add(k, v).expect("filter");
-    }
-    r.fc = f;
-    let resp = t.send(r).await;
-    assert_eq!(resp.rsc, R::Ok, "{:?}", resp.pc);
-    let mut found: Vec<String> = resp
-        .pc
-        .as_ref()
-        .and_then(|p| p["m2m:uril"].as_array().cloned())
-        .unwrap_or_default()
-        .iter()
-        .filter_map(|v| v.as_str().map(str::to_owned))
-        .collect();
-    found.sort();
-    found
 }
 
 #[tokio::test]
@@ -133,15 +106,13 @@ async fn a_light_and_its_switch_live_under_their_own_keys() {
     assert!(rep(&r, "cod:binSh").get("dgt").is_none());
 
     // A colour beside it; children listed with their specialisation's key.
-    let r = t
-        .create(
-            &id,
-            "cse-in/ae/lamp",
-            T::FlexContainer,
-            json!({"cod:color": {"rn": "colour", "cnd": COLOUR, "red": 255, "green": 128, "blue": 0}}),
-        )
-        .await;
-    assert_eq!(r.rsc, R::Created, "{:?}", r.pc);
+    t.created(
+        &id,
+        "cse-in/ae/lamp",
+        T::FlexContainer,
+        json!({"cod:color": {"rn": "colour", "cnd": COLOUR, "red": 255, "green": 128, "blue": 0}}),
+    )
+    .await;
     let mut all = Request::new(Operation::Retrieve, "cse-in/ae/lamp", Some(id.clone()));
     all.rcn = Some(model::ResultContent::AttributesAndChildResources);
     let r = t.send(all).await;
@@ -165,24 +136,17 @@ async fn a_light_and_its_switch_live_under_their_own_keys() {
 async fn release_3_home_domain_names_are_accepted_and_kept() {
     let t = TestCse::new().await;
     let id = t.register("ae").await;
-    let r = t
-        .create(
-            &id,
-            "cse-in/ae",
-            T::FlexContainer,
-            json!({"hd:deLit": {"rn": "old", "cnd": "org.onem2m.home.device.deviceLight"}}),
-        )
-        .await;
-    assert_eq!(r.rsc, R::Created, "{:?}", r.pc);
-    let r = t
-        .create(
-            &id,
+    t.created(
+        &id,
+        "cse-in/ae",
+        T::FlexContainer,
+        json!({"hd:deLit": {"rn": "old", "cnd": "org.onem2m.home.device.deviceLight"}}),
+    )
+    .await;
+    t.created(&id,
             "cse-in/ae/old",
             T::FlexContainer,
-            json!({"hd:binSh": {"rn": "sw", "cnd": "org.onem2m.home.moduleclass.binarySwitch", "powSe": true}}),
-        )
-        .await;
-    assert_eq!(r.rsc, R::Created, "{:?}", r.pc);
+            json!({"hd:binSh": {"rn": "sw", "cnd": "org.onem2m.home.moduleclass.binarySwitch", "powSe": true}})).await;
     let r = t.retrieve(&id, "cse-in/ae/old/sw").await;
     assert_eq!(rep(&r, "hd:binSh")["powSe"], json!(true));
     // Its UPDATE speaks the same naming; the other one is refused.
@@ -317,7 +281,7 @@ async fn creations_that_break_the_schema_are_refused_precisely() {
     }
     // Nothing was created by any of them.
     assert_eq!(
-        discover(&t, &id, &[("ty", "28")]).await,
+        t.discover(&id, "cse-in/ae", &[("ty", "28")]).await,
         vec!["cse-in/ae/lamp", "cse-in/ae/lamp/switch"]
     );
 }
@@ -370,15 +334,10 @@ async fn access_control_governs_flex_containers() {
         .await;
     assert_eq!(r.rsc, R::OriginatorHasNoPrivilege);
     // The owner lets `other` read (and only read) the switch, keeping every right itself.
-    let r = t
-        .create(
-            &owner,
+    let r = t.created(&owner,
             "cse-in/ae",
             T::AccessControlPolicy,
-            json!({"m2m:acp": {"rn": "readers", "pv": {"acr": [{"acor": [other], "acop": 2}, {"acor": [owner], "acop": 63}]}, "pvs": {"acr": [{"acor": [owner], "acop": 63}]}}}),
-        )
-        .await;
-    assert_eq!(r.rsc, R::Created, "{:?}", r.pc);
+            json!({"m2m:acp": {"rn": "readers", "pv": {"acr": [{"acor": [other], "acop": 2}, {"acor": [owner], "acop": 63}]}, "pvs": {"acr": [{"acor": [owner], "acop": 63}]}}})).await;
     let acp = attr(&r, "ri");
     let r = t
         .update(
@@ -428,8 +387,7 @@ async fn subscribers_are_notified_under_the_specialisation_s_key() {
             json!({"m2m:sub": {"nu": [children.url], "enc": {"net": [3, 4]}}}),
         ),
     ] {
-        let r = t.create(&id, to, T::Subscription, sub).await;
-        assert_eq!(r.rsc, R::Created, "{:?}", r.pc);
+        t.created(&id, to, T::Subscription, sub).await;
     }
     let r = t
         .update(
@@ -452,10 +410,7 @@ async fn subscribers_are_notified_under_the_specialisation_s_key() {
     assert_eq!(sw["cs"], json!(4));
     assert!(sw.get("cnd").is_none(), "only what changed: {sw}");
 
-    let r = t
-        .create(&id, "cse-in/ae/lamp", T::FlexContainer, json!({"cod:brigs": {"rn": "dim", "cnd": "org.onem2m.common.moduleclass.brightness", "brigs": 40}}))
-        .await;
-    assert_eq!(r.rsc, R::Created, "{:?}", r.pc);
+    t.created(&id, "cse-in/ae/lamp", T::FlexContainer, json!({"cod:brigs": {"rn": "dim", "cnd": "org.onem2m.common.moduleclass.brightness", "brigs": 40}})).await;
     assert_eq!(t.delete(&id, "cse-in/ae/lamp/dim").await.rsc, R::Deleted);
     let got = children.wait_for(3).await;
     assert_eq!(got[1]["m2m:sgn"]["nev"]["net"], json!(3));
@@ -481,26 +436,22 @@ async fn subscribers_are_notified_under_the_specialisation_s_key() {
 #[tokio::test]
 async fn discovery_by_type_definition_and_custom_attribute() {
     let (t, id) = setup().await;
-    let r = t
-        .create(
-            &id,
-            "cse-in/ae/lamp",
-            T::FlexContainer,
-            json!({"cod:binSh": {"rn": "night", "cnd": SWITCH, "powSe": true}}),
-        )
-        .await;
-    assert_eq!(r.rsc, R::Created);
-    let r = t
-        .create(
-            &id,
-            "cse-in/ae",
-            T::Container,
-            json!({"m2m:cnt": {"rn": "c"}}),
-        )
-        .await;
-    assert_eq!(r.rsc, R::Created);
+    t.created(
+        &id,
+        "cse-in/ae/lamp",
+        T::FlexContainer,
+        json!({"cod:binSh": {"rn": "night", "cnd": SWITCH, "powSe": true}}),
+    )
+    .await;
+    t.created(
+        &id,
+        "cse-in/ae",
+        T::Container,
+        json!({"m2m:cnt": {"rn": "c"}}),
+    )
+    .await;
     assert_eq!(
-        discover(&t, &id, &[("ty", "28")]).await,
+        t.discover(&id, "cse-in/ae", &[("ty", "28")]).await,
         vec![
             "cse-in/ae/lamp",
             "cse-in/ae/lamp/night",
@@ -508,20 +459,21 @@ async fn discovery_by_type_definition_and_custom_attribute() {
         ]
     );
     assert_eq!(
-        discover(&t, &id, &[("cnd", SWITCH)]).await,
+        t.discover(&id, "cse-in/ae", &[("cnd", SWITCH)]).await,
         vec!["cse-in/ae/lamp/night", "cse-in/ae/lamp/switch"]
     );
     assert_eq!(
-        discover(&t, &id, &[("cnd", LIGHT)]).await,
+        t.discover(&id, "cse-in/ae", &[("cnd", LIGHT)]).await,
         vec!["cse-in/ae/lamp"]
     );
     assert_eq!(
-        discover(&t, &id, &[("powSe", "true")]).await,
+        t.discover(&id, "cse-in/ae", &[("powSe", "true")]).await,
         vec!["cse-in/ae/lamp/night"]
     );
     // contentSize is the size criterion: "false" (5 bytes) is, "true" (4) is not.
     assert_eq!(
-        discover(&t, &id, &[("ty", "28"), ("sza", "5")]).await,
+        t.discover(&id, "cse-in/ae", &[("ty", "28"), ("sza", "5")])
+            .await,
         vec!["cse-in/ae/lamp/switch"]
     );
     // Partial retrieve of a custom attribute.
@@ -549,10 +501,7 @@ async fn the_cse_base_lists_the_type_and_instances_expire() {
         "{srt}"
     );
     let soon = model::time::format(clock.clock().now() + chrono::Duration::seconds(60));
-    let r = t
-        .create(&id, "cse-in/ae/lamp", T::FlexContainer, json!({"cod:colSn": {"rn": "sat", "cnd": "org.onem2m.common.moduleclass.colourSaturation", "colSn": 50, "et": soon}}))
-        .await;
-    assert_eq!(r.rsc, R::Created, "{:?}", r.pc);
+    t.created(&id, "cse-in/ae/lamp", T::FlexContainer, json!({"cod:colSn": {"rn": "sat", "cnd": "org.onem2m.common.moduleclass.colourSaturation", "colSn": 50, "et": soon}})).await;
     assert_eq!(cse::expiry::sweep(&t.cse).await, 0);
     clock.advance(std::time::Duration::from_secs(61));
     assert_eq!(t.retrieve(&id, "cse-in/ae/lamp/sat").await.rsc, R::NotFound);
@@ -608,24 +557,17 @@ async fn release_4_additions_are_refused_and_other_parents_take_flex_containers(
     }
 
     // Under a container, with the creator asked for; an UPDATE with rcn=9 reports cs.
-    let r = t
-        .create(
-            &id,
-            "cse-in/ae",
-            T::Container,
-            json!({"m2m:cnt": {"rn": "room"}}),
-        )
-        .await;
-    assert_eq!(r.rsc, R::Created);
-    let r = t
-        .create(
-            &id,
+    t.created(
+        &id,
+        "cse-in/ae",
+        T::Container,
+        json!({"m2m:cnt": {"rn": "room"}}),
+    )
+    .await;
+    let r = t.created(&id,
             "cse-in/ae/room",
             T::FlexContainer,
-            json!({"cod:fauDn": {"rn": "fault", "cnd": "org.onem2m.common.moduleclass.faultDetection", "sus": false, "cr": null}}),
-        )
-        .await;
-    assert_eq!(r.rsc, R::Created, "{:?}", r.pc);
+            json!({"cod:fauDn": {"rn": "fault", "cnd": "org.onem2m.common.moduleclass.faultDetection", "sus": false, "cr": null}})).await;
     assert_eq!(rep(&r, "cod:fauDn")["cr"], json!(id));
     let mut req = Request::new(Operation::Update, "cse-in/ae/room/fault", Some(id.clone()));
     req.pc = Some(json!({"cod:fauDn": {"sus": true, "code": 7, "dc": "bulb"}}));
@@ -641,15 +583,13 @@ async fn release_4_additions_are_refused_and_other_parents_take_flex_containers(
 #[tokio::test]
 async fn a_group_of_switches_turns_them_all_on() {
     let (t, id) = setup().await;
-    let r = t
-        .create(
-            &id,
-            "cse-in/ae/lamp",
-            T::FlexContainer,
-            json!({"cod:binSh": {"rn": "night", "cnd": SWITCH, "powSe": false}}),
-        )
-        .await;
-    assert_eq!(r.rsc, R::Created);
+    t.created(
+        &id,
+        "cse-in/ae/lamp",
+        T::FlexContainer,
+        json!({"cod:binSh": {"rn": "night", "cnd": SWITCH, "powSe": false}}),
+    )
+    .await;
     let g = t
         .create(&id, "cse-in/ae", T::Group, json!({"m2m:grp": {"rn": "switches", "mt": 28, "mnm": 5, "mid": ["cse-in/ae/lamp/switch", "cse-in/ae/lamp/night"]}}))
         .await;
@@ -681,10 +621,7 @@ async fn a_group_of_switches_turns_them_all_on() {
     }
     // A light is a flexContainer too: a group of type 28 takes it (no specializationType
     // is hosted), but it is not a switch, so the fan-out below answers 4000 for it.
-    let g = t
-        .create(&id, "cse-in/ae", T::Group, json!({"m2m:grp": {"rn": "mixed", "mt": 28, "mnm": 5, "mid": ["cse-in/ae/lamp/switch", "cse-in/ae/lamp"]}}))
-        .await;
-    assert_eq!(g.rsc, R::Created, "{:?}", g.pc);
+    t.created(&id, "cse-in/ae", T::Group, json!({"m2m:grp": {"rn": "mixed", "mt": 28, "mnm": 5, "mid": ["cse-in/ae/lamp/switch", "cse-in/ae/lamp"]}})).await;
     let r = t
         .update(
             &id,
@@ -722,14 +659,13 @@ async fn custom_attributes_are_held_to_the_content_size_limit() {
     let cnd = "org.onem2m.common.moduleclass.faultDetection";
     // "false" (5) + "0123456789a" (11) = 16: at the limit.
     let r = t
-        .create(
+        .created(
             &id,
             "cse-in/ae/lamp",
             T::FlexContainer,
             json!({"cod:fauDn": {"rn": "fault", "cnd": cnd, "sus": false, "dc": "0123456789a"}}),
         )
         .await;
-    assert_eq!(r.rsc, R::Created, "{:?}", r.pc);
     assert_eq!(rep(&r, "cod:fauDn")["cs"], json!(16));
     let r = t
         .create(

@@ -6,27 +6,12 @@ use common::*;
 use model::{Operation, Request, ResourceType as T, Response, ResponseStatusCode as R};
 use serde_json::{json, Value};
 
-/// A discovery request below `to` with the given criteria.
-fn discover(fr: &str, to: &str, query: &[(&str, &str)]) -> Request {
-    let mut req = Request::new(Operation::Retrieve, to, Some(fr.to_owned()));
-    req.fc.add("fu", "1").expect("fu");
-    for (k, v) in query {
-        req.fc.add(k, v).expect("criterion");
-    }
-    req
-}
-
 /// The last path segments of an `m2m:uril`, sorted.
 fn found(r: &Response) -> Vec<String> {
-    assert_eq!(r.rsc, R::Ok, "{:?}", r.pc);
-    let mut names: Vec<String> =
-        r.pc.as_ref()
-            .and_then(|pc| pc["m2m:uril"].as_array().cloned())
-            .unwrap_or_default()
-            .iter()
-            .filter_map(Value::as_str)
-            .map(|u| u.rsplit('/').next().unwrap_or(u).to_owned())
-            .collect();
+    let mut names: Vec<String> = uril(r)
+        .iter()
+        .map(|u| u.rsplit('/').next().unwrap_or(u).to_owned())
+        .collect();
     names.sort();
     names
 }
@@ -78,33 +63,28 @@ async fn loc_is_validated_on_create_and_update() {
     // Every type whose table defines it takes it; others refuse it as unknown.
     let line = json!({"typ": 2, "crd": [[2.0, 48.0], [2.5, 48.5]]});
     let r = t
-        .create(
+        .created(
             &ae,
             "cse-in/geo",
             T::Container,
             json!({"m2m:cnt": {"rn": "c", "loc": line}}),
         )
         .await;
-    assert_eq!(r.rsc, R::Created, "{:?}", r.pc);
     assert_eq!(attr(&r, "loc"), line);
-    let r = t
-        .create(
-            &ae,
-            "cse-in/geo",
-            T::Group,
-            json!({"m2m:grp": {"rn": "g", "mid": [], "mnm": 2, "loc": line}}),
-        )
-        .await;
-    assert_eq!(r.rsc, R::Created, "{:?}", r.pc);
-    let r = t
-        .create(
-            &ae,
-            "cse-in/geo",
-            T::TimeSeries,
-            json!({"m2m:ts": {"rn": "t", "loc": line}}),
-        )
-        .await;
-    assert_eq!(r.rsc, R::Created, "{:?}", r.pc);
+    t.created(
+        &ae,
+        "cse-in/geo",
+        T::Group,
+        json!({"m2m:grp": {"rn": "g", "mid": [], "mnm": 2, "loc": line}}),
+    )
+    .await;
+    t.created(
+        &ae,
+        "cse-in/geo",
+        T::TimeSeries,
+        json!({"m2m:ts": {"rn": "t", "loc": line}}),
+    )
+    .await;
     let r = t
         .create(
             &ae,
@@ -166,7 +146,7 @@ async fn geo_query_finds_resources_by_their_location() {
     let (t, ae) = places().await;
     // Within: the point and the polygon lie in the box; the road leaves it.
     let r = t
-        .send(discover(
+        .send(discovery(
             &ae,
             "cse-in/geo",
             &[("gmty", "3"), ("geom", ILE_DE_FRANCE), ("gsf", "1")],
@@ -176,7 +156,7 @@ async fn geo_query_finds_resources_by_their_location() {
     // Contains: the polygon around Paris, and the point equal to it (a point contains
     // itself); Berlin and the road do not.
     let r = t
-        .send(discover(
+        .send(discovery(
             &ae,
             "cse-in/geo",
             &[("gmty", "1"), ("geom", PARIS), ("gsf", "2")],
@@ -185,7 +165,7 @@ async fn geo_query_finds_resources_by_their_location() {
     assert_eq!(found(&r), ["paris", "region"]);
     // Intersects: the box meets the point, the polygon and the road.
     let r = t
-        .send(discover(
+        .send(discovery(
             &ae,
             "cse-in/geo",
             &[("gmty", "3"), ("geom", ILE_DE_FRANCE), ("gsf", "3")],
@@ -194,7 +174,7 @@ async fn geo_query_finds_resources_by_their_location() {
     assert_eq!(found(&r), ["paris", "region", "road"]);
     // Combined with another criterion (AND), and with OR.
     let r = t
-        .send(discover(
+        .send(discovery(
             &ae,
             "cse-in/geo",
             &[
@@ -207,7 +187,7 @@ async fn geo_query_finds_resources_by_their_location() {
         .await;
     assert_eq!(found(&r), ["road"]);
     let r = t
-        .send(discover(
+        .send(discovery(
             &ae,
             "cse-in/geo",
             &[
@@ -238,7 +218,7 @@ async fn an_incomplete_or_bad_geo_query_is_refused() {
         vec![("gmty", "1"), ("gsf", "1")],
         vec![("gsf", "3")],
     ] {
-        let r = t.send(discover(&ae, "cse-in/geo", &query)).await;
+        let r = t.send(discovery(&ae, "cse-in/geo", &query)).await;
         assert_eq!(r.rsc, R::BadRequest, "{query:?}");
     }
     for (key, value) in [("gmty", "7"), ("gsf", "4"), ("gmty", "x")] {
@@ -269,7 +249,7 @@ async fn the_geo_query_is_no_oracle_for_locations_the_originator_cannot_read() {
     let other = t.register("other").await;
     // `other` may not RETRIEVE the owner's containers: nothing is found through loc.
     let r = t
-        .send(discover(
+        .send(discovery(
             &other,
             "cse-in/geo",
             &[("gmty", "3"), ("geom", ILE_DE_FRANCE), ("gsf", "3")],
@@ -284,7 +264,7 @@ async fn the_geo_query_is_no_oracle_for_locations_the_originator_cannot_read() {
         assert!(found(&r).is_empty());
     }
     let r = t
-        .send(discover(
+        .send(discovery(
             &owner,
             "cse-in/geo",
             &[("gmty", "3"), ("geom", ILE_DE_FRANCE), ("gsf", "3")],

@@ -54,26 +54,7 @@ fn claims(clock: &ManualClock, tkid: &str, holder: &str) -> Value {
 /// A CSE with an audit trail (its file returned), two AEs and the owner's container
 /// `cse-in/owner/data`, readable only by holders of the role `operator`.
 async fn setup(clock: &ManualClock) -> (TestCse, std::path::PathBuf, String, String) {
-    let dir = tempfile::tempdir().expect("tempdir");
-    let path = dir.path().join("audit.log");
-    let log = manager::audit::AuditLog::open(&path, None).expect("log");
-    let trail = cse::security_manager::audit::AuditTrail::start(
-        log,
-        Duration::from_secs(60),
-        clock.clock(),
-    )
-    .expect("trail");
-    let store =
-        store::SqliteStore::open(dir.path(), store::SqliteOptions::default()).expect("store");
-    let services = cse::Services {
-        audit: Some(trail),
-        outbound: senders(),
-        ..cse::Services::default()
-    };
-    let cse = cse::Cse::open_with(config(clock), Arc::new(store), services)
-        .await
-        .expect("cse");
-    let t = TestCse { cse, dir };
+    let (t, path) = TestCse::with_audit(config(clock)).await;
     let owner = t.register("owner").await;
     let other = t.register("other").await;
     t.guarded_container(
@@ -98,20 +79,6 @@ async fn read_as(t: &TestCse, fr: &str, rids: &[&str], tids: &[&str]) -> R {
     t.send(req).await.rsc
 }
 
-fn audited(path: &std::path::Path) -> Vec<(String, String)> {
-    manager::audit::read_entries(path)
-        .expect("entries")
-        .into_iter()
-        .filter_map(Result::ok)
-        .filter_map(|e| match e.event {
-            manager::audit::Event::AdminAction { action, target, .. } => {
-                Some((action, target.unwrap_or_default()))
-            }
-            _ => None,
-        })
-        .collect()
-}
-
 async fn count(t: &TestCse, ty: T) -> usize {
     t.cse
         .store()
@@ -129,9 +96,8 @@ async fn a_role_resource_grants_its_holder_and_deletion_revokes() {
         R::OriginatorHasNoPrivilege
     );
     let r = t
-        .create(ADMIN, "cse-in", T::Role, role(&clock, &other))
+        .created(ADMIN, "cse-in", T::Role, role(&clock, &other))
         .await;
-    assert_eq!(r.rsc, R::Created, "{:?}", r.pc);
     assert_eq!(attr(&r, "ty"), json!(31));
     assert_eq!(attr(&r, "rlid"), json!("operator"));
     let ri = attr(&r, "ri").as_str().expect("ri").to_owned();
@@ -152,17 +118,15 @@ async fn a_role_resource_grants_its_holder_and_deletion_revokes() {
         R::OriginatorHasNoPrivilege
     );
     // The holder in its absolute form is the same holder.
-    let r = t
-        .create(
-            ADMIN,
-            "cse-in",
-            T::Role,
-            json!({"m2m:rol": {"rn": "abs", "rlid": "operator", "tkis": "id-in",
+    t.created(
+        ADMIN,
+        "cse-in",
+        T::Role,
+        json!({"m2m:rol": {"rn": "abs", "rlid": "operator", "tkis": "id-in",
                 "tkhd": format!("//secure-cse.example/id-in/{third}"),
                 "tknb": stamp(&clock, -60), "tkna": stamp(&clock, 60)}}),
-        )
-        .await;
-    assert_eq!(r.rsc, R::Created, "{:?}", r.pc);
+    )
+    .await;
     // Two roles with one Role-ID, for two holders: each holds it.
     assert_eq!(read_as(&t, &third, &["operator"], &[]).await, R::Ok);
     assert_eq!(
@@ -182,9 +146,13 @@ async fn a_role_resource_grants_its_holder_and_deletion_revokes() {
         read_as(&t, &other, &["operator"], &[]).await,
         R::OriginatorHasNoPrivilege
     );
-    let actions: Vec<String> = audited(&path).into_iter().map(|(a, _)| a).collect();
+    let actions: Vec<String> = admin_actions(&path).into_iter().map(|(a, _)| a).collect();
     assert_eq!(actions, ["rol-create", "rol-create", "rol-delete"]);
-    assert!(audited(&path)[2].1.starts_with(&ri), "{:?}", audited(&path));
+    assert!(
+        admin_actions(&path)[2].1.starts_with(&ri),
+        "{:?}",
+        admin_actions(&path)
+    );
 }
 
 #[tokio::test]
@@ -222,7 +190,7 @@ async fn a_role_counts_only_within_its_period_and_lifetime() {
         read_as(&t, &other, &["operator"], &[]).await,
         R::OriginatorHasNoPrivilege
     );
-    let actions: Vec<String> = audited(&path).into_iter().map(|(a, _)| a).collect();
+    let actions: Vec<String> = admin_actions(&path).into_iter().map(|(a, _)| a).collect();
     assert_eq!(actions, ["rol-create", "rol-create", "rol-expire"]);
 }
 
@@ -258,7 +226,7 @@ async fn only_the_admin_creates_roles_and_tokens() {
         read_as(&t, &other, &["operator"], &[]).await,
         R::OriginatorHasNoPrivilege
     );
-    assert!(audited(&path).is_empty());
+    assert!(admin_actions(&path).is_empty());
 }
 
 #[tokio::test]
@@ -355,14 +323,13 @@ async fn a_token_named_by_id_grants_its_holder_and_deletion_revokes() {
     let (t, path, owner, other) = setup(&clock).await;
     let object = hs(&claims(&clock, "tk1", &other));
     let r = t
-        .create(
+        .created(
             ADMIN,
             "cse-in",
             T::Token,
             json!({"m2m:tk": {"rn": "tok", "tkid": "tk1", "tkob": object}}),
         )
         .await;
-    assert_eq!(r.rsc, R::Created, "{:?}", r.pc);
     // The claims are shown in plaintext.
     assert_eq!(attr(&r, "ty"), json!(32));
     assert_eq!(attr(&r, "tkis"), json!("das-hs"));
@@ -393,15 +360,13 @@ async fn a_token_named_by_id_grants_its_holder_and_deletion_revokes() {
     // Roles a stored token grants count as a carried token's do.
     let mut c = claims(&clock, "tk-role", &other);
     c["tkps"] = json!({"pm": [{"rids": ["operator"]}]});
-    let r = t
-        .create(
-            ADMIN,
-            "cse-in",
-            T::Token,
-            json!({"m2m:tk": {"tkid": "tk-role", "tkob": hs(&c)}}),
-        )
-        .await;
-    assert_eq!(r.rsc, R::Created, "{:?}", r.pc);
+    t.created(
+        ADMIN,
+        "cse-in",
+        T::Token,
+        json!({"m2m:tk": {"tkid": "tk-role", "tkob": hs(&c)}}),
+    )
+    .await;
     assert_eq!(
         read_as(&t, &other, &["operator"], &["tk-role"]).await,
         R::Ok
@@ -418,7 +383,7 @@ async fn a_token_named_by_id_grants_its_holder_and_deletion_revokes() {
         read_as(&t, &other, &["operator"], &["tk-role"]).await,
         R::OriginatorHasNoPrivilege
     );
-    let entries = audited(&path);
+    let entries = admin_actions(&path);
     let actions: Vec<&str> = entries.iter().map(|(a, _)| a.as_str()).collect();
     assert_eq!(actions, ["tk-create", "tk-create", "tk-delete"]);
     // The audit trail names the token, never carries it.
@@ -495,15 +460,10 @@ async fn bad_tokens_are_refused_with_their_code_and_change_nothing() {
     }
     assert_eq!(count(&t, T::Token).await, 0);
     // Claims sent that agree with the token are accepted.
-    let r = t
-        .create(
-            ADMIN,
+    t.created(ADMIN,
             "cse-in",
             T::Token,
-            json!({"m2m:tk": {"rn": "tok", "tkid": "tk1", "tkob": hs(&good), "tkhd": other, "tkis": "das-hs"}}),
-        )
-        .await;
-    assert_eq!(r.rsc, R::Created, "{:?}", r.pc);
+            json!({"m2m:tk": {"rn": "tok", "tkid": "tk1", "tkob": hs(&good), "tkhd": other, "tkis": "das-hs"}})).await;
     // One Token-ID names one token.
     let again = t
         .create(ADMIN, "cse-in", T::Token, tk("tk1", &hs(&good)))
@@ -517,10 +477,8 @@ async fn bad_tokens_are_refused_with_their_code_and_change_nothing() {
     assert_eq!(count(&t, T::Token).await, 1);
     // Deleting it frees its Token-ID.
     assert_eq!(t.delete(ADMIN, "cse-in/tok").await.rsc, R::Deleted);
-    let r = t
-        .create(ADMIN, "cse-in", T::Token, tk("tk1", &hs(&good)))
+    t.created(ADMIN, "cse-in", T::Token, tk("tk1", &hs(&good)))
         .await;
-    assert_eq!(r.rsc, R::Created);
 }
 
 #[tokio::test]
@@ -534,15 +492,13 @@ async fn roles_and_tokens_survive_a_restart_and_are_discovered_and_subscribed_to
         R::Created
     );
     let object = hs(&claims(&clock, "tk1", &other));
-    let r = t
-        .create(
-            ADMIN,
-            "cse-in",
-            T::Token,
-            json!({"m2m:tk": {"rn": "tok", "tkid": "tk1", "tkob": object}}),
-        )
-        .await;
-    assert_eq!(r.rsc, R::Created);
+    t.created(
+        ADMIN,
+        "cse-in",
+        T::Token,
+        json!({"m2m:tk": {"rn": "tok", "tkid": "tk1", "tkob": object}}),
+    )
+    .await;
     // Both types are announced as supported.
     let srt = attr(&t.retrieve(ADMIN, "cse-in").await, "srt");
     assert!(srt
@@ -559,15 +515,13 @@ async fn roles_and_tokens_survive_a_restart_and_are_discovered_and_subscribed_to
     }
     // A subscription to a role reports its changes.
     let receiver = Receiver::start(2000).await;
-    let r = t
-        .create(
-            ADMIN,
-            "cse-in/op",
-            T::Subscription,
-            json!({"m2m:sub": {"rn": "watch", "nu": [receiver.url], "enc": {"net": [1]}}}),
-        )
-        .await;
-    assert_eq!(r.rsc, R::Created, "{:?}", r.pc);
+    t.created(
+        ADMIN,
+        "cse-in/op",
+        T::Subscription,
+        json!({"m2m:sub": {"rn": "watch", "nu": [receiver.url], "enc": {"net": [1]}}}),
+    )
+    .await;
     let r = t
         .update(
             ADMIN,
@@ -590,7 +544,7 @@ async fn roles_and_tokens_survive_a_restart_and_are_discovered_and_subscribed_to
         .expect("cse");
     assert_eq!(read_as(&t, &other, &["operator"], &[]).await, R::Ok);
     assert_eq!(read_as(&t, &other, &[], &["tk1"]).await, R::Ok);
-    let actions: Vec<String> = audited(&path).into_iter().map(|(a, _)| a).collect();
+    let actions: Vec<String> = admin_actions(&path).into_iter().map(|(a, _)| a).collect();
     assert_eq!(actions, ["rol-create", "tk-create", "rol-update"]);
 }
 
@@ -669,23 +623,7 @@ async fn a_change_the_audit_log_cannot_record_is_refused_and_nothing_changes() {
         ..manager::audit::Layout::for_log(&path)
     };
     let log = manager::audit::AuditLog::open_with(&path, None, layout).expect("log");
-    let trail = cse::security_manager::audit::AuditTrail::start(
-        log,
-        Duration::from_secs(60),
-        clock.clock(),
-    )
-    .expect("trail");
-    let store =
-        store::SqliteStore::open(dir.path(), store::SqliteOptions::default()).expect("store");
-    let services = cse::Services {
-        audit: Some(trail),
-        outbound: senders(),
-        ..cse::Services::default()
-    };
-    let cse = cse::Cse::open_with(config(&clock), Arc::new(store), services)
-        .await
-        .expect("cse");
-    let t = TestCse { cse, dir };
+    let t = TestCse::with_audit_log(config(&clock), dir, log).await;
     let other = t.register("other").await;
     assert_eq!(
         t.create(ADMIN, "cse-in", T::Role, role(&clock, &other))
@@ -730,16 +668,14 @@ async fn a_role_or_token_lives_no_longer_than_its_validity() {
     let tkna = |r: &Response, wrapper: &str| r.pc.as_ref().expect("pc")[wrapper]["tkna"].clone();
     // Without et: its end of validity (an hour), not the CSE's default lifetime.
     let r = t
-        .create(ADMIN, "cse-in", T::Role, role(&clock, &other))
+        .created(ADMIN, "cse-in", T::Role, role(&clock, &other))
         .await;
-    assert_eq!(r.rsc, R::Created, "{:?}", r.pc);
     assert_eq!(attr(&r, "et"), tkna(&r, "m2m:rol"));
     // An et after it is a hint the CSE brings back to it, on CREATE and UPDATE.
     let mut later = role(&clock, &other);
     later["m2m:rol"]["rn"] = json!("later");
     later["m2m:rol"]["et"] = json!(stamp(&clock, 7200));
-    let r = t.create(ADMIN, "cse-in", T::Role, later).await;
-    assert_eq!(r.rsc, R::Created, "{:?}", r.pc);
+    let r = t.created(ADMIN, "cse-in", T::Role, later).await;
     assert_eq!(attr(&r, "et"), tkna(&r, "m2m:rol"));
     let r = t
         .update(
@@ -758,14 +694,13 @@ async fn a_role_or_token_lives_no_longer_than_its_validity() {
     assert_eq!(attr(&r, "et"), json!(sooner));
     // A token: its end of validity is the token's own (exp, an hour).
     let r = t
-        .create(
+        .created(
             ADMIN,
             "cse-in",
             T::Token,
             json!({"m2m:tk": {"tkid": "tk-life", "tkob": hs(&claims(&clock, "tk-life", &other))}}),
         )
         .await;
-    assert_eq!(r.rsc, R::Created, "{:?}", r.pc);
     assert_eq!(attr(&r, "et"), tkna(&r, "m2m:tk"));
     // Past it, the expiry sweep removes both roles and the token.
     clock.advance(Duration::from_secs(3601));

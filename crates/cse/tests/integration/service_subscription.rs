@@ -515,34 +515,8 @@ async fn the_configuration_seeds_the_rules_once_and_the_administered_rule_wins()
 
 #[tokio::test]
 async fn every_change_is_audited_before_the_answer() {
-    let dir = tempfile::tempdir().expect("tmp");
-    let path = dir.path().join("audit.log");
-    let log = manager::audit::AuditLog::open(&path, None).expect("log");
     let clock = model::clock::ManualClock::new();
-    let trail = cse::security_manager::audit::AuditTrail::start(
-        log,
-        std::time::Duration::from_secs(3600),
-        clock.clock(),
-    )
-    .expect("trail");
-    let config = CseConfig {
-        clock: clock.clock(),
-        ..Default::default()
-    };
-    let store =
-        store::SqliteStore::open(dir.path(), store::SqliteOptions::default()).expect("store");
-    let services = cse::Services {
-        audit: Some(trail),
-        outbound: senders(),
-        ..cse::Services::default()
-    };
-    let cse = cse::Cse::open_with(config, Arc::new(store), services)
-        .await
-        .expect("cse");
-    let t = TestCse {
-        cse,
-        dir: tempfile::tempdir().expect("tmp"),
-    };
+    let (t, path) = TestCse::with_audit(clocked(&clock)).await;
     let ri = rule(
         &t,
         "r1",

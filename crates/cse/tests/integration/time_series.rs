@@ -4,9 +4,9 @@
 //! detection on a manual clock (by the timer task and after a restart) and the
 //! subscriptions that report it (`net` 8, `enc/md`).
 
-use crate::common::{attr, open_cse, Receiver, TestCse};
+use crate::common::{attr, clocked, open_cse, Receiver, TestCse};
 use model::clock::ManualClock;
-use model::{FilterCriteria, Operation, Request, ResourceType as T, ResponseStatusCode as R};
+use model::{Operation, Request, ResourceType as T, ResponseStatusCode as R};
 use serde_json::{json, Value};
 use std::sync::Arc;
 use std::time::Duration;
@@ -84,14 +84,13 @@ async fn instances_are_counted_and_reached_through_la_and_ol() {
     assert_eq!(t.retrieve(&id, &format!("{TS}/la")).await.rsc, R::NotFound);
     assert_eq!(t.retrieve(&id, &format!("{TS}/ol")).await.rsc, R::NotFound);
     let r = t
-        .create(
+        .created(
             &id,
             TS,
             T::TimeSeriesInstance,
             json!({"m2m:tsi": {"dgt": "20260101T000000", "con": "first", "snr": 1}}),
         )
         .await;
-    assert_eq!(r.rsc, R::Created, "{:?}", r.pc);
     assert_eq!(attr(&r, "ty"), json!(30));
     assert_eq!(attr(&r, "cs"), json!(5));
     assert_eq!(attr(&r, "snr"), json!(1));
@@ -143,15 +142,13 @@ async fn a_taken_generation_time_is_a_conflict() {
         attr(&t.retrieve(&id, &format!("{TS}/la")).await, "con"),
         json!("a")
     );
-    let r = t
-        .create(
-            &id,
-            "cse-in/ae",
-            T::TimeSeries,
-            json!({"m2m:ts": {"rn": "other"}}),
-        )
-        .await;
-    assert_eq!(r.rsc, R::Created);
+    t.created(
+        &id,
+        "cse-in/ae",
+        T::TimeSeries,
+        json!({"m2m:ts": {"rn": "other"}}),
+    )
+    .await;
     let r = t
         .create(
             &id,
@@ -245,15 +242,13 @@ async fn bad_input_is_refused_and_changes_nothing() {
         )
         .await;
     assert_eq!(r.rsc, R::InvalidChildResourceType);
-    let r = t
-        .create(
-            &id,
-            "cse-in/ae",
-            T::Container,
-            json!({"m2m:cnt": {"rn": "c"}}),
-        )
-        .await;
-    assert_eq!(r.rsc, R::Created);
+    t.created(
+        &id,
+        "cse-in/ae",
+        T::Container,
+        json!({"m2m:cnt": {"rn": "c"}}),
+    )
+    .await;
     let r = t
         .create(
             &id,
@@ -355,15 +350,13 @@ async fn limits_prune_the_oldest_instances() {
 #[tokio::test]
 async fn access_is_checked_on_the_series_and_its_instances() {
     let (t, owner, other) = crate::common::owner_and_other(cse::CseConfig::default()).await;
-    let r = t
-        .create(
-            &owner,
-            "cse-in/owner",
-            T::TimeSeries,
-            json!({"m2m:ts": {"rn": "ts"}}),
-        )
-        .await;
-    assert_eq!(r.rsc, R::Created);
+    t.created(
+        &owner,
+        "cse-in/owner",
+        T::TimeSeries,
+        json!({"m2m:ts": {"rn": "ts"}}),
+    )
+    .await;
     let mine = "cse-in/owner/ts";
     let tsi = json!({"m2m:tsi": {"dgt": "20260101T000000", "con": "x"}});
     let r = t
@@ -390,30 +383,16 @@ async fn access_is_checked_on_the_series_and_its_instances() {
     assert_eq!(attr(&t.retrieve(&owner, mine).await, "mni"), Value::Null);
 }
 
-async fn discover(t: &TestCse, id: &str, ty: &str) -> Vec<String> {
-    let mut r = Request::new(Operation::Retrieve, "cse-in/ae", Some(id.to_owned()));
-    let mut f = FilterCriteria::default();
-    f.add("fu", "1").expect("fu");
-    f.add("ty", ty).expect("ty");
-    r.fc = f;
-    let resp = t.send(r).await;
-    assert_eq!(resp.rsc, R::Ok, "{:?}", resp.pc);
-    resp.pc
-        .as_ref()
-        .and_then(|p| p["m2m:uril"].as_array().cloned())
-        .unwrap_or_default()
-        .iter()
-        .filter_map(|v| v.as_str().map(str::to_owned))
-        .collect()
-}
-
 #[tokio::test]
 async fn discovery_finds_series_and_instances() {
     let (t, id) = setup(json!({})).await;
     let r = point(&t, &id, json!("20260101T000000"), "a").await;
     assert_eq!(r.rsc, R::Created);
-    assert_eq!(discover(&t, &id, "29").await, vec![TS.to_owned()]);
-    let found = discover(&t, &id, "30").await;
+    assert_eq!(
+        t.discover(&id, "cse-in/ae", &[("ty", "29")]).await,
+        vec![TS.to_owned()]
+    );
+    let found = t.discover(&id, "cse-in/ae", &[("ty", "30")]).await;
     assert_eq!(found.len(), 1, "{found:?}");
     assert!(found[0].starts_with(&format!("{TS}/")), "{found:?}");
 }
@@ -422,9 +401,8 @@ async fn discovery_finds_series_and_instances() {
 /// `mdt` ten seconds, at most three points listed) and its owner's AE-ID.
 async fn watched(clock: &ManualClock, extra: Value) -> (TestCse, String) {
     let config = cse::CseConfig {
-        clock: clock.clock(),
         expiry_check_ms: 10,
-        ..Default::default()
+        ..clocked(clock)
     };
     let t = TestCse::with_config(config).await;
     let id = t.register("ae").await;
@@ -644,15 +622,13 @@ async fn mdd_stops_and_restarts_the_detection() {
 async fn missing_data_subscriptions_are_checked() {
     let (t, id) = setup(json!({"pei": 1000})).await;
     let rx = Receiver::start(2000).await;
-    let r = t
-        .create(
-            &id,
-            "cse-in/ae",
-            T::Container,
-            json!({"m2m:cnt": {"rn": "c"}}),
-        )
-        .await;
-    assert_eq!(r.rsc, R::Created);
+    t.created(
+        &id,
+        "cse-in/ae",
+        T::Container,
+        json!({"m2m:cnt": {"rn": "c"}}),
+    )
+    .await;
     let md = json!({"num": 2, "dur": "PT10M"});
     for (to, sub) in [
         (TS, json!({"enc": {"net": [8]}})),
@@ -696,14 +672,13 @@ async fn missing_data_subscriptions_are_checked() {
         "{none:?}"
     );
     let r = t
-        .create(
+        .created(
             &id,
             TS,
             T::Subscription,
             json!({"m2m:sub": {"rn": "s", "nu": [rx.url], "enc": {"net": [8], "md": md}}}),
         )
         .await;
-    assert_eq!(r.rsc, R::Created, "{:?}", r.pc);
     assert_eq!(attr(&r, "nct"), json!(5));
     // An UPDATE may not drop md while net 8 stays, nor combine net 8 with another.
     let sub = format!("{TS}/s");
@@ -732,25 +707,21 @@ async fn missing_data_is_notified_per_window() {
     let (t, id) = watched(&clock, json!({"mdn": 10})).await;
     let rx = Receiver::start(2000).await;
     let md = json!({"num": 2, "dur": "PT5M"});
-    let r = t
-        .create(
-            &id,
-            TS,
-            T::Subscription,
-            json!({"m2m:sub": {"rn": "md", "nu": [rx.url], "enc": {"net": [8], "md": md}}}),
-        )
-        .await;
-    assert_eq!(r.rsc, R::Created, "{:?}", r.pc);
+    t.created(
+        &id,
+        TS,
+        T::Subscription,
+        json!({"m2m:sub": {"rn": "md", "nu": [rx.url], "enc": {"net": [8], "md": md}}}),
+    )
+    .await;
     let updates = Receiver::start(2000).await;
-    let r = t
-        .create(
-            &id,
-            TS,
-            T::Subscription,
-            json!({"m2m:sub": {"rn": "up", "nu": [updates.url], "enc": {"net": [1]}}}),
-        )
-        .await;
-    assert_eq!(r.rsc, R::Created);
+    t.created(
+        &id,
+        TS,
+        T::Subscription,
+        json!({"m2m:sub": {"rn": "up", "nu": [updates.url], "enc": {"net": [1]}}}),
+    )
+    .await;
     let verifications = rx.count();
     let anchor = clock.clock().now();
     assert_eq!(
