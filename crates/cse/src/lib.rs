@@ -448,7 +448,9 @@ impl Cse {
                 return Box::pin(self.polling_channel_uri(&caller, &req, channel)).await;
             }
             if let Target::NotificationTargetSelfReference(sub) = target {
-                return Box::pin(self.notification_target_self_reference(&caller, &req, sub)).await;
+                return Box::pin(self.notification_target_self_reference(&caller, &req, sub))
+                    .await
+                    .map(Reply::Now);
             }
             if let Target::Resource(r) = &target {
                 polling::check_owner(&caller, r)?;

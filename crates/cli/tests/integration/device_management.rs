@@ -254,21 +254,20 @@ fn a_reboot_that_cannot_be_audited_is_refused_and_changes_nothing() {
     let server = Server::start_with(&data, &["--config", file.to_str().expect("utf8")]);
     let http = Http { base: server.url() };
     let device = http.register("device");
-    let node = http.create(
+    http.create(
         "CAdmin",
         "cse-in",
         14,
-        json!({"m2m:nod": {"rn": "node1", "ni": "urn:gsma:imei:90420156-025763-1",
-            "hael": [device]}}),
+        &json!({"m2m:nod": {"rn": "node1", "ni": "urn:gsma:imei:90420156-025763-1",
+            "hael": [device]}})
+        .to_string(),
     );
-    assert_eq!(node.rsc, 2001, "{}", node.raw);
-    let rbo = http.create(
+    http.create(
         "CAdmin",
         "cse-in/node1",
         13,
-        json!({"m2m:rbo": {"rn": "reboot", "mgd": 1009}}),
+        &json!({"m2m:rbo": {"rn": "reboot", "mgd": 1009}}).to_string(),
     );
-    assert_eq!(rbo.rsc, 2001, "{}", rbo.raw);
     fill(&dir.path().join("audit").join("filler"));
     let mut last_audited = Value::Null;
     let mut refused = None;
@@ -277,7 +276,7 @@ fn a_reboot_that_cannot_be_audited_is_refused_and_changes_nothing() {
         let a = http.update(
             "CAdmin",
             "cse-in/node1/reboot",
-            json!({"m2m:rbo": {"rbo": true, "lbl": label}}),
+            &json!({"m2m:rbo": {"rbo": true, "lbl": label}}).to_string(),
         );
         match a.rsc {
             2004 => last_audited = label,
@@ -285,12 +284,12 @@ fn a_reboot_that_cannot_be_audited_is_refused_and_changes_nothing() {
                 refused = Some(i);
                 break;
             }
-            other => panic!("attempt {i}: {other}: {}", a.raw),
+            other => panic!("attempt {i}: {other}: {}", a.body),
         }
     }
     let i = refused.expect("a request found the audit log full");
     let got = http.get("CAdmin", "cse-in/node1/reboot");
-    assert_eq!(got.rsc, 2000, "{}", got.raw);
+    assert_eq!(got.rsc, 2000, "{}", got.body);
     assert_eq!(
         got.body["m2m:rbo"]
             .get("lbl")

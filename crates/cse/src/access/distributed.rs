@@ -187,7 +187,9 @@ fn gather_policies(config: &CseConfig, store: &dyn Store, to: &str) -> Result<Ve
     };
     if let Ok(target) = addressing::resolve(to, config, store) {
         let target = match target {
-            Target::Resource(r) | Target::PollingChannelUri(r) => r,
+            Target::Resource(r)
+            | Target::PollingChannelUri(r)
+            | Target::NotificationTargetSelfReference(r) => r,
             Target::Edge { container, .. } => container,
             Target::FanOut { group, .. } => group,
         };
@@ -510,7 +512,7 @@ fn admit_information(
 /// Sends `body` as an UPDATE to the listed `url`; the content of a 2004 answer.
 async fn ask_remote(
     config: &CseConfig,
-    listed: &super::DasUrls,
+    listed: &crate::config::DasUrls,
     outbound: &Senders,
     url: &str,
     body: Value,

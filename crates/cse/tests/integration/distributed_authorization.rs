@@ -624,7 +624,7 @@ async fn file_policy(t: &TestCse, rn: &str, target: &str, rules: Value) -> Strin
 }
 
 fn actions(s: &Setup, action: &str) -> usize {
-    audited(&s.audit)
+    admin_actions(&s.audit)
         .into_iter()
         .filter(|(a, _)| a == action)
         .count()
@@ -767,7 +767,7 @@ async fn the_pip_answers_the_roles_an_originator_holds() {
         assert_eq!((attr(&r, "sus"), rlids(&r)), (json!(2), vec![]), "{q}");
     }
     // Out of the role's period: not held.
-    clock.advance(Duration::from_secs(7200));
+    clock.advance(std::time::Duration::from_secs(7200));
     let r = ask_pip(json!({"fr": s.pep})).await;
     assert_eq!(attr(&r, "sus"), json!(2));
     assert_eq!(actions(s, "auif-retrieve"), 7);
