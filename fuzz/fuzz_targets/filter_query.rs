@@ -1,10 +1,37 @@
 //! Filter criteria in both forms the CSE reads: the HTTP query string (through the binding,
 //! with the request parameters that share it) and the JSON `fc` of other bindings; what is
-//! accepted is then matched against resources, as discovery does for every stored resource.
+//! accepted is then matched against resources, as discovery does for every stored resource,
+//! with the others as its parent and children (the criteria on relatives and the content
+//! filter's queries are parsed and evaluated here too).
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use model::{FilterCriteria, ResourceType};
+use model::filter::Relatives;
+use model::{FilterCriteria, Resource, ResourceType};
+use std::sync::Arc;
+
+/// Every fuzzed resource is the parent and a child of every other.
+struct All(Vec<Resource>);
+
+impl Relatives for All {
+    fn parent(&mut self, _of: &Resource) -> model::Result<Option<Arc<Resource>>> {
+        Ok(self.0.first().cloned().map(Arc::new))
+    }
+
+    fn children(
+        &mut self,
+        _of: &Resource,
+        types: &[ResourceType],
+        visit: &mut dyn FnMut(&Resource) -> bool,
+    ) -> model::Result<()> {
+        for r in &self.0 {
+            if (types.is_empty() || types.contains(&r.ty)) && visit(r) {
+                break;
+            }
+        }
+        Ok(())
+    }
+}
 
 fuzz_target!(|data: &[u8]| {
     let Some((&selector, bytes)) = data.split_first() else {
@@ -44,6 +71,8 @@ fuzz_target!(|data: &[u8]| {
             "st": 4, "cni": 2, "cbs": 10, "mni": 5, "cr": "Cae1"}),
         serde_json::json!({"ri": "cin1", "rn": "cin_1", "ty": 4, "cnf": "text/plain:0",
             "cs": 3, "con": "abc", "ct": "20250101T000001", "st": 0}),
+        serde_json::json!({"ri": "cin2", "rn": "cin_2", "ty": 4, "cnf": "application/json:0",
+            "cs": 40, "con": "{\"t\": 21.5, \"u\": \"Cel\", \"a\": [1, {\"b\": \"x\"}]}"}),
         // The newer types: a flexContainer's custom attributes, a series, a management object.
         serde_json::json!({"ri": "fcnt1", "rn": "switch", "ty": 28, "st": 1, "cs": 1,
             "cnd": "org.onem2m.common.moduleclass.binarySwitch", "powSe": true,
@@ -54,6 +83,7 @@ fuzz_target!(|data: &[u8]| {
             "bts": 1}),
         serde_json::json!({}),
     ];
+    let mut family = All(Vec::new());
     for attrs in &resources {
         let Some(attrs) = attrs.as_object() else {
             continue;
@@ -61,5 +91,18 @@ fuzz_target!(|data: &[u8]| {
         for ty in ResourceType::ALL {
             let _ = fc.matches(ty, attrs);
         }
+        let ty = attrs
+            .get("ty")
+            .and_then(serde_json::Value::as_u64)
+            .and_then(|t| ResourceType::from_code(t).ok())
+            .unwrap_or(ResourceType::Container);
+        family.0.push(Resource {
+            ty,
+            srn: "cse-in/x".into(),
+            attrs: attrs.clone(),
+        });
+    }
+    for r in family.0.clone() {
+        let _ = fc.matches_with(&r, &mut family);
     }
 });

@@ -108,6 +108,21 @@ fn filter_into(fc: &FilterCriteria, q: &mut Query) {
     for (name, value) in &fc.atr {
         q.value(name, value);
     }
+    q.list("clbl", &fc.clbl);
+    q.list("palb", &fc.palb);
+    let types = |list: &[model::ResourceType]| -> Vec<String> {
+        list.iter().map(|t| t.code().to_string()).collect()
+    };
+    q.list("chty", &types(&fc.chty));
+    q.list("pty", &types(&fc.pty));
+    for (name, value) in &fc.catr {
+        q.value(&format!("c.{name}"), value);
+    }
+    for (name, value) in &fc.patr {
+        q.value(&format!("p.{name}"), value);
+    }
+    q.opt("cfs", fc.cfs);
+    q.opt("cfq", fc.cfq.as_ref());
 }
 
 /// A query string under construction.
@@ -213,6 +228,14 @@ mod tests {
             ("lvl", "2"),
             ("ofst", "5"),
             ("fo", "2"),
+            ("clbl", "room:1"),
+            ("palb", "site"),
+            ("chty", "4"),
+            ("pty", "2+3"),
+            ("c.cni", "2"),
+            ("p.api", "N+x y"),
+            ("cfs", "1"),
+            ("cfq", "$.t GT 20 AND $.u EQ \"a b+c\""),
         ] {
             fc.add(k, v).expect("valid test criterion");
         }

@@ -12,6 +12,7 @@
 use crate::addressing::Target;
 use crate::content::child_ref;
 use crate::page::{self, Bounds, Shape};
+use crate::relatives::Kin;
 use crate::{addressing, real_target, Caller, Cse};
 use model::filter::RelativePath;
 use model::{
@@ -50,6 +51,9 @@ impl Cse {
             srn: &root.srn,
             max_depth: req.fc.lvl,
         };
+        let mut may_read =
+            |r: &Resource| gate.permits(&caller.originator, &facts, r, AccessOperation::RETRIEVE);
+        let mut kin = Kin::new(self.store.as_ref(), &mut may_read, caller.tokens.is_empty());
         let page = page::collect(
             self.store.as_ref(),
             &page::scan(scope, &req.fc),
@@ -64,6 +68,7 @@ impl Cse {
                 },
                 by_parent: caller.tokens.is_empty(),
             },
+            &mut kin,
         )?;
         let found = match &req.fc.arp {
             Some(path) => self.apply_relative_path(path, &page.found, &mut |r| {

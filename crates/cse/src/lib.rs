@@ -32,6 +32,7 @@ pub mod outbound;
 mod page;
 mod polling;
 pub mod records;
+mod relatives;
 mod resources;
 mod retrieve;
 pub mod security_context;

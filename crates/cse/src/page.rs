@@ -11,6 +11,7 @@
 //! the response says so with Content Status partial and the Content Offset to continue from.
 
 use crate::access::governed_by_parent;
+use model::filter::Relatives;
 use model::{ContentStatus, FilterCriteria, Resource, ResourceType, Response, Result};
 use std::collections::HashMap;
 use store::{Entry, Flow, Peek, Scan, Scope, Store, Visitor};
@@ -83,14 +84,16 @@ pub(crate) struct Admission<'a> {
     pub(crate) by_parent: bool,
 }
 
-/// Collects one page: each scanned resource must match `fc` and be admitted (its own
-/// access decision) before it counts.
+/// Collects one page: each scanned resource must match `fc` (its relatives read through
+/// `relatives` for the criteria on them) and be admitted (its own access decision) before
+/// it counts.
 pub(crate) fn collect(
     store: &dyn Store,
     scan: &Scan<'_>,
     fc: &FilterCriteria,
     bounds: Bounds,
     admission: Admission<'_>,
+    relatives: &mut dyn Relatives,
 ) -> Result<Page> {
     if bounds.lim == Some(0) {
         return Ok(Page::default());
@@ -108,6 +111,7 @@ pub(crate) fn collect(
         fc,
         bounds,
         admission,
+        relatives,
         by_index,
         decided: HashMap::new(),
         matched: 0,
@@ -124,6 +128,7 @@ struct Collector<'f, 'a> {
     fc: &'f FilterCriteria,
     bounds: Bounds,
     admission: Admission<'a>,
+    relatives: &'f mut dyn Relatives,
     by_index: bool,
     /// Decisions shared by siblings: (parent, type) -> admitted.
     decided: HashMap<(String, ResourceType), bool>,
@@ -148,7 +153,7 @@ impl Visitor for Collector<'_, '_> {
     }
 
     fn visit(&mut self, r: Resource) -> Result<Flow> {
-        if !self.fc.matches(r.ty, &r.attrs) {
+        if !self.fc.matches_with(&r, self.relatives)? {
             return Ok(Flow::Continue);
         }
         // Its own access decision, and no content instance of a container that disables

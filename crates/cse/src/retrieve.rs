@@ -8,6 +8,7 @@
 use crate::addressing::Target;
 use crate::content::{child_ref, embed, representation};
 use crate::page::{self, Bounds, Shape};
+use crate::relatives::Kin;
 use crate::resources;
 use crate::subscription::Event;
 use crate::{real_target, Caller, Cse};
@@ -149,6 +150,9 @@ impl Cse {
             srn: &parent.srn,
             max_depth: req.fc.lvl,
         };
+        let mut may_read =
+            |r: &Resource| gate.permits(&caller.originator, &facts, r, AccessOperation::RETRIEVE);
+        let mut kin = Kin::new(self.store.as_ref(), &mut may_read, caller.tokens.is_empty());
         page::collect(
             self.store.as_ref(),
             &page::scan(scope, &req.fc),
@@ -160,6 +164,7 @@ impl Cse {
                 },
                 by_parent: caller.tokens.is_empty(),
             },
+            &mut kin,
         )
     }
 }

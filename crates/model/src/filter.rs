@@ -2,11 +2,14 @@
 //! retrieval, parsed strictly and evaluated against stored resources.
 
 use crate::attributes;
+use crate::content_filter::ContentQuery;
 use crate::error::{Error, Result};
+use crate::resource::Resource;
 use crate::rsc::ResponseStatusCode;
 use crate::time::{self, Timestamp};
 use crate::types::ResourceType;
 use serde_json::{Map, Value};
+use std::sync::Arc;
 
 /// The filter criteria this CSE understands. Unknown criteria are refused with 4000, so a
 /// client never believes a filter was applied when it was ignored.
@@ -67,6 +70,62 @@ pub struct FilterCriteria {
     pub gsf: Option<u64>,
     /// The three geo-query criteria read together by [`validate`](Self::validate).
     pub geo: Option<crate::location::GeoQuery>,
+    /// Labels a child must have (`childLabels`, clause 7.3.3.17.5): parents of a child with
+    /// any of them match.
+    pub clbl: Vec<String>,
+    /// Labels the parent must have (`parentLabels`, `palb`, clause 7.3.3.17.5).
+    pub palb: Vec<String>,
+    /// Types a child must have (`childResourceType`, clause 7.3.3.17.6).
+    pub chty: Vec<ResourceType>,
+    /// Types the parent must have (`parentResourceType`, clause 7.3.3.17.6).
+    pub pty: Vec<ResourceType>,
+    /// Attribute conditions on a child (`childAttribute`, clause 7.3.3.17.9): one criterion,
+    /// met when some child meets any of them.
+    pub catr: Vec<(String, String)>,
+    /// Attribute conditions on the parent (`parentAttribute`, clause 7.3.3.17.9).
+    pub patr: Vec<(String, String)>,
+    /// The syntax of `cfq` (`contentFilterSyntax`, clause 7.3.3.17.13; 1 JSON path).
+    pub cfs: Option<u64>,
+    /// The content-based query as given (`contentFilterQuery`).
+    pub cfq: Option<String>,
+    /// `cfs` and `cfq` read together once both are there.
+    pub content: Option<ContentQuery>,
+}
+
+/// The parent and children of a resource as the originator may see them, for the criteria on
+/// relatives (`palb`, `pty`, `patr`, `clbl`, `chty`, `catr`). The CSE implements it with its
+/// store and its access decisions: a relative the originator may not RETRIEVE is not shown,
+/// so that no resource is selected through it.
+pub trait Relatives {
+    /// The parent of `of`, if it exists and the originator may RETRIEVE it.
+    fn parent(&mut self, of: &Resource) -> Result<Option<Arc<Resource>>>;
+    /// Shows `visit` the children of `of` that the originator may RETRIEVE (only those of
+    /// `types` when not empty), until `visit` answers true (enough seen).
+    fn children(
+        &mut self,
+        of: &Resource,
+        types: &[ResourceType],
+        visit: &mut dyn FnMut(&Resource) -> bool,
+    ) -> Result<()>;
+}
+
+/// Relatives of no one: every criterion on a parent or child is unmet.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct NoRelatives;
+
+impl Relatives for NoRelatives {
+    fn parent(&mut self, _of: &Resource) -> Result<Option<Arc<Resource>>> {
+        Ok(None)
+    }
+
+    fn children(
+        &mut self,
+        _of: &Resource,
+        _types: &[ResourceType],
+        _visit: &mut dyn FnMut(&Resource) -> bool,
+    ) -> Result<()> {
+        Ok(())
+    }
 }
 
 /// One `labelsQuery` expression (clause 7.3.3.17.16) on labels of the form `key` or
@@ -201,9 +260,8 @@ impl RelativePath {
 const NOT_AN_ATTRIBUTE_CONDITION: &[&str] = &["ct", "lt", "st", "et", "lbl", "ty", "cs", "cnf"];
 
 /// Criteria TS-0004 defines that this CSE does not implement: refused with 5001
-/// (clause 7.3.2.1) rather than ignored. Semantic and content-based discovery, the
-/// labels query, criteria on parents and children, and the relative path.
-const NOT_IMPLEMENTED: &[&str] = &["smf", "cfs", "cfq", "clbl", "plbl", "chty", "pty"];
+/// (clause 7.3.2.1) rather than ignored. Semantic discovery.
+const NOT_IMPLEMENTED: &[&str] = &["smf"];
 
 /// Whether a name is an attribute of some resource type this CSE hosts (and supports: one
 /// of [`attributes::Kind::Unsupported`] is never stored, so a condition on it could only
@@ -236,7 +294,10 @@ fn int(key: &str, v: &str) -> Result<u64> {
 impl FilterCriteria {
     /// Whether a criterion is a list whose items the HTTP query form joins with `+`.
     pub fn is_list(key: &str) -> bool {
-        matches!(key, "lbl" | "cty" | "ty" | "lbq")
+        matches!(
+            key,
+            "lbl" | "cty" | "ty" | "lbq" | "clbl" | "palb" | "plbl" | "chty" | "pty"
+        )
     }
 
     /// Adds one `key=value` criterion in its decoded query form: list criteria are split on
@@ -291,27 +352,57 @@ impl FilterCriteria {
             "arp" => self.arp = Some(RelativePath::parse(value)?),
             "ty" => self.ty.push(ResourceType::from_code(int(key, value)?)?),
             "gmty" | "geom" | "gsf" => self.add_geo(key, value)?,
-            _ if NOT_IMPLEMENTED.contains(&key)
-                || key.starts_with("c.")
-                || key.starts_with("p.")
-                || is_unsupported_attribute(key) =>
-            {
+            "clbl" => self.clbl.push(value.to_owned()),
+            // `palb` is the short name of TS-0004 table 8.2.5-1; `plbl` the one some clients send.
+            "palb" | "plbl" => self.palb.push(value.to_owned()),
+            "chty" => self.chty.push(ResourceType::from_code(int(key, value)?)?),
+            "pty" => self.pty.push(ResourceType::from_code(int(key, value)?)?),
+            "cfs" | "cfq" => self.add_content(key, value)?,
+            _ if NOT_IMPLEMENTED.contains(&key) => {
                 return Err(Error::new(
                     ResponseStatusCode::NotImplemented,
                     format!("filter criterion '{key}' is not supported"),
                 ))
             }
-            _ if NOT_AN_ATTRIBUTE_CONDITION.contains(&key) => {
-                return Err(Error::bad_request(format!(
-                    "'{key}' cannot be an attribute condition (TS-0004 7.3.3.17.9)"
-                )))
-            }
-            _ if is_attribute(key) => self.atr.push((key.to_owned(), value.to_owned())),
             _ => {
-                return Err(Error::bad_request(format!(
-                    "unknown filter criterion '{key}'"
-                )))
+                // `c.name=value` and `p.name=value`: conditions on a child's or the parent's
+                // attribute (childAttribute, parentAttribute); `name=value` on the resource's.
+                let (list, name) = if let Some(name) = key.strip_prefix("c.") {
+                    (&mut self.catr, name)
+                } else if let Some(name) = key.strip_prefix("p.") {
+                    (&mut self.patr, name)
+                } else {
+                    (&mut self.atr, key)
+                };
+                check_attribute_condition(key, name)?;
+                list.push((name.to_owned(), value.to_owned()));
             }
+        }
+        Ok(())
+    }
+
+    /// `cfs` or `cfq`; once both are there, the query is read (4000 for a syntax Release 3
+    /// does not define or a malformed query) so that matching never parses it again.
+    fn add_content(&mut self, key: &str, value: &str) -> Result<()> {
+        if key == "cfs" {
+            if self.cfs.is_some() {
+                return Err(Error::bad_request("contentFilterSyntax is given once"));
+            }
+            let syntax = int(key, value)?;
+            if syntax != crate::content_filter::JSON_PATH_SYNTAX {
+                return Err(Error::bad_request(format!(
+                    "contentFilterSyntax {syntax} is not defined (1: JSON_PATH_SYNTAX)"
+                )));
+            }
+            self.cfs = Some(syntax);
+        } else {
+            if self.cfq.is_some() {
+                return Err(Error::bad_request("contentFilterQuery is given once"));
+            }
+            self.cfq = Some(value.to_owned());
+        }
+        if let (Some(syntax), Some(query)) = (self.cfs, &self.cfq) {
+            self.content = Some(ContentQuery::parse(syntax, query)?);
         }
         Ok(())
     }
@@ -339,7 +430,9 @@ impl FilterCriteria {
         Ok(())
     }
 
-    /// Parses the JSON form of `fc` (as carried by non-HTTP bindings).
+    /// Parses the JSON form of `fc` (as carried by non-HTTP bindings). Attribute conditions
+    /// come as `atr`, `catr` and `patr` lists of `m2m:attribute` (`{"nm": .., "val": ..}`),
+    /// or, for `atr`, as members named by the attribute.
     pub fn from_json(v: &Value) -> Result<Self> {
         let obj = v
             .as_object()
@@ -348,6 +441,28 @@ impl FilterCriteria {
         for (k, v) in obj {
             if k == "geom" && v.is_array() {
                 fc.add_item(k, &v.to_string())?;
+                continue;
+            }
+            if let Some(prefix) = match k.as_str() {
+                "atr" => Some(""),
+                "catr" => Some("c."),
+                "patr" => Some("p."),
+                _ => None,
+            } {
+                let items = match v {
+                    Value::Array(a) => a.as_slice(),
+                    other => std::slice::from_ref(other),
+                };
+                for item in items {
+                    let name = item.get("nm").and_then(Value::as_str);
+                    let value = item.get("val").map(scalar).transpose()?;
+                    let (Some(name), Some(value)) = (name, value) else {
+                        return Err(Error::bad_request(format!(
+                            "{k} items are m2m:attribute objects with nm and val"
+                        )));
+                    };
+                    fc.add_item(&format!("{prefix}{name}"), &value)?;
+                }
                 continue;
             }
             let items: Vec<String> = match v {
@@ -375,6 +490,12 @@ impl FilterCriteria {
             ));
         }
         crate::location::GeoQuery::from_parts(self.gmty, self.geom.as_deref(), self.gsf)?;
+        // Clause 7.3.3.17.13: a query needs its syntax, and the syntax its query.
+        if self.cfs.is_some() != self.cfq.is_some() {
+            return Err(Error::bad_request(
+                "contentFilterSyntax and contentFilterQuery go together",
+            ));
+        }
         Ok(())
     }
 
@@ -397,18 +518,127 @@ impl FilterCriteria {
             || !self.atr.is_empty()
             || !self.lbq.is_empty()
             || self.geo.is_some()
+            || self.content.is_some()
+            || self.has_related_conditions()
     }
 
     /// True when a condition reads an attribute's value by name (clause 7.3.3.17.9).
-    /// The geo-query reads `loc`, so it counts.
+    /// The geo-query reads `loc` and the content filter `con`, so they count.
     pub fn has_attribute_conditions(&self) -> bool {
-        !self.atr.is_empty() || self.geo.is_some()
+        !self.atr.is_empty() || self.geo.is_some() || self.content.is_some()
+    }
+
+    /// True when a condition is on the parent (`palb`, `pty`, `patr`) or on the children
+    /// (`clbl`, `chty`, `catr`), which [`matches_with`](Self::matches_with) reads.
+    pub fn has_related_conditions(&self) -> bool {
+        self.has_parent_conditions() || self.has_child_conditions()
+    }
+
+    fn has_parent_conditions(&self) -> bool {
+        !self.palb.is_empty() || !self.pty.is_empty() || !self.patr.is_empty()
+    }
+
+    fn has_child_conditions(&self) -> bool {
+        !self.clbl.is_empty() || !self.chty.is_empty() || !self.catr.is_empty()
+    }
+
+    /// Whether a resource matches, its relatives' criteria included (read through
+    /// `relatives` only when the resource's own criteria leave the answer open). Each
+    /// criterion on relatives is one condition tag (clauses 7.3.3.17.5, .6 and .9), combined
+    /// with the others by `fo`: `clbl` is met when some child has one of the labels, `chty`
+    /// when some child has one of the types, `catr` when some child meets one of the
+    /// attribute conditions (not necessarily the same child for each); `palb`, `pty` and
+    /// `patr` likewise on the parent.
+    pub fn matches_with(&self, r: &Resource, relatives: &mut dyn Relatives) -> Result<bool> {
+        let mut results = self.own_results(r.ty, &r.attrs);
+        if !self.has_related_conditions() {
+            return Ok(self.combine(&results));
+        }
+        let or = self.fo == Some(2);
+        let settled = |results: &[bool]| {
+            if or {
+                results.iter().any(|b| *b)
+            } else {
+                results.iter().any(|b| !*b)
+            }
+        };
+        if settled(&results) {
+            return Ok(or);
+        }
+        if self.has_parent_conditions() {
+            let parent = relatives.parent(r)?;
+            let parent = parent.as_deref();
+            if !self.palb.is_empty() {
+                results.push(parent.is_some_and(|p| has_label(&p.attrs, &self.palb)));
+            }
+            if !self.pty.is_empty() {
+                results.push(parent.is_some_and(|p| self.pty.contains(&p.ty)));
+            }
+            if !self.patr.is_empty() {
+                let fu = self.fu;
+                results.push(parent.is_some_and(|p| attribute_met(&self.patr, p, fu)));
+            }
+            if settled(&results) {
+                return Ok(or);
+            }
+        }
+        if self.has_child_conditions() {
+            // One pass over the children decides the three criteria; it stops as soon as
+            // the outcome is known. Only `chty` alone lets the store select by type.
+            let wanted = [
+                !self.clbl.is_empty(),
+                !self.chty.is_empty(),
+                !self.catr.is_empty(),
+            ];
+            let mut met = [false; 3];
+            let types: &[ResourceType] = if wanted == [false, true, false] {
+                &self.chty
+            } else {
+                &[]
+            };
+            relatives.children(r, types, &mut |c| {
+                met[0] = met[0] || (wanted[0] && has_label(&c.attrs, &self.clbl));
+                met[1] = met[1] || (wanted[1] && self.chty.contains(&c.ty));
+                met[2] = met[2] || (wanted[2] && attribute_met(&self.catr, c, self.fu));
+                if or {
+                    met.iter().any(|m| *m)
+                } else {
+                    wanted.iter().zip(met).all(|(w, m)| !w || m)
+                }
+            })?;
+            results.extend(wanted.iter().zip(met).filter(|(w, _)| **w).map(|(_, m)| m));
+        }
+        Ok(self.combine(&results))
     }
 
     /// Whether a resource (its attribute map) matches the conditions. A range given by two
     /// tags (`cra`/`crb`, `ms`/`us`, `stb`/`sts`, `exa`/`exb`, `sza`/`szb`) is one criterion,
     /// as clauses 7.3.3.17.1 to .4 and .7 define it; `fo` combines the criteria.
+    /// Criteria on relatives are unmet here (no relatives are known): see
+    /// [`matches_with`](Self::matches_with).
     pub fn matches(&self, ty: ResourceType, attrs: &Map<String, Value>) -> bool {
+        let mut results = self.own_results(ty, attrs);
+        if self.has_parent_conditions() || self.has_child_conditions() {
+            results.push(false);
+        }
+        self.combine(&results)
+    }
+
+    /// `fo` applied to the criteria's outcomes: all (AND, the default) or any (OR); no
+    /// criterion is a match.
+    fn combine(&self, results: &[bool]) -> bool {
+        if results.is_empty() {
+            return true;
+        }
+        if self.fo == Some(2) {
+            results.iter().any(|b| *b)
+        } else {
+            results.iter().all(|b| *b)
+        }
+    }
+
+    /// The outcome of each criterion on the resource's own attributes.
+    fn own_results(&self, ty: ResourceType, attrs: &Map<String, Value>) -> Vec<bool> {
         let ts = |k: &str| {
             attrs
                 .get(k)
@@ -483,15 +713,54 @@ impl FilterCriteria {
         if let Some(q) = &self.geo {
             results.push(attributes::find(ty, "loc").is_some() && q.matches(attrs.get("loc")));
         }
-        if results.is_empty() {
-            return true;
+        if let Some(q) = &self.content {
+            // Annex J of TS-0001: the content of <contentInstance> resources.
+            results.push(ty == ResourceType::ContentInstance && q.matches_instance(attrs));
         }
-        if self.fo == Some(2) {
-            results.iter().any(|b| *b)
-        } else {
-            results.iter().all(|b| *b)
-        }
+        results
     }
+}
+
+/// Whether any of the resource's labels is one of `wanted` (clause 7.3.3.17.5).
+fn has_label(attrs: &Map<String, Value>, wanted: &[String]) -> bool {
+    attrs.get("lbl").and_then(Value::as_array).is_some_and(|l| {
+        l.iter()
+            .any(|v| v.as_str().is_some_and(|s| wanted.iter().any(|x| x == s)))
+    })
+}
+
+/// Whether the resource meets any of the attribute conditions (clause 7.3.3.17.9): it has
+/// the attribute (by its type) and the value matches.
+fn attribute_met(conditions: &[(String, String)], r: &Resource, fu: Option<u8>) -> bool {
+    conditions.iter().any(|(name, wanted)| {
+        attributes::find(r.ty, name).is_some()
+            && r.attrs
+                .get(name)
+                .is_some_and(|v| value_matches(v, wanted, fu == Some(1)))
+    })
+}
+
+/// Refuses a name as an attribute condition (`key` as given, `name` without its `c.` or
+/// `p.`): 5001 for an attribute the tables define but this CSE does not support, 4000 for
+/// one clause 7.3.3.17.9 forbids or for a name that is no attribute.
+fn check_attribute_condition(key: &str, name: &str) -> Result<()> {
+    if is_unsupported_attribute(name) {
+        return Err(Error::new(
+            ResponseStatusCode::NotImplemented,
+            format!("filter criterion '{key}' is not supported"),
+        ));
+    }
+    if NOT_AN_ATTRIBUTE_CONDITION.contains(&name) {
+        return Err(Error::bad_request(format!(
+            "'{name}' cannot be an attribute condition (TS-0004 7.3.3.17.9)"
+        )));
+    }
+    if !is_attribute(name) {
+        return Err(Error::bad_request(format!(
+            "unknown filter criterion '{key}'"
+        )));
+    }
+    Ok(())
 }
 
 /// Whether an attribute's value matches a condition's value, given as text (the HTTP query
@@ -536,8 +805,9 @@ fn scalar(v: &Value) -> Result<String> {
     match v {
         Value::String(s) => Ok(s.clone()),
         Value::Number(n) => Ok(n.to_string()),
+        Value::Bool(b) => Ok(b.to_string()),
         _ => Err(Error::bad_request(
-            "filter criteria values must be strings or numbers",
+            "filter criteria values must be strings, numbers or booleans",
         )),
     }
 }
@@ -629,8 +899,163 @@ mod tests {
         assert_eq!(code("ct"), Some(ResponseStatusCode::BadRequest));
         assert_eq!(code("nosuch"), Some(ResponseStatusCode::BadRequest));
         // `gpi` is defined for <subscription> but not supported (never stored).
-        for k in ["smf", "c.rn", "p.lbl", "chty", "gpi"] {
+        for k in ["smf", "gpi", "c.gpi", "p.gpi"] {
             assert_eq!(code(k), Some(ResponseStatusCode::NotImplemented), "{k}");
+        }
+        for k in ["p.lbl", "c.ty", "c.nosuch", "p."] {
+            assert_eq!(code(k), Some(ResponseStatusCode::BadRequest), "{k}");
+        }
+    }
+
+    /// A parent and children given as they are, for [`FilterCriteria::matches_with`].
+    struct Family {
+        parent: Option<Arc<Resource>>,
+        children: Vec<Resource>,
+        read: usize,
+    }
+
+    impl Relatives for Family {
+        fn parent(&mut self, _of: &Resource) -> Result<Option<Arc<Resource>>> {
+            Ok(self.parent.clone())
+        }
+
+        fn children(
+            &mut self,
+            _of: &Resource,
+            types: &[ResourceType],
+            visit: &mut dyn FnMut(&Resource) -> bool,
+        ) -> Result<()> {
+            for c in &self.children {
+                if types.is_empty() || types.contains(&c.ty) {
+                    self.read += 1;
+                    if visit(c) {
+                        break;
+                    }
+                }
+            }
+            Ok(())
+        }
+    }
+
+    fn resource(ty: ResourceType, v: Value) -> Resource {
+        Resource {
+            ty,
+            srn: "cse-in/x".into(),
+            attrs: attrs(v),
+        }
+    }
+
+    /// Clauses 7.3.3.17.5, .6 and .9: criteria on the parent and on the children, each a
+    /// condition tag of its own, combined by `fo`; without relatives they are unmet.
+    #[test]
+    fn criteria_on_relatives() {
+        let cnt = resource(ResourceType::Container, json!({"rn": "c", "lbl": ["own"]}));
+        let mut family = Family {
+            parent: Some(Arc::new(resource(
+                ResourceType::Ae,
+                json!({"api": "Nfleet", "lbl": ["site:1"]}),
+            ))),
+            children: vec![
+                resource(ResourceType::Container, json!({"lbl": ["x"], "cni": 0})),
+                resource(
+                    ResourceType::ContentInstance,
+                    json!({"lbl": ["hot"], "cs": 2}),
+                ),
+            ],
+            read: 0,
+        };
+        let fc = |pairs: &[(&str, &str)]| {
+            let mut fc = FilterCriteria::default();
+            for (k, v) in pairs {
+                fc.add(k, v).expect(k);
+            }
+            fc
+        };
+        let mut on = |f: FilterCriteria| f.matches_with(&cnt, &mut family).expect("matches");
+        assert!(on(fc(&[("clbl", "hot")])) && !on(fc(&[("clbl", "own")])));
+        assert!(on(fc(&[("chty", "4")])) && !on(fc(&[("chty", "23")])));
+        assert!(on(fc(&[("c.cni", "0")])) && !on(fc(&[("c.cni", "1")])));
+        assert!(on(fc(&[("palb", "site:1")])) && on(fc(&[("plbl", "site:1")])));
+        assert!(on(fc(&[("pty", "2")])) && !on(fc(&[("pty", "5")])));
+        assert!(on(fc(&[("p.api", "Nfleet")])) && !on(fc(&[("p.api", "Nother")])));
+        // Wildcards in discovery only, as for the resource's own attributes.
+        assert!(!on(fc(&[("p.api", "Nfl*")])) && on(fc(&[("p.api", "Nfl*"), ("fu", "1")])));
+        // Different children may meet different criteria; AND needs each met.
+        assert!(on(fc(&[("clbl", "hot"), ("c.cni", "0")])));
+        assert!(!on(fc(&[("clbl", "hot"), ("chty", "23")])));
+        assert!(on(fc(&[("clbl", "hot"), ("chty", "23"), ("fo", "2")])));
+        // The resource's own criteria still apply with AND.
+        assert!(!on(fc(&[("lbl", "nope"), ("clbl", "hot")])));
+        assert!(on(fc(&[("lbl", "nope"), ("clbl", "hot"), ("fo", "2")])));
+        // Without relatives, nothing is met.
+        assert!(!fc(&[("chty", "4")]).matches(ResourceType::Container, &cnt.attrs));
+        assert!(fc(&[("chty", "4"), ("rn", "c"), ("fo", "2")])
+            .matches(ResourceType::Container, &cnt.attrs));
+        // A decided criterion stops the reading: OR met by the own name reads nothing.
+        family.read = 0;
+        let f = fc(&[("rn", "c"), ("clbl", "none"), ("fo", "2")]);
+        assert!(f.matches_with(&cnt, &mut family).expect("matches"));
+        assert_eq!(family.read, 0);
+        // `chty` alone lets the store pick the type.
+        let f = fc(&[("chty", "4")]);
+        assert!(f.matches_with(&cnt, &mut family).expect("matches"));
+        assert_eq!(family.read, 1);
+        // No parent (or one the originator may not read): parent criteria unmet.
+        family.parent = None;
+        let f = fc(&[("pty", "2")]);
+        assert!(!f.matches_with(&cnt, &mut family).expect("matches"));
+    }
+
+    /// Clause 7.3.3.17.13: `cfs` and `cfq` together, syntax 1 only; instances only.
+    #[test]
+    fn content_filter() {
+        let mut fc = FilterCriteria::default();
+        fc.add("cfq", "$.t GT 20").expect("cfq");
+        assert!(fc.validate().is_err(), "cfq without cfs");
+        fc.add("cfs", "1").expect("cfs");
+        assert!(fc.validate().is_ok() && fc.has_conditions() && fc.has_attribute_conditions());
+        let hot = attrs(json!({"con": "{\"t\": 25}", "cnf": "application/json:0"}));
+        assert!(fc.matches(ResourceType::ContentInstance, &hot));
+        assert!(!fc.matches(ResourceType::Container, &hot));
+        let code = |pairs: &[(&str, &str)]| {
+            let mut fc = FilterCriteria::default();
+            pairs
+                .iter()
+                .try_for_each(|(k, v)| fc.add(k, v))
+                .and_then(|()| fc.validate())
+                .err()
+                .map(|e| e.rsc)
+        };
+        let bad = Some(ResponseStatusCode::BadRequest);
+        assert_eq!(code(&[("cfs", "2")]), bad);
+        assert_eq!(code(&[("cfs", "1")]), bad);
+        assert_eq!(code(&[("cfs", "1"), ("cfq", "$.t XX 1")]), bad);
+        assert_eq!(code(&[("cfs", "1"), ("cfs", "1")]), bad);
+        assert_eq!(code(&[("cfs", "1"), ("cfq", "$.t GT 1")]), None);
+    }
+
+    /// The JSON form: `atr`, `catr` and `patr` as `m2m:attribute` lists.
+    #[test]
+    fn json_attribute_lists() {
+        let fc = FilterCriteria::from_json(&json!({
+            "atr": [{"nm": "cni", "val": 2}],
+            "catr": [{"nm": "rn", "val": "x"}],
+            "patr": {"nm": "rr", "val": true},
+            "chty": [4, 3], "clbl": ["a"], "palb": "b", "pty": 2,
+        }))
+        .expect("fc");
+        assert_eq!(fc.atr, vec![("cni".to_owned(), "2".to_owned())]);
+        assert_eq!(fc.catr, vec![("rn".to_owned(), "x".to_owned())]);
+        assert_eq!(fc.patr, vec![("rr".to_owned(), "true".to_owned())]);
+        assert_eq!(fc.chty.len(), 2);
+        assert_eq!((fc.clbl.len(), fc.palb.len(), fc.pty.len()), (1, 1, 1));
+        for bad in [
+            json!({"catr": [{"nm": "rn"}]}),
+            json!({"catr": ["rn"]}),
+            json!({"patr": [{"nm": "lbl", "val": "x"}]}),
+            json!({"atr": [{"nm": "x", "val": {"a": 1}}]}),
+        ] {
+            assert!(FilterCriteria::from_json(&bad).is_err(), "{bad}");
         }
     }
 

@@ -8,6 +8,7 @@
 pub mod attributes;
 pub mod clock;
 pub mod codec;
+pub mod content_filter;
 pub mod error;
 pub mod filter;
 pub mod id;

@@ -19,6 +19,7 @@ mod durability;
 mod dynamic_authorization;
 mod enrolment;
 mod fetch_credentials;
+mod filter_relatives;
 mod flex_container;
 mod full_disk;
 mod gba;

@@ -562,3 +562,65 @@ async fn instances_refused_or_passed_over_by_ofst_are_not_read() {
     assert!(found.iter().all(|n| n.starts_with("open")), "{found:?}");
     assert_eq!(store.scanned() - before, 21);
 }
+
+/// Criteria on children (TS-0004 clauses 7.3.3.17.5, .6, .9) read each child once, through
+/// the store's `(parent, type)` index, and stop as soon as they are decided: a discovery
+/// over a tree costs at most its size twice, never its size squared.
+#[tokio::test]
+async fn criteria_on_children_read_each_child_at_most_once() {
+    let (t, store) = counted(CseConfig::default()).await;
+    let Tree { t, owner, .. } = tree_with(t).await;
+    for k in 0..20 {
+        let rn = format!("k{k:02}");
+        let r = t
+            .create(
+                &owner,
+                "cse-in/owner/open",
+                T::Container,
+                json!({"m2m:cnt": {"rn": rn}}),
+            )
+            .await;
+        assert_eq!(r.rsc, R::Created);
+        for _ in 0..5 {
+            let r = t
+                .create(
+                    &owner,
+                    &format!("cse-in/owner/open/{rn}"),
+                    T::ContentInstance,
+                    json!({"m2m:cin": {"con": "x"}}),
+                )
+                .await;
+            assert_eq!(r.rsc, R::Created);
+        }
+    }
+    let discover = |q: &'static [(&'static str, &'static str)]| {
+        let mut all = vec![("fu", "1")];
+        all.extend_from_slice(q);
+        get(&owner, "cse-in/owner/open", None, &all)
+    };
+    // No child has the label: every candidate's children are read, once each.
+    let before = store.scanned();
+    let r = t.send(discover(&[("ty", "3"), ("clbl", "none")])).await;
+    assert_eq!(r.rsc, R::Ok, "{:?}", r.pc);
+    assert!(names(&r).is_empty());
+    let read = store.scanned() - before;
+    assert!(
+        read <= 20 + 100,
+        "20 containers, 100 instances at most: {read}"
+    );
+    // A child of the type ends each candidate's scan, which the index narrows to the type.
+    let before = store.scanned();
+    let r = t.send(discover(&[("ty", "3"), ("chty", "4")])).await;
+    assert_eq!(names(&r).len(), 20, "{:?}", r.pc);
+    let read = store.scanned() - before;
+    assert!(
+        read <= 20 + 20,
+        "one instance per container at most: {read}"
+    );
+    // Parent criteria read the parent outside the scan, not the candidate's siblings.
+    let before = store.scanned();
+    let r = t.send(discover(&[("ty", "4"), ("pty", "3")])).await;
+    assert_eq!(names(&r).len(), 100, "{:?}", r.pc);
+    let read = store.scanned() - before;
+    assert!(read <= 100, "the candidates only: {read}");
+}
