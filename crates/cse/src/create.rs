@@ -166,6 +166,7 @@ impl Cse {
         };
 
         let mut companions = Vec::new();
+        let mut location_container = None;
         match ty {
             ResourceType::Ae => {
                 resources::ae::prepare(self, caller, req.rvi.as_deref(), &mut resource)?
@@ -218,6 +219,9 @@ impl Cse {
             }
             ResourceType::AccessControlPolicy => {
                 crate::access::pdp::check_adri(&self.config, &resource.attrs)?
+            }
+            ResourceType::LocationPolicy => {
+                location_container = Some(resources::lcp::prepare(self, &parent, &mut resource)?)
             }
             ResourceType::M2mServiceSubscriptionProfile
             | ResourceType::CseBase
@@ -277,7 +281,10 @@ impl Cse {
             // is governed by its container's).
             // A <node> and a <mgmtObj> have no `cr` attribute, but a creator all the same.
             let with_creator = model::attributes::find(ty, "cr").is_some()
-                || matches!(ty, ResourceType::Node | ResourceType::MgmtObj);
+                || matches!(
+                    ty,
+                    ResourceType::Node | ResourceType::MgmtObj | ResourceType::LocationPolicy
+                );
             let recorded_creator = (ty.has_acpi() && with_creator)
                 .then(|| caller.originator.id(&self.config).to_owned());
             let created = store::write(self.store.as_ref(), move |t| {
@@ -299,6 +306,15 @@ impl Cse {
                 }
                 if r.ty == ResourceType::Role {
                     resources::rol::index(t, &r)?;
+                }
+                if let Some(container) = location_container {
+                    // TS-0004 clause 7.4.10.2.1: the container first, then the policy.
+                    resources::lcp::insert_container(
+                        t,
+                        &r,
+                        container,
+                        recorded_creator.as_deref(),
+                    )?;
                 }
                 t.insert(&r)?;
                 resources::crs::write_companions(t, &companions)?;
@@ -328,6 +344,12 @@ impl Cse {
         if ty == ResourceType::TimeSeriesInstance {
             // The first data point starts the series' missing data detection.
             self.monitors.wake(parent.ri());
+        }
+        if let Some(loi) = created.attrs.get("loi").and_then(Value::as_str) {
+            // The location container was created first (TS-0004 clause 7.4.10.2.1).
+            if let Some(container) = self.store.get(loi)? {
+                self.fire(&parent, Event::ChildCreated(&container)).await;
+            }
         }
         self.fire(&parent, Event::ChildCreated(&created)).await;
         for gone in &evicted {

@@ -153,6 +153,7 @@ impl Cse {
                     changes.insert("et".into(), et);
                 }
             }
+            ResourceType::LocationPolicy => model::resources::lcp::validate(&preview.attrs)?,
             ResourceType::CrossResourceSubscription => {
                 model::resources::crs::validate(&preview.attrs, false)?;
                 if changes.contains_key("nu") {
@@ -221,6 +222,10 @@ impl Cse {
                 }
                 ResourceType::Subscription => {
                     resources::ts::forget_window(t, &changes_for_write, &r)?;
+                    Vec::new()
+                }
+                ResourceType::LocationPolicy => {
+                    resources::lcp::follow_lifetime(t, &r, &changes_for_write)?;
                     Vec::new()
                 }
                 _ => Vec::new(),

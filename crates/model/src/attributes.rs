@@ -152,6 +152,7 @@ pub fn table(ty: ResourceType) -> &'static [Attr] {
         ResourceType::TimeSeriesInstance => resources::tsi::ATTRIBUTES,
         ResourceType::Role => resources::rol::ATTRIBUTES,
         ResourceType::Token => resources::tk::ATTRIBUTES,
+        ResourceType::LocationPolicy => resources::lcp::ATTRIBUTES,
     }
 }
 
@@ -678,7 +679,6 @@ mod tests {
             (T::Ae, "regs"),
             (T::Container, "at"),
             (T::Container, "aa"),
-            (T::Container, "li"),
             (T::Subscription, "gpi"),
             (T::Group, "spty"),
             (T::Group, "nar"),
@@ -754,6 +754,7 @@ mod tests {
             Kind::Bool => json!(true),
             Kind::PositiveInt => json!(1),
             Kind::UriList | Kind::PoaList => json!(["http://h/x"]),
+            Kind::OneOf(values) => json!(values.first().copied().unwrap_or(0)),
             _ => json!("Nx"),
         }
     }

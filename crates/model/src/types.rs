@@ -125,11 +125,14 @@ pub enum ResourceType {
     /// 35 `auds`: authorization decision, where a PEP asks this CSE's PDP for a decision
     /// (TS-0003 clause 7.5.2).
     AuthorizationDecision,
+    /// 10 `lcp`: location policy, how a node's location is obtained and the `<container>`
+    /// its positions are kept in.
+    LocationPolicy,
 }
 
 impl ResourceType {
     /// Every type, for tables and tests.
-    pub const ALL: [Self; 22] = [
+    pub const ALL: [Self; 23] = [
         Self::AccessControlPolicy,
         Self::Ae,
         Self::Container,
@@ -152,6 +155,7 @@ impl ResourceType {
         Self::DynamicAuthorizationConsultation,
         Self::CrossResourceSubscription,
         Self::AuthorizationDecision,
+        Self::LocationPolicy,
     ];
 
     /// The `ty` number.
@@ -179,6 +183,7 @@ impl ResourceType {
             Self::DynamicAuthorizationConsultation => 34,
             Self::CrossResourceSubscription => 48,
             Self::AuthorizationDecision => 35,
+            Self::LocationPolicy => 10,
         }
     }
 
@@ -215,6 +220,7 @@ impl ResourceType {
             Self::DynamicAuthorizationConsultation => "dac",
             Self::CrossResourceSubscription => "crs",
             Self::AuthorizationDecision => "auds",
+            Self::LocationPolicy => "lcp",
         }
     }
 
@@ -244,6 +250,7 @@ impl ResourceType {
             Self::DynamicAuthorizationConsultation => "m2m:dac",
             Self::CrossResourceSubscription => "m2m:crs",
             Self::AuthorizationDecision => "m2m:auds",
+            Self::LocationPolicy => "m2m:lcp",
         }
     }
 
@@ -277,6 +284,7 @@ impl ResourceType {
                 Token,
                 CrossResourceSubscription,
                 AuthorizationDecision,
+                LocationPolicy,
             ],
             Ae => &[
                 AccessControlPolicy,
@@ -307,7 +315,8 @@ impl ResourceType {
             | DynamicAuthorizationConsultation
             | Role
             | Token
-            | AuthorizationDecision => &[Subscription],
+            | AuthorizationDecision
+            | LocationPolicy => &[Subscription],
             ContentInstance
             | Subscription
             | PollingChannel
