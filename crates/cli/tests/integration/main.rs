@@ -26,6 +26,7 @@ mod groups;
 mod https_notifications;
 mod key_homes;
 mod location;
+mod location_policy;
 mod log_escaping;
 mod maf;
 mod notifications;
