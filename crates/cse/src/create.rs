@@ -167,6 +167,7 @@ impl Cse {
 
         let mut companions = Vec::new();
         let mut registration_check = None;
+        let mut location_container = None;
         match ty {
             ResourceType::Ae => {
                 registration_check =
@@ -234,6 +235,9 @@ impl Cse {
                 resources::ntp::check_policy(&resource.attrs)?
             }
             ResourceType::PolicyDeletionRules => resources::ntp::check_rules(&resource.attrs)?,
+            ResourceType::LocationPolicy => {
+                location_container = Some(resources::lcp::prepare(self, &parent, &mut resource)?)
+            }
             ResourceType::M2mServiceSubscriptionProfile
             | ResourceType::CseBase
             | ResourceType::Node
@@ -299,6 +303,7 @@ impl Cse {
                         | ResourceType::MgmtObj
                         | ResourceType::Schedule
                         | ResourceType::PolicyDeletionRules
+                        | ResourceType::LocationPolicy
                 );
             let recorded_creator = (ty.has_acpi() && with_creator)
                 .then(|| caller.originator.id(&self.config).to_owned());
@@ -333,6 +338,15 @@ impl Cse {
                 if r.ty == ResourceType::PolicyDeletionRules {
                     resources::ntp::claim_group(t, &r)?;
                 }
+                if let Some(container) = location_container {
+                    // TS-0004 clause 7.4.10.2.1: the container first, then the policy.
+                    resources::lcp::insert_container(
+                        t,
+                        &r,
+                        container,
+                        recorded_creator.as_deref(),
+                    )?;
+                }
                 t.insert(&r)?;
                 resources::crs::write_companions(t, &companions)?;
                 if let Some(key) = remember {
@@ -361,6 +375,12 @@ impl Cse {
         if ty == ResourceType::TimeSeriesInstance {
             // The first data point starts the series' missing data detection.
             self.monitors.wake(parent.ri());
+        }
+        if let Some(loi) = created.attrs.get("loi").and_then(Value::as_str) {
+            // The location container was created first (TS-0004 clause 7.4.10.2.1).
+            if let Some(container) = self.store.get(loi)? {
+                self.fire(&parent, Event::ChildCreated(&container)).await;
+            }
         }
         self.fire(&parent, Event::ChildCreated(&created)).await;
         for gone in &evicted {

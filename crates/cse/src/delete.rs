@@ -73,11 +73,13 @@ impl Cse {
     /// detection of a deleted time series, and sends every deletion notification.
     pub(crate) async fn remove(&self, r: &Resource) -> Result<Vec<Resource>> {
         let ri = r.ri().to_owned();
-        let (gone, credentials, creators) = store::write(self.store.as_ref(), move |t| {
-            let credentials = t.subscriber_credentials_below(&ri)?;
-            let creators = t.creators_below(&ri)?;
+        let (gone, credentials, creators, partners) = store::write(self.store.as_ref(), move |t| {
+            let mut credentials = t.subscriber_credentials_below(&ri)?;
+            let mut creators = t.creators_below(&ri)?;
             let mut gone = t.delete_subtree(&ri)?;
             crate::resources::crs::cascade(t, &mut gone)?;
+            let partners =
+                crate::resources::lcp::cascade(t, &mut gone, &mut credentials, &mut creators)?;
             if let Some(root) = gone.first().filter(|g| g.ty.is_instance()) {
                 if let Some(mut cnt) = t.get(root.pi())? {
                     let cs = root.u64_attr("cs").unwrap_or(0);
@@ -92,7 +94,7 @@ impl Cse {
                     t.update(&cnt)?;
                 }
             }
-            Ok((gone, credentials, creators))
+            Ok((gone, credentials, creators, partners))
         })
         .await?;
         let Some(root) = gone.first() else {
@@ -121,6 +123,13 @@ impl Cse {
         }
         if let Some(parent) = self.store.get(root.pi())? {
             self.fire(&parent, Event::ChildDeleted(root)).await;
+        }
+        // A location policy's container (or the policy of one) went too, from a parent
+        // that stays.
+        for partner in &partners {
+            if let Some(parent) = self.store.get(partner.pi())? {
+                self.fire(&parent, Event::ChildDeleted(partner)).await;
+            }
         }
         Ok(gone)
     }

@@ -182,6 +182,7 @@ impl Cse {
                 resources::ntp::check_policy_update(self, &current, &preview)?
             }
             ResourceType::PolicyDeletionRules => resources::ntp::check_rules(&preview.attrs)?,
+            ResourceType::LocationPolicy => model::resources::lcp::validate(&preview.attrs)?,
             ResourceType::CrossResourceSubscription => {
                 model::resources::crs::validate(&preview.attrs, false)?;
                 if changes.contains_key("nu") {
@@ -250,6 +251,10 @@ impl Cse {
                 }
                 ResourceType::Subscription => {
                     resources::ts::forget_window(t, &changes_for_write, &r)?;
+                    Vec::new()
+                }
+                ResourceType::LocationPolicy => {
+                    resources::lcp::follow_lifetime(t, &r, &changes_for_write)?;
                     Vec::new()
                 }
                 _ => Vec::new(),

@@ -158,6 +158,7 @@ pub fn table(ty: ResourceType) -> &'static [Attr] {
         ResourceType::SemanticDescriptor => resources::smd::ATTRIBUTES,
         ResourceType::NotificationTargetPolicy => resources::ntp::ATTRIBUTES,
         ResourceType::PolicyDeletionRules => resources::pdr::ATTRIBUTES,
+        ResourceType::LocationPolicy => resources::lcp::ATTRIBUTES,
     }
 }
 
@@ -684,7 +685,6 @@ mod tests {
             (T::Ae, "regs"),
             (T::Container, "at"),
             (T::Container, "aa"),
-            (T::Container, "li"),
             (T::Subscription, "gpi"),
             (T::Group, "spty"),
             (T::Group, "nar"),
@@ -760,6 +760,7 @@ mod tests {
             Kind::UriList | Kind::PoaList => json!(["http://h/x"]),
             Kind::Object => json!({}),
             Kind::OneOf(values) => json!(values.last().copied().unwrap_or(0)),
+            Kind::OneOf(values) => json!(values.first().copied().unwrap_or(0)),
             _ => json!("Nx"),
         }
     }

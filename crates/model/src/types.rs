@@ -142,11 +142,14 @@ pub enum ResourceType {
     /// 27 `pdr`: policy deletion rules, one group of the rules under which a notification
     /// target policy's action is taken.
     PolicyDeletionRules,
+    /// 10 `lcp`: location policy, how a node's location is obtained and the `<container>`
+    /// its positions are kept in.
+    LocationPolicy,
 }
 
 impl ResourceType {
     /// Every type, for tables and tests.
-    pub const ALL: [Self; 28] = [
+    pub const ALL: [Self; 29] = [
         Self::AccessControlPolicy,
         Self::Ae,
         Self::Container,
@@ -175,6 +178,7 @@ impl ResourceType {
         Self::SemanticDescriptor,
         Self::NotificationTargetPolicy,
         Self::PolicyDeletionRules,
+        Self::LocationPolicy,
     ];
 
     /// The `ty` number.
@@ -208,6 +212,7 @@ impl ResourceType {
             Self::SemanticDescriptor => 24,
             Self::NotificationTargetPolicy => 26,
             Self::PolicyDeletionRules => 27,
+            Self::LocationPolicy => 10,
         }
     }
 
@@ -250,6 +255,7 @@ impl ResourceType {
             Self::SemanticDescriptor => "smd",
             Self::NotificationTargetPolicy => "ntp",
             Self::PolicyDeletionRules => "pdr",
+            Self::LocationPolicy => "lcp",
         }
     }
 
@@ -285,6 +291,7 @@ impl ResourceType {
             Self::SemanticDescriptor => "m2m:smd",
             Self::NotificationTargetPolicy => "m2m:ntp",
             Self::PolicyDeletionRules => "m2m:pdr",
+            Self::LocationPolicy => "m2m:lcp",
         }
     }
 
@@ -322,6 +329,7 @@ impl ResourceType {
                 AuthorizationInformation,
                 Schedule,
                 NotificationTargetPolicy,
+                LocationPolicy,
             ],
             Ae => &[
                 AccessControlPolicy,
@@ -356,7 +364,8 @@ impl ResourceType {
             | Token
             | AuthorizationDecision
             | AuthorizationPolicy
-            | AuthorizationInformation => &[Subscription],
+            | AuthorizationInformation
+            | LocationPolicy => &[Subscription],
             Subscription => &[Schedule],
             Schedule | SemanticDescriptor => &[Subscription],
             NotificationTargetPolicy => &[PolicyDeletionRules, Subscription],

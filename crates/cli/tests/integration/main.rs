@@ -27,6 +27,7 @@ mod groups;
 mod https_notifications;
 mod key_homes;
 mod location;
+mod location_policy;
 mod log_escaping;
 mod maf;
 mod notification_target_policy;

@@ -10,6 +10,10 @@ use serde_json::json;
 /// Computes `cs`, checks size limits and applies `mia` as an expiration time.
 pub(crate) fn prepare(cse: &Cse, parent: &Resource, r: &mut Resource) -> Result<()> {
     let con = r.attrs.get("con").cloned().unwrap_or_default();
+    if parent.attrs.contains_key("li") {
+        // A location container keeps position fixes (`resources::lcp`).
+        model::resources::lcp::check_position(&con)?;
+    }
     let cs = model::resources::cin::content_size(&con);
     if cs > cse.config.max_content_size {
         return Err(Error::bad_request(format!(

@@ -13,6 +13,7 @@ pub(crate) mod crs;
 pub(crate) mod dac;
 pub(crate) mod fcnt;
 pub(crate) mod grp;
+pub(crate) mod lcp;
 pub(crate) mod mgo;
 pub(crate) mod nod;
 pub(crate) mod ntp;

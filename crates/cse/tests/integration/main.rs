@@ -16,6 +16,7 @@ mod dynamic_authorization;
 mod flex_container;
 mod groups;
 mod location;
+mod location_policy;
 mod polling;
 mod registration;
 mod requests;

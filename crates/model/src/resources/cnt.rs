@@ -5,8 +5,9 @@ use crate::attributes::{attr, Attr, Kind, Presence::*};
 /// Attribute table (TS-0004 tables 7.4.6.1-2 and 7.4.6.1-3). `disr` (disableRetrieval) is
 /// enforced (`cse::resources::cnt`). Defined but not supported, so that a request setting
 /// one is refused with 5001 rather than stored and ignored: `at`/`aa` (announcement: this
-/// CSE announces nothing). `li` (a link to a `<locationPolicy>`, a type this CSE does not
-/// host) is set by the CSE only (NP: 4000).
+/// CSE announces nothing). `li` (locationID: the `<locationPolicy>` whose positions the
+/// container keeps) is set by the CSE only (NP: 4000), when it creates the container for a
+/// policy (`resources::lcp`).
 pub const ATTRIBUTES: &[Attr] = &[
     attr("acpi", Kind::UriList, Optional, Optional),
     // Geo-location, searched by the geo-query of discovery.
@@ -23,7 +24,7 @@ pub const ATTRIBUTES: &[Attr] = &[
     attr("daci", Kind::UriList, Optional, Optional),
     attr("at", Kind::Unsupported, Optional, Optional),
     attr("aa", Kind::Unsupported, Optional, Optional),
-    attr("li", Kind::Unsupported, NotPresent, NotPresent),
+    attr("li", Kind::Uri, NotPresent, NotPresent),
 ];
 
 /// Whether a container disables the retrieval of its content instances (`disr` true): then

@@ -14,6 +14,7 @@ pub mod crs;
 pub mod dac;
 pub mod fcnt;
 pub mod grp;
+pub mod lcp;
 pub mod mgo;
 pub mod mssp;
 pub mod nod;
