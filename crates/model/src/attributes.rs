@@ -760,7 +760,6 @@ mod tests {
             Kind::UriList | Kind::PoaList => json!(["http://h/x"]),
             Kind::Object => json!({}),
             Kind::OneOf(values) => json!(values.last().copied().unwrap_or(0)),
-            Kind::OneOf(values) => json!(values.first().copied().unwrap_or(0)),
             _ => json!("Nx"),
         }
     }
