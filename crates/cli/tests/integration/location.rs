@@ -20,7 +20,12 @@ fn query(gmty: u8, geom: &str, gsf: u8) -> String {
 }
 
 fn found(h: &Http, from: &str, q: &str) -> Vec<String> {
-    let a = h.get(from, &format!("cse-in/ae?{q}"));
+    found_under(h, from, "cse-in/ae", q)
+}
+
+/// The sorted addresses that discovery from `base` with query `q` returns to `from`.
+fn found_under(h: &Http, from: &str, base: &str, q: &str) -> Vec<String> {
+    let a = h.get(from, &format!("{base}?{q}"));
     assert_eq!(a.rsc, 2000, "{q}: {}", a.body);
     let mut uris: Vec<String> = a.body["m2m:uril"]
         .as_array()
@@ -133,21 +138,7 @@ fn a_geo_filter_reveals_nothing_the_originator_cannot_retrieve() {
     }
     assert_eq!(h.get(&other, "cse-in/owner/hidden").rsc, 4103);
     assert_eq!(h.get(&other, "cse-in/owner/shown").rsc, 2000);
-    let under = |q: &str| -> Vec<String> {
-        let a = h.get(&other, &format!("cse-in/owner?{q}"));
-        assert_eq!(a.rsc, 2000, "{q}: {}", a.body);
-        let mut uris: Vec<String> = a.body["m2m:uril"]
-            .as_array()
-            .map(|u| {
-                u.iter()
-                    .filter_map(Value::as_str)
-                    .map(str::to_owned)
-                    .collect()
-            })
-            .unwrap_or_default();
-        uris.sort();
-        uris
-    };
+    let under = |q: &str| found_under(&h, &other, "cse-in/owner", q);
     // Without a condition on a value, DISCOVER alone lists both.
     assert_eq!(
         under("fu=1&ty=3"),
