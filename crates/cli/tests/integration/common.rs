@@ -673,3 +673,27 @@ pub fn spawn_cse(
     }
     (child, urls, log)
 }
+
+/// One request over HTTP with curl (through `Http`), with optional JSON content.
+pub fn call(
+    server: &Server,
+    method: &str,
+    path: &str,
+    from: &str,
+    content: Option<(&str, &str)>,
+) -> (u16, serde_json::Value) {
+    let a = Http { base: server.url() }.send_as(method, from, path, content);
+    (a.rsc, a.body)
+}
+
+/// A CREATE of type `ty` with JSON content, answered as (RSC, body).
+pub fn create(
+    server: &Server,
+    path: &str,
+    from: &str,
+    ty: u16,
+    body: &serde_json::Value,
+) -> (u16, serde_json::Value) {
+    let ct = format!("application/json;ty={ty}");
+    call(server, "POST", path, from, Some((&ct, &body.to_string())))
+}

@@ -9,23 +9,6 @@ use crate::common;
 use common::*;
 use serde_json::{json, Value};
 
-/// One request over HTTP with curl (`common::Http`), with optional JSON content.
-fn call(
-    server: &Server,
-    method: &str,
-    path: &str,
-    from: &str,
-    content: Option<(&str, &str)>,
-) -> (u16, Value) {
-    let a = Http { base: server.url() }.send_as(method, from, path, content);
-    (a.rsc, a.body)
-}
-
-fn create(server: &Server, path: &str, from: &str, ty: u16, body: &Value) -> (u16, Value) {
-    let ct = format!("application/json;ty={ty}");
-    call(server, "POST", path, from, Some((&ct, &body.to_string())))
-}
-
 fn ask(server: &Server, from: &str, question: Value) -> (u16, Value) {
     let body = json!({ "m2m:auds": question }).to_string();
     call(
